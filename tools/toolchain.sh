@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Builds every Go-only tool the project needs from the Go module proxy, pinned in tools/versions.sh,
+# into $TOOLS_DIR/<tool>-<version>/ and links them into $TOOLS_BIN. Idempotent: a tool whose stamp
+# exists is not rebuilt, so a warm run takes seconds.
+#
+#   tools/toolchain.sh            build whatever is missing
+#   tools/toolchain.sh --print    print the bin directory (for PATH)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/versions.sh"
+source "$here/lib.sh"
+
+if [[ ${1:-} == --print ]]; then echo "$TOOLS_BIN"; exit 0; fi
+
+command -v go >/dev/null || die "Go is not installed or not on PATH. Install Go >= $GO_MIN_VERSION (https://go.dev/dl/) and run again."
+go_version=$(go env GOVERSION | sed 's/^go//')
+if [[ $(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_version" | sort -V | head -1) != "$GO_MIN_VERSION" ]]; then
+  die "Go $go_version is too old: Kubernetes ${KUBERNETES_VERSION} needs Go >= $GO_MIN_VERSION."
+fi
+
+mkdir -p "$TOOLS_BIN"
+building=
+trap 'rc=$?; if [[ $rc != 0 && -n $building ]]; then echo "error: building $building failed (exit $rc); see the output above" >&2; fi' EXIT
+# Never let a newer Go be downloaded behind our back, never use cgo (static, portable binaries).
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+built_any=0
+
+# build_tool NAME VERSION FUNCTION: runs FUNCTION with $out set to the tool's versioned dir,
+# records the build time, and links every binary into $TOOLS_BIN.
+build_tool() {
+  local name=$1 version=$2 fn=$3
+  local out=$TOOLS_DIR/$name-$version
+  if [[ -f $out/.stamp ]]; then
+    step "$name $version: cached"
+  else
+    step "$name $version: building (cold builds take minutes; Go caches stay in $(go env GOCACHE))"
+    rm -rf "$out"; mkdir -p "$out/bin"
+    local start; start=$(date +%s)
+    # Not `|| die`: that would switch errexit off inside the build function.
+    building="$name $version"
+    with_heartbeat "$name" "$fn" "$out"
+    building=
+    local took=$(( $(date +%s) - start ))
+    echo "$took" > "$out/.stamp"
+    echo "$(date -u +%FT%TZ) $name $version ${took}s" >> "$TOOLS_DIR/build-times.log"
+    step "$name $version: built in ${took}s"
+    built_any=1
+  fi
+  for b in "$out"/bin/*; do ln -sfn "$b" "$TOOLS_BIN/$(basename "$b")"; done
+}
+
+go_install() { # out module@version
+  GOBIN=$1/bin go install -trimpath "$2"
+}
+
+build_kubernetes() {
+  local out=$1 src=$1/src
+  mkdir -p "$src"
+  local major=${KUBERNETES_VERSION#v}; major=${major%%.*}
+  local minor=${KUBERNETES_VERSION#v*.}; minor=${minor%%.*}
+  # k8s.io/kubernetes replaces its staging modules with ./staging/...; those replaces are ignored
+  # when it is a dependency, so this wrapper replaces every one of them with the published version.
+  # The list is derived from that version's own go.mod, never hand-written.
+  local kmod; kmod=$(curl -fsSL "$(go env GOPROXY | cut -d, -f1)/k8s.io/kubernetes/@v/${KUBERNETES_VERSION}.mod")
+  {
+    echo "module scalableapp.local/kubebuild"
+    echo
+    echo "$kmod" | grep -E '^go ' | head -1
+    echo
+    echo "$kmod" | grep -E '^godebug ' || true
+    echo
+    echo "require k8s.io/kubernetes ${KUBERNETES_VERSION}"
+    echo
+    echo "replace ("
+    echo "$kmod" | grep -E '^\s*k8s\.io/[^ ]+ => \./staging/' | awk -v v="$KUBERNETES_STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
+    echo ")"
+  } > "$src/go.mod"
+  step "  wrapper go.mod replaces $(grep -c '=>' "$src/go.mod") staging modules"
+  local pkg=k8s.io/component-base/version cg=k8s.io/client-go/pkg/version
+  local date; date=$(date -u +%FT%TZ)
+  local ld="-s -w"
+  for p in $pkg $cg; do
+    ld+=" -X $p.gitVersion=${KUBERNETES_VERSION} -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
+  done
+  (cd "$src" && go mod download k8s.io/kubernetes)
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    step "  compiling $cmd"
+    (cd "$src" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ld" -o "$out/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
+  "$out/bin/kube-apiserver" --version | grep -q "${KUBERNETES_VERSION}" || die "kube-apiserver is not stamped with ${KUBERNETES_VERSION}"
+}
+
+build_etcd() {
+  local out=$1 src=$1/src
+  mkdir -p "$src"
+  # etcd's go.mod carries replace directives, so `go install` refuses it; a three-line main does not.
+  cat > "$src/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  printf 'module scalableapp.local/etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > "$src/go.mod"
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/bin/etcd" .)
+}
+
+build_kwok() {
+  go_install "$1" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  go_install "$1" "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}"
+  # kwok's default stages (pod Ready, node heartbeat) ship in its module; keep a copy beside it.
+  local mod; mod=$(go env GOMODCACHE)/sigs.k8s.io/kwok@${KWOK_VERSION}
+  mkdir -p "$1/share"
+  cp -r "$mod/kustomize/stage" "$1/share/stage" 2>/dev/null || true
+  chmod -R u+w "$1/share"
+}
+build_helm() {
+  GOBIN=$1/bin go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION}" "helm.sh/helm/v4/cmd/helm@${HELM_VERSION}"
+}
+build_kind() { go_install "$1" "sigs.k8s.io/kind@${KIND_VERSION}"; }
+build_metrics_server() { go_install "$1" "sigs.k8s.io/metrics-server/cmd/metrics-server@${METRICS_SERVER_VERSION}"; }
+
+step "toolchain into $TOOLS_DIR (Go $go_version)"
+build_tool etcd "$ETCD_VERSION" build_etcd
+build_tool kwok "$KWOK_VERSION" build_kwok
+build_tool helm "$HELM_VERSION" build_helm
+build_tool kind "$KIND_VERSION" build_kind
+build_tool metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
+build_tool kubernetes "$KUBERNETES_VERSION" build_kubernetes
+step "toolchain ready in $TOOLS_BIN ($([[ $built_any == 1 ]] && echo "built missing tools" || echo "all cached"))"
