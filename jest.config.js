@@ -1,0 +1,34 @@
+// Two layers: `unit` needs no cluster; `cluster` runs against a real local control plane that its
+// global setup starts (or reuses when one is already up) and its teardown stops if it started it.
+// ESM throughout, because @kubernetes/client-node 2.x is ESM-only.
+import { readFileSync } from 'node:fs';
+
+// Imports name the .ts files themselves (Node runs them directly); keep them as they are under Jest.
+const { compilerOptions: tsconfig } = JSON.parse(readFileSync(new URL('./tsconfig.json', import.meta.url), 'utf8'));
+const tsJest = {
+  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { ...tsconfig, rewriteRelativeImportExtensions: false } }],
+};
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: tsJest,
+  testEnvironment: 'node',
+};
+
+export default {
+  cacheDirectory: '.jest-cache',
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/operator/**/*.test.ts', '<rootDir>/tools/**/*.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'cluster',
+      testMatch: ['<rootDir>/e2e/**/*.test.ts'],
+      globalSetup: '<rootDir>/e2e/support/global-setup.ts',
+      globalTeardown: '<rootDir>/e2e/support/global-teardown.ts',
+      testTimeout: 240_000,
+    },
+  ],
+};

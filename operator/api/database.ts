@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { doc } from './meta.ts';
+import { image, resources, storage } from './common.ts';
+
+export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
+
+/** Instances of one Postgres cluster (the database tier, and each shard). Shared so shards reuse it. */
+export const postgresInstances = {
+  version: doc(z.string().regex(/^(14|15|16|17|18)$/), 'Postgres major version (14–18). Fixed after creation: a major upgrade needs a migration.').default('17'),
+  image: image('Override of the Postgres image; the official `postgres:<version>` image when omitted.').optional(),
+  resources: resources('CPU and memory for each Postgres container.').default({
+    requests: { cpu: '250m', memory: '512Mi' },
+    limits: { memory: '1Gi' },
+  }),
+  deletionPolicy: doc(z.enum(DELETION_POLICIES), 'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them.').default('Retain'),
+};
+
+export const database = doc(
+  z.object({
+    ...postgresInstances,
+    replicas: doc(z.number().int().min(0).max(9), 'Streaming read replicas besides the primary.').default(2),
+    storage: storage('database', '10Gi').default({ size: '10Gi' }),
+    synchronousReplicas: doc(
+      z.number().int().min(0).max(9),
+      'Commits wait for ANY n replicas (synchronous_standby_names = ANY n (...)); 0 = asynchronous. With n >= 1 a failover only promotes a synchronous standby, so no acknowledged commit is lost.',
+    ).default(0),
+    failover: doc(
+      z.object({
+        enabled: doc(z.boolean(), 'Promote a replica when the primary is lost.').default(true),
+        delaySeconds: doc(z.number().int().min(0).max(3600), 'How long the primary may be gone or unready before failover starts.').default(5),
+      }),
+      'Operator-driven failover.',
+    ).default({ enabled: true, delaySeconds: 5 }),
+  }),
+  'The database tier: a Postgres primary with streaming read replicas, a read-write and a read-only Service, and failover.',
+  {
+    cel: [
+      {
+        rule: 'self.synchronousReplicas <= self.replicas',
+        message: 'synchronousReplicas must be <= replicas',
+        fieldPath: '.synchronousReplicas',
+      },
+      {
+        rule: 'self.version == oldSelf.version',
+        message: 'version is immutable: a Postgres major upgrade needs a migration',
+        fieldPath: '.version',
+        reason: 'FieldValueForbidden',
+      },
+    ],
+  },
+);

@@ -1,0 +1,205 @@
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { spec as specSchema } from './spec.ts';
+import { scalableAppCrd } from './crd.ts';
+import { celFailures } from './testdata/validate.ts';
+import { invalidCorpus, validCorpus } from './testdata/corpus.ts';
+import type { CelRule } from './meta.ts';
+
+const crd = scalableAppCrd();
+const specJson = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec as Parameters<typeof celFailures>[0];
+
+/** Paths the apiserver would name for this spec: schema (zod) errors, then CEL and list-map errors. */
+function errorsFor(spec: unknown, old?: unknown): string[] {
+  const parsed = specSchema.safeParse(spec);
+  const schemaErrors = parsed.success
+    ? []
+    : parsed.error.issues.map((i) =>
+        ['spec', ...i.path].reduce<string>((p, k) => (typeof k === 'number' ? `${p}[${k}]` : p ? `${p}.${String(k)}` : String(k)), ''),
+      );
+  const defaultedOld = old === undefined ? undefined : specSchema.parse(old);
+  const cel = celFailures(specJson, parsed.success ? parsed.data : spec, defaultedOld, 'spec', parsed.success).map((f) => f.path);
+  return [...schemaErrors, ...cel];
+}
+
+describe('valid corpus (manifests/samples)', () => {
+  const valid = validCorpus();
+  it('has at least 10 samples, from a web tier alone to the full stack', () => {
+    expect(valid.length).toBeGreaterThanOrEqual(10);
+    expect(valid.some((v) => Object.keys(v.object.spec).join() === 'web')).toBe(true);
+    const full = valid.find((v) => v.file.includes('full-stack'));
+    expect(Object.keys(full!.object.spec)).toEqual(
+      expect.arrayContaining(['web', 'cache', 'database', 'shards', 'queue', 'consumers', 'edgeCache']),
+    );
+  });
+  it.each(valid.map((v) => [v.file, v.object] as const))('%s is accepted', (_file, object) => {
+    expect(object.apiVersion).toBe('scalableapp.io/v1alpha1');
+    expect(errorsFor(object.spec)).toEqual([]);
+  });
+});
+
+describe('invalid corpus (testdata/invalid.yaml)', () => {
+  const invalid = invalidCorpus();
+  it('has at least 40 cases with unique names', () => {
+    expect(invalid.length).toBeGreaterThanOrEqual(40);
+    expect(new Set(invalid.map((c) => c.name)).size).toBe(invalid.length);
+  });
+  it.each(invalid.map((c) => [c.name, c] as const))('%s is rejected naming its field', (_name, c) => {
+    if (c.update) {
+      expect(errorsFor(c.spec)).toEqual([]); // the starting point must itself be valid
+      expect(errorsFor(c.update, c.spec)).toContain(c.field);
+    } else {
+      expect(errorsFor(c.spec)).toContain(c.field);
+    }
+  });
+});
+
+describe('CEL rules', () => {
+  const allRules: string[] = [];
+  JSON.stringify(specJson, (k, v) => {
+    if (k === 'x-kubernetes-validations') allRules.push(...(v as CelRule[]).map((r) => r.rule));
+    return v;
+  });
+
+  it('every rule is broken by at least one invalid case (no rule goes untested)', () => {
+    const broken = new Set<string>();
+    for (const c of invalidCorpus()) {
+      const parsed = specSchema.safeParse(c.update ?? c.spec);
+      const old = c.update ? specSchema.parse(c.spec) : undefined;
+      for (const f of celFailures(specJson, parsed.success ? parsed.data : (c.update ?? c.spec), old, 'spec', parsed.success)) {
+        if (f.rule) broken.add(f.rule);
+      }
+    }
+    expect(allRules.filter((r) => !broken.has(r))).toEqual([]);
+  });
+
+  it('every rule has a message that names what is allowed', () => {
+    JSON.stringify(specJson, (k, v) => {
+      if (k === 'x-kubernetes-validations') {
+        for (const r of v as CelRule[]) expect(r.message.length).toBeGreaterThan(15);
+      }
+      return v;
+    });
+  });
+
+  const web = { image: 'nginx' };
+  it.each([
+    [{ web: { ...web, autoscaling: { minReplicas: 3, maxReplicas: 3 } } }, []],
+    [{ web: { ...web, autoscaling: { minReplicas: 4, maxReplicas: 3 } } }, ['spec.web.autoscaling.minReplicas']],
+  ])('autoscaling: min == max is allowed, min > max is not (%j)', (spec, errors) => {
+    expect(errorsFor(spec)).toEqual(errors);
+  });
+
+  it.each([
+    [1, true],
+    [2, false],
+    [3, true],
+    [4, false],
+    [5, true],
+    [7, true],
+  ])('queue replicas %i allowed: %s (quorum queues need a majority)', (replicas, ok) => {
+    const errors = errorsFor({ queue: { replicas, queues: [{ name: 'q' }] } });
+    expect(errors.length === 0).toBe(ok);
+  });
+
+  it('exposure: each type accepts exactly its own settings', () => {
+    expect(errorsFor({ web: { ...web, expose: { type: 'LoadBalancer' } } })).toEqual([]);
+    expect(errorsFor({ web: { ...web, expose: { type: 'Ingress', host: 'a.example.com', tlsSecretName: 't' } } })).toEqual([]);
+    expect(errorsFor({ web: { ...web, expose: { type: 'Gateway', host: 'a.example.com', gateway: { name: 'g' } } } })).toEqual([]);
+    expect(errorsFor({ web: { ...web, expose: { type: 'Gateway', host: 'a.example.com', gateway: { name: 'g' }, tlsSecretName: 't' } } })).toEqual([
+      'spec.web.expose.tlsSecretName',
+    ]);
+  });
+
+  it('transition rules allow edits that keep the fixed fields', () => {
+    const before = { shards: { count: 2, key: 'user_id', storage: { size: '1Gi', storageClassName: 'standard' } } };
+    const after = { shards: { count: 3, key: 'user_id', storage: { size: '2Gi', storageClassName: 'standard' } } };
+    expect(errorsFor(after, before)).toEqual([]);
+    expect(errorsFor({ database: { version: '17', replicas: 1 } }, { database: { version: '17', replicas: 2 } })).toEqual([]);
+  });
+
+  it('a consumer may only consume a declared queue', () => {
+    const queue = { queues: [{ name: 'a' }, { name: 'b' }] };
+    expect(errorsFor({ queue, consumers: [{ name: 'x', image: 'w', queue: 'b' }] })).toEqual([]);
+    expect(errorsFor({ queue, consumers: [{ name: 'x', image: 'w', queue: 'c' }] })).toEqual(['spec.consumers']);
+  });
+});
+
+describe('defaults', () => {
+  it('a web tier alone gets safe, documented defaults', () => {
+    const s = specSchema.parse({ web: { image: 'nginx' } });
+    expect(s.web).toEqual({
+      image: 'nginx',
+      port: 8080,
+      replicas: 2,
+      resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
+      expose: { type: 'ClusterIP' },
+      healthCheck: { path: '/healthz', periodSeconds: 10, failureThreshold: 3 },
+      sessions: 'none',
+      env: [],
+    });
+    expect(s.topology).toEqual({ spreadAcrossZones: true, zoneKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' });
+    expect(s.database).toBeUndefined();
+  });
+
+  it('data is retained and failover is on by default; replication is asynchronous unless asked', () => {
+    const s = specSchema.parse({ database: {} });
+    expect(s.database).toMatchObject({
+      version: '17',
+      replicas: 2,
+      deletionPolicy: 'Retain',
+      synchronousReplicas: 0,
+      failover: { enabled: true, delaySeconds: 5 },
+      storage: { size: '10Gi' },
+    });
+  });
+
+  it('cache and queue defaults', () => {
+    const s = specSchema.parse({ cache: {}, queue: { queues: [{ name: 'q' }] }, consumers: [{ name: 'c', image: 'w', queue: 'q', autoscaling: { maxReplicas: 4 } }] });
+    expect(s.cache).toMatchObject({ replicas: 2, memoryHeadroomPercent: 20, evictionPolicy: 'allkeys-lru', defaultTTLSeconds: 300, resources: { limits: { memory: '256Mi' } } });
+    expect(s.queue?.replicas).toBe(3);
+    expect(s.consumers?.[0]?.autoscaling).toEqual({
+      minReplicas: 0,
+      maxReplicas: 4,
+      messagesPerReplica: 100,
+      cooldownSeconds: 300,
+      pollIntervalSeconds: 5,
+      scaleDownStabilizationSeconds: 60,
+    });
+  });
+
+  it('the CRD carries the same defaults, so the apiserver stores what the operator assumes', () => {
+    const web = (specJson.properties!.web as { properties: Record<string, { default?: unknown }> }).properties;
+    expect(web.port!.default).toBe(8080);
+    expect(web.replicas!.default).toBe(2);
+    const db = (specJson.properties!.database as { properties: Record<string, { default?: unknown }> }).properties;
+    expect(db.deletionPolicy!.default).toBe('Retain');
+  });
+});
+
+describe('the generated CRD', () => {
+  it('describes every field, so kubectl explain is useful', () => {
+    const undocumented: string[] = [];
+    const walk = (node: Record<string, unknown>, path: string) => {
+      if (!node.description && path !== 'status') undocumented.push(path);
+      for (const [k, v] of Object.entries((node.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(v, `${path}.${k}`);
+      if (node.items) walk(node.items as Record<string, unknown>, `${path}[]`);
+    };
+    const root = crd.spec.versions[0]!.schema.openAPIV3Schema.properties;
+    walk(root.spec as Record<string, unknown>, 'spec');
+    walk(root.status as Record<string, unknown>, 'status');
+    expect(undocumented).toEqual([]);
+  });
+
+  it('is structural: no unions except int-or-string, no additionalProperties: false', () => {
+    const text = JSON.stringify(crd);
+    expect(text).not.toContain('"additionalProperties":false');
+    expect(text).not.toContain('oneOf');
+    expect(text).not.toContain('propertyNames');
+  });
+
+  it('is checked in and up to date (run `npm run generate` after changing operator/api)', () => {
+    const onDisk = readFileSync(new URL(`../../crds/${crd.metadata.name}.yaml`, import.meta.url), 'utf8');
+    expect(onDisk).toContain(stringify(crd, { lineWidth: 0 }));
+  });
+});

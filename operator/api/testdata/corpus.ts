@@ -1,0 +1,34 @@
+// The two corpora every schema test shares: the samples in manifests/samples (valid) and
+// testdata/invalid.yaml (each with the field its rejection must name).
+import { readdirSync, readFileSync } from 'node:fs';
+import { parse, parseAllDocuments } from 'yaml';
+
+const root = new URL('../../../', import.meta.url);
+
+export interface ValidCase {
+  readonly file: string;
+  readonly object: { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, unknown> };
+}
+
+export interface InvalidCase {
+  readonly name: string;
+  /** Path the error must name, e.g. spec.web.autoscaling.minReplicas. */
+  readonly field: string;
+  readonly spec: Record<string, unknown>;
+  /** When set, `spec` is created first and this update must be rejected. */
+  readonly update?: Record<string, unknown>;
+}
+
+export function validCorpus(): ValidCase[] {
+  const dir = new URL('manifests/samples/', root);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .flatMap((file) =>
+      parseAllDocuments(readFileSync(new URL(file, dir), 'utf8')).map((d) => ({ file, object: d.toJS() })),
+    );
+}
+
+export function invalidCorpus(): InvalidCase[] {
+  return parse(readFileSync(new URL('operator/api/testdata/invalid.yaml', root), 'utf8')) as InvalidCase[];
+}
