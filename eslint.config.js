@@ -1,14 +1,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  { languageOptions: { globals: { ...globals.node } } },
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      // Floating promises lose errors silently in a controller; every one must be awaited or voided.
       'no-restricted-syntax': ['error', { selector: 'CallExpression[callee.property.name="exit"][callee.object.name="process"][arguments.0.value=1]', message: 'Do not process.exit(1) from library code; throw with { cause } and let the entry point decide.' }],
     },
   },

@@ -28,7 +28,7 @@ export default {
       testMatch: ['<rootDir>/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/e2e/support/global-setup.ts',
       globalTeardown: '<rootDir>/e2e/support/global-teardown.ts',
-      testTimeout: 240_000,
+      setupFilesAfterEnv: ['<rootDir>/e2e/support/timeout.ts'],
     },
   ],
 };

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The local Kubernetes the project runs on.
+#
+#   tools/cluster.sh up       start it (a no-op when it already runs) and print where it is
+#   tools/cluster.sh down     stop it and remove everything it made
+#   tools/cluster.sh status   say whether it runs; exit 1 when it does not
+#   tools/cluster.sh kubeconfig   print the kubeconfig path
+#
+# SCALABLEAPP_PROVIDER selects the provider:
+#   kwok (default)  a real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)
+#                   as local processes, with nodes simulated by the KWOK controller; no containers run.
+#   kind            a kind cluster in Docker (needs a Docker engine); pods really run.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+source "$here/versions.sh"
+source "$here/lib.sh"
+
+PROVIDER=${SCALABLEAPP_PROVIDER:-kwok}
+CLUSTER_NAME=${SCALABLEAPP_CLUSTER:-scalableapp}
+CLUSTER_DIR=$SCALABLEAPP_CACHE/clusters/$PROVIDER-$CLUSTER_NAME
+KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig
+export PATH=$TOOLS_BIN:$PATH
+# kwokctl keeps its own state here instead of ~/.kwok, so `down` removes exactly what `up` made.
+export KWOK_WORKDIR=$CLUSTER_DIR/kwok
+ZONES=(zone-a zone-b zone-c)
+NODES_PER_ZONE=${SCALABLEAPP_NODES_PER_ZONE:-2}
+
+kctl() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+running() {
+  [[ -f $KUBECONFIG_PATH ]] && kctl get --raw /readyz >/dev/null 2>&1
+}
+
+nodes_yaml() {
+  local i=0
+  for zone in "${ZONES[@]}"; do
+    for n in $(seq 1 "$NODES_PER_ZONE"); do
+      i=$((i + 1))
+      cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-$zone-$n
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    # metrics-server scrapes this path on the KWOK controller, which serves simulated kubelet
+    # resource metrics per node (pod CPU from the kwok.x-k8s.io/usage-cpu annotation).
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-$zone-$n/metrics/resource
+  labels:
+    type: kwok
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: kwok-$zone-$n
+    node-role.kubernetes.io/agent: ""
+    topology.kubernetes.io/zone: $zone
+    topology.kubernetes.io/region: local
+status:
+  allocatable: { cpu: "8", memory: 32Gi, pods: "110", ephemeral-storage: 100Gi }
+  capacity: { cpu: "8", memory: 32Gi, pods: "110", ephemeral-storage: 100Gi }
+  nodeInfo: { architecture: amd64, operatingSystem: linux, kubeletVersion: fake, kubeProxyVersion: fake }
+  phase: Running
+EOF
+    done
+  done
+}
+
+up_kwok() {
+  "$here/toolchain.sh"
+  mkdir -p "$CLUSTER_DIR"
+  step "starting the control plane (kwokctl, binary runtime, Kubernetes $KUBERNETES_VERSION)"
+  # Every binary is the one tools/toolchain.sh built: kwokctl must never download anything.
+  # The apiserver listens on loopback only. The controller-manager's hostPath provisioner gives
+  # PVCs of the `standard` StorageClass a real PersistentVolume through the real PV controller;
+  # nothing is ever written to those paths because no container runs.
+  # kubectl (for kustomize) from our build; metrics-server's RBAC and APIService from our own
+  # manifest (kwokctl drops its Deployment and points the APIService at the local process).
+  KWOK_KUBE_BINARY_PREFIX=$(dirname "$(readlink -f "$TOOLS_BIN/kube-apiserver")") \
+  cat > "$CLUSTER_DIR/kwokctl.yaml" <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+  metricsServerManifests:
+  - ${METRICS_SERVER_MANIFEST:-$root/manifests/cluster/metrics-server}
+EOF
+  kwokctl create cluster --name "$CLUSTER_NAME" --runtime binary --config "$CLUSTER_DIR/kwokctl.yaml" \
+    --kubeconfig "$KUBECONFIG_PATH" \
+    --kube-apiserver-binary "$TOOLS_BIN/kube-apiserver" \
+    --kube-controller-manager-binary "$TOOLS_BIN/kube-controller-manager" \
+    --kube-scheduler-binary "$TOOLS_BIN/kube-scheduler" \
+    --kwok-controller-binary "$TOOLS_BIN/kwok" \
+    --etcd-binary "$TOOLS_BIN/etcd" \
+    --metrics-server-binary "$TOOLS_BIN/metrics-server" \
+    --enable metrics-server \
+    --extra-args kube-controller-manager=enable-hostpath-provisioner=true \
+    --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
+    --disable-qps-limits \
+    --wait 120s
+  kubectl config --kubeconfig "$KUBECONFIG_PATH" use-context "kwok-$CLUSTER_NAME" >/dev/null
+  step "registering $(( ${#ZONES[@]} * NODES_PER_ZONE )) simulated nodes in ${#ZONES[@]} zones"
+  nodes_yaml | kctl apply -f - >/dev/null
+  step "storage class and resource usage"
+  kctl apply -f "$root/manifests/cluster/kwok" >/dev/null
+  kctl wait --for=condition=Ready node --all --timeout=120s >/dev/null
+}
+
+up_kind() {
+  command -v docker >/dev/null && docker info >/dev/null 2>&1 ||
+    die "SCALABLEAPP_PROVIDER=kind needs a running Docker engine; without one use the default (kwok)."
+  "$here/toolchain.sh"
+  mkdir -p "$CLUSTER_DIR"
+  step "creating kind cluster $CLUSTER_NAME (3 zones)"
+  kind create cluster --name "$CLUSTER_NAME" --config "$root/manifests/cluster/kind.yaml" \
+    --kubeconfig "$KUBECONFIG_PATH" --wait 180s
+  step "metrics-server (kind has none)"
+  kctl apply -k "$root/manifests/cluster/metrics-server" >/dev/null
+}
+
+summary() {
+  echo "cluster: $PROVIDER/$CLUSTER_NAME"
+  echo "kubeconfig: $KUBECONFIG_PATH   (export KUBECONFIG=$KUBECONFIG_PATH)"
+  echo "server: $(kctl version -o json 2>/dev/null | grep -m1 '"gitVersion"' | tail -1 | tr -d ' ",' | cut -d: -f2)"
+  kctl get nodes -L topology.kubernetes.io/zone --no-headers 2>/dev/null | awk '{print "  node " $1 "  zone " $NF}'
+}
+
+case ${1:-} in
+  up)
+    if running; then
+      step "cluster $PROVIDER/$CLUSTER_NAME already runs; nothing to do"
+    else
+      "up_$PROVIDER"
+      step "cluster ready"
+    fi
+    summary
+    ;;
+  down)
+    case $PROVIDER in
+      kwok) if [[ -d $KWOK_WORKDIR ]]; then kwokctl delete cluster --name "$CLUSTER_NAME" || true; fi ;;
+      kind) kind delete cluster --name "$CLUSTER_NAME" --kubeconfig "$KUBECONFIG_PATH" || true ;;
+    esac
+    rm -rf "$CLUSTER_DIR"
+    step "cluster $PROVIDER/$CLUSTER_NAME removed"
+    ;;
+  status)
+    if running; then summary; else echo "cluster $PROVIDER/$CLUSTER_NAME is not running"; exit 1; fi
+    ;;
+  kubeconfig) echo "$KUBECONFIG_PATH" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig  (SCALABLEAPP_PROVIDER=kwok|kind)" >&2; exit 2 ;;
+esac

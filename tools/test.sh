@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test: types, lint, generated files, then one Jest run of the unit and cluster layers (the
+# cluster layer starts the local cluster or reuses a running one). Ends with Jest's summary.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here/.."
+source "$here/lib.sh"
+
+step "toolchain (built once, then cached under \$HOME)"
+bash "$here/toolchain.sh"
+step "typecheck"
+npx tsc -p tsconfig.json --noEmit
+step "lint"
+npx eslint --max-warnings 0 .
+step "generated files are up to date"
+node tools/generate-crd.ts --check
+step "jest: unit and cluster tests"
+exec node --experimental-vm-modules node_modules/jest/bin/jest.js --ci "$@"
