@@ -10,7 +10,15 @@ export default tseslint.config(
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-restricted-syntax': ['error', { selector: 'CallExpression[callee.property.name="exit"][callee.object.name="process"][arguments.0.value=1]', message: 'Do not process.exit(1) from library code; throw with { cause } and let the entry point decide.' }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            'CallExpression[callee.property.name="exit"][callee.object.name="process"][arguments.0.value=1]',
+          message:
+            'Do not process.exit(1) from library code; throw with { cause } and let the entry point decide.',
+        },
+      ],
     },
   },
   {

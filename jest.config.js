@@ -4,9 +4,14 @@
 import { readFileSync } from 'node:fs';
 
 // Imports name the .ts files themselves (Node runs them directly); keep them as they are under Jest.
-const { compilerOptions: tsconfig } = JSON.parse(readFileSync(new URL('./tsconfig.json', import.meta.url), 'utf8'));
+const { compilerOptions: tsconfig } = JSON.parse(
+  readFileSync(new URL('./tsconfig.json', import.meta.url), 'utf8'),
+);
 const tsJest = {
-  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { ...tsconfig, rewriteRelativeImportExtensions: false } }],
+  '^.+\\.ts$': [
+    'ts-jest',
+    { useESM: true, tsconfig: { ...tsconfig, rewriteRelativeImportExtensions: false } },
+  ],
 };
 const common = {
   extensionsToTreatAsEsm: ['.ts'],

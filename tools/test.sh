@@ -12,6 +12,7 @@ step "typecheck"
 npx tsc -p tsconfig.json --noEmit
 step "lint"
 npx eslint --max-warnings 0 .
+npx prettier --check . >/dev/null || { npx prettier --check . ; exit 1; }
 step "generated files are up to date"
 node tools/generate-crd.ts --check
 step "jest: unit and cluster tests"

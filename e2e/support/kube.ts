@@ -6,20 +6,30 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Kube } from '../../operator/kube/client.ts';
 import { kubeconfigPath } from './cluster-script.ts';
 
-const toolsBin = execFileSync('bash', [new URL('../../tools/toolchain.sh', import.meta.url).pathname, '--print'], { encoding: 'utf8' }).trim();
+const toolsBin = execFileSync(
+  'bash',
+  [new URL('../../tools/toolchain.sh', import.meta.url).pathname, '--print'],
+  { encoding: 'utf8' },
+).trim();
 
 export const KUBECONFIG = process.env.KUBECONFIG ?? kubeconfigPath();
 
 /** Runs the kubectl that tools/toolchain.sh built (matching the cluster), as cluster admin. */
 export function kubectl(args: string[], input?: string): string {
-  const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], { encoding: 'utf8', input });
+  const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], {
+    encoding: 'utf8',
+    input,
+  });
   if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 }
 
 /** Like kubectl, but returns the outcome instead of throwing (for commands expected to fail). */
 export function tryKubectl(args: string[], input?: string): { ok: boolean; stdout: string; stderr: string } {
-  const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], { encoding: 'utf8', input });
+  const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], {
+    encoding: 'utf8',
+    input,
+  });
   return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -37,7 +47,8 @@ export function json<T = unknown>(args: string[]): T {
 export function createNamespace(prefix: string, labels: Record<string, string> = {}): string {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
   kubectl(['create', 'namespace', name]);
-  if (Object.keys(labels).length) kubectl(['label', 'namespace', name, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)]);
+  if (Object.keys(labels).length)
+    kubectl(['label', 'namespace', name, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)]);
   return name;
 }
 
@@ -49,7 +60,12 @@ export function deleteNamespace(name: string): void {
  * Polls until `probe` returns a value that is not undefined/false, or fails with the last value
  * seen after `timeoutMs`. The timeout is a deadline for a hang, never an assertion about speed.
  */
-export async function eventually<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 120_000, everyMs = 500): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 120_000,
+  everyMs = 500,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -60,7 +76,10 @@ export async function eventually<T>(what: string, probe: () => T | undefined | f
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -16,9 +16,16 @@ export const EVICTION_POLICIES = [
 
 export const cache = doc(
   z.object({
-    image: image('Container image of the cache server (Valkey, wire-compatible with Redis).').default('valkey/valkey:8.1'),
-    replicas: doc(z.number().int().min(0).max(5), 'Read replicas besides the primary. With none, losing the primary loses the cache (a single point of failure).').default(2),
-    resources: resources('CPU and memory for each cache container. `maxmemory` is derived from the memory limit.').default({
+    image: image('Container image of the cache server (Valkey, wire-compatible with Redis).').default(
+      'valkey/valkey:8.1',
+    ),
+    replicas: doc(
+      z.number().int().min(0).max(5),
+      'Read replicas besides the primary. With none, losing the primary loses the cache (a single point of failure).',
+    ).default(2),
+    resources: resources(
+      'CPU and memory for each cache container. `maxmemory` is derived from the memory limit.',
+    ).default({
       requests: { cpu: '100m', memory: '256Mi' },
       limits: { memory: '256Mi' },
     }),
@@ -26,13 +33,22 @@ export const cache = doc(
       z.number().int().min(5).max(90),
       'Share of the memory limit kept free for replication buffers and fragmentation: maxmemory = limit × (100 − headroom) / 100.',
     ).default(20),
-    evictionPolicy: doc(z.enum(EVICTION_POLICIES), 'What the cache evicts when maxmemory is reached.').default('allkeys-lru'),
-    defaultTTLSeconds: doc(z.number().int().min(0).max(31536000), 'Default expiry the app is told to use for cache entries (0 = none).').default(300),
+    evictionPolicy: doc(
+      z.enum(EVICTION_POLICIES),
+      'What the cache evicts when maxmemory is reached.',
+    ).default('allkeys-lru'),
+    defaultTTLSeconds: doc(
+      z.number().int().min(0).max(31536000),
+      'Default expiry the app is told to use for cache entries (0 = none).',
+    ).default(300),
     minReplicasToWrite: doc(
       z.number().int().min(0).max(5),
       'Bound on the loss window: the primary refuses writes unless this many replicas are connected with lag <= maxReplicaLagSeconds.',
     ).default(0),
-    maxReplicaLagSeconds: doc(z.number().int().min(1).max(60), 'Replica lag accepted by minReplicasToWrite.').default(10),
+    maxReplicaLagSeconds: doc(
+      z.number().int().min(1).max(60),
+      'Replica lag accepted by minReplicasToWrite.',
+    ).default(10),
   }),
   'The cache tier: a primary and replicas, across zones.',
   {

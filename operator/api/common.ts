@@ -2,12 +2,17 @@ import { z } from 'zod';
 import { doc } from './meta.ts';
 
 /** The Kubernetes resource.Quantity grammar ("250m", "1.5Gi", 2). */
-export const QUANTITY_PATTERN = '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+export const QUANTITY_PATTERN =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
 export const quantity = (description: string) =>
-  doc(z.union([z.number().int().min(0), z.string().max(64).regex(new RegExp(QUANTITY_PATTERN))]), description, {
-    intOrString: true,
-  });
+  doc(
+    z.union([z.number().int().min(0), z.string().max(64).regex(new RegExp(QUANTITY_PATTERN))]),
+    description,
+    {
+      intOrString: true,
+    },
+  );
 
 /** RFC 1123 label: what a name must be when it becomes part of a Service or pod name. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -15,7 +20,14 @@ export const dnsLabel = (description: string, max = 40) =>
   doc(z.string().min(1).max(max).regex(DNS_LABEL), description);
 
 export const image = (description: string) =>
-  doc(z.string().min(1).max(512).regex(/^[^\s]+$/), description);
+  doc(
+    z
+      .string()
+      .min(1)
+      .max(512)
+      .regex(/^[^\s]+$/),
+    description,
+  );
 
 const resourceList = (what: string) =>
   doc(
@@ -59,11 +71,18 @@ export const storage = (what: string, defaultSize: string) =>
 
 export const envVar = doc(
   z.object({
-    name: doc(z.string().min(1).max(253).regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/), 'Name of the environment variable.'),
+    name: doc(
+      z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/),
+      'Name of the environment variable.',
+    ),
     value: doc(z.string().max(32768), 'Literal value.').optional(),
     secretKeyRef: doc(
       z.object({
-        name: doc(z.string().min(1).max(253), 'Name of a Secret in the app\'s namespace.'),
+        name: doc(z.string().min(1).max(253), "Name of a Secret in the app's namespace."),
         key: doc(z.string().min(1).max(253), 'Key inside that Secret.'),
       }),
       'Take the value from a Secret key. The operator checks the Secret exists before rolling pods.',

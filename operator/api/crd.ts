@@ -18,7 +18,8 @@ export function toStructural(node: Schema): Schema {
   for (const [key, value] of Object.entries(node)) {
     if (key === '$schema' || key === 'propertyNames' || key === 'id') continue;
     if (key === 'additionalProperties' && value === false) continue;
-    if ((key === 'minimum' && value === -UNSAFE_BOUND) || (key === 'maximum' && value === UNSAFE_BOUND)) continue;
+    if ((key === 'minimum' && value === -UNSAFE_BOUND) || (key === 'maximum' && value === UNSAFE_BOUND))
+      continue;
     if (key === 'properties') {
       out.properties = Object.fromEntries(
         Object.entries(value as Record<string, Schema>).map(([k, v]) => [k, toStructural(v)]),
@@ -37,7 +38,9 @@ export function toStructural(node: Schema): Schema {
     out.anyOf = [{ type: 'integer' }, { type: 'string' }];
     if (str.pattern) out.pattern = str.pattern;
   } else if (out.anyOf || out.oneOf || out.allOf) {
-    throw new Error(`a union reached the CRD schema (${JSON.stringify(node).slice(0, 120)}); use an enum or int-or-string`);
+    throw new Error(
+      `a union reached the CRD schema (${JSON.stringify(node).slice(0, 120)}); use an enum or int-or-string`,
+    );
   }
   if (out.properties && !out.type) out.type = 'object';
   if (Array.isArray(out.required) && out.required.length === 0) delete out.required;
@@ -78,9 +81,24 @@ export function scalableAppCrd() {
           additionalPrinterColumns: [
             { name: 'Ready', type: 'string', jsonPath: `${condition('Ready')}.status` },
             { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
-            { name: 'Web', type: 'integer', description: 'Ready web replicas', jsonPath: '.status.web.readyReplicas' },
-            { name: 'Primary', type: 'string', description: 'Current database primary', jsonPath: '.status.database.primary' },
-            { name: 'Shards', type: 'integer', description: 'Ready shards', jsonPath: '.status.shards.ready' },
+            {
+              name: 'Web',
+              type: 'integer',
+              description: 'Ready web replicas',
+              jsonPath: '.status.web.readyReplicas',
+            },
+            {
+              name: 'Primary',
+              type: 'string',
+              description: 'Current database primary',
+              jsonPath: '.status.database.primary',
+            },
+            {
+              name: 'Shards',
+              type: 'integer',
+              description: 'Ready shards',
+              jsonPath: '.status.shards.ready',
+            },
             { name: 'Reason', type: 'string', priority: 1, jsonPath: `${condition('Ready')}.reason` },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],

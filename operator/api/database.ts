@@ -6,13 +6,21 @@ export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
 
 /** Instances of one Postgres cluster (the database tier, and each shard). Shared so shards reuse it. */
 export const postgresInstances = {
-  version: doc(z.string().regex(/^(14|15|16|17|18)$/), 'Postgres major version (14–18). Fixed after creation: a major upgrade needs a migration.').default('17'),
-  image: image('Override of the Postgres image; the official `postgres:<version>` image when omitted.').optional(),
+  version: doc(
+    z.string().regex(/^(14|15|16|17|18)$/),
+    'Postgres major version (14–18). Fixed after creation: a major upgrade needs a migration.',
+  ).default('17'),
+  image: image(
+    'Override of the Postgres image; the official `postgres:<version>` image when omitted.',
+  ).optional(),
   resources: resources('CPU and memory for each Postgres container.').default({
     requests: { cpu: '250m', memory: '512Mi' },
     limits: { memory: '1Gi' },
   }),
-  deletionPolicy: doc(z.enum(DELETION_POLICIES), 'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them.').default('Retain'),
+  deletionPolicy: doc(
+    z.enum(DELETION_POLICIES),
+    'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them.',
+  ).default('Retain'),
 };
 
 export const database = doc(
@@ -27,7 +35,10 @@ export const database = doc(
     failover: doc(
       z.object({
         enabled: doc(z.boolean(), 'Promote a replica when the primary is lost.').default(true),
-        delaySeconds: doc(z.number().int().min(0).max(3600), 'How long the primary may be gone or unready before failover starts.').default(5),
+        delaySeconds: doc(
+          z.number().int().min(0).max(3600),
+          'How long the primary may be gone or unready before failover starts.',
+        ).default(5),
       }),
       'Operator-driven failover.',
     ).default({ enabled: true, delaySeconds: 5 }),

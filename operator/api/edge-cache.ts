@@ -4,13 +4,35 @@ import { image, resources } from './common.ts';
 
 export const edgeCache = doc(
   z.object({
-    image: image('Container image of the caching proxy (nginx, unprivileged build).').default('nginxinc/nginx-unprivileged:1.29-alpine'),
+    image: image('Container image of the caching proxy (nginx, unprivileged build).').default(
+      'nginxinc/nginx-unprivileged:1.29-alpine',
+    ),
     replicas: doc(z.number().int().min(1).max(100), 'Proxy replicas.').default(2),
-    pathPrefix: doc(z.string().min(1).max(256).regex(/^\/[A-Za-z0-9._~/-]*$/), 'Path of the static assets routed through the cache.').default('/static'),
+    pathPrefix: doc(
+      z
+        .string()
+        .min(1)
+        .max(256)
+        .regex(/^\/[A-Za-z0-9._~/-]*$/),
+      'Path of the static assets routed through the cache.',
+    ).default('/static'),
     ttlSeconds: doc(z.number().int().min(1).max(31536000), 'How long a cached asset is fresh.').default(3600),
-    staleIfErrorSeconds: doc(z.number().int().min(0).max(31536000), 'How long a stale asset may be served when the origin errors or is down.').default(86400),
-    assetVersion: doc(z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/), 'Version in the asset URLs and cache key; a new value invalidates every cached asset.').default('1'),
-    cacheSize: doc(z.string().regex(/^[0-9]+[kmg]$/), 'Largest size of the on-disk cache (nginx size syntax, e.g. 512m).').default('512m'),
+    staleIfErrorSeconds: doc(
+      z.number().int().min(0).max(31536000),
+      'How long a stale asset may be served when the origin errors or is down.',
+    ).default(86400),
+    assetVersion: doc(
+      z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[A-Za-z0-9._-]+$/),
+      'Version in the asset URLs and cache key; a new value invalidates every cached asset.',
+    ).default('1'),
+    cacheSize: doc(
+      z.string().regex(/^[0-9]+[kmg]$/),
+      'Largest size of the on-disk cache (nginx size syntax, e.g. 512m).',
+    ).default('512m'),
     resources: resources('CPU and memory for each proxy container.').default({
       requests: { cpu: '50m', memory: '64Mi' },
       limits: { memory: '128Mi' },

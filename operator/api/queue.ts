@@ -4,22 +4,37 @@ import { dnsLabel, envList, image, resources, storage } from './common.ts';
 
 export const queue = doc(
   z.object({
-    image: image('Container image of the broker (the official RabbitMQ image).').default('rabbitmq:4.1-management'),
-    replicas: doc(z.number().int().min(1).max(7), 'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority.').default(3),
+    image: image('Container image of the broker (the official RabbitMQ image).').default(
+      'rabbitmq:4.1-management',
+    ),
+    replicas: doc(
+      z.number().int().min(1).max(7),
+      'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority.',
+    ).default(3),
     resources: resources('CPU and memory for each broker container.').default({
       requests: { cpu: '250m', memory: '512Mi' },
       limits: { memory: '1Gi' },
     }),
     storage: storage('broker', '5Gi').default({ size: '5Gi' }),
     queues: doc(
-      z.array(
-        doc(
-          z.object({
-            name: doc(z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:-]+$/), 'Queue name.'),
-          }),
-          'A queue, declared as a quorum queue (replicated across broker nodes).',
-        ),
-      ).min(1).max(64),
+      z
+        .array(
+          doc(
+            z.object({
+              name: doc(
+                z
+                  .string()
+                  .min(1)
+                  .max(200)
+                  .regex(/^[A-Za-z0-9_.:-]+$/),
+                'Queue name.',
+              ),
+            }),
+            'A queue, declared as a quorum queue (replicated across broker nodes).',
+          ),
+        )
+        .min(1)
+        .max(64),
       'Queues to declare.',
       { listType: 'map', listMapKeys: ['name'] },
     ),
@@ -27,7 +42,11 @@ export const queue = doc(
   'The message queue: a RabbitMQ cluster with quorum queues.',
   {
     cel: [
-      { rule: 'self.replicas == 1 || (self.replicas >= 3 && self.replicas % 2 == 1)', message: 'replicas must be 1 or an odd number >= 3 (quorum queues need a majority)', fieldPath: '.replicas' },
+      {
+        rule: 'self.replicas == 1 || (self.replicas >= 3 && self.replicas % 2 == 1)',
+        message: 'replicas must be 1 or an odd number >= 3 (quorum queues need a majority)',
+        fieldPath: '.replicas',
+      },
     ],
   },
 );
@@ -44,22 +63,52 @@ export const consumer = doc(
     env: envList('consumer'),
     autoscaling: doc(
       z.object({
-        minReplicas: doc(z.number().int().min(0).max(1000), 'Fewest replicas; 0 lets the consumer sleep while the queue is empty.').default(0),
+        minReplicas: doc(
+          z.number().int().min(0).max(1000),
+          'Fewest replicas; 0 lets the consumer sleep while the queue is empty.',
+        ).default(0),
         maxReplicas: doc(z.number().int().min(1).max(1000), 'Most replicas.'),
-        messagesPerReplica: doc(z.number().int().min(1).max(1000000), 'Queue depth (ready + unacknowledged) one replica is expected to handle: desired = ceil(depth / messagesPerReplica).').default(100),
-        cooldownSeconds: doc(z.number().int().min(0).max(86400), 'The queue must stay empty this long before the consumer scales to zero.').default(300),
-        pollIntervalSeconds: doc(z.number().int().min(1).max(300), 'How often the operator reads the queue depth.').default(5),
-        scaleDownStabilizationSeconds: doc(z.number().int().min(0).max(3600), 'Scale down only to the highest recommendation of this window, against flapping.').default(60),
+        messagesPerReplica: doc(
+          z.number().int().min(1).max(1000000),
+          'Queue depth (ready + unacknowledged) one replica is expected to handle: desired = ceil(depth / messagesPerReplica).',
+        ).default(100),
+        cooldownSeconds: doc(
+          z.number().int().min(0).max(86400),
+          'The queue must stay empty this long before the consumer scales to zero.',
+        ).default(300),
+        pollIntervalSeconds: doc(
+          z.number().int().min(1).max(300),
+          'How often the operator reads the queue depth.',
+        ).default(5),
+        scaleDownStabilizationSeconds: doc(
+          z.number().int().min(0).max(3600),
+          'Scale down only to the highest recommendation of this window, against flapping.',
+        ).default(60),
       }),
       'Scaling on queue depth, done by the operator.',
-      { cel: [{ rule: 'self.minReplicas <= self.maxReplicas', message: 'minReplicas must be <= maxReplicas', fieldPath: '.minReplicas' }] },
+      {
+        cel: [
+          {
+            rule: 'self.minReplicas <= self.maxReplicas',
+            message: 'minReplicas must be <= maxReplicas',
+            fieldPath: '.minReplicas',
+          },
+        ],
+      },
     ).optional(),
-    replicas: doc(z.number().int().min(0).max(1000), 'Fixed replica count when autoscaling is not set.').default(1),
+    replicas: doc(
+      z.number().int().min(0).max(1000),
+      'Fixed replica count when autoscaling is not set.',
+    ).default(1),
   }),
   'A consumer Deployment, given the queue URL and name.',
 );
 
-export const consumers = doc(z.array(consumer).max(20), 'Consumers of the queues, each scaled on its queue\'s depth.', {
-  listType: 'map',
-  listMapKeys: ['name'],
-});
+export const consumers = doc(
+  z.array(consumer).max(20),
+  "Consumers of the queues, each scaled on its queue's depth.",
+  {
+    listType: 'map',
+    listMapKeys: ['name'],
+  },
+);

@@ -3,11 +3,13 @@ import { stringify } from 'yaml';
 import { spec as specSchema } from './spec.ts';
 import { scalableAppCrd } from './crd.ts';
 import { celFailures } from './testdata/validate.ts';
-import { invalidCorpus, validCorpus } from './testdata/corpus.ts';
+import { invalidCorpus, namesField, validCorpus } from './testdata/corpus.ts';
 import type { CelRule } from './meta.ts';
 
 const crd = scalableAppCrd();
-const specJson = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec as Parameters<typeof celFailures>[0];
+const specJson = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec as Parameters<
+  typeof celFailures
+>[0];
 
 /** Paths the apiserver would name for this spec: schema (zod) errors, then CEL and list-map errors. */
 function errorsFor(spec: unknown, old?: unknown): string[] {
@@ -15,10 +17,19 @@ function errorsFor(spec: unknown, old?: unknown): string[] {
   const schemaErrors = parsed.success
     ? []
     : parsed.error.issues.map((i) =>
-        ['spec', ...i.path].reduce<string>((p, k) => (typeof k === 'number' ? `${p}[${k}]` : p ? `${p}.${String(k)}` : String(k)), ''),
+        ['spec', ...i.path].reduce<string>(
+          (p, k) => (typeof k === 'number' ? `${p}[${k}]` : p ? `${p}.${String(k)}` : String(k)),
+          '',
+        ),
       );
   const defaultedOld = old === undefined ? undefined : specSchema.parse(old);
-  const cel = celFailures(specJson, parsed.success ? parsed.data : spec, defaultedOld, 'spec', parsed.success).map((f) => f.path);
+  const cel = celFailures(
+    specJson,
+    parsed.success ? parsed.data : spec,
+    defaultedOld,
+    'spec',
+    parsed.success,
+  ).map((f) => f.path);
   return [...schemaErrors, ...cel];
 }
 
@@ -47,9 +58,9 @@ describe('invalid corpus (testdata/invalid.yaml)', () => {
   it.each(invalid.map((c) => [c.name, c] as const))('%s is rejected naming its field', (_name, c) => {
     if (c.update) {
       expect(errorsFor(c.spec)).toEqual([]); // the starting point must itself be valid
-      expect(errorsFor(c.update, c.spec)).toContain(c.field);
+      expect(errorsFor(c.update, c.spec).filter((p) => namesField(p, c.field))).not.toEqual([]);
     } else {
-      expect(errorsFor(c.spec)).toContain(c.field);
+      expect(errorsFor(c.spec).filter((p) => namesField(p, c.field))).not.toEqual([]);
     }
   });
 });
@@ -66,7 +77,13 @@ describe('CEL rules', () => {
     for (const c of invalidCorpus()) {
       const parsed = specSchema.safeParse(c.update ?? c.spec);
       const old = c.update ? specSchema.parse(c.spec) : undefined;
-      for (const f of celFailures(specJson, parsed.success ? parsed.data : (c.update ?? c.spec), old, 'spec', parsed.success)) {
+      for (const f of celFailures(
+        specJson,
+        parsed.success ? parsed.data : (c.update ?? c.spec),
+        old,
+        'spec',
+        parsed.success,
+      )) {
         if (f.rule) broken.add(f.rule);
       }
     }
@@ -85,7 +102,10 @@ describe('CEL rules', () => {
   const web = { image: 'nginx' };
   it.each([
     [{ web: { ...web, autoscaling: { minReplicas: 3, maxReplicas: 3 } } }, []],
-    [{ web: { ...web, autoscaling: { minReplicas: 4, maxReplicas: 3 } } }, ['spec.web.autoscaling.minReplicas']],
+    [
+      { web: { ...web, autoscaling: { minReplicas: 4, maxReplicas: 3 } } },
+      ['spec.web.autoscaling.minReplicas'],
+    ],
   ])('autoscaling: min == max is allowed, min > max is not (%j)', (spec, errors) => {
     expect(errorsFor(spec)).toEqual(errors);
   });
@@ -104,24 +124,43 @@ describe('CEL rules', () => {
 
   it('exposure: each type accepts exactly its own settings', () => {
     expect(errorsFor({ web: { ...web, expose: { type: 'LoadBalancer' } } })).toEqual([]);
-    expect(errorsFor({ web: { ...web, expose: { type: 'Ingress', host: 'a.example.com', tlsSecretName: 't' } } })).toEqual([]);
-    expect(errorsFor({ web: { ...web, expose: { type: 'Gateway', host: 'a.example.com', gateway: { name: 'g' } } } })).toEqual([]);
-    expect(errorsFor({ web: { ...web, expose: { type: 'Gateway', host: 'a.example.com', gateway: { name: 'g' }, tlsSecretName: 't' } } })).toEqual([
-      'spec.web.expose.tlsSecretName',
-    ]);
+    expect(
+      errorsFor({ web: { ...web, expose: { type: 'Ingress', host: 'a.example.com', tlsSecretName: 't' } } }),
+    ).toEqual([]);
+    expect(
+      errorsFor({
+        web: { ...web, expose: { type: 'Gateway', host: 'a.example.com', gateway: { name: 'g' } } },
+      }),
+    ).toEqual([]);
+    expect(
+      errorsFor({
+        web: {
+          ...web,
+          expose: { type: 'Gateway', host: 'a.example.com', gateway: { name: 'g' }, tlsSecretName: 't' },
+        },
+      }),
+    ).toEqual(['spec.web.expose.tlsSecretName']);
   });
 
   it('transition rules allow edits that keep the fixed fields', () => {
-    const before = { shards: { count: 2, key: 'user_id', storage: { size: '1Gi', storageClassName: 'standard' } } };
-    const after = { shards: { count: 3, key: 'user_id', storage: { size: '2Gi', storageClassName: 'standard' } } };
+    const before = {
+      shards: { count: 2, key: 'user_id', storage: { size: '1Gi', storageClassName: 'standard' } },
+    };
+    const after = {
+      shards: { count: 3, key: 'user_id', storage: { size: '2Gi', storageClassName: 'standard' } },
+    };
     expect(errorsFor(after, before)).toEqual([]);
-    expect(errorsFor({ database: { version: '17', replicas: 1 } }, { database: { version: '17', replicas: 2 } })).toEqual([]);
+    expect(
+      errorsFor({ database: { version: '17', replicas: 1 } }, { database: { version: '17', replicas: 2 } }),
+    ).toEqual([]);
   });
 
   it('a consumer may only consume a declared queue', () => {
     const queue = { queues: [{ name: 'a' }, { name: 'b' }] };
     expect(errorsFor({ queue, consumers: [{ name: 'x', image: 'w', queue: 'b' }] })).toEqual([]);
-    expect(errorsFor({ queue, consumers: [{ name: 'x', image: 'w', queue: 'c' }] })).toEqual(['spec.consumers']);
+    expect(errorsFor({ queue, consumers: [{ name: 'x', image: 'w', queue: 'c' }] })).toEqual([
+      'spec.consumers',
+    ]);
   });
 });
 
@@ -138,7 +177,11 @@ describe('defaults', () => {
       sessions: 'none',
       env: [],
     });
-    expect(s.topology).toEqual({ spreadAcrossZones: true, zoneKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' });
+    expect(s.topology).toEqual({
+      spreadAcrossZones: true,
+      zoneKey: 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: 'DoNotSchedule',
+    });
     expect(s.database).toBeUndefined();
   });
 
@@ -155,8 +198,18 @@ describe('defaults', () => {
   });
 
   it('cache and queue defaults', () => {
-    const s = specSchema.parse({ cache: {}, queue: { queues: [{ name: 'q' }] }, consumers: [{ name: 'c', image: 'w', queue: 'q', autoscaling: { maxReplicas: 4 } }] });
-    expect(s.cache).toMatchObject({ replicas: 2, memoryHeadroomPercent: 20, evictionPolicy: 'allkeys-lru', defaultTTLSeconds: 300, resources: { limits: { memory: '256Mi' } } });
+    const s = specSchema.parse({
+      cache: {},
+      queue: { queues: [{ name: 'q' }] },
+      consumers: [{ name: 'c', image: 'w', queue: 'q', autoscaling: { maxReplicas: 4 } }],
+    });
+    expect(s.cache).toMatchObject({
+      replicas: 2,
+      memoryHeadroomPercent: 20,
+      evictionPolicy: 'allkeys-lru',
+      defaultTTLSeconds: 300,
+      resources: { limits: { memory: '256Mi' } },
+    });
     expect(s.queue?.replicas).toBe(3);
     expect(s.consumers?.[0]?.autoscaling).toEqual({
       minReplicas: 0,
@@ -169,10 +222,12 @@ describe('defaults', () => {
   });
 
   it('the CRD carries the same defaults, so the apiserver stores what the operator assumes', () => {
-    const web = (specJson.properties!.web as { properties: Record<string, { default?: unknown }> }).properties;
+    const web = (specJson.properties!.web as { properties: Record<string, { default?: unknown }> })
+      .properties;
     expect(web.port!.default).toBe(8080);
     expect(web.replicas!.default).toBe(2);
-    const db = (specJson.properties!.database as { properties: Record<string, { default?: unknown }> }).properties;
+    const db = (specJson.properties!.database as { properties: Record<string, { default?: unknown }> })
+      .properties;
     expect(db.deletionPolicy!.default).toBe('Retain');
   });
 });
@@ -182,7 +237,8 @@ describe('the generated CRD', () => {
     const undocumented: string[] = [];
     const walk = (node: Record<string, unknown>, path: string) => {
       if (!node.description && path !== 'status') undocumented.push(path);
-      for (const [k, v] of Object.entries((node.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(v, `${path}.${k}`);
+      for (const [k, v] of Object.entries((node.properties ?? {}) as Record<string, Record<string, unknown>>))
+        walk(v, `${path}.${k}`);
       if (node.items) walk(node.items as Record<string, unknown>, `${path}[]`);
     };
     const root = crd.spec.versions[0]!.schema.openAPIV3Schema.properties;

@@ -7,14 +7,32 @@ export const shards = doc(
   z.object({
     ...postgresInstances,
     count: doc(z.number().int().min(1).max(64), 'Number of hash shards (besides the dedicated ones).'),
-    key: doc(z.string().min(1).max(63).regex(/^[A-Za-z_][A-Za-z0-9_]*$/), 'The sharding key the app routes by, e.g. user_id. Fixed after creation.'),
-    replicasPerShard: doc(z.number().int().min(0).max(5), 'Streaming replicas of each shard primary.').default(1),
-    virtualNodes: doc(z.number().int().min(1).max(1024), 'Points per shard on the consistent-hash ring; more points, more even balance.').default(128),
+    key: doc(
+      z
+        .string()
+        .min(1)
+        .max(63)
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+      'The sharding key the app routes by, e.g. user_id. Fixed after creation.',
+    ),
+    replicasPerShard: doc(
+      z.number().int().min(0).max(5),
+      'Streaming replicas of each shard primary.',
+    ).default(1),
+    virtualNodes: doc(
+      z.number().int().min(1).max(1024),
+      'Points per shard on the consistent-hash ring; more points, more even balance.',
+    ).default(128),
     storage: storage('shard', '10Gi').default({ size: '10Gi' }),
     dedicated: doc(
-      z.array(
-        doc(z.object({ key: doc(z.string().min(1).max(253), 'The hot key value, e.g. celebrity-42.') }), 'A hot key that gets a shard of its own.'),
-      ).max(16),
+      z
+        .array(
+          doc(
+            z.object({ key: doc(z.string().min(1).max(253), 'The hot key value, e.g. celebrity-42.') }),
+            'A hot key that gets a shard of its own.',
+          ),
+        )
+        .max(16),
       'Hot keys (the celebrity problem), each routed to a dedicated shard.',
       { listType: 'map', listMapKeys: ['key'] },
     ).default([]),
@@ -22,8 +40,18 @@ export const shards = doc(
   'Database shards: Postgres clusters selected by a consistent-hash ring over the sharding key.',
   {
     cel: [
-      { rule: 'self.key == oldSelf.key', message: 'key is immutable: changing the sharding key would move every row', fieldPath: '.key', reason: 'FieldValueForbidden' },
-      { rule: 'self.version == oldSelf.version', message: 'version is immutable: a Postgres major upgrade needs a migration', fieldPath: '.version', reason: 'FieldValueForbidden' },
+      {
+        rule: 'self.key == oldSelf.key',
+        message: 'key is immutable: changing the sharding key would move every row',
+        fieldPath: '.key',
+        reason: 'FieldValueForbidden',
+      },
+      {
+        rule: 'self.version == oldSelf.version',
+        message: 'version is immutable: a Postgres major upgrade needs a migration',
+        fieldPath: '.version',
+        reason: 'FieldValueForbidden',
+      },
     ],
   },
 );

@@ -21,7 +21,11 @@ export const spec = doc(
     queue: queue.optional(),
     consumers: consumers.optional(),
     edgeCache: edgeCache.optional(),
-    topology: topology.default({ spreadAcrossZones: true, zoneKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' }),
+    topology: topology.default({
+      spreadAcrossZones: true,
+      zoneKey: 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: 'DoNotSchedule',
+    }),
     monitoring: monitoring.default({ enabled: false }),
   }),
   'The application: every tier is optional; an omitted tier is not deployed. The smallest ScalableApp is a web tier alone.',
@@ -30,7 +34,8 @@ export const spec = doc(
     cel: [
       {
         rule: 'has(self.web) || has(self.cache) || has(self.database) || has(self.shards) || has(self.queue) || has(self.edgeCache) || (has(self.consumers) && size(self.consumers) > 0)',
-        message: 'spec must declare at least one tier (web, cache, database, shards, queue, consumers or edgeCache)',
+        message:
+          'spec must declare at least one tier (web, cache, database, shards, queue, consumers or edgeCache)',
         reason: 'FieldValueRequired',
       },
       {
@@ -59,7 +64,8 @@ export const spec = doc(
       },
       {
         rule: '!has(oldSelf.shards) || has(self.shards)',
-        message: 'shards cannot be removed once created: the data lives on them (reshard into the database first)',
+        message:
+          'shards cannot be removed once created: the data lives on them (reshard into the database first)',
         fieldPath: '.shards',
         reason: 'FieldValueForbidden',
       },

@@ -10,7 +10,10 @@ export const condition = doc(
     reason: doc(z.string().min(1).max(1024), 'A CamelCase reason.'),
     message: doc(z.string().max(32768), 'What holds it back, naming the blocking object.'),
     lastTransitionTime: doc(z.string(), 'When the status last changed (RFC 3339).'),
-    observedGeneration: doc(z.number().int().min(0), 'The generation the condition was computed for.').optional(),
+    observedGeneration: doc(
+      z.number().int().min(0),
+      'The generation the condition was computed for.',
+    ).optional(),
   }),
   'A condition, as metav1.Condition.',
 );
@@ -22,11 +25,18 @@ export const status = doc(
   z.object({
     observedGeneration: count('The metadata.generation this status describes.').optional(),
     phase: doc(z.enum(PHASES), 'A one-word summary; conditions carry the detail.').optional(),
-    conditions: doc(z.array(condition).max(32), 'Ready, Progressing, Degraded and one <Tier>Ready per deployed tier.', {
-      listType: 'map',
-      listMapKeys: ['type'],
-    }).optional(),
-    connectionSecret: doc(z.string(), 'The Secret holding every URL and credential the app needs.').optional(),
+    conditions: doc(
+      z.array(condition).max(32),
+      'Ready, Progressing, Degraded and one <Tier>Ready per deployed tier.',
+      {
+        listType: 'map',
+        listMapKeys: ['type'],
+      },
+    ).optional(),
+    connectionSecret: doc(
+      z.string(),
+      'The Secret holding every URL and credential the app needs.',
+    ).optional(),
     endpoints: doc(
       z.object({
         web: doc(z.string(), 'Where the web tier is reached.').optional(),
@@ -40,8 +50,17 @@ export const status = doc(
       }),
       'In-cluster addresses of the tiers. Credentials are only in the connection Secret.',
     ).optional(),
-    web: doc(z.object({ replicas: count('Desired replicas.'), readyReplicas: count('Ready replicas.') }), 'Web tier.').optional(),
-    cache: doc(z.object({ primary: doc(z.string(), 'Current primary pod.').optional(), readyReplicas: count('Ready replicas.') }), 'Cache tier.').optional(),
+    web: doc(
+      z.object({ replicas: count('Desired replicas.'), readyReplicas: count('Ready replicas.') }),
+      'Web tier.',
+    ).optional(),
+    cache: doc(
+      z.object({
+        primary: doc(z.string(), 'Current primary pod.').optional(),
+        readyReplicas: count('Ready replicas.'),
+      }),
+      'Cache tier.',
+    ).optional(),
     database: doc(
       z.object({
         primary: doc(z.string(), 'Current primary pod.').optional(),
@@ -60,21 +79,26 @@ export const status = doc(
       'Shards.',
     ).optional(),
     consumers: doc(
-      z.array(
-        doc(z.object({
-          name: doc(z.string(), 'Consumer name.'),
-          replicas: count('Replicas set by the last decision.'),
-          lastDecision: doc(
+      z
+        .array(
+          doc(
             z.object({
-              time: time('When it was made'),
-              queueDepth: count('Ready + unacknowledged messages seen.'),
-              desiredReplicas: count('What the formula asked for.'),
-              reason: doc(z.string(), 'Why (e.g. ScaleUp, Cooldown, Stabilizing).'),
+              name: doc(z.string(), 'Consumer name.'),
+              replicas: count('Replicas set by the last decision.'),
+              lastDecision: doc(
+                z.object({
+                  time: time('When it was made'),
+                  queueDepth: count('Ready + unacknowledged messages seen.'),
+                  desiredReplicas: count('What the formula asked for.'),
+                  reason: doc(z.string(), 'Why (e.g. ScaleUp, Cooldown, Stabilizing).'),
+                }),
+                'The last scaling decision and its inputs.',
+              ).optional(),
             }),
-            'The last scaling decision and its inputs.',
-          ).optional(),
-        }), 'One consumer\'s scaling state.'),
-      ).max(20),
+            "One consumer's scaling state.",
+          ),
+        )
+        .max(20),
       'Consumers and their scaling.',
       { listType: 'map', listMapKeys: ['name'] },
     ).optional(),

@@ -7,12 +7,20 @@ const root = new URL('../../../', import.meta.url);
 
 export interface ValidCase {
   readonly file: string;
-  readonly object: { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, unknown> };
+  readonly object: {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string };
+    spec: Record<string, unknown>;
+  };
 }
 
 export interface InvalidCase {
   readonly name: string;
-  /** Path the error must name, e.g. spec.web.autoscaling.minReplicas. */
+  /**
+   * Path the error must name, e.g. spec.web.autoscaling.minReplicas. A duplicate in a keyed list
+   * names the list: server-side apply reports the list, a plain create names the item (`[i]`).
+   */
   readonly field: string;
   readonly spec: Record<string, unknown>;
   /** When set, `spec` is created first and this update must be rejected. */
@@ -31,4 +39,10 @@ export function validCorpus(): ValidCase[] {
 
 export function invalidCorpus(): InvalidCase[] {
   return parse(readFileSync(new URL('operator/api/testdata/invalid.yaml', root), 'utf8')) as InvalidCase[];
+}
+
+/** Does an error message (or error path) name `field`, either exactly or as an item of it? */
+export function namesField(text: string, field: string): boolean {
+  const escaped = field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[\\s.])${escaped}(\\[\\d+\\])?(:|$)`, 'm').test(text);
 }

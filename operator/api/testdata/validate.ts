@@ -34,7 +34,13 @@ function toCel(value: unknown): unknown {
  * When it has not (zod already rejected the input), a rule that reads a missing defaulted field
  * cannot be judged and is skipped instead of failing the test.
  */
-export function celFailures(schema: Schema, value: unknown, old: unknown, path: string, defaulted = true): RuleFailure[] {
+export function celFailures(
+  schema: Schema,
+  value: unknown,
+  old: unknown,
+  path: string,
+  defaulted = true,
+): RuleFailure[] {
   if (value === undefined || value === null) return [];
   const failures: RuleFailure[] = [];
   for (const r of schema['x-kubernetes-validations'] ?? []) {
@@ -53,7 +59,9 @@ export function celFailures(schema: Schema, value: unknown, old: unknown, path: 
     const o = value as Record<string, unknown>;
     const po = (old ?? {}) as Record<string, unknown>;
     for (const [k, s] of Object.entries(schema.properties)) {
-      failures.push(...celFailures(s, o[k], typeof old === 'object' ? po[k] : undefined, `${path}.${k}`, defaulted));
+      failures.push(
+        ...celFailures(s, o[k], typeof old === 'object' ? po[k] : undefined, `${path}.${k}`, defaulted),
+      );
     }
   }
   if (schema.items && Array.isArray(value)) {
