@@ -1,0 +1,114 @@
+// Runs the operator under test as a child process (as it runs in a pod, with its ServiceAccount's
+// token and RBAC), scoped to one namespace so test files never touch each other's apps.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { eventually } from './kube.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+let saKubeconfig: string | undefined;
+
+/** The kubeconfig of the operator's ServiceAccount (installs CRD, namespace and RBAC first). */
+export function operatorKubeconfig(): string {
+  saKubeconfig ??= execFileSync('bash', [`${root}tools/operator-local.sh`, 'kubeconfig'], {
+    encoding: 'utf8',
+  }).trim();
+  return saKubeconfig;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as { port: number }).port;
+  s.close();
+  return port;
+}
+
+export interface OperatorProcess {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly logs: string[];
+  metrics(): Promise<string>;
+  /** Sum of a counter (all label sets matching `labels`). */
+  counter(name: string, labels?: Record<string, string>): Promise<number>;
+  ready(): Promise<boolean>;
+  /** Sends a signal and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startOperator(opts: {
+  namespace: string;
+  leaseName?: string;
+  extraArgs?: string[];
+}): Promise<OperatorProcess> {
+  const port = await freePort();
+  const args = [
+    'operator/main.ts',
+    '--kubeconfig',
+    operatorKubeconfig(),
+    '--watch-namespace',
+    opts.namespace,
+    '--metrics-bind-address',
+    `127.0.0.1:${port}`,
+    '--leader-elect',
+    '--leader-election-namespace',
+    'scalableapp-system',
+    '--leader-election-id',
+    opts.leaseName ?? `scalableapp-${opts.namespace}`,
+    ...(opts.extraArgs ?? []),
+  ];
+  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  for (const stream of [proc.stdout!, proc.stderr!])
+    stream.on('data', (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean)));
+  const exited = once(proc, 'exit');
+  const metrics = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    return res.text();
+  };
+  const op: OperatorProcess = {
+    proc,
+    port,
+    logs,
+    metrics,
+    async counter(name, labels = {}) {
+      const text = await metrics();
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+        if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+        sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return sum;
+    },
+    async ready() {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/readyz`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const [code] = (await exited) as [number | null];
+      return code;
+    },
+  };
+  await eventually(
+    'the operator to be ready',
+    async () => {
+      if (proc.exitCode !== null)
+        throw new Error(`operator exited with ${proc.exitCode}: ${logs.slice(-5).join('\n')}`);
+      return op.ready();
+    },
+    60_000,
+    200,
+  );
+  return op;
+}
+
+/** Whether this process currently leads (from its own metric). */
+export async function isLeader(op: OperatorProcess): Promise<boolean> {
+  return (await op.counter('leader_election_master_status')) === 1;
+}

@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ANNOTATION } from '../tiers/labels.ts';
+import { quantityValue } from '../tiers/resources.ts';
+
+/** A stable digest of a desired object (key order does not matter). */
+export function desiredHash(obj: unknown): string {
+  return createHash('sha256').update(stableJson(obj)).digest('hex').slice(0, 20);
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * The first path where `live` does not hold a field of `desired` with an equal value, or undefined
+ * when it holds them all. Extra live fields (defaults, status, other managers' fields) are fine;
+ * a list must match item for item, so an entry someone added by hand counts as drift.
+ */
+export function firstDifference(desired: unknown, live: unknown, path = ''): string | undefined {
+  if (desired === live) return undefined;
+  if (Array.isArray(desired)) {
+    if (!Array.isArray(live) || live.length !== desired.length) return path;
+    for (let i = 0; i < desired.length; i++) {
+      const d = firstDifference(desired[i], live[i], `${path}[${i}]`);
+      if (d !== undefined) return d;
+    }
+    return undefined;
+  }
+  if (desired && typeof desired === 'object') {
+    if (!live || typeof live !== 'object' || Array.isArray(live)) return path;
+    for (const [k, d] of Object.entries(desired)) {
+      const diff = firstDifference(d, (live as Record<string, unknown>)[k], `${path}.${k}`);
+      if (diff !== undefined) return diff;
+    }
+    return undefined;
+  }
+  // The apiserver stores quantities canonically ("1000m" → "1"); compare their values.
+  if (
+    (typeof desired === 'string' || typeof desired === 'number') &&
+    typeof live === 'string' &&
+    /\.(requests|limits|sizeLimit)\b/.test(path)
+  ) {
+    const a = quantityValue(desired);
+    return a !== undefined && a === quantityValue(live) ? undefined : path;
+  }
+  return path;
+}
+
+export const isSubset = (desired: unknown, live: unknown) => firstDifference(desired, live) === undefined;
+
+/**
+ * Why applying `desired` would change something, or undefined when it would not. Together with
+ * the applied-hash annotation this lets a no-op reconcile make zero mutating calls: the hash
+ * catches fields the operator stopped setting (which apply would remove), the comparison catches
+ * hand edits of the fields it sets.
+ */
+export function drift(desired: KubernetesObject, live: KubernetesObject | undefined): string | undefined {
+  if (!live) return 'missing';
+  if (
+    live.metadata?.annotations?.[ANNOTATION.appliedHash] !==
+    desired.metadata?.annotations?.[ANNOTATION.appliedHash]
+  )
+    return 'spec changed';
+  const { metadata: dm, ...dRest } = desired;
+  const { metadata: lm, ...lRest } = live;
+  return firstDifference(dRest, lRest) ?? firstDifference(dm, lm, '.metadata');
+}
+
+/**
+ * The object to send with a replace when server-side apply cannot put a hand edit back (an entry
+ * someone added to a keyed list stays theirs under apply): live, with every field of desired laid
+ * over it and desired's lists replacing live's.
+ */
+export function overlay(live: unknown, desired: unknown): unknown {
+  if (Array.isArray(desired) || !desired || typeof desired !== 'object') return desired;
+  if (!live || typeof live !== 'object' || Array.isArray(live)) return desired;
+  const out: Record<string, unknown> = { ...(live as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(desired)) out[k] = overlay((live as Record<string, unknown>)[k], v);
+  return out;
+}
+
+/** The object to send: desired plus the hash of itself. */
+export function stamped<T extends KubernetesObject>(desired: T): T {
+  const hash = desiredHash(desired);
+  return {
+    ...desired,
+    metadata: {
+      ...desired.metadata,
+      annotations: { ...desired.metadata?.annotations, [ANNOTATION.appliedHash]: hash },
+    },
+  };
+}

@@ -1,0 +1,132 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { GROUP, PLURAL, VERSION } from '../api/scalable-app.ts';
+import type { Kube } from '../kube/client.ts';
+import { ApiError } from '../kube/client.ts';
+import { Informer } from '../kube/informer.ts';
+import { collectionPath } from '../kube/resources.ts';
+import type { Logger } from '../runtime/log.ts';
+import { newReconcileID } from '../runtime/log.ts';
+import type { Metrics } from '../runtime/metrics.ts';
+import { connectWorkQueueMetrics, reconcileMetricsObserver } from '../runtime/metrics.ts';
+import { WorkQueue, combineObservers, runWorkers } from '../runtime/work-queue.ts';
+import type { ObservedFacts } from '../tiers/objects.ts';
+import { ChildCaches, ownedKinds, ownerKey } from './children.ts';
+import { EventRecorder } from './events.ts';
+import { Reconciler } from './reconciler.ts';
+
+export const CONTROLLER = 'scalableapp';
+
+export interface ManagerOptions {
+  readonly kube: Kube;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly concurrency: number;
+  /** Relist every informer this often (a resync of every app). */
+  readonly relistPeriodMs?: number;
+  /** Watch one namespace only (all when undefined). */
+  readonly namespace?: string;
+}
+
+/** Whether the cluster serves an API group version (e.g. the Gateway API). */
+async function serves(kube: Kube, groupVersion: string): Promise<boolean> {
+  try {
+    await kube.request('get', 'GET' as never, `/apis/${groupVersion}`);
+    return true;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return false;
+    throw e;
+  }
+}
+
+/**
+ * Wires informers to the work queue and the queue to the reconciler. Informers run on every replica
+ * (a warm cache makes a fail-over fast); workers run only while this replica leads.
+ */
+export class Manager {
+  private readonly o: ManagerOptions;
+  private readonly queue: WorkQueue;
+  private apps!: Informer;
+  private children!: ChildCaches;
+  private facts: ObservedFacts = { gatewayApi: false };
+
+  constructor(opts: ManagerOptions) {
+    this.o = opts;
+    this.queue = new WorkQueue({ name: CONTROLLER, maxDelayMs: 5 * 60_000 });
+    connectWorkQueueMetrics(opts.metrics, this.queue);
+  }
+
+  /** Starts the caches and resolves once every one of them has listed. */
+  async startCaches(): Promise<void> {
+    const log = this.o.log.with({ controller: CONTROLLER });
+    this.facts = { gatewayApi: await serves(this.o.kube, 'gateway.networking.k8s.io/v1') };
+    log.info('cluster capabilities', { ...this.facts });
+    const enqueue = (o: KubernetesObject) => {
+      const key = ownerKey(o);
+      if (key) this.queue.add(key);
+    };
+    this.apps = new Informer({
+      kube: this.o.kube,
+      path: collectionPath(`${GROUP}/${VERSION}`, PLURAL, this.o.namespace),
+      relistPeriodMs: this.o.relistPeriodMs,
+      onEvent: (_e, o) => this.queue.add(`${o.metadata?.namespace}/${o.metadata?.name}`),
+      onError: (err, attempt) => log.warn('ScalableApp watch failed; retrying', { err, attempt }),
+    });
+    this.children = new ChildCaches(
+      this.o.kube,
+      ownedKinds(this.facts.gatewayApi),
+      this.o.namespace,
+      // Children are only listed again on the apps' relist; their own relist needs no resync.
+      (e, o) => (e === 'relisted' ? undefined : enqueue(o)),
+      (kind, err) => log.warn(`${kind} watch failed; retrying`, { err }),
+    );
+    this.apps.start();
+    this.children.start();
+    await Promise.all([this.apps.waitForSync(), this.children.waitForSync()]);
+    log.info('caches synced');
+  }
+
+  hasSynced(): boolean {
+    return !!this.apps?.hasSynced() && !!this.children?.hasSynced();
+  }
+
+  /** Runs the workers until `signal` aborts, then drains in-flight reconciles. */
+  async runWorkers(signal: AbortSignal): Promise<void> {
+    const log = this.o.log.with({ controller: CONTROLLER });
+    const queue = this.queue;
+    const reconciler = new Reconciler({
+      kube: this.o.kube,
+      apps: this.apps,
+      children: this.children,
+      events: new EventRecorder(this.o.kube, (err) => log.warn('could not record an event', { err })),
+      facts: () => this.facts,
+      log,
+    });
+    // Everything cached so far is work: the queue of a replica that just became leader may be empty.
+    for (const a of this.apps.list()) queue.add(`${a.metadata?.namespace}/${a.metadata?.name}`);
+    signal.addEventListener('abort', () => void queue.shutDownWithDrain(), { once: true });
+    const observer = combineObservers(
+      reconcileMetricsObserver(this.o.metrics, CONTROLLER, this.o.concurrency),
+      {
+        finished: (key, result, seconds, error) => {
+          if (error) log.warn('reconcile failed', { key, err: error, seconds });
+          else log.debug('reconciled', { key, result, seconds });
+        },
+      },
+    );
+    await runWorkers(
+      queue,
+      this.o.concurrency,
+      (key) => {
+        const [namespace, name] = key.split('/');
+        return reconciler.reconcile(key, log.with({ namespace, name, reconcileID: newReconcileID() }));
+      },
+      observer,
+    );
+  }
+
+  stop(): void {
+    this.apps?.stop();
+    this.children?.stop();
+    this.queue.shutDown();
+  }
+}

@@ -1,0 +1,276 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+import {
+  API_VERSION,
+  KIND,
+  PLURAL,
+  GROUP,
+  VERSION,
+  scalableApp,
+  type ScalableApp,
+  type ScalableAppStatus,
+} from '../api/scalable-app.ts';
+import type { Kube } from '../kube/client.ts';
+import { ApiError, isNotFound } from '../kube/client.ts';
+import { collectionPath } from '../kube/resources.ts';
+import { desiredState } from '../tiers/desired-state.ts';
+import type { Child, ObservedFacts } from '../tiers/objects.ts';
+import { connectionSecretName } from '../tiers/connection.ts';
+import { webEndpoint } from '../tiers/web.ts';
+import type { ChildCaches } from './children.ts';
+import { cond, mergeConditions, type ConditionInput } from './conditions.ts';
+import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
+import type { EventRecorder } from './events.ts';
+import { referencedSecrets } from './references.ts';
+import { tierReports } from './tier-status.ts';
+import type { Informer } from '../kube/informer.ts';
+
+export type ReconcileResult = 'ok' | { requeueAfterMs: number };
+type Log = ReconcilerDeps['log'];
+
+export interface ReconcilerDeps {
+  readonly kube: Kube;
+  readonly apps: Informer;
+  readonly children: ChildCaches;
+  readonly events: EventRecorder;
+  readonly facts: () => ObservedFacts;
+  readonly log: {
+    info(msg: string, f?: Record<string, unknown>): void;
+    warn(msg: string, f?: Record<string, unknown>): void;
+  };
+  readonly now?: () => Date;
+}
+
+/** A missing referenced Secret is the user's to create; look again at this pace (it carries no label we watch). */
+const MISSING_REFERENCE_RETRY_MS = 15_000;
+
+export const appPath = (ns: string, name: string) =>
+  `${collectionPath(`${GROUP}/${VERSION}`, PLURAL, ns)}/${name}`;
+const objectPath = (o: KubernetesObject) =>
+  `${collectionPath(o.apiVersion!, pluralOf(o.kind!), o.metadata!.namespace)}/${o.metadata!.name}`;
+
+const PLURALS: Record<string, string> = {
+  Secret: 'secrets',
+  Service: 'services',
+  Deployment: 'deployments',
+  HorizontalPodAutoscaler: 'horizontalpodautoscalers',
+  PodDisruptionBudget: 'poddisruptionbudgets',
+  NetworkPolicy: 'networkpolicies',
+  Ingress: 'ingresses',
+  HTTPRoute: 'httproutes',
+};
+function pluralOf(kind: string): string {
+  const p = PLURALS[kind];
+  if (!p) throw new Error(`no REST path known for kind ${kind}`);
+  return p;
+}
+
+/**
+ * Level-triggered reconcile of one ScalableApp: read it from the cache, compute the desired
+ * children, apply only what differs, delete children it no longer wants (never volumes), and write
+ * status only when it changed. Safe to run any number of times.
+ */
+export class Reconciler {
+  private readonly d: ReconcilerDeps;
+  constructor(deps: ReconcilerDeps) {
+    this.d = deps;
+  }
+
+  async reconcile(key: string, log: Log = this.d.log): Promise<ReconcileResult> {
+    const [ns, name] = key.split('/') as [string, string];
+    const raw = this.d.apps.get(ns, name) as
+      (KubernetesObject & { spec?: unknown; status?: ScalableAppStatus }) | undefined;
+    if (!raw || raw.metadata?.deletionTimestamp) return 'ok'; // garbage collection removes the children
+    const generation = raw.metadata?.generation ?? 0;
+
+    const parsed = scalableApp.safeParse({ ...raw, apiVersion: API_VERSION, kind: KIND });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const field = issue.path.join('.');
+      const message = `${field}: ${issue.message}`;
+      await this.refuse(raw, generation, 'InvalidSpec', message, log);
+      return 'ok';
+    }
+    const app = parsed.data;
+
+    const missing = await this.missingSecrets(app);
+    if (missing.length) {
+      await this.refuse(raw, generation, 'MissingReference', missing.join('; '), log);
+      return { requeueAfterMs: MISSING_REFERENCE_RETRY_MS };
+    }
+
+    const desired = desiredState(app, this.d.facts()).map((o) => stamped(o));
+    const changed = await this.applyAll(app, desired, log);
+    const pruned = await this.prune(app, desired, log);
+    await this.writeStatus(app, raw.status, generation, changed + pruned > 0);
+    return 'ok';
+  }
+
+  private async missingSecrets(app: ScalableApp): Promise<string[]> {
+    const missing: string[] = [];
+    for (const ref of referencedSecrets(app)) {
+      try {
+        const s = await this.d.kube.get<KubernetesObject & { data?: Record<string, string> }>(
+          `${collectionPath('v1', 'secrets', app.metadata.namespace)}/${ref.name}`,
+        );
+        if (ref.key && !(ref.key in (s.data ?? {})))
+          missing.push(`${ref.field}: Secret ${app.metadata.namespace}/${ref.name} has no key ${ref.key}`);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        missing.push(`${ref.field}: Secret ${app.metadata.namespace}/${ref.name} not found`);
+      }
+    }
+    return missing;
+  }
+
+  private async applyAll(app: ScalableApp, desired: Child[], log: Log): Promise<number> {
+    let changed = 0;
+    for (const obj of desired) {
+      const live = this.d.children.get(obj.kind, obj.metadata.namespace ?? '', obj.metadata.name);
+      const why = drift(obj, live);
+      if (why === undefined) continue;
+      await this.applyOne(obj, live);
+      changed++;
+      const verb = live ? 'Updated' : 'Created';
+      log.info(`${verb.toLowerCase()} ${obj.kind} ${obj.metadata.name}`, { drift: why });
+      await this.d.events.record(app, 'Normal', verb, `${verb} ${obj.kind} ${obj.metadata.name}`);
+    }
+    return changed;
+  }
+
+  /**
+   * Server-side apply; when a hand edit cannot be undone by apply alone (someone else's entry in a
+   * keyed list stays theirs, or makes our apply invalid), replace the object with the live one
+   * overlaid by ours, guarded by its resourceVersion.
+   */
+  private async applyOne(obj: Child, live: KubernetesObject | undefined): Promise<void> {
+    const path = objectPath(obj);
+    let result: KubernetesObject | undefined;
+    try {
+      result = await this.d.kube.apply(path, obj);
+    } catch (e) {
+      if (!(live && e instanceof ApiError && e.status === 422)) throw e;
+    }
+    if (live && (!result || firstDifference(withoutMetadata(obj), withoutMetadata(result)) !== undefined)) {
+      const base = (result ?? live) as KubernetesObject;
+      await this.d.kube.replace(path, overlay(base, obj));
+    }
+  }
+
+  /** Children the spec no longer asks for (autoscaling turned off, exposure changed) are deleted; Secrets and volumes never. */
+  private async prune(app: ScalableApp, desired: Child[], log: Log): Promise<number> {
+    const want = new Set(desired.map((o) => `${o.kind}/${o.metadata.name}`));
+    let pruned = 0;
+    for (const { obj } of this.d.children.ownedBy(app.metadata.uid ?? '')) {
+      const id = `${obj.kind ?? ''}/${obj.metadata?.name}`;
+      const kind = obj.kind ?? '';
+      // Secrets may hold generated credentials: losing them loses access to data. Never pruned.
+      if (!kind || kind === 'Secret' || want.has(id)) continue;
+      try {
+        await this.d.kube.delete(objectPath(obj));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      pruned++;
+      log.info(`deleted ${id}`);
+      await this.d.events.record(app, 'Normal', 'Deleted', `Deleted ${id}: no longer in the spec`);
+    }
+    return pruned;
+  }
+
+  private async refuse(
+    raw: KubernetesObject & { status?: ScalableAppStatus },
+    generation: number,
+    reason: string,
+    message: string,
+    log: Log,
+  ): Promise<void> {
+    const conditions: ConditionInput[] = [
+      cond('Ready', false, reason, message),
+      cond('Progressing', false, reason, 'nothing is applied until the spec is fixed'),
+      cond('Degraded', true, reason, message),
+    ];
+    const status: ScalableAppStatus = {
+      ...raw.status,
+      observedGeneration: generation,
+      phase: 'Invalid',
+      conditions: mergeConditions(raw.status?.conditions, conditions, generation, this.now()),
+    };
+    if (await this.patchStatus(raw, status)) {
+      log.warn(`refusing to apply: ${message}`, { reason });
+      await this.d.events.record(raw as ScalableApp, 'Warning', reason, message);
+    }
+  }
+
+  private async writeStatus(
+    app: ScalableApp,
+    previous: ScalableAppStatus | undefined,
+    generation: number,
+    appliedSomething: boolean,
+  ): Promise<void> {
+    const reports = tierReports(app, this.d.children);
+    const notReady = [...reports.values()].filter((r) => !r.ready);
+    const degraded = [...reports.values()].map((r) => r.degraded).filter((m): m is string => !!m);
+    const ready = notReady.length === 0;
+    const blocking = notReady.map((r) => `${r.condition.type}: ${r.condition.message}`).join('; ');
+    const conditions: ConditionInput[] = [
+      cond(
+        'Ready',
+        ready,
+        ready ? 'AllTiersReady' : 'TiersNotReady',
+        ready ? 'every deployed tier is ready' : blocking,
+      ),
+      cond(
+        'Progressing',
+        !ready || appliedSomething,
+        appliedSomething ? 'Applied' : ready ? 'Stable' : 'WaitingForTiers',
+        appliedSomething ? 'children were created or updated' : ready ? 'nothing to do' : blocking,
+      ),
+      cond(
+        'Degraded',
+        degraded.length > 0,
+        degraded.length ? 'RolloutStalled' : 'AsExpected',
+        degraded.join('; ') || 'no failures',
+      ),
+      ...[...reports.values()].map((r) => r.condition),
+    ];
+    const web = app.spec.web
+      ? (this.d.children.get('Deployment', app.metadata.namespace ?? '', `${app.metadata.name}-web`) as
+          { spec?: { replicas?: number }; status?: { readyReplicas?: number } } | undefined)
+      : undefined;
+    const status: ScalableAppStatus = {
+      observedGeneration: generation,
+      phase: ready ? 'Ready' : degraded.length ? 'Degraded' : 'Progressing',
+      conditions: mergeConditions(previous?.conditions, conditions, generation, this.now()),
+      connectionSecret: connectionSecretName(app),
+      endpoints: app.spec.web ? { web: webEndpoint(app) } : {},
+      ...(app.spec.web
+        ? { web: { replicas: web?.spec?.replicas ?? 0, readyReplicas: web?.status?.readyReplicas ?? 0 } }
+        : {}),
+    };
+    await this.patchStatus(app as unknown as KubernetesObject, status, previous);
+  }
+
+  /** Server-side applies the status subresource, only when it differs. Returns whether it wrote. */
+  private async patchStatus(
+    app: KubernetesObject & { status?: ScalableAppStatus },
+    status: ScalableAppStatus,
+    previous = app.status,
+  ): Promise<boolean> {
+    if (previous && desiredHash(previous) === desiredHash(status)) return false;
+    const ns = app.metadata!.namespace!;
+    const name = app.metadata!.name!;
+    await this.d.kube.apply(
+      appPath(ns, name),
+      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns }, status },
+      { subresource: 'status' },
+    );
+    return true;
+  }
+
+  private now(): string {
+    // metav1.Time has second precision; a millisecond timestamp would differ from what is read back.
+    return (this.d.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+}
+
+const withoutMetadata = ({ metadata: _m, ...rest }: KubernetesObject) => rest;

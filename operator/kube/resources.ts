@@ -1,0 +1,26 @@
+/** The kinds the operator owns, with the REST path to list and watch them across namespaces. */
+export interface OwnedKind {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly plural: string;
+  /** Needs an API the cluster may not serve (Gateway API). */
+  readonly optional?: boolean;
+}
+
+export const OWNED_KINDS: readonly OwnedKind[] = [
+  { apiVersion: 'v1', kind: 'Secret', plural: 'secrets' },
+  { apiVersion: 'v1', kind: 'Service', plural: 'services' },
+  { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments' },
+  { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', plural: 'horizontalpodautoscalers' },
+  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', plural: 'networkpolicies' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses' },
+  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', plural: 'httproutes', optional: true },
+];
+
+export function collectionPath(apiVersion: string, plural: string, namespace?: string): string {
+  const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
+}
+
+export const kindKey = (apiVersion: string, kind: string) => `${kind}.${apiVersion}`;

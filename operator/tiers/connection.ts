@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { ScalableApp } from '../api/scalable-app.ts';
+import { childName, tierLabels } from './labels.ts';
+import { webEndpoint } from './web.ts';
+import type { Child } from './objects.ts';
+
+export const connectionSecretName = (app: ScalableApp) => childName(app, 'connection');
+
+/**
+ * Everything the app needs to talk to its tiers, as environment variables (the web tier and the
+ * consumers mount it with envFrom). Entries are added as tiers are deployed. Values are plain
+ * strings here; the Secret carries them base64-encoded in `data` (never `stringData`, which the
+ * apiserver folds into `data` and would make every comparison differ).
+ */
+export function connectionEntries(app: ScalableApp): Record<string, string> {
+  const entries: Record<string, string> = { SCALABLEAPP_NAME: app.metadata.name };
+  if (app.spec.web) entries.WEB_URL = webEndpoint(app);
+  return entries;
+}
+
+export function connectionSecret(app: ScalableApp): V1Secret & Child {
+  const data = Object.fromEntries(
+    Object.entries(connectionEntries(app))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+  );
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: connectionSecretName(app),
+      namespace: app.metadata.namespace,
+      labels: tierLabels(app, 'connection'),
+    },
+    data,
+  };
+}
+
+/** A digest of the Secret's data for the pod template: a change of any entry rolls the pods. */
+export function connectionHash(secret: V1Secret): string {
+  return createHash('sha256')
+    .update(JSON.stringify(secret.data ?? {}))
+    .digest('hex')
+    .slice(0, 16);
+}

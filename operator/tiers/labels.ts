@@ -1,0 +1,37 @@
+import type { ScalableApp } from '../api/scalable-app.ts';
+
+/** The operator's field manager, and the value of app.kubernetes.io/managed-by on everything it owns. */
+export const MANAGER = 'scalableapp-operator';
+
+export const LABEL = {
+  name: 'app.kubernetes.io/name',
+  instance: 'app.kubernetes.io/instance',
+  component: 'app.kubernetes.io/component',
+  partOf: 'app.kubernetes.io/part-of',
+  managedBy: 'app.kubernetes.io/managed-by',
+} as const;
+
+export const ANNOTATION = {
+  /** Hash of the last desired object applied; a change means the operator must apply again. */
+  appliedHash: 'scalableapp.io/applied-hash',
+  /** Hash of the connection Secret's data on the pod template, so a change rolls the pods. */
+  connectionHash: 'scalableapp.io/connection-hash',
+} as const;
+
+/** Labels that select one tier's pods. They never change after creation (selectors are immutable). */
+export function selectorLabels(app: ScalableApp, component: string): Record<string, string> {
+  return { [LABEL.instance]: app.metadata.name, [LABEL.component]: component };
+}
+
+/** The recommended app.kubernetes.io labels of one tier's objects. */
+export function tierLabels(app: ScalableApp, component: string): Record<string, string> {
+  return {
+    [LABEL.name]: component,
+    ...selectorLabels(app, component),
+    [LABEL.partOf]: app.metadata.name,
+    [LABEL.managedBy]: MANAGER,
+  };
+}
+
+/** Names of children: `<app>-<suffix>`, so two apps in a namespace never collide. */
+export const childName = (app: ScalableApp, suffix: string) => `${app.metadata.name}-${suffix}`;

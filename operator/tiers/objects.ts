@@ -1,0 +1,30 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+/** A desired child object: what a builder returns and what the operator applies. */
+export interface Child extends KubernetesObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: {
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller?: boolean;
+      blockOwnerDeletion?: boolean;
+    }[];
+  };
+  [field: string]: unknown;
+}
+
+/** Facts the builders need that only the cluster knows. Gathered by the controller; builders stay pure. */
+export interface ObservedFacts {
+  /** gateway.networking.k8s.io/v1 HTTPRoute is served (the Gateway API CRDs are installed). */
+  readonly gatewayApi: boolean;
+}
+
+export const NO_FACTS: ObservedFacts = { gatewayApi: false };

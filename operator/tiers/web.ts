@@ -1,0 +1,208 @@
+import type {
+  V2HorizontalPodAutoscaler,
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1Ingress,
+  V1PodDisruptionBudget,
+  V1Service,
+} from '@kubernetes/client-node';
+import type { ScalableApp } from '../api/scalable-app.ts';
+import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
+import { restrictedPodSecurity, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
+import { zoneSpread } from './topology.ts';
+import { resourceRequirements } from './resources.ts';
+import type { Child, ObservedFacts } from './objects.ts';
+
+export const WEB = 'web';
+/** The Service port; the container port is the app's own (`spec.web.port`). */
+export const WEB_SERVICE_PORT = 80;
+
+type Web = NonNullable<ScalableApp['spec']['web']>;
+
+export const webName = (app: ScalableApp) => childName(app, WEB);
+
+function meta(app: ScalableApp, name = webName(app)) {
+  return { name, namespace: app.metadata.namespace, labels: tierLabels(app, WEB) };
+}
+
+function webEnv(web: Web): V1EnvVar[] {
+  return web.env.map((e) =>
+    e.secretKeyRef
+      ? { name: e.name, valueFrom: { secretKeyRef: { name: e.secretKeyRef.name, key: e.secretKeyRef.key } } }
+      : { name: e.name, value: e.value ?? '' },
+  );
+}
+
+function webContainer(web: Web, connectionSecret: string): V1Container {
+  const probe = {
+    httpGet: { path: web.healthCheck.path, port: 'http' },
+    periodSeconds: web.healthCheck.periodSeconds,
+    failureThreshold: web.healthCheck.failureThreshold,
+  };
+  return withRestrictedSecurity({
+    name: WEB,
+    image: web.image,
+    ports: [{ name: 'http', containerPort: web.port, protocol: 'TCP' }],
+    envFrom: [{ secretRef: { name: connectionSecret } }],
+    ...(web.env.length ? { env: webEnv(web) } : {}),
+    resources: resourceRequirements(web.resources),
+    readinessProbe: probe,
+    // Liveness is more patient than readiness: a slow app leaves the Service before it is killed.
+    livenessProbe: { ...probe, failureThreshold: web.healthCheck.failureThreshold * 2 },
+  });
+}
+
+/**
+ * The web Deployment. With autoscaling the HPA owns `replicas`, so the field is left out entirely:
+ * applying it would fight the autoscaler on every reconcile.
+ */
+export function webDeployment(
+  app: ScalableApp,
+  connection: { name: string; hash: string },
+): V1Deployment & Child {
+  const web = app.spec.web!;
+  const selector = selectorLabels(app, WEB);
+  const spread = zoneSpread(app, selector, { rollingDeployment: true });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(app),
+    spec: {
+      ...(web.autoscaling ? {} : { replicas: web.replicas }),
+      selector: { matchLabels: selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' } },
+      template: {
+        metadata: {
+          labels: tierLabels(app, WEB),
+          annotations: { [ANNOTATION.connectionHash]: connection.hash },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: restrictedPodSecurity(),
+          containers: [webContainer(web, connection.name)],
+          volumes: [tmpVolume],
+          ...(spread ? { topologySpreadConstraints: spread } : {}),
+        },
+      },
+    },
+  };
+}
+
+export function webService(app: ScalableApp): V1Service & Child {
+  const type = app.spec.web!.expose.type === 'LoadBalancer' ? 'LoadBalancer' : 'ClusterIP';
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(app),
+    spec: {
+      type,
+      selector: selectorLabels(app, WEB),
+      ports: [{ name: 'http', port: WEB_SERVICE_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function webAutoscaler(app: ScalableApp): (V2HorizontalPodAutoscaler & Child) | undefined {
+  const a = app.spec.web!.autoscaling;
+  if (!a) return undefined;
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: meta(app),
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: webName(app) },
+      minReplicas: a.minReplicas,
+      maxReplicas: a.maxReplicas,
+      metrics: [
+        {
+          type: 'Resource',
+          resource: {
+            name: 'cpu',
+            target: { type: 'Utilization', averageUtilization: a.targetCPUUtilizationPercentage },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** maxUnavailable 1: a node drain always makes progress, and never takes more than one pod at a time. */
+export function webDisruptionBudget(app: ScalableApp): V1PodDisruptionBudget & Child {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(app),
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(app, WEB) } },
+  };
+}
+
+/** The entry point from outside: an Ingress or a Gateway API HTTPRoute (only when that API is served). */
+export function webRoute(app: ScalableApp, facts: ObservedFacts): Child | undefined {
+  const e = app.spec.web!.expose;
+  const backend = { name: webName(app), port: WEB_SERVICE_PORT };
+  if (e.type === 'Ingress') {
+    const ingress: V1Ingress & Child = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: meta(app),
+      spec: {
+        ...(e.ingressClassName ? { ingressClassName: e.ingressClassName } : {}),
+        ...(e.tlsSecretName ? { tls: [{ hosts: [e.host!], secretName: e.tlsSecretName }] } : {}),
+        rules: [
+          {
+            host: e.host!,
+            http: {
+              paths: [
+                {
+                  path: '/',
+                  pathType: 'Prefix',
+                  backend: { service: { name: backend.name, port: { number: backend.port } } },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    };
+    return ingress;
+  }
+  if (e.type === 'Gateway' && facts.gatewayApi) {
+    return {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: meta(app),
+      spec: {
+        parentRefs: [
+          { name: e.gateway!.name, ...(e.gateway!.namespace ? { namespace: e.gateway!.namespace } : {}) },
+        ],
+        hostnames: [e.host!],
+        rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [backend] }],
+      },
+    };
+  }
+  return undefined;
+}
+
+export function webObjects(
+  app: ScalableApp,
+  facts: ObservedFacts,
+  connection: { name: string; hash: string },
+): Child[] {
+  if (!app.spec.web) return [];
+  return [
+    webDeployment(app, connection),
+    webService(app),
+    webAutoscaler(app),
+    webDisruptionBudget(app),
+    webRoute(app, facts),
+  ].filter((o): o is Child => o !== undefined);
+}
+
+/** Where the web tier is reached, for status.endpoints. */
+export function webEndpoint(app: ScalableApp): string {
+  const e = app.spec.web!.expose;
+  if (e.host) return `${e.type === 'Ingress' && e.tlsSecretName ? 'https' : 'http'}://${e.host}`;
+  return `http://${webName(app)}.${app.metadata.namespace}.svc:${WEB_SERVICE_PORT}`;
+}
