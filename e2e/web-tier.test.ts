@@ -180,6 +180,16 @@ describe('a web-only ScalableApp', () => {
     expect(app('shop').metadata.resourceVersion).not.toBe(statusBefore); // only our own annotation changed it
   });
 
+  it('makes zero mutating API calls on a full resync after a restart (caches filled by a list)', async () => {
+    await op.stop();
+    op = await startOperator({ namespace: ns });
+    await eventually(
+      'leadership and a reconcile',
+      async () => (await op.counter('controller_runtime_reconcile_total', { result: 'success' })) > 0,
+    );
+    expect(await op.counter('scalableapp_api_requests_total')).toBe(0);
+  });
+
   it('rolls out a new image and reports the new generation', async () => {
     apply('shop', { ...spec, web: { ...spec.web, image: 'registry.example/shop:2.0' } });
     await readyAt('shop');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { ANNOTATION } from '../tiers/labels.ts';
-import { quantityValue } from '../tiers/resources.ts';
+import { sameQuantity } from '../tiers/resources.ts';
 
 /** A stable digest of a desired object (key order does not matter). */
 export function desiredHash(obj: unknown): string {
@@ -48,8 +48,7 @@ export function firstDifference(desired: unknown, live: unknown, path = ''): str
     typeof live === 'string' &&
     /\.(requests|limits|sizeLimit)\b/.test(path)
   ) {
-    const a = quantityValue(desired);
-    return a !== undefined && a === quantityValue(live) ? undefined : path;
+    return sameQuantity(desired, live) ? undefined : path;
   }
   return path;
 }

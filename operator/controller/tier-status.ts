@@ -25,8 +25,9 @@ export function deploymentReadiness(
   minReplicas = 0,
 ): { ready: boolean; reason: string; message: string; degraded?: string } {
   if (!d) return { ready: false, reason: 'NotCreated', message: `${ref} does not exist yet` };
+  const replicas = d.spec?.replicas ?? 1;
   // With an autoscaler the Deployment starts at 1 until the HPA raises it to its minimum.
-  const want = Math.max(d.spec?.replicas ?? 1, minReplicas);
+  const want = Math.max(replicas, minReplicas);
   const s = d.status ?? {};
   if ((s.observedGeneration ?? 0) < (d.metadata?.generation ?? 0)) {
     return { ready: false, reason: 'RolloutPending', message: `${ref}: the new spec is not observed yet` };
@@ -35,15 +36,15 @@ export function deploymentReadiness(
     (c) => c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded',
   );
   const degraded = stalled ? `${ref}: ${stalled.message ?? 'progress deadline exceeded'}` : undefined;
-  if ((s.updatedReplicas ?? 0) < want) {
+  if ((s.updatedReplicas ?? 0) < replicas) {
     return {
       ready: false,
       reason: 'RollingOut',
-      message: `${ref}: ${s.updatedReplicas ?? 0}/${want} replicas updated`,
+      message: `${ref}: ${s.updatedReplicas ?? 0}/${replicas} replicas updated`,
       degraded,
     };
   }
-  if ((s.availableReplicas ?? 0) < want || (s.replicas ?? 0) > want) {
+  if ((s.availableReplicas ?? 0) < want || (s.replicas ?? 0) > replicas) {
     return {
       ready: false,
       reason: 'ReplicasUnavailable',

@@ -1,6 +1,7 @@
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { fetch } from 'undici';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { resourceOfPath } from '../runtime/metrics.ts';
 
 /** An error response from the apiserver, with its HTTP status and the Status object's reason. */
 export class ApiError extends Error {
@@ -55,7 +56,7 @@ export class Kube {
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     await this.hooks.beforeRequest?.();
-    this.hooks.onRequest?.(verb, resourceOf(path), MUTATING.has(verb));
+    this.hooks.onRequest?.(verb, resourceOfPath(path.split('?')[0]!), MUTATING.has(verb));
     const ctx = new RequestContext(cluster.server + path, method);
     await this.kc.applySecurityAuthentication(ctx);
     const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
@@ -84,7 +85,7 @@ export class Kube {
   list<T extends KubernetesObject>(
     path: string,
     labelSelector?: string,
-  ): Promise<{ metadata: { resourceVersion: string }; items: T[] }> {
+  ): Promise<{ apiVersion?: string; kind?: string; metadata: { resourceVersion: string }; items: T[] }> {
     const q = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
     return this.request('list', HttpMethod.GET, path + q);
   }
@@ -126,14 +127,6 @@ export class Kube {
       propagationPolicy: propagation,
     });
   }
-}
-
-/** `/apis/apps/v1/namespaces/x/deployments/y` → `deployments` (a label for metrics). */
-export function resourceOf(path: string): string {
-  const parts = path.split('?')[0]!.split('/').filter(Boolean);
-  const i = parts.indexOf('namespaces');
-  const rest = i >= 0 ? parts.slice(i + 2) : parts.slice(parts[0] === 'api' ? 2 : 3);
-  return rest[0] ?? 'unknown';
 }
 
 /** Error responses are usually a Status object, but some (a 404 for an unknown group) are plain text. */

@@ -114,9 +114,12 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private async relist(): Promise<void> {
     const res = await this.opts.kube.list<T>(this.opts.path, this.opts.labelSelector);
     const fresh = new Map<string, T>();
+    // List items carry no apiVersion/kind (watch events do); the collection names them.
+    const kind = res.kind?.replace(/List$/, '');
     for (const item of res.items) {
-      // List items carry no apiVersion/kind; the collection does.
-      const o = Object.freeze(strip(item));
+      const o = Object.freeze(
+        strip({ ...item, apiVersion: item.apiVersion ?? res.apiVersion, kind: item.kind ?? kind }),
+      );
       fresh.set(keyOf(o), o);
     }
     for (const [k, old] of this.store) if (!fresh.has(k)) this.opts.onEvent('deleted', old);

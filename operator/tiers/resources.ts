@@ -21,34 +21,48 @@ export function resourceRequirements(r: {
   return { ...(requests ? { requests } : {}), ...(limits ? { limits } : {}) };
 }
 
-const SUFFIX: Record<string, number> = {
-  '': 1,
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
+/** Decimal and binary suffixes as (power of ten, power of two). */
+const SUFFIX: Record<string, [number, number]> = {
+  '': [0, 0],
+  n: [-9, 0],
+  u: [-6, 0],
+  m: [-3, 0],
+  k: [3, 0],
+  M: [6, 0],
+  G: [9, 0],
+  T: [12, 0],
+  P: [15, 0],
+  E: [18, 0],
+  Ki: [0, 10],
+  Mi: [0, 20],
+  Gi: [0, 30],
+  Ti: [0, 40],
+  Pi: [0, 50],
+  Ei: [0, 60],
 };
 
+/** A quantity as an exact fraction, so "0.7" equals "700m" (floating point would say 0.7000000000000001). */
+function quantityFraction(q: string | number): { num: bigint; den: bigint } | undefined {
+  const text = typeof q === 'number' ? String(q) : q.trim();
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$/.exec(text);
+  if (!m || (m[2] === '' && !m[3])) return undefined;
+  const [, sign, int = '', frac = '', exp, suffix = ''] = m;
+  let ten = (exp ? Number(exp) : SUFFIX[suffix]![0]) - frac.length;
+  const two = SUFFIX[suffix]![1];
+  let num = BigInt(`${sign}${int}${frac}` || '0') * 2n ** BigInt(two);
+  let den = 1n;
+  if (ten >= 0) num *= 10n ** BigInt(ten);
+  else den = 10n ** BigInt(-ten);
+  ten = 0;
+  return { num, den };
+}
+
 /**
- * The value of a Kubernetes quantity, so "1000m" equals "1" and "1024Mi" equals "1Gi": the apiserver
- * stores quantities in a canonical form that need not be the one we sent.
+ * Whether two Kubernetes quantities are equal in value: "1000m" equals "1", "1024Mi" equals "1Gi".
+ * The apiserver stores quantities canonically, which need not be the form we sent.
  */
-export function quantityValue(q: string | number): number | undefined {
-  if (typeof q === 'number') return q;
-  const m = /^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$/.exec(q.trim());
-  if (!m) return undefined;
-  const base = Number(m[1]);
-  if (m[2]) return base * 10 ** Number(m[2].slice(1));
-  return base * SUFFIX[m[3] ?? '']!;
+export function sameQuantity(a: string | number, b: string | number): boolean {
+  const x = quantityFraction(a);
+  const y = quantityFraction(b);
+  return !!x && !!y && x.num * y.den === y.num * x.den;
 }
