@@ -1,0 +1,81 @@
+import type { V1Deployment, V1LabelSelector, V1NetworkPolicy } from '@kubernetes/client-node';
+import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
+import { networkPolicies } from './network-policies.ts';
+import { webDeployment } from './web.ts';
+
+function parseApp(spec: ScalableAppInput['spec'], name = 'shop'): ScalableApp {
+  return scalableApp.parse({
+    apiVersion: 'scalableapp.io/v1alpha1',
+    kind: 'ScalableApp',
+    metadata: { name, namespace: 'prod', uid: 'u1' },
+    spec,
+  });
+}
+
+/** matchLabels semantics (this module uses no matchExpressions). */
+function selects(selector: V1LabelSelector | undefined, labels: Record<string, string> | undefined): boolean {
+  if (selector?.matchExpressions?.length) throw new Error('matchExpressions not supported by this helper');
+  return Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels?.[k] === v);
+}
+
+const webPodLabels = (app: ScalableApp) =>
+  (webDeployment(app, { name: 'c', hash: 'h' }) as V1Deployment).spec!.template.metadata!.labels!;
+
+const allowsIngress = (p: V1NetworkPolicy) => (p.spec?.ingress?.length ?? 0) > 0;
+
+describe('network policies', () => {
+  const app = parseApp({ web: { image: 'x', port: 9090 } });
+  const policies = networkPolicies(app);
+
+  it("denies all ingress and egress by default for every one of the app's pods", () => {
+    const deny = policies.find(
+      (p) => !p.spec?.ingress?.length && !p.spec?.egress?.length && p.spec?.policyTypes?.length === 2,
+    );
+    expect(deny).toBeDefined();
+    expect(deny!.spec?.policyTypes).toEqual(expect.arrayContaining(['Ingress', 'Egress']));
+    expect(selects(deny!.spec?.podSelector, webPodLabels(app))).toBe(true);
+  });
+
+  it("does not select another app's pods in the same namespace", () => {
+    const otherPods = webPodLabels(parseApp({ web: { image: 'x' } }, 'other'));
+    for (const p of policies) expect(selects(p.spec?.podSelector, otherPods)).toBe(false);
+  });
+
+  it("lets every one of the app's pods resolve names over DNS (UDP and TCP 53)", () => {
+    const dns = policies.find((p) => p.spec?.egress?.some((e) => e.ports?.some((port) => port.port === 53)));
+    expect(dns).toBeDefined();
+    expect(dns!.spec?.policyTypes).toEqual(['Egress']);
+    expect(selects(dns!.spec?.podSelector, webPodLabels(app))).toBe(true);
+    const ports = dns!.spec!.egress!.flatMap((e) => e.ports ?? []);
+    expect(ports).toEqual(
+      expect.arrayContaining([
+        { protocol: 'UDP', port: 53 },
+        { protocol: 'TCP', port: 53 },
+      ]),
+    );
+    expect(ports.every((p) => p.port === 53)).toBe(true);
+  });
+
+  it('lets traffic reach the web pods only on the app port', () => {
+    const ingressAllows = policies.filter(allowsIngress);
+    expect(ingressAllows).toHaveLength(1);
+    const web = ingressAllows[0]!;
+    expect(selects(web.spec?.podSelector, webPodLabels(app))).toBe(true);
+    expect(web.spec?.policyTypes).toEqual(['Ingress']);
+    expect(web.spec?.ingress?.flatMap((r) => r.ports ?? [])).toEqual([{ protocol: 'TCP', port: 9090 }]);
+  });
+
+  it('allows no ingress at all when there is no web tier', () => {
+    const noWeb = networkPolicies(parseApp({ database: {} }));
+    expect(noWeb.filter(allowsIngress)).toEqual([]);
+    // The default deny and DNS egress still apply.
+    expect(noWeb.some((p) => p.spec?.policyTypes?.includes('Ingress') && !allowsIngress(p))).toBe(true);
+    expect(noWeb.some((p) => p.spec?.egress?.length)).toBe(true);
+  });
+
+  it('are all in the app namespace with distinct names', () => {
+    expect(policies.every((p) => p.metadata.namespace === 'prod')).toBe(true);
+    const names = policies.map((p) => p.metadata.name);
+    expect(new Set(names).size).toBe(names.length);
+  });
+});
