@@ -82,6 +82,7 @@ async function main() {
     }));
 
   const viaOperator: number[] = [];
+  const reaction: number[] = [];
   const viaKubectl: number[] = [];
   for (let i = 1; i <= RUNS; i++) {
     const name = `run${i}`;
@@ -98,8 +99,10 @@ async function main() {
     );
     let t0 = performance.now();
     kubectl(['apply', '--server-side', '-f', manifest]);
+    const tApplied = performance.now();
     await eventually('children', () => childrenExist(opNs, pathsFor(name)), 60_000, 5);
     viaOperator.push(performance.now() - t0);
+    reaction.push(performance.now() - tApplied);
 
     // kubectl: the same objects, rendered, applied server-side in one command.
     const app = scalableApp.parse({
@@ -157,6 +160,20 @@ async function main() {
   };
   await eventually(`${APPS} apps Ready`, () => readyCount() === APPS, 600_000, 500);
   const createMs = performance.now() - tCreate;
+  // Ready is not settled: the reconcile after the last apply still flips Progressing to False.
+  // Wait until the first operator has been idle (no write, empty queue) for 3 s before restarting.
+  let last = -1;
+  await eventually(
+    'the operator to be idle',
+    async () => {
+      const writes = await resOp1.counter('scalableapp_api_requests_total');
+      const idle = writes === last && (await resOp1.counter('workqueue_depth')) === 0;
+      last = writes;
+      return idle;
+    },
+    120_000,
+    3_000,
+  );
   const createWrites = await resOp1.counter('scalableapp_api_requests_total');
   await resOp1.stop('SIGTERM');
 
@@ -170,6 +187,11 @@ async function main() {
   );
   const resyncMs = performance.now() - tResync;
   const resyncWrites = await resOp2.counter('scalableapp_api_requests_total');
+  const breakdown = (await resOp2.metrics())
+    .split('\n')
+    .filter((l) => l.startsWith('scalableapp_api_requests_total{'))
+    .map((l) => l.replace('scalableapp_api_requests_total', ''))
+    .join(', ');
   console.log(`\n2. ${APPS} web-only apps`);
   console.log(
     `   create all and reach Ready: ${(createMs / 1000).toFixed(1)} s, ${createWrites} mutating calls (${(createWrites / APPS).toFixed(1)} per app)`,

@@ -122,19 +122,33 @@ export class Reconciler {
     return missing;
   }
 
+  /**
+   * Applies every drifted child concurrently: children do not depend on each other at apply time
+   * (a pod waits for a missing Secret by itself), and one round trip is faster than nine. The
+   * client's rate limiter still bounds the burst. Events are recorded after the applies.
+   */
   private async applyAll(app: ScalableApp, desired: Child[], log: Log): Promise<number> {
-    let changed = 0;
-    for (const obj of desired) {
-      const live = this.d.children.get(obj.kind, obj.metadata.namespace ?? '', obj.metadata.name);
-      const why = drift(obj, live);
-      if (why === undefined) continue;
-      await this.applyOne(obj, live);
-      changed++;
+    const work = desired
+      .map((obj) => {
+        const live = this.d.children.get(obj.kind, obj.metadata.namespace ?? '', obj.metadata.name);
+        return { obj, live, why: drift(obj, live) };
+      })
+      .filter((w) => w.why !== undefined);
+    const results = await Promise.allSettled(work.map((w) => this.applyOne(w.obj, w.live)));
+    const done = work.filter((_, i) => results[i]!.status === 'fulfilled');
+    for (const { obj, live, why } of done) {
       const verb = live ? 'Updated' : 'Created';
       log.info(`${verb.toLowerCase()} ${obj.kind} ${obj.metadata.name}`, { drift: why });
-      await this.d.events.record(app, 'Normal', verb, `${verb} ${obj.kind} ${obj.metadata.name}`);
     }
-    return changed;
+    await Promise.all(
+      done.map(({ obj, live }) => {
+        const verb = live ? 'Updated' : 'Created';
+        return this.d.events.record(app, 'Normal', verb, `${verb} ${obj.kind} ${obj.metadata.name}`);
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return done.length;
   }
 
   /**
