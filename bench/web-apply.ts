@@ -197,7 +197,7 @@ async function main() {
     `   create all and reach Ready: ${(createMs / 1000).toFixed(1)} s, ${createWrites} mutating calls (${(createWrites / APPS).toFixed(1)} per app)`,
   );
   console.log(
-    `   full resync after a restart: ${(resyncMs / 1000).toFixed(1)} s from ready to ${APPS} reconciles, ${resyncWrites} mutating calls`,
+    `   full resync after a restart: ${(resyncMs / 1000).toFixed(1)} s from ready to ${APPS} reconciles, ${resyncWrites} mutating calls ${breakdown}`,
   );
   await resOp2.stop();
   await op.stop();

@@ -47,13 +47,12 @@ function quantityFraction(q: string | number): { num: bigint; den: bigint } | un
   const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$/.exec(text);
   if (!m || (m[2] === '' && !m[3])) return undefined;
   const [, sign, int = '', frac = '', exp, suffix = ''] = m;
-  let ten = (exp ? Number(exp) : SUFFIX[suffix]![0]) - frac.length;
+  const ten = (exp ? Number(exp) : SUFFIX[suffix]![0]) - frac.length;
   const two = SUFFIX[suffix]![1];
   let num = BigInt(`${sign}${int}${frac}` || '0') * 2n ** BigInt(two);
   let den = 1n;
   if (ten >= 0) num *= 10n ** BigInt(ten);
   else den = 10n ** BigInt(-ten);
-  ten = 0;
   return { num, den };
 }
 
