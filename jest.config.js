@@ -28,6 +28,14 @@ export default {
       testMatch: ['<rootDir>/operator/**/*.test.ts', '<rootDir>/tools/**/*.test.ts'],
     },
     {
+      // Real servers (Debian's redis-server and nginx, installed by tools/dataplane-deps.sh) on
+      // loopback, driven by the configuration the operator generates.
+      ...common,
+      displayName: 'dataplane',
+      testMatch: ['<rootDir>/dataplane/**/*.test.ts'],
+      setupFilesAfterEnv: ['<rootDir>/e2e/support/timeout.ts'],
+    },
+    {
       ...common,
       displayName: 'cluster',
       testMatch: ['<rootDir>/e2e/**/*.test.ts'],

@@ -8,6 +8,8 @@ source "$here/lib.sh"
 
 step "toolchain (built once, then cached under \$HOME)"
 bash "$here/toolchain.sh"
+step "data-plane binaries (Debian packages, pinned)"
+bash "$here/dataplane-deps.sh"
 step "typecheck"
 npx tsc -p tsconfig.json --noEmit
 step "lint"

@@ -42,7 +42,7 @@ const SUFFIX: Record<string, [number, number]> = {
 };
 
 /** A quantity as an exact fraction, so "0.7" equals "700m" (floating point would say 0.7000000000000001). */
-function quantityFraction(q: string | number): { num: bigint; den: bigint } | undefined {
+export function quantityFraction(q: string | number): { num: bigint; den: bigint } | undefined {
   const text = typeof q === 'number' ? String(q) : q.trim();
   const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$/.exec(text);
   if (!m || (m[2] === '' && !m[3])) return undefined;

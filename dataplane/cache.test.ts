@@ -1,0 +1,385 @@
+// The cache tier's data plane against REAL redis-server processes, started from the very config
+// text the operator deploys (cacheServerConfig) on 127.0.0.1, random free ports, temp dirs. What the
+// CRD promises (maxmemory from the memory limit, the eviction policy, replication, failover without a
+// second primary, min-replicas-to-write) is shown here to be what Redis does, not what we hope it does.
+// redis-server comes from tools/dataplane-deps.sh.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  cacheAuthInclude,
+  cacheServerConfig,
+  maxMemoryBytes,
+  replicaOfArgs,
+  type CacheServerOptions,
+} from '../operator/tiers/cache-config.ts';
+import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts';
+import { parseInfo, respCacheAdmin, type CacheNode } from '../operator/dataplane/redis-admin.ts';
+import { RespClient, RespError, type RespValue } from '../operator/dataplane/resp.ts';
+
+const PASSWORD = 'data-plane-test-password';
+const admin = respCacheAdmin(PASSWORD);
+const TEST_TIMEOUT = 90_000;
+
+function redisServerBinary(): string {
+  const script = new URL('../tools/dataplane-deps.sh', import.meta.url).pathname;
+  let dirs: string[];
+  try {
+    dirs = execFileSync('bash', [script, '--print'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch (err) {
+    throw new Error('redis-server is not installed: run `bash tools/dataplane-deps.sh`', { cause: err });
+  }
+  const found = dirs.map((d) => join(d, 'redis-server')).find((p) => existsSync(p));
+  if (!found) throw new Error(`redis-server not found in ${dirs.join(', ')}`);
+  return found;
+}
+
+const REDIS_SERVER = redisServerBinary();
+
+/** Polls until `probe` returns something other than undefined/false, or fails at the deadline. */
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}; last: ${String(last)}`, {
+        cause: last,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+type Server = {
+  node: CacheNode;
+  conf: string;
+  args: string[];
+  dir: string;
+  proc?: ChildProcess;
+  log: string;
+};
+const servers: Server[] = [];
+const clients: RespClient[] = [];
+
+type ConfigChoices = Partial<
+  Pick<CacheServerOptions, 'maxMemoryBytes' | 'evictionPolicy' | 'minReplicasToWrite'>
+>;
+
+/** Writes the generated config and the auth include into a temp dir and starts redis-server on them. */
+async function startServer(name: string, choices: ConfigChoices = {}, args: string[] = []): Promise<Server> {
+  const dir = await mkdtemp(join(tmpdir(), `cache-${name}-`));
+  const authFile = join(dir, 'auth.conf');
+  await writeFile(authFile, cacheAuthInclude(PASSWORD), { mode: 0o600 });
+  const conf = join(dir, 'redis.conf');
+  const port = await freePort();
+  await writeFile(
+    conf,
+    cacheServerConfig({
+      port,
+      bind: '127.0.0.1',
+      maxMemoryBytes: maxMemoryBytes('256Mi', 20),
+      evictionPolicy: 'allkeys-lru',
+      minReplicasToWrite: 0,
+      maxReplicaLagSeconds: 10,
+      dir,
+      authFile,
+      ...choices,
+    }),
+  );
+  const server: Server = { node: { name, host: '127.0.0.1', port }, conf, args, dir, log: '' };
+  servers.push(server);
+  await launch(server);
+  return server;
+}
+
+/** Starts (or restarts) the server's process from its config file and waits until it answers. */
+async function launch(server: Server): Promise<void> {
+  const proc = spawn(REDIS_SERVER, [server.conf, ...server.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server.proc = proc;
+  const append = (chunk: Buffer) => (server.log += chunk.toString());
+  proc.stdout!.on('data', append);
+  proc.stderr!.on('data', append);
+  await until(`${server.node.name} to answer PING`, async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(
+        `redis-server ${server.node.name} exited (${proc.exitCode ?? proc.signalCode}):\n${server.log}`,
+      );
+    }
+    return admin.ping(server.node);
+  });
+}
+
+async function kill9(server: Server): Promise<void> {
+  const proc = server.proc!;
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGKILL');
+  await exited;
+}
+
+async function connect(server: Server): Promise<RespClient> {
+  const c = await RespClient.connect({ host: '127.0.0.1', port: server.node.port, password: PASSWORD });
+  clients.push(c);
+  return c;
+}
+
+/** The reply of a command, or the error reply (a RespError) it failed with. */
+const outcome = (c: RespClient, args: string[]): Promise<RespValue> =>
+  c.command(args).catch((err: unknown) => {
+    if (err instanceof RespError) return err;
+    throw err;
+  });
+
+async function info(c: RespClient, section: string): Promise<Map<string, string>> {
+  return parseInfo((await c.command(['INFO', section])) as string);
+}
+
+const infoNumber = async (c: RespClient, section: string, field: string) =>
+  Number((await info(c, section)).get(field));
+
+async function countExisting(c: RespClient, keys: string[]): Promise<number> {
+  return (await c.command(['EXISTS', ...keys])) as number;
+}
+
+const keys = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}:${i}`);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(servers.map(kill9));
+  await Promise.all(servers.map((s) => rm(s.dir, { recursive: true, force: true })));
+});
+
+describe('authentication', () => {
+  it('requires the password from the included file, which is not in the config', async () => {
+    const s = await startServer('auth');
+    expect(await readFile(s.conf, 'utf8')).not.toContain(PASSWORD);
+    const anonymous = await RespClient.connect({ host: '127.0.0.1', port: s.node.port });
+    clients.push(anonymous);
+    await expect(anonymous.command(['GET', 'k'])).rejects.toMatchObject({ code: 'NOAUTH' });
+    await expect(
+      RespClient.connect({ host: '127.0.0.1', port: s.node.port, password: 'wrong' }),
+    ).rejects.toMatchObject({ code: 'WRONGPASS' });
+    expect(await (await connect(s)).command(['PING'])).toBe('PONG');
+  });
+});
+
+describe('memory limit and eviction', () => {
+  // The CRD's arithmetic on a small limit: 8Mi with 20% headroom.
+  const MAX = maxMemoryBytes('8Mi', 20);
+  const VALUE = 'v'.repeat(4000);
+  // Redis evicts before running each write, so used_memory can pass maxmemory by about one write
+  // (plus allocator rounding) until the next one; its docs call this a small overshoot.
+  const OVERSHOOT = 64 * 1024;
+
+  async function usedMemoryWithinLimit(c: RespClient): Promise<number> {
+    return until('used_memory <= maxmemory', async () => {
+      const used = await infoNumber(c, 'memory', 'used_memory');
+      return used <= MAX + OVERSHOOT && used;
+    });
+  }
+
+  it(
+    'allkeys-lru: maxmemory derived from the limit is enforced by evicting',
+    async () => {
+      expect(MAX).toBe(6710886);
+      const c = await connect(await startServer('lru-limit', { maxMemoryBytes: MAX }));
+      expect(await c.command(['CONFIG', 'GET', 'maxmemory'])).toEqual(['maxmemory', String(MAX)]);
+      // Three times the limit: without eviction this would need ~20MB.
+      const written = keys('k', Math.ceil((3 * MAX) / VALUE.length));
+      for (const k of written) expect(await c.command(['SET', k, VALUE])).toBe('OK');
+
+      await usedMemoryWithinLimit(c);
+      expect(await infoNumber(c, 'stats', 'evicted_keys')).toBeGreaterThan(0);
+      expect(await c.command(['DBSIZE'])).toBeLessThan(written.length / 2);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'allkeys-lru: keys read recently survive, keys left unread are evicted first',
+    async () => {
+      const c = await connect(await startServer('lru-order', { maxMemoryBytes: MAX }));
+      const cold = keys('cold', 300);
+      const hot = keys('hot', 300);
+      for (const k of [...cold, ...hot]) await c.command(['SET', k, VALUE]);
+      // Redis's LRU clock ticks in seconds: let the cold keys age before the hot ones are read.
+      await until('the cold keys to be idle for 2s', async () => {
+        return ((await c.command(['OBJECT', 'IDLETIME', cold[0]!])) as number) >= 2;
+      });
+      for (const k of hot) await c.command(['GET', k]);
+      // New keys until about half as many keys as there are cold ones were evicted.
+      let i = 0;
+      while ((await infoNumber(c, 'stats', 'evicted_keys')) < cold.length / 2) {
+        for (const k of keys(`new${i++}`, 20)) await c.command(['SET', k, VALUE]);
+      }
+      const hotSurvival = (await countExisting(c, hot)) / hot.length;
+      const coldSurvival = (await countExisting(c, cold)) / cold.length;
+      // Exact LRU would evict only cold keys; Redis samples (about 0.95 of hot keys survive), so
+      // allow a few hot ones. allkeys-random gives both the same survival (about 0.9) and fails.
+      expect(hotSurvival).toBeGreaterThan(0.8);
+      expect(hotSurvival - coldSurvival).toBeGreaterThan(0.3);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'volatile-ttl: only keys with a TTL are evicted',
+    async () => {
+      const c = await connect(
+        await startServer('volatile-ttl', { maxMemoryBytes: MAX, evictionPolicy: 'volatile-ttl' }),
+      );
+      const persistent = keys('persistent', 300);
+      for (const k of persistent) await c.command(['SET', k, VALUE]);
+      const expiring = keys('expiring', Math.ceil((2 * MAX) / VALUE.length));
+      for (const k of expiring) expect(await c.command(['SET', k, VALUE, 'EX', '3600'])).toBe('OK');
+
+      await usedMemoryWithinLimit(c);
+      expect(await infoNumber(c, 'stats', 'evicted_keys')).toBeGreaterThan(0);
+      expect(await countExisting(c, persistent)).toBe(persistent.length);
+      expect(await countExisting(c, expiring)).toBeLessThan(expiring.length);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'noeviction: writes past the limit fail with OOM, and reads still work',
+    async () => {
+      const c = await connect(
+        await startServer('noeviction', { maxMemoryBytes: MAX, evictionPolicy: 'noeviction' }),
+      );
+      let refused: RespValue = null;
+      for (const k of keys('k', Math.ceil((3 * MAX) / VALUE.length))) {
+        refused = await outcome(c, ['SET', k, VALUE]);
+        if (refused !== 'OK') break;
+      }
+      expect(refused).toBeInstanceOf(RespError);
+      expect(refused).toMatchObject({ code: 'OOM' });
+      expect(await c.command(['GET', 'k:0'])).toBe(VALUE);
+      expect(await infoNumber(c, 'stats', 'evicted_keys')).toBe(0);
+      await usedMemoryWithinLimit(c);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('replication and failover', () => {
+  it(
+    'a replica started with replicaOfArgs receives the primary writes and refuses its own',
+    async () => {
+      const primary = await startServer('repl-0');
+      const replica = await startServer('repl-1', {}, replicaOfArgs('127.0.0.1', primary.node.port));
+      await (await connect(primary)).command(['SET', 'greeting', 'hello']);
+      const r = await connect(replica);
+      await until('the key on the replica', async () => (await r.command(['GET', 'greeting'])) === 'hello');
+      expect(await admin.role(replica.node)).toMatchObject({
+        role: 'slave',
+        primary: { host: '127.0.0.1', port: primary.node.port },
+        linkUp: true,
+      });
+      await expect(r.command(['SET', 'greeting', 'bye'])).rejects.toMatchObject({ code: 'READONLY' });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'kill -9 the primary: the replica is promoted, the other follows, the old primary rejoins as a replica',
+    async () => {
+      const old = await startServer('cache-0');
+      const asReplica = replicaOfArgs('127.0.0.1', old.node.port);
+      const replicas = [
+        await startServer('cache-1', {}, asReplica),
+        await startServer('cache-2', {}, asReplica),
+      ];
+      const nodes = [old, ...replicas].map((s) => s.node);
+
+      await (await connect(old)).command(['SET', 'before', 'b']);
+      for (const r of replicas) {
+        const c = await connect(r);
+        await until(`'before' on ${r.node.name}`, async () => (await c.command(['GET', 'before'])) === 'b');
+      }
+
+      // Nothing changes while the primary answers.
+      expect(await decideFailover(nodes, old.node, admin)).toBeUndefined();
+
+      await kill9(old);
+      const result = await decideFailover(nodes, old.node, admin);
+      expect(result).toBeDefined();
+      const { newPrimary, followers } = result!;
+      const [promoted, follower] = newPrimary.name === 'cache-1' ? replicas : [...replicas].reverse();
+      expect(newPrimary).toEqual(promoted!.node);
+      expect(followers).toEqual([follower!.node]);
+
+      // The promoted replica kept the data and takes writes.
+      expect(await admin.role(newPrimary)).toMatchObject({ role: 'master' });
+      const p = await connect(promoted!);
+      expect(await p.command(['GET', 'before'])).toBe('b');
+      expect(await p.command(['SET', 'after', 'a'])).toBe('OK');
+
+      // The other replica follows it and receives the new write.
+      await until(`${follower!.node.name} linked to the new primary`, async () => {
+        const role = await admin.role(follower!.node);
+        return role.primary?.port === newPrimary.port && role.linkUp;
+      });
+      const f = await connect(follower!);
+      await until(
+        `'after' on ${follower!.node.name}`,
+        async () => (await f.command(['GET', 'after'])) === 'a',
+      );
+
+      // The old primary restarts from its original config: an empty primary, the second one.
+      await launch(old);
+      expect(await admin.role(old.node)).toMatchObject({ role: 'master' });
+      const o = await connect(old);
+      expect(await o.command(['GET', 'before'])).toBeNull();
+
+      // rejoin makes it a read-only replica of the new primary, with the new primary's data.
+      expect(await rejoin(old.node, newPrimary, admin)).toMatchObject({
+        role: 'slave',
+        primary: { host: '127.0.0.1', port: newPrimary.port },
+      });
+      await expect(o.command(['SET', 'split', 'brain'])).rejects.toMatchObject({ code: 'READONLY' });
+      await until(`'after' on the old primary`, async () => (await o.command(['GET', 'after'])) === 'a');
+      expect(await o.command(['GET', 'before'])).toBe('b');
+      const roles = await Promise.all(nodes.map((n) => admin.role(n)));
+      expect(roles.filter((r) => r.role === 'master')).toHaveLength(1);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'min-replicas-to-write 1: the primary refuses writes until a replica is connected',
+    async () => {
+      const primary = await startServer('minrepl-0', { minReplicasToWrite: 1 });
+      const c = await connect(primary);
+      expect(await outcome(c, ['SET', 'k', 'v'])).toMatchObject({ code: 'NOREPLICAS' });
+      expect(await c.command(['EXISTS', 'k'])).toBe(0);
+
+      await startServer('minrepl-1', {}, replicaOfArgs('127.0.0.1', primary.node.port));
+      await until('a write accepted with a replica connected', async () => {
+        return (await outcome(c, ['SET', 'k', 'v'])) === 'OK';
+      });
+    },
+    TEST_TIMEOUT,
+  );
+});

@@ -1,0 +1,108 @@
+// The few administrative operations failover needs, behind an interface: the failover logic runs
+// against real Redis (data-plane tests, the operator) and against an in-memory fake (unit tests).
+import { withRespClient, type RespClient } from './resp.ts';
+
+export type CacheNode = { name: string; host: string; port: number };
+
+export type CacheRole = {
+  /** Redis's own words: a primary reports `master`, a replica `slave`. */
+  role: 'master' | 'slave';
+  /**
+   * Replication offset: for a primary the offset of its stream, for a replica how much of its
+   * primary's stream it has received, also while the link is down.
+   */
+  offset: number;
+  /** A replica's configured primary. */
+  primary?: { host: string; port: number };
+  /** A replica's link to its primary is established and in sync. */
+  linkUp?: boolean;
+};
+
+export interface CacheAdmin {
+  role(n: CacheNode): Promise<CacheRole>;
+  /** Makes the node a primary (`REPLICAOF NO ONE`); it keeps its data. */
+  promote(n: CacheNode): Promise<void>;
+  /** Makes the node a replica of `primary` (`REPLICAOF host port`); it drops its data for the primary's. */
+  follow(n: CacheNode, primary: CacheNode): Promise<void>;
+  /** Whether the node answers (authenticated) in time. Never throws. */
+  ping(n: CacheNode): Promise<boolean>;
+}
+
+/** `INFO` text as a field map; sections and comments are dropped. */
+export function parseInfo(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && !line.startsWith('#')) fields.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  return fields;
+}
+
+/**
+ * The role from `INFO replication`. Not from ROLE: ROLE reports a replica's offset as -1 while the
+ * link to its primary is down, which is exactly when failover needs it; INFO keeps the offset of
+ * the last stream received.
+ */
+export function roleFromInfo(text: string): CacheRole {
+  const f = parseInfo(text);
+  const num = (key: string): number => {
+    const v = Number(f.get(key));
+    if (!Number.isFinite(v)) throw new Error(`INFO replication has no numeric ${key}`);
+    return v;
+  };
+  switch (f.get('role')) {
+    case 'master':
+      return { role: 'master', offset: num('master_repl_offset') };
+    case 'slave':
+      return {
+        role: 'slave',
+        offset: num('slave_repl_offset'),
+        primary: { host: f.get('master_host') ?? '', port: num('master_port') },
+        linkUp: f.get('master_link_status') === 'up',
+      };
+    default:
+      throw new Error(`INFO replication reports an unknown role ${JSON.stringify(f.get('role'))}`);
+  }
+}
+
+export type RespCacheAdminOptions = { timeoutMs?: number };
+
+/**
+ * CacheAdmin over RESP. Each call opens its own connection: admin calls are rare, and a fresh
+ * connection never carries a half-read reply from a node that stalled.
+ */
+export function respCacheAdmin(password?: string, options: RespCacheAdminOptions = {}): CacheAdmin {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const on = <T>(n: CacheNode, what: string, fn: (c: RespClient) => Promise<T>): Promise<T> =>
+    withRespClient({ host: n.host, port: n.port, password, timeoutMs }, fn).catch((err: unknown) => {
+      throw new Error(`cache node ${n.name} (${n.host}:${n.port}): ${what} failed`, { cause: err });
+    });
+  const expectOk = (reply: unknown, what: string) => {
+    // "OK" or "OK Already connected to specified master".
+    if (typeof reply !== 'string' || !reply.startsWith('OK')) {
+      throw new Error(`${what} answered ${JSON.stringify(reply)}`);
+    }
+  };
+  return {
+    role: (n) =>
+      on(n, 'INFO replication', async (c) => {
+        const text = await c.command(['INFO', 'replication']);
+        if (typeof text !== 'string') throw new Error(`INFO answered ${JSON.stringify(text)}`);
+        return roleFromInfo(text);
+      }),
+    promote: (n) =>
+      on(n, 'REPLICAOF NO ONE', async (c) =>
+        expectOk(await c.command(['REPLICAOF', 'NO', 'ONE']), 'REPLICAOF'),
+      ),
+    follow: (n, primary) =>
+      on(n, `REPLICAOF ${primary.host} ${primary.port}`, async (c) =>
+        expectOk(await c.command(['REPLICAOF', primary.host, String(primary.port)]), 'REPLICAOF'),
+      ),
+    ping: (n) =>
+      on(n, 'PING', (c) => c.command(['PING'])).then(
+        (reply) => reply === 'PONG',
+        // Unreachable, timed out, or refusing our password: in every case not a usable node.
+        () => false,
+      ),
+  };
+}

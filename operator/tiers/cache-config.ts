@@ -1,0 +1,151 @@
+// The cache server's configuration, as pure text. The same functions produce the ConfigMap the
+// operator deploys and the files the data-plane tests start real redis-server processes with, so
+// what the tests prove about eviction and replication is what the pods run.
+import { EVICTION_POLICIES } from '../api/cache.ts';
+import { quantityFraction } from './resources.ts';
+
+/**
+ * A memory quantity in bytes, rounded up as Kubernetes rounds `Quantity.Value()`; undefined when the
+ * text is not a quantity. A bigint, because "8Ei" does not fit a double exactly.
+ */
+export function quantityBytes(q: string | number): bigint | undefined {
+  const f = quantityFraction(q);
+  if (!f) return undefined;
+  const whole = f.num / f.den;
+  return f.num % f.den > 0n ? whole + 1n : whole;
+}
+
+const LIMIT_FIELD = 'cache.resources.limits.memory';
+
+/**
+ * `maxmemory` for a container limit: floor(limit × (100 − headroom) / 100), computed exactly. The
+ * headroom is what Redis does not count against maxmemory (replication and client buffers,
+ * fragmentation, the allocator): without it the kernel's OOM killer, not eviction, would decide.
+ */
+export function maxMemoryBytes(memoryLimit: string | number | undefined, headroomPercent: number): number {
+  if (!Number.isInteger(headroomPercent) || headroomPercent < 0 || headroomPercent >= 100) {
+    throw new RangeError(
+      `cache.memoryHeadroomPercent must be an integer in [0, 100), got ${String(headroomPercent)}`,
+    );
+  }
+  if (memoryLimit === undefined || memoryLimit === '') {
+    throw new Error(`${LIMIT_FIELD} is required: maxmemory is derived from it`);
+  }
+  const f = quantityFraction(memoryLimit);
+  if (!f) throw new Error(`${LIMIT_FIELD} is not a quantity: ${JSON.stringify(memoryLimit)}`);
+  const bytes = (f.num * BigInt(100 - headroomPercent)) / (f.den * 100n);
+  // `maxmemory 0` means "no limit" to Redis: a tiny limit must fail loudly, not silently unbound it.
+  if (bytes < 1n) {
+    throw new Error(
+      `${LIMIT_FIELD} ${JSON.stringify(memoryLimit)} leaves no memory after ${headroomPercent}% headroom`,
+    );
+  }
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${LIMIT_FIELD} is too large`);
+  return Number(bytes);
+}
+
+export type CacheServerOptions = {
+  port: number;
+  maxMemoryBytes: number;
+  evictionPolicy: string;
+  minReplicasToWrite: number;
+  maxReplicaLagSeconds: number;
+  /** Working directory: replication may write a temporary RDB there. An emptyDir in the pod. */
+  dir: string;
+  /**
+   * Path of the auth include (see cacheAuthInclude). Required, so no config without a password can
+   * be generated; the file itself is mounted from a Secret and never part of this text.
+   */
+  authFile: string;
+  /** Addresses to listen on; default every IPv4 address and, where the pod has one, IPv6. */
+  bind?: string;
+  /** The password is never a config option: it travels only in `authFile`. */
+  password?: never;
+};
+
+/** Quotes a config argument; newlines would start a new directive, so they are refused outright. */
+function quoted(what: string, value: string): string {
+  if (/[\r\n\0]/.test(value)) throw new Error(`${what} must not contain line breaks or NUL`);
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+function nonNegativeInt(what: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer, got ${n}`);
+  return n;
+}
+
+/**
+ * redis.conf for a cache node in a restricted pod. Every node, primary or replica, gets this same
+ * text; a replica is started with `replicaOfArgs` appended to the command line.
+ *
+ * Authentication: the last line is `include <authFile>`, a file holding `requirepass` and
+ * `masterauth` (see cacheAuthInclude) that the operator puts in a Secret and the pod mounts
+ * read-only. So the password is in no ConfigMap, command line or environment variable, and a missing
+ * file stops redis-server at boot instead of starting it open. `protected-mode yes` is kept as a
+ * second lock: it only takes effect if the default user ended up with no password, and then refuses
+ * every client that is not on loopback. NetworkPolicies restrict who can connect at all.
+ */
+export function cacheServerConfig(o: CacheServerOptions): string {
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new RangeError(`bad port ${o.port}`);
+  if (!(EVICTION_POLICIES as readonly string[]).includes(o.evictionPolicy)) {
+    throw new Error(`unknown eviction policy ${JSON.stringify(o.evictionPolicy)}`);
+  }
+  if (!Number.isInteger(o.maxMemoryBytes) || o.maxMemoryBytes < 1) {
+    // 0 would mean unlimited, see maxMemoryBytes.
+    throw new RangeError(`maxmemory must be a positive integer, got ${o.maxMemoryBytes}`);
+  }
+  if (!o.dir) throw new Error('dir is required');
+  if (!o.authFile) throw new Error('authFile is required: the cache never runs without a password');
+  const bind = o.bind ?? '* -::*';
+  if (!/^[\w.:*-]+( [\w.:*-]+)*$/.test(bind)) throw new Error(`bad bind ${JSON.stringify(bind)}`);
+  return [
+    '# Generated by the ScalableApp operator.',
+    `port ${o.port}`,
+    `bind ${bind}`,
+    'protected-mode yes',
+    // In the foreground with logs on stdout: the kubelet supervises the process and collects its logs.
+    'daemonize no',
+    'supervised no',
+    'logfile ""',
+    `dir ${quoted('dir', o.dir)}`,
+    `maxmemory ${o.maxMemoryBytes}`,
+    `maxmemory-policy ${o.evictionPolicy}`,
+    // A cache: nothing is persisted, a restarted node starts empty and refills from its primary.
+    'appendonly no',
+    'save ""',
+    // Bounds the writes a failover can lose: with N > 0 the primary refuses writes unless N replicas
+    // acknowledged the stream within the lag (NOREPLICAS otherwise).
+    `min-replicas-to-write ${nonNegativeInt('minReplicasToWrite', o.minReplicasToWrite)}`,
+    `min-replicas-max-lag ${nonNegativeInt('maxReplicaLagSeconds', o.maxReplicaLagSeconds)}`,
+    // Full syncs stream straight to the replica (no RDB on disk) and start at once: Redis waits 5s by
+    // default to batch replicas, but a cache has at most a handful, and a replica (or a rejoining old
+    // primary) is useless until it is in sync.
+    'repl-diskless-sync yes',
+    'repl-diskless-sync-delay 0',
+    // A replica never diverges from its primary by a write of its own, and keeps answering reads
+    // while resynchronising (stale reads beat errors for a cache).
+    'replica-read-only yes',
+    'replica-serve-stale-data yes',
+    // Last, so the file holds the final word on requirepass/masterauth.
+    `include ${quoted('authFile', o.authFile)}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The content of the auth include: the same password to accept clients and to authenticate to the
+ * primary (every node may become a replica after a failover). Stored by the operator in the cache
+ * Secret and mounted as the file `cacheServerConfig` includes.
+ */
+export function cacheAuthInclude(password: string): string {
+  if (!password) throw new Error('the cache password must not be empty');
+  const p = quoted('the cache password', password);
+  return `requirepass ${p}\nmasterauth ${p}\n`;
+}
+
+/** Command-line arguments (after the config path) that start a node as a replica of a primary. */
+export function replicaOfArgs(primaryHost: string, port: number): string[] {
+  if (!/^[\w.:-]+$/.test(primaryHost)) throw new Error(`bad primary host ${JSON.stringify(primaryHost)}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`bad port ${port}`);
+  return ['--replicaof', primaryHost, String(port)];
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Installs the real server binaries the data-plane tests (dataplane/*.test.ts) run: nginx for the
+# edge cache and redis-server for the cache tier, as pinned Debian bookworm packages via apt-get.
+# Idempotent: when the binaries already report the pinned upstream versions apt is not touched at
+# all, so a warm run takes milliseconds and needs neither root nor the network.
+#
+#   tools/dataplane-deps.sh           install whatever is missing (as root when it is)
+#   tools/dataplane-deps.sh --print   print the directories holding the binaries, one per line
+#
+# The packages' system services are never started: the tests start their own processes on loopback,
+# and a system nginx on :80 or redis on :6379 would only be a shared, stateful thing to trip over.
+set -euo pipefail
+
+# The pins, in one place: Debian package=version. Bumping one makes the next run install it.
+# `nginx`, not `nginx-light`: in bookworm the nginx binary (with proxy and proxy_cache compiled in,
+# all the edge cache needs) lives in the `nginx` package; `nginx-light` is only a metapackage that
+# adds the echo module on top of it, which nothing here uses.
+PINS=(
+  nginx=1.22.1-9+deb12u11
+  redis-server=5:7.0.15-1~deb12u10
+)
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/lib.sh"
+
+# Debian installs both under /usr/sbin and /usr/bin, and /usr/sbin is not on a normal user's PATH.
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+
+pkg_of() { echo "${1%%=*}"; }
+version_of() { echo "${1#*=}"; }
+# 5:7.0.15-1~deb12u10 -> 7.0.15: drop the epoch and the Debian revision.
+upstream_of() {
+  local v=${1#*:}
+  echo "${v%-*}"
+}
+binary_of() {
+  case $1 in
+    nginx) echo nginx ;;
+    redis-server) echo redis-server ;;
+    *) die "no binary known for package $1" ;;
+  esac
+}
+# The upstream version a binary reports, or nothing when it is not installed.
+reported_version() {
+  command -v "$1" >/dev/null || return 0
+  case $1 in
+    nginx) nginx -v 2>&1 | sed -n 's|^nginx version: nginx/\([^ ]*\).*|\1|p' ;;
+    redis-server) redis-server --version | sed -n 's/.* v=\([^ ]*\) .*/\1/p' ;;
+  esac
+}
+
+if [[ ${1:-} == --print ]]; then
+  for pin in "${PINS[@]}"; do
+    bin=$(binary_of "$(pkg_of "$pin")")
+    path=$(command -v "$bin") || die "$bin is not installed; run tools/dataplane-deps.sh first"
+    dirname "$path"
+  done | sort -u
+  exit 0
+fi
+[[ $# == 0 ]] || die "usage: tools/dataplane-deps.sh [--print]"
+
+missing=()
+for pin in "${PINS[@]}"; do
+  pkg=$(pkg_of "$pin")
+  bin=$(binary_of "$pkg")
+  want=$(upstream_of "$(version_of "$pin")")
+  have=$(reported_version "$bin")
+  if [[ $have == "$want" ]]; then
+    step "$bin $want: installed"
+  else
+    step "$bin $want: ${have:+found $have, }installing $pin"
+    missing+=("$pin")
+  fi
+done
+((${#missing[@]} == 0)) && exit 0
+
+[[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root (apt-get); run: sudo bash tools/dataplane-deps.sh"
+command -v apt-get >/dev/null || die "apt-get not found: these pins are Debian bookworm packages"
+
+# The versions apt knows for a package, from `apt-cache policy`'s version table.
+known_versions() {
+  apt-cache policy "$1" | sed -n 's/^ *\(\*\*\* \)\{0,1\}\([^ ]*\) [0-9]\{1,\}$/\2/p'
+}
+# Refresh the package lists only when a pin is unknown: a warm apt cache needs no network.
+updated=0
+for pin in "${missing[@]}"; do
+  pkg=$(pkg_of "$pin")
+  want=$(version_of "$pin")
+  if ! known_versions "$pkg" | grep -qxF -- "$want"; then
+    if ((updated == 0)); then
+      step "apt-get update ($pkg $want is not in the package lists)"
+      apt-get update -qq
+      updated=1
+    fi
+    if ! known_versions "$pkg" | grep -qxF -- "$want"; then
+      available=$(known_versions "$pkg" | paste -sd, -)
+      die "$pkg $want is not available from apt (available: ${available:-none}); update the pin at the top of tools/dataplane-deps.sh"
+    fi
+  fi
+done
+
+# policy-rc.d exiting 101 tells invoke-rc.d and deb-systemd-invoke not to start services during the
+# install. Only ours is removed afterwards; an existing one (Docker images ship one) stays as it is.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\n# Written by tools/dataplane-deps.sh for the duration of its install.\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  own_policy=1
+fi
+trap 'if ((own_policy)); then rm -f "$policy"; fi' EXIT
+
+fresh=()
+for pin in "${missing[@]}"; do
+  pkg=$(pkg_of "$pin")
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || fresh+=("$pkg")
+done
+
+step "apt-get install ${missing[*]}"
+# The lock timeout lets two test runs installing at once queue instead of failing. dpkg's chatter goes
+# to stderr with the progress lines, keeping stdout for what a caller asked for.
+export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1
+with_heartbeat apt-get apt-get install -y -qq --no-install-recommends --allow-downgrades \
+  -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+  "${missing[@]}" >&2
+
+# Belt and braces: should a service have started anyway (a host whose init ignores policy-rc.d), stop
+# it, and keep it from starting at boot. Only for packages this run installed fresh: a system nginx or
+# redis someone set up on purpose is upgraded in place but otherwise left as it was.
+for pkg in "${fresh[@]}"; do
+  svc=$pkg
+  if command -v systemctl >/dev/null; then
+    systemctl disable --quiet "$svc" >/dev/null 2>&1 || true
+    if [[ $(systemctl is-system-running 2>/dev/null || true) != offline ]]; then
+      systemctl stop "$svc" >/dev/null 2>&1 || true
+    fi
+  fi
+  if [[ -x /etc/init.d/$svc ]]; then
+    update-rc.d "$svc" disable >/dev/null 2>&1 || true
+    if /etc/init.d/"$svc" status >/dev/null 2>&1; then
+      step "stopping the $svc system service the install started"
+      /etc/init.d/"$svc" stop >/dev/null 2>&1 || true
+    fi
+  fi
+done
+
+for pin in "${missing[@]}"; do
+  bin=$(binary_of "$(pkg_of "$pin")")
+  want=$(upstream_of "$(version_of "$pin")")
+  have=$(reported_version "$bin")
+  [[ $have == "$want" ]] || die "installed $pin but $bin reports '${have:-nothing}', not $want"
+  step "$bin $want: installed"
+done
