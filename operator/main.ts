@@ -28,6 +28,9 @@ const { values: flags } = parseArgs({
     'retry-period': { type: 'string', default: '2' },
     'metrics-bind-address': { type: 'string', default: ':8080' },
     concurrency: { type: 'string', default: '4' },
+    // `simulated` where no container runs (the local KWOK cluster): cache servers are judged by pod readiness.
+    'cache-admin': { type: 'string', default: 'resp' },
+    'cache-failover-delay': { type: 'string', default: '5' },
     qps: { type: 'string', default: '20' },
     burst: { type: 'string', default: '40' },
     'relist-period': { type: 'string', default: '600' },
@@ -42,6 +45,10 @@ const int = (name: keyof typeof flags) => {
     throw new Error(`--${name} must be a positive number, got ${String(flags[name])}`);
   return v;
 };
+
+if (!['resp', 'simulated'].includes(flags['cache-admin']!)) {
+  throw new Error(`--cache-admin must be resp or simulated, got ${flags['cache-admin']}`);
+}
 
 const kc = new KubeConfig();
 if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
@@ -61,6 +68,8 @@ const manager = new Manager({
   metrics,
   concurrency: Math.floor(int('concurrency')),
   relistPeriodMs: int('relist-period') * 1000,
+  cacheAdmin: flags['cache-admin'] === 'simulated' ? 'simulated' : 'resp',
+  cacheFailoverDelayMs: int('cache-failover-delay') * 1000,
   ...(flags['watch-namespace'] ? { namespace: flags['watch-namespace'] } : {}),
 });
 

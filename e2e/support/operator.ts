@@ -53,6 +53,8 @@ export async function startOperator(opts: {
     '--leader-elect',
     '--leader-election-namespace',
     'scalableapp-system',
+    // No container runs on the local cluster: judge cache servers by pod readiness (kind runs real ones).
+    ...(process.env.SCALABLEAPP_PROVIDER === 'kind' ? [] : ['--cache-admin', 'simulated']),
     '--leader-election-id',
     opts.leaseName ?? `scalableapp-${opts.namespace}`,
     ...(opts.extraArgs ?? []),

@@ -12,7 +12,12 @@ export const MANAGED_SELECTOR = `${LABEL.managedBy}=${MANAGER}`;
 /** The ScalableApp that controls `obj`, as a work-queue key, if any. */
 export function ownerKey(obj: KubernetesObject): string | undefined {
   const ref = obj.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND);
-  return ref ? `${obj.metadata?.namespace ?? ''}/${ref.name}` : undefined;
+  if (ref) return `${obj.metadata?.namespace ?? ''}/${ref.name}`;
+  // Pods belong to their workload, not to the app: they carry the app's labels instead.
+  const labels = obj.metadata?.labels ?? {};
+  return labels[LABEL.managedBy] === MANAGER && labels[LABEL.partOf]
+    ? `${obj.metadata?.namespace ?? ''}/${labels[LABEL.partOf]}`
+    : undefined;
 }
 
 /** One informer per owned kind, scoped to objects carrying the operator's managed-by label. */
@@ -42,6 +47,15 @@ export class ChildCaches implements ChildLookup {
 
   get(kind: string, namespace: string, name: string): KubernetesObject | undefined {
     return this.informers.get(kind)?.informer.get(namespace, name);
+  }
+
+  /** Cached objects of one kind in a namespace matching every label given. */
+  select(kind: string, namespace: string, labels: Record<string, string>): KubernetesObject[] {
+    return (this.informers.get(kind)?.informer.list() ?? []).filter(
+      (o) =>
+        o.metadata?.namespace === namespace &&
+        Object.entries(labels).every(([k, v]) => o.metadata?.labels?.[k] === v),
+    );
   }
 
   /** Every cached child controlled by the app with this uid. */

@@ -1,4 +1,4 @@
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/scalable-app.ts';
 import type { Kube } from '../kube/client.ts';
 import { ApiError } from '../kube/client.ts';
@@ -13,6 +13,10 @@ import type { ObservedFacts } from '../tiers/objects.ts';
 import { ChildCaches, ownedKinds, ownerKey } from './children.ts';
 import { EventRecorder } from './events.ts';
 import { Reconciler } from './reconciler.ts';
+import { CachePrimary } from './cache-primary.ts';
+import { simulatedCacheAdmin } from '../dataplane/simulated-admin.ts';
+import { respCacheAdmin } from '../dataplane/redis-admin.ts';
+import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
 
 export const CONTROLLER = 'scalableapp';
 
@@ -25,6 +29,9 @@ export interface ManagerOptions {
   readonly relistPeriodMs?: number;
   /** Watch one namespace only (all when undefined). */
   readonly namespace?: string;
+  /** `resp` talks to the cache servers; `simulated` judges them by pod readiness (no containers run). */
+  readonly cacheAdmin?: 'resp' | 'simulated';
+  readonly cacheFailoverDelayMs?: number;
 }
 
 /** Whether the cluster serves an API group version (e.g. the Gateway API). */
@@ -100,6 +107,7 @@ export class Manager {
       events: new EventRecorder(this.o.kube, (err) => log.warn('could not record an event', { err })),
       facts: () => this.facts,
       log,
+      cachePrimary: this.cachePrimary(),
     });
     // Everything cached so far is work: the queue of a replica that just became leader may be empty.
     for (const a of this.apps.list()) queue.add(`${a.metadata?.namespace}/${a.metadata?.name}`);
@@ -122,6 +130,27 @@ export class Manager {
       },
       observer,
     );
+  }
+
+  private cachePrimary(): CachePrimary {
+    const pods = (ns: string, labels: Record<string, string>) =>
+      this.children.select('Pod', ns, labels) as V1Pod[];
+    const podReady = (ns: string, name: string) =>
+      (this.children.get('Pod', ns, name) as V1Pod | undefined)?.status?.conditions?.some(
+        (c) => c.type === 'Ready' && c.status === 'True',
+      ) ?? false;
+    return new CachePrimary({
+      pods,
+      now: () => Date.now(),
+      delayMs: this.o.cacheFailoverDelayMs ?? 5_000,
+      adminFor: (app, facts) =>
+        this.o.cacheAdmin === 'simulated'
+          ? simulatedCacheAdmin(
+              (name) => podReady(app.metadata.namespace ?? '', name),
+              (name) => name === cachePrimaryName(app, facts),
+            )
+          : respCacheAdmin(facts.cachePassword),
+    });
   }
 
   stop(): void {

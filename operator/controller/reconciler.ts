@@ -1,4 +1,5 @@
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import type { KubernetesObject, V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import {
   API_VERSION,
   KIND,
@@ -11,17 +12,31 @@ import {
 } from '../api/scalable-app.ts';
 import type { Kube } from '../kube/client.ts';
 import { ApiError, isNotFound } from '../kube/client.ts';
-import { collectionPath } from '../kube/resources.ts';
+import { OWNED_KINDS, collectionPath } from '../kube/resources.ts';
 import { desiredState } from '../tiers/desired-state.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
 import { connectionSecretName } from '../tiers/connection.ts';
 import { webEndpoint } from '../tiers/web.ts';
+import {
+  CACHE,
+  CACHE_PORT,
+  ROLE_LABEL,
+  cacheAuthName,
+  cacheConfigName,
+  cacheHost,
+  cacheName,
+  cachePrimary,
+  cacheReplicasName,
+} from '../tiers/cache.ts';
+import { selectorLabels } from '../tiers/labels.ts';
+import { EDGE_SERVICE_PORT, edgeName } from '../tiers/edge-cache.ts';
 import type { ChildCaches } from './children.ts';
 import { cond, mergeConditions, type ConditionInput } from './conditions.ts';
 import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { referencedSecrets } from './references.ts';
-import { tierReports } from './tier-status.ts';
+import { cacheStatus, tierReports } from './tier-status.ts';
+import type { CachePrimary } from './cache-primary.ts';
 import type { Informer } from '../kube/informer.ts';
 
 export type ReconcileResult = 'ok' | { requeueAfterMs: number };
@@ -33,6 +48,8 @@ export interface ReconcilerDeps {
   readonly children: ChildCaches;
   readonly events: EventRecorder;
   readonly facts: () => ObservedFacts;
+  /** Moves the cache primary when it is lost; absent when the operator runs without cache failover. */
+  readonly cachePrimary?: CachePrimary;
   readonly log: {
     info(msg: string, f?: Record<string, unknown>): void;
     warn(msg: string, f?: Record<string, unknown>): void;
@@ -48,18 +65,8 @@ export const appPath = (ns: string, name: string) =>
 const objectPath = (o: KubernetesObject) =>
   `${collectionPath(o.apiVersion!, pluralOf(o.kind!), o.metadata!.namespace)}/${o.metadata!.name}`;
 
-const PLURALS: Record<string, string> = {
-  Secret: 'secrets',
-  Service: 'services',
-  Deployment: 'deployments',
-  HorizontalPodAutoscaler: 'horizontalpodautoscalers',
-  PodDisruptionBudget: 'poddisruptionbudgets',
-  NetworkPolicy: 'networkpolicies',
-  Ingress: 'ingresses',
-  HTTPRoute: 'httproutes',
-};
 function pluralOf(kind: string): string {
-  const p = PLURALS[kind];
+  const p = OWNED_KINDS.find((k) => k.kind === kind)?.plural;
   if (!p) throw new Error(`no REST path known for kind ${kind}`);
   return p;
 }
@@ -98,11 +105,71 @@ export class Reconciler {
       return { requeueAfterMs: MISSING_REFERENCE_RETRY_MS };
     }
 
-    const desired = desiredState(app, this.d.facts()).map((o) => stamped(o));
+    let facts = await this.factsFor(app);
+    let result: ReconcileResult = 'ok';
+    if (app.spec.cache && this.d.cachePrimary) {
+      const decision = await this.d.cachePrimary.decide(app, facts);
+      if (decision.kind === 'wait') result = { requeueAfterMs: decision.recheckMs };
+      if (decision.kind === 'failover') {
+        facts = { ...facts, cachePrimary: decision.primary };
+        log.warn('cache failover', { from: decision.previous, to: decision.primary });
+        await this.d.events.record(app, 'Warning', 'CacheFailover', decision.reason);
+      }
+    }
+    const desired = desiredState(app, facts).map((o) => stamped(o));
     const changed = await this.applyAll(app, desired, log);
     const pruned = await this.prune(app, desired, log);
-    await this.writeStatus(app, raw.status, generation, changed + pruned > 0);
-    return 'ok';
+    const relabelled = await this.labelCacheRoles(app, facts, log);
+    await this.writeStatus(app, facts, raw.status, generation, changed + pruned + relabelled > 0);
+    return result;
+  }
+
+  /**
+   * Facts only the cluster knows. A generated password is read back from its Secret; it is generated
+   * only when the apiserver itself (not just the cache, which may lag our own create) has none.
+   */
+  private async factsFor(app: ScalableApp): Promise<ObservedFacts> {
+    const base = this.d.facts();
+    if (!app.spec.cache) return base;
+    const ns = app.metadata.namespace ?? '';
+    const readPassword = (s: V1Secret | undefined) =>
+      s?.data?.password ? Buffer.from(s.data.password, 'base64').toString() : undefined;
+    let password = readPassword(
+      this.d.children.get('Secret', ns, cacheAuthName(app)) as V1Secret | undefined,
+    );
+    if (!password) {
+      try {
+        password = readPassword(
+          await this.d.kube.get<V1Secret>(`${collectionPath('v1', 'secrets', ns)}/${cacheAuthName(app)}`),
+        );
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    }
+    const config = this.d.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined;
+    return {
+      ...base,
+      cachePassword: password ?? randomBytes(24).toString('base64url'),
+      ...(config?.data?.primary ? { cachePrimary: config.data.primary } : {}),
+    };
+  }
+
+  /** The primary and replicas Services select cache pods by a role label only the operator sets. */
+  private async labelCacheRoles(app: ScalableApp, facts: ObservedFacts, log: Log): Promise<number> {
+    if (!app.spec.cache) return 0;
+    const ns = app.metadata.namespace ?? '';
+    const primary = cachePrimary(app, facts);
+    let changed = 0;
+    for (const pod of this.d.children.select('Pod', ns, selectorLabels(app, CACHE))) {
+      const role = pod.metadata?.name === primary ? 'primary' : 'replica';
+      if (pod.metadata?.labels?.[ROLE_LABEL] === role) continue;
+      await this.d.kube.mergePatch(`${collectionPath('v1', 'pods', ns)}/${pod.metadata!.name}`, {
+        metadata: { labels: { [ROLE_LABEL]: role } },
+      });
+      log.info(`labelled pod ${pod.metadata!.name} ${role}`);
+      changed++;
+    }
+    return changed;
   }
 
   private async missingSecrets(app: ScalableApp): Promise<string[]> {
@@ -217,11 +284,12 @@ export class Reconciler {
 
   private async writeStatus(
     app: ScalableApp,
+    facts: ObservedFacts,
     previous: ScalableAppStatus | undefined,
     generation: number,
     appliedSomething: boolean,
   ): Promise<void> {
-    const reports = tierReports(app, this.d.children);
+    const reports = tierReports(app, this.d.children, facts);
     const notReady = [...reports.values()].filter((r) => !r.ready);
     const degraded = [...reports.values()].map((r) => r.degraded).filter((m): m is string => !!m);
     const ready = notReady.length === 0;
@@ -256,10 +324,22 @@ export class Reconciler {
       phase: ready ? 'Ready' : degraded.length ? 'Degraded' : 'Progressing',
       conditions: mergeConditions(previous?.conditions, conditions, generation, this.now()),
       connectionSecret: connectionSecretName(app),
-      endpoints: app.spec.web ? { web: webEndpoint(app) } : {},
+      endpoints: {
+        ...(app.spec.web ? { web: webEndpoint(app) } : {}),
+        ...(app.spec.edgeCache
+          ? { edgeCache: `${edgeName(app)}.${app.metadata.namespace}.svc:${EDGE_SERVICE_PORT}` }
+          : {}),
+        ...(app.spec.cache
+          ? {
+              cache: `${cacheHost(app, cacheName(app))}:${CACHE_PORT}`,
+              cacheReplicas: `${cacheHost(app, cacheReplicasName(app))}:${CACHE_PORT}`,
+            }
+          : {}),
+      },
       ...(app.spec.web
         ? { web: { replicas: web?.spec?.replicas ?? 0, readyReplicas: web?.status?.readyReplicas ?? 0 } }
         : {}),
+      ...(app.spec.cache ? { cache: cacheStatus(app, facts, this.d.children) } : {}),
     };
     await this.patchStatus(app as unknown as KubernetesObject, status, previous);
   }

@@ -1,4 +1,7 @@
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { NO_FACTS, type ObservedFacts } from '../tiers/objects.ts';
+import { ROLE_LABEL, cacheName, cachePrimary } from '../tiers/cache.ts';
+import { edgeName } from '../tiers/edge-cache.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { TIERS, type Tier } from '../api/spec.ts';
 import { webName } from '../tiers/web.ts';
@@ -60,7 +63,11 @@ export function deploymentReadiness(
 }
 
 /** One condition per deployed tier, each naming the object that holds it back. */
-export function tierReports(app: ScalableApp, children: ChildLookup): Map<Tier, TierReport> {
+export function tierReports(
+  app: ScalableApp,
+  children: ChildLookup,
+  facts: ObservedFacts = NO_FACTS,
+): Map<Tier, TierReport> {
   const ns = app.metadata.namespace ?? '';
   const reports = new Map<Tier, TierReport>();
   for (const tier of TIERS) {
@@ -79,6 +86,23 @@ export function tierReports(app: ScalableApp, children: ChildLookup): Map<Tier, 
         ready: r.ready,
         ...(r.degraded ? { degraded: r.degraded } : {}),
       });
+    } else if (tier === 'edgeCache') {
+      const name = edgeName(app);
+      const r = deploymentReadiness(
+        children.get('Deployment', ns, name) as V1Deployment | undefined,
+        `Deployment ${ns}/${name}`,
+      );
+      reports.set(tier, {
+        condition: cond(conditionType(tier), r.ready, r.reason, r.message),
+        ready: r.ready,
+        ...(r.degraded ? { degraded: r.degraded } : {}),
+      });
+    } else if (tier === 'cache') {
+      const r = cacheReadiness(app, children, facts);
+      reports.set(tier, {
+        condition: cond(conditionType(tier), r.ready, r.reason, r.message),
+        ready: r.ready,
+      });
     } else {
       // Honest about scope: the tier is accepted by the API but this operator version builds nothing for it.
       reports.set(tier, {
@@ -93,4 +117,63 @@ export function tierReports(app: ScalableApp, children: ChildLookup): Map<Tier, 
     }
   }
   return reports;
+}
+
+const isReady = (pod: V1Pod | undefined) =>
+  pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+/** The cache is ready when every server is ready and the primary Service has its pod. */
+export function cacheReadiness(
+  app: ScalableApp,
+  children: ChildLookup,
+  facts: ObservedFacts,
+): { ready: boolean; reason: string; message: string } {
+  const ns = app.metadata.namespace ?? '';
+  const name = cacheName(app);
+  const ref = `StatefulSet ${ns}/${name}`;
+  const sts = children.get('StatefulSet', ns, name) as V1StatefulSet | undefined;
+  if (!sts) return { ready: false, reason: 'NotCreated', message: `${ref} does not exist yet` };
+  const want = sts.spec?.replicas ?? 1;
+  const s = sts.status ?? { replicas: 0 };
+  if ((s.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0) || (s.updatedReplicas ?? 0) < want) {
+    return {
+      ready: false,
+      reason: 'RollingOut',
+      message: `${ref}: ${s.updatedReplicas ?? 0}/${want} servers updated`,
+    };
+  }
+  if ((s.readyReplicas ?? 0) < want) {
+    return {
+      ready: false,
+      reason: 'ReplicasUnavailable',
+      message: `${ref}: ${s.readyReplicas ?? 0}/${want} servers ready`,
+    };
+  }
+  const primary = cachePrimary(app, facts);
+  const pod = children.get('Pod', ns, primary) as V1Pod | undefined;
+  if (!isReady(pod) || pod?.metadata?.labels?.[ROLE_LABEL] !== 'primary') {
+    return {
+      ready: false,
+      reason: 'PrimaryUnavailable',
+      message: `Pod ${ns}/${primary}: not a ready, labelled primary yet`,
+    };
+  }
+  return {
+    ready: true,
+    reason: 'Available',
+    message: `${ref}: ${want}/${want} servers ready, primary ${primary}`,
+  };
+}
+
+export function cacheStatus(
+  app: ScalableApp,
+  facts: ObservedFacts,
+  children: ChildLookup,
+): { primary: string; readyReplicas: number } {
+  const sts = children.get('StatefulSet', app.metadata.namespace ?? '', cacheName(app)) as
+    V1StatefulSet | undefined;
+  return {
+    primary: cachePrimary(app, facts),
+    readyReplicas: Math.max(0, (sts?.status?.readyReplicas ?? 0) - 1),
+  };
 }

@@ -111,6 +111,11 @@ export class Kube {
     return this.request<T>('create', HttpMethod.POST, collection, obj);
   }
 
+  /** JSON merge patch of a few fields (pod role labels), for objects the operator does not apply. */
+  mergePatch<T extends KubernetesObject>(objectPath: string, patch: unknown): Promise<T> {
+    return this.request<T>('patch', HttpMethod.PATCH, objectPath, patch, 'application/merge-patch+json');
+  }
+
   /** PUT: the whole object, guarded by its metadata.resourceVersion (a 409 when it changed meanwhile). */
   replace<T extends KubernetesObject>(objectPath: string, obj: unknown): Promise<T> {
     const q = `?fieldManager=${encodeURIComponent(this.fieldManager)}`;

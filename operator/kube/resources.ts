@@ -5,11 +5,16 @@ export interface OwnedKind {
   readonly plural: string;
   /** Needs an API the cluster may not serve (Gateway API). */
   readonly optional?: boolean;
+  /** Watched for status and role labels but never applied or pruned (pods belong to their workload). */
+  readonly watchOnly?: boolean;
 }
 
 export const OWNED_KINDS: readonly OwnedKind[] = [
   { apiVersion: 'v1', kind: 'Secret', plural: 'secrets' },
+  { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps' },
   { apiVersion: 'v1', kind: 'Service', plural: 'services' },
+  { apiVersion: 'v1', kind: 'Pod', plural: 'pods', watchOnly: true },
+  { apiVersion: 'apps/v1', kind: 'StatefulSet', plural: 'statefulsets' },
   { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments' },
   { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', plural: 'horizontalpodautoscalers' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },

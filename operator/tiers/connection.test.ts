@@ -1,3 +1,4 @@
+import { NO_FACTS } from './objects.ts';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
 import { connectionEntries, connectionHash, connectionSecret } from './connection.ts';
@@ -21,19 +22,19 @@ const decode = (data: Record<string, string>) =>
 describe('connection Secret', () => {
   it('carries every entry base64-encoded in data (never stringData)', () => {
     const app = ingressApp('shop.example.com');
-    const secret = connectionSecret(app);
+    const secret = connectionSecret(app, NO_FACTS);
     expect(secret).not.toHaveProperty('stringData');
-    expect(decode(secret.data!)).toEqual(connectionEntries(app));
+    expect(decode(secret.data!)).toEqual(connectionEntries(app, NO_FACTS));
     expect(decode(secret.data!)).toEqual({ SCALABLEAPP_NAME: 'shop', WEB_URL: 'https://shop.example.com' });
   });
 
   it('lists its keys in sorted order, so equal entries always serialise the same way', () => {
-    const keys = Object.keys(connectionSecret(ingressApp('shop.example.com')).data!);
+    const keys = Object.keys(connectionSecret(ingressApp('shop.example.com'), NO_FACTS).data!);
     expect(keys).toEqual([...keys].sort());
   });
 
   it('is named after the app and lives in its namespace', () => {
-    const secret = connectionSecret(parseApp({ web: { image: 'x' } }));
+    const secret = connectionSecret(parseApp({ web: { image: 'x' } }), NO_FACTS);
     expect(secret.metadata.name).toBe('shop-connection');
     expect(secret.metadata.namespace).toBe('prod');
   });
@@ -41,21 +42,21 @@ describe('connection Secret', () => {
 
 describe('connectionHash', () => {
   it('changes when an entry changes', () => {
-    const a = connectionHash(connectionSecret(ingressApp('a.example.com')));
-    const b = connectionHash(connectionSecret(ingressApp('b.example.com')));
+    const a = connectionHash(connectionSecret(ingressApp('a.example.com'), NO_FACTS));
+    const b = connectionHash(connectionSecret(ingressApp('b.example.com'), NO_FACTS));
     expect(a).not.toBe(b);
   });
 
   it('is stable for the same entries, whatever else the Secret object carries', () => {
-    const first = connectionSecret(ingressApp('shop.example.com'));
-    const second = connectionSecret(ingressApp('shop.example.com'));
+    const first = connectionSecret(ingressApp('shop.example.com'), NO_FACTS);
+    const second = connectionSecret(ingressApp('shop.example.com'), NO_FACTS);
     expect(connectionHash(first)).toBe(connectionHash(second));
     const withLiveMetadata = { ...second, metadata: { ...second.metadata, resourceVersion: '42' } };
     expect(connectionHash(withLiveMetadata)).toBe(connectionHash(first));
   });
 
   it('changes with a single changed value even when the keys stay the same', () => {
-    const secret = connectionSecret(ingressApp('shop.example.com'));
+    const secret = connectionSecret(ingressApp('shop.example.com'), NO_FACTS);
     const edited = {
       ...secret,
       data: { ...secret.data, SCALABLEAPP_NAME: Buffer.from('other').toString('base64') },
@@ -72,7 +73,7 @@ describe('the web pods follow the connection Secret', () => {
 
   it("the pod template annotation is the hash of the desired connection Secret's data", () => {
     const app = ingressApp('shop.example.com');
-    expect(templateHash(app)).toBe(connectionHash(connectionSecret(app)));
+    expect(templateHash(app)).toBe(connectionHash(connectionSecret(app, NO_FACTS)));
   });
 
   it('a change of a connection entry changes the pod template, so the pods roll', () => {

@@ -3,7 +3,9 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { childName, tierLabels } from './labels.ts';
 import { webEndpoint } from './web.ts';
-import type { Child } from './objects.ts';
+import type { Child, ObservedFacts } from './objects.ts';
+import { cacheEntries } from './cache.ts';
+import { edgeEntries } from './edge-cache.ts';
 
 export const connectionSecretName = (app: ScalableApp) => childName(app, 'connection');
 
@@ -13,15 +15,16 @@ export const connectionSecretName = (app: ScalableApp) => childName(app, 'connec
  * strings here; the Secret carries them base64-encoded in `data` (never `stringData`, which the
  * apiserver folds into `data` and would make every comparison differ).
  */
-export function connectionEntries(app: ScalableApp): Record<string, string> {
+export function connectionEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   const entries: Record<string, string> = { SCALABLEAPP_NAME: app.metadata.name };
   if (app.spec.web) entries.WEB_URL = webEndpoint(app);
+  Object.assign(entries, cacheEntries(app, facts), edgeEntries(app));
   return entries;
 }
 
-export function connectionSecret(app: ScalableApp): V1Secret & Child {
+export function connectionSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
   const data = Object.fromEntries(
-    Object.entries(connectionEntries(app))
+    Object.entries(connectionEntries(app, facts))
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
   );

@@ -16,6 +16,8 @@ export const ANNOTATION = {
   appliedHash: 'scalableapp.io/applied-hash',
   /** Hash of the connection Secret's data on the pod template, so a change rolls the pods. */
   connectionHash: 'scalableapp.io/connection-hash',
+  /** Hash of a tier's server configuration on its pod template, so a change restarts the servers. */
+  configHash: 'scalableapp.io/config-hash',
 } as const;
 
 /** Labels that select one tier's pods. They never change after creation (selectors are immutable). */

@@ -25,7 +25,7 @@ const allowsIngress = (p: V1NetworkPolicy) => (p.spec?.ingress?.length ?? 0) > 0
 
 describe('network policies', () => {
   const app = parseApp({ web: { image: 'x', port: 9090 } });
-  const policies = networkPolicies(app);
+  const policies = networkPolicies(app) as unknown as V1NetworkPolicy[];
 
   it("denies all ingress and egress by default for every one of the app's pods", () => {
     const deny = policies.find(
@@ -66,7 +66,7 @@ describe('network policies', () => {
   });
 
   it('allows no ingress at all when there is no web tier', () => {
-    const noWeb = networkPolicies(parseApp({ database: {} }));
+    const noWeb = networkPolicies(parseApp({ database: {} })) as unknown as V1NetworkPolicy[];
     expect(noWeb.filter(allowsIngress)).toEqual([]);
     // The default deny and DNS egress still apply.
     expect(noWeb.some((p) => p.spec?.policyTypes?.includes('Ingress') && !allowsIngress(p))).toBe(true);
@@ -74,8 +74,8 @@ describe('network policies', () => {
   });
 
   it('are all in the app namespace with distinct names', () => {
-    expect(policies.every((p) => p.metadata.namespace === 'prod')).toBe(true);
-    const names = policies.map((p) => p.metadata.name);
+    expect(policies.every((p) => p.metadata?.namespace === 'prod')).toBe(true);
+    const names = policies.map((p) => p.metadata?.name);
     expect(new Set(names).size).toBe(names.length);
   });
 });

@@ -1,8 +1,9 @@
-import type { V1NetworkPolicy } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { LABEL, childName, selectorLabels, tierLabels } from './labels.ts';
 import type { Child } from './objects.ts';
 import { WEB } from './web.ts';
+import { CACHE, CACHE_PORT } from './cache.ts';
+import { EDGE, EDGE_PORT } from './edge-cache.ts';
 
 const dnsEgress = {
   to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }],
@@ -16,7 +17,7 @@ const dnsEgress = {
  * Default deny for every pod of the app (ingress and egress), then explicit allows: only the entry
  * point accepts traffic from outside the app, and every pod may resolve names.
  */
-export function networkPolicies(app: ScalableApp): (V1NetworkPolicy & Child)[] {
+export function networkPolicies(app: ScalableApp): Child[] {
   const ns = app.metadata.namespace;
   const appPods = {
     matchLabels: {
@@ -24,7 +25,8 @@ export function networkPolicies(app: ScalableApp): (V1NetworkPolicy & Child)[] {
       [LABEL.managedBy]: tierLabels(app, WEB)[LABEL.managedBy]!,
     },
   };
-  const policies: (V1NetworkPolicy & Child)[] = [
+  // Plain JSON, not client-node's types: they spell `from` as `_from`, which the apiserver would drop.
+  const policies: Child[] = [
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
@@ -50,6 +52,77 @@ export function networkPolicies(app: ScalableApp): (V1NetworkPolicy & Child)[] {
         ingress: [{ ports: [{ protocol: 'TCP', port: app.spec.web.port }] }],
       },
     });
+  }
+  if (app.spec.edgeCache && app.spec.web) {
+    const edgePods = { matchLabels: selectorLabels(app, EDGE) };
+    policies.push(
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: {
+          name: childName(app, 'allow-edge-ingress'),
+          namespace: ns,
+          labels: tierLabels(app, EDGE),
+        },
+        // An entry point like the web tier: any source, on the proxy port only.
+        spec: {
+          podSelector: edgePods,
+          policyTypes: ['Ingress'],
+          ingress: [{ ports: [{ protocol: 'TCP', port: EDGE_PORT }] }],
+        },
+      },
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: childName(app, 'allow-edge-egress'), namespace: ns, labels: tierLabels(app, EDGE) },
+        // The proxy talks to its origin, the web pods, and nothing else.
+        spec: {
+          podSelector: edgePods,
+          policyTypes: ['Egress'],
+          egress: [
+            {
+              to: [{ podSelector: { matchLabels: selectorLabels(app, WEB) } }],
+              ports: [{ protocol: 'TCP', port: app.spec.web.port }],
+            },
+          ],
+        },
+      },
+    );
+  }
+  if (app.spec.cache) {
+    // Only this app's pods reach the cache (the web tier, consumers, and the cache's own replication).
+    const cachePods = { matchLabels: selectorLabels(app, CACHE) };
+    const port = [{ protocol: 'TCP', port: CACHE_PORT }];
+    policies.push(
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: {
+          name: childName(app, 'allow-cache-ingress'),
+          namespace: ns,
+          labels: tierLabels(app, CACHE),
+        },
+        spec: {
+          podSelector: cachePods,
+          policyTypes: ['Ingress'],
+          ingress: [{ from: [{ podSelector: appPods }], ports: port }],
+        },
+      },
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: {
+          name: childName(app, 'allow-cache-egress'),
+          namespace: ns,
+          labels: tierLabels(app, CACHE),
+        },
+        spec: {
+          podSelector: appPods,
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ podSelector: cachePods }], ports: port }],
+        },
+      },
+    );
   }
   return policies;
 }

@@ -25,6 +25,10 @@ export interface Child extends KubernetesObject {
 export interface ObservedFacts {
   /** gateway.networking.k8s.io/v1 HTTPRoute is served (the Gateway API CRDs are installed). */
   readonly gatewayApi: boolean;
+  /** The cache password: read back from its Secret, or freshly generated once by the controller. */
+  readonly cachePassword?: string;
+  /** The cache pod the operator last made primary (its ConfigMap record); the first pod when unset. */
+  readonly cachePrimary?: string;
 }
 
 export const NO_FACTS: ObservedFacts = { gatewayApi: false };

@@ -12,6 +12,7 @@ import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
 import { restrictedPodSecurity, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { zoneSpread } from './topology.ts';
 import { resourceRequirements } from './resources.ts';
+import { EDGE_SERVICE_PORT, edgeName } from './edge-cache.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 
 export const WEB = 'web';
@@ -142,6 +143,10 @@ export function webDisruptionBudget(app: ScalableApp): V1PodDisruptionBudget & C
 export function webRoute(app: ScalableApp, facts: ObservedFacts): Child | undefined {
   const e = app.spec.web!.expose;
   const backend = { name: webName(app), port: WEB_SERVICE_PORT };
+  // With an edge cache the static path goes through it; the longest prefix wins in both APIs.
+  const edge = app.spec.edgeCache
+    ? { name: edgeName(app), port: EDGE_SERVICE_PORT, path: app.spec.edgeCache.pathPrefix }
+    : undefined;
   if (e.type === 'Ingress') {
     const ingress: V1Ingress & Child = {
       apiVersion: 'networking.k8s.io/v1',
@@ -155,6 +160,15 @@ export function webRoute(app: ScalableApp, facts: ObservedFacts): Child | undefi
             host: e.host!,
             http: {
               paths: [
+                ...(edge
+                  ? [
+                      {
+                        path: edge.path,
+                        pathType: 'Prefix',
+                        backend: { service: { name: edge.name, port: { number: edge.port } } },
+                      },
+                    ]
+                  : []),
                 {
                   path: '/',
                   pathType: 'Prefix',
@@ -178,7 +192,17 @@ export function webRoute(app: ScalableApp, facts: ObservedFacts): Child | undefi
           { name: e.gateway!.name, ...(e.gateway!.namespace ? { namespace: e.gateway!.namespace } : {}) },
         ],
         hostnames: [e.host!],
-        rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [backend] }],
+        rules: [
+          ...(edge
+            ? [
+                {
+                  matches: [{ path: { type: 'PathPrefix', value: edge.path } }],
+                  backendRefs: [{ name: edge.name, port: edge.port }],
+                },
+              ]
+            : []),
+          { matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [backend] },
+        ],
       },
     };
   }

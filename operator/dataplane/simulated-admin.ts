@@ -1,0 +1,35 @@
+// A CacheAdmin for clusters where no container runs (the local KWOK cluster): a node answers when its
+// pod is Ready, and roles live in memory. It lets the cluster tests drive the Kubernetes side of a
+// cache failover (labels, the ConfigMap record, Services, status, events) through the same code path
+// the real admin takes; the data-plane tests cover the Redis side with real servers.
+import type { CacheAdmin, CacheNode, CacheRole } from './redis-admin.ts';
+
+export function simulatedCacheAdmin(
+  podReady: (name: string) => boolean,
+  recordedPrimary: (name: string) => boolean,
+): CacheAdmin {
+  const roles = new Map<string, CacheRole>();
+  const roleOf = (n: CacheNode): CacheRole =>
+    roles.get(n.name) ??
+    (recordedPrimary(n.name) ? { role: 'master', offset: 0 } : { role: 'slave', offset: 0, linkUp: true });
+  return {
+    async ping(n) {
+      return podReady(n.name);
+    },
+    async role(n) {
+      if (!podReady(n.name)) throw new Error(`${n.name} does not answer`);
+      return roleOf(n);
+    },
+    async promote(n) {
+      roles.set(n.name, { role: 'master', offset: roleOf(n).offset });
+    },
+    async follow(n, primary) {
+      roles.set(n.name, {
+        role: 'slave',
+        offset: 0,
+        primary: { host: primary.host, port: primary.port },
+        linkUp: true,
+      });
+    },
+  };
+}

@@ -1,0 +1,207 @@
+import { createHash } from 'node:crypto';
+import type {
+  V1ConfigMap,
+  V1PodDisruptionBudget,
+  V1Secret,
+  V1Service,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import type { ScalableApp } from '../api/scalable-app.ts';
+import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from './cache-config.ts';
+import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
+import { restrictedPodSecurity, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
+import { resourceRequirements } from './resources.ts';
+import { zoneSpread } from './topology.ts';
+import type { Child, ObservedFacts } from './objects.ts';
+
+export const CACHE = 'cache';
+export const CACHE_PORT = 6379;
+/** Pod label the operator sets: which pod the primary Service selects. */
+export const ROLE_LABEL = 'scalableapp.io/role';
+
+type Cache = NonNullable<ScalableApp['spec']['cache']>;
+
+export const cacheName = (app: ScalableApp) => childName(app, CACHE);
+export const cacheHeadlessName = (app: ScalableApp) => `${cacheName(app)}-headless`;
+export const cacheReplicasName = (app: ScalableApp) => `${cacheName(app)}-replicas`;
+export const cacheAuthName = (app: ScalableApp) => `${cacheName(app)}-auth`;
+export const cacheConfigName = (app: ScalableApp) => `${cacheName(app)}-config`;
+
+/** The pod that is primary: the operator's record (after a failover), else the first pod. */
+export const cachePrimary = (app: ScalableApp, facts: ObservedFacts) =>
+  facts.cachePrimary ?? `${cacheName(app)}-0`;
+
+export const cacheHost = (app: ScalableApp, service: string) => `${service}.${app.metadata.namespace}.svc`;
+
+function meta(app: ScalableApp, name: string) {
+  return { name, namespace: app.metadata.namespace, labels: tierLabels(app, CACHE) };
+}
+
+/**
+ * The start script reads the primary's name from the ConfigMap at start: a pod that was primary and
+ * comes back after a failover starts as a replica of the new primary, never as a second primary.
+ * The password reaches the server only through the Secret's `auth.conf`, which the config includes:
+ * never in the ConfigMap, the pod spec, or the process arguments.
+ */
+function startScript(app: ScalableApp): string {
+  return [
+    '#!/bin/sh',
+    'set -eu',
+    'server=$(command -v valkey-server || command -v redis-server)',
+    'primary=$(cat /config/primary)',
+    'if [ "$HOSTNAME" = "$primary" ]; then',
+    '  exec "$server" /config/cache.conf',
+    'fi',
+    `exec "$server" /config/cache.conf --replicaof "$primary.${cacheHeadlessName(app)}.${app.metadata.namespace}.svc" ${CACHE_PORT}`,
+    '',
+  ].join('\n');
+}
+
+export function cacheAuthSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
+  if (!facts.cachePassword) throw new Error('cache password not generated: the controller must provide it');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: meta(app, cacheAuthName(app)),
+    data: {
+      password: Buffer.from(facts.cachePassword).toString('base64'),
+      // The include the server config names: the password reaches the server only through this file.
+      'auth.conf': Buffer.from(cacheAuthInclude(facts.cachePassword)).toString('base64'),
+    },
+  };
+}
+
+export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1ConfigMap & Child {
+  const cache = app.spec.cache!;
+  const conf = cacheServerConfig({
+    port: CACHE_PORT,
+    maxMemoryBytes: maxMemoryBytes(cache.resources.limits?.memory, cache.memoryHeadroomPercent),
+    evictionPolicy: cache.evictionPolicy,
+    minReplicasToWrite: cache.minReplicasToWrite,
+    maxReplicaLagSeconds: cache.maxReplicaLagSeconds,
+    dir: '/data',
+    authFile: '/auth/auth.conf',
+  });
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(app, cacheConfigName(app)),
+    data: { 'cache.conf': conf, 'start.sh': startScript(app), primary: cachePrimary(app, facts) },
+  };
+}
+
+export function cacheStatefulSet(app: ScalableApp, configHash: string): V1StatefulSet & Child {
+  const cache: Cache = app.spec.cache!;
+  const selector = selectorLabels(app, CACHE);
+  const spread = zoneSpread(app, selector);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(app, cacheName(app)),
+    spec: {
+      replicas: 1 + cache.replicas,
+      serviceName: cacheHeadlessName(app),
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selector },
+      template: {
+        metadata: { labels: tierLabels(app, CACHE), annotations: { [ANNOTATION.configHash]: configHash } },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: restrictedPodSecurity(),
+          containers: [
+            withRestrictedSecurity({
+              name: CACHE,
+              image: cache.image,
+              command: ['sh', '/config/start.sh'],
+              ports: [{ name: 'cache', containerPort: CACHE_PORT, protocol: 'TCP' }],
+              resources: resourceRequirements(cache.resources),
+              readinessProbe: { tcpSocket: { port: 'cache' }, periodSeconds: 5 },
+              livenessProbe: { tcpSocket: { port: 'cache' }, periodSeconds: 10, failureThreshold: 6 },
+              volumeMounts: [
+                { name: 'config', mountPath: '/config', readOnly: true },
+                { name: 'auth', mountPath: '/auth', readOnly: true },
+                { name: 'data', mountPath: '/data' },
+              ],
+            }),
+          ],
+          volumes: [
+            { name: 'config', configMap: { name: cacheConfigName(app) } },
+            { name: 'auth', secret: { secretName: cacheAuthName(app) } },
+            // A cache: nothing to keep across restarts, so no volume claim.
+            { name: 'data', emptyDir: { sizeLimit: '1Gi' } },
+            tmpVolume,
+          ],
+          ...(spread ? { topologySpreadConstraints: spread } : {}),
+        },
+      },
+    },
+  };
+}
+
+function cacheService(
+  app: ScalableApp,
+  name: string,
+  role?: 'primary' | 'replica',
+  headless = false,
+): V1Service & Child {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(app, name),
+    spec: {
+      ...(headless ? { clusterIP: 'None', publishNotReadyAddresses: true } : {}),
+      selector: { ...selectorLabels(app, CACHE), ...(role ? { [ROLE_LABEL]: role } : {}) },
+      ports: [{ name: 'cache', port: CACHE_PORT, targetPort: 'cache', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function cacheDisruptionBudget(app: ScalableApp): V1PodDisruptionBudget & Child {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(app, cacheName(app)),
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(app, CACHE) } },
+  };
+}
+
+export function cacheObjects(app: ScalableApp, facts: ObservedFacts, configHash: string): Child[] {
+  if (!app.spec.cache) return [];
+  return [
+    cacheAuthSecret(app, facts),
+    cacheConfigMap(app, facts),
+    cacheService(app, cacheHeadlessName(app), undefined, true),
+    cacheService(app, cacheName(app), 'primary'),
+    cacheService(app, cacheReplicasName(app), 'replica'),
+    cacheStatefulSet(app, configHash),
+    cacheDisruptionBudget(app),
+  ];
+}
+
+/** What the app is told about the cache (connection Secret entries). */
+export function cacheEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
+  if (!app.spec.cache || !facts.cachePassword) return {};
+  const pw = encodeURIComponent(facts.cachePassword);
+  const url = (svc: string) => `redis://:${pw}@${cacheHost(app, svc)}:${CACHE_PORT}/0`;
+  const entries: Record<string, string> = {
+    CACHE_URL: url(cacheName(app)),
+    CACHE_REPLICAS_URL: url(cacheReplicasName(app)),
+    CACHE_DEFAULT_TTL_SECONDS: String(app.spec.cache.defaultTTLSeconds),
+  };
+  if (app.spec.web?.sessions === 'cache') {
+    // Sessions in the shared cache: any web replica serves any request, no sticky sessions.
+    entries.SESSION_STORE = 'redis';
+    entries.SESSION_STORE_URL = entries.CACHE_URL!;
+    entries.SESSION_TTL_SECONDS = String(app.spec.cache.defaultTTLSeconds || 86400);
+  }
+  return entries;
+}
+
+/** Restart the cache servers when their configuration changes, but not when only the primary moves. */
+export function cacheConfigHash(app: ScalableApp, facts: ObservedFacts): string {
+  if (!app.spec.cache) return '';
+  const { primary: _primary, ...rest } = cacheConfigMap(app, facts).data ?? {};
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
