@@ -1,5 +1,5 @@
+import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
 // The cache tier on the local control plane: objects, roles, wiring into the web tier, status.
-import { stringify } from 'yaml';
 import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 
@@ -15,28 +15,10 @@ afterAll(async () => {
   deleteNamespace(ns);
 });
 
-const apply = (name: string, spec: unknown) =>
-  kubectl(
-    ['apply', '-n', ns, '-f', '-'],
-    stringify({ apiVersion: 'scalableapp.io/v1alpha1', kind: 'ScalableApp', metadata: { name }, spec }),
-  );
-const app = (name: string) => json<any>(['get', 'sapp', name, '-n', ns]);
-const decode = (s: any) =>
-  Object.fromEntries(
-    Object.entries(s.data as Record<string, string>).map(([k, v]) => [
-      k,
-      Buffer.from(v, 'base64').toString(),
-    ]),
-  );
-const readyAt = (name: string) =>
-  eventually(`${name} Ready`, () => {
-    const a = app(name);
-    return (
-      a.status?.observedGeneration === a.metadata.generation &&
-      a.status?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True' &&
-      a
-    );
-  });
+const apply = (name: string, spec: unknown) => applyApp(ns, name, spec);
+const app = (name: string) => getApp(ns, name);
+const decode = decodeSecret;
+const readyAt = (name: string) => readyAtGeneration(ns, name);
 
 describe('a web tier with sessions in a cache tier', () => {
   it('runs a primary and two replicas, selected by role, and becomes Ready', async () => {

@@ -1,6 +1,6 @@
+import { applyApp, readyAt as readyAtGeneration } from './support/apps.ts';
 // The edge cache on the local control plane: the proxy, its routing in the exposure, invalidation.
-import { stringify } from 'yaml';
-import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
+import { createNamespace, deleteNamespace, json } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 
 let ns: string;
@@ -22,25 +22,8 @@ const spec = (assetVersion: string) => ({
   },
   edgeCache: { pathPrefix: '/static', ttlSeconds: 600, staleIfErrorSeconds: 3600, assetVersion },
 });
-const apply = (s: unknown) =>
-  kubectl(
-    ['apply', '-n', ns, '-f', '-'],
-    stringify({
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: 'site' },
-      spec: s,
-    }),
-  );
-const readyAt = () =>
-  eventually('site Ready', () => {
-    const a = json<any>(['get', 'sapp', 'site', '-n', ns]);
-    return (
-      a.status?.observedGeneration === a.metadata.generation &&
-      a.status?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True' &&
-      a
-    );
-  });
+const apply = (s: unknown) => applyApp(ns, 'site', s);
+const readyAt = () => readyAtGeneration(ns, 'site');
 
 it('runs the caching proxy and routes the static path through it', async () => {
   apply(spec('2026-11-22'));

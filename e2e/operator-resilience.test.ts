@@ -1,6 +1,6 @@
+import { applyApp, isReadyAtGeneration } from './support/apps.ts';
 // The operator survives being killed at any moment, and only one replica reconciles at a time.
-import { stringify } from 'yaml';
-import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
+import { createNamespace, deleteNamespace, eventually, json } from './support/kube.ts';
 import { isLeader, startOperator, type OperatorProcess } from './support/operator.ts';
 
 const FAST_LEASE = ['--lease-duration', '3', '--renew-deadline', '2', '--retry-period', '0.5'];
@@ -14,18 +14,10 @@ afterAll(async () => {
   await Promise.all(running.map((op) => op.stop('SIGKILL')));
 });
 
-const apply = (ns: string, name: string, spec: unknown) =>
-  kubectl(
-    ['apply', '-n', ns, '-f', '-'],
-    stringify({ apiVersion: 'scalableapp.io/v1alpha1', kind: 'ScalableApp', metadata: { name }, spec }),
-  );
+const apply = applyApp;
 const allReady = (ns: string, names: string[]) => {
   const apps = json<{ items: any[] }>(['get', 'sapp', '-n', ns]).items;
-  return names.every((n) => {
-    const a = apps.find((x) => x.metadata.name === n);
-    const ready = a?.status?.conditions?.find((c: any) => c.type === 'Ready');
-    return a && a.status?.observedGeneration === a.metadata.generation && ready?.status === 'True';
-  });
+  return names.every((n) => isReadyAtGeneration(apps.find((x) => x.metadata.name === n)));
 };
 const lease = (name: string) => json<any>(['get', 'lease', name, '-n', 'scalableapp-system']);
 

@@ -1,6 +1,6 @@
+import { applyApp, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
 // The operator core and the web tier on the local control plane: children, rollouts, drift,
 // garbage collection, refusals, restricted pods, and no writes when nothing changed.
-import { stringify } from 'yaml';
 import { createNamespace, deleteNamespace, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 
@@ -40,20 +40,11 @@ type Condition = {
   observedGeneration?: number;
 };
 
-const apply = (name: string, spec: unknown) =>
-  kubectl(
-    ['apply', '-n', ns, '-f', '-'],
-    stringify({ apiVersion: 'scalableapp.io/v1alpha1', kind: 'ScalableApp', metadata: { name }, spec }),
-  );
-const app = (name: string) => json<Obj>(['get', 'sapp', name, '-n', ns]);
+const apply = (name: string, spec: unknown) => applyApp(ns, name, spec);
+const app = (name: string): Obj => getApp(ns, name);
 const condition = (name: string, type: string) =>
   (app(name).status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
-const readyAt = async (name: string) =>
-  eventually(`${name} Ready at its current generation`, () => {
-    const a = app(name);
-    const ready = (a.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');
-    return a.status?.observedGeneration === a.metadata.generation && ready?.status === 'True' && a;
-  });
+const readyAt = (name: string) => readyAtGeneration(ns, name);
 const zoneOf = () =>
   new Map(
     json<{ items: { metadata: { name: string; labels: Record<string, string> } }[] }>([

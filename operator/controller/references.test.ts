@@ -1,14 +1,5 @@
-import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
+import { parseApp } from '../api/testdata/apps.ts';
 import { referencedSecrets } from './references.ts';
-
-function parseApp(spec: ScalableAppInput['spec']): ScalableApp {
-  return scalableApp.parse({
-    apiVersion: 'scalableapp.io/v1alpha1',
-    kind: 'ScalableApp',
-    metadata: { name: 'shop', namespace: 'prod', uid: 'u1' },
-    spec,
-  });
-}
 
 describe('referencedSecrets', () => {
   it('lists the TLS Secret and every secretKeyRef of web and consumers, with their field paths', () => {

@@ -1,15 +1,6 @@
+import { parseApp } from '../api/testdata/apps.ts';
 import type { V1Deployment, V1DeploymentStatus } from '@kubernetes/client-node';
-import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
 import { deploymentReadiness, tierReports, type ChildLookup } from './tier-status.ts';
-
-function parseApp(spec: ScalableAppInput['spec']): ScalableApp {
-  return scalableApp.parse({
-    apiVersion: 'scalableapp.io/v1alpha1',
-    kind: 'ScalableApp',
-    metadata: { name: 'shop', namespace: 'prod', uid: 'u1' },
-    spec,
-  });
-}
 
 const REF = 'Deployment prod/shop-web';
 

@@ -1,17 +1,12 @@
 import { createHash } from 'node:crypto';
-import type {
-  V1ConfigMap,
-  V1PodDisruptionBudget,
-  V1Secret,
-  V1Service,
-  V1StatefulSet,
-} from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Secret, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from './cache-config.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
 import { restrictedPodSecurity, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
+import { disruptionBudget } from './disruption-budget.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 
 export const CACHE = 'cache';
@@ -158,14 +153,7 @@ function cacheService(
   };
 }
 
-export function cacheDisruptionBudget(app: ScalableApp): V1PodDisruptionBudget & Child {
-  return {
-    apiVersion: 'policy/v1',
-    kind: 'PodDisruptionBudget',
-    metadata: meta(app, cacheName(app)),
-    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(app, CACHE) } },
-  };
-}
+export const cacheDisruptionBudget = (app: ScalableApp) => disruptionBudget(app, CACHE, cacheName(app));
 
 export function cacheObjects(app: ScalableApp, facts: ObservedFacts, configHash: string): Child[] {
   if (!app.spec.cache) return [];

@@ -1,17 +1,9 @@
+import { parseApp } from '../api/testdata/apps.ts';
 import { NO_FACTS } from './objects.ts';
 import type { V1Deployment } from '@kubernetes/client-node';
-import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
+import { type ScalableApp } from '../api/scalable-app.ts';
 import { connectionEntries, connectionHash, connectionSecret } from './connection.ts';
 import { desiredState } from './desired-state.ts';
-
-function parseApp(spec: ScalableAppInput['spec']): ScalableApp {
-  return scalableApp.parse({
-    apiVersion: 'scalableapp.io/v1alpha1',
-    kind: 'ScalableApp',
-    metadata: { name: 'shop', namespace: 'prod', uid: 'u1' },
-    spec,
-  });
-}
 
 const ingressApp = (host: string) =>
   parseApp({ web: { image: 'x', expose: { type: 'Ingress', host, tlsSecretName: 'tls' } } });

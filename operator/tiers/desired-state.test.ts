@@ -1,14 +1,5 @@
-import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
+import { parseApp } from '../api/testdata/apps.ts';
 import { desiredState } from './desired-state.ts';
-
-function parseApp(spec: ScalableAppInput['spec']): ScalableApp {
-  return scalableApp.parse({
-    apiVersion: 'scalableapp.io/v1alpha1',
-    kind: 'ScalableApp',
-    metadata: { name: 'shop', namespace: 'prod', uid: 'u1', generation: 3 },
-    spec,
-  });
-}
 
 /** An app that makes every kind of child this version builds. */
 const fullApp = () =>

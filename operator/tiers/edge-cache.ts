@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { V1ConfigMap, V1Deployment, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from './edge-cache-config.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
 import { restrictedPodSecurity, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
+import { disruptionBudget } from './disruption-budget.ts';
 import type { Child } from './objects.ts';
 import { WEB_SERVICE_PORT, webName } from './web.ts';
 
@@ -109,14 +110,7 @@ export function edgeService(app: ScalableApp): V1Service & Child {
   };
 }
 
-export function edgeDisruptionBudget(app: ScalableApp): V1PodDisruptionBudget & Child {
-  return {
-    apiVersion: 'policy/v1',
-    kind: 'PodDisruptionBudget',
-    metadata: meta(app, edgeName(app)),
-    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(app, EDGE) } },
-  };
-}
+export const edgeDisruptionBudget = (app: ScalableApp) => disruptionBudget(app, EDGE, edgeName(app));
 
 export function edgeCacheObjects(app: ScalableApp): Child[] {
   if (!app.spec.edgeCache || !app.spec.web) return [];

@@ -1,16 +1,8 @@
+import { parseApp } from '../api/testdata/apps.ts';
 import type { V1Deployment, V1LabelSelector, V1NetworkPolicy } from '@kubernetes/client-node';
-import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
+import { type ScalableApp } from '../api/scalable-app.ts';
 import { networkPolicies } from './network-policies.ts';
 import { webDeployment } from './web.ts';
-
-function parseApp(spec: ScalableAppInput['spec'], name = 'shop'): ScalableApp {
-  return scalableApp.parse({
-    apiVersion: 'scalableapp.io/v1alpha1',
-    kind: 'ScalableApp',
-    metadata: { name, namespace: 'prod', uid: 'u1' },
-    spec,
-  });
-}
 
 /** matchLabels semantics (this module uses no matchExpressions). */
 function selects(selector: V1LabelSelector | undefined, labels: Record<string, string> | undefined): boolean {

@@ -1,5 +1,6 @@
+import { parseApp } from '../api/testdata/apps.ts';
 import type { V1Container, V1Deployment, V1Ingress, V1PodSpec } from '@kubernetes/client-node';
-import { scalableApp, type ScalableApp, type ScalableAppInput } from '../api/scalable-app.ts';
+import { type ScalableAppInput } from '../api/scalable-app.ts';
 import { selectorLabels } from './labels.ts';
 import {
   WEB_SERVICE_PORT,
@@ -12,15 +13,6 @@ import {
 } from './web.ts';
 
 type WebInput = NonNullable<ScalableAppInput['spec']['web']>;
-
-function parseApp(spec: ScalableAppInput['spec']): ScalableApp {
-  return scalableApp.parse({
-    apiVersion: 'scalableapp.io/v1alpha1',
-    kind: 'ScalableApp',
-    metadata: { name: 'shop', namespace: 'prod', uid: 'u1' },
-    spec,
-  });
-}
 
 const webApp = (web: Partial<WebInput> = {}, rest: Omit<ScalableAppInput['spec'], 'web'> = {}) =>
   parseApp({ ...rest, web: { image: 'x', ...web } });

@@ -4,13 +4,13 @@ import type {
   V1Deployment,
   V1EnvVar,
   V1Ingress,
-  V1PodDisruptionBudget,
   V1Service,
 } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
 import { restrictedPodSecurity, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { zoneSpread } from './topology.ts';
+import { disruptionBudget } from './disruption-budget.ts';
 import { resourceRequirements } from './resources.ts';
 import { EDGE_SERVICE_PORT, edgeName } from './edge-cache.ts';
 import type { Child, ObservedFacts } from './objects.ts';
@@ -129,15 +129,7 @@ export function webAutoscaler(app: ScalableApp): (V2HorizontalPodAutoscaler & Ch
   };
 }
 
-/** maxUnavailable 1: a node drain always makes progress, and never takes more than one pod at a time. */
-export function webDisruptionBudget(app: ScalableApp): V1PodDisruptionBudget & Child {
-  return {
-    apiVersion: 'policy/v1',
-    kind: 'PodDisruptionBudget',
-    metadata: meta(app),
-    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(app, WEB) } },
-  };
-}
+export const webDisruptionBudget = (app: ScalableApp) => disruptionBudget(app, WEB, webName(app));
 
 /** The entry point from outside: an Ingress or a Gateway API HTTPRoute (only when that API is served). */
 export function webRoute(app: ScalableApp, facts: ObservedFacts): Child | undefined {

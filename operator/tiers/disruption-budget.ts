@@ -1,0 +1,21 @@
+import type { V1PodDisruptionBudget } from '@kubernetes/client-node';
+import type { ScalableApp } from '../api/scalable-app.ts';
+import { selectorLabels, tierLabels } from './labels.ts';
+import type { Child } from './objects.ts';
+
+/**
+ * maxUnavailable 1 for every tier: a node drain always makes progress (it never blocks on a single
+ * instance) and never takes more than one pod of a tier at a time.
+ */
+export function disruptionBudget(
+  app: ScalableApp,
+  component: string,
+  name: string,
+): V1PodDisruptionBudget & Child {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name, namespace: app.metadata.namespace, labels: tierLabels(app, component) },
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(app, component) } },
+  };
+}
