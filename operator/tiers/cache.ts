@@ -3,7 +3,7 @@ import type { V1ConfigMap, V1Secret, V1Service, V1StatefulSet } from '@kubernete
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from './cache-config.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
-import { restrictedPodSecurity, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
+import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
@@ -102,9 +102,7 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
       template: {
         metadata: { labels: tierLabels(app, CACHE), annotations: { [ANNOTATION.configHash]: configHash } },
         spec: {
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          securityContext: restrictedPodSecurity(),
+          ...restrictedPodBase(),
           containers: [
             withRestrictedSecurity({
               name: CACHE,

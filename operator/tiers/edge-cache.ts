@@ -3,7 +3,7 @@ import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-no
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from './edge-cache-config.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
-import { restrictedPodSecurity, withRestrictedSecurity } from './pod-security.ts';
+import { restrictedPodBase, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
@@ -67,9 +67,7 @@ export function edgeDeployment(app: ScalableApp, config: V1ConfigMap): V1Deploym
       template: {
         metadata: { labels: tierLabels(app, EDGE), annotations: { [ANNOTATION.configHash]: hash } },
         spec: {
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          securityContext: restrictedPodSecurity(),
+          ...restrictedPodBase(),
           containers: [
             withRestrictedSecurity({
               name: 'edge',

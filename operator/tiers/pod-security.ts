@@ -42,3 +42,16 @@ export function withRestrictedSecurity(c: V1Container): V1Container {
     volumeMounts: [...(c.volumeMounts ?? []), tmpMount],
   };
 }
+
+/**
+ * What every pod the operator builds starts from: the restricted security context, no API token
+ * (no tier talks to the apiserver) and no service-link environment variables (the connection
+ * Secret is the one source of addresses).
+ */
+export function restrictedPodBase() {
+  return {
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: restrictedPodSecurity(),
+  };
+}

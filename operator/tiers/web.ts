@@ -8,7 +8,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
-import { restrictedPodSecurity, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
+import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { resourceRequirements } from './resources.ts';
@@ -79,9 +79,7 @@ export function webDeployment(
           annotations: { [ANNOTATION.connectionHash]: connection.hash },
         },
         spec: {
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          securityContext: restrictedPodSecurity(),
+          ...restrictedPodBase(),
           containers: [webContainer(web, connection.name)],
           volumes: [tmpVolume],
           ...(spread ? { topologySpreadConstraints: spread } : {}),

@@ -1,0 +1,124 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { parseApp } from '../api/testdata/apps.ts';
+import type { CacheAdmin, CacheNode, CacheRole } from '../dataplane/redis-admin.ts';
+import { CachePrimary } from './cache-primary.ts';
+
+const app = parseApp({ cache: { replicas: 2 } });
+const pod = (name: string, ready: boolean, ip: string, restarts = 0): V1Pod => ({
+  metadata: { name, uid: `uid-${name}` },
+  status: {
+    podIP: ip,
+    conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    containerStatuses: [{ name: 'cache', restartCount: restarts, ready, image: 'x', imageID: '' }],
+  },
+});
+
+/** An admin over a little in-memory cluster: reachable = listed as up; roles and offsets as given. */
+function fakeAdmin(up: Set<string>, roles: Map<string, CacheRole>) {
+  const calls: string[] = [];
+  const admin: CacheAdmin = {
+    ping: async (n) => up.has(n.name),
+    role: async (n) => roles.get(n.name) ?? { role: 'slave', offset: 0 },
+    promote: async (n) => {
+      calls.push(`promote ${n.name}`);
+      roles.set(n.name, { role: 'master', offset: roles.get(n.name)?.offset ?? 0 });
+    },
+    follow: async (n: CacheNode, p: CacheNode) => {
+      calls.push(`follow ${n.name} -> ${p.name}`);
+      roles.set(n.name, { role: 'slave', offset: 0, primary: { host: p.host, port: p.port } });
+    },
+  };
+  return { admin, calls };
+}
+
+function setup(pods: V1Pod[], up: string[], roles: [string, CacheRole][]) {
+  let now = 1_000;
+  const fake = fakeAdmin(new Set(up), new Map(roles));
+  const cp = new CachePrimary({
+    adminFor: () => fake.admin,
+    pods: () => pods,
+    now: () => now,
+    delayMs: 5_000,
+  });
+  return { cp, calls: fake.calls, advance: (ms: number) => (now += ms) };
+}
+
+const facts = { gatewayApi: false, cachePassword: 'pw' };
+const replicaOf = (ip: string): CacheRole => ({
+  role: 'slave',
+  offset: 10,
+  primary: { host: ip, port: 6379 },
+});
+
+describe('CachePrimary', () => {
+  it('keeps a ready primary and checks each new replica incarnation once', async () => {
+    const pods = [
+      pod('shop-cache-0', true, '10.0.0.1'),
+      pod('shop-cache-1', true, '10.0.0.2'),
+      pod('shop-cache-2', true, '10.0.0.3'),
+    ];
+    const { cp, calls } = setup(
+      pods,
+      ['shop-cache-0', 'shop-cache-1', 'shop-cache-2'],
+      [
+        ['shop-cache-0', { role: 'master', offset: 10 }],
+        ['shop-cache-1', replicaOf('10.0.0.1')],
+        ['shop-cache-2', replicaOf('10.0.0.1')],
+      ],
+    );
+    expect(await cp.decide(app, facts)).toEqual({ kind: 'keep', primary: 'shop-cache-0' });
+    expect(calls).toEqual([]);
+  });
+
+  it('waits out the delay before promoting, then promotes the most advanced ready replica', async () => {
+    const pods = [
+      pod('shop-cache-0', false, '10.0.0.1'),
+      pod('shop-cache-1', true, '10.0.0.2'),
+      pod('shop-cache-2', true, '10.0.0.3'),
+    ];
+    const { cp, calls, advance } = setup(
+      pods,
+      ['shop-cache-1', 'shop-cache-2'],
+      [
+        ['shop-cache-1', { role: 'slave', offset: 10 }],
+        ['shop-cache-2', { role: 'slave', offset: 12 }],
+      ],
+    );
+    expect(await cp.decide(app, facts)).toEqual({ kind: 'wait', primary: 'shop-cache-0', recheckMs: 5_000 });
+    advance(3_000);
+    expect(await cp.decide(app, facts)).toEqual({ kind: 'wait', primary: 'shop-cache-0', recheckMs: 2_000 });
+    advance(2_000);
+    const d = await cp.decide(app, facts);
+    expect(d).toMatchObject({ kind: 'failover', primary: 'shop-cache-2', previous: 'shop-cache-0' });
+    expect(calls).toEqual(['promote shop-cache-2', 'follow shop-cache-1 -> shop-cache-2']);
+  });
+
+  it('makes a returning old primary follow the new one instead of serving as a second primary', async () => {
+    const pods = [
+      pod('shop-cache-0', true, '10.0.0.1', 1),
+      pod('shop-cache-1', true, '10.0.0.2'),
+      pod('shop-cache-2', true, '10.0.0.3'),
+    ];
+    const { cp, calls } = setup(
+      pods,
+      ['shop-cache-0', 'shop-cache-1', 'shop-cache-2'],
+      [
+        ['shop-cache-0', { role: 'master', offset: 0 }], // booted as a primary from its old config
+        ['shop-cache-1', replicaOf('10.0.0.3')],
+        ['shop-cache-2', { role: 'master', offset: 20 }],
+      ],
+    );
+    const d = await cp.decide(app, { ...facts, cachePrimary: 'shop-cache-2' });
+    expect(d).toEqual({ kind: 'keep', primary: 'shop-cache-2' });
+    expect(calls).toEqual(['follow shop-cache-0 -> shop-cache-2']);
+    await cp.decide(app, { ...facts, cachePrimary: 'shop-cache-2' });
+    expect(calls).toHaveLength(1); // the same incarnation is not checked again
+  });
+
+  it('never fails over a cache without replicas', async () => {
+    const { cp, advance } = setup([pod('shop-cache-0', false, '10.0.0.1')], [], []);
+    const single = parseApp({ cache: { replicas: 0 } });
+    advance(60_000);
+    expect(await cp.decide(single, facts)).toEqual({ kind: 'keep', primary: 'shop-cache-0' });
+  });
+});
