@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real server binaries the data-plane tests (dataplane/*.test.ts) run: nginx for the
-# edge cache and redis-server for the cache tier, as pinned Debian bookworm packages via apt-get.
+# edge cache, redis-server for the cache tier and the PostgreSQL 15 server (initdb, postgres,
+# pg_rewind; pg_basebackup comes with the client package) for the database tier, as pinned Debian
+# bookworm packages via apt-get.
 # Idempotent: when the binaries already report the pinned upstream versions apt is not touched at
 # all, so a warm run takes milliseconds and needs neither root nor the network.
 #
@@ -8,7 +10,8 @@
 #   tools/dataplane-deps.sh --print   print the directories holding the binaries, one per line
 #
 # The packages' system services are never started: the tests start their own processes on loopback,
-# and a system nginx on :80 or redis on :6379 would only be a shared, stateful thing to trip over.
+# and a system nginx on :80, redis on :6379 or postgres on :5432 would only be a shared, stateful
+# thing to trip over. Nor is Debian's `main` Postgres cluster created on a fresh install.
 set -euo pipefail
 
 # The pins, in one place: Debian package=version. Bumping one makes the next run install it.
@@ -18,13 +21,19 @@ set -euo pipefail
 PINS=(
   nginx=1.22.1-9+deb12u11
   redis-server=5:7.0.15-1~deb12u10
+  # Server and client of one minor version: pg_basebackup (client) and pg_rewind (server) talk to the
+  # same servers. The tests run whatever major is here against the operator's scripts.
+  postgresql-15=15.18-0+deb12u1
+  postgresql-client-15=15.18-0+deb12u1
 )
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib.sh"
 
 # Debian installs both under /usr/sbin and /usr/bin, and /usr/sbin is not on a normal user's PATH.
-export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+# Postgres binaries live in a directory per major version, on nobody's PATH; it goes first, because
+# /usr/bin has Debian's pg_wrapper under the client tools' names.
+export PATH=/usr/lib/postgresql/15/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 pkg_of() { echo "${1%%=*}"; }
 version_of() { echo "${1#*=}"; }
@@ -37,6 +46,8 @@ binary_of() {
   case $1 in
     nginx) echo nginx ;;
     redis-server) echo redis-server ;;
+    postgresql-15) echo postgres ;;
+    postgresql-client-15) echo pg_basebackup ;;
     *) die "no binary known for package $1" ;;
   esac
 }
@@ -46,6 +57,8 @@ reported_version() {
   case $1 in
     nginx) nginx -v 2>&1 | sed -n 's|^nginx version: nginx/\([^ ]*\).*|\1|p' ;;
     redis-server) redis-server --version | sed -n 's/.* v=\([^ ]*\) .*/\1/p' ;;
+    # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" -> 15.18
+    postgres | pg_basebackup) "$1" --version | sed -n 's/^[^ ]* (PostgreSQL) \([^ ]*\).*/\1/p' ;;
   esac
 }
 
@@ -110,6 +123,16 @@ if [[ ! -e $policy ]]; then
 fi
 trap 'if ((own_policy)); then rm -f "$policy"; fi' EXIT
 
+# postgresql-common's postinst creates and starts a `main` cluster on a first install unless this
+# says not to; the drop-in is read through the include_dir of its createcluster.conf.
+for pin in "${missing[@]}"; do
+  if [[ $(pkg_of "$pin") == postgresql-[0-9]* ]]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    printf '# Written by tools/dataplane-deps.sh: tests run their own clusters.\ncreate_main_cluster = false\n' \
+      >/etc/postgresql-common/createcluster.d/scalableapp-no-main-cluster.conf
+  fi
+done
+
 fresh=()
 for pin in "${missing[@]}"; do
   pkg=$(pkg_of "$pin")
@@ -128,7 +151,11 @@ with_heartbeat apt-get apt-get install -y -qq --no-install-recommends --allow-do
 # it, and keep it from starting at boot. Only for packages this run installed fresh: a system nginx or
 # redis someone set up on purpose is upgraded in place but otherwise left as it was.
 for pkg in "${fresh[@]}"; do
-  svc=$pkg
+  case $pkg in
+    postgresql-client-*) continue ;;
+    postgresql-*) svc=postgresql ;;
+    *) svc=$pkg ;;
+  esac
   if command -v systemctl >/dev/null; then
     systemctl disable --quiet "$svc" >/dev/null 2>&1 || true
     if [[ $(systemctl is-system-running 2>/dev/null || true) != offline ]]; then

@@ -1,0 +1,283 @@
+// The database tier's data plane against REAL postgres processes: every instance is started by the
+// instance script the pods run (written to a file, run with sh), with the config texts the operator
+// deploys, on 127.0.0.1 and random free ports, as the `postgres` OS user when we are root. Failover
+// and switchover go through pgAdmin, as in the operator. What the CRD promises (replicas that serve
+// reads, failover to the most advanced standby, no acknowledged commit lost with synchronousReplicas,
+// an old primary that comes back as a standby) is shown here to be what Postgres does.
+// The server comes from tools/dataplane-deps.sh (Debian's postgresql-15).
+import { Client } from 'pg';
+import { decidePostgresFailover, switchover } from '../operator/dataplane/postgres/failover.ts';
+import { LocalCluster, until, type LocalInstance } from '../operator/dataplane/postgres/local-cluster.ts';
+
+const TEST_TIMEOUT = 180_000;
+const NAMES = ['pg-0', 'pg-1', 'pg-2'];
+const clusters: LocalCluster[] = [];
+
+afterAll(async () => {
+  await Promise.all(clusters.map((c) => c.destroy()));
+});
+
+/** A primary (the first name) and two standbys, all started at once as a StatefulSet's pods are. */
+async function startCluster(synchronousReplicas = 0): Promise<LocalCluster> {
+  const c = await LocalCluster.create({ names: NAMES, synchronousReplicas });
+  clusters.push(c);
+  await c.startAll();
+  await c.get('pg-0').query('CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)');
+  return c;
+}
+
+const insert = (i: LocalInstance, id: number, body = `note ${id}`) =>
+  i.query('INSERT INTO notes (id, body) VALUES ($1, $2)', [id, body]);
+
+async function bodies(i: LocalInstance): Promise<string[]> {
+  const rows = await i.query<{ body: string }>('SELECT body FROM notes ORDER BY id');
+  return rows.map((r) => r.body);
+}
+
+/** How many of `ids` the instance has. */
+async function present(i: LocalInstance, ids: number[]): Promise<number> {
+  const rows = await i.query<{ n: number }>('SELECT count(*)::int AS n FROM notes WHERE id = ANY($1)', [ids]);
+  return rows[0]!.n;
+}
+
+const hasBody = (i: LocalInstance, body: string) =>
+  until(`'${body}' on ${i.name}`, async () => (await bodies(i)).includes(body));
+
+/** The SQLSTATE a query fails with (undefined when it succeeds). */
+const failsWith = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (err: { cause?: { code?: string }; code?: string }) => err.code ?? err.cause?.code,
+  );
+
+function signal(pids: number[], sig: NodeJS.Signals): void {
+  if (pids.length === 0) throw new Error(`no process to send ${sig} to`);
+  for (const pid of pids) process.kill(pid, sig);
+}
+
+async function primaries(c: LocalCluster): Promise<string[]> {
+  const running = c.instances.filter((i) => i.running);
+  const inRecovery = await Promise.all(running.map((i) => i.inRecovery()));
+  return running.filter((_, k) => !inRecovery[k]).map((i) => i.name);
+}
+
+describe('bootstrap and replication', () => {
+  it(
+    'a primary and two standbys start from the instance script; a row written on the primary appears on both',
+    async () => {
+      const c = await startCluster();
+      const [primary, ...standbys] = c.instances;
+      expect(await primaries(c)).toEqual(['pg-0']);
+
+      await insert(primary!, 1, 'hello');
+      for (const s of standbys) await hasBody(s, 'hello');
+
+      // Both standbys stream from the primary under their instance names (what ANY k matches).
+      const streaming = await primary!.query<{ application_name: string; state: string }>(
+        'SELECT application_name, state FROM pg_stat_replication ORDER BY application_name',
+        [],
+        'superuser',
+      );
+      expect(streaming).toEqual([
+        { application_name: 'pg-1', state: 'streaming' },
+        { application_name: 'pg-2', state: 'streaming' },
+      ]);
+      // A standby serves reads and refuses writes (25006: read-only transaction).
+      expect(await failsWith(insert(standbys[0]!, 2))).toBe('25006');
+      // SCRAM with the passwords from the credential files (the connections above); a wrong one
+      // is refused (28P01).
+      const intruder = new Client({ ...primary!.node, user: 'app', password: 'guess', database: 'app' });
+      expect(await failsWith(intruder.connect())).toBe('28P01');
+      await intruder.end().catch(() => {});
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('failover, asynchronous replication', () => {
+  it(
+    'kill -9 the primary: a standby is promoted, the other follows it, the old primary is rewound into a standby',
+    async () => {
+      const c = await startCluster();
+      const [old, s1, s2] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      await insert(old, 1, 'before');
+      await hasBody(s1, 'before');
+      await hasBody(s2, 'before');
+      expect(await decidePostgresFailover(c.nodes, old.node, c.admin, { synchronousReplicas: 0 })).toEqual({
+        kind: 'none',
+      });
+
+      // A commit that never leaves the primary (its WAL senders are frozen): acknowledged, as
+      // asynchronous commits are, and about to be lost with it.
+      signal(old.pids('walsender'), 'SIGSTOP');
+      await insert(old, 2, 'lost');
+      await old.kill9();
+
+      const d = await decidePostgresFailover(c.nodes, old.node, c.admin, { synchronousReplicas: 0 });
+      if (d.kind !== 'promoted') throw new Error(`expected a promotion, got ${JSON.stringify(d)}`);
+      expect(d.fenced).toBe(false);
+      const promoted = c.get(d.newPrimary.name);
+      const follower = promoted === s1 ? s2 : s1;
+      expect(d.followers).toEqual([follower.node]);
+
+      // The promoted standby takes writes; the asynchronous commit is gone, as documented.
+      expect(await promoted.inRecovery()).toBe(false);
+      await insert(promoted, 3, 'after');
+      expect(await bodies(promoted)).toEqual(['before', 'after']);
+      // The other standby switched upstream without a restart and receives the new row.
+      await hasBody(follower, 'after');
+
+      // The old primary restarts with the same script, the new primary recorded: pg_rewind takes it
+      // back to where the histories forked (dropping 'lost'), and it starts as a standby.
+      await old.start(promoted);
+      expect(old.log).toMatch(/rewinding to pg-\d \(127.0.0.1:\d+\) with pg_rewind/);
+      expect(old.log).toMatch(/servers diverged at WAL location/);
+      expect(old.log).not.toMatch(/cloning/);
+      expect(await old.inRecovery()).toBe(true);
+      await insert(promoted, 4, 'rejoined');
+      await hasBody(old, 'rejoined');
+      expect(await bodies(old)).toEqual(['before', 'after', 'rejoined']);
+      expect(await failsWith(insert(old, 5))).toBe('25006');
+      expect(await primaries(c)).toEqual([promoted.name]);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('failover, synchronous replication (ANY 1)', () => {
+  it(
+    'every acknowledged commit survives kill -9 of the primary, though one standby lags far behind',
+    async () => {
+      const c = await startCluster(1);
+      const [old, lagging, current] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      // pg-1 stops receiving (its walreceiver frozen): from now on pg-2 alone acknowledges. pg-1 is
+      // also the lower name, so a choice by name instead of position would lose commits.
+      const walreceiver = lagging.pids('walreceiver');
+      signal(walreceiver, 'SIGSTOP');
+
+      const acknowledged: number[] = [];
+      let stop = false;
+      const writer = (async () => {
+        const conn = await old.connect();
+        try {
+          for (let id = 1; !stop; id++) {
+            await conn.query('INSERT INTO notes (id, body) VALUES ($1, $2)', [id, `note ${id}`]);
+            acknowledged.push(id);
+          }
+        } catch {
+          // The primary died mid-commit: that commit was not acknowledged.
+        } finally {
+          await conn.end().catch(() => {});
+        }
+      })();
+      await until('200 acknowledged commits', async () => acknowledged.length >= 200);
+      await old.kill9();
+      stop = true;
+      await writer;
+
+      // What a promotion of pg-1 would have lost:
+      expect(await present(lagging, acknowledged)).toBeLessThan(acknowledged.length);
+      const [lag, cur] = await Promise.all([c.admin.state(lagging.node), c.admin.state(current.node)]);
+      expect(lag.lsn).toBeLessThan(cur.lsn);
+
+      const d = await decidePostgresFailover(c.nodes, old.node, c.admin, { synchronousReplicas: 1 });
+      expect(d).toMatchObject({ kind: 'promoted', newPrimary: current.node, followers: [lagging.node] });
+      expect(await present(current, acknowledged)).toBe(acknowledged.length);
+
+      // The lagging standby resumes, now from the new primary, and catches up on all of it.
+      signal(walreceiver, 'SIGCONT');
+      await until('the lagging standby to catch up', async () => {
+        return (await present(lagging, acknowledged)) === acknowledged.length;
+      });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'refuses to promote while too few standbys answer, and promotes once enough are back',
+    async () => {
+      const c = await startCluster(1);
+      const [old, down, up] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      const ids = Array.from({ length: 50 }, (_, k) => k + 1);
+      for (const id of ids) await insert(old, id);
+
+      // ANY 1 over 2 standbys: with one of them gone, the other may lack commits only it had.
+      await down.kill9();
+      await old.kill9();
+      const refused = await decidePostgresFailover(c.nodes, old.node, c.admin, { synchronousReplicas: 1 });
+      expect(refused).toEqual({
+        kind: 'refused',
+        reason: expect.stringContaining('1 of 2 standbys answer where ANY 1 of 2 standbys needs 2'),
+      });
+      expect(await up.inRecovery()).toBe(true);
+
+      // The standby's pod restarts (still recorded: pg-0 as the primary): now both can be compared.
+      await down.start(old);
+      const d = await decidePostgresFailover(c.nodes, old.node, c.admin, { synchronousReplicas: 1 });
+      if (d.kind !== 'promoted') throw new Error(`expected a promotion, got ${JSON.stringify(d)}`);
+      expect(await present(c.get(d.newPrimary.name), ids)).toBe(ids.length);
+      expect(await primaries(c)).toEqual([d.newPrimary.name]);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('the record is the authority', () => {
+  it(
+    'a standby whose pod starts recorded as the primary comes up promoted, on a new timeline the others follow',
+    async () => {
+      const c = await startCluster();
+      const [old, chosen, other] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      await insert(old, 1, 'before');
+      await hasBody(chosen, 'before');
+      // All pods restart after the record moved to pg-1 (say, by hand), the old primary's last.
+      await Promise.all([chosen.stop(), other.stop()]);
+      await old.stop();
+      await chosen.start(chosen);
+      // It answers reads while it replays, then leaves recovery.
+      await until('pg-1 to leave recovery', async () => !(await chosen.inRecovery()));
+      expect(await c.admin.state(chosen.node)).toMatchObject({ role: 'primary', timeline: 2 });
+      await insert(chosen, 2, 'after');
+
+      await other.start(chosen);
+      await old.start(chosen);
+      // The old primary wrote its shutdown checkpoint on timeline 1 after pg-1 left it: rewound.
+      expect(old.log).toMatch(/servers diverged at WAL location/);
+      for (const s of [other, old]) {
+        await hasBody(s, 'after');
+        expect(await s.inRecovery()).toBe(true);
+      }
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('switchover', () => {
+  it(
+    'moves the primary without losing a commit; the old primary, restarted, becomes a standby',
+    async () => {
+      const c = await startCluster();
+      const [old, other, target] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      const ids = Array.from({ length: 100 }, (_, k) => k + 1);
+      for (const id of ids) await insert(old, id);
+
+      const r = await switchover(c.nodes, old.node, target.node, c.admin);
+      expect(r).toEqual({ newPrimary: target.node, followers: [other.node], restartAsStandby: old.node });
+      expect(await present(target, ids)).toBe(ids.length);
+      // Fenced: the old primary, still running as a primary, refuses new writes.
+      expect(await failsWith(insert(old, 1000))).toBe('25006');
+      await insert(target, 101, 'after');
+      await hasBody(other, 'after');
+
+      // The operator restarts the old primary's pod with the new record.
+      await old.stop();
+      await old.start(target);
+      expect(old.log).toMatch(/rewinding to pg-2 \(127.0.0.1:\d+\) with pg_rewind/);
+      expect(await old.inRecovery()).toBe(true);
+      await insert(target, 102, 'rejoined');
+      await hasBody(old, 'rejoined');
+      expect(await primaries(c)).toEqual(['pg-2']);
+    },
+    TEST_TIMEOUT,
+  );
+});

@@ -1,0 +1,214 @@
+// The few administrative operations Postgres failover needs, behind an interface: the decisions in
+// failover.ts run against real servers through pgAdmin (the operator, the data-plane tests) and
+// against an in-memory fake (unit tests).
+import { Client, escapeLiteral } from 'pg';
+import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER } from './config.ts';
+
+export type PgNode = { name: string; host: string; port: number };
+
+export type PgState = {
+  role: 'primary' | 'replica';
+  /**
+   * How far the node's WAL goes, as a byte position: on a primary pg_current_wal_lsn(); on a replica
+   * the WAL it received and flushed (pg_last_wal_receive_lsn(), kept after the link to its primary
+   * broke), or what it replayed when that is further (the receive position is unknown, or restarts
+   * at a segment boundary, after the replica itself restarted).
+   */
+  lsn: bigint;
+  /** The timeline the node writes (primary) or last received (replica), when known. */
+  timeline?: number;
+};
+
+export interface PostgresAdmin {
+  /** Whether the node answers an authenticated query in time. Never throws. */
+  ping(n: PgNode): Promise<boolean>;
+  state(n: PgNode): Promise<PgState>;
+  /**
+   * Makes the node a writable primary: lifts a fence, then pg_promote(wait => true), which replays
+   * all the WAL the node received before it returns, then a checkpoint, so that pg_rewind sees the
+   * new timeline. On a node that already is a primary (a retried failover) only the fence is lifted
+   * and the checkpoint run: promote also serves to lift a fence from a primary.
+   */
+  promote(n: PgNode): Promise<void>;
+  /**
+   * Points a running standby at `primary` (primary_conninfo by ALTER SYSTEM, then a reload: since
+   * Postgres 13 the walreceiver reconnects without a restart). Fails on a primary: a primary can only
+   * become a standby by a restart (the instance script rewinds it).
+   */
+  follow(n: PgNode, primary: PgNode): Promise<void>;
+  /**
+   * Best effort against writes on a primary that is being replaced: new transactions default to
+   * read-only (ALTER SYSTEM, so it survives a restart until the instance script starts the node as
+   * the recorded primary) and client sessions are terminated, so they reconnect into that default.
+   * A client that asks for a read-write transaction explicitly can still write: fencing narrows the
+   * window, the Services and the record close it.
+   */
+  fence(n: PgNode): Promise<void>;
+}
+
+export type PgAdminOptions = {
+  superuserPassword: string;
+  /**
+   * Not needed, and never sent: a standby's primary_conninfo names no password, its walreceiver
+   * reads it from the passfile the instance script writes. Accepted so a caller can pass the whole
+   * credential set.
+   */
+  replicationPassword?: string;
+  superuser?: string;
+  replicationUser?: string;
+  /** Connect and query timeout of every call but promote. Default 2000 ms. */
+  timeoutMs?: number;
+  /** How long pg_promote may wait for the end of recovery. Default 60 s. */
+  promoteTimeoutMs?: number;
+};
+
+/** A conninfo value: bare when it is a plain word, else single-quoted with \ and ' escaped. */
+function conninfoValue(v: string): string {
+  return /^[A-Za-z0-9._:/-]+$/.test(v) ? v : `'${v.replace(/[\\']/g, '\\$&')}'`;
+}
+
+/**
+ * The primary_conninfo of a standby named `standbyName` following `primary`: the same text the
+ * instance script writes at start. application_name is what synchronous_standby_names matches.
+ */
+export function primaryConninfo(primary: PgNode, standbyName: string, replicationUser: string): string {
+  return [
+    `host=${conninfoValue(primary.host)}`,
+    `port=${primary.port}`,
+    `user=${conninfoValue(replicationUser)}`,
+    `application_name=${conninfoValue(standbyName)}`,
+  ].join(' ');
+}
+
+/** A Postgres byte position ('16/B374D848') as a number. */
+export function parseLsn(text: string): bigint {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
+  if (!m) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+}
+
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
+/**
+ * PostgresAdmin over the wire, as the superuser. Each call opens its own connection: admin calls are
+ * rare, and a fresh connection never waits behind a session a stalled node left half-done.
+ */
+export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
+  const timeoutMs = o.timeoutMs ?? 2000;
+  const promoteTimeoutMs = o.promoteTimeoutMs ?? 60_000;
+  const superuser = o.superuser ?? DEFAULT_SUPERUSER;
+  const replicationUser = o.replicationUser ?? DEFAULT_REPLICATION_USER;
+
+  async function on<T>(
+    n: PgNode,
+    what: string,
+    fn: (c: Client) => Promise<T>,
+    queryTimeoutMs = timeoutMs,
+  ): Promise<T> {
+    try {
+      // pg connects to localhost when the host is empty: a pod without an address is no node.
+      if (!n.host) throw new Error('no address');
+      const client = new Client({
+        host: n.host,
+        port: n.port,
+        user: superuser,
+        password: o.superuserPassword,
+        database: 'postgres',
+        application_name: 'scalableapp-operator',
+        connectionTimeoutMillis: timeoutMs,
+        query_timeout: queryTimeoutMs,
+      });
+      // A server that dies mid-call emits 'error' on the client as well as failing the query.
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        return await fn(client);
+      } finally {
+        await client.end().catch(() => {});
+      }
+    } catch (err) {
+      throw new Error(`postgres node ${n.name} (${n.host}:${n.port}): ${what} failed`, { cause: err });
+    }
+  }
+
+  const inRecovery = async (c: Client): Promise<boolean> =>
+    (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r;
+
+  return {
+    ping: (n) =>
+      on(n, 'ping', async (c) => (await c.query('SELECT 1')).rowCount === 1).catch(
+        // Unreachable, timed out, refusing our password, or still starting up: not a usable node.
+        () => false,
+      ),
+
+    state: (n) =>
+      on(n, 'reading the WAL position', async (c) => {
+        if (await inRecovery(c)) {
+          const { rows } = await c.query<{ lsn: string | null; tli: number | null }>(
+            `SELECT (GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) - '0/0'::pg_lsn)::text AS lsn,
+                    (SELECT received_tli FROM pg_stat_wal_receiver) AS tli`,
+          );
+          const r = rows[0]!;
+          return { role: 'replica', lsn: BigInt(r.lsn ?? 0), ...(r.tli ? { timeline: r.tli } : {}) };
+        }
+        const { rows } = await c.query<{ lsn: string; file: string }>(
+          `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text AS lsn,
+                  pg_walfile_name(pg_current_wal_lsn()) AS file`,
+        );
+        const r = rows[0]!;
+        // A WAL file's name starts with its timeline in 8 hex digits.
+        return { role: 'primary', lsn: BigInt(r.lsn), timeline: parseInt(r.file.slice(0, 8), 16) };
+      }),
+
+    promote: (n) =>
+      on(
+        n,
+        'promotion',
+        async (c) => {
+          // First, so the node takes writes the moment it leaves recovery (ALTER SYSTEM works on a
+          // standby: it only writes postgresql.auto.conf).
+          await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+          await c.query('SELECT pg_reload_conf()');
+          if (await inRecovery(c)) {
+            const { rows } = await c.query<{ promoted: boolean }>(
+              'SELECT pg_promote(wait => true, wait_seconds => $1) AS promoted',
+              [Math.ceil(promoteTimeoutMs / 1000)],
+            );
+            if (!rows[0]?.promoted) throw new Error(`still in recovery after ${promoteTimeoutMs} ms`);
+          }
+          // A promoted server records its new timeline in pg_control only at its next checkpoint,
+          // which it runs in the background; until then pg_rewind, which reads the timeline there,
+          // finds an old primary "on the same timeline" and leaves it diverged. So: one now (also on
+          // a retry, which finds the node promoted already).
+          await c.query('CHECKPOINT');
+        },
+        promoteTimeoutMs + timeoutMs,
+      ),
+
+    follow: (n, primary) =>
+      on(n, `following ${primary.name}`, async (c) => {
+        if (!(await inRecovery(c))) {
+          throw new Error(
+            'it is a primary: only a restart as a standby (the instance script) can make it follow',
+          );
+        }
+        const conninfo = primaryConninfo(primary, n.name, replicationUser);
+        await c.query(`ALTER SYSTEM SET primary_conninfo = ${escapeLiteral(conninfo)}`);
+        await c.query('SELECT pg_reload_conf()');
+      }),
+
+    fence: (n) =>
+      on(n, 'fencing', async (c) => {
+        await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+        await c.query('SELECT pg_reload_conf()');
+        // Only client sessions: walsenders keep streaming, so standbys (and a switchover's target)
+        // still receive everything the fenced primary wrote.
+        await c.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+        );
+      }),
+  };
+}

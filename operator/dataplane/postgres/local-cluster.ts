@@ -1,0 +1,384 @@
+// Real postgres instances on 127.0.0.1, each started by running the very instance script the pods run
+// (written to a file, run with sh), with the very config texts the operator deploys. Used by the
+// data-plane tests (dataplane/postgres.test.ts) and the failover benchmark (bench/postgres-failover.ts);
+// the operator never imports it.
+//
+// Postgres refuses to run as root: when we are root, every instance runs as the `postgres` OS user
+// (Debian's package creates it) through setpriv, which execs, so the process we spawn is the
+// script's and then, after its `exec`, the postmaster itself. Each instance gets its own process
+// group, so kill9() takes the postmaster and all its backends down at once, like a dying pod.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { pgAdmin, type PgNode, type PostgresAdmin } from './admin.ts';
+import { hbaConfig, postgresConfig, synchronousStandbyNames } from './config.ts';
+import { CREDENTIAL_FILES, instanceStartScript, type InstanceEnv } from './instance-script.ts';
+
+export const APP_USER = 'app';
+export const APP_DATABASE = 'app';
+/** Characters that need escaping in a passfile (':' and '\') and in SQL (quotes) on purpose. */
+export const CREDENTIALS = {
+  superuser: `su:per\\secret'"`,
+  replication: `re:pl\\'secret`,
+  app: `app 'secret":x`,
+};
+
+/** The directory with initdb, pg_basebackup, pg_rewind and postgres: $PG_BIN, else dataplane-deps.sh's. */
+export function postgresBinDir(): string {
+  const has = (d: string) =>
+    ['initdb', 'pg_basebackup', 'pg_rewind', 'postgres'].every((b) => existsSync(join(d, b)));
+  if (process.env.PG_BIN) {
+    if (!has(process.env.PG_BIN))
+      throw new Error(`PG_BIN=${process.env.PG_BIN} lacks the Postgres server binaries`);
+    return process.env.PG_BIN;
+  }
+  const script = new URL('../../../tools/dataplane-deps.sh', import.meta.url).pathname;
+  let dirs: string[];
+  try {
+    dirs = execFileSync('bash', [script, '--print'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch (err) {
+    throw new Error('the Postgres server is not installed: run `bash tools/dataplane-deps.sh`', {
+      cause: err,
+    });
+  }
+  const found = dirs.find(has);
+  if (!found) throw new Error(`no directory with the Postgres server binaries in ${dirs.join(', ')}`);
+  return found;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls until `probe` returns something other than undefined/false, or fails at the deadline. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}; last: ${String(last)}`, {
+        cause: last,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The uid and gid to run postgres as: ours, or the `postgres` user's when we are root. */
+function runAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid: id('-u'), gid: id('-g') };
+  } catch (err) {
+    throw new Error('running as root, and there is no `postgres` user to run the servers as', { cause: err });
+  }
+}
+
+async function chownTree(path: string, owner: { uid: number; gid: number }): Promise<void> {
+  await chown(path, owner.uid, owner.gid);
+  for (const e of await readdir(path, { withFileTypes: true })) {
+    const p = join(path, e.name);
+    if (e.isDirectory()) await chownTree(p, owner);
+    else await chown(p, owner.uid, owner.gid);
+  }
+}
+
+const LOG_LIMIT = 1 << 20;
+
+export class LocalInstance {
+  readonly name: string;
+  readonly node: PgNode;
+  readonly dataDir: string;
+  readonly runDir: string;
+  /** Everything the script and postgres wrote, across restarts (the last MiB). */
+  log = '';
+  proc: ChildProcess | undefined;
+  readonly #cluster: LocalCluster;
+
+  constructor(cluster: LocalCluster, name: string, port: number) {
+    this.#cluster = cluster;
+    this.name = name;
+    this.node = { name, host: '127.0.0.1', port };
+    this.dataDir = join(cluster.root, name, 'pgdata');
+    this.runDir = join(cluster.root, name, 'run');
+  }
+
+  get running(): boolean {
+    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Runs the instance script with `primary` as the recorded primary; resolves when it answers. */
+  async start(primary: LocalInstance, timeoutMs = 60_000): Promise<void> {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    const c = this.#cluster;
+    const env: InstanceEnv & { PATH: string } = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      PGDATA: this.dataDir,
+      PGPORT: String(this.node.port),
+      INSTANCE_NAME: this.name,
+      PRIMARY_NAME: primary.name,
+      PRIMARY_HOST: primary.node.host,
+      PRIMARY_PORT: String(primary.node.port),
+      PG_BIN: c.pgBin,
+      CONFIG_DIR: c.configDir,
+      CREDENTIALS_DIR: c.credentialsDir,
+      RUN_DIR: this.runDir,
+    };
+    const owner = c.owner;
+    const [cmd, args] = owner
+      ? ['setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'sh', c.script]]
+      : ['sh', [c.script]];
+    const proc = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    const append = (chunk: Buffer) => {
+      this.log += chunk.toString();
+      if (this.log.length > LOG_LIMIT) this.log = this.log.slice(-LOG_LIMIT);
+    };
+    proc.stdout!.on('data', append);
+    proc.stderr!.on('data', append);
+    const outcome = await until(
+      `${this.name} to answer`,
+      // A process that exited will never answer: stop waiting at once.
+      async () => (proc.exitCode !== null || proc.signalCode !== null ? 'exited' : c.admin.ping(this.node)),
+      timeoutMs,
+    ).catch((err: unknown) => {
+      throw new Error(`${this.name} did not start; its log ends with:\n${this.log.slice(-4000)}`, {
+        cause: err,
+      });
+    });
+    if (outcome === 'exited') {
+      throw new Error(
+        `${this.name} exited (${proc.exitCode ?? proc.signalCode}); its log ends with:\n${this.log.slice(-4000)}`,
+      );
+    }
+  }
+
+  /**
+   * SIGKILL to the postmaster and every process under it at once, as when a pod dies. Stopped first,
+   * so it forks nothing while we list its children: those call setsid(), they are not in its group.
+   */
+  async kill9(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || !this.running) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    process.kill(proc.pid!, 'SIGSTOP');
+    const all = [proc.pid!, ...descendants(proc.pid!)];
+    for (const pid of all) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    // Whatever the script itself was running (initdb, pg_basebackup, pg_rewind) is in its group.
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch {
+      // No group left.
+    }
+    await exited;
+    await until(`the processes of ${this.name} to be gone`, async () => all.every((pid) => !alive(pid)));
+  }
+
+  /** A fast shutdown (SIGINT: what the official image's STOPSIGNAL asks for), as when a pod is deleted. */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || !this.running) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGINT');
+    await exited;
+  }
+
+  /**
+   * A connection (close it with end()): as the app user to the app database, or as the superuser to
+   * the `postgres` database.
+   */
+  async connect(options: { as?: 'app' | 'superuser'; timeoutMs?: number } = {}): Promise<Client> {
+    const superuser = options.as === 'superuser';
+    const client = new Client({
+      host: this.node.host,
+      port: this.node.port,
+      user: superuser ? 'postgres' : APP_USER,
+      password: superuser ? CREDENTIALS.superuser : CREDENTIALS.app,
+      database: superuser ? 'postgres' : APP_DATABASE,
+      connectionTimeoutMillis: options.timeoutMs ?? 5000,
+    });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (err) {
+      throw new Error(`connecting to ${this.name} failed`, { cause: err });
+    }
+    return client;
+  }
+
+  /** Runs one query on a fresh connection (as the app user unless told otherwise). */
+  async query<R extends object = Record<string, unknown>>(
+    sql: string,
+    values: unknown[] = [],
+    as: 'app' | 'superuser' = 'app',
+  ): Promise<R[]> {
+    const c = await this.connect({ as });
+    try {
+      return (await c.query<R>(sql, values)).rows;
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+
+  async inRecovery(): Promise<boolean> {
+    return (await this.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r;
+  }
+
+  /** The process ids of the postmaster's children of one kind (e.g. 'walreceiver'). */
+  pids(kind: string): number[] {
+    const postmaster = this.proc?.pid ?? -1;
+    return processes()
+      .filter((p) => p.ppid === postmaster && p.args.startsWith(`postgres: ${kind}`))
+      .map((p) => p.pid);
+  }
+}
+
+type Process = { pid: number; ppid: number; args: string };
+
+function processes(): Process[] {
+  return execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+    .filter((m) => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
+}
+
+function descendants(pid: number): number[] {
+  const all = processes();
+  const found: number[] = [];
+  const walk = (parent: number) => {
+    for (const p of all.filter((x) => x.ppid === parent)) {
+      found.push(p.pid);
+      walk(p.pid);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/** Running, or at least not yet dead: a zombie (state Z in /proc/PID/stat) counts as dead. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export type LocalClusterOptions = {
+  /** Instance names; the first is the initial primary. */
+  names: readonly string[];
+  synchronousReplicas?: number;
+};
+
+/** A set of instances sharing one config and one credentials directory, as the pods share a ConfigMap. */
+export class LocalCluster {
+  readonly root: string;
+  readonly pgBin: string;
+  readonly configDir: string;
+  readonly credentialsDir: string;
+  readonly script: string;
+  readonly owner: { uid: number; gid: number } | undefined;
+  readonly admin: PostgresAdmin;
+  readonly instances: LocalInstance[] = [];
+
+  private constructor(root: string, pgBin: string, owner: { uid: number; gid: number } | undefined) {
+    this.root = root;
+    this.pgBin = pgBin;
+    this.owner = owner;
+    this.configDir = join(root, 'config');
+    this.credentialsDir = join(root, 'credentials');
+    this.script = join(root, 'start.sh');
+    this.admin = pgAdmin({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 2000 });
+  }
+
+  /** Writes config, credentials and the script; starts nothing (see startAll and LocalInstance.start). */
+  static async create(o: LocalClusterOptions): Promise<LocalCluster> {
+    const [pgBin, owner] = [postgresBinDir(), runAs()];
+    const root = await mkdtemp(join(tmpdir(), 'pg-dataplane-'));
+    const cluster = new LocalCluster(root, pgBin, owner);
+    const { configDir, credentialsDir } = cluster;
+    await mkdir(configDir);
+    await mkdir(credentialsDir, { mode: 0o700 });
+    await writeFile(
+      join(configDir, 'postgresql.conf'),
+      postgresConfig({
+        port: 5432, // overridden per instance by the script's -p "$PGPORT"
+        listenAddresses: '127.0.0.1',
+        synchronousStandbyNames: synchronousStandbyNames(o.synchronousReplicas ?? 0, o.names),
+        // Small: a test cluster, and many of them on one machine.
+        walKeepSizeMb: 64,
+        maxConnections: 50,
+      }),
+    );
+    await writeFile(
+      join(configDir, 'pg_hba.conf'),
+      hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE }),
+    );
+    const secret = (file: string, value: string) =>
+      writeFile(join(credentialsDir, file), value, { mode: 0o400 });
+    await secret(CREDENTIAL_FILES.superuserPassword, CREDENTIALS.superuser);
+    await secret(CREDENTIAL_FILES.replicationPassword, CREDENTIALS.replication);
+    await secret(CREDENTIAL_FILES.appPassword, CREDENTIALS.app);
+    await writeFile(cluster.script, instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }));
+    for (const name of o.names) {
+      const instance = new LocalInstance(cluster, name, await freePort());
+      await mkdir(join(root, name));
+      cluster.instances.push(instance);
+    }
+    if (cluster.owner) await chownTree(root, cluster.owner);
+    return cluster;
+  }
+
+  get(name: string): LocalInstance {
+    const i = this.instances.find((x) => x.name === name);
+    if (!i) throw new Error(`no instance ${name}`);
+    return i;
+  }
+
+  get nodes(): PgNode[] {
+    return this.instances.map((i) => i.node);
+  }
+
+  /** Starts every instance at once, the first as the primary, as a StatefulSet's pods would start. */
+  async startAll(): Promise<void> {
+    const primary = this.instances[0]!;
+    await Promise.all(this.instances.map((i) => i.start(primary)));
+  }
+
+  /** Kills every instance and removes the directory. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.instances.map((i) => i.kill9()));
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
