@@ -104,7 +104,7 @@ describe('a web tier with sessions in a cache tier', () => {
     for (const text of elsewhere) expect(text).not.toContain(password);
   });
 
-  it('lets only the app reach the cache', () => {
+  it("lets only the app's pods (and the operator, for failover) reach the cache", () => {
     const ingress = json<any>(['get', 'networkpolicy', 'shop-allow-cache-ingress', '-n', ns]).spec;
     expect(ingress.podSelector.matchLabels).toEqual({
       'app.kubernetes.io/instance': 'shop',
@@ -121,6 +121,7 @@ describe('a web tier with sessions in a cache tier', () => {
               },
             },
           },
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } } },
         ],
         ports: [{ protocol: 'TCP', port: 6379 }],
       },

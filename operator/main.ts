@@ -29,7 +29,7 @@ const { values: flags } = parseArgs({
     'metrics-bind-address': { type: 'string', default: ':8080' },
     concurrency: { type: 'string', default: '4' },
     // `simulated` where no container runs (the local KWOK cluster): cache servers are judged by pod readiness.
-    'cache-admin': { type: 'string', default: 'resp' },
+    'data-plane': { type: 'string', default: 'real' },
     'cache-failover-delay': { type: 'string', default: '5' },
     qps: { type: 'string', default: '20' },
     burst: { type: 'string', default: '40' },
@@ -46,8 +46,8 @@ const int = (name: keyof typeof flags) => {
   return v;
 };
 
-if (!['resp', 'simulated'].includes(flags['cache-admin']!)) {
-  throw new Error(`--cache-admin must be resp or simulated, got ${flags['cache-admin']}`);
+if (!['real', 'simulated'].includes(flags['data-plane']!)) {
+  throw new Error(`--data-plane must be real or simulated, got ${flags['data-plane']}`);
 }
 
 const kc = new KubeConfig();
@@ -68,7 +68,7 @@ const manager = new Manager({
   metrics,
   concurrency: Math.floor(int('concurrency')),
   relistPeriodMs: int('relist-period') * 1000,
-  cacheAdmin: flags['cache-admin'] === 'simulated' ? 'simulated' : 'resp',
+  dataPlane: flags['data-plane'] === 'simulated' ? 'simulated' : 'real',
   cacheFailoverDelayMs: int('cache-failover-delay') * 1000,
   ...(flags['watch-namespace'] ? { namespace: flags['watch-namespace'] } : {}),
 });

@@ -63,7 +63,7 @@ case ${1:-} in
     cd "$root"
     nohup node operator/main.ts --kubeconfig "$kc" --leader-elect --leader-election-namespace scalableapp-system \
       --metrics-bind-address 127.0.0.1:${OPERATOR_METRICS_PORT:-18080} \
-      --cache-admin "$([[ ${SCALABLEAPP_PROVIDER:-kwok} == kind ]] && echo resp || echo simulated)" > "$STATE/operator.log" 2>&1 &
+      --data-plane "$([[ ${SCALABLEAPP_PROVIDER:-kwok} == kind ]] && echo real || echo simulated)" > "$STATE/operator.log" 2>&1 &
     echo $! > "$STATE/pid"
     for _ in $(seq 1 60); do
       curl -fs "http://127.0.0.1:${OPERATOR_METRICS_PORT:-18080}/readyz" >/dev/null 2>&1 && break

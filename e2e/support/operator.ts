@@ -54,7 +54,7 @@ export async function startOperator(opts: {
     '--leader-election-namespace',
     'scalableapp-system',
     // No container runs on the local cluster: judge cache servers by pod readiness (kind runs real ones).
-    ...(process.env.SCALABLEAPP_PROVIDER === 'kind' ? [] : ['--cache-admin', 'simulated']),
+    ...(process.env.SCALABLEAPP_PROVIDER === 'kind' ? [] : ['--data-plane', 'simulated']),
     '--leader-election-id',
     opts.leaseName ?? `scalableapp-${opts.namespace}`,
     ...(opts.extraArgs ?? []),

@@ -1,7 +1,7 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/scalable-app.ts';
 import type { Kube } from '../kube/client.ts';
-import { ApiError } from '../kube/client.ts';
+import { ApiError, isConflict } from '../kube/client.ts';
 import { Informer } from '../kube/informer.ts';
 import { collectionPath } from '../kube/resources.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -14,7 +14,10 @@ import { ChildCaches, ownedKinds, ownerKey } from './children.ts';
 import { EventRecorder } from './events.ts';
 import { Reconciler } from './reconciler.ts';
 import { CachePrimary } from './cache-primary.ts';
-import { simulatedCacheAdmin } from '../dataplane/simulated-admin.ts';
+import { simulatedCacheAdmin, simulatedPostgresAdmin } from '../dataplane/simulated-admin.ts';
+import { DatabasePrimary } from './database-primary.ts';
+import { pgAdmin } from '../dataplane/postgres/admin.ts';
+import { dbPrimary } from '../tiers/database.ts';
 import { respCacheAdmin } from '../dataplane/redis-admin.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
 
@@ -29,8 +32,8 @@ export interface ManagerOptions {
   readonly relistPeriodMs?: number;
   /** Watch one namespace only (all when undefined). */
   readonly namespace?: string;
-  /** `resp` talks to the cache servers; `simulated` judges them by pod readiness (no containers run). */
-  readonly cacheAdmin?: 'resp' | 'simulated';
+  /** `real` talks to the cache and database servers; `simulated` judges them by pod readiness (no containers run). */
+  readonly dataPlane?: 'real' | 'simulated';
   readonly cacheFailoverDelayMs?: number;
 }
 
@@ -108,6 +111,7 @@ export class Manager {
       facts: () => this.facts,
       log,
       cachePrimary: this.cachePrimary(),
+      databasePrimary: this.databasePrimary(),
     });
     // Everything cached so far is work: the queue of a replica that just became leader may be empty.
     for (const a of this.apps.list()) queue.add(`${a.metadata?.namespace}/${a.metadata?.name}`);
@@ -116,7 +120,9 @@ export class Manager {
       reconcileMetricsObserver(this.o.metrics, CONTROLLER, this.o.concurrency),
       {
         finished: (key, result, seconds, error) => {
-          if (error) log.warn('reconcile failed', { key, err: error, seconds });
+          // A conflict is the cache being one write behind: expected, retried at once with backoff.
+          if (isConflict(error)) log.debug('reconcile conflicted; retrying', { key });
+          else if (error) log.warn('reconcile failed', { key, err: error, seconds });
           else log.debug('reconciled', { key, result, seconds });
         },
       },
@@ -135,21 +141,42 @@ export class Manager {
   private cachePrimary(): CachePrimary {
     const pods = (ns: string, labels: Record<string, string>) =>
       this.children.select('Pod', ns, labels) as V1Pod[];
-    const podReady = (ns: string, name: string) =>
-      (this.children.get('Pod', ns, name) as V1Pod | undefined)?.status?.conditions?.some(
-        (c) => c.type === 'Ready' && c.status === 'True',
-      ) ?? false;
     return new CachePrimary({
       pods,
       now: () => Date.now(),
       delayMs: this.o.cacheFailoverDelayMs ?? 5_000,
       adminFor: (app, facts) =>
-        this.o.cacheAdmin === 'simulated'
+        this.o.dataPlane === 'simulated'
           ? simulatedCacheAdmin(
-              (name) => podReady(app.metadata.namespace ?? '', name),
+              (name) => this.podReady(app.metadata.namespace ?? '', name),
               (name) => name === cachePrimaryName(app, facts),
             )
           : respCacheAdmin(facts.cachePassword),
+    });
+  }
+
+  private podReady(ns: string, name: string): boolean {
+    return (
+      (this.children.get('Pod', ns, name) as V1Pod | undefined)?.status?.conditions?.some(
+        (c) => c.type === 'Ready' && c.status === 'True',
+      ) ?? false
+    );
+  }
+
+  private databasePrimary(): DatabasePrimary {
+    return new DatabasePrimary({
+      pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
+      now: () => Date.now(),
+      adminFor: (app, facts) =>
+        this.o.dataPlane === 'simulated'
+          ? simulatedPostgresAdmin(
+              (name) => this.podReady(app.metadata.namespace ?? '', name),
+              (name) => name === dbPrimary(app, facts),
+            )
+          : pgAdmin({
+              superuserPassword: facts.dbCredentials!.superuser,
+              replicationPassword: facts.dbCredentials!.replication,
+            }),
     });
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { KubernetesObject, V1ConfigMap, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
 import {
   API_VERSION,
   KIND,
@@ -29,13 +29,26 @@ import {
   cacheReplicasName,
 } from '../tiers/cache.ts';
 import { selectorLabels } from '../tiers/labels.ts';
+import {
+  DATABASE,
+  LAST_FAILOVER_REASON,
+  LAST_FAILOVER_TIME,
+  PG_PORT,
+  dbConfigName,
+  dbCredentialsName,
+  dbName,
+  dbPrimary,
+  dbReadService,
+  dbWriteService,
+} from '../tiers/database.ts';
 import { EDGE_SERVICE_PORT, edgeName } from '../tiers/edge-cache.ts';
 import type { ChildCaches } from './children.ts';
 import { cond, mergeConditions, type ConditionInput } from './conditions.ts';
 import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { referencedSecrets } from './references.ts';
-import { cacheStatus, tierReports } from './tier-status.ts';
+import { cacheStatus, readyReplicas, tierReports } from './tier-status.ts';
+import type { DatabasePrimary } from './database-primary.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { Informer } from '../kube/informer.ts';
 
@@ -50,6 +63,8 @@ export interface ReconcilerDeps {
   readonly facts: () => ObservedFacts;
   /** Moves the cache primary when it is lost; absent when the operator runs without cache failover. */
   readonly cachePrimary?: CachePrimary;
+  /** Moves the database primary on failure or on request; absent when the operator runs without it. */
+  readonly databasePrimary?: DatabasePrimary;
   readonly log: {
     info(msg: string, f?: Record<string, unknown>): void;
     warn(msg: string, f?: Record<string, unknown>): void;
@@ -116,56 +131,119 @@ export class Reconciler {
         await this.d.events.record(app, 'Warning', 'CacheFailover', decision.reason);
       }
     }
+    let restartPods: string[] = [];
+    if (app.spec.database && this.d.databasePrimary) {
+      const decision = await this.d.databasePrimary.decide(app, facts);
+      if (decision.kind === 'wait' || decision.kind === 'refused')
+        result = { requeueAfterMs: decision.recheckMs };
+      if (decision.kind === 'refused') {
+        log.warn('database failover refused', { reason: decision.reason });
+        await this.d.events.record(app, 'Warning', 'FailoverRefused', decision.reason);
+      }
+      if (decision.kind === 'keep' || decision.kind === 'moved') restartPods = decision.restart;
+      if (decision.kind === 'moved') {
+        facts = {
+          ...facts,
+          dbPrimary: decision.primary,
+          dbLastFailover: { time: this.now(), reason: decision.reason },
+        };
+        log.warn(decision.planned ? 'database switchover' : 'database failover', {
+          from: decision.previous,
+          to: decision.primary,
+        });
+        await this.d.events.record(
+          app,
+          decision.planned ? 'Normal' : 'Warning',
+          decision.planned ? 'Switchover' : 'Failover',
+          decision.reason,
+        );
+      }
+    }
     const desired = desiredState(app, facts).map((o) => stamped(o));
     const changed = await this.applyAll(app, desired, log);
     const pruned = await this.prune(app, desired, log);
-    const relabelled = await this.labelCacheRoles(app, facts, log);
+    // After the record moved (applied above), so a restarted instance starts from the new one.
+    for (const pod of restartPods) {
+      log.warn('restarting a database instance that still runs as primary', { pod });
+      await this.d.kube.delete(`${collectionPath('v1', 'pods', app.metadata.namespace)}/${pod}`);
+    }
+    const relabelled =
+      (app.spec.cache ? await this.labelRoles(app, CACHE, cachePrimary(app, facts), log) : 0) +
+      (app.spec.database ? await this.labelRoles(app, DATABASE, dbPrimary(app, facts), log) : 0);
     await this.writeStatus(app, facts, raw.status, generation, changed + pruned + relabelled > 0);
     return result;
   }
 
   /**
-   * Facts only the cluster knows. A generated password is read back from its Secret; it is generated
-   * only when the apiserver itself (not just the cache, which may lag our own create) has none.
+   * Facts only the cluster knows: generated credentials (read back from their Secret), each data
+   * tier's recorded primary (its ConfigMap), and the database pods (for the read endpoints).
    */
   private async factsFor(app: ScalableApp): Promise<ObservedFacts> {
-    const base = this.d.facts();
-    if (!app.spec.cache) return base;
     const ns = app.metadata.namespace ?? '';
-    const readPassword = (s: V1Secret | undefined) =>
-      s?.data?.password ? Buffer.from(s.data.password, 'base64').toString() : undefined;
-    let password = readPassword(
-      this.d.children.get('Secret', ns, cacheAuthName(app)) as V1Secret | undefined,
-    );
-    if (!password) {
+    let facts: ObservedFacts = this.d.facts();
+    const recordedPrimary = (configMap: string) =>
+      (this.d.children.get('ConfigMap', ns, configMap) as V1ConfigMap | undefined)?.data?.primary;
+    if (app.spec.cache) {
+      const [password] = await this.generatedSecret(ns, cacheAuthName(app), ['password']);
+      const primary = recordedPrimary(cacheConfigName(app));
+      facts = { ...facts, cachePassword: password!, ...(primary ? { cachePrimary: primary } : {}) };
+    }
+    if (app.spec.database) {
+      const [superuser, replication, appPw] = await this.generatedSecret(ns, dbCredentialsName(app), [
+        'superuser-password',
+        'replication-password',
+        'app-password',
+      ]);
+      const primary = recordedPrimary(dbConfigName(app));
+      const annotations =
+        (this.d.children.get('ConfigMap', ns, dbConfigName(app)) as V1ConfigMap | undefined)?.metadata
+          ?.annotations ?? {};
+      const time = annotations[LAST_FAILOVER_TIME];
+      const reason = annotations[LAST_FAILOVER_REASON];
+      facts = {
+        ...facts,
+        ...(time && reason ? { dbLastFailover: { time, reason } } : {}),
+        dbCredentials: { superuser: superuser!, replication: replication!, app: appPw! },
+        dbPods: this.d.children.select('Pod', ns, selectorLabels(app, DATABASE)) as V1Pod[],
+        ...(primary ? { dbPrimary: primary } : {}),
+      };
+    }
+    return facts;
+  }
+
+  /**
+   * Values of a Secret of generated passwords. A value is generated only when the apiserver itself
+   * (not just the cache, which may lag our own create) has none, so a password never changes.
+   */
+  private async generatedSecret(ns: string, name: string, keys: string[]): Promise<string[]> {
+    const read = (s: V1Secret | undefined) =>
+      keys.map((k) => (s?.data?.[k] ? Buffer.from(s.data[k], 'base64').toString() : undefined));
+    let values = read(this.d.children.get('Secret', ns, name) as V1Secret | undefined);
+    if (values.some((v) => v === undefined)) {
       try {
-        password = readPassword(
-          await this.d.kube.get<V1Secret>(`${collectionPath('v1', 'secrets', ns)}/${cacheAuthName(app)}`),
-        );
+        values = read(await this.d.kube.get<V1Secret>(`${collectionPath('v1', 'secrets', ns)}/${name}`));
       } catch (e) {
         if (!isNotFound(e)) throw e;
       }
     }
-    const config = this.d.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined;
-    return {
-      ...base,
-      cachePassword: password ?? randomBytes(24).toString('base64url'),
-      ...(config?.data?.primary ? { cachePrimary: config.data.primary } : {}),
-    };
+    return values.map((v) => v ?? randomBytes(24).toString('base64url'));
   }
 
-  /** The primary and replicas Services select cache pods by a role label only the operator sets. */
-  private async labelCacheRoles(app: ScalableApp, facts: ObservedFacts, log: Log): Promise<number> {
-    if (!app.spec.cache) return 0;
+  /** Primary and replica Services select a data tier's pods by a role label only the operator sets. */
+  private async labelRoles(app: ScalableApp, component: string, primary: string, log: Log): Promise<number> {
     const ns = app.metadata.namespace ?? '';
-    const primary = cachePrimary(app, facts);
     let changed = 0;
-    for (const pod of this.d.children.select('Pod', ns, selectorLabels(app, CACHE))) {
+    for (const pod of this.d.children.select('Pod', ns, selectorLabels(app, component))) {
       const role = pod.metadata?.name === primary ? 'primary' : 'replica';
       if (pod.metadata?.labels?.[ROLE_LABEL] === role) continue;
-      await this.d.kube.mergePatch(`${collectionPath('v1', 'pods', ns)}/${pod.metadata!.name}`, {
-        metadata: { labels: { [ROLE_LABEL]: role } },
-      });
+      try {
+        await this.d.kube.mergePatch(`${collectionPath('v1', 'pods', ns)}/${pod.metadata!.name}`, {
+          metadata: { labels: { [ROLE_LABEL]: role } },
+        });
+      } catch (e) {
+        if (isNotFound(e)) continue; // restarted meanwhile: its successor is labelled on its own event
+        throw e;
+      }
       log.info(`labelled pod ${pod.metadata!.name} ${role}`);
       changed++;
     }
@@ -326,6 +404,12 @@ export class Reconciler {
       connectionSecret: connectionSecretName(app),
       endpoints: {
         ...(app.spec.web ? { web: webEndpoint(app) } : {}),
+        ...(app.spec.database
+          ? {
+              databaseWrite: `${dbWriteService(app)}.${app.metadata.namespace}.svc:${PG_PORT}`,
+              databaseRead: `${dbReadService(app)}.${app.metadata.namespace}.svc:${PG_PORT}`,
+            }
+          : {}),
         ...(app.spec.edgeCache
           ? { edgeCache: `${edgeName(app)}.${app.metadata.namespace}.svc:${EDGE_SERVICE_PORT}` }
           : {}),
@@ -340,6 +424,20 @@ export class Reconciler {
         ? { web: { replicas: web?.spec?.replicas ?? 0, readyReplicas: web?.status?.readyReplicas ?? 0 } }
         : {}),
       ...(app.spec.cache ? { cache: cacheStatus(app, facts, this.d.children) } : {}),
+      ...(app.spec.database
+        ? {
+            database: {
+              primary: dbPrimary(app, facts),
+              readyReplicas: readyReplicas(this.d.children, app.metadata.namespace ?? '', dbName(app)),
+              ...(facts.dbLastFailover
+                ? {
+                    lastFailoverTime: facts.dbLastFailover.time,
+                    lastFailoverReason: facts.dbLastFailover.reason,
+                  }
+                : {}),
+            },
+          }
+        : {}),
     };
     await this.patchStatus(app as unknown as KubernetesObject, status, previous);
   }
@@ -353,9 +451,18 @@ export class Reconciler {
     if (previous && desiredHash(previous) === desiredHash(status)) return false;
     const ns = app.metadata!.namespace!;
     const name = app.metadata!.name!;
+    // The resourceVersion we computed from: if the cache was behind (our own last status write not
+    // seen yet), the apiserver answers 409 and the reconcile runs again on fresh data, instead of
+    // overwriting history such as the last failover with a stale copy.
+    const resourceVersion = app.metadata!.resourceVersion;
     await this.d.kube.apply(
       appPath(ns, name),
-      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns }, status },
+      {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        metadata: { name, namespace: ns, ...(resourceVersion ? { resourceVersion } : {}) },
+        status,
+      },
       { subresource: 'status' },
     );
     return true;

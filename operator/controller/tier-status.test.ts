@@ -193,11 +193,18 @@ describe('tierReports', () => {
   });
 
   it('reports NotImplemented, naming the tier, for a tier this version does not build', () => {
-    const reports = tierReports(parseApp({ web: { image: 'x' }, database: {} }), lookup({}));
-    const db = reports.get('database');
-    expect(db?.ready).toBe(false);
-    expect(db?.condition).toMatchObject({ type: 'DatabaseReady', status: 'False', reason: 'NotImplemented' });
-    expect(db?.condition.message).toContain('database');
+    const reports = tierReports(
+      parseApp({ web: { image: 'x' }, shards: { count: 2, key: 'user_id' } }),
+      lookup({}),
+    );
+    const shards = reports.get('shards');
+    expect(shards?.ready).toBe(false);
+    expect(shards?.condition).toMatchObject({
+      type: 'ShardsReady',
+      status: 'False',
+      reason: 'NotImplemented',
+    });
+    expect(shards?.condition.message).toContain('shards');
   });
 
   it('reports only the tiers the spec declares', () => {

@@ -2,6 +2,7 @@ import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node
 import { NO_FACTS, type ObservedFacts } from '../tiers/objects.ts';
 import { ROLE_LABEL, cacheName, cachePrimary } from '../tiers/cache.ts';
 import { edgeName } from '../tiers/edge-cache.ts';
+import { dbName, dbPrimary } from '../tiers/database.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { TIERS, type Tier } from '../api/spec.ts';
 import { webName } from '../tiers/web.ts';
@@ -97,6 +98,12 @@ export function tierReports(
         ready: r.ready,
         ...(r.degraded ? { degraded: r.degraded } : {}),
       });
+    } else if (tier === 'database') {
+      const r = primaryReplicaReadiness(children, ns, dbName(app), dbPrimary(app, facts));
+      reports.set(tier, {
+        condition: cond(conditionType(tier), r.ready, r.reason, r.message),
+        ready: r.ready,
+      });
     } else if (tier === 'cache') {
       const r = cacheReadiness(app, children, facts);
       reports.set(tier, {
@@ -123,15 +130,18 @@ const isReady = (pod: V1Pod | undefined) =>
   pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 /** The cache is ready when every server is ready and the primary Service has its pod. */
-export function cacheReadiness(
-  app: ScalableApp,
+/**
+ * A primary-and-replicas tier (cache, database) is ready when every instance of its StatefulSet is
+ * ready and the recorded primary is a ready pod that carries the primary role label.
+ */
+export function primaryReplicaReadiness(
   children: ChildLookup,
-  facts: ObservedFacts,
+  ns: string,
+  statefulSet: string,
+  primary: string,
 ): { ready: boolean; reason: string; message: string } {
-  const ns = app.metadata.namespace ?? '';
-  const name = cacheName(app);
-  const ref = `StatefulSet ${ns}/${name}`;
-  const sts = children.get('StatefulSet', ns, name) as V1StatefulSet | undefined;
+  const ref = `StatefulSet ${ns}/${statefulSet}`;
+  const sts = children.get('StatefulSet', ns, statefulSet) as V1StatefulSet | undefined;
   if (!sts) return { ready: false, reason: 'NotCreated', message: `${ref} does not exist yet` };
   const want = sts.spec?.replicas ?? 1;
   const s = sts.status ?? { replicas: 0 };
@@ -139,17 +149,16 @@ export function cacheReadiness(
     return {
       ready: false,
       reason: 'RollingOut',
-      message: `${ref}: ${s.updatedReplicas ?? 0}/${want} servers updated`,
+      message: `${ref}: ${s.updatedReplicas ?? 0}/${want} instances updated`,
     };
   }
   if ((s.readyReplicas ?? 0) < want) {
     return {
       ready: false,
       reason: 'ReplicasUnavailable',
-      message: `${ref}: ${s.readyReplicas ?? 0}/${want} servers ready`,
+      message: `${ref}: ${s.readyReplicas ?? 0}/${want} instances ready`,
     };
   }
-  const primary = cachePrimary(app, facts);
   const pod = children.get('Pod', ns, primary) as V1Pod | undefined;
   if (!isReady(pod) || pod?.metadata?.labels?.[ROLE_LABEL] !== 'primary') {
     return {
@@ -161,8 +170,17 @@ export function cacheReadiness(
   return {
     ready: true,
     reason: 'Available',
-    message: `${ref}: ${want}/${want} servers ready, primary ${primary}`,
+    message: `${ref}: ${want}/${want} instances ready, primary ${primary}`,
   };
+}
+
+export const cacheReadiness = (app: ScalableApp, children: ChildLookup, facts: ObservedFacts) =>
+  primaryReplicaReadiness(children, app.metadata.namespace ?? '', cacheName(app), cachePrimary(app, facts));
+
+/** Ready instances that are not the primary. */
+export function readyReplicas(children: ChildLookup, ns: string, statefulSet: string): number {
+  const sts = children.get('StatefulSet', ns, statefulSet) as V1StatefulSet | undefined;
+  return Math.max(0, (sts?.status?.readyReplicas ?? 0) - 1);
 }
 
 export function cacheStatus(
@@ -170,10 +188,8 @@ export function cacheStatus(
   facts: ObservedFacts,
   children: ChildLookup,
 ): { primary: string; readyReplicas: number } {
-  const sts = children.get('StatefulSet', app.metadata.namespace ?? '', cacheName(app)) as
-    V1StatefulSet | undefined;
   return {
     primary: cachePrimary(app, facts),
-    readyReplicas: Math.max(0, (sts?.status?.readyReplicas ?? 0) - 1),
+    readyReplicas: readyReplicas(children, app.metadata.namespace ?? '', cacheName(app)),
   };
 }

@@ -3,6 +3,7 @@
 // cache failover (labels, the ConfigMap record, Services, status, events) through the same code path
 // the real admin takes; the data-plane tests cover the Redis side with real servers.
 import type { CacheAdmin, CacheNode, CacheRole } from './redis-admin.ts';
+import type { PostgresAdmin } from './postgres/admin.ts';
 
 export function simulatedCacheAdmin(
   podReady: (name: string) => boolean,
@@ -31,5 +32,29 @@ export function simulatedCacheAdmin(
         linkUp: true,
       });
     },
+  };
+}
+
+/** The same for Postgres: reachable = pod Ready; every standby equally advanced; writes are not simulated. */
+export function simulatedPostgresAdmin(
+  podReady: (name: string) => boolean,
+  recordedPrimary: (name: string) => boolean,
+): PostgresAdmin {
+  const promoted = new Set<string>();
+  return {
+    async ping(n) {
+      return podReady(n.name);
+    },
+    async state(n) {
+      if (!podReady(n.name)) throw new Error(`${n.name} does not answer`);
+      return { role: recordedPrimary(n.name) || promoted.has(n.name) ? 'primary' : 'replica', lsn: 0n };
+    },
+    async promote(n) {
+      promoted.add(n.name);
+    },
+    async follow(n) {
+      promoted.delete(n.name);
+    },
+    async fence() {},
   };
 }

@@ -15,6 +15,7 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
   { apiVersion: 'v1', kind: 'Service', plural: 'services' },
   { apiVersion: 'v1', kind: 'Pod', plural: 'pods', watchOnly: true },
   { apiVersion: 'apps/v1', kind: 'StatefulSet', plural: 'statefulsets' },
+  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices' },
   { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments' },
   { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', plural: 'horizontalpodautoscalers' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },

@@ -6,6 +6,7 @@ import { webEndpoint } from './web.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 import { cacheEntries } from './cache.ts';
 import { edgeEntries } from './edge-cache.ts';
+import { databaseEntries } from './database.ts';
 
 export const connectionSecretName = (app: ScalableApp) => childName(app, 'connection');
 
@@ -18,7 +19,7 @@ export const connectionSecretName = (app: ScalableApp) => childName(app, 'connec
 export function connectionEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   const entries: Record<string, string> = { SCALABLEAPP_NAME: app.metadata.name };
   if (app.spec.web) entries.WEB_URL = webEndpoint(app);
-  Object.assign(entries, cacheEntries(app, facts), edgeEntries(app));
+  Object.assign(entries, cacheEntries(app, facts), edgeEntries(app), databaseEntries(app, facts));
   return entries;
 }
 

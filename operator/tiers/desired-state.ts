@@ -6,6 +6,7 @@ import type { Child, ObservedFacts } from './objects.ts';
 import { webObjects } from './web.ts';
 import { cacheConfigHash, cacheObjects } from './cache.ts';
 import { edgeCacheObjects } from './edge-cache.ts';
+import { databaseObjects } from './database.ts';
 
 /**
  * Every object the app should have, as a pure function of the spec and observed facts. Each child
@@ -20,6 +21,7 @@ export function desiredState(app: ScalableApp, facts: ObservedFacts): Child[] {
     ...webObjects(app, facts, connection),
     ...cacheObjects(app, facts, cacheConfigHash(app, facts)),
     ...edgeCacheObjects(app),
+    ...databaseObjects(app, facts),
   ];
   const owner = {
     apiVersion: API_VERSION,

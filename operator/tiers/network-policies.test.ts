@@ -58,11 +58,41 @@ describe('network policies', () => {
   });
 
   it('allows no ingress at all when there is no web tier', () => {
-    const noWeb = networkPolicies(parseApp({ database: {} })) as unknown as V1NetworkPolicy[];
+    const noWeb = networkPolicies(
+      parseApp({ shards: { count: 1, key: 'k' } }),
+    ) as unknown as V1NetworkPolicy[];
     expect(noWeb.filter(allowsIngress)).toEqual([]);
     // The default deny and DNS egress still apply.
     expect(noWeb.some((p) => p.spec?.policyTypes?.includes('Ingress') && !allowsIngress(p))).toBe(true);
     expect(noWeb.some((p) => p.spec?.egress?.length)).toBe(true);
+  });
+
+  it('lets only the web tier, consumers, the instances themselves and the operator reach the database', () => {
+    const db = networkPolicies(
+      parseApp({ web: { image: 'x' }, database: {} }),
+    ) as unknown as (V1NetworkPolicy & {
+      spec: { ingress?: { from?: unknown[] }[] };
+    })[];
+    const ingress = db.find((p) => p.metadata?.name === 'shop-allow-database-ingress')!;
+    expect(ingress.spec.ingress).toHaveLength(1);
+    expect(ingress.spec.ingress![0]!.from).toEqual([
+      {
+        podSelector: {
+          matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'web' },
+        },
+      },
+      {
+        podSelector: {
+          matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'consumer' },
+        },
+      },
+      {
+        podSelector: {
+          matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'database' },
+        },
+      },
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } } },
+    ]);
   });
 
   it('are all in the app namespace with distinct names', () => {

@@ -3,7 +3,16 @@ import { LABEL, childName, selectorLabels, tierLabels } from './labels.ts';
 import type { Child } from './objects.ts';
 import { WEB } from './web.ts';
 import { CACHE, CACHE_PORT } from './cache.ts';
+import { DATABASE, PG_PORT } from './database.ts';
 import { EDGE, EDGE_PORT } from './edge-cache.ts';
+
+/** Where the operator runs (manifests/operator); its pods must reach the database to fail it over. */
+export const OPERATOR_NAMESPACE = 'scalableapp-system';
+
+/** The operator reaches the data tiers' servers to promote and repoint them on failover. */
+const operatorPods = {
+  namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': OPERATOR_NAMESPACE } },
+};
 
 const dnsEgress = {
   to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }],
@@ -89,8 +98,53 @@ export function networkPolicies(app: ScalableApp): Child[] {
       },
     );
   }
+  if (app.spec.database) {
+    // The database: only the app's web tier and consumers (and the instances' own replication), plus
+    // the operator, which promotes and repoints instances on failover.
+    const dbPods = { matchLabels: selectorLabels(app, DATABASE) };
+    const clients = [WEB, 'consumer'].map((component) => ({
+      podSelector: { matchLabels: { [LABEL.instance]: app.metadata.name, [LABEL.component]: component } },
+    }));
+    const port = [{ protocol: 'TCP', port: PG_PORT }];
+    policies.push(
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: {
+          name: childName(app, 'allow-database-ingress'),
+          namespace: ns,
+          labels: tierLabels(app, DATABASE),
+        },
+        spec: {
+          podSelector: dbPods,
+          policyTypes: ['Ingress'],
+          ingress: [
+            {
+              from: [...clients, { podSelector: dbPods }, operatorPods],
+              ports: port,
+            },
+          ],
+        },
+      },
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: {
+          name: childName(app, 'allow-database-egress'),
+          namespace: ns,
+          labels: tierLabels(app, DATABASE),
+        },
+        spec: {
+          podSelector: appPods,
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ podSelector: dbPods }], ports: port }],
+        },
+      },
+    );
+  }
   if (app.spec.cache) {
-    // Only this app's pods reach the cache (the web tier, consumers, and the cache's own replication).
+    // Only this app's pods reach the cache (the web tier, consumers, the cache's own replication),
+    // and the operator, which fails it over.
     const cachePods = { matchLabels: selectorLabels(app, CACHE) };
     const port = [{ protocol: 'TCP', port: CACHE_PORT }];
     policies.push(
@@ -105,7 +159,7 @@ export function networkPolicies(app: ScalableApp): Child[] {
         spec: {
           podSelector: cachePods,
           policyTypes: ['Ingress'],
-          ingress: [{ from: [{ podSelector: appPods }], ports: port }],
+          ingress: [{ from: [{ podSelector: appPods }, operatorPods], ports: port }],
         },
       },
       {

@@ -1,4 +1,5 @@
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { DatabaseCredentials } from './database.ts';
 
 /** A desired child object: what a builder returns and what the operator applies. */
 export interface Child extends KubernetesObject {
@@ -29,6 +30,14 @@ export interface ObservedFacts {
   readonly cachePassword?: string;
   /** The cache pod the operator last made primary (its ConfigMap record); the first pod when unset. */
   readonly cachePrimary?: string;
+  /** The database's generated passwords (read back from their Secret, or generated once). */
+  readonly dbCredentials?: DatabaseCredentials;
+  /** The database pod the operator last made primary (its ConfigMap record); the first pod when unset. */
+  readonly dbPrimary?: string;
+  /** The last failover or switchover, as recorded on the database ConfigMap. */
+  readonly dbLastFailover?: { readonly time: string; readonly reason: string };
+  /** The database pods as observed (for the read-only endpoints). */
+  readonly dbPods?: readonly V1Pod[];
 }
 
 export const NO_FACTS: ObservedFacts = { gatewayApi: false };

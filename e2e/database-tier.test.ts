@@ -1,0 +1,249 @@
+// The database tier on the local control plane: instances and volumes, roles and Services, the read
+// fallback, failover and switchover (Postgres replaced by pod readiness at the PostgresAdmin
+// interface; the Postgres side is tested with real servers in dataplane/postgres.test.ts), and
+// volumes retained when the app is deleted.
+import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
+import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
+import { startOperator, type OperatorProcess } from './support/operator.ts';
+
+let ns: string;
+let op: OperatorProcess;
+beforeAll(async () => {
+  ns = createNamespace('db', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+  op = await startOperator({ namespace: ns });
+});
+afterAll(async () => {
+  if (process.env.SCALABLEAPP_DUMP_LOGS)
+    console.log(
+      op?.logs
+        .filter((l) => /warn|error/.test(l))
+        .slice(-40)
+        .join('\n'),
+    );
+  await op?.stop();
+  deleteNamespace(ns);
+});
+
+const spec = {
+  web: { image: 'registry.example/notes:1', replicas: 1 },
+  database: { replicas: 2, storage: { size: '1Gi' } },
+};
+const readyAt = (name: string) => readyAtGeneration(ns, name);
+const setReady = (pod: string, status: 'True' | 'False') =>
+  kubectl([
+    'patch',
+    'pod',
+    pod,
+    '-n',
+    ns,
+    '--subresource=status',
+    '--type=strategic',
+    '-p',
+    JSON.stringify({ status: { conditions: [{ type: 'Ready', status, reason: 'Test' }] } }),
+  ]);
+const roles = (app: string) =>
+  Object.fromEntries(
+    json<{ items: any[] }>([
+      'get',
+      'pods',
+      '-n',
+      ns,
+      '-l',
+      `app.kubernetes.io/instance=${app},app.kubernetes.io/component=database`,
+    ]).items.map((p) => [p.metadata.name, p.metadata.labels['scalableapp.io/role']]),
+  );
+const endpoints = (svc: string) =>
+  json<{ items: any[] }>(['get', 'endpointslices', '-n', ns, '-l', `kubernetes.io/service-name=${svc}`])
+    .items.flatMap((s) =>
+      (s.endpoints ?? []).filter((e: any) => e.conditions?.ready !== false).map((e: any) => e.targetRef.name),
+    )
+    .sort();
+const recorded = (app: string) => json<any>(['get', 'configmap', `${app}-db-config`, '-n', ns]).data.primary;
+
+describe('a web tier with a Postgres primary and two streaming replicas', () => {
+  it('runs three instances with bound volumes, the primary behind the read-write Service and the replicas behind the read-only one', async () => {
+    applyApp(ns, 'notes', spec);
+    const a = await readyAt('notes');
+    expect(a.status.conditions.find((c: any) => c.type === 'DatabaseReady')).toMatchObject({
+      status: 'True',
+      reason: 'Available',
+    });
+    expect(a.status.database).toEqual({ primary: 'notes-db-0', readyReplicas: 2 });
+    expect(a.status.endpoints).toMatchObject({
+      databaseWrite: `notes-db-rw.${ns}.svc:5432`,
+      databaseRead: `notes-db-ro.${ns}.svc:5432`,
+    });
+    const claims = json<{ items: any[] }>(['get', 'pvc', '-n', ns]).items;
+    expect(
+      claims.map((c) => [c.metadata.name, c.status.phase, c.spec.resources.requests.storage]).sort(),
+    ).toEqual([
+      ['data-notes-db-0', 'Bound', '1Gi'],
+      ['data-notes-db-1', 'Bound', '1Gi'],
+      ['data-notes-db-2', 'Bound', '1Gi'],
+    ]);
+    expect(roles('notes')).toEqual({
+      'notes-db-0': 'primary',
+      'notes-db-1': 'replica',
+      'notes-db-2': 'replica',
+    });
+    await eventually('Service endpoints', () => endpoints('notes-db-rw').join() === 'notes-db-0');
+    expect(endpoints('notes-db-ro')).toEqual(['notes-db-1', 'notes-db-2']);
+  });
+
+  it('hands the app read-write and read-only URLs, with passwords only in Secrets', () => {
+    const conn = decodeSecret(json<any>(['get', 'secret', 'notes-connection', '-n', ns]));
+    const creds = decodeSecret(json<any>(['get', 'secret', 'notes-db-credentials', '-n', ns]));
+    expect(Object.keys(creds).sort()).toEqual(['app-password', 'replication-password', 'superuser-password']);
+    expect(conn.DATABASE_URL).toBe(
+      `postgresql://app:${encodeURIComponent(creds['app-password']!)}@notes-db-rw.${ns}.svc:5432/app`,
+    );
+    expect(conn.DATABASE_READ_URL).toBe(
+      `postgresql://app:${encodeURIComponent(creds['app-password']!)}@notes-db-ro.${ns}.svc:5432/app`,
+    );
+    const elsewhere = [
+      JSON.stringify(getApp(ns, 'notes')),
+      kubectl(['get', 'configmap,statefulset,events', '-n', ns, '-o', 'json']),
+      op.logs.join('\n'),
+    ];
+    for (const text of elsewhere) for (const pw of Object.values(creds)) expect(text).not.toContain(pw);
+  });
+
+  it('runs Postgres as the image user under the restricted profile, spread over zones, and lets only the app in', () => {
+    const pod = json<any>(['get', 'statefulset', 'notes-db', '-n', ns]).spec.template.spec;
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 999,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.topologySpreadConstraints[0]).toMatchObject({
+      topologyKey: 'topology.kubernetes.io/zone',
+      maxSkew: 1,
+    });
+    const from = json<any>(['get', 'networkpolicy', 'notes-allow-database-ingress', '-n', ns]).spec.ingress[0]
+      .from;
+    expect(from).toContainEqual({
+      podSelector: {
+        matchLabels: { 'app.kubernetes.io/instance': 'notes', 'app.kubernetes.io/component': 'web' },
+      },
+    });
+    expect(json<any>(['get', 'pdb', 'notes-db', '-n', ns]).spec.maxUnavailable).toBe(1);
+  });
+
+  it('points the read-only Service at the primary while no replica is ready', async () => {
+    setReady('notes-db-1', 'False');
+    setReady('notes-db-2', 'False');
+    await eventually(
+      'reads fall back to the primary',
+      () => endpoints('notes-db-ro').join() === 'notes-db-0',
+    );
+    setReady('notes-db-1', 'True');
+    setReady('notes-db-2', 'True');
+    await eventually(
+      'reads back on the replicas',
+      () => endpoints('notes-db-ro').join() === 'notes-db-1,notes-db-2',
+    );
+  });
+
+  it('fails over when the primary is lost: promotes a standby, repoints the Services, records why', async () => {
+    setReady('notes-db-0', 'False');
+    await eventually('a new primary recorded', () => recorded('notes') === 'notes-db-1');
+    await eventually(
+      'the read-write Service follows',
+      () => endpoints('notes-db-rw').join() === 'notes-db-1',
+    );
+    const a = await eventually(
+      'status',
+      () => getApp(ns, 'notes').status?.database?.primary === 'notes-db-1' && getApp(ns, 'notes'),
+    );
+    expect(a.status.database.lastFailoverReason).toContain('notes-db-0 was not ready');
+    expect(Date.parse(a.status.database.lastFailoverTime)).not.toBeNaN();
+    const events = json<{ items: any[] }>([
+      'get',
+      'events',
+      '-n',
+      ns,
+      '--field-selector',
+      'reason=Failover',
+    ]).items;
+    expect(events.map((e) => e.message).join()).toContain('promoted notes-db-1');
+
+    setReady('notes-db-0', 'True'); // the old primary comes back: as a replica, never a second primary
+    await readyAt('notes');
+    expect(roles('notes')).toEqual({
+      'notes-db-0': 'replica',
+      'notes-db-1': 'primary',
+      'notes-db-2': 'replica',
+    });
+    expect(endpoints('notes-db-rw')).toEqual(['notes-db-1']);
+  });
+
+  it('switches over on request', async () => {
+    kubectl([
+      'annotate',
+      'sapp',
+      'notes',
+      '-n',
+      ns,
+      'scalableapp.io/switchover-to=notes-db-0',
+      '--overwrite',
+    ]);
+    await eventually('primary back on db-0', () => recorded('notes') === 'notes-db-0');
+    await eventually(
+      'the read-write Service follows',
+      () => endpoints('notes-db-rw').join() === 'notes-db-0',
+    );
+    const events = json<{ items: any[] }>([
+      'get',
+      'events',
+      '-n',
+      ns,
+      '--field-selector',
+      'reason=Switchover',
+    ]).items;
+    expect(events).toHaveLength(1);
+    expect(getApp(ns, 'notes').status.database.lastFailoverReason).toBe('switchover to notes-db-0 requested');
+  });
+
+  it('keeps the volumes when the app is deleted (deletionPolicy Retain)', async () => {
+    kubectl(['delete', 'sapp', 'notes', '-n', ns]);
+    await eventually(
+      'StatefulSet gone',
+      () => json<{ items: any[] }>(['get', 'statefulset', '-n', ns]).items.length === 0,
+    );
+    const claims = json<{ items: any[] }>(['get', 'pvc', '-n', ns]).items;
+    expect(claims.map((c) => [c.metadata.name, c.status.phase]).sort()).toEqual([
+      ['data-notes-db-0', 'Bound'],
+      ['data-notes-db-1', 'Bound'],
+      ['data-notes-db-2', 'Bound'],
+    ]);
+  });
+});
+
+describe('synchronous replication', () => {
+  it('refuses a failover that could lose an acknowledged commit, and says so', async () => {
+    // ANY 2 of 2 standbys: with both standbys gone as well, no reachable instance is sure to hold
+    // every acknowledged commit.
+    applyApp(ns, 'ledger', {
+      database: { replicas: 2, synchronousReplicas: 2, failover: { delaySeconds: 1 } },
+    });
+    await readyAt('ledger');
+    expect(json<any>(['get', 'configmap', 'ledger-db-config', '-n', ns]).data['postgresql.conf']).toMatch(
+      /synchronous_standby_names = 'ANY 2 \(/,
+    );
+    for (const pod of ['ledger-db-1', 'ledger-db-2', 'ledger-db-0']) setReady(pod, 'False');
+    await eventually(
+      'a FailoverRefused event',
+      () =>
+        json<{ items: any[] }>([
+          'get',
+          'events',
+          '-n',
+          ns,
+          '--field-selector',
+          'reason=FailoverRefused,involvedObject.name=ledger',
+        ]).items.length > 0,
+    );
+    expect(recorded('ledger')).toBe('ledger-db-0');
+    expect(getApp(ns, 'ledger').status.conditions.find((c: any) => c.type === 'Ready').status).toBe('False');
+  });
+});

@@ -1,0 +1,136 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import type { ScalableApp } from '../api/scalable-app.ts';
+import type { PgNode, PostgresAdmin } from '../dataplane/postgres/admin.ts';
+import { decidePostgresFailover, switchover } from '../dataplane/postgres/failover.ts';
+import { DATABASE, PG_PORT, dbPrimary, instanceNames } from '../tiers/database.ts';
+import { selectorLabels } from '../tiers/labels.ts';
+import type { ObservedFacts } from '../tiers/objects.ts';
+
+/** Annotation on a ScalableApp asking for a planned switchover to the named database pod. */
+export const SWITCHOVER_ANNOTATION = 'scalableapp.io/switchover-to';
+
+export interface DatabasePrimaryDeps {
+  readonly adminFor: (app: ScalableApp, facts: ObservedFacts) => PostgresAdmin;
+  readonly pods: (namespace: string, labels: Record<string, string>) => V1Pod[];
+  readonly now: () => number;
+}
+
+export type DatabaseDecision =
+  /** `restart`: pods still running as a primary that is not the recorded one (restarted, they rewind). */
+  | { kind: 'keep'; primary: string; restart: string[] }
+  | { kind: 'wait'; primary: string; recheckMs: number }
+  /** Failover is needed but would risk acknowledged writes (or is disabled): stay, and say why. */
+  | { kind: 'refused'; primary: string; reason: string; recheckMs: number }
+  | { kind: 'moved'; primary: string; previous: string; reason: string; planned: boolean; restart: string[] };
+
+/** A pod incarnation: a new pod or a restarted container is an instance that started from the record. */
+const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
+const ready = (p: V1Pod) =>
+  p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const node = (p: V1Pod): PgNode => ({ name: p.metadata!.name!, host: p.status?.podIP ?? '', port: PG_PORT });
+
+/**
+ * Keeps the database's primary where it can serve writes. The ConfigMap's `primary` record is what
+ * pods start from (the others start as standbys, rewinding if they were primary); this decides when
+ * the record moves: after `failover.delaySeconds` of an unready primary (never losing an acknowledged
+ * write in synchronous mode: the decision refuses instead), or on request (switchover annotation).
+ */
+export class DatabasePrimary {
+  private readonly d: DatabasePrimaryDeps;
+  private readonly unreadySince = new Map<string, number>();
+  private readonly verified = new Set<string>();
+  constructor(deps: DatabasePrimaryDeps) {
+    this.d = deps;
+  }
+
+  async decide(app: ScalableApp, facts: ObservedFacts): Promise<DatabaseDecision> {
+    const db = app.spec.database!;
+    const key = `${app.metadata.namespace}/${app.metadata.name}`;
+    const primary = dbPrimary(app, facts);
+    const pods = this.d.pods(app.metadata.namespace ?? '', selectorLabels(app, DATABASE));
+    const primaryPod = pods.find((p) => p.metadata?.name === primary);
+    const admin = this.d.adminFor(app, facts);
+
+    if (primaryPod && ready(primaryPod)) {
+      this.unreadySince.delete(key);
+      const target = (app.metadata.annotations ?? {})[SWITCHOVER_ANNOTATION];
+      const targetPod =
+        target && target !== primary ? pods.find((p) => p.metadata?.name === target) : undefined;
+      if (targetPod && ready(targetPod)) {
+        const result = await switchover(
+          pods.filter(ready).map(node),
+          node(primaryPod),
+          node(targetPod),
+          admin,
+        );
+        return {
+          kind: 'moved',
+          primary: target!,
+          previous: primary,
+          planned: true,
+          reason: `switchover to ${target} requested`,
+          // A primary becomes a standby only by a restart: its start script rewinds it.
+          restart: [result.restartAsStandby.name],
+        };
+      }
+      return { kind: 'keep', primary, restart: await this.strayPrimaries(pods, primary, admin) };
+    }
+    if (db.replicas === 0) return { kind: 'keep', primary, restart: [] }; // nowhere to go
+    const delayMs = db.failover.delaySeconds * 1000;
+    const since = this.unreadySince.get(key) ?? this.d.now();
+    this.unreadySince.set(key, since);
+    const waited = this.d.now() - since;
+    if (!db.failover.enabled) {
+      return {
+        kind: 'refused',
+        primary,
+        recheckMs: 30_000,
+        reason: `${primary} is not ready and failover is disabled (spec.database.failover.enabled)`,
+      };
+    }
+    if (waited < delayMs) return { kind: 'wait', primary, recheckMs: delayMs - waited };
+    // Every instance counts for the synchronous safety rule, a missing pod as one that cannot answer.
+    const everyInstance = instanceNames(app).map((name) => {
+      const p = pods.find((x) => x.metadata?.name === name);
+      return p ? node(p) : { name, host: '', port: PG_PORT };
+    });
+    const outcome = await decidePostgresFailover(
+      everyInstance,
+      primaryPod ? node(primaryPod) : { name: primary, host: '', port: PG_PORT },
+      admin,
+      { synchronousReplicas: db.synchronousReplicas },
+    );
+    if (outcome.kind === 'none') return { kind: 'wait', primary, recheckMs: delayMs || 1000 };
+    if (outcome.kind === 'refused')
+      return { kind: 'refused', primary, reason: outcome.reason, recheckMs: delayMs || 1000 };
+    this.unreadySince.delete(key);
+    return {
+      kind: 'moved',
+      primary: outcome.newPrimary.name,
+      previous: primary,
+      planned: false,
+      reason: `${primary} was not ready for ${Math.round(waited / 1000)}s; promoted ${outcome.newPrimary.name} (most advanced standby)`,
+      restart: [],
+    };
+  }
+
+  /**
+   * Instances that started (or restarted) since we last looked and still run as a primary although
+   * another is recorded: an old primary that never went down, e.g. behind a healed partition. Each
+   * incarnation is checked once; a stray primary is restarted, and its start script rewinds it.
+   */
+  private async strayPrimaries(pods: V1Pod[], primary: string, admin: PostgresAdmin): Promise<string[]> {
+    const stray: string[] = [];
+    for (const p of pods) {
+      if (p.metadata?.name === primary || !ready(p) || this.verified.has(incarnation(p))) continue;
+      const state = await admin.state(node(p));
+      if (state.role === 'primary') {
+        await admin.fence(node(p));
+        stray.push(p.metadata!.name!);
+      } else {
+        this.verified.add(incarnation(p));
+      }
+    }
+    return stray;
+  }
+}
