@@ -7,7 +7,7 @@
 // The server comes from tools/dataplane-deps.sh (Debian's postgresql-15).
 import { Client } from 'pg';
 import { decidePostgresFailover, switchover } from '../operator/dataplane/postgres/failover.ts';
-import { LocalCluster, until, type LocalInstance } from '../operator/dataplane/postgres/local-cluster.ts';
+import { LocalCluster, until, type LocalInstance } from './support/postgres-local-cluster.ts';
 
 const TEST_TIMEOUT = 180_000;
 const NAMES = ['pg-0', 'pg-1', 'pg-2'];

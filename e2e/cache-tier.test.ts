@@ -1,3 +1,4 @@
+import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
 // The cache tier on the local control plane: objects, roles, wiring into the web tier, status.
 import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
@@ -41,27 +42,13 @@ describe('a web tier with sessions in a cache tier', () => {
 
     const sts = json<any>(['get', 'statefulset', 'shop-cache', '-n', ns]);
     expect(sts.spec.replicas).toBe(3);
-    const pods = json<{ items: any[] }>([
-      'get',
-      'pods',
-      '-n',
-      ns,
-      '-l',
-      'app.kubernetes.io/component=cache',
-    ]).items;
-    const roles = Object.fromEntries(
-      pods.map((p) => [p.metadata.name, p.metadata.labels['scalableapp.io/role']]),
-    );
-    expect(roles).toEqual({
+    expect(podRoles(ns, 'shop', 'cache')).toEqual({
       'shop-cache-0': 'primary',
       'shop-cache-1': 'replica',
       'shop-cache-2': 'replica',
     });
     // The primary Service reaches exactly the primary pod; the replicas Service the other two.
-    const endpoints = (svc: string) =>
-      json<{ items: any[] }>(['get', 'endpointslices', '-n', ns, '-l', `kubernetes.io/service-name=${svc}`])
-        .items.flatMap((s) => (s.endpoints ?? []).map((e: any) => e.targetRef.name))
-        .sort();
+    const endpoints = (svc: string) => readyEndpoints(ns, svc);
     await eventually(
       'endpoints',
       () => endpoints('shop-cache').length === 1 && endpoints('shop-cache-replicas').length === 2,
@@ -160,35 +147,9 @@ describe('a web tier with sessions in a cache tier', () => {
   });
 
   it('promotes a replica when the primary is lost, repointing the Services, and never lets the old primary back as a second one', async () => {
-    const setReady = (pod: string, status: 'True' | 'False') =>
-      kubectl([
-        'patch',
-        'pod',
-        pod,
-        '-n',
-        ns,
-        '--subresource=status',
-        '--type=strategic',
-        '-p',
-        JSON.stringify({ status: { conditions: [{ type: 'Ready', status, reason: 'Test' }] } }),
-      ]);
-    const roles = () =>
-      Object.fromEntries(
-        json<{ items: any[] }>([
-          'get',
-          'pods',
-          '-n',
-          ns,
-          '-l',
-          'app.kubernetes.io/component=cache',
-        ]).items.map((p) => [p.metadata.name, p.metadata.labels['scalableapp.io/role']]),
-      );
-    const endpoints = (svc: string) =>
-      json<{ items: any[] }>(['get', 'endpointslices', '-n', ns, '-l', `kubernetes.io/service-name=${svc}`])
-        .items.flatMap((s) =>
-          (s.endpoints ?? []).filter((e: any) => e.conditions?.ready).map((e: any) => e.targetRef.name),
-        )
-        .sort();
+    const setReady = (pod: string, status: 'True' | 'False') => setPodReady(ns, pod, status);
+    const roles = () => podRoles(ns, 'shop', 'cache');
+    const endpoints = (svc: string) => readyEndpoints(ns, svc);
     const urlBefore = decode(json<any>(['get', 'secret', 'shop-connection', '-n', ns])).CACHE_URL;
 
     setReady('shop-cache-0', 'False'); // the primary stops answering

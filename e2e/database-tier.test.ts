@@ -1,3 +1,4 @@
+import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 // The database tier on the local control plane: instances and volumes, roles and Services, the read
 // fallback, failover and switchover (Postgres replaced by pod readiness at the PostgresAdmin
 // interface; the Postgres side is tested with real servers in dataplane/postgres.test.ts), and
@@ -29,35 +30,9 @@ const spec = {
   database: { replicas: 2, storage: { size: '1Gi' } },
 };
 const readyAt = (name: string) => readyAtGeneration(ns, name);
-const setReady = (pod: string, status: 'True' | 'False') =>
-  kubectl([
-    'patch',
-    'pod',
-    pod,
-    '-n',
-    ns,
-    '--subresource=status',
-    '--type=strategic',
-    '-p',
-    JSON.stringify({ status: { conditions: [{ type: 'Ready', status, reason: 'Test' }] } }),
-  ]);
-const roles = (app: string) =>
-  Object.fromEntries(
-    json<{ items: any[] }>([
-      'get',
-      'pods',
-      '-n',
-      ns,
-      '-l',
-      `app.kubernetes.io/instance=${app},app.kubernetes.io/component=database`,
-    ]).items.map((p) => [p.metadata.name, p.metadata.labels['scalableapp.io/role']]),
-  );
-const endpoints = (svc: string) =>
-  json<{ items: any[] }>(['get', 'endpointslices', '-n', ns, '-l', `kubernetes.io/service-name=${svc}`])
-    .items.flatMap((s) =>
-      (s.endpoints ?? []).filter((e: any) => e.conditions?.ready !== false).map((e: any) => e.targetRef.name),
-    )
-    .sort();
+const setReady = (pod: string, status: 'True' | 'False') => setPodReady(ns, pod, status);
+const roles = (app: string) => podRoles(ns, app, 'database');
+const endpoints = (svc: string) => readyEndpoints(ns, svc);
 const recorded = (app: string) => json<any>(['get', 'configmap', `${app}-db-config`, '-n', ns]).data.primary;
 
 describe('a web tier with a Postgres primary and two streaming replicas', () => {

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Kube } from '../../operator/kube/client.ts';
 import { kubeconfigPath } from './cluster-script.ts';
+export { eventually } from './eventually.ts';
 
 const toolsBin = execFileSync(
   'bash',
@@ -54,32 +55,4 @@ export function createNamespace(prefix: string, labels: Record<string, string> =
 
 export function deleteNamespace(name: string): void {
   tryKubectl(['delete', 'namespace', name, '--wait=false']);
-}
-
-/**
- * Polls until `probe` returns a value that is not undefined/false, or fails with the last value
- * seen after `timeoutMs`. The timeout is a deadline for a hang, never an assertion about speed.
- */
-export async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 120_000,
-  everyMs = 500,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v as T;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
-      );
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }

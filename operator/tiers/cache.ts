@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { V1ConfigMap, V1Secret, V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from './cache-config.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
@@ -7,6 +7,7 @@ import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-secu
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
+import { dataTierService } from './data-tier-services.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 
 export const CACHE = 'cache';
@@ -133,34 +134,17 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
   };
 }
 
-function cacheService(
-  app: ScalableApp,
-  name: string,
-  role?: 'primary' | 'replica',
-  headless = false,
-): V1Service & Child {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: meta(app, name),
-    spec: {
-      ...(headless ? { clusterIP: 'None', publishNotReadyAddresses: true } : {}),
-      selector: { ...selectorLabels(app, CACHE), ...(role ? { [ROLE_LABEL]: role } : {}) },
-      ports: [{ name: 'cache', port: CACHE_PORT, targetPort: 'cache', protocol: 'TCP' }],
-    },
-  };
-}
-
 export const cacheDisruptionBudget = (app: ScalableApp) => disruptionBudget(app, CACHE, cacheName(app));
 
 export function cacheObjects(app: ScalableApp, facts: ObservedFacts, configHash: string): Child[] {
   if (!app.spec.cache) return [];
+  const port = { name: 'cache', port: CACHE_PORT };
   return [
     cacheAuthSecret(app, facts),
     cacheConfigMap(app, facts),
-    cacheService(app, cacheHeadlessName(app), undefined, true),
-    cacheService(app, cacheName(app), 'primary'),
-    cacheService(app, cacheReplicasName(app), 'replica'),
+    dataTierService(app, CACHE, cacheHeadlessName(app), 'headless', port),
+    dataTierService(app, CACHE, cacheName(app), 'primary', port),
+    dataTierService(app, CACHE, cacheReplicasName(app), 'replica', port),
     cacheStatefulSet(app, configHash),
     cacheDisruptionBudget(app),
   ];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { V1ConfigMap, V1Pod, V1Secret, V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../dataplane/postgres/config.ts';
 import { instanceStartScript } from '../dataplane/postgres/instance-script.ts';
@@ -8,8 +8,8 @@ import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } f
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
+import { dataTierService } from './data-tier-services.ts';
 import type { Child, ObservedFacts } from './objects.ts';
-import { ROLE_LABEL } from './cache.ts';
 
 export const DATABASE = 'database';
 export const PG_PORT = 5432;
@@ -203,24 +203,6 @@ export function dbStatefulSet(app: ScalableApp, facts: ObservedFacts): V1Statefu
   };
 }
 
-function service(
-  app: ScalableApp,
-  name: string,
-  selector: Record<string, string> | undefined,
-  headless = false,
-): V1Service & Child {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: meta(app, name),
-    spec: {
-      ...(headless ? { clusterIP: 'None', publishNotReadyAddresses: true } : {}),
-      ...(selector ? { selector } : {}),
-      ports: [{ name: 'postgres', port: PG_PORT, targetPort: PG_PORT, protocol: 'TCP' }],
-    },
-  };
-}
-
 const ready = (p: V1Pod) =>
   p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
@@ -260,12 +242,13 @@ export function dbReadEndpoints(app: ScalableApp, facts: ObservedFacts): Child {
 
 export function databaseObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
   if (!app.spec.database) return [];
+  const port = { name: 'postgres', port: PG_PORT };
   return [
     dbCredentialsSecret(app, facts),
     dbConfigMap(app, facts),
-    service(app, dbHeadless(app), selectorLabels(app, DATABASE), true),
-    service(app, dbWriteService(app), { ...selectorLabels(app, DATABASE), [ROLE_LABEL]: 'primary' }),
-    service(app, dbReadService(app), undefined),
+    dataTierService(app, DATABASE, dbHeadless(app), 'headless', port),
+    dataTierService(app, DATABASE, dbWriteService(app), 'primary', port),
+    dataTierService(app, DATABASE, dbReadService(app), 'none', port),
     dbReadEndpoints(app, facts),
     dbStatefulSet(app, facts),
     disruptionBudget(app, DATABASE, dbName(app)),

@@ -14,9 +14,18 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { pgAdmin, type PgNode, type PostgresAdmin } from './admin.ts';
-import { hbaConfig, postgresConfig, synchronousStandbyNames } from './config.ts';
-import { CREDENTIAL_FILES, instanceStartScript, type InstanceEnv } from './instance-script.ts';
+import { eventually } from '../../e2e/support/eventually.ts';
+import { pgAdmin, type PgNode, type PostgresAdmin } from '../../operator/dataplane/postgres/admin.ts';
+import {
+  hbaConfig,
+  postgresConfig,
+  synchronousStandbyNames,
+} from '../../operator/dataplane/postgres/config.ts';
+import {
+  CREDENTIAL_FILES,
+  instanceStartScript,
+  type InstanceEnv,
+} from '../../operator/dataplane/postgres/instance-script.ts';
 
 export const APP_USER = 'app';
 export const APP_DATABASE = 'app';
@@ -36,7 +45,7 @@ export function postgresBinDir(): string {
       throw new Error(`PG_BIN=${process.env.PG_BIN} lacks the Postgres server binaries`);
     return process.env.PG_BIN;
   }
-  const script = new URL('../../../tools/dataplane-deps.sh', import.meta.url).pathname;
+  const script = new URL('../../tools/dataplane-deps.sh', import.meta.url).pathname;
   let dirs: string[];
   try {
     dirs = execFileSync('bash', [script, '--print'], { encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -62,29 +71,8 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls until `probe` returns something other than undefined/false, or fails at the deadline. */
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}; last: ${String(last)}`, {
-        cause: last,
-      });
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000) =>
+  eventually(what, probe, timeoutMs, 50);
 
 /** The uid and gid to run postgres as: ours, or the `postgres` user's when we are root. */
 function runAs(): { uid: number; gid: number } | undefined {
