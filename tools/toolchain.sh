@@ -132,4 +132,21 @@ build_tool helm "$HELM_VERSION" build_helm
 build_tool kind "$KIND_VERSION" build_kind
 build_tool metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
 build_tool kubernetes "$KUBERNETES_VERSION" build_kubernetes
+# The Gateway API's standard CRDs come from its Go module: the tests install them to check the
+# HTTPRoute exposure (no controller is needed for that; the operator only writes routes).
+gateway_crds=$TOOLS_DIR/share/gateway-api-$GATEWAY_API_VERSION
+if [[ -f $gateway_crds/.stamp ]]; then
+  step "gateway-api $GATEWAY_API_VERSION CRDs: cached"
+else
+  step "gateway-api $GATEWAY_API_VERSION CRDs: downloading the module"
+  dir=$(cd "$(mktemp -d)" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d $dir/config/crd/standard ]] || die "gateway-api $GATEWAY_API_VERSION has no config/crd/standard"
+  rm -rf "$gateway_crds" && mkdir -p "$gateway_crds"
+  for kind in gatewayclasses gateways httproutes referencegrants; do
+    cp "$dir/config/crd/standard/gateway.networking.k8s.io_$kind.yaml" "$gateway_crds/"
+  done
+  chmod -R u+w "$gateway_crds" && touch "$gateway_crds/.stamp"
+  built_any=1
+fi
+ln -sfn "$gateway_crds" "$TOOLS_DIR/share/gateway-api"
 step "toolchain ready in $TOOLS_BIN ($([[ $built_any == 1 ]] && echo "built missing tools" || echo "all cached"))"

@@ -7,6 +7,7 @@ KWOK_VERSION=v0.8.0
 HELM_VERSION=v4.3.1
 KIND_VERSION=v0.33.0
 METRICS_SERVER_VERSION=v0.9.0
+GATEWAY_API_VERSION=v1.6.3     # only its CRDs, for the tests of the Gateway exposure
 # The Go toolchain that builds them; Kubernetes 1.36 needs >= 1.26.0.
 GO_MIN_VERSION=1.26.0
 # Where built tools live. Under $HOME so CI on the same machine reuses them.
