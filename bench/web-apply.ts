@@ -127,6 +127,7 @@ async function main() {
   console.log(
     `   operator (apply ScalableApp, reconcile):   ${mo.toFixed(0)} ms   runs: ${viaOperator.map((x) => x.toFixed(0)).join(' ')}`,
   );
+  console.log(`     of which after kubectl returned (watch + reconcile): ${median(reaction).toFixed(0)} ms`);
   console.log(
     `   kubectl apply --server-side (rendered):    ${mk.toFixed(0)} ms   runs: ${viaKubectl.map((x) => x.toFixed(0)).join(' ')}`,
   );
