@@ -91,7 +91,7 @@ describe('a web tier with sessions in a cache tier', () => {
     for (const text of elsewhere) expect(text).not.toContain(password);
   });
 
-  it("lets only the app's pods (and the operator, for failover) reach the cache", () => {
+  it('lets only the web tier and consumers (and the operator, for failover) reach the cache', () => {
     const ingress = json<any>(['get', 'networkpolicy', 'shop-allow-cache-ingress', '-n', ns]).spec;
     expect(ingress.podSelector.matchLabels).toEqual({
       'app.kubernetes.io/instance': 'shop',
@@ -102,10 +102,20 @@ describe('a web tier with sessions in a cache tier', () => {
         from: [
           {
             podSelector: {
+              matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'web' },
+            },
+          },
+          {
+            podSelector: {
               matchLabels: {
-                'app.kubernetes.io/part-of': 'shop',
-                'app.kubernetes.io/managed-by': 'scalableapp-operator',
+                'app.kubernetes.io/instance': 'shop',
+                'app.kubernetes.io/component': 'consumer',
               },
+            },
+          },
+          {
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'cache' },
             },
           },
           { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } } },

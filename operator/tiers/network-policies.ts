@@ -14,6 +14,12 @@ const operatorPods = {
   namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': OPERATOR_NAMESPACE } },
 };
 
+/** The tiers that talk to the data tiers: the web tier and the queue consumers. */
+const dataClients = (app: ScalableApp) =>
+  [WEB, 'consumer'].map((component) => ({
+    podSelector: { matchLabels: { [LABEL.instance]: app.metadata.name, [LABEL.component]: component } },
+  }));
+
 const dnsEgress = {
   to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }],
   ports: [
@@ -102,9 +108,6 @@ export function networkPolicies(app: ScalableApp): Child[] {
     // The database: only the app's web tier and consumers (and the instances' own replication), plus
     // the operator, which promotes and repoints instances on failover.
     const dbPods = { matchLabels: selectorLabels(app, DATABASE) };
-    const clients = [WEB, 'consumer'].map((component) => ({
-      podSelector: { matchLabels: { [LABEL.instance]: app.metadata.name, [LABEL.component]: component } },
-    }));
     const port = [{ protocol: 'TCP', port: PG_PORT }];
     policies.push(
       {
@@ -120,7 +123,7 @@ export function networkPolicies(app: ScalableApp): Child[] {
           policyTypes: ['Ingress'],
           ingress: [
             {
-              from: [...clients, { podSelector: dbPods }, operatorPods],
+              from: [...dataClients(app), { podSelector: dbPods }, operatorPods],
               ports: port,
             },
           ],
@@ -143,8 +146,8 @@ export function networkPolicies(app: ScalableApp): Child[] {
     );
   }
   if (app.spec.cache) {
-    // Only this app's pods reach the cache (the web tier, consumers, the cache's own replication),
-    // and the operator, which fails it over.
+    // Only the web tier and consumers reach the cache, besides its own replication and the
+    // operator, which fails it over.
     const cachePods = { matchLabels: selectorLabels(app, CACHE) };
     const port = [{ protocol: 'TCP', port: CACHE_PORT }];
     policies.push(
@@ -159,7 +162,7 @@ export function networkPolicies(app: ScalableApp): Child[] {
         spec: {
           podSelector: cachePods,
           policyTypes: ['Ingress'],
-          ingress: [{ from: [{ podSelector: appPods }, operatorPods], ports: port }],
+          ingress: [{ from: [...dataClients(app), { podSelector: cachePods }, operatorPods], ports: port }],
         },
       },
       {
