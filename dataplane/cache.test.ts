@@ -3,10 +3,10 @@
 // CRD promises (maxmemory from the memory limit, the eviction policy, replication, failover without a
 // second primary, min-replicas-to-write) is shown here to be what Redis does, not what we hope it does.
 // redis-server comes from tools/dataplane-deps.sh.
+import { freePort } from '../e2e/support/free-port.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -58,17 +58,6 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 type Server = {

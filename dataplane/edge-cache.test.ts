@@ -1,6 +1,7 @@
 // The edge cache's generated nginx.conf, run by the real nginx in front of a tiny origin: what a
 // browser sees on a hit, after the TTL while the origin fails, and after a deploy bumps the asset
 // version. nginx runs as the pods' non-root uid (when the test runs as root), on loopback only.
+import { freePort } from '../e2e/support/free-port.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import {
@@ -15,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer as createHttpServer, request, type IncomingHttpHeaders } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
@@ -44,15 +45,6 @@ function nginxBinary(): string {
     .find((p) => existsSync(p));
   if (!bin) throw new Error(`no nginx in the directories tools/dataplane-deps.sh printed: ${dirs}`);
   return bin;
-}
-
-async function freePort(): Promise<number> {
-  const s = createNetServer().listen(0, LOOPBACK);
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  await once(s, 'close');
-  return port;
 }
 
 /**

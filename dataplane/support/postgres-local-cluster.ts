@@ -7,10 +7,11 @@
 // (Debian's package creates it) through setpriv, which execs, so the process we spawn is the
 // script's and then, after its `exec`, the postmaster itself. Each instance gets its own process
 // group, so kill9() takes the postmaster and all its backends down at once, like a dying pod.
+import { freePort } from '../../e2e/support/free-port.ts';
+export { freePort } from '../../e2e/support/free-port.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -57,17 +58,6 @@ export function postgresBinDir(): string {
   const found = dirs.find(has);
   if (!found) throw new Error(`no directory with the Postgres server binaries in ${dirs.join(', ')}`);
   return found;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls until `probe` returns something other than undefined/false, or fails at the deadline. */

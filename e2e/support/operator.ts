@@ -1,7 +1,7 @@
 // Runs the operator under test as a child process (as it runs in a pod, with its ServiceAccount's
 // token and RBAC), scoped to one namespace so test files never touch each other's apps.
+import { freePort } from './free-port.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { eventually } from './kube.ts';
 
@@ -14,14 +14,6 @@ export function operatorKubeconfig(): string {
     encoding: 'utf8',
   }).trim();
   return saKubeconfig;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  return port;
 }
 
 export interface OperatorProcess {

@@ -22,6 +22,7 @@
 //   and replicas still following it resynchronise to that empty dataset. The operator should treat
 //   a restarted primary pod as a node to `rejoin`, not as the primary.
 // - One failed ping is enough here: debouncing flaps (several failures in a row) is the caller's.
+import { promoteAndRepoint } from './promotion.ts';
 import type { CacheAdmin, CacheNode, CacheRole } from './redis-admin.ts';
 
 export type FailoverResult = { newPrimary: CacheNode; followers: CacheNode[] };
@@ -60,21 +61,9 @@ export async function decideFailover(
   const chosen = candidates[0];
   if (!chosen) return undefined;
   const newPrimary = chosen.node;
-  try {
-    await admin.promote(newPrimary);
-  } catch (err) {
-    throw new Error(`failover: promoting ${newPrimary.name} failed`, { cause: err });
-  }
   const others = candidates.slice(1).map((c) => c.node);
-  const followed = await Promise.all(
-    others.map((n) =>
-      admin.follow(n, newPrimary).then(
-        () => true,
-        () => false,
-      ),
-    ),
-  );
-  return { newPrimary, followers: others.filter((_, i) => followed[i]) };
+  const followers = await promoteAndRepoint(newPrimary, others, admin);
+  return { newPrimary, followers: followers };
 }
 
 /**

@@ -21,6 +21,7 @@
 //   promoted one cannot follow it (it needs a re-clone: delete its data directory).
 // - One failed ping is enough here: waiting out flaps (failover.delaySeconds) is the caller's.
 // - A fence only changes the default of new transactions; see PostgresAdmin.fence.
+import { promoteAndRepoint } from '../promotion.ts';
 import type { PgNode, PgState, PostgresAdmin } from './admin.ts';
 
 export type PostgresFailoverOptions = {
@@ -121,21 +122,9 @@ export async function decidePostgresFailover(
   // A standby promoted by an interrupted earlier call has the most WAL of all (it wrote since), so a
   // retry picks it again and its promotion is a no-op.
   const newPrimary = candidates[0]!.node;
-  try {
-    await admin.promote(newPrimary);
-  } catch (err) {
-    throw new Error(`failover: promoting ${newPrimary.name} failed`, { cause: err });
-  }
   const others = candidates.slice(1).map((c) => c.node);
-  const followed = await Promise.all(
-    others.map((n) =>
-      admin.follow(n, newPrimary).then(
-        () => true,
-        () => false,
-      ),
-    ),
-  );
-  return { kind: 'promoted', newPrimary, followers: others.filter((_, i) => followed[i]), fenced };
+  const followers = await promoteAndRepoint(newPrimary, others, admin);
+  return { kind: 'promoted', newPrimary, followers: followers, fenced };
 }
 
 export type SwitchoverOptions = {
