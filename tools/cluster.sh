@@ -102,7 +102,7 @@ EOF
   kubectl config --kubeconfig "$KUBECONFIG_PATH" use-context "kwok-$CLUSTER_NAME" >/dev/null
   step "registering $(( ${#ZONES[@]} * NODES_PER_ZONE )) simulated nodes in ${#ZONES[@]} zones"
   nodes_yaml | kctl apply -f - >/dev/null
-  step "storage class and resource usage"
+  step "default StorageClass (volumes bound by the real PV controller)"
   kctl apply -f "$root/manifests/cluster/kwok" >/dev/null
   kctl wait --for=condition=Ready node --all --timeout=120s >/dev/null
 }

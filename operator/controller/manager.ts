@@ -1,4 +1,4 @@
-import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import { HttpMethod, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/scalable-app.ts';
 import type { Kube } from '../kube/client.ts';
 import { ApiError, isConflict } from '../kube/client.ts';
@@ -40,7 +40,7 @@ export interface ManagerOptions {
 /** Whether the cluster serves an API group version (e.g. the Gateway API). */
 async function serves(kube: Kube, groupVersion: string): Promise<boolean> {
   try {
-    await kube.request('get', 'GET' as never, `/apis/${groupVersion}`);
+    await kube.request('get', HttpMethod.GET, `/apis/${groupVersion}`);
     return true;
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) return false;

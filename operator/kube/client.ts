@@ -67,6 +67,7 @@ export class Kube {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
+        // client-node and this module may resolve different copies of undici's Dispatcher type.
         dispatcher: ctx.getDispatcher() as never,
       });
     } catch (e) {
