@@ -45,8 +45,10 @@ export async function startOperator(opts: {
     '--leader-elect',
     '--leader-election-namespace',
     'scalableapp-system',
-    // No container runs on the local cluster: judge cache servers by pod readiness (kind runs real ones).
-    ...(process.env.SCALABLEAPP_PROVIDER === 'kind' ? [] : ['--data-plane', 'simulated']),
+    // The operator under test runs outside the cluster and cannot reach pod addresses (on kwok there
+    // are no servers at all): it judges data servers by pod readiness, which the tests drive.
+    '--data-plane',
+    'simulated',
     '--leader-election-id',
     opts.leaseName ?? `scalableapp-${opts.namespace}`,
     ...(opts.extraArgs ?? []),
