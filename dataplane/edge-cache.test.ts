@@ -1,6 +1,7 @@
 // The edge cache's generated nginx.conf, run by the real nginx in front of a tiny origin: what a
 // browser sees on a hit, after the TTL while the origin fails, and after a deploy bumps the asset
 // version. nginx runs as the pods' non-root uid (when the test runs as root), on loopback only.
+import { eventually } from '../e2e/support/eventually.ts';
 import { freePort } from '../e2e/support/free-port.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -47,30 +48,12 @@ function nginxBinary(): string {
   return bin;
 }
 
-/**
- * Polls until `probe` returns a value, or fails naming what it waited for and what it last saw;
- * at once when `hopeless` says there is no point waiting any longer (the process under test died).
- */
-async function poll<T>(
+/** Polls fast (the servers are local), giving up at once when `hopeless` says the server died. */
+const poll = <T>(
   what: string,
   probe: () => Promise<T | undefined>,
   { timeoutMs = 15_000, hopeless = (): string | undefined => undefined } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e instanceof Error ? e.message : e;
-    }
-    const reason = hopeless();
-    if (reason) throw new Error(`gave up waiting for ${what}: ${reason}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last error: ${String(last)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+): Promise<T> => eventually(what, probe, timeoutMs, 50, hopeless);
 
 /** The pids whose parent is `pid`, from /proc (the data-plane tests run on Linux). */
 function childPids(pid: number): number[] {

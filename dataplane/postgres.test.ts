@@ -72,12 +72,18 @@ describe('bootstrap and replication', () => {
       await insert(primary!, 1, 'hello');
       for (const s of standbys) await hasBody(s, 'hello');
 
-      // Both standbys stream from the primary under their instance names (what ANY k matches).
-      const streaming = await primary!.query<{ application_name: string; state: string }>(
-        'SELECT application_name, state FROM pg_stat_replication ORDER BY application_name',
-        [],
-        'superuser',
-      );
+      // Both standbys stream from the primary under their instance names (what ANY k matches). A
+      // standby that has the row may still be (re)connecting its walsender, so wait for the state.
+      const replication = () =>
+        primary!.query<{ application_name: string; state: string }>(
+          'SELECT application_name, state FROM pg_stat_replication ORDER BY application_name',
+          [],
+          'superuser',
+        );
+      const streaming = await until('both standbys streaming', async () => {
+        const rows = await replication();
+        return rows.length === 2 && rows.every((r) => r.state === 'streaming') ? rows : undefined;
+      }).catch(replication);
       expect(streaming).toEqual([
         { application_name: 'pg-1', state: 'streaming' },
         { application_name: 'pg-2', state: 'streaming' },

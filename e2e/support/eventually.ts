@@ -4,12 +4,14 @@
 /**
  * Polls until `probe` returns a value that is not undefined/false, or fails with the last value
  * seen after `timeoutMs`. The timeout is a deadline for a hang, never an assertion about speed.
+ * `hopeless`, when it returns a reason (the process under test died), fails at once instead.
  */
 export async function eventually<T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 120_000,
   everyMs = 500,
+  hopeless: () => string | undefined = () => undefined,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -21,6 +23,8 @@ export async function eventually<T>(
     } catch (e) {
       last = e;
     }
+    const reason = hopeless();
+    if (reason) throw new Error(`gave up waiting for ${what}: ${reason}`);
     if (Date.now() > deadline)
       throw new Error(
         `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
