@@ -25,6 +25,8 @@ PINS=(
   # same servers. The tests run whatever major is here against the operator's scripts.
   postgresql-15=15.18-0+deb12u1
   postgresql-client-15=15.18-0+deb12u1
+  # The message queue's broker. Its Erlang runtime comes as a dependency, pinned by the package.
+  rabbitmq-server=3.10.8-1.1+deb12u1
 )
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,6 +50,7 @@ binary_of() {
     redis-server) echo redis-server ;;
     postgresql-15) echo postgres ;;
     postgresql-client-15) echo pg_basebackup ;;
+    rabbitmq-server) echo rabbitmq-server ;;
     *) die "no binary known for package $1" ;;
   esac
 }
@@ -59,6 +62,8 @@ reported_version() {
     redis-server) redis-server --version | sed -n 's/.* v=\([^ ]*\) .*/\1/p' ;;
     # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" -> 15.18
     postgres | pg_basebackup) "$1" --version | sed -n 's/^[^ ]* (PostgreSQL) \([^ ]*\).*/\1/p' ;;
+    # The server has no --version that works without a running node; the package's own record does.
+    rabbitmq-server) dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null | sed 's/^[0-9]*://; s/-[^-]*$//' ;;
   esac
 }
 

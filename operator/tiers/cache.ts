@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from './cache-config.ts';
@@ -173,5 +173,5 @@ export function cacheEntries(app: ScalableApp, facts: ObservedFacts): Record<str
 export function cacheConfigHash(app: ScalableApp, facts: ObservedFacts): string {
   if (!app.spec.cache) return '';
   const { primary: _primary, ...rest } = cacheConfigMap(app, facts).data ?? {};
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+  return contentHash(rest);
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { contentHash } from './content-hash.ts';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { childName, tierLabels } from './labels.ts';
@@ -44,8 +44,5 @@ export function connectionSecret(app: ScalableApp, facts: ObservedFacts): V1Secr
 
 /** A digest of the Secret's data for the pod template: a change of any entry rolls the pods. */
 export function connectionHash(secret: V1Secret): string {
-  return createHash('sha256')
-    .update(JSON.stringify(secret.data ?? {}))
-    .digest('hex')
-    .slice(0, 16);
+  return contentHash(secret.data ?? {});
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../dataplane/postgres/config.ts';
@@ -100,7 +100,7 @@ export function dbConfigMap(app: ScalableApp, facts: ObservedFacts): V1ConfigMap
 /** Restart the servers when their configuration changes, but not when only the primary moves. */
 export function dbConfigHash(app: ScalableApp, facts: ObservedFacts): string {
   const { primary: _p, ...rest } = dbConfigMap(app, facts).data ?? {};
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+  return contentHash(rest);
 }
 
 export function dbStatefulSet(app: ScalableApp, facts: ObservedFacts): V1StatefulSet & Child {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from './edge-cache-config.ts';
@@ -55,7 +55,7 @@ export function edgeDeployment(app: ScalableApp, config: V1ConfigMap): V1Deploym
   const e = app.spec.edgeCache!;
   const selector = selectorLabels(app, EDGE);
   const spread = zoneSpread(app, selector, { rollingDeployment: true });
-  const hash = createHash('sha256').update(JSON.stringify(config.data)).digest('hex').slice(0, 16);
+  const hash = contentHash(config.data ?? {});
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
