@@ -16,12 +16,14 @@ export function dataTierService(
   name: string,
   select: 'headless' | 'primary' | 'replica' | 'none',
   port: { name: string; port: number },
+  /** For a tier of several clusters (shards): the labels and pod selector of one of them. */
+  own?: { labels: Record<string, string>; selector: Record<string, string> },
 ): V1Service & Child {
-  const selector = selectorLabels(app, component);
+  const selector = own?.selector ?? selectorLabels(app, component);
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name, namespace: app.metadata.namespace, labels: tierLabels(app, component) },
+    metadata: { name, namespace: app.metadata.namespace, labels: own?.labels ?? tierLabels(app, component) },
     spec: {
       ...(select === 'headless' ? { clusterIP: 'None', publishNotReadyAddresses: true, selector } : {}),
       ...(select === 'primary' || select === 'replica'

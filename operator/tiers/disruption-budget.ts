@@ -11,11 +11,13 @@ export function disruptionBudget(
   app: ScalableApp,
   component: string,
   name: string,
+  /** For a tier of several clusters (shards): the labels and pod selector of one of them. */
+  own?: { labels: Record<string, string>; selector: Record<string, string> },
 ): V1PodDisruptionBudget & Child {
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
-    metadata: { name, namespace: app.metadata.namespace, labels: tierLabels(app, component) },
-    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(app, component) } },
+    metadata: { name, namespace: app.metadata.namespace, labels: own?.labels ?? tierLabels(app, component) },
+    spec: { maxUnavailable: 1, selector: { matchLabels: own?.selector ?? selectorLabels(app, component) } },
   };
 }

@@ -1,0 +1,282 @@
+import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import type { ScalableApp } from '../api/scalable-app.ts';
+import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../dataplane/postgres/config.ts';
+import { instanceStartScript } from '../dataplane/postgres/instance-script.ts';
+import { ANNOTATION } from './labels.ts';
+import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
+import { resourceRequirements } from './resources.ts';
+import { zoneSpread } from './topology.ts';
+import { disruptionBudget } from './disruption-budget.ts';
+import { dataTierService } from './data-tier-services.ts';
+import { contentHash } from './content-hash.ts';
+import type { Child } from './objects.ts';
+
+export const PG_PORT = 5432;
+/** The uid of the `postgres` user in the official image: initdb needs a user it can look up. */
+export const POSTGRES_UID = 999;
+export const APP_USER = 'app';
+export const APP_DATABASE = 'app';
+export const LAST_FAILOVER_TIME = 'scalableapp.io/last-failover-time';
+export const LAST_FAILOVER_REASON = 'scalableapp.io/last-failover-reason';
+
+/** The generated passwords: read back from their Secret, or generated once by the controller. */
+export interface DatabaseCredentials {
+  readonly superuser: string;
+  readonly replication: string;
+  readonly app: string;
+}
+
+/** What the cluster knows about one Postgres cluster: its recorded primary, last failover and pods. */
+export interface PgClusterFacts {
+  readonly primary?: string;
+  readonly lastFailover?: { readonly time: string; readonly reason: string };
+  readonly pods?: readonly V1Pod[];
+}
+
+/**
+ * One Postgres cluster — a primary with streaming replicas — as the database tier and every shard
+ * run it. The builders below take only this, so a shard is the database tier's objects under other
+ * names, never a copy of its code.
+ */
+export interface PgCluster {
+  readonly app: ScalableApp;
+  /** The StatefulSet's name; every other object's name derives from it. */
+  readonly name: string;
+  /** The component label value ('database', 'shard'). */
+  readonly component: string;
+  /** The labels every object of this cluster carries, and the subset that selects its pods. */
+  readonly labels: Record<string, string>;
+  readonly selector: Record<string, string>;
+  readonly spec: {
+    readonly version: string;
+    readonly image?: string | undefined;
+    readonly resources: Parameters<typeof resourceRequirements>[0];
+    readonly deletionPolicy: 'Retain' | 'Delete';
+    readonly replicas: number;
+    readonly storage: { readonly size: string | number; readonly storageClassName?: string | undefined };
+    readonly synchronousReplicas: number;
+  };
+  /** The Secret holding superuser-, replication- and app-password (one per cluster or shared). */
+  readonly credentialsName: string;
+  readonly facts: PgClusterFacts;
+}
+
+export const pgHeadless = (c: PgCluster) => `${c.name}-headless`;
+export const pgWriteService = (c: PgCluster) => `${c.name}-rw`;
+export const pgReadService = (c: PgCluster) => `${c.name}-ro`;
+export const pgConfigName = (c: PgCluster) => `${c.name}-config`;
+export const pgPrimary = (c: PgCluster) => c.facts.primary ?? `${c.name}-0`;
+/** Every instance's pod name, whether or not its pod exists right now. */
+export const pgInstanceNames = (c: PgCluster) =>
+  Array.from({ length: 1 + c.spec.replicas }, (_, i) => `${c.name}-${i}`);
+
+const meta = (c: PgCluster, name: string) => ({
+  name,
+  namespace: c.app.metadata.namespace,
+  labels: c.labels,
+});
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+export function pgCredentialsSecret(
+  app: ScalableApp,
+  name: string,
+  labels: Record<string, string>,
+  credentials: DatabaseCredentials | undefined,
+): V1Secret & Child {
+  if (!credentials) throw new Error(`${name}: credentials not generated: the controller must provide them`);
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: { name, namespace: app.metadata.namespace, labels },
+    data: {
+      'superuser-password': b64(credentials.superuser),
+      'replication-password': b64(credentials.replication),
+      'app-password': b64(credentials.app),
+    },
+  };
+}
+
+export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
+  const last = c.facts.lastFailover;
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      ...meta(c, pgConfigName(c)),
+      // The record of the last failover lives beside the primary's, so status can always tell it.
+      ...(last
+        ? { annotations: { [LAST_FAILOVER_TIME]: last.time, [LAST_FAILOVER_REASON]: last.reason } }
+        : {}),
+    },
+    data: {
+      'postgresql.conf': postgresConfig({
+        port: PG_PORT,
+        maxWalSenders: 10,
+        // ANY k over every instance's name: the primary never connects as a standby, so listing it
+        // is harmless, and the text (and the pods) need not change when the primary moves.
+        synchronousStandbyNames: synchronousStandbyNames(c.spec.synchronousReplicas, pgInstanceNames(c)),
+      }),
+      'pg_hba.conf': hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0' }),
+      'start.sh': instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
+      primary: pgPrimary(c),
+    },
+  };
+}
+
+/** Restart the servers when their configuration changes, but not when only the primary moves. */
+export function pgConfigHash(c: PgCluster): string {
+  const { primary: _p, ...rest } = pgConfigMap(c).data ?? {};
+  return contentHash(rest);
+}
+
+export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
+  const ns = c.app.metadata.namespace;
+  const spread = zoneSpread(c.app, c.selector);
+  const base = restrictedPodBase();
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(c, c.name),
+    spec: {
+      replicas: 1 + c.spec.replicas,
+      serviceName: pgHeadless(c),
+      podManagementPolicy: 'OrderedReady',
+      selector: { matchLabels: c.selector },
+      // Data is precious: claims outlive the StatefulSet unless the user chose Delete.
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: c.spec.deletionPolicy, whenScaled: 'Retain' },
+      template: {
+        metadata: { labels: c.labels, annotations: { [ANNOTATION.configHash]: pgConfigHash(c) } },
+        spec: {
+          ...base,
+          securityContext: {
+            ...base.securityContext,
+            runAsUser: POSTGRES_UID,
+            runAsGroup: POSTGRES_UID,
+            fsGroup: POSTGRES_UID,
+          },
+          // A primary needs time to checkpoint cleanly on shutdown.
+          terminationGracePeriodSeconds: 60,
+          containers: [
+            {
+              name: 'postgres',
+              image: c.spec.image ?? `postgres:${c.spec.version}`,
+              command: ['sh', '/config/start.sh'],
+              env: [
+                { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+                { name: 'PGPORT', value: String(PG_PORT) },
+                { name: 'INSTANCE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                // Read when the container starts: a pod that was primary and restarts after a
+                // failover starts as a standby of the new one (pg_rewind), never as a second primary.
+                {
+                  name: 'PRIMARY_NAME',
+                  valueFrom: { configMapKeyRef: { name: pgConfigName(c), key: 'primary' } },
+                },
+                { name: 'PRIMARY_HOST', value: `$(PRIMARY_NAME).${pgHeadless(c)}.${ns}.svc` },
+                { name: 'PRIMARY_PORT', value: String(PG_PORT) },
+                { name: 'CREDENTIALS_DIR', value: '/credentials' },
+                { name: 'CONFIG_DIR', value: '/config' },
+              ],
+              ports: [{ name: 'postgres', containerPort: PG_PORT, protocol: 'TCP' }],
+              resources: resourceRequirements(c.spec.resources),
+              readinessProbe: {
+                exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', String(PG_PORT)] },
+                periodSeconds: 5,
+              },
+              livenessProbe: {
+                exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', String(PG_PORT)] },
+                periodSeconds: 10,
+                failureThreshold: 6,
+                initialDelaySeconds: 30,
+              },
+              securityContext: restrictedContainerSecurity(),
+              volumeMounts: [
+                { name: 'data', mountPath: '/var/lib/postgresql/data' },
+                { name: 'config', mountPath: '/config', readOnly: true },
+                { name: 'credentials', mountPath: '/credentials', readOnly: true },
+                { name: 'run', mountPath: '/var/run/postgresql' },
+                tmpMount,
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'config', configMap: { name: pgConfigName(c) } },
+            { name: 'credentials', secret: { secretName: c.credentialsName, defaultMode: 0o400 } },
+            { name: 'run', emptyDir: {} },
+            tmpVolume,
+          ],
+          ...(spread ? { topologySpreadConstraints: spread } : {}),
+        },
+      },
+      volumeClaimTemplates: [
+        {
+          metadata: { name: 'data', labels: c.labels },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            ...(c.spec.storage.storageClassName ? { storageClassName: c.spec.storage.storageClassName } : {}),
+            resources: { requests: { storage: String(c.spec.storage.size) } },
+          },
+        },
+      ],
+    },
+  };
+}
+
+const ready = (p: V1Pod) =>
+  p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ?? false;
+
+/**
+ * The read-only Service has no selector: the operator publishes its endpoints — the ready replicas,
+ * or the primary when no replica is ready — so the app's read URL never points at nothing.
+ */
+export function pgReadEndpoints(c: PgCluster): Child {
+  const primary = pgPrimary(c);
+  const pods = (c.facts.pods ?? []).filter((p) => ready(p) && p.status?.podIP);
+  const replicas = pods.filter((p) => p.metadata?.name !== primary);
+  const chosen = replicas.length ? replicas : pods.filter((p) => p.metadata?.name === primary);
+  const name = pgReadService(c);
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      ...meta(c, name),
+      labels: {
+        ...c.labels,
+        'kubernetes.io/service-name': name,
+        'endpointslice.kubernetes.io/managed-by': 'scalableapp-operator',
+      },
+    },
+    addressType: 'IPv4',
+    ports: [{ name: 'postgres', port: PG_PORT, protocol: 'TCP' }],
+    endpoints: chosen
+      .map((p) => ({
+        addresses: [p.status!.podIP!],
+        conditions: { ready: true },
+        targetRef: { kind: 'Pod', name: p.metadata!.name!, namespace: c.app.metadata.namespace },
+        ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
+      }))
+      .sort((a, b) => a.targetRef.name.localeCompare(b.targetRef.name)),
+  };
+}
+
+/** Everything one cluster runs on except its credentials Secret (which shards share). */
+export function pgClusterObjects(c: PgCluster): Child[] {
+  const port = { name: 'postgres', port: PG_PORT };
+  const svc = (name: string, select: 'headless' | 'primary' | 'none') =>
+    dataTierService(c.app, c.component, name, select, port, { labels: c.labels, selector: c.selector });
+  return [
+    pgConfigMap(c),
+    svc(pgHeadless(c), 'headless'),
+    svc(pgWriteService(c), 'primary'),
+    svc(pgReadService(c), 'none'),
+    pgReadEndpoints(c),
+    pgStatefulSet(c),
+    disruptionBudget(c.app, c.component, c.name, { labels: c.labels, selector: c.selector }),
+  ];
+}
+
+/** A postgresql:// URL for the app user; the password is URL-encoded. */
+export function pgUrl(app: ScalableApp, service: string, password: string): string {
+  const pw = encodeURIComponent(password);
+  return `postgresql://${APP_USER}:${pw}@${service}.${app.metadata.namespace}.svc:${PG_PORT}/${APP_DATABASE}`;
+}
