@@ -1,0 +1,274 @@
+// The queue tier's data plane against REAL rabbitmq-server nodes: every node is started by the start
+// script the pods run, with the files the operator puts in the broker's ConfigMap, on 127.0.0.1 and
+// free ports, as the `rabbitmq` OS user when we are root (dataplane/support/rabbitmq-local.ts). What
+// the CRD promises (every spec queue a durable quorum queue, the generated login and no other, one
+// cluster from the peer list, a queue depth the autoscaler can read, a queue that survives the loss
+// of a node) is shown here to be what RabbitMQ does, and so is why the StatefulSet starts its pods in
+// parallel. rabbitmq-server comes from tools/dataplane-deps.sh (Debian's 3.10).
+import * as amqp from 'amqplib';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { eventually } from '../e2e/support/eventually.ts';
+import type { QueueInfo } from '../operator/dataplane/rabbitmq/admin.ts';
+import { queuePath } from '../operator/dataplane/rabbitmq/admin.ts';
+import { portOpen, startBroker, type LocalBroker, type LocalBrokerNode } from './support/rabbitmq-local.ts';
+
+const TEST_TIMEOUT = 300_000;
+const QUEUES = [{ name: 'photos' }, { name: 'mail.out' }];
+const brokers: LocalBroker[] = [];
+const connections: amqp.ChannelModel[] = [];
+
+afterAll(async () => {
+  await Promise.all(connections.map((c) => c.close().catch(() => {})));
+  await Promise.all(brokers.map((b) => b.stop()));
+});
+
+async function broker(nodes: 1 | 3): Promise<LocalBroker> {
+  const b = await startBroker({ nodes, queues: QUEUES });
+  brokers.push(b);
+  return b;
+}
+
+const queueInfo = (n: LocalBrokerNode, queue: string) => n.api.get<QueueInfo>(queuePath(queue));
+
+async function amqpConnect(url: string): Promise<amqp.ChannelModel> {
+  const c = await amqp.connect(url);
+  c.on('error', () => {});
+  connections.push(c);
+  return c;
+}
+
+/** Why an AMQP connection is refused (the broker's reply text), or 'connected'. */
+const loginOutcome = (url: string) =>
+  amqp.connect(url).then(
+    async (c) => {
+      await c.close();
+      return 'connected';
+    },
+    (err: Error) => err.message,
+  );
+
+const bodies = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+describe('a single node', () => {
+  let b: LocalBroker;
+  beforeAll(async () => {
+    b = await broker(1);
+  }, TEST_TIMEOUT);
+
+  it('declares every spec queue at boot as a durable quorum queue', async () => {
+    for (const { name } of QUEUES) {
+      const q = await queueInfo(b.nodes[0]!, name);
+      expect({
+        name: q.name,
+        vhost: q.vhost,
+        type: q.type,
+        durable: q.durable,
+        arguments: q.arguments,
+      }).toEqual({
+        name,
+        vhost: '/',
+        type: 'quorum',
+        durable: true,
+        arguments: { 'x-queue-type': 'quorum' },
+      });
+    }
+  });
+
+  it('knows the generated login and no other: no guest, no wrong password', async () => {
+    const n = b.nodes[0]!;
+    const users = await n.api.get<{ name: string; tags: string[] | string }[]>('/api/users');
+    expect(users.map((u) => u.name)).toEqual([b.user]);
+    expect(await loginOutcome(n.amqpUrl)).toBe('connected');
+    const url = new URL(n.amqpUrl);
+    url.username = 'guest';
+    url.password = 'guest';
+    expect(await loginOutcome(url.toString())).toMatch(/ACCESS_REFUSED/);
+    url.username = encodeURIComponent(b.user);
+    url.password = 'wrong';
+    expect(await loginOutcome(url.toString())).toMatch(/ACCESS_REFUSED/);
+    const asGuest = await fetch(`${n.managementUrl}/api/overview`, {
+      headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
+    });
+    expect(asGuest.status).toBe(401);
+  });
+
+  it('keeps the password out of the config files; its own copies are private to the node user', () => {
+    const n = b.nodes[0]!;
+    for (const f of readdirSync(n.configDir)) {
+      expect(readFileSync(join(n.configDir, f), 'utf8')).not.toContain(b.password);
+    }
+    const home = n.env.HOME!;
+    const definitions = statSync(join(home, 'definitions.json'));
+    expect(definitions.mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(home, 'definitions.json'), 'utf8')).toContain('"x-queue-type": "quorum"');
+    const cookie = statSync(join(home, '.erlang.cookie'));
+    expect(cookie.mode & 0o777).toBe(0o400);
+    if (b.uid !== undefined) expect([definitions.uid, cookie.uid]).toEqual([b.uid, b.uid]);
+  });
+
+  it("answers the liveness probe's command with the pod's environment", async () => {
+    const r = await b.cli(0, 'rabbitmq-diagnostics', ['-q', 'ping']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  });
+
+  it(
+    'reports published messages as ready, and delivered unacknowledged ones as unacknowledged',
+    async () => {
+      await b.admin.publish('photos', bodies('p', 25));
+      const settled = (want: { ready: number; unacknowledged: number; consumers: number }) =>
+        eventually(
+          `photos to report ${JSON.stringify(want)}`,
+          async () => {
+            const d = await b.admin.queueDepth('photos');
+            return JSON.stringify(d) === JSON.stringify(want) && d;
+          },
+          60_000,
+          200,
+        );
+      expect(await settled({ ready: 25, unacknowledged: 0, consumers: 0 })).toBeTruthy();
+      expect(await b.admin.queueDepth('mail.out')).toEqual({ ready: 0, unacknowledged: 0, consumers: 0 });
+
+      const c = await amqpConnect(b.amqpUrl);
+      const ch = await c.createChannel();
+      await ch.prefetch(10);
+      const delivered: string[] = [];
+      await ch.consume('photos', (m) => m && delivered.push(m.content.toString()), { noAck: false });
+      await eventually('10 deliveries', () => delivered.length === 10, 30_000, 50);
+      expect(await settled({ ready: 15, unacknowledged: 10, consumers: 1 })).toBeTruthy();
+      // A consumer that goes away unacknowledged gives its messages back.
+      await ch.close();
+      expect(await settled({ ready: 25, unacknowledged: 0, consumers: 0 })).toBeTruthy();
+    },
+    TEST_TIMEOUT,
+  );
+
+  it('refuses to publish to a queue the spec does not declare', async () => {
+    await expect(b.admin.publish('undeclared', ['x'])).rejects.toThrow(/does not exist: message not routed/);
+    await expect(b.admin.queueDepth('undeclared')).rejects.toThrow(
+      /queue "undeclared" in vhost "\/" does not exist/,
+    );
+  });
+});
+
+describe('a three-node cluster', () => {
+  let b: LocalBroker;
+  beforeAll(async () => {
+    b = await broker(3);
+  }, TEST_TIMEOUT);
+
+  const names = () => b.nodes.map((n) => n.name).sort();
+
+  it('forms one cluster from the peer list, with every queue replicated on every node', async () => {
+    for (const n of b.nodes) expect(await n.admin.clusterNodes()).toEqual(names());
+    for (const { name } of QUEUES) {
+      const q = await queueInfo(b.nodes[1]!, name);
+      expect(q.type).toBe('quorum');
+      expect([...q.members!].sort()).toEqual(names());
+      expect([...q.online!].sort()).toEqual(names());
+    }
+  });
+
+  it(
+    'keeps a quorum queue available, and its messages, when one node is killed',
+    async () => {
+      await b.admin.publish('photos', bodies('before', 10));
+      const leader = (await queueInfo(b.nodes[0]!, 'photos')).leader!;
+      const victim = b.nodes.find((n) => n.name === leader)!;
+      const survivor = b.nodes.find((n) => n !== victim)!;
+      await b.kill9(victim.index);
+
+      // The two survivors are a majority: they elect a leader among themselves. Until then a publish
+      // is refused (negatively confirmed), which is why publishers retry.
+      const q = await eventually(
+        'a new leader among the survivors',
+        async () => {
+          const info = await queueInfo(survivor, 'photos');
+          const elected = !!info.leader && info.leader !== leader;
+          return elected && (info.online ?? []).length === 2 && info;
+        },
+        60_000,
+        200,
+      );
+      expect(q.members!.length).toBe(3);
+      expect(q.online).not.toContain(leader);
+      await survivor.admin.publish('photos', bodies('after', 5));
+
+      // Every message is there: consume all 15 from a survivor.
+      const c = await amqpConnect(survivor.amqpUrl);
+      const ch = await c.createChannel();
+      const got: string[] = [];
+      await ch.consume('photos', (m) => {
+        if (!m) return;
+        got.push(m.content.toString());
+        ch.ack(m);
+      });
+      await eventually('15 messages', () => got.length === 15, 60_000, 50);
+      expect([...got].sort()).toEqual([...bodies('before', 10), ...bodies('after', 5)].sort());
+      await ch.close();
+
+      // The killed node comes back with its data and rejoins.
+      await b.start(victim.index);
+      await eventually(
+        'the queue back on three nodes',
+        async () => ((await queueInfo(survivor, 'photos')).online ?? []).length === 3,
+        120_000,
+        250,
+      );
+      expect(await victim.admin.clusterNodes()).toEqual(names());
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'after the whole cluster crashed, a node waits for its peers alive but not ready: why the pods start in parallel',
+    async () => {
+      for (const n of b.nodes) if (!n.running) await b.start(n.index);
+      await eventually(
+        'mail.out on three nodes',
+        async () => ((await queueInfo(b.nodes[0]!, 'mail.out')).online ?? []).length === 3,
+        120_000,
+        250,
+      );
+      await b.admin.publish('mail.out', bodies('durable', 3));
+      await eventually(
+        '3 messages in mail.out',
+        async () => (await b.admin.queueDepth('mail.out')).ready === 3,
+        60_000,
+        200,
+      );
+      await Promise.all(b.nodes.map((n) => b.kill9(n.index)));
+
+      // Pod 0 alone, as OrderedReady would start it.
+      const first = b.nodes[0]!;
+      const logStart = first.log.length;
+      await b.start(0, { wait: false });
+      await eventually(
+        `${first.name} to wait for its peers' tables`,
+        () => /Waiting for Mnesia tables/.test(first.log.slice(logStart)),
+        120_000,
+        250,
+        () => (first.running ? undefined : `it exited:\n${first.log.slice(-3000)}`),
+      );
+      // Alive for the liveness probe, so the kubelet lets it wait...
+      expect((await b.cli(0, 'rabbitmq-diagnostics', ['-q', 'ping'])).code).toBe(0);
+      // ...but not ready: AMQP is closed, so OrderedReady would never create pods 1 and 2.
+      expect(await portOpen(first.amqpPort)).toBe(false);
+      expect(first.running).toBe(true);
+
+      await Promise.all([b.start(1), b.start(2)]);
+      await eventually(
+        'node 0 to answer',
+        () => first.admin.clusterNodes().then((n) => n.length === 3),
+        180_000,
+        250,
+      );
+      expect(await portOpen(first.amqpPort)).toBe(true);
+      // Persistent messages of a quorum queue survived the crash of every node.
+      expect(
+        await eventually('mail.out statistics', () => b.admin.queueDepth('mail.out'), 60_000, 250),
+      ).toMatchObject({ ready: 3 });
+    },
+    TEST_TIMEOUT,
+  );
+});

@@ -1,0 +1,500 @@
+// Real rabbitmq-server nodes on 127.0.0.1, each started by running the very start script the pods run
+// (written to a file, run with sh) with the very files the operator puts in the broker's ConfigMap
+// (brokerConfigFiles). Used by the data-plane tests (dataplane/queue.test.ts) and by what is built on
+// them (the queue autoscaler's data-plane test, benchmarks); the operator never imports it.
+//
+//   const broker = await startBroker({ nodes: 3, queues: [{ name: 'photos' }] });
+//   await broker.admin.publish('photos', ['a', 'b']);      // BrokerAdmin of the first running node
+//   await broker.admin.queueDepth('photos');               // { ready, unacknowledged, consumers }
+//   broker.amqpUrl                                         // amqp://user:pass@127.0.0.1:port/%2F (node 0)
+//   await broker.kill9(0);                                 // SIGKILL to node 0's process group
+//   await broker.start(0);                                 // the same node again, with its data
+//   await broker.start(0, { wait: false });                // ...without waiting for it to answer
+//   await broker.shutdown(1);                              // a clean stop (SIGTERM)
+//   await broker.cli(1, 'rabbitmq-diagnostics', ['-q', 'ping']);  // as the pod's exec probes run
+//   broker.nodes[1].api.get('/api/queues/%2F/photos')      // anything else of the management API
+//   await broker.stop();                                   // kill everything, remove the temp dir
+//
+// startBroker resolves once every node answers its management API with the generated login, every
+// node sees all the others running, and every queue reports statistics (so queueDepth works at once).
+//
+// What differs from a pod, and why: node names are short names `rabbit-<i>@localhost` (a long name
+// needs a dotted host name), every node gets its own ports and its own rabbitmq.conf with them (the
+// same generator, other ports, listening on 127.0.0.1 only), the Erlang distribution listens on
+// loopback only, and all nodes register with one epmd on a free port (ERL_EPMD_PORT) that this
+// harness starts, so nothing collides with another run or a system epmd. As root, the nodes run as
+// Debian's `rabbitmq` user (setpriv), as a pod runs them as uid 999, so the start script's file
+// permissions are tested as they will be used.
+// rabbitmq-server comes from tools/dataplane-deps.sh (Debian's rabbitmq-server 3.10).
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eventually } from '../../e2e/support/eventually.ts';
+import { freePort } from '../../e2e/support/free-port.ts';
+import {
+  brokerAdmin,
+  managementApi,
+  type BrokerAdmin,
+  type ManagementApi,
+} from '../../operator/dataplane/rabbitmq/admin.ts';
+import {
+  CONFIG_FILES,
+  CREDENTIAL_FILES,
+  brokerConfigFiles,
+  diskFreeLimitBytes,
+  memoryHighWatermarkBytes,
+  type BrokerEnv,
+} from '../../operator/dataplane/rabbitmq/config.ts';
+
+/** Characters that need escaping in the definitions' JSON (quote, backslash) and in a URL, on purpose. */
+export const DEFAULT_PASSWORD = `mq "pass"\\word:@/x`;
+export const DEFAULT_USER = 'scalableapp';
+
+export type StartBrokerOptions = {
+  nodes: 1 | 3;
+  queues: readonly { readonly name: string }[];
+  user?: string;
+  password?: string;
+  /** How long to wait for the cluster to be up. Default 180 s (a deadline against hangs, not a target). */
+  timeoutMs?: number;
+  /** The statistics interval of the generated config (default STATS_INTERVAL_MS), to compare others. */
+  statsIntervalMs?: number;
+};
+
+export interface LocalBroker {
+  readonly nodes: readonly LocalBrokerNode[];
+  /** A BrokerAdmin of the first node that is running at the time of each call. */
+  readonly admin: BrokerAdmin;
+  /** Node 0's AMQP URL. */
+  readonly amqpUrl: string;
+  readonly user: string;
+  readonly password: string;
+  /** The temporary directory holding every node's files; removed by stop(). */
+  readonly root: string;
+  /** The uid the nodes run as: the `rabbitmq` user's when we are root, else undefined (ours). */
+  readonly uid: number | undefined;
+  /** SIGKILL to every process of node i at once, as when its pod dies. */
+  kill9(i: number): Promise<void>;
+  /** A clean shutdown of node i (SIGTERM, as the kubelet sends), waited for. */
+  shutdown(i: number): Promise<void>;
+  /**
+   * Starts node i again (same files, ports and data); resolves when its management API answers, or
+   * at once with `wait: false` (a node that waits for its peers does not answer until they are up).
+   */
+  start(i: number, options?: { wait?: boolean }): Promise<void>;
+  /**
+   * Runs a RabbitMQ CLI tool against node i as the node's user with the node's environment (the
+   * cookie in its HOME), as the pod's exec probes run; never rejects.
+   */
+  cli(
+    i: number,
+    tool: 'rabbitmqctl' | 'rabbitmq-diagnostics' | 'rabbitmq-queues',
+    args: string[],
+  ): Promise<CliResult>;
+  /** Kills every node and the epmd, and removes the temporary directory. */
+  stop(): Promise<void>;
+}
+
+export type CliResult = { code: number | null; stdout: string; stderr: string };
+
+const LOG_LIMIT = 1 << 20;
+
+/** The directory of the real rabbitmq-server script: $RABBITMQ_BIN, Debian's, or dataplane-deps.sh's. */
+export function rabbitmqBinDir(): string {
+  const has = (d: string) => existsSync(join(d, 'rabbitmq-server'));
+  if (process.env.RABBITMQ_BIN) {
+    if (!has(process.env.RABBITMQ_BIN))
+      throw new Error(`RABBITMQ_BIN=${process.env.RABBITMQ_BIN} lacks rabbitmq-server`);
+    return process.env.RABBITMQ_BIN;
+  }
+  const script = new URL('../../tools/dataplane-deps.sh', import.meta.url).pathname;
+  let dirs: string[];
+  try {
+    dirs = execFileSync('bash', [script, '--print'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch (err) {
+    throw new Error('rabbitmq-server is not installed: run `bash tools/dataplane-deps.sh`', { cause: err });
+  }
+  // Debian's /usr/sbin/rabbitmq-server is a wrapper that su's to `rabbitmq` and sends the output to
+  // /var/log; the script it wraps is the one the official image runs.
+  const debian = '/usr/lib/rabbitmq/bin';
+  const found = [debian, ...dirs].find(
+    (d) => has(d) && !readFileSync(join(d, 'rabbitmq-server'), 'utf8').includes('su rabbitmq'),
+  );
+  if (!found) throw new Error(`no rabbitmq-server script in ${[debian, ...dirs].join(', ')}`);
+  return found;
+}
+
+/** The uid and gid to run the nodes as: ours, or the `rabbitmq` user's (Debian's package) when we are root. */
+function runAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const passwd = spawnSync('getent', ['passwd', 'rabbitmq'], { encoding: 'utf8' }).stdout?.split(':') ?? [];
+  if (passwd.length < 4)
+    throw new Error('running as root, and there is no `rabbitmq` user to run the nodes as');
+  return { uid: Number(passwd[2]), gid: Number(passwd[3]) };
+}
+
+/** The processes of a process group, and every descendant of its leader (in case one left the group). */
+function processesOf(leader: number): number[] {
+  const found = new Set<number>();
+  const stats: { pid: number; ppid: number; pgrp: number }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // State Z: a zombie is dead already.
+      if (fields[0] === 'Z') continue;
+      stats.push({ pid: Number(entry), ppid: Number(fields[1]), pgrp: Number(fields[2]) });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  for (const s of stats) if (s.pgrp === leader || s.pid === leader) found.add(s.pid);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const s of stats) {
+      if (!found.has(s.pid) && found.has(s.ppid)) {
+        found.add(s.pid);
+        grew = true;
+      }
+    }
+  }
+  return [...found];
+}
+
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Whether something accepts TCP connections on a loopback port (an AMQP listener, an epmd). */
+export const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+
+/** One node; LocalBroker runs and stops it. */
+export class LocalBrokerNode {
+  readonly index: number;
+  /** The Erlang node name, `rabbit-<i>@localhost`. */
+  readonly name: string;
+  readonly amqpPort: number;
+  readonly managementPort: number;
+  readonly distPort: number;
+  /** amqp://user:password@127.0.0.1:<amqpPort>/%2F */
+  readonly amqpUrl: string;
+  /** http://127.0.0.1:<managementPort> */
+  readonly managementUrl: string;
+  readonly admin: BrokerAdmin;
+  /** The management API itself, for what BrokerAdmin does not ask (queue members, users). */
+  readonly api: ManagementApi;
+  /** The environment the start script runs with; the CLI tools run with it too (see LocalBroker.cli). */
+  readonly env: Readonly<Record<string, string>>;
+  /** The directory of this node's ConfigMap files. */
+  readonly configDir: string;
+  #log = '';
+  #proc: ChildProcess | undefined;
+  readonly #script: string;
+  readonly #owner: { uid: number; gid: number } | undefined;
+
+  constructor(o: {
+    index: number;
+    ports: { amqp: number; management: number; dist: number };
+    root: string;
+    user: string;
+    password: string;
+    env: Record<string, string>;
+    owner: { uid: number; gid: number } | undefined;
+  }) {
+    this.index = o.index;
+    this.name = `rabbit-${o.index}@localhost`;
+    this.amqpPort = o.ports.amqp;
+    this.managementPort = o.ports.management;
+    this.distPort = o.ports.dist;
+    this.amqpUrl = `amqp://${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@127.0.0.1:${this.amqpPort}/%2F`;
+    this.managementUrl = `http://127.0.0.1:${this.managementPort}`;
+    const login = { baseUrl: this.managementUrl, user: o.user, password: o.password, timeoutMs: 5000 };
+    this.admin = brokerAdmin(login);
+    this.api = managementApi(login);
+    const dir = join(o.root, `rabbit-${o.index}`);
+    this.configDir = join(dir, 'config');
+    this.#script = join(this.configDir, CONFIG_FILES.startScript);
+    this.#owner = o.owner;
+    const env: BrokerEnv = {
+      RABBITMQ_NODENAME: this.name,
+      RABBITMQ_USE_LONGNAME: 'false',
+      HOME: join(dir, 'home'),
+      CONFIG_DIR: this.configDir,
+      CREDENTIALS_DIR: join(o.root, 'credentials'),
+      RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
+      RABBITMQ_LOG_BASE: join(dir, 'log'),
+      RABBITMQ_DIST_PORT: String(this.distPort),
+      RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+    };
+    this.env = { ...o.env, ...(env as Record<string, string>) };
+  }
+
+  get running(): boolean {
+    const p = this.#proc;
+    return !!p && p.exitCode === null && p.signalCode === null;
+  }
+
+  /** Everything the script and the node wrote, across restarts (the last MiB). */
+  get log(): string {
+    return this.#log;
+  }
+
+  /** Runs the start script; resolves when the management API answers with the login. */
+  async start(timeoutMs: number): Promise<void> {
+    this.launch();
+    await this.answering(timeoutMs);
+  }
+
+  /** Runs the start script, waiting for nothing. */
+  launch(): void {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    const owner = this.#owner;
+    const [cmd, args] = owner
+      ? [
+          'setpriv',
+          [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'sh', this.#script],
+        ]
+      : ['sh', [this.#script]];
+    const proc = spawn(cmd, args, { env: this.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#proc = proc;
+    const append = (chunk: Buffer) => {
+      this.#log += chunk.toString();
+      if (this.#log.length > LOG_LIMIT) this.#log = this.#log.slice(-LOG_LIMIT);
+    };
+    proc.stdout!.on('data', append);
+    proc.stderr!.on('data', append);
+  }
+
+  async answering(timeoutMs: number): Promise<void> {
+    const proc = this.#proc!;
+    await eventually(
+      `${this.name} to answer its management API`,
+      () => this.api.get('/api/overview').then(() => true),
+      timeoutMs,
+      250,
+      () => (this.running ? undefined : `it exited (${proc.exitCode ?? proc.signalCode})`),
+    ).catch((err: unknown) => {
+      throw new Error(`${this.name} did not start; its log ends with:\n${this.#log.slice(-4000)}`, {
+        cause: err,
+      });
+    });
+  }
+
+  cli(tool: string, args: string[]): Promise<CliResult> {
+    const owner = this.#owner;
+    const path = join(this.env.RABBITMQ_BIN!, tool);
+    const [cmd, argv] = owner
+      ? ['setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', path, ...args]]
+      : [path, args];
+    return new Promise((resolve) => {
+      execFile(cmd, argv, { env: this.env, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),
+      );
+    });
+  }
+
+  async kill9(): Promise<void> {
+    const proc = this.#proc;
+    if (!proc || !this.running) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    // Stopped first, so nothing forks while we list what to kill.
+    try {
+      process.kill(-proc.pid!, 'SIGSTOP');
+    } catch {
+      // Already gone.
+    }
+    const all = processesOf(proc.pid!);
+    killAll(all);
+    await exited;
+    await eventually(
+      `the processes of ${this.name} to be gone`,
+      () => processesOf(proc.pid!).length === 0,
+      30_000,
+      50,
+    );
+  }
+
+  async shutdown(timeoutMs: number): Promise<void> {
+    const proc = this.#proc;
+    if (!proc || !this.running) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    // rabbitmq-server's own script traps TERM and stops the node cleanly.
+    proc.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs, 'late')));
+    const outcome = await Promise.race([exited, deadline]);
+    clearTimeout(timer);
+    if (outcome === 'late') {
+      await this.kill9();
+      throw new Error(`${this.name} did not stop within ${timeoutMs} ms; killed it`);
+    }
+    // The VM may outlive the script by a moment; the next start needs its ports.
+    await eventually(
+      `the processes of ${this.name} to be gone`,
+      () => processesOf(proc.pid!).length === 0,
+      timeoutMs,
+      50,
+    );
+  }
+}
+
+/** One epmd for this harness's nodes, on a free loopback port. */
+async function startEpmd(): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const proc = spawn('epmd', ['-port', String(port), '-address', '127.0.0.1'], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  await eventually(
+    `epmd on port ${port}`,
+    () => portOpen(port),
+    10_000,
+    50,
+    () => (proc.exitCode !== null || proc.signalCode !== null ? 'epmd exited' : undefined),
+  );
+  return { port, proc };
+}
+
+export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
+  const user = o.user ?? DEFAULT_USER;
+  const password = o.password ?? DEFAULT_PASSWORD;
+  const timeoutMs = o.timeoutMs ?? 180_000;
+  const bin = rabbitmqBinDir();
+  const owner = runAs();
+  const root = await mkdtemp(join(tmpdir(), 'rabbitmq-dataplane-'));
+  let epmd: { port: number; proc: ChildProcess } | undefined;
+  const nodes: LocalBrokerNode[] = [];
+
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.kill9()));
+    if (epmd && epmd.proc.exitCode === null && epmd.proc.signalCode === null) {
+      const exited = new Promise((resolve) => epmd!.proc.once('exit', resolve));
+      epmd.proc.kill('SIGKILL');
+      await exited;
+    }
+    await rm(root, { recursive: true, force: true });
+  };
+
+  try {
+    epmd = await startEpmd();
+    const credentials = join(root, 'credentials');
+    await mkdir(credentials, { mode: 0o700 });
+    const secret = (file: string, value: string) =>
+      writeFile(join(credentials, file), value, { mode: 0o400 });
+    await secret(CREDENTIAL_FILES.username, user);
+    await secret(CREDENTIAL_FILES.password, password);
+    await secret(CREDENTIAL_FILES.erlangCookie, `cookie-${Math.random().toString(36).slice(2)}${Date.now()}`);
+
+    const baseEnv = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      LANG: 'C.UTF-8',
+      RABBITMQ_BIN: bin,
+      ERL_EPMD_PORT: String(epmd.port),
+    };
+    const names = Array.from({ length: o.nodes }, (_, i) => `rabbit-${i}@localhost`);
+    for (let index = 0; index < o.nodes; index++) {
+      const ports = { amqp: await freePort(), management: await freePort(), dist: await freePort() };
+      const node = new LocalBrokerNode({ index, ports, root, user, password, env: baseEnv, owner });
+      nodes.push(node);
+      await mkdir(node.configDir, { recursive: true });
+      const files = brokerConfigFiles({
+        nodes: names,
+        queues: o.queues,
+        amqpPort: ports.amqp,
+        managementPort: ports.management,
+        listenAddress: '127.0.0.1',
+        definitionsFile: join(node.env.HOME!, 'definitions.json'),
+        // The pod's arithmetic on the API's default limit and volume: 1Gi of memory, 5Gi of disk.
+        memoryHighWatermarkBytes: memoryHighWatermarkBytes('1Gi'),
+        diskFreeLimitBytes: diskFreeLimitBytes('5Gi', '1Gi'),
+        ...(o.statsIntervalMs ? { statsIntervalMs: o.statsIntervalMs } : {}),
+      });
+      for (const [file, text] of Object.entries(files)) await writeFile(join(node.configDir, file), text);
+    }
+    if (owner) execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, root]);
+
+    // All at once, as a StatefulSet with podManagementPolicy Parallel starts its pods.
+    await Promise.all(nodes.map((n) => n.start(timeoutMs)));
+    await waitUntilFormed(nodes, o.queues, timeoutMs);
+  } catch (err) {
+    const logs = nodes.map((n) => `--- ${n.name}:\n${n.log.slice(-3000)}`).join('\n');
+    await stop().catch(() => {});
+    throw new Error(`the local broker did not come up:\n${logs}`, { cause: err });
+  }
+
+  const firstRunning = () => {
+    const n = nodes.find((x) => x.running);
+    if (!n) throw new Error('no broker node is running');
+    return n.admin;
+  };
+  const node = (i: number) => {
+    const n = nodes[i];
+    if (!n) throw new Error(`no node ${i}: the broker has ${nodes.length}`);
+    return n;
+  };
+  return {
+    nodes,
+    admin: {
+      queueDepth: (queue, vhost) => firstRunning().queueDepth(queue, vhost),
+      clusterNodes: () => firstRunning().clusterNodes(),
+      publish: (queue, bodies) => firstRunning().publish(queue, bodies),
+    },
+    amqpUrl: nodes[0]!.amqpUrl,
+    user,
+    password,
+    root,
+    uid: owner?.uid,
+    kill9: (i) => node(i).kill9(),
+    shutdown: (i) => node(i).shutdown(timeoutMs),
+    start: async (i, options) => {
+      if (options?.wait === false) node(i).launch();
+      else await node(i).start(timeoutMs);
+    },
+    cli: (i, tool, args) => node(i).cli(tool, args),
+    stop,
+  };
+}
+
+/** Every node sees every other running, and every queue exists and reports statistics. */
+async function waitUntilFormed(
+  nodes: readonly LocalBrokerNode[],
+  queues: readonly { readonly name: string }[],
+  timeoutMs: number,
+): Promise<void> {
+  const all = nodes.map((n) => n.name).sort();
+  for (const n of nodes) {
+    await eventually(
+      `${n.name} to see ${all.join(', ')} running`,
+      async () => JSON.stringify(await n.admin.clusterNodes()) === JSON.stringify(all),
+      timeoutMs,
+      250,
+    );
+  }
+  for (const q of queues) {
+    await eventually(
+      `statistics of queue ${q.name}`,
+      () => nodes[0]!.admin.queueDepth(q.name),
+      timeoutMs,
+      250,
+    );
+  }
+}

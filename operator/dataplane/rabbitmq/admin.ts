@@ -1,0 +1,179 @@
+// What the operator (and the data-plane tests and benchmarks) ask a RabbitMQ cluster, through its
+// management HTTP API with Node's own fetch: queue depths for the queue autoscaler, the running
+// members, and publishing test messages.
+import { VHOST } from './config.ts';
+
+export interface QueueDepth {
+  ready: number;
+  unacknowledged: number;
+  consumers: number;
+}
+
+export interface BrokerAdmin {
+  /**
+   * messages_ready and messages_unacknowledged of a queue (default vhost `/`) and its consumers, as
+   * the management API last aggregated them: up to about one statistics interval old
+   * (STATS_INTERVAL_MS in config.ts). Fails, rather than answering 0, while the queue has no
+   * statistics yet (just declared, or its leader's node just restarted).
+   */
+  queueDepth(queue: string, vhost?: string): Promise<QueueDepth>;
+  /** Names of the cluster's running nodes, sorted. */
+  clusterNodes(): Promise<string[]>;
+  /**
+   * Publishes each body, in order, as a persistent message through the default exchange to the queue
+   * of that name. Fails when the queue does not exist. One request per message: for tests and
+   * benchmarks, not for an application's traffic.
+   */
+  publish(queue: string, bodies: string[]): Promise<void>;
+}
+
+export type BrokerAdminOptions = {
+  /** The management API's origin, e.g. http://shop-mq.prod.svc:15672. */
+  baseUrl: string;
+  user: string;
+  password: string;
+  /** Per request. Default 5000 ms. */
+  timeoutMs?: number;
+};
+
+/** A request the management API refused or did not answer; never carries the password. */
+export class BrokerApiError extends Error {
+  /** The HTTP status, when there was a response. */
+  readonly status: number | undefined;
+
+  constructor(message: string, status?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BrokerApiError';
+    this.status = status;
+  }
+}
+
+/** The management API's JSON over HTTP, authenticated; `path` starts with /api/. */
+export interface ManagementApi {
+  get<T>(path: string): Promise<T>;
+  post<T>(path: string, body: unknown): Promise<T>;
+}
+
+export function managementApi(o: BrokerAdminOptions): ManagementApi {
+  const origin = new URL(o.baseUrl);
+  if (origin.username || origin.password) throw new Error('baseUrl must not carry credentials');
+  const base = origin.origin;
+  const authorization = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
+  const timeoutMs = o.timeoutMs ?? 5000;
+
+  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const what = `${method} ${base}${path}`;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          authorization,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      // By name: under a test runner the error may come from another realm than our Error.
+      const e = err as { name?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } };
+      // fetch's own message is only "fetch failed"; the reason is in its cause.
+      const why = e?.cause?.code ?? e?.cause?.message;
+      const code = why ? ` (${String(why)})` : '';
+      const message =
+        e?.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${String(e?.message)}${code}`;
+      throw new BrokerApiError(`${what}: ${message}`, undefined, { cause: err });
+    }
+    if (!res.ok) {
+      // RabbitMQ explains itself in {"error": ..., "reason": ...}; it never echoes the credentials.
+      let reason = text.slice(0, 200);
+      try {
+        const parsed = JSON.parse(text) as { reason?: unknown; error?: unknown };
+        reason = String(parsed.reason ?? parsed.error ?? reason);
+      } catch {
+        // Not JSON: keep the start of the text.
+      }
+      const who = res.status === 401 ? ` (as user ${JSON.stringify(o.user)})` : '';
+      throw new BrokerApiError(`${what}: HTTP ${res.status}${who}: ${reason}`, res.status);
+    }
+    try {
+      return (text === '' ? undefined : JSON.parse(text)) as T;
+    } catch (err) {
+      throw new BrokerApiError(`${what}: the answer is not JSON`, res.status, { cause: err });
+    }
+  }
+
+  return {
+    get: (path) => request('GET', path),
+    post: (path, body) => request('POST', path, body),
+  };
+}
+
+/** A queue as GET /api/queues/<vhost>/<name> describes it (the fields we read). */
+export interface QueueInfo {
+  name: string;
+  vhost: string;
+  type?: string;
+  durable?: boolean;
+  arguments?: Record<string, unknown>;
+  /** Quorum queues: the nodes holding a replica, and those of them online. */
+  members?: string[];
+  online?: string[];
+  leader?: string;
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  consumers?: number;
+}
+
+export const queuePath = (queue: string, vhost = VHOST) =>
+  `/api/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(queue)}`;
+
+export function brokerAdmin(o: BrokerAdminOptions): BrokerAdmin {
+  const api = managementApi(o);
+  const describe = (queue: string, vhost: string) =>
+    `queue ${JSON.stringify(queue)} in vhost ${JSON.stringify(vhost)}`;
+
+  return {
+    async queueDepth(queue, vhost = VHOST) {
+      let q: QueueInfo;
+      try {
+        q = await api.get<QueueInfo>(queuePath(queue, vhost));
+      } catch (err) {
+        if (err instanceof BrokerApiError && err.status === 404) {
+          throw new BrokerApiError(`${describe(queue, vhost)} does not exist`, 404, { cause: err });
+        }
+        throw err;
+      }
+      const { messages_ready: ready, messages_unacknowledged: unacknowledged, consumers } = q;
+      if (typeof ready !== 'number' || typeof unacknowledged !== 'number') {
+        throw new BrokerApiError(`${describe(queue, vhost)} has no statistics yet`);
+      }
+      return { ready, unacknowledged, consumers: consumers ?? 0 };
+    },
+
+    async clusterNodes() {
+      const nodes = await api.get<{ name: string; running?: boolean }[]>('/api/nodes');
+      return nodes
+        .filter((n) => n.running)
+        .map((n) => n.name)
+        .sort();
+    },
+
+    async publish(queue, bodies) {
+      const path = `/api/exchanges/${encodeURIComponent(VHOST)}/amq.default/publish`;
+      for (const payload of bodies) {
+        const r = await api.post<{ routed?: boolean }>(path, {
+          properties: { delivery_mode: 2 },
+          routing_key: queue,
+          payload,
+          payload_encoding: 'string',
+        });
+        if (!r?.routed)
+          throw new BrokerApiError(`${describe(queue, VHOST)} does not exist: message not routed`);
+      }
+    },
+  };
+}

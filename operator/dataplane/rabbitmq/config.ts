@@ -1,0 +1,393 @@
+// The broker's configuration as pure text: the same functions produce the ConfigMap the operator
+// deploys and the files the data-plane tests start real rabbitmq-server nodes with, so what the tests
+// show about clustering, quorum queues and queue depth is what the pods run.
+//
+// No secret is part of these texts: the login and the Erlang cookie reach the node only through the
+// start script (brokerStartScript, below), which reads them from the mounted credentials Secret.
+import { quantityFraction } from '../../tiers/resources.ts';
+
+export const AMQP_PORT = 5672;
+export const MANAGEMENT_PORT = 15672;
+/** Erlang's port mapper: how the nodes find each other's distribution port. */
+export const EPMD_PORT = 4369;
+/** Erlang distribution (clustering, quorum queue replication): RabbitMQ's default, AMQP + 20000. */
+export const DIST_PORT = 25672;
+/** The one virtual host: every spec queue lives here, and the login has every permission on it. */
+export const VHOST = '/';
+
+/**
+ * How often queue statistics are refreshed, in ms, wherever the management API's queue depth comes
+ * from: the channel and queue stats emitters (`collect_statistics_interval`, default 5000), a quorum
+ * queue's own metrics tick (`quorum_tick_interval`, default 5000, fixed per queue when it is created),
+ * and the management collector, which aggregates at the smallest `basic` sample interval (5 s by
+ * default). How long a publish took to show in the depth the queue autoscaler reads (rabbitmq-server
+ * 3.10, one node, 20 publishes each): 9.0–10.0 s (median 9.6 s) with the defaults, 1.0–2.0 s (median
+ * 1.5 s) with 1000 everywhere. The price is a tick per queue and a collection per node every second.
+ */
+export const STATS_INTERVAL_MS = 1000;
+
+/**
+ * The memory high watermark as a share of the container's memory limit. RabbitMQ blocks publishers at
+ * the watermark, but the Erlang VM can briefly use twice its heap while garbage collecting: 2 × 40%
+ * stays below the limit with 20% left for the runtime's own memory, so flow control, not the OOM
+ * killer, is what a full broker meets. (RabbitMQ's relative default is of the host's RAM, which a
+ * container does not own.)
+ */
+export const MEMORY_HIGH_WATERMARK_PERCENT = 40;
+
+/** The files of the ConfigMap, as the start script and rabbitmq-server expect them in $CONFIG_DIR. */
+export const CONFIG_FILES = {
+  conf: 'rabbitmq.conf',
+  advanced: 'advanced.config',
+  definitions: 'definitions.json',
+  plugins: 'enabled_plugins',
+  startScript: 'start.sh',
+} as const;
+
+/** Erlang node names: `name@host`, where the host is what the other nodes resolve. */
+const NODE_NAME = /^[A-Za-z0-9_-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/;
+/** Queue names as the API allows them (operator/api/queue.ts). */
+const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,200}$/;
+/** Paths we write into rabbitmq.conf unquoted. */
+const PATH = /^\/[A-Za-z0-9_.@/-]*$/;
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function checkPort(what: string, port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`bad ${what} ${port}`);
+  return port;
+}
+
+function positiveInt(what: string, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${what} must be a positive integer, got ${n}`);
+  return n;
+}
+
+/**
+ * A node's name in a pod: `rabbit@<pod>.<headless Service>.<namespace>.svc`, a long name every pod
+ * resolves (the headless Service publishes not-ready pods too, so peers resolve each other while
+ * they start). Needs RABBITMQ_USE_LONGNAME=true.
+ */
+export function brokerNodeName(pod: string, headlessService: string, namespace: string): string {
+  const name = `rabbit@${pod}.${headlessService}.${namespace}.svc`;
+  if (!NODE_NAME.test(name)) throw new Error(`bad node name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** A quantity in bytes, rounded down; undefined when there is none. */
+function bytesOf(what: string, q: string | number | undefined): bigint | undefined {
+  if (q === undefined || q === '') return undefined;
+  const f = quantityFraction(q);
+  if (!f) throw new Error(`${what} is not a quantity: ${JSON.stringify(q)}`);
+  return f.num / f.den;
+}
+
+/**
+ * `vm_memory_high_watermark.absolute` for a container memory limit: MEMORY_HIGH_WATERMARK_PERCENT
+ * of it, rounded down. Undefined without a limit: RabbitMQ then keeps its relative default.
+ */
+export function memoryHighWatermarkBytes(memoryLimit: string | number | undefined): number | undefined {
+  const limit = bytesOf('queue.resources.limits.memory', memoryLimit);
+  if (limit === undefined) return undefined;
+  const bytes = (limit * BigInt(MEMORY_HIGH_WATERMARK_PERCENT)) / 100n;
+  if (bytes < 1n)
+    throw new Error(`queue.resources.limits.memory ${JSON.stringify(memoryLimit)} is too small`);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('queue.resources.limits.memory is too large');
+  return Number(bytes);
+}
+
+/**
+ * `disk_free_limit.absolute`: below this much free space on the data volume RabbitMQ blocks
+ * publishers. RabbitMQ's production advice is as much free disk as the node has memory (so it can
+ * page everything out), not its 50 MB default: the memory limit, or 1 GiB without one — but at most
+ * half the volume, or a small volume would raise the alarm before the first message.
+ */
+export function diskFreeLimitBytes(
+  storageSize: string | number,
+  memoryLimit: string | number | undefined,
+): number {
+  const volume = bytesOf('queue.storage.size', storageSize);
+  if (volume === undefined) throw new Error('queue.storage.size is required');
+  const memory = bytesOf('queue.resources.limits.memory', memoryLimit) ?? 1n << 30n;
+  const bytes = memory < volume / 2n ? memory : volume / 2n;
+  if (bytes < 1n) throw new Error(`queue.storage.size ${JSON.stringify(storageSize)} is too small`);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('queue.storage.size is too large');
+  return Number(bytes);
+}
+
+export type BrokerConfOptions = {
+  /**
+   * Every node's full name (brokerNodeName), the same list in the same order on every node: the
+   * classic_config peer list, from which the nodes form one cluster.
+   */
+  nodes: readonly string[];
+  /** Where the start script writes the definitions (spec queues plus the login): a private, writable file. */
+  definitionsFile: string;
+  diskFreeLimitBytes: number;
+  /** From memoryHighWatermarkBytes(); omitted when the container has no memory limit. */
+  memoryHighWatermarkBytes?: number | undefined;
+  amqpPort?: number;
+  managementPort?: number;
+  /** An IPv4 address to listen on (the tests: 127.0.0.1); default every address. */
+  listenAddress?: string;
+  /** Default STATS_INTERVAL_MS. */
+  statsIntervalMs?: number;
+  /** Never config options: the login reaches the node through the definitions the start script writes. */
+  defaultUser?: never;
+  defaultPass?: never;
+};
+
+/**
+ * rabbitmq.conf for every node of the cluster (nothing in it differs per node: the node's name comes
+ * from RABBITMQ_NODENAME).
+ *
+ * No default_user/default_pass: RabbitMQ seeds its default user (and vhost) only when no definitions
+ * are configured to be imported at boot (rabbit:maybe_insert_default_data, 3.10 and 4.x alike), and
+ * these nodes always import some. So no user exists but the one the start script adds to the
+ * definitions from the Secret — in particular no `guest`; should one ever be created, it may still
+ * only log in from loopback.
+ */
+export function rabbitmqConf(o: BrokerConfOptions): string {
+  if (o.nodes.length === 0) throw new Error('at least one node is required');
+  for (const n of o.nodes) if (!NODE_NAME.test(n)) throw new Error(`bad node name ${JSON.stringify(n)}`);
+  if (new Set(o.nodes).size !== o.nodes.length)
+    throw new Error(`duplicate node names in ${o.nodes.join(', ')}`);
+  if (!PATH.test(o.definitionsFile)) {
+    throw new Error(`definitionsFile must be an absolute path, got ${JSON.stringify(o.definitionsFile)}`);
+  }
+  const amqp = checkPort('amqpPort', o.amqpPort ?? AMQP_PORT);
+  const management = checkPort('managementPort', o.managementPort ?? MANAGEMENT_PORT);
+  const address = o.listenAddress;
+  if (address !== undefined) {
+    const m = IPV4.exec(address);
+    if (!m || m.slice(1).some((b) => Number(b) > 255)) {
+      throw new Error(`listenAddress must be an IPv4 address, got ${JSON.stringify(address)}`);
+    }
+  }
+  const stats = positiveInt('statsIntervalMs', o.statsIntervalMs ?? STATS_INTERVAL_MS);
+  const statsSeconds = Math.max(1, Math.round(stats / 1000));
+  const lines = [
+    '# Generated by the ScalableApp operator.',
+    address ? `listeners.tcp.local = ${address}:${amqp}` : `listeners.tcp.default = ${amqp}`,
+    `management.tcp.port = ${management}`,
+    ...(address ? [`management.tcp.ip = ${address}`] : []),
+    // Logs on stdout only: the kubelet collects them, and the root filesystem is read-only.
+    'log.console = true',
+    'log.console.level = info',
+    'log.file = false',
+    'loopback_users.guest = true',
+    // Every node knows every peer by name; the first to boot forms the cluster, the others join it.
+    'cluster_formation.peer_discovery_backend = classic_config',
+    ...o.nodes.map((n, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${n}`),
+    // A boot-time import skips queues while fewer nodes than this run, so the queues are declared by
+    // the node that completes the cluster. Declared by the first node alone, a quorum queue would get
+    // that one replica and keep it: RabbitMQ does not grow a queue onto nodes that join later.
+    `cluster_formation.target_cluster_size_hint = ${o.nodes.length}`,
+    // A node cut off from the majority stops serving instead of diverging; a single node has nobody
+    // to be cut off from.
+    ...(o.nodes.length >= 3 ? ['cluster_partition_handling = pause_minority'] : []),
+    // The spec's queues (and the login) are declared at boot from the file the start script writes;
+    // a restart with the same file skips the import (RabbitMQ keeps a hash of what it imported).
+    'definitions.import_backend = local_filesystem',
+    `definitions.local.path = ${o.definitionsFile}`,
+    'definitions.skip_if_unchanged = true',
+    // Resource alarms from the container's own budget rather than the host's (see the helpers).
+    ...(o.memoryHighWatermarkBytes !== undefined
+      ? [
+          `vm_memory_high_watermark.absolute = ${positiveInt('memoryHighWatermarkBytes', o.memoryHighWatermarkBytes)}`,
+        ]
+      : []),
+    `disk_free_limit.absolute = ${positiveInt('diskFreeLimitBytes', o.diskFreeLimitBytes)}`,
+    // Fresh queue depths for the queue autoscaler (see STATS_INTERVAL_MS). Setting one sample
+    // retention policy replaces all three, so the global and detailed ones restate the defaults.
+    `collect_statistics_interval = ${stats}`,
+    `management.sample_retention_policies.basic.minute = ${statsSeconds}`,
+    'management.sample_retention_policies.basic.hour = 60',
+    'management.sample_retention_policies.global.minute = 5',
+    'management.sample_retention_policies.global.hour = 60',
+    'management.sample_retention_policies.global.day = 1200',
+    'management.sample_retention_policies.detailed.10 = 5',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+/**
+ * advanced.config: what rabbitmq.conf has no key for. A quorum queue publishes its depth on its own
+ * metrics tick, fixed when the queue is created (RabbitMQ's own test suites shorten it this way).
+ */
+export function advancedConfig(o: { statsIntervalMs?: number } = {}): string {
+  const tick = positiveInt('statsIntervalMs', o.statsIntervalMs ?? STATS_INTERVAL_MS);
+  return `[{rabbit, [{quorum_tick_interval, ${tick}}]}].\n`;
+}
+
+/**
+ * The plugins to run: management, for the HTTP API the operator reads queue depths from. The
+ * official `-management` image enables it already; this file makes the pod not depend on which
+ * image variant it got.
+ */
+export function enabledPlugins(): string {
+  return '[rabbitmq_management].\n';
+}
+
+/**
+ * The definitions every node imports at boot: the vhost and every spec queue as a durable quorum
+ * queue (replicated, by Raft, over the nodes). No users or permissions: the start script adds the
+ * login from the Secret. The text is a JSON object whose first character is `{`, which is what the
+ * start script relies on to prepend them.
+ */
+export function definitionsJson(queues: readonly { readonly name: string }[]): string {
+  const names = queues.map((q) => q.name);
+  for (const n of names) if (!QUEUE_NAME.test(n)) throw new Error(`bad queue name ${JSON.stringify(n)}`);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new Error(`queue ${JSON.stringify(dup)} is declared twice`);
+  const definitions = {
+    vhosts: [{ name: VHOST }],
+    queues: names.map((name) => ({
+      name,
+      vhost: VHOST,
+      durable: true,
+      auto_delete: false,
+      arguments: { 'x-queue-type': 'quorum' },
+    })),
+  };
+  return `${JSON.stringify(definitions, null, 2)}\n`;
+}
+
+/** The files the start script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
+export const CREDENTIAL_FILES = {
+  username: 'username',
+  password: 'password',
+  erlangCookie: 'erlang-cookie',
+} as const;
+
+/**
+ * The environment the start script expects. RABBITMQ_NODENAME, RABBITMQ_USE_LONGNAME and HOME are
+ * required; HOME must be private and writable (the Erlang cookie is written there, and the CLI tools
+ * of the probes read it from there, so the container's HOME must be the same). CONFIG_DIR holds the
+ * CONFIG_FILES (default /config), CREDENTIALS_DIR the CREDENTIAL_FILES (default /credentials),
+ * RABBITMQ_BIN the directory of rabbitmq-server (default: PATH). The rest is rabbitmq-server's own
+ * and passed through: the data directory (RABBITMQ_MNESIA_BASE, default /var/lib/rabbitmq/mnesia),
+ * and what the tests set to run several nodes on one host.
+ */
+export type BrokerEnv = {
+  RABBITMQ_NODENAME: string;
+  RABBITMQ_USE_LONGNAME: 'true' | 'false';
+  HOME: string;
+  CONFIG_DIR?: string;
+  CREDENTIALS_DIR?: string;
+  RABBITMQ_BIN?: string;
+  RABBITMQ_MNESIA_BASE?: string;
+  RABBITMQ_LOG_BASE?: string;
+  RABBITMQ_DIST_PORT?: string;
+  ERL_EPMD_PORT?: string;
+  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS?: string;
+};
+
+/**
+ * A POSIX sh script (dash, bash, busybox ash) that prepares what a node needs from the Secret, then
+ * execs rabbitmq-server in its place, so the broker is the container's main process and gets its
+ * signals:
+ *
+ * - the Erlang cookie, copied to $HOME/.erlang.cookie with mode 0400: Erlang refuses a cookie file
+ *   that others may read, and a Secret's files are root-owned and group-readable (fsGroup);
+ * - the definitions file rabbitmq.conf names (definitions.local.path): the ConfigMap's
+ *   definitions.json with the login from the Secret prepended — an administrator (the operator reads
+ *   queue depths and cluster members with it) with every permission on the vhost. Written with
+ *   umask 077 into HOME's private emptyDir, so the password is in no ConfigMap, argument or environment variable
+ *   of the broker;
+ * - rabbitmq-server's environment: our config files only. Not the image's /etc/rabbitmq/conf.d,
+ *   whose defaults let `guest` in from anywhere, nor its rabbitmq-env.conf.
+ *
+ * The login goes into a JSON string: backslashes and quotes are escaped, control characters refused.
+ */
+export function brokerStartScript(): string {
+  const f = CREDENTIAL_FILES;
+  const c = CONFIG_FILES;
+  // In this template literal `\${` is a literal `${` and `\\` a single backslash.
+  return `#!/bin/sh
+# Generated by the ScalableApp operator: the Erlang cookie and the login from the credentials Secret,
+# then rabbitmq-server in the foreground.
+set -eu
+
+: "\${RABBITMQ_NODENAME:?RABBITMQ_NODENAME is required}"
+: "\${RABBITMQ_USE_LONGNAME:?RABBITMQ_USE_LONGNAME is required}"
+: "\${HOME:?HOME is required}"
+config_dir=\${CONFIG_DIR:-/config}
+credentials_dir=\${CREDENTIALS_DIR:-/credentials}
+bin=\${RABBITMQ_BIN:+$RABBITMQ_BIN/}
+
+log() { printf '%s start.sh %s: %s\\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$RABBITMQ_NODENAME" "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# A credential file's content (command substitution drops trailing newlines). Read into variables
+# before use: a failing substitution inside another command's arguments would go unnoticed.
+secret() {
+  [ -r "$credentials_dir/$1" ] || die "credential file $credentials_dir/$1 is missing or unreadable"
+  cat "$credentials_dir/$1"
+}
+username=$(secret ${f.username})
+password=$(secret ${f.password})
+cookie=$(secret ${f.erlangCookie})
+[ -n "$username" ] || die "${f.username} is empty"
+[ -n "$password" ] || die "${f.password} is empty"
+[ -n "$cookie" ] || die "${f.erlangCookie} is empty"
+
+# The inside of a JSON string. printf is a builtin: the value is in no process's arguments.
+json_string() {
+  case $2 in *[[:cntrl:]]*) die "$1 must not contain control characters" ;; esac
+  printf '%s' "$2" | sed 's/[\\\\"]/\\\\&/g'
+}
+user_json=$(json_string ${f.username} "$username")
+password_json=$(json_string ${f.password} "$password")
+
+conf=$config_dir/${c.conf}
+topology=$config_dir/${c.definitions}
+[ -r "$conf" ] || die "$conf is missing or unreadable"
+[ -r "$topology" ] || die "$topology is missing or unreadable"
+definitions=$(sed -n 's/^definitions\\.local\\.path = //p' "$conf")
+case $definitions in /*) ;; *) die "$conf names no absolute definitions.local.path" ;; esac
+[ "$(head -c 1 "$topology")" = "{" ] || die "$topology is not a JSON object"
+
+# Everything written from here on is private to this user.
+umask 077
+mkdir -p "$HOME" "$(dirname "$definitions")"
+rm -f "$HOME/.erlang.cookie"
+printf '%s' "$cookie" >"$HOME/.erlang.cookie"
+chmod 400 "$HOME/.erlang.cookie"
+
+{
+  printf '{"users": [{"name": "%s", "password": "%s", "tags": ["administrator"]}],\\n' "$user_json" "$password_json"
+  printf '"permissions": [{"user": "%s", "vhost": "${VHOST}", "configure": ".*", "write": ".*", "read": ".*"}],\\n' "$user_json"
+  tail -c +2 "$topology"
+} >"$definitions.tmp"
+mv -f "$definitions.tmp" "$definitions"
+
+export RABBITMQ_CONFIG_FILE="$conf"
+export RABBITMQ_ADVANCED_CONFIG_FILE="$config_dir/${c.advanced}"
+export RABBITMQ_ENABLED_PLUGINS_FILE="$config_dir/${c.plugins}"
+# Patterns that match nothing: only the files above configure the node.
+export RABBITMQ_CONFIG_FILES="$config_dir/conf.d/*.conf"
+export RABBITMQ_CONF_ENV_FILE="$config_dir/rabbitmq-env.conf"
+# A crash dump lands beside the cookie (the working directory may be read-only).
+export ERL_CRASH_DUMP="\${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
+log "starting rabbitmq-server"
+exec "\${bin}rabbitmq-server"
+`;
+}
+
+export type BrokerConfigOptions = BrokerConfOptions & { queues: readonly { readonly name: string }[] };
+
+/** Every file of the ConfigMap, by name (CONFIG_FILES): what each node's $CONFIG_DIR holds. */
+export function brokerConfigFiles(o: BrokerConfigOptions): Record<string, string> {
+  const { queues, ...conf } = o;
+  return {
+    [CONFIG_FILES.conf]: rabbitmqConf(conf),
+    [CONFIG_FILES.advanced]: advancedConfig({ statsIntervalMs: o.statsIntervalMs }),
+    [CONFIG_FILES.definitions]: definitionsJson(queues),
+    [CONFIG_FILES.plugins]: enabledPlugins(),
+    [CONFIG_FILES.startScript]: brokerStartScript(),
+  };
+}

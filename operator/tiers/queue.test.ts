@@ -1,0 +1,218 @@
+import type {
+  V1ConfigMap,
+  V1PodDisruptionBudget,
+  V1Secret,
+  V1Service,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import { parseApp } from '../api/testdata/apps.ts';
+import { contentHash } from './content-hash.ts';
+import type { ObservedFacts } from './objects.ts';
+import { mqConfigHash, queueEntries, queueObjects, type QueueCredentials } from './queue.ts';
+import { restrictedViolations } from './testdata/restricted-pss.ts';
+
+const credentials: QueueCredentials = { username: 'u-1', password: 'p/w:1@x', erlangCookie: 'cookie-1' };
+const facts: ObservedFacts = { gatewayApi: false, queueCredentials: credentials };
+const app = parseApp({
+  web: { image: 'x' },
+  queue: {
+    replicas: 3,
+    queues: [{ name: 'photos' }, { name: 'mail' }],
+    storage: { size: '10Gi', storageClassName: 'fast' },
+  },
+});
+const find = <T>(kind: string, name?: string, a = app) =>
+  queueObjects(a, facts).find((o) => o.kind === kind && (!name || o.metadata.name === name)) as unknown as T;
+const sts = (a = app) => find<V1StatefulSet>('StatefulSet', undefined, a);
+const container = (a = app) => sts(a).spec!.template.spec!.containers[0]!;
+const envOf = (a = app) => Object.fromEntries(container(a).env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+
+describe('queue tier objects', () => {
+  it('is nothing without spec.queue', () => {
+    expect(queueObjects(parseApp({ web: { image: 'x' } }), facts)).toEqual([]);
+  });
+
+  it('builds the broker: credentials, config, two Services, the StatefulSet and its budget', () => {
+    expect(queueObjects(app, facts).map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'Secret/shop-mq-credentials',
+      'ConfigMap/shop-mq-config',
+      'Service/shop-mq-headless',
+      'Service/shop-mq',
+      'StatefulSet/shop-mq',
+      'PodDisruptionBudget/shop-mq',
+    ]);
+    for (const o of queueObjects(app, facts)) {
+      expect(o.metadata.labels).toMatchObject({ 'app.kubernetes.io/component': 'queue' });
+    }
+  });
+
+  it('refuses to build without generated credentials', () => {
+    expect(() => queueObjects(app, { gatewayApi: false })).toThrow(/queue credentials not generated/);
+  });
+
+  it('runs the replicas in parallel under the restricted profile, as the image user, with retained volumes', () => {
+    const s = sts();
+    expect(s.spec!.replicas).toBe(3);
+    expect(s.spec!.podManagementPolicy).toBe('Parallel');
+    expect(s.spec!.serviceName).toBe('shop-mq-headless');
+    expect(restrictedViolations(s.spec!.template.spec!)).toEqual([]);
+    expect(s.spec!.template.spec!.securityContext).toMatchObject({
+      runAsUser: 999,
+      runAsGroup: 999,
+      fsGroup: 999,
+      runAsNonRoot: true,
+    });
+    expect(container().securityContext).toMatchObject({ readOnlyRootFilesystem: true });
+    expect(s.spec!.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Retain',
+      whenScaled: 'Retain',
+    });
+    expect(s.spec!.volumeClaimTemplates![0]!.spec).toMatchObject({
+      storageClassName: 'fast',
+      resources: { requests: { storage: '10Gi' } },
+    });
+  });
+
+  it('can write where the broker writes: its data volume, HOME and /tmp', () => {
+    const c = container();
+    const env = envOf();
+    const mounts = c.volumeMounts!;
+    const volumes = sts().spec!.template.spec!.volumes!;
+    const writable = mounts.filter((m) => !m.readOnly).map((m) => m.mountPath);
+    expect(writable.sort()).toEqual(['/run/rabbitmq', '/tmp', '/var/lib/rabbitmq']);
+    expect(env.HOME).toBe('/run/rabbitmq');
+    expect(String(env.RABBITMQ_MNESIA_BASE).startsWith('/var/lib/rabbitmq/')).toBe(true);
+    const home = mounts.find((m) => m.mountPath === '/run/rabbitmq')!.name;
+    expect(volumes.find((v) => v.name === home)!.emptyDir).toBeDefined();
+    // The definitions file the start script writes lands in that emptyDir.
+    expect(find<V1ConfigMap>('ConfigMap').data!['rabbitmq.conf']).toContain(
+      'definitions.local.path = /run/rabbitmq/definitions.json',
+    );
+  });
+
+  it('names each node as the peer list does, from the pod name, with long names', () => {
+    const env = envOf();
+    expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    expect(env.RABBITMQ_USE_LONGNAME).toBe('true');
+    const conf = find<V1ConfigMap>('ConfigMap').data!['rabbitmq.conf']!;
+    for (const pod of ['shop-mq-0', 'shop-mq-1', 'shop-mq-2']) {
+      const name = String(env.RABBITMQ_NODENAME).replace('$(POD_NAME)', pod);
+      expect(conf).toContain(`= ${name}\n`);
+      expect(name).toBe(`rabbit@${pod}.shop-mq-headless.prod.svc`);
+    }
+    expect(conf).toContain('cluster_partition_handling = pause_minority');
+    const single = find<V1ConfigMap>(
+      'ConfigMap',
+      undefined,
+      parseApp({ queue: { replicas: 1, queues: [{ name: 'q' }] } }),
+    );
+    expect(single.data!['rabbitmq.conf']).not.toContain('pause_minority');
+  });
+
+  it('declares every spec queue as a durable quorum queue', () => {
+    const defs = JSON.parse(find<V1ConfigMap>('ConfigMap').data!['definitions.json']!);
+    expect(
+      defs.queues.map((q: { name: string; durable: boolean; arguments: object }) => [
+        q.name,
+        q.durable,
+        q.arguments,
+      ]),
+    ).toEqual([
+      ['photos', true, { 'x-queue-type': 'quorum' }],
+      ['mail', true, { 'x-queue-type': 'quorum' }],
+    ]);
+  });
+
+  it('derives the memory watermark from the limit, and the disk alarm from the volume', () => {
+    const conf = find<V1ConfigMap>('ConfigMap').data!['rabbitmq.conf']!;
+    // The API's default limit, 1Gi: 40%.
+    expect(conf).toContain('vm_memory_high_watermark.absolute = 429496729');
+    expect(conf).toContain('disk_free_limit.absolute = 1073741824');
+    const unlimited = parseApp({
+      queue: { queues: [{ name: 'q' }], resources: { requests: { memory: '1Gi' } } },
+    });
+    expect(find<V1ConfigMap>('ConfigMap', undefined, unlimited).data!['rabbitmq.conf']).not.toContain(
+      'vm_memory_high_watermark',
+    );
+  });
+
+  it('restarts the nodes when the configuration changes, e.g. a queue is added', () => {
+    const hash = sts().spec!.template.metadata!.annotations!['scalableapp.io/config-hash'];
+    expect(hash).toBe(contentHash(find<V1ConfigMap>('ConfigMap').data));
+    expect(hash).toBe(mqConfigHash(app));
+    const more = parseApp({
+      queue: {
+        replicas: 3,
+        queues: [{ name: 'photos' }, { name: 'mail' }, { name: 'more' }],
+        storage: { size: '10Gi' },
+      },
+    });
+    expect(mqConfigHash(more)).not.toBe(hash);
+  });
+
+  it('keeps the login and the cookie in the Secret only', () => {
+    const secret = find<V1Secret>('Secret');
+    const decoded = Object.fromEntries(
+      Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+    expect(decoded).toEqual({ username: 'u-1', password: 'p/w:1@x', 'erlang-cookie': 'cookie-1' });
+    const others = JSON.stringify(queueObjects(app, facts).filter((o) => o.kind !== 'Secret'));
+    for (const v of [credentials.password, credentials.erlangCookie]) expect(others).not.toContain(v);
+    const volume = sts().spec!.template.spec!.volumes!.find((v) => v.secret)!;
+    expect(volume.secret).toEqual({ secretName: 'shop-mq-credentials', defaultMode: 0o440 });
+  });
+
+  it('publishes every node, ready or not, and serves clients on AMQP and the management API', () => {
+    const headless = find<V1Service>('Service', 'shop-mq-headless').spec!;
+    expect(headless).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    expect(headless.ports!.map((p) => [p.name, p.port])).toEqual([
+      ['amqp', 5672],
+      ['management', 15672],
+      ['epmd', 4369],
+      ['dist', 25672],
+    ]);
+    const client = find<V1Service>('Service', 'shop-mq').spec!;
+    expect(client.clusterIP).toBeUndefined();
+    expect(client.ports!.map((p) => [p.name, p.port])).toEqual([
+      ['amqp', 5672],
+      ['management', 15672],
+    ]);
+    expect(client.selector).toEqual({
+      'app.kubernetes.io/instance': 'shop',
+      'app.kubernetes.io/component': 'queue',
+    });
+  });
+
+  it('is ready when AMQP accepts connections, alive while the CLI reaches the node', () => {
+    const c = container();
+    expect(c.readinessProbe!.tcpSocket).toEqual({ port: 'amqp' });
+    expect(c.livenessProbe!.exec!.command).toEqual(['rabbitmq-diagnostics', '-q', 'ping']);
+    expect(c.command).toEqual(['sh', '/config/start.sh']);
+  });
+
+  it('spreads the nodes over zones and lets a drain take one at a time', () => {
+    expect(sts().spec!.template.spec!.topologySpreadConstraints![0]).toMatchObject({
+      maxSkew: 1,
+      topologyKey: 'topology.kubernetes.io/zone',
+    });
+    const unspread = parseApp({ topology: { spreadAcrossZones: false }, queue: { queues: [{ name: 'q' }] } });
+    expect(sts(unspread).spec!.template.spec!.topologySpreadConstraints).toBeUndefined();
+    expect(find<V1PodDisruptionBudget>('PodDisruptionBudget').spec!.maxUnavailable).toBe(1);
+  });
+});
+
+describe('queueEntries', () => {
+  it('hands the app an AMQP URL with the login URL-encoded, and the management URL', () => {
+    expect(queueEntries(app, facts)).toEqual({
+      QUEUE_URL: 'amqp://u-1:p%2Fw%3A1%40x@shop-mq.prod.svc:5672/%2F',
+      QUEUE_MANAGEMENT_URL: 'http://shop-mq.prod.svc:15672',
+    });
+    const url = new URL(queueEntries(app, facts).QUEUE_URL!);
+    expect(decodeURIComponent(url.password)).toBe(credentials.password);
+  });
+
+  it('is empty without a queue or before the credentials exist', () => {
+    expect(queueEntries(parseApp({ web: { image: 'x' } }), facts)).toEqual({});
+    expect(queueEntries(app, { gatewayApi: false })).toEqual({});
+  });
+});

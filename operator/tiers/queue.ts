@@ -1,0 +1,287 @@
+import type {
+  V1ConfigMap,
+  V1PodDisruptionBudget,
+  V1Secret,
+  V1Service,
+  V1ServicePort,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import type { ScalableApp } from '../api/scalable-app.ts';
+import {
+  AMQP_PORT,
+  CONFIG_FILES,
+  CREDENTIAL_FILES,
+  DIST_PORT,
+  EPMD_PORT,
+  MANAGEMENT_PORT,
+  brokerConfigFiles,
+  brokerNodeName,
+  diskFreeLimitBytes,
+  memoryHighWatermarkBytes,
+  type BrokerEnv,
+} from '../dataplane/rabbitmq/config.ts';
+import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
+import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
+import { resourceRequirements } from './resources.ts';
+import { zoneSpread } from './topology.ts';
+import { disruptionBudget } from './disruption-budget.ts';
+import { contentHash } from './content-hash.ts';
+import type { Child, ObservedFacts } from './objects.ts';
+
+export const QUEUE = 'queue';
+/** The uid and gid of the `rabbitmq` user in the official image, which owns what the broker writes. */
+export const RABBITMQ_UID = 999;
+
+/** The broker's generated login and Erlang cookie: read back from their Secret, or generated once. */
+export interface QueueCredentials {
+  readonly username: string;
+  readonly password: string;
+  /** Shared by every node (and the CLI tools of the probes): Erlang nodes only talk to equals. */
+  readonly erlangCookie: string;
+}
+
+type Queue = NonNullable<ScalableApp['spec']['queue']>;
+
+export const mqName = (app: ScalableApp) => childName(app, 'mq');
+export const mqHeadlessName = (app: ScalableApp) => `${mqName(app)}-headless`;
+export const mqCredentialsName = (app: ScalableApp) => `${mqName(app)}-credentials`;
+export const mqConfigName = (app: ScalableApp) => `${mqName(app)}-config`;
+export const mqHost = (app: ScalableApp) => `${mqName(app)}.${app.metadata.namespace}.svc`;
+
+/** Where the pod mounts what the start script reads and writes (BrokerEnv). */
+const PATHS = {
+  config: '/config',
+  credentials: '/credentials',
+  /** The data volume: the image's RABBITMQ_DATA_DIR. */
+  data: '/var/lib/rabbitmq',
+  /** emptyDir: HOME with the cookie copy, the definitions with the login, a crash dump. */
+  home: '/run/rabbitmq',
+} as const;
+
+/** Every node's Erlang name, whether or not its pod exists right now. */
+export function mqNodeNames(app: ScalableApp): string[] {
+  const q = app.spec.queue!;
+  return Array.from({ length: q.replicas }, (_, i) =>
+    brokerNodeName(`${mqName(app)}-${i}`, mqHeadlessName(app), app.metadata.namespace!),
+  );
+}
+
+function meta(app: ScalableApp, name: string) {
+  return { name, namespace: app.metadata.namespace, labels: tierLabels(app, QUEUE) };
+}
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+export function mqCredentialsSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
+  const c = facts.queueCredentials;
+  if (!c) throw new Error('queue credentials not generated: the controller must provide them');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: meta(app, mqCredentialsName(app)),
+    data: {
+      [CREDENTIAL_FILES.username]: b64(c.username),
+      [CREDENTIAL_FILES.password]: b64(c.password),
+      [CREDENTIAL_FILES.erlangCookie]: b64(c.erlangCookie),
+    },
+  };
+}
+
+/** rabbitmq.conf, advanced.config, definitions.json, enabled_plugins and start.sh: no secret in any. */
+export function mqConfigMap(app: ScalableApp): V1ConfigMap & Child {
+  const q: Queue = app.spec.queue!;
+  const memoryLimit = q.resources.limits?.memory;
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(app, mqConfigName(app)),
+    data: brokerConfigFiles({
+      nodes: mqNodeNames(app),
+      queues: q.queues,
+      definitionsFile: `${PATHS.home}/definitions.json`,
+      memoryHighWatermarkBytes: memoryHighWatermarkBytes(memoryLimit),
+      diskFreeLimitBytes: diskFreeLimitBytes(q.storage.size, memoryLimit),
+    }),
+  };
+}
+
+/** Restart the nodes when any file of their configuration changes (a new queue is declared at boot). */
+export const mqConfigHash = (app: ScalableApp) => contentHash(mqConfigMap(app).data ?? {});
+
+const port = (name: string, number: number): V1ServicePort => ({
+  name,
+  port: number,
+  targetPort: number,
+  protocol: 'TCP',
+});
+
+function mqService(app: ScalableApp, name: string, spec: V1Service['spec']): V1Service & Child {
+  return { apiVersion: 'v1', kind: 'Service', metadata: meta(app, name), spec };
+}
+
+/**
+ * Stable DNS for every node (its Erlang host name), also while not ready: peers must resolve each
+ * other to form the cluster before any of them is ready. Carries the peer-only ports too.
+ */
+export const mqHeadlessService = (app: ScalableApp) =>
+  mqService(app, mqHeadlessName(app), {
+    clusterIP: 'None',
+    publishNotReadyAddresses: true,
+    selector: selectorLabels(app, QUEUE),
+    ports: [
+      port('amqp', AMQP_PORT),
+      port('management', MANAGEMENT_PORT),
+      port('epmd', EPMD_PORT),
+      port('dist', DIST_PORT),
+    ],
+  });
+
+/** What clients and the operator use: any ready node serves every queue (it forwards to the leader). */
+export const mqClientService = (app: ScalableApp) =>
+  mqService(app, mqName(app), {
+    selector: selectorLabels(app, QUEUE),
+    ports: [port('amqp', AMQP_PORT), port('management', MANAGEMENT_PORT)],
+  });
+
+export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
+  const q: Queue = app.spec.queue!;
+  const ns = app.metadata.namespace!;
+  const selector = selectorLabels(app, QUEUE);
+  const spread = zoneSpread(app, selector);
+  const base = restrictedPodBase();
+  const env: BrokerEnv = {
+    RABBITMQ_NODENAME: `rabbit@$(POD_NAME).${mqHeadlessName(app)}.${ns}.svc`,
+    RABBITMQ_USE_LONGNAME: 'true',
+    HOME: PATHS.home,
+    CONFIG_DIR: PATHS.config,
+    CREDENTIALS_DIR: PATHS.credentials,
+    RABBITMQ_MNESIA_BASE: `${PATHS.data}/mnesia`,
+    // log.file is off; this only keeps anything that still wants a log directory off the read-only root.
+    RABBITMQ_LOG_BASE: `${PATHS.home}/log`,
+  };
+  // The CLI of the liveness probe runs with the container's environment: the same node name, HOME
+  // (where the cookie copy is) and long names.
+  const ping = { exec: { command: ['rabbitmq-diagnostics', '-q', 'ping'] } };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(app, mqName(app)),
+    spec: {
+      replicas: q.replicas,
+      serviceName: mqHeadlessName(app),
+      // Parallel: a node that was not the last of its cluster to stop waits at boot for the peers
+      // that were (Mnesia's table wait, 5 min by default, then it fails and restarts). Under
+      // OrderedReady pod 0 would never become ready while waiting, so pods 1 and 2 would never be
+      // created: a deadlock after any restart of the whole cluster in which pod 0 did not stop last
+      // (shown in dataplane/queue.test.ts). On a first boot there is no such wait.
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selector },
+      // The queue spec has no deletionPolicy: messages are data, so claims always outlive the set.
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+      template: {
+        metadata: {
+          labels: tierLabels(app, QUEUE),
+          annotations: { [ANNOTATION.configHash]: mqConfigHash(app) },
+        },
+        spec: {
+          ...base,
+          securityContext: {
+            ...base.securityContext,
+            runAsUser: RABBITMQ_UID,
+            runAsGroup: RABBITMQ_UID,
+            fsGroup: RABBITMQ_UID,
+          },
+          // A clean stop hands queue leadership over and closes Raft logs and Mnesia properly; a
+          // SIGKILL halfway makes the next boot recover them.
+          terminationGracePeriodSeconds: 120,
+          containers: [
+            {
+              name: 'rabbitmq',
+              image: q.image,
+              command: ['sh', `${PATHS.config}/${CONFIG_FILES.startScript}`],
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                ...Object.entries(env).map(([name, value]) => ({ name, value: String(value) })),
+              ],
+              ports: [
+                { name: 'amqp', containerPort: AMQP_PORT, protocol: 'TCP' },
+                { name: 'management', containerPort: MANAGEMENT_PORT, protocol: 'TCP' },
+                { name: 'epmd', containerPort: EPMD_PORT, protocol: 'TCP' },
+                { name: 'dist', containerPort: DIST_PORT, protocol: 'TCP' },
+              ],
+              resources: resourceRequirements(q.resources),
+              // Ready once the AMQP listener is open: RabbitMQ opens it last, after the node joined
+              // its cluster and imported the definitions. `rabbitmq-diagnostics ping` already
+              // succeeds while a node waits for its peers' tables, and every exec probe starts an
+              // Erlang VM; a TCP connect costs nothing.
+              readinessProbe: { tcpSocket: { port: 'amqp' }, periodSeconds: 10, failureThreshold: 3 },
+              // Alive while the runtime answers its CLI — also during that wait, which may last
+              // minutes and must not be cut short by a restart.
+              livenessProbe: {
+                ...ping,
+                initialDelaySeconds: 60,
+                periodSeconds: 30,
+                timeoutSeconds: 20,
+                failureThreshold: 3,
+              },
+              securityContext: restrictedContainerSecurity(),
+              volumeMounts: [
+                { name: 'data', mountPath: PATHS.data },
+                { name: 'config', mountPath: PATHS.config, readOnly: true },
+                { name: 'credentials', mountPath: PATHS.credentials, readOnly: true },
+                { name: 'home', mountPath: PATHS.home },
+                tmpMount,
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'config', configMap: { name: mqConfigName(app) } },
+            // Group-readable for fsGroup: the start script copies the cookie to a 0400 file.
+            { name: 'credentials', secret: { secretName: mqCredentialsName(app), defaultMode: 0o440 } },
+            { name: 'home', emptyDir: { sizeLimit: '256Mi' } },
+            tmpVolume,
+          ],
+          ...(spread ? { topologySpreadConstraints: spread } : {}),
+        },
+      },
+      volumeClaimTemplates: [
+        {
+          metadata: { name: 'data', labels: tierLabels(app, QUEUE) },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            ...(q.storage.storageClassName ? { storageClassName: q.storage.storageClassName } : {}),
+            resources: { requests: { storage: String(q.storage.size) } },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export const mqDisruptionBudget = (app: ScalableApp): V1PodDisruptionBudget & Child =>
+  disruptionBudget(app, QUEUE, mqName(app));
+
+export function queueObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
+  if (!app.spec.queue) return [];
+  return [
+    mqCredentialsSecret(app, facts),
+    mqConfigMap(app),
+    mqHeadlessService(app),
+    mqClientService(app),
+    mqStatefulSet(app),
+    mqDisruptionBudget(app),
+  ];
+}
+
+/** What the app (its web tier and consumers) is told about the queue (connection Secret entries). */
+export function queueEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
+  const c = facts.queueCredentials;
+  if (!app.spec.queue || !c) return {};
+  const login = `${encodeURIComponent(c.username)}:${encodeURIComponent(c.password)}`;
+  return {
+    // The vhost `/`, URL-encoded as AMQP URIs require.
+    QUEUE_URL: `amqp://${login}@${mqHost(app)}:${AMQP_PORT}/%2F`,
+    QUEUE_MANAGEMENT_URL: `http://${mqHost(app)}:${MANAGEMENT_PORT}`,
+  };
+}
