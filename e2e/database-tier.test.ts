@@ -4,7 +4,7 @@ import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 // interface; the Postgres side is tested with real servers in dataplane/postgres.test.ts), and
 // volumes retained when the app is deleted.
 import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
-import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
+import { createNamespace, deleteNamespace, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 
 let ns: string;
@@ -179,7 +179,8 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
     expect(getApp(ns, 'notes').status.database.lastFailoverReason).toBe('switchover to notes-db-0 requested');
   });
 
-  it('keeps the volumes when the app is deleted (deletionPolicy Retain)', async () => {
+  it('keeps the volumes and their credentials when the app is deleted (deletionPolicy Retain), and a new app of the same name opens them', async () => {
+    const before = decodeSecret(json<any>(['get', 'secret', 'notes-db-credentials', '-n', ns]));
     kubectl(['delete', 'sapp', 'notes', '-n', ns]);
     await eventually(
       'StatefulSet gone',
@@ -191,6 +192,16 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
       ['data-notes-db-1', 'Bound'],
       ['data-notes-db-2', 'Bound'],
     ]);
+    // The connection Secret is the app's and goes with it; the passwords of the kept data stay.
+    await eventually(
+      'connection Secret collected',
+      () => !tryKubectl(['get', 'secret', 'notes-connection', '-n', ns]).ok,
+    );
+    expect(decodeSecret(json<any>(['get', 'secret', 'notes-db-credentials', '-n', ns]))).toEqual(before);
+    applyApp(ns, 'notes', spec);
+    await readyAt('notes');
+    expect(decodeSecret(json<any>(['get', 'secret', 'notes-db-credentials', '-n', ns]))).toEqual(before);
+    kubectl(['delete', 'sapp', 'notes', '-n', ns]);
   });
 });
 

@@ -23,6 +23,8 @@ const { values: flags } = parseArgs({
       default: process.env.POD_NAMESPACE ?? 'scalableapp-system',
     },
     'leader-election-id': { type: 'string', default: 'scalableapp-operator' },
+    // The data tiers' NetworkPolicies admit pods of this namespace (failover, queue depths).
+    'operator-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'scalableapp-system' },
     'lease-duration': { type: 'string', default: '15' },
     'renew-deadline': { type: 'string', default: '10' },
     'retry-period': { type: 'string', default: '2' },
@@ -70,6 +72,7 @@ const manager = new Manager({
   relistPeriodMs: int('relist-period') * 1000,
   dataPlane: flags['data-plane'] === 'simulated' ? 'simulated' : 'real',
   cacheFailoverDelayMs: int('cache-failover-delay') * 1000,
+  operatorNamespace: flags['operator-namespace']!,
   ...(flags['watch-namespace'] ? { namespace: flags['watch-namespace'] } : {}),
 });
 

@@ -74,7 +74,12 @@ export const status = doc(
       z.object({
         ready: count('Shards whose primary is ready.'),
         ringVersion: count('Version of the published ring.'),
-        movedKeyRanges: count('Ring ranges that changed owner in the last resharding.').optional(),
+        movedKeyRanges: count(
+          'Ring ranges (arcs between points) whose owner changes from the routed ring to the pending one.',
+        ).optional(),
+        pendingRingVersion: count(
+          'A new ring waiting for its data to be copied and verified; routing flips to it then.',
+        ).optional(),
       }),
       'Shards.',
     ).optional(),
@@ -90,7 +95,10 @@ export const status = doc(
                   time: time('When it was made'),
                   queueDepth: count('Ready + unacknowledged messages seen.'),
                   desiredReplicas: count('What the formula asked for.'),
-                  reason: doc(z.string(), 'Why (e.g. ScaleUp, Cooldown, Stabilizing).'),
+                  reason: doc(
+                    z.string(),
+                    'The rule that decided: WakeFromZero, ScaleUp, AtMax, ScaleDown, HeldByStabilization, CooldownBeforeZero, ScaleToZero, Steady or PollFailed.',
+                  ),
                 }),
                 'The last scaling decision and its inputs.',
               ).optional(),

@@ -2,15 +2,22 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PgNode, PostgresAdmin } from '../dataplane/postgres/admin.ts';
 import { decidePostgresFailover, switchover } from '../dataplane/postgres/failover.ts';
-import { DATABASE, PG_PORT, dbPrimary, instanceNames } from '../tiers/database.ts';
-import { selectorLabels } from '../tiers/labels.ts';
+import { databaseCluster } from '../tiers/database.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
+import {
+  PG_PORT,
+  pgInstanceNames,
+  pgPrimary,
+  type DatabaseCredentials,
+  type PgCluster,
+} from '../tiers/postgres-cluster.ts';
+import { shardCluster } from '../tiers/shards.ts';
 
 /** Annotation on a ScalableApp asking for a planned switchover to the named database pod. */
 export const SWITCHOVER_ANNOTATION = 'scalableapp.io/switchover-to';
 
 export interface DatabasePrimaryDeps {
-  readonly adminFor: (app: ScalableApp, facts: ObservedFacts) => PostgresAdmin;
+  readonly adminFor: (cluster: PgCluster, credentials: DatabaseCredentials | undefined) => PostgresAdmin;
   readonly pods: (namespace: string, labels: Record<string, string>) => V1Pod[];
   readonly now: () => number;
 }
@@ -29,6 +36,21 @@ const ready = (p: V1Pod) =>
   p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const node = (p: V1Pod): PgNode => ({ name: p.metadata!.name!, host: p.status?.podIP ?? '', port: PG_PORT });
 
+/** One Postgres cluster to keep a primary for: the database tier, or one shard. */
+interface Scope {
+  readonly cluster: PgCluster;
+  readonly failover: { readonly enabled: boolean; readonly delaySeconds: number };
+  /** Where a user asks for this cluster's switchover, and turns failover off (for messages). */
+  readonly field: string;
+  readonly credentials: DatabaseCredentials | undefined;
+}
+
+/**
+ * Shards have no failover settings of their own in the API: they fail over like the database tier's
+ * defaults (delay 5 s), always asynchronously replicated.
+ */
+const SHARD_FAILOVER = { enabled: true, delaySeconds: 5 };
+
 /**
  * Keeps the database's primary where it can serve writes. The ConfigMap's `primary` record is what
  * pods start from (the others start as standbys, rewinding if they were primary); this decides when
@@ -43,17 +65,39 @@ export class DatabasePrimary {
     this.d = deps;
   }
 
-  async decide(app: ScalableApp, facts: ObservedFacts): Promise<DatabaseDecision> {
-    const db = app.spec.database!;
-    const key = `${app.metadata.namespace}/${app.metadata.name}`;
-    const primary = dbPrimary(app, facts);
-    const pods = this.d.pods(app.metadata.namespace ?? '', selectorLabels(app, DATABASE));
+  /** The database tier's primary. */
+  decide(app: ScalableApp, facts: ObservedFacts): Promise<DatabaseDecision> {
+    return this.decideFor({
+      cluster: databaseCluster(app, facts),
+      failover: app.spec.database!.failover,
+      field: 'spec.database',
+      credentials: facts.dbCredentials,
+    });
+  }
+
+  /** One shard's primary: the same rules over the shard's own pods and record. */
+  decideShard(app: ScalableApp, facts: ObservedFacts, shard: string): Promise<DatabaseDecision> {
+    return this.decideFor({
+      cluster: shardCluster(app, shard, facts),
+      failover: SHARD_FAILOVER,
+      field: 'spec.shards',
+      credentials: facts.shardCredentials,
+    });
+  }
+
+  private async decideFor(scope: Scope): Promise<DatabaseDecision> {
+    const { cluster, failover } = scope;
+    const app = cluster.app;
+    const key = `${app.metadata.namespace}/${cluster.name}`;
+    const primary = pgPrimary(cluster);
+    const pods = this.d.pods(app.metadata.namespace ?? '', cluster.selector);
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
-    const admin = this.d.adminFor(app, facts);
+    const admin = this.d.adminFor(cluster, scope.credentials);
 
     if (primaryPod && ready(primaryPod)) {
       this.unreadySince.delete(key);
       const target = (app.metadata.annotations ?? {})[SWITCHOVER_ANNOTATION];
+      // The annotation names a pod: it moves the primary of whichever cluster that pod belongs to.
       const targetPod =
         target && target !== primary ? pods.find((p) => p.metadata?.name === target) : undefined;
       if (targetPod && ready(targetPod)) {
@@ -75,22 +119,22 @@ export class DatabasePrimary {
       }
       return { kind: 'keep', primary, restart: await this.strayPrimaries(pods, primary, admin) };
     }
-    if (db.replicas === 0) return { kind: 'keep', primary, restart: [] }; // nowhere to go
-    const delayMs = db.failover.delaySeconds * 1000;
+    if (cluster.spec.replicas === 0) return { kind: 'keep', primary, restart: [] }; // nowhere to go
+    const delayMs = failover.delaySeconds * 1000;
     const since = this.unreadySince.get(key) ?? this.d.now();
     this.unreadySince.set(key, since);
     const waited = this.d.now() - since;
-    if (!db.failover.enabled) {
+    if (!failover.enabled) {
       return {
         kind: 'refused',
         primary,
         recheckMs: 30_000,
-        reason: `${primary} is not ready and failover is disabled (spec.database.failover.enabled)`,
+        reason: `${primary} is not ready and failover is disabled (${scope.field}.failover.enabled)`,
       };
     }
     if (waited < delayMs) return { kind: 'wait', primary, recheckMs: delayMs - waited };
     // Every instance counts for the synchronous safety rule, a missing pod as one that cannot answer.
-    const everyInstance = instanceNames(app).map((name) => {
+    const everyInstance = pgInstanceNames(cluster).map((name) => {
       const p = pods.find((x) => x.metadata?.name === name);
       return p ? node(p) : { name, host: '', port: PG_PORT };
     });
@@ -98,7 +142,7 @@ export class DatabasePrimary {
       everyInstance,
       primaryPod ? node(primaryPod) : { name: primary, host: '', port: PG_PORT },
       admin,
-      { synchronousReplicas: db.synchronousReplicas },
+      { synchronousReplicas: cluster.spec.synchronousReplicas },
     );
     if (outcome.kind === 'none') return { kind: 'wait', primary, recheckMs: delayMs || 1000 };
     if (outcome.kind === 'refused')

@@ -17,9 +17,15 @@ import { CachePrimary } from './cache-primary.ts';
 import { simulatedCacheAdmin, simulatedPostgresAdmin } from '../dataplane/simulated-admin.ts';
 import { DatabasePrimary } from './database-primary.ts';
 import { pgAdmin } from '../dataplane/postgres/admin.ts';
-import { dbPrimary } from '../tiers/database.ts';
+import { pgPrimary } from '../tiers/postgres-cluster.ts';
 import { respCacheAdmin } from '../dataplane/redis-admin.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
+import { simulatedQueueDepth } from '../dataplane/simulated-admin.ts';
+import { brokerAdmin } from '../dataplane/rabbitmq/admin.ts';
+import { MANAGEMENT_PORT } from '../dataplane/rabbitmq/config.ts';
+import { mqName } from '../tiers/queue.ts';
+import { ConsumerScaling } from './consumer-scaling.ts';
+import { queueDepthSource } from '../autoscaling/queue-poller.ts';
 
 export const CONTROLLER = 'scalableapp';
 
@@ -35,6 +41,8 @@ export interface ManagerOptions {
   /** `real` talks to the cache and database servers; `simulated` judges them by pod readiness (no containers run). */
   readonly dataPlane?: 'real' | 'simulated';
   readonly cacheFailoverDelayMs?: number;
+  /** Where this operator runs: the data tiers' NetworkPolicies let its pods in. */
+  readonly operatorNamespace?: string;
 }
 
 /** Whether the cluster serves an API group version (e.g. the Gateway API). */
@@ -68,7 +76,10 @@ export class Manager {
   /** Starts the caches and resolves once every one of them has listed. */
   async startCaches(): Promise<void> {
     const log = this.o.log.with({ controller: CONTROLLER });
-    this.facts = { gatewayApi: await serves(this.o.kube, 'gateway.networking.k8s.io/v1') };
+    this.facts = {
+      gatewayApi: await serves(this.o.kube, 'gateway.networking.k8s.io/v1'),
+      ...(this.o.operatorNamespace ? { operatorNamespace: this.o.operatorNamespace } : {}),
+    };
     log.info('cluster capabilities', { ...this.facts });
     const enqueue = (o: KubernetesObject) => {
       const key = ownerKey(o);
@@ -103,6 +114,8 @@ export class Manager {
   async runWorkers(signal: AbortSignal): Promise<void> {
     const log = this.o.log.with({ controller: CONTROLLER });
     const queue = this.queue;
+    const scaling = this.consumerScaling(log);
+    signal.addEventListener('abort', () => void scaling.stopAll(), { once: true });
     const reconciler = new Reconciler({
       kube: this.o.kube,
       apps: this.apps,
@@ -112,6 +125,7 @@ export class Manager {
       log,
       cachePrimary: this.cachePrimary(),
       databasePrimary: this.databasePrimary(),
+      consumerScaling: scaling,
     });
     // Everything cached so far is work: the queue of a replica that just became leader may be empty.
     for (const a of this.apps.list()) queue.add(`${a.metadata?.namespace}/${a.metadata?.name}`);
@@ -167,16 +181,41 @@ export class Manager {
     return new DatabasePrimary({
       pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
       now: () => Date.now(),
-      adminFor: (app, facts) =>
+      adminFor: (cluster, credentials) =>
         this.o.dataPlane === 'simulated'
           ? simulatedPostgresAdmin(
-              (name) => this.podReady(app.metadata.namespace ?? '', name),
-              (name) => name === dbPrimary(app, facts),
+              (name) => this.podReady(cluster.app.metadata.namespace ?? '', name),
+              (name) => name === pgPrimary(cluster),
             )
           : pgAdmin({
-              superuserPassword: facts.dbCredentials!.superuser,
-              replicationPassword: facts.dbCredentials!.replication,
+              superuserPassword: credentials!.superuser,
+              replicationPassword: credentials!.replication,
             }),
+    });
+  }
+
+  private consumerScaling(log: Logger): ConsumerScaling {
+    return new ConsumerScaling({
+      enqueue: (key) => this.queue.add(key),
+      onError: (key, err) =>
+        log.warn('reading a queue depth failed; replicas stay as they are', { key, err }),
+      depthFor: (app, facts) => {
+        const ns = app.metadata.namespace ?? '';
+        if (this.o.dataPlane === 'simulated') {
+          return simulatedQueueDepth(
+            () =>
+              (this.children.get('Pod', ns, `${mqName(app)}-0`) as V1Pod | undefined)?.metadata?.annotations,
+          );
+        }
+        const creds = facts.queueCredentials!;
+        return queueDepthSource(
+          brokerAdmin({
+            baseUrl: `http://${mqName(app)}.${ns}.svc:${MANAGEMENT_PORT}`,
+            user: creds.username,
+            password: creds.password,
+          }),
+        );
+      },
     });
   }
 

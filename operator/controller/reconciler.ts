@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Pod, V1Secret } from '@kubernetes/client-node';
 import {
   API_VERSION,
   KIND,
@@ -31,10 +31,8 @@ import {
 import { selectorLabels } from '../tiers/labels.ts';
 import {
   DATABASE,
-  LAST_FAILOVER_REASON,
-  LAST_FAILOVER_TIME,
   PG_PORT,
-  dbConfigName,
+  databaseCluster,
   dbCredentialsName,
   dbName,
   dbPrimary,
@@ -42,17 +40,42 @@ import {
   dbWriteService,
 } from '../tiers/database.ts';
 import { EDGE_SERVICE_PORT, edgeName } from '../tiers/edge-cache.ts';
+import {
+  LAST_FAILOVER_REASON,
+  LAST_FAILOVER_TIME,
+  pgConfigName,
+  pgPrimary,
+  type DatabaseCredentials,
+  type PgCluster,
+  type PgClusterFacts,
+} from '../tiers/postgres-cluster.ts';
+import { shardCluster, shardClusters, shardMapName, shardsCredentialsName } from '../tiers/shards.ts';
+import { SHARD_MAP_KEY, safeParseShardMap } from '../sharding/shard-map.ts';
+import { mqCredentialsName, mqName } from '../tiers/queue.ts';
+import { AMQP_PORT } from '../dataplane/rabbitmq/config.ts';
 import type { ChildCaches } from './children.ts';
 import { cond, mergeConditions, type ConditionInput } from './conditions.ts';
 import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { referencedSecrets } from './references.ts';
-import { cacheStatus, readyReplicas, tierReports } from './tier-status.ts';
-import type { DatabasePrimary } from './database-primary.ts';
+import { cacheStatus, consumersStatus, readyReplicas, shardsStatus, tierReports } from './tier-status.ts';
+import type { DatabaseDecision, DatabasePrimary } from './database-primary.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { Informer } from '../kube/informer.ts';
 
 export type ReconcileResult = 'ok' | { requeueAfterMs: number };
+
+/** What the reconciler needs of the consumers' autoscaler (operator/controller/consumer-scaling.ts). */
+export interface ConsumerScalingPort {
+  /** Starts or updates the app's pollers and says, per autoscaled consumer, what to run now. */
+  sync(
+    app: ScalableApp,
+    facts: ObservedFacts,
+    currentReplicas: (deployment: string) => number | undefined,
+  ): NonNullable<ObservedFacts['consumerScale']>;
+  /** The app is gone: stop polling its queues. */
+  forget(appKey: string): void;
+}
 type Log = ReconcilerDeps['log'];
 
 export interface ReconcilerDeps {
@@ -65,6 +88,8 @@ export interface ReconcilerDeps {
   readonly cachePrimary?: CachePrimary;
   /** Moves the database primary on failure or on request; absent when the operator runs without it. */
   readonly databasePrimary?: DatabasePrimary;
+  /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
+  readonly consumerScaling?: ConsumerScalingPort;
   readonly log: {
     info(msg: string, f?: Record<string, unknown>): void;
     warn(msg: string, f?: Record<string, unknown>): void;
@@ -101,7 +126,10 @@ export class Reconciler {
     const [ns, name] = key.split('/') as [string, string];
     const raw = this.d.apps.get(ns, name) as
       (KubernetesObject & { spec?: unknown; status?: ScalableAppStatus }) | undefined;
-    if (!raw || raw.metadata?.deletionTimestamp) return 'ok'; // garbage collection removes the children
+    if (!raw || raw.metadata?.deletionTimestamp) {
+      this.d.consumerScaling?.forget(key);
+      return 'ok'; // garbage collection removes the children
+    }
     const generation = raw.metadata?.generation ?? 0;
 
     const parsed = scalableApp.safeParse({ ...raw, apiVersion: API_VERSION, kind: KIND });
@@ -131,23 +159,47 @@ export class Reconciler {
         await this.d.events.record(app, 'Warning', 'CacheFailover', decision.reason);
       }
     }
-    let restartPods: string[] = [];
-    if (app.spec.database && this.d.databasePrimary) {
-      const decision = await this.d.databasePrimary.decide(app, facts);
-      if (decision.kind === 'wait' || decision.kind === 'refused')
-        result = { requeueAfterMs: decision.recheckMs };
-      if (decision.kind === 'refused') {
-        log.warn('database failover refused', { reason: decision.reason });
-        await this.d.events.record(app, 'Warning', 'FailoverRefused', decision.reason);
-      }
-      if (decision.kind === 'keep' || decision.kind === 'moved') restartPods = decision.restart;
-      if (decision.kind === 'moved') {
-        facts = {
-          ...facts,
-          dbPrimary: decision.primary,
-          dbLastFailover: { time: this.now(), reason: decision.reason },
-        };
+    const restartPods: string[] = [];
+    const primaries = this.d.databasePrimary;
+    if (primaries) {
+      // The database tier and each shard are Postgres clusters kept by the same rules.
+      const clusters: { name: string; decide: () => Promise<DatabaseDecision> }[] = [
+        ...(app.spec.database ? [{ name: dbName(app), decide: () => primaries.decide(app, facts) }] : []),
+        ...(app.spec.shards
+          ? shardClusters(app, facts).map((c) => ({
+              name: c.name,
+              decide: () => primaries.decideShard(app, facts, c.name),
+            }))
+          : []),
+      ];
+      for (const c of clusters) {
+        const decision = await c.decide();
+        if (decision.kind === 'wait' || decision.kind === 'refused') {
+          const after = decision.recheckMs;
+          result =
+            result === 'ok'
+              ? { requeueAfterMs: after }
+              : { requeueAfterMs: Math.min(after, result.requeueAfterMs) };
+        }
+        if (decision.kind === 'refused') {
+          log.warn('database failover refused', { cluster: c.name, reason: decision.reason });
+          await this.d.events.record(app, 'Warning', 'FailoverRefused', decision.reason);
+        }
+        if (decision.kind === 'keep' || decision.kind === 'moved') restartPods.push(...decision.restart);
+        if (decision.kind !== 'moved') continue;
+        const lastFailover = { time: this.now(), reason: decision.reason };
+        facts =
+          c.name === dbName(app)
+            ? { ...facts, dbPrimary: decision.primary, dbLastFailover: lastFailover }
+            : {
+                ...facts,
+                shards: {
+                  ...facts.shards,
+                  [c.name]: { ...facts.shards?.[c.name], primary: decision.primary, lastFailover },
+                },
+              };
         log.warn(decision.planned ? 'database switchover' : 'database failover', {
+          cluster: c.name,
           from: decision.previous,
           to: decision.primary,
         });
@@ -167,9 +219,16 @@ export class Reconciler {
       log.warn('restarting a database instance that still runs as primary', { pod });
       await this.d.kube.delete(`${collectionPath('v1', 'pods', app.metadata.namespace)}/${pod}`);
     }
-    const relabelled =
-      (app.spec.cache ? await this.labelRoles(app, CACHE, cachePrimary(app, facts), log) : 0) +
-      (app.spec.database ? await this.labelRoles(app, DATABASE, dbPrimary(app, facts), log) : 0);
+    let relabelled =
+      (app.spec.cache
+        ? await this.labelRoles(app, selectorLabels(app, CACHE), cachePrimary(app, facts), log)
+        : 0) +
+      (app.spec.database
+        ? await this.labelRoles(app, selectorLabels(app, DATABASE), dbPrimary(app, facts), log)
+        : 0);
+    for (const c of app.spec.shards ? shardClusters(app, facts) : []) {
+      relabelled += await this.labelRoles(app, c.selector, pgPrimary(c), log);
+    }
     await this.writeStatus(app, facts, raw.status, generation, changed + pruned + relabelled > 0);
     return result;
   }
@@ -189,26 +248,77 @@ export class Reconciler {
       facts = { ...facts, cachePassword: password!, ...(primary ? { cachePrimary: primary } : {}) };
     }
     if (app.spec.database) {
-      const [superuser, replication, appPw] = await this.generatedSecret(ns, dbCredentialsName(app), [
-        'superuser-password',
-        'replication-password',
-        'app-password',
-      ]);
-      const primary = recordedPrimary(dbConfigName(app));
-      const annotations =
-        (this.d.children.get('ConfigMap', ns, dbConfigName(app)) as V1ConfigMap | undefined)?.metadata
-          ?.annotations ?? {};
-      const time = annotations[LAST_FAILOVER_TIME];
-      const reason = annotations[LAST_FAILOVER_REASON];
+      const credentials = await this.pgCredentials(ns, dbCredentialsName(app));
+      const db = this.clusterFacts(ns, databaseCluster(app, facts));
       facts = {
         ...facts,
-        ...(time && reason ? { dbLastFailover: { time, reason } } : {}),
-        dbCredentials: { superuser: superuser!, replication: replication!, app: appPw! },
-        dbPods: this.d.children.select('Pod', ns, selectorLabels(app, DATABASE)) as V1Pod[],
-        ...(primary ? { dbPrimary: primary } : {}),
+        ...(db.lastFailover ? { dbLastFailover: db.lastFailover } : {}),
+        dbCredentials: credentials,
+        dbPods: db.pods ?? [],
+        ...(db.primary ? { dbPrimary: db.primary } : {}),
       };
     }
+    if (app.spec.shards) facts = { ...facts, ...(await this.shardFacts(app)) };
+    if (app.spec.queue) {
+      const [username, password, erlangCookie] = await this.generatedSecret(ns, mqCredentialsName(app), [
+        'username',
+        'password',
+        'erlang-cookie',
+      ]);
+      facts = {
+        ...facts,
+        queueCredentials: { username: username!, password: password!, erlangCookie: erlangCookie! },
+      };
+    }
+    if (app.spec.consumers?.length && this.d.consumerScaling) {
+      const current = (name: string) =>
+        (this.d.children.get('Deployment', ns, name) as V1Deployment | undefined)?.spec?.replicas;
+      facts = { ...facts, consumerScale: this.d.consumerScaling.sync(app, facts, current) };
+    }
     return facts;
+  }
+
+  /** Each shard's recorded primary and pods, the shared login, and the shard map as published. */
+  private async shardFacts(app: ScalableApp): Promise<Partial<ObservedFacts>> {
+    const ns = app.metadata.namespace ?? '';
+    const credentials = await this.pgCredentials(ns, shardsCredentialsName(app));
+    const published = (this.d.children.get('ConfigMap', ns, shardMapName(app)) as V1ConfigMap | undefined)
+      ?.data?.[SHARD_MAP_KEY];
+    // A map someone broke by hand is not trusted as history: the operator publishes from the spec again
+    // (at version 1), which the status shows; routing data never depends on a corrupt document.
+    const shardMap = published ? safeParseShardMap(published) : undefined;
+    const clusters: Record<string, PgClusterFacts> = {};
+    const names = new Set(
+      [...(shardMap?.shards ?? []), ...(shardMap?.pending?.shards ?? [])].map((s) => s.name),
+    );
+    for (const name of names)
+      clusters[name] = this.clusterFacts(ns, shardCluster(app, name, { gatewayApi: false }));
+    return {
+      shardCredentials: credentials,
+      shards: clusters,
+      ...(shardMap ? { shardMap } : {}),
+    };
+  }
+
+  private async pgCredentials(ns: string, secret: string): Promise<DatabaseCredentials> {
+    const [superuser, replication, app] = await this.generatedSecret(ns, secret, [
+      'superuser-password',
+      'replication-password',
+      'app-password',
+    ]);
+    return { superuser: superuser!, replication: replication!, app: app! };
+  }
+
+  /** A Postgres cluster's recorded primary and last failover (its ConfigMap) and its pods. */
+  private clusterFacts(ns: string, c: PgCluster): PgClusterFacts {
+    const cm = this.d.children.get('ConfigMap', ns, pgConfigName(c)) as V1ConfigMap | undefined;
+    const time = cm?.metadata?.annotations?.[LAST_FAILOVER_TIME];
+    const reason = cm?.metadata?.annotations?.[LAST_FAILOVER_REASON];
+    return {
+      ...(cm?.data?.primary ? { primary: cm.data.primary } : {}),
+      ...(time && reason ? { lastFailover: { time, reason } } : {}),
+      pods: this.d.children.select('Pod', ns, c.selector) as V1Pod[],
+    };
   }
 
   /**
@@ -230,10 +340,15 @@ export class Reconciler {
   }
 
   /** Primary and replica Services select a data tier's pods by a role label only the operator sets. */
-  private async labelRoles(app: ScalableApp, component: string, primary: string, log: Log): Promise<number> {
+  private async labelRoles(
+    app: ScalableApp,
+    selector: Record<string, string>,
+    primary: string,
+    log: Log,
+  ): Promise<number> {
     const ns = app.metadata.namespace ?? '';
     let changed = 0;
-    for (const pod of this.d.children.select('Pod', ns, selectorLabels(app, component))) {
+    for (const pod of this.d.children.select('Pod', ns, selector)) {
       const role = pod.metadata?.name === primary ? 'primary' : 'replica';
       if (pod.metadata?.labels?.[ROLE_LABEL] === role) continue;
       try {
@@ -413,6 +528,8 @@ export class Reconciler {
         ...(app.spec.edgeCache
           ? { edgeCache: `${edgeName(app)}.${app.metadata.namespace}.svc:${EDGE_SERVICE_PORT}` }
           : {}),
+        ...(app.spec.queue ? { queue: `${mqName(app)}.${app.metadata.namespace}.svc:${AMQP_PORT}` } : {}),
+        ...(app.spec.shards ? { shardMap: shardMapName(app) } : {}),
         ...(app.spec.cache
           ? {
               cache: `${cacheHost(app, cacheName(app))}:${CACHE_PORT}`,
@@ -423,6 +540,8 @@ export class Reconciler {
       ...(app.spec.web
         ? { web: { replicas: web?.spec?.replicas ?? 0, readyReplicas: web?.status?.readyReplicas ?? 0 } }
         : {}),
+      ...(app.spec.shards ? { shards: shardsStatus(app, facts, this.d.children) } : {}),
+      ...(app.spec.consumers?.length ? { consumers: consumersStatus(app, facts) } : {}),
       ...(app.spec.cache ? { cache: cacheStatus(app, facts, this.d.children) } : {}),
       ...(app.spec.database
         ? {

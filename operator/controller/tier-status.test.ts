@@ -192,19 +192,14 @@ describe('tierReports', () => {
     expect(web?.degraded).toBe(`${REF}: stuck`);
   });
 
-  it('reports NotImplemented, naming the tier, for a tier this version does not build', () => {
-    const reports = tierReports(
+  it('names the first shard that holds the shards tier back', () => {
+    const shards = tierReports(
       parseApp({ web: { image: 'x' }, shards: { count: 2, key: 'user_id' } }),
       lookup({}),
-    );
-    const shards = reports.get('shards');
+    ).get('shards');
     expect(shards?.ready).toBe(false);
-    expect(shards?.condition).toMatchObject({
-      type: 'ShardsReady',
-      status: 'False',
-      reason: 'NotImplemented',
-    });
-    expect(shards?.condition.message).toContain('shards');
+    expect(shards?.condition).toMatchObject({ type: 'ShardsReady', status: 'False', reason: 'NotCreated' });
+    expect(shards?.condition.message).toContain('StatefulSet prod/shop-shard-0');
   });
 
   it('reports only the tiers the spec declares', () => {
@@ -224,7 +219,8 @@ describe('tierReports', () => {
     );
     expect(withConsumer.get('consumers')?.condition).toMatchObject({
       type: 'ConsumersReady',
-      reason: 'NotImplemented',
+      reason: 'NotCreated',
+      message: 'Deployment prod/shop-worker does not exist yet',
     });
   });
 });

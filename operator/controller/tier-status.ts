@@ -6,6 +6,12 @@ import { dbName, dbPrimary } from '../tiers/database.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { TIERS, type Tier } from '../api/spec.ts';
 import { webName } from '../tiers/web.ts';
+import { shardClusters, shardMap } from '../tiers/shards.ts';
+import { pgPrimary } from '../tiers/postgres-cluster.ts';
+import { movedRanges } from '../sharding/ring.ts';
+import { ringSpec } from '../sharding/shard-map.ts';
+import { mqName } from '../tiers/queue.ts';
+import { consumerName, consumerReplicas } from '../tiers/consumers.ts';
 import { cond, type ConditionInput } from './conditions.ts';
 
 /** What the status needs from the cache: the live children by kind and name. */
@@ -111,15 +117,16 @@ export function tierReports(
         ready: r.ready,
       });
     } else {
-      // Honest about scope: the tier is accepted by the API but this operator version builds nothing for it.
+      const r: { ready: boolean; reason: string; message: string; degraded?: string | undefined } =
+        tier === 'shards'
+          ? shardsReadiness(app, children, facts)
+          : tier === 'queue'
+            ? statefulSetReadiness(children, ns, mqName(app))
+            : consumersReadiness(app, children);
       reports.set(tier, {
-        condition: cond(
-          conditionType(tier),
-          false,
-          'NotImplemented',
-          `the ${tier} tier is not built by this operator version yet; nothing was created for it`,
-        ),
-        ready: false,
+        condition: cond(conditionType(tier), r.ready, r.reason, r.message),
+        ready: r.ready,
+        ...(r.degraded ? { degraded: r.degraded } : {}),
       });
     }
   }
@@ -140,6 +147,25 @@ export function primaryReplicaReadiness(
   statefulSet: string,
   primary: string,
 ): { ready: boolean; reason: string; message: string } {
+  const sts = statefulSetReadiness(children, ns, statefulSet);
+  if (!sts.ready) return sts;
+  const pod = children.get('Pod', ns, primary) as V1Pod | undefined;
+  if (!isReady(pod) || pod?.metadata?.labels?.[ROLE_LABEL] !== 'primary') {
+    return {
+      ready: false,
+      reason: 'PrimaryUnavailable',
+      message: `Pod ${ns}/${primary}: not a ready, labelled primary yet`,
+    };
+  }
+  return { ready: true, reason: 'Available', message: `${sts.message}, primary ${primary}` };
+}
+
+/** Every instance of a StatefulSet updated and ready. */
+export function statefulSetReadiness(
+  children: ChildLookup,
+  ns: string,
+  statefulSet: string,
+): { ready: boolean; reason: string; message: string } {
   const ref = `StatefulSet ${ns}/${statefulSet}`;
   const sts = children.get('StatefulSet', ns, statefulSet) as V1StatefulSet | undefined;
   if (!sts) return { ready: false, reason: 'NotCreated', message: `${ref} does not exist yet` };
@@ -159,19 +185,90 @@ export function primaryReplicaReadiness(
       message: `${ref}: ${s.readyReplicas ?? 0}/${want} instances ready`,
     };
   }
-  const pod = children.get('Pod', ns, primary) as V1Pod | undefined;
-  if (!isReady(pod) || pod?.metadata?.labels?.[ROLE_LABEL] !== 'primary') {
-    return {
-      ready: false,
-      reason: 'PrimaryUnavailable',
-      message: `Pod ${ns}/${primary}: not a ready, labelled primary yet`,
-    };
+  return { ready: true, reason: 'Available', message: `${ref}: ${want}/${want} instances ready` };
+}
+
+/** Shards are ready when every shard cluster is; the first one that is not is named. */
+export function shardsReadiness(
+  app: ScalableApp,
+  children: ChildLookup,
+  facts: ObservedFacts,
+): { ready: boolean; reason: string; message: string } {
+  const ns = app.metadata.namespace ?? '';
+  const clusters = shardClusters(app, facts);
+  const results = clusters.map((c) => primaryReplicaReadiness(children, ns, c.name, pgPrimary(c)));
+  const blocking = results.find((r) => !r.ready);
+  if (blocking) return blocking;
+  const map = shardMap(app, facts);
+  const pending = map.pending
+    ? `; ring v${map.pending.version} pending until its data is moved and verified`
+    : '';
+  return {
+    ready: true,
+    reason: 'Available',
+    message: `${clusters.length}/${clusters.length} shards ready, ring v${map.version}${pending}`,
+  };
+}
+
+export function shardsStatus(app: ScalableApp, facts: ObservedFacts, children: ChildLookup) {
+  const ns = app.metadata.namespace ?? '';
+  const map = shardMap(app, facts);
+  const ready = shardClusters(app, facts).filter(
+    (c) => primaryReplicaReadiness(children, ns, c.name, pgPrimary(c)).ready,
+  ).length;
+  return {
+    ready,
+    ringVersion: map.version,
+    ...(map.pending
+      ? {
+          pendingRingVersion: map.pending.version,
+          movedKeyRanges: movedRanges(ringSpec(map), ringSpec(map.pending)).ranges,
+        }
+      : {}),
+  };
+}
+
+/** Consumers are ready when each Deployment has the replicas it was given (0 is a valid number). */
+export function consumersReadiness(
+  app: ScalableApp,
+  children: ChildLookup,
+): { ready: boolean; reason: string; message: string; degraded?: string } {
+  const ns = app.metadata.namespace ?? '';
+  const consumers = app.spec.consumers ?? [];
+  for (const c of consumers) {
+    const name = consumerName(app, c);
+    const r = deploymentReadiness(
+      children.get('Deployment', ns, name) as V1Deployment | undefined,
+      `Deployment ${ns}/${name}`,
+    );
+    if (!r.ready) return r;
   }
   return {
     ready: true,
     reason: 'Available',
-    message: `${ref}: ${want}/${want} instances ready, primary ${primary}`,
+    message: `${consumers.length} consumer Deployment(s) available`,
   };
+}
+
+/** Per consumer: the replicas it runs and the autoscaler's last decision with its inputs. */
+export function consumersStatus(app: ScalableApp, facts: ObservedFacts) {
+  return (app.spec.consumers ?? []).map((c) => {
+    const d = facts.consumerScale?.[c.name]?.decision;
+    return {
+      name: c.name,
+      replicas: consumerReplicas(c, facts),
+      ...(d
+        ? {
+            lastDecision: {
+              time: d.time.replace(/\.\d{3}Z$/, 'Z'),
+              queueDepth: d.queueDepth,
+              desiredReplicas: d.desiredReplicas,
+              reason: d.reason,
+            },
+          }
+        : {}),
+    };
+  });
 }
 
 export const cacheReadiness = (app: ScalableApp, children: ChildLookup, facts: ObservedFacts) =>

@@ -58,3 +58,21 @@ export function simulatedPostgresAdmin(
     async fence() {},
   };
 }
+
+/**
+ * Queue depths where no broker runs: the cluster tests write them, as JSON `{"<queue>": <depth>}`, in
+ * this annotation of the broker's first pod. A missing pod or annotation reads like a broker that does
+ * not answer, so the autoscaler's failure path is exercised too.
+ */
+export const SIMULATED_DEPTHS = 'scalableapp.io/simulated-queue-depths';
+
+export function simulatedQueueDepth(annotations: () => Record<string, string> | undefined) {
+  return async (queue: string): Promise<number> => {
+    const raw = annotations()?.[SIMULATED_DEPTHS];
+    if (raw === undefined) throw new Error(`no simulated depths published for queue ${queue}`);
+    const depths = JSON.parse(raw) as Record<string, unknown>;
+    const depth = depths[queue] ?? 0;
+    if (typeof depth !== 'number') throw new Error(`simulated depth of ${queue} is not a number`);
+    return depth;
+  };
+}

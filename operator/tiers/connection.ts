@@ -7,6 +7,8 @@ import type { Child, ObservedFacts } from './objects.ts';
 import { cacheEntries } from './cache.ts';
 import { edgeEntries } from './edge-cache.ts';
 import { databaseEntries } from './database.ts';
+import { shardEntries } from './shards.ts';
+import { queueEntries } from './queue.ts';
 
 export const connectionSecretName = (app: ScalableApp) => childName(app, 'connection');
 
@@ -19,7 +21,14 @@ export const connectionSecretName = (app: ScalableApp) => childName(app, 'connec
 export function connectionEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   const entries: Record<string, string> = { SCALABLEAPP_NAME: app.metadata.name };
   if (app.spec.web) entries.WEB_URL = webEndpoint(app);
-  Object.assign(entries, cacheEntries(app, facts), edgeEntries(app), databaseEntries(app, facts));
+  Object.assign(
+    entries,
+    cacheEntries(app, facts),
+    edgeEntries(app),
+    databaseEntries(app, facts),
+    shardEntries(app, facts),
+    queueEntries(app, facts),
+  );
   return entries;
 }
 

@@ -61,6 +61,34 @@ describe('desiredState', () => {
     }
   });
 
+  it('leaves the credentials of retained volumes unowned, so deleting the app does not lock its data away', () => {
+    const facts = {
+      gatewayApi: false,
+      dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
+      shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
+      queueCredentials: { username: 'u', password: 'p', erlangCookie: 'c' },
+    };
+    const owned = (spec: Parameters<typeof parseApp>[0]) =>
+      Object.fromEntries(
+        desiredState(parseApp(spec), facts)
+          .filter((o) => o.kind === 'Secret')
+          .map((o) => [o.metadata.name, (o.metadata.ownerReferences ?? []).length > 0]),
+      );
+    expect(
+      owned({
+        database: {},
+        shards: { count: 1, key: 'k', deletionPolicy: 'Delete' },
+        queue: { queues: [{ name: 'q' }] },
+      }),
+    ).toEqual({
+      'shop-connection': true,
+      'shop-db-credentials': false,
+      'shop-shards-credentials': true,
+      'shop-mq-credentials': false,
+    });
+    expect(owned({ database: { deletionPolicy: 'Delete' } })['shop-db-credentials']).toBe(true);
+  });
+
   it("puts every child in the app's namespace", () => {
     for (const child of desiredState(fullApp(), { gatewayApi: true })) {
       expect(`${child.kind}/${child.metadata.name} in ${child.metadata.namespace}`).toBe(

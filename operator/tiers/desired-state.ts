@@ -6,7 +6,10 @@ import type { Child, ObservedFacts } from './objects.ts';
 import { webObjects } from './web.ts';
 import { cacheConfigHash, cacheObjects } from './cache.ts';
 import { edgeCacheObjects } from './edge-cache.ts';
-import { databaseObjects } from './database.ts';
+import { databaseObjects, dbCredentialsName } from './database.ts';
+import { shardObjects, shardsCredentialsName } from './shards.ts';
+import { mqCredentialsName, queueObjects } from './queue.ts';
+import { consumerObjects } from './consumers.ts';
 
 /**
  * Every object the app should have, as a pure function of the spec and observed facts. Each child
@@ -17,11 +20,14 @@ export function desiredState(app: ScalableApp, facts: ObservedFacts): Child[] {
   const connection = { name: secret.metadata.name, hash: connectionHash(secret) };
   const objects: Child[] = [
     secret,
-    ...networkPolicies(app),
+    ...networkPolicies(app, facts.operatorNamespace),
     ...webObjects(app, facts, connection),
     ...cacheObjects(app, facts, cacheConfigHash(app, facts)),
     ...edgeCacheObjects(app),
     ...databaseObjects(app, facts),
+    ...shardObjects(app, facts),
+    ...queueObjects(app, facts),
+    ...consumerObjects(app, facts, connection),
   ];
   const owner = {
     apiVersion: API_VERSION,
@@ -31,8 +37,35 @@ export function desiredState(app: ScalableApp, facts: ObservedFacts): Child[] {
     controller: true,
     blockOwnerDeletion: true,
   };
-  return objects.map((o) => ({
-    ...o,
-    metadata: { ...o.metadata, namespace: app.metadata.namespace, ownerReferences: [owner] },
-  }));
+  const kept = keptWithVolumes(app);
+  return objects.map((o) =>
+    o.kind === 'Secret' && kept.has(o.metadata.name)
+      ? {
+          ...o,
+          metadata: {
+            ...o.metadata,
+            namespace: app.metadata.namespace,
+            annotations: { ...o.metadata.annotations, [RETAINED_ANNOTATION]: RETAINED_REASON },
+          },
+        }
+      : { ...o, metadata: { ...o.metadata, namespace: app.metadata.namespace, ownerReferences: [owner] } },
+  );
+}
+
+export const RETAINED_ANNOTATION = 'scalableapp.io/retained';
+const RETAINED_REASON = 'holds the credentials of volumes that outlive the ScalableApp';
+
+/**
+ * The credentials of data that outlives the app are not owned by it: retained volumes are useless
+ * without their passwords (Postgres sets them only at initdb), and a ScalableApp created again under
+ * the same name reads them back and opens the same data. Deleting them is the user's act, like
+ * deleting the volumes.
+ */
+export function keptWithVolumes(app: ScalableApp): Set<string> {
+  const kept = new Set<string>();
+  if (app.spec.database?.deletionPolicy === 'Retain') kept.add(dbCredentialsName(app));
+  if (app.spec.shards?.deletionPolicy === 'Retain') kept.add(shardsCredentialsName(app));
+  // The broker's volumes are always retained (its spec has no deletionPolicy), and so is its login.
+  if (app.spec.queue) kept.add(mqCredentialsName(app));
+  return kept;
 }

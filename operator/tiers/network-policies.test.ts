@@ -15,6 +15,49 @@ const webPodLabels = (app: ScalableApp) =>
 
 const allowsIngress = (p: V1NetworkPolicy) => (p.spec?.ingress?.length ?? 0) > 0;
 
+describe('network policies of the queue and the shards', () => {
+  const app = parseApp({
+    shards: { count: 2, key: 'k' },
+    queue: { queues: [{ name: 'q' }] },
+    consumers: [{ name: 'w', image: 'w', queue: 'q' }],
+  });
+  const byName = (n: string) =>
+    (
+      networkPolicies(app) as unknown as (V1NetworkPolicy & {
+        spec: {
+          ingress?: { from?: { podSelector?: V1LabelSelector }[]; ports?: { port: number }[] }[];
+        };
+      })[]
+    ).find((p) => p.metadata!.name === n)!;
+
+  it('lets consumers, web pods and the operator reach the broker, and only brokers its clustering ports', () => {
+    const [clients, peers] = byName('shop-allow-queue-ingress').spec.ingress!;
+    expect(clients!.ports!.map((p) => p.port)).toEqual([5672, 15672]);
+    expect(
+      clients!.from!.map((f) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] ?? 'operator'),
+    ).toEqual(['web', 'consumer', 'operator']);
+    expect(peers!.from).toEqual([
+      {
+        podSelector: {
+          matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'queue' },
+        },
+      },
+    ]);
+    expect(peers!.ports!.map((p) => p.port)).toEqual([5672, 15672, 4369, 25672]);
+  });
+
+  it('lets the app reach every shard on the Postgres port', () => {
+    const ingress = byName('shop-allow-shards-ingress');
+    expect(ingress.spec.podSelector).toEqual({
+      matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'shard' },
+    });
+    expect(ingress.spec.ingress![0]!.ports).toEqual([{ protocol: 'TCP', port: 5432 }]);
+    expect(byName('shop-allow-shards-egress').spec.egress![0]!.ports).toEqual([
+      { protocol: 'TCP', port: 5432 },
+    ]);
+  });
+});
+
 describe('network policies', () => {
   const app = parseApp({ web: { image: 'x', port: 9090 } });
   const policies = networkPolicies(app) as unknown as V1NetworkPolicy[];
@@ -57,11 +100,15 @@ describe('network policies', () => {
     expect(web.spec?.ingress?.flatMap((r) => r.ports ?? [])).toEqual([{ protocol: 'TCP', port: 9090 }]);
   });
 
-  it('allows no ingress at all when there is no web tier', () => {
+  it('allows no ingress from outside the app when there is no web tier', () => {
     const noWeb = networkPolicies(
-      parseApp({ shards: { count: 1, key: 'k' } }),
+      parseApp({ shards: { count: 1, key: 'k' }, queue: { queues: [{ name: 'q' }] } }),
     ) as unknown as V1NetworkPolicy[];
-    expect(noWeb.filter(allowsIngress)).toEqual([]);
+    // Every rule names its sources (pods of the app, or the operator's namespace): none is open to all.
+    const open = noWeb
+      .flatMap((p) => p.spec?.ingress ?? [])
+      .filter((r) => !(r as { from?: unknown[] }).from?.length);
+    expect(open).toEqual([]);
     // The default deny and DNS egress still apply.
     expect(noWeb.some((p) => p.spec?.policyTypes?.includes('Ingress') && !allowsIngress(p))).toBe(true);
     expect(noWeb.some((p) => p.spec?.egress?.length)).toBe(true);

@@ -5,18 +5,25 @@ import { WEB } from './web.ts';
 import { CACHE, CACHE_PORT } from './cache.ts';
 import { DATABASE, PG_PORT } from './database.ts';
 import { EDGE, EDGE_PORT } from './edge-cache.ts';
+import { SHARD } from './shards.ts';
+import { CONSUMER } from './consumers.ts';
+import { QUEUE } from './queue.ts';
+import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from '../dataplane/rabbitmq/config.ts';
 
-/** Where the operator runs (manifests/operator); its pods must reach the database to fail it over. */
+/** Where the operator runs unless told otherwise (manifests/operator, the operator chart's default). */
 export const OPERATOR_NAMESPACE = 'scalableapp-system';
 
-/** The operator reaches the data tiers' servers to promote and repoint them on failover. */
-const operatorPods = {
-  namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': OPERATOR_NAMESPACE } },
-};
+/**
+ * The operator reaches the data tiers' servers to promote and repoint them on failover and to read
+ * queue depths; it runs in its own namespace (ObservedFacts.operatorNamespace).
+ */
+const operatorPods = (namespace: string) => ({
+  namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+});
 
 /** The tiers that talk to the data tiers: the web tier and the queue consumers. */
 const dataClients = (app: ScalableApp) =>
-  [WEB, 'consumer'].map((component) => ({
+  [WEB, CONSUMER].map((component) => ({
     podSelector: { matchLabels: { [LABEL.instance]: app.metadata.name, [LABEL.component]: component } },
   }));
 
@@ -32,7 +39,7 @@ const dnsEgress = {
  * Default deny for every pod of the app (ingress and egress), then explicit allows: only the entry
  * point accepts traffic from outside the app, and every pod may resolve names.
  */
-export function networkPolicies(app: ScalableApp): Child[] {
+export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_NAMESPACE): Child[] {
   const ns = app.metadata.namespace;
   const appPods = {
     matchLabels: {
@@ -104,82 +111,84 @@ export function networkPolicies(app: ScalableApp): Child[] {
       },
     );
   }
-  if (app.spec.database) {
-    // The database: only the app's web tier and consumers (and the instances' own replication), plus
-    // the operator, which promotes and repoints instances on failover.
-    const dbPods = { matchLabels: selectorLabels(app, DATABASE) };
-    const port = [{ protocol: 'TCP', port: PG_PORT }];
+  // Each data tier: only the app's web tier and consumers reach it, besides its own members
+  // (replication, clustering) and the operator, which fails it over or reads its queue depths.
+  if (app.spec.database)
+    policies.push(...dataTierPolicies(app, operatorNamespace, DATABASE, 'database', [PG_PORT]));
+  if (app.spec.cache)
+    policies.push(...dataTierPolicies(app, operatorNamespace, CACHE, 'cache', [CACHE_PORT]));
+  if (app.spec.shards) policies.push(...dataTierPolicies(app, operatorNamespace, SHARD, 'shards', [PG_PORT]));
+  if (app.spec.queue) {
     policies.push(
-      {
-        apiVersion: 'networking.k8s.io/v1',
-        kind: 'NetworkPolicy',
-        metadata: {
-          name: childName(app, 'allow-database-ingress'),
-          namespace: ns,
-          labels: tierLabels(app, DATABASE),
-        },
-        spec: {
-          podSelector: dbPods,
-          policyTypes: ['Ingress'],
-          ingress: [
-            {
-              from: [...dataClients(app), { podSelector: dbPods }, operatorPods],
-              ports: port,
-            },
-          ],
-        },
-      },
-      {
-        apiVersion: 'networking.k8s.io/v1',
-        kind: 'NetworkPolicy',
-        metadata: {
-          name: childName(app, 'allow-database-egress'),
-          namespace: ns,
-          labels: tierLabels(app, DATABASE),
-        },
-        spec: {
-          podSelector: appPods,
-          policyTypes: ['Egress'],
-          egress: [{ to: [{ podSelector: dbPods }], ports: port }],
-        },
-      },
-    );
-  }
-  if (app.spec.cache) {
-    // Only the web tier and consumers reach the cache, besides its own replication and the
-    // operator, which fails it over.
-    const cachePods = { matchLabels: selectorLabels(app, CACHE) };
-    const port = [{ protocol: 'TCP', port: CACHE_PORT }];
-    policies.push(
-      {
-        apiVersion: 'networking.k8s.io/v1',
-        kind: 'NetworkPolicy',
-        metadata: {
-          name: childName(app, 'allow-cache-ingress'),
-          namespace: ns,
-          labels: tierLabels(app, CACHE),
-        },
-        spec: {
-          podSelector: cachePods,
-          policyTypes: ['Ingress'],
-          ingress: [{ from: [...dataClients(app), { podSelector: cachePods }, operatorPods], ports: port }],
-        },
-      },
-      {
-        apiVersion: 'networking.k8s.io/v1',
-        kind: 'NetworkPolicy',
-        metadata: {
-          name: childName(app, 'allow-cache-egress'),
-          namespace: ns,
-          labels: tierLabels(app, CACHE),
-        },
-        spec: {
-          podSelector: appPods,
-          policyTypes: ['Egress'],
-          egress: [{ to: [{ podSelector: cachePods }], ports: port }],
-        },
-      },
+      ...dataTierPolicies(
+        app,
+        operatorNamespace,
+        QUEUE,
+        'queue',
+        [AMQP_PORT, MANAGEMENT_PORT],
+        [EPMD_PORT, DIST_PORT],
+      ),
     );
   }
   return policies;
+}
+
+/**
+ * Ingress to one data tier's pods from the app's data clients and the operator on the client ports,
+ * and from its own pods on those and the peer-only ports; egress from the app's pods to it.
+ */
+function dataTierPolicies(
+  app: ScalableApp,
+  operatorNamespace: string,
+  component: string,
+  nameTier: string,
+  clientPorts: number[],
+  peerPorts: number[] = [],
+): Child[] {
+  const ns = app.metadata.namespace;
+  const pods = { matchLabels: selectorLabels(app, component) };
+  const tcp = (ports: number[]) => ports.map((port) => ({ protocol: 'TCP', port }));
+  const appPods = {
+    matchLabels: {
+      [LABEL.partOf]: app.metadata.name,
+      [LABEL.managedBy]: tierLabels(app, component)[LABEL.managedBy]!,
+    },
+  };
+  const ingress = peerPorts.length
+    ? [
+        { from: [...dataClients(app), operatorPods(operatorNamespace)], ports: tcp(clientPorts) },
+        { from: [{ podSelector: pods }], ports: tcp([...clientPorts, ...peerPorts]) },
+      ]
+    : [
+        {
+          from: [...dataClients(app), { podSelector: pods }, operatorPods(operatorNamespace)],
+          ports: tcp(clientPorts),
+        },
+      ];
+  return [
+    {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: {
+        name: childName(app, `allow-${nameTier}-ingress`),
+        namespace: ns,
+        labels: tierLabels(app, component),
+      },
+      spec: { podSelector: pods, policyTypes: ['Ingress'], ingress },
+    },
+    {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: {
+        name: childName(app, `allow-${nameTier}-egress`),
+        namespace: ns,
+        labels: tierLabels(app, component),
+      },
+      spec: {
+        podSelector: appPods,
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ podSelector: pods }], ports: tcp([...clientPorts, ...peerPorts]) }],
+      },
+    },
+  ];
 }

@@ -1,5 +1,8 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
-import type { DatabaseCredentials } from './database.ts';
+import type { DatabaseCredentials, PgClusterFacts } from './postgres-cluster.ts';
+import type { ShardMap } from '../sharding/shard-map.ts';
+import type { QueueCredentials } from './queue.ts';
+import type { Decision } from '../autoscaling/queue-scaler.ts';
 
 /** A desired child object: what a builder returns and what the operator applies. */
 export interface Child extends KubernetesObject {
@@ -26,6 +29,8 @@ export interface Child extends KubernetesObject {
 export interface ObservedFacts {
   /** gateway.networking.k8s.io/v1 HTTPRoute is served (the Gateway API CRDs are installed). */
   readonly gatewayApi: boolean;
+  /** The namespace the operator runs in: the data tiers admit its pods (failover, queue depths). */
+  readonly operatorNamespace?: string;
   /** The cache password: read back from its Secret, or freshly generated once by the controller. */
   readonly cachePassword?: string;
   /** The cache pod the operator last made primary (its ConfigMap record); the first pod when unset. */
@@ -38,6 +43,21 @@ export interface ObservedFacts {
   readonly dbLastFailover?: { readonly time: string; readonly reason: string };
   /** The database pods as observed (for the read-only endpoints). */
   readonly dbPods?: readonly V1Pod[];
+  /** One login for every shard (read back from its Secret, or generated once). */
+  readonly shardCredentials?: DatabaseCredentials;
+  /** Each shard cluster's recorded primary, last failover and pods, by StatefulSet name. */
+  readonly shards?: Readonly<Record<string, PgClusterFacts>>;
+  /** The shard map as last published (its ConfigMap), from which the next version follows. */
+  readonly shardMap?: ShardMap;
+  /** The broker's generated login and Erlang cookie (read back from their Secret, or generated once). */
+  readonly queueCredentials?: QueueCredentials;
+  /**
+   * The queue-depth autoscaler's current word per consumer name: the replicas to run and the decision
+   * that set them. A consumer absent here keeps the replicas its Deployment has (or its minimum).
+   */
+  readonly consumerScale?: Readonly<
+    Record<string, { readonly replicas: number; readonly decision?: Decision }>
+  >;
 }
 
 export const NO_FACTS: ObservedFacts = { gatewayApi: false };

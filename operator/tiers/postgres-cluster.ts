@@ -61,10 +61,10 @@ export interface PgCluster {
   readonly facts: PgClusterFacts;
 }
 
-export const pgHeadless = (c: PgCluster) => `${c.name}-headless`;
-export const pgWriteService = (c: PgCluster) => `${c.name}-rw`;
-export const pgReadService = (c: PgCluster) => `${c.name}-ro`;
-export const pgConfigName = (c: PgCluster) => `${c.name}-config`;
+export const pgHeadless = (c: Pick<PgCluster, 'name'>) => `${c.name}-headless`;
+export const pgWriteService = (c: Pick<PgCluster, 'name'>) => `${c.name}-rw`;
+export const pgReadService = (c: Pick<PgCluster, 'name'>) => `${c.name}-ro`;
+export const pgConfigName = (c: Pick<PgCluster, 'name'>) => `${c.name}-config`;
 export const pgPrimary = (c: PgCluster) => c.facts.primary ?? `${c.name}-0`;
 /** Every instance's pod name, whether or not its pod exists right now. */
 export const pgInstanceNames = (c: PgCluster) =>

@@ -2,14 +2,16 @@ import type {
   V2HorizontalPodAutoscaler,
   V1Container,
   V1Deployment,
-  V1EnvVar,
   V1Ingress,
   V1Service,
+  V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { zoneSpread } from './topology.ts';
+import { shardMapVolume } from './shards.ts';
+import { envVars } from './env.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { resourceRequirements } from './resources.ts';
 import { EDGE_SERVICE_PORT, edgeName } from './edge-cache.ts';
@@ -27,15 +29,7 @@ function meta(app: ScalableApp, name = webName(app)) {
   return { name, namespace: app.metadata.namespace, labels: tierLabels(app, WEB) };
 }
 
-function webEnv(web: Web): V1EnvVar[] {
-  return web.env.map((e) =>
-    e.secretKeyRef
-      ? { name: e.name, valueFrom: { secretKeyRef: { name: e.secretKeyRef.name, key: e.secretKeyRef.key } } }
-      : { name: e.name, value: e.value ?? '' },
-  );
-}
-
-function webContainer(web: Web, connectionSecret: string): V1Container {
+function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[]): V1Container {
   const probe = {
     httpGet: { path: web.healthCheck.path, port: 'http' },
     periodSeconds: web.healthCheck.periodSeconds,
@@ -46,7 +40,8 @@ function webContainer(web: Web, connectionSecret: string): V1Container {
     image: web.image,
     ports: [{ name: 'http', containerPort: web.port, protocol: 'TCP' }],
     envFrom: [{ secretRef: { name: connectionSecret } }],
-    ...(web.env.length ? { env: webEnv(web) } : {}),
+    ...(web.env.length ? { env: envVars(web.env) } : {}),
+    ...(mounts.length ? { volumeMounts: mounts } : {}),
     resources: resourceRequirements(web.resources),
     readinessProbe: probe,
     // Liveness is more patient than readiness: a slow app leaves the Service before it is killed.
@@ -65,6 +60,7 @@ export function webDeployment(
   const web = app.spec.web!;
   const selector = selectorLabels(app, WEB);
   const spread = zoneSpread(app, selector, { rollingDeployment: true });
+  const shardMap = shardMapVolume(app);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -80,8 +76,8 @@ export function webDeployment(
         },
         spec: {
           ...restrictedPodBase(),
-          containers: [webContainer(web, connection.name)],
-          volumes: [tmpVolume],
+          containers: [webContainer(web, connection.name, shardMap.mounts)],
+          volumes: [tmpVolume, ...shardMap.volumes],
           ...(spread ? { topologySpreadConstraints: spread } : {}),
         },
       },

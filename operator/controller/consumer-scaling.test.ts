@@ -1,0 +1,67 @@
+import { parseApp } from '../api/testdata/apps.ts';
+import { FakeClock, settle } from '../runtime/fake-clock.ts';
+import { ConsumerScaling } from './consumer-scaling.ts';
+
+const autoscaling = { minReplicas: 0, maxReplicas: 10, pollIntervalSeconds: 2, cooldownSeconds: 30 };
+const app = (consumers: object[]) =>
+  parseApp(
+    { queue: { queues: [{ name: 'jobs' }, { name: 'mail' }] }, consumers: consumers as never },
+    'shop',
+    'prod',
+  );
+const jobs = { name: 'worker', image: 'r/w:1', queue: 'jobs', autoscaling };
+const mail = { name: 'mailer', image: 'r/m:1', queue: 'mail', replicas: 2 };
+
+function setup(depths: Record<string, number>) {
+  const clock = new FakeClock();
+  const enqueued: string[] = [];
+  const read: string[] = [];
+  const scaling = new ConsumerScaling({
+    clock,
+    enqueue: (k) => enqueued.push(k),
+    onError: () => {},
+    depthFor: (a) => async (queue) => {
+      read.push(`${a.metadata.name}/${queue}`);
+      return depths[queue] ?? 0;
+    },
+  });
+  return { clock, enqueued, read, scaling };
+}
+
+describe('ConsumerScaling', () => {
+  it('polls only autoscaled consumers and asks for a reconcile when a decision changes', async () => {
+    const t = setup({ jobs: 250 });
+    const a = app([jobs, mail]);
+    // Before the first read: the Deployment's replicas (none yet: the minimum).
+    expect(t.scaling.sync(a, { gatewayApi: false }, () => undefined)).toEqual({ worker: { replicas: 0 } });
+    await settle();
+    expect(t.read).toEqual(['shop/jobs']);
+    expect(t.enqueued).toEqual(['prod/shop']);
+    const scale = t.scaling.sync(a, { gatewayApi: false }, () => 0);
+    expect(scale.worker).toMatchObject({ replicas: 3, decision: { queueDepth: 250, desiredReplicas: 3 } });
+    await t.scaling.stopAll();
+  });
+
+  it('starts a restarted operator from the replicas the Deployment runs', async () => {
+    const t = setup({ jobs: 0 });
+    t.scaling.sync(app([jobs]), { gatewayApi: false }, () => 4);
+    await settle();
+    // An empty queue, but 4 running: held for a whole cooldown of its own, not dropped to zero.
+    expect(t.scaling.sync(app([jobs]), { gatewayApi: false }, () => 4).worker!.replicas).toBeGreaterThan(0);
+    await t.scaling.stopAll();
+  });
+
+  it('stops polling a consumer that left the spec, and an app that is gone', async () => {
+    const t = setup({ jobs: 1 });
+    t.scaling.sync(app([jobs]), { gatewayApi: false }, () => undefined);
+    await settle();
+    expect(t.scaling.sync(app([mail]), { gatewayApi: false }, () => undefined)).toEqual({});
+    await t.clock.advance(10_000);
+    expect(t.read).toEqual(['shop/jobs']);
+    t.scaling.sync(app([jobs]), { gatewayApi: false }, () => undefined);
+    await settle();
+    t.scaling.forget('prod/shop');
+    await t.clock.advance(10_000);
+    expect(t.read).toEqual(['shop/jobs', 'shop/jobs']);
+  });
+});

@@ -1,0 +1,101 @@
+import type { ScalableApp } from '../api/scalable-app.ts';
+import { QueueScalers, type DepthSource } from '../autoscaling/queue-poller.ts';
+import { scalerPolicy } from '../autoscaling/queue-scaler.ts';
+import type { Clock } from '../runtime/clock.ts';
+import { consumerName } from '../tiers/consumers.ts';
+import type { ObservedFacts } from '../tiers/objects.ts';
+import type { ConsumerScalingPort } from './reconciler.ts';
+
+export interface ConsumerScalingDeps {
+  /** Reads a queue's depth (ready + unacknowledged) from this app's broker. */
+  readonly depthFor: (app: ScalableApp, facts: ObservedFacts) => DepthSource;
+  /** Asks for a reconcile of the app: a decision changed, so its Deployment and status must follow. */
+  readonly enqueue: (appKey: string) => void;
+  readonly onError: (key: string, error: unknown) => void;
+  readonly clock?: Clock;
+}
+
+interface AppScalers {
+  readonly scalers: QueueScalers;
+  depth: DepthSource;
+}
+
+/**
+ * The operator's side of queue-depth autoscaling: one poller per autoscaled consumer, kept in step
+ * with the spec on every reconcile. The pollers decide; the reconcile that a decision triggers writes
+ * the Deployment's replicas and the status, so both go through the one level-triggered path.
+ */
+export class ConsumerScaling implements ConsumerScalingPort {
+  private readonly d: ConsumerScalingDeps;
+  private readonly apps = new Map<string, AppScalers>();
+  constructor(deps: ConsumerScalingDeps) {
+    this.d = deps;
+  }
+
+  sync(
+    app: ScalableApp,
+    facts: ObservedFacts,
+    currentReplicas: (deployment: string) => number | undefined,
+  ): NonNullable<ObservedFacts['consumerScale']> {
+    const appKey = `${app.metadata.namespace}/${app.metadata.name}`;
+    const autoscaled = (app.spec.consumers ?? []).filter((c) => c.autoscaling);
+    let entry = this.apps.get(appKey);
+    if (!autoscaled.length) {
+      this.forget(appKey);
+      return {};
+    }
+    if (!entry) {
+      const created: AppScalers = {
+        depth: this.d.depthFor(app, facts),
+        scalers: new QueueScalers({
+          // Through the entry, so new credentials or a new broker apply from the next poll on.
+          depth: (queue) => created.depth(queue),
+          onError: this.d.onError,
+          ...(this.d.clock ? { clock: this.d.clock } : {}),
+        }),
+      };
+      entry = created;
+      this.apps.set(appKey, entry);
+    } else {
+      entry.depth = this.d.depthFor(app, facts);
+    }
+    const result: Record<
+      string,
+      { replicas: number; decision?: ReturnType<QueueScalers['lastDecision']> & {} }
+    > = {};
+    const wanted = new Set<string>();
+    for (const c of autoscaled) {
+      const a = c.autoscaling!;
+      const key = `${appKey}/${c.name}`;
+      wanted.add(key);
+      const current = currentReplicas(consumerName(app, c)) ?? a.minReplicas;
+      entry.scalers.ensure(
+        key,
+        {
+          queue: c.queue,
+          pollIntervalSeconds: a.pollIntervalSeconds,
+          currentReplicas: current,
+          policy: scalerPolicy(a),
+        },
+        () => this.d.enqueue(appKey),
+      );
+      const decision = entry.scalers.lastDecision(key);
+      result[c.name] = decision ? { replicas: decision.desiredReplicas, decision } : { replicas: current };
+    }
+    for (const key of entry.scalers.keys()) if (!wanted.has(key)) entry.scalers.forget(key);
+    return result;
+  }
+
+  forget(appKey: string): void {
+    const entry = this.apps.get(appKey);
+    if (!entry) return;
+    this.apps.delete(appKey);
+    void entry.scalers.stopAll();
+  }
+
+  async stopAll(): Promise<void> {
+    const entries = [...this.apps.values()];
+    this.apps.clear();
+    await Promise.all(entries.map((e) => e.scalers.stopAll()));
+  }
+}
