@@ -216,7 +216,7 @@ describe('defaults', () => {
       maxReplicas: 4,
       messagesPerReplica: 100,
       cooldownSeconds: 300,
-      pollIntervalSeconds: 5,
+      pollIntervalSeconds: 2,
       scaleDownStabilizationSeconds: 60,
     });
   });
