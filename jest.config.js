@@ -36,6 +36,13 @@ export default {
       setupFilesAfterEnv: ['<rootDir>/e2e/support/timeout.ts'],
     },
     {
+      // The Helm charts: lint, schema and parity with the operator's builders. Needs only the helm
+      // binary tools/toolchain.sh builds, no cluster.
+      ...common,
+      displayName: 'charts',
+      testMatch: ['<rootDir>/charts/test/**/*.test.ts'],
+    },
+    {
       ...common,
       displayName: 'cluster',
       testMatch: ['<rootDir>/e2e/**/*.test.ts'],

@@ -17,5 +17,7 @@ npx eslint --max-warnings 0 .
 npx prettier --check . >/dev/null || { npx prettier --check . ; exit 1; }
 step "generated files are up to date"
 node tools/generate-crd.ts --check
+node tools/generate-chart-schemas.ts --check
+node tools/generate-chart-files.ts --check
 step "jest: unit and cluster tests"
 exec node --experimental-vm-modules node_modules/jest/bin/jest.js --ci "$@"

@@ -1,0 +1,44 @@
+{{/*
+The connection Secret, as operator/tiers/connection.ts: one Secret, `<app>-connection`, with every
+address and login the app's pods need, mounted with envFrom; its data's digest on the pod template
+rolls the pods when it changes. A chart either creates it (it knows the entries) or uses an existing
+one, `.Values.connection.secretName` (the operator's, or another chart's of the same app).
+*/}}
+
+{{/* The Secret's name: the given one, else `<release>-connection`. Takes the context. */}}
+{{- define "scalableapp-lib.connection.name" -}}
+{{- .Values.connection.secretName | default (printf "%s-connection" .Release.Name) -}}
+{{- end }}
+
+{{/*
+The `scalableapp.io/connection-hash` value, as connectionHash(): of `data` (the entries the chart
+writes, plain strings) when it creates the Secret; of the given Secret, from `connection.hash` or
+else read from the cluster (at install and upgrade; `helm template` cannot see it and gives nothing,
+so the caller leaves the annotation out). Takes context, data.
+*/}}
+{{- define "scalableapp-lib.connection.hash" -}}
+{{- $values := .context.Values.connection -}}
+{{- if not $values.secretName -}}
+{{- $encoded := dict -}}
+{{- range $k, $v := .data }}{{ $_ := set $encoded $k ($v | toString | b64enc) }}{{ end -}}
+{{- include "scalableapp-lib.contentHash" $encoded -}}
+{{- else if $values.hash -}}
+{{- $values.hash -}}
+{{- else -}}
+{{- $live := lookup "v1" "Secret" .context.Release.Namespace $values.secretName -}}
+{{- if $live -}}{{ include "scalableapp-lib.contentHash" ($live.data | default dict) }}{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* The Secret the chart creates (only without connection.secretName). Takes context, data. */}}
+{{- define "scalableapp-lib.connection.secret" -}}
+apiVersion: v1
+kind: Secret
+type: Opaque
+metadata:
+  {{- include "scalableapp-lib.metadata" (dict "context" .context "component" "connection" "name" (include "scalableapp-lib.connection.name" .context)) | nindent 2 }}
+data:
+  {{- range $k, $v := .data }}
+  {{ $k }}: {{ $v | toString | b64enc }}
+  {{- end }}
+{{- end }}

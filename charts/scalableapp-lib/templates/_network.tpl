@@ -1,0 +1,129 @@
+{{/*
+NetworkPolicies, as operator/tiers/network-policies.ts: default deny for every pod of the app, then
+explicit allows. The app's pods are those labelled part-of=<release> and managed-by=Helm.
+*/}}
+
+{{/* The operator's namespace: the data tiers accept it, because the operator fails them over. */}}
+{{- define "scalableapp-lib.operatorNamespace" -}}scalableapp-system{{- end }}
+
+{{- define "scalableapp-lib.appPods" -}}
+matchLabels:
+  app.kubernetes.io/part-of: {{ .context.Release.Name | quote }}
+  app.kubernetes.io/managed-by: {{ .context.Release.Service | quote }}
+{{- end }}
+
+{{/*
+The two app-wide policies every app gets once: default deny (ingress and egress) and DNS egress to
+kube-system. Rendered only when .Values.networkPolicies.appWide is true (the default): several tier
+charts sharing one release name (an umbrella) must leave them to exactly one of them.
+Takes context.
+*/}}
+{{- define "scalableapp-lib.appWidePolicies" -}}
+{{- if dig "appWide" true (.context.Values.networkPolicies | default dict) }}
+{{- $meta := dict "context" .context "component" "network" }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  {{- include "scalableapp-lib.metadata" (merge (dict "name" (include "scalableapp-lib.childName" (dict "context" .context "suffix" "default-deny"))) $meta) | nindent 2 }}
+spec:
+  podSelector:
+    {{- include "scalableapp-lib.appPods" . | nindent 4 }}
+  policyTypes:
+    - Ingress
+    - Egress
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  {{- include "scalableapp-lib.metadata" (merge (dict "name" (include "scalableapp-lib.childName" (dict "context" .context "suffix" "allow-dns"))) $meta) | nindent 2 }}
+spec:
+  podSelector:
+    {{- include "scalableapp-lib.appPods" . | nindent 4 }}
+  policyTypes:
+    - Egress
+  egress:
+    - to:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: kube-system
+      ports:
+        - protocol: UDP
+          port: 53
+        - protocol: TCP
+          port: 53
+{{- end }}
+{{- end }}
+
+{{/*
+A data tier's two policies (dataTierPolicies in the operator): ingress to its pods from the app's
+web tier and consumers and from the operator on the client ports, and from its own pods on those
+and the peer-only ports; egress from every pod of the app to it.
+Takes context, component, tier (the name part: allow-<tier>-ingress), clientPorts, peerPorts (lists).
+*/}}
+{{- define "scalableapp-lib.dataTierPolicies" -}}
+{{- $peerPorts := .peerPorts | default list }}
+{{- $allPorts := concat .clientPorts $peerPorts }}
+{{- $release := .context.Release.Name }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  {{- include "scalableapp-lib.metadata" (merge (dict "name" (printf "%s-allow-%s-ingress" $release .tier)) .) | nindent 2 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "scalableapp-lib.selectorLabels" . | nindent 6 }}
+  policyTypes:
+    - Ingress
+  ingress:
+    - from:
+        {{- range $c := list "web" "consumer" }}
+        - podSelector:
+            matchLabels:
+              app.kubernetes.io/instance: {{ $release | quote }}
+              app.kubernetes.io/component: {{ $c }}
+        {{- end }}
+        {{- if not $peerPorts }}
+        - podSelector:
+            matchLabels:
+              {{- include "scalableapp-lib.selectorLabels" . | nindent 14 }}
+        {{- end }}
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: {{ include "scalableapp-lib.operatorNamespace" . }}
+      ports:
+        {{- range $p := .clientPorts }}
+        - protocol: TCP
+          port: {{ $p }}
+        {{- end }}
+    {{- if $peerPorts }}
+    - from:
+        - podSelector:
+            matchLabels:
+              {{- include "scalableapp-lib.selectorLabels" . | nindent 14 }}
+      ports:
+        {{- range $p := $allPorts }}
+        - protocol: TCP
+          port: {{ $p }}
+        {{- end }}
+    {{- end }}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  {{- include "scalableapp-lib.metadata" (merge (dict "name" (printf "%s-allow-%s-egress" $release .tier)) .) | nindent 2 }}
+spec:
+  podSelector:
+    {{- include "scalableapp-lib.appPods" . | nindent 4 }}
+  policyTypes:
+    - Egress
+  egress:
+    - to:
+        - podSelector:
+            matchLabels:
+              {{- include "scalableapp-lib.selectorLabels" . | nindent 14 }}
+      ports:
+        {{- range $p := $allPorts }}
+        - protocol: TCP
+          port: {{ $p }}
+        {{- end }}
+{{- end }}

@@ -1,0 +1,84 @@
+{{/*
+Quantities and resource requirements, as operator/tiers/resources.ts: the spec allows a quantity as
+a number (`cpu: 2`), the Kubernetes API wants a string. Values files give numbers as float64, --set
+as int64: printing through int64 keeps 268435456 from becoming 2.68435456e+08.
+*/}}
+
+{{/* One quantity as its string. */}}
+{{- define "scalableapp-lib.quantity" -}}
+{{- if kindIs "string" . }}{{ . }}{{ else }}{{ int64 . }}{{ end -}}
+{{- end }}
+
+{{/*
+`requests:` and `limits:` of a container, from the spec's `resources` (each only when given);
+include at the indentation of the container's `resources:` value.
+*/}}
+{{- define "scalableapp-lib.resources" -}}
+{{- $r := . | default dict -}}
+{{- $out := dict -}}
+{{- range $kind := list "requests" "limits" -}}
+{{- if and (hasKey $r $kind) (kindIs "map" (index $r $kind)) -}}
+{{- $list := dict -}}
+{{- range $name, $q := index $r $kind -}}
+{{- if not (kindIs "invalid" $q) }}{{ $_ := set $list $name (include "scalableapp-lib.quantity" $q) }}{{ end -}}
+{{- end -}}
+{{- $_ := set $out $kind $list -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end }}
+
+{{/*
+floor(quantity × percent / 100) in bytes, computed exactly in integers as maxMemoryBytes() does in
+operator/tiers/cache-config.ts (e.g. a cache's maxmemory: the memory limit minus its headroom).
+Fails with the field's name when the quantity is missing, not a quantity, leaves less than one byte,
+or exceeds 2^53 − 1 (the operator's limit). Takes a dict: quantity, percent, field (the value's path
+for messages), why (what the value is for), headroom (the percentage named in the message).
+*/}}
+{{- define "scalableapp-lib.scaledBytes" -}}
+{{- $field := .field -}}
+{{- if or (kindIs "invalid" .quantity) (eq (toString .quantity) "") -}}
+{{- fail (printf "%s is required: %s" $field .why) -}}
+{{- end -}}
+{{- $text := include "scalableapp-lib.quantity" .quantity | trim -}}
+{{- $re := `^([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$` -}}
+{{- $int := regexReplaceAll $re $text "${2}" -}}
+{{- $frac := regexReplaceAll $re $text "${3}" -}}
+{{- if or (not (regexMatch $re $text)) (and (eq $int "") (eq $frac "")) -}}
+{{- fail (printf "%s is not a quantity: %s" $field (toJson .quantity)) -}}
+{{- end -}}
+{{- $sign := regexReplaceAll $re $text "${1}" -}}
+{{- $exp := regexReplaceAll $re $text "${4}" -}}
+{{- $suffix := regexReplaceAll $re $text "${5}" -}}
+{{- $decimal := dict "n" -9 "u" -6 "m" -3 "k" 3 "M" 6 "G" 9 "T" 12 "P" 15 "E" 18 -}}
+{{- $binary := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 -}}
+{{- $maxInt := atoi "9223372036854775807" -}}
+{{- $tooLarge := printf "%s is too large" $field -}}
+{{- $ten := int64 (ternary (atoi $exp) (get $decimal $suffix | default 0) (ne $exp "")) -}}
+{{- $ten = sub $ten (len $frac) -}}
+{{- $digits := regexReplaceAll "^0+" (printf "%s%s" $int $frac) "" | default "0" -}}
+{{- if gt (len $digits) 18 }}{{ fail $tooLarge }}{{ end -}}
+{{- $num := int64 (atoi $digits) -}}
+{{- $den := int64 1 -}}
+{{- $bin := int64 (get $binary $suffix | default 1) -}}
+{{- if gt $num (div $maxInt $bin) }}{{ fail $tooLarge }}{{ end -}}
+{{- $num = mul $num $bin -}}
+{{- if ge $ten 0 -}}
+{{- if and (gt $num 0) (gt $ten 18) }}{{ fail $tooLarge }}{{ end -}}
+{{- $pow := int64 (atoi (printf "1%s" (repeat (int $ten) "0"))) -}}
+{{- if gt $num (div $maxInt $pow) }}{{ fail $tooLarge }}{{ end -}}
+{{- $num = mul $num $pow -}}
+{{- else if le $ten -19 -}}
+{{- $num = 0 -}}
+{{- else -}}
+{{- $den = int64 (atoi (printf "1%s" (repeat (int (sub 0 $ten)) "0"))) -}}
+{{- end -}}
+{{- $percent := int64 .percent -}}
+{{- if gt $num (div $maxInt 100) }}{{ fail $tooLarge }}{{ end -}}
+{{- $bytes := div (div (mul $num $percent) 100) $den -}}
+{{- if or (eq $sign "-") (lt $bytes 1) -}}
+{{- fail (printf "%s %s leaves no memory after %d%% headroom" $field (toJson .quantity) (int64 .headroom)) -}}
+{{- end -}}
+{{- if gt $bytes 9007199254740991 }}{{ fail $tooLarge }}{{ end -}}
+{{- $bytes -}}
+{{- end }}

@@ -1,0 +1,265 @@
+// charts/cache renders what the operator builds for spec.cache (plus the app-wide NetworkPolicies),
+// for several input sets; maxmemory is computed from the same quantities to the same byte; and the
+// chart enforces the spec's CEL rules and the restricted Pod Security Standard.
+import { parseApp } from '../../operator/api/testdata/apps.ts';
+import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
+import { desiredState } from '../../operator/tiers/desired-state.ts';
+import { maxMemoryBytes } from '../../operator/tiers/cache-config.ts';
+import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
+import { parity, testCelRules, tierObjects, type BrokenRules, type Exclusion } from './parity.ts';
+import { podSpecs, renderChart, templateChart } from './helm.ts';
+
+type Spec = ScalableAppInput['spec'];
+type Cache = NonNullable<Spec['cache']>;
+
+/** What differs by design in every input set (charts/cache/README.md says why at length). */
+const byDesign = (release: string): Exclusion[] => [
+  {
+    object: `Service/${release}-cache`,
+    path: 'spec.selector',
+    reason:
+      'the operator selects its role label, which it moves on failover; without it the chart selects the primary pod by name (statefulset.kubernetes.io/pod-name)',
+  },
+  {
+    object: `Service/${release}-cache-replicas`,
+    path: 'spec.selector',
+    reason:
+      'no role label without the operator, and a selector cannot exclude the primary: the chart reaches every node',
+  },
+  { object: `Pod/${release}-cache-test`, onlyIn: 'chart', reason: 'the `helm test` hook' },
+  {
+    object: `NetworkPolicy/${release}-allow-cache-test`,
+    onlyIn: 'chart',
+    reason: 'a `helm test` hook that admits the test pod to the cache while the test runs',
+  },
+];
+
+interface Case {
+  name: string;
+  release?: string;
+  namespace?: string;
+  spec: Spec & { cache: Cache };
+  /** The password the operator generated (its Secret) and the primary it recorded. */
+  facts: ObservedFacts & { cachePassword: string };
+  existingSecret?: string;
+}
+
+const cases: Case[] = [
+  {
+    name: 'defaults (the password is the only input)',
+    spec: { cache: {} },
+    facts: { gatewayApi: false, cachePassword: 'Zr0bnK4oZQ3lq8Xx' },
+  },
+  {
+    name: 'a maximal spec: Redis image, five replicas, numeric quantities, a loss window, a moved primary, topology',
+    release: 'storefront',
+    namespace: 'retail-eu',
+    spec: {
+      cache: {
+        image: 'redis:7.2-alpine',
+        replicas: 5,
+        resources: { requests: { cpu: 1, memory: '1Gi' }, limits: { cpu: '2', memory: 1073741824 } },
+        memoryHeadroomPercent: 35,
+        evictionPolicy: 'volatile-ttl',
+        defaultTTLSeconds: 0,
+        minReplicasToWrite: 2,
+        maxReplicaLagSeconds: 30,
+      },
+      topology: { zoneKey: 'example.com/rack', whenUnsatisfiable: 'ScheduleAnyway' },
+    },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'long-password-1234567890',
+      cachePrimary: 'storefront-cache-3',
+    },
+  },
+  {
+    name: 'odd values: no replicas, a decimal limit, 90% headroom, a password that needs quoting, no zone spread',
+    release: 'c',
+    namespace: 'n',
+    spec: {
+      cache: { replicas: 0, resources: { limits: { memory: '0.5Gi' } }, memoryHeadroomPercent: 90 },
+      topology: { spreadAcrossZones: false },
+    },
+    facts: { gatewayApi: false, cachePassword: 'a"b\\c d&<e>\'f$(g)' },
+  },
+  {
+    name: "an existing auth Secret (the operator's layout)",
+    spec: { cache: { replicas: 1, evictionPolicy: 'noeviction' } },
+    facts: { gatewayApi: false, cachePassword: 'unused-by-the-chart' },
+    existingSecret: 'shop-cache-auth',
+  },
+];
+
+describe('charts/cache renders what the operator builds for spec.cache', () => {
+  it.each(cases)('$name', (c) => {
+    const release = c.release ?? 'shop';
+    const namespace = c.namespace ?? 'prod';
+    const app = parseApp(c.spec, release, namespace);
+    const values: Record<string, unknown> = {
+      ...c.spec.cache,
+      auth: c.existingSecret ? { existingSecret: c.existingSecret } : { password: c.facts.cachePassword },
+      ...(c.facts.cachePrimary ? { primary: c.facts.cachePrimary } : {}),
+    };
+    if (c.spec.topology) values.platform = { topology: c.spec.topology };
+    const report = parity({
+      chart: 'cache',
+      release,
+      namespace,
+      values,
+      operator: tierObjects(desiredState(app, c.facts), ['cache', 'network']),
+      exclusions: [
+        ...byDesign(release),
+        ...(c.existingSecret
+          ? [
+              {
+                object: `Secret/${c.existingSecret}`,
+                onlyIn: 'operator' as const,
+                reason: 'with auth.existingSecret the Secret exists already (the chart only mounts it)',
+              },
+            ]
+          : []),
+      ],
+    });
+    expect(report.differences).toEqual([]);
+    expect(report.compared).toEqual(
+      expect.arrayContaining([`StatefulSet/${release}-cache`, `ConfigMap/${release}-cache-config`]),
+    );
+  });
+
+  it('the comparison sees a difference (so agreeing above means something)', () => {
+    const facts = { gatewayApi: false, cachePassword: 'pw' };
+    const report = parity({
+      chart: 'cache',
+      release: 'shop',
+      namespace: 'prod',
+      values: { auth: { password: 'other' }, evictionPolicy: 'allkeys-lfu' },
+      operator: tierObjects(desiredState(parseApp({ cache: {} }), facts), ['cache', 'network']),
+      exclusions: byDesign('shop'),
+    });
+    expect(report.differences).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^ConfigMap\/shop-cache-config: data\.cache\.conf: chart ".*allkeys-lfu.*" ≠ operator/,
+        ),
+        expect.stringMatching(/^Secret\/shop-cache-auth: data\.password: chart "b3RoZXI=" ≠ operator "cHc="/),
+        expect.stringMatching(
+          /^StatefulSet\/shop-cache: spec\.template\.metadata\.annotations\.scalableapp\.io\/config-hash/,
+        ),
+      ]),
+    );
+  });
+
+  it('selects the primary without the operator: by pod name, the recorded primary by default pod 0', () => {
+    const selectorOf = (values: Record<string, unknown>) =>
+      renderChart('cache', {
+        release: 'shop',
+        namespace: 'prod',
+        values: { auth: { password: 'pw' }, ...values },
+      }).find((o) => o.kind === 'Service' && o.metadata.name === 'shop-cache')!.spec as {
+        selector: Record<string, string>;
+      };
+    expect(selectorOf({}).selector['statefulset.kubernetes.io/pod-name']).toBe('shop-cache-0');
+    expect(selectorOf({ primary: 'shop-cache-2' }).selector['statefulset.kubernetes.io/pod-name']).toBe(
+      'shop-cache-2',
+    );
+  });
+});
+
+describe('maxmemory: the chart computes the operator’s bytes', () => {
+  const maxmemoryOf = (memory: string | number, headroom: number) => {
+    const r = templateChart('cache', {
+      release: 'shop',
+      namespace: 'prod',
+      values: {
+        auth: { password: 'pw' },
+        resources: { limits: { memory } },
+        memoryHeadroomPercent: headroom,
+      },
+    });
+    if (!r.ok) return { error: r.stderr };
+    return { bytes: Number(/maxmemory (\d+)/.exec(r.stdout)![1]) };
+  };
+
+  it.each<[string | number, number]>([
+    ['256Mi', 20],
+    ['1Gi', 5],
+    ['1.5Gi', 33],
+    ['0.75Ti', 10],
+    ['512M', 20],
+    ['100000k', 7],
+    ['1e9', 20],
+    ['2.5e8', 21],
+    ['1.2345678901G', 13],
+    ['123456789', 90],
+    [268435457, 20],
+    ['8Pi', 50],
+  ])('%s with %d%% headroom', (memory, headroom) => {
+    expect(maxmemoryOf(memory, headroom)).toEqual({ bytes: maxMemoryBytes(memory, headroom) });
+  });
+
+  it.each<[string | number, number, string]>([
+    ['1', 20, 'leaves no memory after 20% headroom'],
+    ['100m', 5, 'leaves no memory after 5% headroom'],
+    ['8Ei', 20, 'is too large'],
+  ])('%s with %d%% headroom fails as the operator does: %s', (memory, headroom, message) => {
+    expect(() => maxMemoryBytes(memory, headroom)).toThrow(message);
+    expect(maxmemoryOf(memory, headroom).error).toContain(`resources.limits.memory`);
+    expect(maxmemoryOf(memory, headroom).error).toContain(message);
+  });
+});
+
+describe('charts/cache enforces what the schema cannot say', () => {
+  const broken: BrokenRules = {
+    'minReplicasToWrite must be <= replicas, or the primary could never accept a write': {
+      values: { replicas: 1, minReplicasToWrite: 2 },
+      field: 'minReplicasToWrite',
+    },
+    'resources.limits.memory is required: maxmemory is derived from it': {
+      values: { resources: { requests: { memory: '1Gi' } } },
+      field: 'resources',
+    },
+  };
+
+  testCelRules('cache', { auth: { password: 'pw' } }, broken);
+
+  it('refuses a primary that is not one of its pods', () => {
+    const r = templateChart('cache', {
+      release: 'shop',
+      namespace: 'prod',
+      values: { auth: { password: 'pw' }, replicas: 1, primary: 'shop-cache-2' },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(
+      'primary: shop-cache-2 is not a pod of this cache (shop-cache-0, shop-cache-1)',
+    );
+  });
+
+  it('generates a password when none is given, and never puts it in the ConfigMap or the pod spec', () => {
+    const render = () => renderChart('cache', { release: 'shop', namespace: 'prod', values: {} });
+    const passwordOf = (objects: ReturnType<typeof render>) =>
+      Buffer.from(
+        (objects.find((o) => o.kind === 'Secret')!.data as Record<string, string>).password!,
+        'base64',
+      ).toString();
+    const first = render();
+    const password = passwordOf(first);
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    // `helm template` cannot read back the installed Secret, so each render draws a new one.
+    expect(passwordOf(render())).not.toBe(password);
+    for (const o of first.filter((x) => x.kind !== 'Secret'))
+      expect(JSON.stringify(o)).not.toContain(password);
+  });
+
+  it('every pod it renders, the helm test pod included, passes the restricted Pod Security Standard', () => {
+    const objects = renderChart('cache', {
+      release: 'shop',
+      namespace: 'prod',
+      values: { auth: { password: 'pw' } },
+    });
+    const pods = podSpecs(objects);
+    expect(pods.map(([name]) => name).sort()).toEqual(['Pod/shop-cache-test', 'StatefulSet/shop-cache']);
+    for (const [name, spec] of pods) expect([name, restrictedViolations(spec)]).toEqual([name, []]);
+  });
+});

@@ -1,0 +1,257 @@
+// The consumers chart renders the operator's consumers: for each input set, `helm template` of
+// charts/consumers and what desiredState() builds for a ScalableApp of the same name, namespace and
+// spec.consumers (its consumer Deployments, the app-wide policies and the connection Secret the
+// chart stands in for) agree object by object, except what only exists without the operator (KEDA,
+// policies towards a queue of another release, the helm test) — the exclusions, each with its reason.
+import { parseApp } from '../../operator/api/testdata/apps.ts';
+import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
+import { desiredState } from '../../operator/tiers/desired-state.ts';
+import { connectionEntries, connectionHash, connectionSecret } from '../../operator/tiers/connection.ts';
+import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { parity, tierObjects, type Exclusion } from './parity.ts';
+import { appWideExclusions } from './tier-chart-checks.ts';
+
+type Spec = NonNullable<ScalableAppInput['spec']>;
+
+const KEDA_API = ['keda.sh/v1alpha1/ScaledObject', 'keda.sh/v1alpha1/TriggerAuthentication'];
+const queueCredentials = { username: 'mq-user', password: 'p@ss:w/rd ü', erlangCookie: 'cookie' };
+
+interface Case {
+  name: string;
+  release?: string;
+  namespace?: string;
+  /** The ScalableApp spec (the operator's input); its `consumers` are the chart's values. */
+  spec: Spec & { consumers: NonNullable<Spec['consumers']>; queue: NonNullable<Spec['queue']> };
+  facts?: Partial<ObservedFacts>;
+  /** Chart-only values, for what the operator knows from the rest of the app. */
+  chartOnly?: (app: ScalableApp, facts: ObservedFacts) => Record<string, unknown>;
+  apiVersions?: string[];
+  exclusions?: (release: string) => Exclusion[];
+}
+
+const testHooks = (release: string): Exclusion[] => [
+  { object: `Pod/${release}-consumers-test`, onlyIn: 'chart', reason: 'the helm test hook' },
+  {
+    object: `NetworkPolicy/${release}-allow-consumers-test`,
+    onlyIn: 'chart',
+    reason: 'the helm test hook that lets the test pod reach the management API while it runs',
+  },
+];
+
+const cases: Case[] = [
+  {
+    name: 'defaults (a name, an image and a queue)',
+    spec: {
+      queue: { queues: [{ name: 'orders' }] },
+      consumers: [{ name: 'orders', image: 'registry.example/orders:1', queue: 'orders' }],
+    },
+  },
+  {
+    name: 'a maximal spec: several consumers, autoscaled ones at their minimum, env, numeric quantities, topology, shards',
+    release: 'storefront',
+    namespace: 'retail-eu',
+    spec: {
+      queue: { queues: [{ name: 'orders' }, { name: 'mail.outbound' }] },
+      shards: { count: 2, key: 'user_id' },
+      consumers: [
+        {
+          name: 'orders',
+          image: 'registry.example/orders@sha256:0123456789abcdef',
+          queue: 'orders',
+          resources: { requests: { cpu: 2, memory: '1.5Gi' }, limits: { cpu: '4', memory: 4294967296 } },
+          env: [
+            { name: 'FEATURE_FLAGS', value: 'a,b' },
+            { name: 'API_KEY', secretKeyRef: { name: 'orders-api', key: 'key' } },
+          ],
+          autoscaling: {
+            minReplicas: 2,
+            maxReplicas: 40,
+            messagesPerReplica: 25,
+            cooldownSeconds: 60,
+            pollIntervalSeconds: 2,
+            scaleDownStabilizationSeconds: 120,
+          },
+        },
+        { name: 'mailer', image: 'registry.example/mailer:3', queue: 'mail.outbound', replicas: 5 },
+        { name: 'mailer-slow', image: 'registry.example/mailer:3', queue: 'mail.outbound', replicas: 0 },
+      ],
+      topology: { zoneKey: 'example.com/rack', whenUnsatisfiable: 'ScheduleAnyway' },
+    },
+    facts: { shardCredentials: { superuser: 'su', replication: 'repl', app: 'shards-pw' } },
+    chartOnly: (app) => ({ shardMap: { configMapName: `${app.metadata.name}-shard-map` } }),
+  },
+  {
+    name: 'an autoscaled consumer whose minimum is 0, without KEDA',
+    spec: {
+      queue: { queues: [{ name: 'orders' }] },
+      consumers: [{ name: 'orders', image: 'o:1', queue: 'orders', autoscaling: { maxReplicas: 4 } }],
+    },
+    exclusions: (release) => [
+      {
+        object: `Deployment/${release}-orders`,
+        path: 'spec.replicas',
+        reason:
+          'the operator starts it at its minimum (0) and wakes it on queue depth; nothing would without it, so the chart runs at least 1',
+      },
+    ],
+  },
+  {
+    name: 'KEDA served and enabled: it owns the autoscaled replicas, the fixed ones keep theirs',
+    spec: {
+      queue: { queues: [{ name: 'orders' }, { name: 'mail' }] },
+      consumers: [
+        { name: 'orders', image: 'o:1', queue: 'orders', autoscaling: { minReplicas: 1, maxReplicas: 4 } },
+        { name: 'mailer', image: 'm:1', queue: 'mail', replicas: 2 },
+      ],
+    },
+    chartOnly: () => ({ keda: { enabled: true } }),
+    apiVersions: KEDA_API,
+    exclusions: (release) => [
+      {
+        object: `Deployment/${release}-orders`,
+        path: 'spec.replicas',
+        reason:
+          "KEDA's HorizontalPodAutoscaler owns the replicas; setting them would fight it on every upgrade",
+      },
+      {
+        object: `ScaledObject/${release}-orders`,
+        onlyIn: 'chart',
+        reason: "KEDA stands in for the operator's queue-depth autoscaler",
+      },
+      {
+        object: `TriggerAuthentication/${release}-queue-scaler`,
+        onlyIn: 'chart',
+        reason: 'how KEDA logs in to the management API',
+      },
+      {
+        object: `NetworkPolicy/${release}-allow-keda-queue`,
+        onlyIn: 'chart',
+        reason: "lets KEDA's pods reach the management API, which the queue's policies admit only the app to",
+      },
+    ],
+  },
+  {
+    name: "an existing connection Secret (the operator's), its hash given",
+    spec: {
+      queue: { queues: [{ name: 'orders' }] },
+      consumers: [{ name: 'orders', image: 'o:1', queue: 'orders', replicas: 3 }],
+    },
+    chartOnly: (app, facts) => ({
+      connection: {
+        secretName: `${app.metadata.name}-connection`,
+        hash: connectionHash(connectionSecret(app, facts)),
+      },
+    }),
+    exclusions: (release) => [
+      {
+        object: `Secret/${release}-connection`,
+        onlyIn: 'operator',
+        reason: 'with connection.secretName the Secret exists already (the chart only reads it)',
+      },
+    ],
+  },
+  {
+    name: 'odd values: a queue of another release, an empty and an HTML env value, no spread, no app-wide policies',
+    release: 'a',
+    namespace: 'x',
+    spec: {
+      queue: { queues: [{ name: 'q:1' }] },
+      consumers: [
+        {
+          name: 'c',
+          image: 'x',
+          queue: 'q:1',
+          replicas: 0,
+          resources: {},
+          env: [
+            { name: 'EMPTY', value: '' },
+            { name: 'HTML', value: '<b>&amp;</b>' },
+          ],
+        },
+      ],
+      topology: { spreadAcrossZones: false },
+    },
+    // The operator's QUEUE_MANAGEMENT_URL names this app's queue; given, the Secret is the operator's.
+    chartOnly: (_app, facts) => ({
+      queue: { release: 'a-queue' },
+      networkPolicies: { appWide: false },
+      connection: {
+        entries: connectionEntries(parseApp({ queue: { queues: [{ name: 'q' }] } }, 'a', 'x'), facts),
+      },
+    }),
+    exclusions: (release) => [
+      ...appWideExclusions(release),
+      {
+        object: `NetworkPolicy/${release}-allow-consumers-queue-egress`,
+        onlyIn: 'chart',
+        reason:
+          'a queue of another release: the consumers are let out to it (the operator runs both as one app)',
+      },
+      {
+        object: `NetworkPolicy/${release}-allow-consumers-queue-ingress`,
+        onlyIn: 'chart',
+        reason: "a queue of another release admits only its own app's consumers: these are let in",
+      },
+    ],
+  },
+];
+
+describe('charts/consumers renders what the operator builds for spec.consumers', () => {
+  it.each(cases)('$name', (c) => {
+    const release = c.release ?? 'shop';
+    const namespace = c.namespace ?? 'prod';
+    const facts: ObservedFacts = { gatewayApi: false, queueCredentials, ...c.facts };
+    const app = parseApp(c.spec, release, namespace);
+    // What the other tiers put in the connection Secret reaches the chart as entries (it computes
+    // SCALABLEAPP_NAME and QUEUE_MANAGEMENT_URL itself; QUEUE_URL it would read from the cluster).
+    const {
+      SCALABLEAPP_NAME: _name,
+      QUEUE_MANAGEMENT_URL: _management,
+      ...others
+    } = connectionEntries(app, facts);
+    const chartOnly = c.chartOnly?.(app, facts) ?? {};
+    const values: Record<string, unknown> = {
+      consumers: c.spec.consumers,
+      connection: { entries: others },
+      ...chartOnly,
+    };
+    if (c.spec.topology) values.platform = { topology: c.spec.topology };
+    const report = parity({
+      chart: 'consumers',
+      release,
+      namespace,
+      values,
+      apiVersions: c.apiVersions ?? [],
+      operator: tierObjects(desiredState(app, facts), ['consumer', 'network', 'connection']),
+      exclusions: [...testHooks(release), ...(c.exclusions?.(release) ?? [])],
+    });
+    expect(report.differences).toEqual([]);
+    expect(report.compared).toEqual(
+      expect.arrayContaining(c.spec.consumers.map((consumer) => `Deployment/${release}-${consumer.name}`)),
+    );
+  });
+
+  it('the comparison sees a difference (so agreeing above means something)', () => {
+    const facts: ObservedFacts = { gatewayApi: false, queueCredentials };
+    const spec = {
+      queue: { queues: [{ name: 'orders' }] },
+      consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
+    };
+    const {
+      SCALABLEAPP_NAME: _n,
+      QUEUE_MANAGEMENT_URL: _m,
+      ...others
+    } = connectionEntries(parseApp(spec), facts);
+    const report = parity({
+      chart: 'consumers',
+      release: 'shop',
+      namespace: 'prod',
+      values: { consumers: [{ ...spec.consumers[0], queue: 'mail' }], connection: { entries: others } },
+      operator: tierObjects(desiredState(parseApp(spec), facts), ['consumer', 'network', 'connection']),
+      exclusions: testHooks('shop'),
+    });
+    expect(report.differences).toEqual([
+      'Deployment/shop-orders: spec.template.spec.containers[0].env[0].value: chart "mail" ≠ operator "orders"',
+    ]);
+  });
+});

@@ -1,0 +1,289 @@
+// What the consumers chart does that parity cannot show: how many replicas run without the
+// operator, the KEDA objects when KEDA is served, where QUEUE_URL comes from, the spec's rules it
+// enforces with `fail`, and restricted pods everywhere, the helm test's included. QUEUE_URL read from
+// the queue's credentials Secret needs a cluster: e2e/charts-consumers.test.ts.
+import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
+import { renderChart, templateChart } from './helm.ts';
+import { testCelRules } from './parity.ts';
+import { podSpecs } from './tier-chart-checks.ts';
+
+const KEDA_API = ['keda.sh/v1alpha1/ScaledObject', 'keda.sh/v1alpha1/TriggerAuthentication'];
+const QUEUE_URL = 'amqp://u:p@shop-mq.prod.svc:5672/%2F';
+const orders = { name: 'orders', image: 'o:1', queue: 'orders' };
+const base = { consumers: [orders], connection: { entries: { QUEUE_URL } } };
+const render = (values: object, apiVersions: string[] = []) =>
+  renderChart('consumers', {
+    release: 'shop',
+    namespace: 'prod',
+    values: { ...base, ...values },
+    apiVersions,
+  });
+const find = (objects: ReturnType<typeof render>, kind: string, name: string) =>
+  objects.find((o) => o.kind === kind && o.metadata.name === name) as any;
+const failure = (values: object) => {
+  const r = templateChart('consumers', {
+    release: 'shop',
+    namespace: 'prod',
+    values: { ...base, ...values },
+  });
+  expect(r.ok).toBe(false);
+  return r.stderr;
+};
+
+describe('replicas without the operator', () => {
+  const replicasOf = (consumer: object, apiVersions: string[] = [], keda = false) =>
+    find(
+      render({ consumers: [{ ...orders, ...consumer }], keda: { enabled: keda } }, apiVersions),
+      'Deployment',
+      'shop-orders',
+    ).spec.replicas;
+
+  it('a fixed consumer runs its replicas, 0 included', () => {
+    expect(replicasOf({ replicas: 4 })).toBe(4);
+    expect(replicasOf({ replicas: 0 })).toBe(0);
+  });
+
+  it('an autoscaled consumer runs its minimum, but at least 1: nothing would wake it from 0', () => {
+    expect(replicasOf({ autoscaling: { minReplicas: 3, maxReplicas: 9 } })).toBe(3);
+    expect(replicasOf({ autoscaling: { maxReplicas: 9 } })).toBe(1);
+  });
+
+  it('with KEDA asked for but not served, nothing changes: no KEDA object, the same replicas', () => {
+    const objects = render({
+      consumers: [{ ...orders, autoscaling: { maxReplicas: 9 } }],
+      keda: { enabled: true },
+    });
+    expect(objects.filter((o) => o.apiVersion.startsWith('keda.sh/'))).toEqual([]);
+    expect(find(objects, 'Deployment', 'shop-orders').spec.replicas).toBe(1);
+  });
+
+  it("with KEDA served and asked for, the autoscaled Deployment leaves its replicas to KEDA's autoscaler", () => {
+    expect(replicasOf({ autoscaling: { maxReplicas: 9 } }, KEDA_API, true)).toBeUndefined();
+    expect(replicasOf({ replicas: 2 }, KEDA_API, true)).toBe(2);
+  });
+});
+
+describe('KEDA', () => {
+  const autoscaling = {
+    minReplicas: 0,
+    maxReplicas: 12,
+    messagesPerReplica: 40,
+    cooldownSeconds: 90,
+    pollIntervalSeconds: 3,
+    scaleDownStabilizationSeconds: 45,
+  };
+  const objects = () =>
+    render(
+      {
+        consumers: [
+          { ...orders, queue: 'orders.v2', autoscaling },
+          { name: 'fixed', image: 'f:1', queue: 'orders' },
+        ],
+        keda: { enabled: true, namespace: 'autoscalers' },
+        queue: { release: 'shop-queue' },
+      },
+      KEDA_API,
+    );
+
+  it("scales on the operator's inputs: depth / messagesPerReplica within min..max, its poll, cooldown and stabilization", () => {
+    const scaled = objects().filter((o) => o.kind === 'ScaledObject');
+    expect(scaled.map((o) => o.metadata.name)).toEqual(['shop-orders']);
+    expect(scaled[0]!.spec).toEqual({
+      scaleTargetRef: { name: 'shop-orders' },
+      pollingInterval: 3,
+      cooldownPeriod: 90,
+      minReplicaCount: 0,
+      maxReplicaCount: 12,
+      advanced: {
+        horizontalPodAutoscalerConfig: { behavior: { scaleDown: { stabilizationWindowSeconds: 45 } } },
+      },
+      triggers: [
+        {
+          type: 'rabbitmq',
+          // http: the management API counts ready + unacknowledged messages, as the operator does.
+          metadata: {
+            protocol: 'http',
+            mode: 'QueueLength',
+            value: '40',
+            queueName: 'orders.v2',
+            vhostName: '/',
+          },
+          authenticationRef: { name: 'shop-queue-scaler' },
+        },
+      ],
+    });
+  });
+
+  it('reads the host from the connection Secret and the login from the queue’s Secret: nothing secret in the objects', () => {
+    expect(find(objects(), 'TriggerAuthentication', 'shop-queue-scaler').spec).toEqual({
+      secretTargetRef: [
+        { parameter: 'host', name: 'shop-connection', key: 'QUEUE_MANAGEMENT_URL' },
+        { parameter: 'username', name: 'shop-queue-mq-credentials', key: 'username' },
+        { parameter: 'password', name: 'shop-queue-mq-credentials', key: 'password' },
+      ],
+    });
+  });
+
+  it("lets KEDA's namespace in to the queue's management API, and nothing else", () => {
+    expect(find(objects(), 'NetworkPolicy', 'shop-allow-keda-queue').spec).toEqual({
+      podSelector: {
+        matchLabels: { 'app.kubernetes.io/instance': 'shop-queue', 'app.kubernetes.io/component': 'queue' },
+      },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'autoscalers' } } }],
+          ports: [{ protocol: 'TCP', port: 15672 }],
+        },
+      ],
+    });
+  });
+});
+
+describe('the connection Secret', () => {
+  const data = (objects: ReturnType<typeof render>) =>
+    Object.fromEntries(
+      Object.entries(find(objects, 'Secret', 'shop-connection').data as Record<string, string>).map(
+        ([k, v]) => [k, Buffer.from(v, 'base64').toString()],
+      ),
+    );
+
+  it("holds the app's name, the queue's URLs and the entries", () => {
+    expect(
+      data(render({ queue: { release: 'mq' }, connection: { entries: { QUEUE_URL, EXTRA: 'x' } } })),
+    ).toEqual({
+      SCALABLEAPP_NAME: 'shop',
+      QUEUE_URL,
+      QUEUE_MANAGEMENT_URL: 'http://mq-mq.prod.svc:15672',
+      EXTRA: 'x',
+    });
+  });
+
+  it('refuses to render without a queue to build QUEUE_URL from, saying what to give', () => {
+    expect(failure({ queue: { release: 'mq' }, connection: { entries: {} } })).toContain(
+      "connection.entries.QUEUE_URL: the consumers need the queue's URL: no Secret mq-mq-credentials with username and password in prod",
+    );
+  });
+
+  it('with secretName creates none, needs no QUEUE_URL, and mounts the one named', () => {
+    const objects = render({ connection: { secretName: 'shop-connection', hash: '0123456789abcdef' } });
+    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    const pod = find(objects, 'Deployment', 'shop-orders').spec.template;
+    expect(pod.metadata.annotations).toEqual({ 'scalableapp.io/connection-hash': '0123456789abcdef' });
+    expect(pod.spec.containers[0].envFrom).toEqual([{ secretRef: { name: 'shop-connection' } }]);
+  });
+
+  it('without consumers renders only the app-wide policies (no Secret, no test)', () => {
+    const objects = renderChart('consumers', { release: 'shop', namespace: 'prod', values: {} });
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'NetworkPolicy/shop-allow-dns',
+      'NetworkPolicy/shop-default-deny',
+    ]);
+  });
+});
+
+describe("the spec's rules the schema cannot say", () => {
+  testCelRules('consumers', base, {
+    'minReplicas must be <= maxReplicas': {
+      values: {
+        consumers: [orders, { ...orders, name: 'b', autoscaling: { minReplicas: 5, maxReplicas: 4 } }],
+      },
+      field: 'consumers[1].autoscaling.minReplicas',
+    },
+    'set exactly one of value or secretKeyRef': {
+      values: {
+        consumers: [
+          {
+            ...orders,
+            env: [
+              { name: 'A', value: 'a' },
+              { name: 'B', value: 'b', secretKeyRef: { name: 's', key: 'k' } },
+            ],
+          },
+        ],
+      },
+      field: 'consumers[0].env[1]',
+    },
+  });
+
+  it.each([
+    [{ consumers: [orders, orders] }, 'consumers[1].name: consumer "orders" is listed twice'],
+    [
+      {
+        consumers: [
+          {
+            ...orders,
+            env: [
+              { name: 'A', value: '1' },
+              { name: 'A', value: '2' },
+            ],
+          },
+        ],
+      },
+      'consumers[0].env[1].name: "A" is listed twice',
+    ],
+  ])(
+    'refuses a list entry twice, as the spec (lists keyed by name) cannot hold it: %j',
+    (values, message) => {
+      expect(failure(values)).toContain(message);
+    },
+  );
+
+  it.each([
+    [{ consumers: [{ ...orders, name: 'Orders' }] }, '/consumers/0/name'],
+    [{ consumers: [{ ...orders, name: 'x'.repeat(31) }] }, '/consumers/0/name'],
+    [{ consumers: [{ name: 'o', image: 'o:1' }] }, "missing property 'queue'"],
+    [{ consumers: [{ ...orders, autoscaling: { minReplicas: 1 } }] }, "missing property 'maxReplicas'"],
+    [
+      { consumers: [{ ...orders, autoscaling: { maxReplicas: 2, pollIntervalSeconds: 0 } }] },
+      '/consumers/0/autoscaling/pollIntervalSeconds',
+    ],
+    [{ keda: { namespace: 'KEDA' } }, '/keda/namespace'],
+    [{ queue: { release: 'my_queue' } }, '/queue/release'],
+  ])('the schema rejects %j naming %s', (values, field) => {
+    expect(failure(values)).toContain(field);
+  });
+});
+
+describe('pods', () => {
+  it('pass the restricted Pod Security Standard, the helm test pod included', () => {
+    const pods = podSpecs(render({ consumers: [orders, { ...orders, name: 'b' }] }));
+    expect(pods.map(([name]) => name).sort()).toEqual([
+      'Deployment/shop-b',
+      'Deployment/shop-orders',
+      'Pod/shop-consumers-test',
+    ]);
+    for (const [name, spec] of pods) expect([name, restrictedViolations(spec)]).toEqual([name, []]);
+  });
+
+  it('mount the shard map as the operator does for an app with shards', () => {
+    const pod = find(render({ shardMap: { configMapName: 'shop-shard-map' } }), 'Deployment', 'shop-orders')
+      .spec.template.spec;
+    expect(pod.volumes).toContainEqual({ name: 'shard-map', configMap: { name: 'shop-shard-map' } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({
+      name: 'shard-map',
+      mountPath: '/etc/scalableapp/shard-map',
+      readOnly: true,
+    });
+  });
+
+  it('the test expects a consumer attached to each queue whose consumer runs, and only the queue to exist otherwise', () => {
+    const objects = render(
+      {
+        consumers: [
+          { ...orders, replicas: 2 },
+          { name: 'idle', image: 'i:1', queue: 'idle-q', replicas: 0 },
+          { name: 'scaled', image: 's:1', queue: 'scaled-q', autoscaling: { maxReplicas: 3 } },
+        ],
+        keda: { enabled: true },
+      },
+      KEDA_API,
+    );
+    const script = (objects.find((o) => o.kind === 'Pod') as any).spec.containers[0].command[2] as string;
+    expect(script.match(/^check .*$/gm)).toEqual([
+      "check 'orders' 1",
+      "check 'idle-q' 0",
+      "check 'scaled-q' 0",
+    ]);
+  });
+});

@@ -1,0 +1,83 @@
+// What the tests of the data tier charts (shards, queue; the database chart's could use them too)
+// share: the parity exclusions of a Postgres cluster without the operator, the spec's rules checked
+// by rendering or, for rules on changes, by the templates' text, and generated secrets kept out of
+// every object but their Secret.
+import { readFileSync } from 'node:fs';
+import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
+import { chartPath, templateChart, type RenderedObject } from './helm.ts';
+import type { Exclusion } from './parity.ts';
+import type { DatabaseCredentials } from '../../operator/tiers/postgres-cluster.ts';
+
+/** What differs by design for one Postgres cluster (`<name>-rw`, `<name>-ro`) without the operator. */
+export const pgClusterExclusions = (cluster: string): Exclusion[] => [
+  {
+    object: `Service/${cluster}-rw`,
+    path: 'spec.selector',
+    reason:
+      'without the operator no role label moves: the chart selects the recorded primary by its statefulset.kubernetes.io/pod-name label',
+  },
+  {
+    object: `Service/${cluster}-ro`,
+    path: 'spec.selector',
+    reason:
+      'the operator publishes the read-only endpoints itself (no selector); the chart selects every instance, the primary included',
+  },
+  {
+    object: `EndpointSlice/${cluster}-ro`,
+    onlyIn: 'operator',
+    reason: 'the ready replicas as the operator observes them; nothing publishes it without the operator',
+  },
+];
+
+/** The chart values that give a Postgres chart the passwords the operator generated. */
+export const pgAuthValues = (c: DatabaseCredentials) => ({
+  superuserPassword: c.superuser,
+  replicationPassword: c.replication,
+  appPassword: c.app,
+});
+
+/** The `helm.sh/resource-policy: keep` annotation on a Secret whose data outlives the release. */
+export const keptSecretExclusion = (secret: string, why: string): Exclusion => ({
+  object: `Secret/${secret}`,
+  path: 'metadata.annotations',
+  reason: `helm.sh/resource-policy: keep — ${why} (the operator has no uninstall)`,
+});
+
+/** Fails when any of `values` appears in a rendered object other than a Secret. */
+export function expectOnlyInSecrets(objects: readonly RenderedObject[], values: readonly string[]): void {
+  const elsewhere = JSON.stringify(objects.filter((o) => o.kind !== 'Secret'));
+  for (const v of values) expect(elsewhere).not.toContain(v);
+}
+
+export type TierRules = Record<string, { field: string; values?: Record<string, unknown> }>;
+
+/**
+ * Like testCelRules (parity.ts), for tiers with rules on changes (CEL `oldSelf`): those need the
+ * live release, which the chart reads with `lookup` on upgrade and a cluster test breaks; here a
+ * case without `values` checks that one of `templates` (paths under charts/) says the rule with its
+ * field. Defines the tests inside the caller's describe.
+ */
+export function testTierRules(
+  chart: string,
+  base: Record<string, unknown>,
+  rules: TierRules,
+  templates: readonly string[],
+): void {
+  it(`every CEL rule of the ${chart} tier has a case`, () => {
+    const entry = CHART_SCHEMAS.find((s) => s.chart === chart)!;
+    expect(Object.keys(rules).sort()).toEqual(
+      [...new Set(tierCelRules(entry).map((r) => r.rule.message))].sort(),
+    );
+  });
+
+  it.each(Object.entries(rules))('%s', (message, { field, values }) => {
+    if (values) {
+      const r = templateChart(chart, { release: 'shop', namespace: 'prod', values: { ...base, ...values } });
+      expect(r.ok).toBe(false);
+      expect(r.stderr).toContain(`${field}: ${message}`);
+    } else {
+      const text = templates.map((t) => readFileSync(chartPath(t), 'utf8')).join('\n');
+      expect(text).toContain(`${field}: ${message}`);
+    }
+  });
+}

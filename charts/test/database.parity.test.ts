@@ -1,0 +1,193 @@
+// The database chart renders the operator's database tier: for each input set, `helm template` of
+// charts/database and databaseObjects() + networkPolicies() for a ScalableApp of the same name,
+// namespace and spec.database agree object by object, except where the chart has no operator to
+// move the primary or publish the read-only endpoints (the exclusions below, each with its reason).
+import { parseApp } from '../../operator/api/testdata/apps.ts';
+import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
+import { databaseObjects, type DatabaseCredentials } from '../../operator/tiers/database.ts';
+import { networkPolicies } from '../../operator/tiers/network-policies.ts';
+import { renderChart } from './helm.ts';
+import { parity, type Exclusion } from './parity.ts';
+import { appWideExclusions } from './tier-chart-checks.ts';
+
+type Spec = NonNullable<ScalableAppInput['spec']>;
+
+interface InputSet {
+  readonly title: string;
+  readonly release: string;
+  readonly namespace: string;
+  readonly database: NonNullable<Spec['database']>;
+  readonly topology?: Spec['topology'];
+  /** The operator's recorded primary; the chart's `primary` value. */
+  readonly primary?: string;
+  readonly credentials: DatabaseCredentials;
+  readonly appWide?: boolean;
+}
+
+const INPUT_SETS: InputSet[] = [
+  {
+    title: 'the defaults',
+    release: 'shop',
+    namespace: 'prod',
+    database: {},
+    credentials: { superuser: 'su-secret', replication: 'repl-secret', app: 'app-secret' },
+  },
+  {
+    title: 'every field set: another version and image, synchronous replicas, a moved primary',
+    release: 'shop',
+    namespace: 'prod',
+    database: {
+      version: '16',
+      image: 'registry.example/postgres:16.4-bookworm',
+      replicas: 4,
+      synchronousReplicas: 2,
+      deletionPolicy: 'Delete',
+      storage: { size: '20Gi', storageClassName: 'fast-ssd' },
+      resources: { requests: { cpu: 2, memory: '2Gi' }, limits: { cpu: '4', memory: 4294967296 } },
+      failover: { enabled: false, delaySeconds: 120 },
+    },
+    topology: {
+      spreadAcrossZones: true,
+      zoneKey: 'example.com/rack-zone',
+      whenUnsatisfiable: 'ScheduleAnyway',
+    },
+    primary: 'shop-db-3',
+    credentials: { superuser: 'a', replication: 'b', app: 'c' },
+  },
+  {
+    title:
+      'odd values: no replicas, no spread, numeric sizes, passwords that need escaping, no app-wide policies',
+    release: 'my-shop-2',
+    namespace: 'team-a-staging',
+    database: {
+      replicas: 0,
+      storage: { size: 10737418240 },
+      resources: { requests: { memory: 536870912 } },
+    },
+    topology: {
+      spreadAcrossZones: false,
+      zoneKey: 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: 'DoNotSchedule',
+    },
+    credentials: { superuser: `p:a\\s's "w" <&> ü`, replication: 'x'.repeat(200), app: '%40 @ / ?' },
+    appWide: false,
+  },
+];
+
+const values = (s: InputSet) => ({
+  ...s.database,
+  ...(s.topology ? { platform: { topology: s.topology } } : {}),
+  ...(s.primary ? { primary: s.primary } : {}),
+  ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
+  auth: {
+    superuserPassword: s.credentials.superuser,
+    replicationPassword: s.credentials.replication,
+    appPassword: s.credentials.app,
+  },
+});
+
+function operatorObjects(s: InputSet) {
+  const app = parseApp(
+    { database: s.database, ...(s.topology ? { topology: s.topology } : {}) },
+    s.release,
+    s.namespace,
+  );
+  const facts = {
+    gatewayApi: false,
+    dbCredentials: s.credentials,
+    ...(s.primary ? { dbPrimary: s.primary } : {}),
+  };
+  return [...databaseObjects(app, facts), ...networkPolicies(app)];
+}
+
+function exclusions(s: InputSet): Exclusion[] {
+  const db = `${s.release}-db`;
+  const retained = (s.database.deletionPolicy ?? 'Retain') === 'Retain';
+  return [
+    {
+      object: `Service/${db}-rw`,
+      path: 'spec.selector',
+      reason:
+        'without the operator no role label moves: the chart selects the recorded primary by its statefulset.kubernetes.io/pod-name label',
+    },
+    {
+      object: `Service/${db}-ro`,
+      path: 'spec.selector',
+      reason:
+        'the operator publishes the read-only endpoints itself (no selector); the chart selects every instance, the primary included',
+    },
+    {
+      object: `EndpointSlice/${db}-ro`,
+      onlyIn: 'operator',
+      reason: 'the ready replicas as the operator observes them; nothing publishes it without the operator',
+    },
+    {
+      object: `Pod/${db}-test`,
+      onlyIn: 'chart',
+      reason: 'the helm test hook',
+    },
+    {
+      object: `NetworkPolicy/${s.release}-allow-database-test`,
+      onlyIn: 'chart',
+      reason: 'the helm test hook that lets the test pod reach the instances while it runs',
+    },
+    ...(retained
+      ? [
+          {
+            object: `Secret/${db}-credentials`,
+            path: 'metadata.annotations',
+            reason:
+              'helm.sh/resource-policy: keep — retained volumes stay usable only with their passwords (the operator has no uninstall)',
+          },
+        ]
+      : []),
+    ...(s.appWide === false ? appWideExclusions(s.release) : []),
+  ];
+}
+
+describe.each(INPUT_SETS)('charts/database with $title', (s) => {
+  const render = { chart: 'database', release: s.release, namespace: s.namespace, values: values(s) };
+  const rendered = () => renderChart('database', render);
+  const find = (kind: string, name: string) =>
+    rendered().find((o) => o.kind === kind && o.metadata.name === name) as any;
+  const db = `${s.release}-db`;
+  const primary = s.primary ?? `${db}-0`;
+  const selector = { 'app.kubernetes.io/instance': s.release, 'app.kubernetes.io/component': 'database' };
+
+  it('renders the objects the operator builds', () => {
+    const report = parity({ ...render, operator: operatorObjects(s), exclusions: exclusions(s) });
+    expect(report.differences).toEqual([]);
+    expect(report.compared).toEqual(
+      expect.arrayContaining([
+        `ConfigMap/${db}-config`,
+        `Secret/${db}-credentials`,
+        `StatefulSet/${db}`,
+        `Service/${db}-headless`,
+        `Service/${db}-rw`,
+        `Service/${db}-ro`,
+        `PodDisruptionBudget/${db}`,
+        `NetworkPolicy/${s.release}-allow-database-ingress`,
+        `NetworkPolicy/${s.release}-allow-database-egress`,
+      ]),
+    );
+  });
+
+  it('routes writes to the recorded primary and reads to every instance (what the exclusions stand for)', () => {
+    expect(find('Service', `${db}-rw`).spec.selector).toEqual({
+      ...selector,
+      'statefulset.kubernetes.io/pod-name': primary,
+    });
+    expect(find('Service', `${db}-ro`).spec.selector).toEqual(selector);
+    expect(find('ConfigMap', `${db}-config`).data.primary).toBe(primary);
+  });
+
+  it('keeps the credentials Secret on uninstall exactly when the volumes are retained', () => {
+    const retained = (s.database.deletionPolicy ?? 'Retain') === 'Retain';
+    expect(find('Secret', `${db}-credentials`).metadata.annotations).toEqual(
+      retained ? { 'helm.sh/resource-policy': 'keep' } : undefined,
+    );
+    expect(find('StatefulSet', db).spec.persistentVolumeClaimRetentionPolicy.whenDeleted).toBe(
+      retained ? 'Retain' : 'Delete',
+    );
+  });
+});

@@ -1,0 +1,203 @@
+// The shards chart renders the operator's shards tier: for each input set, `helm template` of
+// charts/shards and shardObjects() + networkPolicies() for a ScalableApp of the same name, namespace
+// and spec.shards agree object by object — every shard's Postgres cluster, the shared login and the
+// shard map's text to the byte — except where the chart has no operator to move a primary or publish
+// the read-only endpoints (the exclusions below, each with its reason).
+import { parseApp } from '../../operator/api/testdata/apps.ts';
+import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
+import type { DatabaseCredentials } from '../../operator/tiers/postgres-cluster.ts';
+import { hotShardName, shardMap, shardNames, shardObjects } from '../../operator/tiers/shards.ts';
+import { networkPolicies } from '../../operator/tiers/network-policies.ts';
+import { ShardRouter } from '../../operator/sharding/router.ts';
+import { renderChart } from './helm.ts';
+import { parity, type Exclusion } from './parity.ts';
+import { appWideExclusions } from './tier-chart-checks.ts';
+import { keptSecretExclusion, pgAuthValues, pgClusterExclusions } from './data-tier-checks.ts';
+
+type Spec = NonNullable<ScalableAppInput['spec']>;
+
+interface InputSet {
+  readonly title: string;
+  readonly release: string;
+  readonly namespace: string;
+  readonly shards: NonNullable<Spec['shards']>;
+  readonly topology?: Spec['topology'];
+  /** Each shard's recorded primary, as the operator keeps it; the chart's `primaries`. */
+  readonly primaries?: Record<string, string>;
+  readonly credentials: DatabaseCredentials;
+  readonly appWide?: boolean;
+}
+
+const HOT_KEYS = ['celebrity-42', 'odd "key" \\ <b>&amp;</b>', 'line\nbreak\ttab\u0001', 'ünï\u2028cødé'];
+
+const INPUT_SETS: InputSet[] = [
+  {
+    title: 'the defaults',
+    release: 'shop',
+    namespace: 'prod',
+    shards: { count: 2, key: 'user_id' },
+    credentials: { superuser: 'su-secret', replication: 'repl-secret', app: 'app-secret' },
+  },
+  {
+    title: 'every field set: hot keys, another version and image, moved primaries, a storage class',
+    release: 'shop',
+    namespace: 'prod',
+    shards: {
+      count: 3,
+      key: 'tenant_id',
+      replicasPerShard: 2,
+      virtualNodes: 256,
+      dedicated: [{ key: 'celebrity-42' }, { key: 'celebrity-7' }],
+      version: '16',
+      image: 'registry.example/postgres:16.4-bookworm',
+      deletionPolicy: 'Delete',
+      storage: { size: '20Gi', storageClassName: 'fast-ssd' },
+      resources: { requests: { cpu: 2, memory: '2Gi' }, limits: { cpu: '4', memory: 4294967296 } },
+    },
+    topology: {
+      spreadAcrossZones: true,
+      zoneKey: 'example.com/rack-zone',
+      whenUnsatisfiable: 'ScheduleAnyway',
+    },
+    primaries: {
+      'shop-shard-1': 'shop-shard-1-2',
+      [hotShardName(parseApp({}, 'shop'), 'celebrity-7')]:
+        `${hotShardName(parseApp({}, 'shop'), 'celebrity-7')}-1`,
+    },
+    credentials: { superuser: 'a', replication: 'b', app: 'c' },
+  },
+  {
+    title:
+      'odd values: hot keys that need escaping in JSON, no replicas, no spread, numeric sizes, no app-wide policies',
+    release: 'my-shop-2',
+    namespace: 'team-a-staging',
+    shards: {
+      count: 1,
+      key: 'k',
+      replicasPerShard: 0,
+      virtualNodes: 1,
+      dedicated: HOT_KEYS.map((key) => ({ key })),
+      storage: { size: 21474836480 },
+      resources: { requests: { memory: 1073741824, cpu: 0 } },
+    },
+    topology: { spreadAcrossZones: false },
+    credentials: { superuser: 'ü'.repeat(100), replication: `a'b"c\\d`, app: 'a:b@c/d?e#f%25' },
+    appWide: false,
+  },
+];
+
+const values = (s: InputSet) => ({
+  ...s.shards,
+  ...(s.topology ? { platform: { topology: s.topology } } : {}),
+  ...(s.primaries ? { primaries: s.primaries } : {}),
+  ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
+  auth: pgAuthValues(s.credentials),
+});
+
+const appOf = (s: InputSet) =>
+  parseApp({ shards: s.shards, ...(s.topology ? { topology: s.topology } : {}) }, s.release, s.namespace);
+
+function operatorObjects(s: InputSet) {
+  const app = appOf(s);
+  const facts = {
+    gatewayApi: false,
+    shardCredentials: s.credentials,
+    shards: Object.fromEntries(
+      Object.entries(s.primaries ?? {}).map(([shard, primary]) => [shard, { primary }]),
+    ),
+  };
+  return [...shardObjects(app, facts), ...networkPolicies(app)];
+}
+
+const shardsOf = (s: InputSet) => shardNames(shardMap(appOf(s), { gatewayApi: false }));
+
+function exclusions(s: InputSet): Exclusion[] {
+  const retained = (s.shards.deletionPolicy ?? 'Retain') === 'Retain';
+  return [
+    ...shardsOf(s).flatMap(pgClusterExclusions),
+    { object: `Pod/${s.release}-shards-test`, onlyIn: 'chart', reason: 'the helm test hook' },
+    {
+      object: `NetworkPolicy/${s.release}-allow-shards-test`,
+      onlyIn: 'chart',
+      reason: 'the helm test hook that lets the test pod reach the shards while it runs',
+    },
+    ...(retained
+      ? [
+          keptSecretExclusion(
+            `${s.release}-shards-credentials`,
+            'retained volumes stay usable only with their passwords',
+          ),
+        ]
+      : []),
+    ...(s.appWide === false ? appWideExclusions(s.release) : []),
+  ];
+}
+
+describe.each(INPUT_SETS)('charts/shards with $title', (s) => {
+  const render = { chart: 'shards', release: s.release, namespace: s.namespace, values: values(s) };
+  const rendered = () => renderChart('shards', render);
+  const find = (kind: string, name: string) =>
+    rendered().find((o) => o.kind === kind && o.metadata.name === name) as any;
+
+  it('renders the objects the operator builds', () => {
+    const report = parity({ ...render, operator: operatorObjects(s), exclusions: exclusions(s) });
+    expect(report.differences).toEqual([]);
+    expect(report.compared).toEqual(
+      expect.arrayContaining([
+        `ConfigMap/${s.release}-shard-map`,
+        `Secret/${s.release}-shards-credentials`,
+        `NetworkPolicy/${s.release}-allow-shards-ingress`,
+        `NetworkPolicy/${s.release}-allow-shards-egress`,
+        ...shardsOf(s).flatMap((shard) => [
+          `ConfigMap/${shard}-config`,
+          `StatefulSet/${shard}`,
+          `Service/${shard}-headless`,
+          `Service/${shard}-rw`,
+          `Service/${shard}-ro`,
+          `PodDisruptionBudget/${shard}`,
+        ]),
+      ]),
+    );
+  });
+
+  it('routes each shard to its recorded primary and reads to every instance of that shard only', () => {
+    for (const shard of shardsOf(s)) {
+      const own = {
+        'app.kubernetes.io/instance': s.release,
+        'app.kubernetes.io/component': 'shard',
+        'scalableapp.io/shard': shard,
+      };
+      expect(find('Service', `${shard}-rw`).spec.selector).toEqual({
+        ...own,
+        'statefulset.kubernetes.io/pod-name': s.primaries?.[shard] ?? `${shard}-0`,
+      });
+      expect(find('Service', `${shard}-ro`).spec.selector).toEqual(own);
+    }
+  });
+
+  it('publishes a map the router reads, sending every hot key to its own shard', () => {
+    const router = ShardRouter.fromConfigMapData(find('ConfigMap', `${s.release}-shard-map`).data);
+    expect(router.version).toBe(1);
+    for (const { key } of s.shards.dedicated ?? []) {
+      expect(router.route(key).shard).toBe(hotShardName(appOf(s), key));
+    }
+    expect(router.route('some-user').host).toMatch(
+      new RegExp(`^${s.release}-shard-\\d+-rw\\.${s.namespace}\\.svc$`),
+    );
+  });
+});
+
+it('the comparison sees a difference in the map (so agreeing above means something)', () => {
+  const s = INPUT_SETS[0]!;
+  const report = parity({
+    chart: 'shards',
+    release: s.release,
+    namespace: s.namespace,
+    values: { ...values(s), virtualNodes: 64 },
+    operator: operatorObjects(s),
+    exclusions: exclusions(s),
+  });
+  expect(report.differences).toEqual([
+    expect.stringMatching(/^ConfigMap\/shop-shard-map: data\.shard-map\.json: chart ".*"virtualNodes\\": 64/),
+  ]);
+});

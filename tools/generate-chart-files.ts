@@ -1,0 +1,91 @@
+// Writes the texts the charts ship under files/ that the operator generates in TypeScript (start
+// scripts, pg_hba.conf, the broker's fixed config files): Helm cannot run the operator's functions, so
+// each chart reads a copy, written here from the very call the operator's builder makes. `--check`
+// fails when a copy on disk differs (tools/test.sh runs it beside the schema check, and
+// charts/test/chart-files.test.ts), so a change to a server text cannot land without its copies.
+//
+// To add a copy: add one entry to CHART_FILES.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { hbaConfig } from '../operator/dataplane/postgres/config.ts';
+import { instanceStartScript } from '../operator/dataplane/postgres/instance-script.ts';
+import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/dataplane/rabbitmq/config.ts';
+import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
+
+export interface ChartFile {
+  /** The file's path under charts/. */
+  readonly path: string;
+  /** The operator's call that writes the same text, as its builder makes it (for messages). */
+  readonly source: string;
+  readonly text: () => string;
+}
+
+export const CHART_FILES: readonly ChartFile[] = [
+  // pgConfigMap() in operator/tiers/postgres-cluster.ts; scalableapp-lib/templates/_postgres.tpl
+  // reads them for the database tier and every shard.
+  {
+    path: 'scalableapp-lib/files/postgres/start.sh',
+    source: 'instanceStartScript() in operator/dataplane/postgres/instance-script.ts',
+    text: () => instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
+  },
+  {
+    path: 'scalableapp-lib/files/postgres/pg_hba.conf',
+    source: 'hbaConfig() in operator/dataplane/postgres/config.ts',
+    text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0' }),
+  },
+  // brokerConfigFiles() in operator/dataplane/rabbitmq/config.ts: the texts that take no input
+  // (rabbitmq.conf and definitions.json name nodes and queues, so charts/queue templates them).
+  {
+    path: 'queue/files/start.sh',
+    source: 'brokerStartScript() in operator/dataplane/rabbitmq/config.ts',
+    text: brokerStartScript,
+  },
+  {
+    path: 'queue/files/advanced.config',
+    source: 'advancedConfig() in operator/dataplane/rabbitmq/config.ts',
+    text: () => advancedConfig(),
+  },
+  {
+    path: 'queue/files/enabled_plugins',
+    source: 'enabledPlugins() in operator/dataplane/rabbitmq/config.ts',
+    text: enabledPlugins,
+  },
+];
+
+export const chartFileUrl = (path: string) => new URL(`../charts/${path}`, import.meta.url);
+
+/** Why the copy on disk is stale (naming the first line that differs), or undefined when it is not. */
+export function chartFileDrift(entry: ChartFile): string | undefined {
+  let current: string;
+  try {
+    current = readFileSync(chartFileUrl(entry.path), 'utf8');
+  } catch {
+    return `charts/${entry.path} is missing: run \`npm run generate\``;
+  }
+  const wanted = entry.text();
+  if (current === wanted) return undefined;
+  const [have, want] = [current.split('\n'), wanted.split('\n')];
+  let at = have.findIndex((line, i) => line !== want[i]);
+  if (at < 0) at = have.length;
+  return (
+    `charts/${entry.path} differs from ${entry.source} at line ${at + 1}: ` +
+    `${JSON.stringify(have[at] ?? '<end of file>')} ≠ ${JSON.stringify(want[at] ?? '<end of file>')}; ` +
+    'run `npm run generate`'
+  );
+}
+
+function main() {
+  if (!process.argv.includes('--check')) {
+    for (const entry of CHART_FILES) {
+      writeFileSync(chartFileUrl(entry.path), entry.text());
+      console.log(`wrote charts/${entry.path}`);
+    }
+    return;
+  }
+  const drift = CHART_FILES.map(chartFileDrift).filter((d) => d !== undefined);
+  for (const d of drift) console.error(d);
+  if (drift.length > 0) process.exit(1);
+  console.log(`${CHART_FILES.length} chart files are up to date`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) main();

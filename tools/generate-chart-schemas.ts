@@ -1,0 +1,456 @@
+// Writes charts/<chart>/values.schema.json for every tier chart from the zod schema, so a chart's
+// values are validated exactly as the ScalableApp spec's tier object is (same fields, ranges,
+// patterns, enums), plus the keys only the chart has. `--check` fails when a file on disk differs
+// (CI runs it after the CRD check, so a stale schema cannot land).
+//
+// To add a chart: add one entry to CHART_SCHEMAS. CEL rules (cross-field rules such as
+// minReplicas <= maxReplicas) cannot be said in JSON Schema; each chart enforces them in its
+// templates with `fail` and the CEL rule's message, and its tests check every rule (tierCelRules).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { format } from 'prettier';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { doc, type CelRule } from '../operator/api/meta.ts';
+import { spec, TIERS } from '../operator/api/spec.ts';
+import { web } from '../operator/api/web.ts';
+import { cache } from '../operator/api/cache.ts';
+import { edgeCache } from '../operator/api/edge-cache.ts';
+import { database } from '../operator/api/database.ts';
+import { shards } from '../operator/api/shards.ts';
+import { consumers, queue } from '../operator/api/queue.ts';
+import { DNS_LABEL } from '../operator/api/common.ts';
+
+type Schema = Record<string, unknown>;
+
+export interface ChartSchema {
+  /** The chart's directory under charts/. */
+  readonly chart: string;
+  /** The zod object whose fields (and defaults) the chart's values mirror, e.g. spec.web. */
+  readonly tier: z.ZodObject;
+  /** Keys only the chart has: what the operator would observe or generate, wiring between charts. */
+  readonly chartOnly?: z.ZodRawShape;
+  /** Whether the values also have `platform` and `networkPolicies` (every tier chart does). */
+  readonly tierChart?: boolean;
+}
+
+const secretName = (what: string) =>
+  doc(
+    z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/),
+    what,
+  );
+
+/** A password the database start script reads from a file: a line break would be cut or split. */
+const postgresPassword = (what: string) =>
+  doc(
+    z
+      .string()
+      .min(1)
+      .max(512)
+      .regex(/^[^\r\n\0]+$/),
+    `${what} When omitted it is kept from the release's Secret, or generated.`,
+  ).optional();
+
+/** The Postgres passwords of a chart whose Secret has the operator's layout (`<app>-<name>`). */
+const postgresAuth = (name: string) =>
+  doc(
+    z.object({
+      existingSecret: secretName(
+        `An existing Secret with the keys superuser-password, replication-password and app-password (the layout of the operator's \`<app>-${name}\`), used instead of one the chart creates.`,
+      ).optional(),
+      superuserPassword: postgresPassword('The password of the superuser `postgres`.'),
+      replicationPassword: postgresPassword('The password of the replication role `replicator`.'),
+      appPassword: postgresPassword('The password of the role `app`, owner of the database `app`.'),
+    }),
+    "The Postgres passwords. Each one not given is kept from the release's Secret, or generated at install.",
+  ).default({});
+
+/** The connection Secret the pods take their environment from, as charts/web and charts/consumers have it. */
+const connectionValues = (pods: string, entries: string) =>
+  doc(
+    z.object({
+      secretName: secretName(
+        'An existing Secret the pods take their environment from (envFrom), e.g. the operator-style `<app>-connection`. When omitted the chart creates `<release>-connection`.',
+      ).optional(),
+      hash: doc(
+        z.string().regex(/^[0-9a-f]{16}$/),
+        "Digest of that Secret's data for the pod template (rolls the pods when it changes). When omitted the chart computes it from the live Secret at install and upgrade.",
+      ).optional(),
+      entries: doc(z.record(z.string().regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/), z.string()), entries).default(
+        {},
+      ),
+    }),
+    `Where the ${pods}' environment comes from: the operator's connection Secret holds every tier's address.`,
+  ).default({ entries: {} });
+
+/** The image of a chart's `helm test` pod. */
+const testPod = (runs: string, checks: string) =>
+  doc(
+    z.object({
+      image: doc(
+        z
+          .string()
+          .min(1)
+          .max(512)
+          .regex(/^[^\s]+$/),
+        `Image of the \`helm test\` pod; it runs ${runs}.`,
+      ).default('busybox:1.37'),
+    }),
+    `The \`helm test\` hook that checks ${checks}.`,
+  ).default({ image: 'busybox:1.37' });
+
+/** A broker login field: the start script refuses control characters in it. */
+const brokerLogin = (what: string) =>
+  doc(
+    z
+      .string()
+      .min(1)
+      .max(512)
+      // eslint-disable-next-line no-control-regex -- refusing control characters is the point
+      .regex(/^[^\x00-\x1f\x7f]+$/),
+    `${what} When omitted it is kept from the release's Secret, or generated.`,
+  ).optional();
+
+/** Keys every tier chart has: the platform-wide spec fields and the app-wide policies switch. */
+const tierChartKeys = {
+  platform: doc(
+    z.object({ topology: spec.shape.topology }),
+    'Platform-wide settings, as the ScalableApp spec has them at its top level.',
+  ).default({ topology: spec.shape.topology.parse(undefined) }),
+  networkPolicies: doc(
+    z.object({
+      appWide: doc(
+        z.boolean(),
+        "Render the app's default-deny and DNS NetworkPolicies. Several tier charts installed under one release (an umbrella) must leave them to exactly one.",
+      ).default(true),
+    }),
+    'NetworkPolicies: default deny for every pod of the app, then the allows of this tier.',
+  ).default({ appWide: true }),
+};
+
+/** Where the app's pods find the shard map, as the operator mounts it for an app with shards. */
+const shardMapValue = (who: string) =>
+  doc(
+    z.object({
+      configMapName: secretName(
+        "The ConfigMap holding the shard map (the shards chart's `<release>-shard-map`), mounted at /etc/scalableapp/shard-map as the operator does for an app with shards.",
+      ).optional(),
+    }),
+    `The shard map the ${who} route by, when the app has shards.`,
+  ).default({});
+
+export const CHART_SCHEMAS: readonly ChartSchema[] = [
+  {
+    chart: 'web',
+    tier: web,
+    tierChart: true,
+    chartOnly: {
+      connection: connectionValues(
+        'web pods',
+        'Extra entries of the Secret the chart creates (e.g. CACHE_URL, SESSION_STORE_URL from other tiers).',
+      ),
+      edgeCache: doc(
+        z.object({
+          pathPrefix: edgeCache.shape.pathPrefix.unwrap().optional(),
+        }),
+        'An edge cache in front of this web tier (the edge-cache chart under the same release): the Ingress or HTTPRoute sends pathPrefix to it.',
+      ).default({}),
+      shardMap: shardMapValue('web pods'),
+      test: testPod('busybox wget', 'the web Service answers the health check path'),
+    },
+  },
+  {
+    chart: 'cache',
+    tier: cache,
+    tierChart: true,
+    chartOnly: {
+      auth: doc(
+        z.object({
+          password: doc(
+            z
+              .string()
+              .min(1)
+              .max(512)
+              .regex(/^[^\r\n\0]+$/),
+            'The cache password. When neither this nor existingSecret is set the chart generates one at install and keeps it across upgrades.',
+          ).optional(),
+          existingSecret: secretName(
+            "An existing Secret with the keys `password` and `auth.conf` (the layout of the operator's `<app>-cache-auth`), used instead of one the chart creates.",
+          ).optional(),
+        }),
+        'How clients and replicas authenticate.',
+      ).default({}),
+      primary: doc(
+        z.string().min(1).max(63).regex(DNS_LABEL),
+        'The pod that is primary (`<release>-cache-<n>`), the record the operator keeps after a failover. Defaults to `<release>-cache-0`.',
+      ).optional(),
+    },
+  },
+  {
+    chart: 'database',
+    tier: database,
+    tierChart: true,
+    chartOnly: {
+      primary: doc(
+        z.string().min(1).max(63).regex(DNS_LABEL),
+        'The instance that starts as the primary (`<release>-db-<n>`), the record the operator keeps after a failover. Defaults to `<release>-db-0`.',
+      ).optional(),
+      auth: postgresAuth('db-credentials'),
+    },
+  },
+  {
+    chart: 'edge-cache',
+    tier: edgeCache,
+    tierChart: true,
+    chartOnly: {
+      web: doc(
+        z.object({
+          release: doc(
+            z.string().min(1).max(40).regex(DNS_LABEL),
+            'The release (or ScalableApp) whose web tier is the origin (`<release>-web`); this release when omitted.',
+          ).optional(),
+          port: web.shape.port,
+        }),
+        "The origin: the web tier's Service, and the port its pods listen on (the proxy's only egress).",
+      ).default({ port: web.shape.port.parse(undefined) }),
+    },
+  },
+  {
+    chart: 'shards',
+    tier: shards,
+    tierChart: true,
+    chartOnly: {
+      auth: postgresAuth('shards-credentials'),
+      primaries: doc(
+        z.record(z.string().min(1).max(63).regex(DNS_LABEL), z.string().min(1).max(63).regex(DNS_LABEL)),
+        'The instance each shard starts as primary, by shard name (`<release>-shard-<i>: <release>-shard-<i>-<n>`): the records the operator keeps after a failover. A shard not named starts with its instance 0.',
+      ).default({}),
+    },
+  },
+  {
+    chart: 'queue',
+    tier: queue,
+    tierChart: true,
+    chartOnly: {
+      auth: doc(
+        z.object({
+          existingSecret: secretName(
+            "An existing Secret with the keys username, password and erlang-cookie (the layout of the operator's `<app>-mq-credentials`), used instead of one the chart creates.",
+          ).optional(),
+          username: brokerLogin('The user name of the broker login (an administrator on the vhost /).'),
+          password: brokerLogin('Its password.'),
+          erlangCookie: doc(
+            z
+              .string()
+              .min(1)
+              .max(255)
+              .regex(/^[!-~]+$/),
+            "The Erlang cookie every node shares (printable ASCII, no spaces). When omitted it is kept from the release's Secret, or generated.",
+          ).optional(),
+        }),
+        "The broker's login and Erlang cookie. Each one not given is kept from the release's Secret, or generated at install.",
+      ).default({}),
+      test: testPod('busybox wget', "every queue is declared on the broker's management API"),
+    },
+  },
+  {
+    chart: 'consumers',
+    tier: doc(
+      z.object({ consumers: consumers.default([]) }),
+      "The consumers of the queues (the ScalableApp spec's `consumers` list), each a Deployment.",
+    ),
+    tierChart: true,
+    chartOnly: {
+      queue: doc(
+        z.object({
+          release: doc(
+            z.string().min(1).max(53).regex(DNS_LABEL),
+            'The release of the queue chart (or the ScalableApp) whose queue the consumers read, in this namespace; this release when omitted.',
+          ).optional(),
+          credentialsSecret: secretName(
+            "The queue's credentials Secret (keys username and password); `<queue.release>-mq-credentials` when omitted.",
+          ).optional(),
+        }),
+        'The queue the consumers read: QUEUE_URL is built from its login, the helm test and KEDA read its management API.',
+      ).default({}),
+      connection: connectionValues(
+        'consumer pods',
+        "Extra entries of the Secret the chart creates (e.g. SHARD_MAP_PATH, SHARDS_USER from other tiers). QUEUE_URL here replaces the one built from the queue's credentials Secret.",
+      ),
+      keda: doc(
+        z.object({
+          enabled: doc(
+            z.boolean(),
+            'Scale each autoscaled consumer on its queue depth with a KEDA ScaledObject (only where the cluster serves keda.sh/v1alpha1).',
+          ).default(false),
+          namespace: doc(
+            z.string().min(1).max(63).regex(DNS_LABEL),
+            "The namespace of the KEDA operator, whose pods are let in to the queue's management API.",
+          ).default('keda'),
+        }),
+        'Scaling on queue depth without the ScalableApp operator.',
+      ).default({ enabled: false, namespace: 'keda' }),
+      shardMap: shardMapValue('consumers'),
+      test: testPod(
+        'busybox wget',
+        "every consumer's queue exists and each running consumer is attached to its queue",
+      ),
+    },
+  },
+  {
+    // The umbrella: the spec's own keys here, each tier under its key validated by that tier chart's
+    // schema (embedded from its dependencies, see chartValuesSchema), and which tier charts to install.
+    chart: 'stack',
+    tier: doc(
+      spec.pick({ consumers: true, topology: true, monitoring: true }),
+      "A whole ScalableApp without the operator: the values are its spec, each tier as that tier's chart takes it.",
+    ),
+    chartOnly: {
+      tiers: doc(
+        z.object(
+          Object.fromEntries(
+            TIERS.map((t) => [t, doc(z.boolean(), `Install the ${t} tier chart.`).default(false)]),
+          ) as Record<(typeof TIERS)[number], z.ZodDefault<z.ZodBoolean>>,
+        ),
+        'Which tier charts Helm installs (dependency conditions): true for every tier the values declare. tools/install-stack.sh sets them; the chart refuses a tier the values configure but do not enable.',
+      ).default(Object.fromEntries(TIERS.map((t) => [t, false])) as Record<(typeof TIERS)[number], boolean>),
+    },
+  },
+];
+
+const UNSAFE_BOUND = Number.MAX_SAFE_INTEGER;
+
+/**
+ * zod's draft-07 output made strict for Helm values: unknown keys are rejected (a typo is a bad
+ * value), the Kubernetes-only extensions and zod's ±2^53 integer bounds are dropped.
+ */
+function forHelm(node: Schema): Schema {
+  const out: Schema = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key.startsWith('x-kubernetes-') || key === 'id') continue;
+    if ((key === 'minimum' && value === -UNSAFE_BOUND) || (key === 'maximum' && value === UNSAFE_BOUND))
+      continue;
+    if (key === 'properties') {
+      out.properties = Object.fromEntries(
+        Object.entries(value as Record<string, Schema>).map(([k, v]) => [k, forHelm(v)]),
+      );
+    } else if (key === 'items' || (key === 'additionalProperties' && typeof value === 'object')) {
+      out[key] = forHelm(value as Schema);
+    } else if (key === 'anyOf' || key === 'oneOf' || key === 'allOf') {
+      out[key] = (value as Schema[]).map(forHelm);
+    } else {
+      out[key] = value;
+    }
+  }
+  if (out.type === 'object' && out.properties && out.additionalProperties === undefined) {
+    out.additionalProperties = false;
+  }
+  return out;
+}
+
+/** The tier object with the chart's keys, as one zod object. */
+export function chartValues(entry: ChartSchema): z.ZodObject {
+  return entry.tier.extend({ ...(entry.tierChart ? tierChartKeys : {}), ...(entry.chartOnly ?? {}) });
+}
+
+/** A chart's dependencies: the key of their values (the alias, if any) and their directory under charts/. */
+function chartDependencies(chart: string): { key: string; chart: string }[] {
+  const meta = parse(readFileSync(new URL(`../charts/${chart}/Chart.yaml`, import.meta.url), 'utf8')) as {
+    dependencies?: { name: string; alias?: string; repository?: string }[];
+  };
+  return (meta.dependencies ?? []).map((d) => ({
+    key: d.alias ?? d.name,
+    chart: d.repository?.startsWith('file://../') ? d.repository.slice('file://../'.length) : d.name,
+  }));
+}
+
+/** values.schema.json of one chart. */
+export function chartValuesSchema(entry: ChartSchema): Schema {
+  const json = z.toJSONSchema(chartValues(entry), {
+    target: 'draft-7',
+    io: 'input',
+    unrepresentable: 'throw',
+  });
+  const schema = forHelm(json as Schema);
+  const properties = schema.properties as Record<string, Schema>;
+  // A parent chart hands every subchart `global`, and Helm adds a key per dependency (even a
+  // library): allowed, never read.
+  properties.global = { type: 'object', description: 'Helm global values, set by a parent chart.' };
+  for (const dep of chartDependencies(entry.chart)) {
+    // A parent validates a subchart that has a generated schema (the umbrella's tiers) as it validates itself.
+    const sub = CHART_SCHEMAS.find((s) => s.chart === dep.chart);
+    if (sub) {
+      const { $schema: _schema, ...embedded } = chartValuesSchema(sub);
+      properties[dep.key] = embedded;
+    } else {
+      properties[dep.key] = { type: 'object', description: `Values of the ${dep.key} dependency (unused).` };
+    }
+  }
+  return {
+    $schema: schema.$schema,
+    title: `ScalableApp ${entry.chart} chart values`,
+    description: entry.tier.description,
+    ...schema,
+  };
+}
+
+/** Every CEL rule of a chart's tier object, with the path of the node that carries it. */
+export function tierCelRules(entry: ChartSchema): { path: string; rule: CelRule }[] {
+  const out: { path: string; rule: CelRule }[] = [];
+  const walk = (node: Schema, path: string) => {
+    for (const rule of (node['x-kubernetes-validations'] as CelRule[] | undefined) ?? [])
+      out.push({ path, rule });
+    for (const [k, v] of Object.entries((node.properties as Record<string, Schema>) ?? {})) {
+      walk(v, path ? `${path}.${k}` : k);
+    }
+    if (node.items) walk(node.items as Schema, `${path}[]`);
+  };
+  walk(z.toJSONSchema(entry.tier, { target: 'draft-7', io: 'input' }) as Schema, '');
+  return out;
+}
+
+export const schemaPath = (chart: string) =>
+  new URL(`../charts/${chart}/values.schema.json`, import.meta.url);
+
+/** The file's text: the schema as prettier formats JSON (the repository's prettier config). */
+export async function renderChartSchema(entry: ChartSchema): Promise<string> {
+  return format(JSON.stringify(chartValuesSchema(entry)), {
+    parser: 'json',
+    ...(JSON.parse(readFileSync(new URL('../.prettierrc.json', import.meta.url), 'utf8')) as object),
+  });
+}
+
+async function main() {
+  const check = process.argv.includes('--check');
+  let stale = false;
+  for (const entry of CHART_SCHEMAS) {
+    const path = schemaPath(entry.chart);
+    const text = await renderChartSchema(entry);
+    if (!check) {
+      writeFileSync(path, text);
+      console.log(`wrote ${path.pathname}`);
+      continue;
+    }
+    let current = '';
+    try {
+      current = readFileSync(path, 'utf8');
+    } catch {
+      /* missing counts as stale */
+    }
+    if (current !== text) {
+      console.error(
+        `${path.pathname} is stale: run \`node tools/generate-chart-schemas.ts\` and commit the result.`,
+      );
+      stale = true;
+    } else {
+      console.log(`${path.pathname} is up to date`);
+    }
+  }
+  if (stale) process.exit(1);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
