@@ -3,7 +3,12 @@
 import { freePort } from './free-port.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { eventually } from './kube.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { eventually, kubectl, KUBECONFIG } from './kube.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 let saKubeconfig: string | undefined;
@@ -14,6 +19,42 @@ export function operatorKubeconfig(): string {
     encoding: 'utf8',
   }).trim();
   return saKubeconfig;
+}
+
+const accountKubeconfigs = new Map<string, string>();
+
+/**
+ * A kubeconfig holding a token of ServiceAccount `namespace/name` (one some test installed, e.g. with a
+ * chart), so the operator runs with exactly that account's RBAC. Written once per account, owner-only.
+ */
+export function serviceAccountKubeconfig(account: { name: string; namespace: string }): string {
+  const key = `${account.namespace}/${account.name}`;
+  const known = accountKubeconfigs.get(key);
+  if (known) return known;
+  const admin = new KubeConfig();
+  admin.loadFromFile(KUBECONFIG);
+  const cluster = admin.getCurrentCluster();
+  if (!cluster) throw new Error(`${KUBECONFIG} has no current cluster`);
+  const token = kubectl(['create', 'token', account.name, '-n', account.namespace, '--duration=2h']).trim();
+  const path = join(mkdtempSync(join(tmpdir(), 'scalableapp-sa-')), 'kubeconfig');
+  const ca = cluster.caData
+    ? { 'certificate-authority-data': cluster.caData }
+    : cluster.caFile
+      ? { 'certificate-authority': cluster.caFile }
+      : {};
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'local', cluster: { server: cluster.server, ...ca } }],
+    users: [{ name: account.name, user: { token } }],
+    contexts: [
+      { name: 'account', context: { cluster: 'local', user: account.name, namespace: account.namespace } },
+    ],
+    'current-context': 'account',
+  };
+  writeFileSync(path, stringify(config), { mode: 0o600 });
+  accountKubeconfigs.set(key, path);
+  return path;
 }
 
 export interface OperatorProcess {
@@ -32,19 +73,24 @@ export async function startOperator(opts: {
   namespace: string;
   leaseName?: string;
   extraArgs?: string[];
+  /**
+   * Run as this ServiceAccount (its lease in its namespace, where the operator's Role for leases is)
+   * instead of manifests/operator's scalableapp-system/scalableapp-operator.
+   */
+  serviceAccount?: { name: string; namespace: string };
 }): Promise<OperatorProcess> {
   const port = await freePort();
   const args = [
     'operator/main.ts',
     '--kubeconfig',
-    operatorKubeconfig(),
+    opts.serviceAccount ? serviceAccountKubeconfig(opts.serviceAccount) : operatorKubeconfig(),
     '--watch-namespace',
     opts.namespace,
     '--metrics-bind-address',
     `127.0.0.1:${port}`,
     '--leader-elect',
     '--leader-election-namespace',
-    'scalableapp-system',
+    opts.serviceAccount?.namespace ?? 'scalableapp-system',
     // The operator under test runs outside the cluster and cannot reach pod addresses (on kwok there
     // are no servers at all): it judges data servers by pod readiness, which the tests drive.
     '--data-plane',
