@@ -1,0 +1,366 @@
+// charts/stack, the umbrella, installs what the operator builds for a whole app: for every sample
+// ScalableApp (manifests/samples), `helm template <name> charts/stack` with the sample's spec as
+// values equals desiredState() for that app, modulo the tier charts' documented exclusions. Also:
+// the passwords the umbrella generates reach the tiers and the connection Secret alike, the wiring
+// runs before every tier chart, and the spec's cross-tier rules are refused as the CRD refuses them.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { stringify } from 'yaml';
+import { z } from 'zod';
+import { validCorpus } from '../../operator/api/testdata/corpus.ts';
+import { parseApp } from '../../operator/api/testdata/apps.ts';
+import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
+import { spec as specSchema, TIERS } from '../../operator/api/spec.ts';
+import type { CelRule } from '../../operator/api/meta.ts';
+import { desiredState } from '../../operator/tiers/desired-state.ts';
+import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { shardMap, shardNames } from '../../operator/tiers/shards.ts';
+import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
+import { buildDependencies, chartMeta, chartPath, podSpecs, renderChart, templateChart } from './helm.ts';
+import { parity, type Exclusion } from './parity.ts';
+import { keptSecretExclusion, pgAuthValues, pgClusterExclusions } from './data-tier-checks.ts';
+
+type Spec = NonNullable<ScalableAppInput['spec']>;
+type Values = Record<string, any>;
+
+const GATEWAY_API = 'gateway.networking.k8s.io/v1/HTTPRoute';
+
+/** The logins the operator would have generated; the chart gets them as values. */
+const PASSWORDS = {
+  cache: 'c4che-pw/with:odd chars+',
+  db: { superuser: 'su-pw', replication: 'repl-pw', app: "app pw!*'()~" },
+  shards: { superuser: 'shard-su', replication: 'shard-repl', app: 'shard app%pw' },
+  queue: { username: 'app@queue', password: 'q:pw/?#', erlangCookie: 'COOKIE-0123456789' },
+};
+
+/** The tiers a spec declares: what `tiers.<tier>` must say (tools/install-stack.sh derives the same). */
+const declaredTiers = (spec: Spec) =>
+  Object.fromEntries(
+    TIERS.map((t) => [t, t === 'consumers' ? (spec.consumers?.length ?? 0) > 0 : spec[t] !== undefined]),
+  );
+
+/** The umbrella's values for a spec: the spec itself, which tiers to install, and the passwords. */
+function stackValues(spec: Spec, passwords = true): Values {
+  const values: Values = { ...structuredClone(spec), tiers: declaredTiers(spec) };
+  if (!passwords) return values;
+  if (spec.cache) values.cache = { ...values.cache, auth: { password: PASSWORDS.cache } };
+  if (spec.database) values.database = { ...values.database, auth: pgAuthValues(PASSWORDS.db) };
+  if (spec.shards) values.shards = { ...values.shards, auth: pgAuthValues(PASSWORDS.shards) };
+  if (spec.queue) values.queue = { ...values.queue, auth: PASSWORDS.queue };
+  return values;
+}
+
+const operatorFacts = (gatewayApi: boolean): ObservedFacts => ({
+  gatewayApi,
+  cachePassword: PASSWORDS.cache,
+  dbCredentials: PASSWORDS.db,
+  shardCredentials: PASSWORDS.shards,
+  queueCredentials: PASSWORDS.queue,
+});
+
+/**
+ * What differs by design, as each tier chart's parity test lists it (the tier's README says why at
+ * length): the `helm test` hooks; the role Services that only the operator keeps on the primary,
+ * because it moves a role label (and publishes the read endpoints) on failover; the credentials the
+ * charts keep on uninstall; and a consumer that only the operator's queue-depth autoscaler wakes.
+ */
+function exclusions(spec: Spec, release: string): Exclusion[] {
+  const hook = (object: string): Exclusion => ({ object, onlyIn: 'chart', reason: 'a `helm test` hook' });
+  const kept = (secret: string) => keptSecretExclusion(secret, 'kept with the retained volumes');
+  const out: Exclusion[] = [];
+  if (spec.web) out.push(hook(`Pod/${release}-web-test`));
+  if (spec.cache) {
+    out.push(
+      {
+        object: `Service/${release}-cache`,
+        path: 'spec.selector',
+        reason: 'no role label without the operator: the chart selects the recorded primary pod by name',
+      },
+      {
+        object: `Service/${release}-cache-replicas`,
+        path: 'spec.selector',
+        reason: 'a selector cannot exclude the primary: the chart reaches every node',
+      },
+      hook(`Pod/${release}-cache-test`),
+      hook(`NetworkPolicy/${release}-allow-cache-test`),
+    );
+  }
+  if (spec.database) {
+    out.push(...pgClusterExclusions(`${release}-db`), hook(`Pod/${release}-db-test`));
+    out.push(hook(`NetworkPolicy/${release}-allow-database-test`));
+    if ((spec.database.deletionPolicy ?? 'Retain') === 'Retain') out.push(kept(`${release}-db-credentials`));
+  }
+  if (spec.shards) {
+    const app = parseApp({ shards: spec.shards }, release, 'prod');
+    out.push(...shardNames(shardMap(app, { gatewayApi: false })).flatMap(pgClusterExclusions));
+    out.push(hook(`Pod/${release}-shards-test`), hook(`NetworkPolicy/${release}-allow-shards-test`));
+    if ((spec.shards.deletionPolicy ?? 'Retain') === 'Retain')
+      out.push(kept(`${release}-shards-credentials`));
+  }
+  if (spec.queue) {
+    out.push(kept(`${release}-mq-credentials`));
+    out.push(hook(`Pod/${release}-mq-test`), hook(`NetworkPolicy/${release}-allow-queue-test`));
+  }
+  if (spec.consumers?.length) {
+    out.push(hook(`Pod/${release}-consumers-test`), hook(`NetworkPolicy/${release}-allow-consumers-test`));
+    for (const c of spec.consumers.filter((c) => c.autoscaling && !c.autoscaling.minReplicas)) {
+      out.push({
+        object: `Deployment/${release}-${c.name}`,
+        path: 'spec.replicas',
+        reason:
+          'the operator starts it at its minimum (0) and wakes it on queue depth; nothing would without it (or KEDA), so the chart runs 1',
+      });
+    }
+  }
+  if (spec.edgeCache) out.push(hook(`Pod/${release}-edge-test`));
+  return out;
+}
+
+const samples = validCorpus()
+  .filter((c) => c.object.kind === 'ScalableApp')
+  .map((c) => ({ file: c.file, name: c.object.metadata.name, spec: c.object.spec as Spec }));
+
+/** The tier charts the umbrella depends on, by directory. */
+const tierCharts = (chartMeta('stack').dependencies ?? [])
+  .map((d) => d.repository!.replace('file://../', ''))
+  .filter((d) => d !== 'scalableapp-lib');
+
+beforeAll(() => {
+  // A tier chart is packaged into the umbrella with its own dependencies, so those come first.
+  for (const chart of tierCharts) buildDependencies(chart);
+  buildDependencies('stack');
+});
+
+describe('charts/stack renders what the operator builds for each sample ScalableApp', () => {
+  it('covers every sample', () => {
+    expect(samples.map((s) => s.file)).toContain('12-full-stack.yaml');
+    expect(samples.length).toBe(readdirSync(new URL('../../manifests/samples/', import.meta.url)).length);
+  });
+
+  it.each(samples)('$file', ({ name, spec }) => {
+    const gatewayApi = spec.web?.expose?.type === 'Gateway';
+    const app = parseApp(spec, name, 'prod');
+    const report = parity({
+      chart: 'stack',
+      release: name,
+      namespace: 'prod',
+      values: stackValues(spec),
+      apiVersions: gatewayApi ? [GATEWAY_API] : [],
+      operator: desiredState(app, operatorFacts(gatewayApi)),
+      exclusions: exclusions(spec, name),
+    });
+    expect(report.differences).toEqual([]);
+    expect(report.compared).toEqual(expect.arrayContaining([`Secret/${name}-connection`]));
+  });
+
+  it('the comparison sees a difference (so agreeing above means something)', () => {
+    const spec: Spec = { web: { image: 'shop:1' }, cache: {} };
+    const report = parity({
+      chart: 'stack',
+      release: 'shop',
+      namespace: 'prod',
+      values: stackValues(spec),
+      operator: desiredState(parseApp(spec), { ...operatorFacts(false), cachePassword: 'other' }),
+      exclusions: exclusions(spec, 'shop'),
+    });
+    expect(report.differences).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^Secret\/shop-connection: data.CACHE_URL: chart /)]),
+    );
+  });
+});
+
+const full = samples.find((s) => s.file === '12-full-stack.yaml')!;
+
+describe('charts/stack generates each password once', () => {
+  const secretData = (objects: any[], name: string): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(objects.find((o) => o.kind === 'Secret' && o.metadata.name === name).data).map(
+        ([k, v]) => [k, Buffer.from(v as string, 'base64').toString()],
+      ),
+    );
+
+  it('the tiers and the connection Secret hold the same generated passwords', () => {
+    const objects = renderChart('stack', {
+      release: 'millions',
+      namespace: 'prod',
+      values: stackValues(full.spec, false),
+    });
+    const connection = secretData(objects, 'millions-connection');
+    const cache = secretData(objects, 'millions-cache-auth').password!;
+    const db = secretData(objects, 'millions-db-credentials');
+    const shards = secretData(objects, 'millions-shards-credentials');
+    const mq = secretData(objects, 'millions-mq-credentials');
+    for (const generated of [cache, db['app-password'], shards['app-password'], mq.username, mq.password])
+      expect(generated).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(connection.CACHE_URL).toBe(`redis://:${cache}@millions-cache.prod.svc:6379/0`);
+    expect(connection.SESSION_STORE_URL).toBe(connection.CACHE_URL);
+    expect(connection.DATABASE_URL).toBe(
+      `postgresql://app:${db['app-password']}@millions-db-rw.prod.svc:5432/app`,
+    );
+    expect(connection.SHARDS_PASSWORD).toBe(shards['app-password']);
+    expect(connection.QUEUE_URL).toBe(`amqp://${mq.username}:${mq.password}@millions-mq.prod.svc:5672/%2F`);
+
+    // The pods that mount the Secret carry the digest the operator computes for the same logins.
+    const facts: ObservedFacts = {
+      gatewayApi: false,
+      cachePassword: cache,
+      dbCredentials: {
+        superuser: db['superuser-password']!,
+        replication: db['replication-password']!,
+        app: db['app-password']!,
+      },
+      shardCredentials: { superuser: '', replication: '', app: shards['app-password']! },
+      queueCredentials: { username: mq.username!, password: mq.password!, erlangCookie: '' },
+    };
+    const operator = desiredState(parseApp(full.spec, 'millions', 'prod'), facts);
+    const hash = (list: any[], name: string) =>
+      list.find((o) => o.kind === 'Deployment' && o.metadata.name === name).spec.template.metadata
+        .annotations['scalableapp.io/connection-hash'];
+    for (const pods of ['millions-web', 'millions-mailer', 'millions-photo-processor'])
+      expect([pods, hash(objects, pods)]).toEqual([pods, hash(operator, pods)]);
+  });
+
+  it('reads a tier given an existing Secret from it, and says when it cannot (helm template sees no cluster)', () => {
+    const values = stackValues({ web: { image: 'x' }, cache: {} }, false);
+    values.cache = { auth: { existingSecret: 'shop-cache-login' } };
+    const r = templateChart('stack', { release: 'shop', namespace: 'prod', values });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(
+      'cache.auth.existingSecret: Secret "shop-cache-login" with key "password" is not readable in prod',
+    );
+  });
+
+  it('renders one connection Secret and the app-wide policies once', () => {
+    const objects = renderChart('stack', {
+      release: 'millions',
+      namespace: 'prod',
+      values: stackValues(full.spec),
+    });
+    const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    for (const once of [
+      'Secret/millions-connection',
+      'NetworkPolicy/millions-default-deny',
+      'NetworkPolicy/millions-allow-dns',
+    ])
+      expect(names.filter((n) => n === once)).toEqual([once]);
+  });
+
+  it('every pod it renders, the helm test pods included, passes the restricted Pod Security Standard', () => {
+    const objects = renderChart('stack', {
+      release: 'millions',
+      namespace: 'prod',
+      values: stackValues(full.spec),
+    });
+    const pods = podSpecs(objects);
+    expect(pods.length).toBeGreaterThan(5);
+    for (const [name, spec] of pods) expect([name, restrictedViolations(spec)]).toEqual([name, []]);
+  });
+});
+
+describe('tools/install-stack.sh', () => {
+  it.each(samples)('installs the tiers $file declares', ({ spec }) => {
+    const dir = mkdtempSync(join(tmpdir(), 'scalableapp-spec-'));
+    try {
+      writeFileSync(join(dir, 'values.yaml'), stringify(spec));
+      const script = new URL('../../tools/install-stack.sh', import.meta.url).pathname;
+      const r = spawnSync('bash', [script, '--tiers', join(dir, 'values.yaml')], { encoding: 'utf8' });
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      const declared = Object.entries(declaredTiers(spec))
+        .filter(([, on]) => on)
+        .map(([t]) => t);
+      expect(r.stdout.trim().split('\n').sort()).toEqual(declared.sort());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('charts/stack wires the tiers before they render', () => {
+  /** Every template helm runs for the umbrella, named as helm names them (stack/charts/<tier>/...). */
+  function executedTemplates(): string[] {
+    const walk = (dir: string): string[] =>
+      readdirSync(dir).flatMap((f) => {
+        const p = join(dir, f);
+        return statSync(p).isDirectory() ? walk(p) : [p];
+      });
+    const templates = (dir: string, prefix: string) =>
+      walk(join(dir, 'templates'))
+        .map((f) => `${prefix}/templates/${relative(join(dir, 'templates'), f)}`)
+        .filter((n) => !n.split('/').pop()!.startsWith('_'));
+    const deps = (
+      (chartMeta('stack').dependencies ?? []) as { name: string; alias?: string; repository?: string }[]
+    ).filter((d) => d.name !== 'scalableapp-lib');
+    return [
+      ...templates(chartPath('stack'), 'stack'),
+      ...deps.flatMap((d) =>
+        templates(chartPath(d.repository!.replace('file://../', '')), `stack/charts/${d.alias ?? d.name}`),
+      ),
+    ];
+  }
+
+  it("runs the wiring template first, by helm's order (deepest path first, then by name, descending)", () => {
+    // helm's pkg/engine/engine.go: sortTemplates = sort.Reverse(byPathLen); files named _* only define.
+    const depth = (n: string) => n.split('/').length;
+    const order = executedTemplates().sort((a, b) => depth(b) - depth(a) || (a < b ? 1 : a > b ? -1 : 0));
+    expect(order[0]).toBe('stack/templates/wiring/before/the/tier/charts.yaml');
+    expect(order.length).toBeGreaterThan(20);
+  });
+});
+
+describe("charts/stack refuses what the spec's cross-tier rules refuse", () => {
+  const rootRules = (
+    (z.toJSONSchema(specSchema, { target: 'draft-7', io: 'input' }) as any)[
+      'x-kubernetes-validations'
+    ] as CelRule[]
+  )
+    // A transition rule needs the release's previous state: checked on upgrade (e2e/charts-stack.test.ts).
+    .filter((r) => !r.rule.includes('oldSelf'));
+
+  const broken: Record<string, { values: Values; field: string }> = {
+    'spec must declare at least one tier (web, cache, database, shards, queue, consumers or edgeCache)': {
+      values: {},
+      field: 'tiers',
+    },
+    'web.sessions is cache but there is no cache tier: add spec.cache or set sessions to none': {
+      values: stackValues({ web: { image: 'x', sessions: 'cache' } }),
+      field: 'web.sessions',
+    },
+    'edgeCache fronts the web tier: add spec.web': {
+      values: stackValues({ edgeCache: {} }),
+      field: 'edgeCache',
+    },
+    'consumers need a queue tier: add spec.queue': {
+      values: stackValues({ consumers: [{ name: 'w', image: 'w:1', queue: 'jobs' }] }),
+      field: 'consumers',
+    },
+    'every consumers[].queue must name a queue declared in spec.queue.queues': {
+      values: stackValues({
+        queue: { queues: [{ name: 'jobs' }] },
+        consumers: [
+          { name: 'w', image: 'w:1', queue: 'jobs' },
+          { name: 'v', image: 'v:1', queue: 'mail' },
+        ],
+      }),
+      field: 'consumers',
+    },
+  };
+
+  it('has a case for every rule it can check', () => {
+    expect(Object.keys(broken).sort()).toEqual(rootRules.map((r) => r.message).sort());
+  });
+
+  it.each(Object.entries(broken))('%s', (message, { values, field }) => {
+    const r = templateChart('stack', { release: 'shop', namespace: 'prod', values });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(`${field}: ${message}`);
+  });
+
+  it('refuses a tier the values configure but do not install, instead of leaving it out', () => {
+    const values = { ...stackValues({ web: { image: 'x' } }), cache: { replicas: 1 } };
+    const r = templateChart('stack', { release: 'shop', namespace: 'prod', values });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain('tiers.cache: the values configure cache, so set tiers.cache=true');
+  });
+});
