@@ -19,7 +19,10 @@ SA_KUBECONFIG=$STATE/kubeconfig
 kctl() { kubectl --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
 install() {
-  kctl apply --server-side --field-manager=scalableapp-install -f "$root/crds/" >/dev/null
+  # --force-conflicts: this install is the authority for the CRD here. A Helm release of
+  # charts/operator (the chart tests install one) may co-own its fields, and a changed CRD would
+  # otherwise conflict with that other manager instead of being applied.
+  kctl apply --server-side --force-conflicts --field-manager=scalableapp-install -f "$root/crds/" >/dev/null
   kctl wait --for=condition=Established crd/scalableapps.scalableapp.io --timeout=60s >/dev/null
   kctl apply --server-side --field-manager=scalableapp-install -f "$root/manifests/operator/00-namespace.yaml" -f "$root/manifests/operator/10-rbac.yaml" >/dev/null
 }

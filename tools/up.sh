@@ -21,7 +21,7 @@ if [[ $PROVIDER == kind ]]; then
   image=scalableapp/operator:dev
   docker build -t "$image" "$root"
   kind load docker-image "$image" --name "${SCALABLEAPP_CLUSTER:-scalableapp}"
-  kctl apply --server-side -f "$root/crds/" -f "$root/manifests/operator/"
+  kctl apply --server-side --force-conflicts -f "$root/crds/" -f "$root/manifests/operator/"
   kctl -n scalableapp-system rollout status deployment/scalableapp-operator --timeout=180s
 else
   # No container runs on simulated nodes: the operator runs here as a process, with its
