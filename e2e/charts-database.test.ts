@@ -3,7 +3,7 @@
 // hooks (settleTestPod in charts/test/helm.ts says what that proves on KWOK), upgrades keep the
 // passwords and refuse what the spec forbids, and uninstall keeps the volumes and the credentials
 // they need.
-import { createNamespace, deleteNamespace, json, kubectl } from './support/kube.ts';
+import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
 import { readyEndpoints } from './support/pods.ts';
 import {
   helmIn,
@@ -43,7 +43,7 @@ const claims = () =>
 describe('the database chart installed alone', () => {
   let firstClaims: string[][];
 
-  it('installs into a restricted namespace, and the instances, volumes and Services become ready', () => {
+  it('installs into a restricted namespace, and the instances, volumes and Services become ready', async () => {
     const r = installChart('database', release, ns, values);
     expect(r).toMatchObject({ ok: true });
     const sts = json<any>(['get', 'statefulset', 'shop-db', '-n', ns]);
@@ -51,6 +51,14 @@ describe('the database chart installed alone', () => {
     firstClaims = claims();
     expect(firstClaims.map(([name, phase]) => [name, phase])).toEqual(
       instances.map((i) => [`data-${i}`, 'Bound']),
+    );
+    // The EndpointSlices follow pod readiness a moment after the StatefulSet reports it.
+    await eventually(
+      'every Service has its endpoints',
+      () =>
+        readyEndpoints(ns, 'shop-db-rw').length === 1 &&
+        readyEndpoints(ns, 'shop-db-ro').length === instances.length &&
+        readyEndpoints(ns, 'shop-db-headless').length === instances.length,
     );
     expect(readyEndpoints(ns, 'shop-db-rw')).toEqual(['shop-db-0']);
     expect(readyEndpoints(ns, 'shop-db-ro')).toEqual(instances);

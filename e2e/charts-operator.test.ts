@@ -82,7 +82,7 @@ const install = (name: string, extra: string[] = [], values: object = {}) =>
     deleteNamespace(ns);
   });
 
-  it('installs into a restricted namespace: the Deployment is Available behind its metrics Service', () => {
+  it('installs into a restricted namespace: the Deployment is Available behind its metrics Service', async () => {
     // The global setup applied the CRD with kubectl, so this release must adopt it (docs/adr/0009).
     const installed = install(release, ['--take-ownership']);
     if (!installed.ok) throw new Error(installed.stderr);
@@ -90,16 +90,19 @@ const install = (name: string, extra: string[] = [], values: object = {}) =>
     expect(deploy.status.availableReplicas).toBe(2);
     const pdb = json<{ spec: { maxUnavailable: number } }>(['get', 'pdb', fullname, '-n', ns]);
     expect(pdb.spec.maxUnavailable).toBe(1);
-    const slices = json<{ items: { endpoints?: { conditions?: { ready?: boolean } }[] }[] }>([
-      'get',
-      'endpointslices',
-      '-n',
-      ns,
-      '-l',
-      `kubernetes.io/service-name=${fullname}-metrics`,
-    ]);
-    const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready);
-    expect(ready).toHaveLength(2);
+    // The EndpointSlice controller follows pod readiness a moment after the Deployment reports it.
+    const readyEndpoints = () =>
+      json<{ items: { endpoints?: { conditions?: { ready?: boolean } }[] }[] }>([
+        'get',
+        'endpointslices',
+        '-n',
+        ns,
+        '-l',
+        `kubernetes.io/service-name=${fullname}-metrics`,
+      ])
+        .items.flatMap((s) => s.endpoints ?? [])
+        .filter((e) => e.conditions?.ready).length;
+    await eventually('both replicas behind the metrics Service', () => readyEndpoints() === 2);
 
     const crd = liveCrd();
     expect(crd.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
