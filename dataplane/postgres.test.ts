@@ -23,6 +23,14 @@ async function startCluster(synchronousReplicas = 0): Promise<LocalCluster> {
   clusters.push(c);
   await c.startAll();
   await c.get('pg-0').query('CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)');
+  // Every standby has replayed the table before a test starts: with ANY 1 the commit above waited for
+  // one standby only, and a test that then freezes the other would find no table there at all.
+  for (const i of c.instances) {
+    await until(`the table on ${i.name}`, async () => {
+      const rows = await i.query<{ t: string | null }>("SELECT to_regclass('notes')::text AS t");
+      return rows[0]!.t === 'notes';
+    });
+  }
   return c;
 }
 
