@@ -42,6 +42,22 @@ describe('ConsumerScaling', () => {
     await t.scaling.stopAll();
   });
 
+  it('reports the decision that changed something, not every poll (an idle queue writes no status)', async () => {
+    const t = setup({ jobs: 250 });
+    const a = app([jobs]);
+    t.scaling.sync(a, { gatewayApi: false }, () => 0);
+    await settle();
+    await t.clock.advance(2_000); // the second poll: WakeFromZero becomes Steady, a change worth reporting
+    const steady = t.scaling.sync(a, { gatewayApi: false }, () => 3).worker!.decision;
+    expect(steady).toMatchObject({ reason: 'Steady', desiredReplicas: 3 });
+    const reads = t.read.length;
+    await t.clock.advance(10_000); // five more polls at the same depth: nothing changes
+    expect(t.read.length).toBe(reads + 5);
+    expect(t.scaling.sync(a, { gatewayApi: false }, () => 3).worker!.decision).toEqual(steady);
+    expect(t.enqueued).toHaveLength(2);
+    await t.scaling.stopAll();
+  });
+
   it('starts a restarted operator from the replicas the Deployment runs', async () => {
     const t = setup({ jobs: 0 });
     t.scaling.sync(app([jobs]), { gatewayApi: false }, () => 4);

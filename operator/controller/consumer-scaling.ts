@@ -1,6 +1,6 @@
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { QueueScalers, type DepthSource } from '../autoscaling/queue-poller.ts';
-import { scalerPolicy } from '../autoscaling/queue-scaler.ts';
+import { scalerPolicy, type Decision } from '../autoscaling/queue-scaler.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { consumerName } from '../tiers/consumers.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
@@ -28,6 +28,11 @@ interface AppScalers {
 export class ConsumerScaling implements ConsumerScalingPort {
   private readonly d: ConsumerScalingDeps;
   private readonly apps = new Map<string, AppScalers>();
+  /**
+   * The decision each poller last reported as a change. Status shows this one, not the latest poll's:
+   * the latest differs in time (and depth) on every poll, and would make every reconcile write status.
+   */
+  private readonly reported = new Map<string, Decision>();
   constructor(deps: ConsumerScalingDeps) {
     this.d = deps;
   }
@@ -77,12 +82,19 @@ export class ConsumerScaling implements ConsumerScalingPort {
           currentReplicas: current,
           policy: scalerPolicy(a),
         },
-        () => this.d.enqueue(appKey),
+        (k, d) => {
+          this.reported.set(k, d);
+          this.d.enqueue(appKey);
+        },
       );
-      const decision = entry.scalers.lastDecision(key);
+      const decision = this.reported.get(key);
       result[c.name] = decision ? { replicas: decision.desiredReplicas, decision } : { replicas: current };
     }
-    for (const key of entry.scalers.keys()) if (!wanted.has(key)) entry.scalers.forget(key);
+    for (const key of entry.scalers.keys()) {
+      if (wanted.has(key)) continue;
+      entry.scalers.forget(key);
+      this.reported.delete(key);
+    }
     return result;
   }
 
@@ -90,12 +102,14 @@ export class ConsumerScaling implements ConsumerScalingPort {
     const entry = this.apps.get(appKey);
     if (!entry) return;
     this.apps.delete(appKey);
+    for (const key of entry.scalers.keys()) this.reported.delete(key);
     void entry.scalers.stopAll();
   }
 
   async stopAll(): Promise<void> {
     const entries = [...this.apps.values()];
     this.apps.clear();
+    this.reported.clear();
     await Promise.all(entries.map((e) => e.scalers.stopAll()));
   }
 }
