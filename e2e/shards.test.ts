@@ -4,7 +4,7 @@
 // failover. Postgres is replaced by pod readiness, as in e2e/database-tier.test.ts.
 import { createHash } from 'node:crypto';
 import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
-import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
+import { createNamespace, deleteNamespace, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 import { podRoles, setPodReady } from './support/pods.ts';
 import { ShardRouter } from '../operator/sharding/router.ts';
@@ -132,15 +132,39 @@ describe('two hash shards and a dedicated shard for a hot key', () => {
     await readyAt('social');
   });
 
-  it('keeps a shard that is being removed until its data has moved, then deletes it but not its volumes', async () => {
+  it('keeps a shard that is being removed until its data has moved and been drained, then deletes it but not its volumes', async () => {
     applyApp(ns, 'social', spec(2));
     await eventually('ring v3 pending', () => getApp(ns, 'social').status?.shards?.pendingRingVersion === 3);
     expect(statefulSets()).toContain('social-shard-2'); // still holds data the mover has not copied
     kubectl(['annotate', 'sapp', 'social', '-n', ns, 'scalableapp.io/reshard-verified=3', '--overwrite']);
+    await eventually('routing on ring v3', () => map().version === 3);
+    // Readers on a not yet refreshed map file, and the mover's delete step, still reach it.
+    await readyAt('social');
+    expect(statefulSets()).toContain('social-shard-2');
+    kubectl(['annotate', 'sapp', 'social', '-n', ns, 'scalableapp.io/reshard-drained=3', '--overwrite']);
     await eventually('shard-2 removed', () => !statefulSets().includes('social-shard-2'));
-    expect(map().version).toBe(3);
     const claims = json<{ items: any[] }>(['get', 'pvc', '-n', ns]).items.map((c) => c.metadata.name);
     expect(claims).toEqual(expect.arrayContaining(['data-social-shard-2-0', 'data-social-shard-2-1']));
+  });
+
+  it('refuses to guess when the shard map is lost, and publishes it again above every shown version only when asked', async () => {
+    await readyAt('social');
+    const before = statefulSets();
+    kubectl(['delete', 'configmap', 'social-shard-map', '-n', ns]);
+    const refused = await eventually('ShardMapLost', () => {
+      const c = getApp(ns, 'social').status?.conditions?.find((x: any) => x.type === 'Ready');
+      return c?.reason === 'ShardMapLost' && c;
+    });
+    expect(refused.message).toContain('scalableapp.io/shard-map-reset=3');
+    expect(statefulSets()).toEqual(before);
+    expect(tryKubectl(['get', 'configmap', 'social-shard-map', '-n', ns]).ok).toBe(false);
+    kubectl(['annotate', 'sapp', 'social', '-n', ns, 'scalableapp.io/shard-map-reset=3', '--overwrite']);
+    await eventually(
+      'map published as v4',
+      () => tryKubectl(['get', 'configmap', 'social-shard-map', '-n', ns]).ok && map().version === 4,
+    );
+    await readyAt('social');
+    expect(getApp(ns, 'social').status.shards.ringVersion).toBe(4);
   });
 
   it("fails a shard's primary over to its replica without touching the other shards", async () => {

@@ -49,7 +49,14 @@ import {
   type PgCluster,
   type PgClusterFacts,
 } from '../tiers/postgres-cluster.ts';
-import { shardCluster, shardClusters, shardMapName, shardsCredentialsName } from '../tiers/shards.ts';
+import {
+  SHARD,
+  SHARD_MAP_RESET,
+  shardCluster,
+  shardClusters,
+  shardMapName,
+  shardsCredentialsName,
+} from '../tiers/shards.ts';
 import { SHARD_MAP_KEY, safeParseShardMap } from '../sharding/shard-map.ts';
 import { mqCredentialsName, mqName } from '../tiers/queue.ts';
 import { AMQP_PORT } from '../dataplane/rabbitmq/config.ts';
@@ -148,7 +155,12 @@ export class Reconciler {
       return { requeueAfterMs: MISSING_REFERENCE_RETRY_MS };
     }
 
-    let facts = await this.factsFor(app);
+    const gathered = await this.factsFor(app);
+    if (gathered.lost) {
+      await this.refuse(raw, generation, 'ShardMapLost', gathered.lost, log);
+      return { requeueAfterMs: MISSING_REFERENCE_RETRY_MS };
+    }
+    let facts = gathered.facts;
     let result: ReconcileResult = 'ok';
     if (app.spec.cache && this.d.cachePrimary) {
       const decision = await this.d.cachePrimary.decide(app, facts);
@@ -173,7 +185,17 @@ export class Reconciler {
           : []),
       ];
       for (const c of clusters) {
-        const decision = await c.decide();
+        let decision: DatabaseDecision;
+        try {
+          decision = await c.decide();
+        } catch (err) {
+          // One cluster whose servers cannot be asked must not hold back the others' records (a
+          // promotion done earlier in this pass is applied below) nor the rest of the app.
+          log.warn('could not decide on a primary; trying again', { cluster: c.name, err });
+          await this.d.events.record(app, 'Warning', 'PrimaryCheckFailed', `${c.name}: ${errorMessage(err)}`);
+          result = { requeueAfterMs: Math.min(5_000, result === 'ok' ? 5_000 : result.requeueAfterMs) };
+          continue;
+        }
         if (decision.kind === 'wait' || decision.kind === 'refused') {
           const after = decision.recheckMs;
           result =
@@ -237,9 +259,10 @@ export class Reconciler {
    * Facts only the cluster knows: generated credentials (read back from their Secret), each data
    * tier's recorded primary (its ConfigMap), and the database pods (for the read endpoints).
    */
-  private async factsFor(app: ScalableApp): Promise<ObservedFacts> {
+  private async factsFor(app: ScalableApp): Promise<{ facts: ObservedFacts; lost?: string }> {
     const ns = app.metadata.namespace ?? '';
     let facts: ObservedFacts = this.d.facts();
+    let lost: string | undefined;
     const recordedPrimary = (configMap: string) =>
       (this.d.children.get('ConfigMap', ns, configMap) as V1ConfigMap | undefined)?.data?.primary;
     if (app.spec.cache) {
@@ -258,7 +281,15 @@ export class Reconciler {
         ...(db.primary ? { dbPrimary: db.primary } : {}),
       };
     }
-    if (app.spec.shards) facts = { ...facts, ...(await this.shardFacts(app)) };
+    if (app.spec.shards) {
+      const shards = await this.shardFacts(app);
+      facts = { ...facts, ...shards.facts };
+      // The reset names the last version shown, so an annotation left behind never applies to a later loss.
+      const floor = String(shards.facts.shardVersionFloor ?? 0);
+      if (shards.lost && app.metadata.annotations?.[SHARD_MAP_RESET] !== floor) {
+        lost = `${shards.lost}; nothing is applied, so no shard is dropped and no ring is guessed. Restore the map, or annotate the app ${SHARD_MAP_RESET}=${floor} to publish the spec's ring as version ${Number(floor) + 1}`;
+      }
+    }
     if (app.spec.queue) {
       const [username, password, erlangCookie] = await this.generatedSecret(ns, mqCredentialsName(app), [
         'username',
@@ -275,28 +306,54 @@ export class Reconciler {
         (this.d.children.get('Deployment', ns, name) as V1Deployment | undefined)?.spec?.replicas;
       facts = { ...facts, consumerScale: this.d.consumerScaling.sync(app, facts, current) };
     }
-    return facts;
+    return { facts, ...(lost ? { lost } : {}) };
   }
 
   /** Each shard's recorded primary and pods, the shared login, and the shard map as published. */
-  private async shardFacts(app: ScalableApp): Promise<Partial<ObservedFacts>> {
+  /**
+   * Each shard's recorded primary and pods, the shared login, the shard map as published, and the
+   * shard StatefulSets that exist (in the map or not). `lost` says why the map cannot be trusted as
+   * history: missing or broken while shards exist. The reconcile then refuses rather than publish a
+   * ring from the spec that may not say where the data is.
+   */
+  private async shardFacts(app: ScalableApp): Promise<{ facts: Partial<ObservedFacts>; lost?: string }> {
     const ns = app.metadata.namespace ?? '';
     const credentials = await this.pgCredentials(ns, shardsCredentialsName(app));
-    const published = (this.d.children.get('ConfigMap', ns, shardMapName(app)) as V1ConfigMap | undefined)
-      ?.data?.[SHARD_MAP_KEY];
-    // A map someone broke by hand is not trusted as history: the operator publishes from the spec again
-    // (at version 1), which the status shows; routing data never depends on a corrupt document.
+    const mapName = shardMapName(app);
+    const published = (this.d.children.get('ConfigMap', ns, mapName) as V1ConfigMap | undefined)?.data?.[
+      SHARD_MAP_KEY
+    ];
     const shardMap = published ? safeParseShardMap(published) : undefined;
+    const existing = this.d.children
+      .select('StatefulSet', ns, selectorLabels(app, SHARD))
+      .map((o) => o.metadata!.name!)
+      .sort();
+    const shown = app.status?.shards;
+    const floor = Math.max(shown?.ringVersion ?? 0, shown?.pendingRingVersion ?? 0);
+    const lost =
+      published !== undefined && !shardMap
+        ? `ConfigMap ${ns}/${mapName} holds no valid shard map`
+        : // A ring status has shown may be routed by apps. (Shards without any shown version only
+          // follow a first reconcile that stopped before its status write: the spec's ring is the one.)
+          !published && floor > 0
+          ? `ConfigMap ${ns}/${mapName} is gone, but ring v${floor} was published`
+          : undefined;
     const clusters: Record<string, PgClusterFacts> = {};
-    const names = new Set(
-      [...(shardMap?.shards ?? []), ...(shardMap?.pending?.shards ?? [])].map((s) => s.name),
-    );
+    const names = new Set([
+      ...[...(shardMap?.shards ?? []), ...(shardMap?.pending?.shards ?? [])].map((x) => x.name),
+      ...existing,
+    ]);
     for (const name of names)
       clusters[name] = this.clusterFacts(ns, shardCluster(app, name, { gatewayApi: false }));
     return {
-      shardCredentials: credentials,
-      shards: clusters,
-      ...(shardMap ? { shardMap } : {}),
+      facts: {
+        shardCredentials: credentials,
+        shards: clusters,
+        shardStatefulSets: existing,
+        ...(floor ? { shardVersionFloor: floor } : {}),
+        ...(shardMap ? { shardMap } : {}),
+      },
+      ...(lost ? { lost } : {}),
     };
   }
 
@@ -594,3 +651,5 @@ export class Reconciler {
 }
 
 const withoutMetadata = ({ metadata: _m, ...rest }: KubernetesObject) => rest;
+/** An error's message for an Event: the admin clients never put credentials in their messages. */
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 512);

@@ -49,6 +49,13 @@ export interface ObservedFacts {
   readonly shards?: Readonly<Record<string, PgClusterFacts>>;
   /** The shard map as last published (its ConfigMap), from which the next version follows. */
   readonly shardMap?: ShardMap;
+  /** The shard StatefulSets that exist, in the map or not: a shard holding data is never dropped unseen. */
+  readonly shardStatefulSets?: readonly string[];
+  /**
+   * The highest ring version status has shown (routed or pending). A map published again after a
+   * reset starts above it, so a stale `reshard-verified` annotation can never flip a new ring.
+   */
+  readonly shardVersionFloor?: number;
   /** The broker's generated login and Erlang cookie (read back from their Secret, or generated once). */
   readonly queueCredentials?: QueueCredentials;
   /**

@@ -3,6 +3,7 @@ import { parseApp } from '../api/testdata/apps.ts';
 import { databaseObjects } from './database.ts';
 import type { ObservedFacts } from './objects.ts';
 import {
+  RESHARD_DRAINED,
   RESHARD_VERIFIED,
   hotShardName,
   shardEntries,
@@ -119,6 +120,27 @@ describe('resharding', () => {
     expect(flipped.version).toBe(2);
     expect(flipped.pending).toBeUndefined();
     expect(shardMap(annotated('2'), { ...facts, shardMap: flipped })).toEqual(flipped); // stable
+  });
+
+  it('keeps a shard a flip retired until its drain is confirmed at the routed version', () => {
+    const two = shardMap(parseApp(spec(2)), facts);
+    const seen = {
+      ...facts,
+      shardMap: two,
+      shardStatefulSets: ['shop-shard-0', 'shop-shard-1', 'shop-shard-2'],
+    };
+    const app2 = parseApp(spec(2));
+    expect(shardNames(two, app2, seen)).toContain('shop-shard-2');
+    const drained = (v: string) => ({
+      ...app2,
+      metadata: { ...app2.metadata, annotations: { [RESHARD_DRAINED]: v } },
+    });
+    expect(shardNames(two, drained(String(two.version + 1)), seen)).toContain('shop-shard-2');
+    expect(shardNames(two, drained(String(two.version)), seen)).not.toContain('shop-shard-2');
+  });
+
+  it('publishes a lost map again above every version status showed', () => {
+    expect(shardMap(parseApp(spec(2)), { ...facts, shardVersionFloor: 7 }).version).toBe(8);
   });
 
   it('keeps a shard being removed running until the flip', () => {

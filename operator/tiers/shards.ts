@@ -30,6 +30,17 @@ export const SHARD_LABEL = 'scalableapp.io/shard';
  * verified: only then does the operator flip routing to it (docs/adr/0007-resharding.md).
  */
 export const RESHARD_VERIFIED = RESHARD_VERIFIED_ANNOTATION;
+/**
+ * Set by whoever drained the shards a flip retired (tools/reshard.ts delete) to the routed ring
+ * version: until then those shards keep running, so readers on a not yet refreshed map file and the
+ * mover's delete step still reach them.
+ */
+export const RESHARD_DRAINED = 'scalableapp.io/reshard-drained';
+/**
+ * Asks the operator to publish the shard map again from the spec after it was lost, naming the last
+ * ring version status showed (the reconciler refuses until then, and says so).
+ */
+export const SHARD_MAP_RESET = 'scalableapp.io/shard-map-reset';
 
 export const shardMapName = (app: ScalableApp) => childName(app, 'shard-map');
 export const shardsCredentialsName = (app: ScalableApp) => childName(app, 'shards-credentials');
@@ -69,13 +80,20 @@ export function shardMap(app: ScalableApp, facts: ObservedFacts): ShardMap {
   const verified = Number(app.metadata.annotations?.[RESHARD_VERIFIED] ?? NaN);
   const previous = facts.shardMap;
   const flip = previous?.pending !== undefined && previous.pending.version === verified;
-  return nextShardMap(previous, desiredRing(app), { flip });
+  const next = nextShardMap(previous, desiredRing(app), { flip });
+  // Published again after a loss: above every version ever shown, so no old annotation applies to it.
+  return previous || !facts.shardVersionFloor ? next : { ...next, version: facts.shardVersionFloor + 1 };
 }
 
-/** Shards that hold data: those of the routed ring and, while resharding, of the pending one. */
-export function shardNames(map: ShardMap): string[] {
+/**
+ * Shards that hold data: those of the routed ring, while resharding those of the pending one, and
+ * shards a flip retired until their drain is confirmed (RESHARD_DRAINED at the routed version).
+ */
+export function shardNames(map: ShardMap, app?: ScalableApp, facts?: ObservedFacts): string[] {
   const names = new Set(map.shards.map((s) => s.name));
   for (const s of map.pending?.shards ?? []) names.add(s.name);
+  const drained = app?.metadata.annotations?.[RESHARD_DRAINED] === String(map.version);
+  if (!drained) for (const name of facts?.shardStatefulSets ?? []) names.add(name);
   return [...names].sort();
 }
 
@@ -105,7 +123,7 @@ export function shardCluster(app: ScalableApp, name: string, facts: ObservedFact
 
 /** Every shard cluster that should run now (routed and pending rings). */
 export function shardClusters(app: ScalableApp, facts: ObservedFacts): PgCluster[] {
-  return shardNames(shardMap(app, facts)).map((name) => shardCluster(app, name, facts));
+  return shardNames(shardMap(app, facts), app, facts).map((name) => shardCluster(app, name, facts));
 }
 
 export function shardMapConfigMap(app: ScalableApp, map: ShardMap): V1ConfigMap & Child {
@@ -124,7 +142,7 @@ export function shardObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
     // One set of credentials for every shard: the app routes with one user and password.
     pgCredentialsSecret(app, shardsCredentialsName(app), tierLabels(app, SHARD), facts.shardCredentials),
     shardMapConfigMap(app, map),
-    ...shardNames(map).flatMap((name) => pgClusterObjects(shardCluster(app, name, facts))),
+    ...shardNames(map, app, facts).flatMap((name) => pgClusterObjects(shardCluster(app, name, facts))),
   ];
 }
 
