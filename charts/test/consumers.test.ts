@@ -184,6 +184,10 @@ describe('the connection Secret', () => {
 
 describe("the spec's rules the schema cannot say", () => {
   testCelRules('consumers', base, {
+    'name must not be web or edge: its Deployment <app>-<name> would be the web or edge cache tier': {
+      values: { consumers: [orders, { ...orders, name: 'edge' }] },
+      field: 'consumers[1].name',
+    },
     'minReplicas must be <= maxReplicas': {
       values: {
         consumers: [orders, { ...orders, name: 'b', autoscaling: { minReplicas: 5, maxReplicas: 4 } }],

@@ -102,6 +102,17 @@ export const consumer = doc(
     ).default(1),
   }),
   'A consumer Deployment, given the queue URL and name.',
+  {
+    cel: [
+      {
+        // The Deployment is <app>-<name>: these would take the web or edge-cache tier's Deployment.
+        rule: "!(self.name in ['web', 'edge'])",
+        message:
+          'name must not be web or edge: its Deployment <app>-<name> would be the web or edge cache tier',
+        fieldPath: '.name',
+      },
+    ],
+  },
 );
 
 export const consumers = doc(

@@ -17,6 +17,9 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 {{- $at := printf "consumers[%d]" $i -}}
 {{- if has $c.name $names }}{{ fail (printf "%s.name: consumer %q is listed twice" $at $c.name) }}{{ end -}}
 {{- $names = append $names $c.name -}}
+{{- if has $c.name (list "web" "edge") -}}
+{{- fail (printf "%s.name: name must not be web or edge: its Deployment <app>-<name> would be the web or edge cache tier" $at) -}}
+{{- end -}}
 {{- if not (hasKey $c "resources") -}}
 {{- $_ := set $c "resources" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) -}}
 {{- end -}}
@@ -30,7 +33,7 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 {{- $envNames = append $envNames $e.name -}}
 {{- end -}}
 {{- with $c.autoscaling -}}
-{{- range $k, $v := dict "minReplicas" 0 "messagesPerReplica" 100 "cooldownSeconds" 300 "pollIntervalSeconds" 5 "scaleDownStabilizationSeconds" 60 -}}
+{{- range $k, $v := dict "minReplicas" 0 "messagesPerReplica" 100 "cooldownSeconds" 300 "pollIntervalSeconds" 2 "scaleDownStabilizationSeconds" 60 -}}
 {{- if not (hasKey $c.autoscaling $k) }}{{ $_ := set $c.autoscaling $k $v }}{{ end -}}
 {{- end -}}
 {{- if gt (int .minReplicas) (int .maxReplicas) -}}
