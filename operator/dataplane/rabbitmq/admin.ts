@@ -96,7 +96,8 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
       } catch {
         // Not JSON: keep the start of the text.
       }
-      const who = res.status === 401 ? ` (as user ${JSON.stringify(o.user)})` : '';
+      // The generated username is half of a credential: it stays out of logs and events too.
+      const who = res.status === 401 ? ' (the login from the credentials was refused)' : '';
       throw new BrokerApiError(`${what}: HTTP ${res.status}${who}: ${reason}`, res.status);
     }
     try {
