@@ -8,7 +8,8 @@
 // test plays the container's exit, so this proves admission, helm's wiring of the hooks (the
 // policy that admits the test pod, then the pod) and its verdict, not that the server answers PING.
 import { maxMemoryBytes } from '../operator/tiers/cache-config.ts';
-import { buildDependencies, chartPath, helm, helmAsync, settleTestPod } from '../charts/test/helm.ts';
+import { buildDependencies, chartPath, helm } from '../charts/test/helm.ts';
+import { helmTest } from './support/helm-releases.ts';
 import { readyEndpoints } from './support/pods.ts';
 import { KUBECONFIG, createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
 
@@ -31,8 +32,6 @@ const zones = (pods: any[]) => {
   const zone = new Map(nodes.map((n) => [n.metadata.name, n.metadata.labels['topology.kubernetes.io/zone']]));
   return new Set(pods.map((p) => zone.get(p.spec.nodeName))).size;
 };
-const helmTest = () =>
-  helmAsync(['test', 'shop', '--timeout', '3m', '--namespace', ns, '--kubeconfig', KUBECONFIG]);
 const configMap = () => json<any>(['get', 'configmap', 'shop-cache-config', '-n', ns]).data;
 
 describe('charts/cache without the operator', () => {
@@ -111,20 +110,15 @@ describe('charts/cache without the operator', () => {
   });
 
   it('helm test: admits the test pod by a hook policy, and helm reports the pod’s outcome', async () => {
-    const failing = helmTest();
-    // Hooks run in weight order: once the test pod exists, the policy admitting it does too.
-    await eventually('the test pod', () =>
-      kubectl(['get', 'pods', '-n', ns, '-o', 'name']).includes('shop-cache-test'),
-    );
-    expect(kubectl(['get', 'networkpolicy', 'shop-allow-cache-test', '-n', ns, '-o', 'name']).trim()).toBe(
-      'networkpolicy.networking.k8s.io/shop-allow-cache-test',
-    );
-    const first = await settleTestPod(kubectl, ns, 'shop-cache-test', 'Failed');
-    expect((await failing).ok).toBe(false);
+    const failed = await helmTest(ns, 'shop', 'shop-cache-test', 'Failed', () => {
+      // Hooks run in weight order: once the test pod exists, the policy admitting it does too.
+      expect(kubectl(['get', 'networkpolicy', 'shop-allow-cache-test', '-n', ns, '-o', 'name']).trim()).toBe(
+        'networkpolicy.networking.k8s.io/shop-allow-cache-test',
+      );
+    });
+    expect(failed.result.ok).toBe(false);
 
-    const passing = helmTest();
-    await settleTestPod(kubectl, ns, 'shop-cache-test', 'Succeeded', first.uid);
-    const passed = await passing;
+    const passed = (await helmTest(ns, 'shop', 'shop-cache-test', 'Succeeded')).result;
     expect(passed.ok).toBe(true);
     expect(passed.stdout).toMatch(/shop-cache-test[\s\S]*Phase:\s+Succeeded/);
     await eventually('both hooks to be deleted after success', () => {

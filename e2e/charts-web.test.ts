@@ -8,13 +8,13 @@
 // under the restricted profile, helm creates and waits for it, and helm's verdict follows the pod's
 // outcome both ways. It cannot prove the web tier answers wget: nothing listens on a KWOK pod.
 import { contentHash } from '../operator/tiers/content-hash.ts';
-import { buildDependencies, chartPath, helm, helmAsync, settleTestPod } from '../charts/test/helm.ts';
+import { buildDependencies, chartPath, helm } from '../charts/test/helm.ts';
+import { helmTest } from './support/helm-releases.ts';
 import { readyEndpoints } from './support/pods.ts';
 import { KUBECONFIG, createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
 
 let ns: string;
 const helmIn = (args: string[]) => helm([...args, '--namespace', ns, '--kubeconfig', KUBECONFIG]);
-const helmInAsync = (args: string[]) => helmAsync([...args, '--namespace', ns, '--kubeconfig', KUBECONFIG]);
 
 beforeAll(() => {
   buildDependencies('web');
@@ -33,7 +33,6 @@ const zones = (pods: any[]) => {
   const zone = new Map(nodes.map((n) => [n.metadata.name, n.metadata.labels['topology.kubernetes.io/zone']]));
   return new Set(pods.map((p) => zone.get(p.spec.nodeName))).size;
 };
-const helmTest = () => helmInAsync(['test', 'shop', '--timeout', '3m']);
 const templateHash = (name: string) =>
   deployment(name).spec.template.metadata.annotations?.['scalableapp.io/connection-hash'];
 
@@ -77,15 +76,11 @@ describe('charts/web without the operator', () => {
   });
 
   it('helm test: helm reports the hook pod’s outcome, failed and then succeeded', async () => {
-    const failing = helmTest();
-    const first = await settleTestPod(kubectl, ns, 'shop-web-test', 'Failed');
-    const failed = await failing;
+    const failed = (await helmTest(ns, 'shop', 'shop-web-test', 'Failed')).result;
     expect(failed.ok).toBe(false);
     expect(failed.stdout + failed.stderr).toContain('shop-web-test');
 
-    const passing = helmTest();
-    await settleTestPod(kubectl, ns, 'shop-web-test', 'Succeeded', first.uid);
-    const passed = await passing;
+    const passed = (await helmTest(ns, 'shop', 'shop-web-test', 'Succeeded')).result;
     expect([passed.ok, passed.stderr]).toEqual([true, '']);
     expect(passed.stdout).toMatch(/shop-web-test[\s\S]*Phase:\s+Succeeded/);
     // hook-succeeded: a passing test leaves no pod behind.

@@ -2,16 +2,9 @@ import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-n
 import { parseApp } from '../api/testdata/apps.ts';
 import { databaseObjects } from './database.ts';
 import type { ObservedFacts } from './objects.ts';
-import {
-  RESHARD_DRAINED,
-  RESHARD_VERIFIED,
-  hotShardName,
-  shardEntries,
-  shardMap,
-  shardNames,
-  shardObjects,
-} from './shards.ts';
+import { RESHARD_DRAINED, hotShardName, shardEntries, shardMap, shardNames, shardObjects } from './shards.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
+import { RESHARD_VERIFIED_ANNOTATION } from '../sharding/shard-map.ts';
 
 const credentials = { superuser: 'su', replication: 'repl', app: 'app pw' };
 const facts: ObservedFacts = { gatewayApi: false, shardCredentials: credentials };
@@ -113,7 +106,7 @@ describe('resharding', () => {
     const pending = shardMap(grown, { ...facts, shardMap: v1 });
     const annotated = (v: string) => ({
       ...grown,
-      metadata: { ...grown.metadata, annotations: { [RESHARD_VERIFIED]: v } },
+      metadata: { ...grown.metadata, annotations: { [RESHARD_VERIFIED_ANNOTATION]: v } },
     });
     expect(shardMap(annotated('1'), { ...facts, shardMap: pending }).version).toBe(1);
     const flipped = shardMap(annotated('2'), { ...facts, shardMap: pending });

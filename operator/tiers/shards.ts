@@ -26,11 +26,6 @@ export const SHARD = 'shard';
 /** Selects one shard's pods among the tier's: every shard is a cluster of its own. */
 export const SHARD_LABEL = 'scalableapp.io/shard';
 /**
- * Set on the ScalableApp by whoever moved the data (tools/reshard.ts) to the pending ring version it
- * verified: only then does the operator flip routing to it (docs/adr/0007-resharding.md).
- */
-export const RESHARD_VERIFIED = RESHARD_VERIFIED_ANNOTATION;
-/**
  * Set by whoever drained the shards a flip retired (tools/reshard.ts delete) to the routed ring
  * version: until then those shards keep running, so readers on a not yet refreshed map file and the
  * mover's delete step still reach them.
@@ -77,7 +72,18 @@ function desiredRing(app: ScalableApp): DesiredShardMap {
  * ring waits as `pending` until the data mover verified its copy and said so by annotation.
  */
 export function shardMap(app: ScalableApp, facts: ObservedFacts): ShardMap {
-  const verified = Number(app.metadata.annotations?.[RESHARD_VERIFIED] ?? NaN);
+  // One reconcile asks for the map from several places (objects, failover, roles, status); the facts
+  // and the parsed app are immutable, so the answer for one pair is computed once.
+  let byApp = computed.get(facts);
+  if (!byApp) computed.set(facts, (byApp = new WeakMap()));
+  let map = byApp.get(app);
+  if (!map) byApp.set(app, (map = nextMap(app, facts)));
+  return map;
+}
+const computed = new WeakMap<ObservedFacts, WeakMap<ScalableApp, ShardMap>>();
+
+function nextMap(app: ScalableApp, facts: ObservedFacts): ShardMap {
+  const verified = Number(app.metadata.annotations?.[RESHARD_VERIFIED_ANNOTATION] ?? NaN);
   const previous = facts.shardMap;
   const flip = previous?.pending !== undefined && previous.pending.version === verified;
   const next = nextShardMap(previous, desiredRing(app), { flip });
