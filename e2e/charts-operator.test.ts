@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { chartPath } from '../charts/test/helm.ts';
-import { readyAt } from './support/apps.ts';
+import { applyManifest, readyAt } from './support/apps.ts';
 import { helmIn, helmTest, installChart, upgradeChart } from './support/helm-releases.ts';
 import { createNamespace, deleteNamespace, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
@@ -120,7 +120,7 @@ const install = (name: string, extra: string[] = [], values: object = {}) =>
     expect(can('update', 'customresourcedefinitions.apiextensions.k8s.io')).toBe(false);
 
     op = await startOperator({ namespace: appNs, serviceAccount: { name: fullname, namespace: ns } });
-    kubectl(['apply', '-n', appNs, '-f', `${root}manifests/samples/01-web-only.yaml`]);
+    applyManifest(appNs, `${root}manifests/samples/01-web-only.yaml`);
     const app = await readyAt(appNs, sample.metadata.name);
     expect(app.status.conditions.find((c: { type: string }) => c.type === 'WebReady').status).toBe('True');
   });
@@ -201,7 +201,7 @@ const install = (name: string, extra: string[] = [], values: object = {}) =>
     expect(tryKubectl(['get', 'clusterrole', scoped]).ok).toBe(false);
     expect(tryKubectl(['get', 'role', scoped, '-n', appNs]).ok).toBe(true);
     op = await startOperator({ namespace: appNs, serviceAccount: { name: scoped, namespace: ns } });
-    kubectl(['apply', '-n', appNs, '-f', '-'], stringify({ ...sample, metadata: { name: 'scoped' } }));
+    applyManifest(appNs, { ...sample, metadata: { name: 'scoped' } });
     await readyAt(appNs, 'scoped');
     // A change to the app the first release's operator made is reconciled too.
     kubectl([

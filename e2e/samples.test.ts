@@ -4,7 +4,7 @@
 // readiness: see e2e/database-tier.test.ts.)
 import { readFileSync, readdirSync } from 'node:fs';
 import { parse } from 'yaml';
-import { getApp, isReadyAtGeneration } from './support/apps.ts';
+import { applyManifest, getApp, isReadyAtGeneration } from './support/apps.ts';
 import { createNamespace, deleteNamespace, eventually, kubectl } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 
@@ -49,7 +49,7 @@ describe('the samples', () => {
   });
 
   it.each(samples.map((s) => [s.file, s.name]))('%s converges to Ready', async (file, name) => {
-    kubectl(['apply', '-n', ns, '-f', new URL(file!, dir).pathname]);
+    applyManifest(ns, new URL(file!, dir).pathname);
     const ready = await eventually(
       `${name} Ready`,
       () => {

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Kube } from './kube/client.ts';
 import { Manager } from './controller/manager.ts';
+import { defaultLeaseName, parseInstance } from './controller/instance.ts';
 import { createHealthServer } from './runtime/health.ts';
 import { LeaderElector, clientNodeLeaseStore } from './runtime/leader-election.ts';
 import { createLogger, parseLogLevel } from './runtime/log.ts';
@@ -17,12 +18,16 @@ const { values: flags } = parseArgs({
     kubeconfig: { type: 'string' },
     // One namespace, or all (the default). Scoped operators never touch each other's apps.
     'watch-namespace': { type: 'string', default: process.env.WATCH_NAMESPACE ?? '' },
+    // Like an IngressClass: act only on apps labelled scalableapp.io/instance=<this>; with none (the
+    // default), only on apps without that label. Two instances never act on one app (docs/adr/0012).
+    instance: { type: 'string', default: process.env.SCALABLEAPP_INSTANCE ?? '' },
     'leader-elect': { type: 'boolean', default: false },
     'leader-election-namespace': {
       type: 'string',
       default: process.env.POD_NAMESPACE ?? 'scalableapp-system',
     },
-    'leader-election-id': { type: 'string', default: 'scalableapp-operator' },
+    // Default: scalableapp-operator, or scalableapp-operator-<instance> (each instance leads alone).
+    'leader-election-id': { type: 'string' },
     // The data tiers' NetworkPolicies admit pods of this namespace (failover, queue depths).
     'operator-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'scalableapp-system' },
     'lease-duration': { type: 'string', default: '15' },
@@ -52,6 +57,14 @@ if (!['real', 'simulated'].includes(flags['data-plane']!)) {
   throw new Error(`--data-plane must be real or simulated, got ${flags['data-plane']}`);
 }
 
+const instance = parseInstance(flags.instance, '--instance (or SCALABLEAPP_INSTANCE)');
+const leaseName = flags['leader-election-id'] || defaultLeaseName(instance);
+if (flags['leader-elect'] && !leaseName) {
+  throw new Error(
+    `--instance ${instance} cannot be part of a Lease name (lowercase letters, digits, '-' and '.'): give --leader-election-id`,
+  );
+}
+
 const kc = new KubeConfig();
 if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
 else kc.loadFromDefault();
@@ -74,6 +87,7 @@ const manager = new Manager({
   cacheFailoverDelayMs: int('cache-failover-delay') * 1000,
   operatorNamespace: flags['operator-namespace']!,
   ...(flags['watch-namespace'] ? { namespace: flags['watch-namespace'] } : {}),
+  ...(instance ? { instance } : {}),
 });
 
 const stop = new AbortController();
@@ -101,7 +115,7 @@ try {
   await manager.startCaches();
   if (flags['leader-elect']) {
     const namespace = flags['leader-election-namespace']!;
-    const name = flags['leader-election-id']!;
+    const name = leaseName!;
     const identity = `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
     const elector = new LeaderElector(
       clientNodeLeaseStore(rateLimitedApiClient(kc, CoordinationV1Api, bucket), namespace, name),

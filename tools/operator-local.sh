@@ -23,7 +23,16 @@ install() {
   # charts/operator (the chart tests install one) may co-own its fields, and a changed CRD would
   # otherwise conflict with that other manager instead of being applied.
   kctl apply --server-side --force-conflicts --field-manager=scalableapp-install -f "$root/crds/" >/dev/null
-  kctl wait --for=condition=Established crd/scalableapps.scalableapp.io --timeout=60s >/dev/null
+  # Not `kubectl wait --for=condition=Established`: on a fresh cluster the CRD just created may have no
+  # status yet, and wait fails at once (".status.conditions accessor error") instead of waiting.
+  local crd=scalableapps.scalableapp.io established="" deadline=$((SECONDS + 60))
+  while :; do
+    established=$(kctl get crd "$crd" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null || true)
+    [[ $established == True ]] && break
+    (( SECONDS < deadline )) || break
+    sleep 1
+  done
+  [[ $established == True ]] || die "CRD $crd is not Established after 60 s (condition Established: ${established:-not reported yet})"
   kctl apply --server-side --field-manager=scalableapp-install -f "$root/manifests/operator/00-namespace.yaml" -f "$root/manifests/operator/10-rbac.yaml" >/dev/null
 }
 

@@ -1,11 +1,46 @@
 // ScalableApps in cluster tests: apply one, read it, wait until it is Ready at its current generation.
-import { stringify } from 'yaml';
+// Every app a test creates goes through applyApp or applyManifest, which label it for the operator of
+// the test (docs/adr/0012): the tests' own operators run with `--instance e2e`, so the default
+// operator of `npm run up`, watching every namespace, never acts on a test's apps.
+import { readFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
+import { INSTANCE_LABEL } from '../../operator/controller/instance.ts';
 import { eventually, json, kubectl } from './kube.ts';
 
-export function applyApp(ns: string, name: string, spec: unknown): void {
-  kubectl(
-    ['apply', '-n', ns, '-f', '-'],
-    stringify({ apiVersion: 'scalableapp.io/v1alpha1', kind: 'ScalableApp', metadata: { name }, spec }),
+/** The instance of the operators the tests start themselves (e2e/support/operator.ts). */
+export const E2E_INSTANCE = 'e2e';
+
+export interface AppOptions {
+  /**
+   * The operator instance the app is for: the tests' own operators' (the default), or null for an
+   * operator without an instance (no label: the default operator's).
+   */
+  readonly instance?: string | null;
+}
+
+type Manifest = {
+  metadata?: { labels?: Record<string, string>; [k: string]: unknown };
+  [k: string]: unknown;
+};
+
+/** The manifest with the instance label `opts` asks for (the tests' own operators' by default). */
+export function forInstance<T extends Manifest>(app: T, { instance = E2E_INSTANCE }: AppOptions = {}): T {
+  if (instance === null) return app;
+  const labels = { ...app.metadata?.labels, [INSTANCE_LABEL]: instance };
+  return { ...app, metadata: { ...app.metadata, labels } };
+}
+
+/** Applies a ScalableApp, given as an object or the path of a YAML file (a sample), labelled. */
+export function applyManifest(ns: string, app: Manifest | string, opts?: AppOptions): void {
+  const object = typeof app === 'string' ? (parse(readFileSync(app, 'utf8')) as Manifest) : app;
+  kubectl(['apply', '-n', ns, '-f', '-'], stringify(forInstance(object, opts)));
+}
+
+export function applyApp(ns: string, name: string, spec: unknown, opts?: AppOptions): void {
+  applyManifest(
+    ns,
+    { apiVersion: 'scalableapp.io/v1alpha1', kind: 'ScalableApp', metadata: { name }, spec },
+    opts,
   );
 }
 

@@ -1,5 +1,7 @@
 // Runs the operator under test as a child process (as it runs in a pod, with its ServiceAccount's
-// token and RBAC), scoped to one namespace so test files never touch each other's apps.
+// token and RBAC), scoped to one namespace so test files never touch each other's apps, and to the
+// instance `e2e` (docs/adr/0012) so it acts only on the apps the tests label for it (e2e/support/apps.ts),
+// and the default operator of `npm run up`, watching every namespace, never on them.
 import { freePort } from './free-port.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,6 +11,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { eventually, kubectl, KUBECONFIG } from './kube.ts';
+import { E2E_INSTANCE } from './apps.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 let saKubeconfig: string | undefined;
@@ -74,18 +77,25 @@ export async function startOperator(opts: {
   leaseName?: string;
   extraArgs?: string[];
   /**
+   * The operator's instance: `e2e` by default, the label e2e/support/apps.ts puts on every app; null
+   * runs it without one (it then acts only on apps without the label, as the default operator does).
+   */
+  instance?: string | null;
+  /**
    * Run as this ServiceAccount (its lease in its namespace, where the operator's Role for leases is)
    * instead of manifests/operator's scalableapp-system/scalableapp-operator.
    */
   serviceAccount?: { name: string; namespace: string };
 }): Promise<OperatorProcess> {
   const port = await freePort();
+  const instance = opts.instance === undefined ? E2E_INSTANCE : opts.instance;
   const args = [
     'operator/main.ts',
     '--kubeconfig',
     opts.serviceAccount ? serviceAccountKubeconfig(opts.serviceAccount) : operatorKubeconfig(),
     '--watch-namespace',
     opts.namespace,
+    ...(instance === null ? [] : ['--instance', instance]),
     '--metrics-bind-address',
     `127.0.0.1:${port}`,
     '--leader-elect',
@@ -99,7 +109,9 @@ export async function startOperator(opts: {
     opts.leaseName ?? `scalableapp-${opts.namespace}`,
     ...(opts.extraArgs ?? []),
   ];
-  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The instance is the flag's alone: none inherited from this environment.
+  const { SCALABLEAPP_INSTANCE: _inherited, ...env } = process.env;
+  const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   for (const stream of [proc.stdout!, proc.stderr!])
     stream.on('data', (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean)));

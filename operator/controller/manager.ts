@@ -25,6 +25,7 @@ import { brokerAdmin } from '../dataplane/rabbitmq/admin.ts';
 import { MANAGEMENT_PORT } from '../dataplane/rabbitmq/config.ts';
 import { mqName } from '../tiers/queue.ts';
 import { ConsumerScaling } from './consumer-scaling.ts';
+import { appSelector } from './instance.ts';
 import { queueDepthSource } from '../autoscaling/queue-poller.ts';
 
 export const CONTROLLER = 'scalableapp';
@@ -38,6 +39,11 @@ export interface ManagerOptions {
   readonly relistPeriodMs?: number;
   /** Watch one namespace only (all when undefined). */
   readonly namespace?: string;
+  /**
+   * Act only on ScalableApps labelled `scalableapp.io/instance=<instance>`; when undefined, only on
+   * apps without that label (operator/controller/instance.ts, docs/adr/0012).
+   */
+  readonly instance?: string;
   /** `real` talks to the cache and database servers; `simulated` judges them by pod readiness (no containers run). */
   readonly dataPlane?: 'real' | 'simulated';
   readonly cacheFailoverDelayMs?: number;
@@ -81,6 +87,10 @@ export class Manager {
       ...(this.o.operatorNamespace ? { operatorNamespace: this.o.operatorNamespace } : {}),
     };
     log.info('cluster capabilities', { ...this.facts });
+    // On the list and the watch alike (the informer passes it to both): apps of another instance
+    // never enter the cache, so no reconcile reads them; their children's events find no app.
+    const selector = appSelector(this.o.instance);
+    log.info('selecting ScalableApps', { instance: this.o.instance ?? '', labelSelector: selector });
     const enqueue = (o: KubernetesObject) => {
       const key = ownerKey(o);
       if (key) this.queue.add(key);
@@ -88,6 +98,7 @@ export class Manager {
     this.apps = new Informer({
       kube: this.o.kube,
       path: collectionPath(`${GROUP}/${VERSION}`, PLURAL, this.o.namespace),
+      labelSelector: selector,
       relistPeriodMs: this.o.relistPeriodMs,
       onEvent: (_e, o) => this.queue.add(`${o.metadata?.namespace}/${o.metadata?.name}`),
       onError: (err, attempt) => log.warn('ScalableApp watch failed; retrying', { err, attempt }),

@@ -134,8 +134,11 @@ export class Reconciler {
     const raw = this.d.apps.get(ns, name) as
       (KubernetesObject & { spec?: unknown; status?: ScalableAppStatus }) | undefined;
     if (!raw || raw.metadata?.deletionTimestamp) {
+      // Not in the cache: deleted, or it left this operator's selection (handed to another instance,
+      // docs/adr/0012), or it never was ours and a child's event named it. Nothing is written either
+      // way: garbage collection removes the children of a deleted app, by their owner references.
       this.d.consumerScaling?.forget(key);
-      return 'ok'; // garbage collection removes the children
+      return 'ok';
     }
     const generation = raw.metadata?.generation ?? 0;
 
