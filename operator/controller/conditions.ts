@@ -26,3 +26,51 @@ export const cond = (type: string, ok: boolean, reason: string, message: string)
   reason,
   message,
 });
+
+/**
+ * The reasons a tier condition (`WebReady`, `DatabaseReady`, ...) can carry: one closed, CamelCase
+ * set, so a client or an alert may switch on them. The first six come from the workload (its
+ * Deployment or StatefulSet, and the recorded primary); the rest from what the tier's pods say when
+ * it is not ready (operator/controller/pod-diagnosis.ts), and are then the more telling reason.
+ */
+export const TIER_REASON = {
+  /** The workload does not exist yet. */
+  NotCreated: 'NotCreated',
+  /** The workload controller has not observed the latest spec yet. */
+  RolloutPending: 'RolloutPending',
+  /** Fewer replicas than wanted run the current template. */
+  RollingOut: 'RollingOut',
+  /** Fewer replicas than wanted are available (ready). */
+  ReplicasUnavailable: 'ReplicasUnavailable',
+  /** The recorded primary is not a ready pod carrying the primary role label. */
+  PrimaryUnavailable: 'PrimaryUnavailable',
+  /** Everything the tier needs is ready. */
+  Available: 'Available',
+  /** A container's image cannot be pulled (ErrImagePull, ImagePullBackOff, InvalidImageName, ...). */
+  ImagePullFailed: 'ImagePullFailed',
+  /** A container cannot be configured (CreateContainerConfigError: a Secret, ConfigMap or key is missing). */
+  ContainerConfigInvalid: 'ContainerConfigInvalid',
+  /** The runtime cannot create or run a container (CreateContainerError, RunContainerError, hook errors). */
+  ContainerCannotStart: 'ContainerCannotStart',
+  /** A container keeps exiting (CrashLoopBackOff, or its last run ended with a non-zero exit code). */
+  ContainerCrashLooping: 'ContainerCrashLooping',
+  /** A pod cannot be placed on any node (PodScheduled=False, reason Unschedulable). */
+  PodUnschedulable: 'PodUnschedulable',
+  /** A container runs but has not passed its readiness probe within its probes' budget, or lost readiness. */
+  ContainerNotReady: 'ContainerNotReady',
+} as const;
+export type TierReason = (typeof TIER_REASON)[keyof typeof TIER_REASON];
+
+/** The tier reasons that come from the pods, most severe first (ties are equally severe). */
+export const POD_PROBLEM_REASONS = [
+  TIER_REASON.ImagePullFailed,
+  TIER_REASON.ContainerConfigInvalid,
+  TIER_REASON.ContainerCannotStart,
+  TIER_REASON.ContainerCrashLooping,
+  TIER_REASON.PodUnschedulable,
+  TIER_REASON.ContainerNotReady,
+] as const;
+export type PodProblemReason = (typeof POD_PROBLEM_REASONS)[number];
+
+export const isPodProblemReason = (reason: string | undefined): reason is PodProblemReason =>
+  (POD_PROBLEM_REASONS as readonly string[]).includes(reason ?? '');

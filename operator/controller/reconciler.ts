@@ -65,7 +65,15 @@ import { cond, mergeConditions, type ConditionInput } from './conditions.ts';
 import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { referencedSecrets } from './references.ts';
-import { cacheStatus, consumersStatus, readyReplicas, shardsStatus, tierReports } from './tier-status.ts';
+import {
+  cacheStatus,
+  consumersStatus,
+  readyReplicas,
+  recheckAfterMs,
+  shardsStatus,
+  tierReports,
+} from './tier-status.ts';
+import { diagnosisEvents } from './pod-diagnosis.ts';
 import type { DatabaseDecision, DatabasePrimary } from './database-primary.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { Informer } from '../kube/informer.ts';
@@ -254,7 +262,16 @@ export class Reconciler {
     for (const c of app.spec.shards ? shardClusters(app, facts) : []) {
       relabelled += await this.labelRoles(app, c.selector, pgPrimary(c), log);
     }
-    await this.writeStatus(app, facts, raw.status, generation, changed + pruned + relabelled > 0);
+    const recheck = await this.writeStatus(
+      app,
+      facts,
+      raw.status,
+      generation,
+      changed + pruned + relabelled > 0,
+    );
+    // A container still within its probes' budget is called not ready only when it runs out: look then.
+    if (recheck !== undefined)
+      result = { requeueAfterMs: result === 'ok' ? recheck : Math.min(recheck, result.requeueAfterMs) };
     return result;
   }
 
@@ -541,8 +558,8 @@ export class Reconciler {
     previous: ScalableAppStatus | undefined,
     generation: number,
     appliedSomething: boolean,
-  ): Promise<void> {
-    const reports = tierReports(app, this.d.children, facts);
+  ): Promise<number | undefined> {
+    const reports = tierReports(app, this.d.children, facts, this.d.now?.().getTime());
     const notReady = [...reports.values()].filter((r) => !r.ready);
     const degraded = [...reports.values()].map((r) => r.degraded).filter((m): m is string => !!m);
     const ready = notReady.length === 0;
@@ -618,7 +635,13 @@ export class Reconciler {
           }
         : {}),
     };
-    await this.patchStatus(app as unknown as KubernetesObject, status, previous);
+    const wrote = await this.patchStatus(app as unknown as KubernetesObject, status, previous);
+    // A Warning when a tier's pod diagnosis appears or changes: only a status write can bring one.
+    if (wrote) {
+      for (const e of diagnosisEvents(previous?.conditions, conditions))
+        await this.d.events.record(app, 'Warning', e.reason, e.message);
+    }
+    return recheckAfterMs(reports);
   }
 
   /** Server-side applies the status subresource, only when it differs. Returns whether it wrote. */

@@ -1,6 +1,30 @@
 import { parseApp } from '../api/testdata/apps.ts';
-import type { V1Deployment, V1DeploymentStatus } from '@kubernetes/client-node';
-import { deploymentReadiness, tierReports, type ChildLookup } from './tier-status.ts';
+import type {
+  KubernetesObject,
+  V1Deployment,
+  V1DeploymentStatus,
+  V1Pod,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import { deploymentReadiness, recheckAfterMs, tierReports, type ChildLookup } from './tier-status.ts';
+import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
+import type { Tier } from '../api/spec.ts';
+import { API_VERSION, KIND } from '../api/scalable-app.ts';
+import { ApiError, type Kube } from '../kube/client.ts';
+import type { Informer } from '../kube/informer.ts';
+import { NO_FACTS } from '../tiers/objects.ts';
+import { LABEL, MANAGER, selectorLabels } from '../tiers/labels.ts';
+import { WEB } from '../tiers/web.ts';
+import { EDGE, edgeName } from '../tiers/edge-cache.ts';
+import { CACHE, cacheName } from '../tiers/cache.ts';
+import { DATABASE, dbName } from '../tiers/database.ts';
+import { QUEUE, mqName } from '../tiers/queue.ts';
+import { consumerName, consumerSelector } from '../tiers/consumers.ts';
+import { shardClusters } from '../tiers/shards.ts';
+import { TIER_REASON } from './conditions.ts';
+import type { ChildCaches } from './children.ts';
+import { EventRecorder } from './events.ts';
+import { Reconciler, appPath } from './reconciler.ts';
 
 const REF = 'Deployment prod/shop-web';
 
@@ -222,5 +246,461 @@ describe('tierReports', () => {
       reason: 'NotCreated',
       message: 'Deployment prod/shop-worker does not exist yet',
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// What a tier's pods say when it is not ready (operator/controller/pod-diagnosis.ts).
+
+const NOW = Date.parse('2025-06-01T12:00:00Z');
+const ago = (s: number) => new Date(NOW - s * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** The cache as the status reads it: children by kind and name, pods by label selector. */
+function cached(objects: KubernetesObject[]): ChildLookup {
+  return {
+    get: (kind, namespace, name) =>
+      objects.find(
+        (o) => o.kind === kind && o.metadata?.namespace === namespace && o.metadata?.name === name,
+      ),
+    select: (kind, namespace, labels) =>
+      objects.filter(
+        (o) =>
+          o.kind === kind &&
+          o.metadata?.namespace === namespace &&
+          Object.entries(labels).every(([k, v]) => o.metadata?.labels?.[k] === v),
+      ),
+  };
+}
+
+const dep = (name: string, replicas: number, available: number): V1Deployment => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name, namespace: 'prod', generation: 1 },
+  spec: { replicas, selector: {}, template: {} },
+  status: settled(replicas, { availableReplicas: available, readyReplicas: available }),
+});
+const sts = (name: string, replicas: number, ready: number): V1StatefulSet => ({
+  apiVersion: 'apps/v1',
+  kind: 'StatefulSet',
+  metadata: { name, namespace: 'prod', generation: 1 },
+  spec: { replicas, selector: {}, template: {}, serviceName: name },
+  status: { observedGeneration: 1, replicas, updatedReplicas: replicas, readyReplicas: ready },
+});
+
+type PodState = 'ready' | 'pull' | 'crash' | 'unschedulable' | 'starting';
+/** A pod of a tier (by its selector labels) in one of a few states, as the cache holds it (JSON). */
+function tierPod(name: string, labels: Record<string, string>, state: PodState, restarts = 3): V1Pod {
+  const container = (s: Record<string, unknown>) => ({
+    containerStatuses: [
+      { name: 'main', image: 'registry.example/x:1', imageID: '', ready: false, restartCount: 0, ...s },
+    ],
+  });
+  const status: Record<string, unknown> =
+    state === 'ready'
+      ? {
+          phase: 'Running',
+          conditions: [{ type: 'Ready', status: 'True' }],
+          ...container({ ready: true, state: { running: { startedAt: ago(900) } } }),
+        }
+      : state === 'pull'
+        ? {
+            phase: 'Pending',
+            ...container({
+              state: {
+                waiting: {
+                  reason: 'ImagePullBackOff',
+                  message: 'Back-off pulling image "registry.example/x:nope"',
+                },
+              },
+            }),
+          }
+        : state === 'crash'
+          ? {
+              phase: 'Running',
+              ...container({
+                restartCount: restarts,
+                state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed' } },
+                lastState: { terminated: { exitCode: 1, reason: 'Error' } },
+              }),
+            }
+          : state === 'starting'
+            ? { phase: 'Running', ...container({ state: { running: { startedAt: ago(10) } } }) }
+            : {
+                phase: 'Pending',
+                conditions: [
+                  {
+                    type: 'PodScheduled',
+                    status: 'False',
+                    reason: 'Unschedulable',
+                    message: '0/6 nodes are available: 6 Insufficient memory.',
+                  },
+                ],
+              };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'prod', labels: { ...labels, [LABEL.managedBy]: MANAGER } },
+    status,
+  } as unknown as V1Pod;
+}
+
+describe('tierReports: a tier that is not ready names the pod and the reason', () => {
+  const app = parseApp({ web: { image: 'x', replicas: 3 } });
+  const web = selectorLabels(app, WEB);
+
+  it('gives the pod problem as the reason, and names the pod after what the workload says', () => {
+    const report = tierReports(
+      app,
+      cached([
+        dep('shop-web', 3, 2),
+        tierPod('shop-web-7d9f-a', web, 'ready'),
+        tierPod('shop-web-7d9f-b', web, 'ready'),
+        tierPod('shop-web-7d9f-c', web, 'pull'),
+      ]),
+      NO_FACTS,
+      NOW,
+    ).get('web');
+    expect(report).toEqual({
+      ready: false,
+      condition: {
+        type: 'WebReady',
+        status: 'False',
+        reason: TIER_REASON.ImagePullFailed,
+        message:
+          'Deployment prod/shop-web: 2/3 replicas available; pod shop-web-7d9f-c: container main cannot start: ImagePullBackOff: Back-off pulling image "registry.example/x:nope"',
+      },
+    });
+  });
+
+  it('leaves a ready tier alone, whatever one of its pods says', () => {
+    const report = tierReports(
+      app,
+      cached([dep('shop-web', 3, 3), tierPod('shop-web-surge', web, 'crash')]),
+      NO_FACTS,
+      NOW,
+    ).get('web');
+    expect(report?.condition).toMatchObject({ status: 'True', reason: 'Available' });
+  });
+
+  it('keeps the workload reason when the pods show no problem', () => {
+    const report = tierReports(
+      app,
+      cached([dep('shop-web', 3, 2), tierPod('shop-web-a', web, 'ready')]),
+      NO_FACTS,
+      NOW,
+    ).get('web');
+    expect(report?.condition).toMatchObject({
+      reason: 'ReplicasUnavailable',
+      message: 'Deployment prod/shop-web: 2/3 replicas available',
+    });
+  });
+
+  it('gives the same condition for the same pods in any order (no flapping between pods)', () => {
+    const pods = [
+      tierPod('shop-web-b', web, 'crash'),
+      tierPod('shop-web-a', web, 'crash', 7),
+      tierPod('shop-web-c', web, 'unschedulable'),
+    ];
+    const messages = new Set(
+      [pods, [...pods].reverse(), [pods[2]!, pods[0]!, pods[1]!]].map(
+        (ps) =>
+          tierReports(app, cached([dep('shop-web', 3, 0), ...ps]), NO_FACTS, NOW).get('web')?.condition
+            .message,
+      ),
+    );
+    expect([...messages]).toEqual([
+      'Deployment prod/shop-web: 0/3 replicas available; pod shop-web-a: container main is crash-looping (7 restarts; last exit 1 Error)',
+    ]);
+  });
+
+  it('asks to be looked at again when a starting container may be called not ready', () => {
+    const reports = tierReports(
+      app,
+      cached([dep('shop-web', 3, 2), tierPod('shop-web-a', web, 'starting')]),
+      NO_FACTS,
+      NOW,
+    );
+    expect(reports.get('web')?.recheckAfterMs).toBe(20_000);
+    expect(recheckAfterMs(reports)).toBe(20_000);
+    // Later, with no change to the pod, the budget has run out.
+    const later = tierReports(
+      app,
+      cached([dep('shop-web', 3, 2), tierPod('shop-web-a', web, 'starting')]),
+      NO_FACTS,
+      NOW + 20_000,
+    ).get('web');
+    expect(later?.condition).toMatchObject({
+      reason: TIER_REASON.ContainerNotReady,
+      message:
+        'Deployment prod/shop-web: 2/3 replicas available; pod shop-web-a: container main running but not ready',
+    });
+    expect(later?.recheckAfterMs).toBeUndefined();
+  });
+
+  const queue = { replicas: 1, queues: [{ name: 'q' }] };
+  const every: [
+    Tier,
+    ScalableApp,
+    (a: ScalableApp) => { workloads: KubernetesObject[]; labels: Record<string, string> },
+  ][] = [
+    [
+      'web',
+      parseApp({ web: { image: 'x' } }),
+      (a) => ({ workloads: [dep('shop-web', 1, 0)], labels: selectorLabels(a, WEB) }),
+    ],
+    [
+      'edgeCache',
+      parseApp({
+        web: { image: 'x', expose: { type: 'Ingress', host: 'a.example.com' } },
+        edgeCache: { assetVersion: '1', cacheSize: '256m' },
+      }),
+      (a) => ({
+        workloads: [dep('shop-web', 1, 1), dep(edgeName(a), 1, 0)],
+        labels: selectorLabels(a, EDGE),
+      }),
+    ],
+    [
+      'cache',
+      parseApp({ cache: { replicas: 2, resources: { limits: { memory: '256Mi' } } } }),
+      (a) => ({ workloads: [sts(cacheName(a), 3, 2)], labels: selectorLabels(a, CACHE) }),
+    ],
+    [
+      'database',
+      parseApp({ database: {} }),
+      (a) => ({ workloads: [sts(dbName(a), 2, 1)], labels: selectorLabels(a, DATABASE) }),
+    ],
+    [
+      'queue',
+      parseApp({ queue }),
+      (a) => ({ workloads: [sts(mqName(a), 1, 0)], labels: selectorLabels(a, QUEUE) }),
+    ],
+    [
+      'consumers',
+      parseApp({ queue, consumers: [{ name: 'worker', image: 'w', queue: 'q', replicas: 1 }] }),
+      (a) => ({
+        workloads: [sts(mqName(a), 1, 1), dep(consumerName(a, { name: 'worker' }), 1, 0)],
+        labels: consumerSelector(a, { name: 'worker' }),
+      }),
+    ],
+    [
+      'shards',
+      parseApp({ shards: { count: 2, key: 'user_id' } }),
+      (a) => {
+        const [first, second] = shardClusters(a, NO_FACTS);
+        return { workloads: [sts(first!.name, 2, 2), sts(second!.name, 2, 1)], labels: second!.selector };
+      },
+    ],
+  ];
+
+  it.each(every)('%s: the condition names the pod and the reason', (tier, a, setup) => {
+    const { workloads, labels } = setup(a);
+    const report = tierReports(
+      a,
+      cached([...workloads, tierPod('shop-x-1', labels, 'unschedulable')]),
+      NO_FACTS,
+      NOW,
+    ).get(tier);
+    expect(report?.ready).toBe(false);
+    expect(report?.condition.reason).toBe(TIER_REASON.PodUnschedulable);
+    expect(report?.condition.message).toMatch(
+      /; pod shop-x-1: unschedulable: 0\/6 nodes are available: 6 Insufficient memory\.$/,
+    );
+  });
+
+  it('shards: names the shard whose pods show the most severe problem, not merely the first', () => {
+    const a = parseApp({ shards: { count: 3, key: 'user_id' } });
+    const [s0, s1, s2] = shardClusters(a, NO_FACTS);
+    const report = tierReports(
+      a,
+      cached([
+        sts(s0!.name, 2, 1),
+        sts(s1!.name, 2, 1),
+        sts(s2!.name, 2, 2),
+        tierPod(`${s0!.name}-1`, s0!.selector, 'unschedulable'),
+        tierPod(`${s1!.name}-1`, s1!.selector, 'pull'),
+      ]),
+      NO_FACTS,
+      NOW,
+    ).get('shards');
+    expect(report?.condition.reason).toBe(TIER_REASON.ImagePullFailed);
+    expect(report?.condition.message).toBe(
+      `StatefulSet prod/${s1!.name}: 1/2 instances ready; pod ${s1!.name}-1: container main cannot start: ImagePullBackOff: Back-off pulling image "registry.example/x:nope"`,
+    );
+  });
+
+  it("consumers: names the consumer whose pods show a problem, and never another tier's pods", () => {
+    const a = parseApp({
+      queue,
+      consumers: [
+        { name: 'mail', image: 'm', queue: 'q', replicas: 1 },
+        { name: 'photos', image: 'p', queue: 'q', replicas: 1 },
+      ],
+    });
+    const report = tierReports(
+      a,
+      cached([
+        sts(mqName(a), 1, 0),
+        dep('shop-mail', 1, 0),
+        dep('shop-photos', 1, 0),
+        tierPod('shop-mq-0', selectorLabels(a, QUEUE), 'pull'),
+        tierPod('shop-photos-abc', consumerSelector(a, { name: 'photos' }), 'crash'),
+      ]),
+      NO_FACTS,
+      NOW,
+    );
+    expect(report.get('consumers')?.condition).toMatchObject({
+      reason: TIER_REASON.ContainerCrashLooping,
+      message:
+        'Deployment prod/shop-photos: 0/1 replicas available; pod shop-photos-abc: container main is crash-looping (3 restarts; last exit 1 Error)',
+    });
+    expect(report.get('queue')?.condition.reason).toBe(TIER_REASON.ImagePullFailed);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The reconciler writes the diagnosis once, and records one Warning per new diagnosis.
+
+describe('Reconciler: a pod diagnosis in status', () => {
+  type Obj = KubernetesObject & { status?: unknown };
+  const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
+
+  function world(initialPods: V1Pod[]) {
+    const children = new Map<string, Obj>();
+    let pods = initialPods;
+    const writes: { verb: string; path: string; body: Record<string, unknown> }[] = [];
+    const raw: Obj & { spec: unknown; status?: ScalableAppStatus } = {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: 'shop', namespace: 'prod', uid: 'u1', generation: 1, resourceVersion: '1' },
+      spec: { web: { image: 'registry.example/shop:1', replicas: 2 } },
+    };
+    const kube = {
+      get: async (path: string) => {
+        throw new ApiError('GET', path, 404, {});
+      },
+      apply: async (path: string, body: Obj, opts?: { subresource?: string }) => {
+        writes.push({ verb: opts?.subresource === 'status' ? 'status' : 'apply', path, body: body as never });
+        if (opts?.subresource === 'status') {
+          raw.status = body.status as ScalableAppStatus;
+          raw.metadata = {
+            ...raw.metadata,
+            resourceVersion: String(Number(raw.metadata!.resourceVersion) + 1),
+          };
+        } else {
+          // The cache catches up with what was applied; the web Deployment has 1 of 2 replicas available.
+          const live: Obj =
+            body.kind === 'Deployment'
+              ? {
+                  ...body,
+                  metadata: { ...body.metadata, generation: 1 },
+                  status: settled(2, { availableReplicas: 1 }),
+                }
+              : body;
+          children.set(key(body.kind!, body.metadata!.namespace!, body.metadata!.name!), live);
+        }
+        return body;
+      },
+      create: async (path: string, body: Record<string, unknown>) => {
+        writes.push({ verb: 'create', path, body });
+        return body;
+      },
+      replace: async (path: string, body: Record<string, unknown>) => {
+        writes.push({ verb: 'replace', path, body });
+        return body;
+      },
+      mergePatch: async (path: string, body: Record<string, unknown>) => {
+        writes.push({ verb: 'patch', path, body });
+        return body;
+      },
+      delete: async (path: string) => {
+        writes.push({ verb: 'delete', path, body: {} });
+      },
+    } as unknown as Kube;
+    const caches = {
+      get: (kind: string, ns: string, name: string) =>
+        kind === 'Pod' ? pods.find((p) => p.metadata?.name === name) : children.get(key(kind, ns, name)),
+      select: (kind: string, ns: string, labels: Record<string, string>) =>
+        (kind === 'Pod' ? (pods as Obj[]) : [...children.values()].filter((o) => o.kind === kind)).filter(
+          (o) =>
+            o.metadata?.namespace === ns &&
+            Object.entries(labels).every(([k, v]) => o.metadata?.labels?.[k] === v),
+        ),
+      ownedBy: () => [],
+    } as unknown as ChildCaches;
+    const log = { info: () => {}, warn: () => {} };
+    const reconciler = new Reconciler({
+      kube,
+      apps: { get: () => raw } as unknown as Informer,
+      children: caches,
+      events: new EventRecorder(kube, (err) => {
+        throw err;
+      }),
+      facts: () => NO_FACTS,
+      log,
+      now: () => new Date(NOW),
+    });
+    return {
+      reconcile: () => reconciler.reconcile('prod/shop'),
+      setPods: (p: V1Pod[]) => (pods = p),
+      statusWrites: () =>
+        writes.filter((w) => w.verb === 'status' && w.path === appPath('prod', 'shop')).length,
+      warnings: () =>
+        writes
+          .filter((w) => w.verb === 'create' && w.body.type === 'Warning')
+          .map((w) => `${w.body.reason}: ${w.body.message}`),
+      webCondition: () => raw.status?.conditions?.find((c) => c.type === 'WebReady'),
+    };
+  }
+
+  const app = parseApp({ web: { image: 'x' } });
+  const web = selectorLabels(app, WEB);
+  const healthy = tierPod('shop-web-a', web, 'ready');
+
+  it('writes a diagnosis once, records one Warning, and writes nothing while it stays the same', async () => {
+    const w = world([healthy, tierPod('shop-web-b', web, 'crash', 3)]);
+    await w.reconcile(); // creates the children and writes the first status
+    await w.reconcile(); // nothing applied any more: Progressing changes once
+    expect(w.webCondition()).toMatchObject({
+      status: 'False',
+      reason: TIER_REASON.ContainerCrashLooping,
+      message:
+        'Deployment prod/shop-web: 1/2 replicas available; pod shop-web-b: container main is crash-looping (3 restarts; last exit 1 Error)',
+    });
+    expect(w.warnings()).toEqual([
+      'ContainerCrashLooping: WebReady: Deployment prod/shop-web: 1/2 replicas available; pod shop-web-b: container main is crash-looping (3 restarts; last exit 1 Error)',
+    ]);
+    const writes = w.statusWrites();
+    expect(writes).toBe(2); // the first status, then Progressing once nothing is applied any more
+
+    // The same pods, in the same or another order: no status write, no Event.
+    expect(await w.reconcile()).toBe('ok');
+    w.setPods([tierPod('shop-web-b', web, 'crash', 3), healthy]);
+    await w.reconcile();
+    expect(w.statusWrites()).toBe(writes);
+    expect(w.warnings()).toHaveLength(1);
+
+    // The same problem, one more restart: status follows, but it is no new Warning.
+    w.setPods([healthy, tierPod('shop-web-b', web, 'crash', 4)]);
+    await w.reconcile();
+    await w.reconcile();
+    expect(w.statusWrites()).toBe(writes + 1);
+    expect(w.warnings()).toHaveLength(1);
+
+    // Another problem: one status write, one Warning.
+    w.setPods([healthy, tierPod('shop-web-b', web, 'crash', 4), tierPod('shop-web-c', web, 'pull')]);
+    await w.reconcile();
+    await w.reconcile();
+    expect(w.statusWrites()).toBe(writes + 2);
+    expect(w.warnings()).toHaveLength(2);
+    expect(w.warnings()[1]).toMatch(
+      /^ImagePullFailed: WebReady: .*; pod shop-web-c: container main cannot start: ImagePullBackOff/,
+    );
+  });
+
+  it('looks again when a starting container would run out of its probes budget', async () => {
+    const w = world([healthy, tierPod('shop-web-b', web, 'starting')]);
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 20_000 });
+    expect(w.webCondition()?.reason).toBe('ReplicasUnavailable');
+    expect(w.warnings()).toEqual([]);
   });
 });
