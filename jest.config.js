@@ -25,7 +25,11 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/operator/**/*.test.ts', '<rootDir>/tools/**/*.test.ts'],
+      testMatch: [
+        '<rootDir>/operator/**/*.test.ts',
+        '<rootDir>/tools/**/*.test.ts',
+        '<rootDir>/examples/**/*.test.ts',
+      ],
     },
     {
       // Real servers (Debian's redis-server and nginx, installed by tools/dataplane-deps.sh) on
