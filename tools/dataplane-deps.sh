@@ -31,14 +31,13 @@ PINS=(
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib.sh"
+source "$here/apt-pins.sh"
 
 # Debian installs both under /usr/sbin and /usr/bin, and /usr/sbin is not on a normal user's PATH.
 # Postgres binaries live in a directory per major version, on nobody's PATH; it goes first, because
 # /usr/bin has Debian's pg_wrapper under the client tools' names.
 export PATH=/usr/lib/postgresql/15/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
-pkg_of() { echo "${1%%=*}"; }
-version_of() { echo "${1#*=}"; }
 # 5:7.0.15-1~deb12u10 -> 7.0.15: drop the epoch and the Debian revision.
 upstream_of() {
   local v=${1#*:}
@@ -92,42 +91,6 @@ for pin in "${PINS[@]}"; do
 done
 ((${#missing[@]} == 0)) && exit 0
 
-[[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root (apt-get); run: sudo bash tools/dataplane-deps.sh"
-command -v apt-get >/dev/null || die "apt-get not found: these pins are Debian bookworm packages"
-
-# The versions apt knows for a package, from `apt-cache policy`'s version table.
-known_versions() {
-  apt-cache policy "$1" | sed -n 's/^ *\(\*\*\* \)\{0,1\}\([^ ]*\) [0-9]\{1,\}$/\2/p'
-}
-# Refresh the package lists only when a pin is unknown: a warm apt cache needs no network.
-updated=0
-for pin in "${missing[@]}"; do
-  pkg=$(pkg_of "$pin")
-  want=$(version_of "$pin")
-  if ! known_versions "$pkg" | grep -qxF -- "$want"; then
-    if ((updated == 0)); then
-      step "apt-get update ($pkg $want is not in the package lists)"
-      apt-get update -qq
-      updated=1
-    fi
-    if ! known_versions "$pkg" | grep -qxF -- "$want"; then
-      available=$(known_versions "$pkg" | paste -sd, -)
-      die "$pkg $want is not available from apt (available: ${available:-none}); update the pin at the top of tools/dataplane-deps.sh"
-    fi
-  fi
-done
-
-# policy-rc.d exiting 101 tells invoke-rc.d and deb-systemd-invoke not to start services during the
-# install. Only ours is removed afterwards; an existing one (Docker images ship one) stays as it is.
-policy=/usr/sbin/policy-rc.d
-own_policy=0
-if [[ ! -e $policy ]]; then
-  printf '#!/bin/sh\n# Written by tools/dataplane-deps.sh for the duration of its install.\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  own_policy=1
-fi
-trap 'if ((own_policy)); then rm -f "$policy"; fi' EXIT
-
 # postgresql-common's postinst creates and starts a `main` cluster on a first install unless this
 # says not to; the drop-in is read through the include_dir of its createcluster.conf.
 for pin in "${missing[@]}"; do
@@ -144,13 +107,7 @@ for pin in "${missing[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || fresh+=("$pkg")
 done
 
-step "apt-get install ${missing[*]}"
-# The lock timeout lets two test runs installing at once queue instead of failing. dpkg's chatter goes
-# to stderr with the progress lines, keeping stdout for what a caller asked for.
-export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1
-with_heartbeat apt-get apt-get install -y -qq --no-install-recommends --allow-downgrades \
-  -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-  "${missing[@]}" >&2
+apt_install_pins tools/dataplane-deps.sh "${missing[@]}"
 
 # Belt and braces: should a service have started anyway (a host whose init ignores policy-rc.d), stop
 # it, and keep it from starting at boot. Only for packages this run installed fresh: a system nginx or

@@ -19,6 +19,12 @@ if [[ $(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_version" | sort -V | head -1) !
 fi
 
 mkdir -p "$TOOLS_BIN"
+# One build at a time: README command 1 and 2, or two test runs, may start together on a cold cache.
+exec 8>"$TOOLS_DIR/.lock"
+if ! flock -n 8; then
+  step "another toolchain build runs; waiting for it"
+  flock 8
+fi
 building=
 trap 'rc=$?; if [[ $rc != 0 && -n $building ]]; then echo "error: building $building failed (exit $rc); see the output above" >&2; fi' EXIT
 # Never let a newer Go be downloaded behind our back, never use cgo (static, portable binaries).
@@ -53,8 +59,10 @@ go_install() { # out module@version
   GOBIN=$1/bin go install -trimpath "$2"
 }
 
-build_kubernetes() {
-  local out=$1 src=$1/src
+# kubernetes_wrapper SRC: writes the wrapper module that builds binaries of k8s.io/kubernetes, and sets
+# $kube_ldflags to the version stamp.
+kubernetes_wrapper() {
+  local src=$1
   mkdir -p "$src"
   local major=${KUBERNETES_VERSION#v}; major=${major%%.*}
   local minor=${KUBERNETES_VERSION#v*.}; minor=${minor%%.*}
@@ -83,13 +91,27 @@ build_kubernetes() {
     ld+=" -X $p.gitVersion=${KUBERNETES_VERSION} -X $p.gitMajor=$major -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
   done
+  kube_ldflags=$ld
   (cd "$src" && go mod download k8s.io/kubernetes)
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    step "  compiling $cmd"
-    (cd "$src" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ld" -o "$out/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
-  done
-  "$out/bin/kube-apiserver" --version | grep -q "${KUBERNETES_VERSION}" || die "kube-apiserver is not stamped with ${KUBERNETES_VERSION}"
 }
+
+# kubernetes_build OUT CMD...: compiles each k8s.io/kubernetes/cmd/CMD into OUT/bin, stamped.
+kubernetes_build() {
+  local out=$1 src=$1/src; shift
+  mkdir -p "$src"
+  kubernetes_wrapper "$src"
+  for cmd in "$@"; do
+    step "  compiling $cmd"
+    (cd "$src" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$kube_ldflags" -o "$out/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    local ask=--version; [[ $cmd == kubectl ]] && ask="version --client"
+    # shellcheck disable=SC2086
+    "$out/bin/$cmd" $ask 2>&1 | grep -q "${KUBERNETES_VERSION}" || die "$cmd is not stamped with ${KUBERNETES_VERSION}"
+  done
+}
+build_kubernetes() { kubernetes_build "$1" kube-apiserver kube-controller-manager kube-scheduler kubectl; }
+# The real node's own binaries, a tool of their own so a control plane cached before they existed
+# is not rebuilt (kubelet is the slowest build of all: 5-7 min cold on 2 cores).
+build_kube_node() { kubernetes_build "$1" kubelet kube-proxy; }
 
 build_etcd() {
   local out=$1 src=$1/src
@@ -123,6 +145,16 @@ build_helm() {
   GOBIN=$1/bin go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION}" "helm.sh/helm/v4/cmd/helm@${HELM_VERSION}"
 }
 build_kind() { go_install "$1" "sigs.k8s.io/kind@${KIND_VERSION}"; }
+# CoreDNS, so pods on the real node resolve Service names. Its go.mod has no replace directives.
+build_coredns() { go_install "$1" "github.com/coredns/coredns@${COREDNS_VERSION}"; }
+# kube-router, only its NetworkPolicy firewall (ADR 0011 says why this one).
+build_kube_router() {
+  GOBIN=$1/bin go install -trimpath -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=${KUBE_ROUTER_VERSION}" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@${KUBE_ROUTER_VERSION}"
+}
+# Rancher's local-path provisioner (kind's default StorageClass), making `local` volumes on the real
+# node: the kubelet applies fsGroup to those, so non-root database pods own their data directories.
+build_local_path_provisioner() { go_install "$1" "github.com/rancher/local-path-provisioner@${LOCAL_PATH_PROVISIONER_VERSION}"; }
 build_metrics_server() { go_install "$1" "sigs.k8s.io/metrics-server/cmd/metrics-server@${METRICS_SERVER_VERSION}"; }
 
 step "toolchain into $TOOLS_DIR (Go $go_version)"
@@ -132,6 +164,12 @@ build_tool helm "$HELM_VERSION" build_helm
 build_tool kind "$KIND_VERSION" build_kind
 build_tool metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
 build_tool kubernetes "$KUBERNETES_VERSION" build_kubernetes
+if [[ ${SCALABLEAPP_NODES:-real} == real ]]; then
+  build_tool kube-node "$KUBERNETES_VERSION" build_kube_node
+  build_tool coredns "$COREDNS_VERSION" build_coredns
+  build_tool kube-router "$KUBE_ROUTER_VERSION" build_kube_router
+  build_tool local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" build_local_path_provisioner
+fi
 # The Gateway API's standard CRDs come from its Go module: the tests install them to check the
 # HTTPRoute exposure (no controller is needed for that; the operator only writes routes).
 gateway_crds=$TOOLS_DIR/share/gateway-api-$GATEWAY_API_VERSION
