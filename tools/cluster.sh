@@ -10,13 +10,23 @@
 #   kwok (default)  a real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)
 #                   as local processes, with nodes simulated by the KWOK controller; no containers run.
 #   kind            a kind cluster in Docker (needs a Docker engine); pods really run.
+#
+# SCALABLEAPP_NODES (kwok provider only) selects the nodes:
+#   real (default)  besides the simulated nodes, one real node (tools/node.sh): containerd, kubelet,
+#                   kube-proxy, CoreDNS and NetworkPolicy enforcement; pods in namespaces labelled
+#                   scalableapp.io/nodes=real run there for real (docs/adr/0011-real-node.md). Needs root.
+#   simulated       only the simulated nodes, as before: nothing runs, no root needed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 source "$here/versions.sh"
 source "$here/lib.sh"
+source "$here/node-env.sh"
 
 PROVIDER=${SCALABLEAPP_PROVIDER:-kwok}
+NODES=${SCALABLEAPP_NODES:-real}
+[[ $NODES == real || $NODES == simulated ]] || die "SCALABLEAPP_NODES must be real or simulated, got '$NODES'"
+[[ $PROVIDER == kwok ]] || NODES=simulated
 CLUSTER_NAME=${SCALABLEAPP_CLUSTER:-scalableapp}
 CLUSTER_DIR=$SCALABLEAPP_CACHE/clusters/$PROVIDER-$CLUSTER_NAME
 KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig
@@ -31,6 +41,7 @@ kctl() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 running() {
   [[ -f $KUBECONFIG_PATH ]] && kctl get --raw /readyz >/dev/null 2>&1
 }
+real_node_running() { [[ $NODES == real ]] && bash "$here/node.sh" status >/dev/null 2>&1; }
 
 nodes_yaml() {
   local i=0
@@ -51,6 +62,7 @@ metadata:
     metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-$zone-$n/metrics/resource
   labels:
     type: kwok
+    scalableapp.io/node: simulated
     kubernetes.io/arch: amd64
     kubernetes.io/os: linux
     kubernetes.io/hostname: kwok-$zone-$n
@@ -70,14 +82,29 @@ EOF
 up_kwok() {
   "$here/toolchain.sh"
   mkdir -p "$CLUSTER_DIR"
+  # Extra flags go through the configuration file: kwokctl 0.8's --extra-args panics unless each
+  # component's flags come as one run.
+  # Everything but the apiserver stays on loopback. On the real node's cluster the apiserver also
+  # listens where pods reach it (the kubernetes Service's endpoint is the advertised address); it
+  # authenticates every caller, and reaches the kubelet by its InternalIP with its client certificate.
+  local apiserver_args="
+    - { key: service-cluster-ip-range, value: '$SERVICE_CIDR' }
+    - { key: enable-admission-plugins, value: 'PodNodeSelector,PodTolerationRestriction' }"
+  if [[ $NODES == real ]]; then
+    apiserver_args+="
+    - { key: bind-address, value: 0.0.0.0 }
+    - { key: advertise-address, value: '$NODE_IP' }
+    - { key: kubelet-preferred-address-types, value: InternalIP }
+    - { key: kubelet-client-certificate, value: '$PKI_DIR/admin.crt' }
+    - { key: kubelet-client-key, value: '$PKI_DIR/admin.key' }"
+  fi
   step "starting the control plane (kwokctl, binary runtime, Kubernetes $KUBERNETES_VERSION)"
   # Every binary is the one tools/toolchain.sh built: kwokctl must never download anything.
-  # The apiserver listens on loopback only. The controller-manager's hostPath provisioner gives
-  # PVCs of the `standard` StorageClass a real PersistentVolume through the real PV controller;
-  # nothing is ever written to those paths because no container runs.
+  # The controller-manager's hostPath provisioner gives PVCs of the `standard` StorageClass (the
+  # simulated nodes') a real PersistentVolume through the real PV controller; nothing is ever written
+  # to those paths because no container runs there.
   # kubectl (for kustomize) from our build; metrics-server's RBAC and APIService from our own
   # manifest (kwokctl drops its Deployment and points the APIService at the local process).
-  KWOK_KUBE_BINARY_PREFIX=$(dirname "$(readlink -f "$TOOLS_BIN/kube-apiserver")") \
   cat > "$CLUSTER_DIR/kwokctl.yaml" <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -85,6 +112,15 @@ options:
   bindAddress: 127.0.0.1
   metricsServerManifests:
   - ${METRICS_SERVER_MANIFEST:-$root/manifests/cluster/metrics-server}
+  # Pods reach the apiserver at the real node's address through the kubernetes Service.
+  kubeApiserverCertSANs: [$NODE_IP, $KUBERNETES_SERVICE_IP, kubernetes, kubernetes.default, kubernetes.default.svc, kubernetes.default.svc.cluster.local]
+componentsPatches:
+  - name: kube-apiserver
+    extraArgs:$apiserver_args
+  - name: kube-controller-manager
+    extraArgs:
+    - { key: enable-hostpath-provisioner, value: 'true' }
+    - { key: horizontal-pod-autoscaler-sync-period, value: 5s }
 EOF
   kwokctl create cluster --name "$CLUSTER_NAME" --runtime binary --config "$CLUSTER_DIR/kwokctl.yaml" \
     --kubeconfig "$KUBECONFIG_PATH" \
@@ -95,8 +131,6 @@ EOF
     --etcd-binary "$TOOLS_BIN/etcd" \
     --metrics-server-binary "$TOOLS_BIN/metrics-server" \
     --enable metrics-server \
-    --extra-args kube-controller-manager=enable-hostpath-provisioner=true \
-    --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
     --disable-qps-limits \
     --wait 120s
   kubectl config --kubeconfig "$KUBECONFIG_PATH" use-context "kwok-$CLUSTER_NAME" >/dev/null
@@ -104,7 +138,7 @@ EOF
   nodes_yaml | kctl apply -f - >/dev/null
   step "default StorageClass (volumes bound by the real PV controller)"
   kctl apply -f "$root/manifests/cluster/kwok" >/dev/null
-  kctl wait --for=condition=Ready node --all --timeout=120s >/dev/null
+  kctl wait --for=condition=Ready node -l scalableapp.io/node=simulated --timeout=120s >/dev/null
 }
 
 up_kind() {
@@ -129,14 +163,24 @@ summary() {
 case ${1:-} in
   up)
     if running; then
-      step "cluster $PROVIDER/$CLUSTER_NAME already runs; nothing to do"
+      step "control plane $PROVIDER/$CLUSTER_NAME already runs"
     else
       "up_$PROVIDER"
-      step "cluster ready"
     fi
+    if [[ $NODES == real ]]; then
+      if real_node_running; then
+        step "real node already runs"
+        bash "$here/node.sh" images
+      else
+        bash "$here/node.sh" up
+      fi
+    fi
+    step "cluster ready"
     summary
     ;;
   down)
+    # The real node first: its pods, rules and mounts go while the control plane can still be asked.
+    if [[ $PROVIDER == kwok ]]; then bash "$here/node.sh" down; fi
     case $PROVIDER in
       kwok) if [[ -d $KWOK_WORKDIR ]]; then kwokctl delete cluster --name "$CLUSTER_NAME" || true; fi ;;
       kind) kind delete cluster --name "$CLUSTER_NAME" --kubeconfig "$KUBECONFIG_PATH" || true ;;
@@ -145,7 +189,7 @@ case ${1:-} in
     step "cluster $PROVIDER/$CLUSTER_NAME removed"
     ;;
   status)
-    if running; then summary; else echo "cluster $PROVIDER/$CLUSTER_NAME is not running"; exit 1; fi
+    if running && { [[ $NODES == simulated ]] || real_node_running; }; then summary; else echo "cluster $PROVIDER/$CLUSTER_NAME is not running"; exit 1; fi
     ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
   *) echo "usage: $0 up|down|status|kubeconfig  (SCALABLEAPP_PROVIDER=kwok|kind)" >&2; exit 2 ;;

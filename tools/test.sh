@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: types, lint, generated files, then one Jest run of the unit and cluster layers (the
-# cluster layer starts the local cluster or reuses a running one). Ends with Jest's summary.
+# Every test: types, lint, generated files, then one Jest run of the unit, data-plane, chart and
+# cluster layers (the cluster layer starts the local cluster, with its real node, or reuses a running
+# one). Ends with Jest's summary.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here/.."
@@ -10,6 +11,11 @@ step "toolchain (built once, then cached under \$HOME)"
 bash "$here/toolchain.sh"
 step "data-plane binaries (Debian packages, pinned)"
 bash "$here/dataplane-deps.sh"
+if [[ ${SCALABLEAPP_NODES:-real} == real ]]; then
+  step "the real node's packages and the images it runs (built once, then cached under \$HOME)"
+  bash "$here/node-deps.sh"
+  bash "$here/images.sh" build
+fi
 step "typecheck"
 npx tsc -p tsconfig.json --noEmit
 step "lint"

@@ -1,0 +1,132 @@
+// Turns a ScalableApp written for a real cluster (public images, the default StorageClass, production
+// resource requests) into one that runs on this project's local real node: the images built here
+// (tools/images.sh), the Postgres major those images hold, volumes from the node's local-path
+// provisioner, and CPU requests small enough that a whole stack fits a 2-core machine.
+//
+//   node tools/local-sample.ts manifests/samples/12-full-stack.yaml   prints the local version
+//
+// Only fields the API has are set; nothing here changes what the operator does with them.
+import { readFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
+
+/** The images tools/images.sh builds, by their images.env keys. */
+export interface LocalImages {
+  IMAGE_POSTGRES: string;
+  IMAGE_CACHE: string;
+  IMAGE_RABBITMQ: string;
+  IMAGE_NGINX: string;
+  IMAGE_DEMO_APP: string;
+  IMAGE_DEMO_CONSUMER: string;
+}
+
+/** The Postgres major of the local image (Debian bookworm's). */
+export const LOCAL_POSTGRES_MAJOR = '15';
+/** The StorageClass of the real node's volumes (manifests/cluster/real-node/local-path.yaml). */
+export const LOCAL_STORAGE_CLASS = 'local-path';
+
+const imagesEnvPath = () =>
+  `${process.env.SCALABLEAPP_CACHE ?? `${process.env.HOME}/.cache/scalableapp`}/images/images.env`;
+
+/** Reads images.env (KEY=value lines) as written by tools/images.sh. */
+export function readLocalImages(path = imagesEnvPath()): LocalImages {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`no local images at ${path}: run tools/images.sh build first`, { cause: err });
+  }
+  const env = Object.fromEntries(
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#') && l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  const keys: (keyof LocalImages)[] = [
+    'IMAGE_POSTGRES',
+    'IMAGE_CACHE',
+    'IMAGE_RABBITMQ',
+    'IMAGE_NGINX',
+    'IMAGE_DEMO_APP',
+    'IMAGE_DEMO_CONSUMER',
+  ];
+  const missing = keys.filter((k) => !env[k]);
+  if (missing.length) throw new Error(`${path} lacks ${missing.join(', ')}: run tools/images.sh build`);
+  return Object.fromEntries(keys.map((k) => [k, env[k]])) as unknown as LocalImages;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * CPU requests of each container, scaled for one 2-core node: memory stays as the spec (or the
+ * default) has it, because the servers size themselves from it (maxmemory, shared_buffers).
+ */
+const LOCAL_CPU_REQUEST = '10m';
+
+function shrinkCpu(tier: Obj, defaults: { memoryRequest: string; memoryLimit?: string }): void {
+  const resources = isObj(tier.resources) ? tier.resources : {};
+  const requests = isObj(resources.requests) ? resources.requests : {};
+  const limits = isObj(resources.limits) ? resources.limits : {};
+  // Spelled out in full: today a partial override replaces the tier's default resources entirely.
+  const memoryLimit = limits.memory ?? defaults.memoryLimit;
+  tier.resources = {
+    requests: { memory: requests.memory ?? defaults.memoryRequest, cpu: LOCAL_CPU_REQUEST },
+    ...(memoryLimit ? { limits: { memory: memoryLimit } } : {}),
+  };
+}
+
+function localStorage(tier: Obj): void {
+  const storage = isObj(tier.storage) ? tier.storage : {};
+  tier.storage = { ...storage, storageClassName: LOCAL_STORAGE_CLASS };
+}
+
+/** The local version of a ScalableApp manifest (a plain object as parsed from YAML). */
+export function localize(app: Obj, images: LocalImages): Obj {
+  const out = structuredClone(app);
+  const spec = (isObj(out.spec) ? out.spec : {}) as Obj;
+  out.spec = spec;
+  if (isObj(spec.web)) {
+    spec.web.image = images.IMAGE_DEMO_APP;
+    shrinkCpu(spec.web, { memoryRequest: '128Mi', memoryLimit: '256Mi' });
+  }
+  if (isObj(spec.cache)) {
+    spec.cache.image = images.IMAGE_CACHE;
+    shrinkCpu(spec.cache, { memoryRequest: '256Mi', memoryLimit: '256Mi' });
+  }
+  // The shards are Postgres clusters with the database tier's fields (image, version, resources).
+  for (const pg of [spec.database, spec.shards]) {
+    if (!isObj(pg)) continue;
+    pg.image = images.IMAGE_POSTGRES;
+    pg.version = LOCAL_POSTGRES_MAJOR;
+    shrinkCpu(pg, { memoryRequest: '256Mi', memoryLimit: '512Mi' });
+    localStorage(pg);
+  }
+  if (isObj(spec.queue)) {
+    spec.queue.image = images.IMAGE_RABBITMQ;
+    shrinkCpu(spec.queue, { memoryRequest: '512Mi', memoryLimit: '1Gi' });
+    localStorage(spec.queue);
+  }
+  if (Array.isArray(spec.consumers)) {
+    for (const c of spec.consumers) {
+      if (!isObj(c)) continue;
+      c.image = images.IMAGE_DEMO_CONSUMER;
+      shrinkCpu(c, { memoryRequest: '128Mi', memoryLimit: '256Mi' });
+    }
+  }
+  if (isObj(spec.edgeCache)) {
+    spec.edgeCache.image = images.IMAGE_NGINX;
+    shrinkCpu(spec.edgeCache, { memoryRequest: '64Mi', memoryLimit: '128Mi' });
+  }
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const file = process.argv[2];
+  if (!file) {
+    console.error('usage: node tools/local-sample.ts <scalableapp.yaml>');
+    process.exit(2);
+  }
+  const app = parse(readFileSync(file, 'utf8')) as Obj;
+  process.stdout.write(stringify(localize(app, readLocalImages())));
+}
