@@ -23,7 +23,7 @@ TOLERATION='[{"key":"scalableapp.io/node","operator":"Equal","value":"real","eff
 real_namespace() {
   local ns
   for ns in "$@"; do
-    kctl create namespace "$ns" --dry-run=client -o yaml | kctl apply -f - >/dev/null
+    kctl get namespace "$ns" >/dev/null 2>&1 || kctl create namespace "$ns" >/dev/null
     kctl annotate --overwrite namespace "$ns" \
       "scheduler.alpha.kubernetes.io/node-selector=scalableapp.io/node=real" \
       "scheduler.alpha.kubernetes.io/defaultTolerations=$TOLERATION" >/dev/null

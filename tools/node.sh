@@ -296,8 +296,17 @@ down() {
 # Undo every host-wide change: firewall rules of kube-proxy and kube-router, ipsets, routes, the
 # bridge, network namespaces of pods, cgroups, sysctls.
 restore_host() {
-  command -v kube-proxy >/dev/null && kube-proxy --cleanup >/dev/null 2>&1 || true
-  command -v kube-router >/dev/null && kube-router --cleanup-config >/dev/null 2>&1 || true
+  # Every chain and rule the node's processes wrote carries KUBE- (kube-proxy, the kubelet's canaries,
+  # kube-router's KUBE-ROUTER-* and KUBE-NWPLCY-*) or kube-router's comment; everything else in the
+  # tables is restored exactly as it was. (kube-router's own --cleanup-config panics without a cluster.)
+  local save
+  for save in iptables-save ip6tables-save; do
+    command -v "$save" >/dev/null || continue
+    if "$save" | grep -qE 'KUBE-|kube-router'; then
+      "$save" | grep -vE 'KUBE-|kube-router' | "${save%-save}-restore"
+    fi
+  done
+  # kube-router's ipsets (KUBE-SRC-*, KUBE-DST-*, kube-router-*), free once no rule refers to them.
   for s in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-)' || true); do ipset destroy "$s" 2>/dev/null || true; done
   ip route del blackhole "$CLUSTER_CIDR" 2>/dev/null || true
   ip route del "$SERVICE_CIDR" dev "$BRIDGE" 2>/dev/null || true

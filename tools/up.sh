@@ -87,9 +87,11 @@ echo
 if [[ $NODES == real ]]; then
   web_ip=$(kctl get svc -n "$NS" "$name-web" -o jsonpath='{.spec.clusterIP}')
   web_port=$(kctl get svc -n "$NS" "$name-web" -o jsonpath='{.spec.ports[0].port}')
-  echo "one request through the web Service (http://$web_ip:$web_port/touch-all), every tier:"
+  queue=$(printf '%s\n' "$manifest" | kctl apply -n "$NS" -f - --dry-run=client -o jsonpath='{.spec.queue.queues[0].name}')
+  url="http://$web_ip:$web_port/touch-all${queue:+?queue=$queue}"
+  echo "one request through the web Service ($url), every tier:"
   # The ClusterIP is routed onto the node's bridge; one bounded request.
-  curl -fsS --max-time 20 "http://$web_ip:$web_port/touch-all" || die "the demo app did not answer through the web Service"
+  curl -fsS --max-time 20 "$url" || die "the demo app did not answer through the web Service"
   echo
 fi
 echo

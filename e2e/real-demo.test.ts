@@ -1,0 +1,237 @@
+// The demo application (examples/demo-app) on the real node, with every tier, under the operator
+// running in the cluster: it answers through the web Service, a write through the primary is read
+// back from a replica, a session outlives the web pod that created it, a published message is
+// consumed, and the NetworkPolicies hold with real connections both ways.
+import { stringify } from 'yaml';
+import { decodeSecret, getApp, isReadyAtGeneration } from './support/apps.ts';
+import { eventually, json, kubectl } from './support/kube.ts';
+import {
+  allPodsReady,
+  createRealNamespace,
+  deleteNamespaceAndWait,
+  describeReal,
+  execIn,
+  installInClusterOperator,
+  localImages,
+  serviceRequest,
+} from './support/real-node.ts';
+import { localize } from '../tools/local-sample.ts';
+
+const APP = 'demo';
+const QUEUE = 'jobs';
+
+/** Every tier, each as small as it can be while still showing what it does. */
+const app = () =>
+  localize(
+    {
+      apiVersion: 'scalableapp.io/v1alpha1',
+      kind: 'ScalableApp',
+      metadata: { name: APP },
+      spec: {
+        web: {
+          image: 'placeholder',
+          port: 8080,
+          replicas: 2,
+          healthCheck: { path: '/healthz' },
+          sessions: 'cache',
+        },
+        cache: { replicas: 1 },
+        database: { replicas: 1, storage: { size: '1Gi' } },
+        shards: { count: 2, key: 'user_id', replicasPerShard: 0, storage: { size: '1Gi' } },
+        queue: { replicas: 1, queues: [{ name: QUEUE }], storage: { size: '1Gi' } },
+        consumers: [{ name: 'worker', image: 'placeholder', queue: QUEUE, replicas: 1 }],
+        edgeCache: { replicas: 1, pathPrefix: '/static' },
+      },
+    },
+    localImages(),
+  );
+
+let ns: string;
+let other: string;
+/** host:port of each data tier, from the connection Secret (never its passwords). */
+let targets: Record<'database' | 'cache' | 'queue', { host: string; port: number }>;
+
+const hostPort = (url: string) => {
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port) };
+};
+
+beforeAll(async () => {
+  installInClusterOperator();
+  ns = createRealNamespace('real-demo');
+  other = createRealNamespace('real-outsider');
+  kubectl(['apply', '-n', ns, '-f', '-'], stringify(app()));
+  await eventually(
+    'the demo app Ready on the real node',
+    () => {
+      const a = getApp(ns, APP);
+      return isReadyAtGeneration(a) && a;
+    },
+    600_000,
+    2000,
+  );
+  const env = decodeSecret(json<any>(['get', 'secret', `${APP}-connection`, '-n', ns]));
+  targets = {
+    database: hostPort(env.DATABASE_URL!),
+    cache: hostPort(env.CACHE_URL!),
+    queue: hostPort(env.QUEUE_URL!),
+  };
+  await allPodsReady(ns, `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=web`, 2);
+}, 900_000);
+
+afterAll(() => {
+  if (ns) deleteNamespaceAndWait(ns);
+  if (other) deleteNamespaceAndWait(other);
+});
+
+const web = (path: string, init?: RequestInit) => serviceRequest(ns, `${APP}-web`, path, init);
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  web(path, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+
+describeReal('the demo app on the real node', () => {
+  it('answers through the web Service and reaches every tier in one request', async () => {
+    const res = await web(`/touch-all?queue=${QUEUE}`);
+    expect(res.status).toBe(200);
+    for (const tier of ['database', 'sessions', 'shards', 'edgeCache', 'queue'])
+      expect({ tier, ...res.body.results?.[tier] }).toMatchObject({ tier, ok: true });
+  });
+
+  it('reads back from a replica what it wrote through the primary', async () => {
+    const written = await post('/db/items', { value: 'replicated' });
+    expect(written.status).toBe(201);
+    expect(written.body.inRecovery).toBe(false);
+    const read = await eventually('the row on the replica', async () => {
+      const r = await web(`/db/items/${written.body.id}?from=replica`);
+      return r.status === 200 && r;
+    });
+    expect(read.body).toMatchObject({ value: 'replicated', inRecovery: true });
+    expect(read.body.serverAddr).not.toBe(written.body.serverAddr);
+  });
+
+  it('keeps a session when the web pod that created it is deleted', async () => {
+    const created = await post('/session', { data: 'cart-42' });
+    expect(created.status).toBe(201);
+    const cookie = created.headers.get('set-cookie')!.split(';')[0]!;
+    const creator = created.body.servedBy as string;
+    kubectl(['delete', 'pod', '-n', ns, creator, '--wait=true']);
+    const back = await eventually('the session from another pod', async () => {
+      const r = await web('/session', { headers: { cookie } });
+      return r.status === 200 && r.body.servedBy !== creator && r;
+    });
+    expect(back.body).toMatchObject({ data: 'cart-42', createdBy: creator });
+  });
+
+  it('has a published message consumed by the demo consumer', async () => {
+    const published = await post(`/queue/${QUEUE}`, { payload: { resize: 'photo-1' } });
+    expect(published.status).toBe(202);
+    expect(published.body.confirmed).toBe(true);
+    await eventually('the consumer to record the message', async () => {
+      const r = await web(`/queue/${QUEUE}/consumed/${published.body.id}`);
+      return r.status === 200 && r.body.consumed === true;
+    });
+  });
+});
+
+/** A TCP connect from inside a pod, with node (the demo and operator images have it), bounded to 3 s. */
+const connectScript = (host: string, port: number) =>
+  `const s=require('net').connect({host:'${host}',port:${port},timeout:3000});` +
+  `s.on('connect',()=>{console.log('open');process.exit(0)});` +
+  `s.on('timeout',()=>{console.log('timeout');process.exit(1)});s.on('error',e=>{console.log(e.code);process.exit(1)})`;
+
+describeReal('NetworkPolicies on the real node, probed with real connections', () => {
+  let probe: string;
+  beforeAll(async () => {
+    // A pod in another namespace, as any other workload of the cluster would be.
+    probe = 'probe';
+    kubectl(
+      ['apply', '-n', other, '-f', '-'],
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: probe, labels: { app: 'probe' } },
+        spec: {
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'probe',
+              image: localImages().IMAGE_DEMO_APP,
+              command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
+            },
+          ],
+        },
+      }),
+    );
+    await allPodsReady(other, 'app=probe', 1);
+  });
+
+  const fqdn = (host: string) => (host.includes('.') ? host : `${host}.${ns}.svc.cluster.local`);
+  const connectFrom = (namespace: string, pod: string, target: { host: string; port: number }) =>
+    execIn(namespace, pod, ['node', '-e', connectScript(fqdn(target.host), target.port)]);
+  const webPod = () =>
+    json<any>([
+      'get',
+      'pods',
+      '-n',
+      ns,
+      '-l',
+      `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=web`,
+    ]).items[0].metadata.name as string;
+  const consumerPod = () =>
+    json<any>([
+      'get',
+      'pods',
+      '-n',
+      ns,
+      '-l',
+      `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=consumer`,
+    ]).items[0].metadata.name as string;
+
+  it.each(['database', 'cache', 'queue'] as const)(
+    'a pod in another namespace cannot reach the %s',
+    (tier) => {
+      const r = connectFrom(other, probe, targets[tier]);
+      expect({ tier, outcome: r.stdout.trim() }).not.toEqual({ tier, outcome: 'open' });
+    },
+  );
+
+  it('a pod in another namespace reaches the entry point (the web Service)', () => {
+    const r = connectFrom(other, probe, { host: `${APP}-web`, port: 80 });
+    expect(r.stdout.trim()).toBe('open');
+  });
+
+  it.each(['database', 'cache', 'queue'] as const)('the web pods reach the %s', (tier) => {
+    const r = connectFrom(ns, webPod(), targets[tier]);
+    expect({ tier, outcome: r.stdout.trim() }).toEqual({ tier, outcome: 'open' });
+  });
+
+  it('the consumer pods reach the broker', () => {
+    const r = connectFrom(ns, consumerPod(), targets.queue);
+    expect(r.stdout.trim()).toBe('open');
+  });
+
+  it.each(['database', 'cache', 'queue'] as const)('the operator reaches the %s', (tier) => {
+    const pod = json<any>([
+      'get',
+      'pods',
+      '-n',
+      'scalableapp-system',
+      '-l',
+      'app.kubernetes.io/name=scalableapp-operator',
+    ]).items.find((p: any) => p.status.phase === 'Running').metadata.name as string;
+    const r = connectFrom('scalableapp-system', pod, targets[tier]);
+    expect({ tier, outcome: r.stdout.trim() }).toEqual({ tier, outcome: 'open' });
+  });
+});

@@ -1,0 +1,122 @@
+// Tests on the real node (docs/adr/0011): namespaces whose pods really run, the operator in the
+// cluster from its own image, samples with the images built here, and reading what the pods do.
+import { execFileSync } from 'node:child_process';
+import { parse } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { localize, readLocalImages, type LocalImages } from '../../tools/local-sample.ts';
+import { createNamespace, eventually, json, kubectl, tryKubectl } from './kube.ts';
+
+const tools = new URL('../../tools/', import.meta.url).pathname;
+
+/** Whether this run has a real node (SCALABLEAPP_NODES=simulated runs without one). */
+export const REAL_NODES = (process.env.SCALABLEAPP_NODES ?? 'real') === 'real';
+
+/** `describe` for suites that need the real node; with simulated nodes only they are skipped, and say so. */
+export const describeReal = REAL_NODES ? describe : describe.skip;
+
+let images: LocalImages | undefined;
+export const localImages = (): LocalImages => (images ??= readLocalImages());
+
+/** A fresh namespace whose pods run on the real node, enforcing the restricted Pod Security Standard. */
+export function createRealNamespace(prefix: string, labels: Record<string, string> = {}): string {
+  const ns = createNamespace(prefix, { 'pod-security.kubernetes.io/enforce': 'restricted', ...labels });
+  execFileSync('bash', [`${tools}node-system.sh`, 'namespace', ns], { stdio: 'inherit' });
+  return ns;
+}
+
+let operatorInstalled = false;
+/** The operator in the cluster, from the local image (tools/operator-incluster.sh), once per run. */
+export function installInClusterOperator(): void {
+  if (operatorInstalled) return;
+  execFileSync('bash', [`${tools}operator-incluster.sh`, 'install'], { stdio: 'inherit' });
+  operatorInstalled = true;
+}
+
+/** A sample (or any ScalableApp YAML) with the local images, volumes and CPU requests. */
+export function localSample(path: string): Record<string, any> {
+  return localize(parse(readFileSync(path, 'utf8')) as Record<string, unknown>, localImages());
+}
+
+export interface PodState {
+  name: string;
+  node: string;
+  phase: string;
+  ready: boolean;
+  containers: { name: string; ready: boolean; running: boolean; restarts: number; waiting?: string }[];
+}
+
+export function podStates(ns: string, selector?: string): PodState[] {
+  const list = json<any>(['get', 'pods', '-n', ns, ...(selector ? ['-l', selector] : [])]);
+  return list.items.map((p: any) => ({
+    name: p.metadata.name,
+    node: p.spec.nodeName ?? '',
+    phase: p.status.phase,
+    ready: p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ?? false,
+    containers: (p.status.containerStatuses ?? []).map((c: any) => ({
+      name: c.name,
+      ready: c.ready,
+      running: !!c.state?.running,
+      restarts: c.restartCount,
+      ...(c.state?.waiting ? { waiting: `${c.state.waiting.reason}: ${c.state.waiting.message ?? ''}` } : {}),
+    })),
+  }));
+}
+
+/** Runs a command in a pod's container and returns its outcome (never throws for a non-zero exit). */
+export function execIn(
+  ns: string,
+  pod: string,
+  command: string[],
+  container?: string,
+): { ok: boolean; stdout: string; stderr: string } {
+  return tryKubectl(['exec', '-n', ns, pod, ...(container ? ['-c', container] : []), '--', ...command]);
+}
+
+/**
+ * One bounded HTTP request from this machine to a Service's ClusterIP (routed onto the real node's
+ * bridge; never off the machine).
+ */
+export async function serviceRequest(
+  ns: string,
+  service: string,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const svc = json<any>(['get', 'svc', service, '-n', ns]);
+  const url = `http://${svc.spec.clusterIP}:${svc.spec.ports[0].port}${path}`;
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+/** Waits until every pod of the selector runs with every container ready. */
+export const allPodsReady = (ns: string, selector: string, count?: number) =>
+  eventually(
+    `pods ${selector} in ${ns} running and ready`,
+    () => {
+      const pods = podStates(ns, selector);
+      if (count !== undefined && pods.length !== count) return false;
+      return pods.length > 0 && pods.every((p) => p.phase === 'Running' && p.ready) && pods;
+    },
+    300_000,
+    1000,
+  );
+
+/** The events of an object, newest last, as `reason: message` lines (for failure messages). */
+export function eventsOf(ns: string, name: string): string[] {
+  const list = json<any>(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${name}`]);
+  return list.items.map((e: any) => `${e.reason}: ${e.message}`);
+}
+
+/** A deletion that waits until the namespace is gone, so the next test has the node's CPU. */
+export function deleteNamespaceAndWait(ns: string): void {
+  tryKubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=180s']);
+}
+
+export { kubectl };
