@@ -88,6 +88,18 @@ export function localize(app: Obj, images: LocalImages): Obj {
   out.spec = spec;
   if (isObj(spec.web)) {
     spec.web.image = images.IMAGE_DEMO_APP;
+    // The demo app reads its port and health path from its environment (examples/demo-app): told
+    // what the sample declares, it answers where the web tier's probes and Service look.
+    const env = (Array.isArray(spec.web.env) ? spec.web.env : []).filter(
+      (e) => !(isObj(e) && (e.name === 'PORT' || e.name === 'HEALTH_PATH')),
+    );
+    const healthCheck = isObj(spec.web.healthCheck) ? spec.web.healthCheck : {};
+    spec.web.env = [
+      ...env,
+      ...(spec.web.port !== undefined ? [{ name: 'PORT', value: String(spec.web.port) }] : []),
+      ...(typeof healthCheck.path === 'string' ? [{ name: 'HEALTH_PATH', value: healthCheck.path }] : []),
+    ];
+    if ((spec.web.env as unknown[]).length === 0) delete spec.web.env;
     shrinkCpu(spec.web, { memoryRequest: '128Mi', memoryLimit: '256Mi' });
   }
   if (isObj(spec.cache)) {
