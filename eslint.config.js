@@ -24,7 +24,7 @@ export default tseslint.config(
   {
     // Cluster and chart tests read arbitrary API JSON (live objects, rendered manifests); typing every
     // field they touch would add noise, not safety.
-    files: ['e2e/**', 'charts/test/**'],
+    files: ['e2e/**', 'charts/test/**', 'tools/**/*.test.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
