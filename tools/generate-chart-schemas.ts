@@ -87,6 +87,13 @@ const connectionValues = (pods: string, entries: string) =>
     `Where the ${pods}' environment comes from: the operator's connection Secret holds every tier's address.`,
   ).default({ entries: {} });
 
+/**
+ * What the tier charts' `helm test` pods run: hand-written HTTP/1.0 requests through nc, so any image
+ * with a shell and busybox's or netcat-openbsd's nc will do (busybox, a Debian minbase with netcat).
+ */
+const ncTestTools = (...more: string[]) =>
+  `sh, ${[...more, 'sed', 'tr', 'grep'].join(', ')} and nc (busybox's or netcat-openbsd's)`;
+
 /** The image of a chart's `helm test` pod. */
 const testPod = (runs: string, checks: string) =>
   doc(
@@ -160,7 +167,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'An edge cache in front of this web tier (the edge-cache chart under the same release): the Ingress or HTTPRoute sends pathPrefix to it.',
       ).default({}),
       shardMap: shardMapValue('web pods'),
-      test: testPod('busybox wget', 'the web Service answers the health check path'),
+      test: testPod(ncTestTools(), 'the web Service answers the health check path'),
     },
   },
   {
@@ -217,6 +224,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         }),
         "The origin: the web tier's Service, and the port its pods listen on (the proxy's only egress).",
       ).default({ port: web.shape.port.parse(undefined) }),
+      test: testPod(ncTestTools(), "the edge Service answers /healthz with this release's asset version"),
     },
   },
   {
@@ -254,7 +262,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         }),
         "The broker's login and Erlang cookie. Each one not given is kept from the release's Secret, or generated at install.",
       ).default({}),
-      test: testPod('busybox wget', "every queue is declared on the broker's management API"),
+      test: testPod(ncTestTools('base64'), "every queue is declared on the broker's management API"),
     },
   },
   {
@@ -296,7 +304,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
       ).default({ enabled: false, namespace: 'keda' }),
       shardMap: shardMapValue('consumers'),
       test: testPod(
-        'busybox wget',
+        ncTestTools('base64'),
         "every consumer's queue exists and each running consumer is attached to its queue",
       ),
     },
