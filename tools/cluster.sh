@@ -117,6 +117,12 @@ options:
 componentsPatches:
   - name: kube-apiserver
     extraArgs:$apiserver_args
+  # KWOK plays the kubelet only for the simulated nodes; left to manage every node, it marked the real
+  # node's pods Running and Ready before their containers had started.
+  - name: kwok-controller
+    extraArgs:
+    - { key: manage-all-nodes, value: 'false' }
+    - { key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake }
   - name: kube-controller-manager
     extraArgs:
     - { key: enable-hostpath-provisioner, value: 'true' }

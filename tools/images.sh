@@ -502,21 +502,23 @@ recipe_coredns() {
 }
 recipe_local-path-provisioner() { recipe_static_tool "$1" local-path-provisioner "$LOCAL_PATH_BIN"; }
 
-# --- toolbox: a plain Debian minbase (sh, coreutils, findutils, grep, sed, tar) for the local-path
+# --- toolbox: a Debian minbase (sh, coreutils, findutils, grep, sed, tar, nc) for the local-path
 # provisioner's helper pods, which create and delete the volume directories on the node
 # (manifests/cluster/real-node/local-path.yaml). The one image that runs as root: it must create
 # directories in the node's root-owned volumes directory and delete data that Postgres (uid 999)
 # left behind, exactly as the busybox image upstream uses does. Tagged with the suite and its recipe.
 plan_toolbox() {
-  inputs="$SUITE $(declare -f recipe_toolbox debian_rootfs add_user finish_rootfs layer_of) $(cat "$PACK")"
+  inputs="$SUITE $TOOLBOX_NETCAT $(declare -f recipe_toolbox debian_rootfs add_user finish_rootfs layer_of) $(cat "$PACK")"
   tag=$SUITE-$(printf '%s' "$inputs" | sha | cut -c1-12)
 }
+# netcat-openbsd: the HTTP and TCP checks of the charts' `helm test` pods (e2e/real-charts.test.ts).
+TOOLBOX_NETCAT=netcat-openbsd=1.219-1
 recipe_toolbox() {
   local work=$1 rootfs=$1/rootfs
-  debian_rootfs "$rootfs"
+  debian_rootfs "$rootfs" --include="$TOOLBOX_NETCAT"
   finish_rootfs "$rootfs"
   image_env=("PATH=$STD_PATH")
-  run_in "$rootfs" 0:0 /tmp sh -ec 'mkdir -m 0777 -p /tmp/v/x && rm -rf /tmp/v && echo "sh, mkdir, rm: ok"' >&2
+  run_in "$rootfs" 0:0 /tmp sh -ec 'mkdir -m 0777 -p /tmp/v/x && rm -rf /tmp/v && command -v nc >/dev/null && echo "sh, mkdir, rm, nc: ok"' >&2
   layer_of "$rootfs" "$work/layer.tar"
   layers=("$work/layer.tar")
   packages=$(packages_of "$rootfs")
