@@ -311,9 +311,9 @@ restore_host() {
   ip route del blackhole "$CLUSTER_CIDR" 2>/dev/null || true
   ip route del "$SERVICE_CIDR" dev "$BRIDGE" 2>/dev/null || true
   # Pod network namespaces the CNI plugin left (containerd 1.6 keeps them in /var/run/netns as cni-*).
-  for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' || true); do
-    if ip netns exec "$n" ip -o addr 2>/dev/null | grep -q " ${POD_SUBNET%.*}\."; then ip netns del "$n" 2>/dev/null || true; fi
-  done
+  # (Their addresses are gone by now, so they cannot be told apart by address; this machine runs no
+  # other CNI.)
+  for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' || true); do ip netns del "$n" 2>/dev/null || true; done
   for veth in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del "$veth" 2>/dev/null || true; done
   ip link del "$BRIDGE" 2>/dev/null || true
   for hier in /sys/fs/cgroup/*/; do
