@@ -241,8 +241,7 @@ up() {
 # The node's processes authenticate with the control plane's admin certificate: a local development
 # cluster with one operator of the machine (ADR 0011). The apiserver reaches the kubelet the same way.
 write_node_kubeconfig() {
-  sed "s#https://127.0.0.1:#https://127.0.0.1:#" "$KUBECONFIG_PATH" > "$NODE_KUBECONFIG"
-  chmod 600 "$NODE_KUBECONFIG"
+  install -m 600 "$KUBECONFIG_PATH" "$NODE_KUBECONFIG"
 }
 
 stop_proc() {
@@ -263,20 +262,17 @@ down() {
   # Every container and sandbox is removed through containerd while it still runs, so runc, the
   # shims, the mounts and the CNI teardown (veths, IP addresses, network namespaces) all go cleanly.
   if alive containerd; then
-    local sb
-    for ns in k8s.io; do
-      for c in $(ctr --address "$CONTAINERD_SOCK" -n "$ns" tasks ls -q 2>/dev/null); do
-        ctr --address "$CONTAINERD_SOCK" -n "$ns" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
-      done
-      sleep 1
-      for c in $(ctr --address "$CONTAINERD_SOCK" -n "$ns" tasks ls -q 2>/dev/null); do
-        ctr --address "$CONTAINERD_SOCK" -n "$ns" tasks delete -f "$c" >/dev/null 2>&1 || true
-      done
-      for c in $(ctr --address "$CONTAINERD_SOCK" -n "$ns" containers ls -q 2>/dev/null); do
-        ctr --address "$CONTAINERD_SOCK" -n "$ns" containers delete "$c" >/dev/null 2>&1 || true
-      done
+    local c ctr=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
+    for c in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
+      "${ctr[@]}" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
     done
-    : "${sb:=}"
+    sleep 1
+    for c in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
+      "${ctr[@]}" tasks delete -f "$c" >/dev/null 2>&1 || true
+    done
+    for c in $("${ctr[@]}" containers ls -q 2>/dev/null); do
+      "${ctr[@]}" containers delete "$c" >/dev/null 2>&1 || true
+    done
   fi
   stop_proc kube-router
   stop_proc kube-proxy
@@ -299,11 +295,14 @@ restore_host() {
   # Every chain and rule the node's processes wrote carries KUBE- (kube-proxy, the kubelet's canaries,
   # kube-router's KUBE-ROUTER-* and KUBE-NWPLCY-*) or kube-router's comment; everything else in the
   # tables is restored exactly as it was. (kube-router's own --cleanup-config panics without a cluster.)
-  local save
+  # (The rules are read whole first: `save | grep -q` under pipefail fails by SIGPIPE on a large
+  # ruleset, when grep stops reading at the first match, and the rules stayed.)
+  local save rules
   for save in iptables-save ip6tables-save; do
     command -v "$save" >/dev/null || continue
-    if "$save" | grep -qE 'KUBE-|kube-router'; then
-      "$save" | grep -vE 'KUBE-|kube-router' | "${save%-save}-restore"
+    rules=$("$save")
+    if grep -qE 'KUBE-|kube-router' <<<"$rules"; then
+      grep -vE 'KUBE-|kube-router' <<<"$rules" | "${save%-save}-restore"
     fi
   done
   # kube-router's ipsets (KUBE-SRC-*, KUBE-DST-*, kube-router-*), free once no rule refers to them.
