@@ -18,23 +18,7 @@ import {
   podStates,
   type PodState,
 } from './support/real-node.ts';
-import { LOCAL_POSTGRES_MAJOR, LOCAL_STORAGE_CLASS } from '../tools/local-sample.ts';
-
-/** Every image of images.env (tools/images.sh), IMAGE_TOOLBOX and IMAGE_OPERATOR included. */
-function imagesEnv(): Record<string, string> {
-  const cache = process.env.SCALABLEAPP_CACHE ?? `${process.env.HOME}/.cache/scalableapp`;
-  const path = `${cache}/images/images.env`;
-  const env = Object.fromEntries(
-    readFileSync(path, 'utf8')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l && !l.startsWith('#') && l.includes('='))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  for (const key of ['IMAGE_TOOLBOX', 'IMAGE_OPERATOR'])
-    if (!env[key]) throw new Error(`${path} lacks ${key}: run tools/images.sh build`);
-  return env;
-}
+import { LOCAL_POSTGRES_MAJOR, LOCAL_STORAGE_CLASS, readImagesEnv } from '../tools/local-sample.ts';
 
 interface Images {
   postgres: string;
@@ -52,7 +36,8 @@ let images: Images | undefined;
 const img = (): Images => {
   if (images) return images;
   const local = localImages();
-  const env = imagesEnv();
+  // IMAGE_TOOLBOX and IMAGE_OPERATOR are not a sample's: read from images.env beside them.
+  const env = readImagesEnv(['IMAGE_TOOLBOX', 'IMAGE_OPERATOR']);
   return (images = {
     postgres: local.IMAGE_POSTGRES,
     cache: local.IMAGE_CACHE,

@@ -10,6 +10,7 @@ import {
   describeReal,
   installInClusterOperator,
   localImages,
+  podStates,
 } from './support/real-node.ts';
 import { localize } from '../tools/local-sample.ts';
 
@@ -22,8 +23,8 @@ afterAll(() => {
   if (ns) deleteNamespaceAndWait(ns);
 });
 
-/** A web tier (as given) beside a healthy cache, localized; the web image is set after localizing. */
-function apply(name: string, web: Record<string, unknown>, image: string): void {
+/** A web tier (as given) beside a healthy cache, localized; the web image (and env) set after localizing. */
+function apply(name: string, web: Record<string, unknown>, image: string, env?: unknown[]): void {
   const app = localize(
     {
       apiVersion: 'scalableapp.io/v1alpha1',
@@ -34,19 +35,13 @@ function apply(name: string, web: Record<string, unknown>, image: string): void 
     localImages(),
   ) as any;
   app.spec.web.image = image;
+  if (env) app.spec.web.env = env;
   kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
 }
 
 const condition = (a: any, type: string) => a?.status?.conditions?.find((c: any) => c.type === type);
-const webPods = (name: string) =>
-  json<any>([
-    'get',
-    'pods',
-    '-n',
-    ns,
-    '-l',
-    `app.kubernetes.io/part-of=${name},app.kubernetes.io/component=web`,
-  ]).items.map((p: any) => p.metadata.name as string);
+const selector = (name: string) => `app.kubernetes.io/part-of=${name},app.kubernetes.io/component=web`;
+const webPods = (name: string) => podStates(ns, selector(name)).map((p) => p.name);
 const warnings = (name: string, reason: string) =>
   json<any>([
     'get',
@@ -96,12 +91,16 @@ describeReal('a tier whose pods cannot run, on the real node', () => {
     // Kubelet's own back-off keeps the pod failing; the operator says it once and rewrites nothing.
     await new Promise((r) => setTimeout(r, 20_000));
     expect(warnings('missing', 'ImagePullFailed')).toBe(1);
+    // No write by the operator: its own Apply entry is as it was (the StatefulSet controller's status
+    // updates may come and go).
+    const operatorApply = (s: any) =>
+      s.metadata.managedFields.find(
+        (f: any) => f.manager === 'scalableapp-operator' && f.operation === 'Apply',
+      );
     const after = cacheSet();
     expect(after.metadata.generation).toBe(before.metadata.generation);
-    expect(
-      after.metadata.resourceVersion === before.metadata.resourceVersion ||
-        after.status.readyReplicas === before.status.readyReplicas,
-    ).toBe(true);
+    expect(operatorApply(after)).toEqual(operatorApply(before));
+    expect(operatorApply(before)).toBeDefined();
   });
 
   it('a container that exits: WebReady names the pod as crash-looping', async () => {
@@ -111,17 +110,36 @@ describeReal('a tier whose pods cannot run, on the real node', () => {
     expect(condition(a, 'WebReady').message).toMatch(/crash-looping \(\d+ restarts?; last exit [1-9]/);
   });
 
-  it('a readiness probe that never passes: WebReady names the pod as not ready', async () => {
-    apply('unready', { healthCheck: { path: '/no-such-path' } }, localImages().IMAGE_DEMO_APP);
+  it('a readiness probe that never passes: WebReady names the running pod as not ready, and it is never restarted', async () => {
+    // The app serves its liveness path (/healthz) and not the readiness path: the pod runs, never ready.
+    apply(
+      'unready',
+      { healthCheck: { path: '/no-such-path', livenessPath: '/healthz' } },
+      localImages().IMAGE_DEMO_APP,
+    );
+    const a = await blocked('unready', 'ContainerNotReady');
+    expect(condition(a, 'WebReady').message).toMatch(/container web running but not ready/);
+    expect(condition(a, 'Ready').status).toBe('False');
+    expect(warnings('unready', 'ContainerNotReady')).toBe(1);
+    expect(podStates(ns, selector('unready')).flatMap((p) => p.containers.map((c) => c.restarts))).toEqual([
+      0,
+    ]);
+  });
+
+  it('a liveness probe that never passes either: the pod is named, as not ready or as restarted by it', async () => {
+    // Both probes on a path the app does not serve (the health path it serves is set after localizing).
+    apply('unlive', { healthCheck: { path: '/no-such-path' } }, localImages().IMAGE_DEMO_APP, [
+      { name: 'HEALTH_PATH', value: '/healthz' },
+    ]);
     const a = await eventually(
-      'unready: WebReady=False naming the pod, not ready or restarted by its probe',
+      'unlive: WebReady=False naming the pod, not ready or restarted by its probe',
       () => {
-        const app = getApp(ns, 'unready');
+        const app = getApp(ns, 'unlive');
         const web = condition(app, 'WebReady');
         return (
           web?.status === 'False' &&
           ['ContainerNotReady', 'ContainerCrashLooping'].includes(web.reason) &&
-          webPods('unready').some((p: string) => web.message.includes(`pod ${p}`)) &&
+          webPods('unlive').some((p: string) => web.message.includes(`pod ${p}`)) &&
           app
         );
       },
@@ -129,5 +147,12 @@ describeReal('a tier whose pods cannot run, on the real node', () => {
       1000,
     );
     expect(condition(a, 'Ready').status).toBe('False');
+    // Liveness does restart it (twice readiness's patience: 60 s with the defaults).
+    await eventually(
+      'unlive: the web container restarted by its liveness probe',
+      () => podStates(ns, selector('unlive')).some((p) => p.containers.some((c) => c.restarts > 0)),
+      240_000,
+      2000,
+    );
   });
 });

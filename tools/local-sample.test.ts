@@ -1,8 +1,17 @@
 // What the local real node runs instead of a sample's public images and resources, and nothing else.
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 import { scalableApp } from '../operator/api/scalable-app.ts';
-import { LOCAL_POSTGRES_MAJOR, LOCAL_STORAGE_CLASS, localize, type LocalImages } from './local-sample.ts';
+import {
+  LOCAL_POSTGRES_MAJOR,
+  LOCAL_STORAGE_CLASS,
+  localize,
+  readImagesEnv,
+  readLocalImages,
+  type LocalImages,
+} from './local-sample.ts';
 
 const images: LocalImages = {
   IMAGE_POSTGRES: 'localhost/scalableapp/postgres:15',
@@ -50,6 +59,13 @@ describe('localize', () => {
     expect(withEnv.spec.web.env).toEqual([{ name: 'LOG_LEVEL', value: 'info' }]);
   });
 
+  it('serves the liveness path when it differs (readiness may be a path the app does not serve)', () => {
+    const app = sample('01-web-only.yaml');
+    app.spec.web.healthCheck = { path: '/readyz', livenessPath: '/alive' };
+    const local = localize(app, images) as any;
+    expect(local.spec.web.env).toEqual(expect.arrayContaining([{ name: 'HEALTH_PATH', value: '/alive' }]));
+  });
+
   it('leaves the input alone and yields a spec the API admits, for every sample', () => {
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
       const before = sample(file);
@@ -61,5 +77,36 @@ describe('localize', () => {
           .error,
       ).toBeUndefined();
     }
+  });
+});
+
+describe('readImagesEnv / readLocalImages', () => {
+  const dirOf = mkdtempSync(join(tmpdir(), 'scalableapp-images-env-'));
+  afterAll(() => rmSync(dirOf, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const p = join(dirOf, name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  it('reads every KEY=value line, a value may hold "=", comments and blank lines skipped', () => {
+    const p = file(
+      'all.env',
+      `# written by tools/images.sh\n\n${Object.entries(images)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n')}\nIMAGE_TOOLBOX=localhost/scalableapp/toolbox:a=b\n`,
+    );
+    expect(readImagesEnv(['IMAGE_TOOLBOX'], p).IMAGE_TOOLBOX).toBe('localhost/scalableapp/toolbox:a=b');
+    expect(readLocalImages(p)).toEqual(images);
+  });
+
+  it('names the file, the missing keys and the command that writes them', () => {
+    const p = file('partial.env', 'IMAGE_POSTGRES=pg\nIMAGE_CACHE=\n');
+    expect(() => readLocalImages(p)).toThrow(
+      `${p} lacks IMAGE_CACHE, IMAGE_RABBITMQ, IMAGE_NGINX, IMAGE_DEMO_APP, IMAGE_DEMO_CONSUMER: run tools/images.sh build`,
+    );
+    expect(() => readImagesEnv([], join(dirOf, 'absent.env'))).toThrow(
+      `no local images at ${join(dirOf, 'absent.env')}: run tools/images.sh build first`,
+    );
   });
 });

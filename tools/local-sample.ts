@@ -27,32 +27,42 @@ export const LOCAL_STORAGE_CLASS = 'local-path';
 const imagesEnvPath = () =>
   `${process.env.SCALABLEAPP_CACHE ?? `${process.env.HOME}/.cache/scalableapp`}/images/images.env`;
 
-/** Reads images.env (KEY=value lines) as written by tools/images.sh. */
-export function readLocalImages(path = imagesEnvPath()): LocalImages {
+/**
+ * Reads images.env (KEY=value lines) as written by tools/images.sh, every key of it; throws naming
+ * the file and the command that writes it when it is missing or lacks one of `required`.
+ */
+export function readImagesEnv(required: readonly string[], path = imagesEnvPath()): Record<string, string> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new Error(`no local images at ${path}: run tools/images.sh build first`, { cause: err });
   }
-  const env = Object.fromEntries(
+  const env: Record<string, string> = Object.fromEntries(
     text
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#') && l.includes('='))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
-  const keys: (keyof LocalImages)[] = [
-    'IMAGE_POSTGRES',
-    'IMAGE_CACHE',
-    'IMAGE_RABBITMQ',
-    'IMAGE_NGINX',
-    'IMAGE_DEMO_APP',
-    'IMAGE_DEMO_CONSUMER',
-  ];
-  const missing = keys.filter((k) => !env[k]);
+  const missing = required.filter((k) => !env[k]);
   if (missing.length) throw new Error(`${path} lacks ${missing.join(', ')}: run tools/images.sh build`);
-  return Object.fromEntries(keys.map((k) => [k, env[k]])) as unknown as LocalImages;
+  return env;
+}
+
+const SAMPLE_IMAGES: readonly (keyof LocalImages)[] = [
+  'IMAGE_POSTGRES',
+  'IMAGE_CACHE',
+  'IMAGE_RABBITMQ',
+  'IMAGE_NGINX',
+  'IMAGE_DEMO_APP',
+  'IMAGE_DEMO_CONSUMER',
+];
+
+/** The images a sample needs, from images.env. */
+export function readLocalImages(path = imagesEnvPath()): LocalImages {
+  const env = readImagesEnv(SAMPLE_IMAGES, path);
+  return Object.fromEntries(SAMPLE_IMAGES.map((k) => [k, env[k]])) as unknown as LocalImages;
 }
 
 type Obj = Record<string, unknown>;
@@ -89,15 +99,17 @@ export function localize(app: Obj, images: LocalImages): Obj {
   if (isObj(spec.web)) {
     spec.web.image = images.IMAGE_DEMO_APP;
     // The demo app reads its port and health path from its environment (examples/demo-app): told
-    // what the sample declares, it answers where the web tier's probes and Service look.
+    // what the sample declares, it answers where the web tier's probes and Service look. Its health
+    // path is its liveness (it also fails readiness while shutting down): `livenessPath` when given.
     const env = (Array.isArray(spec.web.env) ? spec.web.env : []).filter(
       (e) => !(isObj(e) && (e.name === 'PORT' || e.name === 'HEALTH_PATH')),
     );
     const healthCheck = isObj(spec.web.healthCheck) ? spec.web.healthCheck : {};
+    const healthPath = healthCheck.livenessPath ?? healthCheck.path;
     spec.web.env = [
       ...env,
       ...(spec.web.port !== undefined ? [{ name: 'PORT', value: String(spec.web.port) }] : []),
-      ...(typeof healthCheck.path === 'string' ? [{ name: 'HEALTH_PATH', value: healthCheck.path }] : []),
+      ...(typeof healthPath === 'string' ? [{ name: 'HEALTH_PATH', value: healthPath }] : []),
     ];
     if ((spec.web.env as unknown[]).length === 0) delete spec.web.env;
     shrinkCpu(spec.web, { memoryRequest: '128Mi', memoryLimit: '256Mi' });

@@ -51,7 +51,7 @@ const cases: Case[] = [
           tlsSecretName: 'shop-tls',
           ingressClassName: 'nginx',
         },
-        healthCheck: { path: '/ready', periodSeconds: 3, failureThreshold: 7 },
+        healthCheck: { path: '/ready', livenessPath: '/alive', periodSeconds: 3, failureThreshold: 7 },
         env: [
           { name: 'FEATURE_FLAGS', value: 'a,b' },
           { name: 'API_KEY', secretKeyRef: { name: 'shop-api', key: 'key' } },

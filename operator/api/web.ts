@@ -121,10 +121,14 @@ export const web = doc(
           z.string().min(1).max(1024).regex(/^\//),
           'HTTP path that answers 2xx when the app can serve.',
         ).default('/healthz'),
+        livenessPath: doc(
+          z.string().min(1).max(1024).regex(/^\//),
+          "HTTP path that answers 2xx while the process itself works, whatever its dependencies do: failing it restarts the container. Defaults to `path`. Set it when `path` checks the app's dependencies, so an outage of one takes the pods out of the Service without restarting them all.",
+        ).optional(),
         periodSeconds: doc(z.number().int().min(1).max(300), 'How often to probe.').default(10),
         failureThreshold: doc(
           z.number().int().min(1).max(30),
-          'Failures in a row before the pod is taken out of the Service.',
+          'Failures in a row before the pod is taken out of the Service; liveness allows twice as many before a restart.',
         ).default(3),
       }),
       'Readiness and liveness probes for the web containers.',

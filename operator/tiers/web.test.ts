@@ -105,6 +105,15 @@ describe('web Deployment', () => {
     expect(c.ports?.map((p) => p.name)).toContain(c.readinessProbe?.httpGet?.port);
   });
 
+  it('probes liveness on livenessPath when given: readiness may check dependencies, liveness must not', () => {
+    const c = containerOf(
+      webDeployment(webApp({ healthCheck: { path: '/readyz', livenessPath: '/healthz' } }), connection),
+    );
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(c.livenessProbe?.periodSeconds).toBe(c.readinessProbe?.periodSeconds);
+  });
+
   it('liveness is more patient than readiness, so a slow pod leaves the Service before it is killed', () => {
     const c = containerOf(webDeployment(webApp(), connection));
     const patience = (p: typeof c.livenessProbe) => (p?.periodSeconds ?? 10) * (p?.failureThreshold ?? 3);

@@ -30,11 +30,8 @@ function meta(app: ScalableApp, name = webName(app)) {
 }
 
 function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[]): V1Container {
-  const probe = {
-    httpGet: { path: web.healthCheck.path, port: 'http' },
-    periodSeconds: web.healthCheck.periodSeconds,
-    failureThreshold: web.healthCheck.failureThreshold,
-  };
+  const { path, livenessPath = path, periodSeconds, failureThreshold } = web.healthCheck;
+  const probe = (p: string) => ({ httpGet: { path: p, port: 'http' }, periodSeconds, failureThreshold });
   return withRestrictedSecurity({
     name: WEB,
     image: web.image,
@@ -43,9 +40,9 @@ function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[
     ...(web.env.length ? { env: envVars(web.env) } : {}),
     ...(mounts.length ? { volumeMounts: mounts } : {}),
     resources: resourceRequirements(web.resources),
-    readinessProbe: probe,
+    readinessProbe: probe(path),
     // Liveness is more patient than readiness: a slow app leaves the Service before it is killed.
-    livenessProbe: { ...probe, failureThreshold: web.healthCheck.failureThreshold * 2 },
+    livenessProbe: { ...probe(livenessPath), failureThreshold: failureThreshold * 2 },
   });
 }
 
