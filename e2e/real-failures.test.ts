@@ -15,9 +15,26 @@ import {
 import { localize } from '../tools/local-sample.ts';
 
 let ns: string;
+// Every broken app is applied at once, each test then waits on its own: the kubelet's back-offs and
+// the probes' patience run side by side rather than one after another.
 beforeAll(() => {
   installInClusterOperator();
   ns = createRealNamespace('real-failures');
+  const images = localImages();
+  // A registry on loopback that does not exist: the pull fails here, without leaving the machine.
+  apply('missing', {}, 'localhost:1/scalableapp/does-not-exist:1');
+  // The consumer image as a web server: without QUEUE_NAME it exits with an error at once.
+  apply('crashing', {}, images.IMAGE_DEMO_CONSUMER);
+  // The app serves its liveness path (/healthz) and not the readiness path: it runs, never ready.
+  apply(
+    'unready',
+    { healthCheck: { path: '/no-such-path', livenessPath: '/healthz' } },
+    images.IMAGE_DEMO_APP,
+  );
+  // Both probes on a path the app does not serve (the path it serves is set after localizing).
+  apply('unlive', { healthCheck: { path: '/no-such-path' } }, images.IMAGE_DEMO_APP, [
+    { name: 'HEALTH_PATH', value: '/healthz' },
+  ]);
 });
 afterAll(() => {
   if (ns) deleteNamespaceAndWait(ns);
@@ -74,15 +91,14 @@ async function blocked(name: string, reason: string) {
 
 describeReal('a tier whose pods cannot run, on the real node', () => {
   it('a missing image: WebReady names the pod and the pull failure; the cache is left alone; one Event', async () => {
-    // A registry on loopback that does not exist: the pull fails here, without leaving the machine.
-    apply('missing', {}, 'localhost:1/scalableapp/does-not-exist:1');
     await eventually(
       'the cache of the app Ready',
       () => condition(getApp(ns, 'missing'), 'CacheReady')?.status === 'True',
       300_000,
       1000,
     );
-    const cacheSet = () => json<any>(['get', 'statefulset', '-n', ns, 'missing-cache']);
+    const cacheSet = () =>
+      json<any>(['get', 'statefulset', '-n', ns, 'missing-cache', '--show-managed-fields']);
     const before = cacheSet();
     const a = await blocked('missing', 'ImagePullFailed');
     expect(condition(a, 'Ready')).toMatchObject({ status: 'False' });
@@ -104,19 +120,11 @@ describeReal('a tier whose pods cannot run, on the real node', () => {
   });
 
   it('a container that exits: WebReady names the pod as crash-looping', async () => {
-    // The consumer image as a web server: without QUEUE_NAME it exits with an error at once.
-    apply('crashing', {}, localImages().IMAGE_DEMO_CONSUMER);
     const a = await blocked('crashing', 'ContainerCrashLooping');
     expect(condition(a, 'WebReady').message).toMatch(/crash-looping \(\d+ restarts?; last exit [1-9]/);
   });
 
   it('a readiness probe that never passes: WebReady names the running pod as not ready, and it is never restarted', async () => {
-    // The app serves its liveness path (/healthz) and not the readiness path: the pod runs, never ready.
-    apply(
-      'unready',
-      { healthCheck: { path: '/no-such-path', livenessPath: '/healthz' } },
-      localImages().IMAGE_DEMO_APP,
-    );
     const a = await blocked('unready', 'ContainerNotReady');
     expect(condition(a, 'WebReady').message).toMatch(/container web running but not ready/);
     expect(condition(a, 'Ready').status).toBe('False');
@@ -127,10 +135,6 @@ describeReal('a tier whose pods cannot run, on the real node', () => {
   });
 
   it('a liveness probe that never passes either: the pod is named, as not ready or as restarted by it', async () => {
-    // Both probes on a path the app does not serve (the health path it serves is set after localizing).
-    apply('unlive', { healthCheck: { path: '/no-such-path' } }, localImages().IMAGE_DEMO_APP, [
-      { name: 'HEALTH_PATH', value: '/healthz' },
-    ]);
     const a = await eventually(
       'unlive: WebReady=False naming the pod, not ready or restarted by its probe',
       () => {

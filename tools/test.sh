@@ -15,6 +15,9 @@ if [[ ${SCALABLEAPP_NODES:-real} == real ]]; then
   step "the real node's packages and the images it runs (built once, then cached under \$HOME)"
   bash "$here/node-deps.sh"
   bash "$here/images.sh" build
+  # A node left running (README command 1, an earlier run) gets the images just built: otherwise a
+  # changed operator or demo image would not be there, and its pods would wait on a pull.
+  if bash "$here/node.sh" status >/dev/null 2>&1; then bash "$here/node.sh" images; fi
 fi
 step "typecheck"
 npx tsc -p tsconfig.json --noEmit
