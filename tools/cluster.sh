@@ -123,10 +123,17 @@ componentsPatches:
     extraArgs:
     - { key: manage-all-nodes, value: 'false' }
     - { key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake }
+  # One controller manager and one scheduler: no leader election. With it, an apiserver slowed by a
+  # loaded machine made the controller manager miss its lease renewal and exit for good (nothing
+  # restarts it here), and every Deployment and StatefulSet after that stood still.
   - name: kube-controller-manager
     extraArgs:
+    - { key: leader-elect, value: 'false' }
     - { key: enable-hostpath-provisioner, value: 'true' }
     - { key: horizontal-pod-autoscaler-sync-period, value: 5s }
+  - name: kube-scheduler
+    extraArgs:
+    - { key: leader-elect, value: 'false' }
 EOF
   kwokctl create cluster --name "$CLUSTER_NAME" --runtime binary --config "$CLUSTER_DIR/kwokctl.yaml" \
     --kubeconfig "$KUBECONFIG_PATH" \
