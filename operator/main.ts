@@ -7,7 +7,7 @@ import { Kube } from './kube/client.ts';
 import { Manager } from './controller/manager.ts';
 import { defaultLeaseName, parseInstance } from './controller/instance.ts';
 import { createHealthServer } from './runtime/health.ts';
-import { LeaderElector, clientNodeLeaseStore } from './runtime/leader-election.ts';
+import { LeaderElector, clientNodeLeaseStore, leaseBucket } from './runtime/leader-election.ts';
 import { createLogger, parseLogLevel } from './runtime/log.ts';
 import { createMetrics } from './runtime/metrics.ts';
 import { TokenBucket, rateLimitedApiClient } from './runtime/rate-limiter.ts';
@@ -118,7 +118,7 @@ try {
     const name = leaseName!;
     const identity = `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
     const elector = new LeaderElector(
-      clientNodeLeaseStore(rateLimitedApiClient(kc, CoordinationV1Api, bucket), namespace, name),
+      clientNodeLeaseStore(rateLimitedApiClient(kc, CoordinationV1Api, leaseBucket()), namespace, name),
       {
         leaseName: name,
         namespace,

@@ -18,7 +18,9 @@ import {
   type ElectionEnd,
   type LeaderElectorOptions,
   type LeaseStore,
+  leaseBucket,
 } from './leader-election.ts';
+import { TokenBucket } from './rate-limiter.ts';
 
 /** The apiserver's MicroTime format; it rejects a Lease time in any other. */
 const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
@@ -281,6 +283,30 @@ describe('LeaderElector', () => {
     expect(a.leadership()!.aborted).toBe(true);
     expect(a.events).toEqual(['leader a', 'started', 'stopped']);
     await expect(a.end).resolves.toBe('lost');
+  });
+
+  it("keeps leading while the reconcilers' request budget is exhausted: the lease has its own (leaseBucket)", async () => {
+    // The operator's defaults (--qps 20, --burst 40) with 2,000 child writes queued: 100 s of backlog.
+    const leadThroughBacklog = async (leaseLimiter: (clock: FakeClock, work: TokenBucket) => TokenBucket) => {
+      const clock = new FakeClock();
+      const work = new TokenBucket({ qps: 20, burst: 40, clock });
+      const lease = leaseLimiter(clock, work);
+      const store = new MemoryLeaseStore();
+      store.before = () => lease.acquire();
+      const a = candidate(store, clock, 'a');
+      await clock.advance(0);
+      expect(a.elector.isLeader()).toBe(true);
+      for (let i = 0; i < 2000; i++) void work.acquire();
+      await clock.advance(60 * SECOND);
+      const leading = a.elector.isLeader();
+      a.stop();
+      await clock.advance(100 * SECOND);
+      await a.end;
+      return leading;
+    };
+    expect(await leadThroughBacklog((clock) => leaseBucket(clock))).toBe(true);
+    // Sharing the reconcilers' bucket, as the operator once did, the renewal waits its turn and is lost.
+    expect(await leadThroughBacklog((_clock, work) => work)).toBe(false);
   });
 
   it('gives up leadership at the renew deadline when a renewal hangs', async () => {

@@ -5,6 +5,7 @@
 import { V1MicroTime, type CoordinationV1Api, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import { discardLogger, type Logger } from './log.ts';
+import { TokenBucket } from './rate-limiter.ts';
 
 /** Someone else wrote the Lease first (HTTP 409): they won this round. */
 export class LeaseConflictError extends Error {
@@ -357,6 +358,17 @@ export class LeaderElector {
     if (err instanceof LeaseConflictError) this.#log.debug(`lease ${what} lost a race`, { err });
     else this.#log.error(`could not ${what} the lease`, { err });
   }
+}
+
+/**
+ * Leader election's own request budget, never the reconcilers' (`--qps`, `--burst`): a renewal queued
+ * behind a thousand child writes misses its deadline, and the leader steps down exactly when it has
+ * the most to do (ten full-stack apps at once did that). controller-runtime gives leader election its
+ * own client for the same reason. One attempt per retry period needs one or two requests (an update,
+ * a read after a conflict), so this allows that with room to spare, and no more.
+ */
+export function leaseBucket(clock?: Clock): TokenBucket {
+  return new TokenBucket({ qps: 2, burst: 4, ...(clock ? { clock } : {}) });
 }
 
 /** The CoordinationV1Api calls `clientNodeLeaseStore` uses. */
