@@ -243,7 +243,8 @@ describe('QueueScalers', () => {
       currentReplicas: 5,
       desiredReplicas: 5,
     });
-    expect(t.errors).toHaveLength(2);
+    // Two failed reads (5 s, 10 s) saying the same: reported once.
+    expect(t.errors).toHaveLength(1);
     expect(t.errors.every(([key, error]) => key === KEY && error instanceof Error)).toBe(true);
     expect(t.scalers.lastDecision(KEY)?.message).not.toContain('ECONNREFUSED');
   });
@@ -266,6 +267,36 @@ describe('QueueScalers', () => {
     ]);
   });
 
+  it('reports a run of failures once, again when the error changes, and the recovery once', async () => {
+    const t = setup();
+    const recovered: string[] = [];
+    const scalers = new QueueScalers({
+      depth: t.broker.depth,
+      clock: t.clock,
+      onError: (key, error) => t.errors.push([key, error]),
+      onRecovered: (key) => recovered.push(key),
+    });
+    t.broker.depths.set('photos', 10);
+    scalers.ensure(KEY, scaling(), t.onDecision);
+    await settle();
+    t.broker.failure = new Error('connect ECONNREFUSED');
+    await t.clock.advance(60 * SECOND); // 12 failed reads
+    t.broker.failure = new Error('401 Unauthorized');
+    await t.clock.advance(10 * SECOND); // 2 more, saying something else
+    expect(t.errors.map(([, e]) => (e as Error).message)).toEqual([
+      'connect ECONNREFUSED',
+      '401 Unauthorized',
+    ]);
+    expect(recovered).toEqual([]);
+    t.broker.failure = undefined;
+    await t.clock.advance(10 * SECOND);
+    expect(recovered).toEqual([KEY]);
+    t.broker.failure = new Error('connect ECONNREFUSED');
+    await t.clock.advance(5 * SECOND);
+    expect(t.errors).toHaveLength(3); // a new run of failures is a new report
+    await scalers.stopAll();
+  });
+
   it('fails a poll whose source throws instead of rejecting, and keeps polling', async () => {
     const clock = new FakeClock();
     const errors: unknown[] = [];
@@ -282,7 +313,7 @@ describe('QueueScalers', () => {
     scalers.ensure(KEY, scaling(), (_key, d) => decisions.push(d));
     await clock.advance(5 * SECOND);
     expect(reads).toBe(2);
-    expect(errors).toHaveLength(2);
+    expect(errors).toHaveLength(1);
     expect(decisions.map((d) => d.reason)).toEqual(['PollFailed']);
   });
 

@@ -42,8 +42,14 @@ export interface ConsumerScaling {
 export interface QueueScalersOptions {
   depth: DepthSource;
   clock?: Clock;
-  /** Every failed read (and every throw from onDecision), with the error kept out of the status. */
+  /**
+   * A read that fails, once per run of like failures: the first one, and again only when the error
+   * says something else (a broker down for an hour is one report, not 720). Also every throw from
+   * onDecision. The error stays out of the status.
+   */
   onError?: (key: string, error: unknown) => void;
+  /** A read that works again after failing (the failure was reported through onError). */
+  onRecovered?: (key: string) => void;
 }
 
 interface Poller {
@@ -57,6 +63,8 @@ interface Poller {
   timer: CancelTimer | undefined;
   /** Set while a read is in flight; settles once its decision is handled. */
   inFlight: Promise<void> | undefined;
+  /** What the failing reads say, while they fail; undefined while reads work. */
+  failing: string | undefined;
   stopped: boolean;
 }
 
@@ -73,12 +81,14 @@ export class QueueScalers {
   readonly #depth: DepthSource;
   readonly #clock: Clock;
   readonly #onError: (key: string, error: unknown) => void;
+  readonly #onRecovered: (key: string) => void;
   readonly #pollers = new Map<string, Poller>();
 
   constructor(options: QueueScalersOptions) {
     this.#depth = options.depth;
     this.#clock = options.clock ?? systemClock;
     this.#onError = options.onError ?? (() => {});
+    this.#onRecovered = options.onRecovered ?? (() => {});
   }
 
   /**
@@ -106,6 +116,7 @@ export class QueueScalers {
       lastPollStartMs: this.#clock.now(),
       timer: undefined,
       inFlight: undefined,
+      failing: undefined,
       stopped: false,
     };
     this.#pollers.set(key, poller);
@@ -162,8 +173,12 @@ export class QueueScalers {
     let decision: Decision;
     if (depth === undefined) {
       decision = pollFailed({ ...observation, lastDepth: poller.lastDepth });
-      this.#onError(key, error);
+      const text = error instanceof Error ? error.message : String(error);
+      if (text !== poller.failing) this.#onError(key, error);
+      poller.failing = text;
     } else {
+      if (poller.failing !== undefined) this.#onRecovered(key);
+      poller.failing = undefined;
       const result = decide(poller.scaling.policy, poller.state, { ...observation, depth });
       decision = result.decision;
       poller.state = result.state;

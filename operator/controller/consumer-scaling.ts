@@ -12,6 +12,7 @@ export interface ConsumerScalingDeps {
   /** Asks for a reconcile of the app: a decision changed, so its Deployment and status must follow. */
   readonly enqueue: (appKey: string) => void;
   readonly onError: (key: string, error: unknown) => void;
+  readonly onRecovered?: (key: string) => void;
   readonly clock?: Clock;
 }
 
@@ -56,6 +57,7 @@ export class ConsumerScaling implements ConsumerScalingPort {
           // Through the entry, so new credentials or a new broker apply from the next poll on.
           depth: (queue) => created.depth(queue),
           onError: this.d.onError,
+          ...(this.d.onRecovered ? { onRecovered: this.d.onRecovered } : {}),
           ...(this.d.clock ? { clock: this.d.clock } : {}),
         }),
       };

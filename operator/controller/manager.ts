@@ -208,8 +208,10 @@ export class Manager {
   private consumerScaling(log: Logger): ConsumerScaling {
     return new ConsumerScaling({
       enqueue: (key) => this.queue.add(key),
+      // Once per run of like failures (QueueScalers says so), not on every poll.
       onError: (key, err) =>
         log.warn('reading a queue depth failed; replicas stay as they are', { key, err }),
+      onRecovered: (key) => log.info('reading a queue depth works again', { key }),
       depthFor: (app, facts) => {
         const ns = app.metadata.namespace ?? '';
         if (this.o.dataPlane === 'simulated') {
