@@ -54,7 +54,7 @@ const REAL_NODE = readFileSync(new URL('../tools/node-env.sh', import.meta.url),
   /^NODE_NAME=(\S+)$/m,
 )![1];
 
-/** Spelled out whole: a partial `resources` replaces a tier's default resources entirely. */
+/** Small enough for the one real node: every chart's test pod and servers at once. */
 const resources = (memoryRequest: string, memoryLimit: string) => ({
   requests: { cpu: '10m', memory: memoryRequest },
   limits: { memory: memoryLimit },

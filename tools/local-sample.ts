@@ -78,11 +78,13 @@ function shrinkCpu(tier: Obj, defaults: { memoryRequest: string; memoryLimit?: s
   const resources = isObj(tier.resources) ? tier.resources : {};
   const requests = isObj(resources.requests) ? resources.requests : {};
   const limits = isObj(resources.limits) ? resources.limits : {};
-  // Spelled out in full: today a partial override replaces the tier's default resources entirely.
+  // Whatever the sample sets stays (the schema merges the rest with the tier's defaults); the memory
+  // request the node can hold where the sample leaves it to the default.
   const memoryLimit = limits.memory ?? defaults.memoryLimit;
   tier.resources = {
-    requests: { memory: requests.memory ?? defaults.memoryRequest, cpu: LOCAL_CPU_REQUEST },
-    ...(memoryLimit ? { limits: { memory: memoryLimit } } : {}),
+    ...resources,
+    requests: { ...requests, memory: requests.memory ?? defaults.memoryRequest, cpu: LOCAL_CPU_REQUEST },
+    ...(memoryLimit ? { limits: { ...limits, memory: memoryLimit } } : {}),
   };
 }
 

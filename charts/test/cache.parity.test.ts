@@ -7,7 +7,14 @@ import { desiredState } from '../../operator/tiers/desired-state.ts';
 import { maxMemoryBytes } from '../../operator/tiers/cache-config.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
-import { parity, testCelRules, tierObjects, type BrokenRules, type Exclusion } from './parity.ts';
+import {
+  brokenResourceRules,
+  parity,
+  testCelRules,
+  tierObjects,
+  type BrokenRules,
+  type Exclusion,
+} from './parity.ts';
 import { podSpecs, renderChart, templateChart } from './helm.ts';
 
 type Spec = ScalableAppInput['spec'];
@@ -174,7 +181,8 @@ describe('maxmemory: the chart computes the operator’s bytes', () => {
       namespace: 'prod',
       values: {
         auth: { password: 'pw' },
-        resources: { limits: { memory } },
+        // A zero request: below every limit tried here, so only maxmemory is judged.
+        resources: { requests: { memory: 0 }, limits: { memory } },
         memoryHeadroomPercent: headroom,
       },
     });
@@ -216,10 +224,7 @@ describe('charts/cache enforces what the schema cannot say', () => {
       values: { replicas: 1, minReplicasToWrite: 2 },
       field: 'minReplicasToWrite',
     },
-    'resources.limits.memory is required: maxmemory is derived from it': {
-      values: { resources: { requests: { memory: '1Gi' } } },
-      field: 'resources',
-    },
+    ...brokenResourceRules((resources) => ({ resources })),
   };
 
   testCelRules('cache', { auth: { password: 'pw' } }, broken);

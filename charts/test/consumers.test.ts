@@ -4,7 +4,7 @@
 // the queue's credentials Secret needs a cluster: e2e/charts-consumers.test.ts.
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
-import { testCelRules } from './parity.ts';
+import { brokenResourceRules, testCelRules } from './parity.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 
 const KEDA_API = ['keda.sh/v1alpha1/ScaledObject', 'keda.sh/v1alpha1/TriggerAuthentication'];
@@ -208,6 +208,25 @@ describe("the spec's rules the schema cannot say", () => {
       },
       field: 'consumers[0].env[1]',
     },
+  });
+
+  // Not a CEL rule for consumers (the apiserver's cost budget cannot afford it for a list of 20):
+  // the operator refuses it through the schema, and the chart as for every other tier.
+  it.each(
+    Object.entries(
+      brokenResourceRules(
+        (resources) => ({ consumers: [orders, { ...orders, name: 'b', resources }] }),
+        'consumers[1].resources',
+      ),
+    ),
+  )('%s', (message, { values, field }) => {
+    const r = templateChart('consumers', {
+      release: 'shop',
+      namespace: 'prod',
+      values: { ...base, ...values },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(`${field}: ${message}`);
   });
 
   it.each([

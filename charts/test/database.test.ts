@@ -7,6 +7,7 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { chartPath, renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
+import { brokenResourceRules } from './parity.ts';
 
 const render = (values: object, release = 'shop') =>
   renderChart('database', { release, namespace: 'prod', values });
@@ -74,6 +75,7 @@ describe("the spec's rules the schema cannot say", () => {
     'storageClassName is immutable: existing volumes cannot move to another storage class': {
       field: 'storage.storageClassName',
     },
+    ...brokenResourceRules((resources) => ({ resources })),
   };
 
   it('every CEL rule of spec.database has a case here', () => {

@@ -5,6 +5,7 @@ import { edgeConfigMap } from '../../operator/tiers/edge-cache.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
+import { brokenResourceRules, testCelRules } from './parity.ts';
 
 const render = (values: object) => renderChart('edge-cache', { release: 'shop', namespace: 'prod', values });
 
@@ -40,6 +41,14 @@ describe('paths the schema admits but the builder refuses', () => {
     expect(r.ok).toBe(false);
     expect(r.stderr).toContain(field);
   });
+});
+
+describe("the spec's rules the schema cannot say", () => {
+  testCelRules(
+    'edge-cache',
+    {},
+    brokenResourceRules((resources) => ({ resources })),
+  );
 });
 
 describe('an origin installed as another release', () => {

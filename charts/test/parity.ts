@@ -24,6 +24,7 @@
  * by design (`path`, e.g. `spec.selector`, `spec.template.spec.containers[0].env`). An exclusion
  * that matches nothing is itself reported, so exclusions cannot outlive their reason.
  */
+import { requestWithinLimitMessage } from '../../operator/api/common.ts';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { renderChart, templateChart, type RenderOptions } from './helm.ts';
 
@@ -180,6 +181,27 @@ export function tierObjects<T extends object>(objects: readonly T[], components:
 }
 
 export type BrokenRules = Record<string, { values: Record<string, unknown>; field: string }>;
+
+/**
+ * The two rules every tier's `resources` carries, broken: a CPU request above the CPU limit, and a
+ * memory limit given alone below the default memory request (every tier's is 64Mi or more).
+ * `at(resources)` places the resources in the chart's values; `field` is their path in messages.
+ */
+export function brokenResourceRules(
+  at: (resources: Record<string, unknown>) => Record<string, unknown>,
+  field = 'resources',
+): BrokenRules {
+  return {
+    [requestWithinLimitMessage('cpu')]: {
+      values: at({ requests: { cpu: 2 }, limits: { cpu: '500m' } }),
+      field: `${field}.requests.cpu`,
+    },
+    [requestWithinLimitMessage('memory')]: {
+      values: at({ limits: { memory: '1Mi' } }),
+      field: `${field}.requests.memory`,
+    },
+  };
+}
 
 /**
  * Tests that a chart enforces every CEL rule of its tier (JSON Schema cannot say them): `broken`

@@ -154,7 +154,9 @@ describe('the resource alarms: the chart computes the operator’s bytes', () =>
       namespace: 'prod',
       values: {
         queues: [{ name: 'q' }],
-        resources: memory === undefined ? {} : { limits: { memory } },
+        // A zero request: below every limit tried here, so only the alarms are judged. Without a
+        // limit given, the default one (1Gi) applies, as in the spec.
+        resources: { requests: { memory: 0 }, ...(memory === undefined ? {} : { limits: { memory } }) },
         storage: { size },
         auth: { username: 'u', password: 'p', erlangCookie: 'c' },
       },
@@ -178,10 +180,10 @@ describe('the resource alarms: the chart computes the operator’s bytes', () =>
     [268435457, 10737418241],
     ['4Ti', '1Pi'],
   ])('memory limit %s, volume %s', (memory, size) => {
-    const watermark = memoryHighWatermarkBytes(memory);
+    const limit = memory ?? '1Gi';
     expect(alarmsOf(memory, size)).toEqual({
-      ...(watermark === undefined ? {} : { watermark }),
-      diskFree: diskFreeLimitBytes(size, memory),
+      watermark: memoryHighWatermarkBytes(limit),
+      diskFree: diskFreeLimitBytes(size, limit),
     });
   });
 });

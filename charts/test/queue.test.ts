@@ -5,6 +5,7 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
+import { brokenResourceRules } from './parity.ts';
 
 const base = { queues: [{ name: 'orders' }, { name: 'mail' }] };
 const render = (values: object) => renderChart('queue', { release: 'shop', namespace: 'prod', values });
@@ -68,6 +69,7 @@ describe("the spec's rules the schema cannot say", () => {
       'storageClassName is immutable: existing volumes cannot move to another storage class': {
         field: 'storage.storageClassName',
       },
+      ...brokenResourceRules((resources) => ({ resources })),
     },
     ['queue/templates/_queue.tpl'],
   );

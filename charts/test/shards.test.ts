@@ -7,6 +7,7 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
+import { brokenResourceRules } from './parity.ts';
 
 const base = { count: 2, key: 'user_id' };
 const render = (values: object) => renderChart('shards', { release: 'shop', namespace: 'prod', values });
@@ -72,6 +73,7 @@ describe("the spec's rules the schema cannot say", () => {
       'storageClassName is immutable: existing volumes cannot move to another storage class': {
         field: 'storage.storageClassName',
       },
+      ...brokenResourceRules((resources) => ({ resources })),
     },
     ['shards/templates/_shards.tpl', 'scalableapp-lib/templates/_postgres.tpl'],
   );

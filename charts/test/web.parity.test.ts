@@ -7,7 +7,14 @@ import { desiredState } from '../../operator/tiers/desired-state.ts';
 import { connectionEntries, connectionHash, connectionSecret } from '../../operator/tiers/connection.ts';
 import { NO_FACTS, type ObservedFacts } from '../../operator/tiers/objects.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
-import { parity, testCelRules, tierObjects, type BrokenRules, type Exclusion } from './parity.ts';
+import {
+  brokenResourceRules,
+  parity,
+  testCelRules,
+  tierObjects,
+  type BrokenRules,
+  type Exclusion,
+} from './parity.ts';
 import { podSpecs, renderChart, templateChart } from './helm.ts';
 
 type Spec = ScalableAppInput['spec'];
@@ -205,6 +212,7 @@ describe('charts/web enforces what the schema cannot say', () => {
       },
       field: 'env[1]',
     },
+    ...brokenResourceRules((resources) => ({ resources })),
   };
 
   testCelRules('web', { image: 'x' }, broken);

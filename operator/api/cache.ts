@@ -25,10 +25,8 @@ export const cache = doc(
     ).default(2),
     resources: resources(
       'CPU and memory for each cache container. `maxmemory` is derived from the memory limit.',
-    ).default({
-      requests: { cpu: '100m', memory: '256Mi' },
-      limits: { memory: '256Mi' },
-    }),
+      { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '256Mi' } },
+    ),
     memoryHeadroomPercent: doc(
       z.number().int().min(5).max(90),
       'Share of the memory limit kept free for replication buffers and fragmentation: maxmemory = limit × (100 − headroom) / 100.',
@@ -57,12 +55,6 @@ export const cache = doc(
         rule: 'self.minReplicasToWrite <= self.replicas',
         message: 'minReplicasToWrite must be <= replicas, or the primary could never accept a write',
         fieldPath: '.minReplicasToWrite',
-      },
-      {
-        rule: 'has(self.resources.limits) && has(self.resources.limits.memory)',
-        message: 'resources.limits.memory is required: maxmemory is derived from it',
-        fieldPath: '.resources',
-        reason: 'FieldValueRequired',
       },
     ],
   },

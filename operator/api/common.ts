@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
+import { quantityFraction } from '../tiers/resources.ts';
 
 /** The Kubernetes resource.Quantity grammar ("250m", "1.5Gi", 2). */
 export const QUANTITY_PATTERN =
@@ -29,23 +30,77 @@ export const image = (description: string) =>
     description,
   );
 
-const resourceList = (what: string) =>
-  doc(
-    z.object({
-      cpu: quantity(`CPU ${what}, e.g. 250m or 2.`).optional(),
-      memory: quantity(`Memory ${what}, e.g. 256Mi.`).optional(),
-    }),
-    `Resource ${what}.`,
-  );
+/** A tier's default resources: what each quantity the user does not give comes to. */
+export interface ResourceDefaults {
+  readonly requests: { readonly cpu: string; readonly memory: string };
+  readonly limits: { readonly memory: string };
+}
 
-export const resources = (description: string) =>
-  doc(
-    z.object({
-      requests: resourceList('requests').optional(),
-      limits: resourceList('limits').optional(),
-    }),
-    `${description} Changed in place (vertical scaling): the pods roll with the new values.`,
+const resourceList = (what: string, defaults: { cpu?: string; memory?: string }) => {
+  const q = (name: 'cpu' | 'memory', example: string) => {
+    const d = defaults[name];
+    const field = quantity(
+      `${name === 'cpu' ? 'CPU' : 'Memory'} ${what}, e.g. ${example}.${d ? ` Default ${d}.` : ''}`,
+    );
+    return d ? field.default(d) : field.optional();
+  };
+  return doc(
+    z.object({ cpu: q('cpu', '250m or 2'), memory: q('memory', '256Mi') }),
+    `Resource ${what}; each quantity not given keeps its default.`,
   );
+};
+
+/**
+ * Per-quantity request-versus-limit rule: a request above its limit is refused by the apiserver when
+ * the pod is created, long after the ScalableApp was admitted; here it is refused at admission, with
+ * the defaults applied (a limit given alone below the default request is named too).
+ */
+const requestWithinLimit = (name: 'cpu' | 'memory') => ({
+  // The has() on requests and limits: the apiserver checks this rule against the bare default `{}`.
+  rule: `!has(self.requests) || !has(self.limits) || !has(self.requests.${name}) || !has(self.limits.${name}) || quantity(string(self.requests.${name})).compareTo(quantity(string(self.limits.${name}))) <= 0`,
+  message: requestWithinLimitMessage(name),
+  fieldPath: `.requests.${name}`,
+});
+
+/** What the apiserver (and each chart) says of a request above its limit. */
+export const requestWithinLimitMessage = (name: 'cpu' | 'memory') =>
+  `requests.${name} must not exceed limits.${name} (a limit given alone is compared with the default request)`;
+
+/**
+ * Requests and limits of a tier's containers, merged with the tier's defaults quantity by quantity:
+ * a user who sets only `limits.memory` keeps the default requests (as a Helm values file merges).
+ * A request above its limit is refused at admission by CEL, and by the schema itself (so the
+ * operator refuses it too, with an InvalidSpec condition naming the field). `admission: false`
+ * leaves the CEL rule out where the apiserver's cost budget cannot afford it (the consumers list:
+ * a quantity of unknown length per item, twenty items).
+ */
+export const resources = (
+  description: string,
+  defaults: ResourceDefaults,
+  { admission = true }: { admission?: boolean } = {},
+) =>
+  doc(
+    z
+      .object({
+        requests: resourceList('requests', defaults.requests).prefault({}),
+        limits: resourceList('limits', defaults.limits).prefault({}),
+      })
+      .superRefine((r, ctx) => {
+        for (const name of ['cpu', 'memory'] as const) {
+          const [request, limit] = [r.requests[name], r.limits[name]];
+          if (request === undefined || limit === undefined) continue;
+          const [a, b] = [quantityFraction(request), quantityFraction(limit)];
+          if (a && b && a.num * b.den > b.num * a.den)
+            ctx.addIssue({
+              code: 'custom',
+              path: ['requests', name],
+              message: requestWithinLimitMessage(name),
+            });
+        }
+      }),
+    `${description} Each quantity not given keeps its default; a request may not exceed its limit${admission ? '' : ' (refused by the operator with an InvalidSpec condition, not at admission)'}. Changed in place (vertical scaling): the pods roll with the new values.`,
+    admission ? { cel: [requestWithinLimit('cpu'), requestWithinLimit('memory')] } : {},
+  ).prefault({});
 
 export const storage = (what: string, defaultSize: string) =>
   doc(

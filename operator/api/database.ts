@@ -13,7 +13,7 @@ export const postgresInstances = {
   image: image(
     'Override of the Postgres image; the official `postgres:<version>` image when omitted.',
   ).optional(),
-  resources: resources('CPU and memory for each Postgres container.').default({
+  resources: resources('CPU and memory for each Postgres container.', {
     requests: { cpu: '250m', memory: '512Mi' },
     limits: { memory: '1Gi' },
   }),

@@ -33,7 +33,7 @@ export const edgeCache = doc(
       z.string().regex(/^[0-9]+[kmg]$/),
       'Largest size of the on-disk cache (nginx size syntax, e.g. 512m).',
     ).default('512m'),
-    resources: resources('CPU and memory for each proxy container.').default({
+    resources: resources('CPU and memory for each proxy container.', {
       requests: { cpu: '50m', memory: '64Mi' },
       limits: { memory: '128Mi' },
     }),

@@ -11,7 +11,7 @@ export const queue = doc(
       z.number().int().min(1).max(7),
       'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority.',
     ).default(3),
-    resources: resources('CPU and memory for each broker container.').default({
+    resources: resources('CPU and memory for each broker container.', {
       requests: { cpu: '250m', memory: '512Mi' },
       limits: { memory: '1Gi' },
     }),
@@ -56,10 +56,14 @@ export const consumer = doc(
     name: dnsLabel('Name of the consumer; its Deployment is <app>-<name>.', 30),
     image: image('Container image of the consumer.'),
     queue: doc(z.string().min(1).max(200), 'The queue it consumes; must be declared in spec.queue.queues.'),
-    resources: resources('CPU and memory for each consumer container.').default({
-      requests: { cpu: '100m', memory: '128Mi' },
-      limits: { memory: '256Mi' },
-    }),
+    resources: resources(
+      'CPU and memory for each consumer container.',
+      {
+        requests: { cpu: '100m', memory: '128Mi' },
+        limits: { memory: '256Mi' },
+      },
+      { admission: false },
+    ),
     env: envList('consumer'),
     autoscaling: doc(
       z.object({

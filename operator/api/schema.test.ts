@@ -221,6 +221,60 @@ describe('defaults', () => {
     });
   });
 
+  it('merges a partial resources override with the defaults, quantity by quantity', () => {
+    const s = specSchema.parse({
+      web: { image: 'x', resources: { limits: { memory: '1Gi' } } },
+      cache: { resources: { requests: { cpu: '300m' } } },
+      database: { resources: { requests: {}, limits: { cpu: 2 } } },
+    });
+    // Only the limit given: the default requests stay (samples 05 and 11 once lost their CPU request).
+    expect(s.web?.resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { memory: '1Gi' },
+    });
+    expect(s.cache?.resources).toEqual({
+      requests: { cpu: '300m', memory: '256Mi' },
+      limits: { memory: '256Mi' },
+    });
+    expect(s.database?.resources).toEqual({
+      requests: { cpu: '250m', memory: '512Mi' },
+      limits: { cpu: 2, memory: '1Gi' },
+    });
+  });
+
+  it('refuses a request above its limit in the schema too, naming the field (the consumers have no CEL rule)', () => {
+    const issues = (spec: unknown) =>
+      specSchema.safeParse(spec).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
+    const queue = { queues: [{ name: 'q' }] };
+    expect(
+      issues({
+        queue,
+        consumers: [{ name: 'c', image: 'w', queue: 'q', resources: { limits: { memory: '64Mi' } } }],
+      }),
+    ).toEqual([
+      'consumers.0.resources.requests.memory: requests.memory must not exceed limits.memory (a limit given alone is compared with the default request)',
+    ]);
+    expect(
+      issues({ web: { image: 'x', resources: { requests: { cpu: '1.5' }, limits: { cpu: '1500m' } } } }),
+    ).toEqual([]);
+    expect(
+      issues({ web: { image: 'x', resources: { requests: { cpu: '1501m' }, limits: { cpu: 1.5 } } } }),
+    ).toEqual(['web.resources.limits.cpu: Invalid input']);
+  });
+
+  it('the CRD defaults each quantity, so the apiserver merges as the operator does', () => {
+    const resources = (specJson.properties!.web as { properties: Record<string, Record<string, unknown>> })
+      .properties.resources as {
+      default?: unknown;
+      properties: Record<string, { default?: unknown; properties: Record<string, { default?: unknown }> }>;
+    };
+    expect(resources.default).toEqual({});
+    expect(resources.properties.requests!.default).toEqual({});
+    expect(resources.properties.requests!.properties.cpu!.default).toBe('100m');
+    expect(resources.properties.limits!.properties.memory!.default).toBe('256Mi');
+    expect(resources.properties.limits!.properties.cpu!.default).toBeUndefined();
+  });
+
   it('the CRD carries the same defaults, so the apiserver stores what the operator assumes', () => {
     const web = (specJson.properties!.web as { properties: Record<string, { default?: unknown }> })
       .properties;

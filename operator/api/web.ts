@@ -110,7 +110,7 @@ export const web = doc(
     ).default(8080),
     replicas: doc(z.number().int().min(0).max(1000), 'Replica count when autoscaling is not set.').default(2),
     autoscaling: webAutoscaling.optional(),
-    resources: resources('CPU and memory for each web container.').default({
+    resources: resources('CPU and memory for each web container.', {
       requests: { cpu: '100m', memory: '128Mi' },
       limits: { memory: '256Mi' },
     }),

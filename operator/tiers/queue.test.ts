@@ -128,11 +128,12 @@ describe('queue tier objects', () => {
     // The API's default limit, 1Gi: 40%.
     expect(conf).toContain('vm_memory_high_watermark.absolute = 429496729');
     expect(conf).toContain('disk_free_limit.absolute = 1073741824');
-    const unlimited = parseApp({
+    // A request given alone keeps the default limit, and with it the watermark.
+    const requestOnly = parseApp({
       queue: { queues: [{ name: 'q' }], resources: { requests: { memory: '1Gi' } } },
     });
-    expect(find<V1ConfigMap>('ConfigMap', undefined, unlimited).data!['rabbitmq.conf']).not.toContain(
-      'vm_memory_high_watermark',
+    expect(find<V1ConfigMap>('ConfigMap', undefined, requestOnly).data!['rabbitmq.conf']).toContain(
+      'vm_memory_high_watermark.absolute = 429496729',
     );
   });
 

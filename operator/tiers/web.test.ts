@@ -171,12 +171,14 @@ describe('web Deployment', () => {
   it('turns numeric quantities (cpu: 2) into the strings the Kubernetes API wants', () => {
     const c = containerOf(
       webDeployment(
-        webApp({ resources: { requests: { cpu: 2, memory: '1Gi' }, limits: { cpu: 4, memory: 2048 } } }),
+        webApp({
+          resources: { requests: { cpu: 2, memory: '1Gi' }, limits: { cpu: 4, memory: 2147483648 } },
+        }),
         connection,
       ),
     );
     expect(c.resources?.requests).toEqual({ cpu: '2', memory: '1Gi' });
-    expect(c.resources?.limits).toEqual({ cpu: '4', memory: '2048' });
+    expect(c.resources?.limits).toEqual({ cpu: '4', memory: '2147483648' });
   });
 
   it('spreads pods over zones with max skew 1, using the zone key and policy of spec.topology', () => {

@@ -1,18 +1,13 @@
 {{/*
-The values as the operator's builder receives spec.cache: zod's default for `resources` (an object
-the user may omit whole), and the spec's CEL rules checked, each failing with the field and the
+The values as the operator's builder receives spec.cache: `resources` merged with zod's default
+quantity by quantity, and the spec's CEL rules checked, each failing with the field and the
 rule's message. Use: $cache := include "cache.spec" . | fromYaml
 */}}
 {{- define "cache.spec" -}}
 {{- $cache := deepCopy .Values -}}
-{{- if not (hasKey $cache "resources") -}}
-{{- $_ := set $cache "resources" (dict "requests" (dict "cpu" "100m" "memory" "256Mi") "limits" (dict "memory" "256Mi")) -}}
-{{- end -}}
+{{- $_ := set $cache "resources" (include "scalableapp-lib.mergedResources" (dict "given" $cache.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "256Mi") "limits" (dict "memory" "256Mi")) "field" "resources") | fromYaml) -}}
 {{- if gt (int $cache.minReplicasToWrite) (int $cache.replicas) -}}
 {{- fail "minReplicasToWrite: minReplicasToWrite must be <= replicas, or the primary could never accept a write" -}}
-{{- end -}}
-{{- if not (dig "limits" "memory" "" ($cache.resources | default dict)) -}}
-{{- fail "resources: resources.limits.memory is required: maxmemory is derived from it" -}}
 {{- end -}}
 {{- $pods := list -}}
 {{- range $i := until (int (add1 $cache.replicas)) }}{{ $pods = append $pods (printf "%s-cache-%d" $.Release.Name $i) }}{{ end -}}

@@ -20,9 +20,7 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 {{- if has $c.name (list "web" "edge") -}}
 {{- fail (printf "%s.name: name must not be web or edge: its Deployment <app>-<name> would be the web or edge cache tier" $at) -}}
 {{- end -}}
-{{- if not (hasKey $c "resources") -}}
-{{- $_ := set $c "resources" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) -}}
-{{- end -}}
+{{- $_ := set $c "resources" (include "scalableapp-lib.mergedResources" (dict "given" $c.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) "field" (printf "%s.resources" $at)) | fromYaml) -}}
 {{- if not (hasKey $c "replicas") }}{{ $_ := set $c "replicas" 1 }}{{ end -}}
 {{- $envNames := list -}}
 {{- range $j, $e := $c.env | default list -}}

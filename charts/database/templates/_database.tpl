@@ -10,15 +10,11 @@ charts/test/database.parity.test.ts proves the rendered objects are the operator
 {{- end }}
 
 {{/*
-spec.database.resources with the spec's default, which Helm's merge of values.yaml cannot give: a
-`resources` the user sets replaces the default whole, as in the spec.
+spec.database.resources: the values' `resources` merged with the spec's default quantity by quantity (a
+limit given alone keeps the default requests), a request above its limit refused, as in the spec.
 */}}
 {{- define "database.resources" -}}
-{{- if hasKey .Values "resources" -}}
-{{- toYaml .Values.resources -}}
-{{- else -}}
-{{- toYaml (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) -}}
-{{- end -}}
+{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "field" "resources") -}}
 {{- end }}
 
 {{/*

@@ -9,15 +9,11 @@ objects are the operator's.
 {{- define "edge-cache.webRelease" -}}{{ .Values.web.release | default .Release.Name }}{{- end }}
 
 {{/*
-spec.edgeCache.resources with the spec's default, which Helm's merge of values.yaml cannot give: a
-`resources` the user sets replaces the default whole, as in the spec.
+spec.edgeCache.resources: the values' `resources` merged with the spec's default quantity by quantity (a
+limit given alone keeps the default requests), a request above its limit refused, as in the spec.
 */}}
 {{- define "edge-cache.resources" -}}
-{{- if hasKey .Values "resources" -}}
-{{- toYaml .Values.resources -}}
-{{- else -}}
-{{- toYaml (dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi")) -}}
-{{- end -}}
+{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi")) "field" "resources") -}}
 {{- end }}
 
 {{/*

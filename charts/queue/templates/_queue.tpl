@@ -14,15 +14,13 @@ when one is stale).
 {{- end }}
 
 {{/*
-The values as the operator's builder receives spec.queue: zod's default for `resources` (an object
-the user may omit whole), and the spec's rules that JSON Schema cannot say, each failing with the
+The values as the operator's builder receives spec.queue: `resources` merged with zod's default
+quantity by quantity, and the spec's rules that JSON Schema cannot say, each failing with the
 field and the rule's message. Use: $queue := include "queue.spec" . | fromYaml
 */}}
 {{- define "queue.spec" -}}
 {{- $q := deepCopy .Values -}}
-{{- if not (hasKey $q "resources") -}}
-{{- $_ := set $q "resources" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) -}}
-{{- end -}}
+{{- $_ := set $q "resources" (include "scalableapp-lib.mergedResources" (dict "given" $q.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "field" "resources") | fromYaml) -}}
 {{- $n := int $q.replicas -}}
 {{- if not (or (eq $n 1) (and (ge $n 3) (eq (mod $n 2) 1))) -}}
 {{- fail (printf "replicas: replicas must be 1 or an odd number >= 3 (quorum queues need a majority), got %d" $n) -}}

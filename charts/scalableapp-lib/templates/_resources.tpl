@@ -29,17 +29,12 @@ include at the indentation of the container's `resources:` value.
 {{- end }}
 
 {{/*
-floor(quantity × percent / 100) in bytes, computed exactly in integers as maxMemoryBytes() does in
-operator/tiers/cache-config.ts (e.g. a cache's maxmemory: the memory limit minus its headroom).
-Fails with the field's name when the quantity is missing, not a quantity, leaves less than one byte,
-or exceeds 2^53 − 1 (the operator's limit). Takes a dict: quantity, percent, field (the value's path
-for messages), why (what the value is for), headroom (the percentage named in the message).
+floor(quantity × percent / 100), computed exactly in integers (int64) as quantityFraction() does in
+operator/tiers/resources.ts, negative for a negative quantity. Fails with the field's name when the
+quantity is not one or the result exceeds int64. Takes a dict: quantity, percent, field.
 */}}
-{{- define "scalableapp-lib.scaledBytes" -}}
+{{- define "scalableapp-lib.scaled" -}}
 {{- $field := .field -}}
-{{- if or (kindIs "invalid" .quantity) (eq (toString .quantity) "") -}}
-{{- fail (printf "%s is required: %s" $field .why) -}}
-{{- end -}}
 {{- $text := include "scalableapp-lib.quantity" .quantity | trim -}}
 {{- $re := `^([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$` -}}
 {{- $int := regexReplaceAll $re $text "${2}" -}}
@@ -74,11 +69,69 @@ for messages), why (what the value is for), headroom (the percentage named in th
 {{- $den = int64 (atoi (printf "1%s" (repeat (int (sub 0 $ten)) "0"))) -}}
 {{- end -}}
 {{- $percent := int64 .percent -}}
-{{- if gt $num (div $maxInt 100) }}{{ fail $tooLarge }}{{ end -}}
-{{- $bytes := div (div (mul $num $percent) 100) $den -}}
-{{- if or (eq $sign "-") (lt $bytes 1) -}}
+{{- $scaled := int64 0 -}}
+{{- if eq (mod $percent 100) 0 -}}
+{{- /* A whole factor (e.g. 100000: milli-units) multiplies without the ×100 that could overflow. */ -}}
+{{- $factor := div $percent 100 -}}
+{{- if gt $num (div $maxInt $factor) }}{{ fail $tooLarge }}{{ end -}}
+{{- $scaled = div (mul $num $factor) $den -}}
+{{- else -}}
+{{- if gt $num (div $maxInt $percent) }}{{ fail $tooLarge }}{{ end -}}
+{{- $scaled = div (div (mul $num $percent) 100) $den -}}
+{{- end -}}
+{{- if eq $sign "-" }}{{ $scaled = sub 0 $scaled }}{{ end -}}
+{{- $scaled -}}
+{{- end }}
+
+{{/*
+floor(quantity × percent / 100) in bytes, as maxMemoryBytes() does in operator/tiers/cache-config.ts
+(e.g. a cache's maxmemory: the memory limit minus its headroom). Fails with the field's name when the
+quantity is missing, not a quantity, leaves less than one byte, or exceeds 2^53 − 1 (the operator's
+limit). Takes a dict: quantity, percent, field (the value's path for messages), why (what the value
+is for), headroom (the percentage named in the message).
+*/}}
+{{- define "scalableapp-lib.scaledBytes" -}}
+{{- $field := .field -}}
+{{- if or (kindIs "invalid" .quantity) (eq (toString .quantity) "") -}}
+{{- fail (printf "%s is required: %s" $field .why) -}}
+{{- end -}}
+{{- $bytes := include "scalableapp-lib.scaled" (dict "quantity" .quantity "percent" .percent "field" $field) | atoi -}}
+{{- if lt $bytes 1 -}}
 {{- fail (printf "%s %s leaves no memory after %d%% headroom" $field (toJson .quantity) (int64 .headroom)) -}}
 {{- end -}}
-{{- if gt $bytes 9007199254740991 }}{{ fail $tooLarge }}{{ end -}}
+{{- if gt $bytes 9007199254740991 }}{{ fail (printf "%s is too large" $field) }}{{ end -}}
 {{- $bytes -}}
+{{- end }}
+
+{{/*
+A tier's `resources` merged with its defaults quantity by quantity, as the spec's schema does (a
+user who sets only a limit keeps the default requests); a request above its limit fails naming the
+field, as the CRD refuses it. Takes a dict: given (the values' resources, may be absent), defaults,
+field (the path of `resources` for messages). Use: $r := include "scalableapp-lib.mergedResources"
+(dict ...) | fromYaml
+*/}}
+{{- define "scalableapp-lib.mergedResources" -}}
+{{- $given := .given | default dict -}}
+{{- $out := dict -}}
+{{- range $kind := list "requests" "limits" -}}
+{{- /* Key by key, not sprig's merge: it would replace a given 0 with the default. */ -}}
+{{- $list := deepCopy (get $.defaults $kind | default dict) -}}
+{{- if kindIs "map" (get $given $kind) -}}
+{{- range $name, $q := get $given $kind -}}
+{{- if kindIs "invalid" $q }}{{ $_ := unset $list $name }}{{ else }}{{ $_ := set $list $name $q }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $out $kind $list -}}
+{{- end -}}
+{{- range $name := list "cpu" "memory" -}}
+{{- if and (hasKey $out.requests $name) (hasKey $out.limits $name) -}}
+{{- $field := printf "%s.requests.%s" $.field $name -}}
+{{- $req := include "scalableapp-lib.scaled" (dict "quantity" (get $out.requests $name) "percent" 100000 "field" $field) | atoi -}}
+{{- $lim := include "scalableapp-lib.scaled" (dict "quantity" (get $out.limits $name) "percent" 100000 "field" (printf "%s.limits.%s" $.field $name)) | atoi -}}
+{{- if gt $req $lim -}}
+{{- fail (printf "%s: requests.%s must not exceed limits.%s (a limit given alone is compared with the default request)" $field $name $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end }}

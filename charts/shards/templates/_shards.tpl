@@ -130,15 +130,11 @@ is not valid JSON is not trusted as history, as the operator does not: version 1
 {{- end }}
 
 {{/*
-spec.shards.resources with the spec's default, which Helm's merge of values.yaml cannot give: a
-`resources` the user sets replaces the default whole, as in the spec.
+spec.shards.resources: the values' `resources` merged with the spec's default quantity by quantity (a
+limit given alone keeps the default requests), a request above its limit refused, as in the spec.
 */}}
 {{- define "shards.resources" -}}
-{{- if hasKey .Values "resources" -}}
-{{- toYaml .Values.resources -}}
-{{- else -}}
-{{- toYaml (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) -}}
-{{- end -}}
+{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "field" "resources") -}}
 {{- end }}
 
 {{/* Refuses a recorded primary for a shard that does not exist (a typo would be silently ignored). */}}

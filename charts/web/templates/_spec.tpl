@@ -1,13 +1,12 @@
 {{/*
 The values as the operator's builder receives spec.web: with zod's defaults applied where Helm's
-merge of values.yaml cannot apply them (objects the user may omit whole), and the spec's CEL rules
+merge of values.yaml cannot apply them (objects the user may omit whole; `resources` merged with its
+default quantity by quantity), and the spec's CEL rules
 checked, each failing with the field and the rule's message. Use: $web := include "web.spec" . | fromYaml
 */}}
 {{- define "web.spec" -}}
 {{- $web := deepCopy .Values -}}
-{{- if not (hasKey $web "resources") -}}
-{{- $_ := set $web "resources" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) -}}
-{{- end -}}
+{{- $_ := set $web "resources" (include "scalableapp-lib.mergedResources" (dict "given" $web.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) "field" "resources") | fromYaml) -}}
 {{- with $web.autoscaling -}}
 {{- if not (hasKey . "minReplicas") }}{{ $_ := set . "minReplicas" 2 }}{{ end -}}
 {{- if not (hasKey . "targetCPUUtilizationPercentage") }}{{ $_ := set . "targetCPUUtilizationPercentage" 70 }}{{ end -}}

@@ -2,8 +2,38 @@
 // x-kubernetes-validations rule (with a real CEL evaluator) and the list-map key uniqueness, and
 // report each failure at the path the apiserver would name. Cluster tests check the same corpora
 // against a real apiserver; this lets the intent of each rule be tested in milliseconds.
-import { evaluate } from '@marcbachmann/cel-js';
+import { Environment } from '@marcbachmann/cel-js';
 import type { CelRule } from '../meta.ts';
+import { quantityFraction } from '../../tiers/resources.ts';
+
+/** A value of the apiserver's CEL quantity library (`quantity("250m")`), held as an exact fraction. */
+class Quantity {
+  readonly num: bigint;
+  readonly den: bigint;
+  constructor(text: string) {
+    const f = quantityFraction(text);
+    if (!f) throw new Error(`quantity: ${JSON.stringify(text)} is not a quantity`);
+    this.num = f.num;
+    this.den = f.den;
+  }
+}
+
+/** CEL as the apiserver evaluates the CRD's rules, with the part of its quantity library they use. */
+const cel = new Environment()
+  .registerVariable('self', 'dyn')
+  .registerVariable('oldSelf', 'dyn')
+  .registerType('Quantity', Quantity)
+  .registerFunction('quantity(string): Quantity', (text: string) => new Quantity(text))
+  .registerFunction({
+    name: 'compareTo',
+    receiverType: 'Quantity',
+    returnType: 'int',
+    params: [{ name: 'other', type: 'Quantity' }],
+    handler: (a: Quantity, b: Quantity) => {
+      const d = a.num * b.den - b.num * a.den;
+      return d < 0n ? -1n : d > 0n ? 1n : 0n;
+    },
+  });
 
 type Schema = {
   properties?: Record<string, Schema>;
@@ -48,7 +78,7 @@ export function celFailures(
     if (transition && (old === undefined || old === null)) continue; // the apiserver skips it on create
     let ok: unknown;
     try {
-      ok = evaluate(r.rule, { self: toCel(value), oldSelf: toCel(old) } as Record<string, unknown>);
+      ok = cel.evaluate(r.rule, { self: toCel(value), oldSelf: toCel(old) } as Record<string, unknown>);
     } catch (e) {
       if (!defaulted) continue;
       throw new Error(`CEL rule at ${path} failed to evaluate: ${r.rule}`, { cause: e });
