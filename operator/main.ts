@@ -118,7 +118,11 @@ try {
     const name = leaseName!;
     const identity = `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
     const elector = new LeaderElector(
-      clientNodeLeaseStore(rateLimitedApiClient(kc, CoordinationV1Api, leaseBucket()), namespace, name),
+      clientNodeLeaseStore(
+        rateLimitedApiClient(kc, CoordinationV1Api, leaseBucket(int('retry-period'))),
+        namespace,
+        name,
+      ),
       {
         leaseName: name,
         namespace,

@@ -304,10 +304,48 @@ describe('LeaderElector', () => {
       await a.end;
       return leading;
     };
-    expect(await leadThroughBacklog((clock) => leaseBucket(clock))).toBe(true);
+    expect(await leadThroughBacklog((clock) => leaseBucket(2, clock))).toBe(true);
     // Sharing the reconcilers' bucket, as the operator once did, the renewal waits its turn and is lost.
     expect(await leadThroughBacklog((_clock, work) => work)).toBe(false);
   });
+
+  it.each([
+    {
+      what: 'sized from the retry period (leaseBucket)',
+      keeps: true,
+      bucket: (c: FakeClock) => leaseBucket(0.5, c),
+    },
+    {
+      what: 'of a fixed 2/s (as first written)',
+      keeps: false,
+      bucket: (c: FakeClock) => new TokenBucket({ qps: 2, burst: 4, clock: c }),
+    },
+  ])(
+    'a lease budget $what, with 0.5 s retries through conflicts: still leading = $keeps',
+    async ({ bucket, keeps }) => {
+      // 0.5 s retries, 3 s lease, 2 s renew deadline (e2e/operator-resilience's settings) over 60 s,
+      // while something else rewrites the Lease object every period (a label, an annotation): each
+      // optimistic renewal then conflicts and takes three requests.
+      const clock = new FakeClock();
+      const lease = bucket(clock);
+      const store = new MemoryLeaseStore();
+      store.before = () => lease.acquire();
+      const a = candidate(store, clock, 'a', {
+        leaseDurationSeconds: 3,
+        renewDeadlineSeconds: 2,
+        retryPeriodSeconds: 0.5,
+      });
+      await clock.advance(0);
+      for (let i = 0; i < 120 && a.elector.isLeader(); i++) {
+        store.put(store.spec());
+        await clock.advance(500);
+      }
+      expect(a.elector.isLeader()).toBe(keeps);
+      a.stop();
+      await clock.advance(10 * SECOND);
+      await a.end;
+    },
+  );
 
   it('gives up leadership at the renew deadline when a renewal hangs', async () => {
     const clock = new FakeClock();

@@ -364,11 +364,17 @@ export class LeaderElector {
  * Leader election's own request budget, never the reconcilers' (`--qps`, `--burst`): a renewal queued
  * behind a thousand child writes misses its deadline, and the leader steps down exactly when it has
  * the most to do (ten full-stack apps at once did that). controller-runtime gives leader election its
- * own client for the same reason. One attempt per retry period needs one or two requests (an update,
- * a read after a conflict), so this allows that with room to spare, and no more.
+ * own client for the same reason. An attempt every retry period takes at most two requests (a read
+ * and a write; a failed optimistic renewal three), so the budget is twice that rate, scaled with the
+ * retry period: a fixed 2/s starved a 0.5 s retry period, which renewed late and lost the lease.
  */
-export function leaseBucket(clock?: Clock): TokenBucket {
-  return new TokenBucket({ qps: 2, burst: 4, ...(clock ? { clock } : {}) });
+export function leaseBucket(retryPeriodSeconds: number, clock?: Clock): TokenBucket {
+  const perAttempt = 4;
+  return new TokenBucket({
+    qps: perAttempt / retryPeriodSeconds,
+    burst: 2 * perAttempt,
+    ...(clock ? { clock } : {}),
+  });
 }
 
 /** The CoordinationV1Api calls `clientNodeLeaseStore` uses. */
