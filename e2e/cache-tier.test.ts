@@ -65,7 +65,7 @@ describe('a web tier with sessions in a cache tier', () => {
     expect(cm.data.primary).toBe('shop-cache-0');
   });
 
-  it('hands the web pods the cache and session-store settings through the connection Secret', () => {
+  it('hands the web pods the cache and session-store settings through the connection Secret', async () => {
     const conn = decode(json<any>(['get', 'secret', 'shop-connection', '-n', ns]));
     const password = decode(json<any>(['get', 'secret', 'shop-cache-auth', '-n', ns])).password!;
     expect(password.length).toBeGreaterThanOrEqual(24);
@@ -86,7 +86,7 @@ describe('a web tier with sessions in a cache tier', () => {
       JSON.stringify(json<any>(['get', 'configmap', 'shop-cache-config', '-n', ns])),
       JSON.stringify(json<any>(['get', 'statefulset', 'shop-cache', '-n', ns])),
       kubectl(['get', 'events', '-n', ns, '-o', 'json']),
-      op.logs.join('\n'),
+      await op.output(),
     ];
     for (const text of elsewhere) expect(text).not.toContain(password);
   });
@@ -198,6 +198,6 @@ describe('a web tier with sessions in a cache tier', () => {
     });
     expect(endpoints('shop-cache')).toEqual(['shop-cache-1']);
     expect(endpoints('shop-cache-replicas')).toEqual(['shop-cache-0', 'shop-cache-2']);
-    expect(op.logs.join('\n')).toContain('cache failover');
+    await eventually('the failover logged', () => op.logs.join('\n').includes('cache failover'), 10_000);
   });
 });

@@ -65,7 +65,7 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
     expect(endpoints('notes-db-ro')).toEqual(['notes-db-1', 'notes-db-2']);
   });
 
-  it('hands the app read-write and read-only URLs, with passwords only in Secrets', () => {
+  it('hands the app read-write and read-only URLs, with passwords only in Secrets', async () => {
     const conn = decodeSecret(json<any>(['get', 'secret', 'notes-connection', '-n', ns]));
     const creds = decodeSecret(json<any>(['get', 'secret', 'notes-db-credentials', '-n', ns]));
     expect(Object.keys(creds).sort()).toEqual(['app-password', 'replication-password', 'superuser-password']);
@@ -78,7 +78,7 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
     const elsewhere = [
       JSON.stringify(getApp(ns, 'notes')),
       kubectl(['get', 'configmap,statefulset,events', '-n', ns, '-o', 'json']),
-      op.logs.join('\n'),
+      await op.output(),
     ];
     for (const text of elsewhere) for (const pw of Object.values(creds)) expect(text).not.toContain(pw);
   });

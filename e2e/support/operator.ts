@@ -63,7 +63,14 @@ export function serviceAccountKubeconfig(account: { name: string; namespace: str
 export interface OperatorProcess {
   readonly proc: ChildProcess;
   readonly port: number;
+  /** The lines read so far; see output() for everything written until now. */
   readonly logs: string[];
+  /**
+   * Every line the operator has written until now. Lines reach `logs` only when this process's event
+   * loop reads the pipe, which a run of synchronous kubectl calls can hold off for seconds: this
+   * yields to the loop first, so a check made right after an observed effect sees its log line.
+   */
+  output(): Promise<string>;
   metrics(): Promise<string>;
   /** Sum of a counter (all label sets matching `labels`). */
   counter(name: string, labels?: Record<string, string>): Promise<number>;
@@ -113,8 +120,17 @@ export async function startOperator(opts: {
   const { SCALABLEAPP_INSTANCE: _inherited, ...env } = process.env;
   const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
-  for (const stream of [proc.stdout!, proc.stderr!])
-    stream.on('data', (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean)));
+  for (const stream of [proc.stdout!, proc.stderr!]) {
+    // A read can end inside a line: keep the tail until its newline comes.
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => {
+      const lines = (partial + d).split('\n');
+      partial = lines.pop()!;
+      logs.push(...lines.filter(Boolean));
+    });
+    stream.on('end', () => partial && logs.push(partial));
+  }
   const exited = once(proc, 'exit');
   const metrics = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -124,6 +140,12 @@ export async function startOperator(opts: {
     proc,
     port,
     logs,
+    async output() {
+      // Two turns of the loop: the first polls the pipes, the second runs what the reads queued.
+      for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 50));
+      return logs.join('\n');
+    },
     metrics,
     async counter(name, labels = {}) {
       const text = await metrics();
