@@ -44,8 +44,9 @@ const setDepths = (depths: Record<string, number>) =>
     '--overwrite',
     `scalableapp.io/simulated-queue-depths=${JSON.stringify(depths)}`,
   ]);
-const decision = () =>
-  getApp(ns, 'photos').status?.consumers?.find((c: any) => c.name === 'resizer')?.lastDecision;
+const resizer = () => getApp(ns, 'photos').status?.consumers?.find((c: any) => c.name === 'resizer');
+const decision = () => resizer()?.lastDecision;
+const lastScale = () => resizer()?.lastScale;
 
 describe('a clustered broker with two queues, an autoscaled consumer and a fixed one', () => {
   it('runs three broker nodes with volumes, a budget, and credentials only in Secrets', async () => {
@@ -113,9 +114,14 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
   it('wakes the consumer on a backlog with ceil(depth / messagesPerReplica) replicas and says why', async () => {
     setDepths({ photos: 350 });
     await eventually('resizer scaled to 4', () => replicas('photos-resizer') === 4);
+    // The next poll at the same depth decides Steady; the change and its reason stay in lastScale.
+    const s = await eventually('the change in status', () => lastScale()?.toReplicas === 4 && lastScale());
+    expect(s).toMatchObject({ queueDepth: 350, toReplicas: 4 });
+    expect(['WakeFromZero', 'ScaleUp']).toContain(s.reason);
+    expect(s.fromReplicas).toBeLessThan(4);
     const d = await eventually('decision in status', () => decision()?.desiredReplicas === 4 && decision());
-    expect(d).toMatchObject({ queueDepth: 350, desiredReplicas: 4 });
-    expect(['WakeFromZero', 'ScaleUp']).toContain(d.reason);
+    expect(d).toMatchObject({ queueDepth: 350 });
+    expect(['WakeFromZero', 'ScaleUp', 'Steady']).toContain(d.reason);
     const st = getApp(ns, 'photos').status.consumers.find((c: any) => c.name === 'resizer');
     expect(st.replicas).toBe(4);
     setDepths({ photos: 1000 });
@@ -123,10 +129,17 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
   });
 
   it('keeps a restarted operator from scaling a busy consumer down', async () => {
+    const before = await eventually(
+      'the clamp on record',
+      () => lastScale()?.toReplicas === 5 && lastScale(),
+    );
+    expect(before).toMatchObject({ reason: 'AtMax', queueDepth: 1000 });
     await op.stop();
     op = await startOperator({ namespace: ns });
     await eventually('a decision from the new operator', () => decision()?.queueDepth === 1000);
     expect(replicas('photos-resizer')).toBe(5);
+    // The new operator changed nothing, so the change on record is still the one that set 5.
+    expect(lastScale()).toEqual(before);
   });
 
   it('scales to zero only after the queue stayed empty for the cooldown', async () => {

@@ -100,7 +100,17 @@ export const status = doc(
                     'The rule that decided: WakeFromZero, ScaleUp, AtMax, ScaleDown, HeldByStabilization, CooldownBeforeZero, ScaleToZero, Steady or PollFailed.',
                   ),
                 }),
-                'The last scaling decision and its inputs.',
+                'The latest scaling decision and its inputs (Steady once the replicas match).',
+              ).optional(),
+              lastScale: doc(
+                z.object({
+                  time: time('When the replicas were changed'),
+                  fromReplicas: count('Replicas before.'),
+                  toReplicas: count('Replicas after.'),
+                  queueDepth: count('Ready + unacknowledged messages seen.'),
+                  reason: doc(z.string(), 'The rule that changed them, as in lastDecision.reason.'),
+                }),
+                'The last decision that changed the replicas, kept after later Steady decisions and operator restarts.',
               ).optional(),
             }),
             "One consumer's scaling state.",

@@ -58,6 +58,31 @@ describe('ConsumerScaling', () => {
     await t.scaling.stopAll();
   });
 
+  it('keeps the decision that last changed the replicas when the next poll turns Steady', async () => {
+    const depths = { jobs: 250 };
+    const t = setup(depths);
+    const a = app([jobs]);
+    t.scaling.sync(a, { gatewayApi: false }, () => 0);
+    await settle();
+    await t.clock.advance(2_000);
+    const after = t.scaling.sync(a, { gatewayApi: false }, () => 3).worker!;
+    expect(after.decision).toMatchObject({ reason: 'Steady' });
+    expect(after.lastScale).toMatchObject({
+      reason: 'WakeFromZero',
+      currentReplicas: 0,
+      desiredReplicas: 3,
+      queueDepth: 250,
+    });
+    depths.jobs = 420;
+    await t.clock.advance(2_000);
+    expect(t.scaling.sync(a, { gatewayApi: false }, () => 3).worker!.lastScale).toMatchObject({
+      reason: 'ScaleUp',
+      currentReplicas: 3,
+      desiredReplicas: 5,
+    });
+    await t.scaling.stopAll();
+  });
+
   it('starts a restarted operator from the replicas the Deployment runs', async () => {
     const t = setup({ jobs: 0 });
     t.scaling.sync(app([jobs]), { gatewayApi: false }, () => 4);

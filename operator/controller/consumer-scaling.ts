@@ -34,6 +34,11 @@ export class ConsumerScaling implements ConsumerScalingPort {
    * the latest differs in time (and depth) on every poll, and would make every reconcile write status.
    */
   private readonly reported = new Map<string, Decision>();
+  /**
+   * The last reported decision that changed the replica count. The latest decision turns to Steady on
+   * the next poll, so without this a user would never see why the consumer has the replicas it has.
+   */
+  private readonly scaled = new Map<string, Decision>();
   constructor(deps: ConsumerScalingDeps) {
     this.d = deps;
   }
@@ -66,10 +71,7 @@ export class ConsumerScaling implements ConsumerScalingPort {
     } else {
       entry.depth = this.d.depthFor(app, facts);
     }
-    const result: Record<
-      string,
-      { replicas: number; decision?: ReturnType<QueueScalers['lastDecision']> & {} }
-    > = {};
+    const result: Record<string, NonNullable<ObservedFacts['consumerScale']>[string]> = {};
     const wanted = new Set<string>();
     for (const c of autoscaled) {
       const a = c.autoscaling!;
@@ -86,16 +88,23 @@ export class ConsumerScaling implements ConsumerScalingPort {
         },
         (k, d) => {
           this.reported.set(k, d);
+          if (d.desiredReplicas !== d.currentReplicas) this.scaled.set(k, d);
           this.d.enqueue(appKey);
         },
       );
       const decision = this.reported.get(key);
-      result[c.name] = decision ? { replicas: decision.desiredReplicas, decision } : { replicas: current };
+      const lastScale = this.scaled.get(key);
+      result[c.name] = {
+        replicas: decision ? decision.desiredReplicas : current,
+        ...(decision ? { decision } : {}),
+        ...(lastScale ? { lastScale } : {}),
+      };
     }
     for (const key of entry.scalers.keys()) {
       if (wanted.has(key)) continue;
       entry.scalers.forget(key);
       this.reported.delete(key);
+      this.scaled.delete(key);
     }
     return result;
   }
@@ -104,7 +113,10 @@ export class ConsumerScaling implements ConsumerScalingPort {
     const entry = this.apps.get(appKey);
     if (!entry) return;
     this.apps.delete(appKey);
-    for (const key of entry.scalers.keys()) this.reported.delete(key);
+    for (const key of entry.scalers.keys()) {
+      this.reported.delete(key);
+      this.scaled.delete(key);
+    }
     void entry.scalers.stopAll();
   }
 
@@ -112,6 +124,7 @@ export class ConsumerScaling implements ConsumerScalingPort {
     const entries = [...this.apps.values()];
     this.apps.clear();
     this.reported.clear();
+    this.scaled.clear();
     await Promise.all(entries.map((e) => e.scalers.stopAll()));
   }
 }

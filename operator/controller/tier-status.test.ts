@@ -6,7 +6,13 @@ import type {
   V1Pod,
   V1StatefulSet,
 } from '@kubernetes/client-node';
-import { deploymentReadiness, recheckAfterMs, tierReports, type ChildLookup } from './tier-status.ts';
+import {
+  consumersStatus,
+  deploymentReadiness,
+  recheckAfterMs,
+  tierReports,
+  type ChildLookup,
+} from './tier-status.ts';
 import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
 import type { Tier } from '../api/spec.ts';
 import { API_VERSION, KIND } from '../api/scalable-app.ts';
@@ -702,5 +708,81 @@ describe('Reconciler: a pod diagnosis in status', () => {
     expect(await w.reconcile()).toEqual({ requeueAfterMs: 20_000 });
     expect(w.webCondition()?.reason).toBe('ReplicasUnavailable');
     expect(w.warnings()).toEqual([]);
+  });
+});
+
+describe('consumersStatus', () => {
+  const spec = {
+    queue: { queues: [{ name: 'jobs' }] },
+    consumers: [
+      {
+        name: 'worker',
+        image: 'r/w:1',
+        queue: 'jobs',
+        autoscaling: { minReplicas: 0, maxReplicas: 5, pollIntervalSeconds: 2, cooldownSeconds: 30 },
+      },
+    ],
+  };
+  const decision = (over: object) => ({
+    time: '2026-12-03T10:00:00.123Z',
+    queueDepth: 250,
+    currentReplicas: 0,
+    desiredReplicas: 3,
+    reason: 'WakeFromZero' as const,
+    message: '',
+    ...over,
+  });
+  const recorded = {
+    time: '2026-12-03T09:00:00Z',
+    fromReplicas: 1,
+    toReplicas: 4,
+    queueDepth: 380,
+    reason: 'ScaleUp',
+  };
+
+  it('shows the latest decision and the last one that changed the replicas, to the second', () => {
+    const a = parseApp(spec as never, 'shop', 'prod');
+    const steady = decision({ reason: 'Steady', currentReplicas: 3, time: '2026-12-03T10:00:02.000Z' });
+    const [worker] = consumersStatus(a, {
+      ...NO_FACTS,
+      consumerScale: { worker: { replicas: 3, decision: steady, lastScale: decision({}) } },
+    });
+    expect(worker).toEqual({
+      name: 'worker',
+      replicas: 3,
+      lastDecision: { time: '2026-12-03T10:00:02Z', queueDepth: 250, desiredReplicas: 3, reason: 'Steady' },
+      lastScale: {
+        time: '2026-12-03T10:00:00Z',
+        fromReplicas: 0,
+        toReplicas: 3,
+        queueDepth: 250,
+        reason: 'WakeFromZero',
+      },
+    });
+  });
+
+  it('keeps the change on record after an operator restart, until the autoscaler makes a new one', () => {
+    const a = {
+      ...parseApp(spec as never, 'shop', 'prod'),
+      status: { consumers: [{ name: 'worker', replicas: 4, lastScale: recorded }] },
+    } as ScalableApp;
+    const [worker] = consumersStatus(a, { ...NO_FACTS, consumerScale: { worker: { replicas: 4 } } });
+    expect(worker!.lastScale).toEqual(recorded);
+    const [next] = consumersStatus(a, {
+      ...NO_FACTS,
+      consumerScale: {
+        worker: { replicas: 2, lastScale: decision({ currentReplicas: 4, desiredReplicas: 2 }) },
+      },
+    });
+    expect(next!.lastScale).toMatchObject({ fromReplicas: 4, toReplicas: 2 });
+  });
+
+  it('drops the record when the consumer is no longer autoscaled', () => {
+    const fixed = { ...spec, consumers: [{ name: 'worker', image: 'r/w:1', queue: 'jobs', replicas: 2 }] };
+    const a = {
+      ...parseApp(fixed as never, 'shop', 'prod'),
+      status: { consumers: [{ name: 'worker', replicas: 4, lastScale: recorded }] },
+    } as ScalableApp;
+    expect(consumersStatus(a, NO_FACTS)).toEqual([{ name: 'worker', replicas: 2 }]);
   });
 });

@@ -335,21 +335,39 @@ export function consumersReadiness(
 
 /** Per consumer: the replicas it runs and the autoscaler's last decision with its inputs. */
 export function consumersStatus(app: ScalableApp, facts: ObservedFacts) {
+  const seconds = (time: string) => time.replace(/\.\d{3}Z$/, 'Z');
   return (app.spec.consumers ?? []).map((c) => {
-    const d = facts.consumerScale?.[c.name]?.decision;
+    const scale = facts.consumerScale?.[c.name];
+    const d = scale?.decision;
+    const s = scale?.lastScale;
+    // A restarted operator has made no change yet: the one on record still says why, as HPA's
+    // lastScaleTime does. Only while the consumer is autoscaled.
+    const recorded = c.autoscaling
+      ? app.status?.consumers?.find((r) => r.name === c.name)?.lastScale
+      : undefined;
+    const lastScale = s
+      ? {
+          time: seconds(s.time),
+          fromReplicas: s.currentReplicas,
+          toReplicas: s.desiredReplicas,
+          queueDepth: s.queueDepth,
+          reason: s.reason,
+        }
+      : recorded;
     return {
       name: c.name,
       replicas: consumerReplicas(c, facts),
       ...(d
         ? {
             lastDecision: {
-              time: d.time.replace(/\.\d{3}Z$/, 'Z'),
+              time: seconds(d.time),
               queueDepth: d.queueDepth,
               desiredReplicas: d.desiredReplicas,
               reason: d.reason,
             },
           }
         : {}),
+      ...(lastScale ? { lastScale } : {}),
     };
   });
 }

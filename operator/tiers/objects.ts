@@ -63,7 +63,15 @@ export interface ObservedFacts {
    * that set them. A consumer absent here keeps the replicas its Deployment has (or its minimum).
    */
   readonly consumerScale?: Readonly<
-    Record<string, { readonly replicas: number; readonly decision?: Decision }>
+    Record<
+      string,
+      {
+        readonly replicas: number;
+        readonly decision?: Decision;
+        /** The last decision that changed the replicas (a later Steady one does not replace it). */
+        readonly lastScale?: Decision;
+      }
+    >
   >;
 }
 
