@@ -21,6 +21,19 @@ describe('firstDifference', () => {
     expect(firstDifference({ spec: { a: 1, b: { c: 'x' } } }, { spec: { a: 1 } })).toBe('.spec.b');
   });
 
+  it('takes an empty list or object as equal to one the apiserver stored as nothing', () => {
+    // An EndpointSlice with no endpoints reads back as `endpoints: null`.
+    expect(firstDifference({ endpoints: [] }, { endpoints: null })).toBeUndefined();
+    expect(firstDifference({ spec: { selector: {} } }, { spec: {} })).toBeUndefined();
+    expect(firstDifference({ endpoints: [] }, { endpoints: [{ addresses: ['10.0.0.1'] }] })).toBe(
+      '.endpoints',
+    );
+    expect(firstDifference({ endpoints: [{ addresses: ['10.0.0.1'] }] }, { endpoints: null })).toBe(
+      '.endpoints',
+    );
+    expect(firstDifference({ data: { key: '' } }, { data: null })).toBe('.data');
+  });
+
   it('reports a changed field inside a list item with its index', () => {
     const desired = { spec: { containers: [{ name: 'web', image: 'new' }] } };
     const live = { spec: { containers: [{ name: 'web', image: 'old', imagePullPolicy: 'Always' }] } };

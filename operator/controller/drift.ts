@@ -26,6 +26,10 @@ function stableJson(v: unknown): string {
  */
 export function firstDifference(desired: unknown, live: unknown, path = ''): string | undefined {
   if (desired === live) return undefined;
+  // The apiserver stores an empty list or object as nothing (an EndpointSlice with no endpoints reads
+  // back `endpoints: null`): applying it again would change nothing. Counting it as drift rewrote the
+  // read-only EndpointSlice of a database without ready pods on every reconcile.
+  if ((live === undefined || live === null) && isEmpty(desired)) return undefined;
   if (Array.isArray(desired)) {
     if (!Array.isArray(live) || live.length !== desired.length) return path;
     for (let i = 0; i < desired.length; i++) {
@@ -52,6 +56,9 @@ export function firstDifference(desired: unknown, live: unknown, path = ''): str
   }
   return path;
 }
+
+const isEmpty = (v: unknown) =>
+  Array.isArray(v) ? v.length === 0 : !!v && typeof v === 'object' && Object.keys(v).length === 0;
 
 export const isSubset = (desired: unknown, live: unknown) => firstDifference(desired, live) === undefined;
 
