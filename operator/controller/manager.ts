@@ -12,7 +12,7 @@ import { WorkQueue, combineObservers, runWorkers } from '../runtime/work-queue.t
 import type { ObservedFacts } from '../tiers/objects.ts';
 import { ChildCaches, ownedKinds, ownerKey } from './children.ts';
 import { EventRecorder } from './events.ts';
-import { Reconciler } from './reconciler.ts';
+import { ChildRefusedError, Reconciler } from './reconciler.ts';
 import { CachePrimary } from './cache-primary.ts';
 import { simulatedCacheAdmin, simulatedPostgresAdmin } from '../dataplane/simulated-admin.ts';
 import { DatabasePrimary } from './database-primary.ts';
@@ -147,6 +147,8 @@ export class Manager {
         finished: (key, result, seconds, error) => {
           // A conflict is the cache being one write behind: expected, retried at once with backoff.
           if (isConflict(error)) log.debug('reconcile conflicted; retrying', { key });
+          // Said once already, in status, an Event and a warning; each backoff step is not news.
+          else if (error instanceof ChildRefusedError) log.debug('child still refused', { key, seconds });
           else if (error) log.warn('reconcile failed', { key, err: error, seconds });
           else log.debug('reconciled', { key, result, seconds });
         },

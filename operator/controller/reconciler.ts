@@ -112,6 +112,36 @@ export interface ReconcilerDeps {
   readonly now?: () => Date;
 }
 
+/** A child the apiserver would not take as the operator wrote it, with the apiserver's words. */
+export interface Refusal {
+  /** `Kind namespace/name`. */
+  readonly child: string;
+  readonly status: number;
+  readonly message: string;
+}
+
+/**
+ * Answers that mean the object itself was refused (invalid, forbidden by RBAC or an admission
+ * policy, or of a kind the cluster does not serve), so a retry at once would be refused again.
+ * Conflicts, throttling and server errors are not: they are retried as any failed reconcile is.
+ */
+const REFUSALS: ReadonlySet<number> = new Set([400, 403, 404, 405, 413, 415, 422]);
+
+/**
+ * Thrown after the status and one Event have said which child was refused: the work queue then
+ * retries with its capped exponential backoff, and nothing else is written in between.
+ */
+export class ChildRefusedError extends Error {
+  readonly refusals: readonly Refusal[];
+  constructor(refusals: readonly Refusal[]) {
+    super(refusalMessage(refusals));
+    this.refusals = refusals;
+  }
+}
+
+const refusalMessage = (refusals: readonly Refusal[]) =>
+  refusals.map((r) => `${r.child} was refused (${r.status}): ${r.message}`).join('; ');
+
 /** A missing referenced Secret is the user's to create; look again at this pace (it carries no label we watch). */
 const MISSING_REFERENCE_RETRY_MS = 15_000;
 
@@ -133,6 +163,13 @@ function pluralOf(kind: string): string {
  */
 export class Reconciler {
   private readonly d: ReconcilerDeps;
+  /**
+   * Per child path, the desired hash whose replace (the fallback of a refused apply) was refused too:
+   * the same object is then not replaced again, so each backoff step costs one request, not two.
+   */
+  private readonly refusedReplace = new Map<string, string>();
+  /** Per Postgres cluster, the failover refusal last announced: one Event per refusal, not per look. */
+  private readonly refusedFailover = new Map<string, string>();
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
   }
@@ -214,7 +251,11 @@ export class Reconciler {
               ? { requeueAfterMs: after }
               : { requeueAfterMs: Math.min(after, result.requeueAfterMs) };
         }
-        if (decision.kind === 'refused') {
+        const clusterKey = `${app.metadata.namespace}/${c.name}`;
+        if (decision.kind !== 'refused') this.refusedFailover.delete(clusterKey);
+        else if (this.refusedFailover.get(clusterKey) !== decision.reason) {
+          // It is looked at again every few seconds while it lasts; say it when it starts or changes.
+          this.refusedFailover.set(clusterKey, decision.reason);
           log.warn('database failover refused', { cluster: c.name, reason: decision.reason });
           await this.d.events.record(app, 'Warning', 'FailoverRefused', decision.reason);
         }
@@ -245,7 +286,16 @@ export class Reconciler {
       }
     }
     const desired = desiredState(app, facts).map((o) => stamped(o));
-    const changed = await this.applyAll(app, desired, log);
+    const { applied: changed, refusals } = await this.applyAll(app, desired, log);
+    if (refusals.length) {
+      // Nothing is deleted and no pod restarted while the app is half applied: a restart may wait on
+      // a record that was refused. The status says which child and why, once.
+      if ((await this.writeStatus(app, facts, raw.status, generation, changed > 0, refusals)).wrote) {
+        log.warn('a child was refused; retrying with backoff', { refused: refusalMessage(refusals) });
+        await this.d.events.record(app, 'Warning', 'ChildRefused', refusalMessage(refusals));
+      }
+      throw new ChildRefusedError(refusals);
+    }
     const pruned = await this.prune(app, desired, log);
     // After the record moved (applied above), so a restarted instance starts from the new one.
     for (const pod of restartPods) {
@@ -262,7 +312,7 @@ export class Reconciler {
     for (const c of app.spec.shards ? shardClusters(app, facts) : []) {
       relabelled += await this.labelRoles(app, c.selector, pgPrimary(c), log);
     }
-    const recheck = await this.writeStatus(
+    const { recheck } = await this.writeStatus(
       app,
       facts,
       raw.status,
@@ -464,7 +514,11 @@ export class Reconciler {
    * (a pod waits for a missing Secret by itself), and one round trip is faster than nine. The
    * client's rate limiter still bounds the burst. Events are recorded after the applies.
    */
-  private async applyAll(app: ScalableApp, desired: Child[], log: Log): Promise<number> {
+  private async applyAll(
+    app: ScalableApp,
+    desired: Child[],
+    log: Log,
+  ): Promise<{ applied: number; refusals: Refusal[] }> {
     const work = desired
       .map((obj) => {
         const live = this.d.children.get(obj.kind, obj.metadata.namespace ?? '', obj.metadata.name);
@@ -483,9 +537,20 @@ export class Reconciler {
         return this.d.events.record(app, 'Normal', verb, `${verb} ${obj.kind} ${obj.metadata.name}`);
       }),
     );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return done.length;
+    const refusals: Refusal[] = [];
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'fulfilled') continue;
+      const e: unknown = r.reason;
+      // Anything else (a conflict, throttling, a server error) is the world, not the object: retry.
+      if (!(e instanceof ApiError && REFUSALS.has(e.status))) throw e;
+      const { obj } = work[i]!;
+      refusals.push({
+        child: `${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`,
+        status: e.status,
+        message: apiserverWords(e),
+      });
+    }
+    return { applied: done.length, refusals };
   }
 
   /**
@@ -495,16 +560,25 @@ export class Reconciler {
    */
   private async applyOne(obj: Child, live: KubernetesObject | undefined): Promise<void> {
     const path = objectPath(obj);
+    const hash = desiredHash(obj);
     let result: KubernetesObject | undefined;
     try {
       result = await this.d.kube.apply(path, obj);
     } catch (e) {
-      if (!(live && e instanceof ApiError && e.status === 422)) throw e;
+      // A replace that was refused for this very object will be refused again: don't send it.
+      if (!(live && e instanceof ApiError && e.status === 422) || this.refusedReplace.get(path) === hash)
+        throw e;
     }
     if (live && (!result || firstDifference(withoutMetadata(obj), withoutMetadata(result)) !== undefined)) {
       const base = (result ?? live) as KubernetesObject;
-      await this.d.kube.replace(path, overlay(base, obj));
+      try {
+        await this.d.kube.replace(path, overlay(base, obj));
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 422) this.refusedReplace.set(path, hash);
+        throw e;
+      }
     }
+    this.refusedReplace.delete(path);
   }
 
   /** Children the spec no longer asks for (autoscaling turned off, exposure changed) are deleted; Secrets and volumes never. */
@@ -558,40 +632,49 @@ export class Reconciler {
     previous: ScalableAppStatus | undefined,
     generation: number,
     appliedSomething: boolean,
-  ): Promise<number | undefined> {
+    refusals: readonly Refusal[] = [],
+  ): Promise<{ wrote: boolean; recheck: number | undefined }> {
     const reports = tierReports(app, this.d.children, facts, this.d.now?.().getTime());
     const notReady = [...reports.values()].filter((r) => !r.ready);
     const degraded = [...reports.values()].map((r) => r.degraded).filter((m): m is string => !!m);
-    const ready = notReady.length === 0;
+    const refused = refusals.length > 0;
+    const ready = notReady.length === 0 && !refused;
     const blocking = notReady.map((r) => `${r.condition.type}: ${r.condition.message}`).join('; ');
-    const conditions: ConditionInput[] = [
-      cond(
-        'Ready',
-        ready,
-        ready ? 'AllTiersReady' : 'TiersNotReady',
-        ready ? 'every deployed tier is ready' : blocking,
-      ),
-      cond(
-        'Progressing',
-        !ready || appliedSomething,
-        appliedSomething ? 'Applied' : ready ? 'Stable' : 'WaitingForTiers',
-        appliedSomething ? 'children were created or updated' : ready ? 'nothing to do' : blocking,
-      ),
-      cond(
-        'Degraded',
-        degraded.length > 0,
-        degraded.length ? 'RolloutStalled' : 'AsExpected',
-        degraded.join('; ') || 'no failures',
-      ),
-      ...[...reports.values()].map((r) => r.condition),
-    ];
+    const why = refusalMessage(refusals);
+    const conditions: ConditionInput[] = refused
+      ? [
+          cond('Ready', false, 'ChildRefused', why),
+          cond('Progressing', false, 'ChildRefused', 'retrying the refused children with backoff'),
+          cond('Degraded', true, 'ChildRefused', why),
+        ]
+      : [
+          cond(
+            'Ready',
+            ready,
+            ready ? 'AllTiersReady' : 'TiersNotReady',
+            ready ? 'every deployed tier is ready' : blocking,
+          ),
+          cond(
+            'Progressing',
+            !ready || appliedSomething,
+            appliedSomething ? 'Applied' : ready ? 'Stable' : 'WaitingForTiers',
+            appliedSomething ? 'children were created or updated' : ready ? 'nothing to do' : blocking,
+          ),
+          cond(
+            'Degraded',
+            degraded.length > 0,
+            degraded.length ? 'RolloutStalled' : 'AsExpected',
+            degraded.join('; ') || 'no failures',
+          ),
+        ];
+    conditions.push(...[...reports.values()].map((r) => r.condition));
     const web = app.spec.web
       ? (this.d.children.get('Deployment', app.metadata.namespace ?? '', `${app.metadata.name}-web`) as
           { spec?: { replicas?: number }; status?: { readyReplicas?: number } } | undefined)
       : undefined;
     const status: ScalableAppStatus = {
       observedGeneration: generation,
-      phase: ready ? 'Ready' : degraded.length ? 'Degraded' : 'Progressing',
+      phase: ready ? 'Ready' : refused || degraded.length ? 'Degraded' : 'Progressing',
       conditions: mergeConditions(previous?.conditions, conditions, generation, this.now()),
       connectionSecret: connectionSecretName(app),
       endpoints: {
@@ -641,7 +724,7 @@ export class Reconciler {
       for (const e of diagnosisEvents(previous?.conditions, conditions))
         await this.d.events.record(app, 'Warning', e.reason, e.message);
     }
-    return recheckAfterMs(reports);
+    return { wrote, recheck: recheckAfterMs(reports) };
   }
 
   /** Server-side applies the status subresource, only when it differs. Returns whether it wrote. */
@@ -677,5 +760,8 @@ export class Reconciler {
 }
 
 const withoutMetadata = ({ metadata: _m, ...rest }: KubernetesObject) => rest;
+/** The apiserver's own message (its Status), without our method and path; bounded for a condition. */
+const apiserverWords = (e: ApiError) =>
+  ((e.body as { message?: string } | undefined)?.message || e.message).slice(0, 512);
 /** An error's message for an Event: the admin clients never put credentials in their messages. */
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 512);

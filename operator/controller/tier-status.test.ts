@@ -13,11 +13,8 @@ import {
   tierReports,
   type ChildLookup,
 } from './tier-status.ts';
-import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
+import type { ScalableApp } from '../api/scalable-app.ts';
 import type { Tier } from '../api/spec.ts';
-import { API_VERSION, KIND } from '../api/scalable-app.ts';
-import { ApiError, type Kube } from '../kube/client.ts';
-import type { Informer } from '../kube/informer.ts';
 import { NO_FACTS } from '../tiers/objects.ts';
 import { LABEL, MANAGER, selectorLabels } from '../tiers/labels.ts';
 import { WEB } from '../tiers/web.ts';
@@ -28,9 +25,7 @@ import { QUEUE, mqName } from '../tiers/queue.ts';
 import { consumerName, consumerSelector } from '../tiers/consumers.ts';
 import { shardClusters } from '../tiers/shards.ts';
 import { TIER_REASON } from './conditions.ts';
-import type { ChildCaches } from './children.ts';
-import { EventRecorder } from './events.ts';
-import { Reconciler, appPath } from './reconciler.ts';
+import { fakeWorld } from './testdata/fake-world.ts';
 
 const REF = 'Deployment prod/shop-web';
 
@@ -567,96 +562,16 @@ describe('tierReports: a tier that is not ready names the pod and the reason', (
 // The reconciler writes the diagnosis once, and records one Warning per new diagnosis.
 
 describe('Reconciler: a pod diagnosis in status', () => {
-  type Obj = KubernetesObject & { status?: unknown };
-  const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
-
-  function world(initialPods: V1Pod[]) {
-    const children = new Map<string, Obj>();
-    let pods = initialPods;
-    const writes: { verb: string; path: string; body: Record<string, unknown> }[] = [];
-    const raw: Obj & { spec: unknown; status?: ScalableAppStatus } = {
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: { name: 'shop', namespace: 'prod', uid: 'u1', generation: 1, resourceVersion: '1' },
+  // The web Deployment has 1 of 2 replicas available.
+  const world = (pods: V1Pod[]) => {
+    const w = fakeWorld({
       spec: { web: { image: 'registry.example/shop:1', replicas: 2 } },
-    };
-    const kube = {
-      get: async (path: string) => {
-        throw new ApiError('GET', path, 404, {});
-      },
-      apply: async (path: string, body: Obj, opts?: { subresource?: string }) => {
-        writes.push({ verb: opts?.subresource === 'status' ? 'status' : 'apply', path, body: body as never });
-        if (opts?.subresource === 'status') {
-          raw.status = body.status as ScalableAppStatus;
-          raw.metadata = {
-            ...raw.metadata,
-            resourceVersion: String(Number(raw.metadata!.resourceVersion) + 1),
-          };
-        } else {
-          // The cache catches up with what was applied; the web Deployment has 1 of 2 replicas available.
-          const live: Obj =
-            body.kind === 'Deployment'
-              ? {
-                  ...body,
-                  metadata: { ...body.metadata, generation: 1 },
-                  status: settled(2, { availableReplicas: 1 }),
-                }
-              : body;
-          children.set(key(body.kind!, body.metadata!.namespace!, body.metadata!.name!), live);
-        }
-        return body;
-      },
-      create: async (path: string, body: Record<string, unknown>) => {
-        writes.push({ verb: 'create', path, body });
-        return body;
-      },
-      replace: async (path: string, body: Record<string, unknown>) => {
-        writes.push({ verb: 'replace', path, body });
-        return body;
-      },
-      mergePatch: async (path: string, body: Record<string, unknown>) => {
-        writes.push({ verb: 'patch', path, body });
-        return body;
-      },
-      delete: async (path: string) => {
-        writes.push({ verb: 'delete', path, body: {} });
-      },
-    } as unknown as Kube;
-    const caches = {
-      get: (kind: string, ns: string, name: string) =>
-        kind === 'Pod' ? pods.find((p) => p.metadata?.name === name) : children.get(key(kind, ns, name)),
-      select: (kind: string, ns: string, labels: Record<string, string>) =>
-        (kind === 'Pod' ? (pods as Obj[]) : [...children.values()].filter((o) => o.kind === kind)).filter(
-          (o) =>
-            o.metadata?.namespace === ns &&
-            Object.entries(labels).every(([k, v]) => o.metadata?.labels?.[k] === v),
-        ),
-      ownedBy: () => [],
-    } as unknown as ChildCaches;
-    const log = { info: () => {}, warn: () => {} };
-    const reconciler = new Reconciler({
-      kube,
-      apps: { get: () => raw } as unknown as Informer,
-      children: caches,
-      events: new EventRecorder(kube, (err) => {
-        throw err;
-      }),
-      facts: () => NO_FACTS,
-      log,
-      now: () => new Date(NOW),
+      pods,
+      deploymentStatus: settled(2, { availableReplicas: 1 }),
+      now: NOW,
     });
-    return {
-      reconcile: () => reconciler.reconcile('prod/shop'),
-      setPods: (p: V1Pod[]) => (pods = p),
-      statusWrites: () =>
-        writes.filter((w) => w.verb === 'status' && w.path === appPath('prod', 'shop')).length,
-      warnings: () =>
-        writes
-          .filter((w) => w.verb === 'create' && w.body.type === 'Warning')
-          .map((w) => `${w.body.reason}: ${w.body.message}`),
-      webCondition: () => raw.status?.conditions?.find((c) => c.type === 'WebReady'),
-    };
-  }
+    return { ...w, webCondition: () => w.condition('WebReady') };
+  };
 
   const app = parseApp({ web: { image: 'x' } });
   const web = selectorLabels(app, WEB);

@@ -1,0 +1,148 @@
+// A Reconciler wired to an in-memory apiserver and caches, for unit tests of what it writes: every
+// request is recorded, applies land in the cache at once, and a test may refuse any of them.
+import type { KubernetesObject, V1DeploymentStatus, V1Pod } from '@kubernetes/client-node';
+import { API_VERSION, KIND, type ScalableAppStatus } from '../../api/scalable-app.ts';
+import { ApiError, type Kube } from '../../kube/client.ts';
+import type { Informer } from '../../kube/informer.ts';
+import { NO_FACTS } from '../../tiers/objects.ts';
+import type { ChildCaches } from '../children.ts';
+import type { DatabasePrimary } from '../database-primary.ts';
+import { EventRecorder } from '../events.ts';
+import { Reconciler, appPath } from '../reconciler.ts';
+
+export type Obj = KubernetesObject & { status?: unknown };
+export type Verb = 'apply' | 'status' | 'create' | 'replace' | 'patch' | 'delete';
+export interface Write {
+  verb: Verb;
+  path: string;
+  body: Record<string, unknown>;
+}
+
+export interface WorldOptions {
+  spec: unknown;
+  pods?: V1Pod[];
+  /** The status every applied Deployment shows in the cache. Default: none (not rolled out). */
+  deploymentStatus?: V1DeploymentStatus;
+  /** Refuses a write with this error (it is still recorded, as the apiserver still saw it). */
+  refuse?: (verb: Verb, body: Obj) => ApiError | undefined;
+  now?: number;
+  /** The database primary's decisions (default: the reconciler runs without failover). */
+  databasePrimary?: DatabasePrimary;
+  /** What the apiserver stores of an applied object (default: the object as sent). */
+  stored?: (body: Obj) => Obj;
+}
+
+const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
+
+/** The apiserver's answer to an object it will not take. */
+export const invalid = (kind: string, name: string, message: string) =>
+  new ApiError('PATCH', `/${kind}/${name}`, 422, {
+    kind: 'Status',
+    reason: 'Invalid',
+    message: `${kind} "${name}" is invalid: ${message}`,
+  });
+
+export function fakeWorld(o: WorldOptions) {
+  const children = new Map<string, Obj>();
+  let pods = o.pods ?? [];
+  const writes: Write[] = [];
+  const raw: Obj & { spec: unknown; status?: ScalableAppStatus } = {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: 'shop', namespace: 'prod', uid: 'u1', generation: 1, resourceVersion: '1' },
+    spec: o.spec,
+  };
+  const write = (verb: Verb, path: string, body: Obj) => {
+    writes.push({ verb, path, body: body as never });
+    const refused = o.refuse?.(verb, body);
+    if (refused) throw refused;
+  };
+  const land = (sent: Obj) => {
+    const body = o.stored ? o.stored(sent) : sent;
+    const live: Obj =
+      body.kind === 'Deployment'
+        ? {
+            ...body,
+            metadata: { ...body.metadata, generation: 1 },
+            ...(o.deploymentStatus ? { status: o.deploymentStatus } : {}),
+          }
+        : body;
+    children.set(key(body.kind!, body.metadata!.namespace!, body.metadata!.name!), live);
+  };
+  const kube = {
+    get: async (path: string) => {
+      throw new ApiError('GET', path, 404, {});
+    },
+    apply: async (path: string, body: Obj, opts?: { subresource?: string }) => {
+      write(opts?.subresource === 'status' ? 'status' : 'apply', path, body);
+      if (opts?.subresource === 'status') {
+        raw.status = body.status as ScalableAppStatus;
+        raw.metadata = {
+          ...raw.metadata,
+          resourceVersion: String(Number(raw.metadata!.resourceVersion) + 1),
+        };
+      } else land(body);
+      return body;
+    },
+    create: async (path: string, body: Obj) => {
+      write('create', path, body);
+      return body;
+    },
+    replace: async (path: string, body: Obj) => {
+      write('replace', path, body);
+      land(body);
+      return body;
+    },
+    mergePatch: async (path: string, body: Obj) => {
+      write('patch', path, body);
+      return body;
+    },
+    delete: async (path: string) => {
+      write('delete', path, {});
+    },
+  } as unknown as Kube;
+  const caches = {
+    get: (kind: string, ns: string, name: string) =>
+      kind === 'Pod' ? pods.find((p) => p.metadata?.name === name) : children.get(key(kind, ns, name)),
+    select: (kind: string, ns: string, labels: Record<string, string>) =>
+      (kind === 'Pod' ? (pods as Obj[]) : [...children.values()].filter((c) => c.kind === kind)).filter(
+        (c) =>
+          c.metadata?.namespace === ns &&
+          Object.entries(labels).every(([k, v]) => c.metadata?.labels?.[k] === v),
+      ),
+    ownedBy: () => [],
+  } as unknown as ChildCaches;
+  const log = { info: () => {}, warn: () => {} };
+  const reconciler = new Reconciler({
+    kube,
+    apps: { get: () => raw } as unknown as Informer,
+    children: caches,
+    events: new EventRecorder(kube, (err) => {
+      throw err;
+    }),
+    facts: () => NO_FACTS,
+    ...(o.databasePrimary ? { databasePrimary: o.databasePrimary } : {}),
+    log,
+    now: () => new Date(o.now ?? Date.parse('2025-06-01T12:00:00Z')),
+  });
+  const events = (type: string) =>
+    writes
+      .filter((w) => w.verb === 'create' && w.body.type === type)
+      .map((w) => `${w.body.reason}: ${w.body.message}`);
+  return {
+    raw,
+    writes,
+    /** Puts an object in the cache as if someone else had written it. */
+    setLive: (obj: Obj) => children.set(key(obj.kind!, obj.metadata!.namespace!, obj.metadata!.name!), obj),
+    reconcile: () => reconciler.reconcile('prod/shop'),
+    setPods: (p: V1Pod[]) => (pods = p),
+    statusWrites: () =>
+      writes.filter((w) => w.verb === 'status' && w.path === appPath('prod', 'shop')).length,
+    /** Writes other than to Events: the ones that change the app's children or status. */
+    childWrites: () => writes.filter((w) => w.verb !== 'status' && !w.path.includes('/events')),
+    warnings: () => events('Warning'),
+    /** Event updates (a repeat raises the count of the first). */
+    eventPatches: () => writes.filter((w) => w.verb === 'patch' && w.path.includes('/events')).length,
+    condition: (type: string) => raw.status?.conditions?.find((c) => c.type === type),
+  };
+}
