@@ -3,7 +3,10 @@ import { applyApp, isReadyAtGeneration } from './support/apps.ts';
 import { createNamespace, deleteNamespace, eventually, json } from './support/kube.ts';
 import { isLeader, startOperator, type OperatorProcess } from './support/operator.ts';
 
-const FAST_LEASE = ['--lease-duration', '3', '--renew-deadline', '2', '--retry-period', '0.5'];
+// Faster than the defaults (15/10/2 s, as controller-runtime's) so takeovers are quick, but with room
+// for a loaded apiserver: with a 2 s renew deadline, one slow renewal on a busy two-core CI machine
+// made the leader give up while it was alive, and the other replica lead early.
+const FAST_LEASE = ['--lease-duration', '6', '--renew-deadline', '4', '--retry-period', '1'];
 const running: OperatorProcess[] = [];
 const start = async (ns: string, leaseName: string, extra: string[] = FAST_LEASE) => {
   const op = await startOperator({ namespace: ns, leaseName, extraArgs: extra });
