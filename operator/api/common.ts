@@ -2,9 +2,13 @@ import { z } from 'zod';
 import { doc } from './meta.ts';
 import { quantityFraction } from '../tiers/resources.ts';
 
-/** The Kubernetes resource.Quantity grammar ("250m", "1.5Gi", 2). */
+/**
+ * The Kubernetes resource.Quantity grammar ("250m", "1.5Gi", 2), narrowed to what a child takes: no
+ * sign (every quantity here is a size, a request or a limit, which Kubernetes refuses below zero) and
+ * whole exponents ("1e3"; Kubernetes' parser refuses "1e2.5", which the full grammar allows).
+ */
 export const QUANTITY_PATTERN =
-  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+  '^\\+?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$';
 
 export const quantity = (description: string) =>
   doc(
@@ -102,18 +106,37 @@ export const resources = (
     admission ? { cel: [requestWithinLimit('cpu'), requestWithinLimit('memory')] } : {},
   ).prefault({});
 
+const isZero = (q: string | number) => {
+  const f = quantityFraction(q);
+  return !!f && f.num === 0n;
+};
+
 export const storage = (what: string, defaultSize: string) =>
   doc(
     z.object({
-      size: quantity(`Size of each ${what} volume, e.g. 20Gi.`).default(defaultSize),
+      size: quantity(`Size of each ${what} volume, e.g. 20Gi. Greater than zero; may grow, never shrink.`)
+        .refine((q) => !isZero(q), 'size must be greater than zero')
+        .default(defaultSize),
       storageClassName: doc(
         z.string().min(1).max(253),
         'StorageClass of the volumes; the cluster default when omitted. Fixed after creation.',
       ).optional(),
     }),
-    `Persistent volumes of the ${what}.`,
+    `Persistent volumes of the ${what}. The size may grow, never shrink.`,
     {
       cel: [
+        {
+          rule: "quantity(string(self.size)).compareTo(quantity('0')) > 0",
+          message: 'size must be greater than zero',
+          fieldPath: '.size',
+        },
+        {
+          // A volume cannot shrink: Kubernetes refuses it for every PVC, long after admission.
+          rule: 'quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0',
+          message: 'size may grow but never shrink: a volume cannot give back space its data may use',
+          fieldPath: '.size',
+          reason: 'FieldValueForbidden',
+        },
         {
           rule: "(has(self.storageClassName) ? self.storageClassName : '') == (has(oldSelf.storageClassName) ? oldSelf.storageClassName : '')",
           message: 'storageClassName is immutable: existing volumes cannot move to another storage class',

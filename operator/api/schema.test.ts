@@ -65,6 +65,26 @@ describe('invalid corpus (testdata/invalid.yaml)', () => {
   });
 });
 
+describe('volumes', () => {
+  it.each([
+    ['1Gi', '2Gi'],
+    ['1Gi', '1024Mi'],
+    ['1000Mi', '1Gi'],
+    [1073741824, '1Gi'],
+  ])('may grow or keep their size: %s to %s', (from, to) => {
+    for (const tier of ['database', 'shards', 'queue'] as const) {
+      const at = (size: string | number) => ({
+        [tier]: {
+          storage: { size },
+          ...(tier === 'shards' ? { count: 2, key: 'user_id' } : {}),
+          ...(tier === 'queue' ? { queues: [{ name: 'q' }] } : {}),
+        },
+      });
+      expect(errorsFor(at(to), at(from))).toEqual([]);
+    }
+  });
+});
+
 describe('CEL rules', () => {
   const allRules: string[] = [];
   JSON.stringify(specJson, (k, v) => {
