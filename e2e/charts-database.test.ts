@@ -129,6 +129,12 @@ describe('the database chart installed alone', () => {
     expect(storage.stderr).toContain(
       'storageClassName is immutable: existing volumes cannot move to another storage class',
     );
+    // Installed at 1Gi: 1000Mi is smaller, though its number is larger.
+    const shrink = upgradeChart('database', release, ns, ['--set-string', 'storage.size=1000Mi']);
+    expect(shrink.ok).toBe(false);
+    expect(shrink.stderr).toContain(
+      'storage.size: size may grow but never shrink: a volume cannot give back space its data may use (1Gi, asked for 1000Mi)',
+    );
   });
 
   it('keeps the generated passwords across an upgrade', () => {

@@ -1,11 +1,9 @@
 // What the database chart does that parity cannot show: the passwords it generates or is given, the
 // spec's rules it enforces with `fail`, and restricted pods everywhere, the helm test's included.
 // The server texts it runs are the library's generated copies (charts/test/chart-files.test.ts).
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
-import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
-import { chartPath, renderChart, templateChart } from './helm.ts';
+import { renderChart, templateChart } from './helm.ts';
+import { testTierRules } from './data-tier-checks.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenResourceRules } from './parity.ts';
 
@@ -66,37 +64,26 @@ describe("the spec's rules the schema cannot say", () => {
   // Each CEL rule of spec.database (operator/api/database.ts), broken once: the chart fails naming
   // the field. Rules on changes (oldSelf) need the live release: the chart checks them on upgrade
   // with `lookup`, which e2e/charts-database.test.ts breaks on the cluster; here only their text.
-  const broken: Record<string, { field: string; values?: Record<string, unknown> }> = {
-    'synchronousReplicas must be <= replicas': {
-      field: 'synchronousReplicas',
-      values: { replicas: 1, synchronousReplicas: 2 },
+  testTierRules(
+    'database',
+    {},
+    {
+      'synchronousReplicas must be <= replicas': {
+        field: 'synchronousReplicas',
+        values: { replicas: 1, synchronousReplicas: 2 },
+      },
+      'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
+      'size must be greater than zero': { field: 'storage.size', values: { storage: { size: 0 } } },
+      'size may grow but never shrink: a volume cannot give back space its data may use': {
+        field: 'storage.size',
+      },
+      'storageClassName is immutable: existing volumes cannot move to another storage class': {
+        field: 'storage.storageClassName',
+      },
+      ...brokenResourceRules((resources) => ({ resources })),
     },
-    'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
-    'storageClassName is immutable: existing volumes cannot move to another storage class': {
-      field: 'storage.storageClassName',
-    },
-    ...brokenResourceRules((resources) => ({ resources })),
-  };
-
-  it('every CEL rule of spec.database has a case here', () => {
-    const entry = CHART_SCHEMAS.find((c) => c.chart === 'database')!;
-    expect(Object.keys(broken).sort()).toEqual(
-      [...new Set(tierCelRules(entry).map((r) => r.rule.message))].sort(),
-    );
-  });
-
-  it.each(Object.entries(broken))('%s', (message, { field, values }) => {
-    if (values) {
-      expect(failure(values)).toContain(`${field}: ${message}`);
-    } else {
-      // The database chart checks them with the library's template, as every shard does.
-      const templates = readFileSync(
-        join(chartPath('scalableapp-lib'), 'templates', '_postgres.tpl'),
-        'utf8',
-      );
-      expect(templates).toContain(`${field}: ${message}`);
-    }
-  });
+    ['scalableapp-lib/templates/_postgres.tpl', 'scalableapp-lib/templates/_resources.tpl'],
+  );
 
   it('refuses a primary that is no instance, naming the instances', () => {
     expect(failure({ replicas: 1, primary: 'shop-db-2' })).toContain(

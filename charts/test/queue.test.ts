@@ -66,12 +66,16 @@ describe("the spec's rules the schema cannot say", () => {
         field: 'replicas',
         values: { replicas: 4 },
       },
+      'size must be greater than zero': { field: 'storage.size', values: { storage: { size: 0 } } },
+      'size may grow but never shrink: a volume cannot give back space its data may use': {
+        field: 'storage.size',
+      },
       'storageClassName is immutable: existing volumes cannot move to another storage class': {
         field: 'storage.storageClassName',
       },
       ...brokenResourceRules((resources) => ({ resources })),
     },
-    ['queue/templates/_queue.tpl'],
+    ['queue/templates/_queue.tpl', 'scalableapp-lib/templates/_resources.tpl'],
   );
 
   it.each([1, 3, 5, 7])('accepts %d nodes', (replicas) => {

@@ -70,12 +70,20 @@ describe("the spec's rules the schema cannot say", () => {
     {
       'key is immutable: changing the sharding key would move every row': { field: 'key' },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
+      'size must be greater than zero': { field: 'storage.size', values: { storage: { size: 0 } } },
+      'size may grow but never shrink: a volume cannot give back space its data may use': {
+        field: 'storage.size',
+      },
       'storageClassName is immutable: existing volumes cannot move to another storage class': {
         field: 'storage.storageClassName',
       },
       ...brokenResourceRules((resources) => ({ resources })),
     },
-    ['shards/templates/_shards.tpl', 'scalableapp-lib/templates/_postgres.tpl'],
+    [
+      'shards/templates/_shards.tpl',
+      'scalableapp-lib/templates/_postgres.tpl',
+      'scalableapp-lib/templates/_resources.tpl',
+    ],
   );
 
   it('refuses a hot key listed twice, as the spec (a list keyed by key) cannot hold it', () => {

@@ -140,6 +140,7 @@ live StatefulSet; `helm template` sees none and checks nothing.
 */}}
 {{- define "queue.checkUnchangeable" -}}
 {{- $live := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "queue.name" .) -}}
+{{- include "scalableapp-lib.checkStorageSize" (dict "size" .Values.storage.size "live" $live) -}}
 {{- if $live -}}
 {{- $class := (first $live.spec.volumeClaimTemplates).spec.storageClassName | default "" -}}
 {{- if ne $class (.Values.storage.storageClassName | default "") -}}

@@ -127,6 +127,7 @@ tag: with an `image` override a major upgrade is refused by Postgres itself (the
 */}}
 {{- define "scalableapp-lib.postgres.checkUnchangeable" -}}
 {{- $live := lookup "apps/v1" "StatefulSet" .context.Release.Namespace .name -}}
+{{- include "scalableapp-lib.checkStorageSize" (dict "size" .spec.storage.size "live" $live) -}}
 {{- if $live -}}
 {{- $image := (first $live.spec.template.spec.containers).image -}}
 {{- $tag := regexFind "^postgres:[0-9]+$" $image | trimPrefix "postgres:" -}}

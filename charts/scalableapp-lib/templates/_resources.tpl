@@ -135,3 +135,22 @@ field (the path of `resources` for messages). Use: $r := include "scalableapp-li
 {{- end -}}
 {{- toYaml $out -}}
 {{- end }}
+
+{{/*
+The spec's rules on a volume's size (its CEL rules): greater than zero, and, against the live
+StatefulSet's claim template when there is one, never smaller than it was (Kubernetes refuses to
+shrink a PVC, long after the release was accepted). Takes a dict: size, live (a lookup result, empty
+under `helm template`).
+*/}}
+{{- define "scalableapp-lib.checkStorageSize" -}}
+{{- $size := include "scalableapp-lib.scaled" (dict "quantity" .size "percent" 100000 "field" "storage.size") | atoi -}}
+{{- if lt $size 1 -}}
+{{- fail (printf "storage.size: size must be greater than zero (asked for %s)" (toJson .size)) -}}
+{{- end -}}
+{{- if .live -}}
+{{- $was := (first .live.spec.volumeClaimTemplates).spec.resources.requests.storage -}}
+{{- if lt $size (include "scalableapp-lib.scaled" (dict "quantity" $was "percent" 100000 "field" "storage.size") | atoi) -}}
+{{- fail (printf "storage.size: size may grow but never shrink: a volume cannot give back space its data may use (%s, asked for %s)" $was (include "scalableapp-lib.quantity" .size)) -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
