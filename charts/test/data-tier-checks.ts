@@ -57,6 +57,20 @@ export type TierRules = Record<string, { field: string; values?: Record<string, 
  * case without `values` checks that one of `templates` (paths under charts/) says the rule with its
  * field. Defines the tests inside the caller's describe.
  */
+/**
+ * The cases of a volume's rules (operator/api/common.ts `storage`): a zero size fails at render; the
+ * rules on changes (oldSelf) need the live release, checked on upgrade with `lookup`.
+ */
+export const brokenStorageRules = (): TierRules => ({
+  'size must be greater than zero': { field: 'storage.size', values: { storage: { size: 0 } } },
+  'size may grow but never shrink: a volume cannot give back space its data may use': {
+    field: 'storage.size',
+  },
+  'storageClassName is immutable: existing volumes cannot move to another storage class': {
+    field: 'storage.storageClassName',
+  },
+});
+
 export function testTierRules(
   chart: string,
   base: Record<string, unknown>,

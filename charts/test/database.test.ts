@@ -3,7 +3,7 @@
 // The server texts it runs are the library's generated copies (charts/test/chart-files.test.ts).
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
-import { testTierRules } from './data-tier-checks.ts';
+import { brokenStorageRules, testTierRules } from './data-tier-checks.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenResourceRules } from './parity.ts';
 
@@ -73,13 +73,7 @@ describe("the spec's rules the schema cannot say", () => {
         values: { replicas: 1, synchronousReplicas: 2 },
       },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
-      'size must be greater than zero': { field: 'storage.size', values: { storage: { size: 0 } } },
-      'size may grow but never shrink: a volume cannot give back space its data may use': {
-        field: 'storage.size',
-      },
-      'storageClassName is immutable: existing volumes cannot move to another storage class': {
-        field: 'storage.storageClassName',
-      },
+      ...brokenStorageRules(),
       ...brokenResourceRules((resources) => ({ resources })),
     },
     ['scalableapp-lib/templates/_postgres.tpl', 'scalableapp-lib/templates/_resources.tpl'],

@@ -4,7 +4,7 @@
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
-import { expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
+import { brokenStorageRules, expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
 import { brokenResourceRules } from './parity.ts';
 
 const base = { queues: [{ name: 'orders' }, { name: 'mail' }] };
@@ -66,13 +66,7 @@ describe("the spec's rules the schema cannot say", () => {
         field: 'replicas',
         values: { replicas: 4 },
       },
-      'size must be greater than zero': { field: 'storage.size', values: { storage: { size: 0 } } },
-      'size may grow but never shrink: a volume cannot give back space its data may use': {
-        field: 'storage.size',
-      },
-      'storageClassName is immutable: existing volumes cannot move to another storage class': {
-        field: 'storage.storageClassName',
-      },
+      ...brokenStorageRules(),
       ...brokenResourceRules((resources) => ({ resources })),
     },
     ['queue/templates/_queue.tpl', 'scalableapp-lib/templates/_resources.tpl'],
