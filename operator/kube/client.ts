@@ -39,6 +39,13 @@ export class Kube {
   readonly kc: KubeConfig;
   readonly fieldManager: string;
   private readonly hooks: KubeHooks;
+  /**
+   * client-node makes a new undici Agent, so a new TLS connection, for every request it
+   * authenticates. One kept per client reuses kept-alive connections, as client-go's transport
+   * does: a thousand child writes were a thousand TLS handshakes on the apiserver and here. (The
+   * TLS settings come from the kubeconfig, read once; tokens are headers, set per request.)
+   */
+  private dispatcher: unknown;
 
   constructor(kc: KubeConfig, fieldManager: string, hooks: KubeHooks = {}) {
     this.kc = kc;
@@ -68,7 +75,7 @@ export class Kube {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         // client-node and this module may resolve different copies of undici's Dispatcher type.
-        dispatcher: ctx.getDispatcher() as never,
+        dispatcher: (this.dispatcher ??= ctx.getDispatcher()) as never,
       });
     } catch (e) {
       throw new Error(`${method} ${path} failed`, { cause: e });
