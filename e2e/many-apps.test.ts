@@ -71,7 +71,10 @@ describe(`${APPS} full-stack apps applied at once`, () => {
       },
       900_000,
       2_000,
-      () => (op.proc.exitCode !== null ? `the operator exited with ${op.proc.exitCode}` : undefined),
+      () =>
+        op.proc.exitCode !== null
+          ? `the operator exited with ${op.proc.exitCode}; its last lines:\n${op.logs.slice(-25).join('\n')}`
+          : undefined,
     );
     const seconds = Math.round((Date.now() - started) / 1000);
     const writes = (await op.counter('scalableapp_api_requests_total')) - writes0;
