@@ -20,6 +20,10 @@ export function mergeConditions(
   });
 }
 
+/** An ISO time at the second precision of metav1.Time: a millisecond one would differ from what is read back. */
+export const metaTime = (time: Date | string) =>
+  (typeof time === 'string' ? time : time.toISOString()).replace(/\.\d{3}Z$/, 'Z');
+
 export const cond = (type: string, ok: boolean, reason: string, message: string): ConditionInput => ({
   type,
   status: ok ? 'True' : 'False',

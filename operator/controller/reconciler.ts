@@ -61,7 +61,7 @@ import { SHARD_MAP_KEY, safeParseShardMap } from '../sharding/shard-map.ts';
 import { mqCredentialsName, mqName } from '../tiers/queue.ts';
 import { AMQP_PORT } from '../dataplane/rabbitmq/config.ts';
 import type { ChildCaches } from './children.ts';
-import { cond, mergeConditions, type ConditionInput } from './conditions.ts';
+import { cond, mergeConditions, metaTime, type ConditionInput } from './conditions.ts';
 import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { referencedSecrets } from './references.ts';
@@ -290,11 +290,12 @@ export class Reconciler {
     if (refusals.length) {
       // Nothing is deleted and no pod restarted while the app is half applied: a restart may wait on
       // a record that was refused. The status says which child and why, once.
+      const refused = new ChildRefusedError(refusals);
       if ((await this.writeStatus(app, facts, raw.status, generation, changed > 0, refusals)).wrote) {
-        log.warn('a child was refused; retrying with backoff', { refused: refusalMessage(refusals) });
-        await this.d.events.record(app, 'Warning', 'ChildRefused', refusalMessage(refusals));
+        log.warn('a child was refused; retrying with backoff', { refused: refused.message });
+        await this.d.events.record(app, 'Warning', 'ChildRefused', refused.message);
       }
-      throw new ChildRefusedError(refusals);
+      throw refused;
     }
     const pruned = await this.prune(app, desired, log);
     // After the record moved (applied above), so a restarted instance starts from the new one.
@@ -754,8 +755,7 @@ export class Reconciler {
   }
 
   private now(): string {
-    // metav1.Time has second precision; a millisecond timestamp would differ from what is read back.
-    return (this.d.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return metaTime(this.d.now?.() ?? new Date());
   }
 }
 

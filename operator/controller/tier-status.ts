@@ -13,7 +13,7 @@ import { ringSpec } from '../sharding/shard-map.ts';
 import { QUEUE, mqName } from '../tiers/queue.ts';
 import { consumerName, consumerReplicas, consumerSelector } from '../tiers/consumers.ts';
 import { selectorLabels } from '../tiers/labels.ts';
-import { TIER_REASON, cond, type ConditionInput, type TierReason } from './conditions.ts';
+import { TIER_REASON, cond, metaTime, type ConditionInput, type TierReason } from './conditions.ts';
 import { diagnosePods } from './pod-diagnosis.ts';
 
 /**
@@ -335,7 +335,6 @@ export function consumersReadiness(
 
 /** Per consumer: the replicas it runs and the autoscaler's last decision with its inputs. */
 export function consumersStatus(app: ScalableApp, facts: ObservedFacts) {
-  const seconds = (time: string) => time.replace(/\.\d{3}Z$/, 'Z');
   return (app.spec.consumers ?? []).map((c) => {
     const scale = facts.consumerScale?.[c.name];
     const d = scale?.decision;
@@ -347,7 +346,7 @@ export function consumersStatus(app: ScalableApp, facts: ObservedFacts) {
       : undefined;
     const lastScale = s
       ? {
-          time: seconds(s.time),
+          time: metaTime(s.time),
           fromReplicas: s.currentReplicas,
           toReplicas: s.desiredReplicas,
           queueDepth: s.queueDepth,
@@ -360,7 +359,7 @@ export function consumersStatus(app: ScalableApp, facts: ObservedFacts) {
       ...(d
         ? {
             lastDecision: {
-              time: seconds(d.time),
+              time: metaTime(d.time),
               queueDepth: d.queueDepth,
               desiredReplicas: d.desiredReplicas,
               reason: d.reason,

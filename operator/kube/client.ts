@@ -40,10 +40,10 @@ export class Kube {
   readonly fieldManager: string;
   private readonly hooks: KubeHooks;
   /**
-   * client-node makes a new undici Agent, so a new TLS connection, for every request it
-   * authenticates. One kept per client reuses kept-alive connections, as client-go's transport
-   * does: a thousand child writes were a thousand TLS handshakes on the apiserver and here. (The
-   * TLS settings come from the kubeconfig, read once; tokens are headers, set per request.)
+   * client-node makes a new undici Agent for every request it authenticates, so no connection is
+   * ever reused (read from its source, not measured). One kept per client reuses kept-alive
+   * connections, as client-go's transport does. (The TLS settings come from the kubeconfig, read
+   * once; tokens are headers, set per request.)
    */
   private dispatcher: unknown;
 
