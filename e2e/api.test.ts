@@ -92,8 +92,8 @@ describe('valid corpus: every sample is accepted', () => {
 
 describe('invalid corpus: every spec is rejected, and the error names its field', () => {
   const ssa = ['apply', '--server-side', '--field-manager=scalableapp-tests', '-f', '-'];
-  it.each(invalidCorpus().map((c) => [c.name, c] as const))('%s', (name, c) => {
-    const objectName = `bad-${name}`.slice(0, 63);
+  it.each(invalidCorpus().map((c, i) => [c.name, c, i] as const))('%s', (_name, c, i) => {
+    const objectName = c.appName ?? `bad-${i}`;
     if (c.update) {
       kubectl(ssa, manifest(objectName, c.spec));
       const r = tryKubectl(ssa, manifest(objectName, c.update));

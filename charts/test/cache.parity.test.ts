@@ -1,6 +1,7 @@
 // charts/cache renders what the operator builds for spec.cache (plus the app-wide NetworkPolicies),
 // for several input sets; maxmemory is computed from the same quantities to the same byte; and the
 // chart enforces the spec's CEL rules and the restricted Pod Security Standard.
+import { CACHE_RESOURCES } from '../../operator/api/cache.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/tiers/desired-state.ts';
@@ -69,7 +70,7 @@ const cases: Case[] = [
         resources: { requests: { cpu: 1, memory: '1Gi' }, limits: { cpu: '2', memory: 1073741824 } },
         memoryHeadroomPercent: 35,
         evictionPolicy: 'volatile-ttl',
-        defaultTTLSeconds: 0,
+        defaultTTLSeconds: 90,
         minReplicasToWrite: 2,
         maxReplicaLagSeconds: 30,
       },
@@ -202,7 +203,7 @@ describe('maxmemory: the chart computes the operator’s bytes', () => {
     ['1.2345678901G', 13],
     ['123456789', 90],
     [268435457, 20],
-    ['8Pi', 50],
+    ['1Pi', 50],
   ])('%s with %d%% headroom', (memory, headroom) => {
     expect(maxmemoryOf(memory, headroom)).toEqual({ bytes: maxMemoryBytes(memory, headroom) });
   });
@@ -211,10 +212,11 @@ describe('maxmemory: the chart computes the operator’s bytes', () => {
     ['1', 20, 'leaves no memory after 20% headroom'],
     ['100m', 5, 'leaves no memory after 5% headroom'],
     ['8Ei', 20, 'is too large'],
-  ])('%s with %d%% headroom fails as the operator does: %s', (memory, headroom, message) => {
+  ])('%s with %d%% headroom fails in the operator (%s) and in the chart', (memory, headroom, message) => {
     expect(() => maxMemoryBytes(memory, headroom)).toThrow(message);
-    expect(maxmemoryOf(memory, headroom).error).toContain(`resources.limits.memory`);
-    expect(maxmemoryOf(memory, headroom).error).toContain(message);
+    // The chart refuses it before computing maxmemory, as the CRD does: a byte quantity between the
+    // floor and 1Pi (the operator's function keeps its own checks for any other caller).
+    expect(maxmemoryOf(memory, headroom).error).toMatch(/resources[./]limits[./]memory/);
   });
 });
 
@@ -224,7 +226,9 @@ describe('charts/cache enforces what the schema cannot say', () => {
       values: { replicas: 1, minReplicasToWrite: 2 },
       field: 'minReplicasToWrite',
     },
-    ...brokenResourceRules((resources) => ({ resources })),
+    'a volatile-* evictionPolicy evicts only keys with a TTL: set defaultTTLSeconds > 0 or use an allkeys-* policy':
+      { values: { evictionPolicy: 'volatile-lru', defaultTTLSeconds: 0 }, field: 'evictionPolicy' },
+    ...brokenResourceRules((resources) => ({ resources }), CACHE_RESOURCES.memoryFloor),
   };
 
   testCelRules('cache', { auth: { password: 'pw' } }, broken);

@@ -56,7 +56,8 @@ const cases: Case[] = [
       consumers: [
         {
           name: 'orders',
-          image: 'registry.example/orders@sha256:0123456789abcdef',
+          image:
+            'registry.example/orders@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
           queue: 'orders',
           resources: { requests: { cpu: 2, memory: '1.5Gi' }, limits: { cpu: '4', memory: 4294967296 } },
           env: [

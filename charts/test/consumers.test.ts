@@ -2,6 +2,8 @@
 // operator, the KEDA objects when KEDA is served, where QUEUE_URL comes from, the spec's rules it
 // enforces with `fail`, and restricted pods everywhere, the helm test's included. QUEUE_URL read from
 // the queue's credentials Secret needs a cluster: e2e/charts-consumers.test.ts.
+import { CONSUMER_RESOURCES } from '../../operator/api/queue.ts';
+import { injectedEnvMessage } from '../../operator/api/common.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { brokenResourceRules, testCelRules } from './parity.ts';
@@ -184,6 +186,10 @@ describe('the connection Secret', () => {
 
 describe("the spec's rules the schema cannot say", () => {
   testCelRules('consumers', base, {
+    [injectedEnvMessage]: {
+      values: { consumers: [{ ...orders, env: [{ name: 'QUEUE_NAME', value: 'other' }] }] },
+      field: 'consumers[0].env[0].name',
+    },
     'name must not be web or edge: its Deployment <app>-<name> would be the web or edge cache tier': {
       values: { consumers: [orders, { ...orders, name: 'edge' }] },
       field: 'consumers[1].name',
@@ -216,6 +222,7 @@ describe("the spec's rules the schema cannot say", () => {
     Object.entries(
       brokenResourceRules(
         (resources) => ({ consumers: [orders, { ...orders, name: 'b', resources }] }),
+        CONSUMER_RESOURCES.memoryFloor,
         'consumers[1].resources',
       ),
     ),

@@ -2,6 +2,7 @@
 // share: the parity exclusions of a Postgres cluster without the operator, the spec's rules checked
 // by rendering or, for rules on changes, by the templates' text, and generated secrets kept out of
 // every object but their Secret.
+import { volumeSizeMessage } from '../../operator/api/common.ts';
 import { readFileSync } from 'node:fs';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { chartPath, templateChart, type RenderedObject } from './helm.ts';
@@ -62,7 +63,7 @@ export type TierRules = Record<string, { field: string; values?: Record<string, 
  * rules on changes (oldSelf) need the live release, checked on upgrade with `lookup`.
  */
 export const brokenStorageRules = (): TierRules => ({
-  'size must be greater than zero': { field: 'storage.size', values: { storage: { size: 0 } } },
+  [volumeSizeMessage]: { field: 'storage.size', values: { storage: { size: 0 } } },
   'size may grow but never shrink: a volume cannot give back space its data may use': {
     field: 'storage.size',
   },

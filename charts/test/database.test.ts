@@ -1,6 +1,7 @@
 // What the database chart does that parity cannot show: the passwords it generates or is given, the
 // spec's rules it enforces with `fail`, and restricted pods everywhere, the helm test's included.
 // The server texts it runs are the library's generated copies (charts/test/chart-files.test.ts).
+import { POSTGRES_RESOURCES } from '../../operator/api/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { brokenStorageRules, testTierRules } from './data-tier-checks.ts';
@@ -74,7 +75,7 @@ describe("the spec's rules the schema cannot say", () => {
       },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
       ...brokenStorageRules(),
-      ...brokenResourceRules((resources) => ({ resources })),
+      ...brokenResourceRules((resources) => ({ resources }), POSTGRES_RESOURCES.memoryFloor),
     },
     ['scalableapp-lib/templates/_postgres.tpl', 'scalableapp-lib/templates/_resources.tpl'],
   );

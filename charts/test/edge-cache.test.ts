@@ -1,5 +1,6 @@
 // What the edge-cache chart does that parity cannot show: the builder's refusals of paths nginx must
 // not get (the schema's pattern admits them), an origin in another release, restricted pods.
+import { EDGE_CACHE_RESOURCES } from '../../operator/api/edge-cache.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import { edgeConfigMap } from '../../operator/tiers/edge-cache.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
@@ -47,7 +48,7 @@ describe("the spec's rules the schema cannot say", () => {
   testCelRules(
     'edge-cache',
     {},
-    brokenResourceRules((resources) => ({ resources })),
+    brokenResourceRules((resources) => ({ resources }), EDGE_CACHE_RESOURCES.memoryFloor),
   );
 });
 

@@ -24,7 +24,11 @@
  * by design (`path`, e.g. `spec.selector`, `spec.template.spec.containers[0].env`). An exclusion
  * that matches nothing is itself reported, so exclusions cannot outlive their reason.
  */
-import { requestWithinLimitMessage } from '../../operator/api/common.ts';
+import {
+  memoryLimitMessage,
+  requestWithinLimitMessage,
+  type ResourceDefaults,
+} from '../../operator/api/common.ts';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { renderChart, templateChart, type RenderOptions } from './helm.ts';
 
@@ -183,15 +187,21 @@ export function tierObjects<T extends object>(objects: readonly T[], components:
 export type BrokenRules = Record<string, { values: Record<string, unknown>; field: string }>;
 
 /**
- * The two rules every tier's `resources` carries, broken: a CPU request above the CPU limit, and a
- * memory limit given alone below the default memory request (every tier's is 64Mi or more).
- * `at(resources)` places the resources in the chart's values; `field` is their path in messages.
+ * The three rules every tier's `resources` carries, broken: a CPU request above the CPU limit, a
+ * memory limit given alone below the default memory request (every tier's is 64Mi or more), and a
+ * memory limit below the tier's floor (every floor is 16Mi or more). `at(resources)` places the
+ * resources in the chart's values; `field` is their path in messages.
  */
 export function brokenResourceRules(
   at: (resources: Record<string, unknown>) => Record<string, unknown>,
+  floor: ResourceDefaults['memoryFloor'],
   field = 'resources',
 ): BrokenRules {
   return {
+    [memoryLimitMessage(floor)]: {
+      values: at({ requests: { memory: '1Mi' }, limits: { memory: '4Mi' } }),
+      field: `${field}.limits.memory`,
+    },
     [requestWithinLimitMessage('cpu')]: {
       values: at({ requests: { cpu: 2 }, limits: { cpu: '500m' } }),
       field: `${field}.requests.cpu`,

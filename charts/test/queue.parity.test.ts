@@ -176,7 +176,7 @@ describe('the resource alarms: the chart computes the operator’s bytes', () =>
     [undefined, '1Gi'],
     ['1.5Gi', '100G'],
     ['700Mi', '1.5e9'],
-    ['3', '5Gi'],
+    ['300Mi', '5Gi'],
     [268435457, 10737418241],
     ['4Ti', '1Pi'],
   ])('memory limit %s, volume %s', (memory, size) => {

@@ -3,6 +3,7 @@
 // on changes (the ring, the key, the version, the storage class) need the live release:
 // e2e/charts-shards.test.ts breaks them. The Postgres texts every shard runs are the library's
 // generated copies (charts/test/chart-files.test.ts).
+import { POSTGRES_RESOURCES } from '../../operator/api/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
@@ -71,7 +72,7 @@ describe("the spec's rules the schema cannot say", () => {
       'key is immutable: changing the sharding key would move every row': { field: 'key' },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
       ...brokenStorageRules(),
-      ...brokenResourceRules((resources) => ({ resources })),
+      ...brokenResourceRules((resources) => ({ resources }), POSTGRES_RESOURCES.memoryFloor),
     },
     [
       'shards/templates/_shards.tpl',

@@ -1,6 +1,8 @@
 // charts/web renders what the operator builds for spec.web (plus the app-wide NetworkPolicies and
 // the connection Secret it stands in for), for several input sets; and it enforces the spec's CEL
 // rules and the restricted Pod Security Standard.
+import { AUTOSCALING_CPU_MESSAGE, HOST_IP_MESSAGE, WEB_RESOURCES } from '../../operator/api/web.ts';
+import { injectedEnvMessage } from '../../operator/api/common.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/tiers/desired-state.ts';
@@ -47,7 +49,8 @@ const cases: Case[] = [
     namespace: 'retail-eu',
     spec: {
       web: {
-        image: 'registry.example/shop@sha256:0123456789abcdef',
+        image:
+          'registry.example/shop@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
         port: 9090,
         replicas: 5,
         autoscaling: { minReplicas: 3, maxReplicas: 40, targetCPUUtilizationPercentage: 55 },
@@ -212,7 +215,21 @@ describe('charts/web enforces what the schema cannot say', () => {
       },
       field: 'env[1]',
     },
-    ...brokenResourceRules((resources) => ({ resources })),
+    [injectedEnvMessage]: {
+      values: {
+        env: [
+          { name: 'OK', value: '1' },
+          { name: 'DATABASE_URL', value: 'postgres://elsewhere/db' },
+        ],
+      },
+      field: 'env[1].name',
+    },
+    [HOST_IP_MESSAGE]: { values: { expose: { type: 'Ingress', host: '10.1.2.3' } }, field: 'expose.host' },
+    [AUTOSCALING_CPU_MESSAGE]: {
+      values: { autoscaling: { maxReplicas: 4 }, resources: { requests: { cpu: 0 } } },
+      field: 'resources.requests.cpu',
+    },
+    ...brokenResourceRules((resources) => ({ resources }), WEB_RESOURCES.memoryFloor),
   };
 
   testCelRules('web', { image: 'x' }, broken);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { image, resources } from './common.ts';
+import { image, resources, type ResourceDefaults } from './common.ts';
 
 /** Redis/Valkey `maxmemory-policy` values. */
 export const EVICTION_POLICIES = [
@@ -14,6 +14,12 @@ export const EVICTION_POLICIES = [
   'volatile-ttl',
 ] as const;
 
+export const CACHE_RESOURCES: ResourceDefaults = {
+  requests: { cpu: '100m', memory: '256Mi' },
+  limits: { memory: '256Mi' },
+  memoryFloor: { min: '32Mi', server: 'Valkey' },
+};
+
 export const cache = doc(
   z.object({
     image: image('Container image of the cache server (Valkey, wire-compatible with Redis).').default(
@@ -25,7 +31,7 @@ export const cache = doc(
     ).default(2),
     resources: resources(
       'CPU and memory for each cache container. `maxmemory` is derived from the memory limit.',
-      { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '256Mi' } },
+      CACHE_RESOURCES,
     ),
     memoryHeadroomPercent: doc(
       z.number().int().min(5).max(90),
@@ -51,6 +57,14 @@ export const cache = doc(
   'The cache tier: a primary and replicas, across zones.',
   {
     cel: [
+      {
+        // A volatile-* policy evicts only keys with an expiry; with no default TTL the app sets none,
+        // so a full cache evicts nothing and refuses every write (OOM command not allowed).
+        rule: "!self.evictionPolicy.startsWith('volatile-') || self.defaultTTLSeconds > 0",
+        message:
+          'a volatile-* evictionPolicy evicts only keys with a TTL: set defaultTTLSeconds > 0 or use an allkeys-* policy',
+        fieldPath: '.evictionPolicy',
+      },
       {
         rule: 'self.minReplicasToWrite <= self.replicas',
         message: 'minReplicasToWrite must be <= replicas, or the primary could never accept a write',

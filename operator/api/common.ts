@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { quantityFraction } from '../tiers/resources.ts';
+import { compareQuantities, quantityFraction } from './quantity.ts';
 
 /**
  * The Kubernetes resource.Quantity grammar ("250m", "1.5Gi", 2), narrowed to what a child takes: no
@@ -10,9 +10,25 @@ import { quantityFraction } from '../tiers/resources.ts';
 export const QUANTITY_PATTERN =
   '^\\+?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$';
 
-export const quantity = (description: string) =>
+/**
+ * A quantity of bytes: no milli, micro or nano suffix and no negative exponent ("500m" of memory is
+ * half a byte, which the kubelet rounds and Kubernetes only warns about).
+ */
+export const BYTES_PATTERN =
+  '^\\+?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[kMGTPE]|([eE]\\+?[0-9]+))?$';
+
+/** The largest memory limit or volume the operator takes: far beyond any node, well inside 2^53. */
+export const MAX_BYTES = '1Pi';
+
+export const quantity = (description: string, { bytes = false }: { bytes?: boolean } = {}) =>
   doc(
-    z.union([z.number().int().min(0), z.string().max(64).regex(new RegExp(QUANTITY_PATTERN))]),
+    z.union([
+      z.number().int().min(0),
+      z
+        .string()
+        .max(64)
+        .regex(new RegExp(bytes ? BYTES_PATTERN : QUANTITY_PATTERN)),
+    ]),
     description,
     {
       intOrString: true,
@@ -24,27 +40,47 @@ export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const dnsLabel = (description: string, max = 40) =>
   doc(z.string().min(1).max(max).regex(DNS_LABEL), description);
 
+/** RFC 1123 subdomain: what the name of a Secret, a StorageClass, an IngressClass or a Gateway must be. */
+export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const dnsSubdomain = (description: string) =>
+  doc(z.string().min(1).max(253).regex(DNS_SUBDOMAIN), description);
+
+/**
+ * An image reference as the kubelet parses it (the distribution/reference grammar): an optional
+ * registry host and port, lowercase path components, an optional tag and digest. The apiserver
+ * admits any string without spaces; the kubelet refuses the rest with InvalidImageName, pod by pod.
+ */
+const DOMAIN_PART = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const PATH_PART = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+export const IMAGE_REFERENCE = new RegExp(
+  `^(?:${DOMAIN_PART}(?:\\.${DOMAIN_PART})*(?::[0-9]+)?/)?${PATH_PART}(?:/${PATH_PART})*` +
+    '(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$',
+);
+
 export const image = (description: string) =>
   doc(
-    z
-      .string()
-      .min(1)
-      .max(512)
-      .regex(/^[^\s]+$/),
-    description,
+    z.string().min(1).max(512).regex(IMAGE_REFERENCE),
+    `${description} A reference the kubelet can pull: [registry[:port]/]lowercase/path[:tag][@digest].`,
   );
 
 /** A tier's default resources: what each quantity the user does not give comes to. */
 export interface ResourceDefaults {
   readonly requests: { readonly cpu: string; readonly memory: string };
   readonly limits: { readonly memory: string };
+  /**
+   * The smallest memory limit the tier's server starts in, and its name: a smaller limit is admitted
+   * by Kubernetes and fails at the container runtime (below 6Mi) or in the server (shared_buffers,
+   * maxmemory, the broker's watermark), so it is refused at admission.
+   */
+  readonly memoryFloor: { readonly min: string; readonly server: string };
 }
 
 const resourceList = (what: string, defaults: { cpu?: string; memory?: string }) => {
   const q = (name: 'cpu' | 'memory', example: string) => {
     const d = defaults[name];
     const field = quantity(
-      `${name === 'cpu' ? 'CPU' : 'Memory'} ${what}, e.g. ${example}.${d ? ` Default ${d}.` : ''}`,
+      `${name === 'cpu' ? 'CPU' : 'Memory (bytes)'} ${what}, e.g. ${example}.${d ? ` Default ${d}.` : ''}`,
+      { bytes: name === 'memory' },
     );
     return d ? field.default(d) : field.optional();
   };
@@ -64,6 +100,16 @@ const requestWithinLimit = (name: 'cpu' | 'memory') => ({
   rule: `!has(self.requests) || !has(self.limits) || !has(self.requests.${name}) || !has(self.limits.${name}) || quantity(string(self.requests.${name})).compareTo(quantity(string(self.limits.${name}))) <= 0`,
   message: requestWithinLimitMessage(name),
   fieldPath: `.requests.${name}`,
+});
+
+/** What the apiserver (and each chart) says of a memory limit out of the tier's bounds. */
+export const memoryLimitMessage = (floor: ResourceDefaults['memoryFloor']) =>
+  `limits.memory must be between ${floor.min} (${floor.server} does not start in less) and ${MAX_BYTES}`;
+
+const memoryLimitBounds = (floor: ResourceDefaults['memoryFloor']) => ({
+  rule: `!has(self.limits) || !has(self.limits.memory) || (quantity(string(self.limits.memory)).compareTo(quantity('${floor.min}')) >= 0 && quantity(string(self.limits.memory)).compareTo(quantity('${MAX_BYTES}')) <= 0)`,
+  message: memoryLimitMessage(floor),
+  fieldPath: '.limits.memory',
 });
 
 /** What the apiserver (and each chart) says of a request above its limit. */
@@ -101,24 +147,48 @@ export const resources = (
               message: requestWithinLimitMessage(name),
             });
         }
+        const limit = r.limits.memory;
+        if (limit === undefined) return;
+        const [low, high] = [
+          compareQuantities(limit, defaults.memoryFloor.min),
+          compareQuantities(limit, MAX_BYTES),
+        ];
+        if (low === -1 || high === 1)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['limits', 'memory'],
+            message: memoryLimitMessage(defaults.memoryFloor),
+          });
       }),
-    `${description} Each quantity not given keeps its default; a request may not exceed its limit${admission ? '' : ' (refused by the operator with an InvalidSpec condition, not at admission)'}. Changed in place (vertical scaling): the pods roll with the new values.`,
-    admission ? { cel: [requestWithinLimit('cpu'), requestWithinLimit('memory')] } : {},
+    `${description} Each quantity not given keeps its default; a request may not exceed its limit, and the memory limit is at least ${defaults.memoryFloor.min}${admission ? '' : ' (both refused by the operator with an InvalidSpec condition, not at admission)'}. Changed in place (vertical scaling): the pods roll with the new values.`,
+    admission
+      ? {
+          cel: [
+            requestWithinLimit('cpu'),
+            requestWithinLimit('memory'),
+            memoryLimitBounds(defaults.memoryFloor),
+          ],
+        }
+      : {},
   ).prefault({});
 
-const isZero = (q: string | number) => {
-  const f = quantityFraction(q);
-  return !!f && f.num === 0n;
-};
+/** The smallest volume: below it no server here can even initialise its data directory. */
+export const MIN_VOLUME = '1Mi';
+export const volumeSizeMessage = `size must be between ${MIN_VOLUME} and ${MAX_BYTES}`;
+
+const volumeInBounds = (q: string | number) =>
+  compareQuantities(q, MIN_VOLUME) !== -1 && compareQuantities(q, MAX_BYTES) !== 1;
 
 export const storage = (what: string, defaultSize: string) =>
   doc(
     z.object({
-      size: quantity(`Size of each ${what} volume, e.g. 20Gi. Greater than zero; may grow, never shrink.`)
-        .refine((q) => !isZero(q), 'size must be greater than zero')
+      size: quantity(
+        `Size of each ${what} volume, e.g. 20Gi. Between ${MIN_VOLUME} and ${MAX_BYTES}; may grow, never shrink.`,
+        { bytes: true },
+      )
+        .refine(volumeInBounds, volumeSizeMessage)
         .default(defaultSize),
-      storageClassName: doc(
-        z.string().min(1).max(253),
+      storageClassName: dnsSubdomain(
         'StorageClass of the volumes; the cluster default when omitted. Fixed after creation.',
       ).optional(),
     }),
@@ -126,8 +196,8 @@ export const storage = (what: string, defaultSize: string) =>
     {
       cel: [
         {
-          rule: "quantity(string(self.size)).compareTo(quantity('0')) > 0",
-          message: 'size must be greater than zero',
+          rule: `quantity(string(self.size)).compareTo(quantity('${MIN_VOLUME}')) >= 0 && quantity(string(self.size)).compareTo(quantity('${MAX_BYTES}')) <= 0`,
+          message: volumeSizeMessage,
           fieldPath: '.size',
         },
         {
@@ -147,6 +217,38 @@ export const storage = (what: string, defaultSize: string) =>
     },
   );
 
+/**
+ * The variables the operator hands every app container (the connection Secret, mounted with envFrom,
+ * and a consumer's QUEUE_NAME). A user variable of the same name would silently win over the
+ * operator's (an explicit env beats envFrom), so the app would talk to the wrong place: refused.
+ * operator/tiers/connection.test.ts keeps this list equal to what the builders inject.
+ */
+export const INJECTED_ENV = [
+  'SCALABLEAPP_NAME',
+  'WEB_URL',
+  'CACHE_URL',
+  'CACHE_REPLICAS_URL',
+  'CACHE_DEFAULT_TTL_SECONDS',
+  'SESSION_STORE',
+  'SESSION_STORE_URL',
+  'SESSION_TTL_SECONDS',
+  'ASSET_BASE_PATH',
+  'ASSET_VERSION',
+  'DATABASE_URL',
+  'DATABASE_READ_URL',
+  'SHARD_MAP_CONFIGMAP',
+  'SHARD_MAP_PATH',
+  'SHARD_KEY',
+  'SHARDS_USER',
+  'SHARDS_PASSWORD',
+  'QUEUE_URL',
+  'QUEUE_MANAGEMENT_URL',
+  'QUEUE_NAME',
+] as const;
+
+export const injectedEnvMessage =
+  'name is one the operator sets (the connection Secret or QUEUE_NAME): an env of that name would hide it';
+
 export const envVar = doc(
   z.object({
     name: doc(
@@ -154,14 +256,22 @@ export const envVar = doc(
         .string()
         .min(1)
         .max(253)
-        .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/),
-      'Name of the environment variable.',
+        .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/)
+        .refine((n) => !(INJECTED_ENV as readonly string[]).includes(n), injectedEnvMessage),
+      `Name of the environment variable; not one the operator sets (${INJECTED_ENV.join(', ')}).`,
     ),
     value: doc(z.string().max(32768), 'Literal value.').optional(),
     secretKeyRef: doc(
       z.object({
-        name: doc(z.string().min(1).max(253), "Name of a Secret in the app's namespace."),
-        key: doc(z.string().min(1).max(253), 'Key inside that Secret.'),
+        name: dnsSubdomain("Name of a Secret in the app's namespace."),
+        key: doc(
+          z
+            .string()
+            .min(1)
+            .max(253)
+            .regex(/^[-._a-zA-Z0-9]+$/),
+          'Key inside that Secret (letters, digits, -, _ and .).',
+        ),
       }),
       'Take the value from a Secret key. The operator checks the Secret exists before rolling pods.',
     ).optional(),
@@ -173,6 +283,12 @@ export const envVar = doc(
         rule: 'has(self.value) != has(self.secretKeyRef)',
         message: 'set exactly one of value or secretKeyRef',
         reason: 'FieldValueInvalid',
+      },
+      {
+        rule: `!(self.name in [${INJECTED_ENV.map((n) => `'${n}'`).join(', ')}])`,
+        message: injectedEnvMessage,
+        fieldPath: '.name',
+        reason: 'FieldValueForbidden',
       },
     ],
   },

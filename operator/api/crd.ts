@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from './scalable-app.ts';
+import {
+  API_VERSION,
+  APP_NAME,
+  APP_NAME_MAX,
+  appNameMessage,
+  appNameRule,
+  GROUP,
+  KIND,
+  PLURAL,
+  VERSION,
+} from './scalable-app.ts';
 import { spec } from './spec.ts';
 import { status } from './status.ts';
 
@@ -108,10 +118,22 @@ export function scalableAppCrd() {
               description:
                 'A ScalableApp is a whole application built the way "scale from zero to millions of users" teaches: a web tier behind a load balancer with autoscaling, a cache, a Postgres primary with read replicas and failover, shards, a message queue with consumers, and an edge cache, spread across zones.',
               required: ['spec'],
+              'x-kubernetes-validations': [appNameRule],
               properties: {
                 apiVersion: { type: 'string', description: `${API_VERSION}` },
                 kind: { type: 'string', description: KIND },
-                metadata: { type: 'object' },
+                // A CRD may restrict metadata.name (and only it): children add their suffixes to it.
+                metadata: {
+                  type: 'object',
+                  properties: {
+                    name: {
+                      type: 'string',
+                      description: appNameMessage,
+                      maxLength: APP_NAME_MAX,
+                      pattern: APP_NAME.source,
+                    },
+                  },
+                },
                 spec: jsonSchema(spec),
                 status: jsonSchema(status),
               },

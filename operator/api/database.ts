@@ -1,8 +1,14 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { image, resources, storage } from './common.ts';
+import { image, resources, storage, type ResourceDefaults } from './common.ts';
 
 export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
+
+export const POSTGRES_RESOURCES: ResourceDefaults = {
+  requests: { cpu: '250m', memory: '512Mi' },
+  limits: { memory: '1Gi' },
+  memoryFloor: { min: '128Mi', server: 'Postgres' },
+};
 
 /** Instances of one Postgres cluster (the database tier, and each shard). Shared so shards reuse it. */
 export const postgresInstances = {
@@ -13,10 +19,7 @@ export const postgresInstances = {
   image: image(
     'Override of the Postgres image; the official `postgres:<version>` image when omitted.',
   ).optional(),
-  resources: resources('CPU and memory for each Postgres container.', {
-    requests: { cpu: '250m', memory: '512Mi' },
-    limits: { memory: '1Gi' },
-  }),
+  resources: resources('CPU and memory for each Postgres container.', POSTGRES_RESOURCES),
   deletionPolicy: doc(
     z.enum(DELETION_POLICIES),
     'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them.',

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { image, resources } from './common.ts';
+import { image, resources, type ResourceDefaults } from './common.ts';
+
+export const EDGE_CACHE_RESOURCES: ResourceDefaults = {
+  requests: { cpu: '50m', memory: '64Mi' },
+  limits: { memory: '128Mi' },
+  memoryFloor: { min: '32Mi', server: 'nginx' },
+};
 
 export const edgeCache = doc(
   z.object({
@@ -30,13 +36,10 @@ export const edgeCache = doc(
       'Version in the asset URLs and cache key; a new value invalidates every cached asset.',
     ).default('1'),
     cacheSize: doc(
-      z.string().regex(/^[0-9]+[kmg]$/),
-      'Largest size of the on-disk cache (nginx size syntax, e.g. 512m).',
+      z.string().regex(/^[1-9][0-9]{0,6}[kmg]$/),
+      'Largest size of the on-disk cache (nginx size syntax, e.g. 512m): at least 1k, at most 9999999g (nginx refuses 0 and sizes past its 64-bit offsets). The pod gets twice this as scratch space.',
     ).default('512m'),
-    resources: resources('CPU and memory for each proxy container.', {
-      requests: { cpu: '50m', memory: '64Mi' },
-      limits: { memory: '128Mi' },
-    }),
+    resources: resources('CPU and memory for each proxy container.', EDGE_CACHE_RESOURCES),
   }),
   'The edge cache (the CDN idea, inside the cluster): a caching reverse proxy in front of the web tier for static assets.',
 );

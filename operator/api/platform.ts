@@ -1,15 +1,20 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
 
+/** A label key, as a topology spread constraint's topologyKey must be. */
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
 export const topology = doc(
   z.object({
     spreadAcrossZones: doc(
       z.boolean(),
       "Spread every tier's pods evenly over zones (topology spread constraints, max skew 1).",
     ).default(true),
-    zoneKey: doc(z.string().min(1).max(253), 'Node label that names the zone.').default(
-      'topology.kubernetes.io/zone',
-    ),
+    zoneKey: doc(
+      z.string().min(1).max(317).regex(LABEL_KEY),
+      'Node label that names the zone (a label key: an optional DNS prefix and /, then a name of at most 63 characters). kubernetes.io/hostname spreads hard over nodes; the soft node spread is then left out.',
+    ).default('topology.kubernetes.io/zone'),
     whenUnsatisfiable: doc(
       z.enum(['DoNotSchedule', 'ScheduleAnyway']),
       'DoNotSchedule keeps pods Pending rather than pile them into one zone.',

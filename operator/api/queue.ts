@@ -1,6 +1,21 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { dnsLabel, envList, image, resources, storage } from './common.ts';
+import { dnsLabel, envList, image, resources, storage, type ResourceDefaults } from './common.ts';
+
+export const QUEUE_RESOURCES: ResourceDefaults = {
+  requests: { cpu: '250m', memory: '512Mi' },
+  limits: { memory: '1Gi' },
+  memoryFloor: { min: '256Mi', server: 'RabbitMQ' },
+};
+
+export const CONSUMER_RESOURCES: ResourceDefaults = {
+  requests: { cpu: '100m', memory: '128Mi' },
+  limits: { memory: '256Mi' },
+  memoryFloor: { min: '16Mi', server: 'a container' },
+};
+
+/** RabbitMQ refuses to declare a queue whose name starts with amq. (ACCESS_REFUSED). */
+export const RESERVED_QUEUE_MESSAGE = 'name must not start with amq.: the broker reserves that prefix';
 
 export const queue = doc(
   z.object({
@@ -11,10 +26,7 @@ export const queue = doc(
       z.number().int().min(1).max(7),
       'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority.',
     ).default(3),
-    resources: resources('CPU and memory for each broker container.', {
-      requests: { cpu: '250m', memory: '512Mi' },
-      limits: { memory: '1Gi' },
-    }),
+    resources: resources('CPU and memory for each broker container.', QUEUE_RESOURCES),
     storage: storage('broker', '5Gi').default({ size: '5Gi' }),
     queues: doc(
       z
@@ -26,11 +38,22 @@ export const queue = doc(
                   .string()
                   .min(1)
                   .max(200)
-                  .regex(/^[A-Za-z0-9_.:-]+$/),
-                'Queue name.',
+                  .regex(/^[A-Za-z0-9_.:-]+$/)
+                  .refine((n) => !n.startsWith('amq.'), RESERVED_QUEUE_MESSAGE),
+                'Queue name; not starting with amq. (the broker reserves it).',
               ),
             }),
             'A queue, declared as a quorum queue (replicated across broker nodes).',
+            {
+              cel: [
+                {
+                  rule: "!self.name.startsWith('amq.')",
+                  message: RESERVED_QUEUE_MESSAGE,
+                  fieldPath: '.name',
+                  reason: 'FieldValueForbidden',
+                },
+              ],
+            },
           ),
         )
         .min(1)
@@ -55,15 +78,17 @@ export const consumer = doc(
   z.object({
     name: dnsLabel('Name of the consumer; its Deployment is <app>-<name>.', 30),
     image: image('Container image of the consumer.'),
-    queue: doc(z.string().min(1).max(200), 'The queue it consumes; must be declared in spec.queue.queues.'),
-    resources: resources(
-      'CPU and memory for each consumer container.',
-      {
-        requests: { cpu: '100m', memory: '128Mi' },
-        limits: { memory: '256Mi' },
-      },
-      { admission: false },
+    queue: doc(
+      z
+        .string()
+        .min(1)
+        .max(200)
+        .regex(/^[A-Za-z0-9_.:-]+$/),
+      'The queue it consumes; must be declared in spec.queue.queues.',
     ),
+    resources: resources('CPU and memory for each consumer container.', CONSUMER_RESOURCES, {
+      admission: false,
+    }),
     env: envList('consumer'),
     autoscaling: doc(
       z.object({

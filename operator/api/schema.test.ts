@@ -5,6 +5,23 @@ import { scalableAppCrd } from './crd.ts';
 import { celFailures } from './testdata/validate.ts';
 import { invalidCorpus, namesField, validCorpus } from './testdata/corpus.ts';
 import type { CelRule } from './meta.ts';
+import { appNameRule, scalableApp } from './scalable-app.ts';
+
+/** Paths the apiserver would name for an app of this name and spec, the root rule included. */
+function appErrorsFor(name: string, spec: unknown): string[] {
+  const parsed = scalableApp.safeParse({
+    apiVersion: 'scalableapp.io/v1alpha1',
+    kind: 'ScalableApp',
+    metadata: { name },
+    spec,
+  });
+  const zodPaths = parsed.success ? [] : parsed.error.issues.map((i) => i.path.join('.'));
+  const root = { 'x-kubernetes-validations': [appNameRule] };
+  const cel = parsed.success
+    ? celFailures(root, { metadata: { name }, spec: parsed.data.spec }, undefined, '').map((f) => f.path)
+    : [];
+  return [...zodPaths, ...cel];
+}
 
 const crd = scalableAppCrd();
 const specJson = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec as Parameters<
@@ -56,12 +73,67 @@ describe('invalid corpus (testdata/invalid.yaml)', () => {
     expect(new Set(invalid.map((c) => c.name)).size).toBe(invalid.length);
   });
   it.each(invalid.map((c) => [c.name, c] as const))('%s is rejected naming its field', (_name, c) => {
-    if (c.update) {
+    if (c.appName) {
+      expect(errorsFor(c.spec)).toEqual([]); // only the name is wrong
+      expect(appErrorsFor(c.appName, c.spec).filter((p) => namesField(p, c.field))).not.toEqual([]);
+    } else if (c.update) {
       expect(errorsFor(c.spec)).toEqual([]); // the starting point must itself be valid
       expect(errorsFor(c.update, c.spec).filter((p) => namesField(p, c.field))).not.toEqual([]);
     } else {
       expect(errorsFor(c.spec).filter((p) => namesField(p, c.field))).not.toEqual([]);
     }
+  });
+});
+
+describe('names', () => {
+  const hot = { shards: { count: 2, key: 'user_id', dedicated: [{ key: 'celebrity-42' }] } };
+  it.each([
+    ['shop', { web: { image: 'nginx' } }, []],
+    ['a'.repeat(43), { web: { image: 'nginx' } }, []],
+    ['a'.repeat(44), { web: { image: 'nginx' } }, ['metadata.name']],
+    ['a'.repeat(33), hot, []],
+    // The root CEL rule and the schema both name it (the CRD reports it once, at metadata.name).
+    ['a'.repeat(34), hot, ['metadata.name']],
+    ['shop-2', { web: { image: 'nginx' } }, []],
+    ['2shop', { web: { image: 'nginx' } }, ['metadata.name']],
+  ])('an app named %s', (name, spec, errors) => {
+    expect([...new Set(appErrorsFor(name, spec).map((p) => p.replace(/^\./, '')))]).toEqual(errors);
+  });
+
+  it('the root rule alone refuses a long name with hot keys (the CEL path of the same bound)', () => {
+    const root = { 'x-kubernetes-validations': [appNameRule] };
+    const spec = specSchema.parse(hot);
+    expect(celFailures(root, { metadata: { name: 'a'.repeat(34) }, spec }, undefined, '')).toHaveLength(1);
+    expect(celFailures(root, { metadata: { name: 'a'.repeat(33) }, spec }, undefined, '')).toEqual([]);
+  });
+
+  it('refuses two hot keys whose shards would share a name, which CEL cannot see (the operator says InvalidSpec)', () => {
+    // Found by a birthday search: both keys' SHA-256 begin 7afebf6a.
+    const r = specSchema.safeParse({
+      shards: {
+        count: 2,
+        key: 'user_id',
+        dedicated: [{ key: 'celebrity-46110' }, { key: 'celebrity-86322' }],
+      },
+    });
+    expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'shards.dedicated.1.key: hot keys "celebrity-46110" and "celebrity-86322" would share the shard name shard-hot-7afebf6a: rename one',
+    ]);
+  });
+
+  it('image references: what the kubelet pulls is accepted, what it cannot parse is not', () => {
+    const ok = [
+      'nginx',
+      'nginx:1.29-alpine',
+      'localhost/scalableapp/toolbox:bookworm-e9be820a195a',
+      'registry.example.com:5000/team/app_v2:2026.12',
+      `busybox@sha256:${'a'.repeat(64)}`,
+      `ghcr.io/o/r:v1@sha256:${'0'.repeat(64)}`,
+    ];
+    const bad = ['shop/Web', 'shop:', 'shop:1.0!', 'shop//web', '-shop', 'shop@sha256:abc', 'a b'];
+    for (const image of ok) expect(errorsFor({ web: { image } })).toEqual([]);
+    for (const image of bad)
+      expect([image, errorsFor({ web: { image } })]).toEqual([image, ['spec.web.image']]);
   });
 });
 

@@ -1,7 +1,15 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { doc } from './meta.ts';
 import { postgresInstances } from './database.ts';
 import { storage } from './common.ts';
+
+/**
+ * What names a hot key's shard (<app>-shard-hot-<digest>): 32 bits of its SHA-256, stable whatever
+ * the order of the list. Two keys with one digest would make one shard of two, so the schema refuses
+ * them (the operator with InvalidSpec; CEL cannot hash).
+ */
+export const hotKeyDigest = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 8);
 
 export const shards = doc(
   z.object({
@@ -33,9 +41,24 @@ export const shards = doc(
           ),
         )
         .max(16),
-      'Hot keys (the celebrity problem), each routed to a dedicated shard.',
+      'Hot keys (the celebrity problem), each routed to a dedicated shard named by a digest of the key; two keys with one digest are refused.',
       { listType: 'map', listMapKeys: ['key'] },
-    ).default([]),
+    )
+      .superRefine((list, ctx) => {
+        const seen = new Map<string, number>();
+        list.forEach(({ key }, i) => {
+          const digest = hotKeyDigest(key);
+          const first = seen.get(digest);
+          if (first !== undefined)
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'key'],
+              message: `hot keys ${JSON.stringify(list[first]!.key)} and ${JSON.stringify(key)} would share the shard name shard-hot-${digest}: rename one`,
+            });
+          else seen.set(digest, i);
+        });
+      })
+      .default([]),
   }),
   'Database shards: Postgres clusters selected by a consistent-hash ring over the sharding key.',
   {

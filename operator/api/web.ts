@@ -1,6 +1,21 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { envList, image, resources } from './common.ts';
+import { compareQuantities } from './quantity.ts';
+import { dnsLabel, dnsSubdomain, envList, image, resources, type ResourceDefaults } from './common.ts';
+
+/** A DNS name (optionally a wildcard), each label at most 63 characters, as Ingress and HTTPRoute take. */
+const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+export const HOST_IP_MESSAGE =
+  'host must be a DNS name, not an IP address (Ingress and HTTPRoute refuse one)';
+
+export const WEB_RESOURCES: ResourceDefaults = {
+  requests: { cpu: '100m', memory: '128Mi' },
+  limits: { memory: '256Mi' },
+  memoryFloor: { min: '16Mi', server: 'a container' },
+};
+
+export const AUTOSCALING_CPU_MESSAGE =
+  'autoscaling aims at a share of the CPU request: requests.cpu must be greater than zero';
 
 export const EXPOSE_TYPES = ['ClusterIP', 'LoadBalancer', 'Ingress', 'Gateway'] as const;
 
@@ -36,24 +51,20 @@ export const expose = doc(
         .string()
         .min(1)
         .max(253)
-        .regex(/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/),
-      'Public host name. Required for Ingress and Gateway.',
+        .regex(HOST)
+        .refine((h) => !/^[0-9.]+$/.test(h), HOST_IP_MESSAGE),
+      'Public host name (a DNS name, labels of at most 63 characters, not an IP address). Required for Ingress and Gateway.',
     ).optional(),
-    tlsSecretName: doc(
-      z.string().min(1).max(253),
+    tlsSecretName: dnsSubdomain(
       "A kubernetes.io/tls Secret in the app's namespace that terminates TLS for `host` (Ingress only).",
     ).optional(),
-    ingressClassName: doc(
-      z.string().min(1).max(253),
+    ingressClassName: dnsSubdomain(
       'IngressClass to use; the cluster default when omitted (Ingress only).',
     ).optional(),
     gateway: doc(
       z.object({
-        name: doc(z.string().min(1).max(253), 'Name of the Gateway.'),
-        namespace: doc(
-          z.string().min(1).max(63),
-          "Namespace of the Gateway; the app's namespace when omitted.",
-        ).optional(),
+        name: dnsSubdomain('Name of the Gateway.'),
+        namespace: dnsLabel("Namespace of the Gateway; the app's namespace when omitted.", 63).optional(),
       }),
       'The Gateway the HTTPRoute attaches to (Gateway only).',
     ).optional(),
@@ -61,6 +72,11 @@ export const expose = doc(
   'Exposure of the web tier. Only this entry point is reachable from outside the app; every other tier stays ClusterIP.',
   {
     cel: [
+      {
+        rule: "!has(self.host) || !self.host.matches('^[0-9.]+$')",
+        message: HOST_IP_MESSAGE,
+        fieldPath: '.host',
+      },
       {
         rule: "!(self.type in ['Ingress', 'Gateway']) || has(self.host)",
         message: 'host is required when type is Ingress or Gateway',
@@ -110,10 +126,7 @@ export const web = doc(
     ).default(8080),
     replicas: doc(z.number().int().min(0).max(1000), 'Replica count when autoscaling is not set.').default(2),
     autoscaling: webAutoscaling.optional(),
-    resources: resources('CPU and memory for each web container.', {
-      requests: { cpu: '100m', memory: '128Mi' },
-      limits: { memory: '256Mi' },
-    }),
+    resources: resources('CPU and memory for each web container.', WEB_RESOURCES),
     expose: expose.default({ type: 'ClusterIP' }),
     healthCheck: doc(
       z.object({
@@ -140,4 +153,22 @@ export const web = doc(
     env: envList('web'),
   }),
   'The stateless web tier: a Deployment behind a Service, with optional autoscaling and exposure.',
-);
+  {
+    cel: [
+      {
+        // The HPA aims at a percentage of the CPU request: without one it cannot compute a utilisation
+        // and never scales (FailedGetResourceMetric).
+        rule: "!has(self.autoscaling) || !has(self.resources) || !has(self.resources.requests) || !has(self.resources.requests.cpu) || quantity(string(self.resources.requests.cpu)).compareTo(quantity('0')) > 0",
+        message: AUTOSCALING_CPU_MESSAGE,
+        fieldPath: '.resources.requests.cpu',
+      },
+    ],
+  },
+).superRefine((w, ctx) => {
+  if (w.autoscaling && compareQuantities(w.resources.requests.cpu ?? 0, 0) !== 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['resources', 'requests', 'cpu'],
+      message: AUTOSCALING_CPU_MESSAGE,
+    });
+});

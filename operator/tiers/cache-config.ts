@@ -2,7 +2,7 @@
 // operator deploys and the files the data-plane tests start real redis-server processes with, so
 // what the tests prove about eviction and replication is what the pods run.
 import { EVICTION_POLICIES } from '../api/cache.ts';
-import { quantityFraction } from './resources.ts';
+import { quantityFraction } from '../api/quantity.ts';
 
 /**
  * A memory quantity in bytes, rounded up as Kubernetes rounds `Quantity.Value()`; undefined when the

@@ -1,4 +1,5 @@
 import { parseApp } from '../api/testdata/apps.ts';
+import { INJECTED_ENV } from '../api/common.ts';
 import { NO_FACTS } from './objects.ts';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { type ScalableApp } from '../api/scalable-app.ts';
@@ -12,6 +13,33 @@ const decode = (data: Record<string, string>) =>
   Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
 
 describe('connection Secret', () => {
+  it('injects exactly the names the schema keeps users from shadowing (INJECTED_ENV)', () => {
+    const app = parseApp({
+      web: { image: 'x', sessions: 'cache' },
+      cache: {},
+      database: {},
+      shards: { count: 2, key: 'user_id' },
+      queue: { queues: [{ name: 'q' }] },
+      consumers: [{ name: 'c', image: 'w', queue: 'q' }],
+      edgeCache: {},
+    });
+    const facts = {
+      gatewayApi: false,
+      cachePassword: 'p',
+      dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
+      shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
+      queueCredentials: { username: 'u', password: 'p', erlangCookie: 'c' },
+    };
+    const consumer = desiredState(app, facts).find(
+      (o) => o.kind === 'Deployment' && o.metadata.name === 'shop-c',
+    ) as V1Deployment | undefined;
+    const injected = [
+      ...Object.keys(connectionEntries(app, facts)),
+      ...(consumer?.spec?.template.spec?.containers[0]?.env ?? []).map((e) => e.name),
+    ];
+    expect(new Set(injected)).toEqual(new Set(INJECTED_ENV));
+  });
+
   it('carries every entry base64-encoded in data (never stringData)', () => {
     const app = ingressApp('shop.example.com');
     const secret = connectionSecret(app, NO_FACTS);

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { V1ConfigMap, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
+import { hotKeyDigest } from '../api/shards.ts';
 import {
   RESHARD_VERIFIED_ANNOTATION,
   SHARD_MAP_KEY,
@@ -42,7 +42,7 @@ export const shardsCredentialsName = (app: ScalableApp) => childName(app, 'shard
 export const hashShardName = (app: ScalableApp, i: number) => childName(app, `shard-${i}`);
 /** A hot key's shard is named by a digest of the key: stable whatever the order of the list. */
 export const hotShardName = (app: ScalableApp, key: string) =>
-  childName(app, `shard-hot-${createHash('sha256').update(key).digest('hex').slice(0, 8)}`);
+  childName(app, `shard-hot-${hotKeyDigest(key)}`);
 
 const host = (app: ScalableApp, service: string) => `${service}.${app.metadata.namespace}.svc`;
 

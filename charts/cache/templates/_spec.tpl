@@ -5,9 +5,12 @@ rule's message. Use: $cache := include "cache.spec" . | fromYaml
 */}}
 {{- define "cache.spec" -}}
 {{- $cache := deepCopy .Values -}}
-{{- $_ := set $cache "resources" (include "scalableapp-lib.mergedResources" (dict "given" $cache.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "256Mi") "limits" (dict "memory" "256Mi")) "field" "resources") | fromYaml) -}}
+{{- $_ := set $cache "resources" (include "scalableapp-lib.mergedResources" (dict "given" $cache.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "256Mi") "limits" (dict "memory" "256Mi")) "floor" (dict "min" "32Mi" "server" "Valkey") "field" "resources") | fromYaml) -}}
 {{- if gt (int $cache.minReplicasToWrite) (int $cache.replicas) -}}
 {{- fail "minReplicasToWrite: minReplicasToWrite must be <= replicas, or the primary could never accept a write" -}}
+{{- end -}}
+{{- if and (hasPrefix "volatile-" $cache.evictionPolicy) (eq (int $cache.defaultTTLSeconds) 0) -}}
+{{- fail "evictionPolicy: a volatile-* evictionPolicy evicts only keys with a TTL: set defaultTTLSeconds > 0 or use an allkeys-* policy" -}}
 {{- end -}}
 {{- $pods := list -}}
 {{- range $i := until (int (add1 $cache.replicas)) }}{{ $pods = append $pods (printf "%s-cache-%d" $.Release.Name $i) }}{{ end -}}

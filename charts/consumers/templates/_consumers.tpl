@@ -20,12 +20,15 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 {{- if has $c.name (list "web" "edge") -}}
 {{- fail (printf "%s.name: name must not be web or edge: its Deployment <app>-<name> would be the web or edge cache tier" $at) -}}
 {{- end -}}
-{{- $_ := set $c "resources" (include "scalableapp-lib.mergedResources" (dict "given" $c.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) "field" (printf "%s.resources" $at)) | fromYaml) -}}
+{{- $_ := set $c "resources" (include "scalableapp-lib.mergedResources" (dict "given" $c.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) "floor" (dict "min" "16Mi" "server" "a container") "field" (printf "%s.resources" $at)) | fromYaml) -}}
 {{- if not (hasKey $c "replicas") }}{{ $_ := set $c "replicas" 1 }}{{ end -}}
 {{- $envNames := list -}}
 {{- range $j, $e := $c.env | default list -}}
 {{- if eq (hasKey $e "value") (hasKey $e "secretKeyRef") -}}
 {{- fail (printf "%s.env[%d]: set exactly one of value or secretKeyRef" $at $j) -}}
+{{- end -}}
+{{- if has $e.name (include "scalableapp-lib.injectedEnv" . | splitList " ") -}}
+{{- fail (printf "%s.env[%d].name: name is one the operator sets (the connection Secret or QUEUE_NAME): an env of that name would hide it" $at $j) -}}
 {{- end -}}
 {{- if has $e.name $envNames }}{{ fail (printf "%s.env[%d].name: %q is listed twice" $at $j $e.name) }}{{ end -}}
 {{- $envNames = append $envNames $e.name -}}

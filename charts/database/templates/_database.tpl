@@ -14,7 +14,7 @@ spec.database.resources: the values' `resources` merged with the spec's default 
 limit given alone keeps the default requests), a request above its limit refused, as in the spec.
 */}}
 {{- define "database.resources" -}}
-{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "field" "resources") -}}
+{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "floor" (dict "min" "128Mi" "server" "Postgres") "field" "resources") -}}
 {{- end }}
 
 {{/*

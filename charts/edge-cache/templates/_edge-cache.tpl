@@ -13,7 +13,7 @@ spec.edgeCache.resources: the values' `resources` merged with the spec's default
 limit given alone keeps the default requests), a request above its limit refused, as in the spec.
 */}}
 {{- define "edge-cache.resources" -}}
-{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi")) "field" "resources") -}}
+{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi")) "floor" (dict "min" "32Mi" "server" "nginx") "field" "resources") -}}
 {{- end }}
 
 {{/*

@@ -20,7 +20,7 @@ field and the rule's message. Use: $queue := include "queue.spec" . | fromYaml
 */}}
 {{- define "queue.spec" -}}
 {{- $q := deepCopy .Values -}}
-{{- $_ := set $q "resources" (include "scalableapp-lib.mergedResources" (dict "given" $q.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "field" "resources") | fromYaml) -}}
+{{- $_ := set $q "resources" (include "scalableapp-lib.mergedResources" (dict "given" $q.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "floor" (dict "min" "256Mi" "server" "RabbitMQ") "field" "resources") | fromYaml) -}}
 {{- $n := int $q.replicas -}}
 {{- if not (or (eq $n 1) (and (ge $n 3) (eq (mod $n 2) 1))) -}}
 {{- fail (printf "replicas: replicas must be 1 or an odd number >= 3 (quorum queues need a majority), got %d" $n) -}}
@@ -29,6 +29,9 @@ field and the rule's message. Use: $queue := include "queue.spec" . | fromYaml
 {{- range $i, $queue := $q.queues -}}
 {{- if has $queue.name $names -}}
 {{- fail (printf "queues[%d].name: queue %q is declared twice" $i $queue.name) -}}
+{{- end -}}
+{{- if hasPrefix "amq." $queue.name -}}
+{{- fail (printf "queues[%d].name: name must not start with amq.: the broker reserves that prefix" $i) -}}
 {{- end -}}
 {{- $names = append $names $queue.name -}}
 {{- end -}}

@@ -42,3 +42,12 @@ data:
   {{ $k }}: {{ $v | toString | b64enc }}
   {{- end }}
 {{- end }}
+
+{{/*
+The variables the operator hands every app container (INJECTED_ENV in operator/api/common.ts, kept
+equal by charts/test/chart-files.test.ts), space-separated: a user env of one of these names would
+hide the operator's value, so the web and consumers charts refuse it as the CRD does.
+*/}}
+{{- define "scalableapp-lib.injectedEnv" -}}
+SCALABLEAPP_NAME WEB_URL CACHE_URL CACHE_REPLICAS_URL CACHE_DEFAULT_TTL_SECONDS SESSION_STORE SESSION_STORE_URL SESSION_TTL_SECONDS ASSET_BASE_PATH ASSET_VERSION DATABASE_URL DATABASE_READ_URL SHARD_MAP_CONFIGMAP SHARD_MAP_PATH SHARD_KEY SHARDS_USER SHARDS_PASSWORD QUEUE_URL QUEUE_MANAGEMENT_URL QUEUE_NAME
+{{- end }}

@@ -106,8 +106,9 @@ is for), headroom (the percentage named in the message).
 {{/*
 A tier's `resources` merged with its defaults quantity by quantity, as the spec's schema does (a
 user who sets only a limit keeps the default requests); a request above its limit fails naming the
-field, as the CRD refuses it. Takes a dict: given (the values' resources, may be absent), defaults,
-field (the path of `resources` for messages). Use: $r := include "scalableapp-lib.mergedResources"
+field, as the CRD refuses it, and so does a memory limit out of the tier's bounds. Takes a dict:
+given (the values' resources, may be absent), defaults, floor (min and server: the smallest memory
+limit the server starts in), field (the path of `resources` for messages). Use: $r := include "scalableapp-lib.mergedResources"
 (dict ...) | fromYaml
 */}}
 {{- define "scalableapp-lib.mergedResources" -}}
@@ -133,19 +134,27 @@ field (the path of `resources` for messages). Use: $r := include "scalableapp-li
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- with $out.limits.memory -}}
+{{- $field := printf "%s.limits.memory" $.field -}}
+{{- $bytes := include "scalableapp-lib.scaled" (dict "quantity" . "percent" 100 "field" $field) | atoi -}}
+{{- $min := include "scalableapp-lib.scaled" (dict "quantity" $.floor.min "percent" 100 "field" $field) | atoi -}}
+{{- if or (lt $bytes $min) (gt $bytes 1125899906842624) -}}
+{{- fail (printf "%s: limits.memory must be between %s (%s does not start in less) and 1Pi" $field $.floor.min $.floor.server) -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $out -}}
 {{- end }}
 
 {{/*
-The spec's rules on a volume's size (its CEL rules): greater than zero, and, against the live
+The spec's rules on a volume's size (its CEL rules): between 1Mi and 1Pi, and, against the live
 StatefulSet's claim template when there is one, never smaller than it was (Kubernetes refuses to
 shrink a PVC, long after the release was accepted). Takes a dict: size, live (a lookup result, empty
 under `helm template`).
 */}}
 {{- define "scalableapp-lib.checkStorageSize" -}}
 {{- $size := include "scalableapp-lib.scaled" (dict "quantity" .size "percent" 100000 "field" "storage.size") | atoi -}}
-{{- if lt $size 1 -}}
-{{- fail (printf "storage.size: size must be greater than zero (asked for %s)" (toJson .size)) -}}
+{{- if or (lt $size 1048576000) (gt $size 1125899906842624000) -}}
+{{- fail (printf "storage.size: size must be between 1Mi and 1Pi (asked for %s)" (toJson .size)) -}}
 {{- end -}}
 {{- if .live -}}
 {{- $was := (first .live.spec.volumeClaimTemplates).spec.resources.requests.storage -}}

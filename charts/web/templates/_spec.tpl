@@ -6,7 +6,7 @@ checked, each failing with the field and the rule's message. Use: $web := includ
 */}}
 {{- define "web.spec" -}}
 {{- $web := deepCopy .Values -}}
-{{- $_ := set $web "resources" (include "scalableapp-lib.mergedResources" (dict "given" $web.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) "field" "resources") | fromYaml) -}}
+{{- $_ := set $web "resources" (include "scalableapp-lib.mergedResources" (dict "given" $web.resources "defaults" (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi")) "floor" (dict "min" "16Mi" "server" "a container") "field" "resources") | fromYaml) -}}
 {{- with $web.autoscaling -}}
 {{- if not (hasKey . "minReplicas") }}{{ $_ := set . "minReplicas" 2 }}{{ end -}}
 {{- if not (hasKey . "targetCPUUtilizationPercentage") }}{{ $_ := set . "targetCPUUtilizationPercentage" 70 }}{{ end -}}
@@ -14,7 +14,14 @@ checked, each failing with the field and the rule's message. Use: $web := includ
 {{- fail "autoscaling.minReplicas: minReplicas must be <= maxReplicas" -}}
 {{- end -}}
 {{- end -}}
+{{- if $web.autoscaling -}}
+{{- $cpu := $web.resources.requests.cpu -}}
+{{- if or (kindIs "invalid" $cpu) (lt (include "scalableapp-lib.scaled" (dict "quantity" $cpu "percent" 100000 "field" "resources.requests.cpu") | atoi) 1) -}}
+{{- fail "resources.requests.cpu: autoscaling aims at a share of the CPU request: requests.cpu must be greater than zero" -}}
+{{- end -}}
+{{- end -}}
 {{- $e := $web.expose -}}
+{{- if and $e.host (regexMatch "^[0-9.]+$" (toString $e.host)) }}{{ fail "expose.host: host must be a DNS name, not an IP address (Ingress and HTTPRoute refuse one)" }}{{ end -}}
 {{- $routed := has $e.type (list "Ingress" "Gateway") -}}
 {{- if and $routed (not $e.host) }}{{ fail "expose.host: host is required when type is Ingress or Gateway" }}{{ end -}}
 {{- if and (ne $e.type "Gateway") $e.gateway }}{{ fail "expose.gateway: gateway may only be set when type is Gateway" }}{{ end -}}
@@ -25,6 +32,9 @@ checked, each failing with the field and the rule's message. Use: $web := includ
 {{- range $i, $env := $web.env -}}
 {{- if eq (hasKey $env "value") (hasKey $env "secretKeyRef") -}}
 {{- fail (printf "env[%d]: set exactly one of value or secretKeyRef" $i) -}}
+{{- end -}}
+{{- if has $env.name (include "scalableapp-lib.injectedEnv" . | splitList " ") -}}
+{{- fail (printf "env[%d].name: name is one the operator sets (the connection Secret or QUEUE_NAME): an env of that name would hide it" $i) -}}
 {{- end -}}
 {{- end -}}
 {{- if and (eq $web.sessions "cache") (not $web.connection.secretName) (not (hasKey $web.connection.entries "SESSION_STORE_URL")) -}}

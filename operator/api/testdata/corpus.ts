@@ -25,6 +25,8 @@ export interface InvalidCase {
   readonly spec: Record<string, unknown>;
   /** When set, `spec` is created first and this update must be rejected. */
   readonly update?: Record<string, unknown>;
+  /** The ScalableApp's name, when the case is about the name (`field: metadata.name`). */
+  readonly appName?: string;
 }
 
 export function validCorpus(): ValidCase[] {

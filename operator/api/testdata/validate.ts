@@ -4,7 +4,7 @@
 // against a real apiserver; this lets the intent of each rule be tested in milliseconds.
 import { Environment } from '@marcbachmann/cel-js';
 import type { CelRule } from '../meta.ts';
-import { quantityFraction } from '../../tiers/resources.ts';
+import { quantityFraction } from '../quantity.ts';
 
 /** A value of the apiserver's CEL quantity library (`quantity("250m")`), held as an exact fraction. */
 class Quantity {
