@@ -2,10 +2,16 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { spec as specSchema } from './spec.ts';
 import { scalableAppCrd } from './crd.ts';
-import { celFailures } from './testdata/validate.ts';
+import { celFailures, specErrors } from './testdata/validate.ts';
 import { invalidCorpus, namesField, validCorpus } from './testdata/corpus.ts';
 import type { CelRule } from './meta.ts';
 import { appNameRule, scalableApp } from './scalable-app.ts';
+
+const crd = scalableAppCrd();
+const specJson = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec as Parameters<
+  typeof celFailures
+>[0];
+const errorsFor = specErrors;
 
 /** Paths the apiserver would name for an app of this name and spec, the root rule included. */
 function appErrorsFor(name: string, spec: unknown): string[] {
@@ -21,33 +27,6 @@ function appErrorsFor(name: string, spec: unknown): string[] {
     ? celFailures(root, { metadata: { name }, spec: parsed.data.spec }, undefined, '').map((f) => f.path)
     : [];
   return [...zodPaths, ...cel];
-}
-
-const crd = scalableAppCrd();
-const specJson = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec as Parameters<
-  typeof celFailures
->[0];
-
-/** Paths the apiserver would name for this spec: schema (zod) errors, then CEL and list-map errors. */
-function errorsFor(spec: unknown, old?: unknown): string[] {
-  const parsed = specSchema.safeParse(spec);
-  const schemaErrors = parsed.success
-    ? []
-    : parsed.error.issues.map((i) =>
-        ['spec', ...i.path].reduce<string>(
-          (p, k) => (typeof k === 'number' ? `${p}[${k}]` : p ? `${p}.${String(k)}` : String(k)),
-          '',
-        ),
-      );
-  const defaultedOld = old === undefined ? undefined : specSchema.parse(old);
-  const cel = celFailures(
-    specJson,
-    parsed.success ? parsed.data : spec,
-    defaultedOld,
-    'spec',
-    parsed.success,
-  ).map((f) => f.path);
-  return [...schemaErrors, ...cel];
 }
 
 describe('valid corpus (manifests/samples)', () => {

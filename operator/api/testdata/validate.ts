@@ -4,6 +4,8 @@
 // against a real apiserver; this lets the intent of each rule be tested in milliseconds.
 import { Environment } from '@marcbachmann/cel-js';
 import type { CelRule } from '../meta.ts';
+import { scalableAppCrd } from '../crd.ts';
+import { spec as specSchema } from '../spec.ts';
 import { quantityFraction } from '../quantity.ts';
 
 /** A value of the apiserver's CEL quantity library (`quantity("250m")`), held as an exact fraction. */
@@ -108,4 +110,31 @@ export function celFailures(
     });
   }
   return failures;
+}
+
+const specJson = scalableAppCrd().spec.versions[0]!.schema.openAPIV3Schema.properties.spec as Schema;
+
+/**
+ * Paths the apiserver would name for this spec (`old` for an update): the schema's errors (zod, which
+ * mirrors the structural schema), then the CEL and list-map errors on the defaulted spec.
+ */
+export function specErrors(spec: unknown, old?: unknown): string[] {
+  const parsed = specSchema.safeParse(spec);
+  const schemaErrors = parsed.success
+    ? []
+    : parsed.error.issues.map((i) =>
+        ['spec', ...i.path].reduce<string>(
+          (p, k) => (typeof k === 'number' ? `${p}[${k}]` : p ? `${p}.${String(k)}` : String(k)),
+          '',
+        ),
+      );
+  const defaultedOld = old === undefined ? undefined : specSchema.parse(old);
+  const cel = celFailures(
+    specJson,
+    parsed.success ? parsed.data : spec,
+    defaultedOld,
+    'spec',
+    parsed.success,
+  ).map((f) => f.path);
+  return [...schemaErrors, ...cel];
 }
