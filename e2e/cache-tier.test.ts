@@ -1,7 +1,7 @@
 import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
 // The cache tier on the local control plane: objects, roles, wiring into the web tier, status.
-import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
+import { createNamespace, deleteNamespace, eventually, json, kubectl, eventsWhere } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 
 let ns: string;
@@ -177,14 +177,7 @@ describe('a web tier with sessions in a cache tier', () => {
       () => app('shop').status?.cache?.primary === 'shop-cache-1' && app('shop'),
     );
     expect(a.status.endpoints.cache).toBe(`shop-cache.${ns}.svc:6379`);
-    const events = json<{ items: any[] }>([
-      'get',
-      'events',
-      '-n',
-      ns,
-      '--field-selector',
-      'reason=CacheFailover',
-    ]).items;
+    const events = eventsWhere(ns, 'reason=CacheFailover');
     expect(events.map((e) => e.message).join()).toContain('promoted shop-cache-1');
     // The app's URL names the Service, not a pod: nothing to reconfigure in the web tier.
     expect(decode(json<any>(['get', 'secret', 'shop-connection', '-n', ns])).CACHE_URL).toBe(urlBefore);

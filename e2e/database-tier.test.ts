@@ -4,7 +4,15 @@ import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 // interface; the Postgres side is tested with real servers in dataplane/postgres.test.ts), and
 // volumes retained when the app is deleted.
 import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
-import { createNamespace, deleteNamespace, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  eventually,
+  json,
+  kubectl,
+  tryKubectl,
+  eventsWhere,
+} from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';
 
 let ns: string;
@@ -132,14 +140,7 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
     );
     expect(a.status.database.lastFailoverReason).toContain('notes-db-0 was not ready');
     expect(Date.parse(a.status.database.lastFailoverTime)).not.toBeNaN();
-    const events = json<{ items: any[] }>([
-      'get',
-      'events',
-      '-n',
-      ns,
-      '--field-selector',
-      'reason=Failover',
-    ]).items;
+    const events = eventsWhere(ns, 'reason=Failover');
     expect(events.map((e) => e.message).join()).toContain('promoted notes-db-1');
 
     setReady('notes-db-0', 'True'); // the old primary comes back: as a replica, never a second primary

@@ -44,6 +44,17 @@ export function json<T = unknown>(args: string[]): T {
   return JSON.parse(kubectl([...args, '-o', 'json'])) as T;
 }
 
+/** The Events in `ns` matching a field selector, e.g. `reason=Failover` or `involvedObject.name=x,reason=y`. */
+export const eventsWhere = (ns: string, fieldSelector: string) =>
+  json<{ items: { reason?: string; message?: string; count?: number }[] }>([
+    'get',
+    'events',
+    '-n',
+    ns,
+    '--field-selector',
+    fieldSelector,
+  ]).items;
+
 /** A fresh namespace for one test file; delete it in afterAll. */
 export function createNamespace(prefix: string, labels: Record<string, string> = {}): string {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;

@@ -192,7 +192,7 @@ export const storage = (what: string, defaultSize: string) =>
         'StorageClass of the volumes; the cluster default when omitted. Fixed after creation.',
       ).optional(),
     }),
-    `Persistent volumes of the ${what}. The size may grow, never shrink.`,
+    `Persistent volumes of the ${what}. The size may grow, never shrink: a larger size grows each claim in place when its StorageClass allows expansion (the pods keep running), and is reported as ChildRefused when it does not.`,
     {
       cel: [
         {

@@ -12,6 +12,10 @@ import {
 } from '../api/scalable-app.ts';
 import type { Kube } from '../kube/client.ts';
 import { ApiError, isNotFound } from '../kube/client.ts';
+import { ChildRefusedError, REFUSALS, apiserverWords, refusalMessage, type Refusal } from './refusal.ts';
+import { growVolumes } from './volume-growth.ts';
+
+export { ChildRefusedError, type Refusal };
 import { OWNED_KINDS, collectionPath } from '../kube/resources.ts';
 import { desiredState } from '../tiers/desired-state.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
@@ -111,36 +115,6 @@ export interface ReconcilerDeps {
   };
   readonly now?: () => Date;
 }
-
-/** A child the apiserver would not take as the operator wrote it, with the apiserver's words. */
-export interface Refusal {
-  /** `Kind namespace/name`. */
-  readonly child: string;
-  readonly status: number;
-  readonly message: string;
-}
-
-/**
- * Answers that mean the object itself was refused (invalid, forbidden by RBAC or an admission
- * policy, or of a kind the cluster does not serve), so a retry at once would be refused again.
- * Conflicts, throttling and server errors are not: they are retried as any failed reconcile is.
- */
-const REFUSALS: ReadonlySet<number> = new Set([400, 403, 404, 405, 413, 415, 422]);
-
-/**
- * Thrown after the status and one Event have said which child was refused: the work queue then
- * retries with its capped exponential backoff, and nothing else is written in between.
- */
-export class ChildRefusedError extends Error {
-  readonly refusals: readonly Refusal[];
-  constructor(refusals: readonly Refusal[]) {
-    super(refusalMessage(refusals));
-    this.refusals = refusals;
-  }
-}
-
-const refusalMessage = (refusals: readonly Refusal[]) =>
-  refusals.map((r) => `${r.child} was refused (${r.status}): ${r.message}`).join('; ');
 
 /** A missing referenced Secret is the user's to create; look again at this pace (it carries no label we watch). */
 const MISSING_REFERENCE_RETRY_MS = 15_000;
@@ -286,7 +260,18 @@ export class Reconciler {
       }
     }
     const desired = desiredState(app, facts).map((o) => stamped(o));
-    const { applied: changed, refusals } = await this.applyAll(app, desired, log);
+    // A larger volume first grows its claims and recreates its StatefulSet (volume-growth.ts).
+    const growth = await growVolumes({ kube: this.d.kube, children: this.d.children, log }, desired);
+    for (const sts of growth.recreating)
+      await this.d.events.record(
+        app,
+        'Normal',
+        'VolumesGrowing',
+        `Grew the volumes of StatefulSet ${sts}; recreating it with its pods kept`,
+      );
+    const applyResult = await this.applyAll(app, growth.desired, log);
+    const changed = applyResult.applied + growth.recreating.length;
+    const refusals = [...growth.refusals, ...applyResult.refusals];
     if (refusals.length) {
       // Nothing is deleted and no pod restarted while the app is half applied: a restart may wait on
       // a record that was refused. The status says which child and why, once.
@@ -760,8 +745,5 @@ export class Reconciler {
 }
 
 const withoutMetadata = ({ metadata: _m, ...rest }: KubernetesObject) => rest;
-/** The apiserver's own message (its Status), without our method and path; bounded for a condition. */
-const apiserverWords = (e: ApiError) =>
-  ((e.body as { message?: string } | undefined)?.message || e.message).slice(0, 512);
 /** An error's message for an Event: the admin clients never put credentials in their messages. */
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 512);

@@ -114,6 +114,11 @@ watchNamespace.
 - apiGroups: ['']
   resources: [pods]
   verbs: [list, watch, patch, delete]
+# Volume claims of the data tiers: grown in place when storage.size grows (never created or deleted
+# here: their StatefulSets create them, and they outlive the app unless deletionPolicy says Delete).
+- apiGroups: ['']
+  resources: [persistentvolumeclaims]
+  verbs: [list, patch]
 # What the operator did, on the ScalableApp.
 - apiGroups: ['']
   resources: [events]

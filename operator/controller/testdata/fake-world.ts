@@ -1,6 +1,11 @@
 // A Reconciler wired to an in-memory apiserver and caches, for unit tests of what it writes: every
 // request is recorded, applies land in the cache at once, and a test may refuse any of them.
-import type { KubernetesObject, V1DeploymentStatus, V1Pod } from '@kubernetes/client-node';
+import type {
+  KubernetesObject,
+  V1DeploymentStatus,
+  V1PersistentVolumeClaim,
+  V1Pod,
+} from '@kubernetes/client-node';
 import { API_VERSION, KIND, type ScalableAppStatus } from '../../api/scalable-app.ts';
 import { ApiError, type Kube } from '../../kube/client.ts';
 import type { Informer } from '../../kube/informer.ts';
@@ -30,6 +35,8 @@ export interface WorldOptions {
   databasePrimary?: DatabasePrimary;
   /** What the apiserver stores of an applied object (default: the object as sent). */
   stored?: (body: Obj) => Obj;
+  /** PersistentVolumeClaims in the namespace (listed, and grown by merge patches). */
+  claims?: V1PersistentVolumeClaim[];
 }
 
 const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
@@ -46,6 +53,7 @@ export function fakeWorld(o: WorldOptions) {
   const children = new Map<string, Obj>();
   let pods = o.pods ?? [];
   const writes: Write[] = [];
+  const claims = o.claims ?? [];
   const raw: Obj & { spec: unknown; status?: ScalableAppStatus } = {
     apiVersion: API_VERSION,
     kind: KIND,
@@ -95,10 +103,18 @@ export function fakeWorld(o: WorldOptions) {
     },
     mergePatch: async (path: string, body: Obj) => {
       write('patch', path, body);
+      const claim = claims.find((c) => path.endsWith(`/persistentvolumeclaims/${c.metadata?.name}`));
+      const storage = (body as { spec?: { resources?: { requests?: { storage?: string } } } }).spec?.resources
+        ?.requests?.storage;
+      if (claim && storage) claim.spec = { ...claim.spec, resources: { requests: { storage } } };
       return body;
     },
-    delete: async (path: string) => {
-      write('delete', path, {});
+    list: async (path: string) => ({
+      metadata: { resourceVersion: '1' },
+      items: path.endsWith('/persistentvolumeclaims') ? claims : [],
+    }),
+    delete: async (path: string, propagation?: string) => {
+      write('delete', path, (propagation ? { propagationPolicy: propagation } : {}) as Obj);
     },
   } as unknown as Kube;
   const caches = {
@@ -134,6 +150,10 @@ export function fakeWorld(o: WorldOptions) {
     writes,
     /** Puts an object in the cache as if someone else had written it. */
     setLive: (obj: Obj) => children.set(key(obj.kind!, obj.metadata!.namespace!, obj.metadata!.name!), obj),
+    /** Takes an object out of the cache, as its deletion's watch event does. */
+    removeLive: (kind: string, name: string) => children.delete(key(kind, 'prod', name)),
+    live: (kind: string, name: string) => children.get(key(kind, 'prod', name)),
+    claims,
     reconcile: () => reconciler.reconcile('prod/shop'),
     setPods: (p: V1Pod[]) => (pods = p),
     statusWrites: () =>
