@@ -1,7 +1,7 @@
 // What the database chart does that parity cannot show: the passwords it generates or is given, the
 // spec's rules it enforces with `fail`, and restricted pods everywhere, the helm test's included.
 // The server texts it runs are the library's generated copies (charts/test/chart-files.test.ts).
-import { POSTGRES_RESOURCES } from '../../operator/api/database.ts';
+import { IMAGE_MAJOR_MESSAGE, POSTGRES_RESOURCES } from '../../operator/api/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { brokenStorageRules, testTierRules } from './data-tier-checks.ts';
@@ -74,6 +74,7 @@ describe("the spec's rules the schema cannot say", () => {
         values: { replicas: 1, synchronousReplicas: 2 },
       },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
+      [IMAGE_MAJOR_MESSAGE]: { field: 'image', values: { version: '17', image: 'postgres:16.4-bookworm' } },
       ...brokenStorageRules(),
       ...brokenResourceRules((resources) => ({ resources }), POSTGRES_RESOURCES.memoryFloor),
     },

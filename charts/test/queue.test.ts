@@ -1,7 +1,7 @@
 // What the queue chart does that parity cannot show: the login and cookie it generates or is given,
 // the spec's rules it enforces with `fail`, and restricted pods everywhere, the helm test's included.
 // Its copies of the operator's broker texts are generated (charts/test/chart-files.test.ts).
-import { QUEUE_RESOURCES, RESERVED_QUEUE_MESSAGE } from '../../operator/api/queue.ts';
+import { BROKER_SHRINK_MESSAGE, QUEUE_RESOURCES, RESERVED_QUEUE_MESSAGE } from '../../operator/api/queue.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
@@ -71,6 +71,7 @@ describe("the spec's rules the schema cannot say", () => {
         field: 'queues[1].name',
         values: { queues: [{ name: 'q' }, { name: 'amq.jobs' }] },
       },
+      [BROKER_SHRINK_MESSAGE]: { field: 'replicas' },
       ...brokenStorageRules(),
       ...brokenResourceRules((resources) => ({ resources }), QUEUE_RESOURCES.memoryFloor),
     },

@@ -3,7 +3,7 @@
 // on changes (the ring, the key, the version, the storage class) need the live release:
 // e2e/charts-shards.test.ts breaks them. The Postgres texts every shard runs are the library's
 // generated copies (charts/test/chart-files.test.ts).
-import { POSTGRES_RESOURCES } from '../../operator/api/database.ts';
+import { IMAGE_MAJOR_MESSAGE, POSTGRES_RESOURCES } from '../../operator/api/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
@@ -63,14 +63,15 @@ describe('credentials', () => {
 });
 
 describe("the spec's rules the schema cannot say", () => {
-  // Each CEL rule of spec.shards is a rule on changes (oldSelf): the chart checks them on upgrade
-  // against the live release (lookup), which e2e/charts-shards.test.ts does on the cluster.
+  // The CEL rules of spec.shards on changes (oldSelf) are checked on upgrade against the live
+  // release (lookup), which e2e/charts-shards.test.ts does on the cluster; the others at render.
   testTierRules(
     'shards',
     base,
     {
       'key is immutable: changing the sharding key would move every row': { field: 'key' },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
+      [IMAGE_MAJOR_MESSAGE]: { field: 'image', values: { version: '17', image: 'postgres:16.4-bookworm' } },
       ...brokenStorageRules(),
       ...brokenResourceRules((resources) => ({ resources }), POSTGRES_RESOURCES.memoryFloor),
     },

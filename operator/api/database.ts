@@ -10,6 +10,24 @@ export const POSTGRES_RESOURCES: ResourceDefaults = {
   memoryFloor: { min: '128Mi', server: 'Postgres' },
 };
 
+/**
+ * An image whose tag names a Postgres major (postgres:16, registry/pg:16.4-bookworm) must name
+ * `version`: a data directory of one major does not start under another, and a major upgrade is a
+ * migration, not an image change. Tags without a leading number are the user's to vouch for.
+ */
+export const IMAGE_MAJOR_MESSAGE =
+  "image's tag names another Postgres major than version: a data directory of one major does not start under another";
+const TAG_TAIL = '([.-][^/:@]*)?(@.*)?$';
+export const imageMajorRule = {
+  rule: `!has(self.image) || !self.image.matches(':[0-9]+${TAG_TAIL}') || self.image.matches(':' + self.version + '${TAG_TAIL}')`,
+  message: IMAGE_MAJOR_MESSAGE,
+  fieldPath: '.image',
+};
+export const imageNamesOtherMajor = (image: string | undefined, version: string) =>
+  !!image &&
+  new RegExp(`:[0-9]+${TAG_TAIL}`).test(image) &&
+  !new RegExp(`:${version}${TAG_TAIL}`).test(image);
+
 /** Instances of one Postgres cluster (the database tier, and each shard). Shared so shards reuse it. */
 export const postgresInstances = {
   version: doc(
@@ -49,6 +67,7 @@ export const database = doc(
   'The database tier: a Postgres primary with streaming read replicas, a read-write and a read-only Service, and failover.',
   {
     cel: [
+      imageMajorRule,
       {
         rule: 'self.synchronousReplicas <= self.replicas',
         message: 'synchronousReplicas must be <= replicas',
@@ -62,4 +81,7 @@ export const database = doc(
       },
     ],
   },
-);
+).superRefine((d, ctx) => {
+  if (imageNamesOtherMajor(d.image, d.version))
+    ctx.addIssue({ code: 'custom', path: ['image'], message: IMAGE_MAJOR_MESSAGE });
+});

@@ -14,6 +14,14 @@ export const CONSUMER_RESOURCES: ResourceDefaults = {
   memoryFloor: { min: '16Mi', server: 'a container' },
 };
 
+/**
+ * Fewer broker nodes would leave every quorum queue with members on nodes that are gone, counted in
+ * its majority: it loses its fault tolerance (or its quorum) at once. Shrinking is the operator's to
+ * do member by member (rabbitmq-queues shrink), which it does not yet; until then it is refused.
+ */
+export const BROKER_SHRINK_MESSAGE =
+  'replicas may grow but not shrink: the quorum queues keep members on the nodes that would go (shrink their membership first: rabbitmq-queues shrink, then scale down by hand)';
+
 /** RabbitMQ refuses to declare a queue whose name starts with amq. (ACCESS_REFUSED). */
 export const RESERVED_QUEUE_MESSAGE = 'name must not start with amq.: the broker reserves that prefix';
 
@@ -24,7 +32,7 @@ export const queue = doc(
     ),
     replicas: doc(
       z.number().int().min(1).max(7),
-      'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority.',
+      'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority. May grow, never shrink.',
     ).default(3),
     resources: resources('CPU and memory for each broker container.', QUEUE_RESOURCES),
     storage: storage('broker', '5Gi').default({ size: '5Gi' }),
@@ -65,6 +73,12 @@ export const queue = doc(
   'The message queue: a RabbitMQ cluster with quorum queues.',
   {
     cel: [
+      {
+        rule: 'self.replicas >= oldSelf.replicas',
+        message: BROKER_SHRINK_MESSAGE,
+        fieldPath: '.replicas',
+        reason: 'FieldValueForbidden',
+      },
       {
         rule: 'self.replicas == 1 || (self.replicas >= 3 && self.replicas % 2 == 1)',
         message: 'replicas must be 1 or an odd number >= 3 (quorum queues need a majority)',

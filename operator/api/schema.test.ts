@@ -116,6 +116,28 @@ describe('names', () => {
   });
 });
 
+describe('Postgres images', () => {
+  it.each([
+    ['postgres:17', '17', true],
+    ['postgres:17.2-bookworm', '17', true],
+    ['registry.example.com:5000/pg:17', '17', true],
+    ['postgres:latest', '17', true],
+    ['postgres', '17', true],
+    [`postgres:17@sha256:${'a'.repeat(64)}`, '17', true],
+    ['postgres:16', '17', false],
+    ['postgres:16.4-bookworm', '17', false],
+    ['registry.example.com:5000/pg:170', '17', false],
+  ])('%s with version %s is accepted: %s', (image, version, ok) => {
+    for (const spec of [
+      { database: { image, version } },
+      { shards: { count: 1, key: 'k', image, version } },
+    ]) {
+      const tier = Object.keys(spec)[0]!;
+      expect(errorsFor(spec)).toEqual(ok ? [] : [`spec.${tier}.image`, `spec.${tier}.image`]);
+    }
+  });
+});
+
 describe('volumes', () => {
   it.each([
     ['1Gi', '2Gi'],

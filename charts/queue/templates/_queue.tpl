@@ -145,6 +145,9 @@ live StatefulSet; `helm template` sees none and checks nothing.
 {{- $live := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "queue.name" .) -}}
 {{- include "scalableapp-lib.checkStorageSize" (dict "size" .Values.storage.size "live" $live) -}}
 {{- if $live -}}
+{{- if lt (int .Values.replicas) (int $live.spec.replicas) -}}
+{{- fail (printf "replicas: replicas may grow but not shrink: the quorum queues keep members on the nodes that would go (shrink their membership first: rabbitmq-queues shrink, then scale down by hand) (%d, asked for %d)" (int $live.spec.replicas) (int .Values.replicas)) -}}
+{{- end -}}
 {{- $class := (first $live.spec.volumeClaimTemplates).spec.storageClassName | default "" -}}
 {{- if ne $class (.Values.storage.storageClassName | default "") -}}
 {{- fail (printf "storage.storageClassName: storageClassName is immutable: existing volumes cannot move to another storage class (%q, asked for %q)" $class (.Values.storage.storageClassName | default "")) -}}

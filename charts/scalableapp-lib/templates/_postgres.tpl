@@ -126,6 +126,12 @@ The spec's rules on changes (CEL transition rules in the CRD), checked against t
 tag: with an `image` override a major upgrade is refused by Postgres itself (the pods do not start).
 */}}
 {{- define "scalableapp-lib.postgres.checkUnchangeable" -}}
+{{- with .spec.image -}}
+{{- $tail := `([.-][^/:@]*)?(@.*)?$` -}}
+{{- if and (regexMatch (printf ":[0-9]+%s" $tail) .) (not (regexMatch (printf ":%s%s" (toString $.spec.version) $tail) .)) -}}
+{{- fail (printf "image: image's tag names another Postgres major than version: a data directory of one major does not start under another (%s, version %s)" . (toString $.spec.version)) -}}
+{{- end -}}
+{{- end -}}
 {{- $live := lookup "apps/v1" "StatefulSet" .context.Release.Namespace .name -}}
 {{- include "scalableapp-lib.checkStorageSize" (dict "size" .spec.storage.size "live" $live) -}}
 {{- if $live -}}
