@@ -40,7 +40,7 @@ export const postgresInstances = {
   resources: resources('CPU and memory for each Postgres container.', POSTGRES_RESOURCES),
   deletionPolicy: doc(
     z.enum(DELETION_POLICIES),
-    'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them.',
+    'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them. Removing the tier from the spec with Delete is held back until the app is annotated scalableapp.io/confirm-volume-deletion=<statefulset>.',
   ).default('Retain'),
 };
 

@@ -14,6 +14,7 @@ import type { Kube } from '../kube/client.ts';
 import { ApiError, isNotFound } from '../kube/client.ts';
 import { ChildRefusedError, REFUSALS, apiserverWords, refusalMessage, type Refusal } from './refusal.ts';
 import { growVolumes } from './volume-growth.ts';
+import { unconfirmedVolumeDeletions } from './volume-deletion.ts';
 
 export { ChildRefusedError, type Refusal };
 import { OWNED_KINDS, collectionPath } from '../kube/resources.ts';
@@ -271,7 +272,11 @@ export class Reconciler {
       );
     const applyResult = await this.applyAll(app, growth.desired, log);
     const changed = applyResult.applied + growth.recreating.length;
-    const refusals = [...growth.refusals, ...applyResult.refusals];
+    const refusals = [
+      ...growth.refusals,
+      ...applyResult.refusals,
+      ...unconfirmedVolumeDeletions(app, this.d.children.ownedBy(app.metadata.uid ?? ''), desired),
+    ];
     if (refusals.length) {
       // Nothing is deleted and no pod restarted while the app is half applied: a restart may wait on
       // a record that was refused. The status says which child and why, once.

@@ -6,7 +6,8 @@ import { ApiError } from '../kube/client.ts';
 export interface Refusal {
   /** `Kind namespace/name`. */
   readonly child: string;
-  readonly status: number;
+  /** The apiserver's HTTP status; absent when the operator itself holds the change back. */
+  readonly status?: number;
   readonly message: string;
 }
 
@@ -30,7 +31,9 @@ export class ChildRefusedError extends Error {
 }
 
 export const refusalMessage = (refusals: readonly Refusal[]) =>
-  refusals.map((r) => `${r.child} was refused (${r.status}): ${r.message}`).join('; ');
+  refusals
+    .map((r) => `${r.child} ${r.status ? `was refused (${r.status})` : 'is held back'}: ${r.message}`)
+    .join('; ');
 
 /** The apiserver's own message (its Status), without our method and path; bounded for a condition. */
 export const apiserverWords = (e: ApiError) =>

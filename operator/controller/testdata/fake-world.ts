@@ -126,7 +126,10 @@ export function fakeWorld(o: WorldOptions) {
           c.metadata?.namespace === ns &&
           Object.entries(labels).every(([k, v]) => c.metadata?.labels?.[k] === v),
       ),
-    ownedBy: () => [],
+    ownedBy: (uid: string) =>
+      [...children.values()]
+        .filter((c) => c.metadata?.ownerReferences?.some((r) => r.uid === uid))
+        .map((obj) => ({ obj })),
   } as unknown as ChildCaches;
   const log = { info: () => {}, warn: () => {} };
   const reconciler = new Reconciler({
