@@ -64,7 +64,8 @@ describeReal('the operator in the cluster loses its Lease', () => {
     await eventually('the former leader exited and was restarted once', () =>
       restarts()[leader!] === (before[leader!] ?? 0) + 1 ? true : undefined,
     );
-    const log = tryKubectl(['logs', '-n', NS, leader!, '--previous']).stdout;
+    // The last lines only: the whole log of a long-running container outgrows the pipe's buffer.
+    const log = tryKubectl(['logs', '-n', NS, leader!, '--previous', '--tail=20']).stdout;
     expect(log).toContain('lost the lease');
     expect(log).toMatch(/"exitCode":1/);
 

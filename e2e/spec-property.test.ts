@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { specArbitrary } from '../operator/api/testdata/arbitrary.ts';
 import { scalableApp } from '../operator/api/scalable-app.ts';
+import { IMAGE_MAJOR_MESSAGE } from '../operator/api/database.ts';
 import { desiredState } from '../operator/tiers/desired-state.ts';
 import type { ObservedFacts } from '../operator/tiers/objects.ts';
 import { createNamespace, deleteNamespace, kubectl, tryKubectl } from './support/kube.ts';
@@ -24,6 +25,19 @@ const FACTS: ObservedFacts = {
   queueCredentials: { username: 'app', password: 'p', erlangCookie: 'cookie' },
 };
 
+/**
+ * The rules only the operator's schema checks (InvalidSpec, before anything is applied), because CEL
+ * cannot: a hash of the hot keys, a regex built from the version, the consumers' quantities (the
+ * apiserver's cost budget cannot afford twenty of them).
+ */
+function operatorOnly(path: string[], message: string): boolean {
+  return (
+    message.includes('would share the shard name') ||
+    message === IMAGE_MAJOR_MESSAGE ||
+    (path[1] === 'consumers' && path.includes('resources'))
+  );
+}
+
 let ns: string;
 beforeAll(() => {
   kubectl([
@@ -39,7 +53,7 @@ beforeAll(() => {
 afterAll(() => deleteNamespace(ns));
 
 it(`every admitted spec builds children the apiserver admits (${RUNS} draws, seed ${SEED})`, () => {
-  const outcomes = { refused: 0, admitted: 0 };
+  const outcomes = { refused: 0, admitted: 0, operatorRefused: 0 };
   let n = 0;
   fc.assert(
     fc.property(specArbitrary(), (spec) => {
@@ -62,8 +76,15 @@ it(`every admitted spec builds children the apiserver admits (${RUNS} draws, see
       // What the apiserver stored (its defaults applied) is what the operator would read.
       const stored = JSON.parse(created.stdout) as Record<string, unknown>;
       const parsed = scalableApp.safeParse({ ...stored, metadata: { name, namespace: ns, uid: 'u-1' } });
-      if (!parsed.success)
-        throw new Error(`admitted but the operator's schema refuses it: ${parsed.error.message}`);
+      if (!parsed.success) {
+        // Admitted, refused by the operator before anything is applied (InvalidSpec): allowed only
+        // for the rules CEL cannot judge. Any other disagreement between the CRD and the schema fails.
+        const unexpected = parsed.error.issues.filter((i) => !operatorOnly(i.path.map(String), i.message));
+        if (unexpected.length)
+          throw new Error(`admitted, but the operator's schema refuses it: ${JSON.stringify(unexpected)}`);
+        outcomes.operatorRefused++;
+        return;
+      }
       const children = desiredState(parsed.data, FACTS);
       const list = { apiVersion: 'v1', kind: 'List', items: children };
       const applied = tryKubectl(
@@ -74,7 +95,9 @@ it(`every admitted spec builds children the apiserver admits (${RUNS} draws, see
     }),
     { seed: SEED, numRuns: RUNS, endOnFailure: true },
   );
-  console.log(`spec property: ${outcomes.admitted} admitted, ${outcomes.refused} refused by the CRD`);
+  console.log(
+    `spec property: ${outcomes.admitted} admitted (${outcomes.operatorRefused} of them InvalidSpec in the operator), ${outcomes.refused} refused by the CRD`,
+  );
   // The property says nothing if (almost) every draw is refused: keep the generator honest.
-  expect(outcomes.admitted).toBeGreaterThanOrEqual(RUNS / 5);
+  expect(outcomes.admitted - outcomes.operatorRefused).toBeGreaterThanOrEqual(RUNS / 5);
 });

@@ -22,12 +22,14 @@ afterAll(async () => {
 });
 
 type Obj = {
+  kind?: string;
   metadata: {
     name: string;
     generation?: number;
     resourceVersion?: string;
     uid?: string;
     ownerReferences?: { kind: string; name: string }[];
+    managedFields?: { manager: string; operation: string; subresource?: string; time: string }[];
   };
   spec?: any;
   status?: any;
@@ -153,7 +155,16 @@ describe('a web-only ScalableApp', () => {
         '-l',
         'app.kubernetes.io/part-of=shop',
       ])
-        .items.map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`)
+        // Not resourceVersion: the HPA and Deployment controllers write their objects' status on
+        // their own (a flake when one did during the wait). The operator's own entries in
+        // managedFields, and the generation, change only when the operator (or someone) writes spec.
+        .items.map((o) => {
+          const ours = (o.metadata.managedFields ?? [])
+            .filter((f) => f.manager === 'scalableapp-operator')
+            .map((f) => `${f.operation}:${f.subresource ?? ''}:${f.time}`)
+            .join(',');
+          return `${o.kind}/${o.metadata.name}@${o.metadata.generation ?? '-'} ${ours}`;
+        })
         .sort();
     const before = children();
     const statusBefore = app('shop').metadata.resourceVersion;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { IMAGE_MAJOR_MESSAGE, imageMajorRule, imageNamesOtherMajor, postgresInstances } from './database.ts';
+import { IMAGE_MAJOR_MESSAGE, imageNamesOtherMajor, postgresInstances } from './database.ts';
 import { storage } from './common.ts';
 
 /**
@@ -63,7 +63,6 @@ export const shards = doc(
   'Database shards: Postgres clusters selected by a consistent-hash ring over the sharding key.',
   {
     cel: [
-      imageMajorRule,
       {
         rule: 'self.key == oldSelf.key',
         message: 'key is immutable: changing the sharding key would move every row',
