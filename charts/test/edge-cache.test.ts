@@ -2,7 +2,6 @@
 // not get (the schema's pattern admits them), an origin in another release, restricted pods.
 import { EDGE_CACHE_RESOURCES } from '../../operator/api/edge-cache.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
-import { edgeConfigMap } from '../../operator/tiers/edge-cache.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
@@ -10,26 +9,15 @@ import { brokenResourceRules, testCelRules } from './parity.ts';
 
 const render = (values: object) => renderChart('edge-cache', { release: 'shop', namespace: 'prod', values });
 
-describe('paths the schema admits but the builder refuses', () => {
-  it.each(['/', '///', '//static', '/static/./v1', '/static/../admin'])(
-    '%j fails with the message of the builder',
-    (p) => {
-      let builder = '';
-      try {
-        edgeConfigMap(parseApp({ web: { image: 'x' }, edgeCache: { pathPrefix: p } }));
-      } catch (e) {
-        builder = (e as Error).message.replace(/^edge cache config: /, '');
-      }
-      expect(builder).not.toBe('');
-      const r = templateChart('edge-cache', {
-        release: 'shop',
-        namespace: 'prod',
-        values: { pathPrefix: p },
-      });
-      expect(r.ok).toBe(false);
-      expect(r.stderr).toContain(builder);
-    },
-  );
+describe('paths the nginx config would refuse are refused by the schema, in the operator and the chart', () => {
+  // Once admitted and refused by the config generator only, on every reconcile (the property test
+  // found "/"): the schema says it now, so the CRD refuses them at admission.
+  it.each(['/', '///', '//static', '/static/./v1', '/static/../admin'])('%j', (p) => {
+    expect(() => parseApp({ web: { image: 'x' }, edgeCache: { pathPrefix: p } })).toThrow(/pathPrefix/);
+    const r = templateChart('edge-cache', { release: 'shop', namespace: 'prod', values: { pathPrefix: p } });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain('/pathPrefix');
+  });
 
   it.each([
     [{ cacheSize: '1G' }, '/cacheSize'],
