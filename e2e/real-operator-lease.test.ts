@@ -66,7 +66,7 @@ describeReal('the operator in the cluster loses its Lease', () => {
     );
     // The last lines only: the whole log of a long-running container outgrows the pipe's buffer.
     const log = tryKubectl(['logs', '-n', NS, leader!, '--previous', '--tail=20']).stdout;
-    expect(log).toContain('lost the lease');
+    expect(log).toContain('lost the lease: e2e-intruder holds it now');
     expect(log).toMatch(/"exitCode":1/);
 
     const next = await eventually('an operator pod holds the Lease again', () => {

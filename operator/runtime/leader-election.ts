@@ -104,6 +104,8 @@ export class LeaderElector {
   #reportedLeader: string | undefined;
   /** Our clock's time when the latest acquire-or-renew attempt started. */
   #lastAttemptStart = 0;
+  /** Why the last leadership ended 'lost', for its log line. */
+  #lostBecause = '';
   #leading = false;
   #running = false;
 
@@ -180,7 +182,7 @@ export class LeaderElector {
         await work;
         if (this.#o.releaseOnStop) await this.release();
       } else {
-        this.#log.error('lost the lease: could not renew it within the renew deadline');
+        this.#log.error(`lost the lease: ${this.#lostBecause}`);
       }
       this.#o.onStoppedLeading();
       return end;
@@ -236,6 +238,7 @@ export class LeaderElector {
       await sleep(clock, this.#o.retryPeriodSeconds * 1000, signal);
       if (signal.aborted) return 'stopped';
       const deadline = renewedFrom + renewDeadlineMs;
+      this.#lostBecause = 'could not renew it within the renew deadline';
       if (clock.now() >= deadline) return 'lost';
       const attemptStart = clock.now();
       const renewed = await this.#beforeDeadline(this.#tryAcquireOrRenew(), deadline);
@@ -245,7 +248,11 @@ export class LeaderElector {
       }
       if (renewed === 'timeout') return 'lost';
       const holder = this.#observedLease?.spec?.holderIdentity;
-      if (holder && holder !== this.#o.identity) return 'lost'; // someone else holds it: stop at once
+      if (holder && holder !== this.#o.identity) {
+        // Someone else holds it: stop at once, not at the deadline (two leaders would both reconcile).
+        this.#lostBecause = `${holder} holds it now`;
+        return 'lost';
+      }
     }
   }
 
