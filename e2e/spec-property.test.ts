@@ -9,21 +9,11 @@ import { specArbitrary } from '../operator/api/testdata/arbitrary.ts';
 import { scalableApp } from '../operator/api/scalable-app.ts';
 import { IMAGE_MAJOR_MESSAGE } from '../operator/api/database.ts';
 import { desiredState } from '../operator/tiers/desired-state.ts';
-import type { ObservedFacts } from '../operator/tiers/objects.ts';
-import { createNamespace, deleteNamespace, kubectl, tryKubectl } from './support/kube.ts';
+import { ALL_FACTS } from '../operator/tiers/testdata/facts.ts';
+import { createNamespace, deleteNamespace, tryKubectl } from './support/kube.ts';
 
 const SEED = 1412;
 const RUNS = 60;
-
-/** What the controller would know of a new app: generated credentials, the Gateway API served. */
-const FACTS: ObservedFacts = {
-  gatewayApi: true,
-  operatorNamespace: 'scalableapp-system',
-  cachePassword: 'cache-password',
-  dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
-  shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
-  queueCredentials: { username: 'app', password: 'p', erlangCookie: 'cookie' },
-};
 
 /**
  * The rules only the operator's schema checks (InvalidSpec, before anything is applied), because CEL
@@ -39,15 +29,8 @@ function operatorOnly(path: string[], message: string): boolean {
 }
 
 let ns: string;
+// The CRD is installed by the cluster tests' global setup (e2e/support/global-setup.ts).
 beforeAll(() => {
-  kubectl([
-    'apply',
-    '--server-side',
-    '--field-manager=scalableapp-tests',
-    '-f',
-    new URL('../crds/', import.meta.url).pathname,
-  ]);
-  kubectl(['wait', '--for=condition=Established', 'crd/scalableapps.scalableapp.io', '--timeout=60s']);
   ns = createNamespace('property');
 });
 afterAll(() => deleteNamespace(ns));
@@ -85,7 +68,7 @@ it(`every admitted spec builds children the apiserver admits (${RUNS} draws, see
         outcomes.operatorRefused++;
         return;
       }
-      const children = desiredState(parsed.data, FACTS);
+      const children = desiredState(parsed.data, ALL_FACTS);
       const list = { apiVersion: 'v1', kind: 'List', items: children };
       const applied = tryKubectl(
         ['apply', '--server-side', '--dry-run=server', '--field-manager=scalableapp-operator', '-f', '-'],

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { compareQuantities, quantityFraction } from './quantity.ts';
+import { compareQuantities } from './quantity.ts';
 
 /**
  * The Kubernetes resource.Quantity grammar ("250m", "1.5Gi", 2), narrowed to what a child takes: no
@@ -139,8 +139,7 @@ export const resources = (
         for (const name of ['cpu', 'memory'] as const) {
           const [request, limit] = [r.requests[name], r.limits[name]];
           if (request === undefined || limit === undefined) continue;
-          const [a, b] = [quantityFraction(request), quantityFraction(limit)];
-          if (a && b && a.num * b.den > b.num * a.den)
+          if (compareQuantities(request, limit) === 1)
             ctx.addIssue({
               code: 'custom',
               path: ['requests', name],

@@ -7,19 +7,10 @@ import { specArbitrary } from './testdata/arbitrary.ts';
 import { specErrors } from './testdata/validate.ts';
 import { scalableApp } from './scalable-app.ts';
 import { desiredState } from '../tiers/desired-state.ts';
-import type { ObservedFacts } from '../tiers/objects.ts';
+import { ALL_FACTS } from '../tiers/testdata/facts.ts';
 
 const SEED = 1412;
 const RUNS = 300;
-
-const FACTS: ObservedFacts = {
-  gatewayApi: true,
-  operatorNamespace: 'scalableapp-system',
-  cachePassword: 'cache-password',
-  dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
-  shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
-  queueCredentials: { username: 'app', password: 'p', erlangCookie: 'cookie' },
-};
 
 const DNS_1035 = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -48,7 +39,7 @@ it(`every spec the schema and its rules admit builds children with valid names (
         });
         if (!app.success) return; // the name alone is refused (hot keys and a long name)
         admitted++;
-        const problems = desiredState(app.data, FACTS)
+        const problems = desiredState(app.data, ALL_FACTS)
           .map((c) => [c.kind, c.metadata.name, nameProblem(c.kind, c.metadata.name)] as const)
           .filter(([, , p]) => p);
         expect(problems).toEqual([]);

@@ -1,5 +1,6 @@
 import { parseApp } from '../api/testdata/apps.ts';
 import { INJECTED_ENV } from '../api/common.ts';
+import { ALL_FACTS } from './testdata/facts.ts';
 import { NO_FACTS } from './objects.ts';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { type ScalableApp } from '../api/scalable-app.ts';
@@ -23,18 +24,11 @@ describe('connection Secret', () => {
       consumers: [{ name: 'c', image: 'w', queue: 'q' }],
       edgeCache: {},
     });
-    const facts = {
-      gatewayApi: false,
-      cachePassword: 'p',
-      dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
-      shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
-      queueCredentials: { username: 'u', password: 'p', erlangCookie: 'c' },
-    };
-    const consumer = desiredState(app, facts).find(
+    const consumer = desiredState(app, ALL_FACTS).find(
       (o) => o.kind === 'Deployment' && o.metadata.name === 'shop-c',
     ) as V1Deployment | undefined;
     const injected = [
-      ...Object.keys(connectionEntries(app, facts)),
+      ...Object.keys(connectionEntries(app, ALL_FACTS)),
       ...(consumer?.spec?.template.spec?.containers[0]?.env ?? []).map((e) => e.name),
     ];
     expect(new Set(injected)).toEqual(new Set(INJECTED_ENV));
