@@ -48,6 +48,21 @@ const loginOutcome = (url: string) =>
     (err: Error) => err.message,
   );
 
+/** Consumes (and acknowledges) `count` messages of a queue through `url`; their bodies, sorted. */
+async function consumeSorted(url: string, queue: string, count: number): Promise<string[]> {
+  const c = await amqpConnect(url);
+  const ch = await c.createChannel();
+  const got: string[] = [];
+  await ch.consume(queue, (m) => {
+    if (!m) return;
+    got.push(m.content.toString());
+    ch.ack(m);
+  });
+  await eventually(`${count} messages`, () => got.length === count, 60_000, 50);
+  await ch.close();
+  return got.sort();
+}
+
 const bodies = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 describe('a single node', () => {
@@ -195,17 +210,9 @@ describe('a three-node cluster', () => {
       await survivor.admin.publish('photos', bodies('after', 5));
 
       // Every message is there: consume all 15 from a survivor.
-      const c = await amqpConnect(survivor.amqpUrl);
-      const ch = await c.createChannel();
-      const got: string[] = [];
-      await ch.consume('photos', (m) => {
-        if (!m) return;
-        got.push(m.content.toString());
-        ch.ack(m);
-      });
-      await eventually('15 messages', () => got.length === 15, 60_000, 50);
-      expect([...got].sort()).toEqual([...bodies('before', 10), ...bodies('after', 5)].sort());
-      await ch.close();
+      expect(await consumeSorted(survivor.amqpUrl, 'photos', 15)).toEqual(
+        [...bodies('before', 10), ...bodies('after', 5)].sort(),
+      );
 
       // The killed node comes back with its data and rejoins.
       await b.start(victim.index);
@@ -268,6 +275,42 @@ describe('a three-node cluster', () => {
       expect(
         await eventually('mail.out statistics', () => b.admin.queueDepth('mail.out'), 60_000, 250),
       ).toMatchObject({ ready: 3 });
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('a cluster grown from one node to three', () => {
+  let b: LocalBroker;
+  beforeAll(async () => {
+    b = await broker(1);
+  }, TEST_TIMEOUT);
+
+  it(
+    'grows every quorum queue onto the new nodes, so the queue outlives the node it began on',
+    async () => {
+      await b.admin.publish('photos', bodies('one-node', 5));
+      expect((await queueInfo(b.nodes[0]!, 'photos')).members).toEqual(['rabbit-0@localhost']);
+
+      await b.scaleUp(3);
+      const names = b.nodes.map((n) => n.name).sort();
+      for (const { name } of QUEUES) {
+        await eventually(
+          `${name} on every node`,
+          async () => {
+            const q = await queueInfo(b.nodes[1]!, name);
+            return JSON.stringify([...(q.online ?? [])].sort()) === JSON.stringify(names) && q;
+          },
+          120_000,
+          500,
+        );
+      }
+      for (const n of b.nodes.slice(1)) expect(n.log).toMatch(/a member of every quorum queue/);
+
+      // The node the queues began on is killed: the two new members are a majority and hold the
+      // messages published before they joined.
+      await b.kill9(0);
+      expect(await consumeSorted(b.nodes[1]!.amqpUrl, 'photos', 5)).toEqual(bodies('one-node', 5).sort());
     },
     TEST_TIMEOUT,
   );

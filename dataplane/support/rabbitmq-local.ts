@@ -15,6 +15,7 @@
 //   broker.nodes[1].api.get('/api/queues/%2F/photos')      // anything else of the management API
 //   await broker.stop();                                   // kill everything, remove the temp dir
 //
+//   await broker.scaleUp(3);                               // a 1-node broker grown as its StatefulSet is
 // startBroker resolves once every node answers its management API with the generated login, every
 // node sees all the others running, and every queue reports statistics (so queueDepth works at once).
 //
@@ -94,6 +95,13 @@ export interface LocalBroker {
     tool: 'rabbitmqctl' | 'rabbitmq-diagnostics' | 'rabbitmq-queues',
     args: string[],
   ): Promise<CliResult>;
+  /**
+   * Grows the cluster to `to` nodes as a scale-up of the StatefulSet does: every node's files name
+   * all the peers, the new nodes start at once (podManagementPolicy Parallel) and join the running
+   * cluster, then the existing ones restart one at a time, highest first (the rolling update the new
+   * config hash causes). Resolves when every node sees all the others running.
+   */
+  scaleUp(to: 3): Promise<void>;
   /** Kills every node and the epmd, and removes the temporary directory. */
   stop(): Promise<void>;
 }
@@ -394,33 +402,21 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
     await rm(root, { recursive: true, force: true });
   };
 
-  try {
-    epmd = await startEpmd();
-    const credentials = join(root, 'credentials');
-    await mkdir(credentials, { mode: 0o700 });
-    const secret = (file: string, value: string) =>
-      writeFile(join(credentials, file), value, { mode: 0o400 });
-    await secret(CREDENTIAL_FILES.username, user);
-    await secret(CREDENTIAL_FILES.password, password);
-    await secret(CREDENTIAL_FILES.erlangCookie, `cookie-${Math.random().toString(36).slice(2)}${Date.now()}`);
-
-    const baseEnv = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      LANG: 'C.UTF-8',
-      RABBITMQ_BIN: bin,
-      ERL_EPMD_PORT: String(epmd.port),
-    };
-    const names = Array.from({ length: o.nodes }, (_, i) => `rabbit-${i}@localhost`);
-    for (let index = 0; index < o.nodes; index++) {
+  let baseEnv: Record<string, string> = {};
+  /** Adds the nodes up to `size` (not started) and writes every node's files, naming all `size` peers. */
+  const addNodes = async (size: number) => {
+    const names = Array.from({ length: size }, (_, i) => `rabbit-${i}@localhost`);
+    for (let index = nodes.length; index < size; index++) {
       const ports = { amqp: await freePort(), management: await freePort(), dist: await freePort() };
-      const node = new LocalBrokerNode({ index, ports, root, user, password, env: baseEnv, owner });
-      nodes.push(node);
+      nodes.push(new LocalBrokerNode({ index, ports, root, user, password, env: baseEnv, owner }));
+    }
+    for (const node of nodes) {
       await mkdir(node.configDir, { recursive: true });
       const files = brokerConfigFiles({
         nodes: names,
         queues: o.queues,
-        amqpPort: ports.amqp,
-        managementPort: ports.management,
+        amqpPort: node.amqpPort,
+        managementPort: node.managementPort,
         listenAddress: '127.0.0.1',
         definitionsFile: join(node.env.HOME!, 'definitions.json'),
         // The pod's arithmetic on the API's default limit and volume: 1Gi of memory, 5Gi of disk.
@@ -431,6 +427,25 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
       for (const [file, text] of Object.entries(files)) await writeFile(join(node.configDir, file), text);
     }
     if (owner) execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, root]);
+  };
+
+  try {
+    epmd = await startEpmd();
+    const credentials = join(root, 'credentials');
+    await mkdir(credentials, { mode: 0o700 });
+    const secret = (file: string, value: string) =>
+      writeFile(join(credentials, file), value, { mode: 0o400 });
+    await secret(CREDENTIAL_FILES.username, user);
+    await secret(CREDENTIAL_FILES.password, password);
+    await secret(CREDENTIAL_FILES.erlangCookie, `cookie-${Math.random().toString(36).slice(2)}${Date.now()}`);
+
+    baseEnv = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      LANG: 'C.UTF-8',
+      RABBITMQ_BIN: bin,
+      ERL_EPMD_PORT: String(epmd.port),
+    };
+    await addNodes(o.nodes);
 
     // All at once, as a StatefulSet with podManagementPolicy Parallel starts its pods.
     await Promise.all(nodes.map((n) => n.start(timeoutMs)));
@@ -470,6 +485,17 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
       else await node(i).start(timeoutMs);
     },
     cli: (i, tool, args) => node(i).cli(tool, args),
+    scaleUp: async (to) => {
+      const existing = [...nodes];
+      if (to <= existing.length) throw new Error(`the broker has ${existing.length} nodes already`);
+      await addNodes(to);
+      await Promise.all(nodes.slice(existing.length).map((n) => n.start(timeoutMs)));
+      for (const n of existing.reverse()) {
+        await n.shutdown(timeoutMs);
+        await n.start(timeoutMs);
+      }
+      await waitUntilFormed(nodes, o.queues, timeoutMs);
+    },
     stop,
   };
 }

@@ -32,7 +32,7 @@ export const queue = doc(
     ),
     replicas: doc(
       z.number().int().min(1).max(7),
-      'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority. May grow, never shrink.',
+      'Broker nodes: 1, or an odd number >= 3 so quorum queues keep a majority. May grow (each new node joins every quorum queue as a member once it has booted), never shrink.',
     ).default(3),
     resources: resources('CPU and memory for each broker container.', QUEUE_RESOURCES),
     storage: storage('broker', '5Gi').default({ size: '5Gi' }),

@@ -67,5 +67,44 @@ export RABBITMQ_CONFIG_FILES="$config_dir/conf.d/*.conf"
 export RABBITMQ_CONF_ENV_FILE="$config_dir/rabbitmq-env.conf"
 # A crash dump lands beside the cookie (the working directory may be read-only).
 export ERL_CRASH_DUMP="${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
+# A node that joins a running cluster (the broker scaled up) is a member of none of the quorum queues
+# that exist: RabbitMQ 3.10 declares a queue's members once and never adds nodes that join later (the
+# continuous membership reconciliation of 3.13 does). So, once this node has booted, it adds itself
+# to every quorum queue it is not a member of yet; where it is one already this changes nothing. A
+# queue whose leader is away (its node restarting in the same rollout) is retried until it grows.
+# It runs beside the server, which the exec below makes this shell's process: when the server is
+# gone, it stops too.
+server=$$
+grow_queues() {
+  # await_startup fails at once while the Erlang VM itself is not up yet, so it is retried.
+  since=$(date +%s)
+  until "${bin}rabbitmqctl" -q await_startup --timeout 60 >/dev/null 2>&1; do
+    if ! kill -0 "$server" 2>/dev/null; then
+      log "quorum queues not grown: rabbitmq-server exited before it finished booting"
+      return 0
+    fi
+    if [ $(($(date +%s) - since)) -ge 900 ]; then
+      log "quorum queues not grown: the node did not finish booting in 900 s"
+      return 0
+    fi
+    sleep 5
+  done
+  attempt=1
+  while kill -0 "$server" 2>/dev/null; do
+    if failed=$("${bin}rabbitmq-queues" -q grow "$RABBITMQ_NODENAME" all --errors-only 2>&1) &&
+      [ -z "$(printf '%s' "$failed" | tr -d '[:space:]')" ]; then
+      log "a member of every quorum queue"
+      return 0
+    fi
+    if [ "$attempt" -ge 60 ]; then
+      log "quorum queues not grown after $attempt attempts: $failed"
+      return 0
+    fi
+    attempt=$((attempt + 1))
+    sleep 5
+  done
+}
+grow_queues &
+
 log "starting rabbitmq-server"
 exec "${bin}rabbitmq-server"

@@ -327,6 +327,68 @@ describe('brokerStartScript', () => {
     expect(newline.started).toBeUndefined();
   });
 
+  describe('beside the server, grows the quorum queues onto the node', () => {
+    // The server stub stays up until a CLI stub says the grow has nothing left to do (at most 20 s),
+    // as a real server outlives it; the CLI stubs record their arguments.
+    const SERVER = `#!/bin/sh
+i=0
+while [ ! -e "$STUB_DONE" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+`;
+    const CTL = `#!/bin/sh
+echo "rabbitmqctl $* as $RABBITMQ_NODENAME" >>"$CLI_OUT"
+status=\${CTL_STATUS:-0}
+[ "$status" = 0 ] || : >"$STUB_DONE"
+exit "$status"
+`;
+    // The first call reports a queue that could not grow (its leader away), the second none.
+    const QUEUES = `#!/bin/sh
+echo "rabbitmq-queues $*" >>"$CLI_OUT"
+if [ ! -e "$CLI_OUT.tried" ]; then
+  : >"$CLI_OUT.tried"
+  printf 'vhost\tname\tsize\tresult\n/\tphotos\t1\t{error,timeout}\n'
+  exit 0
+fi
+: >"$STUB_DONE"
+printf '\n'
+`;
+    function stubbed(env: Record<string, string> = {}) {
+      const s = setUp();
+      for (const [name, text] of Object.entries({
+        'rabbitmq-server': SERVER,
+        rabbitmqctl: CTL,
+        'rabbitmq-queues': QUEUES,
+      })) {
+        writeFileSync(join(s.bin, name), text);
+        chmodSync(join(s.bin, name), 0o755);
+      }
+      const cliOut = join(s.root, 'cli');
+      const r = run(s, { CLI_OUT: cliOut, STUB_DONE: join(s.root, 'grown'), ...env });
+      const calls = (() => {
+        try {
+          return readFileSync(cliOut, 'utf8').trim().split('\n');
+        } catch {
+          return [];
+        }
+      })();
+      return { ...r, calls };
+    }
+
+    it('once the node has booted, retrying while a queue cannot grow yet', () => {
+      const r = stubbed();
+      expect(r.status).toBe(0);
+      const grow = `rabbitmq-queues -q grow ${NODES[0]} all --errors-only`;
+      expect(r.calls).toEqual([`rabbitmqctl -q await_startup --timeout 60 as ${NODES[0]}`, grow, grow]);
+      expect(r.stderr).toMatch(/start\.sh rabbit@mq-0\S*: a member of every quorum queue/);
+    }, 30_000);
+
+    it('not at all when the server exits before it finished booting, and says so', () => {
+      const r = stubbed({ CTL_STATUS: '1' });
+      // Retried while the server runs (the stub stops a moment after the first failure); never grown.
+      expect(new Set(r.calls)).toEqual(new Set([`rabbitmqctl -q await_startup --timeout 60 as ${NODES[0]}`]));
+      expect(r.stderr).toMatch(/quorum queues not grown: rabbitmq-server exited before it finished booting/);
+    }, 30_000);
+  });
+
   it('fails without its required environment', () => {
     const r = run(setUp(), { RABBITMQ_USE_LONGNAME: '' });
     expect(r.status).not.toBe(0);

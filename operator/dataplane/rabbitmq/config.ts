@@ -284,6 +284,15 @@ export type BrokerEnv = {
 };
 
 /**
+ * How long a booting node waits for itself before growing the quorum queues onto it (a node that
+ * waits for its peers' tables may take minutes), and how often it retries a queue whose leader is
+ * away: 60 attempts 5 s apart outlast the restart of a peer in the same rollout.
+ */
+const GROW_STARTUP_TIMEOUT_SECONDS = 900;
+const GROW_ATTEMPTS = 60;
+const GROW_RETRY_SECONDS = 5;
+
+/**
  * A POSIX sh script (dash, bash, busybox ash) that prepares what a node needs from the Secret, then
  * execs rabbitmq-server in its place, so the broker is the container's main process and gets its
  * signals:
@@ -296,7 +305,9 @@ export type BrokerEnv = {
  *   umask 077 into HOME's private emptyDir, so the password is in no ConfigMap, argument or environment variable
  *   of the broker;
  * - rabbitmq-server's environment: our config files only. Not the image's /etc/rabbitmq/conf.d,
- *   whose defaults let `guest` in from anywhere, nor its rabbitmq-env.conf.
+ *   whose defaults let `guest` in from anywhere, nor its rabbitmq-env.conf;
+ * - beside the server, once it has booted: this node added to every quorum queue it is not a member
+ *   of, which is how a scale-up grows the queues onto the new nodes (RabbitMQ 3.10 does not).
  *
  * The login goes into a JSON string: backslashes and quotes are escaped, control characters refused.
  */
@@ -373,6 +384,45 @@ export RABBITMQ_CONFIG_FILES="$config_dir/conf.d/*.conf"
 export RABBITMQ_CONF_ENV_FILE="$config_dir/rabbitmq-env.conf"
 # A crash dump lands beside the cookie (the working directory may be read-only).
 export ERL_CRASH_DUMP="\${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
+# A node that joins a running cluster (the broker scaled up) is a member of none of the quorum queues
+# that exist: RabbitMQ 3.10 declares a queue's members once and never adds nodes that join later (the
+# continuous membership reconciliation of 3.13 does). So, once this node has booted, it adds itself
+# to every quorum queue it is not a member of yet; where it is one already this changes nothing. A
+# queue whose leader is away (its node restarting in the same rollout) is retried until it grows.
+# It runs beside the server, which the exec below makes this shell's process: when the server is
+# gone, it stops too.
+server=$$
+grow_queues() {
+  # await_startup fails at once while the Erlang VM itself is not up yet, so it is retried.
+  since=$(date +%s)
+  until "\${bin}rabbitmqctl" -q await_startup --timeout 60 >/dev/null 2>&1; do
+    if ! kill -0 "$server" 2>/dev/null; then
+      log "quorum queues not grown: rabbitmq-server exited before it finished booting"
+      return 0
+    fi
+    if [ $(($(date +%s) - since)) -ge ${GROW_STARTUP_TIMEOUT_SECONDS} ]; then
+      log "quorum queues not grown: the node did not finish booting in ${GROW_STARTUP_TIMEOUT_SECONDS} s"
+      return 0
+    fi
+    sleep ${GROW_RETRY_SECONDS}
+  done
+  attempt=1
+  while kill -0 "$server" 2>/dev/null; do
+    if failed=$("\${bin}rabbitmq-queues" -q grow "$RABBITMQ_NODENAME" all --errors-only 2>&1) &&
+      [ -z "$(printf '%s' "$failed" | tr -d '[:space:]')" ]; then
+      log "a member of every quorum queue"
+      return 0
+    fi
+    if [ "$attempt" -ge ${GROW_ATTEMPTS} ]; then
+      log "quorum queues not grown after $attempt attempts: $failed"
+      return 0
+    fi
+    attempt=$((attempt + 1))
+    sleep ${GROW_RETRY_SECONDS}
+  done
+}
+grow_queues &
+
 log "starting rabbitmq-server"
 exec "\${bin}rabbitmq-server"
 `;
