@@ -64,7 +64,7 @@ describe('growing the database volumes', () => {
     expect(a.status.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({ status: 'True' });
     // Same pods, same UIDs: none was restarted or recreated.
     expect(podUids('grows')).toEqual(pods);
-    expect(op.logs.join('\n')).toContain('growing the volumes of StatefulSet grows-db');
+    expect(await op.output()).toContain('growing the volumes of StatefulSet grows-db');
   });
 
   it('says so once when the StorageClass does not allow expansion, and keeps the templates', async () => {
