@@ -3,29 +3,12 @@
 // app reaches Ready. Before the lease got its own request budget, this killed the operator within
 // 12 s. The figures it prints (time to all Ready, the operator's own mutating requests) are the
 // measurement; nothing here asserts a time.
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
-import { applyApp, isReadyAtGeneration } from './support/apps.ts';
+import { applyApp, isReadyAtGeneration, smallFullStackSpec } from './support/apps.ts';
 import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
 import { isLeader, startOperator, type OperatorProcess } from './support/operator.ts';
 
 const APPS = 10;
-const sample = parse(
-  readFileSync(new URL('../manifests/samples/12-full-stack.yaml', import.meta.url), 'utf8'),
-) as { spec: Record<string, any> };
-// The sample as it is asks for about 5 CPUs; ten of them would not fit on the simulated nodes. A small
-// CPU request per tier keeps every pod schedulable without changing what the operator has to build.
-const small = { requests: { cpu: '20m' } };
-const spec = {
-  ...sample.spec,
-  web: { ...sample.spec.web, resources: { ...sample.spec.web.resources, ...small } },
-  cache: { ...sample.spec.cache, resources: small },
-  database: { ...sample.spec.database, resources: small },
-  shards: { ...sample.spec.shards, resources: small },
-  queue: { ...sample.spec.queue, resources: small },
-  consumers: sample.spec.consumers.map((c: object) => ({ ...c, resources: small })),
-  edgeCache: { ...sample.spec.edgeCache, resources: small },
-};
+const spec = smallFullStackSpec();
 const names = Array.from({ length: APPS }, (_, i) => `stack-${i}`);
 
 let ns: string;

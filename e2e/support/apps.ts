@@ -61,3 +61,26 @@ export const readyAt = (ns: string, name: string) =>
 /** A Secret's data, decoded. */
 export const decodeSecret = (s: { data?: Record<string, string> }) =>
   Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+
+/**
+ * manifests/samples/12-full-stack.yaml with a CPU request of 20m per tier. The sample as it is asks
+ * for about 5 CPUs: many copies would not fit on the simulated nodes, and what the operator has to
+ * build is the same (for the many-apps test and benchmark).
+ */
+export function smallFullStackSpec(): Record<string, any> {
+  const sample = parse(
+    readFileSync(new URL('../../manifests/samples/12-full-stack.yaml', import.meta.url), 'utf8'),
+  ) as { spec: Record<string, any> };
+  const s = sample.spec;
+  const small = { requests: { cpu: '20m' } };
+  return {
+    ...s,
+    web: { ...s.web, resources: { ...s.web.resources, ...small } },
+    cache: { ...s.cache, resources: small },
+    database: { ...s.database, resources: small },
+    shards: { ...s.shards, resources: small },
+    queue: { ...s.queue, resources: small },
+    consumers: s.consumers.map((c: object) => ({ ...c, resources: small })),
+    edgeCache: { ...s.edgeCache, resources: small },
+  };
+}

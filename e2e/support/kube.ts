@@ -15,11 +15,15 @@ const toolsBin = execFileSync(
 
 export const KUBECONFIG = process.env.KUBECONFIG ?? kubeconfigPath();
 
+/** spawnSync's default (1 MiB) kills kubectl part-way through a list of a hundred full-stack apps. */
+const MAX_OUTPUT = 256 << 20;
+
 /** Runs the kubectl that tools/toolchain.sh built (matching the cluster), as cluster admin. */
 export function kubectl(args: string[], input?: string): string {
   const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], {
     encoding: 'utf8',
     input,
+    maxBuffer: MAX_OUTPUT,
   });
   if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
@@ -30,6 +34,7 @@ export function tryKubectl(args: string[], input?: string): { ok: boolean; stdou
   const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], {
     encoding: 'utf8',
     input,
+    maxBuffer: MAX_OUTPUT,
   });
   return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr };
 }
