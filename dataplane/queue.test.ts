@@ -131,6 +131,7 @@ describe('a single node', () => {
     'reports published messages as ready, and delivered unacknowledged ones as unacknowledged',
     async () => {
       await b.admin.publish('photos', bodies('p', 25));
+      // Resolves once the depth is exactly `want`, fails (naming the last depth) if it never is.
       const settled = (want: { ready: number; unacknowledged: number; consumers: number }) =>
         eventually(
           `photos to report ${JSON.stringify(want)}`,
@@ -141,7 +142,7 @@ describe('a single node', () => {
           60_000,
           200,
         );
-      expect(await settled({ ready: 25, unacknowledged: 0, consumers: 0 })).toBeTruthy();
+      await settled({ ready: 25, unacknowledged: 0, consumers: 0 });
       expect(await b.admin.queueDepth('mail.out')).toEqual({ ready: 0, unacknowledged: 0, consumers: 0 });
 
       const c = await amqpConnect(b.amqpUrl);
@@ -150,10 +151,10 @@ describe('a single node', () => {
       const delivered: string[] = [];
       await ch.consume('photos', (m) => m && delivered.push(m.content.toString()), { noAck: false });
       await eventually('10 deliveries', () => delivered.length === 10, 30_000, 50);
-      expect(await settled({ ready: 15, unacknowledged: 10, consumers: 1 })).toBeTruthy();
+      await settled({ ready: 15, unacknowledged: 10, consumers: 1 });
       // A consumer that goes away unacknowledged gives its messages back.
       await ch.close();
-      expect(await settled({ ready: 25, unacknowledged: 0, consumers: 0 })).toBeTruthy();
+      await settled({ ready: 25, unacknowledged: 0, consumers: 0 });
     },
     TEST_TIMEOUT,
   );

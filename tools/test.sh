@@ -28,5 +28,5 @@ step "generated files are up to date"
 node tools/generate-crd.ts --check
 node tools/generate-chart-schemas.ts --check
 node tools/generate-chart-files.ts --check
-step "jest: unit and cluster tests"
+step "jest: unit, data-plane, chart and cluster tests"
 exec node --experimental-vm-modules node_modules/jest/bin/jest.js --ci "$@"

@@ -1,6 +1,6 @@
 /**
  * Chart ⇄ operator parity: for the same inputs, a tier's chart and the operator's builder for that
- * tier must produce the same objects (issue #8; architecture rule 8).
+ * tier must produce the same objects (docs/adr/0008-helm-charts.md).
  *
  * How a tier's parity test uses it:
  *

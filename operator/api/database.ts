@@ -48,7 +48,7 @@ export const database = doc(
     storage: storage('database', '10Gi').default({ size: '10Gi' }),
     synchronousReplicas: doc(
       z.number().int().min(0).max(9),
-      'Commits wait for ANY n replicas (synchronous_standby_names = ANY n (...)); 0 = asynchronous. With n >= 1 a failover only promotes a synchronous standby, so no acknowledged commit is lost.',
+      'Commits wait for ANY n replicas (synchronous_standby_names = ANY n (...)); 0 = asynchronous. With n >= 1 of N standbys a failover promotes only when at least N - n + 1 standbys answer (one of them then holds every acknowledged commit) and refuses otherwise, so no acknowledged commit is lost.',
     ).default(0),
     failover: doc(
       z.object({

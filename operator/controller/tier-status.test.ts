@@ -9,6 +9,7 @@ import type {
 import {
   consumersStatus,
   deploymentReadiness,
+  readyReplicas,
   recheckAfterMs,
   tierReports,
   type ChildLookup,
@@ -699,5 +700,27 @@ describe('consumersStatus', () => {
       status: { consumers: [{ name: 'worker', replicas: 4, lastScale: recorded }] },
     } as ScalableApp;
     expect(consumersStatus(a, NO_FACTS)).toEqual([{ name: 'worker', replicas: 2 }]);
+  });
+});
+
+describe('readyReplicas', () => {
+  const children = (ready: number, primaryState: PodState): ChildLookup => {
+    const objects: Record<string, unknown> = {
+      'StatefulSet/prod/shop-db': sts('shop-db', 3, ready),
+      'Pod/prod/shop-db-0': tierPod('shop-db-0', {}, primaryState),
+    };
+    return { get: (kind, namespace, name) => objects[`${kind}/${namespace}/${name}`] };
+  };
+
+  it('counts the ready instances other than the primary', () => {
+    expect(readyReplicas(children(3, 'ready'), 'prod', 'shop-db', 'shop-db-0')).toBe(2);
+  });
+
+  it('does not take the primary off when it is the one that is down', () => {
+    expect(readyReplicas(children(2, 'crash'), 'prod', 'shop-db', 'shop-db-0')).toBe(2);
+  });
+
+  it('is 0 without the StatefulSet', () => {
+    expect(readyReplicas({ get: () => undefined }, 'prod', 'shop-db', 'shop-db-0')).toBe(0);
   });
 });

@@ -204,7 +204,6 @@ function blockingOf(results: readonly Readiness[]): Readiness | undefined {
 const isReady = (pod: V1Pod | undefined) =>
   pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
-/** The cache is ready when every server is ready and the primary Service has its pod. */
 /**
  * A primary-and-replicas tier (cache, database) is ready when every instance of its StatefulSet is
  * ready and the recorded primary is a ready pod that carries the primary role label.
@@ -374,10 +373,19 @@ export function consumersStatus(app: ScalableApp, facts: ObservedFacts) {
 export const cacheReadiness = (app: ScalableApp, children: ChildLookup, facts: ObservedFacts) =>
   primaryReplicaReadiness(children, app.metadata.namespace ?? '', cacheName(app), cachePrimary(app, facts));
 
-/** Ready instances that are not the primary. */
-export function readyReplicas(children: ChildLookup, ns: string, statefulSet: string): number {
+/**
+ * Ready instances that are not the primary: the StatefulSet's ready count, less one only while the
+ * primary is among them (a primary that is down is no replica, and leaves the count alone).
+ */
+export function readyReplicas(
+  children: ChildLookup,
+  ns: string,
+  statefulSet: string,
+  primary: string,
+): number {
   const sts = children.get('StatefulSet', ns, statefulSet) as V1StatefulSet | undefined;
-  return Math.max(0, (sts?.status?.readyReplicas ?? 0) - 1);
+  const primaryReady = isReady(children.get('Pod', ns, primary) as V1Pod | undefined);
+  return Math.max(0, (sts?.status?.readyReplicas ?? 0) - (primaryReady ? 1 : 0));
 }
 
 export function cacheStatus(
@@ -387,6 +395,11 @@ export function cacheStatus(
 ): { primary: string; readyReplicas: number } {
   return {
     primary: cachePrimary(app, facts),
-    readyReplicas: readyReplicas(children, app.metadata.namespace ?? '', cacheName(app)),
+    readyReplicas: readyReplicas(
+      children,
+      app.metadata.namespace ?? '',
+      cacheName(app),
+      cachePrimary(app, facts),
+    ),
   };
 }
