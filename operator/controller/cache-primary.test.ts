@@ -115,6 +115,20 @@ describe('CachePrimary', () => {
     expect(calls).toHaveLength(1); // the same incarnation is not checked again
   });
 
+  it('forgets an app that went away: its delay starts over and its pods are checked again', async () => {
+    const pods = [
+      pod('shop-cache-0', false, '10.0.0.1'),
+      pod('shop-cache-1', true, '10.0.0.2'),
+      pod('shop-cache-2', true, '10.0.0.3'),
+    ];
+    const { cp, advance } = setup(pods, ['shop-cache-1', 'shop-cache-2'], []);
+    expect(await cp.decide(app, facts)).toMatchObject({ kind: 'wait', recheckMs: 5_000 });
+    advance(3_000);
+    expect(await cp.decide(app, facts)).toMatchObject({ kind: 'wait', recheckMs: 2_000 });
+    cp.forget('prod/shop');
+    expect(await cp.decide(app, facts)).toMatchObject({ kind: 'wait', recheckMs: 5_000 });
+  });
+
   it('never fails over a cache without replicas', async () => {
     const { cp, advance } = setup([pod('shop-cache-0', false, '10.0.0.1')], [], []);
     const single = parseApp({ cache: { replicas: 0 } });

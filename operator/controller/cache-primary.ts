@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { decideFailover, rejoin } from '../dataplane/cache-failover.ts';
 import type { CacheAdmin, CacheNode } from '../dataplane/redis-admin.ts';
@@ -42,26 +43,33 @@ const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatu
  */
 export class CachePrimary {
   private readonly d: CachePrimaryDeps;
-  private readonly unreadySince = new Map<string, number>();
-  private readonly verified = new Set<string>();
+  /** Per app: when its primary was first seen unready; the pod incarnations checked. */
+  private readonly memory = new AppMemory(() => ({
+    unreadySince: undefined as number | undefined,
+    verified: new Set<string>(),
+  }));
   constructor(deps: CachePrimaryDeps) {
     this.d = deps;
   }
 
+  /** Drops what was remembered about an app that went away. */
+  forget(key: string): void {
+    this.memory.forget(key);
+  }
+
   async decide(app: ScalableApp, facts: ObservedFacts): Promise<PrimaryDecision> {
     const admin = this.d.adminFor(app, facts);
-    const key = `${app.metadata.namespace}/${app.metadata.name}`;
+    const memory = this.memory.of(appKey(app));
     const primary = cachePrimary(app, facts);
     const pods = this.d.pods(app.metadata.namespace ?? '', selectorLabels(app, CACHE));
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
     if (primaryPod && ready(primaryPod)) {
-      this.unreadySince.delete(key);
-      await this.rejoinRestarted(pods, primaryPod, admin);
+      memory.unreadySince = undefined;
+      await this.rejoinRestarted(pods, primaryPod, admin, memory.verified);
       return { kind: 'keep', primary };
     }
     if ((app.spec.cache?.replicas ?? 0) === 0) return { kind: 'keep', primary }; // nothing to promote
-    const since = this.unreadySince.get(key) ?? this.d.now();
-    this.unreadySince.set(key, since);
+    const since = (memory.unreadySince ??= this.d.now());
     const waited = this.d.now() - since;
     if (waited < this.d.delayMs) return { kind: 'wait', primary, recheckMs: this.d.delayMs - waited };
     const result = await decideFailover(
@@ -70,8 +78,9 @@ export class CachePrimary {
       admin,
     );
     if (!result) return { kind: 'wait', primary, recheckMs: this.d.delayMs }; // primary answered, or no replica can take over
-    this.unreadySince.delete(key);
-    for (const p of pods) if (p.metadata?.name === result.newPrimary.name) this.verified.add(incarnation(p));
+    memory.unreadySince = undefined;
+    for (const p of pods)
+      if (p.metadata?.name === result.newPrimary.name) memory.verified.add(incarnation(p));
     return {
       kind: 'failover',
       primary: result.newPrimary.name,
@@ -80,14 +89,19 @@ export class CachePrimary {
     };
   }
 
-  private async rejoinRestarted(pods: V1Pod[], primaryPod: V1Pod, admin: CacheAdmin): Promise<void> {
+  private async rejoinRestarted(
+    pods: V1Pod[],
+    primaryPod: V1Pod,
+    admin: CacheAdmin,
+    verified: Set<string>,
+  ): Promise<void> {
     for (const p of pods) {
-      if (p === primaryPod || !ready(p) || this.verified.has(incarnation(p))) continue;
+      if (p === primaryPod || !ready(p) || verified.has(incarnation(p))) continue;
       const role = await admin.role(node(p));
       if (role.role === 'master' || role.primary?.host !== primaryPod.status?.podIP) {
         await rejoin(node(p), node(primaryPod), admin);
       }
-      this.verified.add(incarnation(p));
+      verified.add(incarnation(p));
     }
   }
 }

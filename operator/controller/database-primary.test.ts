@@ -80,6 +80,16 @@ describe('DatabasePrimary', () => {
     expect(calls).toEqual(['fence shop-db-0', 'promote shop-db-2', 'follow shop-db-1 -> shop-db-2']);
   });
 
+  it('forgets an app that went away: a new app of that name waits the whole delay again', async () => {
+    const app = parseApp({ database: { replicas: 2, failover: { delaySeconds: 10 } } });
+    const { dp, advance } = setup(three(false), ['shop-db-1', 'shop-db-2'], []);
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'wait', recheckMs: 10_000 });
+    advance(6_000);
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'wait', recheckMs: 4_000 });
+    dp.forget('prod/shop');
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'wait', recheckMs: 10_000 });
+  });
+
   it('does nothing but say so when failover is disabled', async () => {
     const app = parseApp({ database: { replicas: 2, failover: { enabled: false } } });
     const { dp, calls, advance } = setup(three(false), ['shop-db-1', 'shop-db-2'], []);

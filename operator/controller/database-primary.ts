@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PgNode, PostgresAdmin } from '../dataplane/postgres/admin.ts';
 import { decidePostgresFailover, switchover } from '../dataplane/postgres/failover.ts';
@@ -59,10 +60,18 @@ const SHARD_FAILOVER = { enabled: true, delaySeconds: 5 };
  */
 export class DatabasePrimary {
   private readonly d: DatabasePrimaryDeps;
-  private readonly unreadySince = new Map<string, number>();
-  private readonly verified = new Set<string>();
+  /** Per app: when each Postgres cluster's primary was first seen unready; pod incarnations checked. */
+  private readonly memory = new AppMemory(() => ({
+    unreadySince: new Map<string, number>(),
+    verified: new Set<string>(),
+  }));
   constructor(deps: DatabasePrimaryDeps) {
     this.d = deps;
+  }
+
+  /** Drops what was remembered about an app that went away. */
+  forget(key: string): void {
+    this.memory.forget(key);
   }
 
   /** The database tier's primary. */
@@ -88,14 +97,15 @@ export class DatabasePrimary {
   private async decideFor(scope: Scope): Promise<DatabaseDecision> {
     const { cluster, failover } = scope;
     const app = cluster.app;
-    const key = `${app.metadata.namespace}/${cluster.name}`;
+    const { unreadySince, verified } = this.memory.of(appKey(app));
+    const key = cluster.name;
     const primary = pgPrimary(cluster);
     const pods = this.d.pods(app.metadata.namespace ?? '', cluster.selector);
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
     const admin = this.d.adminFor(cluster, scope.credentials);
 
     if (primaryPod && ready(primaryPod)) {
-      this.unreadySince.delete(key);
+      unreadySince.delete(key);
       const target = (app.metadata.annotations ?? {})[SWITCHOVER_ANNOTATION];
       // The annotation names a pod: it moves the primary of whichever cluster that pod belongs to.
       const targetPod =
@@ -117,12 +127,12 @@ export class DatabasePrimary {
           restart: [result.restartAsStandby.name],
         };
       }
-      return { kind: 'keep', primary, restart: await this.strayPrimaries(pods, primary, admin) };
+      return { kind: 'keep', primary, restart: await this.strayPrimaries(pods, primary, admin, verified) };
     }
     if (cluster.spec.replicas === 0) return { kind: 'keep', primary, restart: [] }; // nowhere to go
     const delayMs = failover.delaySeconds * 1000;
-    const since = this.unreadySince.get(key) ?? this.d.now();
-    this.unreadySince.set(key, since);
+    const since = unreadySince.get(key) ?? this.d.now();
+    unreadySince.set(key, since);
     const waited = this.d.now() - since;
     if (!failover.enabled) {
       return {
@@ -147,7 +157,7 @@ export class DatabasePrimary {
     if (outcome.kind === 'none') return { kind: 'wait', primary, recheckMs: delayMs || 1000 };
     if (outcome.kind === 'refused')
       return { kind: 'refused', primary, reason: outcome.reason, recheckMs: delayMs || 1000 };
-    this.unreadySince.delete(key);
+    unreadySince.delete(key);
     return {
       kind: 'moved',
       primary: outcome.newPrimary.name,
@@ -163,16 +173,21 @@ export class DatabasePrimary {
    * another is recorded: an old primary that never went down, e.g. behind a healed partition. Each
    * incarnation is checked once; a stray primary is restarted, and its start script rewinds it.
    */
-  private async strayPrimaries(pods: V1Pod[], primary: string, admin: PostgresAdmin): Promise<string[]> {
+  private async strayPrimaries(
+    pods: V1Pod[],
+    primary: string,
+    admin: PostgresAdmin,
+    verified: Set<string>,
+  ): Promise<string[]> {
     const stray: string[] = [];
     for (const p of pods) {
-      if (p.metadata?.name === primary || !ready(p) || this.verified.has(incarnation(p))) continue;
+      if (p.metadata?.name === primary || !ready(p) || verified.has(incarnation(p))) continue;
       const state = await admin.state(node(p));
       if (state.role === 'primary') {
         await admin.fence(node(p));
         stray.push(p.metadata!.name!);
       } else {
-        this.verified.add(incarnation(p));
+        verified.add(incarnation(p));
       }
     }
     return stray;

@@ -21,7 +21,7 @@ import { OWNED_KINDS, collectionPath } from '../kube/resources.ts';
 import { desiredState } from '../tiers/desired-state.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
 import { connectionSecretName } from '../tiers/connection.ts';
-import { webEndpoint } from '../tiers/web.ts';
+import { webEndpoint, webName } from '../tiers/web.ts';
 import {
   CACHE,
   CACHE_PORT,
@@ -80,6 +80,7 @@ import {
 } from './tier-status.ts';
 import { diagnosisEvents } from './pod-diagnosis.ts';
 import type { DatabaseDecision, DatabasePrimary } from './database-primary.ts';
+import { AppMemory, appKey } from './app-memory.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { Informer } from '../kube/informer.ts';
 
@@ -139,12 +140,17 @@ function pluralOf(kind: string): string {
 export class Reconciler {
   private readonly d: ReconcilerDeps;
   /**
-   * Per child path, the desired hash whose replace (the fallback of a refused apply) was refused too:
-   * the same object is then not replaced again, so each backoff step costs one request, not two.
+   * Per app:
+   * - refusedReplace: per child path, the desired hash whose replace (the fallback of a refused
+   *   apply) was refused too: the same object is then not replaced again, so each backoff step
+   *   costs one request, not two;
+   * - refusedFailover: per Postgres cluster, the failover refusal last announced: one Event per
+   *   refusal, not per look.
    */
-  private readonly refusedReplace = new Map<string, string>();
-  /** Per Postgres cluster, the failover refusal last announced: one Event per refusal, not per look. */
-  private readonly refusedFailover = new Map<string, string>();
+  private readonly memory = new AppMemory(() => ({
+    refusedReplace: new Map<string, string>(),
+    refusedFailover: new Map<string, string>(),
+  }));
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
   }
@@ -158,6 +164,9 @@ export class Reconciler {
       // docs/adr/0012), or it never was ours and a child's event named it. Nothing is written either
       // way: garbage collection removes the children of a deleted app, by their owner references.
       this.d.consumerScaling?.forget(key);
+      this.d.cachePrimary?.forget(key);
+      this.d.databasePrimary?.forget(key);
+      this.memory.forget(key);
       return 'ok';
     }
     const generation = raw.metadata?.generation ?? 0;
@@ -226,11 +235,11 @@ export class Reconciler {
               ? { requeueAfterMs: after }
               : { requeueAfterMs: Math.min(after, result.requeueAfterMs) };
         }
-        const clusterKey = `${app.metadata.namespace}/${c.name}`;
-        if (decision.kind !== 'refused') this.refusedFailover.delete(clusterKey);
-        else if (this.refusedFailover.get(clusterKey) !== decision.reason) {
+        const { refusedFailover } = this.memory.of(appKey(app));
+        if (decision.kind !== 'refused') refusedFailover.delete(c.name);
+        else if (refusedFailover.get(c.name) !== decision.reason) {
           // It is looked at again every few seconds while it lasts; say it when it starts or changes.
-          this.refusedFailover.set(clusterKey, decision.reason);
+          refusedFailover.set(c.name, decision.reason);
           log.warn('database failover refused', { cluster: c.name, reason: decision.reason });
           await this.d.events.record(app, 'Warning', 'FailoverRefused', decision.reason);
         }
@@ -516,7 +525,8 @@ export class Reconciler {
         return { obj, live, why: drift(obj, live) };
       })
       .filter((w) => w.why !== undefined);
-    const results = await Promise.allSettled(work.map((w) => this.applyOne(w.obj, w.live)));
+    const { refusedReplace } = this.memory.of(appKey(app));
+    const results = await Promise.allSettled(work.map((w) => this.applyOne(w.obj, w.live, refusedReplace)));
     const done = work.filter((_, i) => results[i]!.status === 'fulfilled');
     for (const { obj, live, why } of done) {
       const verb = live ? 'Updated' : 'Created';
@@ -549,7 +559,11 @@ export class Reconciler {
    * keyed list stays theirs, or makes our apply invalid), replace the object with the live one
    * overlaid by ours, guarded by its resourceVersion.
    */
-  private async applyOne(obj: Child, live: KubernetesObject | undefined): Promise<void> {
+  private async applyOne(
+    obj: Child,
+    live: KubernetesObject | undefined,
+    refusedReplace: Map<string, string>,
+  ): Promise<void> {
     const path = objectPath(obj);
     const hash = desiredHash(obj);
     let result: KubernetesObject | undefined;
@@ -557,19 +571,18 @@ export class Reconciler {
       result = await this.d.kube.apply(path, obj);
     } catch (e) {
       // A replace that was refused for this very object will be refused again: don't send it.
-      if (!(live && e instanceof ApiError && e.status === 422) || this.refusedReplace.get(path) === hash)
-        throw e;
+      if (!(live && e instanceof ApiError && e.status === 422) || refusedReplace.get(path) === hash) throw e;
     }
     if (live && (!result || firstDifference(withoutMetadata(obj), withoutMetadata(result)) !== undefined)) {
       const base = (result ?? live) as KubernetesObject;
       try {
         await this.d.kube.replace(path, overlay(base, obj));
       } catch (e) {
-        if (e instanceof ApiError && e.status === 422) this.refusedReplace.set(path, hash);
+        if (e instanceof ApiError && e.status === 422) refusedReplace.set(path, hash);
         throw e;
       }
     }
-    this.refusedReplace.delete(path);
+    refusedReplace.delete(path);
   }
 
   /** Children the spec no longer asks for (autoscaling turned off, exposure changed) are deleted; Secrets and volumes never. */
@@ -660,7 +673,7 @@ export class Reconciler {
         ];
     conditions.push(...[...reports.values()].map((r) => r.condition));
     const web = app.spec.web
-      ? (this.d.children.get('Deployment', app.metadata.namespace ?? '', `${app.metadata.name}-web`) as
+      ? (this.d.children.get('Deployment', app.metadata.namespace ?? '', webName(app)) as
           { spec?: { replicas?: number }; status?: { readyReplicas?: number } } | undefined)
       : undefined;
     const status: ScalableAppStatus = {
@@ -698,7 +711,12 @@ export class Reconciler {
         ? {
             database: {
               primary: dbPrimary(app, facts),
-              readyReplicas: readyReplicas(this.d.children, app.metadata.namespace ?? '', dbName(app)),
+              readyReplicas: readyReplicas(
+                this.d.children,
+                app.metadata.namespace ?? '',
+                dbName(app),
+                dbPrimary(app, facts),
+              ),
               ...(facts.dbLastFailover
                 ? {
                     lastFailoverTime: facts.dbLastFailover.time,

@@ -11,6 +11,7 @@ import { ApiError, type Kube } from '../../kube/client.ts';
 import type { Informer } from '../../kube/informer.ts';
 import { NO_FACTS } from '../../tiers/objects.ts';
 import type { ChildCaches } from '../children.ts';
+import type { CachePrimary } from '../cache-primary.ts';
 import type { DatabasePrimary } from '../database-primary.ts';
 import { EventRecorder } from '../events.ts';
 import { Reconciler, appPath } from '../reconciler.ts';
@@ -33,6 +34,8 @@ export interface WorldOptions {
   now?: number;
   /** The database primary's decisions (default: the reconciler runs without failover). */
   databasePrimary?: DatabasePrimary;
+  /** The cache primary's decisions (default: none). */
+  cachePrimary?: CachePrimary;
   /** What the apiserver stores of an applied object (default: the object as sent). */
   stored?: (body: Obj) => Obj;
   /** PersistentVolumeClaims in the namespace (listed, and grown by merge patches). */
@@ -131,16 +134,18 @@ export function fakeWorld(o: WorldOptions) {
         .filter((c) => c.metadata?.ownerReferences?.some((r) => r.uid === uid))
         .map((obj) => ({ obj })),
   } as unknown as ChildCaches;
+  let present = true;
   const log = { info: () => {}, warn: () => {} };
   const reconciler = new Reconciler({
     kube,
-    apps: { get: () => raw } as unknown as Informer,
+    apps: { get: () => (present ? raw : undefined) } as unknown as Informer,
     children: caches,
     events: new EventRecorder(kube, (err) => {
       throw err;
     }),
     facts: () => NO_FACTS,
     ...(o.databasePrimary ? { databasePrimary: o.databasePrimary } : {}),
+    ...(o.cachePrimary ? { cachePrimary: o.cachePrimary } : {}),
     log,
     now: () => new Date(o.now ?? Date.parse('2025-06-01T12:00:00Z')),
   });
@@ -158,6 +163,8 @@ export function fakeWorld(o: WorldOptions) {
     live: (kind: string, name: string) => children.get(key(kind, 'prod', name)),
     claims,
     reconcile: () => reconciler.reconcile('prod/shop'),
+    /** Takes the app out of the cache, as its deletion's watch event does. */
+    deleteApp: () => (present = false),
     setPods: (p: V1Pod[]) => (pods = p),
     statusWrites: () =>
       writes.filter((w) => w.verb === 'status' && w.path === appPath('prod', 'shop')).length,
