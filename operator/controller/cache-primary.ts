@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { isPodReady } from '../kube/pods.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { decideFailover, rejoin } from '../dataplane/cache-failover.ts';
@@ -22,8 +23,7 @@ export type PrimaryDecision =
   | { kind: 'wait'; primary: string; recheckMs: number }
   | { kind: 'failover'; primary: string; previous: string; reason: string };
 
-const ready = (p: V1Pod) =>
-  p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const ready = isPodReady;
 const node = (p: V1Pod): CacheNode => ({
   name: p.metadata!.name!,
   host: p.status?.podIP ?? '',

@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { isPodReady } from '../kube/pods.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PgNode, PostgresAdmin } from '../dataplane/postgres/admin.ts';
@@ -33,8 +34,7 @@ export type DatabaseDecision =
 
 /** A pod incarnation: a new pod or a restarted container is an instance that started from the record. */
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
-const ready = (p: V1Pod) =>
-  p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const ready = isPodReady;
 const node = (p: V1Pod): PgNode => ({ name: p.metadata!.name!, host: p.status?.podIP ?? '', port: PG_PORT });
 
 /** One Postgres cluster to keep a primary for: the database tier, or one shard. */

@@ -1,4 +1,5 @@
 import { HttpMethod, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { isPodReady } from '../kube/pods.ts';
 import { GROUP, PLURAL, VERSION } from '../api/scalable-app.ts';
 import type { Kube } from '../kube/client.ts';
 import { ApiError, isConflict } from '../kube/client.ts';
@@ -183,11 +184,7 @@ export class Manager {
   }
 
   private podReady(ns: string, name: string): boolean {
-    return (
-      (this.children.get('Pod', ns, name) as V1Pod | undefined)?.status?.conditions?.some(
-        (c) => c.type === 'Ready' && c.status === 'True',
-      ) ?? false
-    );
+    return isPodReady(this.children.get('Pod', ns, name) as V1Pod | undefined);
   }
 
   private databasePrimary(): DatabasePrimary {

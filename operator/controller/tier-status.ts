@@ -1,4 +1,5 @@
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { isPodReady } from '../kube/pods.ts';
 import { NO_FACTS, type ObservedFacts } from '../tiers/objects.ts';
 import { CACHE, ROLE_LABEL, cacheName, cachePrimary } from '../tiers/cache.ts';
 import { EDGE, edgeName } from '../tiers/edge-cache.ts';
@@ -201,8 +202,7 @@ function blockingOf(results: readonly Readiness[]): Readiness | undefined {
   return { ...rest, ...(rechecks.length ? { recheckAfterMs: Math.min(...rechecks) } : {}) };
 }
 
-const isReady = (pod: V1Pod | undefined) =>
-  pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const isReady = isPodReady;
 
 /**
  * A primary-and-replicas tier (cache, database) is ready when every instance of its StatefulSet is

@@ -2,7 +2,7 @@ import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from './cache-config.ts';
-import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
+import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
@@ -29,9 +29,7 @@ export const cachePrimary = (app: ScalableApp, facts: ObservedFacts) =>
 
 export const cacheHost = (app: ScalableApp, service: string) => `${service}.${app.metadata.namespace}.svc`;
 
-function meta(app: ScalableApp, name: string) {
-  return { name, namespace: app.metadata.namespace, labels: tierLabels(app, CACHE) };
-}
+const meta = (app: ScalableApp, name: string) => tierMeta(app, CACHE, name);
 
 /**
  * The start script reads the primary's name from the ConfigMap at start: a pod that was primary and

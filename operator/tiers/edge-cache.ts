@@ -2,7 +2,7 @@ import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from './edge-cache-config.ts';
-import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
+import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
@@ -18,9 +18,7 @@ const RUN_DIR = '/tmp';
 export const edgeName = (app: ScalableApp) => childName(app, 'edge');
 const configName = (app: ScalableApp) => `${edgeName(app)}-config`;
 
-function meta(app: ScalableApp, name: string) {
-  return { name, namespace: app.metadata.namespace, labels: tierLabels(app, EDGE) };
-}
+const meta = (app: ScalableApp, name: string) => tierMeta(app, EDGE, name);
 
 /** nginx's `512m` as a Kubernetes quantity with the same number of bytes, doubled for temp files. */
 function scratchSize(cacheSize: string): string {

@@ -37,3 +37,10 @@ export function tierLabels(app: ScalableApp, component: string): Record<string, 
 
 /** Names of children: `<app>-<suffix>`, so two apps in a namespace never collide. */
 export const childName = (app: ScalableApp, suffix: string) => `${app.metadata.name}-${suffix}`;
+
+/** The metadata of a tier's child: its name, the app's namespace, the tier's labels. */
+export const tierMeta = (app: ScalableApp, component: string, name: string) => ({
+  name,
+  namespace: app.metadata.namespace,
+  labels: tierLabels(app, component),
+});

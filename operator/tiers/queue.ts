@@ -20,7 +20,7 @@ import {
   memoryHighWatermarkBytes,
   type BrokerEnv,
 } from '../dataplane/rabbitmq/config.ts';
-import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
+import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
@@ -66,9 +66,7 @@ export function mqNodeNames(app: ScalableApp): string[] {
   );
 }
 
-function meta(app: ScalableApp, name: string) {
-  return { name, namespace: app.metadata.namespace, labels: tierLabels(app, QUEUE) };
-}
+const meta = (app: ScalableApp, name: string) => tierMeta(app, QUEUE, name);
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

@@ -7,7 +7,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
+import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { zoneSpread } from './topology.ts';
 import { shardMapVolume } from './shards.ts';
@@ -25,9 +25,7 @@ type Web = NonNullable<ScalableApp['spec']['web']>;
 
 export const webName = (app: ScalableApp) => childName(app, WEB);
 
-function meta(app: ScalableApp, name = webName(app)) {
-  return { name, namespace: app.metadata.namespace, labels: tierLabels(app, WEB) };
-}
+const meta = (app: ScalableApp, name = webName(app)) => tierMeta(app, WEB, name);
 
 function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[]): V1Container {
   const { path, livenessPath = path, periodSeconds, failureThreshold } = web.healthCheck;
