@@ -25,7 +25,6 @@ import { webEndpoint, webName } from '../tiers/web.ts';
 import {
   CACHE,
   CACHE_PORT,
-  ROLE_LABEL,
   cacheAuthName,
   cacheConfigName,
   cacheHost,
@@ -33,7 +32,7 @@ import {
   cachePrimary,
   cacheReplicasName,
 } from '../tiers/cache.ts';
-import { selectorLabels } from '../tiers/labels.ts';
+import { ROLE_LABEL, selectorLabels } from '../tiers/labels.ts';
 import {
   DATABASE,
   PG_PORT,

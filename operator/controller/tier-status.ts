@@ -1,7 +1,8 @@
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { isPodReady } from '../kube/pods.ts';
 import { NO_FACTS, type ObservedFacts } from '../tiers/objects.ts';
-import { CACHE, ROLE_LABEL, cacheName, cachePrimary } from '../tiers/cache.ts';
+import { CACHE, cacheName, cachePrimary } from '../tiers/cache.ts';
+import { ROLE_LABEL } from '../tiers/labels.ts';
 import { EDGE, edgeName } from '../tiers/edge-cache.ts';
 import { DATABASE, dbName, dbPrimary } from '../tiers/database.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';

@@ -12,8 +12,6 @@ import type { Child, ObservedFacts } from './objects.ts';
 
 export const CACHE = 'cache';
 export const CACHE_PORT = 6379;
-/** Pod label the operator sets: which pod the primary Service selects. */
-export const ROLE_LABEL = 'scalableapp.io/role';
 
 type Cache = NonNullable<ScalableApp['spec']['cache']>;
 

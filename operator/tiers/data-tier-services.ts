@@ -1,6 +1,6 @@
 import type { V1Service } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { ROLE_LABEL } from './cache.ts';
+import { ROLE_LABEL } from './labels.ts';
 import { selectorLabels, tierLabels } from './labels.ts';
 import type { Child } from './objects.ts';
 

@@ -2,20 +2,19 @@ import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from './edge-cache-config.ts';
-import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
+import { ANNOTATION, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import type { Child } from './objects.ts';
-import { WEB_SERVICE_PORT, webName } from './web.ts';
+import { EDGE_SERVICE_PORT, WEB_SERVICE_PORT, edgeName, webName } from './front-services.ts';
 
 export const EDGE = 'edge-cache';
 export const EDGE_PORT = 8080;
-export const EDGE_SERVICE_PORT = 80;
+export { EDGE_SERVICE_PORT, edgeName } from './front-services.ts';
 const RUN_DIR = '/tmp';
 
-export const edgeName = (app: ScalableApp) => childName(app, 'edge');
 const configName = (app: ScalableApp) => `${edgeName(app)}-config`;
 
 const meta = (app: ScalableApp, name: string) => tierMeta(app, EDGE, name);

@@ -11,6 +11,9 @@ export const LABEL = {
   managedBy: 'app.kubernetes.io/managed-by',
 } as const;
 
+/** Pod label the operator sets: which pod the primary Service selects. */
+export const ROLE_LABEL = 'scalableapp.io/role';
+
 export const ANNOTATION = {
   /** Hash of the last desired object applied; a change means the operator must apply again. */
   appliedHash: 'scalableapp.io/applied-hash',

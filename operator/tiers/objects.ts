@@ -1,8 +1,28 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
-import type { DatabaseCredentials, PgClusterFacts } from './postgres-cluster.ts';
 import type { ShardMap } from '../sharding/shard-map.ts';
-import type { QueueCredentials } from './queue.ts';
 import type { Decision } from '../autoscaling/queue-scaler.ts';
+
+/** The generated passwords: read back from their Secret, or generated once by the controller. */
+export interface DatabaseCredentials {
+  readonly superuser: string;
+  readonly replication: string;
+  readonly app: string;
+}
+
+/** What the cluster knows about one Postgres cluster: its recorded primary, last failover and pods. */
+export interface PgClusterFacts {
+  readonly primary?: string;
+  readonly lastFailover?: { readonly time: string; readonly reason: string };
+  readonly pods?: readonly V1Pod[];
+}
+
+/** The broker's generated login and Erlang cookie: read back from their Secret, or generated once. */
+export interface QueueCredentials {
+  readonly username: string;
+  readonly password: string;
+  /** Shared by every node (and the CLI tools of the probes): Erlang nodes only talk to equals. */
+  readonly erlangCookie: string;
+}
 
 /** A desired child object: what a builder returns and what the operator applies. */
 export interface Child extends KubernetesObject {

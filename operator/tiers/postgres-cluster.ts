@@ -9,7 +9,7 @@ import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import { contentHash } from './content-hash.ts';
-import type { Child } from './objects.ts';
+import type { Child, DatabaseCredentials, PgClusterFacts } from './objects.ts';
 
 export const PG_PORT = 5432;
 /** The uid of the `postgres` user in the official image: initdb needs a user it can look up. */
@@ -19,19 +19,8 @@ export const APP_DATABASE = 'app';
 export const LAST_FAILOVER_TIME = 'scalableapp.io/last-failover-time';
 export const LAST_FAILOVER_REASON = 'scalableapp.io/last-failover-reason';
 
-/** The generated passwords: read back from their Secret, or generated once by the controller. */
-export interface DatabaseCredentials {
-  readonly superuser: string;
-  readonly replication: string;
-  readonly app: string;
-}
-
-/** What the cluster knows about one Postgres cluster: its recorded primary, last failover and pods. */
-export interface PgClusterFacts {
-  readonly primary?: string;
-  readonly lastFailover?: { readonly time: string; readonly reason: string };
-  readonly pods?: readonly V1Pod[];
-}
+// Facts about a cluster, declared with the other facts (objects.ts imports no tier).
+export type { DatabaseCredentials, PgClusterFacts } from './objects.ts';
 
 /**
  * One Postgres cluster — a primary with streaming replicas — as the database tier and every shard

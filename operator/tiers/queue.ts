@@ -32,13 +32,7 @@ export const QUEUE = 'queue';
 /** The uid and gid of the `rabbitmq` user in the official image, which owns what the broker writes. */
 export const RABBITMQ_UID = 999;
 
-/** The broker's generated login and Erlang cookie: read back from their Secret, or generated once. */
-export interface QueueCredentials {
-  readonly username: string;
-  readonly password: string;
-  /** Shared by every node (and the CLI tools of the probes): Erlang nodes only talk to equals. */
-  readonly erlangCookie: string;
-}
+export type { QueueCredentials } from './objects.ts';
 
 type Queue = NonNullable<ScalableApp['spec']['queue']>;
 

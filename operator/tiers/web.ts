@@ -7,23 +7,19 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
+import { ANNOTATION, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { zoneSpread } from './topology.ts';
 import { shardMapVolume } from './shards.ts';
 import { envVars } from './env.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { resourceRequirements } from './resources.ts';
-import { EDGE_SERVICE_PORT, edgeName } from './edge-cache.ts';
+import { EDGE_SERVICE_PORT, WEB, WEB_SERVICE_PORT, edgeName, webName } from './front-services.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 
-export const WEB = 'web';
-/** The Service port; the container port is the app's own (`spec.web.port`). */
-export const WEB_SERVICE_PORT = 80;
+export { WEB, WEB_SERVICE_PORT, webName } from './front-services.ts';
 
 type Web = NonNullable<ScalableApp['spec']['web']>;
-
-export const webName = (app: ScalableApp) => childName(app, WEB);
 
 const meta = (app: ScalableApp, name = webName(app)) => tierMeta(app, WEB, name);
 
