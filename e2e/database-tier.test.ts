@@ -232,5 +232,11 @@ describe('synchronous replication', () => {
     );
     expect(recorded('ledger')).toBe('ledger-db-0');
     expect(getApp(ns, 'ledger').status.conditions.find((c: any) => c.type === 'Ready').status).toBe('False');
+    // The status says so too (ADR 0006), not only the Event.
+    const degraded = await eventually('Degraded FailoverRefused', () => {
+      const c = getApp(ns, 'ledger').status.conditions.find((x: any) => x.type === 'Degraded');
+      return c?.reason === 'FailoverRefused' && c;
+    });
+    expect(degraded).toMatchObject({ status: 'True', message: expect.stringContaining('ledger-db:') });
   });
 });

@@ -298,7 +298,7 @@ describe('what only the operator can judge', () => {
     expect(c.status).toBe('False');
     expect(c.message).toContain('spec.web.env[0].secretKeyRef');
     expect(c.message).toContain(`Secret ${ns}/api not found`);
-    expect(app('needs-secret').status.phase).toBe('Invalid');
+    expect(app('needs-secret').status.phase).toBe('Pending');
     expect(tryKubectl(['get', 'deployment', 'needs-secret-web', '-n', ns]).ok).toBe(false);
     const warnings = json<{ items: { type: string; reason: string }[] }>([
       'get',

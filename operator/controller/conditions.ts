@@ -78,3 +78,55 @@ export type PodProblemReason = (typeof POD_PROBLEM_REASONS)[number];
 
 export const isPodProblemReason = (reason: string | undefined): reason is PodProblemReason =>
   (POD_PROBLEM_REASONS as readonly string[]).includes(reason ?? '');
+
+/**
+ * The reasons of the app's own conditions (Ready, Progressing, Degraded) and of its Events: one
+ * closed, CamelCase catalogue, so a client or an alert may switch on them. Tier conditions carry
+ * TIER_REASON.
+ */
+export const APP_REASON = {
+  /** The spec fails the operator's own validation (what the CRD could not judge); nothing is applied. */
+  InvalidSpec: 'InvalidSpec',
+  /** A Secret (or key) the spec references does not exist; nothing is applied until it does. */
+  MissingReference: 'MissingReference',
+  /** The shard map's ConfigMap is gone; nothing is applied until the user says which version to publish. */
+  ShardMapLost: 'ShardMapLost',
+  /** The apiserver refused a child (docs/adr/0013); retried with backoff. */
+  ChildRefused: 'ChildRefused',
+  /** Every deployed tier is ready. */
+  AllTiersReady: 'AllTiersReady',
+  /** Some tier is not ready; the message names it. */
+  TiersNotReady: 'TiersNotReady',
+  /** Children were created or updated by this reconcile. */
+  Applied: 'Applied',
+  /** Nothing to do. */
+  Stable: 'Stable',
+  /** Everything is applied; waiting for tiers to become ready. */
+  WaitingForTiers: 'WaitingForTiers',
+  /** A rollout will not finish by itself (past its deadline). */
+  RolloutStalled: 'RolloutStalled',
+  /** A Postgres primary is down and failing over could lose acknowledged commits, or is disabled. */
+  FailoverRefused: 'FailoverRefused',
+  /** Nothing is failing. */
+  AsExpected: 'AsExpected',
+} as const;
+export type AppReason = (typeof APP_REASON)[keyof typeof APP_REASON];
+
+/** Reasons only Events carry: what the operator did. */
+export const EVENT_REASON = {
+  Created: 'Created',
+  Updated: 'Updated',
+  Deleted: 'Deleted',
+  /** A cache replica was promoted because its primary was down. */
+  CacheFailover: 'CacheFailover',
+  /** A Postgres standby was promoted because its primary was down. */
+  Failover: 'Failover',
+  /** The primary moved on request (annotation scalableapp.io/switchover-to). */
+  Switchover: 'Switchover',
+  /** A primary's state could not be read (the operator tries again). */
+  PrimaryCheckFailed: 'PrimaryCheckFailed',
+  /** Claims grew, and their StatefulSet is recreated around its running pods (docs/adr/0014). */
+  VolumesGrowing: 'VolumesGrowing',
+} as const;
+/** Every reason an Event may carry: the app's, the operator's actions, and the pod problems a tier shows. */
+export type EventReason = AppReason | (typeof EVENT_REASON)[keyof typeof EVENT_REASON] | TierReason;

@@ -97,17 +97,17 @@ describe('EventRecorder', () => {
       },
     } as unknown as Kube;
     const r = new EventRecorder(kube, (e) => errors.push(e), new FakeClock());
-    await expect(r.record(app(), 'Warning', 'X', 'y')).resolves.toBeUndefined();
+    await expect(r.record(app(), 'Warning', 'Failover', 'y')).resolves.toBeUndefined();
     expect(errors).toEqual([refused]);
   });
 
   it('remembers a bounded number of Events, forgetting the least recently recorded', async () => {
     const api = apiserver();
     const r = new EventRecorder(api.kube, () => {}, new FakeClock());
-    await r.record(app(), 'Warning', 'X', 'first');
-    for (let i = 0; i < REMEMBERED_EVENTS; i++) await r.record(app(), 'Warning', 'X', `m${i}`);
-    await r.record(app(), 'Warning', 'X', 'first'); // forgotten: a new Event
-    await r.record(app(), 'Warning', 'X', `m${REMEMBERED_EVENTS - 1}`); // remembered: counted
-    expect(api.writes.slice(-2)).toEqual(['create X', 'patch count=2']);
+    await r.record(app(), 'Warning', 'Failover', 'first');
+    for (let i = 0; i < REMEMBERED_EVENTS; i++) await r.record(app(), 'Warning', 'Failover', `m${i}`);
+    await r.record(app(), 'Warning', 'Failover', 'first'); // forgotten: a new Event
+    await r.record(app(), 'Warning', 'Failover', `m${REMEMBERED_EVENTS - 1}`); // remembered: counted
+    expect(api.writes.slice(-2)).toEqual(['create Failover', 'patch count=2']);
   });
 });

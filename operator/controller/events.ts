@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { EventReason } from './conditions.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { ApiError, type Kube } from '../kube/client.ts';
 import { collectionPath } from '../kube/resources.ts';
@@ -40,7 +41,7 @@ export class EventRecorder {
     this.clock = clock;
   }
 
-  async record(app: Involved, type: EventType, reason: string, message: string): Promise<void> {
+  async record(app: Involved, type: EventType, reason: EventReason, message: string): Promise<void> {
     const ns = app.metadata.namespace ?? 'default';
     const text = message.slice(0, 1024);
     const key = JSON.stringify([ns, app.metadata.name, app.metadata.uid, type, reason, text]);

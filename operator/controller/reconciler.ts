@@ -65,7 +65,7 @@ import { SHARD_MAP_KEY, safeParseShardMap } from '../sharding/shard-map.ts';
 import { mqCredentialsName, mqName } from '../tiers/queue.ts';
 import { AMQP_PORT } from '../dataplane/rabbitmq/config.ts';
 import type { ChildCaches } from './children.ts';
-import { cond, mergeConditions, metaTime, type ConditionInput } from './conditions.ts';
+import { APP_REASON, cond, mergeConditions, metaTime, type ConditionInput } from './conditions.ts';
 import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { referencedSecrets } from './references.ts';
@@ -136,6 +136,19 @@ function pluralOf(kind: string): string {
  * children, apply only what differs, delete children it no longer wants (never volumes), and write
  * status only when it changed. Safe to run any number of times.
  */
+/** Why nothing of an app is applied, the phase that shows, and what it waits for. */
+const HELD_BACK = {
+  [APP_REASON.InvalidSpec]: { phase: 'Invalid', until: 'the spec is fixed' },
+  // The spec is fine; something it names does not exist yet (looked for again every few seconds).
+  [APP_REASON.MissingReference]: { phase: 'Pending', until: 'the referenced Secrets exist' },
+  // The data is fine; which version of the map to publish is the user's call (docs/sharding.md).
+  [APP_REASON.ShardMapLost]: {
+    phase: 'Degraded',
+    until: 'the shard map is published again (see the Ready message)',
+  },
+} as const satisfies Record<string, { phase: ScalableAppStatus['phase']; until: string }>;
+type HeldBackReason = keyof typeof HELD_BACK;
+
 export class Reconciler {
   private readonly d: ReconcilerDeps;
   /**
@@ -203,6 +216,8 @@ export class Reconciler {
       }
     }
     const restartPods: string[] = [];
+    /** Per Postgres cluster whose failover is refused: why (status Degraded, ADR 0006). */
+    const failoverRefused: string[] = [];
     const primaries = this.d.databasePrimary;
     if (primaries) {
       // The database tier and each shard are Postgres clusters kept by the same rules.
@@ -235,6 +250,7 @@ export class Reconciler {
               : { requeueAfterMs: Math.min(after, result.requeueAfterMs) };
         }
         const { refusedFailover } = this.memory.of(appKey(app));
+        if (decision.kind === 'refused') failoverRefused.push(`${c.name}: ${decision.reason}`);
         if (decision.kind !== 'refused') refusedFailover.delete(c.name);
         else if (refusedFailover.get(c.name) !== decision.reason) {
           // It is looked at again every few seconds while it lasts; say it when it starts or changes.
@@ -317,6 +333,8 @@ export class Reconciler {
       raw.status,
       generation,
       changed + pruned + relabelled > 0,
+      [],
+      failoverRefused,
     );
     // A container still within its probes' budget is called not ready only when it runs out: look then.
     if (recheck !== undefined)
@@ -608,19 +626,20 @@ export class Reconciler {
   private async refuse(
     raw: KubernetesObject & { status?: ScalableAppStatus },
     generation: number,
-    reason: string,
+    reason: HeldBackReason,
     message: string,
     log: Log,
   ): Promise<void> {
+    const { phase, until } = HELD_BACK[reason];
     const conditions: ConditionInput[] = [
       cond('Ready', false, reason, message),
-      cond('Progressing', false, reason, 'nothing is applied until the spec is fixed'),
+      cond('Progressing', false, reason, `nothing is applied until ${until}`),
       cond('Degraded', true, reason, message),
     ];
     const status: ScalableAppStatus = {
       ...raw.status,
       observedGeneration: generation,
-      phase: 'Invalid',
+      phase,
       conditions: mergeConditions(raw.status?.conditions, conditions, generation, this.now()),
     };
     if (await this.patchStatus(raw, status)) {
@@ -636,10 +655,12 @@ export class Reconciler {
     generation: number,
     appliedSomething: boolean,
     refusals: readonly Refusal[] = [],
+    failoverRefused: readonly string[] = [],
   ): Promise<{ wrote: boolean; recheck: number | undefined }> {
     const reports = tierReports(app, this.d.children, facts, this.d.now?.().getTime());
     const notReady = [...reports.values()].filter((r) => !r.ready);
-    const degraded = [...reports.values()].map((r) => r.degraded).filter((m): m is string => !!m);
+    const stalled = [...reports.values()].map((r) => r.degraded).filter((m): m is string => !!m);
+    const degraded = [...failoverRefused, ...stalled];
     const refused = refusals.length > 0;
     const ready = notReady.length === 0 && !refused;
     const blocking = notReady.map((r) => `${r.condition.type}: ${r.condition.message}`).join('; ');
@@ -666,7 +687,11 @@ export class Reconciler {
           cond(
             'Degraded',
             degraded.length > 0,
-            degraded.length ? 'RolloutStalled' : 'AsExpected',
+            failoverRefused.length
+              ? APP_REASON.FailoverRefused
+              : stalled.length
+                ? APP_REASON.RolloutStalled
+                : APP_REASON.AsExpected,
             degraded.join('; ') || 'no failures',
           ),
         ];
