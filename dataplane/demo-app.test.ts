@@ -30,7 +30,7 @@ import { nextShardMap, serializeShardMap } from '../operator/sharding/shard-map.
 import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from '../operator/tiers/cache-config.ts';
 import { edgeCacheNginxArgs, edgeCacheNginxConfig } from '../operator/tiers/edge-cache-config.ts';
 import { RESTRICTED_UID } from '../operator/tiers/pod-security.ts';
-import { RespClient } from '../operator/dataplane/resp.ts';
+import { withRedis } from '../operator/dataplane/redis-client.ts';
 import { APP_DATABASE, APP_USER, CREDENTIALS, LocalCluster } from './support/postgres-local-cluster.ts';
 import { startBroker, type LocalBroker } from './support/rabbitmq-local.ts';
 
@@ -264,17 +264,9 @@ class Redis {
 
   /** One command on a fresh authenticated connection. */
   async command(...args: string[]): Promise<unknown> {
-    const c = await RespClient.connect({
-      host: LOOPBACK,
-      port: this.port,
-      password: CACHE_PASSWORD,
-      timeoutMs: 2000,
-    });
-    try {
-      return await c.command(args);
-    } finally {
-      c.close();
-    }
+    return withRedis({ host: LOOPBACK, port: this.port, password: CACHE_PASSWORD, timeoutMs: 2000 }, (c) =>
+      c.sendCommand(args),
+    );
   }
 
   get url(): string {

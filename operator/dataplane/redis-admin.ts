@@ -1,6 +1,6 @@
 // The few administrative operations failover needs, behind an interface: the failover logic runs
 // against real Redis (data-plane tests, the operator) and against an in-memory fake (unit tests).
-import { withRespClient, type RespClient } from './resp.ts';
+import { withRedis, type RedisClient } from './redis-client.ts';
 
 export type CacheNode = { name: string; host: string; port: number };
 
@@ -68,13 +68,13 @@ export function roleFromInfo(text: string): CacheRole {
 export type RespCacheAdminOptions = { timeoutMs?: number };
 
 /**
- * CacheAdmin over RESP. Each call opens its own connection: admin calls are rare, and a fresh
- * connection never carries a half-read reply from a node that stalled.
+ * CacheAdmin through node-redis. Each call opens its own connection: admin calls are rare, and a
+ * fresh connection never carries a half-read reply from a node that stalled.
  */
 export function respCacheAdmin(password?: string, options: RespCacheAdminOptions = {}): CacheAdmin {
   const timeoutMs = options.timeoutMs ?? 2000;
-  const on = <T>(n: CacheNode, what: string, fn: (c: RespClient) => Promise<T>): Promise<T> =>
-    withRespClient({ host: n.host, port: n.port, password, timeoutMs }, fn).catch((err: unknown) => {
+  const on = <T>(n: CacheNode, what: string, fn: (c: RedisClient) => Promise<T>): Promise<T> =>
+    withRedis({ host: n.host, port: n.port, password, timeoutMs }, fn).catch((err: unknown) => {
       throw new Error(`cache node ${n.name} (${n.host}:${n.port}): ${what} failed`, { cause: err });
     });
   const expectOk = (reply: unknown, what: string) => {
@@ -86,20 +86,20 @@ export function respCacheAdmin(password?: string, options: RespCacheAdminOptions
   return {
     role: (n) =>
       on(n, 'INFO replication', async (c) => {
-        const text = await c.command(['INFO', 'replication']);
+        const text = await c.sendCommand<string>(['INFO', 'replication']);
         if (typeof text !== 'string') throw new Error(`INFO answered ${JSON.stringify(text)}`);
         return roleFromInfo(text);
       }),
     promote: (n) =>
       on(n, 'REPLICAOF NO ONE', async (c) =>
-        expectOk(await c.command(['REPLICAOF', 'NO', 'ONE']), 'REPLICAOF'),
+        expectOk(await c.sendCommand<string>(['REPLICAOF', 'NO', 'ONE']), 'REPLICAOF'),
       ),
     follow: (n, primary) =>
       on(n, `REPLICAOF ${primary.host} ${primary.port}`, async (c) =>
-        expectOk(await c.command(['REPLICAOF', primary.host, String(primary.port)]), 'REPLICAOF'),
+        expectOk(await c.sendCommand<string>(['REPLICAOF', primary.host, String(primary.port)]), 'REPLICAOF'),
       ),
     ping: (n) =>
-      on(n, 'PING', (c) => c.command(['PING'])).then(
+      on(n, 'PING', (c) => c.sendCommand<string>(['PING'])).then(
         (reply) => reply === 'PONG',
         // Unreachable, timed out, or refusing our password: in every case not a usable node.
         () => false,

@@ -41,7 +41,7 @@ import type {
 import { scalableApp } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/tiers/desired-state.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
-import { withRespClient } from '../../operator/dataplane/resp.ts';
+import { withRedis } from '../../operator/dataplane/redis-client.ts';
 
 type ImageConfig = {
   User?: string;
@@ -625,11 +625,11 @@ async function exercise(p: Pod) {
       break;
     }
     case 'cache': {
-      const value = await withRespClient(
+      const value = await withRedis(
         { host: '127.0.0.1', port: 6379, password: facts.cachePassword! },
         async (c) => {
-          await c.command(['SET', 'smoke', 'ok']);
-          return c.command(['GET', 'smoke']);
+          await c.sendCommand(['SET', 'smoke', 'ok']);
+          return c.sendCommand<string>(['GET', 'smoke']);
         },
       );
       if (value !== 'ok') throw new Error(`${p.name}: GET returned ${String(value)}`);
