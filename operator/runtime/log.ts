@@ -1,7 +1,10 @@
-// A small structured logger: one JSON object per line, which log collectors parse without configuration.
-// It scrubs secret-looking fields itself, because reconcile code logs Kubernetes objects and API errors
-// whose contents it does not control.
+// The operator's structured logger: pino, writing one JSON object per line, which log collectors
+// parse without configuration. Every field, bound or per line, first goes through sanitize() below:
+// reconcile code logs Kubernetes objects and API errors whose contents it does not control, so
+// secret-looking keys are redacted at any depth, which pino's own path-based redaction cannot do
+// (docs/adr/0016-logging.md).
 import { randomUUID } from 'node:crypto';
+import { pino } from 'pino';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -49,20 +52,43 @@ export function parseLogLevel(value: string | undefined, fallback: LogLevel = 'i
   return level;
 }
 
-export function createLogger(options: LoggerOptions = {}): Logger {
-  const minimum = LEVELS[options.level ?? 'info'];
-  const out = options.out ?? process.stdout;
-  const now = options.now ?? Date.now;
+/** The line's own keys: a field of that name is written as `field.<name>` instead. */
+const OWN_KEYS = new Set(['ts', 'level', 'msg']);
 
+/** Fields as they are written: sanitized, and never in place of the line's own keys. */
+function fieldsOf(fields: LogFields): LogFields {
+  const out: LogFields = {};
+  for (const [key, value] of Object.entries(sanitize(fields) as LogFields)) {
+    out[OWN_KEYS.has(key) ? `field.${key}` : key] = value;
+  }
+  return out;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const now = options.now ?? Date.now;
+  const root = pino(
+    {
+      level: options.level ?? 'info',
+      // No pid or hostname: the kubelet's log metadata says which pod wrote a line.
+      base: undefined,
+      messageKey: 'msg',
+      // pino's own `err` serializer would flatten the cause chain into one message before the
+      // formatter below sees it; sanitize() keeps every cause, with its fields, redacted.
+      serializers: { err: (value: unknown) => value },
+      timestamp: () => `,"ts":"${new Date(now()).toISOString()}"`,
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: fieldsOf,
+      },
+    },
+    options.out ?? process.stdout,
+  );
+  // Bound fields are kept here and merged into each line, not bound with pino's child(): a call's
+  // field then replaces a bound one of the same name instead of being written beside it twice.
   const make = (bound: LogFields): Logger => {
-    const write = (level: LogLevel, msg: string, fields?: LogFields): void => {
-      if (LEVELS[level] < minimum) return;
-      const record: LogFields = { ts: new Date(now()).toISOString(), level, msg };
-      for (const [key, value] of Object.entries({ ...bound, ...fields })) {
-        // A field must not overwrite the line's own ts, level or msg.
-        record[Object.hasOwn(record, key) ? `field.${key}` : key] = value;
-      }
-      out.write(`${JSON.stringify(sanitize(record))}\n`);
+    const write = (level: LogLevel, msg: string, fields?: LogFields) => {
+      if (!root.isLevelEnabled(level)) return;
+      root[level]({ ...bound, ...fields }, msg);
     };
     return {
       debug: (msg, fields) => write('debug', msg, fields),
@@ -70,7 +96,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       warn: (msg, fields) => write('warn', msg, fields),
       error: (msg, fields) => write('error', msg, fields),
       with: (fields) => make({ ...bound, ...fields }),
-      enabled: (level) => LEVELS[level] >= minimum,
+      enabled: (level) => root.isLevelEnabled(level),
     };
   };
   return make({});
