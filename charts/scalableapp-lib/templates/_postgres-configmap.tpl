@@ -1,0 +1,22 @@
+{{/*
+One Postgres cluster's ConfigMap: postgresql.conf, pg_hba.conf, the start script, and the record
+of the primary every instance starts from (a pgClusterObjects() object, as each one below).
+*/}}
+{{- define "scalableapp-lib.postgres.configMap" -}}
+{{- $c := . }}
+{{- $primary := include "scalableapp-lib.postgres.primary" . }}
+{{- $configName := include "scalableapp-lib.postgres.configName" . }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  {{- include "scalableapp-lib.member.metadata" (merge (dict "name" $configName) $c) | nindent 2 }}
+data:
+  postgresql.conf: |
+    {{- include "scalableapp-lib.postgres.conf" . | trimSuffix "\n" | nindent 4 }}
+  pg_hba.conf: |
+    {{- include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "pg_hba.conf") | trimSuffix "\n" | nindent 4 }}
+  start.sh: |
+    {{- include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "start.sh") | trimSuffix "\n" | nindent 4 }}
+  # What every instance starts from: the recorded primary starts as primary, the others follow it.
+  primary: {{ $primary }}
+{{- end }}
