@@ -152,6 +152,7 @@ EOF
   step "default StorageClass (volumes bound by the real PV controller)"
   kctl apply -f "$root/manifests/cluster/kwok" >/dev/null
   kctl wait --for=condition=Ready node -l scalableapp.io/node=simulated --timeout=120s >/dev/null
+  echo "$NODES" > "$NODES_FILE"
 }
 
 up_kind() {
@@ -173,11 +174,40 @@ summary() {
   kctl get nodes -L topology.kubernetes.io/zone --no-headers 2>/dev/null | awk '{print "  node " $1 "  zone " $NF}'
 }
 
+# remove: stop the real node, the control plane, and delete every file `up` made.
+remove() {
+  # The real node first: its pods, rules and mounts go while the control plane can still be asked.
+  if [[ $PROVIDER == kwok ]]; then bash "$here/node.sh" down; fi
+  case $PROVIDER in
+    kwok) if [[ -d $KWOK_WORKDIR ]]; then kwokctl delete cluster --name "$CLUSTER_NAME" || true; fi ;;
+    kind) kind delete cluster --name "$CLUSTER_NAME" --kubeconfig "$KUBECONFIG_PATH" || true ;;
+  esac
+  rm -rf "$CLUSTER_DIR"
+}
+
+# The nodes a control plane was started for. A control plane made for simulated nodes only listens
+# on loopback, where the real node's pods cannot reach it (CoreDNS never becomes ready there).
+NODES_FILE=$CLUSTER_DIR/nodes
+started_for() { cat "$NODES_FILE" 2>/dev/null || echo unknown; }
+
 case ${1:-} in
   up)
     if running; then
-      step "control plane $PROVIDER/$CLUSTER_NAME already runs"
+      if [[ $NODES == real && $(started_for) != real ]]; then
+        step "the running control plane was started for simulated nodes only ($(started_for)): starting it afresh for the real node"
+        remove
+        "up_$PROVIDER"
+      else
+        step "control plane $PROVIDER/$CLUSTER_NAME already runs"
+      fi
     else
+      if [[ -e $CLUSTER_DIR ]]; then
+        # A stopped cluster's state (a reboot, a killed run, a cache restored onto another machine) is
+        # never resumed: its etcd holds the last run's pods, leases and apps, and its settings may be
+        # for other nodes. Nothing in it is the user's.
+        step "a stopped cluster was left in $CLUSTER_DIR: removing it and starting afresh"
+        remove
+      fi
       "up_$PROVIDER"
     fi
     if [[ $NODES == real ]]; then
@@ -192,13 +222,7 @@ case ${1:-} in
     summary
     ;;
   down)
-    # The real node first: its pods, rules and mounts go while the control plane can still be asked.
-    if [[ $PROVIDER == kwok ]]; then bash "$here/node.sh" down; fi
-    case $PROVIDER in
-      kwok) if [[ -d $KWOK_WORKDIR ]]; then kwokctl delete cluster --name "$CLUSTER_NAME" || true; fi ;;
-      kind) kind delete cluster --name "$CLUSTER_NAME" --kubeconfig "$KUBECONFIG_PATH" || true ;;
-    esac
-    rm -rf "$CLUSTER_DIR"
+    remove
     step "cluster $PROVIDER/$CLUSTER_NAME removed"
     ;;
   status)
