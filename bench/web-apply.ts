@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { scalableApp } from '../operator/api/scalable-app.ts';
-import { desiredState } from '../operator/tiers/desired-state.ts';
+import { desiredState } from '../operator/controller/desired-state.ts';
 import {
   adminKube,
   createNamespace,

@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { specArbitrary } from '../operator/api/testdata/arbitrary.ts';
 import { scalableApp } from '../operator/api/scalable-app.ts';
 import { IMAGE_MAJOR_MESSAGE } from '../operator/api/database.ts';
-import { desiredState } from '../operator/tiers/desired-state.ts';
+import { desiredState } from '../operator/controller/desired-state.ts';
 import { ALL_FACTS } from '../operator/tiers/testdata/facts.ts';
 import { createNamespace, deleteNamespace, tryKubectl } from './support/kube.ts';
 

@@ -5,7 +5,7 @@
 // policies towards a queue of another release, the helm test) — the exclusions, each with its reason.
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
-import { desiredState } from '../../operator/tiers/desired-state.ts';
+import { desiredState } from '../../operator/controller/desired-state.ts';
 import { connectionEntries, connectionHash, connectionSecret } from '../../operator/tiers/connection.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { parity, tierObjects, type Exclusion } from './parity.ts';

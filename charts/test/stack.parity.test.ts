@@ -14,7 +14,7 @@ import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { spec as specSchema, TIERS } from '../../operator/api/spec.ts';
 import type { CelRule } from '../../operator/api/meta.ts';
-import { desiredState } from '../../operator/tiers/desired-state.ts';
+import { desiredState } from '../../operator/controller/desired-state.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { shardMap, shardNames } from '../../operator/tiers/shards.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';

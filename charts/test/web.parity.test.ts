@@ -5,7 +5,7 @@ import { AUTOSCALING_CPU_MESSAGE, HOST_IP_MESSAGE, WEB_RESOURCES } from '../../o
 import { injectedEnvMessage } from '../../operator/api/common.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
-import { desiredState } from '../../operator/tiers/desired-state.ts';
+import { desiredState } from '../../operator/controller/desired-state.ts';
 import { connectionEntries, connectionHash, connectionSecret } from '../../operator/tiers/connection.ts';
 import { NO_FACTS, type ObservedFacts } from '../../operator/tiers/objects.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';

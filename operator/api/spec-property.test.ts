@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { specArbitrary } from './testdata/arbitrary.ts';
 import { specErrors } from './testdata/validate.ts';
 import { scalableApp } from './scalable-app.ts';
-import { desiredState } from '../tiers/desired-state.ts';
+import { desiredState } from '../controller/desired-state.ts';
 import { ALL_FACTS } from '../tiers/testdata/facts.ts';
 
 const SEED = 1412;

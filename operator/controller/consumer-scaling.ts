@@ -4,7 +4,7 @@ import { scalerPolicy, type Decision } from '../autoscaling/queue-scaler.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { consumerName } from '../tiers/consumers.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
-import type { ConsumerScalingPort } from './reconciler.ts';
+import type { ConsumerScalingPort } from './tier-module.ts';
 
 export interface ConsumerScalingDeps {
   /** Reads a queue's depth (ready + unacknowledged) from this app's broker. */

@@ -2,7 +2,10 @@
 // volume growth and deletion have their own files; this one holds what belongs to no single phase.
 import type { CachePrimary } from './cache-primary.ts';
 import type { DatabasePrimary } from './database-primary.ts';
-import { fakeWorld } from './testdata/fake-world.ts';
+import { fakeWorld, invalid } from './testdata/fake-world.ts';
+import { ChildRefusedError } from './reconciler.ts';
+import { TIER_MODULES } from './tier-modules/index.ts';
+import { TIERS } from '../api/spec.ts';
 
 describe('an app that went away', () => {
   it('is forgotten by everything that remembers apps, and nothing is written for it', async () => {
@@ -93,5 +96,130 @@ describe('an app held back before anything is applied', () => {
     expect(w.raw.status?.phase).toBe('Invalid');
     expect(w.condition('Ready')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
     expect(w.condition('Progressing')?.message).toBe('nothing is applied until the spec is fixed');
+  });
+});
+
+const fullStack = {
+  web: { image: 'registry.example/shop:1' },
+  cache: { replicas: 1 },
+  database: { replicas: 2 },
+  shards: { count: 2, key: 'user_id' },
+  queue: { queues: [{ name: 'orders' }] },
+  consumers: [{ name: 'worker', image: 'registry.example/worker:1', queue: 'orders' }],
+  edgeCache: {},
+};
+
+describe('an app in sync', () => {
+  it('costs no write at all once its status has settled: no apply, no status, no Event', async () => {
+    const w = fakeWorld({ spec: fullStack });
+    await w.reconcile();
+    expect(w.childWrites().length).toBeGreaterThan(20);
+    await w.reconcile(); // settles Progressing: nothing was applied this time
+    const settled = w.writes.length;
+    await w.reconcile();
+    await w.reconcile();
+    expect(w.writes.slice(settled)).toEqual([]);
+  });
+});
+
+describe('prune', () => {
+  const owned = (kind: string, name: string) => ({
+    apiVersion: 'v1',
+    kind,
+    metadata: {
+      name,
+      namespace: 'prod',
+      ownerReferences: [
+        { apiVersion: 'scalableapp.io/v1alpha1', uid: 'u1', kind: 'ScalableApp', name: 'shop' },
+      ],
+    },
+  });
+
+  it('deletes an owned child the spec no longer asks for, but never a Secret', async () => {
+    const w = fakeWorld({ spec: { web: { image: 'registry.example/shop:1' } } });
+    w.setLive(owned('ConfigMap', 'shop-left-over'));
+    w.setLive(owned('Secret', 'shop-db-credentials'));
+    await w.reconcile();
+    const deleted = w.writes.filter((x) => x.verb === 'delete').map((x) => x.path);
+    expect(deleted).toEqual(['/api/v1/namespaces/prod/configmaps/shop-left-over']);
+  });
+
+  it('removing a retained database tier deletes its workload and never a volume claim or its credentials', async () => {
+    const w = fakeWorld({ spec: { web: { image: 'registry.example/shop:1' }, database: { replicas: 1 } } });
+    await w.reconcile();
+    w.raw.spec = { web: { image: 'registry.example/shop:1' } };
+    w.raw.metadata!.generation = 2;
+    await w.reconcile();
+    const deleted = w.writes.filter((x) => x.verb === 'delete').map((x) => x.path);
+    expect(deleted).toContain('/apis/apps/v1/namespaces/prod/statefulsets/shop-db');
+    expect(deleted.filter((p) => /persistentvolumeclaims|secrets/.test(p))).toEqual([]);
+  });
+});
+
+describe('a database primary that moved', () => {
+  const moving = {
+    decide: async () => ({
+      kind: 'moved',
+      primary: 'shop-db-1',
+      previous: 'shop-db-0',
+      reason: 'shop-db-0 stopped answering; promoted shop-db-1',
+      planned: false,
+      restart: ['shop-db-0'],
+    }),
+    decideShard: async () => ({ kind: 'keep', primary: 'x', restart: [] }),
+    forget: () => {},
+  } as unknown as DatabasePrimary;
+  const spec = { web: { image: 'registry.example/shop:1' }, database: { replicas: 2 } };
+  const configPath = '/api/v1/namespaces/prod/configmaps/shop-db-config';
+  const podPath = '/api/v1/namespaces/prod/pods/shop-db-0';
+
+  it('restarts the old primary only after the record naming the new one is applied', async () => {
+    const w = fakeWorld({ spec, databasePrimary: moving });
+    await w.reconcile();
+    const record = w.writes.findIndex(
+      (x) => x.verb === 'apply' && x.path === configPath && JSON.stringify(x.body).includes('shop-db-1'),
+    );
+    const restart = w.writes.findIndex((x) => x.verb === 'delete' && x.path === podPath);
+    expect(record).toBeGreaterThanOrEqual(0);
+    expect(restart).toBeGreaterThan(record);
+    expect(w.warnings()).toContain('Failover: shop-db-0 stopped answering; promoted shop-db-1');
+  });
+
+  it('restarts nothing when that record is refused, and says which child', async () => {
+    const w = fakeWorld({
+      spec,
+      databasePrimary: moving,
+      refuse: (verb, body) =>
+        verb === 'apply' && body.kind === 'ConfigMap' && body.metadata?.name === 'shop-db-config'
+          ? invalid('ConfigMap', 'shop-db-config', 'refused for the test')
+          : undefined,
+    });
+    await expect(w.reconcile()).rejects.toThrow(ChildRefusedError);
+    expect(w.writes.filter((x) => x.verb === 'delete')).toEqual([]);
+    expect(w.condition('Ready')).toMatchObject({ reason: 'ChildRefused' });
+    expect(w.condition('Ready')?.message).toContain('ConfigMap prod/shop-db-config');
+  });
+});
+
+describe('a lost shard map', () => {
+  it('holds the whole app back (Degraded, ShardMapLost) instead of publishing a ring from the spec', async () => {
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, shards: { count: 2, key: 'user_id' } },
+    });
+    w.raw.status = { observedGeneration: 1, shards: { ready: 2, ringVersion: 3 } };
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 15_000 });
+    expect(w.childWrites()).toEqual([]);
+    expect(w.raw.status?.phase).toBe('Degraded');
+    expect(w.condition('Ready')).toMatchObject({
+      reason: 'ShardMapLost',
+      message: expect.stringContaining('ConfigMap prod/shop-shard-map is gone, but ring v3 was published'),
+    });
+    expect(w.warnings().filter((e) => e.startsWith('ShardMapLost:'))).toHaveLength(1);
+  });
+});
+
+describe('the tier modules', () => {
+  it('are one per tier, in the order of TIERS, so the reconciler can name none of them', () => {
+    expect(TIER_MODULES.map((m) => m.tier)).toEqual([...TIERS]);
   });
 });

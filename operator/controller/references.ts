@@ -1,3 +1,6 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { isNotFound, type Kube } from '../kube/client.ts';
+import { collectionPath } from '../kube/resources.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 
 /** Secrets the spec points at that the user must provide. CEL cannot see other objects; the operator checks them. */
@@ -25,4 +28,22 @@ export function referencedSecrets(app: ScalableApp): { name: string; key?: strin
     }),
   );
   return refs;
+}
+
+/** What of referencedSecrets is missing, one line each naming the field; empty when all exist. */
+export async function missingSecrets(kube: Kube, app: ScalableApp): Promise<string[]> {
+  const missing: string[] = [];
+  for (const ref of referencedSecrets(app)) {
+    try {
+      const s = await kube.get<KubernetesObject & { data?: Record<string, string> }>(
+        `${collectionPath('v1', 'secrets', app.metadata.namespace)}/${ref.name}`,
+      );
+      if (ref.key && !(ref.key in (s.data ?? {})))
+        missing.push(`${ref.field}: Secret ${app.metadata.namespace}/${ref.name} has no key ${ref.key}`);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      missing.push(`${ref.field}: Secret ${app.metadata.namespace}/${ref.name} not found`);
+    }
+  }
+  return missing;
 }

@@ -6,14 +6,9 @@ import type {
   V1Pod,
   V1StatefulSet,
 } from '@kubernetes/client-node';
-import {
-  consumersStatus,
-  deploymentReadiness,
-  readyReplicas,
-  recheckAfterMs,
-  tierReports,
-  type ChildLookup,
-} from './tier-status.ts';
+import { deploymentReadiness, readyReplicas, type ChildLookup } from './tier-status.ts';
+import { recheckAfterMs, tierReports } from './tier-reports.ts';
+import { consumersStatus } from './tier-modules/consumers.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { Tier } from '../api/spec.ts';
 import { NO_FACTS } from '../tiers/objects.ts';

@@ -1,22 +1,11 @@
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { isPodReady } from '../kube/pods.ts';
-import { NO_FACTS, type ObservedFacts } from '../tiers/objects.ts';
-import { CACHE, cacheName, cachePrimary } from '../tiers/cache.ts';
 import { ROLE_LABEL } from '../tiers/labels.ts';
-import { EDGE, edgeName } from '../tiers/edge-cache.ts';
-import { DATABASE, dbName, dbPrimary } from '../tiers/database.ts';
-import type { ScalableApp } from '../api/scalable-app.ts';
-import { TIERS, type Tier } from '../api/spec.ts';
-import { WEB, webName } from '../tiers/web.ts';
-import { shardClusters, shardMap } from '../tiers/shards.ts';
-import { pgPrimary } from '../tiers/postgres-cluster.ts';
-import { movedRanges } from '../sharding/ring.ts';
-import { ringSpec } from '../sharding/shard-map.ts';
-import { QUEUE, mqName } from '../tiers/queue.ts';
-import { consumerName, consumerReplicas, consumerSelector } from '../tiers/consumers.ts';
-import { selectorLabels } from '../tiers/labels.ts';
-import { TIER_REASON, cond, metaTime, type ConditionInput, type TierReason } from './conditions.ts';
+import { TIER_REASON, type ConditionInput, type TierReason } from './conditions.ts';
 import { diagnosePods } from './pod-diagnosis.ts';
+
+// The readiness of the workloads tiers are made of. Each tier's own rules are in its module
+// (tier-modules/); the conditions they make are assembled in tier-reports.ts.
 
 /**
  * What the status needs from the cache: the live children by kind and name, and (for what their pods
@@ -46,8 +35,6 @@ export interface Readiness {
   readonly severity?: number;
   readonly recheckAfterMs?: number;
 }
-
-const conditionType = (t: Tier) => `${t[0]!.toUpperCase()}${t.slice(1)}Ready`;
 
 /** Readiness of a Deployment the way `kubectl rollout status` judges it. */
 export function deploymentReadiness(d: V1Deployment | undefined, ref: string, minReplicas = 0): Readiness {
@@ -90,80 +77,7 @@ export function deploymentReadiness(d: V1Deployment | undefined, ref: string, mi
   };
 }
 
-/**
- * One condition per deployed tier, each naming the object that holds it back and, when the tier is
- * not ready and its pods say why, the pod and the reason (operator/controller/pod-diagnosis.ts).
- * `now` only decides whether a running container has had its probes' budget to become ready.
- */
-export function tierReports(
-  app: ScalableApp,
-  children: ChildLookup,
-  facts: ObservedFacts = NO_FACTS,
-  now: number = Date.now(),
-): Map<Tier, TierReport> {
-  const ns = app.metadata.namespace ?? '';
-  const reports = new Map<Tier, TierReport>();
-  const pods = (selector: Record<string, string>) => podsOf(children, ns, selector);
-  for (const tier of TIERS) {
-    const present =
-      tier === 'consumers' ? (app.spec.consumers?.length ?? 0) > 0 : app.spec[tier] !== undefined;
-    if (!present) continue;
-    let r: Readiness;
-    if (tier === 'web') {
-      const name = webName(app);
-      r = diagnosed(
-        deploymentReadiness(
-          children.get('Deployment', ns, name) as V1Deployment | undefined,
-          `Deployment ${ns}/${name}`,
-          app.spec.web?.autoscaling?.minReplicas,
-        ),
-        pods(selectorLabels(app, WEB)),
-        now,
-      );
-    } else if (tier === 'edgeCache') {
-      const name = edgeName(app);
-      r = diagnosed(
-        deploymentReadiness(
-          children.get('Deployment', ns, name) as V1Deployment | undefined,
-          `Deployment ${ns}/${name}`,
-        ),
-        pods(selectorLabels(app, EDGE)),
-        now,
-      );
-    } else if (tier === 'database') {
-      r = diagnosed(
-        primaryReplicaReadiness(children, ns, dbName(app), dbPrimary(app, facts)),
-        pods(selectorLabels(app, DATABASE)),
-        now,
-      );
-    } else if (tier === 'cache') {
-      r = diagnosed(cacheReadiness(app, children, facts), pods(selectorLabels(app, CACHE)), now);
-    } else if (tier === 'shards') {
-      r = shardsReadiness(app, children, facts, now);
-    } else if (tier === 'queue') {
-      r = diagnosed(statefulSetReadiness(children, ns, mqName(app)), pods(selectorLabels(app, QUEUE)), now);
-    } else {
-      r = consumersReadiness(app, children, now);
-    }
-    reports.set(tier, {
-      condition: cond(conditionType(tier), r.ready, r.reason, r.message),
-      ready: r.ready,
-      ...(r.degraded ? { degraded: r.degraded } : {}),
-      ...(r.recheckAfterMs !== undefined ? { recheckAfterMs: r.recheckAfterMs } : {}),
-    });
-  }
-  return reports;
-}
-
-/** The soonest any tier asks to be looked at again, if one does. */
-export function recheckAfterMs(reports: ReadonlyMap<Tier, TierReport>): number | undefined {
-  const times = [...reports.values()].flatMap((r) =>
-    r.recheckAfterMs === undefined ? [] : [r.recheckAfterMs],
-  );
-  return times.length ? Math.max(1_000, Math.ceil(Math.min(...times))) : undefined;
-}
-
-const podsOf = (children: ChildLookup, ns: string, selector: Record<string, string>) =>
+export const podsOf = (children: ChildLookup, ns: string, selector: Record<string, string>) =>
   (children.select?.('Pod', ns, selector) ?? []) as readonly V1Pod[];
 
 /**
@@ -191,7 +105,7 @@ export function diagnosed(r: Readiness, pods: readonly V1Pod[], now: number): Re
  * Of several workloads of one tier (shards, consumers), the one that holds it back: the most severe
  * pod diagnosis, the first in order among equals; without any, the first that is not ready.
  */
-function blockingOf(results: readonly Readiness[]): Readiness | undefined {
+export function blockingOf(results: readonly Readiness[]): Readiness | undefined {
   const notReady = results.filter((r) => !r.ready);
   const worst = notReady
     .filter((r) => r.severity !== undefined)
@@ -253,128 +167,6 @@ export function statefulSetReadiness(children: ChildLookup, ns: string, stateful
 }
 
 /**
- * Shards are ready when every shard cluster is. The one named is the shard whose pods show the most
- * severe problem (the first such shard in order), else the first shard that is not ready.
- */
-export function shardsReadiness(
-  app: ScalableApp,
-  children: ChildLookup,
-  facts: ObservedFacts,
-  now: number = Date.now(),
-): Readiness {
-  const ns = app.metadata.namespace ?? '';
-  const clusters = shardClusters(app, facts);
-  const results = clusters.map((c) =>
-    diagnosed(
-      primaryReplicaReadiness(children, ns, c.name, pgPrimary(c)),
-      podsOf(children, ns, c.selector),
-      now,
-    ),
-  );
-  const blocking = blockingOf(results);
-  if (blocking) return blocking;
-  const map = shardMap(app, facts);
-  const pending = map.pending
-    ? `; ring v${map.pending.version} pending until its data is moved and verified`
-    : '';
-  return {
-    ready: true,
-    reason: TIER_REASON.Available,
-    message: `${clusters.length}/${clusters.length} shards ready, ring v${map.version}${pending}`,
-  };
-}
-
-export function shardsStatus(app: ScalableApp, facts: ObservedFacts, children: ChildLookup) {
-  const ns = app.metadata.namespace ?? '';
-  const map = shardMap(app, facts);
-  const ready = shardClusters(app, facts).filter(
-    (c) => primaryReplicaReadiness(children, ns, c.name, pgPrimary(c)).ready,
-  ).length;
-  return {
-    ready,
-    ringVersion: map.version,
-    ...(map.pending
-      ? {
-          pendingRingVersion: map.pending.version,
-          movedKeyRanges: movedRanges(ringSpec(map), ringSpec(map.pending)).ranges,
-        }
-      : {}),
-  };
-}
-
-/**
- * Consumers are ready when each Deployment has the replicas it was given (0 is a valid number). The
- * one named is the consumer whose pods show the most severe problem, else the first not ready.
- */
-export function consumersReadiness(
-  app: ScalableApp,
-  children: ChildLookup,
-  now: number = Date.now(),
-): Readiness {
-  const ns = app.metadata.namespace ?? '';
-  const consumers = app.spec.consumers ?? [];
-  const results = consumers.map((c) => {
-    const name = consumerName(app, c);
-    return diagnosed(
-      deploymentReadiness(
-        children.get('Deployment', ns, name) as V1Deployment | undefined,
-        `Deployment ${ns}/${name}`,
-      ),
-      podsOf(children, ns, consumerSelector(app, c)),
-      now,
-    );
-  });
-  const blocking = blockingOf(results);
-  if (blocking) return blocking;
-  return {
-    ready: true,
-    reason: TIER_REASON.Available,
-    message: `${consumers.length} consumer Deployment(s) available`,
-  };
-}
-
-/** Per consumer: the replicas it runs and the autoscaler's last decision with its inputs. */
-export function consumersStatus(app: ScalableApp, facts: ObservedFacts) {
-  return (app.spec.consumers ?? []).map((c) => {
-    const scale = facts.consumerScale?.[c.name];
-    const d = scale?.decision;
-    const s = scale?.lastScale;
-    // A restarted operator has made no change yet: the one on record still says why, as HPA's
-    // lastScaleTime does. Only while the consumer is autoscaled.
-    const recorded = c.autoscaling
-      ? app.status?.consumers?.find((r) => r.name === c.name)?.lastScale
-      : undefined;
-    const lastScale = s
-      ? {
-          time: metaTime(s.time),
-          fromReplicas: s.currentReplicas,
-          toReplicas: s.desiredReplicas,
-          queueDepth: s.queueDepth,
-          reason: s.reason,
-        }
-      : recorded;
-    return {
-      name: c.name,
-      replicas: consumerReplicas(c, facts),
-      ...(d
-        ? {
-            lastDecision: {
-              time: metaTime(d.time),
-              queueDepth: d.queueDepth,
-              desiredReplicas: d.desiredReplicas,
-              reason: d.reason,
-            },
-          }
-        : {}),
-      ...(lastScale ? { lastScale } : {}),
-    };
-  });
-}
-
-export const cacheReadiness = (app: ScalableApp, children: ChildLookup, facts: ObservedFacts) =>
-  primaryReplicaReadiness(children, app.metadata.namespace ?? '', cacheName(app), cachePrimary(app, facts));
-
-/**
  * Ready instances that are not the primary: the StatefulSet's ready count, less one only while the
  * primary is among them (a primary that is down is no replica, and leaves the count alone).
  */
@@ -389,18 +181,19 @@ export function readyReplicas(
   return Math.max(0, (sts?.status?.readyReplicas ?? 0) - (primaryReady ? 1 : 0));
 }
 
-export function cacheStatus(
-  app: ScalableApp,
-  facts: ObservedFacts,
+/** A Deployment's readiness, told by its pods when they show a problem (web, edge cache, each consumer). */
+export function deploymentTierReadiness(
   children: ChildLookup,
-): { primary: string; readyReplicas: number } {
-  return {
-    primary: cachePrimary(app, facts),
-    readyReplicas: readyReplicas(
-      children,
-      app.metadata.namespace ?? '',
-      cacheName(app),
-      cachePrimary(app, facts),
-    ),
-  };
+  ns: string,
+  name: string,
+  selector: Record<string, string>,
+  now: number,
+  minReplicas?: number,
+): Readiness {
+  const d = children.get('Deployment', ns, name) as V1Deployment | undefined;
+  return diagnosed(
+    deploymentReadiness(d, `Deployment ${ns}/${name}`, minReplicas),
+    podsOf(children, ns, selector),
+    now,
+  );
 }

@@ -5,7 +5,7 @@ import { NO_FACTS } from './objects.ts';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { type ScalableApp } from '../api/scalable-app.ts';
 import { connectionEntries, connectionHash, connectionSecret } from './connection.ts';
-import { desiredState } from './desired-state.ts';
+import { desiredState } from '../controller/desired-state.ts';
 
 const ingressApp = (host: string) =>
   parseApp({ web: { image: 'x', expose: { type: 'Ingress', host, tlsSecretName: 'tls' } } });

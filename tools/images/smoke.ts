@@ -39,7 +39,7 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import { scalableApp } from '../../operator/api/scalable-app.ts';
-import { desiredState } from '../../operator/tiers/desired-state.ts';
+import { desiredState } from '../../operator/controller/desired-state.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { withRedis } from '../../operator/dataplane/redis-client.ts';
 

@@ -1,15 +1,9 @@
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { API_VERSION, KIND } from '../api/scalable-app.ts';
-import { connectionHash, connectionSecret } from './connection.ts';
-import { networkPolicies } from './network-policies.ts';
-import type { Child, ObservedFacts } from './objects.ts';
-import { webObjects } from './web.ts';
-import { cacheConfigHash, cacheObjects } from './cache.ts';
-import { edgeCacheObjects } from './edge-cache.ts';
-import { databaseObjects, dbCredentialsName } from './database.ts';
-import { shardObjects, shardsCredentialsName } from './shards.ts';
-import { mqCredentialsName, queueObjects } from './queue.ts';
-import { consumerObjects } from './consumers.ts';
+import { connectionHash, connectionSecret } from '../tiers/connection.ts';
+import { networkPolicies } from '../tiers/network-policies.ts';
+import type { Child, ObservedFacts } from '../tiers/objects.ts';
+import { TIER_MODULES } from './tier-modules/index.ts';
 
 /**
  * Every object the app should have, as a pure function of the spec and observed facts. Each child
@@ -21,13 +15,7 @@ export function desiredState(app: ScalableApp, facts: ObservedFacts): Child[] {
   const objects: Child[] = [
     secret,
     ...networkPolicies(app, facts.operatorNamespace),
-    ...webObjects(app, facts, connection),
-    ...cacheObjects(app, facts, cacheConfigHash(app, facts)),
-    ...edgeCacheObjects(app),
-    ...databaseObjects(app, facts),
-    ...shardObjects(app, facts),
-    ...queueObjects(app, facts),
-    ...consumerObjects(app, facts, connection),
+    ...TIER_MODULES.flatMap((m) => (m.present(app) ? m.objects(app, facts, { connection }) : [])),
   ];
   const owner = {
     apiVersion: API_VERSION,
@@ -62,10 +50,5 @@ const RETAINED_REASON = 'holds the credentials of volumes that outlive the Scala
  * deleting the volumes.
  */
 export function keptWithVolumes(app: ScalableApp): Set<string> {
-  const kept = new Set<string>();
-  if (app.spec.database?.deletionPolicy === 'Retain') kept.add(dbCredentialsName(app));
-  if (app.spec.shards?.deletionPolicy === 'Retain') kept.add(shardsCredentialsName(app));
-  // The broker's volumes are always retained (its spec has no deletionPolicy), and so is its login.
-  if (app.spec.queue) kept.add(mqCredentialsName(app));
-  return kept;
+  return new Set(TIER_MODULES.flatMap((m) => (m.present(app) ? (m.retainedSecrets?.(app) ?? []) : [])));
 }

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
+import { isNotFound } from '../kube/client.ts';
+import { collectionPath } from '../kube/resources.ts';
+import type { DatabaseCredentials } from '../tiers/objects.ts';
+import type { TierContext } from './tier-module.ts';
+
+/**
+ * Values of a Secret of generated passwords. A value is generated only when the apiserver itself
+ * (not just the cache, which may lag our own create) has none, so a password never changes.
+ */
+export async function generatedSecret(
+  ctx: Pick<TierContext, 'kube' | 'children'>,
+  ns: string,
+  name: string,
+  keys: readonly string[],
+): Promise<string[]> {
+  const read = (s: V1Secret | undefined) =>
+    keys.map((k) => (s?.data?.[k] ? Buffer.from(s.data[k], 'base64').toString() : undefined));
+  let values = read(ctx.children.get('Secret', ns, name) as V1Secret | undefined);
+  if (values.some((v) => v === undefined)) {
+    try {
+      values = read(await ctx.kube.get<V1Secret>(`${collectionPath('v1', 'secrets', ns)}/${name}`));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+  return values.map((v) => v ?? randomBytes(24).toString('base64url'));
+}
+
+/** A Postgres cluster's three generated logins (database tier and shards alike). */
+export async function pgCredentials(
+  ctx: Pick<TierContext, 'kube' | 'children'>,
+  ns: string,
+  secret: string,
+): Promise<DatabaseCredentials> {
+  const [superuser, replication, app] = await generatedSecret(ctx, ns, secret, [
+    'superuser-password',
+    'replication-password',
+    'app-password',
+  ]);
+  return { superuser: superuser!, replication: replication!, app: app! };
+}

@@ -1,0 +1,68 @@
+import type { ScalableApp } from '../api/scalable-app.ts';
+import type { ObservedFacts } from '../tiers/objects.ts';
+import type { EventRecorder } from './events.ts';
+import type { TierContext } from './tier-module.ts';
+import { TIER_MODULES } from './tier-modules/index.ts';
+
+interface Log {
+  warn(msg: string, f?: Record<string, unknown>): void;
+}
+
+export interface PrimariesOutcome {
+  readonly facts: ObservedFacts;
+  /** Pods to restart once the records naming the new primaries are applied. */
+  readonly restart: readonly string[];
+  /** Per cluster whose failover is refused: why (status Degraded, ADR 0006). */
+  readonly failoverRefused: readonly string[];
+  readonly recheckMs?: number;
+}
+
+/** How long to wait before asking a cluster's servers again after they could not be asked. */
+const CHECK_FAILED_RETRY_MS = 5_000;
+
+/**
+ * Every tier's decisions about its primaries, announced: one Event per move, one per failed check,
+ * and one per refusal when it starts or changes (`announced` remembers them per cluster, for the app).
+ */
+export async function decidePrimaries(
+  ctx: TierContext & { readonly events: EventRecorder },
+  app: ScalableApp,
+  facts: ObservedFacts,
+  announced: Map<string, string>,
+  log: Log,
+): Promise<PrimariesOutcome> {
+  let current = facts;
+  const restart: string[] = [];
+  const failoverRefused: string[] = [];
+  let recheckMs: number | undefined;
+  const soonest = (ms: number) => (recheckMs = recheckMs === undefined ? ms : Math.min(ms, recheckMs));
+  for (const m of TIER_MODULES) {
+    if (!m.present(app) || !m.decide) continue;
+    const d = await m.decide(ctx, app, current);
+    current = d.facts;
+    restart.push(...d.restart);
+    if (d.recheckMs !== undefined) soonest(d.recheckMs);
+    for (const f of d.failedChecks) {
+      log.warn('could not decide on a primary; trying again', { cluster: f.cluster, err: f.error });
+      await ctx.events.record(app, 'Warning', 'PrimaryCheckFailed', `${f.cluster}: ${errorMessage(f.error)}`);
+      soonest(CHECK_FAILED_RETRY_MS);
+    }
+    for (const cluster of d.settled) announced.delete(cluster);
+    for (const r of d.refused) {
+      failoverRefused.push(`${r.cluster}: ${r.reason}`);
+      if (announced.get(r.cluster) === r.reason) continue;
+      // It is looked at again every few seconds while it lasts; say it when it starts or changes.
+      announced.set(r.cluster, r.reason);
+      log.warn('database failover refused', { cluster: r.cluster, reason: r.reason });
+      await ctx.events.record(app, 'Warning', 'FailoverRefused', r.reason);
+    }
+    for (const mv of d.moved) {
+      log.warn(mv.what, { cluster: mv.cluster, from: mv.from, to: mv.to });
+      await ctx.events.record(app, mv.event.type, mv.event.reason, mv.reason);
+    }
+  }
+  return { facts: current, restart, failoverRefused, ...(recheckMs !== undefined ? { recheckMs } : {}) };
+}
+
+/** An error's message for an Event: the admin clients never put credentials in their messages. */
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 512);

@@ -1,0 +1,123 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
+import type { Tier } from '../api/spec.ts';
+import type { Kube } from '../kube/client.ts';
+import type { Child, ObservedFacts } from '../tiers/objects.ts';
+import type { CachePrimary } from './cache-primary.ts';
+import type { EventReason } from './conditions.ts';
+import type { DatabasePrimary } from './database-primary.ts';
+import type { ChildLookup, Readiness } from './tier-status.ts';
+
+/**
+ * One tier of a ScalableApp, everything the reconciler does for it in one place: the facts only the
+ * cluster knows, the decisions about its primaries, its objects, its role labels, its readiness, its
+ * status and its endpoints. The reconciler runs its phases over TIER_MODULES (tier-modules/index.ts)
+ * and names no tier; adding a tier is one module, its line in that list, and its schema.
+ */
+export interface TierModule {
+  readonly tier: Tier;
+  /** Whether the app runs this tier. */
+  present(app: ScalableApp): boolean;
+  /** Facts only the cluster knows (generated credentials, recorded primaries, pods), merged in order. */
+  gather?(ctx: TierContext, app: ScalableApp, facts: ObservedFacts): Promise<Gathered>;
+  /** Who is primary now: may move a primary, and says what to announce and when to look again. */
+  decide?(ctx: TierContext, app: ScalableApp, facts: ObservedFacts): Promise<Decisions>;
+  /** The tier's objects, a pure function of the spec and the facts. */
+  objects(app: ScalableApp, facts: ObservedFacts, shared: SharedObjects): Child[];
+  /** Secrets that outlive the app with its volumes (credentials set only when the data was created). */
+  retainedSecrets?(app: ScalableApp): string[];
+  /** Pod groups whose `role` label the operator keeps (Services select primary and replicas by it). */
+  roles?(app: ScalableApp, facts: ObservedFacts): RoleGroup[];
+  /** Whether the tier is ready, and if not, which object holds it back. */
+  readiness(app: ScalableApp, children: ChildLookup, facts: ObservedFacts, now: number): Readiness;
+  /** Where clients reach the tier (status.endpoints). */
+  endpoints?(app: ScalableApp): NonNullable<ScalableAppStatus['endpoints']>;
+  /** The tier's own block of the status (replicas, primary, ring, decisions). */
+  status?(app: ScalableApp, facts: ObservedFacts, children: ChildLookup): Partial<ScalableAppStatus>;
+  /** The app is gone: drop what is remembered about it. */
+  forget?(ctx: TierContext, appKey: string): void;
+}
+
+/** Objects every tier may point at: the app's connection Secret and the hash its pods roll on. */
+export interface SharedObjects {
+  readonly connection: { readonly name: string; readonly hash: string };
+}
+
+export interface Gathered {
+  readonly facts: Partial<ObservedFacts>;
+  /** Why the app must be held back, nothing applied (a lost shard map). */
+  readonly lost?: string;
+}
+
+export interface RoleGroup {
+  readonly selector: Record<string, string>;
+  readonly primary: string;
+}
+
+/** What a tier decided about its primaries in one pass. */
+export interface Decisions {
+  /** The facts with any moved primary recorded in them. */
+  readonly facts: ObservedFacts;
+  /** Primaries moved this pass, announced as one Event each. */
+  readonly moved: readonly Move[];
+  /** Per cluster whose failover is needed but refused: why (status Degraded, ADR 0006). */
+  readonly refused: readonly { readonly cluster: string; readonly reason: string }[];
+  /** Clusters decided without a refusal: a refusal announced for them is over. */
+  readonly settled: readonly string[];
+  /** Clusters whose servers could not be asked; the others go on. */
+  readonly failedChecks: readonly { readonly cluster: string; readonly error: unknown }[];
+  /** Pods still running as a primary that is not the recorded one: restarted after the record is applied. */
+  readonly restart: readonly string[];
+  /** Look again after this long (a failover delay running, a refused failover). */
+  readonly recheckMs?: number;
+}
+
+export interface Move {
+  readonly cluster: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+  readonly event: { readonly type: 'Normal' | 'Warning'; readonly reason: EventReason };
+  /** The log line's words: what kind of move it was. */
+  readonly what: string;
+}
+
+export const NO_DECISIONS = (facts: ObservedFacts): Decisions => ({
+  facts,
+  moved: [],
+  refused: [],
+  settled: [],
+  failedChecks: [],
+  restart: [],
+});
+
+/** The informers' caches of the app's children (children.ts). */
+export interface LiveChildren extends ChildLookup {
+  get(kind: string, namespace: string, name: string): KubernetesObject | undefined;
+  select(kind: string, namespace: string, labels: Record<string, string>): KubernetesObject[];
+}
+
+/** What of the reconciler's dependencies a tier may use. */
+export interface TierContext {
+  readonly kube: Kube;
+  readonly children: LiveChildren;
+  /** Moves the cache primary when it is lost; absent when the operator runs without cache failover. */
+  readonly cachePrimary?: CachePrimary;
+  /** Moves the database primary on failure or on request; absent when the operator runs without it. */
+  readonly databasePrimary?: DatabasePrimary;
+  /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
+  readonly consumerScaling?: ConsumerScalingPort;
+  readonly now: () => Date;
+}
+
+/** What the reconciler needs of the consumers' autoscaler (operator/controller/consumer-scaling.ts). */
+export interface ConsumerScalingPort {
+  /** Starts or updates the app's pollers and says, per autoscaled consumer, what to run now. */
+  sync(
+    app: ScalableApp,
+    facts: ObservedFacts,
+    currentReplicas: (deployment: string) => number | undefined,
+  ): NonNullable<ObservedFacts['consumerScale']>;
+  /** The app is gone: stop polling its queues. */
+  forget(appKey: string): void;
+}

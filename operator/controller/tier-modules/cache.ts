@@ -1,0 +1,86 @@
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { ScalableApp } from '../../api/scalable-app.ts';
+import {
+  CACHE,
+  CACHE_PORT,
+  cacheAuthName,
+  cacheConfigHash,
+  cacheConfigName,
+  cacheHost,
+  cacheName,
+  cacheObjects,
+  cachePrimary,
+  cacheReplicasName,
+} from '../../tiers/cache.ts';
+import { selectorLabels } from '../../tiers/labels.ts';
+import type { ObservedFacts } from '../../tiers/objects.ts';
+import { generatedSecret } from '../generated-secrets.ts';
+import { NO_DECISIONS, type TierModule } from '../tier-module.ts';
+import {
+  diagnosed,
+  podsOf,
+  primaryReplicaReadiness,
+  readyReplicas,
+  type ChildLookup,
+} from '../tier-status.ts';
+
+/** The Redis-protocol cache: a primary and replicas, failed over by the operator (cache-primary.ts). */
+export const cacheTier: TierModule = {
+  tier: 'cache',
+  present: (app) => app.spec.cache !== undefined,
+  async gather(ctx, app) {
+    const ns = app.metadata.namespace ?? '';
+    const [password] = await generatedSecret(ctx, ns, cacheAuthName(app), ['password']);
+    const primary = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data
+      ?.primary;
+    return { facts: { cachePassword: password!, ...(primary ? { cachePrimary: primary } : {}) } };
+  },
+  async decide(ctx, app, facts) {
+    if (!ctx.cachePrimary) return NO_DECISIONS(facts);
+    const d = await ctx.cachePrimary.decide(app, facts);
+    if (d.kind === 'wait') return { ...NO_DECISIONS(facts), recheckMs: d.recheckMs };
+    if (d.kind !== 'failover') return NO_DECISIONS(facts);
+    return {
+      ...NO_DECISIONS({ ...facts, cachePrimary: d.primary }),
+      moved: [
+        {
+          cluster: cacheName(app),
+          from: d.previous,
+          to: d.primary,
+          reason: d.reason,
+          what: 'cache failover',
+          event: { type: 'Warning', reason: 'CacheFailover' },
+        },
+      ],
+    };
+  },
+  objects: (app, facts) => cacheObjects(app, facts, cacheConfigHash(app, facts)),
+  roles: (app, facts) => [{ selector: selectorLabels(app, CACHE), primary: cachePrimary(app, facts) }],
+  readiness: (app, children, facts, now) =>
+    diagnosed(
+      cacheReadiness(app, children, facts),
+      podsOf(children, app.metadata.namespace ?? '', selectorLabels(app, CACHE)),
+      now,
+    ),
+  endpoints: (app) => ({
+    cache: `${cacheHost(app, cacheName(app))}:${CACHE_PORT}`,
+    cacheReplicas: `${cacheHost(app, cacheReplicasName(app))}:${CACHE_PORT}`,
+  }),
+  status: (app, facts, children) => ({ cache: cacheStatus(app, facts, children) }),
+  forget: (ctx, key) => ctx.cachePrimary?.forget(key),
+};
+
+export const cacheReadiness = (app: ScalableApp, children: ChildLookup, facts: ObservedFacts) =>
+  primaryReplicaReadiness(children, app.metadata.namespace ?? '', cacheName(app), cachePrimary(app, facts));
+
+export function cacheStatus(
+  app: ScalableApp,
+  facts: ObservedFacts,
+  children: ChildLookup,
+): { primary: string; readyReplicas: number } {
+  const primary = cachePrimary(app, facts);
+  return {
+    primary,
+    readyReplicas: readyReplicas(children, app.metadata.namespace ?? '', cacheName(app), primary),
+  };
+}

@@ -1,0 +1,74 @@
+import {
+  DATABASE,
+  PG_PORT,
+  databaseCluster,
+  databaseObjects,
+  dbCredentialsName,
+  dbName,
+  dbPrimary,
+  dbReadService,
+  dbWriteService,
+} from '../../tiers/database.ts';
+import { selectorLabels } from '../../tiers/labels.ts';
+import { pgCredentials } from '../generated-secrets.ts';
+import { NO_DECISIONS, type TierModule } from '../tier-module.ts';
+import { diagnosed, podsOf, primaryReplicaReadiness, readyReplicas } from '../tier-status.ts';
+import { clusterFacts, decidePgClusters, pgRoles } from './postgres.ts';
+
+/** The Postgres primary with read replicas, failed over and switched over by the operator. */
+export const databaseTier: TierModule = {
+  tier: 'database',
+  present: (app) => app.spec.database !== undefined,
+  async gather(ctx, app, facts) {
+    const ns = app.metadata.namespace ?? '';
+    const credentials = await pgCredentials(ctx, ns, dbCredentialsName(app));
+    const db = clusterFacts(ctx, ns, databaseCluster(app, facts));
+    return {
+      facts: {
+        ...(db.lastFailover ? { dbLastFailover: db.lastFailover } : {}),
+        dbCredentials: credentials,
+        dbPods: db.pods ?? [],
+        ...(db.primary ? { dbPrimary: db.primary } : {}),
+      },
+    };
+  },
+  decide(ctx, app, facts) {
+    const primaries = ctx.databasePrimary;
+    if (!primaries) return Promise.resolve(NO_DECISIONS(facts));
+    return decidePgClusters(ctx, facts, [
+      {
+        name: dbName(app),
+        decide: (f) => primaries.decide(app, f),
+        moved: (f, primary, lastFailover) => ({ ...f, dbPrimary: primary, dbLastFailover: lastFailover }),
+      },
+    ]);
+  },
+  objects: (app, facts) => databaseObjects(app, facts),
+  retainedSecrets: (app) => (app.spec.database?.deletionPolicy === 'Retain' ? [dbCredentialsName(app)] : []),
+  roles: (app, facts) => pgRoles([databaseCluster(app, facts)]),
+  readiness(app, children, facts, now) {
+    const ns = app.metadata.namespace ?? '';
+    return diagnosed(
+      primaryReplicaReadiness(children, ns, dbName(app), dbPrimary(app, facts)),
+      podsOf(children, ns, selectorLabels(app, DATABASE)),
+      now,
+    );
+  },
+  endpoints: (app) => ({
+    databaseWrite: `${dbWriteService(app)}.${app.metadata.namespace}.svc:${PG_PORT}`,
+    databaseRead: `${dbReadService(app)}.${app.metadata.namespace}.svc:${PG_PORT}`,
+  }),
+  status(app, facts, children) {
+    const primary = dbPrimary(app, facts);
+    return {
+      database: {
+        primary,
+        readyReplicas: readyReplicas(children, app.metadata.namespace ?? '', dbName(app), primary),
+        ...(facts.dbLastFailover
+          ? { lastFailoverTime: facts.dbLastFailover.time, lastFailoverReason: facts.dbLastFailover.reason }
+          : {}),
+      },
+    };
+  },
+  forget: (ctx, key) => ctx.databasePrimary?.forget(key),
+};

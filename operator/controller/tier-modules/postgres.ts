@@ -1,0 +1,85 @@
+import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
+import {
+  LAST_FAILOVER_REASON,
+  LAST_FAILOVER_TIME,
+  pgConfigName,
+  pgPrimary,
+  type PgCluster,
+} from '../../tiers/postgres-cluster.ts';
+import type { ObservedFacts, PgClusterFacts } from '../../tiers/objects.ts';
+import { metaTime } from '../conditions.ts';
+import type { DatabaseDecision } from '../database-primary.ts';
+import { NO_DECISIONS, type Decisions, type Move, type RoleGroup, type TierContext } from '../tier-module.ts';
+
+/** A Postgres cluster's recorded primary and last failover (its ConfigMap) and its pods. */
+export function clusterFacts(ctx: Pick<TierContext, 'children'>, ns: string, c: PgCluster): PgClusterFacts {
+  const cm = ctx.children.get('ConfigMap', ns, pgConfigName(c)) as V1ConfigMap | undefined;
+  const time = cm?.metadata?.annotations?.[LAST_FAILOVER_TIME];
+  const reason = cm?.metadata?.annotations?.[LAST_FAILOVER_REASON];
+  return {
+    ...(cm?.data?.primary ? { primary: cm.data.primary } : {}),
+    ...(time && reason ? { lastFailover: { time, reason } } : {}),
+    pods: ctx.children.select('Pod', ns, c.selector) as V1Pod[],
+  };
+}
+
+export const pgRoles = (clusters: readonly PgCluster[]): RoleGroup[] =>
+  clusters.map((c) => ({ selector: c.selector, primary: pgPrimary(c) }));
+
+/** One Postgres cluster to decide on, and how a moved primary is written into the facts. */
+export interface PgChoice {
+  readonly name: string;
+  decide(facts: ObservedFacts): Promise<DatabaseDecision>;
+  moved(facts: ObservedFacts, primary: string, lastFailover: { time: string; reason: string }): ObservedFacts;
+}
+
+/**
+ * The database tier and each shard are Postgres clusters kept by the same rules (database-primary.ts).
+ * One cluster whose servers cannot be asked holds back neither the others nor the rest of the app.
+ */
+export async function decidePgClusters(
+  ctx: TierContext,
+  facts: ObservedFacts,
+  clusters: readonly PgChoice[],
+): Promise<Decisions> {
+  let out = facts;
+  const moved: Move[] = [];
+  const refused: Decisions['refused'][number][] = [];
+  const failedChecks: Decisions['failedChecks'][number][] = [];
+  const settled: string[] = [];
+  const restart: string[] = [];
+  let recheckMs: number | undefined;
+  const soonest = (ms: number) => (recheckMs = recheckMs === undefined ? ms : Math.min(ms, recheckMs));
+  for (const c of clusters) {
+    let d: DatabaseDecision;
+    try {
+      d = await c.decide(out);
+    } catch (error) {
+      failedChecks.push({ cluster: c.name, error });
+      continue;
+    }
+    if (d.kind === 'wait' || d.kind === 'refused') soonest(d.recheckMs);
+    if (d.kind === 'refused') refused.push({ cluster: c.name, reason: d.reason });
+    else settled.push(c.name);
+    if (d.kind === 'keep' || d.kind === 'moved') restart.push(...d.restart);
+    if (d.kind !== 'moved') continue;
+    out = c.moved(out, d.primary, { time: metaTime(ctx.now()), reason: d.reason });
+    moved.push({
+      cluster: c.name,
+      from: d.previous,
+      to: d.primary,
+      reason: d.reason,
+      what: d.planned ? 'database switchover' : 'database failover',
+      event: d.planned ? { type: 'Normal', reason: 'Switchover' } : { type: 'Warning', reason: 'Failover' },
+    });
+  }
+  return {
+    ...NO_DECISIONS(out),
+    moved,
+    refused,
+    settled,
+    failedChecks,
+    restart,
+    ...(recheckMs !== undefined ? { recheckMs } : {}),
+  };
+}

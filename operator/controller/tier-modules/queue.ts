@@ -1,0 +1,35 @@
+import { AMQP_PORT } from '../../dataplane/rabbitmq/config.ts';
+import { selectorLabels } from '../../tiers/labels.ts';
+import { QUEUE, mqCredentialsName, mqName, queueObjects } from '../../tiers/queue.ts';
+import { generatedSecret } from '../generated-secrets.ts';
+import type { TierModule } from '../tier-module.ts';
+import { diagnosed, podsOf, statefulSetReadiness } from '../tier-status.ts';
+
+/** The message queue: a RabbitMQ cluster with quorum queues. */
+export const queueTier: TierModule = {
+  tier: 'queue',
+  present: (app) => app.spec.queue !== undefined,
+  async gather(ctx, app) {
+    const [username, password, erlangCookie] = await generatedSecret(
+      ctx,
+      app.metadata.namespace ?? '',
+      mqCredentialsName(app),
+      ['username', 'password', 'erlang-cookie'],
+    );
+    return {
+      facts: { queueCredentials: { username: username!, password: password!, erlangCookie: erlangCookie! } },
+    };
+  },
+  objects: (app, facts) => queueObjects(app, facts),
+  // The broker's volumes are always retained (its spec has no deletionPolicy), and so is its login.
+  retainedSecrets: (app) => [mqCredentialsName(app)],
+  readiness(app, children, _facts, now) {
+    const ns = app.metadata.namespace ?? '';
+    return diagnosed(
+      statefulSetReadiness(children, ns, mqName(app)),
+      podsOf(children, ns, selectorLabels(app, QUEUE)),
+      now,
+    );
+  },
+  endpoints: (app) => ({ queue: `${mqName(app)}.${app.metadata.namespace}.svc:${AMQP_PORT}` }),
+};
