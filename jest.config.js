@@ -36,7 +36,7 @@ export default {
       // loopback, driven by the configuration the operator generates.
       ...common,
       displayName: 'dataplane',
-      testMatch: ['<rootDir>/dataplane/**/*.test.ts'],
+      testMatch: ['<rootDir>/server-tests/**/*.test.ts'],
       setupFilesAfterEnv: ['<rootDir>/e2e/support/timeout.ts'],
     },
     {

@@ -16,7 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Client } from 'pg';
 import { decidePostgresFailover } from '../operator/dataplane/postgres/failover.ts';
-import { LocalCluster, type LocalInstance } from '../dataplane/support/postgres-local-cluster.ts';
+import { LocalCluster, type LocalInstance } from '../server-tests/support/postgres-local-cluster.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const DELAYS = (process.env.DELAYS ?? '0,5').split(',').map(Number);

@@ -16,8 +16,8 @@
 import { performance } from 'node:perf_hooks';
 import { QueueScalers, queueDepthSource } from '../operator/autoscaling/queue-poller.ts';
 import type { Decision } from '../operator/autoscaling/queue-scaler.ts';
-import { STATS_INTERVAL_MS } from '../operator/dataplane/rabbitmq/config.ts';
-import { startBroker, type LocalBroker } from '../dataplane/support/rabbitmq-local.ts';
+import { STATS_INTERVAL_MS } from '../operator/server-config/rabbitmq.ts';
+import { startBroker, type LocalBroker } from '../server-tests/support/rabbitmq-local.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 // KEDA's ScaledObject pollingInterval default (keda.sh/docs/latest/reference/scaledobject-spec).

@@ -7,7 +7,7 @@
 // As in charts-web.test.ts, KWOK runs no container and never completes the `helm test` pod: the
 // test plays the container's exit, so this proves admission, helm's wiring of the hooks (the
 // policy that admits the test pod, then the pod) and its verdict, not that the server answers PING.
-import { maxMemoryBytes } from '../operator/tiers/cache-config.ts';
+import { maxMemoryBytes } from '../operator/server-config/cache.ts';
 import { buildDependencies, chartPath, helm } from '../charts/test/helm.ts';
 import { helmTest } from './support/helm-releases.ts';
 import { readyEndpoints } from './support/pods.ts';

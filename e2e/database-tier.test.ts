@@ -1,7 +1,7 @@
 import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 // The database tier on the local control plane: instances and volumes, roles and Services, the read
 // fallback, failover and switchover (Postgres replaced by pod readiness at the PostgresAdmin
-// interface; the Postgres side is tested with real servers in dataplane/postgres.test.ts), and
+// interface; the Postgres side is tested with real servers in server-tests/postgres.test.ts), and
 // volumes retained when the app is deleted.
 import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
 import {

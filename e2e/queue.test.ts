@@ -1,7 +1,7 @@
 // The message queue and its consumers on the local control plane: the broker's objects, credentials
 // only in Secrets, consumers wired to their queue, and queue-depth autoscaling driven end to end
 // through the operator. No broker runs here, so depths come from an annotation on the broker's first
-// pod (operator/dataplane/simulated-admin.ts); the real-broker side is dataplane/queue*.test.ts.
+// pod (operator/dataplane/simulated-admin.ts); the real-broker side is server-tests/queue*.test.ts.
 import { applyApp, decodeSecret, getApp, readyAt as readyAtGeneration } from './support/apps.ts';
 import { createNamespace, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
 import { startOperator, type OperatorProcess } from './support/operator.ts';

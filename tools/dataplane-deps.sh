@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real server binaries the data-plane tests (dataplane/*.test.ts) run: nginx for the
+# Installs the real server binaries the data-plane tests (server-tests/*.test.ts) run: nginx for the
 # edge cache, redis-server for the cache tier and the PostgreSQL 15 server (initdb, postgres,
 # pg_rewind; pg_basebackup comes with the client package) for the database tier, as pinned Debian
 # bookworm packages via apt-get.

@@ -7,9 +7,9 @@
 // To add a copy: add one entry to CHART_FILES.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { hbaConfig } from '../operator/dataplane/postgres/config.ts';
-import { instanceStartScript } from '../operator/dataplane/postgres/instance-script.ts';
-import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/dataplane/rabbitmq/config.ts';
+import { hbaConfig } from '../operator/server-config/postgres.ts';
+import { instanceStartScript } from '../operator/server-config/postgres-instance-script.ts';
+import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
 
 export interface ChartFile {
@@ -25,29 +25,29 @@ export const CHART_FILES: readonly ChartFile[] = [
   // reads them for the database tier and every shard.
   {
     path: 'scalableapp-lib/files/postgres/start.sh',
-    source: 'instanceStartScript() in operator/dataplane/postgres/instance-script.ts',
+    source: 'instanceStartScript() in operator/server-config/postgres-instance-script.ts',
     text: () => instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
   },
   {
     path: 'scalableapp-lib/files/postgres/pg_hba.conf',
-    source: 'hbaConfig() in operator/dataplane/postgres/config.ts',
+    source: 'hbaConfig() in operator/server-config/postgres.ts',
     text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0' }),
   },
-  // brokerConfigFiles() in operator/dataplane/rabbitmq/config.ts: the texts that take no input
+  // brokerConfigFiles() in operator/server-config/rabbitmq.ts: the texts that take no input
   // (rabbitmq.conf and definitions.json name nodes and queues, so charts/queue templates them).
   {
     path: 'queue/files/start.sh',
-    source: 'brokerStartScript() in operator/dataplane/rabbitmq/config.ts',
+    source: 'brokerStartScript() in operator/server-config/rabbitmq.ts',
     text: brokerStartScript,
   },
   {
     path: 'queue/files/advanced.config',
-    source: 'advancedConfig() in operator/dataplane/rabbitmq/config.ts',
+    source: 'advancedConfig() in operator/server-config/rabbitmq.ts',
     text: () => advancedConfig(),
   },
   {
     path: 'queue/files/enabled_plugins',
-    source: 'enabledPlugins() in operator/dataplane/rabbitmq/config.ts',
+    source: 'enabledPlugins() in operator/server-config/rabbitmq.ts',
     text: enabledPlugins,
   },
 ];

@@ -228,7 +228,7 @@ plan_debian() { # name pkg...: the tag is the first package's version, the input
 }
 
 # --- postgres: Debian's PostgreSQL server and client, for sh /config/start.sh
-# (operator/dataplane/postgres/instance-script.ts), which calls initdb, postgres, pg_basebackup,
+# (operator/server-config/postgres-instance-script.ts), which calls initdb, postgres, pg_basebackup,
 # pg_rewind and psql by name: the major version's bin directory goes first on PATH, ahead of Debian's
 # pg_wrapper links in /usr/bin (a perl script that wants a cluster in /etc/postgresql), as in the
 # official image. initdb looks its own uid up: user postgres is 999, as in the official image.
@@ -283,7 +283,7 @@ recipe_cache() {
 }
 
 # --- rabbitmq: Debian's rabbitmq-server and its Erlang, for sh /config/start.sh
-# (operator/dataplane/rabbitmq/config.ts). /usr/sbin/rabbitmq-* are Debian's wrapper, which runs the
+# (operator/server-config/rabbitmq.ts). /usr/sbin/rabbitmq-* are Debian's wrapper, which runs the
 # tools only as root or as the user named rabbitmq; /usr/lib/rabbitmq/bin (the real scripts, as in the
 # official image) goes first on PATH instead. The Elixir CLI of the probes wants a UTF-8 locale.
 plan_rabbitmq() { plan_debian rabbitmq rabbitmq-server; }
@@ -327,11 +327,11 @@ recipe_nginx() {
   # tested with the operator's own arguments, as the pod runs it.
   local conf args
   conf=$(cd "$root" && "$NODE_BIN" --input-type=module -e '
-    const { edgeCacheNginxConfig } = await import("./operator/tiers/edge-cache-config.ts");
+    const { edgeCacheNginxConfig } = await import("./operator/server-config/edge-cache.ts");
     process.stdout.write(edgeCacheNginxConfig({ listenPort: 8080, originHost: "127.0.0.1", originPort: 8081,
       pathPrefix: "/static", ttlSeconds: 3600, staleIfErrorSeconds: 86400, assetVersion: "1", cacheSize: "512m", runDir: "/tmp" }));')
   args=$(cd "$root" && "$NODE_BIN" --input-type=module -e '
-    const { edgeCacheNginxArgs } = await import("./operator/tiers/edge-cache-config.ts");
+    const { edgeCacheNginxArgs } = await import("./operator/server-config/edge-cache.ts");
     process.stdout.write(edgeCacheNginxArgs("/tmp/nginx.conf").join("\n"));')
   step "  checking: nginx -t on the operator's edge-cache config, as uid $NONROOT_UID on a read-only root"
   local argv; mapfile -t argv <<<"$args"

@@ -5,7 +5,7 @@ import { CACHE_RESOURCES } from '../../operator/api/cache.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
-import { maxMemoryBytes } from '../../operator/tiers/cache-config.ts';
+import { maxMemoryBytes } from '../../operator/server-config/cache.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import {

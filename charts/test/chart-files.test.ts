@@ -41,7 +41,7 @@ describe('the operator texts the charts ship', () => {
     const entry = CHART_FILES.find((f) => f.path === 'queue/files/advanced.config')!;
     const drift = chartFileDrift({ ...entry, text: () => `${entry.text()}% a line the copy lacks\n` });
     expect(drift).toBe(
-      'charts/queue/files/advanced.config differs from advancedConfig() in operator/dataplane/rabbitmq/config.ts ' +
+      'charts/queue/files/advanced.config differs from advancedConfig() in operator/server-config/rabbitmq.ts ' +
         'at line 2: "" ≠ "% a line the copy lacks"; run `npm run generate`',
     );
   });

@@ -6,7 +6,7 @@ import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { queueObjects, type QueueCredentials } from '../../operator/tiers/queue.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
-import { diskFreeLimitBytes, memoryHighWatermarkBytes } from '../../operator/dataplane/rabbitmq/config.ts';
+import { diskFreeLimitBytes, memoryHighWatermarkBytes } from '../../operator/server-config/rabbitmq.ts';
 import { templateChart } from './helm.ts';
 import { parity, type Exclusion } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';

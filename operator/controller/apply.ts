@@ -29,7 +29,7 @@ function pluralOf(kind: string): string {
 
 /**
  * Applies every drifted child concurrently: children do not depend on each other at apply time
- * (a pod waits for a missing Secret by itself), and one round trip is faster than nine. The
+ * (a pod waits for a missing Secret by itself), and one round trip is faster than one per child. The
  * client's rate limiter still bounds the burst. Events are recorded after the applies.
  *
  * `refusedReplace` remembers, per child path, the desired hash whose replace (the fallback of a

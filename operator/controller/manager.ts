@@ -23,7 +23,7 @@ import { respCacheAdmin } from '../dataplane/redis-admin.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
 import { simulatedQueueDepth } from '../dataplane/simulated-admin.ts';
 import { brokerAdmin } from '../dataplane/rabbitmq/admin.ts';
-import { MANAGEMENT_PORT } from '../dataplane/rabbitmq/config.ts';
+import { MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
 import { mqName } from '../tiers/queue.ts';
 import { ConsumerScaling } from './consumer-scaling.ts';
 import { appSelector } from './instance.ts';

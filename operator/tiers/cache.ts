@@ -1,7 +1,7 @@
 import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from './cache-config.ts';
+import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from '../server-config/cache.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';

@@ -1,7 +1,7 @@
 import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from './edge-cache-config.ts';
+import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from '../server-config/edge-cache.ts';
 import { ANNOTATION, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';

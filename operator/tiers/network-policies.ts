@@ -8,7 +8,7 @@ import { EDGE, EDGE_PORT } from './edge-cache.ts';
 import { SHARD } from './shards.ts';
 import { CONSUMER } from './consumers.ts';
 import { QUEUE } from './queue.ts';
-import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from '../dataplane/rabbitmq/config.ts';
+import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
 
 /** Where the operator runs unless told otherwise (manifests/operator, the operator chart's default). */
 export const OPERATOR_NAMESPACE = 'scalableapp-system';

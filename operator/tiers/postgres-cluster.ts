@@ -1,7 +1,7 @@
 import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../dataplane/postgres/config.ts';
-import { instanceStartScript } from '../dataplane/postgres/instance-script.ts';
+import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../server-config/postgres.ts';
+import { instanceStartScript } from '../server-config/postgres-instance-script.ts';
 import { ANNOTATION } from './labels.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';

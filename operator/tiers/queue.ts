@@ -19,7 +19,7 @@ import {
   diskFreeLimitBytes,
   memoryHighWatermarkBytes,
   type BrokerEnv,
-} from '../dataplane/rabbitmq/config.ts';
+} from '../server-config/rabbitmq.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
@@ -166,7 +166,7 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
       // that were (Mnesia's table wait, 5 min by default, then it fails and restarts). Under
       // OrderedReady pod 0 would never become ready while waiting, so pods 1 and 2 would never be
       // created: a deadlock after any restart of the whole cluster in which pod 0 did not stop last
-      // (shown in dataplane/queue.test.ts). On a first boot there is no such wait.
+      // (shown in server-tests/queue.test.ts). On a first boot there is no such wait.
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: selector },
       // The queue spec has no deletionPolicy: messages are data, so claims always outlive the set.

@@ -31,7 +31,7 @@ rule's message. Use: $cache := include "cache.spec" . | fromYaml
 {{- end }}
 
 {{/*
-A config argument in double quotes, as quoted() in operator/tiers/cache-config.ts. Line breaks and
+A config argument in double quotes, as quoted() in operator/server-config/cache.ts. Line breaks and
 NUL never get here: the schema refuses them in the password, the only free text.
 */}}
 {{- define "cache.quoted" -}}

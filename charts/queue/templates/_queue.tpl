@@ -1,6 +1,6 @@
 {{/*
 Names and the broker's configuration, as operator/tiers/queue.ts and
-operator/dataplane/rabbitmq/config.ts write them; charts/test/queue.parity.test.ts proves the
+operator/server-config/rabbitmq.ts write them; charts/test/queue.parity.test.ts proves the
 rendered objects are the operator's. The texts that take no input (start.sh, advanced.config,
 enabled_plugins) are copies in files/, written by tools/generate-chart-files.ts (its --check fails
 when one is stale).

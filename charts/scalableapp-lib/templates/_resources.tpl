@@ -84,7 +84,7 @@ quantity is not one or the result exceeds int64. Takes a dict: quantity, percent
 {{- end }}
 
 {{/*
-floor(quantity × percent / 100) in bytes, as maxMemoryBytes() does in operator/tiers/cache-config.ts
+floor(quantity × percent / 100) in bytes, as maxMemoryBytes() does in operator/server-config/cache.ts
 (e.g. a cache's maxmemory: the memory limit minus its headroom). Fails with the field's name when the
 quantity is missing, not a quantity, leaves less than one byte, or exceeds 2^53 − 1 (the operator's
 limit). Takes a dict: quantity, percent, field (the value's path for messages), why (what the value

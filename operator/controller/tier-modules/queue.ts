@@ -1,4 +1,4 @@
-import { AMQP_PORT } from '../../dataplane/rabbitmq/config.ts';
+import { AMQP_PORT } from '../../server-config/rabbitmq.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
 import { QUEUE, mqCredentialsName, mqName, queueObjects } from '../../tiers/queue.ts';
 import { generatedSecret } from '../generated-secrets.ts';

@@ -2,7 +2,7 @@
 // failover.ts run against real servers through pgAdmin (the operator, the data-plane tests) and
 // against an in-memory fake (unit tests).
 import { Client, escapeLiteral } from 'pg';
-import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER } from './config.ts';
+import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER } from '../../server-config/postgres.ts';
 
 export type PgNode = { name: string; host: string; port: number };
 

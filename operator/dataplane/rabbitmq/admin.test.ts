@@ -1,5 +1,5 @@
 // The management API client against a fake HTTP server on loopback that answers as RabbitMQ does
-// (the shapes were taken from rabbitmq-server 3.10; dataplane/queue.test.ts runs the real one).
+// (the shapes were taken from rabbitmq-server 3.10; server-tests/queue.test.ts runs the real one).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { freePort } from '../../../e2e/support/free-port.ts';

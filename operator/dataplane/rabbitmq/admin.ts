@@ -1,7 +1,7 @@
 // What the operator (and the data-plane tests and benchmarks) ask a RabbitMQ cluster, through its
 // management HTTP API with Node's own fetch: queue depths for the queue autoscaler, the running
 // members, and publishing test messages.
-import { VHOST } from './config.ts';
+import { VHOST } from '../../server-config/rabbitmq.ts';
 
 export interface QueueDepth {
   ready: number;

@@ -26,7 +26,7 @@ import {
   edgeCacheNginxArgs,
   edgeCacheNginxConfig,
   type EdgeCacheConfigInput,
-} from '../operator/tiers/edge-cache-config.ts';
+} from '../operator/server-config/edge-cache.ts';
 import { RESTRICTED_UID } from '../operator/tiers/pod-security.ts';
 
 // Generous: a first run installs nginx with apt-get. Waits inside tests poll with their own deadlines.

@@ -1,6 +1,6 @@
 // The broker's generated texts, and the start script run with sh against a stub rabbitmq-server that
 // records what it was started with: milliseconds, no broker. The data-plane tests
-// (dataplane/queue.test.ts) run the same files with the real rabbitmq-server.
+// (server-tests/queue.test.ts) run the same files with the real rabbitmq-server.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import {
   diskFreeLimitBytes,
   memoryHighWatermarkBytes,
   rabbitmqConf,
-} from './config.ts';
+} from './rabbitmq.ts';
 
 const NODES = [
   'rabbit@mq-0.mq-headless.ns.svc',

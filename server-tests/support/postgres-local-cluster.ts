@@ -1,6 +1,6 @@
 // Real postgres instances on 127.0.0.1, each started by running the very instance script the pods run
 // (written to a file, run with sh), with the very config texts the operator deploys. Used by the
-// data-plane tests (dataplane/postgres.test.ts) and the failover benchmark (bench/postgres-failover.ts);
+// data-plane tests (server-tests/postgres.test.ts) and the failover benchmark (bench/postgres-failover.ts);
 // the operator never imports it.
 //
 // Postgres refuses to run as root: when we are root, every instance runs as the `postgres` OS user
@@ -17,16 +17,12 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { eventually } from '../../e2e/support/eventually.ts';
 import { pgAdmin, type PgNode, type PostgresAdmin } from '../../operator/dataplane/postgres/admin.ts';
-import {
-  hbaConfig,
-  postgresConfig,
-  synchronousStandbyNames,
-} from '../../operator/dataplane/postgres/config.ts';
+import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../../operator/server-config/postgres.ts';
 import {
   CREDENTIAL_FILES,
   instanceStartScript,
   type InstanceEnv,
-} from '../../operator/dataplane/postgres/instance-script.ts';
+} from '../../operator/server-config/postgres-instance-script.ts';
 
 export const APP_USER = 'app';
 export const APP_DATABASE = 'app';

@@ -1,6 +1,6 @@
 // The queue tier's data plane against REAL rabbitmq-server nodes: every node is started by the start
 // script the pods run, with the files the operator puts in the broker's ConfigMap, on 127.0.0.1 and
-// free ports, as the `rabbitmq` OS user when we are root (dataplane/support/rabbitmq-local.ts). What
+// free ports, as the `rabbitmq` OS user when we are root (server-tests/support/rabbitmq-local.ts). What
 // the CRD promises (every spec queue a durable quorum queue, the generated login and no other, one
 // cluster from the peer list, a queue depth the autoscaler can read, a queue that survives the loss
 // of a node) is shown here to be what RabbitMQ does, and so is why the StatefulSet starts its pods in

@@ -1,5 +1,5 @@
 // The start script's decisions, run with sh against stub binaries that record how they were called:
-// milliseconds, no Postgres. The data-plane tests (dataplane/postgres.test.ts) run the same script
+// milliseconds, no Postgres. The data-plane tests (server-tests/postgres.test.ts) run the same script
 // with the real binaries.
 import { spawnSync } from 'node:child_process';
 import {
@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CREDENTIAL_FILES, instanceStartScript } from './instance-script.ts';
+import { CREDENTIAL_FILES, instanceStartScript } from './postgres-instance-script.ts';
 
 const PASSWORDS = { superuser: `s:u\\p'er"1`, replication: `r:e\\p'l"2`, app: `a'p"p:3` };
 

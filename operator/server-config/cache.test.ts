@@ -5,7 +5,7 @@ import {
   quantityBytes,
   replicaOfArgs,
   type CacheServerOptions,
-} from './cache-config.ts';
+} from './cache.ts';
 
 const options: CacheServerOptions = {
   port: 6379,

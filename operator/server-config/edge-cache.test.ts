@@ -3,9 +3,9 @@ import {
   edgeCacheNginxArgs,
   edgeCacheNginxConfig,
   type EdgeCacheConfigInput,
-} from './edge-cache-config.ts';
+} from './edge-cache.ts';
 
-// The behaviour against a real nginx is in dataplane/edge-cache.test.ts; these tests pin down the
+// The behaviour against a real nginx is in server-tests/edge-cache.test.ts; these tests pin down the
 // directives that behaviour rests on, read through a small parser so they survive reformatting.
 
 interface Directive {

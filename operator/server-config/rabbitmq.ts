@@ -4,7 +4,7 @@
 //
 // No secret is part of these texts: the login and the Erlang cookie reach the node only through the
 // start script (brokerStartScript, below), which reads them from the mounted credentials Secret.
-import { quantityFraction } from '../../api/quantity.ts';
+import { quantityFraction } from '../api/quantity.ts';
 
 export const AMQP_PORT = 5672;
 export const MANAGEMENT_PORT = 15672;

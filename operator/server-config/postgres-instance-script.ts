@@ -16,7 +16,7 @@
 // reach initdb through --pwfile, the bootstrap SQL through single-user postgres's stdin, and libpq
 // (pg_basebackup, pg_rewind, the walreceiver of a standby) through a 0600 passfile that PGPASSFILE
 // names. They are never in this text, a process's arguments, its environment or primary_conninfo.
-import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER, checkIdentifier } from './config.ts';
+import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER, checkIdentifier } from './postgres.ts';
 
 /** The files the script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
 export const CREDENTIAL_FILES = {

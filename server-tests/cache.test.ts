@@ -15,7 +15,7 @@ import {
   maxMemoryBytes,
   replicaOfArgs,
   type CacheServerOptions,
-} from '../operator/tiers/cache-config.ts';
+} from '../operator/server-config/cache.ts';
 import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts';
 import { parseInfo, respCacheAdmin, type CacheNode } from '../operator/dataplane/redis-admin.ts';
 import { connectRedis, ErrorReply, errorCode, type RedisClient } from '../operator/dataplane/redis-client.ts';

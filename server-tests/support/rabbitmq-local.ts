@@ -1,6 +1,6 @@
 // Real rabbitmq-server nodes on 127.0.0.1, each started by running the very start script the pods run
 // (written to a file, run with sh) with the very files the operator puts in the broker's ConfigMap
-// (brokerConfigFiles). Used by the data-plane tests (dataplane/queue.test.ts) and by what is built on
+// (brokerConfigFiles). Used by the data-plane tests (server-tests/queue.test.ts) and by what is built on
 // them (the queue autoscaler's data-plane test, benchmarks); the operator never imports it.
 //
 //   const broker = await startBroker({ nodes: 3, queues: [{ name: 'photos' }] });
@@ -48,7 +48,7 @@ import {
   diskFreeLimitBytes,
   memoryHighWatermarkBytes,
   type BrokerEnv,
-} from '../../operator/dataplane/rabbitmq/config.ts';
+} from '../../operator/server-config/rabbitmq.ts';
 
 /** Characters that need escaping in the definitions' JSON (quote, backslash) and in a URL, on purpose. */
 export const DEFAULT_PASSWORD = `mq "pass"\\word:@/x`;

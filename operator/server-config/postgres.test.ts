@@ -1,4 +1,4 @@
-import { hbaConfig, postgresConfig, synchronousStandbyNames } from './config.ts';
+import { hbaConfig, postgresConfig, synchronousStandbyNames } from './postgres.ts';
 
 /** The settings of a postgresql.conf text, as Postgres reads `name = value` lines. */
 function settings(text: string): Map<string, string> {
