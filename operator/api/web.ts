@@ -44,7 +44,7 @@ export const expose = doc(
   z.object({
     type: doc(
       z.enum(EXPOSE_TYPES),
-      'How the web tier is reached: ClusterIP (inside the cluster only), LoadBalancer, Ingress or Gateway (a Gateway API HTTPRoute).',
+      'How the web tier is reached: ClusterIP (inside the cluster only), LoadBalancer, Ingress or Gateway (a Gateway API HTTPRoute; the operator needs gateway.networking.k8s.io/v1 served when it starts, and without it the web tier reports GatewayAPIMissing).',
     ).default('ClusterIP'),
     host: doc(
       z

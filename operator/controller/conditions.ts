@@ -50,6 +50,8 @@ export const TIER_REASON = {
   PrimaryUnavailable: 'PrimaryUnavailable',
   /** Everything the tier needs is ready. */
   Available: 'Available',
+  /** spec.web.expose.type is Gateway, and the cluster does not serve the Gateway API: no route is made. */
+  GatewayAPIMissing: 'GatewayAPIMissing',
   /** A container's image cannot be pulled (ErrImagePull, ImagePullBackOff, InvalidImageName, ...). */
   ImagePullFailed: 'ImagePullFailed',
   /** A container cannot be configured (CreateContainerConfigError: a Secret, ConfigMap or key is missing). */

@@ -223,3 +223,27 @@ describe('the tier modules', () => {
     expect(TIER_MODULES.map((m) => m.tier)).toEqual([...TIERS]);
   });
 });
+
+describe('a Gateway exposure on a cluster without the Gateway API', () => {
+  it('makes no route, says why in WebReady and Degraded, and posts one Warning however often it is looked at', async () => {
+    const w = fakeWorld({
+      spec: {
+        web: {
+          image: 'registry.example/shop:1',
+          expose: { type: 'Gateway', host: 'shop.example.com', gateway: { name: 'gw' } },
+        },
+      },
+      deploymentStatus: { observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 2 },
+    });
+    for (let i = 0; i < 4; i++) await w.reconcile();
+    expect(w.childWrites().filter((x) => x.path.includes('httproutes'))).toEqual([]);
+    expect(w.condition('WebReady')).toMatchObject({
+      status: 'False',
+      reason: 'GatewayAPIMissing',
+      message: expect.stringContaining('does not serve gateway.networking.k8s.io/v1'),
+    });
+    expect(w.condition('Degraded')).toMatchObject({ status: 'True', reason: 'GatewayAPIMissing' });
+    expect(w.raw.status?.phase).toBe('Degraded');
+    expect(w.warnings().filter((e) => e.startsWith('GatewayAPIMissing:'))).toHaveLength(1);
+  });
+});

@@ -72,17 +72,8 @@ function desiredRing(app: ScalableApp): DesiredShardMap {
  * ring waits as `pending` until the data mover verified its copy and said so by annotation.
  */
 export function shardMap(app: ScalableApp, facts: ObservedFacts): ShardMap {
-  // One reconcile asks for the map from several places (objects, failover, roles, status); the facts
-  // and the parsed app are immutable, so the answer for one pair is computed once.
-  let byApp = computed.get(facts);
-  if (!byApp) computed.set(facts, (byApp = new WeakMap()));
-  let map = byApp.get(app);
-  if (!map) byApp.set(app, (map = nextMap(app, facts)));
-  return map;
-}
-const computed = new WeakMap<ObservedFacts, WeakMap<ScalableApp, ShardMap>>();
-
-function nextMap(app: ScalableApp, facts: ObservedFacts): ShardMap {
+  // Computed again wherever it is asked for (objects, failover, roles, status): a pure function of
+  // the app and the facts, a fraction of a millisecond each time, so no cache is kept here.
   const verified = Number(app.metadata.annotations?.[RESHARD_VERIFIED_ANNOTATION] ?? NaN);
   const previous = facts.shardMap;
   const flip = previous?.pending !== undefined && previous.pending.version === verified;
