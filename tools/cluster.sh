@@ -10,6 +10,7 @@
 #   kwok (default)  a real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)
 #                   as local processes, with nodes simulated by the KWOK controller; no containers run.
 #   kind            a kind cluster in Docker (needs a Docker engine); pods really run.
+# Either way the cluster serves the Gateway API (its CRDs, standard channel).
 #
 # SCALABLEAPP_NODES (kwok provider only) selects the nodes:
 #   real (default)  besides the simulated nodes, one real node (tools/node.sh): containerd, kubelet,
@@ -167,6 +168,17 @@ up_kind() {
   kctl apply -k "$root/manifests/cluster/metrics-server" >/dev/null
 }
 
+# The Gateway API's CRDs (standard channel), as most clusters serve them now. The operator looks for
+# the API when it starts: with it there from the cluster's first moment, a Gateway exposure gets its
+# HTTPRoute whichever test or command starts the operator first (without it, the web tier reports
+# GatewayAPIMissing). Idempotent; the same objects e2e/gateway.test.ts applies.
+gateway_api() {
+  step "Gateway API $GATEWAY_API_VERSION CRDs"
+  kctl apply --server-side --force-conflicts --field-manager=scalableapp-cluster \
+    -f "$TOOLS_DIR/share/gateway-api-$GATEWAY_API_VERSION" >/dev/null
+  kctl wait --for=condition=Established crd/httproutes.gateway.networking.k8s.io --timeout=60s >/dev/null
+}
+
 summary() {
   echo "cluster: $PROVIDER/$CLUSTER_NAME"
   echo "kubeconfig: $KUBECONFIG_PATH   (export KUBECONFIG=$KUBECONFIG_PATH)"
@@ -210,6 +222,7 @@ case ${1:-} in
       fi
       "up_$PROVIDER"
     fi
+    gateway_api
     if [[ $NODES == real ]]; then
       if real_node_running; then
         step "real node already runs"
