@@ -4,7 +4,8 @@
 // consumed, and the NetworkPolicies hold with real connections both ways.
 import { stringify } from 'yaml';
 import { decodeSecret, getApp, isReadyAtGeneration } from './support/apps.ts';
-import { eventually, json, kubectl } from './support/kube.ts';
+import { eventually, json, kubectl, tryKubectl } from './support/kube.ts';
+import { OPERATOR_NAMESPACE } from '../operator/tiers/network-policies.ts';
 import {
   allPodsReady,
   createRealNamespace,
@@ -142,39 +143,50 @@ const connectScript = (host: string, port: number) =>
   `s.on('connect',()=>{console.log('open');process.exit(0)});` +
   `s.on('timeout',()=>{console.log('timeout');process.exit(1)});s.on('error',e=>{console.log(e.code);process.exit(1)})`;
 
-describeReal('NetworkPolicies on the real node, probed with real connections', () => {
-  let probe: string;
-  beforeAll(async () => {
-    // A pod in another namespace, as any other workload of the cluster would be.
-    probe = 'probe';
-    kubectl(
-      ['apply', '-n', other, '-f', '-'],
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: probe, labels: { app: 'probe' } },
-        spec: {
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 65532,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
-          containers: [
-            {
-              name: 'probe',
-              image: localImages().IMAGE_DEMO_APP,
-              command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ['ALL'] },
-              },
-            },
-          ],
+/** A restricted pod that only waits, to connect from (the demo image has node). */
+function startProbe(namespace: string, name: string): void {
+  kubectl(
+    ['apply', '-n', namespace, '-f', '-'],
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, labels: { app: name } },
+      spec: {
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 65532,
+          seccompProfile: { type: 'RuntimeDefault' },
         },
-      }),
-    );
+        containers: [
+          {
+            name: 'probe',
+            image: localImages().IMAGE_DEMO_APP,
+            command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ['ALL'] },
+            },
+          },
+        ],
+      },
+    }),
+  );
+}
+
+describeReal('NetworkPolicies on the real node, probed with real connections', () => {
+  // A pod in another namespace, as any other workload of the cluster would be; and one in the
+  // operator's own namespace without the operator's label, which must be as foreign.
+  const probe = 'probe';
+  const insider = 'real-demo-probe';
+  beforeAll(async () => {
+    startProbe(other, probe);
+    startProbe(OPERATOR_NAMESPACE, insider);
     await allPodsReady(other, 'app=probe', 1);
+    await allPodsReady(OPERATOR_NAMESPACE, `app=${insider}`, 1);
+  });
+  afterAll(() => {
+    tryKubectl(['delete', 'pod', '-n', OPERATOR_NAMESPACE, insider, '--ignore-not-found', '--wait=false']);
   });
 
   const fqdn = (host: string) => (host.includes('.') ? host : `${host}.${ns}.svc.cluster.local`);
@@ -212,6 +224,19 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
     expect(r.stdout.trim()).toBe('open');
   });
 
+  it.each(['database', 'cache', 'queue'] as const)(
+    "a pod in the operator's namespace without the operator's label cannot reach the %s",
+    (tier) => {
+      const r = connectFrom(OPERATOR_NAMESPACE, insider, targets[tier]);
+      expect({ tier, outcome: r.stdout.trim() }).not.toEqual({ tier, outcome: 'open' });
+    },
+  );
+
+  it("that pod connects where it is let (the web Service), so its refusals above are the policies'", () => {
+    const r = connectFrom(OPERATOR_NAMESPACE, insider, { host: `${APP}-web`, port: 80 });
+    expect(r.stdout.trim()).toBe('open');
+  });
+
   it.each(['database', 'cache', 'queue'] as const)('the web pods reach the %s', (tier) => {
     const r = connectFrom(ns, webPod(), targets[tier]);
     expect({ tier, outcome: r.stdout.trim() }).toEqual({ tier, outcome: 'open' });
@@ -227,11 +252,11 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
       'get',
       'pods',
       '-n',
-      'scalableapp-system',
+      OPERATOR_NAMESPACE,
       '-l',
-      'app.kubernetes.io/name=scalableapp-operator',
+      'scalableapp.io/operator=true',
     ]).items.find((p: any) => p.status.phase === 'Running').metadata.name as string;
-    const r = connectFrom('scalableapp-system', pod, targets[tier]);
+    const r = connectFrom(OPERATOR_NAMESPACE, pod, targets[tier]);
     expect({ tier, outcome: r.stdout.trim() }).toEqual({ tier, outcome: 'open' });
   });
 });

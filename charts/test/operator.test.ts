@@ -195,6 +195,19 @@ describe('the Deployment', () => {
     expect(refusal({ leaderElection: { retryPeriodSeconds: 9 } })).toContain(
       'leaderElection.renewDeadlineSeconds (10) must exceed 1.2 x leaderElection.retryPeriodSeconds (9)',
     );
+    expect(refusal({ podLabels: { 'scalableapp.io/operator': 'false' } })).toContain(
+      'podLabels: scalableapp.io/operator is the chart',
+    );
+  });
+
+  it('labels its pods with the label the data tiers admit them by, beside the podLabels given', () => {
+    const labels = deployment({ podLabels: { team: 'platform' } }).spec.template.metadata.labels;
+    expect(labels).toMatchObject({ 'scalableapp.io/operator': 'true', team: 'platform' });
+    // The install manifests carry it too (the same pods, installed without Helm).
+    const manifest = parseAllDocuments(readFileSync(`${root}manifests/operator/20-deployment.yaml`, 'utf8'))
+      .map((d) => d.toJS())
+      .find((o) => o?.kind === 'Deployment');
+    expect(manifest.spec.template.metadata.labels).toMatchObject({ 'scalableapp.io/operator': 'true' });
   });
 });
 

@@ -11,6 +11,12 @@ export const LABEL = {
   managedBy: 'app.kubernetes.io/managed-by',
 } as const;
 
+/**
+ * The label every operator pod carries (manifests/operator and the operator chart set it, fixed):
+ * the data tiers admit the pods of the operator's namespace that carry it, not the whole namespace.
+ */
+export const OPERATOR_POD_LABELS = { 'scalableapp.io/operator': 'true' } as const;
+
 /** Pod label the operator sets: which pod the primary Service selects. */
 export const ROLE_LABEL = 'scalableapp.io/role';
 

@@ -1,7 +1,13 @@
 import { parseApp } from '../api/testdata/apps.ts';
-import type { V1Deployment, V1LabelSelector, V1NetworkPolicy } from '@kubernetes/client-node';
+import type {
+  V1Deployment,
+  V1LabelSelector,
+  V1NetworkPolicy,
+  V1NetworkPolicyPeer,
+} from '@kubernetes/client-node';
 import { type ScalableApp } from '../api/scalable-app.ts';
 import { networkPolicies } from './network-policies.ts';
+import { OPERATOR_POD_LABELS } from './labels.ts';
 import { webDeployment } from './web.ts';
 
 /** matchLabels semantics (this module uses no matchExpressions). */
@@ -138,8 +144,30 @@ describe('network policies', () => {
           matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'database' },
         },
       },
-      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } } },
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } },
+        podSelector: { matchLabels: { 'scalableapp.io/operator': 'true' } },
+      },
     ]);
+  });
+
+  it('admit from the operator namespace only the pods carrying the operator label, never the whole namespace', () => {
+    const every = networkPolicies(
+      parseApp({
+        web: { image: 'x' },
+        database: {},
+        cache: {},
+        shards: { count: 2, key: 'k' },
+        queue: { queues: [{ name: 'q' }] },
+      }),
+    ) as unknown as V1NetworkPolicy[];
+    const fromNamespaces = every.flatMap((p) =>
+      (p.spec?.ingress ?? []).flatMap((r) =>
+        ((r as { from?: V1NetworkPolicyPeer[] }).from ?? []).filter((f) => f.namespaceSelector),
+      ),
+    );
+    expect(fromNamespaces.length).toBe(4); // database, cache, shards, queue
+    for (const f of fromNamespaces) expect(f.podSelector).toEqual({ matchLabels: OPERATOR_POD_LABELS });
   });
 
   it('are all in the app namespace with distinct names', () => {

@@ -1,5 +1,5 @@
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { LABEL, childName, selectorLabels, tierLabels } from './labels.ts';
+import { LABEL, OPERATOR_POD_LABELS, childName, selectorLabels, tierLabels } from './labels.ts';
 import type { Child } from './objects.ts';
 import { WEB } from './web.ts';
 import { CACHE, CACHE_PORT } from './cache.ts';
@@ -15,10 +15,12 @@ export const OPERATOR_NAMESPACE = 'scalableapp-system';
 
 /**
  * The operator reaches the data tiers' servers to promote and repoint them on failover and to read
- * queue depths; it runs in its own namespace (ObservedFacts.operatorNamespace).
+ * queue depths; it runs in its own namespace (ObservedFacts.operatorNamespace). Only its own pods
+ * are admitted, by their label: any other pod of that namespace is as foreign as any other workload.
  */
 const operatorPods = (namespace: string) => ({
   namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+  podSelector: { matchLabels: { ...OPERATOR_POD_LABELS } },
 });
 
 /** The tiers that talk to the data tiers: the web tier and the queue consumers. */

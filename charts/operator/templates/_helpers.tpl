@@ -53,6 +53,9 @@ so the release fails at render time instead of as a crash-looping pod.
 */}}
 {{- define "scalableapp-operator.validate" -}}
 {{- $le := .Values.leaderElection -}}
+{{- if hasKey (.Values.podLabels | default dict) "scalableapp.io/operator" -}}
+{{- fail "podLabels: scalableapp.io/operator is the chart's own label (the data tiers admit the operator's pods by it); remove it from podLabels" -}}
+{{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not $le.enabled) -}}
 {{- fail (printf "replicas: %d replicas need leaderElection.enabled=true, or two operators would reconcile the same apps" (int .Values.replicas)) -}}
 {{- end -}}

@@ -90,6 +90,9 @@ spec:
         - namespaceSelector:
             matchLabels:
               kubernetes.io/metadata.name: {{ include "scalableapp-lib.operatorNamespace" . }}
+          podSelector:
+            matchLabels:
+              scalableapp.io/operator: "true"
       ports:
         {{- range $p := .clientPorts }}
         - protocol: TCP
