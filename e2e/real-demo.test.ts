@@ -11,10 +11,11 @@ import {
   createRealNamespace,
   deleteNamespaceAndWait,
   describeReal,
-  execIn,
+  connectFrom,
   installInClusterOperator,
   localImages,
   serviceRequest,
+  startProbe,
 } from './support/real-node.ts';
 import { localize } from '../tools/local-sample.ts';
 
@@ -137,51 +138,14 @@ describeReal('the demo app on the real node', () => {
   });
 });
 
-/** A TCP connect from inside a pod, with node (the demo and operator images have it), bounded to 3 s. */
-const connectScript = (host: string, port: number) =>
-  `const s=require('net').connect({host:'${host}',port:${port},timeout:3000});` +
-  `s.on('connect',()=>{console.log('open');process.exit(0)});` +
-  `s.on('timeout',()=>{console.log('timeout');process.exit(1)});s.on('error',e=>{console.log(e.code);process.exit(1)})`;
-
-/** A restricted pod that only waits, to connect from (the demo image has node). */
-function startProbe(namespace: string, name: string): void {
-  kubectl(
-    ['apply', '-n', namespace, '-f', '-'],
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, labels: { app: name } },
-      spec: {
-        securityContext: {
-          runAsNonRoot: true,
-          runAsUser: 65532,
-          seccompProfile: { type: 'RuntimeDefault' },
-        },
-        containers: [
-          {
-            name: 'probe',
-            image: localImages().IMAGE_DEMO_APP,
-            command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
-            securityContext: {
-              allowPrivilegeEscalation: false,
-              readOnlyRootFilesystem: true,
-              capabilities: { drop: ['ALL'] },
-            },
-          },
-        ],
-      },
-    }),
-  );
-}
-
 describeReal('NetworkPolicies on the real node, probed with real connections', () => {
   // A pod in another namespace, as any other workload of the cluster would be; and one in the
   // operator's own namespace without the operator's label, which must be as foreign.
   const probe = 'probe';
   const insider = 'real-demo-probe';
   beforeAll(async () => {
-    startProbe(other, probe);
-    startProbe(OPERATOR_NAMESPACE, insider);
+    startProbe(other, probe, { app: probe });
+    startProbe(OPERATOR_NAMESPACE, insider, { app: insider });
     await allPodsReady(other, 'app=probe', 1);
     await allPodsReady(OPERATOR_NAMESPACE, `app=${insider}`, 1);
   });
@@ -190,8 +154,8 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
   });
 
   const fqdn = (host: string) => (host.includes('.') ? host : `${host}.${ns}.svc.cluster.local`);
-  const connectFrom = (namespace: string, pod: string, target: { host: string; port: number }) =>
-    execIn(namespace, pod, ['node', '-e', connectScript(fqdn(target.host), target.port)]);
+  const connect = (namespace: string, pod: string, target: { host: string; port: number }) =>
+    connectFrom(namespace, pod, { host: fqdn(target.host), port: target.port });
   const webPod = () =>
     json<any>([
       'get',
@@ -214,36 +178,36 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
   it.each(['database', 'cache', 'queue'] as const)(
     'a pod in another namespace cannot reach the %s',
     (tier) => {
-      const r = connectFrom(other, probe, targets[tier]);
+      const r = connect(other, probe, targets[tier]);
       expect({ tier, outcome: r.stdout.trim() }).not.toEqual({ tier, outcome: 'open' });
     },
   );
 
   it('a pod in another namespace reaches the entry point (the web Service)', () => {
-    const r = connectFrom(other, probe, { host: `${APP}-web`, port: 80 });
+    const r = connect(other, probe, { host: `${APP}-web`, port: 80 });
     expect(r.stdout.trim()).toBe('open');
   });
 
   it.each(['database', 'cache', 'queue'] as const)(
     "a pod in the operator's namespace without the operator's label cannot reach the %s",
     (tier) => {
-      const r = connectFrom(OPERATOR_NAMESPACE, insider, targets[tier]);
+      const r = connect(OPERATOR_NAMESPACE, insider, targets[tier]);
       expect({ tier, outcome: r.stdout.trim() }).not.toEqual({ tier, outcome: 'open' });
     },
   );
 
   it("that pod connects where it is let (the web Service), so its refusals above are the policies'", () => {
-    const r = connectFrom(OPERATOR_NAMESPACE, insider, { host: `${APP}-web`, port: 80 });
+    const r = connect(OPERATOR_NAMESPACE, insider, { host: `${APP}-web`, port: 80 });
     expect(r.stdout.trim()).toBe('open');
   });
 
   it.each(['database', 'cache', 'queue'] as const)('the web pods reach the %s', (tier) => {
-    const r = connectFrom(ns, webPod(), targets[tier]);
+    const r = connect(ns, webPod(), targets[tier]);
     expect({ tier, outcome: r.stdout.trim() }).toEqual({ tier, outcome: 'open' });
   });
 
   it('the consumer pods reach the broker', () => {
-    const r = connectFrom(ns, consumerPod(), targets.queue);
+    const r = connect(ns, consumerPod(), targets.queue);
     expect(r.stdout.trim()).toBe('open');
   });
 
@@ -256,7 +220,7 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
       '-l',
       'scalableapp.io/operator=true',
     ]).items.find((p: any) => p.status.phase === 'Running').metadata.name as string;
-    const r = connectFrom(OPERATOR_NAMESPACE, pod, targets[tier]);
+    const r = connect(OPERATOR_NAMESPACE, pod, targets[tier]);
     expect({ tier, outcome: r.stdout.trim() }).toEqual({ tier, outcome: 'open' });
   });
 });

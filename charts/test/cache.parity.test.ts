@@ -9,6 +9,7 @@ import { maxMemoryBytes } from '../../operator/server-config/cache.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import {
+  brokenAllowedClients,
   brokenResourceRules,
   parity,
   testCelRules,
@@ -73,6 +74,13 @@ const cases: Case[] = [
         defaultTTLSeconds: 90,
         minReplicasToWrite: 2,
         maxReplicaLagSeconds: 30,
+        allowedClients: [
+          { podSelector: { matchLabels: { app: 'reporting' } } },
+          {
+            podSelector: { matchLabels: { app: 'etl', 'team.example.com/owner': 'data' } },
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'analytics' } },
+          },
+        ],
       },
       topology: { zoneKey: 'example.com/rack', whenUnsatisfiable: 'ScheduleAnyway' },
     },
@@ -228,6 +236,7 @@ describe('charts/cache enforces what the schema cannot say', () => {
     },
     'a volatile-* evictionPolicy evicts only keys with a TTL: set defaultTTLSeconds > 0 or use an allkeys-* policy':
       { values: { evictionPolicy: 'volatile-lru', defaultTTLSeconds: 0 }, field: 'evictionPolicy' },
+    ...brokenAllowedClients(),
     ...brokenResourceRules((resources) => ({ resources }), CACHE_RESOURCES.memoryFloor),
   };
 

@@ -45,6 +45,13 @@ const INPUT_SETS: InputSet[] = [
       storage: { size: '20Gi', storageClassName: 'fast-ssd' },
       resources: { requests: { cpu: 2, memory: '2Gi' }, limits: { cpu: '4', memory: 4294967296 } },
       failover: { enabled: false, delaySeconds: 120 },
+      allowedClients: [
+        { podSelector: { matchLabels: { app: 'reporting' } } },
+        {
+          podSelector: { matchLabels: { app: 'etl', 'team.example.com/owner': 'data' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'analytics' } },
+        },
+      ],
     },
     topology: {
       spreadAcrossZones: true,

@@ -6,7 +6,7 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { renderChart, templateChart } from './helm.ts';
 import { brokenStorageRules, testTierRules } from './data-tier-checks.ts';
 import { podSpecs } from './tier-chart-checks.ts';
-import { brokenResourceRules } from './parity.ts';
+import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
 
 const render = (values: object, release = 'shop') =>
   renderChart('database', { release, namespace: 'prod', values });
@@ -75,6 +75,7 @@ describe("the spec's rules the schema cannot say", () => {
       },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
       ...brokenStorageRules(),
+      ...brokenAllowedClients(),
       ...brokenResourceRules((resources) => ({ resources }), POSTGRES_RESOURCES.memoryFloor),
     },
     ['scalableapp-lib/templates/_postgres.tpl', 'scalableapp-lib/templates/_resources.tpl'],

@@ -28,6 +28,7 @@ import {
   memoryLimitMessage,
   requestWithinLimitMessage,
   type ResourceDefaults,
+  LABEL_KEYS_MESSAGE,
 } from '../../operator/api/common.ts';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { renderChart, templateChart, type RenderOptions } from './helm.ts';
@@ -212,6 +213,22 @@ export function brokenResourceRules(
     },
   };
 }
+
+/** The rule of a data tier's allowedClients: every matchLabels key a label key (the chart's own check). */
+export const brokenAllowedClients = (): BrokenRules => ({
+  [LABEL_KEYS_MESSAGE]: {
+    values: {
+      allowedClients: [
+        { podSelector: { matchLabels: { app: 'ok' } } },
+        {
+          podSelector: { matchLabels: { app: 'ok' } },
+          namespaceSelector: { matchLabels: { 'not a key!': 'x' } },
+        },
+      ],
+    },
+    field: 'allowedClients[1].namespaceSelector.matchLabels',
+  },
+});
 
 /**
  * Tests that a chart enforces every CEL rule of its tier (JSON Schema cannot say them): `broken`

@@ -42,6 +42,13 @@ const INPUT_SETS: InputSet[] = [
       resources: { requests: { cpu: 1, memory: '2Gi' }, limits: { cpu: '2', memory: 4294967296 } },
       storage: { size: '50Gi', storageClassName: 'fast-ssd' },
       queues: [{ name: 'orders' }, { name: 'mail.outbound' }, { name: 'a:b_c-d' }],
+      allowedClients: [
+        { podSelector: { matchLabels: { app: 'reporting' } } },
+        {
+          podSelector: { matchLabels: { app: 'etl', 'team.example.com/owner': 'data' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'analytics' } },
+        },
+      ],
     },
     topology: { spreadAcrossZones: true, zoneKey: 'example.com/rack', whenUnsatisfiable: 'ScheduleAnyway' },
     credentials: { username: 'admin-1', password: 'long-password-1234567890', erlangCookie: 'COOKIE' },

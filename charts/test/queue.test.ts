@@ -6,7 +6,7 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenStorageRules, expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
-import { brokenResourceRules } from './parity.ts';
+import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
 
 const base = { queues: [{ name: 'orders' }, { name: 'mail' }] };
 const render = (values: object) => renderChart('queue', { release: 'shop', namespace: 'prod', values });
@@ -73,6 +73,7 @@ describe("the spec's rules the schema cannot say", () => {
       },
       [BROKER_SHRINK_MESSAGE]: { field: 'replicas' },
       ...brokenStorageRules(),
+      ...brokenAllowedClients(),
       ...brokenResourceRules((resources) => ({ resources }), QUEUE_RESOURCES.memoryFloor),
     },
     ['queue/templates/_queue.tpl', 'scalableapp-lib/templates/_resources.tpl'],

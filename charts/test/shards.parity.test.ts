@@ -48,6 +48,13 @@ const INPUT_SETS: InputSet[] = [
       replicasPerShard: 2,
       virtualNodes: 256,
       dedicated: [{ key: 'celebrity-42' }, { key: 'celebrity-7' }],
+      allowedClients: [
+        { podSelector: { matchLabels: { app: 'reporting' } } },
+        {
+          podSelector: { matchLabels: { app: 'etl', 'team.example.com/owner': 'data' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'analytics' } },
+        },
+      ],
       version: '16',
       image: 'registry.example/postgres:16.4-bookworm',
       deletionPolicy: 'Delete',

@@ -8,7 +8,7 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenStorageRules, expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
-import { brokenResourceRules } from './parity.ts';
+import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
 
 const base = { count: 2, key: 'user_id' };
 const render = (values: object) => renderChart('shards', { release: 'shop', namespace: 'prod', values });
@@ -72,6 +72,7 @@ describe("the spec's rules the schema cannot say", () => {
       'key is immutable: changing the sharding key would move every row': { field: 'key' },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
       ...brokenStorageRules(),
+      ...brokenAllowedClients(),
       ...brokenResourceRules((resources) => ({ resources }), POSTGRES_RESOURCES.memoryFloor),
     },
     [

@@ -1,7 +1,7 @@
 // Tests on the real node (docs/adr/0011): namespaces whose pods really run, the operator in the
 // cluster from its own image, samples with the images built here, and reading what the pods do.
 import { execFileSync } from 'node:child_process';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { localize, readLocalImages, type LocalImages } from '../../tools/local-sample.ts';
 import { createNamespace, eventually, json, kubectl, tryKubectl } from './kube.ts';
@@ -70,6 +70,45 @@ export function execIn(
   container?: string,
 ): { ok: boolean; stdout: string; stderr: string } {
   return tryKubectl(['exec', '-n', ns, pod, ...(container ? ['-c', container] : []), '--', ...command]);
+}
+
+/**
+ * A TCP connect from inside a pod, with node (the demo and operator images have it), bounded to 3 s.
+ * stdout says `open`, `timeout` or the error's code.
+ */
+export function connectFrom(ns: string, pod: string, target: { host: string; port: number }) {
+  const script =
+    `const s=require('net').connect({host:'${target.host}',port:${target.port},timeout:3000});` +
+    `s.on('connect',()=>{console.log('open');process.exit(0)});` +
+    `s.on('timeout',()=>{console.log('timeout');process.exit(1)});s.on('error',e=>{console.log(e.code);process.exit(1)})`;
+  return execIn(ns, pod, ['node', '-e', script]);
+}
+
+/** A restricted pod of the demo image that only waits, to connect from; not waited for. */
+export function startProbe(ns: string, name: string, labels: Record<string, string>): void {
+  kubectl(
+    ['apply', '-n', ns, '-f', '-'],
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, labels },
+      spec: {
+        securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [
+          {
+            name: 'probe',
+            image: localImages().IMAGE_DEMO_APP,
+            command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ['ALL'] },
+            },
+          },
+        ],
+      },
+    }),
+  );
 }
 
 /**

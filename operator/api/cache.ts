@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { image, resources, type ResourceDefaults } from './common.ts';
+import { allowedClients, image, resources, type ResourceDefaults } from './common.ts';
 
 /** Redis/Valkey `maxmemory-policy` values. */
 export const EVICTION_POLICIES = [
@@ -29,6 +29,7 @@ export const cache = doc(
       z.number().int().min(0).max(5),
       'Read replicas besides the primary. With none, losing the primary loses the cache (a single point of failure).',
     ).default(2),
+    allowedClients: allowedClients('cache', 'port 6379'),
     resources: resources(
       'CPU and memory for each cache container. `maxmemory` is derived from the memory limit.',
       CACHE_RESOURCES,

@@ -298,3 +298,65 @@ export const envList = (who: string) =>
     listType: 'map',
     listMapKeys: ['name'],
   }).default([]);
+
+/** A label key: an optional DNS prefix and /, then a name of at most 63 characters. */
+export const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** A label value: empty, or at most 63 characters of alphanumerics, '-', '_' and '.', alphanumeric at both ends. */
+export const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+const MAX_MATCH_LABELS = 8;
+export const LABEL_KEYS_MESSAGE =
+  'every key must be a label key (an optional DNS prefix and /, then a name of at most 63 characters)';
+
+/**
+ * A NetworkPolicy selector's matchLabels, checked as the apiserver checks labels. Keys are checked
+ * by a refinement and CEL, not a key schema: neither a CRD nor a chart's values schema can name a
+ * bad key's field (the CRD drops `propertyNames`; Helm reports it at a wrong path).
+ */
+const matchLabels = (description: string, min: number) =>
+  doc(
+    z
+      .record(z.string(), z.string().max(63).regex(LABEL_VALUE))
+      .refine((m) => Object.keys(m).every((k) => k.length <= 317 && LABEL_KEY.test(k)), LABEL_KEYS_MESSAGE)
+      .refine((m) => Object.keys(m).length >= min, `at least ${min} label`)
+      .refine((m) => Object.keys(m).length <= MAX_MATCH_LABELS, `at most ${MAX_MATCH_LABELS} labels`),
+    description,
+    {
+      properties: { min, max: MAX_MATCH_LABELS },
+      cel: [
+        {
+          rule: `self.all(k, size(k) <= 317 && k.matches('${LABEL_KEY.source.replaceAll('\\', '\\\\')}'))`,
+          message: LABEL_KEYS_MESSAGE,
+        },
+      ],
+    },
+  );
+
+/**
+ * Pods besides the app's web and consumer pods that may connect to a data tier: a standalone tier
+ * (no web tier, no consumers) admits no one else. Pods, not namespaces: each entry names pods by
+ * label; a namespaceSelector widens it to those pods in the namespaces it selects.
+ */
+export const allowedClients = (tier: string, ports: string) =>
+  doc(
+    z
+      .array(
+        doc(
+          z.object({
+            podSelector: doc(
+              z.object({ matchLabels: matchLabels('Labels the client pods carry (at least one).', 1) }),
+              'The client pods, by label.',
+            ),
+            namespaceSelector: doc(
+              z.object({ matchLabels: matchLabels('Labels of the namespaces the client pods run in.', 1) }),
+              "The namespaces the client pods run in, by label; the app's namespace when omitted.",
+            ).optional(),
+          }),
+          'Pods that may connect, by label, in the app namespace or in the namespaces selected.',
+        ),
+      )
+      .max(16),
+    `Pods besides the app's web and consumer pods that may connect to the ${tier} (${ports} only), e.g. a job or another app's pods; a NetworkPolicy admits exactly these.`,
+  ).default([]);
+
+export type AllowedClient = z.infer<ReturnType<typeof allowedClients>>[number];

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { image, resources, storage, type ResourceDefaults } from './common.ts';
+import { image, resources, storage, type ResourceDefaults, allowedClients } from './common.ts';
 
 export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
 
@@ -46,6 +46,7 @@ export const database = doc(
     ...postgresInstances,
     replicas: doc(z.number().int().min(0).max(9), 'Streaming read replicas besides the primary.').default(2),
     storage: storage('database', '10Gi').default({ size: '10Gi' }),
+    allowedClients: allowedClients('database', 'port 5432'),
     synchronousReplicas: doc(
       z.number().int().min(0).max(9),
       'Commits wait for ANY n replicas (synchronous_standby_names = ANY n (...)); 0 = asynchronous. With n >= 1 of N standbys a failover promotes only when at least N - n + 1 standbys answer (one of them then holds every acknowledged commit) and refuses otherwise, so no acknowledged commit is lost.',

@@ -20,6 +20,8 @@ export interface FieldMeta {
   readonly listMapKeys?: readonly string[];
   /** Values that are a Kubernetes quantity ("256Mi", 2): `x-kubernetes-int-or-string`. */
   readonly intOrString?: boolean;
+  /** Bounds on a map's entries (`minProperties`, `maxProperties`); zod checks them by a refinement. */
+  readonly properties?: { readonly min?: number; readonly max?: number };
 }
 
 /**
@@ -32,5 +34,7 @@ export function doc<T extends z.ZodType>(schema: T, description: string, meta: F
   if (meta.listType) extra['x-kubernetes-list-type'] = meta.listType;
   if (meta.listMapKeys) extra['x-kubernetes-list-map-keys'] = meta.listMapKeys;
   if (meta.intOrString) extra['x-kubernetes-int-or-string'] = true;
+  if (meta.properties?.min !== undefined) extra.minProperties = meta.properties.min;
+  if (meta.properties?.max !== undefined) extra.maxProperties = meta.properties.max;
   return schema.meta(extra) as T;
 }

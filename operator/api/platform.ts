@@ -1,9 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-
-/** A label key, as a topology spread constraint's topologyKey must be. */
-const LABEL_KEY =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+import { LABEL_KEY } from './common.ts';
 
 export const topology = doc(
   z.object({

@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { dnsLabel, envList, image, resources, storage, type ResourceDefaults } from './common.ts';
+import {
+  dnsLabel,
+  envList,
+  image,
+  resources,
+  storage,
+  type ResourceDefaults,
+  allowedClients,
+} from './common.ts';
 
 export const QUEUE_RESOURCES: ResourceDefaults = {
   requests: { cpu: '250m', memory: '512Mi' },
@@ -36,6 +44,7 @@ export const queue = doc(
     ).default(3),
     resources: resources('CPU and memory for each broker container.', QUEUE_RESOURCES),
     storage: storage('broker', '5Gi').default({ size: '5Gi' }),
+    allowedClients: allowedClients('broker', 'AMQP, port 5672'),
     queues: doc(
       z
         .array(

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { doc } from './meta.ts';
 import { IMAGE_MAJOR_MESSAGE, imageNamesOtherMajor, postgresInstances } from './database.ts';
-import { storage } from './common.ts';
+import { storage, allowedClients } from './common.ts';
 
 /**
  * What names a hot key's shard (<app>-shard-hot-<digest>): 32 bits of its SHA-256, stable whatever
@@ -32,6 +32,7 @@ export const shards = doc(
       'Points per shard on the consistent-hash ring; more points, more even balance.',
     ).default(128),
     storage: storage('shard', '10Gi').default({ size: '10Gi' }),
+    allowedClients: allowedClients('shards', 'port 5432'),
     dedicated: doc(
       z
         .array(

@@ -176,3 +176,45 @@ describe('network policies', () => {
     expect(new Set(names).size).toBe(names.length);
   });
 });
+
+describe('allowedClients of a standalone data tier', () => {
+  const ingressOf = (spec: Record<string, unknown>, tier: string) =>
+    (networkPolicies(parseApp(spec)) as unknown as V1NetworkPolicy[]).find(
+      (p) => p.metadata?.name === `shop-allow-${tier}-ingress`,
+    )!.spec!.ingress as unknown as { from: V1NetworkPolicyPeer[]; ports: { port: number }[] }[];
+  const reporting = { podSelector: { matchLabels: { app: 'reporting' } } };
+  const etl = {
+    podSelector: { matchLabels: { app: 'etl' } },
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'analytics' } },
+  };
+
+  it('admits exactly the pods named, on the client port only, beside the operator', () => {
+    const rules = ingressOf({ database: { allowedClients: [reporting, etl] } }, 'database');
+    expect(rules.at(-1)).toEqual({
+      from: [reporting, etl],
+      ports: [{ protocol: 'TCP', port: 5432 }],
+    });
+  });
+
+  it('gives a client of the broker AMQP only, never the management API or the peer ports', () => {
+    const rules = ingressOf({ queue: { queues: [{ name: 'q' }], allowedClients: [reporting] } }, 'queue');
+    expect(rules.at(-1)).toEqual({ from: [reporting], ports: [{ protocol: 'TCP', port: 5672 }] });
+  });
+
+  it('adds no rule when none are named: a standalone tier admits only its members and the operator', () => {
+    for (const [spec, tier] of [
+      [{ cache: {} }, 'cache'],
+      [{ shards: { count: 2, key: 'k' } }, 'shards'],
+    ] as const) {
+      const from = ingressOf(spec, tier).flatMap((r) => r.from);
+      expect(
+        from.every(
+          (f) => f.namespaceSelector === undefined || f.podSelector?.matchLabels?.['scalableapp.io/operator'],
+        ),
+      ).toBe(true);
+      expect(
+        ingressOf({ ...spec, [tier]: { ...spec[tier], allowedClients: [reporting] } } as never, tier).length,
+      ).toBe(ingressOf(spec, tier).length + 1);
+    }
+  });
+});

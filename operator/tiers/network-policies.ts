@@ -1,6 +1,8 @@
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { LABEL, OPERATOR_POD_LABELS, childName, selectorLabels, tierLabels } from './labels.ts';
+import type { V1NetworkPolicyPeer, V1NetworkPolicyPort } from '@kubernetes/client-node';
 import type { Child } from './objects.ts';
+import type { AllowedClient } from '../api/common.ts';
 import { WEB } from './web.ts';
 import { CACHE, CACHE_PORT } from './cache.ts';
 import { DATABASE, PG_PORT } from './database.ts';
@@ -115,12 +117,30 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
   }
   // Each data tier: only the app's web tier and consumers reach it, besides its own members
   // (replication, clustering) and the operator, which fails it over or reads its queue depths.
-  if (app.spec.database)
-    policies.push(...dataTierPolicies(app, operatorNamespace, DATABASE, 'database', [PG_PORT]));
-  if (app.spec.cache)
-    policies.push(...dataTierPolicies(app, operatorNamespace, CACHE, 'cache', [CACHE_PORT]));
-  if (app.spec.shards) policies.push(...dataTierPolicies(app, operatorNamespace, SHARD, 'shards', [PG_PORT]));
-  if (app.spec.queue) {
+  const { database, cache, shards, queue } = app.spec;
+  if (database)
+    policies.push(
+      ...dataTierPolicies(app, operatorNamespace, DATABASE, 'database', [PG_PORT], [], {
+        clients: database.allowedClients,
+        ports: [PG_PORT],
+      }),
+    );
+  if (cache)
+    policies.push(
+      ...dataTierPolicies(app, operatorNamespace, CACHE, 'cache', [CACHE_PORT], [], {
+        clients: cache.allowedClients,
+        ports: [CACHE_PORT],
+      }),
+    );
+  if (shards)
+    policies.push(
+      ...dataTierPolicies(app, operatorNamespace, SHARD, 'shards', [PG_PORT], [], {
+        clients: shards.allowedClients,
+        ports: [PG_PORT],
+      }),
+    );
+  if (queue) {
+    // Clients of the user's choosing speak AMQP only: the management API stays the app's and the operator's.
     policies.push(
       ...dataTierPolicies(
         app,
@@ -129,10 +149,17 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
         'queue',
         [AMQP_PORT, MANAGEMENT_PORT],
         [EPMD_PORT, DIST_PORT],
+        { clients: queue.allowedClients, ports: [AMQP_PORT] },
       ),
     );
   }
   return policies;
+}
+
+/** A NetworkPolicy ingress rule as the apiserver spells it (the client library's type says `_from`). */
+interface IngressRule {
+  from: V1NetworkPolicyPeer[];
+  ports: V1NetworkPolicyPort[];
 }
 
 /**
@@ -146,6 +173,7 @@ function dataTierPolicies(
   nameTier: string,
   clientPorts: number[],
   peerPorts: number[] = [],
+  chosen: { clients: readonly AllowedClient[]; ports: number[] } = { clients: [], ports: [] },
 ): Child[] {
   const ns = app.metadata.namespace;
   const pods = { matchLabels: selectorLabels(app, component) };
@@ -156,7 +184,7 @@ function dataTierPolicies(
       [LABEL.managedBy]: tierLabels(app, component)[LABEL.managedBy]!,
     },
   };
-  const ingress = peerPorts.length
+  const ingress: IngressRule[] = peerPorts.length
     ? [
         { from: [...dataClients(app), operatorPods(operatorNamespace)], ports: tcp(clientPorts) },
         { from: [{ podSelector: pods }], ports: tcp([...clientPorts, ...peerPorts]) },
@@ -167,6 +195,18 @@ function dataTierPolicies(
           ports: tcp(clientPorts),
         },
       ];
+  if (chosen.clients.length) {
+    // spec.<tier>.allowedClients: exactly the pods named, by label (in the namespaces named, if any).
+    ingress.push({
+      from: chosen.clients.map((c) => ({
+        podSelector: { matchLabels: { ...c.podSelector.matchLabels } },
+        ...(c.namespaceSelector
+          ? { namespaceSelector: { matchLabels: { ...c.namespaceSelector.matchLabels } } }
+          : {}),
+      })),
+      ports: tcp(chosen.ports),
+    });
+  }
   return [
     {
       apiVersion: 'networking.k8s.io/v1',

@@ -58,9 +58,22 @@ spec:
 A data tier's two policies (dataTierPolicies in the operator): ingress to its pods from the app's
 web tier and consumers and from the operator on the client ports, and from its own pods on those
 and the peer-only ports; egress from every pod of the app to it.
-Takes context, component, tier (the name part: allow-<tier>-ingress), clientPorts, peerPorts (lists).
+Takes context, component, tier (the name part: allow-<tier>-ingress), clientPorts, peerPorts (lists),
+allowedClients (the tier's values) and allowedPorts (the ports those clients get).
 */}}
 {{- define "scalableapp-lib.dataTierPolicies" -}}
+{{- /* The CEL rule of allowedClients (JSON Schema checks label values, not a map's keys). */}}
+{{- range $i, $c := .allowedClients }}
+{{- range $sel := list "podSelector" "namespaceSelector" }}
+{{- with get $c $sel }}
+{{- range $k, $_ := .matchLabels }}
+{{- if or (gt (len $k) 317) (not (regexMatch "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$" $k)) }}
+{{- fail (printf "allowedClients[%d].%s.matchLabels: every key must be a label key (an optional DNS prefix and /, then a name of at most 63 characters)" $i $sel) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $peerPorts := .peerPorts | default list }}
 {{- $allPorts := concat .clientPorts $peerPorts }}
 {{- $release := .context.Release.Name }}
@@ -105,6 +118,25 @@ spec:
               {{- include "scalableapp-lib.selectorLabels" . | nindent 14 }}
       ports:
         {{- range $p := $allPorts }}
+        - protocol: TCP
+          port: {{ $p }}
+        {{- end }}
+    {{- end }}
+    {{- /* allowedClients: exactly the pods named, by label (in the namespaces named, if any). */}}
+    {{- with .allowedClients }}
+    - from:
+        {{- range $c := . }}
+        - podSelector:
+            matchLabels:
+              {{- toYaml $c.podSelector.matchLabels | nindent 14 }}
+          {{- with $c.namespaceSelector }}
+          namespaceSelector:
+            matchLabels:
+              {{- toYaml .matchLabels | nindent 14 }}
+          {{- end }}
+        {{- end }}
+      ports:
+        {{- range $p := $.allowedPorts }}
         - protocol: TCP
           port: {{ $p }}
         {{- end }}

@@ -97,6 +97,18 @@ const HINTS: Record<string, fc.Arbitrary<unknown>> = {
     'celebrity-46110',
     'celebrity-86322',
   ),
+  // Selector labels (allowedClients): maps the schema has no key pattern for, so drawn here.
+  matchLabels: fc.oneof(
+    {
+      arbitrary: fc.constantFrom(
+        { app: 'reporting' },
+        { 'app.kubernetes.io/name': 'etl', team: 'data' },
+        { 'kubernetes.io/metadata.name': 'analytics' },
+      ),
+      weight: 8,
+    },
+    { arbitrary: fc.constantFrom({}, { 'not a key': 'x' }, { app: 'two words' }), weight: 1 },
+  ),
   'topology.zoneKey': fc.constantFrom('topology.kubernetes.io/zone', 'kubernetes.io/hostname', 'rack'),
   image: fc.oneof(
     {
