@@ -118,7 +118,10 @@ describe('a web tier with sessions in a cache tier', () => {
               matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'cache' },
             },
           },
-          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } } },
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } },
+            podSelector: { matchLabels: { 'scalableapp.io/operator': 'true' } },
+          },
         ],
         ports: [{ protocol: 'TCP', port: 6379 }],
       },

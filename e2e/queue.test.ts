@@ -105,8 +105,10 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
         matchLabels: { 'app.kubernetes.io/instance': 'photos', 'app.kubernetes.io/component': 'consumer' },
       },
     });
+    // The operator's pods only (by their label), not everything in the operator's namespace.
     expect(sources).toContainEqual({
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'scalableapp-system' } },
+      podSelector: { matchLabels: { 'scalableapp.io/operator': 'true' } },
     });
     expect(sources.every((s: any) => s.podSelector || s.namespaceSelector)).toBe(true);
   });
