@@ -1,5 +1,6 @@
 // The reconciler as a whole, against the in-memory apiserver of testdata/fake-world.ts. The refusals,
 // volume growth and deletion have their own files; this one holds what belongs to no single phase.
+import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { CachePrimary } from './cache-primary.ts';
 import type { DatabasePrimary } from './database-primary.ts';
 import { fakeWorld, invalid } from './testdata/fake-world.ts';
@@ -145,8 +146,27 @@ describe('prune', () => {
   });
 
   it('removing a retained database tier deletes its workload and never a volume claim or its credentials', async () => {
-    const w = fakeWorld({ spec: { web: { image: 'registry.example/shop:1' }, database: { replicas: 1 } } });
+    // The claims are live beside the StatefulSet, as its volumeClaimTemplates left them.
+    const claims = ['data-shop-db-0', 'data-shop-db-1'].map((name) => ({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name, namespace: 'prod', labels: { 'app.kubernetes.io/instance': 'shop' } },
+    }));
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, database: { replicas: 2 } },
+      claims,
+    });
     await w.reconcile();
+    // Kubernetes keeps the claims of a deleted StatefulSet only because it says Retain.
+    const sts = w.writes.find((x) => x.verb === 'apply' && x.path.endsWith('/statefulsets/shop-db'));
+    expect((sts?.body as V1StatefulSet | undefined)?.spec?.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Retain',
+      whenScaled: 'Retain',
+    });
+    expect(w.writes.some((x) => x.verb === 'apply' && x.path.endsWith('/secrets/shop-db-credentials'))).toBe(
+      true,
+    );
+
     w.raw.spec = { web: { image: 'registry.example/shop:1' } };
     w.raw.metadata!.generation = 2;
     await w.reconcile();
