@@ -12,22 +12,13 @@ import type { Kube } from '../kube/client.ts';
 import { collectionPath } from '../kube/resources.ts';
 import { connectionSecretName } from '../tiers/connection.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
-import {
-  APP_REASON,
-  TIER_REASON,
-  cond,
-  mergeConditions,
-  metaTime,
-  type ConditionInput,
-  type TierReason,
-} from './conditions.ts';
+import { APP_REASON, cond, mergeConditions, metaTime, type ConditionInput } from './conditions.ts';
 import { desiredHash } from './drift.ts';
 import type { EventRecorder } from './events.ts';
-import { diagnosisEvents } from './pod-diagnosis.ts';
 import { refusalMessage, type Refusal } from './refusal.ts';
 import type { TierContext } from './tier-module.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
-import { recheckAfterMs, tierReports } from './tier-reports.ts';
+import { recheckAfterMs, tierReports, tierWarnings } from './tier-reports.ts';
 
 interface Log {
   warn(msg: string, f?: Record<string, unknown>): void;
@@ -110,11 +101,8 @@ export async function writeStatus(
   const { refusals, failoverRefused } = outcome;
   const reports = tierReports(app, d.children, facts, d.now().getTime());
   const notReady = [...reports.values()].filter((r) => !r.ready);
-  const stalled = [...reports.values()].map((r) => r.degraded).filter((m): m is string => !!m);
-  const clusterProblem = [...reports.values()].find((r) =>
-    CLUSTER_PROBLEMS.has(r.condition.reason as TierReason),
-  );
-  const degraded = [...failoverRefused, ...stalled];
+  const degradations = [...reports.values()].flatMap((r) => (r.degraded ? [r.degraded] : []));
+  const degraded = [...failoverRefused, ...degradations.map((x) => x.message)];
   const refused = refusals.length > 0;
   const ready = notReady.length === 0 && !refused;
   const blocking = notReady.map((r) => `${r.condition.type}: ${r.condition.message}`).join('; ');
@@ -143,11 +131,7 @@ export async function writeStatus(
           degraded.length > 0,
           failoverRefused.length
             ? APP_REASON.FailoverRefused
-            : clusterProblem
-              ? clusterProblem.condition.reason
-              : stalled.length
-                ? APP_REASON.RolloutStalled
-                : APP_REASON.AsExpected,
+            : (degradations[0]?.reason ?? APP_REASON.AsExpected),
           degraded.join('; ') || 'no failures',
         ),
       ];
@@ -167,25 +151,12 @@ export async function writeStatus(
     ) as Partial<ScalableAppStatus>),
   };
   const wrote = await patchStatus(d.kube, app as unknown as KubernetesObject, status, previous);
-  // A Warning when a tier's pod diagnosis appears or changes: only a status write can bring one.
+  // A Warning when a tier's problem appears or changes: only a status write can bring one.
   if (wrote) {
-    for (const e of [...diagnosisEvents(previous?.conditions, conditions), ...appeared(previous, conditions)])
+    for (const e of tierWarnings(previous?.conditions, conditions))
       await d.events.record(app, 'Warning', e.reason, e.message);
   }
   return { wrote, recheck: recheckAfterMs(reports) };
-}
-
-/**
- * Tier reasons that say the cluster lacks something the spec needs: Degraded carries them, and one
- * Warning announces each when it appears (besides the pods' problems, pod-diagnosis.ts).
- */
-const CLUSTER_PROBLEMS: ReadonlySet<TierReason> = new Set([TIER_REASON.GatewayAPIMissing]);
-
-function appeared(previous: ScalableAppStatus | undefined, next: readonly ConditionInput[]) {
-  return next
-    .filter((c) => c.status === 'False' && CLUSTER_PROBLEMS.has(c.reason as TierReason))
-    .filter((c) => previous?.conditions?.find((p) => p.type === c.type)?.reason !== c.reason)
-    .map((c) => ({ reason: c.reason as TierReason, message: `${c.type}: ${c.message}` }));
 }
 
 /** Server-side applies the status subresource, only when it differs. Returns whether it wrote. */

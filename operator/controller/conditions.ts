@@ -82,6 +82,17 @@ export const isPodProblemReason = (reason: string | undefined): reason is PodPro
   (POD_PROBLEM_REASONS as readonly string[]).includes(reason ?? '');
 
 /**
+ * The tier reasons worth one Warning Event when they appear (tier-reports.ts, tierWarnings): what the
+ * pods say is wrong, and what the cluster lacks that the spec needs. The others are the ordinary
+ * course of a rollout.
+ */
+export const ANNOUNCED_TIER_REASONS = [...POD_PROBLEM_REASONS, TIER_REASON.GatewayAPIMissing] as const;
+export type AnnouncedTierReason = (typeof ANNOUNCED_TIER_REASONS)[number];
+
+export const isAnnouncedTierReason = (reason: string | undefined): reason is AnnouncedTierReason =>
+  (ANNOUNCED_TIER_REASONS as readonly string[]).includes(reason ?? '');
+
+/**
  * The reasons of the app's own conditions (Ready, Progressing, Degraded) and of its Events: one
  * closed, CamelCase catalogue, so a client or an alert may switch on them. Tier conditions carry
  * TIER_REASON.

@@ -1,11 +1,5 @@
 import type { V1Container, V1ContainerStatus, V1Pod, V1Probe } from '@kubernetes/client-node';
-import {
-  TIER_REASON,
-  isPodProblemReason,
-  type Condition,
-  type ConditionInput,
-  type PodProblemReason,
-} from './conditions.ts';
+import { TIER_REASON, type PodProblemReason } from './conditions.ts';
 
 /**
  * Why a tier's pods cannot run, as the pods themselves say it: the one most telling problem among
@@ -240,24 +234,4 @@ export function clip(text: string, max: number): string {
  */
 export function diagnosisSubject(message: string | undefined): string | undefined {
   return /(?:^|; )(pod [^\s:]+: (?:(?:init )?container \S+|unschedulable))/.exec(message ?? '')?.[1];
-}
-
-/**
- * The Warning Events a status change brings: one per tier condition whose pod diagnosis appeared or
- * now names another problem (another reason, pod or container). Compared with the status as it was,
- * so a reconcile that writes nothing records nothing, and a restart of the operator repeats nothing.
- */
-export function diagnosisEvents(
-  previous: readonly Condition[] | undefined,
-  next: readonly ConditionInput[],
-): { reason: PodProblemReason; message: string }[] {
-  return next.flatMap((c) => {
-    if (c.status !== 'False' || !isPodProblemReason(c.reason)) return [];
-    const old = previous?.find((p) => p.type === c.type);
-    const same =
-      old?.status === 'False' &&
-      old.reason === c.reason &&
-      diagnosisSubject(old.message) === diagnosisSubject(c.message);
-    return same ? [] : [{ reason: c.reason, message: `${c.type}: ${c.message}` }];
-  });
 }

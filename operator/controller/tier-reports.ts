@@ -1,7 +1,14 @@
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { Tier } from '../api/spec.ts';
 import { NO_FACTS, type ObservedFacts } from '../tiers/objects.ts';
-import { cond } from './conditions.ts';
+import {
+  cond,
+  isAnnouncedTierReason,
+  type AnnouncedTierReason,
+  type Condition,
+  type ConditionInput,
+} from './conditions.ts';
+import { diagnosisSubject } from './pod-diagnosis.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 import type { ChildLookup, TierReport } from './tier-status.ts';
 
@@ -38,4 +45,26 @@ export function recheckAfterMs(reports: ReadonlyMap<Tier, TierReport>): number |
     r.recheckAfterMs === undefined ? [] : [r.recheckAfterMs],
   );
   return times.length ? Math.max(1_000, Math.ceil(Math.min(...times))) : undefined;
+}
+
+/**
+ * The Warning Events a status change brings: one per tier condition whose announced reason
+ * (ANNOUNCED_TIER_REASONS) appeared, or whose pod diagnosis now names another problem (another
+ * reason, pod or container). Compared with the status as it was, so a reconcile that writes nothing
+ * records nothing, and a restart of the operator repeats nothing.
+ */
+export function tierWarnings(
+  previous: readonly Condition[] | undefined,
+  next: readonly ConditionInput[],
+): { reason: AnnouncedTierReason; message: string }[] {
+  return next.flatMap((c) => {
+    if (c.status !== 'False' || !isAnnouncedTierReason(c.reason)) return [];
+    const old = previous?.find((p) => p.type === c.type);
+    // The restart count or exit code may change while the subject stays: the same problem still.
+    const same =
+      old?.status === 'False' &&
+      old.reason === c.reason &&
+      diagnosisSubject(old.message) === diagnosisSubject(c.message);
+    return same ? [] : [{ reason: c.reason, message: `${c.type}: ${c.message}` }];
+  });
 }

@@ -128,7 +128,10 @@ describe('deploymentReadiness', () => {
       REF,
     );
     expect(r.ready).toBe(false);
-    expect(r.degraded).toBe(`${REF}: ReplicaSet "shop-web-abc" has timed out progressing.`);
+    expect(r.degraded).toEqual({
+      reason: 'RolloutStalled',
+      message: `${REF}: ReplicaSet "shop-web-abc" has timed out progressing.`,
+    });
   });
 
   it('is not degraded while a rollout is merely progressing', () => {
@@ -210,7 +213,7 @@ describe('tierReports', () => {
       parseApp({ web: { image: 'x' } }),
       lookup({ 'Deployment/prod/shop-web': stalled }),
     ).get('web');
-    expect(web?.degraded).toBe(`${REF}: stuck`);
+    expect(web?.degraded).toEqual({ reason: 'RolloutStalled', message: `${REF}: stuck` });
   });
 
   it('names the first shard that holds the shards tier back', () => {

@@ -1,7 +1,7 @@
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { isPodReady } from '../kube/pods.ts';
 import { ROLE_LABEL } from '../tiers/labels.ts';
-import { TIER_REASON, type ConditionInput, type TierReason } from './conditions.ts';
+import { APP_REASON, TIER_REASON, type ConditionInput, type TierReason } from './conditions.ts';
 import { diagnosePods } from './pod-diagnosis.ts';
 
 // The readiness of the workloads tiers are made of. Each tier's own rules are in its module
@@ -16,11 +16,19 @@ export interface ChildLookup {
   select?(kind: string, namespace: string, labels: Record<string, string>): readonly unknown[];
 }
 
+/**
+ * A failure that will not fix itself, for the app's Degraded condition: a rollout past its deadline
+ * (RolloutStalled), or something the cluster lacks (the tier's own reason, e.g. GatewayAPIMissing).
+ */
+export interface Degradation {
+  readonly reason: typeof APP_REASON.RolloutStalled | TierReason;
+  readonly message: string;
+}
+
 export interface TierReport {
   readonly condition: ConditionInput;
   readonly ready: boolean;
-  /** A failure that will not fix itself (e.g. a rollout past its deadline). */
-  readonly degraded?: string;
+  readonly degraded?: Degradation;
   /** Look again after this long: a running container's probes' budget runs out then (pod-diagnosis.ts). */
   readonly recheckAfterMs?: number;
 }
@@ -30,7 +38,7 @@ export interface Readiness {
   readonly ready: boolean;
   readonly reason: TierReason;
   readonly message: string;
-  readonly degraded?: string | undefined;
+  readonly degraded?: Degradation | undefined;
   /** The diagnosis' severity, when the reason comes from the pods (0 is the most severe). */
   readonly severity?: number;
   readonly recheckAfterMs?: number;
@@ -53,7 +61,12 @@ export function deploymentReadiness(d: V1Deployment | undefined, ref: string, mi
   const stalled = s.conditions?.find(
     (c) => c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded',
   );
-  const degraded = stalled ? `${ref}: ${stalled.message ?? 'progress deadline exceeded'}` : undefined;
+  const degraded = stalled
+    ? {
+        reason: APP_REASON.RolloutStalled,
+        message: `${ref}: ${stalled.message ?? 'progress deadline exceeded'}`,
+      }
+    : undefined;
   if ((s.updatedReplicas ?? 0) < replicas) {
     return {
       ready: false,

@@ -40,5 +40,6 @@ function gatewayMissing(app: ScalableApp, facts: ObservedFacts): Readiness | und
   const message =
     'spec.web.expose.type is Gateway, but this cluster does not serve gateway.networking.k8s.io/v1, ' +
     'so no HTTPRoute is made; install the Gateway API CRDs and restart the operator';
-  return { ready: false, reason: TIER_REASON.GatewayAPIMissing, message, degraded: message };
+  const reason = TIER_REASON.GatewayAPIMissing;
+  return { ready: false, reason, message, degraded: { reason, message } };
 }
