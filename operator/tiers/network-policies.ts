@@ -116,45 +116,51 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
     );
   }
   // Each data tier: only the app's web tier and consumers reach it, besides its own members
-  // (replication, clustering) and the operator, which fails it over or reads its queue depths.
+  // (replication, clustering), the operator (which fails it over or reads its queue depths) and the
+  // clients the user names.
   const { database, cache, shards, queue } = app.spec;
-  if (database)
-    policies.push(
-      ...dataTierPolicies(app, operatorNamespace, DATABASE, 'database', [PG_PORT], [], {
-        clients: database.allowedClients,
-        ports: [PG_PORT],
-      }),
-    );
-  if (cache)
-    policies.push(
-      ...dataTierPolicies(app, operatorNamespace, CACHE, 'cache', [CACHE_PORT], [], {
-        clients: cache.allowedClients,
-        ports: [CACHE_PORT],
-      }),
-    );
-  if (shards)
-    policies.push(
-      ...dataTierPolicies(app, operatorNamespace, SHARD, 'shards', [PG_PORT], [], {
-        clients: shards.allowedClients,
-        ports: [PG_PORT],
-      }),
-    );
-  if (queue) {
-    // Clients of the user's choosing speak AMQP only: the management API stays the app's and the operator's.
-    policies.push(
-      ...dataTierPolicies(
-        app,
-        operatorNamespace,
-        QUEUE,
-        'queue',
-        [AMQP_PORT, MANAGEMENT_PORT],
-        [EPMD_PORT, DIST_PORT],
-        { clients: queue.allowedClients, ports: [AMQP_PORT] },
-      ),
-    );
-  }
+  const tiers: DataTierAccess[] = [
+    ...(database
+      ? [{ component: DATABASE, name: 'database', clientPorts: [PG_PORT], ...chosen(database) }]
+      : []),
+    ...(cache ? [{ component: CACHE, name: 'cache', clientPorts: [CACHE_PORT], ...chosen(cache) }] : []),
+    ...(shards ? [{ component: SHARD, name: 'shards', clientPorts: [PG_PORT], ...chosen(shards) }] : []),
+    ...(queue
+      ? [
+          {
+            component: QUEUE,
+            name: 'queue',
+            clientPorts: [AMQP_PORT],
+            // Clients of the user's choosing speak AMQP only: the management API stays the app's and the operator's.
+            appPorts: [MANAGEMENT_PORT],
+            peerPorts: [EPMD_PORT, DIST_PORT],
+            ...chosen(queue),
+          },
+        ]
+      : []),
+  ];
+  for (const tier of tiers) policies.push(...dataTierPolicies(app, operatorNamespace, tier));
   return policies;
 }
+
+/** Who reaches one data tier, on which ports. */
+interface DataTierAccess {
+  readonly component: string;
+  /** In the policies' names: allow-<name>-ingress, allow-<name>-egress. */
+  readonly name: string;
+  /** The app's data clients, the clients the user names, the operator and the tier's own pods. */
+  readonly clientPorts: readonly number[];
+  /** Besides the client ports: the app's data clients, the operator and the tier's own pods only. */
+  readonly appPorts?: readonly number[];
+  /** Besides the client ports: the tier's own pods only (replication, clustering). */
+  readonly peerPorts?: readonly number[];
+  /** spec.<tier>.allowedClients. */
+  readonly allowedClients: readonly AllowedClient[];
+}
+
+const chosen = (tier: { allowedClients?: readonly AllowedClient[] | undefined }) => ({
+  allowedClients: tier.allowedClients ?? [],
+});
 
 /** A NetworkPolicy ingress rule as the apiserver spells it (the client library's type says `_from`). */
 interface IngressRule {
@@ -166,18 +172,13 @@ interface IngressRule {
  * Ingress to one data tier's pods from the app's data clients and the operator on the client ports,
  * and from its own pods on those and the peer-only ports; egress from the app's pods to it.
  */
-function dataTierPolicies(
-  app: ScalableApp,
-  operatorNamespace: string,
-  component: string,
-  nameTier: string,
-  clientPorts: number[],
-  peerPorts: number[] = [],
-  chosen: { clients: readonly AllowedClient[]; ports: number[] } = { clients: [], ports: [] },
-): Child[] {
+function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: DataTierAccess): Child[] {
+  const { component, allowedClients } = tier;
+  const clientPorts = [...tier.clientPorts, ...(tier.appPorts ?? [])];
+  const peerPorts = tier.peerPorts ?? [];
   const ns = app.metadata.namespace;
   const pods = { matchLabels: selectorLabels(app, component) };
-  const tcp = (ports: number[]) => ports.map((port) => ({ protocol: 'TCP', port }));
+  const tcp = (ports: readonly number[]) => ports.map((port) => ({ protocol: 'TCP', port }));
   const appPods = {
     matchLabels: {
       [LABEL.partOf]: app.metadata.name,
@@ -195,16 +196,16 @@ function dataTierPolicies(
           ports: tcp(clientPorts),
         },
       ];
-  if (chosen.clients.length) {
+  if (allowedClients.length) {
     // spec.<tier>.allowedClients: exactly the pods named, by label (in the namespaces named, if any).
     ingress.push({
-      from: chosen.clients.map((c) => ({
+      from: allowedClients.map((c) => ({
         podSelector: { matchLabels: { ...c.podSelector.matchLabels } },
         ...(c.namespaceSelector
           ? { namespaceSelector: { matchLabels: { ...c.namespaceSelector.matchLabels } } }
           : {}),
       })),
-      ports: tcp(chosen.ports),
+      ports: tcp(tier.clientPorts),
     });
   }
   return [
@@ -212,7 +213,7 @@ function dataTierPolicies(
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: {
-        name: childName(app, `allow-${nameTier}-ingress`),
+        name: childName(app, `allow-${tier.name}-ingress`),
         namespace: ns,
         labels: tierLabels(app, component),
       },
@@ -222,7 +223,7 @@ function dataTierPolicies(
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: {
-        name: childName(app, `allow-${nameTier}-egress`),
+        name: childName(app, `allow-${tier.name}-egress`),
         namespace: ns,
         labels: tierLabels(app, component),
       },
