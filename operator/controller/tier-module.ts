@@ -82,7 +82,7 @@ export interface Move {
   readonly what: string;
 }
 
-export const NO_DECISIONS = (facts: ObservedFacts): Decisions => ({
+export const noDecisions = (facts: ObservedFacts): Decisions => ({
   facts,
   moved: [],
   refused: [],

@@ -15,7 +15,7 @@ import {
 import { selectorLabels } from '../../tiers/labels.ts';
 import type { ObservedFacts } from '../../tiers/objects.ts';
 import { generatedSecret } from '../generated-secrets.ts';
-import { NO_DECISIONS, type TierModule } from '../tier-module.ts';
+import { noDecisions, type TierModule } from '../tier-module.ts';
 import {
   diagnosed,
   podsOf,
@@ -36,12 +36,12 @@ export const cacheTier: TierModule = {
     return { facts: { cachePassword: password!, ...(primary ? { cachePrimary: primary } : {}) } };
   },
   async decide(ctx, app, facts) {
-    if (!ctx.cachePrimary) return NO_DECISIONS(facts);
+    if (!ctx.cachePrimary) return noDecisions(facts);
     const d = await ctx.cachePrimary.decide(app, facts);
-    if (d.kind === 'wait') return { ...NO_DECISIONS(facts), recheckMs: d.recheckMs };
-    if (d.kind !== 'failover') return NO_DECISIONS(facts);
+    if (d.kind === 'wait') return { ...noDecisions(facts), recheckMs: d.recheckMs };
+    if (d.kind !== 'failover') return noDecisions(facts);
     return {
-      ...NO_DECISIONS({ ...facts, cachePrimary: d.primary }),
+      ...noDecisions({ ...facts, cachePrimary: d.primary }),
       moved: [
         {
           cluster: cacheName(app),

@@ -11,7 +11,7 @@ import {
 } from '../../tiers/database.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
 import { pgCredentials } from '../generated-secrets.ts';
-import { NO_DECISIONS, type TierModule } from '../tier-module.ts';
+import { noDecisions, type TierModule } from '../tier-module.ts';
 import { diagnosed, podsOf, primaryReplicaReadiness, readyReplicas } from '../tier-status.ts';
 import { clusterFacts, decidePgClusters, pgRoles } from './postgres.ts';
 
@@ -34,7 +34,7 @@ export const databaseTier: TierModule = {
   },
   decide(ctx, app, facts) {
     const primaries = ctx.databasePrimary;
-    if (!primaries) return Promise.resolve(NO_DECISIONS(facts));
+    if (!primaries) return Promise.resolve(noDecisions(facts));
     return decidePgClusters(ctx, facts, [
       {
         name: dbName(app),

@@ -9,7 +9,7 @@ import {
 import type { ObservedFacts, PgClusterFacts } from '../../tiers/objects.ts';
 import { metaTime } from '../conditions.ts';
 import type { DatabaseDecision } from '../database-primary.ts';
-import { NO_DECISIONS, type Decisions, type Move, type RoleGroup, type TierContext } from '../tier-module.ts';
+import { noDecisions, type Decisions, type Move, type RoleGroup, type TierContext } from '../tier-module.ts';
 
 /** A Postgres cluster's recorded primary and last failover (its ConfigMap) and its pods. */
 export function clusterFacts(ctx: Pick<TierContext, 'children'>, ns: string, c: PgCluster): PgClusterFacts {
@@ -74,7 +74,7 @@ export async function decidePgClusters(
     });
   }
   return {
-    ...NO_DECISIONS(out),
+    ...noDecisions(out),
     moved,
     refused,
     settled,

@@ -17,7 +17,7 @@ import {
 } from '../../tiers/shards.ts';
 import { TIER_REASON } from '../conditions.ts';
 import { pgCredentials } from '../generated-secrets.ts';
-import { NO_DECISIONS, type Gathered, type TierContext, type TierModule } from '../tier-module.ts';
+import { noDecisions, type Gathered, type TierContext, type TierModule } from '../tier-module.ts';
 import {
   blockingOf,
   diagnosed,
@@ -44,7 +44,7 @@ export const shardsTier: TierModule = {
   },
   decide(ctx, app, facts) {
     const primaries = ctx.databasePrimary;
-    if (!primaries) return Promise.resolve(NO_DECISIONS(facts));
+    if (!primaries) return Promise.resolve(noDecisions(facts));
     return decidePgClusters(
       ctx,
       facts,
