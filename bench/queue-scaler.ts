@@ -88,13 +88,13 @@ async function oneRun(broker: LocalBroker, intervalS: number): Promise<Run> {
     await sleep(Math.random() * intervalS * 1000);
 
     const pollsBefore = polls;
-    await broker.admin.publish(QUEUE, ['first']);
+    await broker.publish(QUEUE, ['first']);
     const onset = performance.now();
     const visible = when(async () => (await depth(QUEUE)) > 0, PROBE_MS, 'the first message to show');
     const rest = Array.from({ length: BACKLOG - 1 }, (_, i) => `m-${i}`);
     await Promise.all(
       Array.from({ length: PUBLISHERS }, (_, p) =>
-        broker.admin.publish(
+        broker.publish(
           QUEUE,
           rest.filter((_, i) => i % PUBLISHERS === p),
         ),
@@ -115,11 +115,7 @@ async function oneRun(broker: LocalBroker, intervalS: number): Promise<Run> {
     };
   } finally {
     await scalers.stopAll();
-    await broker.nodes[0]!.api.post(`/api/queues/%2F/${QUEUE}/get`, {
-      count: BACKLOG * 2,
-      ackmode: 'ack_requeue_false',
-      encoding: 'auto',
-    });
+    await broker.take(QUEUE, BACKLOG * 2);
   }
 }
 

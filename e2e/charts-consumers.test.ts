@@ -18,7 +18,13 @@ let ns: string;
 const queueRelease = 'shop';
 const release = 'shop-workers';
 // A login that needs URL encoding in QUEUE_URL.
-const auth = { username: 'mq user', password: 'p@ss:w/rd ü€', erlangCookie: 'cookie' };
+const auth = {
+  username: 'mq user',
+  password: 'p@ss:w/rd ü€',
+  monitoringUsername: 'mq monitor',
+  monitoringPassword: 'm0n',
+  erlangCookie: 'cookie',
+};
 const queues = [{ name: 'orders' }, { name: 'mail' }];
 const values = {
   queue: { release: queueRelease },
@@ -127,8 +133,8 @@ describe('the consumers chart beside a queue of another release', () => {
     expect(run.result).toMatchObject({ ok: true });
     expect(run.pod.spec.containers[0].command[2]).toContain("check 'mail' 1\ncheck 'orders' 1");
     expect(run.pod.spec.containers[0].env.map((e: any) => e.valueFrom.secretKeyRef)).toEqual([
-      { name: 'shop-mq-credentials', key: 'username' },
-      { name: 'shop-mq-credentials', key: 'password' },
+      { name: 'shop-mq-credentials', key: 'monitoring-username' },
+      { name: 'shop-mq-credentials', key: 'monitoring-password' },
     ]);
     expect(objectExists(ns, 'pod/shop-workers-consumers-test')).toBe(false);
     expect(objectExists(ns, 'networkpolicy/shop-workers-allow-consumers-test')).toBe(false);
@@ -163,7 +169,7 @@ describe('the consumers chart beside a queue of another release', () => {
     expect(
       json<any>(['get', 'triggerauthentications.keda.sh', 'shop-workers-queue-scaler', '-n', ns]).spec
         .secretTargetRef,
-    ).toHaveLength(3);
+    ).toHaveLength(2);
 
     // What KEDA's autoscaler would do; the next upgrade must not undo it (the fixed consumer keeps its own).
     kubectl(['scale', 'deployment', 'shop-workers-orders', '-n', ns, '--replicas=4']);

@@ -64,9 +64,15 @@ describe('the queue chart installed alone', () => {
     ).toEqual(['shop-allow-dns', 'shop-allow-queue-egress', 'shop-allow-queue-ingress', 'shop-default-deny']);
   });
 
-  it('generates the login and the Erlang cookie into the Secret only', () => {
+  it('generates the two logins and the Erlang cookie into the Secret only', () => {
     const c = credentials();
-    expect(Object.keys(c).sort()).toEqual(['erlang-cookie', 'password', 'username']);
+    expect(Object.keys(c).sort()).toEqual([
+      'erlang-cookie',
+      'monitoring-password',
+      'monitoring-username',
+      'password',
+      'username',
+    ]);
     for (const v of Object.values(c)) expect(v).toMatch(/^[A-Za-z0-9]{32}$/);
     const elsewhere = kubectl(['get', 'configmap,statefulset,pods,services', '-n', ns, '-o', 'json']);
     for (const v of Object.values(c)) expect(elsewhere).not.toContain(v);
@@ -86,8 +92,8 @@ describe('the queue chart installed alone', () => {
     expect(run.result).toMatchObject({ ok: true });
     expect(run.result.stdout).toMatch(/TEST SUITE:\s+shop-mq-test\n[^]*Phase:\s+Succeeded/);
     expect(run.pod.spec.containers[0].env.map((e: any) => e.valueFrom.secretKeyRef)).toEqual([
-      { name: 'shop-mq-credentials', key: 'username' },
-      { name: 'shop-mq-credentials', key: 'password' },
+      { name: 'shop-mq-credentials', key: 'monitoring-username' },
+      { name: 'shop-mq-credentials', key: 'monitoring-password' },
     ]);
     expect(objectExists(ns, 'pod/shop-mq-test')).toBe(false);
     expect(objectExists(ns, 'networkpolicy/shop-allow-queue-test')).toBe(false);

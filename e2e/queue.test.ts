@@ -67,7 +67,13 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
     ).toHaveLength(3);
 
     const creds = decodeSecret(json<any>(['get', 'secret', 'photos-mq-credentials', '-n', ns]));
-    expect(Object.keys(creds).sort()).toEqual(['erlang-cookie', 'password', 'username']);
+    expect(Object.keys(creds).sort()).toEqual([
+      'erlang-cookie',
+      'monitoring-password',
+      'monitoring-username',
+      'password',
+      'username',
+    ]);
     const conn = decodeSecret(json<any>(['get', 'secret', 'photos-connection', '-n', ns]));
     expect(conn.QUEUE_URL).toBe(
       `amqp://${creds.username}:${encodeURIComponent(creds.password!)}@photos-mq.${ns}.svc:5672/%2F`,
@@ -81,6 +87,8 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
     const visible = kubectl(['get', 'configmap,statefulset,deployment,sapp,events', '-n', ns, '-o', 'json']);
     expect(visible).not.toContain(creds.password);
     expect(visible).not.toContain(creds['erlang-cookie']);
+    expect(visible).not.toContain(creds['monitoring-password']);
+    expect(conn).not.toHaveProperty('QUEUE_MANAGEMENT_URL');
   });
 
   it('wires each consumer to its queue', () => {

@@ -12,6 +12,7 @@ import {
   deleteNamespaceAndWait,
   describeReal,
   connectFrom,
+  execIn,
   installInClusterOperator,
   localImages,
   serviceRequest,
@@ -41,7 +42,15 @@ const app = () =>
         database: { replicas: 1, storage: { size: '1Gi' } },
         shards: { count: 2, key: 'user_id', replicasPerShard: 0, storage: { size: '1Gi' } },
         queue: { replicas: 1, queues: [{ name: QUEUE }], storage: { size: '1Gi' } },
-        consumers: [{ name: 'worker', image: 'placeholder', queue: QUEUE, replicas: 1 }],
+        // Autoscaled (never below one), so the operator reads the queue's depth on the real broker.
+        consumers: [
+          {
+            name: 'worker',
+            image: 'placeholder',
+            queue: QUEUE,
+            autoscaling: { minReplicas: 1, maxReplicas: 2, messagesPerReplica: 1000, pollIntervalSeconds: 2 },
+          },
+        ],
         edgeCache: { replicas: 1, pathPrefix: '/static' },
       },
     },
@@ -127,6 +136,14 @@ describeReal('the demo app on the real node', () => {
     expect(back.body).toMatchObject({ data: 'cart-42', createdBy: creator });
   });
 
+  it("is scaled by the operator on the queue's depth, read with the operator's own login", async () => {
+    const worker = await eventually('a decision on the read depth', () => {
+      const w = getApp(ns, APP).status?.consumers?.find((c: any) => c.name === 'worker');
+      return typeof w?.lastDecision?.queueDepth === 'number' && w;
+    });
+    expect(worker.lastDecision).toMatchObject({ desiredReplicas: 1 });
+  });
+
   it('has a published message consumed by the demo consumer', async () => {
     const published = await post(`/queue/${QUEUE}`, { payload: { resize: 'photo-1' } });
     expect(published.status).toBe(202);
@@ -209,6 +226,29 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
   it('the consumer pods reach the broker', () => {
     const r = connect(ns, consumerPod(), targets.queue);
     expect(r.stdout.trim()).toBe('open');
+  });
+
+  it("the web and consumer pods cannot reach the broker's management API: it is the operator's", () => {
+    for (const [label, pod] of [
+      ['web', webPod()],
+      ['consumer', consumerPod()],
+    ] as const) {
+      const r = connect(ns, pod, { host: targets.queue.host, port: 15672 });
+      expect({ label, outcome: r.stdout.trim() }).not.toEqual({ label, outcome: 'open' });
+    }
+  });
+
+  it("from a web pod, the app's login cannot declare a queue of its own choosing, and it holds no management URL", () => {
+    // Run in the web pod with its own environment (QUEUE_URL from the connection Secret).
+    const script =
+      "const amqp=require('amqplib');(async()=>{const c=await amqp.connect(process.env.QUEUE_URL,{timeout:5000});" +
+      "c.on('error',()=>{});const ch=await c.createChannel();ch.on('error',()=>{});" +
+      "try{await ch.assertQueue('stray',{durable:true});console.log('declared')}catch(e){console.log(e.message)}" +
+      "await c.close().catch(()=>{});console.log('env '+Object.keys(process.env).filter(k=>/MANAGEMENT/.test(k)).join(','))})()" +
+      ".catch(e=>{console.log('failed '+e.message);process.exit(1)})";
+    const r = execIn(ns, webPod(), ['node', '-e', script]);
+    expect(r.stdout).toMatch(/ACCESS_REFUSED - access to queue 'stray' in vhost '\/' refused/);
+    expect(r.stdout).toContain('env \n');
   });
 
   it.each(['database', 'cache', 'queue'] as const)('the operator reaches the %s', (tier) => {

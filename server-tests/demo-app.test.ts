@@ -400,7 +400,6 @@ beforeAll(async () => {
     SHARDS_USER: APP_USER,
     SHARDS_PASSWORD: CREDENTIALS.app,
     QUEUE_URL: broker.amqpUrl,
-    QUEUE_MANAGEMENT_URL: broker.nodes[0]!.managementUrl,
     ASSET_BASE_PATH: '/static',
     ASSET_VERSION,
   };

@@ -86,7 +86,7 @@ describe('queue-depth autoscaling on a real broker', () => {
       await eventually('a first decision on the empty queue', () => r.decided().length > 0, HANG, 50);
       expect(r.decided()[0]!.decision).toMatchObject({ queueDepth: 0, desiredReplicas: 0, reason: 'Steady' });
 
-      await broker.admin.publish(
+      await broker.publish(
         QUEUE,
         Array.from({ length: BACKLOG }, (_, i) => `photo-${i}`),
       );
@@ -121,11 +121,7 @@ describe('queue-depth autoscaling on a real broker', () => {
       expect(r.notified).toContainEqual(growing[reachedFour]!.decision);
 
       // Drain it, as consumers would (taken and acknowledged).
-      const taken = await broker.nodes[0]!.api.post<unknown[]>(`/api/queues/%2F/${QUEUE}/get`, {
-        count: BACKLOG,
-        ackmode: 'ack_requeue_false',
-        encoding: 'auto',
-      });
+      const taken = await broker.take(QUEUE, BACKLOG);
       expect(taken).toHaveLength(BACKLOG);
       await eventually(
         'a scale to zero',

@@ -1,17 +1,26 @@
 // The queue tier's data plane against REAL rabbitmq-server nodes: every node is started by the start
 // script the pods run, with the files the operator puts in the broker's ConfigMap, on 127.0.0.1 and
 // free ports, as the `rabbitmq` OS user when we are root (server-tests/support/rabbitmq-local.ts). What
-// the CRD promises (every spec queue a durable quorum queue, the generated login and no other, one
-// cluster from the peer list, a queue depth the autoscaler can read, a queue that survives the loss
-// of a node) is shown here to be what RabbitMQ does, and so is why the StatefulSet starts its pods in
-// parallel. rabbitmq-server comes from tools/dataplane-deps.sh (Debian's 3.10).
+// the CRD promises (every spec queue a durable quorum queue; the two generated logins and no other,
+// the app's limited to its own queues and the operator's to reading; one cluster from the peer list;
+// a queue depth the autoscaler can read; a queue that survives the loss of a node) is shown here to
+// be what RabbitMQ does, and so is why the StatefulSet starts its pods in parallel. rabbitmq-server
+// comes from tools/dataplane-deps.sh (Debian's 3.10).
 import * as amqp from 'amqplib';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../e2e/support/eventually.ts';
 import type { QueueInfo } from '../operator/dataplane/rabbitmq/admin.ts';
 import { queuePath } from '../operator/dataplane/rabbitmq/admin.ts';
-import { portOpen, startBroker, type LocalBroker, type LocalBrokerNode } from './support/rabbitmq-local.ts';
+import { BrokerApiError, brokerAdmin } from '../operator/dataplane/rabbitmq/admin.ts';
+import {
+  MONITORING_PASSWORD,
+  MONITORING_USER,
+  portOpen,
+  startBroker,
+  type LocalBroker,
+  type LocalBrokerNode,
+} from './support/rabbitmq-local.ts';
 
 const TEST_TIMEOUT = 300_000;
 const QUEUES = [{ name: 'photos' }, { name: 'mail.out' }];
@@ -63,6 +72,24 @@ async function consumeSorted(url: string, queue: string, count: number): Promise
   return got.sort();
 }
 
+/** What one AMQP operation on a fresh channel comes to: 'done', or the broker's reply text. */
+async function outcome(url: string, op: (ch: amqp.Channel) => Promise<unknown>): Promise<string> {
+  const c = await amqpConnect(url);
+  const ch = await c.createChannel();
+  ch.on('error', () => {});
+  return op(ch).then(
+    () => 'done',
+    (err: Error) => err.message,
+  );
+}
+
+const withLogin = (url: string, user: string, password: string) => {
+  const u = new URL(url);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+};
+
 const bodies = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 describe('a single node', () => {
@@ -90,10 +117,15 @@ describe('a single node', () => {
     }
   });
 
-  it('knows the generated login and no other: no guest, no wrong password', async () => {
+  it('knows the two generated logins and no other: no guest, no administrator, no wrong password', async () => {
     const n = b.nodes[0]!;
-    const users = await n.api.get<{ name: string; tags: string[] | string }[]>('/api/users');
-    expect(users.map((u) => u.name)).toEqual([b.user]);
+    const listed = await b.cli(0, 'rabbitmqctl', ['-q', 'list_users', '--formatter', 'json']);
+    const users = (JSON.parse(listed.stdout) as { user: string; tags: string[] | string }[]).map((u) => [
+      u.user,
+      [u.tags].flat().filter(Boolean),
+    ]);
+    expect(Object.fromEntries(users)).toEqual({ [b.user]: [], [MONITORING_USER]: ['monitoring'] });
+    expect(users).toHaveLength(2);
     expect(await loginOutcome(n.amqpUrl)).toBe('connected');
     const url = new URL(n.amqpUrl);
     url.username = 'guest';
@@ -108,10 +140,49 @@ describe('a single node', () => {
     expect(asGuest.status).toBe(401);
   });
 
+  it("lets the app's login use its own queues and nothing else, and never the management API", async () => {
+    const n = b.nodes[0]!;
+    const app = brokerAdmin({ baseUrl: n.managementUrl, user: b.user, password: b.password });
+    await expect(app.clusterNodes()).rejects.toMatchObject({ status: 401 });
+    // Re-asserting its own queue as the broker declared it is allowed; anything else is refused.
+    const own = { durable: true, arguments: { 'x-queue-type': 'quorum' } };
+    expect(await outcome(n.amqpUrl, (ch) => ch.assertQueue('photos', own))).toBe('done');
+    expect(await outcome(n.amqpUrl, (ch) => ch.assertQueue('stray', own))).toMatch(
+      /ACCESS_REFUSED - access to queue 'stray' in vhost '\/' refused for user 'scalableapp'/,
+    );
+    expect(await outcome(n.amqpUrl, (ch) => ch.assertExchange('fan', 'fanout'))).toMatch(
+      /ACCESS_REFUSED - access to exchange 'fan' in vhost '\/' refused/,
+    );
+    // "mail.out" is granted by an escaped pattern: a name its dot would match as any character is not.
+    expect(await outcome(n.amqpUrl, (ch) => ch.assertQueue('mailXout', own))).toMatch(/ACCESS_REFUSED/);
+    expect(await outcome(n.amqpUrl, (ch) => ch.get('mail.out'))).toBe('done');
+  });
+
+  it('lets the monitoring login read the management API, and neither administer nor touch a message', async () => {
+    const n = b.nodes[0]!;
+    expect(await n.admin.queueDepth('mail.out')).toMatchObject({ ready: 0 });
+    const users = await n.api.get('/api/users').then(
+      () => 'listed',
+      (err: BrokerApiError) => err.status,
+    );
+    expect(users).toBe(401);
+    const monitoring = withLogin(n.amqpUrl, MONITORING_USER, MONITORING_PASSWORD);
+    expect(await outcome(monitoring, (ch) => ch.get('photos'))).toMatch(
+      /ACCESS_REFUSED - access to queue 'photos' in vhost '\/' refused for user 'scalableapp-monitor'/,
+    );
+    expect(
+      await outcome(monitoring, async (ch) => {
+        ch.sendToQueue('photos', Buffer.from('x'));
+        return ch.checkQueue('photos'); // a round trip, by which the refusal has arrived
+      }),
+    ).toMatch(/ACCESS_REFUSED - access to exchange 'amq.default' in vhost '\/' refused/);
+  });
+
   it('keeps the password out of the config files; its own copies are private to the node user', () => {
     const n = b.nodes[0]!;
     for (const f of readdirSync(n.configDir)) {
       expect(readFileSync(join(n.configDir, f), 'utf8')).not.toContain(b.password);
+      expect(readFileSync(join(n.configDir, f), 'utf8')).not.toContain(MONITORING_PASSWORD);
     }
     const home = n.env.HOME!;
     const definitions = statSync(join(home, 'definitions.json'));
@@ -130,7 +201,7 @@ describe('a single node', () => {
   it(
     'reports published messages as ready, and delivered unacknowledged ones as unacknowledged',
     async () => {
-      await b.admin.publish('photos', bodies('p', 25));
+      await b.publish('photos', bodies('p', 25));
       // Resolves once the depth is exactly `want`, fails (naming the last depth) if it never is.
       const settled = (want: { ready: number; unacknowledged: number; consumers: number }) =>
         eventually(
@@ -159,8 +230,39 @@ describe('a single node', () => {
     TEST_TIMEOUT,
   );
 
+  it(
+    'takes the administrator away from a login an older version made one, on the next start',
+    async () => {
+      const n = b.nodes[0]!;
+      const script = join(n.configDir, 'start.sh');
+      const current = readFileSync(script, 'utf8');
+      const tagsOf = async () => {
+        const r = await b.cli(0, 'rabbitmqctl', ['-q', 'list_users', '--formatter', 'json']);
+        const u = (JSON.parse(r.stdout) as { user: string; tags: string[] | string }[]).find(
+          (x) => x.user === b.user,
+        );
+        return [u?.tags].flat().filter(Boolean);
+      };
+      // What the start script of the last release wrote: the app's login an administrator.
+      const older = current.replace('"tags": []}', '"tags": ["administrator"]}');
+      expect(older).not.toBe(current);
+      try {
+        writeFileSync(script, older);
+        await b.shutdown(0);
+        await b.start(0);
+        expect(await tagsOf()).toEqual(['administrator']);
+      } finally {
+        writeFileSync(script, current);
+      }
+      await b.shutdown(0);
+      await b.start(0);
+      expect(await tagsOf()).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
+
   it('refuses to publish to a queue the spec does not declare', async () => {
-    await expect(b.admin.publish('undeclared', ['x'])).rejects.toThrow(/does not exist: message not routed/);
+    await expect(b.publish('undeclared', ['x'])).rejects.toThrow(/does not exist: message not routed/);
     await expect(b.admin.queueDepth('undeclared')).rejects.toThrow(
       /queue "undeclared" in vhost "\/" does not exist/,
     );
@@ -188,7 +290,7 @@ describe('a three-node cluster', () => {
   it(
     'keeps a quorum queue available, and its messages, when one node is killed',
     async () => {
-      await b.admin.publish('photos', bodies('before', 10));
+      await b.publish('photos', bodies('before', 10));
       const leader = (await queueInfo(b.nodes[0]!, 'photos')).leader!;
       const victim = b.nodes.find((n) => n.name === leader)!;
       const survivor = b.nodes.find((n) => n !== victim)!;
@@ -208,7 +310,7 @@ describe('a three-node cluster', () => {
       );
       expect(q.members!.length).toBe(3);
       expect(q.online).not.toContain(leader);
-      await survivor.admin.publish('photos', bodies('after', 5));
+      await survivor.publish('photos', bodies('after', 5));
 
       // Every message is there: consume all 15 from a survivor.
       expect(await consumeSorted(survivor.amqpUrl, 'photos', 15)).toEqual(
@@ -238,7 +340,7 @@ describe('a three-node cluster', () => {
         120_000,
         250,
       );
-      await b.admin.publish('mail.out', bodies('durable', 3));
+      await b.publish('mail.out', bodies('durable', 3));
       await eventually(
         '3 messages in mail.out',
         async () => (await b.admin.queueDepth('mail.out')).ready === 3,
@@ -290,7 +392,7 @@ describe('a cluster grown from one node to three', () => {
   it(
     'grows every quorum queue onto the new nodes, so the queue outlives the node it began on',
     async () => {
-      await b.admin.publish('photos', bodies('one-node', 5));
+      await b.publish('photos', bodies('one-node', 5));
       expect((await queueInfo(b.nodes[0]!, 'photos')).members).toEqual(['rabbit-0@localhost']);
 
       await b.scaleUp(3);

@@ -247,10 +247,16 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
       auth: doc(
         z.object({
           existingSecret: secretName(
-            "An existing Secret with the keys username, password and erlang-cookie (the layout of the operator's `<app>-mq-credentials`), used instead of one the chart creates.",
+            "An existing Secret with the keys username, password, monitoring-username, monitoring-password and erlang-cookie (the layout of the operator's `<app>-mq-credentials`), used instead of one the chart creates.",
           ).optional(),
-          username: brokerLogin('The user name of the broker login (an administrator on the vhost /).'),
+          username: brokerLogin(
+            "The application's user name: it may declare, read and publish to the values' queues only, and has no management API.",
+          ),
           password: brokerLogin('Its password.'),
+          monitoringUsername: brokerLogin(
+            "The monitoring user name (KEDA and `helm test` read queue depths with it): the management API's read-only views, no messaging. It must differ from username.",
+          ),
+          monitoringPassword: brokerLogin('Its password.'),
           erlangCookie: doc(
             z
               .string()
@@ -260,7 +266,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
             "The Erlang cookie every node shares (printable ASCII, no spaces). When omitted it is kept from the release's Secret, or generated.",
           ).optional(),
         }),
-        "The broker's login and Erlang cookie. Each one not given is kept from the release's Secret, or generated at install.",
+        "The broker's two logins and Erlang cookie. Each one not given is kept from the release's Secret, or generated at install.",
       ).default({}),
       test: testPod(ncTestTools('base64'), "every queue is declared on the broker's management API"),
     },

@@ -14,7 +14,13 @@ import { appWideExclusions } from './tier-chart-checks.ts';
 type Spec = NonNullable<ScalableAppInput['spec']>;
 
 const KEDA_API = ['keda.sh/v1alpha1/ScaledObject', 'keda.sh/v1alpha1/TriggerAuthentication'];
-const queueCredentials = { username: 'mq-user', password: 'p@ss:w/rd ü', erlangCookie: 'cookie' };
+const queueCredentials = {
+  username: 'mq-user',
+  password: 'p@ss:w/rd ü',
+  monitoringUsername: 'mq-monitor',
+  monitoringPassword: 'mon pw',
+  erlangCookie: 'cookie',
+};
 
 interface Case {
   name: string;
@@ -172,7 +178,7 @@ const cases: Case[] = [
       ],
       topology: { spreadAcrossZones: false },
     },
-    // The operator's QUEUE_MANAGEMENT_URL names this app's queue; given, the Secret is the operator's.
+    // The operator's QUEUE_URL names this app's queue; given, the Secret is the operator's.
     chartOnly: (_app, facts) => ({
       queue: { release: 'a-queue' },
       networkPolicies: { appWide: false },
@@ -204,12 +210,8 @@ describe('charts/consumers renders what the operator builds for spec.consumers',
     const facts: ObservedFacts = { gatewayApi: false, queueCredentials, ...c.facts };
     const app = parseApp(c.spec, release, namespace);
     // What the other tiers put in the connection Secret reaches the chart as entries (it computes
-    // SCALABLEAPP_NAME and QUEUE_MANAGEMENT_URL itself; QUEUE_URL it would read from the cluster).
-    const {
-      SCALABLEAPP_NAME: _name,
-      QUEUE_MANAGEMENT_URL: _management,
-      ...others
-    } = connectionEntries(app, facts);
+    // SCALABLEAPP_NAME itself; QUEUE_URL it would read from the cluster).
+    const { SCALABLEAPP_NAME: _name, ...others } = connectionEntries(app, facts);
     const chartOnly = c.chartOnly?.(app, facts) ?? {};
     const values: Record<string, unknown> = {
       consumers: c.spec.consumers,
@@ -238,11 +240,7 @@ describe('charts/consumers renders what the operator builds for spec.consumers',
       queue: { queues: [{ name: 'orders' }] },
       consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
     };
-    const {
-      SCALABLEAPP_NAME: _n,
-      QUEUE_MANAGEMENT_URL: _m,
-      ...others
-    } = connectionEntries(parseApp(spec), facts);
+    const { SCALABLEAPP_NAME: _n, ...others } = connectionEntries(parseApp(spec), facts);
     const report = parity({
       chart: 'consumers',
       release: 'shop',

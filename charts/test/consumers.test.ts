@@ -104,6 +104,8 @@ describe('KEDA', () => {
           type: 'rabbitmq',
           // http: the management API counts ready + unacknowledged messages, as the operator does.
           metadata: {
+            // The address only; the login is the TriggerAuthentication's.
+            host: 'http://shop-queue-mq.prod.svc:15672',
             protocol: 'http',
             mode: 'QueueLength',
             value: '40',
@@ -116,12 +118,11 @@ describe('KEDA', () => {
     });
   });
 
-  it('reads the host from the connection Secret and the login from the queue’s Secret: nothing secret in the objects', () => {
+  it('logs in with the queue’s monitoring login, never the application’s: nothing secret in the objects', () => {
     expect(find(objects(), 'TriggerAuthentication', 'shop-queue-scaler').spec).toEqual({
       secretTargetRef: [
-        { parameter: 'host', name: 'shop-connection', key: 'QUEUE_MANAGEMENT_URL' },
-        { parameter: 'username', name: 'shop-queue-mq-credentials', key: 'username' },
-        { parameter: 'password', name: 'shop-queue-mq-credentials', key: 'password' },
+        { parameter: 'username', name: 'shop-queue-mq-credentials', key: 'monitoring-username' },
+        { parameter: 'password', name: 'shop-queue-mq-credentials', key: 'monitoring-password' },
       ],
     });
   });
@@ -150,13 +151,12 @@ describe('the connection Secret', () => {
       ),
     );
 
-  it("holds the app's name, the queue's URLs and the entries", () => {
+  it("holds the app's name, the queue's URL and the entries, and nothing of the management API", () => {
     expect(
       data(render({ queue: { release: 'mq' }, connection: { entries: { QUEUE_URL, EXTRA: 'x' } } })),
     ).toEqual({
       SCALABLEAPP_NAME: 'shop',
       QUEUE_URL,
-      QUEUE_MANAGEMENT_URL: 'http://mq-mq.prod.svc:15672',
       EXTRA: 'x',
     });
   });

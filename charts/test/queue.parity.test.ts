@@ -30,7 +30,13 @@ const INPUT_SETS: InputSet[] = [
     release: 'shop',
     namespace: 'prod',
     queue: { queues: [{ name: 'orders' }] },
-    credentials: { username: 'u', password: 'p', erlangCookie: 'c' },
+    credentials: {
+      username: 'u',
+      password: 'p',
+      monitoringUsername: 'm',
+      monitoringPassword: 'mp',
+      erlangCookie: 'c',
+    },
   },
   {
     title: 'every field set: seven nodes, another image, numeric quantities, a storage class, topology',
@@ -51,7 +57,13 @@ const INPUT_SETS: InputSet[] = [
       ],
     },
     topology: { spreadAcrossZones: true, zoneKey: 'example.com/rack', whenUnsatisfiable: 'ScheduleAnyway' },
-    credentials: { username: 'admin-1', password: 'long-password-1234567890', erlangCookie: 'COOKIE' },
+    credentials: {
+      username: 'app-1',
+      password: 'long-password-1234567890',
+      monitoringUsername: 'monitor-1',
+      monitoringPassword: 'another-long-password-0987',
+      erlangCookie: 'COOKIE',
+    },
   },
   {
     title:
@@ -65,7 +77,13 @@ const INPUT_SETS: InputSet[] = [
       queues: [{ name: 'only' }],
     },
     topology: { spreadAcrossZones: false },
-    credentials: { username: 'ü "u" \\', password: 'p:a/s@s%w"o\'rd', erlangCookie: 'C00KIE!' },
+    credentials: {
+      username: 'ü "u" \\',
+      password: 'p:a/s@s%w"o\'rd',
+      monitoringUsername: 'm "ü" \\',
+      monitoringPassword: 'm:p/w@"\'',
+      erlangCookie: 'C00KIE!',
+    },
     appWide: false,
   },
 ];
@@ -77,6 +95,8 @@ const values = (s: InputSet) => ({
   auth: {
     username: s.credentials.username,
     password: s.credentials.password,
+    monitoringUsername: s.credentials.monitoringUsername,
+    monitoringPassword: s.credentials.monitoringPassword,
     erlangCookie: s.credentials.erlangCookie,
   },
 });

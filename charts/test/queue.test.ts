@@ -21,12 +21,24 @@ describe('credentials', () => {
   const secretOf = (objects: ReturnType<typeof render>) =>
     objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'shop-mq-credentials') as any;
 
-  it('generates a login and an Erlang cookie, 32 characters each, when none is given', () => {
+  it('generates two logins and an Erlang cookie, 32 characters each, when none is given', () => {
     const data = secretOf(render(base)).data as Record<string, string>;
-    expect(Object.keys(data).sort()).toEqual(['erlang-cookie', 'password', 'username']);
+    expect(Object.keys(data).sort()).toEqual([
+      'erlang-cookie',
+      'monitoring-password',
+      'monitoring-username',
+      'password',
+      'username',
+    ]);
     const values = Object.values(data).map(decode);
     for (const v of values) expect(v).toMatch(/^[A-Za-z0-9]{32}$/);
-    expect(new Set(values).size).toBe(3);
+    expect(new Set(values).size).toBe(5);
+  });
+
+  it('refuses one user name for both logins, naming the field', () => {
+    expect(failure({ ...base, auth: { username: 'same', monitoringUsername: 'same' } })).toContain(
+      'auth.monitoringUsername: must differ from auth.username',
+    );
   });
 
   it('uses a given value and generates only the others', () => {
@@ -35,7 +47,7 @@ describe('credentials', () => {
     expect(decode(data.username)).toMatch(/^[A-Za-z0-9]{32}$/);
   });
 
-  it('with existingSecret creates no Secret, and the brokers and the test read the one named', () => {
+  it('with existingSecret creates no Secret, and the brokers and the test (its monitoring login) read the one named', () => {
     const objects = render({ ...base, auth: { existingSecret: 'vault-synced-mq' } });
     expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
     const sts = objects.find((o) => o.kind === 'StatefulSet') as any;
@@ -44,13 +56,19 @@ describe('credentials', () => {
     );
     const test = objects.find((o) => o.kind === 'Pod') as any;
     expect(test.spec.containers[0].env.map((e: any) => e.valueFrom.secretKeyRef)).toEqual([
-      { name: 'vault-synced-mq', key: 'username' },
-      { name: 'vault-synced-mq', key: 'password' },
+      { name: 'vault-synced-mq', key: 'monitoring-username' },
+      { name: 'vault-synced-mq', key: 'monitoring-password' },
     ]);
   });
 
   it('never writes the login or the cookie into anything but the Secret', () => {
-    const auth = { username: 'U5er-S3cret', password: 'Pw-S3cret', erlangCookie: 'C00kie-S3cret' };
+    const auth = {
+      username: 'U5er-S3cret',
+      password: 'Pw-S3cret',
+      monitoringUsername: 'M0nitor-S3cret',
+      monitoringPassword: 'MPw-S3cret',
+      erlangCookie: 'C00kie-S3cret',
+    };
     expectOnlyInSecrets(render({ ...base, auth }), Object.values(auth));
   });
 });

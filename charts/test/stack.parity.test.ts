@@ -32,7 +32,13 @@ const PASSWORDS = {
   cache: 'c4che-pw/with:odd chars+',
   db: { superuser: 'su-pw', replication: 'repl-pw', app: "app pw!*'()~" },
   shards: { superuser: 'shard-su', replication: 'shard-repl', app: 'shard app%pw' },
-  queue: { username: 'app@queue', password: 'q:pw/?#', erlangCookie: 'COOKIE-0123456789' },
+  queue: {
+    username: 'app@queue',
+    password: 'q:pw/?#',
+    monitoringUsername: 'monitor@queue',
+    monitoringPassword: 'm:pw/?#',
+    erlangCookie: 'COOKIE-0123456789',
+  },
 };
 
 /** The tiers a spec declares: what `tiers.<tier>` must say (tools/install-stack.sh derives the same). */
@@ -212,7 +218,13 @@ describe('charts/stack generates each password once', () => {
         app: db['app-password']!,
       },
       shardCredentials: { superuser: '', replication: '', app: shards['app-password']! },
-      queueCredentials: { username: mq.username!, password: mq.password!, erlangCookie: '' },
+      queueCredentials: {
+        username: mq.username!,
+        password: mq.password!,
+        monitoringUsername: '',
+        monitoringPassword: '',
+        erlangCookie: '',
+      },
     };
     const operator = desiredState(parseApp(full.spec, 'millions', 'prod'), facts);
     const hash = (list: any[], name: string) =>

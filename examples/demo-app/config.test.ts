@@ -30,7 +30,13 @@ const facts: ObservedFacts = {
   cachePassword: PASSWORDS.cache,
   dbCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.db },
   shardCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.shard },
-  queueCredentials: { username: 'scalableapp', password: PASSWORDS.queue, erlangCookie: 'cookie' },
+  queueCredentials: {
+    username: 'scalableapp',
+    password: PASSWORDS.queue,
+    monitoringUsername: 'monitor',
+    monitoringPassword: 'm',
+    erlangCookie: 'cookie',
+  },
 };
 const env = connectionEntries(app, facts);
 

@@ -241,7 +241,6 @@ export const INJECTED_ENV = [
   'SHARDS_USER',
   'SHARDS_PASSWORD',
   'QUEUE_URL',
-  'QUEUE_MANAGEMENT_URL',
   'QUEUE_NAME',
 ] as const;
 

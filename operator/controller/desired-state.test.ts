@@ -66,7 +66,13 @@ describe('desiredState', () => {
       gatewayApi: false,
       dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
       shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
-      queueCredentials: { username: 'u', password: 'p', erlangCookie: 'c' },
+      queueCredentials: {
+        username: 'u',
+        password: 'p',
+        monitoringUsername: 'm',
+        monitoringPassword: 'mp',
+        erlangCookie: 'c',
+      },
     };
     const owned = (spec: Parameters<typeof parseApp>[0]) =>
       Object.fromEntries(

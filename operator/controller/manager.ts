@@ -223,8 +223,8 @@ export class Manager {
         return queueDepthSource(
           brokerAdmin({
             baseUrl: `http://${mqName(app)}.${ns}.svc:${MANAGEMENT_PORT}`,
-            user: creds.username,
-            password: creds.password,
+            user: creds.monitoringUsername,
+            password: creds.monitoringPassword,
           }),
         );
       },

@@ -12,6 +12,7 @@ import {
   advancedConfig,
   brokerConfigFiles,
   brokerNodeName,
+  appPermissionsJson,
   brokerStartScript,
   definitionsJson,
   diskFreeLimitBytes,
@@ -166,6 +167,31 @@ describe('definitionsJson', () => {
   });
 });
 
+describe('appPermissionsJson', () => {
+  it("grants the app's own queues, escaped and anchored, and publishing through the default exchange", () => {
+    const text = appPermissionsJson([{ name: 'photos' }, { name: 'mail.out' }]);
+    expect(text.startsWith('{')).toBe(true);
+    const p = JSON.parse(text);
+    expect(p).toEqual({
+      configure: '^(photos|mail\\.out)$',
+      write: '^(photos|mail\\.out|amq\\.default)$',
+      read: '^(photos|mail\\.out)$',
+    });
+    const own = new RegExp(p.configure);
+    expect(['photos', 'mail.out'].map((n) => own.test(n))).toEqual([true, true]);
+    // Neither a longer name, nor one the dot would match as "any character", nor an exchange.
+    expect(['photos2', 'xphotos', 'mailXout', 'amq.default', 'amq.topic'].some((n) => own.test(n))).toBe(
+      false,
+    );
+    expect(new RegExp(p.write).test('amq.topic')).toBe(false);
+  });
+
+  it('refuses what definitionsJson refuses', () => {
+    expect(() => appPermissionsJson([{ name: 'a' }, { name: 'a' }])).toThrow(/declared twice/);
+    expect(() => appPermissionsJson([{ name: 'a|.*' }])).toThrow(/bad queue name/);
+  });
+});
+
 describe('brokerNodeName', () => {
   it('is the long name every pod resolves through the headless Service', () => {
     expect(brokerNodeName('shop-mq-2', 'shop-mq-headless', 'prod')).toBe(
@@ -186,6 +212,7 @@ describe('brokerConfigFiles', () => {
 // --- the start script, against a stub rabbitmq-server ----------------------------------------------
 
 const LOGIN = { username: 'app"user\\', password: `p"a\\ss'w:o@rd/%` };
+const MONITORING = { username: 'mon"itor\\', password: `m"o\\n'pw` };
 const COOKIE = 'COOKIEVALUE123';
 // The stub records the environment it got and the cookie's mode, as rabbitmq-server would read them.
 const STUB = `#!/bin/sh
@@ -225,6 +252,8 @@ function setUp(credentials: Partial<Record<keyof typeof CREDENTIAL_FILES, string
   const values = {
     username: LOGIN.username,
     password: LOGIN.password,
+    monitoringUsername: MONITORING.username,
+    monitoringPassword: `${MONITORING.password}\n`,
     erlangCookie: `${COOKIE}\n`,
     ...credentials,
   };
@@ -270,7 +299,7 @@ describe('brokerStartScript', () => {
     expect(spawnSync('sh', ['-n'], { input: brokerStartScript() }).status).toBe(0);
   });
 
-  it('writes the definitions with the login into the private file rabbitmq.conf names', () => {
+  it('writes the definitions with the two logins into the private file rabbitmq.conf names', () => {
     const s = setUp();
     const r = run(s);
     expect(r.stderr).not.toContain('error');
@@ -278,10 +307,31 @@ describe('brokerStartScript', () => {
     const file = join(s.home, 'definitions.json');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
-      users: [{ name: LOGIN.username, password: LOGIN.password, tags: ['administrator'] }],
-      permissions: [{ user: LOGIN.username, vhost: '/', configure: '.*', write: '.*', read: '.*' }],
+      // The application: no tag (no management API), its own queue only. Monitoring: read-only
+      // management views, no messaging at all. No administrator.
+      users: [
+        { name: LOGIN.username, password: LOGIN.password, tags: [] },
+        { name: MONITORING.username, password: MONITORING.password, tags: ['monitoring'] },
+      ],
+      permissions: [
+        {
+          user: LOGIN.username,
+          vhost: '/',
+          configure: '^(photos)$',
+          write: '^(photos|amq\\.default)$',
+          read: '^(photos)$',
+        },
+        { user: MONITORING.username, vhost: '/', configure: '^$', write: '^$', read: '^$' },
+      ],
       ...JSON.parse(definitionsJson([{ name: 'photos' }])),
     });
+  });
+
+  it('refuses one user name for both logins: one user cannot have two sets of permissions', () => {
+    const r = run(setUp({ monitoringUsername: LOGIN.username }));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/username and monitoring-username must differ/);
+    expect(r.started).toBeUndefined();
   });
 
   it('copies the Erlang cookie into HOME, readable by its owner only, also over an earlier copy', () => {
@@ -311,6 +361,7 @@ describe('brokerStartScript', () => {
       envLinesWithPassword: '0',
     });
     expect(r.stderr).not.toContain(LOGIN.password);
+    expect(r.stderr).not.toContain(MONITORING.password);
   });
 
   it('fails, naming the cause, without a complete Secret or a sane login', () => {
@@ -320,6 +371,9 @@ describe('brokerStartScript', () => {
     expect(missing.started).toBeUndefined();
     const empty = run(setUp({ password: '' }));
     expect(empty.stderr).toMatch(/password is empty/);
+    expect(run(setUp({ monitoringPassword: undefined })).stderr).toMatch(
+      /monitoring-password is missing or unreadable/,
+    );
     const newline = run(setUp({ password: 'a\nb' }));
     expect(newline.status).not.toBe(0);
     expect(newline.stderr).toMatch(/password must not contain control characters/);

@@ -12,7 +12,7 @@ export const MANAGEMENT_PORT = 15672;
 export const EPMD_PORT = 4369;
 /** Erlang distribution (clustering, quorum queue replication): RabbitMQ's default, AMQP + 20000. */
 export const DIST_PORT = 25672;
-/** The one virtual host: every spec queue lives here, and the login has every permission on it. */
+/** The one virtual host: every spec queue lives here. */
 export const VHOST = '/';
 
 /**
@@ -40,6 +40,7 @@ export const CONFIG_FILES = {
   conf: 'rabbitmq.conf',
   advanced: 'advanced.config',
   definitions: 'definitions.json',
+  appPermissions: 'app-permissions.json',
   plugins: 'enabled_plugins',
   startScript: 'start.sh',
 } as const;
@@ -120,7 +121,7 @@ export type BrokerConfOptions = {
    * classic_config peer list, from which the nodes form one cluster.
    */
   nodes: readonly string[];
-  /** Where the start script writes the definitions (spec queues plus the login): a private, writable file. */
+  /** Where the start script writes the definitions (spec queues plus the logins): a private, writable file. */
   definitionsFile: string;
   diskFreeLimitBytes: number;
   /** From memoryHighWatermarkBytes(); omitted when the container has no memory limit. */
@@ -131,7 +132,7 @@ export type BrokerConfOptions = {
   listenAddress?: string;
   /** Default STATS_INTERVAL_MS. */
   statsIntervalMs?: number;
-  /** Never config options: the login reaches the node through the definitions the start script writes. */
+  /** Never config options: the logins reach the node through the definitions the start script writes. */
   defaultUser?: never;
   defaultPass?: never;
 };
@@ -142,9 +143,9 @@ export type BrokerConfOptions = {
  *
  * No default_user/default_pass: RabbitMQ seeds its default user (and vhost) only when no definitions
  * are configured to be imported at boot (rabbit:maybe_insert_default_data, 3.10 and 4.x alike), and
- * these nodes always import some. So no user exists but the one the start script adds to the
- * definitions from the Secret — in particular no `guest`; should one ever be created, it may still
- * only log in from loopback.
+ * these nodes always import some. So no user exists but the two the start script adds to the
+ * definitions from the Secret — in particular no `guest`, and no administrator; should a guest ever
+ * be created, it may still only log in from loopback.
  */
 export function rabbitmqConf(o: BrokerConfOptions): string {
   if (o.nodes.length === 0) throw new Error('at least one node is required');
@@ -185,7 +186,7 @@ export function rabbitmqConf(o: BrokerConfOptions): string {
     // A node cut off from the majority stops serving instead of diverging; a single node has nobody
     // to be cut off from.
     ...(o.nodes.length >= 3 ? ['cluster_partition_handling = pause_minority'] : []),
-    // The spec's queues (and the login) are declared at boot from the file the start script writes;
+    // The spec's queues (and the logins) are declared at boot from the file the start script writes;
     // a restart with the same file skips the import (RabbitMQ keeps a hash of what it imported).
     'definitions.import_backend = local_filesystem',
     `definitions.local.path = ${o.definitionsFile}`,
@@ -232,14 +233,11 @@ export function enabledPlugins(): string {
 /**
  * The definitions every node imports at boot: the vhost and every spec queue as a durable quorum
  * queue (replicated, by Raft, over the nodes). No users or permissions: the start script adds the
- * login from the Secret. The text is a JSON object whose first character is `{`, which is what the
+ * logins from the Secret. The text is a JSON object whose first character is `{`, which is what the
  * start script relies on to prepend them.
  */
 export function definitionsJson(queues: readonly { readonly name: string }[]): string {
-  const names = queues.map((q) => q.name);
-  for (const n of names) if (!QUEUE_NAME.test(n)) throw new Error(`bad queue name ${JSON.stringify(n)}`);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup !== undefined) throw new Error(`queue ${JSON.stringify(dup)} is declared twice`);
+  const names = queueNames(queues);
   const definitions = {
     vhosts: [{ name: VHOST }],
     queues: names.map((name) => ({
@@ -253,10 +251,40 @@ export function definitionsJson(queues: readonly { readonly name: string }[]): s
   return `${JSON.stringify(definitions, null, 2)}\n`;
 }
 
+function queueNames(queues: readonly { readonly name: string }[]): string[] {
+  const names = queues.map((q) => q.name);
+  for (const n of names) if (!QUEUE_NAME.test(n)) throw new Error(`bad queue name ${JSON.stringify(n)}`);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new Error(`queue ${JSON.stringify(dup)} is declared twice`);
+  return names;
+}
+
+/** A pattern that matches nothing: RabbitMQ's own way of granting no permission of a kind. */
+export const NOTHING = '^$';
+
+/**
+ * What the application's login may do on the vhost, as RabbitMQ permission patterns: declare (and
+ * so re-assert), consume from and bind its own queues, publish through the default exchange to them,
+ * and nothing else. So it cannot declare, read or delete a queue the spec does not name, nor make
+ * an exchange. The pattern is anchored and the names escaped (`.` is the only character of a queue
+ * name that means something in a regular expression). A JSON object whose first character is `{`,
+ * which is what the start script relies on to complete it with the user's name.
+ */
+export function appPermissionsJson(queues: readonly { readonly name: string }[]): string {
+  const names = queueNames(queues).map((n) => n.replaceAll('.', '\\.'));
+  const own = names.length ? `^(${names.join('|')})$` : NOTHING;
+  const publish = `^(${[...names, 'amq\\.default'].join('|')})$`;
+  return `${JSON.stringify({ configure: own, write: publish, read: own })}\n`;
+}
+
 /** The files the start script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
 export const CREDENTIAL_FILES = {
+  /** The application's login (QUEUE_URL): its own queues only, no management API. */
   username: 'username',
   password: 'password',
+  /** The operator's login (KEDA's, with the charts): the management API, read-only, no messaging. */
+  monitoringUsername: 'monitoring-username',
+  monitoringPassword: 'monitoring-password',
   erlangCookie: 'erlang-cookie',
 } as const;
 
@@ -300,23 +328,26 @@ const GROW_RETRY_SECONDS = 5;
  * - the Erlang cookie, copied to $HOME/.erlang.cookie with mode 0400: Erlang refuses a cookie file
  *   that others may read, and a Secret's files are root-owned and group-readable (fsGroup);
  * - the definitions file rabbitmq.conf names (definitions.local.path): the ConfigMap's
- *   definitions.json with the login from the Secret prepended — an administrator (the operator reads
- *   queue depths and cluster members with it) with every permission on the vhost. Written with
- *   umask 077 into HOME's private emptyDir, so the password is in no ConfigMap, argument or environment variable
- *   of the broker;
+ *   definitions.json with the two logins from the Secret prepended. The application's, with no tag
+ *   (so no management API) and the permissions of app-permissions.json (its own queues only); and
+ *   the monitoring one, tagged `monitoring` (the management API's read-only views: queue depths and
+ *   cluster members, for the operator) with no permission to publish, consume or declare anything.
+ *   No administrator exists. Written with umask 077 into HOME's private emptyDir, so no password is
+ *   in a ConfigMap, argument or environment variable of the broker;
  * - rabbitmq-server's environment: our config files only. Not the image's /etc/rabbitmq/conf.d,
  *   whose defaults let `guest` in from anywhere, nor its rabbitmq-env.conf;
  * - beside the server, once it has booted: this node added to every quorum queue it is not a member
  *   of, which is how a scale-up grows the queues onto the new nodes (RabbitMQ 3.10 does not).
  *
- * The login goes into a JSON string: backslashes and quotes are escaped, control characters refused.
+ * The logins go into JSON strings: backslashes and quotes are escaped, control characters refused.
+ * The two user names must differ: one user cannot have two sets of tags and permissions.
  */
 export function brokerStartScript(): string {
   const f = CREDENTIAL_FILES;
   const c = CONFIG_FILES;
   // In this template literal `\${` is a literal `${` and `\\` a single backslash.
   return `#!/bin/sh
-# Generated by the ScalableApp operator: the Erlang cookie and the login from the credentials Secret,
+# Generated by the ScalableApp operator: the Erlang cookie and the logins from the credentials Secret,
 # then rabbitmq-server in the foreground.
 set -eu
 
@@ -341,10 +372,15 @@ secret() {
 }
 username=$(secret ${f.username})
 password=$(secret ${f.password})
+monitoring_username=$(secret ${f.monitoringUsername})
+monitoring_password=$(secret ${f.monitoringPassword})
 cookie=$(secret ${f.erlangCookie})
 [ -n "$username" ] || die "${f.username} is empty"
 [ -n "$password" ] || die "${f.password} is empty"
+[ -n "$monitoring_username" ] || die "${f.monitoringUsername} is empty"
+[ -n "$monitoring_password" ] || die "${f.monitoringPassword} is empty"
 [ -n "$cookie" ] || die "${f.erlangCookie} is empty"
+[ "$username" != "$monitoring_username" ] || die "${f.username} and ${f.monitoringUsername} must differ"
 
 # The inside of a JSON string. printf is a builtin: the value is in no process's arguments.
 json_string() {
@@ -353,14 +389,19 @@ json_string() {
 }
 user_json=$(json_string ${f.username} "$username")
 password_json=$(json_string ${f.password} "$password")
+monitoring_user_json=$(json_string ${f.monitoringUsername} "$monitoring_username")
+monitoring_password_json=$(json_string ${f.monitoringPassword} "$monitoring_password")
 
 conf=$config_dir/${c.conf}
 topology=$config_dir/${c.definitions}
+app_permissions=$config_dir/${c.appPermissions}
 [ -r "$conf" ] || die "$conf is missing or unreadable"
 [ -r "$topology" ] || die "$topology is missing or unreadable"
+[ -r "$app_permissions" ] || die "$app_permissions is missing or unreadable"
 definitions=$(sed -n 's/^definitions\\.local\\.path = //p' "$conf")
 case $definitions in /*) ;; *) die "$conf names no absolute definitions.local.path" ;; esac
 [ "$(head -c 1 "$topology")" = "{" ] || die "$topology is not a JSON object"
+[ "$(head -c 1 "$app_permissions")" = "{" ] || die "$app_permissions is not a JSON object"
 
 # Everything written from here on is private to this user.
 umask 077
@@ -369,9 +410,17 @@ rm -f "$HOME/.erlang.cookie"
 printf '%s' "$cookie" >"$HOME/.erlang.cookie"
 chmod 400 "$HOME/.erlang.cookie"
 
+# An import sets each user's tags and permissions to these, also for a user an older version of this
+# script made an administrator: upgrading takes that away.
 {
-  printf '{"users": [{"name": "%s", "password": "%s", "tags": ["administrator"]}],\\n' "$user_json" "$password_json"
-  printf '"permissions": [{"user": "%s", "vhost": "${VHOST}", "configure": ".*", "write": ".*", "read": ".*"}],\\n' "$user_json"
+  printf '{"users": [\\n'
+  printf '  {"name": "%s", "password": "%s", "tags": []},\\n' "$user_json" "$password_json"
+  printf '  {"name": "%s", "password": "%s", "tags": ["monitoring"]}\\n' "$monitoring_user_json" "$monitoring_password_json"
+  printf '],\\n"permissions": [\\n'
+  printf '  {"user": "%s", "vhost": "${VHOST}", ' "$user_json"
+  tail -c +2 "$app_permissions" | tr -d '\\n'
+  printf ',\\n  {"user": "%s", "vhost": "${VHOST}", "configure": "${NOTHING}", "write": "${NOTHING}", "read": "${NOTHING}"}\\n' "$monitoring_user_json"
+  printf '],\\n'
   tail -c +2 "$topology"
 } >"$definitions.tmp"
 mv -f "$definitions.tmp" "$definitions"
@@ -437,6 +486,7 @@ export function brokerConfigFiles(o: BrokerConfigOptions): Record<string, string
     [CONFIG_FILES.conf]: rabbitmqConf(conf),
     [CONFIG_FILES.advanced]: advancedConfig({ statsIntervalMs: o.statsIntervalMs }),
     [CONFIG_FILES.definitions]: definitionsJson(queues),
+    [CONFIG_FILES.appPermissions]: appPermissionsJson(queues),
     [CONFIG_FILES.plugins]: enabledPlugins(),
     [CONFIG_FILES.startScript]: brokerStartScript(),
   };

@@ -36,12 +36,14 @@ describe('network policies of the queue and the shards', () => {
       })[]
     ).find((p) => p.metadata!.name === n)!;
 
-  it('lets consumers, web pods and the operator reach the broker, and only brokers its clustering ports', () => {
-    const [clients, peers] = byName('shop-allow-queue-ingress').spec.ingress!;
-    expect(clients!.ports!.map((p) => p.port)).toEqual([5672, 15672]);
+  it('lets consumers, web pods and the operator speak AMQP, only the operator the management API, only brokers clustering', () => {
+    const [clients, operator, peers] = byName('shop-allow-queue-ingress').spec.ingress!;
+    expect(clients!.ports!.map((p) => p.port)).toEqual([5672]);
     expect(
       clients!.from!.map((f) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] ?? 'operator'),
     ).toEqual(['web', 'consumer', 'operator']);
+    expect(operator!.ports!.map((p) => p.port)).toEqual([15672]);
+    expect(operator!.from!.map((f) => f.podSelector?.matchLabels)).toEqual([OPERATOR_POD_LABELS]);
     expect(peers!.from).toEqual([
       {
         podSelector: {
@@ -49,7 +51,10 @@ describe('network policies of the queue and the shards', () => {
         },
       },
     ]);
-    expect(peers!.ports!.map((p) => p.port)).toEqual([5672, 15672, 4369, 25672]);
+    expect(peers!.ports!.map((p) => p.port)).toEqual([5672, 4369, 25672]);
+    // The app's pods are let out to the brokers on AMQP (and the brokers to each other), not 15672.
+    const egress = byName('shop-allow-queue-egress').spec as { egress: { ports: { port: number }[] }[] };
+    expect(egress.egress[0]!.ports.map((p) => p.port)).toEqual([5672, 4369, 25672]);
   });
 
   it('lets the app reach every shard on the Postgres port', () => {
@@ -166,7 +171,7 @@ describe('network policies', () => {
         ((r as { from?: V1NetworkPolicyPeer[] }).from ?? []).filter((f) => f.namespaceSelector),
       ),
     );
-    expect(fromNamespaces.length).toBe(4); // database, cache, shards, queue
+    expect(fromNamespaces.length).toBe(5); // database, cache, shards, queue (AMQP and management)
     for (const f of fromNamespaces) expect(f.podSelector).toEqual({ matchLabels: OPERATOR_POD_LABELS });
   });
 

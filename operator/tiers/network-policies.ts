@@ -131,8 +131,8 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
             component: QUEUE,
             name: 'queue',
             clientPorts: [AMQP_PORT],
-            // Clients of the user's choosing speak AMQP only: the management API stays the app's and the operator's.
-            appPorts: [MANAGEMENT_PORT],
+            // The management API is the operator's: it reads queue depths there. The app speaks AMQP.
+            operatorPorts: [MANAGEMENT_PORT],
             peerPorts: [EPMD_PORT, DIST_PORT],
             ...chosen(queue),
           },
@@ -150,8 +150,8 @@ interface DataTierAccess {
   readonly name: string;
   /** The app's data clients, the clients the user names, the operator and the tier's own pods. */
   readonly clientPorts: readonly number[];
-  /** Besides the client ports: the app's data clients, the operator and the tier's own pods only. */
-  readonly appPorts?: readonly number[];
+  /** Besides the client ports: the operator only. */
+  readonly operatorPorts?: readonly number[];
   /** Besides the client ports: the tier's own pods only (replication, clustering). */
   readonly peerPorts?: readonly number[];
   /** spec.<tier>.allowedClients. */
@@ -170,11 +170,12 @@ interface IngressRule {
 
 /**
  * Ingress to one data tier's pods from the app's data clients and the operator on the client ports,
- * and from its own pods on those and the peer-only ports; egress from the app's pods to it.
+ * from the operator alone on its own ports, from its own pods on the client and peer-only ports, and
+ * from the clients the user names on the client ports; egress from the app's pods to it.
  */
 function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: DataTierAccess): Child[] {
-  const { component, allowedClients } = tier;
-  const clientPorts = [...tier.clientPorts, ...(tier.appPorts ?? [])];
+  const { component, allowedClients, clientPorts } = tier;
+  const operatorPorts = tier.operatorPorts ?? [];
   const peerPorts = tier.peerPorts ?? [];
   const ns = app.metadata.namespace;
   const pods = { matchLabels: selectorLabels(app, component) };
@@ -186,16 +187,17 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
     },
   };
   const ingress: IngressRule[] = peerPorts.length
-    ? [
-        { from: [...dataClients(app), operatorPods(operatorNamespace)], ports: tcp(clientPorts) },
-        { from: [{ podSelector: pods }], ports: tcp([...clientPorts, ...peerPorts]) },
-      ]
+    ? [{ from: [...dataClients(app), operatorPods(operatorNamespace)], ports: tcp(clientPorts) }]
     : [
         {
           from: [...dataClients(app), { podSelector: pods }, operatorPods(operatorNamespace)],
           ports: tcp(clientPorts),
         },
       ];
+  if (operatorPorts.length)
+    ingress.push({ from: [operatorPods(operatorNamespace)], ports: tcp(operatorPorts) });
+  if (peerPorts.length)
+    ingress.push({ from: [{ podSelector: pods }], ports: tcp([...clientPorts, ...peerPorts]) });
   if (allowedClients.length) {
     // spec.<tier>.allowedClients: exactly the pods named, by label (in the namespaces named, if any).
     ingress.push({
@@ -205,7 +207,7 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
           ? { namespaceSelector: { matchLabels: { ...c.namespaceSelector.matchLabels } } }
           : {}),
       })),
-      ports: tcp(tier.clientPorts),
+      ports: tcp(clientPorts),
     });
   }
   return [

@@ -18,8 +18,12 @@ export interface PgClusterFacts {
 
 /** The broker's generated login and Erlang cookie: read back from their Secret, or generated once. */
 export interface QueueCredentials {
+  /** The application's login (QUEUE_URL): its own queues, no management API. */
   readonly username: string;
   readonly password: string;
+  /** The operator's: the management API's read-only views, no messaging. */
+  readonly monitoringUsername: string;
+  readonly monitoringPassword: string;
   /** Shared by every node (and the CLI tools of the probes): Erlang nodes only talk to equals. */
   readonly erlangCookie: string;
 }

@@ -11,7 +11,13 @@ import type { ObservedFacts } from './objects.ts';
 import { mqConfigHash, queueEntries, queueObjects, type QueueCredentials } from './queue.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 
-const credentials: QueueCredentials = { username: 'u-1', password: 'p/w:1@x', erlangCookie: 'cookie-1' };
+const credentials: QueueCredentials = {
+  username: 'u-1',
+  password: 'p/w:1@x',
+  monitoringUsername: 'm-1',
+  monitoringPassword: 'mon/pw:2',
+  erlangCookie: 'cookie-1',
+};
 const facts: ObservedFacts = { gatewayApi: false, queueCredentials: credentials };
 const app = parseApp({
   web: { image: 'x' },
@@ -156,9 +162,16 @@ describe('queue tier objects', () => {
     const decoded = Object.fromEntries(
       Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
     );
-    expect(decoded).toEqual({ username: 'u-1', password: 'p/w:1@x', 'erlang-cookie': 'cookie-1' });
+    expect(decoded).toEqual({
+      username: 'u-1',
+      password: 'p/w:1@x',
+      'monitoring-username': 'm-1',
+      'monitoring-password': 'mon/pw:2',
+      'erlang-cookie': 'cookie-1',
+    });
     const others = JSON.stringify(queueObjects(app, facts).filter((o) => o.kind !== 'Secret'));
-    for (const v of [credentials.password, credentials.erlangCookie]) expect(others).not.toContain(v);
+    for (const v of [credentials.password, credentials.monitoringPassword, credentials.erlangCookie])
+      expect(others).not.toContain(v);
     const volume = sts().spec!.template.spec!.volumes!.find((v) => v.secret)!;
     expect(volume.secret).toEqual({ secretName: 'shop-mq-credentials', defaultMode: 0o440 });
   });
@@ -203,11 +216,11 @@ describe('queue tier objects', () => {
 });
 
 describe('queueEntries', () => {
-  it('hands the app an AMQP URL with the login URL-encoded, and the management URL', () => {
+  it('hands the app its own AMQP login, URL-encoded, and nothing of the management API', () => {
     expect(queueEntries(app, facts)).toEqual({
       QUEUE_URL: 'amqp://u-1:p%2Fw%3A1%40x@shop-mq.prod.svc:5672/%2F',
-      QUEUE_MANAGEMENT_URL: 'http://shop-mq.prod.svc:15672',
     });
+    expect(JSON.stringify(queueEntries(app, facts))).not.toContain(credentials.monitoringUsername);
     const url = new URL(queueEntries(app, facts).QUEUE_URL!);
     expect(decodeURIComponent(url.password)).toBe(credentials.password);
   });

@@ -75,6 +75,8 @@ export function mqCredentialsSecret(app: ScalableApp, facts: ObservedFacts): V1S
     data: {
       [CREDENTIAL_FILES.username]: b64(c.username),
       [CREDENTIAL_FILES.password]: b64(c.password),
+      [CREDENTIAL_FILES.monitoringUsername]: b64(c.monitoringUsername),
+      [CREDENTIAL_FILES.monitoringPassword]: b64(c.monitoringPassword),
       [CREDENTIAL_FILES.erlangCookie]: b64(c.erlangCookie),
     },
   };
@@ -266,7 +268,10 @@ export function queueObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
   ];
 }
 
-/** What the app (its web tier and consumers) is told about the queue (connection Secret entries). */
+/**
+ * What the app (its web tier and consumers) is told about the queue (connection Secret entries): its
+ * own login. Not the management API: that is the operator's, and the app's pods cannot reach it.
+ */
 export function queueEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   const c = facts.queueCredentials;
   if (!app.spec.queue || !c) return {};
@@ -274,6 +279,5 @@ export function queueEntries(app: ScalableApp, facts: ObservedFacts): Record<str
   return {
     // The vhost `/`, URL-encoded as AMQP URIs require.
     QUEUE_URL: `amqp://${login}@${mqHost(app)}:${AMQP_PORT}/%2F`,
-    QUEUE_MANAGEMENT_URL: `http://${mqHost(app)}:${MANAGEMENT_PORT}`,
   };
 }

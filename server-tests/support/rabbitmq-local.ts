@@ -4,7 +4,8 @@
 // them (the queue autoscaler's data-plane test, benchmarks); the operator never imports it.
 //
 //   const broker = await startBroker({ nodes: 3, queues: [{ name: 'photos' }] });
-//   await broker.admin.publish('photos', ['a', 'b']);      // BrokerAdmin of the first running node
+//   await broker.publish('photos', ['a', 'b']);            // over AMQP, the app's login, confirmed
+//   await broker.take('photos', 2);                        // basic.get and ack, as a consumer would
 //   await broker.admin.queueDepth('photos');               // { ready, unacknowledged, consumers }
 //   broker.amqpUrl                                         // amqp://user:pass@127.0.0.1:port/%2F (node 0)
 //   await broker.kill9(0);                                 // SIGKILL to node 0's process group
@@ -13,10 +14,12 @@
 //   await broker.shutdown(1);                              // a clean stop (SIGTERM)
 //   await broker.cli(1, 'rabbitmq-diagnostics', ['-q', 'ping']);  // as the pod's exec probes run
 //   broker.nodes[1].api.get('/api/queues/%2F/photos')      // anything else of the management API
+// The management API (admin, api) is asked with the monitoring login, as the operator asks it; the
+// messaging (publish, take, amqpUrl) uses the application's login, as the app's pods do.
 //   await broker.stop();                                   // kill everything, remove the temp dir
 //
 //   await broker.scaleUp(3);                               // a 1-node broker grown as its StatefulSet is
-// startBroker resolves once every node answers its management API with the generated login, every
+// startBroker resolves once every node answers its management API with the monitoring login, every
 // node sees all the others running, and every queue reports statistics (so queueDepth works at once).
 //
 // What differs from a pod, and why: node names are short names `rabbit-<i>@localhost` (a long name
@@ -33,6 +36,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as amqp from 'amqplib';
 import { eventually } from '../../e2e/support/eventually.ts';
 import { freePort } from '../../e2e/support/free-port.ts';
 import {
@@ -53,6 +57,9 @@ import {
 /** Characters that need escaping in the definitions' JSON (quote, backslash) and in a URL, on purpose. */
 export const DEFAULT_PASSWORD = `mq "pass"\\word:@/x`;
 export const DEFAULT_USER = 'scalableapp';
+/** The operator's login: the management API's read-only views. Escaping on purpose, too. */
+export const MONITORING_USER = 'scalableapp-monitor';
+export const MONITORING_PASSWORD = `mon "pass"\\word:@/y`;
 
 export type StartBrokerOptions = {
   nodes: 1 | 3;
@@ -67,8 +74,16 @@ export type StartBrokerOptions = {
 
 export interface LocalBroker {
   readonly nodes: readonly LocalBrokerNode[];
-  /** A BrokerAdmin of the first node that is running at the time of each call. */
+  /** A BrokerAdmin (the monitoring login) of the first node that is running at the time of each call. */
   readonly admin: BrokerAdmin;
+  /**
+   * Publishes each body, in order, as a persistent message through the default exchange to the
+   * queue of that name, over AMQP with the app's login on the first running node, each confirmed
+   * by the broker. Fails when the queue does not exist (the message comes back: mandatory).
+   */
+  publish(queue: string, bodies: readonly string[]): Promise<void>;
+  /** Takes up to `count` messages from the queue and acknowledges them (basic.get); their bodies. */
+  take(queue: string, count: number): Promise<string[]>;
   /** Node 0's AMQP URL. */
   readonly amqpUrl: string;
   readonly user: string;
@@ -235,7 +250,12 @@ export class LocalBrokerNode {
     this.distPort = o.ports.dist;
     this.amqpUrl = `amqp://${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@127.0.0.1:${this.amqpPort}/%2F`;
     this.managementUrl = `http://127.0.0.1:${this.managementPort}`;
-    const login = { baseUrl: this.managementUrl, user: o.user, password: o.password, timeoutMs: 5000 };
+    const login = {
+      baseUrl: this.managementUrl,
+      user: MONITORING_USER,
+      password: MONITORING_PASSWORD,
+      timeoutMs: 5000,
+    };
     this.admin = brokerAdmin(login);
     this.api = managementApi(login);
     const dir = join(o.root, `rabbit-${o.index}`);
@@ -256,6 +276,16 @@ export class LocalBrokerNode {
     this.env = { ...o.env, ...(env as Record<string, string>) };
   }
 
+  /** LocalBroker.publish, on this node. */
+  publish(queue: string, bodies: readonly string[]): Promise<void> {
+    return withChannel(this.amqpUrl, (ch) => publishConfirmed(ch, queue, bodies));
+  }
+
+  /** LocalBroker.take, on this node. */
+  take(queue: string, count: number): Promise<string[]> {
+    return withChannel(this.amqpUrl, (ch) => takeAcked(ch, queue, count));
+  }
+
   get running(): boolean {
     const p = this.#proc;
     return !!p && p.exitCode === null && p.signalCode === null;
@@ -266,7 +296,7 @@ export class LocalBrokerNode {
     return this.#log;
   }
 
-  /** Runs the start script; resolves when the management API answers with the login. */
+  /** Runs the start script; resolves when the management API answers with the monitoring login. */
   async start(timeoutMs: number): Promise<void> {
     this.launch();
     await this.answering(timeoutMs);
@@ -437,6 +467,8 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
       writeFile(join(credentials, file), value, { mode: 0o400 });
     await secret(CREDENTIAL_FILES.username, user);
     await secret(CREDENTIAL_FILES.password, password);
+    await secret(CREDENTIAL_FILES.monitoringUsername, MONITORING_USER);
+    await secret(CREDENTIAL_FILES.monitoringPassword, MONITORING_PASSWORD);
     await secret(CREDENTIAL_FILES.erlangCookie, `cookie-${Math.random().toString(36).slice(2)}${Date.now()}`);
 
     baseEnv = {
@@ -459,7 +491,7 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
   const firstRunning = () => {
     const n = nodes.find((x) => x.running);
     if (!n) throw new Error('no broker node is running');
-    return n.admin;
+    return n;
   };
   const node = (i: number) => {
     const n = nodes[i];
@@ -469,10 +501,11 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
   return {
     nodes,
     admin: {
-      queueDepth: (queue, vhost) => firstRunning().queueDepth(queue, vhost),
-      clusterNodes: () => firstRunning().clusterNodes(),
-      publish: (queue, bodies) => firstRunning().publish(queue, bodies),
+      queueDepth: (queue, vhost) => firstRunning().admin.queueDepth(queue, vhost),
+      clusterNodes: () => firstRunning().admin.clusterNodes(),
     },
+    publish: (queue, bodies) => firstRunning().publish(queue, bodies),
+    take: (queue, count) => firstRunning().take(queue, count),
     amqpUrl: nodes[0]!.amqpUrl,
     user,
     password,
@@ -523,4 +556,43 @@ async function waitUntilFormed(
       250,
     );
   }
+}
+
+/** One AMQP connection and confirm channel for `use`, closed afterwards whatever happened. */
+async function withChannel<T>(url: string, use: (ch: amqp.ConfirmChannel) => Promise<T>): Promise<T> {
+  const conn = await amqp.connect(url, { timeout: 10_000 });
+  // A broker that goes away mid-test must not become an unhandled 'error' event.
+  conn.on('error', () => {});
+  try {
+    const ch = await conn.createConfirmChannel();
+    ch.on('error', () => {});
+    const result = await use(ch);
+    // The channel's close-ok comes after the broker handled everything sent on it before (the last
+    // ack too); closing only the connection may drop what is still in flight.
+    await ch.close();
+    return result;
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+async function publishConfirmed(ch: amqp.ConfirmChannel, queue: string, bodies: readonly string[]) {
+  let returned: string | undefined;
+  ch.on('return', (m: amqp.Message) => (returned ??= m.fields.routingKey));
+  for (const body of bodies) ch.sendToQueue(queue, Buffer.from(body), { persistent: true, mandatory: true });
+  // A returned message is sent back before its confirm, so by now it has been seen.
+  await ch.waitForConfirms();
+  if (returned !== undefined)
+    throw new Error(`queue ${JSON.stringify(returned)} in vhost "/" does not exist: message not routed`);
+}
+
+async function takeAcked(ch: amqp.ConfirmChannel, queue: string, count: number): Promise<string[]> {
+  const bodies: string[] = [];
+  while (bodies.length < count) {
+    const m = await ch.get(queue, { noAck: false });
+    if (m === false) break;
+    bodies.push(m.content.toString());
+    ch.ack(m);
+  }
+  return bodies;
 }

@@ -99,8 +99,10 @@ const facts: ObservedFacts = {
   cachePassword: secret('cache'),
   dbCredentials: { superuser: secret('super'), replication: secret('repl'), app: secret('app') },
   queueCredentials: {
-    username: 'smoke-admin',
+    username: 'smoke-app',
     password: secret('mq'),
+    monitoringUsername: 'smoke-monitor',
+    monitoringPassword: secret('monitor'),
     erlangCookie: secret('cookie').toUpperCase(),
   },
 } as ObservedFacts;
@@ -638,7 +640,9 @@ async function exercise(p: Pod) {
     }
     case 'rabbitmq': {
       const q = facts.queueCredentials!;
-      const r = await httpGet(15672, '/api/queues/%2F/jobs', { auth: `${q.username}:${q.password}` });
+      const r = await httpGet(15672, '/api/queues/%2F/jobs', {
+        auth: `${q.monitoringUsername}:${q.monitoringPassword}`,
+      });
       if (r.status !== 200) throw new Error(`${p.name}: management API: ${r.status} ${r.body}`);
       const queue = JSON.parse(r.body) as { type: string; durable: boolean };
       log(`${p.name}: management API lists queue jobs (${queue.type}, durable=${queue.durable})`);
@@ -682,7 +686,9 @@ async function exercise(p: Pod) {
       if (p.proc?.exitCode !== null)
         throw new Error(`${p.name} exited: ${readFileSync(p.logPath, 'utf8').slice(-3000)}`);
       const q = facts.queueCredentials!;
-      const r = await httpGet(15672, '/api/queues/%2F/jobs', { auth: `${q.username}:${q.password}` });
+      const r = await httpGet(15672, '/api/queues/%2F/jobs', {
+        auth: `${q.monitoringUsername}:${q.monitoringPassword}`,
+      });
       const consumers = (JSON.parse(r.body) as { consumers?: number }).consumers;
       log(`${p.name}: running; queue jobs has ${consumers} consumer(s)`);
       // The demo's own smoke test through the whole stack, when its web pod runs too.

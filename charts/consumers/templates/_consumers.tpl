@@ -64,13 +64,13 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 
 {{/*
 What the connection Secret the chart creates holds, as plain strings: what the operator's holds for
-an app of consumers and a queue (SCALABLEAPP_NAME, QUEUE_URL, QUEUE_MANAGEMENT_URL), then
+an app of consumers and a queue (SCALABLEAPP_NAME, QUEUE_URL), then
 connection.entries. QUEUE_URL carries the broker's login: unless an entry gives it, it is built from
 the queue's credentials Secret, read at install and upgrade (lookup). Without it the chart refuses to
 render (`helm template` cannot read the cluster: give the entry).
 */}}
 {{- define "consumers.connectionData" -}}
-{{- $data := dict "SCALABLEAPP_NAME" .Release.Name "QUEUE_MANAGEMENT_URL" (printf "http://%s:15672" (include "consumers.queueHost" .)) -}}
+{{- $data := dict "SCALABLEAPP_NAME" .Release.Name -}}
 {{- if not (hasKey .Values.connection.entries "QUEUE_URL") -}}
 {{- $secret := include "consumers.queueCredentials" . -}}
 {{- $live := (lookup "v1" "Secret" .Release.Namespace $secret).data | default dict -}}

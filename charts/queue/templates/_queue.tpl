@@ -127,12 +127,27 @@ management.sample_retention_policies.detailed.10 = 5
 }
 {{ end }}
 
+{{/*
+app-permissions.json as appPermissionsJson(): the app's login may declare, read and publish to its
+own queues (names anchored, dots escaped) and publish through the default exchange, nothing else.
+*/}}
+{{- define "queue.appPermissions" -}}
+{{- $names := list -}}
+{{- range (include "queue.spec" . | fromYaml).queues -}}
+{{- $names = append $names (replace "." "\\\\." .name) -}}
+{{- end -}}
+{{- $own := ternary (printf "^(%s)$" (join "|" $names)) "^$" (gt (len $names) 0) -}}
+{{- $write := printf "^(%s)$" (join "|" (append $names "amq\\\\.default")) -}}
+{"configure":"{{ $own }}","write":"{{ $write }}","read":"{{ $own }}"}
+{{ end }}
+
 {{/* Every file of the ConfigMap, by name (brokerConfigFiles): what each node's /config holds. */}}
 {{- define "queue.configFiles" -}}
 {{- toJson (dict
   "rabbitmq.conf" (include "queue.rabbitmqConf" .)
   "advanced.config" (.Files.Get "files/advanced.config")
   "definitions.json" (include "queue.definitions" .)
+  "app-permissions.json" (include "queue.appPermissions" .)
   "enabled_plugins" (.Files.Get "files/enabled_plugins")
   "start.sh" (.Files.Get "files/start.sh")) -}}
 {{- end }}

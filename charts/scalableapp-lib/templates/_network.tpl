@@ -54,12 +54,23 @@ spec:
 {{- end }}
 {{- end }}
 
+{{/* The operator's pods, by their label, in the operator's namespace: a NetworkPolicy peer. */}}
+{{- define "scalableapp-lib.operatorPeer" -}}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ include "scalableapp-lib.operatorNamespace" . }}
+  podSelector:
+    matchLabels:
+      scalableapp.io/operator: "true"
+{{- end }}
+
 {{/*
 A data tier's two policies (dataTierPolicies in the operator): ingress to its pods from the app's
-web tier and consumers and from the operator on the client ports, and from its own pods on those
-and the peer-only ports; egress from every pod of the app to it.
-Takes context, component, tier (the name part: allow-<tier>-ingress), clientPorts, peerPorts (lists),
-allowedClients (the tier's values) and allowedPorts (the ports those clients get).
+web tier and consumers and from the operator on the client ports, from the operator alone on the
+operator ports, from its own pods on the client and peer-only ports, and from allowedClients on the
+client ports; egress from every pod of the app to it on the client and peer ports.
+Takes context, component, tier (the name part: allow-<tier>-ingress), clientPorts, operatorPorts,
+peerPorts (lists) and allowedClients (the tier's values).
 */}}
 {{- define "scalableapp-lib.dataTierPolicies" -}}
 {{- /* The CEL rule of allowedClients (JSON Schema checks label values, not a map's keys). */}}
@@ -100,17 +111,22 @@ spec:
             matchLabels:
               {{- include "scalableapp-lib.selectorLabels" . | nindent 14 }}
         {{- end }}
-        - namespaceSelector:
-            matchLabels:
-              kubernetes.io/metadata.name: {{ include "scalableapp-lib.operatorNamespace" . }}
-          podSelector:
-            matchLabels:
-              scalableapp.io/operator: "true"
+        {{- include "scalableapp-lib.operatorPeer" . | nindent 8 }}
       ports:
         {{- range $p := .clientPorts }}
         - protocol: TCP
           port: {{ $p }}
         {{- end }}
+    {{- /* operatorPorts: the operator alone (the queue's management API, where it reads depths). */}}
+    {{- with .operatorPorts }}
+    - from:
+        {{- include "scalableapp-lib.operatorPeer" $ | nindent 8 }}
+      ports:
+        {{- range $p := . }}
+        - protocol: TCP
+          port: {{ $p }}
+        {{- end }}
+    {{- end }}
     {{- if $peerPorts }}
     - from:
         - podSelector:
@@ -136,7 +152,7 @@ spec:
           {{- end }}
         {{- end }}
       ports:
-        {{- range $p := $.allowedPorts }}
+        {{- range $p := $.clientPorts }}
         - protocol: TCP
           port: {{ $p }}
         {{- end }}

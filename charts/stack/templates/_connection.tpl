@@ -55,7 +55,6 @@ operator/tiers/connection.ts: every tier's address and login, for the web tier a
 {{- $pw := include "stack.uriComponent" (include "stack.credential" (dict "context" $ctx "tier" "queue" "field" "password")) -}}
 {{- /* The vhost `/`, URL-encoded as AMQP URIs require. */ -}}
 {{- $_ := set $e "QUEUE_URL" (printf "amqp://%s:%s@%s-mq.%s.svc:5672/%%2F" $user $pw $r $ns) -}}
-{{- $_ := set $e "QUEUE_MANAGEMENT_URL" (printf "http://%s-mq.%s.svc:15672" $r $ns) -}}
 {{- end -}}
 {{- end }}
 

@@ -1,4 +1,4 @@
-import { AMQP_PORT } from '../../server-config/rabbitmq.ts';
+import { AMQP_PORT, CREDENTIAL_FILES } from '../../server-config/rabbitmq.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
 import { QUEUE, mqCredentialsName, mqName, queueObjects } from '../../tiers/queue.ts';
 import { generatedSecret } from '../generated-secrets.ts';
@@ -10,14 +10,24 @@ export const queueTier: TierModule = {
   tier: 'queue',
   present: (app) => app.spec.queue !== undefined,
   async gather(ctx, app) {
-    const [username, password, erlangCookie] = await generatedSecret(
+    const f = CREDENTIAL_FILES;
+    const [username, password, monitoringUsername, monitoringPassword, erlangCookie] = await generatedSecret(
       ctx,
       app.metadata.namespace ?? '',
       mqCredentialsName(app),
-      ['username', 'password', 'erlang-cookie'],
+      [f.username, f.password, f.monitoringUsername, f.monitoringPassword, f.erlangCookie],
     );
+    // Generated apart, so the two user names differ (the start script refuses one name for both).
     return {
-      facts: { queueCredentials: { username: username!, password: password!, erlangCookie: erlangCookie! } },
+      facts: {
+        queueCredentials: {
+          username: username!,
+          password: password!,
+          monitoringUsername: monitoringUsername!,
+          monitoringPassword: monitoringPassword!,
+          erlangCookie: erlangCookie!,
+        },
+      },
     };
   },
   objects: (app, facts) => queueObjects(app, facts),

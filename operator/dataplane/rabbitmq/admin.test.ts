@@ -109,29 +109,6 @@ describe('brokerAdmin', () => {
     expect(await admin().clusterNodes()).toEqual(['rabbit@a', 'rabbit@b']);
   });
 
-  it('publishes each body in order through the default exchange, persistent', async () => {
-    handler = (_req, res) => json(res, 200, { routed: true });
-    await admin().publish('photos', ['one', 'two']);
-    expect(seen.map((s) => [s.method, s.url])).toEqual([
-      ['POST', '/api/exchanges/%2F/amq.default/publish'],
-      ['POST', '/api/exchanges/%2F/amq.default/publish'],
-    ]);
-    expect(seen.map((s) => JSON.parse(s.body))).toEqual(
-      ['one', 'two'].map((payload) => ({
-        properties: { delivery_mode: 2 },
-        routing_key: 'photos',
-        payload,
-        payload_encoding: 'string',
-      })),
-    );
-  });
-
-  it('fails when a message is not routed (no such queue)', async () => {
-    handler = (_req, res) => json(res, 200, { routed: false });
-    const err = await failure(admin().publish('nope', ['x']));
-    expect(err.message).toBe('queue "nope" in vhost "/" does not exist: message not routed');
-  });
-
   it('gives up after its timeout', async () => {
     handler = () => {}; // never answers
     const err = await failure(admin(200).clusterNodes());

@@ -1,6 +1,6 @@
 // What the operator (and the data-plane tests and benchmarks) ask a RabbitMQ cluster, through its
-// management HTTP API with Node's own fetch: queue depths for the queue autoscaler, the running
-// members, and publishing test messages.
+// management HTTP API with Node's own fetch and the monitoring login (read-only views): queue depths
+// for the queue autoscaler and the running members. It never publishes: that login may not.
 import { VHOST } from '../../server-config/rabbitmq.ts';
 
 export interface QueueDepth {
@@ -19,12 +19,6 @@ export interface BrokerAdmin {
   queueDepth(queue: string, vhost?: string): Promise<QueueDepth>;
   /** Names of the cluster's running nodes, sorted. */
   clusterNodes(): Promise<string[]>;
-  /**
-   * Publishes each body, in order, as a persistent message through the default exchange to the queue
-   * of that name. Fails when the queue does not exist. One request per message: for tests and
-   * benchmarks, not for an application's traffic.
-   */
-  publish(queue: string, bodies: string[]): Promise<void>;
 }
 
 export type BrokerAdminOptions = {
@@ -48,10 +42,9 @@ export class BrokerApiError extends Error {
   }
 }
 
-/** The management API's JSON over HTTP, authenticated; `path` starts with /api/. */
+/** The management API's JSON over HTTP, authenticated, read-only; `path` starts with /api/. */
 export interface ManagementApi {
   get<T>(path: string): Promise<T>;
-  post<T>(path: string, body: unknown): Promise<T>;
 }
 
 export function managementApi(o: BrokerAdminOptions): ManagementApi {
@@ -61,19 +54,14 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
   const authorization = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
   const timeoutMs = o.timeoutMs ?? 5000;
 
-  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async function request<T>(method: string, path: string): Promise<T> {
     const what = `${method} ${base}${path}`;
     let res: Response;
     let text: string;
     try {
       res = await fetch(`${base}${path}`, {
         method,
-        headers: {
-          authorization,
-          accept: 'application/json',
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers: { authorization, accept: 'application/json' },
         signal: AbortSignal.timeout(timeoutMs),
       });
       text = await res.text();
@@ -107,10 +95,7 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
     }
   }
 
-  return {
-    get: (path) => request('GET', path),
-    post: (path, body) => request('POST', path, body),
-  };
+  return { get: (path) => request('GET', path) };
 }
 
 /** A queue as GET /api/queues/<vhost>/<name> describes it (the fields we read). */
@@ -161,20 +146,6 @@ export function brokerAdmin(o: BrokerAdminOptions): BrokerAdmin {
         .filter((n) => n.running)
         .map((n) => n.name)
         .sort();
-    },
-
-    async publish(queue, bodies) {
-      const path = `/api/exchanges/${encodeURIComponent(VHOST)}/amq.default/publish`;
-      for (const payload of bodies) {
-        const r = await api.post<{ routed?: boolean }>(path, {
-          properties: { delivery_mode: 2 },
-          routing_key: queue,
-          payload,
-          payload_encoding: 'string',
-        });
-        if (!r?.routed)
-          throw new BrokerApiError(`${describe(queue, VHOST)} does not exist: message not routed`);
-      }
     },
   };
 }

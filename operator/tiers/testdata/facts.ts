@@ -8,5 +8,11 @@ export const ALL_FACTS: ObservedFacts = {
   cachePassword: 'cache-password',
   dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
   shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
-  queueCredentials: { username: 'app', password: 'p', erlangCookie: 'cookie' },
+  queueCredentials: {
+    username: 'app',
+    password: 'p',
+    monitoringUsername: 'monitor',
+    monitoringPassword: 'm',
+    erlangCookie: 'cookie',
+  },
 };
