@@ -67,7 +67,14 @@ describe('a web tier with sessions in a cache tier', () => {
 
   it('hands the web pods the cache and session-store settings through the connection Secret', async () => {
     const conn = decode(json<any>(['get', 'secret', 'shop-connection', '-n', ns]));
-    const password = decode(json<any>(['get', 'secret', 'shop-cache-auth', '-n', ns])).password!;
+    const auth = decode(json<any>(['get', 'secret', 'shop-cache-auth', '-n', ns]));
+    expect(Object.keys(auth).sort()).toEqual([
+      'auth.conf',
+      'operator-password',
+      'password',
+      'replication-password',
+    ]);
+    const password = auth.password!;
     expect(password.length).toBeGreaterThanOrEqual(24);
     expect(conn.CACHE_URL).toBe(`redis://:${encodeURIComponent(password)}@shop-cache.${ns}.svc:6379/0`);
     expect(conn.CACHE_REPLICAS_URL).toBe(
@@ -88,7 +95,9 @@ describe('a web tier with sessions in a cache tier', () => {
       kubectl(['get', 'events', '-n', ns, '-o', 'json']),
       await op.output(),
     ];
-    for (const text of elsewhere) expect(text).not.toContain(password);
+    for (const text of elsewhere)
+      for (const secret of [password, auth['operator-password']!, auth['replication-password']!])
+        expect(text).not.toContain(secret);
   });
 
   it('lets only the web tier and consumers (and the operator, for failover) reach the cache', () => {

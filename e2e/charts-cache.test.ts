@@ -7,7 +7,7 @@
 // As in charts-web.test.ts, KWOK runs no container and never completes the `helm test` pod: the
 // test plays the container's exit, so this proves admission, helm's wiring of the hooks (the
 // policy that admits the test pod, then the pod) and its verdict, not that the server answers PING.
-import { maxMemoryBytes } from '../operator/server-config/cache.ts';
+import { cacheAuthInclude, maxMemoryBytes } from '../operator/server-config/cache.ts';
 import { buildDependencies, chartPath, helm } from '../charts/test/helm.ts';
 import { helmTest } from './support/helm-releases.ts';
 import { readyEndpoints } from './support/pods.ts';
@@ -65,12 +65,14 @@ describe('charts/cache without the operator', () => {
     ]);
   });
 
-  it('generates a password, kept in the Secret only; the config derives maxmemory from the limit', () => {
+  it('generates three passwords, kept in the Secret only; the config derives maxmemory from the limit', () => {
     const password = secretValue('shop-cache-auth', 'password');
-    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
-    expect(secretValue('shop-cache-auth', 'auth.conf')).toBe(
-      `requirepass "${password}"\nmasterauth "${password}"\n`,
-    );
+    const logins = {
+      operator: secretValue('shop-cache-auth', 'operator-password'),
+      replication: secretValue('shop-cache-auth', 'replication-password'),
+    };
+    for (const p of [password, logins.operator, logins.replication]) expect(p).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(secretValue('shop-cache-auth', 'auth.conf')).toBe(cacheAuthInclude({ app: password, ...logins }));
     expect(configMap()['cache.conf']).toContain(`maxmemory ${maxMemoryBytes('256Mi', 20)}\n`);
     expect(configMap().primary).toBe('shop-cache-0');
     for (const p of pods()) expect(JSON.stringify(p)).not.toContain(password);

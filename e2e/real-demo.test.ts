@@ -251,6 +251,23 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
     expect(r.stdout).toContain('env \n');
   });
 
+  it("from a web pod, the app's cache login cannot empty or reconfigure the cache", () => {
+    // Run in the web pod with its own environment (CACHE_URL from the connection Secret).
+    const script =
+      "const {createClient}=require('redis');(async()=>{const c=createClient({url:process.env.CACHE_URL});" +
+      "c.on('error',()=>{});await c.connect();" +
+      "for(const cmd of [['FLUSHALL'],['CONFIG','SET','maxmemory','1'],['REPLICAOF','127.0.0.1','1'],['SET','k','v']])" +
+      "{try{console.log(cmd[0]+' '+(await c.sendCommand(cmd)))}catch(e){console.log(cmd[0]+' '+String(e.message).split(' ')[0])}}" +
+      "await c.quit()})().catch(e=>{console.log('failed '+e.message);process.exit(1)})";
+    const r = execIn(ns, webPod(), ['node', '-e', script]);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'FLUSHALL NOPERM',
+      'CONFIG NOPERM',
+      'REPLICAOF NOPERM',
+      'SET OK',
+    ]);
+  });
+
   it.each(['database', 'cache', 'queue'] as const)('the operator reaches the %s', (tier) => {
     const pod = json<any>([
       'get',

@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CACHE_USERS,
   cacheAuthInclude,
   cacheServerConfig,
   maxMemoryBytes,
@@ -20,8 +21,14 @@ import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts'
 import { parseInfo, respCacheAdmin, type CacheNode } from '../operator/dataplane/redis-admin.ts';
 import { connectRedis, ErrorReply, errorCode, type RedisClient } from '../operator/dataplane/redis-client.ts';
 
-const PASSWORD = 'data-plane-test-password';
-const admin = respCacheAdmin(PASSWORD);
+const PASSWORDS = {
+  app: 'data-plane-test-password',
+  operator: 'operator "test" password',
+  replication: 'replication test password',
+};
+const PASSWORD = PASSWORDS.app;
+const OPERATOR = { username: CACHE_USERS.operator, password: PASSWORDS.operator };
+const admin = respCacheAdmin(OPERATOR);
 const TEST_TIMEOUT = 90_000;
 
 function redisServerBinary(): string {
@@ -79,7 +86,7 @@ type ConfigChoices = Partial<
 async function startServer(name: string, choices: ConfigChoices = {}, args: string[] = []): Promise<Server> {
   const dir = await mkdtemp(join(tmpdir(), `cache-${name}-`));
   const authFile = join(dir, 'auth.conf');
-  await writeFile(authFile, cacheAuthInclude(PASSWORD), { mode: 0o600 });
+  await writeFile(authFile, cacheAuthInclude(PASSWORDS), { mode: 0o600 });
   const conf = join(dir, 'redis.conf');
   const port = await freePort();
   await writeFile(
@@ -127,8 +134,18 @@ async function kill9(server: Server): Promise<void> {
   await exited;
 }
 
+/** A connection with the application's login (the default user), as the app's pods connect. */
 async function connect(server: Server): Promise<RedisClient> {
   const c = await connectRedis({ host: '127.0.0.1', port: server.node.port, password: PASSWORD });
+  clients.push(c);
+  serverOf.set(c, server);
+  return c;
+}
+const serverOf = new WeakMap<RedisClient, Server>();
+
+/** A connection with the operator's login: what the tests inspect a server with (INFO). */
+async function connectOperator(server: Server): Promise<RedisClient> {
+  const c = await connectRedis({ host: '127.0.0.1', port: server.node.port, ...OPERATOR });
   clients.push(c);
   return c;
 }
@@ -140,8 +157,14 @@ const outcome = (c: RedisClient, args: string[]): Promise<unknown> =>
     throw err;
   });
 
+/** INFO of the server an app connection is on, asked with the operator's login (the app may not). */
 async function info(c: RedisClient, section: string): Promise<Map<string, string>> {
-  return parseInfo((await c.sendCommand(['INFO', section])) as string);
+  const o = await connectOperator(serverOf.get(c)!);
+  try {
+    return parseInfo((await o.sendCommand(['INFO', section])) as string);
+  } finally {
+    o.destroy();
+  }
 }
 
 const infoNumber = async (c: RedisClient, section: string, field: string) =>
@@ -159,7 +182,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => rm(s.dir, { recursive: true, force: true })));
 });
 
-describe('authentication', () => {
+describe('authentication and the three logins', () => {
   it('requires the password from the included file, which is not in the config', async () => {
     const s = await startServer('auth');
     expect(await readFile(s.conf, 'utf8')).not.toContain(PASSWORD);
@@ -170,6 +193,51 @@ describe('authentication', () => {
       connectRedis({ host: '127.0.0.1', port: s.node.port, password: 'wrong' }).catch(errorCode),
     ).resolves.toBe('WRONGPASS');
     expect(await (await connect(s)).sendCommand(['PING'])).toBe('PONG');
+  });
+
+  it("lets the app's login read and write keys, never administer, empty or re-point the server", async () => {
+    const s = await startServer('acl-app');
+    const c = await connect(s);
+    expect(await c.sendCommand(['SET', 'k', 'v'])).toBe('OK');
+    expect(await c.sendCommand(['GET', 'k'])).toBe('v');
+    for (const refused of [
+      ['FLUSHALL'],
+      ['FLUSHDB'],
+      ['CONFIG', 'SET', 'maxmemory', '0'],
+      ['CONFIG', 'GET', 'requirepass'],
+      ['REPLICAOF', '127.0.0.1', '1'],
+      ['KEYS', '*'],
+      ['ACL', 'LIST'],
+      ['SHUTDOWN', 'NOSAVE'],
+    ])
+      expect({ refused, code: errorCode(await outcome(c, refused)) }).toEqual({ refused, code: 'NOPERM' });
+    // DEBUG is off for everyone (Redis 7's enable-debug-command no), before the ACL is asked.
+    expect(errorCode(await outcome(c, ['DEBUG', 'SLEEP', '0']))).toMatch(/^(ERR|NOPERM)$/);
+    expect(await c.sendCommand(['GET', 'k'])).toBe('v');
+  });
+
+  it("lets the operator's login see and re-point the server, and never touch a key", async () => {
+    const s = await startServer('acl-operator');
+    const o = await connectOperator(s);
+    expect(parseInfo((await o.sendCommand(['INFO', 'replication'])) as string).get('role')).toBe('master');
+    for (const refused of [
+      ['GET', 'k'],
+      ['SET', 'k', 'v'],
+      ['FLUSHALL'],
+      ['CONFIG', 'SET', 'maxmemory', '0'],
+    ])
+      expect({ refused, code: errorCode(await outcome(o, refused)) }).toEqual({ refused, code: 'NOPERM' });
+    // No user but these three, and none without a password.
+    const users = await connectRedis({ host: '127.0.0.1', port: s.node.port, ...OPERATOR }).then(
+      async (x) => {
+        clients.push(x);
+        return outcome(x, ['ACL', 'USERS']);
+      },
+    );
+    expect(errorCode(users)).toBe('NOPERM');
+    const config = await readFile(join(s.dir, 'auth.conf'), 'utf8');
+    expect(config.match(/^user /gm)).toHaveLength(3);
+    expect(config).not.toMatch(/nopass/);
   });
 });
 
@@ -193,7 +261,7 @@ describe('memory limit and eviction', () => {
     async () => {
       expect(MAX).toBe(6710886);
       const c = await connect(await startServer('lru-limit', { maxMemoryBytes: MAX }));
-      expect(await c.sendCommand(['CONFIG', 'GET', 'maxmemory'])).toEqual(['maxmemory', String(MAX)]);
+      expect((await info(c, 'memory')).get('maxmemory')).toBe(String(MAX));
       // Three times the limit: without eviction this would need ~20MB.
       const written = keys('k', Math.ceil((3 * MAX) / VALUE.length));
       for (const k of written) expect(await c.sendCommand(['SET', k, VALUE])).toBe('OK');

@@ -224,7 +224,9 @@ class Redis {
     if (!this.port) {
       this.port = await freePort();
       const authFile = join(this.dir, 'auth.conf');
-      writeFileSync(authFile, cacheAuthInclude(CACHE_PASSWORD), { mode: 0o600 });
+      // The app's login is the default user, as in the pods; the other two it never uses.
+      const logins = { app: CACHE_PASSWORD, operator: 'demo-operator-pw', replication: 'demo-repl-pw' };
+      writeFileSync(authFile, cacheAuthInclude(logins), { mode: 0o600 });
       writeFileSync(
         join(this.dir, 'redis.conf'),
         cacheServerConfig({

@@ -183,10 +183,26 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
               .min(1)
               .max(512)
               .regex(/^[^\r\n\0]+$/),
-            'The cache password. When neither this nor existingSecret is set the chart generates one at install and keeps it across upgrades.',
+            "The application's cache password (the default user: every command but the administrative and dangerous ones). When neither this nor existingSecret is set the chart generates one at install and keeps it across upgrades.",
+          ).optional(),
+          operatorPassword: doc(
+            z
+              .string()
+              .min(1)
+              .max(512)
+              .regex(/^[^\r\n\0]+$/),
+            'The password of the user `scalableapp-operator` (PING, INFO and REPLICAOF only). Generated and kept like password when not set.',
+          ).optional(),
+          replicationPassword: doc(
+            z
+              .string()
+              .min(1)
+              .max(512)
+              .regex(/^[^\r\n\0]+$/),
+            'The password replicas log in to their primary with (user `replication`: PSYNC, REPLCONF and PING only). Generated and kept like password when not set.',
           ).optional(),
           existingSecret: secretName(
-            "An existing Secret with the keys `password` and `auth.conf` (the layout of the operator's `<app>-cache-auth`), used instead of one the chart creates.",
+            "An existing Secret with the keys `password`, `operator-password`, `replication-password` and `auth.conf` (the layout of the operator's `<app>-cache-auth`), used instead of one the chart creates.",
           ).optional(),
         }),
         'How clients and replicas authenticate.',

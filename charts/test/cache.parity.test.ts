@@ -1,6 +1,7 @@
 // charts/cache renders what the operator builds for spec.cache (plus the app-wide NetworkPolicies),
 // for several input sets; maxmemory is computed from the same quantities to the same byte; and the
 // chart enforces the spec's CEL rules and the restricted Pod Security Standard.
+import { cacheAuthInclude } from '../../operator/server-config/cache.ts';
 import { CACHE_RESOURCES } from '../../operator/api/cache.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
@@ -49,8 +50,8 @@ interface Case {
   release?: string;
   namespace?: string;
   spec: Spec & { cache: Cache };
-  /** The password the operator generated (its Secret) and the primary it recorded. */
-  facts: ObservedFacts & { cachePassword: string };
+  /** The passwords the operator generated (its Secret) and the primary it recorded. */
+  facts: ObservedFacts & { cachePassword: string; cacheLogins: { operator: string; replication: string } };
   existingSecret?: string;
 }
 
@@ -58,7 +59,11 @@ const cases: Case[] = [
   {
     name: 'defaults (the password is the only input)',
     spec: { cache: {} },
-    facts: { gatewayApi: false, cachePassword: 'Zr0bnK4oZQ3lq8Xx' },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'Zr0bnK4oZQ3lq8Xx',
+      cacheLogins: { operator: 'Op0bnK4oZQ3lq8Xx', replication: 'Re0bnK4oZQ3lq8Xx' },
+    },
   },
   {
     name: 'a maximal spec: Redis image, five replicas, numeric quantities, a loss window, a moved primary, topology',
@@ -87,6 +92,7 @@ const cases: Case[] = [
     facts: {
       gatewayApi: false,
       cachePassword: 'long-password-1234567890',
+      cacheLogins: { operator: 'operator-password-123', replication: 'replication-password-456' },
       cachePrimary: 'storefront-cache-3',
     },
   },
@@ -98,12 +104,20 @@ const cases: Case[] = [
       cache: { replicas: 0, resources: { limits: { memory: '0.5Gi' } }, memoryHeadroomPercent: 90 },
       topology: { spreadAcrossZones: false },
     },
-    facts: { gatewayApi: false, cachePassword: 'a"b\\c d&<e>\'f$(g)' },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'a"b\\c d&<e>\'f$(g)',
+      cacheLogins: { operator: 'ü "o" \\ p', replication: 'r"e\\p l&<>' },
+    },
   },
   {
     name: "an existing auth Secret (the operator's layout)",
     spec: { cache: { replicas: 1, evictionPolicy: 'noeviction' } },
-    facts: { gatewayApi: false, cachePassword: 'unused-by-the-chart' },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'unused-by-the-chart',
+      cacheLogins: { operator: 'unused', replication: 'unused-too' },
+    },
     existingSecret: 'shop-cache-auth',
   },
 ];
@@ -115,7 +129,13 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
     const app = parseApp(c.spec, release, namespace);
     const values: Record<string, unknown> = {
       ...c.spec.cache,
-      auth: c.existingSecret ? { existingSecret: c.existingSecret } : { password: c.facts.cachePassword },
+      auth: c.existingSecret
+        ? { existingSecret: c.existingSecret }
+        : {
+            password: c.facts.cachePassword,
+            operatorPassword: c.facts.cacheLogins.operator,
+            replicationPassword: c.facts.cacheLogins.replication,
+          },
       ...(c.facts.cachePrimary ? { primary: c.facts.cachePrimary } : {}),
     };
     if (c.spec.topology) values.platform = { topology: c.spec.topology };
@@ -145,7 +165,11 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
   });
 
   it('the comparison sees a difference (so agreeing above means something)', () => {
-    const facts = { gatewayApi: false, cachePassword: 'pw' };
+    const facts = {
+      gatewayApi: false,
+      cachePassword: 'pw',
+      cacheLogins: { operator: 'op', replication: 'repl' },
+    };
     const report = parity({
       chart: 'cache',
       release: 'shop',
@@ -268,6 +292,17 @@ describe('charts/cache enforces what the schema cannot say', () => {
     expect(passwordOf(render())).not.toBe(password);
     for (const o of first.filter((x) => x.kind !== 'Secret'))
       expect(JSON.stringify(o)).not.toContain(password);
+    // The other two logins likewise, each its own; auth.conf is cacheAuthInclude() of the three.
+    const data = Object.fromEntries(
+      Object.entries(first.find((o) => o.kind === 'Secret')!.data as Record<string, string>).map(([k, v]) => [
+        k,
+        Buffer.from(v, 'base64').toString(),
+      ]),
+    );
+    const logins = { operator: data['operator-password']!, replication: data['replication-password']! };
+    expect(new Set([password, logins.operator, logins.replication]).size).toBe(3);
+    for (const p of Object.values(logins)) expect(p).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(data['auth.conf']).toBe(cacheAuthInclude({ app: password, ...logins }));
   });
 
   it('every pod it renders, the helm test pod included, passes the restricted Pod Security Standard', () => {

@@ -30,6 +30,7 @@ const GATEWAY_API = 'gateway.networking.k8s.io/v1/HTTPRoute';
 /** The logins the operator would have generated; the chart gets them as values. */
 const PASSWORDS = {
   cache: 'c4che-pw/with:odd chars+',
+  cacheLogins: { operator: 'cache-op "pw"', replication: 'cache-repl pw\\' },
   db: { superuser: 'su-pw', replication: 'repl-pw', app: "app pw!*'()~" },
   shards: { superuser: 'shard-su', replication: 'shard-repl', app: 'shard app%pw' },
   queue: {
@@ -51,7 +52,15 @@ const declaredTiers = (spec: Spec) =>
 function stackValues(spec: Spec, passwords = true): Values {
   const values: Values = { ...structuredClone(spec), tiers: declaredTiers(spec) };
   if (!passwords) return values;
-  if (spec.cache) values.cache = { ...values.cache, auth: { password: PASSWORDS.cache } };
+  if (spec.cache)
+    values.cache = {
+      ...values.cache,
+      auth: {
+        password: PASSWORDS.cache,
+        operatorPassword: PASSWORDS.cacheLogins.operator,
+        replicationPassword: PASSWORDS.cacheLogins.replication,
+      },
+    };
   if (spec.database) values.database = { ...values.database, auth: pgAuthValues(PASSWORDS.db) };
   if (spec.shards) values.shards = { ...values.shards, auth: pgAuthValues(PASSWORDS.shards) };
   if (spec.queue) values.queue = { ...values.queue, auth: PASSWORDS.queue };
@@ -61,6 +70,7 @@ function stackValues(spec: Spec, passwords = true): Values {
 const operatorFacts = (gatewayApi: boolean): ObservedFacts => ({
   gatewayApi,
   cachePassword: PASSWORDS.cache,
+  cacheLogins: PASSWORDS.cacheLogins,
   dbCredentials: PASSWORDS.db,
   shardCredentials: PASSWORDS.shards,
   queueCredentials: PASSWORDS.queue,
@@ -194,7 +204,8 @@ describe('charts/stack generates each password once', () => {
       values: stackValues(full.spec, false),
     });
     const connection = secretData(objects, 'millions-connection');
-    const cache = secretData(objects, 'millions-cache-auth').password!;
+    const cacheAuth = secretData(objects, 'millions-cache-auth');
+    const cache = cacheAuth.password!;
     const db = secretData(objects, 'millions-db-credentials');
     const shards = secretData(objects, 'millions-shards-credentials');
     const mq = secretData(objects, 'millions-mq-credentials');
@@ -212,6 +223,10 @@ describe('charts/stack generates each password once', () => {
     const facts: ObservedFacts = {
       gatewayApi: false,
       cachePassword: cache,
+      cacheLogins: {
+        operator: cacheAuth['operator-password']!,
+        replication: cacheAuth['replication-password']!,
+      },
       dbCredentials: {
         superuser: db['superuser-password']!,
         replication: db['replication-password']!,

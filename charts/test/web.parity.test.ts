@@ -113,7 +113,11 @@ const cases: Case[] = [
       web: { image: 'shop:3', sessions: 'cache' },
       cache: { defaultTTLSeconds: 0 },
     },
-    facts: { gatewayApi: false, cachePassword: 'p&ss<w>rd"1' },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'p&ss<w>rd"1',
+      cacheLogins: { operator: 'op', replication: 'repl' },
+    },
   },
   {
     name: "an existing connection Secret (the operator's), its hash given",

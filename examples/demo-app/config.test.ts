@@ -28,6 +28,7 @@ const PASSWORDS = { cache: 'c:a@c/h e%', db: 'd b\'"@:/x', shard: 's#h?a&r=d', q
 const facts: ObservedFacts = {
   gatewayApi: false,
   cachePassword: PASSWORDS.cache,
+  cacheLogins: { operator: 'op', replication: 'repl' },
   dbCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.db },
   shardCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.shard },
   queueCredentials: {

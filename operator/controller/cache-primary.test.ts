@@ -43,7 +43,11 @@ function setup(pods: V1Pod[], up: string[], roles: [string, CacheRole][]) {
   return { cp, calls: fake.calls, advance: (ms: number) => (now += ms) };
 }
 
-const facts = { gatewayApi: false, cachePassword: 'pw' };
+const facts = {
+  gatewayApi: false,
+  cachePassword: 'pw',
+  cacheLogins: { operator: 'op', replication: 'repl' },
+};
 const replicaOf = (ip: string): CacheRole => ({
   role: 'slave',
   offset: 10,

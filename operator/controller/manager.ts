@@ -23,6 +23,7 @@ import { respCacheAdmin } from '../dataplane/redis-admin.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
 import { simulatedQueueDepth } from '../dataplane/simulated-admin.ts';
 import { brokerAdmin } from '../dataplane/rabbitmq/admin.ts';
+import { CACHE_USERS } from '../server-config/cache.ts';
 import { MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
 import { mqName } from '../tiers/queue.ts';
 import { ConsumerScaling } from './consumer-scaling.ts';
@@ -179,7 +180,7 @@ export class Manager {
               (name) => this.podReady(app.metadata.namespace ?? '', name),
               (name) => name === cachePrimaryName(app, facts),
             )
-          : respCacheAdmin(facts.cachePassword),
+          : respCacheAdmin({ username: CACHE_USERS.operator, password: facts.cacheLogins?.operator }),
     });
   }
 

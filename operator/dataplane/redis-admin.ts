@@ -71,10 +71,13 @@ export type RespCacheAdminOptions = { timeoutMs?: number };
  * CacheAdmin through node-redis. Each call opens its own connection: admin calls are rare, and a
  * fresh connection never carries a half-read reply from a node that stalled.
  */
-export function respCacheAdmin(password?: string, options: RespCacheAdminOptions = {}): CacheAdmin {
+/** The operator's cache login (CACHE_USERS.operator): PING, INFO and REPLICAOF are all it may run. */
+export type CacheLogin = { readonly username?: string; readonly password?: string };
+
+export function respCacheAdmin(login: CacheLogin = {}, options: RespCacheAdminOptions = {}): CacheAdmin {
   const timeoutMs = options.timeoutMs ?? 2000;
   const on = <T>(n: CacheNode, what: string, fn: (c: RedisClient) => Promise<T>): Promise<T> =>
-    withRedis({ host: n.host, port: n.port, password, timeoutMs }, fn).catch((err: unknown) => {
+    withRedis({ host: n.host, port: n.port, ...login, timeoutMs }, fn).catch((err: unknown) => {
       throw new Error(`cache node ${n.name} (${n.host}:${n.port}): ${what} failed`, { cause: err });
     });
   const expectOk = (reply: unknown, what: string) => {

@@ -10,7 +10,9 @@ export { ErrorReply };
 export type RedisConnection = {
   host: string;
   port: number;
-  /** AUTH with this password (the default user). */
+  /** AUTH as this user (default: the `default` user). */
+  username?: string;
+  /** AUTH with this password. */
   password?: string;
   /** For connecting and for each command. Default 2000 ms. */
   timeoutMs?: number;
@@ -20,6 +22,7 @@ export async function connectRedis(o: RedisConnection) {
   const timeoutMs = o.timeoutMs ?? 2000;
   const client = createClient({
     socket: { host: o.host, port: o.port, connectTimeout: timeoutMs, reconnectStrategy: false },
+    ...(o.username !== undefined ? { username: o.username } : {}),
     ...(o.password !== undefined ? { password: o.password } : {}),
     // RESP2: INFO and the other replies are plain strings, as every server version sends them.
     RESP: 2,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   cacheAuthInclude,
   cacheServerConfig,
@@ -128,13 +129,30 @@ describe('cacheServerConfig', () => {
 });
 
 describe('cacheAuthInclude', () => {
-  it('sets the same password for clients and for the primary link', () => {
-    expect(cacheAuthInclude('s3cr"t')).toBe('requirepass "s3cr\\"t"\nmasterauth "s3cr\\"t"\n');
+  const sha = (p: string) => createHash('sha256').update(p).digest('hex');
+  const passwords = { app: 'a"pp', operator: 'op pw', replication: 're"pl' };
+
+  it('defines the three users by their passwords’ hashes, and how a replica logs in to its primary', () => {
+    expect(cacheAuthInclude(passwords)).toBe(
+      [
+        `user default on #${sha('a"pp')} ~* &* +@all -@admin -@dangerous`,
+        `user scalableapp-operator on #${sha('op pw')} +ping +info +replicaof`,
+        `user replication on #${sha('re"pl')} +psync +replconf +ping`,
+        'masteruser replication',
+        'masterauth "re\\"pl"',
+        '',
+      ].join('\n'),
+    );
+    // Only the replication password is in the file, and only because masterauth needs it.
+    expect(cacheAuthInclude(passwords)).not.toContain('a"pp');
+    expect(cacheAuthInclude(passwords)).not.toContain('op pw');
   });
 
   it('refuses an empty password or one that would inject a directive', () => {
-    expect(() => cacheAuthInclude('')).toThrow(/empty/);
-    expect(() => cacheAuthInclude('x\nrequirepass ""')).toThrow(/line breaks/);
+    expect(() => cacheAuthInclude({ ...passwords, app: '' })).toThrow(/app password must not be empty/);
+    expect(() => cacheAuthInclude({ ...passwords, replication: 'x\nuser evil on nopass +@all' })).toThrow(
+      /line breaks/,
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 // The cache server's configuration, as pure text. The same functions produce the ConfigMap the
 // operator deploys and the files the data-plane tests start real redis-server processes with, so
 // what the tests prove about eviction and replication is what the pods run.
+import { createHash } from 'node:crypto';
 import { EVICTION_POLICIES } from '../api/cache.ts';
 import { quantityFraction } from '../api/quantity.ts';
 
@@ -78,12 +79,12 @@ function nonNegativeInt(what: string, n: number): number {
  * redis.conf for a cache node in a restricted pod. Every node, primary or replica, gets this same
  * text; a replica is started with `replicaOfArgs` appended to the command line.
  *
- * Authentication: the last line is `include <authFile>`, a file holding `requirepass` and
- * `masterauth` (see cacheAuthInclude) that the operator puts in a Secret and the pod mounts
- * read-only. So the password is in no ConfigMap, command line or environment variable, and a missing
- * file stops redis-server at boot instead of starting it open. `protected-mode yes` is kept as a
- * second lock: it only takes effect if the default user ended up with no password, and then refuses
- * every client that is not on loopback. NetworkPolicies restrict who can connect at all.
+ * Authentication: the last line is `include <authFile>`, a file holding the users and `masterauth`
+ * (see cacheAuthInclude) that the operator puts in a Secret and the pod mounts read-only. So no
+ * password is in a ConfigMap, command line or environment variable, and a missing file stops
+ * redis-server at boot instead of starting it open. `protected-mode yes` is kept as a second lock:
+ * it only takes effect if the default user ended up with no password, and then refuses every client
+ * that is not on loopback. NetworkPolicies restrict who can connect at all.
  */
 export function cacheServerConfig(o: CacheServerOptions): string {
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new RangeError(`bad port ${o.port}`);
@@ -126,21 +127,59 @@ export function cacheServerConfig(o: CacheServerOptions): string {
     // while resynchronising (stale reads beat errors for a cache).
     'replica-read-only yes',
     'replica-serve-stale-data yes',
-    // Last, so the file holds the final word on requirepass/masterauth.
+    // Last, so the file holds the final word on the users and masterauth.
     `include ${quoted('authFile', o.authFile)}`,
     '',
   ].join('\n');
 }
 
+/** The cache's three logins: each one's password (the user names are fixed, CACHE_USERS). */
+export interface CachePasswords {
+  /** The application's: the `default` user, so CACHE_URL needs no user name. */
+  readonly app: string;
+  /** The operator's, for failover: PING, INFO and REPLICAOF only. */
+  readonly operator: string;
+  /** What a replica authenticates to its primary with (masteruser/masterauth). */
+  readonly replication: string;
+}
+
+export const CACHE_USERS = { operator: 'scalableapp-operator', replication: 'replication' } as const;
+
 /**
- * The content of the auth include: the same password to accept clients and to authenticate to the
- * primary (every node may become a replica after a failover). Stored by the operator in the cache
- * Secret and mounted as the file `cacheServerConfig` includes.
+ * What each login may run, as ACL rules. The application (the default user) may run every command
+ * on every key and channel but the administrative and dangerous ones: no CONFIG, FLUSHALL, FLUSHDB,
+ * REPLICAOF, DEBUG, SHUTDOWN, KEYS, MONITOR or ACL; so a compromised web pod can read and write the
+ * cache, not empty it, reconfigure it or make it a replica of a server it runs. The operator asks
+ * what it needs for failover and nothing else; replication is what a replica sends its primary.
  */
-export function cacheAuthInclude(password: string): string {
-  if (!password) throw new Error('the cache password must not be empty');
-  const p = quoted('the cache password', password);
-  return `requirepass ${p}\nmasterauth ${p}\n`;
+export const CACHE_ACL = {
+  app: '~* &* +@all -@admin -@dangerous',
+  operator: '+ping +info +replicaof',
+  replication: '+psync +replconf +ping',
+} as const;
+
+/** An ACL password rule by its SHA-256: the file needs no quoting, and holds no password but masterauth. */
+const passwordRule = (what: string, password: string) => {
+  if (!password) throw new Error(`the cache ${what} password must not be empty`);
+  return `#${createHash('sha256').update(password, 'utf8').digest('hex')}`;
+};
+
+/**
+ * The content of the auth include: the three users (every other user, and the default user's
+ * password-less state, gone), and the login a node uses when it is a replica (every node may become
+ * one after a failover). Stored by the operator in the cache Secret and mounted as the file
+ * `cacheServerConfig` includes.
+ */
+export function cacheAuthInclude(p: CachePasswords): string {
+  const masterauth = quoted('the cache replication password', p.replication);
+  return [
+    `user default on ${passwordRule('app', p.app)} ${CACHE_ACL.app}`,
+    `user ${CACHE_USERS.operator} on ${passwordRule('operator', p.operator)} ${CACHE_ACL.operator}`,
+    `user ${CACHE_USERS.replication} on ${passwordRule('replication', p.replication)} ${CACHE_ACL.replication}`,
+    `masteruser ${CACHE_USERS.replication}`,
+    `masterauth ${masterauth}`,
+    '',
+  ].join('\n');
 }
 
 /** Command-line arguments (after the config path) that start a node as a replica of a primary. */

@@ -1,9 +1,14 @@
+import { cacheAuthInclude } from '../server-config/cache.ts';
 import type { V1ConfigMap, V1Secret, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import { cacheConfigHash, cacheEntries, cacheObjects } from './cache.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 
-const facts = { gatewayApi: false, cachePassword: 'pw-1' };
+const facts = {
+  gatewayApi: false,
+  cachePassword: 'pw-1',
+  cacheLogins: { operator: 'op-pw-1', replication: 'repl-pw-1' },
+};
 const app = parseApp({
   web: { image: 'x', sessions: 'cache' },
   cache: { replicas: 2, resources: { limits: { memory: '256Mi' } } },
@@ -20,14 +25,25 @@ describe('cache tier objects', () => {
     expect(restrictedViolations(sts.spec!.template.spec!)).toEqual([]);
   });
 
-  it('never puts the password in the ConfigMap, the pod spec or the start command', () => {
+  it('never puts a password in the ConfigMap, the pod spec or the start command', () => {
     const sts = byKind<V1StatefulSet>('StatefulSet');
     const cm = byKind<V1ConfigMap>('ConfigMap');
-    expect(JSON.stringify(sts)).not.toContain('pw-1');
-    expect(JSON.stringify(cm)).not.toContain('pw-1');
+    for (const pw of ['pw-1', 'op-pw-1', 'repl-pw-1']) {
+      expect(JSON.stringify(sts)).not.toContain(pw);
+      expect(JSON.stringify(cm)).not.toContain(pw);
+    }
     expect(cm.data!['cache.conf']).toContain('include "/auth/auth.conf"');
     const secret = byKind<V1Secret>('Secret');
-    expect(Buffer.from(secret.data!['auth.conf']!, 'base64').toString()).toContain('requirepass');
+    const decoded = Object.fromEntries(
+      Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+    expect(decoded).toEqual({
+      password: 'pw-1',
+      'operator-password': 'op-pw-1',
+      'replication-password': 'repl-pw-1',
+      'auth.conf': cacheAuthInclude({ app: 'pw-1', operator: 'op-pw-1', replication: 'repl-pw-1' }),
+    });
+    expect(decoded['auth.conf']).toMatch(/^user default on #[0-9a-f]{64} .* -@admin -@dangerous$/m);
   });
 
   it('selects the primary and the replicas by the role label the operator sets', () => {

@@ -49,17 +49,30 @@ function startScript(app: ScalableApp): string {
   ].join('\n');
 }
 
+/** The keys of the cache's auth Secret that hold passwords (CACHE_USERS names their users). */
+export const CACHE_PASSWORD_KEYS = {
+  app: 'password',
+  operator: 'operator-password',
+  replication: 'replication-password',
+} as const;
+
 export function cacheAuthSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
-  if (!facts.cachePassword) throw new Error('cache password not generated: the controller must provide it');
+  const logins = facts.cacheLogins;
+  if (!facts.cachePassword || !logins)
+    throw new Error('cache passwords not generated: the controller must provide them');
+  const passwords = { app: facts.cachePassword, ...logins };
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'Opaque',
     metadata: meta(app, cacheAuthName(app)),
     data: {
-      password: Buffer.from(facts.cachePassword).toString('base64'),
-      // The include the server config names: the password reaches the server only through this file.
-      'auth.conf': Buffer.from(cacheAuthInclude(facts.cachePassword)).toString('base64'),
+      [CACHE_PASSWORD_KEYS.app]: b64(passwords.app),
+      [CACHE_PASSWORD_KEYS.operator]: b64(passwords.operator),
+      [CACHE_PASSWORD_KEYS.replication]: b64(passwords.replication),
+      // The include the server config names: the logins reach the server only through this file.
+      'auth.conf': b64(cacheAuthInclude(passwords)),
     },
   };
 }

@@ -55,8 +55,10 @@ export interface ObservedFacts {
   readonly gatewayApi: boolean;
   /** The namespace the operator runs in: the data tiers admit its pods (failover, queue depths). */
   readonly operatorNamespace?: string;
-  /** The cache password: read back from its Secret, or freshly generated once by the controller. */
+  /** The cache password (the app's): read back from its Secret, or freshly generated once by the controller. */
   readonly cachePassword?: string;
+  /** The cache's other two logins' passwords, kept beside it (CACHE_USERS names the users). */
+  readonly cacheLogins?: { readonly operator: string; readonly replication: string };
   /** The cache pod the operator last made primary (its ConfigMap record); the first pod when unset. */
   readonly cachePrimary?: string;
   /** The database's generated passwords (read back from their Secret, or generated once). */

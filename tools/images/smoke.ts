@@ -97,6 +97,7 @@ const facts: ObservedFacts = {
   gatewayApi: false,
   operatorNamespace: 'scalableapp-system',
   cachePassword: secret('cache'),
+  cacheLogins: { operator: secret('cache-op'), replication: secret('cache-repl') },
   dbCredentials: { superuser: secret('super'), replication: secret('repl'), app: secret('app') },
   queueCredentials: {
     username: 'smoke-app',

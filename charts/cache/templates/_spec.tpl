@@ -89,12 +89,20 @@ The password: the given one, else the one the chart generated at install (read b
 Secret, so upgrades keep it), else a new one. Only used when the chart owns the Secret.
 */}}
 {{- define "cache.password" -}}
-{{- if .Values.auth.password -}}
-{{- .Values.auth.password -}}
+{{- include "cache.secretValue" (dict "context" . "key" "password" "given" .Values.auth.password) -}}
+{{- end }}
+
+{{/*
+One password of the auth Secret (context, key, given): the value given, else the one the release's
+Secret holds (kept across upgrades), else 32 random alphanumerics.
+*/}}
+{{- define "cache.secretValue" -}}
+{{- if .given -}}
+{{- .given -}}
 {{- else -}}
-{{- $live := lookup "v1" "Secret" .Release.Namespace (include "cache.authName" .) -}}
-{{- if and $live $live.data $live.data.password -}}
-{{- $live.data.password | b64dec -}}
+{{- $live := lookup "v1" "Secret" .context.Release.Namespace (include "cache.authName" .context) -}}
+{{- if and $live $live.data (get $live.data .key) -}}
+{{- get $live.data .key | b64dec -}}
 {{- else -}}
 {{- randAlphaNum 32 -}}
 {{- end -}}

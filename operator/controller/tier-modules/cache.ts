@@ -3,6 +3,7 @@ import type { ScalableApp } from '../../api/scalable-app.ts';
 import {
   CACHE,
   CACHE_PORT,
+  CACHE_PASSWORD_KEYS,
   cacheAuthName,
   cacheConfigHash,
   cacheConfigName,
@@ -30,10 +31,21 @@ export const cacheTier: TierModule = {
   present: (app) => app.spec.cache !== undefined,
   async gather(ctx, app) {
     const ns = app.metadata.namespace ?? '';
-    const [password] = await generatedSecret(ctx, ns, cacheAuthName(app), ['password']);
+    const k = CACHE_PASSWORD_KEYS;
+    const [password, operator, replication] = await generatedSecret(ctx, ns, cacheAuthName(app), [
+      k.app,
+      k.operator,
+      k.replication,
+    ]);
     const primary = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data
       ?.primary;
-    return { facts: { cachePassword: password!, ...(primary ? { cachePrimary: primary } : {}) } };
+    return {
+      facts: {
+        cachePassword: password!,
+        cacheLogins: { operator: operator!, replication: replication! },
+        ...(primary ? { cachePrimary: primary } : {}),
+      },
+    };
   },
   async decide(ctx, app, facts) {
     if (!ctx.cachePrimary) return noDecisions(facts);

@@ -6,6 +6,7 @@ export const ALL_FACTS: ObservedFacts = {
   gatewayApi: true,
   operatorNamespace: 'scalableapp-system',
   cachePassword: 'cache-password',
+  cacheLogins: { operator: 'cache-operator-password', replication: 'cache-replication-password' },
   dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
   shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
   queueCredentials: {
