@@ -1,0 +1,106 @@
+// What #17 asks of every rendered object, the operator's (every sample, with every credential) and
+// the charts' (every sample through the umbrella chart): no data tier admits a whole namespace or
+// anyone at all, no broker login is an administrator, and no cache user may run everything.
+import type { RenderedObject } from './helm.ts';
+import { renderChart } from './helm.ts';
+import { validCorpus } from '../../operator/api/testdata/corpus.ts';
+import { parseApp } from '../../operator/api/testdata/apps.ts';
+import { TIERS } from '../../operator/api/spec.ts';
+import { desiredState } from '../../operator/controller/desired-state.ts';
+import { ALL_FACTS } from '../../operator/tiers/testdata/facts.ts';
+
+type Obj = { kind?: string; metadata?: { name?: string }; spec?: any; data?: Record<string, string> };
+
+const DATA_TIER_INGRESS = /-allow-(database|cache|shards|queue)-ingress$/;
+
+/** Everything in `objects` that breaks least privilege, one line each; counts what it looked at. */
+export function leastPrivilegeProblems(objects: readonly Obj[]) {
+  const problems: string[] = [];
+  let policies = 0;
+  for (const o of objects) {
+    const name = `${o.kind}/${o.metadata?.name}`;
+    if (o.kind === 'NetworkPolicy' && DATA_TIER_INGRESS.test(o.metadata?.name ?? '')) {
+      policies++;
+      for (const rule of o.spec?.ingress ?? []) {
+        if (!rule.from) problems.push(`${name}: a rule without "from" admits every pod`);
+        for (const peer of rule.from ?? [])
+          if (!peer.podSelector || peer.ipBlock)
+            problems.push(`${name}: a peer admits more than pods by label: ${JSON.stringify(peer)}`);
+      }
+    }
+    if (o.kind === 'ConfigMap')
+      for (const [file, text] of Object.entries(o.data ?? {}))
+        if (/"tags":\s*\[[^\]]*"administrator"/.test(text))
+          problems.push(`${name}: ${file} makes a broker login an administrator`);
+    if (o.kind === 'Secret' && o.data?.['auth.conf']) {
+      const conf = Buffer.from(o.data['auth.conf'], 'base64').toString();
+      for (const line of conf.split('\n').filter((l) => l.startsWith('user ')))
+        if (/\bnopass\b/.test(line) || (/\+@all\b/.test(line) && !/-@admin\b.*-@dangerous\b/.test(line)))
+          problems.push(`${name}: auth.conf lets a cache user run everything: ${line.split(' ')[1]}`);
+    }
+  }
+  return { problems, policies };
+}
+
+const samples = validCorpus()
+  .filter((c) => c.object.kind === 'ScalableApp')
+  .map((c) => ({ file: c.file, name: c.object.metadata.name as string, spec: c.object.spec as any }));
+
+/** The umbrella chart's values for a spec: the spec and which tiers it declares (passwords generated). */
+const stackValues = (spec: any) => ({
+  ...structuredClone(spec),
+  tiers: Object.fromEntries(
+    TIERS.map((t) => [t, t === 'consumers' ? (spec.consumers?.length ?? 0) > 0 : spec[t] !== undefined]),
+  ),
+});
+
+const dataTiers = (spec: any) => ['database', 'cache', 'shards', 'queue'].filter((t) => spec[t]).length;
+
+describe('least privilege in every rendered object', () => {
+  it.each(samples)("the operator's objects for $file", ({ name, spec }) => {
+    const r = leastPrivilegeProblems(desiredState(parseApp(spec, name, 'prod'), ALL_FACTS) as Obj[]);
+    expect(r.problems).toEqual([]);
+    expect(r.policies).toBe(dataTiers(spec));
+  });
+
+  it.each(samples)("the umbrella chart's objects for $file", ({ name, spec }) => {
+    const objects: RenderedObject[] = renderChart('stack', {
+      release: name,
+      namespace: 'prod',
+      values: stackValues(spec),
+    });
+    const r = leastPrivilegeProblems(objects as Obj[]);
+    expect(r.problems).toEqual([]);
+    expect(r.policies).toBe(dataTiers(spec));
+  });
+
+  it('finds each kind of problem (so finding none above means something)', () => {
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const policy = (from: unknown) => ({
+      kind: 'NetworkPolicy',
+      metadata: { name: 'shop-allow-cache-ingress' },
+      spec: { ingress: [from === undefined ? { ports: [] } : { from: [from] }] },
+    });
+    const r = leastPrivilegeProblems([
+      policy({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ops' } } }),
+      policy(undefined),
+      policy({ ipBlock: { cidr: '0.0.0.0/0' }, podSelector: {} }),
+      {
+        kind: 'ConfigMap',
+        metadata: { name: 'mq' },
+        data: { 'd.json': '{"users":[{"tags": ["administrator"]}]}' },
+      },
+      {
+        kind: 'Secret',
+        metadata: { name: 'c' },
+        data: { 'auth.conf': b64('user default on nopass ~* +@all\n') },
+      },
+      {
+        kind: 'Secret',
+        metadata: { name: 'd' },
+        data: { 'auth.conf': b64('user x on #ab ~* +@all -@admin\n') },
+      },
+    ]);
+    expect(r.problems).toHaveLength(6);
+  });
+});
