@@ -159,12 +159,20 @@ const outcome = (c: RedisClient, args: string[]): Promise<unknown> =>
 
 /** INFO of the server an app connection is on, asked with the operator's login (the app may not). */
 async function info(c: RedisClient, section: string): Promise<Map<string, string>> {
-  const o = await connectOperator(serverOf.get(c)!);
-  try {
-    return parseInfo((await o.sendCommand(['INFO', section])) as string);
-  } finally {
-    o.destroy();
+  const o = await operatorOf(serverOf.get(c)!);
+  return parseInfo((await o.sendCommand(['INFO', section])) as string);
+}
+
+/** One operator connection per server process, opened on first use: INFO is polled in loops. */
+const operatorConnections = new WeakMap<ChildProcess, Promise<RedisClient>>();
+function operatorOf(server: Server): Promise<RedisClient> {
+  const proc = server.proc!;
+  let o = operatorConnections.get(proc);
+  if (!o) {
+    o = connectOperator(server);
+    operatorConnections.set(proc, o);
   }
+  return o;
 }
 
 const infoNumber = async (c: RedisClient, section: string, field: string) =>
@@ -227,17 +235,32 @@ describe('authentication and the three logins', () => {
       ['CONFIG', 'SET', 'maxmemory', '0'],
     ])
       expect({ refused, code: errorCode(await outcome(o, refused)) }).toEqual({ refused, code: 'NOPERM' });
-    // No user but these three, and none without a password.
-    const users = await connectRedis({ host: '127.0.0.1', port: s.node.port, ...OPERATOR }).then(
-      async (x) => {
-        clients.push(x);
-        return outcome(x, ['ACL', 'USERS']);
-      },
+    expect(errorCode(await outcome(o, ['ACL', 'USERS']))).toBe('NOPERM');
+  });
+
+  it('runs exactly the three users, each with a password, as the server itself lists them', async () => {
+    // No login may list users, so this server gets a fourth one on its command line, for the test.
+    const s = await startServer('acl-list', {}, ['--user', 'inspector', 'on', '>inspect', '+acl']);
+    const inspector = await connectRedis({
+      host: '127.0.0.1',
+      port: s.node.port,
+      username: 'inspector',
+      password: 'inspect',
+    });
+    clients.push(inspector);
+    const users = ((await inspector.sendCommand(['ACL', 'LIST'])) as string[]).filter(
+      (u) => !u.startsWith('user inspector '),
     );
-    expect(errorCode(users)).toBe('NOPERM');
-    const config = await readFile(join(s.dir, 'auth.conf'), 'utf8');
-    expect(config.match(/^user /gm)).toHaveLength(3);
-    expect(config).not.toMatch(/nopass/);
+    expect(users.map((u) => u.split(' ')[1]).sort()).toEqual([
+      'default',
+      'replication',
+      'scalableapp-operator',
+    ]);
+    for (const u of users) {
+      expect(u).toMatch(/ on /);
+      expect(u).toMatch(/ #[0-9a-f]{64}/);
+      expect(u).not.toMatch(/nopass/);
+    }
   });
 });
 

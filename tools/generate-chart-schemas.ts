@@ -44,16 +44,22 @@ const secretName = (what: string) =>
     what,
   );
 
-/** A password the database start script reads from a file: a line break would be cut or split. */
-const postgresPassword = (what: string) =>
+/**
+ * A password a server reads from a file line by line (Postgres' start script, the cache's ACL file):
+ * a line break would cut or split it, a NUL end it.
+ */
+const oneLinePassword = (description: string) =>
   doc(
     z
       .string()
       .min(1)
       .max(512)
       .regex(/^[^\r\n\0]+$/),
-    `${what} When omitted it is kept from the release's Secret, or generated.`,
+    description,
   ).optional();
+
+const postgresPassword = (what: string) =>
+  oneLinePassword(`${what} When omitted it is kept from the release's Secret, or generated.`);
 
 /** The Postgres passwords of a chart whose Secret has the operator's layout (`<app>-<name>`). */
 const postgresAuth = (name: string) =>
@@ -177,30 +183,15 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     chartOnly: {
       auth: doc(
         z.object({
-          password: doc(
-            z
-              .string()
-              .min(1)
-              .max(512)
-              .regex(/^[^\r\n\0]+$/),
+          password: oneLinePassword(
             "The application's cache password (the default user: every command but the administrative and dangerous ones). When neither this nor existingSecret is set the chart generates one at install and keeps it across upgrades.",
-          ).optional(),
-          operatorPassword: doc(
-            z
-              .string()
-              .min(1)
-              .max(512)
-              .regex(/^[^\r\n\0]+$/),
+          ),
+          operatorPassword: oneLinePassword(
             'The password of the user `scalableapp-operator` (PING, INFO and REPLICAOF only). Generated and kept like password when not set.',
-          ).optional(),
-          replicationPassword: doc(
-            z
-              .string()
-              .min(1)
-              .max(512)
-              .regex(/^[^\r\n\0]+$/),
+          ),
+          replicationPassword: oneLinePassword(
             'The password replicas log in to their primary with (user `replication`: PSYNC, REPLCONF and PING only). Generated and kept like password when not set.',
-          ).optional(),
+          ),
           existingSecret: secretName(
             "An existing Secret with the keys `password`, `operator-password`, `replication-password` and `auth.conf` (the layout of the operator's `<app>-cache-auth`), used instead of one the chart creates.",
           ).optional(),

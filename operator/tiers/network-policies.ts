@@ -119,26 +119,40 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
   // (replication, clustering), the operator (which fails it over or reads its queue depths) and the
   // clients the user names.
   const { database, cache, shards, queue } = app.spec;
-  const tiers: DataTierAccess[] = [
-    ...(database
-      ? [{ component: DATABASE, name: 'database', clientPorts: [PG_PORT], ...chosen(database) }]
-      : []),
-    ...(cache ? [{ component: CACHE, name: 'cache', clientPorts: [CACHE_PORT], ...chosen(cache) }] : []),
-    ...(shards ? [{ component: SHARD, name: 'shards', clientPorts: [PG_PORT], ...chosen(shards) }] : []),
-    ...(queue
-      ? [
-          {
-            component: QUEUE,
-            name: 'queue',
-            clientPorts: [AMQP_PORT],
-            // The management API is the operator's: it reads queue depths there. The app speaks AMQP.
-            operatorPorts: [MANAGEMENT_PORT],
-            peerPorts: [EPMD_PORT, DIST_PORT],
-            ...chosen(queue),
-          },
-        ]
-      : []),
-  ];
+  const tiers: DataTierAccess[] = [];
+  if (database) {
+    tiers.push({
+      component: DATABASE,
+      name: 'database',
+      clientPorts: [PG_PORT],
+      allowedClients: database.allowedClients,
+    });
+  }
+  if (cache)
+    tiers.push({
+      component: CACHE,
+      name: 'cache',
+      clientPorts: [CACHE_PORT],
+      allowedClients: cache.allowedClients,
+    });
+  if (shards)
+    tiers.push({
+      component: SHARD,
+      name: 'shards',
+      clientPorts: [PG_PORT],
+      allowedClients: shards.allowedClients,
+    });
+  if (queue) {
+    tiers.push({
+      component: QUEUE,
+      name: 'queue',
+      clientPorts: [AMQP_PORT],
+      // The management API is the operator's: it reads queue depths there. The app speaks AMQP.
+      operatorPorts: [MANAGEMENT_PORT],
+      peerPorts: [EPMD_PORT, DIST_PORT],
+      allowedClients: queue.allowedClients,
+    });
+  }
   for (const tier of tiers) policies.push(...dataTierPolicies(app, operatorNamespace, tier));
   return policies;
 }
@@ -157,10 +171,6 @@ interface DataTierAccess {
   /** spec.<tier>.allowedClients. */
   readonly allowedClients: readonly AllowedClient[];
 }
-
-const chosen = (tier: { allowedClients?: readonly AllowedClient[] | undefined }) => ({
-  allowedClients: tier.allowedClients ?? [],
-});
 
 /** A NetworkPolicy ingress rule as the apiserver spells it (the client library's type says `_from`). */
 interface IngressRule {

@@ -85,16 +85,9 @@ exec "$server" /config/cache.conf --replicaof "$primary.{{ include "cache.headle
 {{- end }}
 
 {{/*
-The password: the given one, else the one the chart generated at install (read back from its
-Secret, so upgrades keep it), else a new one. Only used when the chart owns the Secret.
-*/}}
-{{- define "cache.password" -}}
-{{- include "cache.secretValue" (dict "context" . "key" "password" "given" .Values.auth.password) -}}
-{{- end }}
-
-{{/*
 One password of the auth Secret (context, key, given): the value given, else the one the release's
-Secret holds (kept across upgrades), else 32 random alphanumerics.
+Secret holds (kept across upgrades), else 32 random alphanumerics. Only used when the chart owns
+the Secret.
 */}}
 {{- define "cache.secretValue" -}}
 {{- if .given -}}
