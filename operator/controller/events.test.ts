@@ -1,5 +1,7 @@
 // What `kubectl get events` shows of a problem that lasts: one Event whose count grows, as client-go's
 // recorder aggregates, never a new Event per reconcile.
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { ApiError, type Kube } from '../kube/client.ts';
 import { FakeClock } from '../runtime/fake-clock.ts';
 import { EventRecorder, REMEMBERED_EVENTS, REPEAT_WINDOW_MS } from './events.ts';
@@ -109,5 +111,32 @@ describe('EventRecorder', () => {
     await r.record(app(), 'Warning', 'Failover', 'first'); // forgotten: a new Event
     await r.record(app(), 'Warning', 'Failover', `m${REMEMBERED_EVENTS - 1}`); // remembered: counted
     expect(api.writes.slice(-2)).toEqual(['create Failover', 'patch count=2']);
+  });
+});
+
+describe("the operator's RBAC", () => {
+  // The recorder creates an Event and patches its count on a repeat. In the simulated mode the
+  // operator runs with the admin's kubeconfig, so a missing verb shows only in the cluster (a 403 on
+  // every repeat, found on the real node): the manifest must grant both.
+  it('grants every verb the recorder uses on events', async () => {
+    const api = apiserver();
+    const clock = new FakeClock();
+    const r = new EventRecorder(api.kube, () => {}, clock);
+    await r.record(app(), 'Warning', 'FailoverRefused', 'no replica is in sync');
+    await r.record(app(), 'Warning', 'FailoverRefused', 'no replica is in sync');
+    const used = new Set(api.writes.map((w) => w.split(' ')[0]));
+    expect([...used].sort()).toEqual(['create', 'patch']);
+    const rbac = readFileSync(new URL('../../manifests/operator/10-rbac.yaml', import.meta.url), 'utf8');
+    const role = parseAllDocuments(rbac)
+      .map((d) => d.toJS())
+      .find((o) => o.kind === 'ClusterRole');
+    const granted = role.rules
+      .filter(
+        (rule: { apiGroups: string[]; resources: string[] }) =>
+          rule.apiGroups.includes('') && rule.resources.includes('events'),
+      )
+      .flatMap((rule: { verbs: string[] }) => rule.verbs);
+    for (const verb of used)
+      expect({ verb, granted: granted.includes(verb) }).toEqual({ verb, granted: true });
   });
 });

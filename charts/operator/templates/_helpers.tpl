@@ -122,8 +122,8 @@ watchNamespace.
 - apiGroups: ['']
   resources: [persistentvolumeclaims]
   verbs: [list, patch]
-# What the operator did, on the ScalableApp.
+# What the operator did, on the ScalableApp; a repeat raises the Event's count (patch).
 - apiGroups: ['']
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 {{- end -}}
