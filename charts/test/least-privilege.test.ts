@@ -1,6 +1,7 @@
 // What #17 asks of every rendered object, the operator's (every sample, with every credential) and
 // the charts' (every sample through the umbrella chart): no data tier admits a whole namespace or
-// anyone at all, no broker login is an administrator, and no cache user may run everything.
+// anyone at all, no broker login is an administrator, and no cache user may run everything. And what
+// #16 asks of every PodDisruptionBudget: a pod that is not Ready never blocks a node drain.
 import type { RenderedObject } from './helm.ts';
 import { renderChart } from './helm.ts';
 import { validCorpus } from '../../operator/api/testdata/corpus.ts';
@@ -42,6 +43,17 @@ export function leastPrivilegeProblems(objects: readonly Obj[]) {
   return { problems, policies };
 }
 
+/** The PodDisruptionBudgets in `objects` that let a not-Ready pod hold the budget; counts them all. */
+export function drainBlockers(objects: readonly Obj[]) {
+  const budgets = objects.filter((o) => o.kind === 'PodDisruptionBudget');
+  return {
+    budgets: budgets.length,
+    blockers: budgets
+      .filter((o) => o.spec?.unhealthyPodEvictionPolicy !== 'AlwaysAllow')
+      .map((o) => `${o.kind}/${o.metadata?.name}`),
+  };
+}
+
 const samples = validCorpus()
   .filter((c) => c.object.kind === 'ScalableApp')
   .map((c) => ({ file: c.file, name: c.object.metadata.name as string, spec: c.object.spec as any }));
@@ -72,6 +84,31 @@ describe('least privilege in every rendered object', () => {
     const r = leastPrivilegeProblems(objects as Obj[]);
     expect(r.problems).toEqual([]);
     expect(r.policies).toBe(dataTiers(spec));
+  });
+
+  it.each(samples)(
+    "every PodDisruptionBudget of $file, the operator's and the chart's, lets a not-Ready pod go",
+    ({ name, spec }) => {
+      const ours = drainBlockers(desiredState(parseApp(spec, name, 'prod'), ALL_FACTS) as Obj[]);
+      const charts = drainBlockers(
+        renderChart('stack', { release: name, namespace: 'prod', values: stackValues(spec) }) as Obj[],
+      );
+      expect({ ours: ours.blockers, charts: charts.blockers }).toEqual({ ours: [], charts: [] });
+      expect(ours.budgets).toBeGreaterThan(0);
+      expect(charts.budgets).toBe(ours.budgets);
+    },
+  );
+
+  it('finds a budget that lets a not-Ready pod block a drain', () => {
+    const pdb = (policy?: string) => ({
+      kind: 'PodDisruptionBudget',
+      metadata: { name: policy ?? 'default' },
+      spec: { maxUnavailable: 1, ...(policy ? { unhealthyPodEvictionPolicy: policy } : {}) },
+    });
+    expect(drainBlockers([pdb(), pdb('IfHealthyBudget'), pdb('AlwaysAllow')])).toEqual({
+      budgets: 3,
+      blockers: ['PodDisruptionBudget/default', 'PodDisruptionBudget/IfHealthyBudget'],
+    });
   });
 
   it('finds each kind of problem (so finding none above means something)', () => {

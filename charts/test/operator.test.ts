@@ -152,7 +152,11 @@ describe('the Deployment', () => {
       expect.arrayContaining(['--leader-elect', '--leader-election-id=scalableapp-operator']),
     );
     const pdb = one(rendered, 'PodDisruptionBudget');
-    expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: d.spec.selector });
+    expect(pdb.spec).toEqual({
+      maxUnavailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+      selector: d.spec.selector,
+    });
     expect(
       d.spec.template.spec.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey),
     ).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);

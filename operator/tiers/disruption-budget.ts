@@ -5,7 +5,9 @@ import type { Child } from './objects.ts';
 
 /**
  * maxUnavailable 1 for every tier: a node drain always makes progress (it never blocks on a single
- * instance) and never takes more than one pod of a tier at a time.
+ * instance) and never takes more than one pod of a tier at a time. A pod that is not Ready (crash
+ * looping, stuck pulling) may always be evicted: it serves nothing, and by default it would hold the
+ * budget and block every drain of its node (unhealthyPodEvictionPolicy AlwaysAllow, GA in 1.31).
  */
 export function disruptionBudget(
   app: ScalableApp,
@@ -18,6 +20,10 @@ export function disruptionBudget(
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
     metadata: { name, namespace: app.metadata.namespace, labels: own?.labels ?? tierLabels(app, component) },
-    spec: { maxUnavailable: 1, selector: { matchLabels: own?.selector ?? selectorLabels(app, component) } },
+    spec: {
+      maxUnavailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+      selector: { matchLabels: own?.selector ?? selectorLabels(app, component) },
+    },
   };
 }
