@@ -132,6 +132,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ] && [ -e "$PGDATA" ]; then
 fi
 mkdir -p "$(dirname "$PGDATA")"
 
+# The lock file a killed container left names a PID of its own namespace, gone with it. In this one
+# that PID is most often ours (PID 1, this script): postgres started as pg_rewind's grandchild would
+# take it for a live postmaster and refuse to run, and the rewind would fall back to a full clone.
+if [ -s "$PGDATA/postmaster.pid" ] && [ "$(head -n 1 "$PGDATA/postmaster.pid")" = "$$" ]; then
+  log "removing the lock file of the previous container's postmaster (its PID is this script's)"
+  rm -f "$PGDATA/postmaster.pid"
+fi
+
 set -- # extra arguments for postgres
 if [ "$INSTANCE_NAME" = "$PRIMARY_NAME" ]; then
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
