@@ -32,9 +32,12 @@ beforeAll(() => {
     images.IMAGE_DEMO_APP,
   );
   // Both probes on a path the app does not serve (the path it serves is set after localizing).
-  apply('unlive', { healthCheck: { path: '/no-such-path' } }, images.IMAGE_DEMO_APP, [
-    { name: 'HEALTH_PATH', value: '/healthz' },
-  ]);
+  apply(
+    'unlive',
+    { healthCheck: { path: '/no-such-path', livenessPath: '/no-such-path' } },
+    images.IMAGE_DEMO_APP,
+    [{ name: 'HEALTH_PATH', value: '/healthz' }],
+  );
 });
 afterAll(() => {
   if (ns) deleteNamespaceAndWait(ns);

@@ -66,6 +66,13 @@ describe('localize', () => {
     expect(local.spec.web.env).toEqual(expect.arrayContaining([{ name: 'HEALTH_PATH', value: '/alive' }]));
   });
 
+  it("leaves the demo's liveness path alone when the spec probes its readiness endpoint, /readyz", () => {
+    const app = sample('01-web-only.yaml');
+    app.spec.web.healthCheck = { path: '/readyz' };
+    const local = localize(app, images) as any;
+    expect((local.spec.web.env ?? []).filter((e: any) => e.name === 'HEALTH_PATH')).toEqual([]);
+  });
+
   it('leaves the input alone and yields a spec the API admits, for every sample', () => {
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
       const before = sample(file);

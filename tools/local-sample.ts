@@ -107,7 +107,10 @@ export function localize(app: Obj, images: LocalImages): Obj {
       (e) => !(isObj(e) && (e.name === 'PORT' || e.name === 'HEALTH_PATH')),
     );
     const healthCheck = isObj(spec.web.healthCheck) ? spec.web.healthCheck : {};
-    const healthPath = healthCheck.livenessPath ?? healthCheck.path;
+    // Its /readyz is its own readiness (every tier answers): a spec probing it keeps the demo's
+    // liveness path where it is.
+    const healthPath =
+      healthCheck.livenessPath ?? (healthCheck.path === '/readyz' ? undefined : healthCheck.path);
     spec.web.env = [
       ...env,
       ...(spec.web.port !== undefined ? [{ name: 'PORT', value: String(spec.web.port) }] : []),

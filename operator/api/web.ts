@@ -136,7 +136,7 @@ export const web = doc(
         ).default('/healthz'),
         livenessPath: doc(
           z.string().min(1).max(1024).regex(/^\//),
-          "HTTP path that answers 2xx while the process itself works, whatever its dependencies do: failing it restarts the container. Defaults to `path`. Set it when `path` checks the app's dependencies, so an outage of one takes the pods out of the Service without restarting them all.",
+          "HTTP path that answers 2xx while the process itself works, whatever its dependencies do: failing it restarts the container. When omitted the container is alive while it accepts TCP connections on `port`: `path` is never used for liveness, since it may check the app's dependencies and an outage of one would restart every pod at once.",
         ).optional(),
         periodSeconds: doc(z.number().int().min(1).max(300), 'How often to probe.').default(10),
         failureThreshold: doc(

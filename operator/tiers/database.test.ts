@@ -54,6 +54,16 @@ describe('database objects', () => {
     );
   });
 
+  it('gives starting an hour (a clone of a large database) before liveness may restart the container', () => {
+    const c = find<V1StatefulSet>('StatefulSet').spec!.template.spec!.containers[0]!;
+    const window = (p: typeof c.livenessProbe) => (p!.periodSeconds ?? 10) * (p!.failureThreshold ?? 3);
+    expect(c.startupProbe!.exec).toEqual(c.livenessProbe!.exec);
+    expect(window(c.startupProbe)).toBeGreaterThanOrEqual(3600);
+    // Liveness counts from a started server only: no initial delay to guess.
+    expect(c.livenessProbe!.initialDelaySeconds).toBeUndefined();
+    expect(window(c.livenessProbe)).toBeLessThan(window(c.startupProbe));
+  });
+
   it('does not restart the instances when only the primary moves', () => {
     expect(dbConfigHash(app, { ...facts, dbPrimary: 'shop-db-1' })).toBe(dbConfigHash(app, facts));
     expect(dbConfigHash(parseApp({ database: { replicas: 2, synchronousReplicas: 2 } }), facts)).not.toBe(

@@ -12,6 +12,10 @@ import { contentHash } from './content-hash.ts';
 import type { Child, DatabaseCredentials, PgClusterFacts } from './objects.ts';
 
 export const PG_PORT = 5432;
+
+/** Accepting connections, asked over TCP as clients connect. */
+const PG_READY = { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', String(PG_PORT)] } };
+
 /** The uid of the `postgres` user in the official image: initdb needs a user it can look up. */
 export const POSTGRES_UID = 999;
 export const APP_USER = 'app';
@@ -168,16 +172,12 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
               ],
               ports: [{ name: 'postgres', containerPort: PG_PORT, protocol: 'TCP' }],
               resources: resourceRequirements(c.spec.resources),
-              readinessProbe: {
-                exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', String(PG_PORT)] },
-                periodSeconds: 5,
-              },
-              livenessProbe: {
-                exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', String(PG_PORT)] },
-                periodSeconds: 10,
-                failureThreshold: 6,
-                initialDelaySeconds: 30,
-              },
+              // Starting may take long: initdb, a clone of the primary (as long as the database is
+              // large), a rewind, crash recovery. Until postgres accepts connections only the startup
+              // probe runs, for up to an hour; liveness would kill a clone part-way and start it over.
+              startupProbe: { ...PG_READY, periodSeconds: 5, failureThreshold: 720 },
+              readinessProbe: { ...PG_READY, periodSeconds: 5 },
+              livenessProbe: { ...PG_READY, periodSeconds: 10, failureThreshold: 6 },
               securityContext: restrictedContainerSecurity(),
               volumeMounts: [
                 { name: 'data', mountPath: '/var/lib/postgresql/data' },

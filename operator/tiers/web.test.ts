@@ -100,7 +100,10 @@ describe('web Deployment', () => {
     expect(c.readinessProbe?.httpGet?.path).toBe('/ready');
     expect(c.readinessProbe?.periodSeconds).toBe(7);
     expect(c.readinessProbe?.failureThreshold).toBe(4);
-    expect(c.livenessProbe?.httpGet?.path).toBe('/ready');
+    // Liveness is not the readiness path, which may check dependencies: the port accepting connections.
+    expect(c.livenessProbe?.httpGet).toBeUndefined();
+    expect(c.livenessProbe?.tcpSocket).toEqual({ port: 'http' });
+    expect(c.livenessProbe?.periodSeconds).toBe(7);
     // The probe port names a port the container actually declares.
     expect(c.ports?.map((p) => p.name)).toContain(c.readinessProbe?.httpGet?.port);
   });

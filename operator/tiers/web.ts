@@ -24,8 +24,14 @@ type Web = NonNullable<ScalableApp['spec']['web']>;
 const meta = (app: ScalableApp, name = webName(app)) => tierMeta(app, WEB, name);
 
 function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[]): V1Container {
-  const { path, livenessPath = path, periodSeconds, failureThreshold } = web.healthCheck;
+  const { path, livenessPath, periodSeconds, failureThreshold } = web.healthCheck;
   const probe = (p: string) => ({ httpGet: { path: p, port: 'http' }, periodSeconds, failureThreshold });
+  // Liveness never asks what readiness asks unless told to: `path` may check the app's dependencies,
+  // and a database failover would then restart every web pod at once. Without a livenessPath the
+  // process is alive while it accepts connections on its port.
+  const alive = livenessPath
+    ? probe(livenessPath)
+    : { tcpSocket: { port: 'http' }, periodSeconds, failureThreshold };
   return withRestrictedSecurity({
     name: WEB,
     image: web.image,
@@ -36,7 +42,7 @@ function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[
     resources: resourceRequirements(web.resources),
     readinessProbe: probe(path),
     // Liveness is more patient than readiness: a slow app leaves the Service before it is killed.
-    livenessProbe: { ...probe(livenessPath), failureThreshold: failureThreshold * 2 },
+    livenessProbe: { ...alive, failureThreshold: failureThreshold * 2 },
   });
 }
 

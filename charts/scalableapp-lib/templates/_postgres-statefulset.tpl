@@ -75,6 +75,12 @@ spec:
               protocol: TCP
           resources:
             {{- include "scalableapp-lib.resources" .spec.resources | nindent 12 }}
+          {{- /* Starting (initdb, a clone, a rewind, crash recovery) may take up to an hour. */}}
+          startupProbe:
+            exec:
+              command: [pg_isready, -h, 127.0.0.1, -p, '5432']
+            periodSeconds: 5
+            failureThreshold: 720
           readinessProbe:
             exec:
               command: [pg_isready, -h, 127.0.0.1, -p, '5432']
@@ -84,7 +90,6 @@ spec:
               command: [pg_isready, -h, 127.0.0.1, -p, '5432']
             periodSeconds: 10
             failureThreshold: 6
-            initialDelaySeconds: 30
           {{- include "scalableapp-lib.containerSecurity" . | nindent 10 }}
           volumeMounts:
             - name: data
