@@ -2,12 +2,12 @@
 // running in the cluster: it answers through the web Service, a write through the primary is read
 // back from a replica, a session outlives the web pod that created it, a published message is
 // consumed, and the NetworkPolicies hold with real connections both ways.
-import { stringify } from 'yaml';
-import { decodeSecret, getApp, isReadyAtGeneration } from './support/apps.ts';
+import { decodeSecret, getApp } from './support/apps.ts';
 import { eventually, json, kubectl, tryKubectl } from './support/kube.ts';
 import { OPERATOR_NAMESPACE } from '../operator/tiers/network-policies.ts';
 import {
   allPodsReady,
+  applyAndAwaitReady,
   createRealNamespace,
   deleteNamespaceAndWait,
   describeReal,
@@ -71,16 +71,7 @@ beforeAll(async () => {
   installInClusterOperator();
   ns = createRealNamespace('real-demo');
   other = createRealNamespace('real-outsider');
-  kubectl(['apply', '-n', ns, '-f', '-'], stringify(app()));
-  await eventually(
-    'the demo app Ready on the real node',
-    () => {
-      const a = getApp(ns, APP);
-      return isReadyAtGeneration(a) && a;
-    },
-    600_000,
-    2000,
-  );
+  await applyAndAwaitReady(ns, app(), 'the demo app Ready on the real node');
   const env = decodeSecret(json<any>(['get', 'secret', `${APP}-connection`, '-n', ns]));
   targets = {
     database: hostPort(env.DATABASE_URL!),

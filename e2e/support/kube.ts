@@ -1,6 +1,6 @@
 // What cluster tests share: the admin kubeconfig of the local cluster, the pinned kubectl, a
 // namespace per test file, and polling without timing assertions.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Kube } from '../../operator/kube/client.ts';
@@ -27,6 +27,22 @@ export function kubectl(args: string[], input?: string): string {
   });
   if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
+}
+
+/** kubectl running beside the test (a client that runs while the test breaks a server); never throws. */
+export function kubectlAsync(
+  args: string[],
+  input?: string,
+): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ ok: code === 0, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
 }
 
 /** Like kubectl, but returns the outcome instead of throwing (for commands expected to fail). */

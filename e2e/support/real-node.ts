@@ -5,6 +5,7 @@ import { parse, stringify } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { localize, readLocalImages, type LocalImages } from '../../tools/local-sample.ts';
 import { createNamespace, eventually, json, kubectl, tryKubectl } from './kube.ts';
+import { getApp, isReadyAtGeneration } from './apps.ts';
 
 const tools = new URL('../../tools/', import.meta.url).pathname;
 
@@ -30,6 +31,20 @@ export function installInClusterOperator(): void {
   if (operatorInstalled) return;
   execFileSync('bash', [`${tools}operator-incluster.sh`, 'install'], { stdio: 'inherit' });
   operatorInstalled = true;
+}
+
+/** Applies a ScalableApp in `ns` and waits (10 minutes at most) until it is Ready at its generation. */
+export function applyAndAwaitReady(ns: string, app: Record<string, any>, what: string): Promise<any> {
+  kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
+  return eventually(
+    what,
+    () => {
+      const a = getApp(ns, app.metadata.name);
+      return isReadyAtGeneration(a) && a;
+    },
+    600_000,
+    2000,
+  );
 }
 
 /** A sample (or any ScalableApp YAML) with the local images, volumes and CPU requests. */
@@ -84,8 +99,16 @@ export function connectFrom(ns: string, pod: string, target: { host: string; por
   return execIn(ns, pod, ['node', '-e', script]);
 }
 
-/** A restricted pod of the demo image that only waits, to connect from; not waited for. */
-export function startProbe(ns: string, name: string, labels: Record<string, string>): void {
+/**
+ * A restricted pod of the demo image that only waits, to connect from (and run clients in, with the
+ * keys of `envFromSecret` as its environment); not waited for.
+ */
+export function startProbe(
+  ns: string,
+  name: string,
+  labels: Record<string, string>,
+  envFromSecret?: string,
+): void {
   kubectl(
     ['apply', '-n', ns, '-f', '-'],
     stringify({
@@ -99,6 +122,7 @@ export function startProbe(ns: string, name: string, labels: Record<string, stri
             name: 'probe',
             image: localImages().IMAGE_DEMO_APP,
             command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+            ...(envFromSecret ? { envFrom: [{ secretRef: { name: envFromSecret } }] } : {}),
             securityContext: {
               allowPrivilegeEscalation: false,
               readOnlyRootFilesystem: true,

@@ -1,0 +1,86 @@
+// A write load on a database tier from inside a pod (e2e/support/pg-writer.mjs), and the host-side
+// means to break the pod's server: its processes, found by the pod's cgroup on the real node.
+import { readFileSync, readdirSync } from 'node:fs';
+import { json, kubectlAsync } from './kube.ts';
+
+const WRITER = readFileSync(new URL('./pg-writer.mjs', import.meta.url), 'utf8');
+
+export type Ranges = [number, number][];
+export interface WriteResult {
+  acked: Ranges;
+  ackedCount: number;
+  attempts: number;
+  /** The id of the last attempt. */
+  lastId: number;
+  failed: number;
+  /** The longest time between two acknowledged commits: the outage a client saw, at most. */
+  longestGapMs: number;
+}
+
+async function runWriter<T>(ns: string, pod: string, env: Record<string, string>): Promise<T> {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const r = await kubectlAsync(
+    ['exec', '-i', '-n', ns, pod, '--', 'env', ...vars, 'node', '--input-type=module', '-'],
+    WRITER,
+  );
+  if (!r.ok) throw new Error(`the writer in ${ns}/${pod} failed: ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as T;
+}
+
+/** Writes through DATABASE_URL from the pod for `seconds`; resolves with what was acknowledged. */
+export const writeFor = (ns: string, pod: string, seconds: number, table: string) =>
+  runWriter<WriteResult>(ns, pod, {
+    WRITER_MODE: 'write',
+    WRITE_SECONDS: String(seconds),
+    WRITER_TABLE: table,
+  });
+
+/** The ids the table holds, read through DATABASE_URL from the pod. */
+export const storedIds = (ns: string, pod: string, table: string) =>
+  runWriter<{ ids: Ranges; count: number }>(ns, pod, { WRITER_MODE: 'ids', WRITER_TABLE: table });
+
+/** The acknowledged ids that `stored` lacks. */
+export function lost(acked: Ranges, stored: Ranges): number[] {
+  const have = new Set<number>();
+  for (const [a, b] of stored) for (let i = a; i <= b; i++) have.add(i);
+  const out: number[] = [];
+  for (const [a, b] of acked) for (let i = a; i <= b; i++) if (!have.has(i)) out.push(i);
+  return out;
+}
+
+/**
+ * The host PIDs of a pod's processes named `comm` (the real node's containers share the host's
+ * process table). Only a process whose cgroup path names this pod's UID is returned, so a signal
+ * sent to them reaches nothing else on the machine.
+ */
+export function podProcesses(ns: string, pod: string, comm: string): number[] {
+  const uid = json<any>(['get', 'pod', pod, '-n', ns]).metadata.uid as string;
+  const marks = [`pod${uid}`, `pod${uid.replaceAll('-', '_')}`];
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cgroup = readFileSync(`/proc/${entry}/cgroup`, 'utf8');
+      if (!marks.some((m) => cgroup.includes(m))) continue;
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== comm) continue;
+      pids.push(Number(entry));
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  return pids;
+}
+
+/** Sends a signal to every `comm` process of the pod; returns how many got it. */
+export function signalPod(ns: string, pod: string, comm: string, signal: NodeJS.Signals): number {
+  let sent = 0;
+  for (const pid of podProcesses(ns, pod, comm)) {
+    try {
+      process.kill(pid, signal);
+      sent += 1;
+    } catch {
+      // Gone already.
+    }
+  }
+  return sent;
+}
