@@ -49,6 +49,8 @@ const app = () =>
             image: 'placeholder',
             queue: QUEUE,
             autoscaling: { minReplicas: 1, maxReplicas: 2, messagesPerReplica: 1000, pollIntervalSeconds: 2 },
+            // The demo consumer serves GET /healthz on HEALTH_PORT (set from this by localize).
+            healthCheck: { port: 8081, periodSeconds: 5 },
           },
         ],
         edgeCache: { replicas: 1, pathPrefix: '/static' },
@@ -143,6 +145,27 @@ describeReal('the demo app on the real node', () => {
       const r = await web(`/queue/${QUEUE}/consumed/${published.body.id}`);
       return r.status === 200 && r.body.consumed === true;
     });
+  });
+
+  it('probes the consumer on the health endpoint it names, and it answers 200 while it consumes', () => {
+    const [pod] = json<any>([
+      'get',
+      'pods',
+      '-n',
+      ns,
+      '-l',
+      `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=consumer`,
+    ]).items;
+    const c = pod.spec.containers[0];
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/healthz', port: 'health', scheme: 'HTTP' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health', scheme: 'HTTP' });
+    expect(pod.status.conditions.find((x: any) => x.type === 'Ready').status).toBe('True');
+    const r = execIn(ns, pod.metadata.name, [
+      'node',
+      '-e',
+      "fetch('http://127.0.0.1:8081/healthz').then(r=>console.log(r.status),e=>console.log(e.message))",
+    ]);
+    expect(r.stdout.trim()).toBe('200');
   });
 });
 

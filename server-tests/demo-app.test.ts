@@ -347,6 +347,14 @@ let router: ShardRouter;
 let a: WebPod;
 let b: WebPod;
 let consumer: AppProcess;
+/** The consumer's HEALTH_PORT (the consumers tier's healthCheck probes it). */
+let consumerHealthPort: number;
+/** The status of the consumer's GET /healthz, or the connection error's code. */
+const consumerHealth = () =>
+  fetch(`http://127.0.0.1:${consumerHealthPort}/healthz`, { signal: AbortSignal.timeout(5000) }).then(
+    (r) => r.status,
+    (e: { cause?: { code?: string } }) => e.cause?.code ?? 'failed',
+  );
 
 beforeAll(async () => {
   redis = new Redis();
@@ -409,7 +417,13 @@ beforeAll(async () => {
   // Pod a also has web.env QUEUE_NAME=photos: its default queue.
   a = new WebPod('web-a', await freePort(), { ...secret, ...pod, QUEUE_NAME: 'photos' });
   b = new WebPod('web-b', await freePort(), { ...secret, ...pod });
-  consumer = new AppProcess('consumer', CONSUMER, { ...secret, QUEUE_NAME: 'photos', PREFETCH: '5' });
+  consumerHealthPort = await freePort();
+  consumer = new AppProcess('consumer', CONSUMER, {
+    ...secret,
+    QUEUE_NAME: 'photos',
+    PREFETCH: '5',
+    HEALTH_PORT: String(consumerHealthPort),
+  });
   procs.push(a, b, consumer);
   for (const p of procs) p.start();
   await Promise.all([a.ready(), b.ready()]);
@@ -682,10 +696,13 @@ describe('the demo app when a data server goes away and comes back', () => {
   });
 
   it('the broker: publishing answers 503, then the consumer reconnects and consumes again', async () => {
+    expect(await consumerHealth()).toBe(200);
     await broker.kill9(0);
     const r = await a.post('/queue/photos', {});
     expect(r.status).toBe(503);
     expect(r.json).toMatchObject({ tier: 'queue' });
+    // Its health endpoint says it is not consuming, so the pod is not Ready (and, for long, restarted).
+    await until('the consumer to report itself unhealthy', async () => (await consumerHealth()) === 503);
     await broker.start(0);
     const p = await until(
       'a publish after the broker came back',
@@ -701,6 +718,7 @@ describe('the demo app when a data server goes away and comes back', () => {
       120_000,
     );
     expect(consumer.lines().some((l) => l.msg === 'reconnecting')).toBe(true);
+    expect(await consumerHealth()).toBe(200);
   });
 });
 

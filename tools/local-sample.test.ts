@@ -73,6 +73,18 @@ describe('localize', () => {
     expect((local.spec.web.env ?? []).filter((e: any) => e.name === 'HEALTH_PATH')).toEqual([]);
   });
 
+  it('tells the demo consumer the port its healthCheck probes', () => {
+    const app = sample('12-full-stack.yaml');
+    app.spec.consumers[0].healthCheck = { port: 8081 };
+    const local = localize(app, images) as any;
+    expect(local.spec.consumers[0].env).toEqual(
+      expect.arrayContaining([{ name: 'HEALTH_PORT', value: '8081' }]),
+    );
+    expect(local.spec.consumers[1]?.env ?? []).not.toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'HEALTH_PORT' })]),
+    );
+  });
+
   it('leaves the input alone and yields a spec the API admits, for every sample', () => {
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
       const before = sample(file);

@@ -140,6 +140,13 @@ export function localize(app: Obj, images: LocalImages): Obj {
     for (const c of spec.consumers) {
       if (!isObj(c)) continue;
       c.image = images.IMAGE_DEMO_CONSUMER;
+      // The demo consumer serves its health endpoint on HEALTH_PORT: where the spec probes it.
+      if (isObj(c.healthCheck) && c.healthCheck.port !== undefined) {
+        const env = (Array.isArray(c.env) ? c.env : []).filter(
+          (e) => !(isObj(e) && e.name === 'HEALTH_PORT'),
+        );
+        c.env = [...env, { name: 'HEALTH_PORT', value: String(c.healthCheck.port) }];
+      }
       shrinkCpu(c, { memoryRequest: '128Mi', memoryLimit: '256Mi' });
     }
   }

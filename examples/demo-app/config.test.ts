@@ -213,6 +213,14 @@ describe('consumerConfig', () => {
       prefetch: 1,
     });
   });
+
+  it('serves a health endpoint only when HEALTH_PORT names an unprivileged port', () => {
+    const base = { QUEUE_NAME: 'photos', QUEUE_URL: 'amqp://u:p@mq/%2F' };
+    expect(consumerConfig(base).healthPort).toBeUndefined();
+    expect(consumerConfig({ ...base, HEALTH_PORT: '8081' }).healthPort).toBe(8081);
+    expect(() => consumerConfig({ ...base, HEALTH_PORT: '80' })).toThrow(/HEALTH_PORT/);
+    expect(() => consumerConfig({ ...base, HEALTH_PORT: 'x' })).toThrow(/HEALTH_PORT/);
+  });
 });
 
 describe('URL formats', () => {

@@ -115,6 +115,8 @@ export type ConsumerConfig = {
   prefetch: number;
   workMs: number;
   shutdownTimeoutMs: number;
+  /** HEALTH_PORT: where GET /healthz answers 200 while consuming (the consumers tier's healthCheck). */
+  healthPort: number | undefined;
   secrets: string[];
 };
 
@@ -418,6 +420,8 @@ export function consumerConfig(env: Env): ConsumerConfig {
     prefetch: integer(env, 'PREFETCH', 10, 1, 10000),
     workMs: integer(env, 'CONSUMER_WORK_MS', 0, 0, 600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20, 1, 3600) * 1000,
+    healthPort:
+      get(env, 'HEALTH_PORT') === undefined ? undefined : integer(env, 'HEALTH_PORT', 0, 1024, 65535),
     secrets: [...new Set([...secretForms(broker.password), ...secretForms(cache?.password ?? '')])],
   };
 }

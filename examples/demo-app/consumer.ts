@@ -7,7 +7,9 @@
 // Processing here = add the message id to the cache set `demo:consumed:<queue>` (when CACHE_URL is
 // set; the web tier's GET /queue/:name/consumed/:id reads it) and log one JSON line with the id.
 // A broker that goes away is reconnected to with exponential backoff; SIGTERM stops consuming,
-// finishes the messages in hand, closes, and exits 0.
+// finishes the messages in hand, closes, and exits 0. With HEALTH_PORT, GET /healthz on it answers
+// 200 while a broker session is open and 503 otherwise (the consumers tier's healthCheck probes it).
+import { createServer, type Server } from 'node:http';
 import type * as amqp from 'amqplib';
 import { ConsumedLog, RedisTier } from './cache.ts';
 import { consumerConfig, describeAmqp, describeRedis, type ConsumerConfig } from './config.ts';
@@ -30,6 +32,11 @@ class Consumer {
   /** Wakes the reconnect loop's sleep when we stop. */
   #wake: (() => void) | undefined;
   #count = 0;
+
+  /** A broker session is open and we are not stopping: what the health endpoint reports. */
+  get consuming(): boolean {
+    return this.#session !== undefined && !this.#stopping;
+  }
 
   constructor(config: ConsumerConfig, log: Logger) {
     this.#config = config;
@@ -173,6 +180,18 @@ class Consumer {
   }
 }
 
+/** GET /healthz: 200 while `consuming()`, 503 otherwise; anything else 404. */
+function healthServer(port: number, consuming: () => boolean, log: Logger): Server {
+  const server = createServer((req, res) => {
+    const ok = req.method === 'GET' && req.url === '/healthz';
+    res.statusCode = !ok ? 404 : consuming() ? 200 : 503;
+    res.end();
+  });
+  server.on('error', (err) => log.error('health endpoint failed', { error: errorText(err, []) }));
+  server.listen(port);
+  return server;
+}
+
 /** Acks or nacks; false when the channel is already gone (the broker then redelivers the message). */
 function settle(fn: () => void): boolean {
   try {
@@ -202,8 +221,10 @@ function main(): void {
 
   const consumer = new Consumer(config, log);
   const running = consumer.run();
+  const health = config.healthPort && healthServer(config.healthPort, () => consumer.consuming, log);
   const stop = async (signal: string) => {
     await consumer.stop(signal);
+    if (health) health.close();
     // The loop ends once its session is closed; a connect under way ends within its own timeout.
     await Promise.race([running, new Promise((r) => setTimeout(r, 10_000))]);
     process.exit(0);

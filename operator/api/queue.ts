@@ -113,6 +113,24 @@ export const consumer = doc(
       admission: false,
     }),
     env: envList('consumer'),
+    healthCheck: doc(
+      z.object({
+        port: doc(
+          z.number().int().min(1024).max(65535),
+          'Port of the health endpoint the consumer serves (unprivileged, since pods run as non-root).',
+        ),
+        path: doc(
+          z.string().min(1).max(1024).regex(/^\//),
+          'HTTP path that answers 2xx while the consumer works (its connection to the broker open, its loop not stuck).',
+        ).default('/healthz'),
+        periodSeconds: doc(z.number().int().min(1).max(300), 'How often to probe.').default(10),
+        failureThreshold: doc(
+          z.number().int().min(1).max(30),
+          'Failures in a row before the pod counts as not ready (a rollout waits for it); liveness allows twice as many before a restart.',
+        ).default(3),
+      }),
+      'An HTTP health endpoint the consumer serves, probed for readiness and liveness. Without it the consumer has no probes: a consumer that hangs is not restarted, and a rollout cannot tell a working pod from a broken one.',
+    ).optional(),
     autoscaling: doc(
       z.object({
         minReplicas: doc(

@@ -38,6 +38,30 @@ describe('consumer Deployments', () => {
     ]);
   });
 
+  it('has no probes without a health endpoint, and probes the one it names with it', () => {
+    const plain = deployments()[0]!.spec!.template.spec!.containers[0]!;
+    expect([plain.readinessProbe, plain.livenessProbe, plain.ports]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    const probed = parseApp({
+      queue: { queues: [{ name: 'orders' }] },
+      consumers: [{ name: 'orders', image: 'r/o:1', queue: 'orders', healthCheck: { port: 8081 } }],
+    });
+    const d = consumerObjects(probed, { gatewayApi: false }, connection)[0] as unknown as V1Deployment;
+    const c = d.spec!.template.spec!.containers[0]!;
+    expect(c.ports).toEqual([{ name: 'health', containerPort: 8081, protocol: 'TCP' }]);
+    expect(c.readinessProbe).toEqual({
+      httpGet: { path: '/healthz', port: 'health' },
+      periodSeconds: 10,
+      failureThreshold: 3,
+    });
+    // A stuck consumer is restarted, with twice the patience of readiness.
+    expect(c.livenessProbe).toEqual({ ...c.readinessProbe, failureThreshold: 6 });
+    expect(restrictedViolations(d.spec!.template.spec!)).toEqual([]);
+  });
+
   it("runs the autoscaler's decision, clamped to the current bounds, and the minimum before any", () => {
     const orders = app.spec.consumers![0]!;
     const mailer = app.spec.consumers![1]!;

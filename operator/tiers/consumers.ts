@@ -1,4 +1,4 @@
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
@@ -75,6 +75,7 @@ export function consumerDeployment(
               envFrom: [{ secretRef: { name: connection.name } }],
               env: [{ name: 'QUEUE_NAME', value: c.queue }, ...envVars(c.env)],
               resources: resourceRequirements(c.resources),
+              ...healthProbes(c.healthCheck),
               ...(shardMap.mounts.length ? { volumeMounts: shardMap.mounts } : {}),
             }),
           ],
@@ -83,6 +84,21 @@ export function consumerDeployment(
         },
       },
     },
+  };
+}
+
+/**
+ * The probes of a consumer that serves a health endpoint: readiness gates its rollouts (there is no
+ * Service), liveness restarts a stuck one with twice the patience. None without the field.
+ */
+function healthProbes(check: Consumer['healthCheck']): Partial<V1Container> {
+  if (!check) return {};
+  const { port, path, periodSeconds, failureThreshold } = check;
+  const probe = { httpGet: { path, port: 'health' }, periodSeconds, failureThreshold };
+  return {
+    ports: [{ name: 'health', containerPort: port, protocol: 'TCP' }],
+    readinessProbe: probe,
+    livenessProbe: { ...probe, failureThreshold: failureThreshold * 2 },
   };
 }
 

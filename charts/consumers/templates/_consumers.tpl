@@ -41,6 +41,11 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 {{- fail (printf "%s.autoscaling.minReplicas: minReplicas must be <= maxReplicas" $at) -}}
 {{- end -}}
 {{- end -}}
+{{- with $c.healthCheck -}}
+{{- range $k, $v := dict "path" "/healthz" "periodSeconds" 10 "failureThreshold" 3 -}}
+{{- if not (hasKey $c.healthCheck $k) }}{{ $_ := set $c.healthCheck $k $v }}{{ end -}}
+{{- end -}}
+{{- end -}}
 {{- $out = append $out $c -}}
 {{- end -}}
 {{- toYaml (dict "consumers" $out) -}}
