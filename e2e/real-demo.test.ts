@@ -19,6 +19,10 @@ import {
   startProbe,
 } from './support/real-node.ts';
 import { localize } from '../tools/local-sample.ts';
+import { CACHE_PASSWORD_KEYS } from '../operator/tiers/cache.ts';
+import { CACHE_USERS, maxMemoryBytes } from '../operator/server-config/cache.ts';
+import { parseInfo } from '../operator/dataplane/redis-admin.ts';
+import { parseApp } from '../operator/api/testdata/apps.ts';
 
 const APP = 'demo';
 const QUEUE = 'jobs';
@@ -145,6 +149,30 @@ describeReal('the demo app on the real node', () => {
       const r = await web(`/queue/${QUEUE}/consumed/${published.body.id}`);
       return r.status === 200 && r.body.consumed === true;
     });
+  });
+
+  it("runs the cache with maxmemory derived from its memory limit and the spec's eviction policy", () => {
+    // The live spec as the operator reads it (with its defaults).
+    const spec = parseApp(getApp(ns, APP).spec).spec.cache!;
+    const primary: string = getApp(ns, APP).status.cache.primary;
+    const auth = decodeSecret(json<any>(['get', 'secret', `${APP}-cache-auth`, '-n', ns]));
+    // INFO is the operator's (the app's login may not run it); its password stays in the exec's env.
+    const r = execIn(ns, primary, [
+      'env',
+      `REDISCLI_AUTH=${auth[CACHE_PASSWORD_KEYS.operator]}`,
+      'redis-cli',
+      '--user',
+      CACHE_USERS.operator,
+      'INFO',
+      'memory',
+    ]);
+    expect(r.ok).toBe(true);
+    const info = parseInfo(r.stdout);
+    expect(Number(info.get('maxmemory'))).toBe(
+      maxMemoryBytes(spec.resources.limits.memory, spec.memoryHeadroomPercent),
+    );
+    expect(Number(info.get('maxmemory'))).toBeGreaterThan(0);
+    expect(info.get('maxmemory_policy')).toBe(spec.evictionPolicy);
   });
 
   it('probes the consumer on the health endpoint it names, and it answers 200 while it consumes', () => {
