@@ -171,6 +171,8 @@ function operatorOf(server: Server): Promise<RedisClient> {
   if (!o) {
     o = connectOperator(server);
     operatorConnections.set(proc, o);
+    // A failed connect is not kept: the next call tries again.
+    o.catch(() => operatorConnections.delete(proc));
   }
   return o;
 }

@@ -701,7 +701,7 @@ describe('the demo app when a data server goes away and comes back', () => {
     const r = await a.post('/queue/photos', {});
     expect(r.status).toBe(503);
     expect(r.json).toMatchObject({ tier: 'queue' });
-    // Its health endpoint says it is not consuming, so the pod is not Ready (and, for long, restarted).
+    // Its health endpoint says it is not consuming, so the pod is not Ready (liveness only asks the port).
     await until('the consumer to report itself unhealthy', async () => (await consumerHealth()) === 503);
     await broker.start(0);
     const p = await until(

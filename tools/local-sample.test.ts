@@ -85,6 +85,12 @@ describe('localize', () => {
     );
   });
 
+  it('refuses a consumer healthCheck path the demo consumer does not serve, naming the field', () => {
+    const app = sample('12-full-stack.yaml');
+    app.spec.consumers[0].healthCheck = { port: 8081, path: '/live' };
+    expect(() => localize(app, images)).toThrow(/consumers\[photo-processor\]\.healthCheck\.path.*\/live/);
+  });
+
   it('leaves the input alone and yields a spec the API admits, for every sample', () => {
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
       const before = sample(file);

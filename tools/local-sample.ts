@@ -141,6 +141,11 @@ export function localize(app: Obj, images: LocalImages): Obj {
       if (!isObj(c)) continue;
       c.image = images.IMAGE_DEMO_CONSUMER;
       // The demo consumer serves its health endpoint on HEALTH_PORT: where the spec probes it.
+      if (isObj(c.healthCheck) && (c.healthCheck.path ?? '/healthz') !== '/healthz') {
+        throw new Error(
+          `consumers[${String(c.name)}].healthCheck.path: the demo consumer serves /healthz only, not ${String(c.healthCheck.path)}`,
+        );
+      }
       if (isObj(c.healthCheck) && c.healthCheck.port !== undefined) {
         const env = (Array.isArray(c.env) ? c.env : []).filter(
           (e) => !(isObj(e) && e.name === 'HEALTH_PORT'),

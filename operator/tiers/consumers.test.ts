@@ -57,8 +57,12 @@ describe('consumer Deployments', () => {
       periodSeconds: 10,
       failureThreshold: 3,
     });
-    // A stuck consumer is restarted, with twice the patience of readiness.
-    expect(c.livenessProbe).toEqual({ ...c.readinessProbe, failureThreshold: 6 });
+    // Liveness never asks what readiness asks (ADR 0018): a broker outage must not restart it.
+    expect(c.livenessProbe).toEqual({
+      tcpSocket: { port: 'health' },
+      periodSeconds: 10,
+      failureThreshold: 6,
+    });
     expect(restrictedViolations(d.spec!.template.spec!)).toEqual([]);
   });
 

@@ -88,17 +88,18 @@ export function consumerDeployment(
 }
 
 /**
- * The probes of a consumer that serves a health endpoint: readiness gates its rollouts (there is no
- * Service), liveness restarts a stuck one with twice the patience. None without the field.
+ * The probes of a consumer that serves a health endpoint: readiness asks the endpoint (it gates
+ * rollouts; there is no Service). Liveness only asks that the endpoint accepts connections, as the
+ * web tier's default does (ADR 0018): the endpoint reports the broker connection, and a broker
+ * outage must not restart every consumer. None without the field.
  */
 function healthProbes(check: Consumer['healthCheck']): Partial<V1Container> {
   if (!check) return {};
   const { port, path, periodSeconds, failureThreshold } = check;
-  const probe = { httpGet: { path, port: 'health' }, periodSeconds, failureThreshold };
   return {
     ports: [{ name: 'health', containerPort: port, protocol: 'TCP' }],
-    readinessProbe: probe,
-    livenessProbe: { ...probe, failureThreshold: failureThreshold * 2 },
+    readinessProbe: { httpGet: { path, port: 'health' }, periodSeconds, failureThreshold },
+    livenessProbe: { tcpSocket: { port: 'health' }, periodSeconds, failureThreshold: failureThreshold * 2 },
   };
 }
 

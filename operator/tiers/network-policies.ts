@@ -128,20 +128,22 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       allowedClients: database.allowedClients,
     });
   }
-  if (cache)
+  if (cache) {
     tiers.push({
       component: CACHE,
       name: 'cache',
       clientPorts: [CACHE_PORT],
       allowedClients: cache.allowedClients,
     });
-  if (shards)
+  }
+  if (shards) {
     tiers.push({
       component: SHARD,
       name: 'shards',
       clientPorts: [PG_PORT],
       allowedClients: shards.allowedClients,
     });
+  }
   if (queue) {
     tiers.push({
       component: QUEUE,

@@ -30,8 +30,8 @@ function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[
   // and a database failover would then restart every web pod at once. Without a livenessPath the
   // process is alive while it accepts connections on its port.
   const alive = livenessPath
-    ? probe(livenessPath)
-    : { tcpSocket: { port: 'http' }, periodSeconds, failureThreshold };
+    ? { httpGet: { path: livenessPath, port: 'http' } }
+    : { tcpSocket: { port: 'http' } };
   return withRestrictedSecurity({
     name: WEB,
     image: web.image,
@@ -42,7 +42,7 @@ function webContainer(web: Web, connectionSecret: string, mounts: V1VolumeMount[
     resources: resourceRequirements(web.resources),
     readinessProbe: probe(path),
     // Liveness is more patient than readiness: a slow app leaves the Service before it is killed.
-    livenessProbe: { ...alive, failureThreshold: failureThreshold * 2 },
+    livenessProbe: { ...alive, periodSeconds, failureThreshold: failureThreshold * 2 },
   });
 }
 
