@@ -7,7 +7,8 @@
 // The server comes from tools/dataplane-deps.sh (Debian's postgresql-15).
 import { Client } from 'pg';
 import { decidePostgresFailover, switchover } from '../operator/dataplane/postgres/failover.ts';
-import { LocalCluster, until, type LocalInstance } from './support/postgres-local-cluster.ts';
+import { LocalCluster, LocalInstance, until } from './support/postgres-local-cluster.ts';
+import { freePort } from '../e2e/support/free-port.ts';
 
 const TEST_TIMEOUT = 180_000;
 const NAMES = ['pg-0', 'pg-1', 'pg-2'];
@@ -261,6 +262,36 @@ describe('the record is the authority', () => {
         await hasBody(s, 'after');
         expect(await s.inRecovery()).toBe(true);
       }
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('one postgres per data directory', () => {
+  it(
+    "a second container of the same instance (a force-deleted pod's replacement) waits until the first one's postgres is gone",
+    async () => {
+      const c = await LocalCluster.create({ names: ['solo'], synchronousReplicas: 0 });
+      clusters.push(c);
+      await c.startAll();
+      const first = c.get('solo');
+      await first.query('CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)');
+      await insert(first, 1, 'before');
+      // The same volume (instance name, so data directory), another port: as a new pod would be.
+      const twin = new LocalInstance(c, 'solo', await freePort());
+      c.instances.push(twin);
+      const started = twin.start(twin, 120_000);
+      await until('the twin to wait for the lock', async () =>
+        twin.log.includes('another postgres still runs on this volume'),
+      );
+      // It waits, it does not start: the first one goes on serving from the directory alone.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(twin.log).not.toMatch(/starting postgres/);
+      await insert(first, 2, 'while the twin waits');
+      await first.kill9();
+      await started;
+      expect(twin.log).toMatch(/it exited; starting/);
+      expect(await bodies(twin)).toEqual(['before', 'while the twin waits']);
     },
     TEST_TIMEOUT,
   );

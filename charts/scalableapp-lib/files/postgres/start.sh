@@ -125,12 +125,24 @@ become_standby() {
   : >"$PGDATA/standby.signal"
 }
 
+# One postgres per data directory, whichever container it runs in. A force-deleted pod's
+# replacement can start on the same volume while the old container still runs (StatefulSets
+# promise at most one pod only without force), and a postmaster's lock file guards nothing across
+# PID namespaces. So the volume holds a file lock: taken here on fd 9, inherited by postgres through
+# exec and by every backend, released when the last of them exits, however it exits.
+mkdir -p "$(dirname "$PGDATA")"
+exec 9>>"$(dirname "$PGDATA")/instance.lock"
+if ! flock -n 9; then
+  log "another postgres still runs on this volume (an old container of this instance): waiting for it to exit"
+  flock 9
+  log "it exited; starting"
+fi
+
 if [ ! -s "$PGDATA/PG_VERSION" ] && [ -e "$PGDATA" ]; then
   # An empty directory is fine (it is replaced); anything else we did not create, we do not delete.
   [ -z "$(ls -A "$PGDATA")" ] || die "$PGDATA holds files but no PG_VERSION: not a data directory"
   rmdir "$PGDATA" || die "cannot replace $PGDATA: it must be a subdirectory of the volume, not its mount point"
 fi
-mkdir -p "$(dirname "$PGDATA")"
 
 # The lock file a killed container left names a PID of its own namespace, gone with it. In this one
 # that PID is most often ours (PID 1, this script): postgres started as pg_rewind's grandchild would
