@@ -140,7 +140,12 @@ export class Reconciler {
       // a record that was refused. The status says which child and why, once.
       const refused = new ChildRefusedError(refusals);
       const outcome = { changed: changed > 0, refusals, failoverRefused: [] };
-      if ((await writeStatus(this.ctx, app, facts, raw.status, generation, outcome)).wrote) {
+      // Announced when the refusal appears or changes, not each time the status is rewritten while it
+      // stands (a tier becoming ready meanwhile): one Event, counted once.
+      const before = raw.status?.conditions?.find((c) => c.type === 'Degraded');
+      const announced = before?.reason === 'ChildRefused' && before.message === refused.message;
+      const { wrote } = await writeStatus(this.ctx, app, facts, raw.status, generation, outcome);
+      if (wrote && !announced) {
         log.warn('a child was refused; retrying with backoff', { refused: refused.message });
         await this.d.events.record(app, 'Warning', 'ChildRefused', refused.message);
       }

@@ -53,6 +53,25 @@ describe('a child the apiserver refuses', () => {
     expect(w.warnings()).toHaveLength(1);
   });
 
+  it('announces a refusal once, also when the status is rewritten for another reason while it stands', async () => {
+    const w = fakeWorld({
+      spec: { web },
+      refuse: (_verb, body) =>
+        body.kind === 'PodDisruptionBudget' ? invalid('PodDisruptionBudget', 'shop-web', MESSAGE) : undefined,
+    });
+    await expect(w.reconcile()).rejects.toBeInstanceOf(ChildRefusedError);
+    expect(w.condition('WebReady')?.status).toBe('False');
+    // The web tier rolls out meanwhile: the status changes (WebReady), the refusal does not.
+    const deployment = w.live('Deployment', 'shop-web')!;
+    w.setLive({ ...deployment, status: rolledOut } as Obj);
+    const statusWrites = w.statusWrites();
+    await expect(w.reconcile()).rejects.toBeInstanceOf(ChildRefusedError);
+    expect(w.statusWrites()).toBe(statusWrites + 1);
+    expect(w.condition('WebReady')?.status).toBe('True');
+    expect(w.warnings()).toHaveLength(1);
+    expect(w.eventPatches()).toBe(0);
+  });
+
   it('tries the replace fallback of a refused update once, not on every step', async () => {
     let refusing = false;
     const w = refusingWorld('Service', 'spec.ports: Forbidden', () => refusing);
