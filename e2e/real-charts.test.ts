@@ -9,7 +9,7 @@
 // its server, or whose image lacks its client, fails the suite with its logs.
 import { readFileSync } from 'node:fs';
 import { helmIn, installChart } from './support/helm-releases.ts';
-import { eventually, json, tryKubectl } from './support/kube.ts';
+import { eventsWhere, eventually, json, tryKubectl } from './support/kube.ts';
 import {
   createRealNamespace,
   deleteNamespaceAndWait,
@@ -211,15 +211,8 @@ function diagnose(ns: string): string {
   for (const p of pods) {
     const test = /-test(-readyz)?$/.test(p.name);
     if (!test && p.ready) continue;
-    const events = json<any>([
-      'get',
-      'events',
-      '-n',
-      ns,
-      '--field-selector',
-      `involvedObject.name=${p.name}`,
-    ]);
-    out.push(`events of ${p.name}:`, ...events.items.map((e: any) => `  ${e.reason}: ${e.message}`));
+    const events = eventsWhere(ns, `involvedObject.name=${p.name}`);
+    out.push(`events of ${p.name}:`, ...events.map((e) => `  ${e.reason}: ${e.message}`));
     const logs = tryKubectl(['logs', '-n', ns, p.name, '--all-containers', '--tail=40']);
     out.push(`logs of ${p.name}:`, logs.ok ? logs.stdout : logs.stderr);
   }

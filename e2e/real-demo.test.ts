@@ -15,6 +15,7 @@ import {
   execIn,
   installInClusterOperator,
   localImages,
+  podStates,
   serviceRequest,
   startProbe,
 } from './support/real-node.ts';
@@ -25,6 +26,9 @@ import { parseInfo } from '../operator/dataplane/redis-admin.ts';
 import { parseApp } from '../operator/api/testdata/apps.ts';
 
 const APP = 'demo';
+/** The label selector of one tier's pods of the demo app. */
+const tierPods = (component: string) =>
+  `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=${component}`;
 const QUEUE = 'jobs';
 
 /** Every tier, each as small as it can be while still showing what it does. */
@@ -84,7 +88,7 @@ beforeAll(async () => {
     cache: hostPort(env.CACHE_URL!),
     queue: hostPort(env.QUEUE_URL!),
   };
-  await allPodsReady(ns, `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=web`, 2);
+  await allPodsReady(ns, tierPods('web'), 2);
 }, 900_000);
 
 afterAll(() => {
@@ -177,14 +181,7 @@ describeReal('the demo app on the real node', () => {
   });
 
   it('probes the consumer on the health endpoint it names, and it answers 200 while it consumes', () => {
-    const [pod] = json<any>([
-      'get',
-      'pods',
-      '-n',
-      ns,
-      '-l',
-      `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=consumer`,
-    ]).items;
+    const [pod] = json<any>(['get', 'pods', '-n', ns, '-l', tierPods('consumer')]).items;
     const c = pod.spec.containers[0];
     expect(c.readinessProbe.httpGet).toEqual({ path: '/healthz', port: 'health', scheme: 'HTTP' });
     expect(c.livenessProbe.tcpSocket).toEqual({ port: 'health' });
@@ -216,24 +213,8 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
   const fqdn = (host: string) => (host.includes('.') ? host : `${host}.${ns}.svc.cluster.local`);
   const connect = (namespace: string, pod: string, target: { host: string; port: number }) =>
     connectFrom(namespace, pod, { host: fqdn(target.host), port: target.port });
-  const webPod = () =>
-    json<any>([
-      'get',
-      'pods',
-      '-n',
-      ns,
-      '-l',
-      `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=web`,
-    ]).items[0].metadata.name as string;
-  const consumerPod = () =>
-    json<any>([
-      'get',
-      'pods',
-      '-n',
-      ns,
-      '-l',
-      `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=consumer`,
-    ]).items[0].metadata.name as string;
+  const webPod = () => podStates(ns, tierPods('web'))[0]!.name;
+  const consumerPod = () => podStates(ns, tierPods('consumer'))[0]!.name;
 
   it.each(['database', 'cache', 'queue'] as const)(
     'a pod in another namespace cannot reach the %s',

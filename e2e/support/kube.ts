@@ -19,13 +19,15 @@ export const KUBECONFIG = process.env.KUBECONFIG ?? kubeconfigPath();
 const MAX_OUTPUT = 256 << 20;
 
 /** Runs the kubectl that tools/toolchain.sh built (matching the cluster), as cluster admin. */
+/** The command line of one kubectl call against the test cluster: [binary, arguments]. */
+const kubectlCommand = (args: string[]): [string, string[]] => [
+  `${toolsBin}/kubectl`,
+  ['--kubeconfig', KUBECONFIG, ...args],
+];
+
 export function kubectl(args: string[], input?: string): string {
-  const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], {
-    encoding: 'utf8',
-    input,
-    maxBuffer: MAX_OUTPUT,
-  });
-  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  const r = tryKubectl(args, input);
+  if (!r.ok) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 }
 
@@ -35,7 +37,7 @@ export function kubectlAsync(
   input?: string,
 ): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args]);
+    const child = spawn(...kubectlCommand(args));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -47,11 +49,7 @@ export function kubectlAsync(
 
 /** Like kubectl, but returns the outcome instead of throwing (for commands expected to fail). */
 export function tryKubectl(args: string[], input?: string): { ok: boolean; stdout: string; stderr: string } {
-  const r = spawnSync(`${toolsBin}/kubectl`, ['--kubeconfig', KUBECONFIG, ...args], {
-    encoding: 'utf8',
-    input,
-    maxBuffer: MAX_OUTPUT,
-  });
+  const r = spawnSync(...kubectlCommand(args), { encoding: 'utf8', input, maxBuffer: MAX_OUTPUT });
   return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -67,14 +65,15 @@ export function json<T = unknown>(args: string[]): T {
 
 /** The Events in `ns` matching a field selector, e.g. `reason=Failover` or `involvedObject.name=x,reason=y`. */
 export const eventsWhere = (ns: string, fieldSelector: string) =>
-  json<{ items: { reason?: string; message?: string; count?: number }[] }>([
-    'get',
-    'events',
-    '-n',
-    ns,
-    '--field-selector',
-    fieldSelector,
-  ]).items;
+  json<{
+    items: {
+      reason?: string;
+      message?: string;
+      count?: number;
+      firstTimestamp?: string;
+      eventTime?: string;
+    }[];
+  }>(['get', 'events', '-n', ns, '--field-selector', fieldSelector]).items;
 
 /** A fresh namespace for one test file; delete it in afterAll. */
 export function createNamespace(prefix: string, labels: Record<string, string> = {}): string {

@@ -181,13 +181,18 @@ class Consumer {
 }
 
 /** GET /healthz: 200 while `consuming()`, 503 otherwise; anything else 404. */
-function healthServer(port: number, consuming: () => boolean, log: Logger): Server {
+function healthServer(
+  port: number,
+  consuming: () => boolean,
+  log: Logger,
+  secrets: readonly string[],
+): Server {
   const server = createServer((req, res) => {
     const ok = req.method === 'GET' && req.url === '/healthz';
     res.statusCode = !ok ? 404 : consuming() ? 200 : 503;
     res.end();
   });
-  server.on('error', (err) => log.error('health endpoint failed', { error: errorText(err, []) }));
+  server.on('error', (err) => log.error('health endpoint failed', { error: errorText(err, secrets) }));
   server.listen(port);
   return server;
 }
@@ -221,7 +226,8 @@ function main(): void {
 
   const consumer = new Consumer(config, log);
   const running = consumer.run();
-  const health = config.healthPort && healthServer(config.healthPort, () => consumer.consuming, log);
+  const health =
+    config.healthPort && healthServer(config.healthPort, () => consumer.consuming, log, config.secrets);
   const stop = async (signal: string) => {
     await consumer.stop(signal);
     if (health) health.close();

@@ -39,7 +39,7 @@ export function createPool(target: PgTarget, log: Logger, logKey: string, o: Poo
   pool.on('error', (err) =>
     log.throttled(logKey, 10_000, 'idle connection lost', {
       server: describePg(target),
-      error: errorText(err, []),
+      error: errorText(err, target.password ? [target.password] : []),
     }),
   );
   return pool;

@@ -359,3 +359,14 @@ export const allowedClients = (tier: string, ports: string) =>
   ).default([]);
 
 export type AllowedClient = z.infer<ReturnType<typeof allowedClients>>[number];
+
+/**
+ * The timing fields of a probe the user configures (web healthCheck, consumer healthCheck): how often,
+ * and how many failures in a row count. `failedMeans` completes "Failures in a row before ...".
+ */
+export const probeTiming = (failedMeans: string) => ({
+  periodSeconds: doc(z.number().int().min(1).max(300), 'How often to probe.').default(10),
+  failureThreshold: doc(z.number().int().min(1).max(30), `Failures in a row before ${failedMeans}`).default(
+    3,
+  ),
+});

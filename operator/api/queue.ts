@@ -4,6 +4,7 @@ import {
   dnsLabel,
   envList,
   image,
+  probeTiming,
   resources,
   storage,
   type ResourceDefaults,
@@ -123,11 +124,9 @@ export const consumer = doc(
           z.string().min(1).max(1024).regex(/^\//),
           'HTTP path that answers 2xx while the consumer can work (e.g. its broker connection is open): readiness. Liveness only asks that the port accepts connections, so a broker outage does not restart every consumer.',
         ).default('/healthz'),
-        periodSeconds: doc(z.number().int().min(1).max(300), 'How often to probe.').default(10),
-        failureThreshold: doc(
-          z.number().int().min(1).max(30),
-          'Failures in a row before the pod counts as not ready (a rollout waits for it); liveness (the port accepting connections) allows twice as many before a restart.',
-        ).default(3),
+        ...probeTiming(
+          'the pod counts as not ready (a rollout waits for it); liveness (the port accepting connections) allows twice as many before a restart.',
+        ),
       }),
       'An HTTP health endpoint the consumer serves: readiness asks it, liveness asks that its port accepts connections. Without it the consumer has no probes: a consumer whose process wedges is not restarted, and a rollout cannot tell a working pod from a broken one.',
     ).optional(),

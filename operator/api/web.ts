@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
 import { compareQuantities } from './quantity.ts';
-import { dnsLabel, dnsSubdomain, envList, image, resources, type ResourceDefaults } from './common.ts';
+import {
+  dnsLabel,
+  dnsSubdomain,
+  envList,
+  image,
+  probeTiming,
+  resources,
+  type ResourceDefaults,
+} from './common.ts';
 
 /** A DNS name (optionally a wildcard), each label at most 63 characters, as Ingress and HTTPRoute take. */
 const HOST = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
@@ -138,11 +146,9 @@ export const web = doc(
           z.string().min(1).max(1024).regex(/^\//),
           "HTTP path that answers 2xx while the process itself works, whatever its dependencies do: failing it restarts the container. When omitted the container is alive while it accepts TCP connections on `port`: `path` is never used for liveness, since it may check the app's dependencies and an outage of one would restart every pod at once.",
         ).optional(),
-        periodSeconds: doc(z.number().int().min(1).max(300), 'How often to probe.').default(10),
-        failureThreshold: doc(
-          z.number().int().min(1).max(30),
-          'Failures in a row before the pod is taken out of the Service; liveness allows twice as many before a restart.',
-        ).default(3),
+        ...probeTiming(
+          'the pod is taken out of the Service; liveness allows twice as many before a restart.',
+        ),
       }),
       'Readiness and liveness probes for the web containers.',
     ).default({ path: '/healthz', periodSeconds: 10, failureThreshold: 3 }),
