@@ -3,8 +3,17 @@
 // in the cluster. Synchronous replication (ANY 1 of 2 standbys): no acknowledged commit may be lost.
 // Each case breaks the primary a different way; the figures each prints are in the session notes.
 import { getApp } from './support/apps.ts';
-import { eventually, json, kubectl, tryKubectl } from './support/kube.ts';
-import { lost, podProcesses, signalPod, storedIds, writeFor, type WriteResult } from './support/pg-load.ts';
+import { eventsWhere, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
+import {
+  isolatePod,
+  lost,
+  podProcesses,
+  signalPod,
+  storedIds,
+  writeDirectly,
+  writeFor,
+  type WriteResult,
+} from './support/pg-load.ts';
 import {
   allPodsReady,
   applyAndAwaitReady,
@@ -18,6 +27,7 @@ import {
 } from './support/real-node.ts';
 import { localize } from '../tools/local-sample.ts';
 import { ROLE_LABEL } from '../operator/tiers/labels.ts';
+import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
 
 const APP = 'ledger';
 const WRITER = 'writer';
@@ -95,19 +105,29 @@ function readOnlyAddresses(): string[] {
  * the last start), and behind the read-only Service.
  */
 async function rejoinedAsStandby(pod: string): Promise<string> {
-  return eventually(
-    `${pod} back as a Ready standby behind the read-only Service`,
-    () => {
-      const p = json<any>(['get', 'pod', pod, '-n', ns]);
-      const ready = p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
-      if (!ready || p.metadata.labels?.[ROLE_LABEL] !== 'replica') return false;
-      if (!readOnlyAddresses().includes(p.status.podIP)) return false;
-      const log = kubectl(['logs', '-n', ns, pod]);
-      return /started streaming WAL from primary/.test(log) && log;
-    },
-    300_000,
-    2000,
-  );
+  try {
+    return await eventually(
+      `${pod} back as a Ready standby behind the read-only Service`,
+      () => {
+        const p = json<any>(['get', 'pod', pod, '-n', ns]);
+        const ready = p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
+        if (!ready || p.metadata.labels?.[ROLE_LABEL] !== 'replica') return false;
+        if (!readOnlyAddresses().includes(p.status.podIP)) return false;
+        const log = kubectl(['logs', '-n', ns, pod]);
+        return /started streaming WAL from primary/.test(log) && log;
+      },
+      300_000,
+      2000,
+    );
+  } catch (err) {
+    // What it was doing instead: its state, its last probe failures, and its log.
+    const p = tryKubectl(['get', 'pod', pod, '-n', ns, '-o', 'jsonpath={.status}']).stdout;
+    const events = tryKubectl(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${pod}`]);
+    const log = tryKubectl(['logs', '-n', ns, pod]).stdout.slice(-4000);
+    throw new Error(
+      `${(err as Error).message}\nstatus: ${p}\nevents:\n${events.stdout.slice(-3000)}\nlog:\n${log}`,
+    );
+  }
 }
 
 /** Every acknowledged id is stored, read back through the read-write Service. */
@@ -121,9 +141,22 @@ async function expectNothingLost(r: WriteResult, table: string): Promise<void> {
 
 function report(what: string, r: WriteResult, extra = ''): void {
   console.log(
-    `${what}: ${r.ackedCount} commits acknowledged of ${r.attempts} attempts (${r.failed} failed), ` +
+    `${what}: ${r.ackedCount} commits acknowledged of ${r.attempts} attempts (${r.failed} failed, ` +
+      `${r.unconfirmed} returned unconfirmed by a standby), ` +
       `longest time without an acknowledgement ${r.longestGapMs} ms${extra}`,
   );
+}
+
+const podIP = (pod: string): string => json<any>(['get', 'pod', pod, '-n', ns]).status.podIP;
+
+/** The first "fenced" readiness failure of the pod, from its Events: when, and what it said. */
+function fenceEvent(pod: string): { at: number; message: string } | undefined {
+  const events = eventsWhere(ns, `involvedObject.name=${pod}`);
+  const fenced = events
+    .filter((e) => e.reason === 'Unhealthy' && /fenced: /.test(e.message ?? ''))
+    .map((e) => ({ at: Date.parse(e.firstTimestamp ?? e.eventTime ?? ''), message: e.message ?? '' }))
+    .sort((a, b) => a.at - b.at);
+  return fenced[0];
 }
 
 describeReal('the database tier failing over on the real node under writes', () => {
@@ -207,5 +240,73 @@ describeReal('the database tier failing over on the real node under writes', () 
     await expectNothingLost(r, 'deleted');
     if (after !== before) await rejoinedAsStandby(before);
     await allPodsReady(ns, DB_PODS, 3);
+  }, 600_000);
+
+  it('a switchover asked for by annotation under writes: the named standby becomes the primary, none acknowledged is lost, the old primary rejoins as a standby', async () => {
+    const before = primaryOf();
+    const target = ['0', '1', '2'].map((i) => `${APP}-db-${i}`).find((n) => n !== before)!;
+    const load = writeFor(ns, WRITER, 40, 'switchover');
+    await sleep(5000);
+    const askedAt = Date.now();
+    kubectl(['annotate', 'scalableapp', APP, '-n', ns, `${SWITCHOVER_ANNOTATION}=${target}`, '--overwrite']);
+    await eventually('the record to name the target', () => primaryOf() === target, 60_000, 200);
+    const recordedMs = Date.now() - askedAt;
+    const r = await load;
+    report(
+      'switchover',
+      r,
+      `; ${before} to ${target}, recorded ${(recordedMs / 1000).toFixed(1)} s after the request`,
+    );
+    await expectNothingLost(r, 'switchover');
+    expect(eventsWhere(ns, 'reason=Switchover').length).toBeGreaterThan(0);
+    const log = await rejoinedAsStandby(before);
+    expect(log).not.toMatch(/cloning/);
+    await allPodsReady(ns, DB_PODS, 3);
+  }, 600_000);
+
+  it('a primary cut off from its standbys and the operator but reachable by a client fences itself, a standby is promoted, none acknowledged is lost, and it rejoins as a standby once the partition heals', async () => {
+    const before = primaryOf();
+    const writerIP = podIP(WRITER);
+    const load = writeFor(ns, WRITER, WRITE_SECONDS, 'isolated');
+    await sleep(5000);
+    // Only the writer still reaches it: no standby, no operator, no API server, no DNS.
+    const heal = isolatePod(ns, before, [writerIP]);
+    const isolatedAt = Date.now();
+    let healed = false;
+    try {
+      const promoted = await eventually(
+        'another instance promoted',
+        () => {
+          const p = primaryOf();
+          return p !== before && p;
+        },
+        120_000,
+        500,
+      );
+      const promotedAfterMs = Date.now() - isolatedAt;
+      // The fence came first: the pod said so in its readiness probe before the promotion.
+      const fence = fenceEvent(before);
+      expect(fence?.message).toMatch(/fenced: no standby report and no operator heartbeat/);
+      // A client that still reaches the old primary directly, not through the Service, is refused.
+      const direct = await writeDirectly(ns, WRITER, 'isolated', podIP(before));
+      expect(direct).toEqual({ acknowledged: false, error: expect.stringMatching(/pg_hba\.conf/) });
+      const r = await load;
+      report(
+        'primary cut off but alive',
+        r,
+        `; fenced ${fence ? ((fence.at - isolatedAt) / 1000).toFixed(0) : '?'} s after the cut (Event time, 1 s resolution), ` +
+          `promoted ${promoted} ${(promotedAfterMs / 1000).toFixed(1)} s after the cut`,
+      );
+      await expectNothingLost(r, 'isolated');
+      heal();
+      healed = true;
+      // The operator reaches it again, finds a primary that is not the recorded one, restarts it,
+      // and its start script rewinds it (and drops its fence): a standby of the new primary.
+      const log = await rejoinedAsStandby(before);
+      expect(log).toMatch(/rewinding to/);
+      await allPodsReady(ns, DB_PODS, 3);
+    } finally {
+      if (!healed) heal();
+    }
   }, 600_000);
 });

@@ -5,9 +5,11 @@
 // reads, failover to the most advanced standby, no acknowledged commit lost with synchronousReplicas,
 // an old primary that comes back as a standby) is shown here to be what Postgres does.
 // The server comes from tools/dataplane-deps.sh (Debian's postgresql-15).
+import { chmod, stat } from 'node:fs/promises';
 import { Client } from 'pg';
 import { decidePostgresFailover, switchover } from '../operator/dataplane/postgres/failover.ts';
-import { LocalCluster, LocalInstance, until } from './support/postgres-local-cluster.ts';
+import { CREDENTIALS, LocalCluster, LocalInstance, until } from './support/postgres-local-cluster.ts';
+import { PrimaryHeartbeats } from '../operator/dataplane/postgres/heartbeat.ts';
 import { freePort } from '../e2e/support/free-port.ts';
 
 const TEST_TIMEOUT = 180_000;
@@ -262,6 +264,104 @@ describe('the record is the authority', () => {
         await hasBody(s, 'after');
         expect(await s.inRecovery()).toBe(true);
       }
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('a primary cut off from its standbys and the operator fences itself (ready.sh)', () => {
+  it(
+    'stays open while the operator beats, fences once neither standby nor operator is heard, keeps the fence through a restart, and only the heartbeat lifts it',
+    async () => {
+      const c = await startCluster(1);
+      const [primary, ...standbys] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      expect(primary.ready(2)).toEqual({ ready: true, said: '' });
+      // A standby's probe never fences: it has nothing to fence.
+      expect(standbys[0]!.ready(0)).toEqual({ ready: true, said: '' });
+
+      // The standbys fall silent (their walreceivers stopped): with ANY 1 no commit can return now.
+      const walreceivers = standbys.flatMap((s) => s.pids('walreceiver'));
+      signal(walreceivers, 'SIGSTOP');
+      const direct = await primary.connect();
+      const pending = direct.query("INSERT INTO notes (id, body) VALUES (1, 'never acknowledged')").then(
+        () => 'acknowledged',
+        (err: Error) => err.message,
+      );
+
+      // The operator's heartbeat alone is contact enough: no fence while it beats.
+      const heartbeats = new PrimaryHeartbeats({ periodMs: 500 });
+      const target = { host: primary.node.host, port: primary.node.port, password: CREDENTIALS.superuser };
+      heartbeats.keep('cluster', target);
+      for (let k = 0; k < 8; k++) {
+        await new Promise((r) => setTimeout(r, 500));
+        expect(primary.ready(2)).toEqual({ ready: true, said: '' });
+      }
+
+      // Neither is heard: within the fence delay and one probe more, it fences itself.
+      heartbeats.stop();
+      const verdict = await until('the fence', async () => {
+        const r = primary.ready(2);
+        return !r.ready && r.said;
+      });
+      expect(verdict).toMatch(/^fenced: no standby report and no operator heartbeat for \d+s/);
+      // The client that waited on the commit was cut off: it never got it acknowledged.
+      // (Postgres warns that the commit is local only, then closes the connection without an answer.)
+      expect(await pending).toMatch(/Connection terminated/);
+      // No app client gets in (the fenced pg_hba.conf has no line for it); the superuser still does.
+      expect(await failsWith(primary.connect())).toBe('28000');
+      const [fence] = await primary.query<{ f: string }>(
+        "SELECT current_setting('scalableapp.fenced') AS f",
+        [],
+        'superuser',
+      );
+      expect(fence!.f).toMatch(/^no standby report/);
+
+      // The standbys are heard again: that lifts nothing (it might have been replaced meanwhile).
+      signal(walreceivers, 'SIGCONT');
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(primary.ready(2)).toMatchObject({ ready: false, said: expect.stringMatching(/^fenced: /) });
+
+      // Restarted while still recorded as the primary, it keeps the fence from its first moment.
+      await primary.stop();
+      await primary.start(primary);
+      expect(primary.log).toMatch(/fenced itself when it was cut off/);
+      expect(await failsWith(primary.connect())).toBe('28000');
+
+      // The operator reaches it again and it is still the recorded primary: the heartbeat lifts the
+      // fence and the next probe lets clients in.
+      const lifted: string[] = [];
+      const again = new PrimaryHeartbeats({ periodMs: 500, onLifted: (_k, reason) => lifted.push(reason) });
+      again.keep('cluster', target);
+      try {
+        await until('the fence lifted', async () => lifted.length > 0);
+        expect(lifted[0]).toMatch(/^no standby report/);
+        await until('ready again', async () => primary.ready(2).ready);
+        await direct.end().catch(() => {});
+        await insert(primary, 2, 'after the fence');
+        for (const s of standbys) await hasBody(s, 'after the fence');
+      } finally {
+        again.stop();
+      }
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('a volume whose plugin applies the pod fsGroup on mount', () => {
+  it(
+    'a data directory left group-writable (as the kubelet leaves it by default) still starts',
+    async () => {
+      const c = await LocalCluster.create({ names: ['solo'], synchronousReplicas: 0 });
+      clusters.push(c);
+      await c.startAll();
+      const solo = c.get('solo');
+      await solo.query('CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)');
+      await insert(solo, 1, 'before the new mount');
+      await solo.stop();
+      await chmod(solo.dataDir, 0o2770);
+      await solo.start(solo);
+      expect(await bodies(solo)).toEqual(['before the new mount']);
+      expect((await stat(solo.dataDir)).mode & 0o777).toBe(0o700);
     },
     TEST_TIMEOUT,
   );

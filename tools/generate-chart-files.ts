@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { hbaConfig } from '../operator/server-config/postgres.ts';
 import { instanceStartScript } from '../operator/server-config/postgres-instance-script.ts';
+import { instanceReadyScript } from '../operator/server-config/postgres-ready-script.ts';
 import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
 
@@ -32,6 +33,16 @@ export const CHART_FILES: readonly ChartFile[] = [
     path: 'scalableapp-lib/files/postgres/pg_hba.conf',
     source: 'hbaConfig() in operator/server-config/postgres.ts',
     text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0' }),
+  },
+  {
+    path: 'scalableapp-lib/files/postgres/pg_hba.fenced.conf',
+    source: 'hbaConfig({ fenced: true }) in operator/server-config/postgres.ts',
+    text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', fenced: true }),
+  },
+  {
+    path: 'scalableapp-lib/files/postgres/ready.sh',
+    source: 'instanceReadyScript() in operator/server-config/postgres-ready-script.ts',
+    text: () => instanceReadyScript(),
   },
   // brokerConfigFiles() in operator/server-config/rabbitmq.ts: the texts that take no input
   // (rabbitmq.conf and definitions.json name nodes and queues, so charts/queue templates them).

@@ -7,7 +7,11 @@ import { readFileSync } from 'node:fs';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { chartPath, templateChart, type RenderedObject } from './helm.ts';
 import type { Exclusion } from './parity.ts';
-import type { DatabaseCredentials } from '../../operator/tiers/postgres-cluster.ts';
+import {
+  selfFencing,
+  type DatabaseCredentials,
+  type PgCluster,
+} from '../../operator/tiers/postgres-cluster.ts';
 
 /** What differs by design for one Postgres cluster (`<name>-rw`, `<name>-ro`) without the operator. */
 export const pgClusterExclusions = (cluster: string): Exclusion[] => [
@@ -29,6 +33,23 @@ export const pgClusterExclusions = (cluster: string): Exclusion[] => [
     reason: 'the ready replicas as the operator observes them; nothing publishes it without the operator',
   },
 ];
+
+/**
+ * The self-fence's setting (ready.sh), on the operator's StatefulSet of a cluster that fences: a
+ * primary fences itself when cut off only where an operator may promote another instance and lifts
+ * the fence; the charts have no failover. Empty for a cluster that does not fence.
+ */
+export const selfFenceExclusion = (c: PgCluster): Exclusion[] =>
+  selfFencing(c)
+    ? [
+        {
+          object: `StatefulSet/${c.name}`,
+          path: 'spec.template.spec.containers[0].env[8]',
+          reason:
+            'FENCE_AFTER_SECONDS: without an operator nothing is promoted beside a cut-off primary and nothing would lift its fence',
+        },
+      ]
+    : [];
 
 /** The chart values that give a Postgres chart the passwords the operator generated. */
 export const pgAuthValues = (c: DatabaseCredentials) => ({

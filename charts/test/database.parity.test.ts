@@ -4,7 +4,8 @@
 // move the primary or publish the read-only endpoints (the exclusions below, each with its reason).
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
-import { databaseObjects, type DatabaseCredentials } from '../../operator/tiers/database.ts';
+import { databaseCluster, databaseObjects, type DatabaseCredentials } from '../../operator/tiers/database.ts';
+import { selfFenceExclusion } from './data-tier-checks.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
 import { renderChart } from './helm.ts';
 import { parity, type Exclusion } from './parity.ts';
@@ -93,7 +94,7 @@ const values = (s: InputSet) => ({
   },
 });
 
-function operatorObjects(s: InputSet) {
+function operatorInputs(s: InputSet) {
   const app = parseApp(
     { database: s.database, ...(s.topology ? { topology: s.topology } : {}) },
     s.release,
@@ -104,13 +105,20 @@ function operatorObjects(s: InputSet) {
     dbCredentials: s.credentials,
     ...(s.primary ? { dbPrimary: s.primary } : {}),
   };
+  return { app, facts };
+}
+
+function operatorObjects(s: InputSet) {
+  const { app, facts } = operatorInputs(s);
   return [...databaseObjects(app, facts), ...networkPolicies(app)];
 }
 
 function exclusions(s: InputSet): Exclusion[] {
   const db = `${s.release}-db`;
   const retained = (s.database.deletionPolicy ?? 'Retain') === 'Retain';
+  const { app, facts } = operatorInputs(s);
   return [
+    ...selfFenceExclusion(databaseCluster(app, facts)),
     {
       object: `Service/${db}-rw`,
       path: 'spec.selector',

@@ -6,13 +6,24 @@
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import type { DatabaseCredentials } from '../../operator/tiers/postgres-cluster.ts';
-import { hotShardName, shardMap, shardNames, shardObjects } from '../../operator/tiers/shards.ts';
+import {
+  hotShardName,
+  shardClusters,
+  shardMap,
+  shardNames,
+  shardObjects,
+} from '../../operator/tiers/shards.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
 import { ShardRouter } from '../../operator/sharding/router.ts';
 import { renderChart } from './helm.ts';
 import { parity, type Exclusion } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
-import { keptSecretExclusion, pgAuthValues, pgClusterExclusions } from './data-tier-checks.ts';
+import {
+  keptSecretExclusion,
+  pgAuthValues,
+  pgClusterExclusions,
+  selfFenceExclusion,
+} from './data-tier-checks.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
 
@@ -121,7 +132,8 @@ const shardsOf = (s: InputSet) => shardNames(shardMap(appOf(s), { gatewayApi: fa
 function exclusions(s: InputSet): Exclusion[] {
   const retained = (s.shards.deletionPolicy ?? 'Retain') === 'Retain';
   return [
-    ...shardsOf(s).flatMap(pgClusterExclusions),
+    ...shardsOf(s).flatMap((shard) => pgClusterExclusions(shard)),
+    ...shardClusters(appOf(s), { gatewayApi: false }).flatMap(selfFenceExclusion),
     { object: `Pod/${s.release}-shards-test`, onlyIn: 'chart', reason: 'the helm test hook' },
     {
       object: `NetworkPolicy/${s.release}-allow-shards-test`,

@@ -16,11 +16,17 @@ import { spec as specSchema, TIERS } from '../../operator/api/spec.ts';
 import type { CelRule } from '../../operator/api/meta.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
-import { shardMap, shardNames } from '../../operator/tiers/shards.ts';
+import { shardClusters, shardMap, shardNames } from '../../operator/tiers/shards.ts';
+import { databaseCluster } from '../../operator/tiers/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { buildDependencies, chartMeta, chartPath, podSpecs, renderChart, templateChart } from './helm.ts';
 import { parity, type Exclusion } from './parity.ts';
-import { keptSecretExclusion, pgAuthValues, pgClusterExclusions } from './data-tier-checks.ts';
+import {
+  keptSecretExclusion,
+  pgAuthValues,
+  pgClusterExclusions,
+  selfFenceExclusion,
+} from './data-tier-checks.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
 type Values = Record<string, any>;
@@ -105,12 +111,15 @@ function exclusions(spec: Spec, release: string): Exclusion[] {
   }
   if (spec.database) {
     out.push(...pgClusterExclusions(`${release}-db`), hook(`Pod/${release}-db-test`));
+    const app = parseApp({ database: spec.database }, release, 'prod');
+    out.push(...selfFenceExclusion(databaseCluster(app, { gatewayApi: false })));
     out.push(hook(`NetworkPolicy/${release}-allow-database-test`));
     if ((spec.database.deletionPolicy ?? 'Retain') === 'Retain') out.push(kept(`${release}-db-credentials`));
   }
   if (spec.shards) {
     const app = parseApp({ shards: spec.shards }, release, 'prod');
-    out.push(...shardNames(shardMap(app, { gatewayApi: false })).flatMap(pgClusterExclusions));
+    out.push(...shardNames(shardMap(app, { gatewayApi: false })).flatMap((n) => pgClusterExclusions(n)));
+    out.push(...shardClusters(app, { gatewayApi: false }).flatMap(selfFenceExclusion));
     out.push(hook(`Pod/${release}-shards-test`), hook(`NetworkPolicy/${release}-allow-shards-test`));
     if ((spec.shards.deletionPolicy ?? 'Retain') === 'Retain')
       out.push(kept(`${release}-shards-credentials`));

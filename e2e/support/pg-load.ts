@@ -1,5 +1,6 @@
 // A write load on a database tier from inside a pod (e2e/support/pg-writer.mjs), and the host-side
 // means to break the pod's server: its processes, found by the pod's cgroup on the real node.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { json, kubectlAsync } from './kube.ts';
 
@@ -13,6 +14,8 @@ export interface WriteResult {
   /** The id of the last attempt. */
   lastId: number;
   failed: number;
+  /** Commits that returned with the warning that the wait for a synchronous standby was cancelled. */
+  unconfirmed: number;
   /** The longest time between two acknowledged commits: the outage a client saw, at most. */
   longestGapMs: number;
 }
@@ -33,6 +36,14 @@ export const writeFor = (ns: string, pod: string, seconds: number, table: string
     WRITER_MODE: 'write',
     WRITE_SECONDS: String(seconds),
     WRITER_TABLE: table,
+  });
+
+/** One INSERT from the pod straight to `host` (a pod's address), not through the Service. */
+export const writeDirectly = (ns: string, pod: string, table: string, host: string) =>
+  runWriter<{ acknowledged: boolean; error: string }>(ns, pod, {
+    WRITER_MODE: 'direct',
+    WRITER_TABLE: table,
+    TARGET_HOST: host,
   });
 
 /** The ids the table holds, read through DATABASE_URL from the pod. */
@@ -83,4 +94,27 @@ export function signalPod(ns: string, pod: string, comm: string, signal: NodeJS.
     }
   }
   return sent;
+}
+
+const ISOLATION_TABLE = 'scalableapp_e2e_isolation';
+
+/**
+ * Cuts a pod off the network but for loopback and the `allow`ed addresses: an nftables table in the
+ * pod's own network namespace, dropping everything
+ * else both ways. The kubelet's exec probes, which need no network, still run. Returns the heal.
+ */
+export function isolatePod(ns: string, pod: string, allow: string[]): () => void {
+  // The sandbox's pause process holds the namespace for the pod's whole life, restarts included.
+  const pid = podProcesses(ns, pod, 'pause')[0];
+  if (!pid) throw new Error(`no pause process of ${ns}/${pod} to find its network namespace by`);
+  for (const a of allow) if (!/^\d+\.\d+\.\d+\.\d+$/.test(a)) throw new Error(`not an IPv4 address: ${a}`);
+  const netns = `/proc/${pid}/ns/net`;
+  const set = allow.length ? `{ ${allow.join(', ')} }` : '{ 127.0.0.1 }';
+  const ruleset = `table inet ${ISOLATION_TABLE} {
+  chain input { type filter hook input priority -10; policy drop; iif "lo" accept; ip saddr ${set} accept; }
+  chain output { type filter hook output priority -10; policy drop; oif "lo" accept; ip daddr ${set} accept; }
+}
+`;
+  execFileSync('nsenter', [`--net=${netns}`, 'nft', '-f', '-'], { input: ruleset });
+  return () => execFileSync('nsenter', [`--net=${netns}`, 'nft', 'delete', 'table', 'inet', ISOLATION_TABLE]);
 }

@@ -7,6 +7,13 @@
 //            only when the server answered it. Prints one JSON line: the acknowledged ids as ranges,
 //            the attempts, the failed attempts, and the longest time between two acknowledgements.
 //   ids    - prints the ids the table holds, as ranges (read back through the same Service).
+//   direct - one INSERT (id -1) on a connection to TARGET_HOST instead of the Service's address, as
+//            a client that still reaches a cut-off primary would; prints whether it was acknowledged.
+//
+// A commit is acknowledged only when it returned without Postgres's warning that the wait for a
+// synchronous standby was cancelled (here by statement_timeout): such a commit is on the primary
+// alone, and a failover may lose it. A careful client treats it as unknown, and so does this one
+// (counted apart, as `unconfirmed`).
 import pg from 'pg';
 
 const TABLE = process.env.WRITER_TABLE ?? 'failover_writes';
@@ -24,9 +31,12 @@ function ranges(ids) {
   return out;
 }
 
-async function connect() {
+/** The commits of this connection that returned with the "canceling wait for synchronous replication" warning. */
+const cancelledWaits = new WeakMap();
+
+async function connect(connectionString = url) {
   const c = new pg.Client({
-    connectionString: url,
+    connectionString,
     // A hung or vanished server must fail the attempt quickly, so the next goes through the Service
     // again (which the operator repoints), as the demo app's pool does.
     connectionTimeoutMillis: 2000,
@@ -34,8 +44,19 @@ async function connect() {
     statement_timeout: 2000,
   });
   c.on('error', () => {});
+  cancelledWaits.set(c, 0);
+  c.on('notice', (n) => {
+    if (/synchronous replication/.test(n.message)) cancelledWaits.set(c, cancelledWaits.get(c) + 1);
+  });
   await c.connect();
   return c;
+}
+
+/** Runs an autocommit statement; true only when it committed with the synchronous standbys' word. */
+async function committed(c, sql, values) {
+  const before = cancelledWaits.get(c);
+  await c.query(sql, values);
+  return cancelledWaits.get(c) === before;
 }
 
 const PACE_MS = 10;
@@ -53,13 +74,17 @@ async function write(seconds) {
   let client;
   let id = start;
   let failed = 0;
+  let unconfirmed = 0;
   let lastAck = Date.now();
   let longestGapMs = 0;
   while (Date.now() < deadline) {
     id += 1;
     try {
       client ??= await connect();
-      await client.query(`INSERT INTO ${TABLE} (id) VALUES ($1)`, [id]);
+      if (!(await committed(client, `INSERT INTO ${TABLE} (id) VALUES ($1)`, [id]))) {
+        unconfirmed += 1;
+        continue;
+      }
       const now = Date.now();
       longestGapMs = Math.max(longestGapMs, now - lastAck);
       lastAck = now;
@@ -81,8 +106,24 @@ async function write(seconds) {
     attempts: id - start,
     lastId: id,
     failed,
+    unconfirmed,
     longestGapMs,
   };
+}
+
+async function direct(host) {
+  const target = new URL(url);
+  target.hostname = host;
+  let c;
+  try {
+    c = await connect(target.toString());
+    const ok = await committed(c, `INSERT INTO ${TABLE} (id) VALUES (-1)`, []);
+    return { acknowledged: ok, error: ok ? '' : 'the wait for a synchronous standby was cancelled' };
+  } catch (err) {
+    return { acknowledged: false, error: err.message };
+  } finally {
+    await c?.end().catch(() => {});
+  }
 }
 
 async function ids() {
@@ -93,5 +134,10 @@ async function ids() {
 }
 
 const mode = process.env.WRITER_MODE ?? 'write';
-const result = mode === 'ids' ? await ids() : await write(Number(process.env.WRITE_SECONDS ?? '30'));
+const result =
+  mode === 'ids'
+    ? await ids()
+    : mode === 'direct'
+      ? await direct(process.env.TARGET_HOST)
+      : await write(Number(process.env.WRITE_SECONDS ?? '30'));
 console.log(JSON.stringify(result));

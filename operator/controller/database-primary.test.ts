@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import type { PgNode, PgState, PostgresAdmin } from '../dataplane/postgres/admin.ts';
+import type { HeartbeatTarget } from '../dataplane/postgres/heartbeat.ts';
 import { DatabasePrimary, SWITCHOVER_ANNOTATION } from './database-primary.ts';
 
 const pod = (name: string, ready: boolean, restarts = 0): V1Pod => ({
@@ -8,7 +9,9 @@ const pod = (name: string, ready: boolean, restarts = 0): V1Pod => ({
   status: {
     podIP: `10.0.0.${name.slice(-1)}`,
     conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
-    containerStatuses: [{ name: 'postgres', restartCount: restarts, ready, image: 'x', imageID: '' }],
+    containerStatuses: [
+      { name: 'postgres', restartCount: restarts, ready, image: 'x', imageID: '', state: { running: {} } },
+    ],
   },
 });
 
@@ -33,8 +36,15 @@ function fakeAdmin(up: Set<string>, states: Map<string, PgState>) {
 function setup(pods: V1Pod[], up: string[], states: [string, PgState][]) {
   let now = 0;
   const fake = fakeAdmin(new Set(up), new Map(states));
-  const dp = new DatabasePrimary({ adminFor: () => fake.admin, pods: () => pods, now: () => now });
-  return { dp, calls: fake.calls, advance: (ms: number) => (now += ms) };
+  const beats = new Map<string, HeartbeatTarget | undefined>();
+  const forgotten: string[] = [];
+  const dp = new DatabasePrimary({
+    adminFor: () => fake.admin,
+    pods: () => pods,
+    now: () => now,
+    heartbeats: { keep: (k, t) => void beats.set(k, t), forget: (p) => void forgotten.push(p) },
+  });
+  return { dp, calls: fake.calls, advance: (ms: number) => (now += ms), beats, forgotten };
 }
 
 const facts = { gatewayApi: false };
@@ -140,5 +150,68 @@ describe('DatabasePrimary', () => {
     const d = await dp.decide(parseApp({ database: { replicas: 2 } }), { ...facts, dbPrimary: 'shop-db-1' });
     expect(d).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
     expect(calls).toEqual(['fence shop-db-0']);
+  });
+
+  it('restarts an old primary that is not ready, as one that fenced itself when cut off stays', async () => {
+    const pods = [pod('shop-db-0', false), pod('shop-db-1', true), pod('shop-db-2', true)];
+    const { dp, calls } = setup(
+      pods,
+      ['shop-db-0', 'shop-db-1', 'shop-db-2'],
+      [
+        ['shop-db-1', { role: 'primary', lsn: 200n }],
+        ['shop-db-0', { role: 'primary', lsn: 150n }],
+      ],
+    );
+    const d = await dp.decide(parseApp({ database: { replicas: 2 } }), { ...facts, dbPrimary: 'shop-db-1' });
+    expect(d).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
+    expect(calls).toEqual(['fence shop-db-0']);
+  });
+
+  it('asks an unready instance that does not answer (cloning, still cut off) again later, and restarts nothing', async () => {
+    const pods = [pod('shop-db-0', false), pod('shop-db-1', true), pod('shop-db-2', true)];
+    const up = new Set(['shop-db-1', 'shop-db-2']);
+    const states = new Map<string, PgState>([
+      ['shop-db-1', { role: 'primary', lsn: 200n }],
+      ['shop-db-0', { role: 'primary', lsn: 150n }],
+    ]);
+    const fake = fakeAdmin(up, states);
+    const dp = new DatabasePrimary({ adminFor: () => fake.admin, pods: () => pods, now: () => 0 });
+    const app = parseApp({ database: { replicas: 2 } });
+    const f = { ...facts, dbPrimary: 'shop-db-1' };
+    // Asked again soon: nothing in Kubernetes changes when the partition heals.
+    expect(await dp.decide(app, f)).toEqual({
+      kind: 'keep',
+      primary: 'shop-db-1',
+      restart: [],
+      recheckMs: 10_000,
+    });
+    up.add('shop-db-0'); // the partition heals
+    expect(await dp.decide(app, f)).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
+  });
+
+  it('keeps the heartbeat on the primary it decided on, and on none when there is nothing to fence', async () => {
+    const { dp, beats, forgotten, advance } = setup(
+      three(false),
+      ['shop-db-1', 'shop-db-2'],
+      [
+        ['shop-db-1', { role: 'replica', lsn: 20n }],
+        ['shop-db-2', { role: 'replica', lsn: 10n }],
+      ],
+    );
+    const app = parseApp({ database: { replicas: 2 } });
+    const password = 'su-secret';
+    const f = { ...facts, dbCredentials: { superuser: password, replication: 'r', app: 'a' } };
+    await dp.decide(app, f);
+    expect(beats.get('prod/shop/shop-db')).toEqual({ host: '10.0.0.0', port: 5432, password });
+    advance(5000);
+    expect(await dp.decide(app, f)).toMatchObject({ kind: 'moved', primary: 'shop-db-1' });
+    // The promoted one at once: the replaced one's fence must stay.
+    expect(beats.get('prod/shop/shop-db')).toEqual({ host: '10.0.0.1', port: 5432, password });
+    await dp.decide(parseApp({ database: { replicas: 2, failover: { enabled: false } } }), f);
+    expect(beats.get('prod/shop/shop-db')).toBeUndefined();
+    await dp.decide(parseApp({ database: { replicas: 0 } }), f);
+    expect(beats.get('prod/shop/shop-db')).toBeUndefined();
+    dp.forget('prod/shop');
+    expect(forgotten).toEqual(['prod/shop/']);
   });
 });

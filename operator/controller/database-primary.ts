@@ -3,6 +3,7 @@ import { isPodReady } from '../kube/pods.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PgNode, PostgresAdmin } from '../dataplane/postgres/admin.ts';
+import type { HeartbeatTarget } from '../dataplane/postgres/heartbeat.ts';
 import { decidePostgresFailover, switchover } from '../dataplane/postgres/failover.ts';
 import { databaseCluster } from '../tiers/database.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
@@ -10,6 +11,7 @@ import {
   PG_PORT,
   pgInstanceNames,
   pgPrimary,
+  selfFencing,
   type DatabaseCredentials,
   type PgCluster,
 } from '../tiers/postgres-cluster.ts';
@@ -18,39 +20,48 @@ import { shardCluster } from '../tiers/shards.ts';
 /** Annotation on a ScalableApp asking for a planned switchover to the named database pod. */
 export const SWITCHOVER_ANNOTATION = 'scalableapp.io/switchover-to';
 
+/** Where the operator's heartbeat goes (operator/dataplane/postgres/heartbeat.ts); none in simulation. */
+export interface Heartbeats {
+  keep(key: string, target: HeartbeatTarget | undefined): void;
+  forget(prefix: string): void;
+}
+
 export interface DatabasePrimaryDeps {
   readonly adminFor: (cluster: PgCluster, credentials: DatabaseCredentials | undefined) => PostgresAdmin;
   readonly pods: (namespace: string, labels: Record<string, string>) => V1Pod[];
   readonly now: () => number;
+  readonly heartbeats?: Heartbeats;
 }
 
 export type DatabaseDecision =
-  /** `restart`: pods still running as a primary that is not the recorded one (restarted, they rewind). */
-  | { kind: 'keep'; primary: string; restart: string[] }
+  /**
+   * `restart`: pods still running as a primary that is not the recorded one (restarted, they rewind).
+   * `recheckMs`: a running pod could not be asked yet (unready, perhaps cut off): look again then,
+   * as nothing in Kubernetes may change when it becomes reachable.
+   */
+  | { kind: 'keep'; primary: string; restart: string[]; recheckMs?: number }
   | { kind: 'wait'; primary: string; recheckMs: number }
   /** Failover is needed but would risk acknowledged writes (or is disabled): stay, and say why. */
   | { kind: 'refused'; primary: string; reason: string; recheckMs: number }
   | { kind: 'moved'; primary: string; previous: string; reason: string; planned: boolean; restart: string[] };
 
+/** How soon to ask again a running instance that did not answer whether it still is a primary. */
+const STRAY_RECHECK_MS = 10_000;
+
 /** A pod incarnation: a new pod or a restarted container is an instance that started from the record. */
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
 const ready = isPodReady;
+const running = (p: V1Pod) =>
+  Boolean(p.status?.containerStatuses?.[0]?.state?.running) && Boolean(p.status?.podIP);
 const node = (p: V1Pod): PgNode => ({ name: p.metadata!.name!, host: p.status?.podIP ?? '', port: PG_PORT });
 
 /** One Postgres cluster to keep a primary for: the database tier, or one shard. */
 interface Scope {
   readonly cluster: PgCluster;
-  readonly failover: { readonly enabled: boolean; readonly delaySeconds: number };
   /** Where a user asks for this cluster's switchover, and turns failover off (for messages). */
   readonly field: string;
   readonly credentials: DatabaseCredentials | undefined;
 }
-
-/**
- * Shards have no failover settings of their own in the API: they fail over like the database tier's
- * defaults (delay 5 s), always asynchronously replicated.
- */
-const SHARD_FAILOVER = { enabled: true, delaySeconds: 5 };
 
 /**
  * Keeps the database's primary where it can serve writes. The ConfigMap's `primary` record is what
@@ -72,13 +83,13 @@ export class DatabasePrimary {
   /** Drops what was remembered about an app that went away. */
   forget(key: string): void {
     this.memory.forget(key);
+    this.d.heartbeats?.forget(`${key}/`);
   }
 
   /** The database tier's primary. */
   decide(app: ScalableApp, facts: ObservedFacts): Promise<DatabaseDecision> {
     return this.decideFor({
       cluster: databaseCluster(app, facts),
-      failover: app.spec.database!.failover,
       field: 'spec.database',
       credentials: facts.dbCredentials,
     });
@@ -88,14 +99,34 @@ export class DatabasePrimary {
   decideShard(app: ScalableApp, facts: ObservedFacts, shard: string): Promise<DatabaseDecision> {
     return this.decideFor({
       cluster: shardCluster(app, shard, facts),
-      failover: SHARD_FAILOVER,
       field: 'spec.shards',
       credentials: facts.shardCredentials,
     });
   }
 
+  /**
+   * Decides, then points the operator's heartbeat at the primary decided on: the recorded one, or the
+   * one just promoted, never a replaced one (whose self-fence the heartbeat would lift).
+   */
   private async decideFor(scope: Scope): Promise<DatabaseDecision> {
-    const { cluster, failover } = scope;
+    const decision = await this.decideOnce(scope);
+    const { cluster, credentials } = scope;
+    const pod = this.d
+      .pods(cluster.app.metadata.namespace ?? '', cluster.selector)
+      .find((p) => p.metadata?.name === decision.primary);
+    const host = pod?.status?.podIP;
+    this.d.heartbeats?.keep(
+      `${appKey(cluster.app)}/${cluster.name}`,
+      host && credentials && selfFencing(cluster)
+        ? { host, port: PG_PORT, password: credentials.superuser }
+        : undefined,
+    );
+    return decision;
+  }
+
+  private async decideOnce(scope: Scope): Promise<DatabaseDecision> {
+    const { cluster } = scope;
+    const failover = cluster.spec.failover;
     const app = cluster.app;
     const { unreadySince, verified } = this.memory.of(appKey(app));
     const key = cluster.name;
@@ -127,7 +158,8 @@ export class DatabasePrimary {
           restart: [result.restartAsStandby.name],
         };
       }
-      return { kind: 'keep', primary, restart: await this.strayPrimaries(pods, primary, admin, verified) };
+      const { stray, unasked } = await this.strayPrimaries(pods, primary, admin, verified);
+      return { kind: 'keep', primary, restart: stray, ...(unasked ? { recheckMs: STRAY_RECHECK_MS } : {}) };
     }
     if (cluster.spec.replicas === 0) return { kind: 'keep', primary, restart: [] }; // nowhere to go
     const delayMs = failover.delaySeconds * 1000;
@@ -171,18 +203,29 @@ export class DatabasePrimary {
   /**
    * Instances that started (or restarted) since we last looked and still run as a primary although
    * another is recorded: an old primary that never went down, e.g. behind a healed partition. Each
-   * incarnation is checked once; a stray primary is restarted, and its start script rewinds it.
+   * incarnation is checked once it answers; a stray primary is restarted, and its start script
+   * rewinds it. Unready pods are asked too: a primary that fenced itself when it was cut off stays
+   * unready (ready.sh) until it is restarted, and nobody else would.
    */
   private async strayPrimaries(
     pods: V1Pod[],
     primary: string,
     admin: PostgresAdmin,
     verified: Set<string>,
-  ): Promise<string[]> {
+  ): Promise<{ stray: string[]; unasked: boolean }> {
     const stray: string[] = [];
+    let unasked = false;
     for (const p of pods) {
-      if (p.metadata?.name === primary || !ready(p) || verified.has(incarnation(p))) continue;
-      const state = await admin.state(node(p));
+      if (p.metadata?.name === primary || !running(p) || verified.has(incarnation(p))) continue;
+      let state;
+      try {
+        state = await admin.state(node(p));
+      } catch (err) {
+        // A ready pod answers; an unready one may still be cloning or rewinding: ask again later.
+        if (ready(p)) throw err;
+        unasked = true;
+        continue;
+      }
       if (state.role === 'primary') {
         await admin.fence(node(p));
         stray.push(p.metadata!.name!);
@@ -190,6 +233,6 @@ export class DatabasePrimary {
         verified.add(incarnation(p));
       }
     }
-    return stray;
+    return { stray, unasked };
   }
 }

@@ -18,6 +18,7 @@ import { CachePrimary } from './cache-primary.ts';
 import { simulatedCacheAdmin, simulatedPostgresAdmin } from '../dataplane/simulated-admin.ts';
 import { DatabasePrimary } from './database-primary.ts';
 import { pgAdmin } from '../dataplane/postgres/admin.ts';
+import { PrimaryHeartbeats } from '../dataplane/postgres/heartbeat.ts';
 import { pgPrimary } from '../tiers/postgres-cluster.ts';
 import { respCacheAdmin } from '../dataplane/redis-admin.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
@@ -137,7 +138,7 @@ export class Manager {
       facts: () => this.facts,
       log,
       cachePrimary: this.cachePrimary(),
-      databasePrimary: this.databasePrimary(),
+      databasePrimary: this.databasePrimary(log, signal),
       consumerScaling: scaling,
     });
     // Everything cached so far is work: the queue of a replica that just became leader may be empty.
@@ -188,8 +189,18 @@ export class Manager {
     return isPodReady(this.children.get('Pod', ns, name) as V1Pod | undefined);
   }
 
-  private databasePrimary(): DatabasePrimary {
+  private databasePrimary(log: Logger, signal: AbortSignal): DatabasePrimary {
+    // Only the leader beats: a replica that lost the lease must not keep a fence lifted.
+    const heartbeats =
+      this.o.dataPlane === 'simulated'
+        ? undefined
+        : new PrimaryHeartbeats({
+            onLifted: (cluster, reason) =>
+              log.warn('lifted the self-fence of the recorded primary, reachable again', { cluster, reason }),
+          });
+    if (heartbeats) signal.addEventListener('abort', () => heartbeats.stop(), { once: true });
     return new DatabasePrimary({
+      ...(heartbeats ? { heartbeats } : {}),
       pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
       now: () => Date.now(),
       adminFor: (cluster, credentials) =>

@@ -32,7 +32,9 @@ mkdir -p "$dir"; echo 15 >"$dir/PG_VERSION"; echo cloned >"$dir/marker"
 echo "primary_conninfo = 'from the source'" >"$dir/postgresql.auto.conf"`,
   pg_rewind: `${record}[ "\${REWIND_FAILS:-}" = yes ] && exit 1
 echo rewound >"$dir/marker"`,
-  psql: `${record}[ "\${PSQL_FAILS:-}" = yes ] && exit 1; exit 0`,
+  psql: `${record}[ "\${PSQL_FAILS:-}" = yes ] && exit 1
+if [ "\${PSQL_FAILS_ONCE:-}" = yes ] && [ ! -e "$STUB_DIR/psql-failed" ]; then : >"$STUB_DIR/psql-failed"; exit 1; fi
+exit 0`,
   postgres: `${record}case " $* " in *" --single "*) cat >"$STUB_DIR/single.sql"; exit 0 ;; esac
 { if [ -f "$dir/standby.signal" ]; then echo standby; elif [ -f "$dir/recovery.signal" ]; then echo recovering; else echo primary; fi; cat "$dir/postgresql.auto.conf" 2>/dev/null || true; } >"$STUB_DIR/final"`,
 };
@@ -196,11 +198,21 @@ describe('instanceStartScript', () => {
     expect(r.final?.split('\n')[0]).toBe('standby');
   });
 
-  it('a former primary whose new primary cannot checkpoint is cloned rather than left diverged', () => {
+  it('a former primary whose new primary cannot checkpoint is cloned rather than left diverged, after waiting for it', () => {
     const s = setUp();
     run(s, primaryEnv);
-    const r = run(s, { INSTANCE_NAME: 'db-0', PRIMARY_NAME: 'db-1', PSQL_FAILS: 'yes' });
-    expect(names(r).slice(3)).toEqual(['psql', 'pg_basebackup', 'postgres']);
+    const r = run(s, { INSTANCE_NAME: 'db-0', PRIMARY_NAME: 'db-1', PSQL_FAILS: 'yes', REWIND_WAITS: '1' });
+    expect(names(r).slice(3)).toEqual(['psql', 'psql', 'pg_basebackup', 'postgres']);
+    expect(r.stderr).toMatch(/db-1 does not answer yet; retrying the rewind in 2s/);
+  });
+
+  it('a former primary whose new primary answers late is rewound, not cloned', () => {
+    const s = setUp();
+    run(s, primaryEnv);
+    // The first checkpoint request finds no one (a new pod's network not yet let through).
+    const r = run(s, { INSTANCE_NAME: 'db-0', PRIMARY_NAME: 'db-1', PSQL_FAILS_ONCE: 'yes' });
+    expect(names(r).slice(3)).toEqual(['psql', 'psql', 'pg_rewind', 'postgres']);
+    expect(readFileSync(join(r.pgdata, 'marker'), 'utf8')).toBe('rewound\n');
   });
 
   it('a standby recorded as the primary starts promoted (to a new timeline) and unfenced', () => {

@@ -10,13 +10,15 @@
 //                                       then postgres as its standby: an old primary after a failover
 //   a standby's      this instance      promoted at start (archive recovery to a new timeline)
 //   a primary's      this instance      postgres as the primary
-// A primary, whichever way it starts, drops a fence the operator may have left (see admin.ts).
+// A primary, whichever way it starts, drops a fence the operator may have left (see admin.ts), but
+// keeps its own (ready.sh): only the operator lifts that one.
 //
 // Secrets: passwords are read from the credential files at run time, by shell builtins only. They
 // reach initdb through --pwfile, the bootstrap SQL through single-user postgres's stdin, and libpq
 // (pg_basebackup, pg_rewind, the walreceiver of a standby) through a 0600 passfile that PGPASSFILE
 // names. They are never in this text, a process's arguments, its environment or primary_conninfo.
 import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER, checkIdentifier } from './postgres.ts';
+import { FENCED_HBA_FILE, FENCE_SETTING } from './postgres-ready-script.ts';
 
 /** The files the script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
 export const CREDENTIAL_FILES = {
@@ -30,7 +32,8 @@ export const CREDENTIAL_FILES = {
  * PRIMARY_HOST, PRIMARY_PORT. Optional: PG_BIN (directory of the server binaries; default: PATH),
  * CONFIG_DIR (postgresql.conf and pg_hba.conf; default /config), CREDENTIALS_DIR (default
  * /credentials), RUN_DIR (a private writable directory for the passfile and the Unix socket;
- * default /var/run/postgresql).
+ * default /var/run/postgresql), REWIND_WAITS (how many times, 2 s apart, a former primary waits for
+ * a silent primary to rewind from before it is cloned instead; default 15).
  */
 export type InstanceEnv = {
   PGDATA: string;
@@ -40,6 +43,7 @@ export type InstanceEnv = {
   PRIMARY_HOST: string;
   PRIMARY_PORT: string;
   PG_BIN?: string;
+  REWIND_WAITS?: string;
   CONFIG_DIR?: string;
   CREDENTIALS_DIR?: string;
   RUN_DIR?: string;
@@ -179,12 +183,14 @@ clone() {
 # the blocks the two wrote since their histories forked. Needs the superuser on the source (it
 # reads files through SQL functions) and wal_log_hints or checksums, both of which we have. A data
 # directory that was not shut down cleanly (kill -9) is crash-recovered first by pg_rewind itself.
+# Status 2: the primary did not answer (not up yet, or this pod's network not yet let through), which
+# is no reason to throw the data directory away for a clone.
 rewind() {
   source="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$superuser dbname=postgres"
   # pg_rewind reads the source's timeline from its pg_control, which a freshly promoted primary
   # updates only at its next checkpoint: without one it would find nothing to rewind and leave
   # this instance diverged. The operator checkpoints after promoting; this covers everyone else.
-  "\${bin}psql" -X -q -w -d "$source" -c CHECKPOINT >&2 || return 1
+  "\${bin}psql" -X -q -w -d "$source" -c CHECKPOINT >&2 || return 2
   log "rewinding to $PRIMARY_NAME ($PRIMARY_HOST:$PRIMARY_PORT) with pg_rewind"
   "\${bin}pg_rewind" -D "$PGDATA" --source-server="$source" >&2
 }
@@ -218,15 +224,22 @@ if [ ! -s "$PGDATA/PG_VERSION" ] && [ -e "$PGDATA" ]; then
   rmdir "$PGDATA" || die "cannot replace $PGDATA: it must be a subdirectory of the volume, not its mount point"
 fi
 
-# The lock file a killed container left names a PID of its own namespace, gone with it. In this one
-# that PID is most often ours (PID 1, this script): postgres started as pg_rewind's grandchild would
-# take it for a live postmaster and refuse to run, and the rewind would fall back to a full clone.
-if [ -s "$PGDATA/postmaster.pid" ] && [ "$(head -n 1 "$PGDATA/postmaster.pid")" = "$$" ]; then
-  log "removing the lock file of the previous container's postmaster (its PID is this script's)"
+# postgres starts only on a data directory no one but its owner (and at most the group, reading)
+# may enter. A volume plugin that applies the pod's fsGroup on mount makes it group-writable.
+if [ -d "$PGDATA" ]; then chmod 0700 "$PGDATA"; fi
+
+# The lock file a killed container left names a PID of its own namespace, gone with it; in this one
+# that PID is most often ours (PID 1, this script), and postgres started by pg_rewind (the script's
+# great-grandchild) would take it for a live postmaster and refuse to run: the rewind would fall back
+# to a full clone. With the volume's lock held no other postgres runs on this directory, so any lock
+# file left is stale.
+if [ -e "$PGDATA/postmaster.pid" ]; then
+  log "removing the lock file a postgres that is gone left behind"
   rm -f "$PGDATA/postmaster.pid"
 fi
 
 set -- # extra arguments for postgres
+hba_file=pg_hba.conf
 if [ "$INSTANCE_NAME" = "$PRIMARY_NAME" ]; then
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
     init_primary
@@ -243,6 +256,13 @@ if [ "$INSTANCE_NAME" = "$PRIMARY_NAME" ]; then
   fi
   # A fence (operator's ALTER SYSTEM) is meant for a primary being replaced, never for the recorded one.
   drop_setting default_transaction_read_only
+  # Its own fence (ready.sh) is another matter: it was cut off, and only the operator, who can tell
+  # whether it is still the primary, lifts it. Until then no client gets in, also not right after a
+  # restart, before the first probe.
+  if grep -q "^[[:space:]]*${FENCE_SETTING}[[:space:]]*=" "$PGDATA/postgresql.auto.conf" 2>/dev/null; then
+    log "this primary fenced itself when it was cut off: clients stay out until the operator lifts the fence"
+    hba_file=${FENCED_HBA_FILE}
+  fi
 else
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
     until clone; do
@@ -254,12 +274,24 @@ else
   else
     # A former primary: its last writes may never have reached the new primary, so it has to go
     # back to where their histories forked before it can follow.
-    until rewind || clone; do
-      log "rewind and clone failed; retrying in 2s"
+    # A primary that does not answer is waited for a while (a new pod's network may take a moment
+    # to be let through), not answered with a clone at once; one that stays silent, or a rewind that
+    # fails, gets the clone.
+    waits=\${REWIND_WAITS:-15}
+    while :; do
+      rewind && break
+      if [ $? -eq 2 ] && [ "$waits" -gt 0 ]; then
+        waits=$((waits - 1))
+        log "$PRIMARY_NAME does not answer yet; retrying the rewind in 2s"
+      else
+        clone && break
+        log "rewind and clone failed; retrying in 2s"
+      fi
       sleep 2
     done
   fi
   become_standby
+  drop_setting ${FENCE_SETTING} # a standby has nothing to fence; a promotion starts unfenced
 fi
 
 # Our configuration wins over whatever initdb, pg_basebackup or pg_rewind (which copy the source's)
@@ -269,7 +301,7 @@ fi
 cp "$config_dir/postgresql.conf" "$PGDATA/postgresql.conf"
 printf "# Appended by start.sh for this instance:\\nport = %s\\nunix_socket_directories = '%s'\\n" \\
   "$PGPORT" "$run_dir" >>"$PGDATA/postgresql.conf"
-cp "$config_dir/pg_hba.conf" "$PGDATA/pg_hba.conf"
+cp "$config_dir/$hba_file" "$PGDATA/pg_hba.conf"
 log "starting postgres on port $PGPORT"
 exec "\${bin}postgres" -D "$PGDATA" "$@"
 `;

@@ -110,6 +110,14 @@ describe('hbaConfig', () => {
     ]);
   });
 
+  it('fenced: the app is let in nowhere, the replication role and the superuser as before', () => {
+    const fenced = rules(
+      hbaConfig({ cidr: '10.0.0.0/8', appUser: 'app', appDatabase: 'appdb', fenced: true }),
+    );
+    expect(fenced.filter((r) => r.includes('app'))).toEqual([]);
+    expect(fenced).toEqual(rules(hba()).filter((r) => !r.includes('app')));
+  });
+
   it('never trusts: every rule asks for a password', () => {
     for (const r of rules(hba(['10.0.0.0/8', 'fd00::/8']))) expect(r.at(-1)).toBe('scram-sha-256');
   });

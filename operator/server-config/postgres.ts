@@ -5,6 +5,12 @@
 // No password is ever part of these texts: passwords reach the server once, at initdb time, from the
 // credential files (see instance-script.ts), and standbys read theirs from a passfile.
 
+/**
+ * The custom setting that records a primary's self-fence (ready.sh sets it, the operator's heartbeat
+ * resets it). Here, not beside the script, so that every text of the server's config has one home.
+ */
+export const FENCE_SETTING = 'scalableapp.fenced';
+
 /** Kubernetes pod names fit; so do the names the tests use. Postgres truncates names at 63 bytes. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** Role and database names we put in pg_hba.conf: plain identifiers, nothing to quote. */
@@ -123,6 +129,10 @@ export function postgresConfig(o: PostgresConfigOptions): string {
     // decision took 1.2 s (median) with 1 s, 0.37 s with 200 ms (bench/postgres-failover.ts). The price: while a primary is down, each standby
     // tries (and logs a failed connection) five times a second.
     "wal_retrieve_retry_interval = '200ms'",
+    // How often a standby reports to its primary when no WAL flows (default 10 s). A primary takes
+    // the reports as proof it is not cut off (ready.sh, the self-fence), so they must come well
+    // within its fence delay.
+    "wal_receiver_status_interval = '2s'",
     // pg_rewind needs every page's first change after a checkpoint in the WAL; initdb also enables
     // data checksums, this covers data directories created without them.
     'wal_log_hints = on',
@@ -131,6 +141,9 @@ export function postgresConfig(o: PostgresConfigOptions): string {
     // promotes the most advanced of enough standbys lose no acknowledged commit.
     `synchronous_standby_names = ${quoted('synchronousStandbyNames', sync)}`,
     'synchronous_commit = on',
+    // A primary's self-fence (ready.sh) is recorded by ALTER SYSTEM, which takes only a setting the
+    // server knows: declared here, empty (not fenced).
+    `${FENCE_SETTING} = ''`,
     '',
   ].join('\n');
 }
@@ -142,6 +155,12 @@ export type HbaOptions = {
   appDatabase: string;
   superuser?: string;
   replicationUser?: string;
+  /**
+   * The file of a fenced primary (ready.sh swaps it in): the app's lines left out, so no client
+   * can connect, while standbys still stream and the operator, as the superuser, can still look,
+   * lift the fence or restart it.
+   */
+  fenced?: boolean;
 };
 
 /**
@@ -162,11 +181,11 @@ export function hbaConfig(o: HbaOptions): string {
   // Unix sockets (kubectl exec psql): the same roles, the same password rule.
   lines.push(`local replication ${replication} scram-sha-256`);
   lines.push(`local all ${superuser} scram-sha-256`);
-  lines.push(`local ${db} ${app} scram-sha-256`);
+  if (!o.fenced) lines.push(`local ${db} ${app} scram-sha-256`);
   for (const c of cidrs) {
     lines.push(`host replication ${replication} ${c} scram-sha-256`);
     lines.push(`host all ${superuser} ${c} scram-sha-256`);
-    lines.push(`host ${db} ${app} ${c} scram-sha-256`);
+    if (!o.fenced) lines.push(`host ${db} ${app} ${c} scram-sha-256`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -2,6 +2,7 @@ import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/cl
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../server-config/postgres.ts';
 import { instanceStartScript } from '../server-config/postgres-instance-script.ts';
+import { FENCED_HBA_FILE, instanceReadyScript } from '../server-config/postgres-ready-script.ts';
 import { ANNOTATION } from './labels.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
@@ -15,6 +16,21 @@ export const PG_PORT = 5432;
 
 /** Accepting connections, asked over TCP as clients connect. */
 const PG_READY = { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', String(PG_PORT)] } };
+
+/**
+ * How long a primary may hear from no standby and no operator heartbeat before it fences itself
+ * (ready.sh). Well above the standbys' status interval (2 s) and the heartbeat's period (2 s), so a
+ * restarting standby or operator alone never fences it; low enough that the fence comes within
+ * about 15 s (one probe period more), well before the readiness failures and the failover delay
+ * that must come before another instance is promoted.
+ */
+export const FENCE_AFTER_SECONDS = 10;
+
+/**
+ * Whether the primary fences itself when cut off (ready.sh) and the operator keeps a heartbeat to
+ * it: a second primary is made only by a failover, so none without standbys or with failover off.
+ */
+export const selfFencing = (c: PgCluster) => c.spec.replicas > 0 && c.spec.failover.enabled;
 
 /** The uid of the `postgres` user in the official image: initdb needs a user it can look up. */
 export const POSTGRES_UID = 999;
@@ -48,6 +64,8 @@ export interface PgCluster {
     readonly replicas: number;
     readonly storage: { readonly size: string | number; readonly storageClassName?: string | undefined };
     readonly synchronousReplicas: number;
+    /** Whether the operator promotes a standby when the primary is lost, and after how long. */
+    readonly failover: { readonly enabled: boolean; readonly delaySeconds: number };
   };
   /** The Secret holding superuser-, replication- and app-password (one per cluster or shared). */
   readonly credentialsName: string;
@@ -111,7 +129,14 @@ export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
         synchronousStandbyNames: synchronousStandbyNames(c.spec.synchronousReplicas, pgInstanceNames(c)),
       }),
       'pg_hba.conf': hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0' }),
+      [FENCED_HBA_FILE]: hbaConfig({
+        appUser: APP_USER,
+        appDatabase: APP_DATABASE,
+        cidr: '0.0.0.0/0',
+        fenced: true,
+      }),
       'start.sh': instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
+      'ready.sh': instanceReadyScript(),
       primary: pgPrimary(c),
     },
   };
@@ -147,6 +172,11 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
             runAsUser: POSTGRES_UID,
             runAsGroup: POSTGRES_UID,
             fsGroup: POSTGRES_UID,
+            // By default the kubelet makes every file on the volume group-writable at each new pod's
+            // mount, the data directory too, and postgres refuses to start on a group-writable one:
+            // a pod replaced after a rolling update or a failover (not one whose container restarts)
+            // would crash-loop. Once the volume's root has our group, it is left alone.
+            fsGroupChangePolicy: 'OnRootMismatch',
           },
           // A primary needs time to checkpoint cleanly on shutdown.
           terminationGracePeriodSeconds: 60,
@@ -169,6 +199,9 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 { name: 'PRIMARY_PORT', value: String(PG_PORT) },
                 { name: 'CREDENTIALS_DIR', value: '/credentials' },
                 { name: 'CONFIG_DIR', value: '/config' },
+                ...(selfFencing(c)
+                  ? [{ name: 'FENCE_AFTER_SECONDS', value: String(FENCE_AFTER_SECONDS) }]
+                  : []),
               ],
               ports: [{ name: 'postgres', containerPort: PG_PORT, protocol: 'TCP' }],
               resources: resourceRequirements(c.spec.resources),
@@ -176,7 +209,13 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
               // large), a rewind, crash recovery. Until postgres accepts connections only the startup
               // probe runs, for up to an hour; liveness would kill a clone part-way and start it over.
               startupProbe: { ...PG_READY, periodSeconds: 5, failureThreshold: 720 },
-              readinessProbe: { ...PG_READY, periodSeconds: 5 },
+              // Ready: accepting connections and, on a primary, not fenced (ready.sh). Up to 3 s:
+              // the script asks the server a question or two beside pg_isready.
+              readinessProbe: {
+                exec: { command: ['sh', '/config/ready.sh'] },
+                periodSeconds: 5,
+                timeoutSeconds: 3,
+              },
               livenessProbe: { ...PG_READY, periodSeconds: 10, failureThreshold: 6 },
               securityContext: restrictedContainerSecurity(),
               volumeMounts: [

@@ -9,7 +9,7 @@
 // group, so kill9() takes the postmaster and all its backends down at once, like a dying pod.
 import { freePort } from '../../e2e/support/free-port.ts';
 export { freePort } from '../../e2e/support/free-port.ts';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import { Client } from 'pg';
 import { eventually } from '../../e2e/support/eventually.ts';
 import { pgAdmin, type PgNode, type PostgresAdmin } from '../../operator/dataplane/postgres/admin.ts';
 import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../../operator/server-config/postgres.ts';
+import { FENCED_HBA_FILE, instanceReadyScript } from '../../operator/server-config/postgres-ready-script.ts';
 import {
   CREDENTIAL_FILES,
   instanceStartScript,
@@ -227,6 +228,32 @@ export class LocalInstance {
     return (await this.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r;
   }
 
+  /**
+   * Runs the readiness probe the pods run (ready.sh), as the instance's owner, with the self-fence
+   * after `fenceAfterSeconds` when given. Its exit status and what it said.
+   */
+  ready(fenceAfterSeconds?: number): { ready: boolean; said: string } {
+    const c = this.#cluster;
+    const env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      PGPORT: String(this.node.port),
+      PGDATA: this.dataDir,
+      PG_BIN: c.pgBin,
+      CONFIG_DIR: c.configDir,
+      RUN_DIR: this.runDir,
+      ...(fenceAfterSeconds !== undefined ? { FENCE_AFTER_SECONDS: String(fenceAfterSeconds) } : {}),
+    };
+    const script = join(c.configDir, 'ready.sh');
+    const [cmd, args] = c.owner
+      ? [
+          'setpriv',
+          [`--reuid=${c.owner.uid}`, `--regid=${c.owner.gid}`, '--clear-groups', '--', 'sh', script],
+        ]
+      : ['sh', [script]];
+    const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: 10_000 });
+    return { ready: r.status === 0, said: `${r.stdout}${r.stderr}`.trim() };
+  }
+
   /** The process ids of the postmaster's children of one kind (e.g. 'walreceiver'). */
   pids(kind: string): number[] {
     const postmaster = this.proc?.pid ?? -1;
@@ -319,6 +346,11 @@ export class LocalCluster {
       join(configDir, 'pg_hba.conf'),
       hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE }),
     );
+    await writeFile(
+      join(configDir, FENCED_HBA_FILE),
+      hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE, fenced: true }),
+    );
+    await writeFile(join(configDir, 'ready.sh'), instanceReadyScript());
     const secret = (file: string, value: string) =>
       writeFile(join(credentialsDir, file), value, { mode: 0o400 });
     await secret(CREDENTIAL_FILES.superuserPassword, CREDENTIALS.superuser);

@@ -1,5 +1,6 @@
 {{/*
-One Postgres cluster's ConfigMap: postgresql.conf, pg_hba.conf, the start script, and the record
+One Postgres cluster's ConfigMap: postgresql.conf, pg_hba.conf (and its fenced twin), the start and
+readiness scripts, and the record
 of the primary every instance starts from (a pgClusterObjects() object, as each one below).
 */}}
 {{- define "scalableapp-lib.postgres.configMap" -}}
@@ -15,8 +16,12 @@ data:
     {{- include "scalableapp-lib.postgres.conf" . | trimSuffix "\n" | nindent 4 }}
   pg_hba.conf: |
     {{- include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "pg_hba.conf") | trimSuffix "\n" | nindent 4 }}
+  pg_hba.fenced.conf: |
+    {{- include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "pg_hba.fenced.conf") | trimSuffix "\n" | nindent 4 }}
   start.sh: |
     {{- include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "start.sh") | trimSuffix "\n" | nindent 4 }}
+  ready.sh: |
+    {{- include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "ready.sh") | trimSuffix "\n" | nindent 4 }}
   # What every instance starts from: the recorded primary starts as primary, the others follow it.
   primary: {{ $primary }}
 {{- end }}

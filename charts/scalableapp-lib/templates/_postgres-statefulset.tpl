@@ -37,6 +37,8 @@ spec:
         runAsUser: 999
         runAsGroup: 999
         fsGroup: 999
+        {{- /* Not every file made group-writable at each mount: postgres refuses such a data directory. */}}
+        fsGroupChangePolicy: OnRootMismatch
         seccompProfile:
           type: RuntimeDefault
       # A primary needs time to checkpoint cleanly on shutdown.
@@ -81,10 +83,12 @@ spec:
               command: [pg_isready, -h, 127.0.0.1, -p, '5432']
             periodSeconds: 5
             failureThreshold: 720
+          {{- /* Without an operator nothing is promoted beside a primary: ready.sh fences nothing. */}}
           readinessProbe:
             exec:
-              command: [pg_isready, -h, 127.0.0.1, -p, '5432']
+              command: [sh, /config/ready.sh]
             periodSeconds: 5
+            timeoutSeconds: 3
           livenessProbe:
             exec:
               command: [pg_isready, -h, 127.0.0.1, -p, '5432']

@@ -76,10 +76,12 @@ wal_keep_size = 1024
 hot_standby = on
 recovery_target_timeline = 'latest'
 wal_retrieve_retry_interval = '200ms'
+wal_receiver_status_interval = '2s'
 wal_log_hints = on
 full_page_writes = on
 synchronous_standby_names = '{{ include "scalableapp-lib.postgres.synchronousStandbyNames" . }}'
 synchronous_commit = on
+scalableapp.fenced = ''
 {{ end }}
 
 {{/* The server configuration without the primary record: what restarts the servers when it changes. */}}
@@ -87,7 +89,9 @@ synchronous_commit = on
 {{- toJson (dict
   "postgresql.conf" (include "scalableapp-lib.postgres.conf" .)
   "pg_hba.conf" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "pg_hba.conf"))
-  "start.sh" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "start.sh"))) -}}
+  "pg_hba.fenced.conf" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "pg_hba.fenced.conf"))
+  "start.sh" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "start.sh"))
+  "ready.sh" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "ready.sh"))) -}}
 {{- end }}
 
 {{/* The official image of the version, unless the spec names one. */}}

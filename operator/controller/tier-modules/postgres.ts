@@ -58,7 +58,7 @@ export async function decidePgClusters(
       failedChecks.push({ cluster: c.name, error });
       continue;
     }
-    if (d.kind === 'wait' || d.kind === 'refused') soonest(d.recheckMs);
+    if (d.kind !== 'moved' && d.recheckMs !== undefined) soonest(d.recheckMs);
     if (d.kind === 'refused') refused.push({ cluster: c.name, reason: d.reason });
     else settled.push(c.name);
     if (d.kind === 'keep' || d.kind === 'moved') restart.push(...d.restart);

@@ -105,12 +105,14 @@ clone() {
 # the blocks the two wrote since their histories forked. Needs the superuser on the source (it
 # reads files through SQL functions) and wal_log_hints or checksums, both of which we have. A data
 # directory that was not shut down cleanly (kill -9) is crash-recovered first by pg_rewind itself.
+# Status 2: the primary did not answer (not up yet, or this pod's network not yet let through), which
+# is no reason to throw the data directory away for a clone.
 rewind() {
   source="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$superuser dbname=postgres"
   # pg_rewind reads the source's timeline from its pg_control, which a freshly promoted primary
   # updates only at its next checkpoint: without one it would find nothing to rewind and leave
   # this instance diverged. The operator checkpoints after promoting; this covers everyone else.
-  "${bin}psql" -X -q -w -d "$source" -c CHECKPOINT >&2 || return 1
+  "${bin}psql" -X -q -w -d "$source" -c CHECKPOINT >&2 || return 2
   log "rewinding to $PRIMARY_NAME ($PRIMARY_HOST:$PRIMARY_PORT) with pg_rewind"
   "${bin}pg_rewind" -D "$PGDATA" --source-server="$source" >&2
 }
@@ -144,15 +146,22 @@ if [ ! -s "$PGDATA/PG_VERSION" ] && [ -e "$PGDATA" ]; then
   rmdir "$PGDATA" || die "cannot replace $PGDATA: it must be a subdirectory of the volume, not its mount point"
 fi
 
-# The lock file a killed container left names a PID of its own namespace, gone with it. In this one
-# that PID is most often ours (PID 1, this script): postgres started as pg_rewind's grandchild would
-# take it for a live postmaster and refuse to run, and the rewind would fall back to a full clone.
-if [ -s "$PGDATA/postmaster.pid" ] && [ "$(head -n 1 "$PGDATA/postmaster.pid")" = "$$" ]; then
-  log "removing the lock file of the previous container's postmaster (its PID is this script's)"
+# postgres starts only on a data directory no one but its owner (and at most the group, reading)
+# may enter. A volume plugin that applies the pod's fsGroup on mount makes it group-writable.
+if [ -d "$PGDATA" ]; then chmod 0700 "$PGDATA"; fi
+
+# The lock file a killed container left names a PID of its own namespace, gone with it; in this one
+# that PID is most often ours (PID 1, this script), and postgres started by pg_rewind (the script's
+# great-grandchild) would take it for a live postmaster and refuse to run: the rewind would fall back
+# to a full clone. With the volume's lock held no other postgres runs on this directory, so any lock
+# file left is stale.
+if [ -e "$PGDATA/postmaster.pid" ]; then
+  log "removing the lock file a postgres that is gone left behind"
   rm -f "$PGDATA/postmaster.pid"
 fi
 
 set -- # extra arguments for postgres
+hba_file=pg_hba.conf
 if [ "$INSTANCE_NAME" = "$PRIMARY_NAME" ]; then
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
     init_primary
@@ -169,6 +178,13 @@ if [ "$INSTANCE_NAME" = "$PRIMARY_NAME" ]; then
   fi
   # A fence (operator's ALTER SYSTEM) is meant for a primary being replaced, never for the recorded one.
   drop_setting default_transaction_read_only
+  # Its own fence (ready.sh) is another matter: it was cut off, and only the operator, who can tell
+  # whether it is still the primary, lifts it. Until then no client gets in, also not right after a
+  # restart, before the first probe.
+  if grep -q "^[[:space:]]*scalableapp.fenced[[:space:]]*=" "$PGDATA/postgresql.auto.conf" 2>/dev/null; then
+    log "this primary fenced itself when it was cut off: clients stay out until the operator lifts the fence"
+    hba_file=pg_hba.fenced.conf
+  fi
 else
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
     until clone; do
@@ -180,12 +196,24 @@ else
   else
     # A former primary: its last writes may never have reached the new primary, so it has to go
     # back to where their histories forked before it can follow.
-    until rewind || clone; do
-      log "rewind and clone failed; retrying in 2s"
+    # A primary that does not answer is waited for a while (a new pod's network may take a moment
+    # to be let through), not answered with a clone at once; one that stays silent, or a rewind that
+    # fails, gets the clone.
+    waits=${REWIND_WAITS:-15}
+    while :; do
+      rewind && break
+      if [ $? -eq 2 ] && [ "$waits" -gt 0 ]; then
+        waits=$((waits - 1))
+        log "$PRIMARY_NAME does not answer yet; retrying the rewind in 2s"
+      else
+        clone && break
+        log "rewind and clone failed; retrying in 2s"
+      fi
       sleep 2
     done
   fi
   become_standby
+  drop_setting scalableapp.fenced # a standby has nothing to fence; a promotion starts unfenced
 fi
 
 # Our configuration wins over whatever initdb, pg_basebackup or pg_rewind (which copy the source's)
@@ -195,6 +223,6 @@ fi
 cp "$config_dir/postgresql.conf" "$PGDATA/postgresql.conf"
 printf "# Appended by start.sh for this instance:\nport = %s\nunix_socket_directories = '%s'\n" \
   "$PGPORT" "$run_dir" >>"$PGDATA/postgresql.conf"
-cp "$config_dir/pg_hba.conf" "$PGDATA/pg_hba.conf"
+cp "$config_dir/$hba_file" "$PGDATA/pg_hba.conf"
 log "starting postgres on port $PGPORT"
 exec "${bin}postgres" -D "$PGDATA" "$@"
