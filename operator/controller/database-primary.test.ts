@@ -189,6 +189,33 @@ describe('DatabasePrimary', () => {
     expect(await dp.decide(app, f)).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
   });
 
+  it('asks a standby it had checked again once it was promoted: promoted in place, it may be replaced while it runs', async () => {
+    const app = parseApp({ database: { replicas: 2 } });
+    const pods = three(true);
+    const up = new Set(['shop-db-0', 'shop-db-1', 'shop-db-2']);
+    const states = new Map<string, PgState>([
+      ['shop-db-0', { role: 'primary', lsn: 50n }],
+      ['shop-db-1', { role: 'replica', lsn: 50n }],
+      ['shop-db-2', { role: 'replica', lsn: 50n }],
+    ]);
+    const fake = fakeAdmin(up, states);
+    const dp = new DatabasePrimary({ adminFor: () => fake.admin, pods: () => pods, now: () => 0 });
+    // shop-db-1 is checked, as a standby.
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'keep', restart: [] });
+    // A switchover promotes it in place (same pod, same container).
+    app.metadata.annotations = { [SWITCHOVER_ANNOTATION]: 'shop-db-1' };
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'moved', primary: 'shop-db-1' });
+    // Later the record moves on to shop-db-2 while shop-db-1 still runs as a primary (it was cut
+    // off): it is a stray primary, whatever it was when first checked.
+    delete app.metadata.annotations;
+    states.set('shop-db-2', { role: 'primary', lsn: 60n });
+    expect(await dp.decide(app, { ...facts, dbPrimary: 'shop-db-2' })).toMatchObject({
+      kind: 'keep',
+      primary: 'shop-db-2',
+      restart: expect.arrayContaining(['shop-db-1']),
+    });
+  });
+
   it('keeps the heartbeat on the primary it decided on, and on none when there is nothing to fence', async () => {
     const { dp, beats, forgotten, advance } = setup(
       three(false),

@@ -45,6 +45,12 @@ export type DatabaseDecision =
   | { kind: 'refused'; primary: string; reason: string; recheckMs: number }
   | { kind: 'moved'; primary: string; previous: string; reason: string; planned: boolean; restart: string[] };
 
+/**
+ * After a promotion: an incarnation checked as a standby may now be a primary without having
+ * restarted (promoted in place), and be replaced later while it runs. Every pod is asked again.
+ */
+const forgetStandbys = (verified: Set<string>) => verified.clear();
+
 /** How soon to ask again a running instance that did not answer whether it still is a primary. */
 const STRAY_RECHECK_MS = 10_000;
 
@@ -148,6 +154,7 @@ export class DatabasePrimary {
           node(targetPod),
           admin,
         );
+        forgetStandbys(verified);
         return {
           kind: 'moved',
           primary: target!,
@@ -190,6 +197,7 @@ export class DatabasePrimary {
     if (outcome.kind === 'refused')
       return { kind: 'refused', primary, reason: outcome.reason, recheckMs: delayMs || 1000 };
     unreadySince.delete(key);
+    forgetStandbys(verified);
     return {
       kind: 'moved',
       primary: outcome.newPrimary.name,
