@@ -18,7 +18,8 @@
 // (pg_basebackup, pg_rewind, the walreceiver of a standby) through a 0600 passfile that PGPASSFILE
 // names. They are never in this text, a process's arguments, its environment or primary_conninfo.
 import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER, checkIdentifier } from './postgres.ts';
-import { FENCED_HBA_FILE, FENCE_SETTING } from './postgres-ready-script.ts';
+import { FENCE_SETTING } from './postgres.ts';
+import { FENCED_HBA_FILE } from './postgres-ready-script.ts';
 
 /** The files the script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
 export const CREDENTIAL_FILES = {

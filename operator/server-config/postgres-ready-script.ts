@@ -13,8 +13,6 @@
 // that was replaced is restarted by the operator instead and rewinds into a standby.
 import { DEFAULT_SUPERUSER, FENCE_SETTING, checkIdentifier } from './postgres.ts';
 
-export { FENCE_SETTING };
-
 /** The application_name of the operator's heartbeat session (operator/dataplane/postgres/heartbeat.ts). */
 export const HEARTBEAT_APPLICATION = 'scalableapp-heartbeat';
 /** The ConfigMap key (and file under CONFIG_DIR) of the fenced pg_hba.conf. */

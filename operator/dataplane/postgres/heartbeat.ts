@@ -6,7 +6,8 @@
 // names, and reachable from the operator again. A replaced primary never hears from it again; the
 // operator restarts that one instead, and it rewinds into a standby.
 import { Client } from 'pg';
-import { FENCE_SETTING, HEARTBEAT_APPLICATION } from '../../server-config/postgres-ready-script.ts';
+import { FENCE_SETTING } from '../../server-config/postgres.ts';
+import { HEARTBEAT_APPLICATION } from '../../server-config/postgres-ready-script.ts';
 import { DEFAULT_SUPERUSER } from '../../server-config/postgres.ts';
 
 export interface HeartbeatTarget {
