@@ -178,6 +178,11 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
     ]).items;
     expect(events).toHaveLength(1);
     expect(getApp(ns, 'notes').status.database.lastFailoverReason).toBe('switchover to notes-db-0 requested');
+    // A one-time request: once done it is removed, so a later failover is not undone by it.
+    await eventually(
+      'the request removed',
+      () => getApp(ns, 'notes').metadata.annotations?.['scalableapp.io/switchover-to'] === undefined,
+    );
   });
 
   it('keeps the volumes and their credentials when the app is deleted (deletionPolicy Retain), and a new app of the same name opens them', async () => {

@@ -261,6 +261,11 @@ describeReal('the database tier failing over on the real node under writes', () 
     );
     await expectNothingLost(r, 'switchover');
     expect(eventsWhere(ns, 'reason=Switchover').length).toBeGreaterThan(0);
+    // Done, the request is removed: the next case's failover away from the target is not undone.
+    await eventually(
+      'the switchover request removed',
+      () => getApp(ns, APP).metadata.annotations?.[SWITCHOVER_ANNOTATION] === undefined,
+    );
     const log = await rejoinedAsStandby(before);
     expect(log).not.toMatch(/cloning/);
     await allPodsReady(ns, DB_PODS, 3);
@@ -308,11 +313,9 @@ describeReal('the database tier failing over on the real node under writes', () 
     }
   }, 600_000);
 
-  // Skipped, a known defect (session note of 2026-12-04): when this case follows the switchover
-  // (the cut-off primary had been promoted in place), the operator restarts the old primary after
-  // the heal, but it was not a Ready standby within 5 minutes, for a reason not yet found. Run
-  // alone it rejoins (rewound) within a minute. Unskip once it is understood.
-  it.skip('the cut-off primary, once the partition heals, is restarted by the operator and rejoins as a standby', async () => {
+  // Found by this case: the switchover request of the case before named this pod and stayed on the
+  // app, so once it rejoined the operator switched back to it. A request is now removed once done.
+  it('the cut-off primary, once the partition heals, is restarted by the operator and rejoins as a standby', async () => {
     // The operator reaches it again, finds a primary that is not the recorded one, restarts it,
     // and its start script rewinds it (and drops its fence): a standby of the new primary.
     const log = await rejoinedAsStandby(cutOff!);

@@ -179,6 +179,11 @@ export function eventsOf(ns: string, name: string): string[] {
 
 /** A deletion that waits until the namespace is gone, so the next test has the node's CPU. */
 export function deleteNamespaceAndWait(ns: string): void {
+  // For reading what a failed case left behind (pods, logs, Events) after the run.
+  if (process.env.SCALABLEAPP_KEEP_NAMESPACES === '1') {
+    console.log(`kept namespace ${ns} (SCALABLEAPP_KEEP_NAMESPACES=1)`);
+    return;
+  }
   tryKubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=180s']);
 }
 

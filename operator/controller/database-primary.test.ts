@@ -136,6 +136,15 @@ describe('DatabasePrimary', () => {
       restart: ['shop-db-0'],
     });
     expect(calls).toContain('promote shop-db-1');
+    // Once recorded, the request is done: said so, for it to be removed (a later failover must not
+    // bring the primary back to shop-db-1). Without a request, nothing is said.
+    expect(await dp.decide(app, { ...facts, dbPrimary: 'shop-db-1' })).toMatchObject({
+      kind: 'keep',
+      primary: 'shop-db-1',
+      switchoverDone: 'shop-db-1',
+    });
+    delete app.metadata.annotations;
+    expect(await dp.decide(app, { ...facts, dbPrimary: 'shop-db-1' })).not.toHaveProperty('switchoverDone');
   });
 
   it('restarts an instance that still runs as a primary although another is recorded', async () => {
@@ -175,18 +184,25 @@ describe('DatabasePrimary', () => {
       ['shop-db-0', { role: 'primary', lsn: 150n }],
     ]);
     const fake = fakeAdmin(up, states);
-    const dp = new DatabasePrimary({ adminFor: () => fake.admin, pods: () => pods, now: () => 0 });
+    const asked: string[] = [];
+    const state = fake.admin.state;
+    fake.admin.state = (n) => (asked.push(n.name), state(n));
+    let now = 0;
+    const dp = new DatabasePrimary({ adminFor: () => fake.admin, pods: () => pods, now: () => now });
     const app = parseApp({ database: { replicas: 2 } });
     const f = { ...facts, dbPrimary: 'shop-db-1' };
+    const unasked = { kind: 'keep', primary: 'shop-db-1', restart: [], recheckMs: 10_000 };
     // Asked again soon: nothing in Kubernetes changes when the partition heals.
-    expect(await dp.decide(app, f)).toEqual({
-      kind: 'keep',
-      primary: 'shop-db-1',
-      restart: [],
-      recheckMs: 10_000,
-    });
+    expect(await dp.decide(app, f)).toEqual(unasked);
+    expect(asked.filter((n) => n === 'shop-db-0')).toHaveLength(1);
+    // Another reconcile within the recheck does not wait on it again.
+    now += 9_000;
     up.add('shop-db-0'); // the partition heals
+    expect(await dp.decide(app, f)).toEqual(unasked);
+    expect(asked.filter((n) => n === 'shop-db-0')).toHaveLength(1);
+    now += 1_000;
     expect(await dp.decide(app, f)).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
+    expect(asked.filter((n) => n === 'shop-db-0')).toHaveLength(2);
   });
 
   it('asks a standby it had checked again once it was promoted: promoted in place, it may be replaced while it runs', async () => {

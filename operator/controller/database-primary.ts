@@ -17,7 +17,10 @@ import {
 } from '../tiers/postgres-cluster.ts';
 import { shardCluster } from '../tiers/shards.ts';
 
-/** Annotation on a ScalableApp asking for a planned switchover to the named database pod. */
+/**
+ * Annotation on a ScalableApp asking for a planned switchover to the named database or shard pod.
+ * A one-time request: removed by the operator once that pod is the ready primary (docs/adr/0020).
+ */
 export const SWITCHOVER_ANNOTATION = 'scalableapp.io/switchover-to';
 
 /** Where the operator's heartbeat goes (operator/dataplane/postgres/heartbeat.ts); none in simulation. */
@@ -39,7 +42,14 @@ export type DatabaseDecision =
    * `recheckMs`: a running pod could not be asked yet (unready, perhaps cut off): look again then,
    * as nothing in Kubernetes may change when it becomes reachable.
    */
-  | { kind: 'keep'; primary: string; restart: string[]; recheckMs?: number }
+  | {
+      kind: 'keep';
+      primary: string;
+      restart: string[];
+      recheckMs?: number;
+      /** The switchover annotation names this ready primary: the request is done, and is removed. */
+      switchoverDone?: string;
+    }
   | { kind: 'wait'; primary: string; recheckMs: number }
   /** Failover is needed but would risk acknowledged writes (or is disabled): stay, and say why. */
   | { kind: 'refused'; primary: string; reason: string; recheckMs: number }
@@ -81,6 +91,8 @@ export class DatabasePrimary {
   private readonly memory = new AppMemory(() => ({
     unreadySince: new Map<string, number>(),
     verified: new Set<string>(),
+    /** Incarnations whose last stray check got no answer, and when: not asked again before the recheck. */
+    unanswered: new Map<string, number>(),
   }));
   constructor(deps: DatabasePrimaryDeps) {
     this.d = deps;
@@ -115,12 +127,10 @@ export class DatabasePrimary {
    * one just promoted, never a replaced one (whose self-fence the heartbeat would lift).
    */
   private async decideFor(scope: Scope): Promise<DatabaseDecision> {
-    const decision = await this.decideOnce(scope);
     const { cluster, credentials } = scope;
-    const pod = this.d
-      .pods(cluster.app.metadata.namespace ?? '', cluster.selector)
-      .find((p) => p.metadata?.name === decision.primary);
-    const host = pod?.status?.podIP;
+    const pods = this.d.pods(cluster.app.metadata.namespace ?? '', cluster.selector);
+    const decision = await this.decideOnce(scope, pods);
+    const host = pods.find((p) => p.metadata?.name === decision.primary)?.status?.podIP;
     this.d.heartbeats?.keep(
       `${appKey(cluster.app)}/${cluster.name}`,
       host && credentials && selfFencing(cluster)
@@ -130,14 +140,13 @@ export class DatabasePrimary {
     return decision;
   }
 
-  private async decideOnce(scope: Scope): Promise<DatabaseDecision> {
+  private async decideOnce(scope: Scope, pods: V1Pod[]): Promise<DatabaseDecision> {
     const { cluster } = scope;
     const failover = cluster.spec.failover;
     const app = cluster.app;
-    const { unreadySince, verified } = this.memory.of(appKey(app));
+    const { unreadySince, verified, unanswered } = this.memory.of(appKey(app));
     const key = cluster.name;
     const primary = pgPrimary(cluster);
-    const pods = this.d.pods(app.metadata.namespace ?? '', cluster.selector);
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
     const admin = this.d.adminFor(cluster, scope.credentials);
 
@@ -165,8 +174,14 @@ export class DatabasePrimary {
           restart: [result.restartAsStandby.name],
         };
       }
-      const { stray, unasked } = await this.strayPrimaries(pods, primary, admin, verified);
-      return { kind: 'keep', primary, restart: stray, ...(unasked ? { recheckMs: STRAY_RECHECK_MS } : {}) };
+      const { stray, unasked } = await this.strayPrimaries(pods, primary, admin, verified, unanswered);
+      return {
+        kind: 'keep',
+        primary,
+        restart: stray,
+        ...(unasked ? { recheckMs: STRAY_RECHECK_MS } : {}),
+        ...(target === primary ? { switchoverDone: target } : {}),
+      };
     }
     if (cluster.spec.replicas === 0) return { kind: 'keep', primary, restart: [] }; // nowhere to go
     const delayMs = failover.delaySeconds * 1000;
@@ -213,24 +228,35 @@ export class DatabasePrimary {
    * another is recorded: an old primary that never went down, e.g. behind a healed partition. Each
    * incarnation is checked once it answers; a stray primary is restarted, and its start script
    * rewinds it. Unready pods are asked too: a primary that fenced itself when it was cut off stays
-   * unready (ready.sh) until it is restarted, and nobody else would.
+   * unready (ready.sh) until it is restarted, and nobody else would. An unready pod that did not
+   * answer (still cut off, cloning, rewinding) is asked again only after STRAY_RECHECK_MS, so the
+   * app's other reconciles do not wait for its connection timeout each time.
    */
   private async strayPrimaries(
     pods: V1Pod[],
     primary: string,
     admin: PostgresAdmin,
     verified: Set<string>,
+    unanswered: Map<string, number>,
   ): Promise<{ stray: string[]; unasked: boolean }> {
     const stray: string[] = [];
     let unasked = false;
     for (const p of pods) {
-      if (p.metadata?.name === primary || !running(p) || verified.has(incarnation(p))) continue;
+      const id = incarnation(p);
+      if (p.metadata?.name === primary || !running(p) || verified.has(id)) continue;
+      const silentSince = unanswered.get(id);
+      if (!ready(p) && silentSince !== undefined && this.d.now() - silentSince < STRAY_RECHECK_MS) {
+        unasked = true;
+        continue;
+      }
       let state;
       try {
         state = await admin.state(node(p));
+        unanswered.delete(id);
       } catch (err) {
         // A ready pod answers; an unready one may still be cloning or rewinding: ask again later.
         if (ready(p)) throw err;
+        unanswered.set(id, this.d.now());
         unasked = true;
         continue;
       }

@@ -1,10 +1,14 @@
 import type { ScalableApp } from '../api/scalable-app.ts';
+import { isNotFound, isUnprocessable, type Kube } from '../kube/client.ts';
+import { appPath } from './app-status.ts';
+import { SWITCHOVER_ANNOTATION } from './database-primary.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import type { EventRecorder } from './events.ts';
 import type { TierContext } from './tier-module.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 
 interface Log {
+  info(msg: string, f?: Record<string, unknown>): void;
   warn(msg: string, f?: Record<string, unknown>): void;
 }
 
@@ -15,6 +19,8 @@ export interface PrimariesOutcome {
   /** Per cluster whose failover is refused: why (status Degraded, ADR 0006). */
   readonly failoverRefused: readonly string[];
   readonly recheckMs?: number;
+  /** The pod a switchover was asked for is now the ready primary (database-primary.ts). */
+  readonly switchoverDone?: string;
 }
 
 /** How long to wait before asking a cluster's servers again after they could not be asked. */
@@ -35,12 +41,14 @@ export async function decidePrimaries(
   const restart: string[] = [];
   const failoverRefused: string[] = [];
   let recheckMs: number | undefined;
+  let switchoverDone: string | undefined;
   const soonest = (ms: number) => (recheckMs = recheckMs === undefined ? ms : Math.min(ms, recheckMs));
   for (const m of TIER_MODULES) {
     if (!m.present(app) || !m.decide) continue;
     const d = await m.decide(ctx, app, current);
     current = d.facts;
     restart.push(...d.restart);
+    switchoverDone ??= d.switchoverDone;
     if (d.recheckMs !== undefined) soonest(d.recheckMs);
     for (const f of d.failedChecks) {
       log.warn('could not decide on a primary; trying again', { cluster: f.cluster, err: f.error });
@@ -61,8 +69,39 @@ export async function decidePrimaries(
       await ctx.events.record(app, mv.event.type, mv.event.reason, mv.reason);
     }
   }
-  return { facts: current, restart, failoverRefused, ...(recheckMs !== undefined ? { recheckMs } : {}) };
+  return {
+    facts: current,
+    restart,
+    failoverRefused,
+    ...(recheckMs !== undefined ? { recheckMs } : {}),
+    ...(switchoverDone ? { switchoverDone } : {}),
+  };
 }
 
 /** An error's message for an Event: the admin clients never put credentials in their messages. */
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 512);
+
+/** The switchover annotation as a JSON pointer (RFC 6901: `~` and `/` escaped). */
+const SWITCHOVER_POINTER = `/metadata/annotations/${SWITCHOVER_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+
+/**
+ * Removes a switchover request that is done (docs/adr/0020): left in place it would be asked for
+ * again after any later failover, switching back to that pod as soon as it rejoined. Removed only
+ * while it still names that pod: a request changed meanwhile stays, for the next pass to decide on.
+ */
+export async function removeDoneSwitchover(
+  kube: Kube,
+  app: ScalableApp,
+  target: string,
+  log: Log,
+): Promise<void> {
+  try {
+    await kube.jsonPatch(appPath(app.metadata.namespace ?? '', app.metadata.name), [
+      { op: 'test', path: SWITCHOVER_POINTER, value: target },
+      { op: 'remove', path: SWITCHOVER_POINTER },
+    ]);
+    log.info('switchover done; removed its request', { pod: target });
+  } catch (err) {
+    if (!isUnprocessable(err) && !isNotFound(err)) throw err;
+  }
+}

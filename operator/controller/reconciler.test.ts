@@ -221,6 +221,46 @@ describe('a database primary that moved', () => {
   });
 });
 
+describe('a switchover request that is done', () => {
+  const done = {
+    decide: async () => ({ kind: 'keep', primary: 'shop-db-1', restart: [], switchoverDone: 'shop-db-1' }),
+    decideShard: async () => ({ kind: 'keep', primary: 'x', restart: [] }),
+    forget: () => {},
+  } as unknown as DatabasePrimary;
+  const spec = { web: { image: 'registry.example/shop:1' }, database: { replicas: 2 } };
+  const patches = (w: ReturnType<typeof fakeWorld>) =>
+    w.writes.filter(
+      (x) =>
+        x.verb === 'patch' && x.path === '/apis/scalableapp.io/v1alpha1/namespaces/prod/scalableapps/shop',
+    );
+
+  it('is removed from the app, only while it still names that pod, so a later failover is not undone', async () => {
+    const w = fakeWorld({ spec, databasePrimary: done });
+    w.raw.metadata!.annotations = { 'scalableapp.io/switchover-to': 'shop-db-1', keep: 'me' };
+    await w.reconcile();
+    expect(patches(w)).toEqual([
+      expect.objectContaining({
+        body: {
+          ops: [
+            { op: 'test', path: '/metadata/annotations/scalableapp.io~1switchover-to', value: 'shop-db-1' },
+            { op: 'remove', path: '/metadata/annotations/scalableapp.io~1switchover-to' },
+          ],
+        },
+      }),
+    ]);
+    expect(w.raw.metadata!.annotations).toEqual({ keep: 'me' });
+  });
+
+  it('stays when the user changed it meanwhile: the apiserver refuses the test, the reconcile goes on', async () => {
+    // Decided on the old request (shop-db-1); the apiserver already holds a new one.
+    const w = fakeWorld({ spec, databasePrimary: done });
+    w.raw.metadata!.annotations = { 'scalableapp.io/switchover-to': 'shop-db-2' };
+    expect(await w.reconcile()).toBe('ok');
+    expect(patches(w)).toHaveLength(1);
+    expect(w.raw.metadata!.annotations).toEqual({ 'scalableapp.io/switchover-to': 'shop-db-2' });
+  });
+});
+
 describe('a lost shard map', () => {
   it('holds the whole app back (Degraded, ShardMapLost) instead of publishing a ring from the spec', async () => {
     const w = fakeWorld({

@@ -14,7 +14,7 @@ import { desiredState } from './desired-state.ts';
 import { stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { gatherFacts } from './facts.ts';
-import { decidePrimaries } from './primaries.ts';
+import { decidePrimaries, removeDoneSwitchover } from './primaries.ts';
 import { missingSecrets } from './references.ts';
 import { ChildRefusedError, type Refusal } from './refusal.ts';
 import { labelRoles } from './roles.ts';
@@ -157,6 +157,7 @@ export class Reconciler {
       log.warn('restarting a database instance that still runs as primary', { pod });
       await this.d.kube.delete(`${collectionPath('v1', 'pods', app.metadata.namespace)}/${pod}`);
     }
+    if (primaries.switchoverDone) await removeDoneSwitchover(this.d.kube, app, primaries.switchoverDone, log);
     const relabelled = await labelRoles(this.d, app, facts, log);
     const { recheck } = await writeStatus(this.ctx, app, facts, raw.status, generation, {
       changed: changed + pruned + relabelled > 0,

@@ -70,6 +70,8 @@ export interface Decisions {
   readonly restart: readonly string[];
   /** Look again after this long (a failover delay running, a refused failover). */
   readonly recheckMs?: number;
+  /** The pod a switchover was asked for is now the ready primary: the request is removed. */
+  readonly switchoverDone?: string;
 }
 
 export interface Move {

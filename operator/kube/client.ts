@@ -19,6 +19,13 @@ export class ApiError extends Error {
 
 export const isNotFound = (e: unknown) => e instanceof ApiError && e.status === 404;
 export const isConflict = (e: unknown) => e instanceof ApiError && e.status === 409;
+/** What a JSON patch whose `test` operation failed is answered with. */
+export const isUnprocessable = (e: unknown) => e instanceof ApiError && e.status === 422;
+
+/** One RFC 6902 operation, of the kinds the operator sends. */
+export type JsonPatchOp =
+  | { readonly op: 'test'; readonly path: string; readonly value: unknown }
+  | { readonly op: 'remove'; readonly path: string };
 
 export type Verb = 'get' | 'list' | 'apply' | 'create' | 'replace' | 'delete' | 'patch';
 const MUTATING: ReadonlySet<Verb> = new Set(['apply', 'create', 'replace', 'delete', 'patch']);
@@ -122,6 +129,14 @@ export class Kube {
   /** JSON merge patch of a few fields (pod role labels), for objects the operator does not apply. */
   mergePatch<T extends KubernetesObject>(objectPath: string, patch: unknown): Promise<T> {
     return this.request<T>('patch', HttpMethod.PATCH, objectPath, patch, 'application/merge-patch+json');
+  }
+
+  /**
+   * JSON patch: operations applied in order, all or none. A `test` operation makes the patch
+   * conditional on a value still being there (the apiserver answers 422 when it is not).
+   */
+  jsonPatch<T extends KubernetesObject>(objectPath: string, ops: readonly JsonPatchOp[]): Promise<T> {
+    return this.request<T>('patch', HttpMethod.PATCH, objectPath, ops, 'application/json-patch+json');
   }
 
   /** PUT: the whole object, guarded by its metadata.resourceVersion (a 409 when it changed meanwhile). */

@@ -75,10 +75,11 @@ The operator's permissions: exactly the rules of manifests/operator/10-rbac.yaml
 watchNamespace.
 */}}
 {{- define "scalableapp-operator.rules" -}}
-# The resource itself: cached by an informer, status written with server-side apply.
+# The resource itself: cached by an informer, status written with server-side apply; patch only
+# removes a switchover request once it is done (docs/adr/0020), never the spec.
 - apiGroups: [scalableapp.io]
   resources: [scalableapps]
-  verbs: [list, watch]
+  verbs: [list, watch, patch]
 - apiGroups: [scalableapp.io]
   resources: [scalableapps/status]
   verbs: [patch]

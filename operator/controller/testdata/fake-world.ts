@@ -112,6 +112,18 @@ export function fakeWorld(o: WorldOptions) {
       if (claim && storage) claim.spec = { ...claim.spec, resources: { requests: { storage } } };
       return body;
     },
+    /** Only the switchover request's removal is sent as a JSON patch: applied to the app. */
+    jsonPatch: async (path: string, ops: { op: string; path: string; value?: unknown }[]) => {
+      write('patch', path, { ops } as unknown as Obj);
+      const annotations = raw.metadata!.annotations ?? {};
+      const name = (p: string) => p.split('/').pop()!.replace(/~1/g, '/').replace(/~0/g, '~');
+      for (const op of ops) {
+        if (op.op === 'test' && annotations[name(op.path)] !== op.value)
+          throw new ApiError('PATCH', path, 422, { reason: 'Invalid', message: 'the test operation failed' });
+      }
+      for (const op of ops) if (op.op === 'remove') delete annotations[name(op.path)];
+      return raw;
+    },
     list: async (path: string) => ({
       metadata: { resourceVersion: '1' },
       items: path.endsWith('/persistentvolumeclaims') ? claims : [],

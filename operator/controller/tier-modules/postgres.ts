@@ -49,6 +49,7 @@ export async function decidePgClusters(
   const settled: string[] = [];
   const restart: string[] = [];
   let recheckMs: number | undefined;
+  let switchoverDone: string | undefined;
   const soonest = (ms: number) => (recheckMs = recheckMs === undefined ? ms : Math.min(ms, recheckMs));
   for (const c of clusters) {
     let d: DatabaseDecision;
@@ -62,6 +63,7 @@ export async function decidePgClusters(
     if (d.kind === 'refused') refused.push({ cluster: c.name, reason: d.reason });
     else settled.push(c.name);
     if (d.kind === 'keep' || d.kind === 'moved') restart.push(...d.restart);
+    if (d.kind === 'keep' && d.switchoverDone) switchoverDone = d.switchoverDone;
     if (d.kind !== 'moved') continue;
     out = c.moved(out, d.primary, { time: metaTime(ctx.now()), reason: d.reason });
     moved.push({
@@ -81,5 +83,6 @@ export async function decidePgClusters(
     failedChecks,
     restart,
     ...(recheckMs !== undefined ? { recheckMs } : {}),
+    ...(switchoverDone ? { switchoverDone } : {}),
   };
 }
