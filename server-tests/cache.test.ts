@@ -18,6 +18,7 @@ import {
   type CacheServerOptions,
 } from '../operator/server-config/cache.ts';
 import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts';
+import { HELD_PRIMARY_ARGS } from '../operator/tiers/cache.ts';
 import { parseInfo, respCacheAdmin, type CacheNode } from '../operator/dataplane/redis-admin.ts';
 import { connectRedis, ErrorReply, errorCode, type RedisClient } from '../operator/dataplane/redis-client.ts';
 
@@ -452,6 +453,51 @@ describe('replication and failover', () => {
         async () => (await o.sendCommand<string>(['GET', 'after'])) === 'a',
       );
       expect(await o.sendCommand<string>(['GET', 'before'])).toBe('b');
+      const roles = await Promise.all(nodes.map((n) => admin.role(n)));
+      expect(roles.filter((r) => r.role === 'master')).toHaveLength(1);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'kill -9 the primary and restart it held (as its start script does): its replicas keep every key, the best is promoted, and it rejoins with the data',
+    async () => {
+      const old = await startServer('held-0');
+      const asReplica = replicaOfArgs('127.0.0.1', old.node.port);
+      const replicas = [
+        await startServer('held-1', {}, asReplica),
+        await startServer('held-2', {}, asReplica),
+      ];
+      const nodes = [old, ...replicas].map((s) => s.node);
+      const written = keys('session', 200);
+      const p = await connect(old);
+      for (const k of written) await p.sendCommand(['SET', k, 'v']);
+      for (const r of replicas) {
+        const c = await connect(r);
+        await until(`every key on ${r.node.name}`, async () => (await countExisting(c, written)) === 200);
+      }
+
+      // Restarted on the same port (its replicas still follow that address), empty, and held.
+      await kill9(old);
+      old.args = [...HELD_PRIMARY_ARGS];
+      await launch(old);
+      expect(await admin.role(old.node)).toMatchObject({ role: 'slave', primary: { port: 1 } });
+      // Long enough for the replicas to have reconnected to it many times (they retry every second):
+      // it refuses to feed them (NOMASTERLINK), so none resynchronised to its empty dataset.
+      await new Promise((r) => setTimeout(r, 3000));
+      for (const r of replicas) {
+        const c = await connect(r);
+        expect(await countExisting(c, written)).toBe(200);
+      }
+      const o = await connect(old);
+      expect(errorCode(await outcome(o, ['SET', 'while-held', 'x']))).toBe('READONLY');
+
+      // It answers, so only `lost` makes the failover go ahead; then it rejoins with the data.
+      expect(await decideFailover(nodes, old.node, admin)).toBeUndefined();
+      const result = await decideFailover(nodes, old.node, admin, { lost: true });
+      expect(result).toBeDefined();
+      await rejoin(old.node, result!.newPrimary, admin);
+      await until('every key back on the held one', async () => (await countExisting(o, written)) === 200);
       const roles = await Promise.all(nodes.map((n) => admin.role(n)));
       expect(roles.filter((r) => r.role === 'master')).toHaveLength(1);
     },

@@ -12,6 +12,7 @@ import { instanceStartScript } from '../operator/server-config/postgres-instance
 import { instanceReadyScript } from '../operator/server-config/postgres-ready-script.ts';
 import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
+import { CACHE_PEER_DOMAIN_PLACEHOLDER, startScriptText } from '../operator/tiers/cache.ts';
 
 export interface ChartFile {
   /** The file's path under charts/. */
@@ -43,6 +44,13 @@ export const CHART_FILES: readonly ChartFile[] = [
     path: 'scalableapp-lib/files/postgres/ready.sh',
     source: 'instanceReadyScript() in operator/server-config/postgres-ready-script.ts',
     text: () => instanceReadyScript(),
+  },
+  // cacheConfigMap() in operator/tiers/cache.ts; charts/cache/templates/_spec.tpl puts the release's
+  // headless Service domain in place of the placeholder.
+  {
+    path: 'cache/files/start.sh',
+    source: 'startScriptText() in operator/tiers/cache.ts',
+    text: () => startScriptText(CACHE_PEER_DOMAIN_PLACEHOLDER),
   },
   // brokerConfigFiles() in operator/server-config/rabbitmq.ts: the texts that take no input
   // (rabbitmq.conf and definitions.json name nodes and queues, so charts/queue templates them).

@@ -19,6 +19,7 @@ import {
   type Exclusion,
 } from './parity.ts';
 import { podSpecs, renderChart, templateChart } from './helm.ts';
+import { heldCachePrimaryExclusion } from './data-tier-checks.ts';
 
 type Spec = ScalableAppInput['spec'];
 type Cache = NonNullable<Spec['cache']>;
@@ -147,6 +148,7 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
       operator: tierObjects(desiredState(app, c.facts), ['cache', 'network']),
       exclusions: [
         ...byDesign(release),
+        ...heldCachePrimaryExclusion(app),
         ...(c.existingSecret
           ? [
               {

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { chartPath, templateChart, type RenderedObject } from './helm.ts';
 import type { Exclusion } from './parity.ts';
+import type { ScalableApp } from '../../operator/api/scalable-app.ts';
+import { cacheName, restartedPrimaryWaits } from '../../operator/tiers/cache.ts';
 import {
   selfFencing,
   type DatabaseCredentials,
@@ -47,6 +49,22 @@ export const selfFenceExclusion = (c: PgCluster): Exclusion[] =>
           path: 'spec.template.spec.containers[0].env[8]',
           reason:
             'FENCE_AFTER_SECONDS: without an operator nothing is promoted beside a cut-off primary and nothing would lift its fence',
+        },
+      ]
+    : [];
+
+/**
+ * The env that makes a restarted cache primary wait for the operator (operator/tiers/cache.ts): the
+ * charts have no failover, and a primary waiting there would wait for ever. Empty without replicas.
+ */
+export const heldCachePrimaryExclusion = (app: ScalableApp): Exclusion[] =>
+  restartedPrimaryWaits(app)
+    ? [
+        {
+          object: `StatefulSet/${cacheName(app)}`,
+          path: 'spec.template.spec.containers[0].env',
+          reason:
+            'RESTARTED_PRIMARY_WAITS and POD_UID: without an operator nothing would promote a replica while a restarted primary waited',
         },
       ]
     : [];

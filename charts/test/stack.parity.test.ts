@@ -26,6 +26,7 @@ import {
   pgAuthValues,
   pgClusterExclusions,
   selfFenceExclusion,
+  heldCachePrimaryExclusion,
 } from './data-tier-checks.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
@@ -107,6 +108,7 @@ function exclusions(spec: Spec, release: string): Exclusion[] {
       },
       hook(`Pod/${release}-cache-test`),
       hook(`NetworkPolicy/${release}-allow-cache-test`),
+      ...heldCachePrimaryExclusion(parseApp({ cache: spec.cache }, release, 'prod')),
     );
   }
   if (spec.database) {

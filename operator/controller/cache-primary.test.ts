@@ -70,7 +70,12 @@ describe('CachePrimary', () => {
         ['shop-cache-2', replicaOf('10.0.0.1')],
       ],
     );
-    expect(await cp.decide(app, facts)).toEqual({ kind: 'keep', primary: 'shop-cache-0' });
+    // Seen serving as the primary: its pod is named in the record, so another pod of its name holds.
+    expect(await cp.decide(app, facts)).toEqual({
+      kind: 'keep',
+      primary: 'shop-cache-0',
+      primaryUid: 'uid-shop-cache-0',
+    });
     expect(calls).toEqual([]);
   });
 
@@ -113,10 +118,51 @@ describe('CachePrimary', () => {
       ],
     );
     const d = await cp.decide(app, { ...facts, cachePrimary: 'shop-cache-2' });
-    expect(d).toEqual({ kind: 'keep', primary: 'shop-cache-2' });
+    expect(d).toEqual({ kind: 'keep', primary: 'shop-cache-2', primaryUid: 'uid-shop-cache-2' });
     expect(calls).toEqual(['follow shop-cache-0 -> shop-cache-2']);
     await cp.decide(app, { ...facts, cachePrimary: 'shop-cache-2' });
     expect(calls).toHaveLength(1); // the same incarnation is not checked again
+  });
+
+  it('fails a recorded primary that started again, empty and held as a replica, over at once to the replica that holds the most', async () => {
+    const pods = [
+      pod('shop-cache-0', true, '10.0.0.1', 1), // its container restarted: held by its start script
+      pod('shop-cache-1', true, '10.0.0.2'),
+      pod('shop-cache-2', true, '10.0.0.3'),
+    ];
+    const { cp, calls } = setup(
+      pods,
+      ['shop-cache-0', 'shop-cache-1', 'shop-cache-2'],
+      [
+        ['shop-cache-0', { role: 'slave', offset: 0, primary: { host: '127.0.0.1', port: 1 } }],
+        ['shop-cache-1', { role: 'slave', offset: 10 }],
+        ['shop-cache-2', { role: 'slave', offset: 12 }],
+      ],
+    );
+    // No failover delay: it answers, but there is nothing in it to wait for.
+    expect(await cp.decide(app, facts)).toEqual({
+      kind: 'failover',
+      primary: 'shop-cache-2',
+      primaryUid: 'uid-shop-cache-2',
+      previous: 'shop-cache-0',
+      reason:
+        'shop-cache-0 started again without its data; promoted shop-cache-2 (most advanced ready replica)',
+    });
+    expect(calls).toEqual(['promote shop-cache-2', 'follow shop-cache-1 -> shop-cache-2']);
+    // With the record moved, the held one is made to follow the new primary, and gets its data.
+    expect(await cp.decide(app, { ...facts, cachePrimary: 'shop-cache-2' })).toMatchObject({ kind: 'keep' });
+    expect(calls).toContain('follow shop-cache-0 -> shop-cache-2');
+  });
+
+  it('leaves a held primary alone while no replica can take over, and says to look again', async () => {
+    const pods = [pod('shop-cache-0', true, '10.0.0.1', 1), pod('shop-cache-1', false, '10.0.0.2')];
+    const { cp, calls } = setup(
+      pods,
+      ['shop-cache-0'],
+      [['shop-cache-0', { role: 'slave', offset: 0, primary: { host: '127.0.0.1', port: 1 } }]],
+    );
+    expect(await cp.decide(app, facts)).toEqual({ kind: 'wait', primary: 'shop-cache-0', recheckMs: 5_000 });
+    expect(calls).toEqual([]);
   });
 
   it('forgets an app that went away: its delay starts over and its pods are checked again', async () => {

@@ -18,10 +18,11 @@ export interface CachePrimaryDeps {
 }
 
 export type PrimaryDecision =
-  | { kind: 'keep'; primary: string }
+  /** `primaryUid`: the primary's pod, once seen serving as one (the record the start script reads). */
+  | { kind: 'keep'; primary: string; primaryUid?: string }
   /** Not yet: look again after this long. */
   | { kind: 'wait'; primary: string; recheckMs: number }
-  | { kind: 'failover'; primary: string; previous: string; reason: string };
+  | { kind: 'failover'; primary: string; primaryUid?: string; previous: string; reason: string };
 
 const ready = isPodReady;
 const node = (p: V1Pod): CacheNode => ({
@@ -31,13 +32,16 @@ const node = (p: V1Pod): CacheNode => ({
 });
 /** A pod incarnation: a new pod or a restarted container is a server that booted from its config. */
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
+const uidOf = (p: V1Pod) => (p.metadata?.uid ? { primaryUid: p.metadata.uid } : {});
 
 /**
  * Keeps the cache's primary where it can serve. The operator's record (the ConfigMap's `primary`) is
  * the truth the pods start from; this decides when the record must move:
  * - the recorded primary unready for `delayMs` → promote the most advanced ready replica;
  * - any other pod that (re)started → make sure it follows the primary (an old primary boots as a
- *   primary from its config until the mounted record catches up; it must never serve as a second one).
+ *   primary from its config until the mounted record catches up; it must never serve as a second one);
+ * - the recorded primary started again and holds, empty, as a replica of nothing (tiers/cache.ts,
+ *   docs/adr/0021) → promote the most advanced replica at once: there is nothing to wait for.
  * State kept here (when the primary went unready, which incarnations were checked) is only an
  * optimisation: after a restart the operator re-checks every pod once and restarts the delay.
  */
@@ -63,30 +67,49 @@ export class CachePrimary {
     const primary = cachePrimary(app, facts);
     const pods = this.d.pods(app.metadata.namespace ?? '', selectorLabels(app, CACHE));
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
-    if (primaryPod && ready(primaryPod)) {
+    const held = primaryPod && ready(primaryPod) && (await this.holds(primaryPod, admin, memory.verified));
+    if (primaryPod && ready(primaryPod) && !held) {
       memory.unreadySince = undefined;
       await this.rejoinRestarted(pods, primaryPod, admin, memory.verified);
-      return { kind: 'keep', primary };
+      return { kind: 'keep', primary, ...uidOf(primaryPod) };
     }
     if ((app.spec.cache?.replicas ?? 0) === 0) return { kind: 'keep', primary }; // nothing to promote
     const since = (memory.unreadySince ??= this.d.now());
     const waited = this.d.now() - since;
-    if (waited < this.d.delayMs) return { kind: 'wait', primary, recheckMs: this.d.delayMs - waited };
+    if (!held && waited < this.d.delayMs)
+      return { kind: 'wait', primary, recheckMs: this.d.delayMs - waited };
     const result = await decideFailover(
       pods.filter(ready).map(node),
       primaryPod ? node(primaryPod) : { name: primary, host: '', port: CACHE_PORT },
       admin,
+      // A held primary answers, but holds nothing to keep: as good as gone.
+      { lost: Boolean(held) },
     );
     if (!result) return { kind: 'wait', primary, recheckMs: this.d.delayMs }; // primary answered, or no replica can take over
     memory.unreadySince = undefined;
-    for (const p of pods)
-      if (p.metadata?.name === result.newPrimary.name) memory.verified.add(incarnation(p));
+    const promoted = pods.find((p) => p.metadata?.name === result.newPrimary.name);
+    if (promoted) memory.verified.add(incarnation(promoted));
     return {
       kind: 'failover',
       primary: result.newPrimary.name,
+      ...(promoted ? uidOf(promoted) : {}),
       previous: primary,
-      reason: `${primary} was not ready for ${Math.round(waited / 1000)}s; promoted ${result.newPrimary.name} (most advanced ready replica)`,
+      reason: held
+        ? `${primary} started again without its data; promoted ${result.newPrimary.name} (most advanced ready replica)`
+        : `${primary} was not ready for ${Math.round(waited / 1000)}s; promoted ${result.newPrimary.name} (most advanced ready replica)`,
     };
+  }
+
+  /**
+   * Whether the recorded primary's pod runs as a replica: held after a restart (or left a replica
+   * by an interrupted failover). Each incarnation is asked until it is seen serving as a primary.
+   */
+  private async holds(primaryPod: V1Pod, admin: CacheAdmin, verified: Set<string>): Promise<boolean> {
+    if (verified.has(incarnation(primaryPod))) return false;
+    const role = await admin.role(node(primaryPod));
+    if (role.role !== 'master') return true;
+    verified.add(incarnation(primaryPod));
+    return false;
   }
 
   private async rejoinRestarted(

@@ -19,8 +19,9 @@
 //   discarded when it rejoins. With min-replicas-to-write >= 1 that window closes after S seconds,
 //   because its replicas follow the new primary and leave it without acknowledgements.
 // - A primary that restarts before a failover happened comes back empty (a cache persists nothing),
-//   and replicas still following it resynchronise to that empty dataset. The operator should treat
-//   a restarted primary pod as a node to `rejoin`, not as the primary.
+//   and replicas still following it would resynchronise to that empty dataset. Its start script
+//   holds it as a replica of nothing instead (operator/tiers/cache.ts), and the operator calls this
+//   with `lost`, then `rejoin`s it.
 // - One failed ping is enough here: debouncing flaps (several failures in a row) is the caller's.
 import { promoteAndRepoint } from './promotion.ts';
 import type { CacheAdmin, CacheNode, CacheRole } from './redis-admin.ts';
@@ -28,7 +29,8 @@ import type { CacheAdmin, CacheNode, CacheRole } from './redis-admin.ts';
 export type FailoverResult = { newPrimary: CacheNode; followers: CacheNode[] };
 
 /**
- * When `currentPrimary` does not answer: promotes the reachable replica with the highest replication
+ * When `currentPrimary` does not answer (or is known to hold nothing, `lost`: a restarted primary
+ * held as a replica answers, empty): promotes the reachable replica with the highest replication
  * offset (ties: the lowest name) and points every other reachable replica at it. Returns undefined
  * (and changes nothing) when the primary answers or no replica does.
  *
@@ -39,8 +41,9 @@ export async function decideFailover(
   nodes: readonly CacheNode[],
   currentPrimary: CacheNode,
   admin: CacheAdmin,
+  opts: { readonly lost?: boolean } = {},
 ): Promise<FailoverResult | undefined> {
-  if (await admin.ping(currentPrimary)) return undefined;
+  if (!opts.lost && (await admin.ping(currentPrimary))) return undefined;
   const replicas = nodes.filter((n) => n.name !== currentPrimary.name);
   const observed = await Promise.all(
     replicas.map(async (node) => {

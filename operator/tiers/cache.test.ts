@@ -1,7 +1,11 @@
 import { cacheAuthInclude } from '../server-config/cache.ts';
 import type { V1ConfigMap, V1Secret, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
-import { cacheConfigHash, cacheEntries, cacheObjects } from './cache.ts';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cacheConfigHash, cacheEntries, cacheObjects, startScriptText } from './cache.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 
 const facts = {
@@ -67,6 +71,23 @@ describe('cache tier objects', () => {
     expect(cacheConfigHash(other, facts)).not.toBe(cacheConfigHash(app, facts));
   });
 
+  it('records the pod seen serving as primary beside it, and makes the servers wait for the operator only with replicas', () => {
+    const cm = (f: typeof facts & { cachePrimaryUid?: string }) =>
+      cacheObjects(app, f, 'h').find((o) => o.kind === 'ConfigMap') as V1ConfigMap;
+    expect(cm(facts).data).not.toHaveProperty('primaryUid');
+    expect(cm({ ...facts, cachePrimaryUid: 'u-1' }).data!.primaryUid).toBe('u-1');
+    expect(cacheConfigHash(app, { ...facts, cachePrimaryUid: 'u-1' })).toBe(cacheConfigHash(app, facts));
+    const env = (a: typeof app) =>
+      (cacheObjects(a, facts, 'h').find((o) => o.kind === 'StatefulSet') as V1StatefulSet).spec!.template
+        .spec!.containers[0]!.env;
+    expect(env(app)).toEqual([
+      { name: 'RESTARTED_PRIMARY_WAITS', value: '1' },
+      { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+    ]);
+    // Alone, a restarted primary has nobody to wait for: it starts as a primary, empty.
+    expect(env(parseApp({ cache: { replicas: 0 } }))).toBeUndefined();
+  });
+
   it('tells the app its cache and session store, with the password URL-encoded', () => {
     const e = cacheEntries(app, { ...facts, cachePassword: 'a/b' });
     expect(e.CACHE_URL).toBe('redis://:a%2Fb@shop-cache.prod.svc:6379/0');
@@ -76,5 +97,55 @@ describe('cache tier objects', () => {
 
   it('refuses to build without a password (the controller must provide one)', () => {
     expect(() => cacheObjects(app, { gatewayApi: false }, 'h')).toThrow('cache password');
+  });
+});
+
+// The start script run by sh, with its /config and /data in a temp dir and a server binary that
+// prints the arguments it was started with.
+describe('the cache start script', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cache-start-'));
+    for (const d of ['config', 'data', 'bin']) mkdirSync(join(dir, d));
+    writeFileSync(join(dir, 'bin', 'redis-server'), '#!/bin/sh\necho "$*"\n', { mode: 0o755 });
+    writeFileSync(join(dir, 'config', 'primary'), 'shop-cache-0');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const start = (pod: string, env: Record<string, string> = {}) => {
+    const script = startScriptText('shop-cache-headless.prod.svc')
+      .replaceAll('/config/', `${dir}/config/`)
+      .replaceAll('/data/', `${dir}/data/`);
+    return execFileSync('sh', ['-c', script], {
+      env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin`, HOSTNAME: pod, ...env },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  };
+  const conf = () => `${dir}/config/cache.conf`;
+  const withOperator = (uid: string) => ({ RESTARTED_PRIMARY_WAITS: '1', POD_UID: uid });
+
+  it('starts a replica as a replica of the recorded primary, by its stable name', () => {
+    expect(start('shop-cache-1', withOperator('u-1'))).toBe(
+      `${conf()} --replicaof shop-cache-0.shop-cache-headless.prod.svc 6379`,
+    );
+  });
+
+  it('starts the recorded primary as a primary the first time, and held once its container restarts', () => {
+    expect(start('shop-cache-0', withOperator('u-0'))).toBe(`${conf()}`);
+    expect(start('shop-cache-0', withOperator('u-0'))).toBe(`${conf()} --replicaof 127.0.0.1 1`);
+  });
+
+  it("holds a new pod of the recorded primary's name, and starts the one the record names", () => {
+    writeFileSync(join(dir, 'config', 'primaryUid'), 'u-0');
+    expect(start('shop-cache-0', withOperator('u-new'))).toBe(`${conf()} --replicaof 127.0.0.1 1`);
+    rmSync(join(dir, 'data', '.started-as-primary'), { force: true });
+    expect(start('shop-cache-0', withOperator('u-0'))).toBe(`${conf()}`);
+  });
+
+  it('never holds without the operator (the charts): nothing would end the wait', () => {
+    writeFileSync(join(dir, 'config', 'primaryUid'), 'u-0');
+    expect(start('shop-cache-0')).toBe(`${conf()}`);
+    expect(start('shop-cache-0', { POD_UID: 'u-new' })).toBe(`${conf()}`);
   });
 });

@@ -29,25 +29,62 @@ export const cacheHost = (app: ScalableApp, service: string) => `${service}.${ap
 
 const meta = (app: ScalableApp, name: string) => tierMeta(app, CACHE, name);
 
+/** The ConfigMap key naming the pod (by UID) the operator saw serve as primary (cache-primary.ts). */
+export const CACHE_PRIMARY_UID_KEY = 'primaryUid';
+/** Set (with POD_UID) only when the operator fails the cache over: a restarted primary waits for it. */
+export const RESTARTED_PRIMARY_WAITS = 'RESTARTED_PRIMARY_WAITS';
+/** The marker a primary leaves on its emptyDir: found at start, the container is restarting. */
+const PRIMARY_MARKER = '/data/.started-as-primary';
+
 /**
  * The start script reads the primary's name from the ConfigMap at start: a pod that was primary and
  * comes back after a failover starts as a replica of the new primary, never as a second primary.
  * The password reaches the server only through the Secret's `auth.conf`, which the config includes:
  * never in the ConfigMap, the pod spec, or the process arguments.
+ *
+ * A cache persists nothing, so the recorded primary starting again (its container restarted, or a
+ * new pod of its name) starts empty; as a primary its replicas, still following its name, would
+ * resynchronise to that empty dataset and lose every key (Redis's own warning about replication
+ * without persistence). With the operator it holds instead: a replica of an address nothing listens
+ * on (HELD_PRIMARY_ARGS), which takes no writes and refuses to feed replicas (NOMASTERLINK), until
+ * the operator promotes the replica that holds the most and makes it follow (docs/adr/0021). The
+ * charts have no operator: without RESTARTED_PRIMARY_WAITS the script starts the primary as before.
  */
 function startScript(app: ScalableApp): string {
+  return startScriptText(`${cacheHeadlessName(app)}.${app.metadata.namespace}.svc`);
+}
+
+/** `--replicaof` arguments of a held primary: loopback port 1, where nothing in a pod listens. */
+export const HELD_PRIMARY_ARGS = ['--replicaof', '127.0.0.1', '1'] as const;
+
+/** What the cache chart's copy of the start script has in place of the domain (generate-chart-files). */
+export const CACHE_PEER_DOMAIN_PLACEHOLDER = '@PEER_DOMAIN@';
+
+/** The start script's text; `peerDomain` is the domain of the pods' stable names (headless Service). */
+export function startScriptText(peerDomain: string): string {
   return [
     '#!/bin/sh',
     'set -eu',
     'server=$(command -v valkey-server || command -v redis-server)',
     'primary=$(cat /config/primary)',
     'if [ "$HOSTNAME" = "$primary" ]; then',
+    `  if [ -n "\${${RESTARTED_PRIMARY_WAITS}:-}" ]; then`,
+    `    served=$(cat /config/${CACHE_PRIMARY_UID_KEY} 2>/dev/null || true)`,
+    `    if [ -e ${PRIMARY_MARKER} ] || { [ -n "$served" ] && [ "$served" != "$POD_UID" ]; }; then`,
+    '      echo "the recorded primary starts again, empty: held as a replica of nothing until the operator promotes a replica that holds the data" >&2',
+    `      exec "$server" /config/cache.conf ${HELD_PRIMARY_ARGS.join(' ')}`,
+    '    fi',
+    `    : > ${PRIMARY_MARKER}`,
+    '  fi',
     '  exec "$server" /config/cache.conf',
     'fi',
-    `exec "$server" /config/cache.conf --replicaof "$primary.${cacheHeadlessName(app)}.${app.metadata.namespace}.svc" ${CACHE_PORT}`,
+    `exec "$server" /config/cache.conf --replicaof "$primary.${peerDomain}" ${CACHE_PORT}`,
     '',
   ].join('\n');
 }
+
+/** Whether a restarted primary holds for the operator: only when there is a replica to promote. */
+export const restartedPrimaryWaits = (app: ScalableApp) => (app.spec.cache?.replicas ?? 0) > 0;
 
 /** The keys of the cache's auth Secret that hold passwords (CACHE_USERS names their users). */
 export const CACHE_PASSWORD_KEYS = {
@@ -92,7 +129,12 @@ export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1Config
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: meta(app, cacheConfigName(app)),
-    data: { 'cache.conf': conf, 'start.sh': startScript(app), primary: cachePrimary(app, facts) },
+    data: {
+      'cache.conf': conf,
+      'start.sh': startScript(app),
+      primary: cachePrimary(app, facts),
+      ...(facts.cachePrimaryUid ? { [CACHE_PRIMARY_UID_KEY]: facts.cachePrimaryUid } : {}),
+    },
   };
 }
 
@@ -118,6 +160,14 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
               name: CACHE,
               image: cache.image,
               command: ['sh', '/config/start.sh'],
+              ...(restartedPrimaryWaits(app)
+                ? {
+                    env: [
+                      { name: RESTARTED_PRIMARY_WAITS, value: '1' },
+                      { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+                    ],
+                  }
+                : {}),
               ports: [{ name: 'cache', containerPort: CACHE_PORT, protocol: 'TCP' }],
               resources: resourceRequirements(cache.resources),
               readinessProbe: { tcpSocket: { port: 'cache' }, periodSeconds: 5 },
@@ -181,6 +231,6 @@ export function cacheEntries(app: ScalableApp, facts: ObservedFacts): Record<str
 /** Restart the cache servers when their configuration changes, but not when only the primary moves. */
 export function cacheConfigHash(app: ScalableApp, facts: ObservedFacts): string {
   if (!app.spec.cache) return '';
-  const { primary: _primary, ...rest } = cacheConfigMap(app, facts).data ?? {};
+  const { primary: _primary, [CACHE_PRIMARY_UID_KEY]: _uid, ...rest } = cacheConfigMap(app, facts).data ?? {};
   return contentHash(rest);
 }

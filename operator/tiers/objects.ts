@@ -61,6 +61,8 @@ export interface ObservedFacts {
   readonly cacheLogins?: { readonly operator: string; readonly replication: string };
   /** The cache pod the operator last made primary (its ConfigMap record); the first pod when unset. */
   readonly cachePrimary?: string;
+  /** The UID of the pod the operator last saw serve as that primary (its ConfigMap record). */
+  readonly cachePrimaryUid?: string;
   /** The database's generated passwords (read back from their Secret, or generated once). */
   readonly dbCredentials?: DatabaseCredentials;
   /** The database pod the operator last made primary (its ConfigMap record); the first pod when unset. */

@@ -68,16 +68,14 @@ include "/auth/auth.conf"
 The start script: the pod named in the ConfigMap's `primary` starts as primary, every other as its
 replica. A restarted old primary therefore never comes back as a second primary.
 */}}
+{{- /*
+The operator's start script (files/start.sh, written by tools/generate-chart-files.ts), with the
+release's headless Service domain. Without the operator RESTARTED_PRIMARY_WAITS is never set: a
+restarted primary starts as a primary, as nothing would promote a replica while it waited.
+*/}}
 {{- define "cache.start" -}}
-#!/bin/sh
-set -eu
-server=$(command -v valkey-server || command -v redis-server)
-primary=$(cat /config/primary)
-if [ "$HOSTNAME" = "$primary" ]; then
-  exec "$server" /config/cache.conf
-fi
-exec "$server" /config/cache.conf --replicaof "$primary.{{ include "cache.headlessName" . }}.{{ .Release.Namespace }}.svc" 6379
-{{ end }}
+{{ .Files.Get "files/start.sh" | replace "@PEER_DOMAIN@" (printf "%s.%s.svc" (include "cache.headlessName" .) .Release.Namespace) }}
+{{- end }}
 
 {{/* The ConfigMap's data but the primary: its hash restarts the servers on a config change only. */}}
 {{- define "cache.configHash" -}}

@@ -4,6 +4,7 @@ import {
   CACHE,
   CACHE_PORT,
   CACHE_PASSWORD_KEYS,
+  CACHE_PRIMARY_UID_KEY,
   cacheAuthName,
   cacheConfigHash,
   cacheConfigName,
@@ -37,13 +38,15 @@ export const cacheTier: TierModule = {
       k.operator,
       k.replication,
     ]);
-    const primary = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data
-      ?.primary;
+    const record = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data;
+    const primary = record?.primary;
+    const primaryUid = record?.[CACHE_PRIMARY_UID_KEY];
     return {
       facts: {
         cachePassword: password!,
         cacheLogins: { operator: operator!, replication: replication! },
         ...(primary ? { cachePrimary: primary } : {}),
+        ...(primaryUid ? { cachePrimaryUid: primaryUid } : {}),
       },
     };
   },
@@ -51,9 +54,12 @@ export const cacheTier: TierModule = {
     if (!ctx.cachePrimary) return noDecisions(facts);
     const d = await ctx.cachePrimary.decide(app, facts);
     if (d.kind === 'wait') return { ...noDecisions(facts), recheckMs: d.recheckMs };
-    if (d.kind !== 'failover') return noDecisions(facts);
+    // The record names the pod seen serving as the primary: the start script holds any other.
+    const { cachePrimaryUid: _before, ...rest } = facts;
+    const served = { ...rest, ...(d.primaryUid ? { cachePrimaryUid: d.primaryUid } : {}) };
+    if (d.kind !== 'failover') return noDecisions(d.primaryUid ? served : facts);
     return {
-      ...noDecisions({ ...facts, cachePrimary: d.primary }),
+      ...noDecisions({ ...served, cachePrimary: d.primary }),
       moved: [
         {
           cluster: cacheName(app),
