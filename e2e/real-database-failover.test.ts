@@ -3,35 +3,30 @@
 // in the cluster. Synchronous replication (ANY 1 of 2 standbys): no acknowledged commit may be lost.
 // Each case breaks the primary a different way; the figures each prints are in the session notes.
 import { getApp } from './support/apps.ts';
-import { eventsWhere, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
+import { eventsWhere, eventually, kubectl, tryKubectl } from './support/kube.ts';
+import { PgFailover, report } from './support/pg-failover.ts';
 import {
   isolatePod,
-  lost,
   podProcesses,
   signalPod,
-  storedIds,
   writeDirectly,
   writeFor,
   type WriteResult,
 } from './support/pg-load.ts';
 import {
   allPodsReady,
-  applyAndAwaitReady,
-  createRealNamespace,
+  appWithWriter,
   deleteNamespaceAndWait,
   describeReal,
-  installInClusterOperator,
   localImages,
+  WRITER,
+  WRITER_LABELS,
   podStates,
-  startProbe,
 } from './support/real-node.ts';
 import { localize } from '../tools/local-sample.ts';
-import { ROLE_LABEL } from '../operator/tiers/labels.ts';
 import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
 
 const APP = 'ledger';
-const WRITER = 'writer';
-const WRITER_LABELS = { 'scalableapp.io/test-client': 'writer' };
 const DB_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=database`;
 const WEB_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=web`;
 /** How long each case writes: the failover and the old primary's return both happen inside it. */
@@ -71,95 +66,24 @@ let ns: string;
 let cutOff: string | undefined;
 
 beforeAll(async () => {
-  installInClusterOperator();
-  ns = createRealNamespace('real-db-failover');
-  await applyAndAwaitReady(ns, app(), 'the database Ready on the real node');
-  await allPodsReady(ns, DB_PODS, 3);
+  ns = await appWithWriter('real-db-failover', app(), DB_PODS, 3);
   await allPodsReady(ns, WEB_PODS, 2);
-  startProbe(ns, WRITER, WRITER_LABELS, `${APP}-connection`);
-  await allPodsReady(ns, `scalableapp.io/test-client=writer`, 1);
+  db = new PgFailover(ns, APP, WRITER);
 }, 900_000);
 
 afterAll(() => {
   if (ns) deleteNamespaceAndWait(ns);
 });
 
-const primaryOf = (): string => getApp(ns, APP).status?.database?.primary;
-const restarts = (pod: string) =>
-  podStates(ns, `statefulset.kubernetes.io/pod-name=${pod}`)[0]?.containers[0]?.restarts ?? 0;
+let db: PgFailover;
+const primaryOf = () => db.primaryOf();
+const restarts = (pod: string) => db.restarts(pod);
+const podIP = (pod: string) => db.podIP(pod);
+const rejoinedAsStandby = (pod: string) => db.rejoinedAsStandby(pod);
+const expectNothingLost = (r: WriteResult, table: string) => db.expectNothingLost(r, table);
+const fenceEvent = (pod: string) => db.fenceEvent(pod);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The read-only Service's endpoints, which the operator publishes (ready standbys). */
-function readOnlyAddresses(): string[] {
-  const slices = json<any>([
-    'get',
-    'endpointslices',
-    '-n',
-    ns,
-    '-l',
-    `kubernetes.io/service-name=${APP}-db-ro`,
-  ]).items;
-  return slices.flatMap((s: any) => (s.endpoints ?? []).flatMap((e: any) => e.addresses));
-}
-
-/**
- * Waits until `pod` is a Ready standby again: labelled replica, streaming (its log says so since
- * the last start), and behind the read-only Service.
- */
-async function rejoinedAsStandby(pod: string): Promise<string> {
-  try {
-    return await eventually(
-      `${pod} back as a Ready standby behind the read-only Service`,
-      () => {
-        const p = json<any>(['get', 'pod', pod, '-n', ns]);
-        const ready = p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True');
-        if (!ready || p.metadata.labels?.[ROLE_LABEL] !== 'replica') return false;
-        if (!readOnlyAddresses().includes(p.status.podIP)) return false;
-        const log = kubectl(['logs', '-n', ns, pod]);
-        return /started streaming WAL from primary/.test(log) && log;
-      },
-      300_000,
-      2000,
-    );
-  } catch (err) {
-    // What it was doing instead: its state, its last probe failures, and its log.
-    const p = tryKubectl(['get', 'pod', pod, '-n', ns, '-o', 'jsonpath={.status}']).stdout;
-    const events = tryKubectl(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${pod}`]);
-    const log = tryKubectl(['logs', '-n', ns, pod]).stdout.slice(-4000);
-    throw new Error(
-      `${(err as Error).message}\nstatus: ${p}\nevents:\n${events.stdout.slice(-3000)}\nlog:\n${log}`,
-    );
-  }
-}
-
-/** Every acknowledged id is stored, read back through the read-write Service. */
-async function expectNothingLost(r: WriteResult, table: string): Promise<void> {
-  expect(r.ackedCount).toBeGreaterThan(0);
-  const stored = await storedIds(ns, WRITER, table);
-  expect(lost(r.acked, stored.ids)).toEqual([]);
-  // Writes resumed: one of the last hundred attempts (about a second of writing) was acknowledged.
-  expect(r.acked.at(-1)![1]).toBeGreaterThan(r.lastId - 100);
-}
-
-function report(what: string, r: WriteResult, extra = ''): void {
-  console.log(
-    `${what}: ${r.ackedCount} commits acknowledged of ${r.attempts} attempts (${r.failed} failed, ` +
-      `${r.unconfirmed} returned unconfirmed by a standby), ` +
-      `longest time without an acknowledgement ${r.longestGapMs} ms${extra}`,
-  );
-}
-
-const podIP = (pod: string): string => json<any>(['get', 'pod', pod, '-n', ns]).status.podIP;
-
-/** The first "fenced" readiness failure of the pod, from its Events: when, and what it said. */
-function fenceEvent(pod: string): { at: number; message: string } | undefined {
-  const events = eventsWhere(ns, `involvedObject.name=${pod}`);
-  const fenced = events
-    .filter((e) => e.reason === 'Unhealthy' && /fenced: /.test(e.message ?? ''))
-    .map((e) => ({ at: Date.parse(e.firstTimestamp ?? e.eventTime ?? ''), message: e.message ?? '' }))
-    .sort((a, b) => a.at - b.at);
-  return fenced[0];
-}
 
 describeReal('the database tier failing over on the real node under writes', () => {
   it('a hung primary (every postgres process stopped): a standby is promoted, writes resume, none acknowledged is lost, the old primary is restarted and rejoins as a standby', async () => {

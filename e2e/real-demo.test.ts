@@ -21,6 +21,7 @@ import {
 } from './support/real-node.ts';
 import { localize } from '../tools/local-sample.ts';
 import { CACHE_PASSWORD_KEYS } from '../operator/tiers/cache.ts';
+import { CACHE_STATUS_HEADER } from '../operator/server-config/edge-cache.ts';
 import { CACHE_USERS, maxMemoryBytes } from '../operator/server-config/cache.ts';
 import { parseInfo } from '../operator/dataplane/redis-admin.ts';
 import { parseApp } from '../operator/api/testdata/apps.ts';
@@ -110,6 +111,19 @@ describeReal('the demo app on the real node', () => {
     expect(res.status).toBe(200);
     for (const tier of ['database', 'sessions', 'shards', 'edgeCache', 'queue'])
       expect({ tier, ...res.body.results?.[tier] }).toMatchObject({ tier, ok: true });
+  });
+
+  it('serves a static asset through the edge cache Service: a MISS, then a HIT, the bytes the web tier serves', async () => {
+    const touched = await web(`/touch-all?queue=${QUEUE}`);
+    const asset = touched.body.results.edgeCache.url as string;
+    const edge = (path: string) => serviceRequest(ns, `${APP}-edge`, path);
+    const origin = await web(asset);
+    const first = await edge(asset);
+    const second = await edge(asset);
+    expect([first.status, first.headers.get(CACHE_STATUS_HEADER)]).toEqual([200, 'MISS']);
+    expect([second.status, second.headers.get(CACHE_STATUS_HEADER)]).toEqual([200, 'HIT']);
+    expect(second.body).toEqual(origin.body);
+    expect(second.headers.get('etag')).toBe(origin.headers.get('etag'));
   });
 
   it('reads back from a replica what it wrote through the primary', async () => {

@@ -2,13 +2,16 @@
 // means to break the pod's server: its processes, found by the pod's cgroup on the real node.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { json, kubectlAsync } from './kube.ts';
+import { json } from './kube.ts';
+import { APP_DATABASE } from '../../operator/tiers/postgres-cluster.ts';
+import { runWriter as run, writerScript, type Acknowledged, type Ranges } from './pod-writer.ts';
 
-const WRITER = readFileSync(new URL('./pg-writer.mjs', import.meta.url), 'utf8');
+export { acknowledgedAt, lost, type Ranges } from './pod-writer.ts';
 
-export type Ranges = [number, number][];
-export interface WriteResult {
-  acked: Ranges;
+const WRITER = writerScript('pg-writer.mjs');
+
+/** `at`: when each acknowledged id was acknowledged (ms since the epoch), in id order. */
+export interface WriteResult extends Acknowledged {
   ackedCount: number;
   attempts: number;
   /** The id of the last attempt. */
@@ -20,22 +23,25 @@ export interface WriteResult {
   longestGapMs: number;
 }
 
-async function runWriter<T>(ns: string, pod: string, env: Record<string, string>): Promise<T> {
-  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const r = await kubectlAsync(
-    ['exec', '-i', '-n', ns, pod, '--', 'env', ...vars, 'node', '--input-type=module', '-'],
-    WRITER,
-  );
-  if (!r.ok) throw new Error(`the writer in ${ns}/${pod} failed: ${r.stderr}${r.stdout}`);
-  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as T;
-}
+const runWriter = <T>(ns: string, pod: string, env: Record<string, string>) => run<T>(ns, pod, WRITER, env);
 
-/** Writes through DATABASE_URL from the pod for `seconds`; resolves with what was acknowledged. */
-export const writeFor = (ns: string, pod: string, seconds: number, table: string) =>
+/** A shard to write to instead of the database tier: its read-write Service. */
+export interface ShardTarget {
+  readonly service: string;
+}
+const shardEnv = (shard?: ShardTarget): Record<string, string> =>
+  shard ? { SHARD_SERVICE: shard.service, SHARD_DATABASE: APP_DATABASE } : {};
+
+/**
+ * Writes through DATABASE_URL (or to `shard`) from the pod for `seconds`; resolves with what was
+ * acknowledged.
+ */
+export const writeFor = (ns: string, pod: string, seconds: number, table: string, shard?: ShardTarget) =>
   runWriter<WriteResult>(ns, pod, {
     WRITER_MODE: 'write',
     WRITE_SECONDS: String(seconds),
     WRITER_TABLE: table,
+    ...shardEnv(shard),
   });
 
 /** One INSERT from the pod straight to `host` (a pod's address), not through the Service. */
@@ -46,18 +52,13 @@ export const writeDirectly = (ns: string, pod: string, table: string, host: stri
     TARGET_HOST: host,
   });
 
-/** The ids the table holds, read through DATABASE_URL from the pod. */
-export const storedIds = (ns: string, pod: string, table: string) =>
-  runWriter<{ ids: Ranges; count: number }>(ns, pod, { WRITER_MODE: 'ids', WRITER_TABLE: table });
-
-/** The acknowledged ids that `stored` lacks. */
-export function lost(acked: Ranges, stored: Ranges): number[] {
-  const have = new Set<number>();
-  for (const [a, b] of stored) for (let i = a; i <= b; i++) have.add(i);
-  const out: number[] = [];
-  for (const [a, b] of acked) for (let i = a; i <= b; i++) if (!have.has(i)) out.push(i);
-  return out;
-}
+/** The ids the table holds, read through DATABASE_URL (or from `shard`) from the pod. */
+export const storedIds = (ns: string, pod: string, table: string, shard?: ShardTarget) =>
+  runWriter<{ ids: Ranges; count: number }>(ns, pod, {
+    WRITER_MODE: 'ids',
+    WRITER_TABLE: table,
+    ...shardEnv(shard),
+  });
 
 /**
  * The host PIDs of a pod's processes named `comm` (the real node's containers share the host's

@@ -1,11 +1,16 @@
 // A client that writes through the read-write Service for a bounded time and says which writes were
 // acknowledged. It runs inside a pod of the demo image (its /app/node_modules has `pg`), fed on stdin
-// by e2e/support/pg-load.ts: `node --input-type=module -` with DATABASE_URL from the connection Secret.
+// by e2e/support/pg-load.ts: `node --input-type=module -` with DATABASE_URL from the connection Secret,
+// after writer-common.mjs (ranges, writeLoop).
+//
+// With SHARD_SERVICE (and SHARD_DATABASE) it writes to that shard instead, with SHARDS_USER and
+// SHARDS_PASSWORD from the same Secret.
 //
 // Modes (WRITER_MODE):
 //   write  - one row per attempt, ids 1, 2, ... for WRITE_SECONDS; a commit counts as acknowledged
-//            only when the server answered it. Prints one JSON line: the acknowledged ids as ranges,
-//            the attempts, the failed attempts, and the longest time between two acknowledgements.
+//            only when the server answered it. Prints one JSON line: the acknowledged ids as ranges
+//            with the time of each acknowledgement (ms since the epoch, in id order), the attempts,
+//            the failed attempts, and the longest time between two acknowledgements.
 //   ids    - prints the ids the table holds, as ranges (read back through the same Service).
 //   direct - one INSERT (id -1) on a connection to TARGET_HOST instead of the Service's address, as
 //            a client that still reaches a cut-off primary would; prints whether it was acknowledged.
@@ -14,22 +19,16 @@
 // synchronous standby was cancelled (here by statement_timeout): such a commit is on the primary
 // alone, and a failover may lose it. A careful client treats it as unknown, and so does this one
 // (counted apart, as `unconfirmed`).
+/* global ranges, writeLoop -- from writer-common.mjs, put before this text */
 import pg from 'pg';
 
 const TABLE = process.env.WRITER_TABLE ?? 'failover_writes';
-const url = process.env.DATABASE_URL;
+// A shard (SHARD_SERVICE, its read-write Service) with the shards' login, else the database tier.
+const url = process.env.SHARD_SERVICE
+  ? `postgres://${encodeURIComponent(process.env.SHARDS_USER)}:${encodeURIComponent(process.env.SHARDS_PASSWORD)}` +
+    `@${process.env.SHARD_SERVICE}:5432/${process.env.SHARD_DATABASE}`
+  : process.env.DATABASE_URL;
 if (!url) throw new Error('DATABASE_URL is not set');
-
-/** Sorted ids as [first, last] ranges: thousands of ids stay one short line. */
-function ranges(ids) {
-  const out = [];
-  for (const id of ids) {
-    const last = out.at(-1);
-    if (last && id === last[1] + 1) last[1] = id;
-    else out.push([id, id]);
-  }
-  return out;
-}
 
 /** The commits of this connection that returned with the "canceling wait for synchronous replication" warning. */
 const cancelledWaits = new WeakMap();
@@ -59,9 +58,6 @@ async function committed(c, sql, values) {
   return cancelledWaits.get(c) === before;
 }
 
-const PACE_MS = 10;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 async function write(seconds) {
   const setup = await connect();
   await setup.query(
@@ -69,46 +65,21 @@ async function write(seconds) {
   );
   const start = (await setup.query(`SELECT coalesce(max(id), 0) AS m FROM ${TABLE}`)).rows[0].m;
   await setup.end();
-  const deadline = Date.now() + seconds * 1000;
-  const acked = [];
   let client;
-  let id = start;
-  let failed = 0;
-  let unconfirmed = 0;
-  let lastAck = Date.now();
-  let longestGapMs = 0;
-  while (Date.now() < deadline) {
-    id += 1;
-    try {
+  const result = await writeLoop(
+    seconds,
+    start,
+    async (id) => {
       client ??= await connect();
-      if (!(await committed(client, `INSERT INTO ${TABLE} (id) VALUES ($1)`, [id]))) {
-        unconfirmed += 1;
-        continue;
-      }
-      const now = Date.now();
-      longestGapMs = Math.max(longestGapMs, now - lastAck);
-      lastAck = now;
-      acked.push(id);
-      // About a hundred commits a second: continuous, and light enough for two shared cores.
-      await sleep(PACE_MS);
-    } catch {
-      // Unknown outcome: the row may or may not be there; it is not counted as acknowledged.
-      failed += 1;
+      return committed(client, `INSERT INTO ${TABLE} (id) VALUES ($1)`, [id]);
+    },
+    () => {
       client?.end().catch(() => {});
       client = undefined;
-      await sleep(100);
-    }
-  }
+    },
+  );
   await client?.end().catch(() => {});
-  return {
-    acked: ranges(acked),
-    ackedCount: acked.length,
-    attempts: id - start,
-    lastId: id,
-    failed,
-    unconfirmed,
-    longestGapMs,
-  };
+  return result;
 }
 
 async function direct(host) {

@@ -188,3 +188,27 @@ export function deleteNamespaceAndWait(ns: string): void {
 }
 
 export { kubectl };
+
+/** The pod the failover suites run their writers in (startProbe), and its label: an allowed client. */
+export const WRITER = 'writer';
+export const WRITER_LABELS = { 'scalableapp.io/test-client': 'writer' };
+
+/**
+ * What each failover suite starts from: the operator in the cluster, a fresh namespace with `app`
+ * Ready and `count` pods of `tierPods` ready, and the writer pod, with the app's connection Secret as
+ * its environment, ready. Returns the namespace.
+ */
+export async function appWithWriter(
+  prefix: string,
+  app: Record<string, any>,
+  tierPods: string,
+  count: number,
+): Promise<string> {
+  installInClusterOperator();
+  const ns = createRealNamespace(prefix);
+  await applyAndAwaitReady(ns, app, `${app.metadata.name} Ready on the real node`);
+  await allPodsReady(ns, tierPods, count);
+  startProbe(ns, WRITER, WRITER_LABELS, `${app.metadata.name}-connection`);
+  await allPodsReady(ns, `scalableapp.io/test-client=${WRITER_LABELS['scalableapp.io/test-client']}`, 1);
+  return ns;
+}

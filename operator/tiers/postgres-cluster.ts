@@ -25,6 +25,8 @@ const PG_READY = { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', Stri
  * that must come before another instance is promoted.
  */
 export const FENCE_AFTER_SECONDS = 10;
+/** How often ready.sh runs: a cut-off primary fences within FENCE_AFTER_SECONDS plus this. */
+export const READY_PERIOD_SECONDS = 5;
 
 /**
  * Whether the primary fences itself when cut off (ready.sh) and the operator keeps a heartbeat to
@@ -213,7 +215,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
               // the script asks the server a question or two beside pg_isready.
               readinessProbe: {
                 exec: { command: ['sh', '/config/ready.sh'] },
-                periodSeconds: 5,
+                periodSeconds: READY_PERIOD_SECONDS,
                 timeoutSeconds: 3,
               },
               livenessProbe: { ...PG_READY, periodSeconds: 10, failureThreshold: 6 },
