@@ -12,8 +12,13 @@ const tools = new URL('../../tools/', import.meta.url).pathname;
 /** Whether this run has a real node (SCALABLEAPP_NODES=simulated runs without one). */
 export const REAL_NODES = (process.env.SCALABLEAPP_NODES ?? 'real') === 'real';
 
-/** `describe` for suites that need the real node; with simulated nodes only they are skipped, and say so. */
-export const describeReal = REAL_NODES ? describe : describe.skip;
+/**
+ * `describe` for suites that need the real node; with simulated nodes only they are skipped, and say
+ * so. Jest's globals are read when it is called, so scripts (bench/) may import this module too.
+ */
+export function describeReal(name: string, fn: () => void): void {
+  (REAL_NODES ? describe : describe.skip)(name, fn);
+}
 
 let images: LocalImages | undefined;
 export const localImages = (): LocalImages => (images ??= readLocalImages());
