@@ -4,11 +4,11 @@
 // second primary, min-replicas-to-write) is shown here to be what Redis does, not what we hope it does.
 // redis-server comes from tools/dataplane-deps.sh.
 import { freePort } from '../e2e/support/free-port.ts';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   CACHE_USERS,
   cacheAuthInclude,
@@ -18,7 +18,7 @@ import {
   type CacheServerOptions,
 } from '../operator/server-config/cache.ts';
 import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts';
-import { HELD_PRIMARY_ARGS } from '../operator/tiers/cache.ts';
+import { HELD_PRIMARY_ARGS, readyScriptText } from '../operator/tiers/cache.ts';
 import { parseInfo, respCacheAdmin, type CacheNode } from '../operator/dataplane/redis-admin.ts';
 import { connectRedis, ErrorReply, errorCode, type RedisClient } from '../operator/dataplane/redis-client.ts';
 
@@ -191,6 +191,33 @@ afterAll(async () => {
   for (const c of clients) c.destroy();
   await Promise.all(servers.map(kill9));
   await Promise.all(servers.map((s) => rm(s.dir, { recursive: true, force: true })));
+});
+
+// The readiness probe's script (operator/tiers/cache.ts) run by sh with the dataplane redis-cli, its
+// /auth in a temp dir and the test server's port.
+describe('the readiness script', () => {
+  async function ready(s: Server, operatorPassword: string) {
+    const auth = join(s.dir, 'auth');
+    await mkdir(auth, { recursive: true });
+    await writeFile(join(auth, 'operator-password'), operatorPassword, { mode: 0o600 });
+    const script = readyScriptText().replaceAll('/auth/', `${auth}/`).replace('-p 6379', `-p ${s.node.port}`);
+    const r = spawnSync('sh', ['-c', script], {
+      env: { PATH: `${dirname(REDIS_SERVER)}:/usr/bin:/bin` },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    return { status: r.status, out: r.stdout.trim() };
+  }
+
+  it('is ready when the server answers PING with PONG to the operator, and says why not otherwise', async () => {
+    const s = await startServer('ready');
+    expect(await ready(s, PASSWORDS.operator)).toEqual({ status: 0, out: '' });
+    const wrong = await ready(s, 'not the password');
+    expect(wrong.status).toBe(1);
+    expect(wrong.out).toMatch(/^PING: .*WRONGPASS/);
+    await kill9(s);
+    expect((await ready(s, PASSWORDS.operator)).status).toBe(1);
+  });
 });
 
 describe('authentication and the three logins', () => {

@@ -12,7 +12,7 @@ import { instanceStartScript } from '../operator/server-config/postgres-instance
 import { instanceReadyScript } from '../operator/server-config/postgres-ready-script.ts';
 import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
-import { CACHE_PEER_DOMAIN_PLACEHOLDER, startScriptText } from '../operator/tiers/cache.ts';
+import { CACHE_PEER_DOMAIN_PLACEHOLDER, readyScriptText, startScriptText } from '../operator/tiers/cache.ts';
 
 export interface ChartFile {
   /** The file's path under charts/. */
@@ -51,6 +51,11 @@ export const CHART_FILES: readonly ChartFile[] = [
     path: 'cache/files/start.sh',
     source: 'startScriptText() in operator/tiers/cache.ts',
     text: () => startScriptText(CACHE_PEER_DOMAIN_PLACEHOLDER),
+  },
+  {
+    path: 'cache/files/ready.sh',
+    source: 'readyScriptText() in operator/tiers/cache.ts',
+    text: readyScriptText,
   },
   // brokerConfigFiles() in operator/server-config/rabbitmq.ts: the texts that take no input
   // (rabbitmq.conf and definitions.json name nodes and queues, so charts/queue templates them).

@@ -8,7 +8,7 @@ import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.
 import { chartPath, templateChart, type RenderedObject } from './helm.ts';
 import type { Exclusion } from './parity.ts';
 import type { ScalableApp } from '../../operator/api/scalable-app.ts';
-import { cacheName, restartedPrimaryWaits } from '../../operator/tiers/cache.ts';
+import { CACHE_HOLD_KEY, cacheConfigName, restartedPrimaryWaits } from '../../operator/tiers/cache.ts';
 import {
   selfFencing,
   type DatabaseCredentials,
@@ -54,17 +54,17 @@ export const selfFenceExclusion = (c: PgCluster): Exclusion[] =>
     : [];
 
 /**
- * The env that makes a restarted cache primary wait for the operator (operator/tiers/cache.ts): the
- * charts have no failover, and a primary waiting there would wait for ever. Empty without replicas.
+ * The record key that makes a restarted cache primary wait for the operator (operator/tiers/cache.ts):
+ * the charts have no failover, and a primary waiting there would wait for ever. None without replicas.
  */
 export const heldCachePrimaryExclusion = (app: ScalableApp): Exclusion[] =>
   restartedPrimaryWaits(app)
     ? [
         {
-          object: `StatefulSet/${cacheName(app)}`,
-          path: 'spec.template.spec.containers[0].env',
+          object: `ConfigMap/${cacheConfigName(app)}`,
+          path: `data.${CACHE_HOLD_KEY}`,
           reason:
-            'RESTARTED_PRIMARY_WAITS and POD_UID: without an operator nothing would promote a replica while a restarted primary waited',
+            'without an operator nothing would promote a replica while a restarted primary waited: the chart never holds it',
         },
       ]
     : [];

@@ -154,14 +154,20 @@ describe('CachePrimary', () => {
     expect(calls).toContain('follow shop-cache-0 -> shop-cache-2');
   });
 
-  it('leaves a held primary alone while no replica can take over, and says to look again', async () => {
+  it('leaves a held primary alone while no replica can take over, says why, and looks again', async () => {
     const pods = [pod('shop-cache-0', true, '10.0.0.1', 1), pod('shop-cache-1', false, '10.0.0.2')];
     const { cp, calls } = setup(
       pods,
       ['shop-cache-0'],
       [['shop-cache-0', { role: 'slave', offset: 0, primary: { host: '127.0.0.1', port: 1 } }]],
     );
-    expect(await cp.decide(app, facts)).toEqual({ kind: 'wait', primary: 'shop-cache-0', recheckMs: 5_000 });
+    expect(await cp.decide(app, facts)).toEqual({
+      kind: 'refused',
+      primary: 'shop-cache-0',
+      recheckMs: 5_000,
+      reason:
+        'shop-cache-0 started again without its data and is held (it takes no writes); no replica answers to be promoted in its place',
+    });
     expect(calls).toEqual([]);
   });
 

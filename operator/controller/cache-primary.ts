@@ -22,7 +22,9 @@ export type PrimaryDecision =
   | { kind: 'keep'; primary: string; primaryUid?: string }
   /** Not yet: look again after this long. */
   | { kind: 'wait'; primary: string; recheckMs: number }
-  | { kind: 'failover'; primary: string; primaryUid?: string; previous: string; reason: string };
+  | { kind: 'failover'; primary: string; primaryUid?: string; previous: string; reason: string }
+  /** The primary is held and no replica can take over: the cache takes no writes; say why. */
+  | { kind: 'refused'; primary: string; reason: string; recheckMs: number };
 
 const ready = isPodReady;
 const node = (p: V1Pod): CacheNode => ({
@@ -38,8 +40,9 @@ const uidOf = (p: V1Pod) => (p.metadata?.uid ? { primaryUid: p.metadata.uid } : 
  * Keeps the cache's primary where it can serve. The operator's record (the ConfigMap's `primary`) is
  * the truth the pods start from; this decides when the record must move:
  * - the recorded primary unready for `delayMs` → promote the most advanced ready replica;
- * - any other pod that (re)started → make sure it follows the primary (an old primary boots as a
- *   primary from its config until the mounted record catches up; it must never serve as a second one);
+ * - any other pod that (re)started → make sure it follows the primary (an old primary whose mounted
+ *   record has not caught up starts held, or as an empty primary where nothing holds it; it must
+ *   never serve as a second one);
  * - the recorded primary started again and holds, empty, as a replica of nothing (tiers/cache.ts,
  *   docs/adr/0021) → promote the most advanced replica at once: there is nothing to wait for.
  * State kept here (when the primary went unready, which incarnations were checked) is only an
@@ -85,6 +88,13 @@ export class CachePrimary {
       // A held primary answers, but holds nothing to keep: as good as gone.
       { lost: Boolean(held) },
     );
+    if (!result && held)
+      return {
+        kind: 'refused',
+        primary,
+        recheckMs: this.d.delayMs,
+        reason: `${primary} started again without its data and is held (it takes no writes); no replica answers to be promoted in its place`,
+      };
     if (!result) return { kind: 'wait', primary, recheckMs: this.d.delayMs }; // primary answered, or no replica can take over
     memory.unreadySince = undefined;
     const promoted = pods.find((p) => p.metadata?.name === result.newPrimary.name);

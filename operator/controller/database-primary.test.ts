@@ -134,6 +134,7 @@ describe('DatabasePrimary', () => {
       primary: 'shop-db-1',
       planned: true,
       restart: ['shop-db-0'],
+      switchoverDone: 'shop-db-1',
     });
     expect(calls).toContain('promote shop-db-1');
     // Once recorded, the request is done: said so, for it to be removed (a later failover must not

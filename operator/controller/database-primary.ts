@@ -53,7 +53,16 @@ export type DatabaseDecision =
   | { kind: 'wait'; primary: string; recheckMs: number }
   /** Failover is needed but would risk acknowledged writes (or is disabled): stay, and say why. */
   | { kind: 'refused'; primary: string; reason: string; recheckMs: number }
-  | { kind: 'moved'; primary: string; previous: string; reason: string; planned: boolean; restart: string[] };
+  | {
+      kind: 'moved';
+      primary: string;
+      previous: string;
+      reason: string;
+      planned: boolean;
+      restart: string[];
+      /** A switchover: its request is done once the record is applied, and is removed then. */
+      switchoverDone?: string;
+    };
 
 /**
  * After a promotion: an incarnation checked as a standby may now be a primary without having
@@ -172,6 +181,9 @@ export class DatabasePrimary {
           reason: `switchover to ${target} requested`,
           // A primary becomes a standby only by a restart: its start script rewinds it.
           restart: [result.restartAsStandby.name],
+          // Removed with the record applied, not a pass later: were the target to fail before it
+          // is seen ready, a failover elsewhere must not be undone by this request.
+          switchoverDone: target!,
         };
       }
       const { stray, unasked } = await this.strayPrimaries(pods, primary, admin, verified, unanswered);
@@ -267,6 +279,9 @@ export class DatabasePrimary {
         verified.add(incarnation(p));
       }
     }
+    // Incarnations that are gone (a new pod, a restart) are not asked about again.
+    const current = new Set(pods.map(incarnation));
+    for (const id of unanswered.keys()) if (!current.has(id)) unanswered.delete(id);
     return { stray, unasked };
   }
 }

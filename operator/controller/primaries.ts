@@ -102,6 +102,8 @@ export async function removeDoneSwitchover(
     ]);
     log.info('switchover done; removed its request', { pod: target });
   } catch (err) {
-    if (!isUnprocessable(err) && !isNotFound(err)) throw err;
+    if (isUnprocessable(err) || isNotFound(err)) return; // changed or gone meanwhile
+    // The rest of the pass (role labels, status) goes on; the next pass tries again.
+    log.warn('could not remove a done switchover request; trying again', { pod: target, err });
   }
 }

@@ -5,6 +5,7 @@ import type { CachePrimary } from './cache-primary.ts';
 import type { DatabasePrimary } from './database-primary.ts';
 import { fakeWorld, invalid } from './testdata/fake-world.ts';
 import { ChildRefusedError } from './reconciler.ts';
+import { ApiError } from '../kube/client.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 import { TIERS } from '../api/spec.ts';
 
@@ -67,6 +68,46 @@ describe('a refused database failover', () => {
     await w.reconcile();
     expect(w.writes.slice(writes)).toEqual([]);
     expect(w.warnings().filter((e) => e.startsWith('FailoverRefused:'))).toHaveLength(1);
+  });
+});
+
+describe('a cache primary held with no replica to promote', () => {
+  it('sets Degraded naming the cache, posts one Event while it lasts, and one again when it comes back', async () => {
+    let held = true;
+    const cachePrimary = {
+      decide: async () =>
+        held
+          ? {
+              kind: 'refused',
+              primary: 'shop-cache-0',
+              recheckMs: 5_000,
+              reason: 'shop-cache-0 started again without its data and is held',
+            }
+          : { kind: 'keep', primary: 'shop-cache-0' },
+      forget: () => {},
+    } as unknown as CachePrimary;
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, cache: { replicas: 1 } },
+      cachePrimary,
+    });
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 5_000 });
+    expect(w.condition('Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'FailoverRefused',
+      message: expect.stringContaining('shop-cache: shop-cache-0 started again without its data'),
+    });
+    await w.reconcile();
+    const refusals = () => w.warnings().filter((e) => e.startsWith('FailoverRefused:'));
+    expect(refusals()).toHaveLength(1);
+    held = false;
+    await w.reconcile();
+    expect(w.condition('Degraded')?.status).not.toBe('True');
+    // Announced again: the same Event, its count raised.
+    const patches = w.eventPatches();
+    held = true;
+    await w.reconcile();
+    expect(refusals()).toHaveLength(1);
+    expect(w.eventPatches()).toBe(patches + 1);
   });
 });
 
@@ -249,6 +290,21 @@ describe('a switchover request that is done', () => {
       }),
     ]);
     expect(w.raw.metadata!.annotations).toEqual({ keep: 'me' });
+  });
+
+  it('stays when it cannot be removed (the operator may not patch the app), and the rest of the pass goes on', async () => {
+    const w = fakeWorld({
+      spec,
+      databasePrimary: done,
+      refuse: (verb, body) =>
+        verb === 'patch' && 'ops' in body
+          ? new ApiError('PATCH', '/scalableapps/shop', 403, { reason: 'Forbidden', message: 'forbidden' })
+          : undefined,
+    });
+    w.raw.metadata!.annotations = { 'scalableapp.io/switchover-to': 'shop-db-1' };
+    expect(await w.reconcile()).toBe('ok');
+    expect(w.raw.metadata!.annotations).toEqual({ 'scalableapp.io/switchover-to': 'shop-db-1' });
+    expect(w.raw.status?.observedGeneration).toBe(1);
   });
 
   it('stays when the user changed it meanwhile: the apiserver refuses the test, the reconcile goes on', async () => {

@@ -5,8 +5,9 @@
 // What it guarantees:
 // - At most one node is promoted per call, and it is the reachable replica that received the most
 //   of the lost primary's stream (highest offset), so the fewest acknowledged writes are lost.
-// - A node that comes back (typically the old primary, which boots as an empty primary from its
-//   config) accepts no writes once `rejoin` returned: it is verified to be a read-only replica of the
+// - A node that comes back (typically the old primary: held by its start script, or, where its
+//   mounted record is not yet updated and nothing holds it, an empty primary) accepts no writes once
+//   `rejoin` returned: it is verified to be a read-only replica of the
 //   current primary, and its dataset is replaced by the primary's. That is what keeps an old primary
 //   from acting as a second primary.
 //

@@ -77,15 +77,18 @@ describe('cache tier objects', () => {
     expect(cm(facts).data).not.toHaveProperty('primaryUid');
     expect(cm({ ...facts, cachePrimaryUid: 'u-1' }).data!.primaryUid).toBe('u-1');
     expect(cacheConfigHash(app, { ...facts, cachePrimaryUid: 'u-1' })).toBe(cacheConfigHash(app, facts));
-    const env = (a: typeof app) =>
-      (cacheObjects(a, facts, 'h').find((o) => o.kind === 'StatefulSet') as V1StatefulSet).spec!.template
-        .spec!.containers[0]!.env;
-    expect(env(app)).toEqual([
-      { name: 'RESTARTED_PRIMARY_WAITS', value: '1' },
+    expect(cm(facts).data!.holdRestartedPrimary).toBe('true');
+    const sts = (a: typeof app) =>
+      cacheObjects(a, facts, 'h').find((o) => o.kind === 'StatefulSet') as V1StatefulSet;
+    expect(sts(app).spec!.template.spec!.containers[0]!.env).toEqual([
       { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
     ]);
-    // Alone, a restarted primary has nobody to wait for: it starts as a primary, empty.
-    expect(env(parseApp({ cache: { replicas: 0 } }))).toBeUndefined();
+    // Alone, a restarted primary has nobody to wait for: it starts as a primary, empty. Going to or
+    // from no replicas restarts no server: the key is a record, outside the config hash.
+    const single = parseApp({ cache: { replicas: 0, resources: { limits: { memory: '256Mi' } } } });
+    const singleCm = cacheObjects(single, facts, 'h').find((o) => o.kind === 'ConfigMap') as V1ConfigMap;
+    expect(singleCm.data).not.toHaveProperty('holdRestartedPrimary');
+    expect(cacheConfigHash(single, facts)).toBe(cacheConfigHash(app, facts));
   });
 
   it('tells the app its cache and session store, with the password URL-encoded', () => {
@@ -123,7 +126,13 @@ describe('the cache start script', () => {
     }).trim();
   };
   const conf = () => `${dir}/config/cache.conf`;
-  const withOperator = (uid: string) => ({ RESTARTED_PRIMARY_WAITS: '1', POD_UID: uid });
+  const held = () => `${conf()} --replicaof 127.0.0.1 1`;
+  const record = (key: string, value: string) => writeFileSync(join(dir, 'config', key), value);
+  /** The operator's record: hold a restarted primary. */
+  const withOperator = (uid: string) => {
+    record('holdRestartedPrimary', 'true');
+    return { POD_UID: uid };
+  };
 
   it('starts a replica as a replica of the recorded primary, by its stable name', () => {
     expect(start('shop-cache-1', withOperator('u-1'))).toBe(
@@ -132,20 +141,28 @@ describe('the cache start script', () => {
   });
 
   it('starts the recorded primary as a primary the first time, and held once its container restarts', () => {
-    expect(start('shop-cache-0', withOperator('u-0'))).toBe(`${conf()}`);
-    expect(start('shop-cache-0', withOperator('u-0'))).toBe(`${conf()} --replicaof 127.0.0.1 1`);
+    expect(start('shop-cache-0', withOperator('u-0'))).toBe(conf());
+    expect(start('shop-cache-0', withOperator('u-0'))).toBe(held());
+  });
+
+  it('holds a replica promoted at run time once its container restarts: its marker is from its first start', () => {
+    expect(start('shop-cache-1', withOperator('u-1'))).toMatch(/--replicaof shop-cache-0\./);
+    record('primary', 'shop-cache-1'); // promoted by the operator, the record follows
+    record('primaryUid', 'u-1');
+    expect(start('shop-cache-1', withOperator('u-1'))).toBe(held());
   });
 
   it("holds a new pod of the recorded primary's name, and starts the one the record names", () => {
-    writeFileSync(join(dir, 'config', 'primaryUid'), 'u-0');
-    expect(start('shop-cache-0', withOperator('u-new'))).toBe(`${conf()} --replicaof 127.0.0.1 1`);
-    rmSync(join(dir, 'data', '.started-as-primary'), { force: true });
-    expect(start('shop-cache-0', withOperator('u-0'))).toBe(`${conf()}`);
+    record('primaryUid', 'u-0');
+    expect(start('shop-cache-0', withOperator('u-new'))).toBe(held());
+    rmSync(join(dir, 'data', '.started'), { force: true }); // a new pod: a new emptyDir
+    expect(start('shop-cache-0', withOperator('u-0'))).toBe(conf());
   });
 
-  it('never holds without the operator (the charts): nothing would end the wait', () => {
-    writeFileSync(join(dir, 'config', 'primaryUid'), 'u-0');
-    expect(start('shop-cache-0')).toBe(`${conf()}`);
-    expect(start('shop-cache-0', { POD_UID: 'u-new' })).toBe(`${conf()}`);
+  it('never holds without the record asking it to (the charts, a cache without replicas)', () => {
+    record('primaryUid', 'u-0');
+    expect(start('shop-cache-0')).toBe(conf());
+    expect(start('shop-cache-0', { POD_UID: 'u-new' })).toBe(conf());
+    expect(start('shop-cache-0')).toBe(conf());
   });
 });

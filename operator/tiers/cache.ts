@@ -1,7 +1,7 @@
 import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from '../server-config/cache.ts';
+import { CACHE_USERS, cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from '../server-config/cache.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
@@ -31,10 +31,15 @@ const meta = (app: ScalableApp, name: string) => tierMeta(app, CACHE, name);
 
 /** The ConfigMap key naming the pod (by UID) the operator saw serve as primary (cache-primary.ts). */
 export const CACHE_PRIMARY_UID_KEY = 'primaryUid';
-/** Set (with POD_UID) only when the operator fails the cache over: a restarted primary waits for it. */
-export const RESTARTED_PRIMARY_WAITS = 'RESTARTED_PRIMARY_WAITS';
-/** The marker a primary leaves on its emptyDir: found at start, the container is restarting. */
-const PRIMARY_MARKER = '/data/.started-as-primary';
+/**
+ * The ConfigMap key that makes a recorded primary which starts again hold (docs/adr/0021): set by
+ * the operator when there is a replica to promote; never by the charts, which have no operator.
+ */
+export const CACHE_HOLD_KEY = 'holdRestartedPrimary';
+/** The ConfigMap keys the operator moves without restarting a server: left out of the config hash. */
+const RECORD_KEYS = ['primary', CACHE_PRIMARY_UID_KEY, CACHE_HOLD_KEY] as const;
+/** The marker every start leaves on the pod's emptyDir: found at start, the container restarts. */
+const STARTED_MARKER = '/data/.started';
 
 /**
  * The start script reads the primary's name from the ConfigMap at start: a pod that was primary and
@@ -42,13 +47,13 @@ const PRIMARY_MARKER = '/data/.started-as-primary';
  * The password reaches the server only through the Secret's `auth.conf`, which the config includes:
  * never in the ConfigMap, the pod spec, or the process arguments.
  *
- * A cache persists nothing, so the recorded primary starting again (its container restarted, or a
- * new pod of its name) starts empty; as a primary its replicas, still following its name, would
- * resynchronise to that empty dataset and lose every key (Redis's own warning about replication
- * without persistence). With the operator it holds instead: a replica of an address nothing listens
- * on (HELD_PRIMARY_ARGS), which takes no writes and refuses to feed replicas (NOMASTERLINK), until
- * the operator promotes the replica that holds the most and makes it follow (docs/adr/0021). The
- * charts have no operator: without RESTARTED_PRIMARY_WAITS the script starts the primary as before.
+ * A cache persists nothing, so the recorded primary starting again (its container restarted, also
+ * one promoted at run time, or a new pod of its name) starts empty; as a primary its replicas, still
+ * following it, would resynchronise to that empty dataset and lose every key (Redis's own warning
+ * about replication without persistence). With the operator's CACHE_HOLD_KEY it holds instead: a
+ * replica of an address nothing listens on (HELD_PRIMARY_ARGS), which takes no writes and refuses to
+ * feed replicas (NOMASTERLINK), until the operator promotes the replica that holds the most and
+ * makes it follow (docs/adr/0021). Without the key (the charts) it starts as the primary, as before.
  */
 function startScript(app: ScalableApp): string {
   return startScriptText(`${cacheHeadlessName(app)}.${app.metadata.namespace}.svc`);
@@ -67,18 +72,42 @@ export function startScriptText(peerDomain: string): string {
     'set -eu',
     'server=$(command -v valkey-server || command -v redis-server)',
     'primary=$(cat /config/primary)',
+    `started_before=$([ -e ${STARTED_MARKER} ] && echo yes || true)`,
+    `: > ${STARTED_MARKER}`,
     'if [ "$HOSTNAME" = "$primary" ]; then',
-    `  if [ -n "\${${RESTARTED_PRIMARY_WAITS}:-}" ]; then`,
+    `  if [ "$(cat /config/${CACHE_HOLD_KEY} 2>/dev/null || true)" = true ]; then`,
     `    served=$(cat /config/${CACHE_PRIMARY_UID_KEY} 2>/dev/null || true)`,
-    `    if [ -e ${PRIMARY_MARKER} ] || { [ -n "$served" ] && [ "$served" != "$POD_UID" ]; }; then`,
+    '    if [ -n "$started_before" ] || { [ -n "$served" ] && [ "$served" != "${POD_UID:-}" ]; }; then',
     '      echo "the recorded primary starts again, empty: held as a replica of nothing until the operator promotes a replica that holds the data" >&2',
     `      exec "$server" /config/cache.conf ${HELD_PRIMARY_ARGS.join(' ')}`,
     '    fi',
-    `    : > ${PRIMARY_MARKER}`,
     '  fi',
     '  exec "$server" /config/cache.conf',
     'fi',
     `exec "$server" /config/cache.conf --replicaof "$primary.${peerDomain}" ${CACHE_PORT}`,
+    '',
+  ].join('\n');
+}
+
+/** Where the cache pods mount their auth Secret (the include, and each login's password as a file). */
+const AUTH_DIR = '/auth';
+
+/**
+ * The readiness probe: the server answers PING with PONG, asked with the operator's login. A TCP
+ * connect passes while a replica loads its primary's dataset, when it answers every command with
+ * LOADING; this does not. Liveness stays a TCP check: a loading server is alive. The password is
+ * read from the mounted Secret into REDISCLI_AUTH, never onto a command line.
+ */
+export function readyScriptText(): string {
+  return [
+    '#!/bin/sh',
+    'cli=$(command -v valkey-cli || command -v redis-cli)',
+    `REDISCLI_AUTH=$(cat ${AUTH_DIR}/${CACHE_PASSWORD_KEYS.operator}) || exit 1`,
+    'export REDISCLI_AUTH',
+    `reply=$("$cli" --no-auth-warning --user ${CACHE_USERS.operator} -h 127.0.0.1 -p ${CACHE_PORT} PING 2>&1)`,
+    '[ "$reply" = PONG ] && exit 0',
+    'echo "PING: $reply"',
+    'exit 1',
     '',
   ].join('\n');
 }
@@ -123,7 +152,7 @@ export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1Config
     minReplicasToWrite: cache.minReplicasToWrite,
     maxReplicaLagSeconds: cache.maxReplicaLagSeconds,
     dir: '/data',
-    authFile: '/auth/auth.conf',
+    authFile: `${AUTH_DIR}/auth.conf`,
   });
   return {
     apiVersion: 'v1',
@@ -132,8 +161,10 @@ export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1Config
     data: {
       'cache.conf': conf,
       'start.sh': startScript(app),
+      'ready.sh': readyScriptText(),
       primary: cachePrimary(app, facts),
       ...(facts.cachePrimaryUid ? { [CACHE_PRIMARY_UID_KEY]: facts.cachePrimaryUid } : {}),
+      ...(restartedPrimaryWaits(app) ? { [CACHE_HOLD_KEY]: 'true' } : {}),
     },
   };
 }
@@ -160,21 +191,19 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
               name: CACHE,
               image: cache.image,
               command: ['sh', '/config/start.sh'],
-              ...(restartedPrimaryWaits(app)
-                ? {
-                    env: [
-                      { name: RESTARTED_PRIMARY_WAITS, value: '1' },
-                      { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
-                    ],
-                  }
-                : {}),
+              // Which pod this is, beside which pod the record says served as the primary.
+              env: [{ name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } }],
               ports: [{ name: 'cache', containerPort: CACHE_PORT, protocol: 'TCP' }],
               resources: resourceRequirements(cache.resources),
-              readinessProbe: { tcpSocket: { port: 'cache' }, periodSeconds: 5 },
+              readinessProbe: {
+                exec: { command: ['sh', '/config/ready.sh'] },
+                periodSeconds: 5,
+                timeoutSeconds: 2,
+              },
               livenessProbe: { tcpSocket: { port: 'cache' }, periodSeconds: 10, failureThreshold: 6 },
               volumeMounts: [
                 { name: 'config', mountPath: '/config', readOnly: true },
-                { name: 'auth', mountPath: '/auth', readOnly: true },
+                { name: 'auth', mountPath: AUTH_DIR, readOnly: true },
                 { name: 'data', mountPath: '/data' },
               ],
             }),
@@ -231,6 +260,7 @@ export function cacheEntries(app: ScalableApp, facts: ObservedFacts): Record<str
 /** Restart the cache servers when their configuration changes, but not when only the primary moves. */
 export function cacheConfigHash(app: ScalableApp, facts: ObservedFacts): string {
   if (!app.spec.cache) return '';
-  const { primary: _primary, [CACHE_PRIMARY_UID_KEY]: _uid, ...rest } = cacheConfigMap(app, facts).data ?? {};
-  return contentHash(rest);
+  const data = { ...cacheConfigMap(app, facts).data };
+  for (const key of RECORD_KEYS) delete data[key];
+  return contentHash(data);
 }

@@ -64,14 +64,12 @@ replica-serve-stale-data yes
 include "/auth/auth.conf"
 {{ end }}
 
-{{/*
-The start script: the pod named in the ConfigMap's `primary` starts as primary, every other as its
-replica. A restarted old primary therefore never comes back as a second primary.
-*/}}
 {{- /*
-The operator's start script (files/start.sh, written by tools/generate-chart-files.ts), with the
-release's headless Service domain. Without the operator RESTARTED_PRIMARY_WAITS is never set: a
-restarted primary starts as a primary, as nothing would promote a replica while it waited.
+The start script: the pod named in the ConfigMap's `primary` starts as primary, every other as its
+replica, so a restarted old primary never comes back as a second primary. It is the operator's
+(files/start.sh, written by tools/generate-chart-files.ts), with the release's headless Service
+domain. The chart never sets the record's holdRestartedPrimary: a restarted primary starts as the
+primary (empty), as nothing would promote a replica while it waited.
 */}}
 {{- define "cache.start" -}}
 {{ .Files.Get "files/start.sh" | replace "@PEER_DOMAIN@" (printf "%s.%s.svc" (include "cache.headlessName" .) .Release.Namespace) }}
@@ -79,7 +77,7 @@ restarted primary starts as a primary, as nothing would promote a replica while 
 
 {{/* The ConfigMap's data but the primary: its hash restarts the servers on a config change only. */}}
 {{- define "cache.configHash" -}}
-{{- include "scalableapp-lib.contentHash" (dict "cache.conf" (include "cache.conf" .) "start.sh" (include "cache.start" .)) -}}
+{{- include "scalableapp-lib.contentHash" (dict "cache.conf" (include "cache.conf" .) "start.sh" (include "cache.start" .) "ready.sh" (.Files.Get "files/ready.sh")) -}}
 {{- end }}
 
 {{/*

@@ -53,16 +53,21 @@ export const cacheTier: TierModule = {
   async decide(ctx, app, facts) {
     if (!ctx.cachePrimary) return noDecisions(facts);
     const d = await ctx.cachePrimary.decide(app, facts);
-    if (d.kind === 'wait') return { ...noDecisions(facts), recheckMs: d.recheckMs };
+    const cluster = cacheName(app);
+    if (d.kind === 'refused')
+      return { ...noDecisions(facts), refused: [{ cluster, reason: d.reason }], recheckMs: d.recheckMs };
+    // Not refused: a refusal announced before is over (the next one is announced again).
+    const settled = (f: ObservedFacts) => ({ ...noDecisions(f), settled: [cluster] });
+    if (d.kind === 'wait') return { ...settled(facts), recheckMs: d.recheckMs };
     // The record names the pod seen serving as the primary: the start script holds any other.
     const { cachePrimaryUid: _before, ...rest } = facts;
     const served = { ...rest, ...(d.primaryUid ? { cachePrimaryUid: d.primaryUid } : {}) };
-    if (d.kind !== 'failover') return noDecisions(d.primaryUid ? served : facts);
+    if (d.kind !== 'failover') return settled(d.primaryUid ? served : facts);
     return {
-      ...noDecisions({ ...served, cachePrimary: d.primary }),
+      ...settled({ ...served, cachePrimary: d.primary }),
       moved: [
         {
-          cluster: cacheName(app),
+          cluster,
           from: d.previous,
           to: d.primary,
           reason: d.reason,

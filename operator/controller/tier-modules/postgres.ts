@@ -63,7 +63,7 @@ export async function decidePgClusters(
     if (d.kind === 'refused') refused.push({ cluster: c.name, reason: d.reason });
     else settled.push(c.name);
     if (d.kind === 'keep' || d.kind === 'moved') restart.push(...d.restart);
-    if (d.kind === 'keep' && d.switchoverDone) switchoverDone = d.switchoverDone;
+    if ((d.kind === 'keep' || d.kind === 'moved') && d.switchoverDone) switchoverDone = d.switchoverDone;
     if (d.kind !== 'moved') continue;
     out = c.moved(out, d.primary, { time: metaTime(ctx.now()), reason: d.reason });
     moved.push({
