@@ -13,6 +13,7 @@
 // Needs the local cluster with its real node and the images (`npm run up`). Run:
 //   node bench/real-failover.ts            (RUNS=5)
 // For the loopback figure beside it (real postgres processes, no Kubernetes): node bench/postgres-failover.ts
+import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { eventually, kubectl } from '../e2e/support/kube.ts';
 import { getApp } from '../e2e/support/apps.ts';
@@ -53,7 +54,6 @@ const app = (delaySeconds?: number) =>
     localImages(),
   );
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -6,6 +6,7 @@
 // - a primary cut off but alive: the commits it acknowledged until it fenced itself (ADR 0019), to
 //   clients that still reached it, and none acknowledged before the cut.
 // With synchronousReplicas >= 1 none is lost (real-database-failover.test.ts).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually } from './support/kube.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
 import { acknowledgedAt, isolatePod, signalPod, writeFor, type WriteResult } from './support/pg-load.ts';
@@ -61,8 +62,6 @@ beforeAll(async () => {
 afterAll(() => {
   if (ns) deleteNamespaceAndWait(ns);
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Another instance recorded as the primary; how long after `since`. */
 async function promotedAway(before: string, since: number): Promise<{ promoted: string; afterMs: number }> {

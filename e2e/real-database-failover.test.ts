@@ -2,6 +2,7 @@
 // Service and counting what was acknowledged (e2e/support/pg-writer.mjs), with the operator running
 // in the cluster. Synchronous replication (ANY 1 of 2 standbys): no acknowledged commit may be lost.
 // Each case breaks the primary a different way; the figures each prints are in the session notes.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getApp } from './support/apps.ts';
 import { eventsWhere, eventually, kubectl, tryKubectl } from './support/kube.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
@@ -82,8 +83,6 @@ const podIP = (pod: string) => db.podIP(pod);
 const rejoinedAsStandby = (pod: string) => db.rejoinedAsStandby(pod);
 const expectNothingLost = (r: WriteResult, table: string) => db.expectNothingLost(r, table);
 const fenceEvent = (pod: string) => db.fenceEvent(pod);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeReal('the database tier failing over on the real node under writes', () => {
   it('a hung primary (every postgres process stopped): a standby is promoted, writes resume, none acknowledged is lost, the old primary is restarted and rejoins as a standby', async () => {

@@ -1,13 +1,12 @@
 // A session write load on a cache tier from inside a pod (e2e/support/cache-writer.mjs).
 import { runWriter, writerScript, type Acknowledged, type Ranges } from './pod-writer.ts';
 
-export { acknowledgedAt } from './pod-writer.ts';
+export { acknowledgedAt, resumed } from './pod-writer.ts';
 
 const WRITER = writerScript('cache-writer.mjs');
 
 export interface SessionWrites extends Acknowledged {
   ackedCount: number;
-  /** The id of the last attempt. */
   attempts: number;
   failed: number;
   /** The longest time between two acknowledged writes: the outage a client saw, at most. */

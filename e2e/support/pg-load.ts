@@ -6,7 +6,7 @@ import { json } from './kube.ts';
 import { APP_DATABASE } from '../../operator/tiers/postgres-cluster.ts';
 import { runWriter as run, writerScript, type Acknowledged, type Ranges } from './pod-writer.ts';
 
-export { acknowledgedAt, lost, type Ranges } from './pod-writer.ts';
+export { acknowledgedAt, lost, resumed, type Ranges } from './pod-writer.ts';
 
 const WRITER = writerScript('pg-writer.mjs');
 
@@ -14,8 +14,6 @@ const WRITER = writerScript('pg-writer.mjs');
 export interface WriteResult extends Acknowledged {
   ackedCount: number;
   attempts: number;
-  /** The id of the last attempt. */
-  lastId: number;
   failed: number;
   /** Commits that returned with the warning that the wait for a synchronous standby was cancelled. */
   unconfirmed: number;

@@ -41,7 +41,12 @@ export function lost(acked: Ranges, stored: Ranges): number[] {
 export interface Acknowledged {
   acked: Ranges;
   at: number[];
+  /** The id of the last attempt. */
+  lastId: number;
 }
+
+/** Writes resumed: one of the last hundred attempts (about a second of writing) was acknowledged. */
+export const resumed = (w: Acknowledged): boolean => (w.acked.at(-1)?.[1] ?? 0) > w.lastId - 100;
 
 /** When each of `ids` (acknowledged ones) was acknowledged. */
 export function acknowledgedAt(w: Acknowledged, ids: readonly number[]): number[] {
