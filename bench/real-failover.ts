@@ -17,42 +17,34 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { eventually, kubectl } from '../e2e/support/kube.ts';
 import { getApp } from '../e2e/support/apps.ts';
-import { lost, signalPod, storedIds, writeFor } from '../e2e/support/pg-load.ts';
+import { lost, signalPod, storedIds, writeFor, hang } from '../e2e/support/pg-load.ts';
 import {
   allPodsReady,
   appWithWriter,
   deleteNamespaceAndWait,
-  localImages,
   WRITER,
-  WRITER_LABELS,
+  tierPods,
+  localApp,
+  WRITER_CLIENT,
 } from '../e2e/support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const APP = 'bench';
-const DB_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=database`;
+const DB_PODS = tierPods(APP, 'database');
 /** Long enough for a failover with the default delay (under 30 s measured) and writes after it. */
 const WRITE_SECONDS = 50;
 const BEFORE_EVENT_MS = 5000;
 
 const app = (delaySeconds?: number) =>
-  localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: APP },
-      spec: {
-        database: {
-          replicas: 2,
-          storage: { size: '1Gi' },
-          allowedClients: [{ podSelector: { matchLabels: WRITER_LABELS } }],
-          ...(delaySeconds === undefined ? {} : { failover: { delaySeconds } }),
-        },
-      },
+  localApp(APP, {
+    database: {
+      replicas: 2,
+      storage: { size: '1Gi' },
+      allowedClients: [WRITER_CLIENT],
+      ...(delaySeconds === undefined ? {} : { failover: { delaySeconds } }),
     },
-    localImages(),
-  );
+  });
 
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 const median = (xs: number[]) => {
@@ -70,8 +62,7 @@ interface Setting {
 }
 
 const hung = (ns: string, before: string) => {
-  if (signalPod(ns, before, 'postgres', 'SIGSTOP') === 0) throw new Error(`no postgres process in ${before}`);
-  signalPod(ns, before, 'postgres', 'SIGSTOP'); // a backend forked meanwhile
+  if (hang(ns, before) === 0) throw new Error(`no postgres process in ${before}`);
   // Killed, it restarts at once and rewinds into a standby of the new primary.
   return () => void signalPod(ns, before, 'postgres', 'SIGKILL');
 };

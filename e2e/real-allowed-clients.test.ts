@@ -10,10 +10,9 @@ import {
   deleteNamespaceAndWait,
   describeReal,
   installInClusterOperator,
-  localImages,
   startProbe,
+  localApp,
 } from './support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 
 const APP = 'standalone';
 let ns: string;
@@ -23,27 +22,19 @@ beforeAll(async () => {
   installInClusterOperator();
   ns = createRealNamespace('real-clients');
   elsewhere = createRealNamespace('real-clients-elsewhere');
-  const app = localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: APP },
-      spec: {
-        cache: {
-          replicas: 0,
-          allowedClients: [
-            // Without a namespaceSelector: pods of the app's namespace only.
-            { podSelector: { matchLabels: { app: 'reporting' } } },
-            {
-              podSelector: { matchLabels: { app: 'etl' } },
-              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': elsewhere } },
-            },
-          ],
+  const app = localApp(APP, {
+    cache: {
+      replicas: 0,
+      allowedClients: [
+        // Without a namespaceSelector: pods of the app's namespace only.
+        { podSelector: { matchLabels: { app: 'reporting' } } },
+        {
+          podSelector: { matchLabels: { app: 'etl' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': elsewhere } },
         },
-      },
+      ],
     },
-    localImages(),
-  );
+  });
   kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
   startProbe(ns, 'reporting', { app: 'reporting' });
   startProbe(ns, 'stranger', { app: 'stranger' });

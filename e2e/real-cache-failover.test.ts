@@ -21,16 +21,16 @@ import {
   appWithWriter,
   deleteNamespaceAndWait,
   describeReal,
-  localImages,
   WRITER,
-  WRITER_LABELS,
   podStates,
+  tierPods,
+  localApp,
+  WRITER_CLIENT,
 } from './support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 import { ROLE_LABEL } from '../operator/tiers/labels.ts';
 
 const APP = 'sessions';
-const CACHE_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=cache`;
+const CACHE_PODS = tierPods(APP, 'cache');
 /** How long each case writes: the failover and the old primary's return both happen inside it. */
 const WRITE_SECONDS = 40;
 /**
@@ -41,20 +41,12 @@ const LOSS_WINDOW_MS = 1000;
 
 /** A cache alone (two replicas), whose client the writer is by the allowedClients field. */
 const app = () =>
-  localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: APP },
-      spec: {
-        cache: {
-          replicas: 2,
-          allowedClients: [{ podSelector: { matchLabels: WRITER_LABELS } }],
-        },
-      },
+  localApp(APP, {
+    cache: {
+      replicas: 2,
+      allowedClients: [WRITER_CLIENT],
     },
-    localImages(),
-  );
+  });
 
 let ns: string;
 

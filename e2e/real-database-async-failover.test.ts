@@ -9,21 +9,21 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually } from './support/kube.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
-import { acknowledgedAt, isolatePod, signalPod, writeFor, type WriteResult } from './support/pg-load.ts';
+import { acknowledgedAt, isolatePod, writeFor, type WriteResult, hang } from './support/pg-load.ts';
 import {
   allPodsReady,
   appWithWriter,
   deleteNamespaceAndWait,
   describeReal,
-  localImages,
   WRITER,
-  WRITER_LABELS,
+  tierPods,
+  localApp,
+  WRITER_CLIENT,
 } from './support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 import { FENCE_AFTER_SECONDS, READY_PERIOD_SECONDS } from '../operator/tiers/postgres-cluster.ts';
 
 const APP = 'journal';
-const DB_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=database`;
+const DB_PODS = tierPods(APP, 'database');
 const WRITE_SECONDS = 75;
 /** Streaming to a standby on the same node takes milliseconds: what a freeze may lose is this recent. */
 const FREEZE_WINDOW_MS = 1000;
@@ -35,21 +35,13 @@ const FREEZE_WINDOW_MS = 1000;
 const FENCE_BOUND_MS = (FENCE_AFTER_SECONDS + READY_PERIOD_SECONDS + 1) * 1000;
 
 const app = () =>
-  localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: APP },
-      spec: {
-        database: {
-          replicas: 2,
-          storage: { size: '1Gi' },
-          allowedClients: [{ podSelector: { matchLabels: WRITER_LABELS } }],
-        },
-      },
+  localApp(APP, {
+    database: {
+      replicas: 2,
+      storage: { size: '1Gi' },
+      allowedClients: [WRITER_CLIENT],
     },
-    localImages(),
-  );
+  });
 
 let ns: string;
 let db: PgFailover;
@@ -90,8 +82,7 @@ describeReal('the database tier with asynchronous replication failing over on th
     const before = db.primaryOf();
     const load = writeFor(ns, WRITER, WRITE_SECONDS, 'hung');
     await sleep(5000);
-    expect(signalPod(ns, before, 'postgres', 'SIGSTOP')).toBeGreaterThan(0);
-    signalPod(ns, before, 'postgres', 'SIGSTOP'); // a backend forked meanwhile
+    expect(hang(ns, before)).toBeGreaterThan(0);
     const frozenAt = Date.now();
     const { promoted, afterMs } = await promotedAway(before, frozenAt);
     const r = await load;

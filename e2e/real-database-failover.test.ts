@@ -13,23 +13,24 @@ import {
   writeDirectly,
   writeFor,
   type WriteResult,
+  hang,
 } from './support/pg-load.ts';
 import {
   allPodsReady,
   appWithWriter,
   deleteNamespaceAndWait,
   describeReal,
-  localImages,
   WRITER,
-  WRITER_LABELS,
   podStates,
+  tierPods,
+  localApp,
+  WRITER_CLIENT,
 } from './support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
 
 const APP = 'ledger';
-const DB_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=database`;
-const WEB_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=web`;
+const DB_PODS = tierPods(APP, 'database');
+const WEB_PODS = tierPods(APP, 'web');
 /** How long each case writes: the failover and the old primary's return both happen inside it. */
 const WRITE_SECONDS = 75;
 
@@ -39,28 +40,20 @@ const WRITE_SECONDS = 75;
  * of the Service within seconds. Its liveness is left to the default, which must not restart it then.
  */
 const app = () =>
-  localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: APP },
-      spec: {
-        web: {
-          image: 'placeholder',
-          port: 8080,
-          replicas: 2,
-          healthCheck: { path: '/readyz', periodSeconds: 2, failureThreshold: 2 },
-        },
-        database: {
-          replicas: 2,
-          synchronousReplicas: 1,
-          storage: { size: '1Gi' },
-          allowedClients: [{ podSelector: { matchLabels: WRITER_LABELS } }],
-        },
-      },
+  localApp(APP, {
+    web: {
+      image: 'placeholder',
+      port: 8080,
+      replicas: 2,
+      healthCheck: { path: '/readyz', periodSeconds: 2, failureThreshold: 2 },
     },
-    localImages(),
-  );
+    database: {
+      replicas: 2,
+      synchronousReplicas: 1,
+      storage: { size: '1Gi' },
+      allowedClients: [WRITER_CLIENT],
+    },
+  });
 
 let ns: string;
 /** The primary the cut-off case isolated (and healed), for the case after it. */
@@ -90,8 +83,7 @@ describeReal('the database tier failing over on the real node under writes', () 
     const load = writeFor(ns, WRITER, WRITE_SECONDS, 'hung');
     await sleep(5000);
     // Twice: a backend forked while the first pass ran is stopped by the second.
-    expect(signalPod(ns, before, 'postgres', 'SIGSTOP')).toBeGreaterThan(0);
-    signalPod(ns, before, 'postgres', 'SIGSTOP');
+    expect(hang(ns, before)).toBeGreaterThan(0);
     let webUnready = false;
     const promoted = await eventually(
       'another instance promoted',

@@ -14,12 +14,12 @@ import {
   connectFrom,
   execIn,
   installInClusterOperator,
-  localImages,
   podStates,
   serviceRequest,
   startProbe,
+  tierPods,
+  localApp,
 } from './support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 import { CACHE_PASSWORD_KEYS } from '../operator/tiers/cache.ts';
 import { CACHE_STATUS_HEADER } from '../operator/server-config/edge-cache.ts';
 import { CACHE_USERS, maxMemoryBytes } from '../operator/server-config/cache.ts';
@@ -27,46 +27,35 @@ import { parseInfo } from '../operator/dataplane/redis-admin.ts';
 import { parseApp } from '../operator/api/testdata/apps.ts';
 
 const APP = 'demo';
-/** The label selector of one tier's pods of the demo app. */
-const tierPods = (component: string) =>
-  `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=${component}`;
 const QUEUE = 'jobs';
 
 /** Every tier, each as small as it can be while still showing what it does. */
 const app = () =>
-  localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: APP },
-      spec: {
-        web: {
-          image: 'placeholder',
-          port: 8080,
-          replicas: 2,
-          healthCheck: { path: '/healthz' },
-          sessions: 'cache',
-        },
-        cache: { replicas: 1 },
-        database: { replicas: 1, storage: { size: '1Gi' } },
-        shards: { count: 2, key: 'user_id', replicasPerShard: 0, storage: { size: '1Gi' } },
-        queue: { replicas: 1, queues: [{ name: QUEUE }], storage: { size: '1Gi' } },
-        // Autoscaled (never below one), so the operator reads the queue's depth on the real broker.
-        consumers: [
-          {
-            name: 'worker',
-            image: 'placeholder',
-            queue: QUEUE,
-            autoscaling: { minReplicas: 1, maxReplicas: 2, messagesPerReplica: 1000, pollIntervalSeconds: 2 },
-            // The demo consumer serves GET /healthz on HEALTH_PORT (set from this by localize).
-            healthCheck: { port: 8081, periodSeconds: 5 },
-          },
-        ],
-        edgeCache: { replicas: 1, pathPrefix: '/static' },
-      },
+  localApp(APP, {
+    web: {
+      image: 'placeholder',
+      port: 8080,
+      replicas: 2,
+      healthCheck: { path: '/healthz' },
+      sessions: 'cache',
     },
-    localImages(),
-  );
+    cache: { replicas: 1 },
+    database: { replicas: 1, storage: { size: '1Gi' } },
+    shards: { count: 2, key: 'user_id', replicasPerShard: 0, storage: { size: '1Gi' } },
+    queue: { replicas: 1, queues: [{ name: QUEUE }], storage: { size: '1Gi' } },
+    // Autoscaled (never below one), so the operator reads the queue's depth on the real broker.
+    consumers: [
+      {
+        name: 'worker',
+        image: 'placeholder',
+        queue: QUEUE,
+        autoscaling: { minReplicas: 1, maxReplicas: 2, messagesPerReplica: 1000, pollIntervalSeconds: 2 },
+        // The demo consumer serves GET /healthz on HEALTH_PORT (set from this by localize).
+        healthCheck: { port: 8081, periodSeconds: 5 },
+      },
+    ],
+    edgeCache: { replicas: 1, pathPrefix: '/static' },
+  });
 
 let ns: string;
 let other: string;
@@ -89,7 +78,7 @@ beforeAll(async () => {
     cache: hostPort(env.CACHE_URL!),
     queue: hostPort(env.QUEUE_URL!),
   };
-  await allPodsReady(ns, tierPods('web'), 2);
+  await allPodsReady(ns, tierPods(APP, 'web'), 2);
 }, 900_000);
 
 afterAll(() => {
@@ -195,7 +184,7 @@ describeReal('the demo app on the real node', () => {
   });
 
   it('probes the consumer on the health endpoint it names, and it answers 200 while it consumes', () => {
-    const [pod] = json<any>(['get', 'pods', '-n', ns, '-l', tierPods('consumer')]).items;
+    const [pod] = json<any>(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'consumer')]).items;
     const c = pod.spec.containers[0];
     expect(c.readinessProbe.httpGet).toEqual({ path: '/healthz', port: 'health', scheme: 'HTTP' });
     expect(c.livenessProbe.tcpSocket).toEqual({ port: 'health' });
@@ -227,8 +216,8 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
   const fqdn = (host: string) => (host.includes('.') ? host : `${host}.${ns}.svc.cluster.local`);
   const connect = (namespace: string, pod: string, target: { host: string; port: number }) =>
     connectFrom(namespace, pod, { host: fqdn(target.host), port: target.port });
-  const webPod = () => podStates(ns, tierPods('web'))[0]!.name;
-  const consumerPod = () => podStates(ns, tierPods('consumer'))[0]!.name;
+  const webPod = () => podStates(ns, tierPods(APP, 'web'))[0]!.name;
+  const consumerPod = () => podStates(ns, tierPods(APP, 'consumer'))[0]!.name;
 
   it.each(['database', 'cache', 'queue'] as const)(
     'a pod in another namespace cannot reach the %s',

@@ -11,8 +11,9 @@ import {
   installInClusterOperator,
   localImages,
   podStates,
+  tierPods,
+  localApp,
 } from './support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 
 let ns: string;
 // Every broken app is applied at once, each test then waits on its own: the kubelet's back-offs and
@@ -45,23 +46,14 @@ afterAll(() => {
 
 /** A web tier (as given) beside a healthy cache, localized; the web image (and env) set after localizing. */
 function apply(name: string, web: Record<string, unknown>, image: string, env?: unknown[]): void {
-  const app = localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name },
-      spec: { web: { image: 'placeholder', replicas: 1, ...web }, cache: { replicas: 0 } },
-    },
-    localImages(),
-  ) as any;
+  const app = localApp(name, { web: { image: 'placeholder', replicas: 1, ...web }, cache: { replicas: 0 } });
   app.spec.web.image = image;
   if (env) app.spec.web.env = env;
   kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
 }
 
 const condition = (a: any, type: string) => a?.status?.conditions?.find((c: any) => c.type === type);
-const selector = (name: string) => `app.kubernetes.io/part-of=${name},app.kubernetes.io/component=web`;
-const webPods = (name: string) => podStates(ns, selector(name)).map((p) => p.name);
+const webPods = (name: string) => podStates(ns, tierPods(name, 'web')).map((p) => p.name);
 const warnings = (name: string, reason: string) =>
   json<any>([
     'get',
@@ -132,9 +124,9 @@ describeReal('a tier whose pods cannot run, on the real node', () => {
     expect(condition(a, 'WebReady').message).toMatch(/container web running but not ready/);
     expect(condition(a, 'Ready').status).toBe('False');
     expect(warnings('unready', 'ContainerNotReady')).toBe(1);
-    expect(podStates(ns, selector('unready')).flatMap((p) => p.containers.map((c) => c.restarts))).toEqual([
-      0,
-    ]);
+    expect(
+      podStates(ns, tierPods('unready', 'web')).flatMap((p) => p.containers.map((c) => c.restarts)),
+    ).toEqual([0]);
   });
 
   it('a liveness probe that never passes either: the pod is named, as not ready or as restarted by it', async () => {
@@ -157,7 +149,7 @@ describeReal('a tier whose pods cannot run, on the real node', () => {
     // Liveness does restart it (twice readiness's patience: 60 s with the defaults).
     await eventually(
       'unlive: the web container restarted by its liveness probe',
-      () => podStates(ns, selector('unlive')).some((p) => p.containers.some((c) => c.restarts > 0)),
+      () => podStates(ns, tierPods('unlive', 'web')).some((p) => p.containers.some((c) => c.restarts > 0)),
       240_000,
       2000,
     );

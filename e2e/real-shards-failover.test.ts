@@ -6,20 +6,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually } from './support/kube.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
-import { acknowledgedAt, signalPod, writeFor } from './support/pg-load.ts';
+import { acknowledgedAt, writeFor, hang } from './support/pg-load.ts';
 import {
   allPodsReady,
   appWithWriter,
   deleteNamespaceAndWait,
   describeReal,
-  localImages,
   WRITER,
-  WRITER_LABELS,
+  tierPods,
+  localApp,
+  WRITER_CLIENT,
 } from './support/real-node.ts';
-import { localize } from '../tools/local-sample.ts';
 
 const APP = 'social';
-const SHARD_PODS = `app.kubernetes.io/part-of=${APP},app.kubernetes.io/component=shard`;
+const SHARD_PODS = tierPods(APP, 'shard');
 const WRITE_SECONDS = 60;
 /** Shard 1 serves if it acknowledges at least one write in every window this long (it writes every 10 ms). */
 const SERVING_WINDOW_MS = 5000;
@@ -27,23 +27,15 @@ const SERVING_WINDOW_MS = 5000;
 const FREEZE_WINDOW_MS = 1000;
 
 const app = () =>
-  localize(
-    {
-      apiVersion: 'scalableapp.io/v1alpha1',
-      kind: 'ScalableApp',
-      metadata: { name: APP },
-      spec: {
-        shards: {
-          count: 2,
-          key: 'user_id',
-          replicasPerShard: 1,
-          storage: { size: '1Gi' },
-          allowedClients: [{ podSelector: { matchLabels: WRITER_LABELS } }],
-        },
-      },
+  localApp(APP, {
+    shards: {
+      count: 2,
+      key: 'user_id',
+      replicasPerShard: 1,
+      storage: { size: '1Gi' },
+      allowedClients: [WRITER_CLIENT],
     },
-    localImages(),
-  );
+  });
 
 let ns: string;
 let shard0: PgFailover;
@@ -66,8 +58,7 @@ describeReal('a shard failing over on the real node while the other serves', () 
     const load0 = writeFor(ns, WRITER, WRITE_SECONDS, 'hung_shard', shard0.target);
     const load1 = writeFor(ns, WRITER, WRITE_SECONDS, 'other_shard', shard1.target);
     await sleep(5000);
-    expect(signalPod(ns, before0, 'postgres', 'SIGSTOP')).toBeGreaterThan(0);
-    signalPod(ns, before0, 'postgres', 'SIGSTOP'); // a backend forked meanwhile
+    expect(hang(ns, before0)).toBeGreaterThan(0);
     const frozenAt = Date.now();
     const promoted = await eventually(
       'shard 0 failed over',

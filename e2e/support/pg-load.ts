@@ -95,6 +95,17 @@ export function signalPod(ns: string, pod: string, comm: string, signal: NodeJS.
   return sent;
 }
 
+/**
+ * Hangs a pod's Postgres: every postgres process stopped (SIGSTOP), as a frozen primary would be.
+ * Twice, so a backend forked while the first pass ran is stopped by the second. Returns how many the
+ * first pass stopped (0: no postgres process found).
+ */
+export function hang(ns: string, pod: string): number {
+  const stopped = signalPod(ns, pod, 'postgres', 'SIGSTOP');
+  signalPod(ns, pod, 'postgres', 'SIGSTOP');
+  return stopped;
+}
+
 const ISOLATION_TABLE = 'scalableapp_e2e_isolation';
 
 /**

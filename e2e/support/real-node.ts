@@ -52,6 +52,18 @@ export function applyAndAwaitReady(ns: string, app: Record<string, any>, what: s
   );
 }
 
+/** The label selector of one tier's pods of an app (`component` as the operator labels it). */
+export const tierPods = (app: string, component: string): string =>
+  `app.kubernetes.io/part-of=${app},app.kubernetes.io/component=${component}`;
+
+/** A ScalableApp named `name` with this spec, with the local images, volumes and CPU requests. */
+export function localApp(name: string, spec: Record<string, unknown>): Record<string, any> {
+  return localize(
+    { apiVersion: 'scalableapp.io/v1alpha1', kind: 'ScalableApp', metadata: { name }, spec },
+    localImages(),
+  );
+}
+
 /** A sample (or any ScalableApp YAML) with the local images, volumes and CPU requests. */
 export function localSample(path: string): Record<string, any> {
   return localize(parse(readFileSync(path, 'utf8')) as Record<string, unknown>, localImages());
@@ -197,6 +209,8 @@ export { kubectl };
 /** The pod the failover suites run their writers in (startProbe), and its label: an allowed client. */
 export const WRITER = 'writer';
 export const WRITER_LABELS = { 'scalableapp.io/test-client': 'writer' };
+/** The allowedClients entry that lets the writer pod in. */
+export const WRITER_CLIENT = { podSelector: { matchLabels: WRITER_LABELS } };
 
 /**
  * What each failover suite starts from: the operator in the cluster, a fresh namespace with `app`

@@ -59,12 +59,14 @@ export const cacheTier: TierModule = {
     // Not refused: a refusal announced before is over (the next one is announced again).
     const settled = (f: ObservedFacts) => ({ ...noDecisions(f), settled: [cluster] });
     if (d.kind === 'wait') return { ...settled(facts), recheckMs: d.recheckMs };
-    // The record names the pod seen serving as the primary: the start script holds any other.
-    const { cachePrimaryUid: _before, ...rest } = facts;
-    const served = { ...rest, ...(d.primaryUid ? { cachePrimaryUid: d.primaryUid } : {}) };
-    if (d.kind !== 'failover') return settled(d.primaryUid ? served : facts);
+    // The record names the pod seen serving as the primary: the start script holds any other. A
+    // primary kept but not seen yet keeps the UID on record; a new one drops its predecessor's.
+    const uid = d.primaryUid ?? (d.kind === 'failover' ? undefined : facts.cachePrimaryUid);
+    const { cachePrimaryUid: _recorded, ...rest } = facts;
+    const next = { ...rest, ...(uid ? { cachePrimaryUid: uid } : {}) };
+    if (d.kind !== 'failover') return settled(next);
     return {
-      ...settled({ ...served, cachePrimary: d.primary }),
+      ...settled({ ...next, cachePrimary: d.primary }),
       moved: [
         {
           cluster,
