@@ -29,13 +29,14 @@ apt_install_pins() {
   local pin pkg want updated=0
   for pin in "$@"; do
     pkg=$(pkg_of "$pin"); want=$(version_of "$pin")
-    if ! known_versions "$pkg" | grep -qxF -- "$want"; then
+    # Listed whole, then matched (a `| grep -q` under pipefail can fail by SIGPIPE on a long list).
+    if ! grep -qxF -- "$want" <<<"$(known_versions "$pkg")"; then
       if ((updated == 0)); then
         step "apt-get update ($pkg $want is not in the package lists)"
         apt-get update -qq
         updated=1
       fi
-      if ! known_versions "$pkg" | grep -qxF -- "$want"; then
+      if ! grep -qxF -- "$want" <<<"$(known_versions "$pkg")"; then
         die "$pkg $want is not available from apt (available: $(known_versions "$pkg" | paste -sd, -)); update the pin in $who"
       fi
     fi

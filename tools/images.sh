@@ -492,7 +492,9 @@ recipe_static_tool() { # work name binary
   local work=$1 name=$2
   # Without its symbol table and DWARF (as -ldflags "-s -w" would have built it): a third smaller.
   strip -o "$work/$name" "$(readlink -f "$3")"
-  "$work/$name" --version 2>&1 | head -n 1 >&2
+  # Read whole (`| head` under pipefail can fail by SIGPIPE), then its first line shown.
+  local said; said=$("$work/$name" --version 2>&1)
+  echo "${said%%$'\n'*}" >&2
   static_image "$work" "$work/$name" "$name" "$NONROOT_UID"
   pack_args=(--user "$NONROOT_UID:$NONROOT_UID" --workdir / --entrypoint "[\"/$name\"]")
 }

@@ -103,9 +103,12 @@ kubernetes_build() {
   for cmd in "$@"; do
     step "  compiling $cmd"
     (cd "$src" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$kube_ldflags" -o "$out/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
-    local ask=--version; [[ $cmd == kubectl ]] && ask="version --client"
+    local ask=--version said; [[ $cmd == kubectl ]] && ask="version --client"
+    # Read whole, then matched: `| grep -q` under pipefail fails when grep exits at its first match
+    # and the binary, still printing (kubectl's Kustomize line), dies of SIGPIPE.
     # shellcheck disable=SC2086
-    "$out/bin/$cmd" $ask 2>&1 | grep -q "${KUBERNETES_VERSION}" || die "$cmd is not stamped with ${KUBERNETES_VERSION}"
+    said=$("$out/bin/$cmd" $ask 2>&1) || die "$cmd $ask failed: $said"
+    [[ $said == *"${KUBERNETES_VERSION}"* ]] || die "$cmd is not stamped with ${KUBERNETES_VERSION}: $said"
   done
 }
 build_kubernetes() { kubernetes_build "$1" kube-apiserver kube-controller-manager kube-scheduler kubectl; }
