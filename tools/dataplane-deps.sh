@@ -19,7 +19,7 @@ set -euo pipefail
 # all the edge cache needs) lives in the `nginx` package; `nginx-light` is only a metapackage that
 # adds the echo module on top of it, which nothing here uses.
 PINS=(
-  nginx=1.22.1-9+deb12u11
+  nginx=1.22.1-9+deb12u12
   redis-server=5:7.0.15-1~deb12u10
   # Server and client of one minor version: pg_basebackup (client) and pg_rewind (server) talk to the
   # same servers. The tests run whatever major is here against the operator's scripts.
