@@ -261,7 +261,7 @@ describe('2 -> 3 shards', () => {
     const cli = await execFileAsync(
       process.execPath,
       [
-        new URL('../tools/reshard.ts', import.meta.url).pathname,
+        new URL('../operator/reshard-main.ts', import.meta.url).pathname,
         'verify',
         '--map',
         mapFile,

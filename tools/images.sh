@@ -427,7 +427,7 @@ recipe_node_app() {
   rm -rf "$rootfs" && mkdir -p "$rootfs"
   tar -xf "$base" -C "$rootfs" && tar -xf "$out.tmp" -C "$rootfs"
   local entry
-  for entry in dist/operator/main.js dist/examples/demo-app/server.js dist/examples/demo-app/consumer.js; do
+  for entry in dist/operator/main.js dist/operator/reshard-main.js dist/examples/demo-app/server.js dist/examples/demo-app/consumer.js; do
     [[ -f $rootfs/app/$entry || $entry != dist/operator/* ]] || die "tsc did not emit /app/$entry"
   done
   image_env=("PATH=$STD_PATH" "NODE_ENV=production")

@@ -61,7 +61,7 @@ describe('routing a key to its shard', () => {
     expect(shardTarget(route, login, true).host).toBe('shop-shard-1-rw.prod.svc');
   });
 
-  it('names the sharding column as the map does, quoted, so tools/reshard.ts can move the rows', () => {
+  it('names the sharding column as the map does, quoted, so operator/reshard-main.ts can move the rows', () => {
     expect(shardTableDdl('user_id')).toMatch(
       /^CREATE TABLE IF NOT EXISTS demo_shard_items \(\s+"user_id" text PRIMARY KEY,/,
     );

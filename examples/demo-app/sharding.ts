@@ -51,7 +51,7 @@ export function checkShardKey(key: string): string {
   return key;
 }
 
-/** The table's DDL with the sharding column named as the map says (e.g. user_id): what tools/reshard.ts moves. */
+/** The table's DDL with the sharding column named as the map says (e.g. user_id): what operator/reshard-main.ts moves. */
 export function shardTableDdl(keyColumn: string): string {
   return `CREATE TABLE IF NOT EXISTS ${SHARD_TABLE} (
     ${pg.escapeIdentifier(keyColumn)} text PRIMARY KEY,

@@ -63,6 +63,18 @@ describe('network policies of the queue and the shards', () => {
       matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'shard' },
     });
     expect(ingress.spec.ingress![0]!.ports).toEqual([{ protocol: 'TCP', port: 5432 }]);
+    // The resharding Job's pods too (labelled as the app's shard mover), and on no other data tier.
+    const components = (name: string) =>
+      byName(name).spec.ingress![0]!.from!.map(
+        (f) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'],
+      );
+    expect(components('shop-allow-shards-ingress')).toContain('shard-mover');
+    expect(components('shop-allow-queue-ingress')).not.toContain('shard-mover');
+    expect(ingress.spec.ingress![0]!.from).toContainEqual({
+      podSelector: {
+        matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'shard-mover' },
+      },
+    });
     expect(byName('shop-allow-shards-egress').spec.egress![0]!.ports).toEqual([
       { protocol: 'TCP', port: 5432 },
     ]);

@@ -7,7 +7,7 @@ import { WEB } from './web.ts';
 import { CACHE, CACHE_PORT } from './cache.ts';
 import { DATABASE, PG_PORT } from './database.ts';
 import { EDGE, EDGE_PORT } from './edge-cache.ts';
-import { SHARD } from './shards.ts';
+import { SHARD, SHARD_MOVER } from './shards.ts';
 import { CONSUMER } from './consumers.ts';
 import { QUEUE } from './queue.ts';
 import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
@@ -25,9 +25,9 @@ const operatorPods = (namespace: string) => ({
   podSelector: { matchLabels: { ...OPERATOR_POD_LABELS } },
 });
 
-/** The tiers that talk to the data tiers: the web tier and the queue consumers. */
-const dataClients = (app: ScalableApp) =>
-  [WEB, CONSUMER].map((component) => ({
+/** The tiers that talk to the data tiers: the web tier and the queue consumers (and a tier's `movers`). */
+const dataClients = (app: ScalableApp, movers: readonly string[] = []) =>
+  [WEB, CONSUMER, ...movers].map((component) => ({
     podSelector: { matchLabels: { [LABEL.instance]: app.metadata.name, [LABEL.component]: component } },
   }));
 
@@ -141,6 +141,8 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       component: SHARD,
       name: 'shards',
       clientPorts: [PG_PORT],
+      // The resharding Job (docs/sharding.md), labelled as the app's mover, reaches every shard.
+      movers: [SHARD_MOVER],
       allowedClients: shards.allowedClients,
     });
   }
@@ -166,6 +168,8 @@ interface DataTierAccess {
   readonly name: string;
   /** The app's data clients, the clients the user names, the operator and the tier's own pods. */
   readonly clientPorts: readonly number[];
+  /** Components of the app's own pods admitted on the client ports besides web and consumer. */
+  readonly movers?: readonly string[];
   /** Besides the client ports: the operator only. */
   readonly operatorPorts?: readonly number[];
   /** Besides the client ports: the tier's own pods only (replication, clustering). */
@@ -199,10 +203,10 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
     },
   };
   const ingress: IngressRule[] = peerPorts.length
-    ? [{ from: [...dataClients(app), operatorPods(operatorNamespace)], ports: tcp(clientPorts) }]
+    ? [{ from: [...dataClients(app, tier.movers), operatorPods(operatorNamespace)], ports: tcp(clientPorts) }]
     : [
         {
-          from: [...dataClients(app), { podSelector: pods }, operatorPods(operatorNamespace)],
+          from: [...dataClients(app, tier.movers), { podSelector: pods }, operatorPods(operatorNamespace)],
           ports: tcp(clientPorts),
         },
       ];

@@ -26,7 +26,12 @@ export const SHARD = 'shard';
 /** Selects one shard's pods among the tier's: every shard is a cluster of its own. */
 export const SHARD_LABEL = 'scalableapp.io/shard';
 /**
- * Set by whoever drained the shards a flip retired (tools/reshard.ts delete) to the routed ring
+ * The component label of the resharding Job's pods (examples/reshard-job.yaml): the shards admit the
+ * app's pods of this component on the Postgres port, as they admit its web and consumer pods.
+ */
+export const SHARD_MOVER = 'shard-mover';
+/**
+ * Set by whoever drained the shards a flip retired (operator/reshard-main.ts delete) to the routed ring
  * version: until then those shards keep running, so readers on a not yet refreshed map file and the
  * mover's delete step still reach them.
  */

@@ -100,7 +100,8 @@ spec:
     - Ingress
   ingress:
     - from:
-        {{- range $c := list "web" "consumer" }}
+        {{- /* movers: the app's other pods of these components, e.g. the resharding Job's. */}}
+        {{- range $c := concat (list "web" "consumer") (.movers | default list) }}
         - podSelector:
             matchLabels:
               app.kubernetes.io/instance: {{ $release | quote }}

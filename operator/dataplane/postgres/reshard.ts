@@ -265,7 +265,7 @@ function groupBy<T>(items: T[], by: (x: T) => string | undefined): Map<string, T
  * Copies the moving keys' rows to their new shards (see the top of this file). Writes go to the new
  * shards only; nothing is deleted from a source. Only while `to` is pending: after the flip and the
  * delete, the new shards' rows have no source any more and would look stale (a move that looks done
- * is refused; tools/reshard.ts takes both rings from the published map, which has none pending then).
+ * is refused; operator/reshard-main.ts takes both rings from the published map, which has none pending then).
  */
 export async function copyMovedRows(plan: MovePlan): Promise<CopyResult> {
   const [from, to] = [new HashRing(plan.from), new HashRing(plan.to)];

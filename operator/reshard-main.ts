@@ -1,6 +1,6 @@
 // Moves one table's rows between shards, one phase per run (docs/adr/0007-resharding.md):
 //
-//   node tools/reshard.ts copy|fence|verify|delete|unfence --map shard-map.json --table events
+//   node operator/reshard-main.ts copy|fence|verify|delete|unfence --map shard-map.json --table events
 //        [--key user_id] [--shard NAME=postgresql://...]... [--batch 1000]
 //
 // The map is the published one (the ConfigMap's shard-map.json). copy, fence and verify work from
@@ -9,7 +9,8 @@
 // lifts the fence from every shard reached.
 // Shards are reached at the map's addresses with SHARDS_USER and SHARDS_PASSWORD from the
 // environment (the app's connection Secret), or at a --shard URL. Prints the phase's counts as JSON;
-// verify exits 1 when a key differs.
+// verify exits 1 when a key differs. In the cluster it runs as a Job from the operator's image
+// (examples/reshard-job.yaml).
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -19,8 +20,8 @@ import {
   fenceMovedKeys,
   liftFence,
   verifyMovedRows,
-} from '../operator/dataplane/postgres/reshard.ts';
-import { parseShardMap, RESHARD_VERIFIED_ANNOTATION, ringSpec } from '../operator/sharding/shard-map.ts';
+} from './dataplane/postgres/reshard.ts';
+import { parseShardMap, RESHARD_VERIFIED_ANNOTATION, ringSpec } from './sharding/shard-map.ts';
 
 const PHASES = ['copy', 'fence', 'verify', 'delete', 'unfence'];
 const { values, positionals } = parseArgs({
@@ -36,7 +37,7 @@ const { values, positionals } = parseArgs({
 const phase = positionals[0] ?? '';
 if (!PHASES.includes(phase) || !values.map || !values.table) {
   console.error(
-    `usage: reshard.ts ${PHASES.join('|')} --map FILE --table TABLE [--key COLUMN] [--shard NAME=URL]...`,
+    `usage: reshard-main.ts ${PHASES.join('|')} --map FILE --table TABLE [--key COLUMN] [--shard NAME=URL]...`,
   );
   process.exit(2);
 }
