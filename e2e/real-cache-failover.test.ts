@@ -7,13 +7,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getApp } from './support/apps.ts';
 import { eventsWhere, eventually, json, kubectl, tryKubectl } from './support/kube.ts';
-import {
-  acknowledgedAt,
-  resumed,
-  storedSessions,
-  writeSessionsFor,
-  type SessionWrites,
-} from './support/cache-load.ts';
+import { acknowledgedAt, resumed, storedSessions, writeSessionsFor } from './support/cache-load.ts';
+import type { LoopResult } from './support/pod-writer.ts';
 import { lost, signalPod } from './support/pg-load.ts';
 import { readyEndpoints } from './support/pods.ts';
 import {
@@ -101,7 +96,7 @@ async function rejoinedAsReplica(pod: string): Promise<void> {
  * Every acknowledged session is there but those acknowledged within LOSS_WINDOW_MS before the
  * primary died; says how many were lost and how old the oldest was, and that writes resumed.
  */
-async function expectOnlyTheLossWindowLost(w: SessionWrites, prefix: string, diedAt: number) {
+async function expectOnlyTheLossWindowLost(w: LoopResult, prefix: string, diedAt: number) {
   expect(w.ackedCount).toBeGreaterThan(0);
   const stored = await storedSessions(ns, WRITER, prefix, w.attempts);
   const missing = lost(w.acked, stored.ids);

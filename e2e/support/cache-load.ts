@@ -1,21 +1,13 @@
 // A session write load on a cache tier from inside a pod (e2e/support/cache-writer.mjs).
-import { runWriter, writerScript, type Acknowledged, type Ranges } from './pod-writer.ts';
+import { runWriter, writerScript, type LoopResult, type Ranges } from './pod-writer.ts';
 
 export { acknowledgedAt, resumed } from './pod-writer.ts';
 
 const WRITER = writerScript('cache-writer.mjs');
 
-export interface SessionWrites extends Acknowledged {
-  ackedCount: number;
-  attempts: number;
-  failed: number;
-  /** The longest time between two acknowledged writes: the outage a client saw, at most. */
-  longestGapMs: number;
-}
-
 /** Writes sessions through CACHE_URL from the pod for `seconds`; resolves with what was acknowledged. */
 export const writeSessionsFor = (ns: string, pod: string, seconds: number, prefix: string) =>
-  runWriter<SessionWrites>(ns, pod, WRITER, {
+  runWriter<LoopResult>(ns, pod, WRITER, {
     WRITER_MODE: 'write',
     WRITE_SECONDS: String(seconds),
     WRITER_PREFIX: prefix,

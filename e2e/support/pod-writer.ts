@@ -45,6 +45,18 @@ export interface Acknowledged {
   lastId: number;
 }
 
+/** What writeLoop (writer-common.mjs) prints: the acknowledged writes and how the attempts went. */
+export interface LoopResult extends Acknowledged {
+  ackedCount: number;
+  attempts: number;
+  /** Attempts that failed: their outcome is unknown, and they are not counted as acknowledged. */
+  failed: number;
+  /** Attempts the server answered without confirming them (a writer's own rule; 0 for most). */
+  unconfirmed: number;
+  /** The longest time between two acknowledged writes: the outage a client saw, at most. */
+  longestGapMs: number;
+}
+
 /** Writes resumed: one of the last hundred attempts (about a second of writing) was acknowledged. */
 export const resumed = (w: Acknowledged): boolean => (w.acked.at(-1)?.[1] ?? 0) > w.lastId - 100;
 

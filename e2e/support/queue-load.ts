@@ -1,0 +1,27 @@
+// A publisher with confirms on a queue tier from inside a pod (e2e/support/queue-writer.mjs).
+import { runWriter, writerScript, type LoopResult, type Ranges } from './pod-writer.ts';
+
+const WRITER = writerScript('queue-writer.mjs');
+
+/** Publishes through QUEUE_URL from the pod for `seconds`; resolves with what the broker confirmed. */
+export const publishFor = (ns: string, pod: string, queue: string, seconds: number) =>
+  runWriter<LoopResult>(ns, pod, WRITER, {
+    WRITER_MODE: 'write',
+    WRITER_QUEUE: queue,
+    WRITE_SECONDS: String(seconds),
+  });
+
+/** Publishes `count` messages at once through QUEUE_URL and waits for every confirm. */
+export const publishCount = (ns: string, pod: string, queue: string, count: number) =>
+  runWriter<{ confirmed: number }>(ns, pod, WRITER, {
+    WRITER_MODE: 'publish',
+    WRITER_QUEUE: queue,
+    COUNT: String(count),
+  });
+
+/** Takes every message off the queue through QUEUE_URL: their ids, and how many came twice. */
+export const drainQueue = (ns: string, pod: string, queue: string) =>
+  runWriter<{ ids: Ranges; count: number; duplicates: number }>(ns, pod, WRITER, {
+    WRITER_MODE: 'drain',
+    WRITER_QUEUE: queue,
+  });
