@@ -4,10 +4,10 @@
 // backtracking expression shows up here as a ratio in the hundreds.
 // Run: npm run bench:diagnosis-clean
 import { clean } from '../operator/controller/pod-diagnosis.ts';
+import { median } from './stats.ts';
 
 const RUNS = Number(process.env.RUNS ?? 21);
 const LENGTH = 60_000;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (text: string) => {
   const started = process.hrtime.bigint();
   clean(text);

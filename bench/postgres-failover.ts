@@ -17,17 +17,13 @@ import { performance } from 'node:perf_hooks';
 import type { Client } from 'pg';
 import { decidePostgresFailover } from '../operator/dataplane/postgres/failover.ts';
 import { LocalCluster, type LocalInstance } from '../server-tests/support/postgres-local-cluster.ts';
+import { median } from './stats.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const DELAYS = (process.env.DELAYS ?? '0,5').split(',').map(Number);
 const SYNC = Number(process.env.SYNC ?? 0);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 type Run = {
   delayS: number;

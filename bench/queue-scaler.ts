@@ -18,6 +18,7 @@ import { QueueScalers, queueDepthSource } from '../operator/autoscaling/queue-po
 import type { Decision } from '../operator/autoscaling/queue-scaler.ts';
 import { STATS_INTERVAL_MS } from '../operator/server-config/rabbitmq.ts';
 import { startBroker, type LocalBroker } from '../server-tests/support/rabbitmq-local.ts';
+import { median } from './stats.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 // KEDA's ScaledObject pollingInterval default (keda.sh/docs/latest/reference/scaledobject-spec).
@@ -37,11 +38,6 @@ const QUEUE = 'bench';
 const KEY = 'bench/app/consumer';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** Resolves with performance.now() at the first time `probe` holds, checking every `everyMs`. */
 async function when(probe: () => boolean | Promise<boolean>, everyMs: number, what: string): Promise<number> {

@@ -28,6 +28,7 @@ import {
   WRITER_CLIENT,
 } from '../e2e/support/real-node.ts';
 import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
+import { median } from './stats.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const APP = 'bench';
@@ -47,11 +48,6 @@ const app = (delaySeconds?: number) =>
   });
 
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 interface Setting {

@@ -19,11 +19,11 @@ import {
   KUBECONFIG,
 } from '../e2e/support/kube.ts';
 import { startOperator } from '../e2e/support/operator.ts';
+import { median } from './stats.ts';
 
 const RUNS = Number(process.env.RUNS ?? 7);
 const APPS = Number(process.env.APPS ?? 100);
 const kube = adminKube();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spec = (i: number) => ({
   web: {
     image: `registry.example/bench:${i}`,

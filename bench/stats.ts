@@ -1,0 +1,9 @@
+// What the benchmarks summarise their runs with.
+
+/** The median: the middle value, or the mean of the two middle ones. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new Error('the median of no runs');
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
