@@ -7,14 +7,24 @@
 //   clients that still reached it, and none acknowledged before the cut.
 // With synchronousReplicas >= 1 none is lost (real-database-failover.test.ts).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually } from './support/kube.ts';
+import { eventually, json, kubectl } from './support/kube.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
-import { acknowledgedAt, isolatePod, writeFor, type WriteResult, hang } from './support/pg-load.ts';
+import {
+  acknowledgedAt,
+  caughtUpStandbys,
+  hang,
+  isolatePod,
+  padDatabase,
+  throttlePod,
+  writeFor,
+  type WriteResult,
+} from './support/pg-load.ts';
 import {
   allPodsReady,
   appWithWriter,
   deleteNamespaceAndWait,
   describeReal,
+  podStates,
   WRITER,
   tierPods,
   localApp,
@@ -32,12 +42,15 @@ const FREEZE_WINDOW_MS = 1000;
  * of its readiness probe, which runs the fence; plus a second for the fence to take hold (the
  * reload of pg_hba.conf, the sessions' termination).
  */
+/** About two and a half minutes of cloning at 1 MB/s (80 MiB of rows, about 95 MiB on disk). */
+const CLONE_MEGABYTES = 80;
+const CLONE_RATE = '8mbit';
 const FENCE_BOUND_MS = (FENCE_AFTER_SECONDS + READY_PERIOD_SECONDS + 1) * 1000;
 
-const app = () =>
+const app = (replicas = 2) =>
   localApp(APP, {
     database: {
-      replicas: 2,
+      replicas,
       storage: { size: '1Gi' },
       allowedClients: [WRITER_CLIENT],
     },
@@ -127,5 +140,39 @@ describeReal('the database tier with asynchronous replication failing over on th
     const log = await db.rejoinedAsStandby(before);
     expect(log).toMatch(/rewinding to/);
     await allPodsReady(ns, DB_PODS, 3);
+  }, 600_000);
+
+  it('a new replica whose clone outlasts the old liveness window finishes it and joins, never restarted', async () => {
+    // Before ADR 0018 liveness ran after 30 s and allowed 60 s more: a clone longer than that was
+    // killed part-way and started over for ever. The startup probe now allows an hour.
+    const OLD_LIVENESS_WINDOW_MS = 90_000;
+    const primary = db.primaryOf();
+    const padded = await padDatabase(ns, WRITER, 'clone_pad', CLONE_MEGABYTES);
+    // The standbys first stream the padding unthrottled: the throttled link then carries the clone alone.
+    await eventually('both standbys caught up', () => caughtUpStandbys(ns, primary) === 2, 300_000, 1000);
+    const before = new Set(podStates(ns, DB_PODS).map((p) => p.name));
+    const unthrottle = throttlePod(ns, primary, CLONE_RATE);
+    try {
+      kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(app(3)));
+      const [added] = await eventually('the new instance', () => {
+        const fresh = podStates(ns, DB_PODS).filter((p) => !before.has(p.name));
+        return fresh.length === 1 && fresh;
+      });
+      await allPodsReady(ns, DB_PODS, 4);
+      const pod = json<any>(['get', 'pod', added!.name, '-n', ns]);
+      const started = Date.parse(pod.status.containerStatuses[0].state.running.startedAt);
+      const ready = Date.parse(pod.status.conditions.find((c: any) => c.type === 'Ready').lastTransitionTime);
+      console.log(
+        `${added!.name} cloned ${(padded.bytes / 2 ** 20).toFixed(0)} MiB at ${CLONE_RATE}: ready ` +
+          `${((ready - started) / 1000).toFixed(0)} s after its container started, ` +
+          `${pod.status.containerStatuses[0].restartCount} restarts`,
+      );
+      // The case shows something only if the clone really outlasted the old window.
+      expect(ready - started).toBeGreaterThan(OLD_LIVENESS_WINDOW_MS);
+      expect(pod.status.containerStatuses[0].restartCount).toBe(0);
+      expect(kubectl(['logs', '-n', ns, added!.name])).toMatch(/cloning .* with pg_basebackup/);
+    } finally {
+      unthrottle();
+    }
   }, 600_000);
 });

@@ -17,6 +17,8 @@ PINS=(
   conntrack=1:1.4.7-1+b2
   ipset=7.17-1
   socat=1.7.4.4-2
+  # tc and ip, in the pods' network namespaces (the failover tests' throttled and cut-off links).
+  iproute2=6.1.0-3
   # Root filesystems of the images, from Debian packages.
   mmdebstrap=1.3.5-7
 )

@@ -2,24 +2,17 @@
 // means to break the pod's server: its processes, found by the pod's cgroup on the real node.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { json } from './kube.ts';
+import { json, tryKubectl } from './kube.ts';
 import { APP_DATABASE } from '../../operator/tiers/postgres-cluster.ts';
-import { runWriter as run, writerScript, type Acknowledged, type Ranges } from './pod-writer.ts';
+import { DEFAULT_SUPERUSER } from '../../operator/server-config/postgres.ts';
+import { runWriter as run, writerScript, type LoopResult, type Ranges } from './pod-writer.ts';
 
 export { acknowledgedAt, lost, resumed, type Ranges } from './pod-writer.ts';
 
 const WRITER = writerScript('pg-writer.mjs');
 
-/** `at`: when each acknowledged id was acknowledged (ms since the epoch), in id order. */
-export interface WriteResult extends Acknowledged {
-  ackedCount: number;
-  attempts: number;
-  failed: number;
-  /** Commits that returned with the warning that the wait for a synchronous standby was cancelled. */
-  unconfirmed: number;
-  /** The longest time between two acknowledged commits: the outage a client saw, at most. */
-  longestGapMs: number;
-}
+/** `unconfirmed`: commits that returned with the warning that the wait for a synchronous standby was cancelled. */
+export type WriteResult = LoopResult;
 
 const runWriter = <T>(ns: string, pod: string, env: Record<string, string>) => run<T>(ns, pod, WRITER, env);
 
@@ -93,6 +86,62 @@ export function signalPod(ns: string, pod: string, comm: string, signal: NodeJS.
     }
   }
   return sent;
+}
+
+/** Fills a new table with `megabytes` MiB of rows through DATABASE_URL: data a clone must copy. */
+export const padDatabase = (ns: string, pod: string, table: string, megabytes: number) =>
+  runWriter<{ rows: number; bytes: number }>(ns, pod, {
+    WRITER_MODE: 'pad',
+    WRITER_TABLE: table,
+    PAD_MEGABYTES: String(megabytes),
+  });
+
+/** One query as the superuser over a Postgres pod's local socket (the probes' own way in); its text. */
+export function superuserQuery(ns: string, pod: string, sql: string): string {
+  const args = ['-X', '-A', '-t', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql'];
+  // The passfile the start script wrote (named here; the password never leaves the pod).
+  const env = ['env', 'PGPASSFILE=/var/run/postgresql/pgpass'];
+  const r = tryKubectl([
+    'exec',
+    '-n',
+    ns,
+    pod,
+    '--',
+    ...env,
+    'psql',
+    ...args,
+    '-U',
+    DEFAULT_SUPERUSER,
+    '-d',
+    'postgres',
+    '-c',
+    sql,
+  ]);
+  if (!r.ok) throw new Error(`psql in ${ns}/${pod} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** How many standbys stream from `primary` and have replayed all but the last MiB of its WAL. */
+export const caughtUpStandbys = (ns: string, primary: string) =>
+  Number(
+    superuserQuery(
+      ns,
+      primary,
+      'SELECT count(*) FROM pg_stat_replication WHERE pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) < 1048576',
+    ),
+  );
+
+/**
+ * Slows everything a pod sends to `rate` (tc's token bucket on its eth0, in its own network
+ * namespace), as a loaded or distant link would. Returns the undo.
+ */
+export function throttlePod(ns: string, pod: string, rate: string): () => void {
+  const pid = podProcesses(ns, pod, 'pause')[0];
+  if (!pid) throw new Error(`no pause process of ${ns}/${pod} to find its network namespace by`);
+  if (!/^\d+[km]bit$/.test(rate)) throw new Error(`not a tc rate: ${rate}`);
+  const tc = (...args: string[]) => execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'tc', ...args]);
+  tc('qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '500ms');
+  return () => tc('qdisc', 'del', 'dev', 'eth0', 'root');
 }
 
 /**

@@ -14,6 +14,8 @@
 //   ids    - prints the ids the table holds, as ranges (read back through the same Service).
 //   direct - one INSERT (id -1) on a connection to TARGET_HOST instead of the Service's address, as
 //            a client that still reaches a cut-off primary would; prints whether it was acknowledged.
+//   pad    - a new table of PAD_MEGABYTES MiB of 1 KiB rows (data a clone must copy); prints its rows
+//            and its size on disk.
 //
 // A commit is acknowledged only when it returned without Postgres's warning that the wait for a
 // synchronous standby was cancelled (here by statement_timeout): such a commit is on the primary
@@ -104,11 +106,35 @@ async function ids() {
   return { ids: ranges(rows.map((r) => r.id)), count: rows.length };
 }
 
+async function pad(megabytes) {
+  // Its own client: a bulk insert outlasts the writers' short timeouts; still bounded.
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, query_timeout: 300_000 });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    // 1 KiB rows, under the size Postgres would compress (TOAST): the bytes are what a clone copies.
+    await c.query(`CREATE TABLE ${TABLE} (id int PRIMARY KEY, body text NOT NULL)`);
+    const rows = megabytes * 1024;
+    for (let first = 1; first <= rows; first += 10_240) {
+      await c.query(
+        `INSERT INTO ${TABLE} SELECT i, repeat(md5(i::text), 32) FROM generate_series($1::int, $2::int) AS i`,
+        [first, Math.min(rows, first + 10_239)],
+      );
+    }
+    const size = await c.query(`SELECT pg_total_relation_size('${TABLE}')::bigint AS bytes`);
+    return { rows, bytes: Number(size.rows[0].bytes) };
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 const mode = process.env.WRITER_MODE ?? 'write';
 const result =
   mode === 'ids'
     ? await ids()
-    : mode === 'direct'
-      ? await direct(process.env.TARGET_HOST)
-      : await write(Number(process.env.WRITE_SECONDS ?? '30'));
+    : mode === 'pad'
+      ? await pad(Number(process.env.PAD_MEGABYTES))
+      : mode === 'direct'
+        ? await direct(process.env.TARGET_HOST)
+        : await write(Number(process.env.WRITE_SECONDS ?? '30'));
 console.log(JSON.stringify(result));
