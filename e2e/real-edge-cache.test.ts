@@ -16,7 +16,7 @@ import {
   serviceRequest,
   tierPods,
 } from './support/real-node.ts';
-import { CACHE_STATUS_HEADER } from '../operator/server-config/edge-cache.ts';
+import { CACHE_STATUS_HEADER, HEALTH_PATH } from '../operator/server-config/edge-cache.ts';
 import { assetUrl } from '../examples/demo-app/assets.ts';
 import { EDGE } from '../operator/tiers/edge-cache.ts';
 
@@ -49,6 +49,14 @@ beforeAll(async () => {
   await applyAndAwaitReady(ns, app('v1'), 'the site Ready on the real node');
   await allPodsReady(ns, tierPods(APP, 'web'), 1);
   await allPodsReady(ns, tierPods(APP, EDGE), 1);
+  // A Ready pod is behind its Service only once the node's proxy has the endpoint: until then a
+  // connect is refused. Not counted as the edge's first request: the health path is not cached.
+  await eventually(
+    'the web and edge Services answering',
+    async () => (await origin('/healthz')).status === 200 && (await edge(HEALTH_PATH)).status === 200,
+    120_000,
+    500,
+  );
 }, 900_000);
 
 afterAll(() => {
