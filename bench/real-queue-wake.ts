@@ -15,9 +15,8 @@
 // Needs the local cluster with its real node and the images (`npm run up`). Run:
 //   node bench/real-queue-wake.ts            (RUNS=5, BACKLOG=200)
 import { stringify } from 'yaml';
-import { getApp } from '../e2e/support/apps.ts';
-import { eventually, json, kubectl } from '../e2e/support/kube.ts';
-import { publishCount } from '../e2e/support/queue-load.ts';
+import { eventually, kubectl } from '../e2e/support/kube.ts';
+import { consumerReplicas, consumerStatus, publishCount } from '../e2e/support/queue-load.ts';
 import {
   appWithWriter,
   deleteNamespaceAndWait,
@@ -27,7 +26,7 @@ import {
   WRITER,
   WRITER_CLIENT,
 } from '../e2e/support/real-node.ts';
-import { median } from './stats.ts';
+import { log, median, seconds } from './stats.ts';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const BACKLOG = Number(process.env.BACKLOG ?? 200);
@@ -65,13 +64,9 @@ const app = (pollIntervalSeconds: number) =>
     ],
   });
 
-const seconds = (ms: number) => (ms / 1000).toFixed(1);
-const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
-const replicas = (ns: string) =>
-  json<{ spec: { replicas: number } }>(['get', 'deployment', `${APP}-worker`, '-n', ns]).spec.replicas;
+const replicas = (ns: string) => consumerReplicas(ns, APP, 'worker');
 const depth = (ns: string) =>
-  getApp(ns, APP).status?.consumers?.find((c: { name: string }) => c.name === 'worker')?.lastDecision
-    ?.queueDepth as number | undefined;
+  consumerStatus(ns, APP, 'worker')?.lastDecision?.queueDepth as number | undefined;
 
 /** Resolves with the time `probe` first holds, polled every 200 ms (bounded by `eventually`). */
 const firstTime = (what: string, probe: () => boolean) =>

@@ -7,3 +7,9 @@ export function median(xs: readonly number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** Milliseconds as seconds with one decimal. */
+export const seconds = (ms: number) => (ms / 1000).toFixed(1);
+
+/** A progress line, stamped with the time of day (UTC). */
+export const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);

@@ -4,10 +4,15 @@
 // depth the operator reads from the real broker, wake from zero, the demo consumer drains the
 // backlog, and they go back to zero after the cooldown.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { getApp } from './support/apps.ts';
-import { eventually, json, kubectl } from './support/kube.ts';
+import { eventually, kubectl } from './support/kube.ts';
 import { lost } from './support/pod-writer.ts';
-import { drainQueue, publishCount, publishFor } from './support/queue-load.ts';
+import {
+  consumerReplicas,
+  consumerStatus,
+  drainQueue,
+  publishCount,
+  publishFor,
+} from './support/queue-load.ts';
 import {
   allPodsReady,
   appWithWriter,
@@ -85,8 +90,8 @@ function membersOf(queue: string): { pod: string; state: string }[] {
 }
 const leaderOf = (queue: string) => membersOf(queue).find((m) => m.state === 'leader')?.pod;
 
-const worker = () => getApp(ns, APP).status?.consumers?.find((c: any) => c.name === 'worker');
-const replicasOf = () => json<any>(['get', 'deployment', `${APP}-worker`, '-n', ns]).spec.replicas as number;
+const worker = () => consumerStatus(ns, APP, 'worker');
+const replicasOf = () => consumerReplicas(ns, APP, 'worker');
 
 describeReal('the queue tier on the real node', () => {
   it('runs 3 brokers with every quorum queue on all three, one leading', () => {

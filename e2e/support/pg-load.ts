@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { json, tryKubectl } from './kube.ts';
 import { APP_DATABASE } from '../../operator/tiers/postgres-cluster.ts';
-import { DEFAULT_SUPERUSER } from '../../operator/server-config/postgres.ts';
+import { DEFAULT_SUPERUSER, PG_PASSFILE, PG_RUN_DIR } from '../../operator/server-config/postgres.ts';
 import { runWriter as run, writerScript, type LoopResult, type Ranges } from './pod-writer.ts';
 
 export { acknowledgedAt, lost, resumed, type Ranges } from './pod-writer.ts';
@@ -98,9 +98,9 @@ export const padDatabase = (ns: string, pod: string, table: string, megabytes: n
 
 /** One query as the superuser over a Postgres pod's local socket (the probes' own way in); its text. */
 export function superuserQuery(ns: string, pod: string, sql: string): string {
-  const args = ['-X', '-A', '-t', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql'];
+  const args = ['-X', '-A', '-t', '-q', '-w', '-v', 'ON_ERROR_STOP=1', '-h', PG_RUN_DIR];
   // The passfile the start script wrote (named here; the password never leaves the pod).
-  const env = ['env', 'PGPASSFILE=/var/run/postgresql/pgpass'];
+  const env = ['env', `PGPASSFILE=${PG_RUN_DIR}/${PG_PASSFILE}`];
   const r = tryKubectl([
     'exec',
     '-n',
@@ -131,15 +131,22 @@ export const caughtUpStandbys = (ns: string, primary: string) =>
     ),
   );
 
+/** The path of a pod's network namespace, for nsenter. */
+function netnsOf(ns: string, pod: string): string {
+  // The sandbox's pause process holds the namespace for the pod's whole life, restarts included.
+  const pid = podProcesses(ns, pod, 'pause')[0];
+  if (!pid) throw new Error(`no pause process of ${ns}/${pod} to find its network namespace by`);
+  return `/proc/${pid}/ns/net`;
+}
+
 /**
  * Slows everything a pod sends to `rate` (tc's token bucket on its eth0, in its own network
  * namespace), as a loaded or distant link would. Returns the undo.
  */
 export function throttlePod(ns: string, pod: string, rate: string): () => void {
-  const pid = podProcesses(ns, pod, 'pause')[0];
-  if (!pid) throw new Error(`no pause process of ${ns}/${pod} to find its network namespace by`);
   if (!/^\d+[km]bit$/.test(rate)) throw new Error(`not a tc rate: ${rate}`);
-  const tc = (...args: string[]) => execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'tc', ...args]);
+  const netns = netnsOf(ns, pod);
+  const tc = (...args: string[]) => execFileSync('nsenter', [`--net=${netns}`, 'tc', ...args]);
   tc('qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '64kb', 'latency', '500ms');
   return () => tc('qdisc', 'del', 'dev', 'eth0', 'root');
 }
@@ -163,11 +170,8 @@ const ISOLATION_TABLE = 'scalableapp_e2e_isolation';
  * else both ways. The kubelet's exec probes, which need no network, still run. Returns the heal.
  */
 export function isolatePod(ns: string, pod: string, allow: string[]): () => void {
-  // The sandbox's pause process holds the namespace for the pod's whole life, restarts included.
-  const pid = podProcesses(ns, pod, 'pause')[0];
-  if (!pid) throw new Error(`no pause process of ${ns}/${pod} to find its network namespace by`);
   for (const a of allow) if (!/^\d+\.\d+\.\d+\.\d+$/.test(a)) throw new Error(`not an IPv4 address: ${a}`);
-  const netns = `/proc/${pid}/ns/net`;
+  const netns = netnsOf(ns, pod);
   const set = allow.length ? `{ ${allow.join(', ')} }` : '{ 127.0.0.1 }';
   const ruleset = `table inet ${ISOLATION_TABLE} {
   chain input { type filter hook input priority -10; policy drop; iif "lo" accept; ip saddr ${set} accept; }

@@ -1,4 +1,6 @@
 // A publisher with confirms on a queue tier from inside a pod (e2e/support/queue-writer.mjs).
+import { getApp } from './apps.ts';
+import { json } from './kube.ts';
 import { runWriter, writerScript, type LoopResult, type Ranges } from './pod-writer.ts';
 
 const WRITER = writerScript('queue-writer.mjs');
@@ -25,3 +27,11 @@ export const drainQueue = (ns: string, pod: string, queue: string) =>
     WRITER_MODE: 'drain',
     WRITER_QUEUE: queue,
   });
+
+/** The consumer `name`'s entry in the app's status: its last decision and its last scale. */
+export const consumerStatus = (ns: string, app: string, name: string) =>
+  getApp(ns, app).status?.consumers?.find((c: { name: string }) => c.name === name);
+
+/** How many replicas the operator asks of the consumer `name`'s Deployment. */
+export const consumerReplicas = (ns: string, app: string, name: string) =>
+  json<{ spec: { replicas: number } }>(['get', 'deployment', `${app}-${name}`, '-n', ns]).spec.replicas;

@@ -17,8 +17,14 @@
 // reach initdb through --pwfile, the bootstrap SQL through single-user postgres's stdin, and libpq
 // (pg_basebackup, pg_rewind, the walreceiver of a standby) through a 0600 passfile that PGPASSFILE
 // names. They are never in this text, a process's arguments, its environment or primary_conninfo.
-import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER, checkIdentifier } from './postgres.ts';
-import { FENCE_SETTING } from './postgres.ts';
+import {
+  DEFAULT_REPLICATION_USER,
+  DEFAULT_SUPERUSER,
+  FENCE_SETTING,
+  PG_PASSFILE,
+  PG_RUN_DIR,
+  checkIdentifier,
+} from './postgres.ts';
 import { FENCED_HBA_FILE } from './postgres-ready-script.ts';
 
 /** The files the script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
@@ -33,7 +39,7 @@ export const CREDENTIAL_FILES = {
  * PRIMARY_HOST, PRIMARY_PORT. Optional: PG_BIN (directory of the server binaries; default: PATH),
  * CONFIG_DIR (postgresql.conf and pg_hba.conf; default /config), CREDENTIALS_DIR (default
  * /credentials), RUN_DIR (a private writable directory for the passfile and the Unix socket;
- * default /var/run/postgresql), REWIND_WAITS (how many times, 2 s apart, a former primary waits for
+ * default PG_RUN_DIR), REWIND_WAITS (how many times, 2 s apart, a former primary waits for
  * a silent primary to rewind from before it is cloned instead; default 15).
  */
 export type InstanceEnv = {
@@ -93,7 +99,7 @@ app_database=${appDatabase}
 bin=\${PG_BIN:+$PG_BIN/}
 config_dir=\${CONFIG_DIR:-/config}
 credentials_dir=\${CREDENTIALS_DIR:-/credentials}
-run_dir=\${RUN_DIR:-/var/run/postgresql}
+run_dir=\${RUN_DIR:-${PG_RUN_DIR}}
 
 log() { printf '%s start.sh %s: %s\\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$INSTANCE_NAME" "$*" >&2; }
 die() {
@@ -126,7 +132,7 @@ umask 077
 mkdir -p "$run_dir"
 # libpq's passfile format escapes ':' and '\\'. printf is a builtin: the password is in no argv.
 pgpass_field() { printf '%s' "$1" | sed 's/[\\\\:]/\\\\&/g'; }
-PGPASSFILE=$run_dir/pgpass
+PGPASSFILE=$run_dir/${PG_PASSFILE}
 {
   printf '*:*:*:%s:%s\\n' "$superuser" "$(pgpass_field "$superuser_password")"
   printf '*:*:*:%s:%s\\n' "$replication_user" "$(pgpass_field "$replication_password")"

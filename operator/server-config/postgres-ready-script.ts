@@ -11,7 +11,7 @@
 // the operator promotes a standby: the fence always comes before the promotion. Only the operator
 // lifts it, through its heartbeat, which goes to the recorded primary only (heartbeat.ts); a primary
 // that was replaced is restarted by the operator instead and rewinds into a standby.
-import { DEFAULT_SUPERUSER, FENCE_SETTING, checkIdentifier } from './postgres.ts';
+import { DEFAULT_SUPERUSER, FENCE_SETTING, PG_PASSFILE, PG_RUN_DIR, checkIdentifier } from './postgres.ts';
 
 /** The application_name of the operator's heartbeat session (operator/dataplane/postgres/heartbeat.ts). */
 export const HEARTBEAT_APPLICATION = 'scalableapp-heartbeat';
@@ -21,7 +21,7 @@ export const FENCED_HBA_FILE = 'pg_hba.fenced.conf';
 /**
  * A POSIX sh script. Environment: PGPORT, PGDATA (required); FENCE_AFTER_SECONDS (the self-fence;
  * unset: none, as without an operator nothing can be promoted beside this primary); PG_BIN,
- * CONFIG_DIR (default /config), RUN_DIR (default /var/run/postgresql: the socket and the passfile
+ * CONFIG_DIR (default /config), RUN_DIR (default PG_RUN_DIR, the socket and the passfile
  * the start script wrote). Exit 0: ready; 1: not ready, with the reason on stdout (the kubelet puts
  * it in the probe's Event).
  */
@@ -35,7 +35,7 @@ set -u
 : "\${PGPORT:?PGPORT is required}" "\${PGDATA:?PGDATA is required}"
 bin=\${PG_BIN:+$PG_BIN/}
 config_dir=\${CONFIG_DIR:-/config}
-run_dir=\${RUN_DIR:-/var/run/postgresql}
+run_dir=\${RUN_DIR:-${PG_RUN_DIR}}
 fence_after=\${FENCE_AFTER_SECONDS:-}
 
 "\${bin}pg_isready" -q -h 127.0.0.1 -p "$PGPORT" || {
@@ -47,7 +47,7 @@ fence_after=\${FENCE_AFTER_SECONDS:-}
 # Into the container's log when it can (postgres, PID 1, holds it), else nowhere: stdout is the
 # probe's verdict.
 log() { printf '%s ready.sh: %s\\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >/proc/1/fd/2 2>/dev/null || true; }
-export PGPASSFILE="$run_dir/pgpass" PGCONNECT_TIMEOUT=2 PGOPTIONS='-c statement_timeout=2000'
+export PGPASSFILE="$run_dir/${PG_PASSFILE}" PGCONNECT_TIMEOUT=2 PGOPTIONS='-c statement_timeout=2000'
 q() { "\${bin}psql" -X -A -t -q -w -v ON_ERROR_STOP=1 -h "$run_dir" -p "$PGPORT" -U ${superuser} -d postgres -c "$1"; }
 
 # Recovery (a standby has nothing to fence), the fence, and the seconds since this server last

@@ -18,6 +18,13 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const CIDR = /^[0-9A-Fa-f.:]+\/[0-9]{1,3}$/;
 
 export const DEFAULT_SUPERUSER = 'postgres';
+/**
+ * In the pod, where postgres puts its socket and the instance script the passfile its clients
+ * (walreceiver, pg_rewind, the ready script) log in with: an emptyDir, so no password is on a volume.
+ */
+export const PG_RUN_DIR = '/var/run/postgresql';
+/** The passfile's name in PG_RUN_DIR. */
+export const PG_PASSFILE = 'pgpass';
 export const DEFAULT_REPLICATION_USER = 'replicator';
 
 function checkPort(port: number): number {

@@ -1,6 +1,6 @@
 import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../server-config/postgres.ts';
+import { PG_RUN_DIR, hbaConfig, postgresConfig, synchronousStandbyNames } from '../server-config/postgres.ts';
 import { instanceStartScript } from '../server-config/postgres-instance-script.ts';
 import { FENCED_HBA_FILE, instanceReadyScript } from '../server-config/postgres-ready-script.ts';
 import { ANNOTATION } from './labels.ts';
@@ -224,7 +224,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 { name: 'data', mountPath: '/var/lib/postgresql/data' },
                 { name: 'config', mountPath: '/config', readOnly: true },
                 { name: 'credentials', mountPath: '/credentials', readOnly: true },
-                { name: 'run', mountPath: '/var/run/postgresql' },
+                { name: 'run', mountPath: PG_RUN_DIR },
                 tmpMount,
               ],
             },
