@@ -1,12 +1,15 @@
 // One shard failing over on the real node while the others serve: two clients write at once, one to
 // each shard's read-write Service (e2e/support/pg-writer.mjs, with the shards' login), and the
-// primary of shard 0 hangs. Shard 0's standby is promoted by the operator in the cluster; shard 1's
-// client must not notice (no outage beyond its normal pace, nothing lost). Shards replicate
-// asynchronously by default: what shard 0 lost, if anything, is printed.
+// primary of one shard hangs, is killed, or loses its pod, or is switched over by annotation. The
+// operator in the cluster moves that shard's primary; the other shard's client must not notice (no
+// outage beyond its normal pace, nothing lost). Shards replicate asynchronously by default: what the
+// failing shard lost, if anything, is printed, and must have been acknowledged in the instant
+// before the failure.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually } from './support/kube.ts';
+import { eventually, kubectl } from './support/kube.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
-import { acknowledgedAt, writeFor, hang } from './support/pg-load.ts';
+import { acknowledgedAt, writeFor, hang, signalPod, type WriteResult } from './support/pg-load.ts';
+import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
 import {
   allPodsReady,
   appWithWriter,
@@ -20,7 +23,10 @@ import {
 
 const APP = 'social';
 const SHARD_PODS = tierPods(APP, 'shard');
+/** Enough for a hung primary's failover (about 25 s) and writes after it. */
 const WRITE_SECONDS = 60;
+/** Enough for a killed or deleted primary's (under 10 s) and a switchover. */
+const SHORT_WRITE_SECONDS = 30;
 /** Shard 1 serves if it acknowledges at least one write in every window this long (it writes every 10 ms). */
 const SERVING_WINDOW_MS = 5000;
 /** Streaming to a standby on the same node takes milliseconds: what a hang may lose is this recent. */
@@ -51,45 +57,123 @@ afterAll(() => {
   if (ns) deleteNamespaceAndWait(ns);
 });
 
+/** The windows of SERVING_WINDOW_MS from `from` to `to` in which `r` acknowledged nothing (ms after `from`). */
+function silentWindows(r: WriteResult, from: number, to: number): number[] {
+  const silent: number[] = [];
+  for (let t = from; t < to; t += SERVING_WINDOW_MS)
+    if (!r.at.some((a) => a >= t && a < t + SERVING_WINDOW_MS)) silent.push(t - from);
+  return silent;
+}
+
+/** A client's longest time without an acknowledgement: its last one before, its first one after. */
+function longestGap(r: WriteResult): { from: number; to: number } {
+  let gap = { from: r.at[0]!, to: r.at[0]! };
+  for (let i = 1; i < r.at.length; i++)
+    if (r.at[i]! - r.at[i - 1]! > gap.to - gap.from) gap = { from: r.at[i - 1]!, to: r.at[i]! };
+  return gap;
+}
+
+/**
+ * Both shards written to; after 5 s `fail` breaks shard 0's primary. Shard 1 must serve all through
+ * shard 0's outage and lose nothing; shard 0 must serve again (`mustMove`: on a promoted standby)
+ * and may lose only what it acknowledged in the instant before the failure; a former primary rejoins
+ * as a standby.
+ */
+async function shard0Fails(
+  what: string,
+  table: string,
+  seconds: number,
+  mustMove: boolean,
+  fail: (pod: string) => void,
+) {
+  const before0 = shard0.primaryOf();
+  const before1 = shard1.primaryOf();
+  const load0 = writeFor(ns, WRITER, seconds, table, shard0.target);
+  const load1 = writeFor(ns, WRITER, seconds, `${table}_other`, shard1.target);
+  await sleep(5000);
+  fail(before0);
+  const failedAt = Date.now();
+  const promoted = mustMove
+    ? await eventually(
+        'shard 0 failed over',
+        () => {
+          const p = shard0.primaryOf();
+          return p !== before0 && p;
+        },
+        120_000,
+        500,
+      )
+    : undefined;
+  const promotedAfterMs = Date.now() - failedAt;
+  const [r0, r1] = await Promise.all([load0, load1]);
+  const after0 = shard0.primaryOf();
+  const lost0 = await shard0.lostOf(r0, table);
+  // Shard 0's outage, as its client saw it: its longest time without an acknowledgement. (A
+  // force-deleted pod dies some time after the API call: the outage, not the call, is the event.)
+  const outage = longestGap(r0);
+  report(
+    `shard 0, ${what}`,
+    r0,
+    (after0 === before0 ? '; served by the same instance' : `; promoted ${after0}`) +
+      (promoted ? ` ${(promotedAfterMs / 1000).toFixed(1)} s after` : '') +
+      `; ${lost0.length} acknowledged lost`,
+  );
+  report('shard 1, meanwhile', r1);
+  expect(outage.from).toBeGreaterThan(failedAt - SERVING_WINDOW_MS);
+  // Shard 1 never moved, kept acknowledging writes all through shard 0's outage, and has every one.
+  expect(shard1.primaryOf()).toBe(before1);
+  expect(silentWindows(r1, outage.from, outage.to)).toEqual([]);
+  await shard1.expectNothingLost(r1, `${table}_other`);
+  // What shard 0 may have lost was acknowledged in the instant before its outage (asynchronous).
+  const ages = acknowledgedAt(r0, lost0).map((t) => outage.from - t);
+  expect(ages.filter((age) => age > FREEZE_WINDOW_MS || age < 0)).toEqual([]);
+  if (after0 !== before0) await shard0.rejoinedAsStandby(before0);
+  await allPodsReady(ns, SHARD_PODS, 4);
+}
+
 describeReal('a shard failing over on the real node while the other serves', () => {
   it("shard 0's primary hung: its standby is promoted, shard 1's writes go on undisturbed, and neither loses what it acknowledged before the hang", async () => {
+    await shard0Fails('hung primary', 'hung_shard', WRITE_SECONDS, true, (pod) =>
+      expect(hang(ns, pod)).toBeGreaterThan(0),
+    );
+  }, 600_000);
+
+  it("shard 0's primary container killed (SIGKILL): shard 0 serves again, in place or on its standby, while shard 1 goes on undisturbed", async () => {
+    await shard0Fails('killed primary container', 'killed_shard', SHORT_WRITE_SECONDS, false, (pod) =>
+      expect(signalPod(ns, pod, 'postgres', 'SIGKILL')).toBeGreaterThan(0),
+    );
+  }, 600_000);
+
+  it("shard 0's primary pod force-deleted: shard 0 serves again while shard 1 goes on undisturbed", async () => {
+    await shard0Fails('force-deleted primary pod', 'deleted_shard', SHORT_WRITE_SECONDS, false, (pod) =>
+      kubectl(['delete', 'pod', pod, '-n', ns, '--force', '--grace-period=0']),
+    );
+  }, 600_000);
+
+  it('a switchover of shard 1 by annotation under writes: its standby becomes the primary, nothing acknowledged is lost, and shard 0 goes on undisturbed', async () => {
     const before0 = shard0.primaryOf();
     const before1 = shard1.primaryOf();
-    const load0 = writeFor(ns, WRITER, WRITE_SECONDS, 'hung_shard', shard0.target);
-    const load1 = writeFor(ns, WRITER, WRITE_SECONDS, 'other_shard', shard1.target);
+    const target = [0, 1].map((i) => `${APP}-shard-1-${i}`).find((p) => p !== before1)!;
+    const load0 = writeFor(ns, WRITER, SHORT_WRITE_SECONDS, 'switchover_other', shard0.target);
+    const load1 = writeFor(ns, WRITER, SHORT_WRITE_SECONDS, 'switchover', shard1.target);
     await sleep(5000);
-    expect(hang(ns, before0)).toBeGreaterThan(0);
-    const frozenAt = Date.now();
-    const promoted = await eventually(
-      'shard 0 failed over',
-      () => {
-        const p = shard0.primaryOf();
-        return p !== before0 && p;
-      },
-      120_000,
-      500,
-    );
-    const promotedAfterMs = Date.now() - frozenAt;
+    const askedAt = Date.now();
+    kubectl(['annotate', 'scalableapp', APP, '-n', ns, `${SWITCHOVER_ANNOTATION}=${target}`, '--overwrite']);
+    await eventually("shard 1's record to name the target", () => shard1.primaryOf() === target, 60_000, 200);
+    const recordedMs = Date.now() - askedAt;
     const [r0, r1] = await Promise.all([load0, load1]);
-    const lost0 = await shard0.lostOf(r0, 'hung_shard');
     report(
-      'shard 0, hung primary',
-      r0,
-      `; promoted ${promoted} ${(promotedAfterMs / 1000).toFixed(1)} s after; ${lost0.length} acknowledged lost`,
+      'shard 1, switchover',
+      r1,
+      `; ${before1} to ${target}, recorded ${(recordedMs / 1000).toFixed(1)} s after the request`,
     );
-    report('shard 1, meanwhile', r1);
-    // Shard 1 never moved, kept acknowledging writes all through shard 0's outage (in every window
-    // of SERVING_WINDOW_MS from the hang to the promotion), and has every one it acknowledged.
-    expect(shard1.primaryOf()).toBe(before1);
-    const silent: number[] = [];
-    for (let t = frozenAt; t < frozenAt + promotedAfterMs; t += SERVING_WINDOW_MS)
-      if (!r1.at.some((a) => a >= t && a < t + SERVING_WINDOW_MS)) silent.push(t - frozenAt);
-    expect(silent).toEqual([]);
-    await shard1.expectNothingLost(r1, 'other_shard');
-    // What shard 0 may have lost was acknowledged in the instant before the hang (asynchronous).
-    const ages = acknowledgedAt(r0, lost0).map((t) => frozenAt - t);
-    expect(ages.filter((age) => age > FREEZE_WINDOW_MS || age < -FREEZE_WINDOW_MS)).toEqual([]);
-    await shard0.rejoinedAsStandby(before0);
+    report('shard 0, meanwhile', r0);
+    await shard1.expectNothingLost(r1, 'switchover');
+    const outage = longestGap(r1);
+    expect(shard0.primaryOf()).toBe(before0);
+    expect(silentWindows(r0, outage.from, outage.to)).toEqual([]);
+    await shard0.expectNothingLost(r0, 'switchover_other');
+    await shard1.rejoinedAsStandby(before1);
     await allPodsReady(ns, SHARD_PODS, 4);
   }, 600_000);
 });
