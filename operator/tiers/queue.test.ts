@@ -201,7 +201,16 @@ describe('queue tier objects', () => {
     const c = container();
     expect(c.readinessProbe!.tcpSocket).toEqual({ port: 'amqp' });
     expect(c.livenessProbe!.exec!.command).toEqual(['rabbitmq-diagnostics', '-q', 'ping']);
+    // Liveness waits for the startup probe, not for a guessed delay.
+    expect(c.livenessProbe!.initialDelaySeconds).toBeUndefined();
     expect(c.command).toEqual(['sh', '/config/start.sh']);
+  });
+
+  it("gives a starting broker longer than Mnesia's wait for its peers (10 tries of 30 s) before liveness may restart it", () => {
+    const c = container();
+    expect(c.startupProbe!.tcpSocket).toEqual({ port: 'amqp' });
+    const windowSeconds = c.startupProbe!.periodSeconds! * c.startupProbe!.failureThreshold!;
+    expect(windowSeconds).toBeGreaterThanOrEqual(2 * 10 * 30);
   });
 
   it('spreads the nodes over zones and lets a drain take one at a time', () => {

@@ -31,6 +31,8 @@ import type { Child, ObservedFacts } from './objects.ts';
 export const QUEUE = 'queue';
 /** The uid and gid of the `rabbitmq` user in the official image, which owns what the broker writes. */
 export const RABBITMQ_UID = 999;
+/** How many 10 s startup probes a broker gets: 10 minutes, twice the longest wait for its peers. */
+export const STARTUP_PROBES = 60;
 
 export type { QueueCredentials } from './objects.ts';
 
@@ -157,6 +159,7 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
   // The CLI of the liveness probe runs with the container's environment: the same node name, HOME
   // (where the cookie copy is) and long names.
   const ping = { exec: { command: ['rabbitmq-diagnostics', '-q', 'ping'] } };
+  const amqp = { tcpSocket: { port: 'amqp' } };
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -205,20 +208,16 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
                 { name: 'dist', containerPort: DIST_PORT, protocol: 'TCP' },
               ],
               resources: resourceRequirements(q.resources),
-              // Ready once the AMQP listener is open: RabbitMQ opens it last, after the node joined
-              // its cluster and imported the definitions. `rabbitmq-diagnostics ping` already
-              // succeeds while a node waits for its peers' tables, and every exec probe starts an
-              // Erlang VM; a TCP connect costs nothing.
-              readinessProbe: { tcpSocket: { port: 'amqp' }, periodSeconds: 10, failureThreshold: 3 },
-              // Alive while the runtime answers its CLI — also during that wait, which may last
-              // minutes and must not be cut short by a restart.
-              livenessProbe: {
-                ...ping,
-                initialDelaySeconds: 60,
-                periodSeconds: 30,
-                timeoutSeconds: 20,
-                failureThreshold: 3,
-              },
+              // Started, and ready, once the AMQP listener is open: RabbitMQ opens it last, after the
+              // node joined its cluster and imported the definitions. `rabbitmq-diagnostics ping`
+              // already succeeds while a node waits for its peers' tables, and every exec probe
+              // starts an Erlang VM; a TCP connect costs nothing. That wait lasts up to 5 minutes
+              // (Mnesia's 10 tries of 30 s, after which the node exits by itself): starting is given
+              // twice that, and liveness runs only after it, so no restart cuts the wait short.
+              startupProbe: { ...amqp, periodSeconds: 10, failureThreshold: STARTUP_PROBES },
+              readinessProbe: { ...amqp, periodSeconds: 10, failureThreshold: 3 },
+              // Alive while the runtime answers its CLI.
+              livenessProbe: { ...ping, periodSeconds: 30, timeoutSeconds: 20, failureThreshold: 3 },
               securityContext: restrictedContainerSecurity(),
               volumeMounts: [
                 { name: 'data', mountPath: PATHS.data },
