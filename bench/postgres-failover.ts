@@ -13,6 +13,7 @@
 //   decision    ping, fence, read positions, promote (with a checkpoint), point the other standby
 //   reconnect   decision done -> first acknowledged write on the new primary
 // Run: node bench/postgres-failover.ts   (RUNS=5, DELAYS=0,5 in seconds, SYNC=0 for ANY k)
+// npm run bench:real-failover runs it too, beside the same measure on the real node.
 import { performance } from 'node:perf_hooks';
 import type { Client } from 'pg';
 import { decidePostgresFailover } from '../operator/dataplane/postgres/failover.ts';
@@ -25,7 +26,7 @@ const SYNC = Number(process.env.SYNC ?? 0);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Run = {
+export type Run = {
   delayS: number;
   inFlight: number;
   detection: number;
@@ -37,7 +38,7 @@ type Run = {
   lostAcknowledged: number;
 };
 
-async function oneRun(delayS: number): Promise<Run> {
+export async function oneRun(delayS: number): Promise<Run> {
   const cluster = await LocalCluster.create({ names: ['pg-0', 'pg-1', 'pg-2'], synchronousReplicas: SYNC });
   try {
     await cluster.startAll();
@@ -140,4 +141,5 @@ async function main() {
   }
 }
 
-await main();
+// Also imported by bench/real-failover.ts, which runs the loopback figure beside its own.
+if (import.meta.main) await main();
