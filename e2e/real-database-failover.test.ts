@@ -160,10 +160,11 @@ describeReal('the database tier failing over on the real node under writes', () 
     await allPodsReady(ns, DB_PODS, 3);
   }, 600_000);
 
-  // With the default delay (5 s) a killed container that is back within it keeps its role, so the
-  // case above may see no promotion (bench/real-failover.ts: 2 of 5 runs stayed). With no delay the
-  // operator promotes as soon as the pod turns unready: the promotion path, every time.
-  it('with delaySeconds 0, the primary container killed: a standby is promoted at once, none acknowledged is lost, and the old primary is rewound into a standby behind the read-only Service', async () => {
+  // With the default delay (5 s) a killed container or a deleted pod that is back within it keeps its
+  // role, so the cases above may see no promotion (bench/real-failover.ts: 2 of 5 killed runs and 5
+  // of 5 force-deleted stayed). With no delay the operator promotes as soon as the pod turns unready
+  // or goes: the promotion path, every time.
+  async function promotedAtOnce(what: string, table: string, fail: (pod: string) => void): Promise<void> {
     kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(app(0)));
     try {
       await eventually(
@@ -173,14 +174,14 @@ describeReal('the database tier failing over on the real node under writes', () 
         500,
       );
       const before = primaryOf();
-      const load = writeFor(ns, WRITER, 30, 'killed_now');
+      const load = writeFor(ns, WRITER, 30, table);
       await sleep(5000);
-      expect(signalPod(ns, before, 'postgres', 'SIGKILL')).toBeGreaterThan(0);
+      fail(before);
       const r = await load;
       const after = primaryOf();
-      report('killed primary container, delaySeconds 0', r, `; promoted ${after}`);
+      report(`${what}, delaySeconds 0`, r, `; promoted ${after}`);
       expect(after).not.toBe(before);
-      await expectNothingLost(r, 'killed_now');
+      await expectNothingLost(r, table);
       const log = await rejoinedAsStandby(before);
       expect(log).toMatch(/rewinding to/);
       expect(log).not.toMatch(/cloning/);
@@ -188,6 +189,18 @@ describeReal('the database tier failing over on the real node under writes', () 
       kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(app()));
     }
     await allPodsReady(ns, DB_PODS, 3);
+  }
+
+  it('with delaySeconds 0, the primary container killed: a standby is promoted at once, none acknowledged is lost, and the old primary is rewound into a standby behind the read-only Service', async () => {
+    await promotedAtOnce('killed primary container', 'killed_now', (pod) =>
+      expect(signalPod(ns, pod, 'postgres', 'SIGKILL')).toBeGreaterThan(0),
+    );
+  }, 600_000);
+
+  it('with delaySeconds 0, the primary pod force-deleted: a standby is promoted at once, none acknowledged is lost, and the new pod is rewound into a standby behind the read-only Service', async () => {
+    await promotedAtOnce('force-deleted primary pod', 'deleted_now', (pod) =>
+      kubectl(['delete', 'pod', pod, '-n', ns, '--force', '--grace-period=0']),
+    );
   }, 600_000);
 
   it('a switchover asked for by annotation under writes: the named standby becomes the primary, none acknowledged is lost, the old primary rejoins as a standby', async () => {
