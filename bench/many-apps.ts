@@ -17,6 +17,7 @@ import { stringify } from 'yaml';
 import { forInstance, smallFullStackSpec } from '../e2e/support/apps.ts';
 import { createNamespace, eventually, json, kubectl, tryKubectl } from '../e2e/support/kube.ts';
 import { isLeader, startOperator, type OperatorProcess } from '../e2e/support/operator.ts';
+import { seconds } from './stats.ts';
 
 const APPS = Number(process.env.APPS ?? 100);
 const NODES_PER_ZONE = Number(process.env.BENCH_NODES_PER_ZONE ?? 4);
@@ -29,7 +30,6 @@ const CATCH_UP_DEADLINE_MS = 20 * 60_000;
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];
 const NODE_PREFIX = 'kwok-bench';
 
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const quantile = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
@@ -156,7 +156,7 @@ async function main() {
         peakRss = Math.max(peakRss, await first.counter('process_resident_memory_bytes'));
         const now = performance.now() - t0;
         for (const a of readiness(ns)) if (a.ready && !readyAt.has(a.name)) readyAt.set(a.name, now);
-        progress(`${readyAt.size}/${APPS} Ready after ${seconds(now)}`);
+        progress(`${readyAt.size}/${APPS} Ready after ${seconds(now)} s`);
         return readyAt.size === APPS;
       },
       READY_DEADLINE_MS,
@@ -202,11 +202,11 @@ async function main() {
 
     console.log(`\n1. ${APPS} full-stack apps applied at once (${pods} pods on simulated nodes)`);
     console.log(
-      `   all Ready after:                 ${seconds(allReadyMs)}   (p50 app ${seconds(quantile(times, 0.5))}, p90 ${seconds(quantile(times, 0.9))})`,
+      `   all Ready after:                 ${seconds(allReadyMs)} s   (p50 app ${seconds(quantile(times, 0.5))} s, p90 ${seconds(quantile(times, 0.9))} s)`,
     );
     console.log(`   operator's mutating requests:    ${writes} (${(writes / APPS).toFixed(1)} per app)`);
     console.log(
-      `   rate-limit floor (${CLIENT_QPS}/s):         ${seconds(floorMs)}; time to all Ready / floor: ${(allReadyMs / floorMs).toFixed(2)}`,
+      `   rate-limit floor (${CLIENT_QPS}/s):         ${seconds(floorMs)} s; time to all Ready / floor: ${(allReadyMs / floorMs).toFixed(2)}`,
     );
     console.log(
       `   Lease: holder kept ${now.holderIdentity === held.holderIdentity}, transitions ${(now.leaseTransitions ?? 0) - (held.leaseTransitions ?? 0)}, polls not leading ${notLeading}`,
@@ -217,7 +217,7 @@ async function main() {
     console.log(`   peak resident memory:            ${mib(peakRss)}`);
     console.log(`\n2. operator restarted after every spec changed`);
     console.log(
-      `   status about the new generation: p50 ${seconds(quantile(catchUp, 0.5))}, p99 ${seconds(quantile(catchUp, 0.99))}, last ${seconds(Math.max(...catchUp))}`,
+      `   status about the new generation: p50 ${seconds(quantile(catchUp, 0.5))} s, p99 ${seconds(quantile(catchUp, 0.99))} s, last ${seconds(Math.max(...catchUp))} s`,
     );
     console.log(`   reconciles per app until then:   ${(reconciles / APPS).toFixed(2)}`);
   } finally {
