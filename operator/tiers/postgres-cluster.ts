@@ -21,8 +21,10 @@ const PG_READY = { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', Stri
  * How long a primary may hear from no standby and no operator heartbeat before it fences itself
  * (ready.sh). Well above the standbys' status interval (2 s) and the heartbeat's period (2 s), so a
  * restarting standby or operator alone never fences it; low enough that the fence comes within
- * about 15 s (one probe period more), well before the readiness failures and the failover delay
- * that must come before another instance is promoted.
+ * about 15 s of the last contact (one probe period more). A cut-off primary's readiness fails only
+ * once it has fenced, so the failed probes and the failover delay that must come before another
+ * instance is promoted always follow the fence; they also bound how fast a silent primary is
+ * replaced (ADR 0006).
  */
 export const FENCE_AFTER_SECONDS = 10;
 /** How often ready.sh runs: a cut-off primary fences within FENCE_AFTER_SECONDS plus this. */

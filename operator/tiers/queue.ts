@@ -31,8 +31,9 @@ import type { Child, ObservedFacts } from './objects.ts';
 export const QUEUE = 'queue';
 /** The uid and gid of the `rabbitmq` user in the official image, which owns what the broker writes. */
 export const RABBITMQ_UID = 999;
-/** How many 10 s startup probes a broker gets: 10 minutes, twice the longest wait for its peers. */
-export const STARTUP_PROBES = 60;
+/** How long a broker may take to open its AMQP port: twice the longest wait for its peers. */
+export const STARTUP_WINDOW_SECONDS = 600;
+const STARTUP_PERIOD_SECONDS = 10;
 
 export type { QueueCredentials } from './objects.ts';
 
@@ -214,7 +215,11 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
               // starts an Erlang VM; a TCP connect costs nothing. That wait lasts up to 5 minutes
               // (Mnesia's 10 tries of 30 s, after which the node exits by itself): starting is given
               // twice that, and liveness runs only after it, so no restart cuts the wait short.
-              startupProbe: { ...amqp, periodSeconds: 10, failureThreshold: STARTUP_PROBES },
+              startupProbe: {
+                ...amqp,
+                periodSeconds: STARTUP_PERIOD_SECONDS,
+                failureThreshold: STARTUP_WINDOW_SECONDS / STARTUP_PERIOD_SECONDS,
+              },
               readinessProbe: { ...amqp, periodSeconds: 10, failureThreshold: 3 },
               // Alive while the runtime answers its CLI.
               livenessProbe: { ...ping, periodSeconds: 30, timeoutSeconds: 20, failureThreshold: 3 },
