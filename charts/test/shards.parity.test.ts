@@ -50,13 +50,16 @@ const INPUT_SETS: InputSet[] = [
     credentials: { superuser: 'su-secret', replication: 'repl-secret', app: 'app-secret' },
   },
   {
-    title: 'every field set: hot keys, another version and image, moved primaries, a storage class',
+    title:
+      'every field set: hot keys, another version and image, synchronous replicas, failover off, moved primaries, a storage class',
     release: 'shop',
     namespace: 'prod',
     shards: {
       count: 3,
       key: 'tenant_id',
       replicasPerShard: 2,
+      synchronousReplicas: 1,
+      failover: { enabled: false, delaySeconds: 120 },
       virtualNodes: 256,
       dedicated: [{ key: 'celebrity-42' }, { key: 'celebrity-7' }],
       allowedClients: [

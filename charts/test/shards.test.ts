@@ -69,6 +69,10 @@ describe("the spec's rules the schema cannot say", () => {
     'shards',
     base,
     {
+      'synchronousReplicas must be <= replicasPerShard': {
+        field: 'synchronousReplicas',
+        values: { replicasPerShard: 1, synchronousReplicas: 2 },
+      },
       'key is immutable: changing the sharding key would move every row': { field: 'key' },
       'version is immutable: a Postgres major upgrade needs a migration': { field: 'version' },
       ...brokenStorageRules(),
@@ -114,6 +118,8 @@ describe("the spec's rules the schema cannot say", () => {
     [{ key: 'user-id' }, '/key'],
     [{ virtualNodes: 0 }, '/virtualNodes'],
     [{ replicasPerShard: 6 }, '/replicasPerShard'],
+    [{ replicasPerShard: 5, synchronousReplicas: 6 }, '/synchronousReplicas'],
+    [{ failover: { delaySeconds: -1 } }, '/failover/delaySeconds'],
     [{ dedicated: [{ key: '' }] }, '/dedicated/0/key'],
     [{ version: '13' }, '/version'],
     [{ auth: { appPassword: 'two\nlines' } }, '/auth/appPassword'],

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { doc } from './meta.ts';
+import { doc, type CelRule } from './meta.ts';
 import { image, resources, storage, type ResourceDefaults, allowedClients } from './common.ts';
 
 export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
@@ -41,6 +41,46 @@ export const postgresInstances = {
   ).default('Retain'),
 };
 
+/**
+ * Whether and when the operator promotes a standby of one Postgres cluster (the database tier, and
+ * each shard) whose primary is lost. Shared so both tiers take the same settings with one meaning.
+ */
+export const postgresFailover = (description: string) =>
+  doc(
+    z.object({
+      enabled: doc(z.boolean(), 'Promote a replica when the primary is lost.').default(true),
+      delaySeconds: doc(
+        z.number().int().min(0).max(3600),
+        'How long the primary may be gone or unready before failover starts.',
+      ).default(5),
+    }),
+    description,
+  ).default({ enabled: true, delaySeconds: 5 });
+
+/**
+ * The CEL rule that keeps `synchronousReplicas` within a cluster's standbys (`replicasField`: the
+ * database's replicas, a shard's replicasPerShard), and the schema's check of it, so the operator
+ * refuses such a spec (InvalidSpec) as the apiserver does: ANY k of fewer standbys never returns.
+ */
+export const synchronousReplicasRule = (replicasField: string): CelRule => ({
+  rule: `self.synchronousReplicas <= self.${replicasField}`,
+  message: `synchronousReplicas must be <= ${replicasField}`,
+  fieldPath: '.synchronousReplicas',
+});
+export function checkSynchronousReplicas(
+  synchronousReplicas: number,
+  replicas: number,
+  replicasField: string,
+  ctx: z.RefinementCtx,
+): void {
+  if (synchronousReplicas > replicas)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['synchronousReplicas'],
+      message: synchronousReplicasRule(replicasField).message,
+    });
+}
+
 export const database = doc(
   z.object({
     ...postgresInstances,
@@ -51,25 +91,12 @@ export const database = doc(
       z.number().int().min(0).max(9),
       'Commits wait for ANY n replicas (synchronous_standby_names = ANY n (...)); 0 = asynchronous. With n >= 1 of N standbys a failover promotes only when at least N - n + 1 standbys answer (one of them then holds every acknowledged commit) and refuses otherwise, so no acknowledged commit is lost.',
     ).default(0),
-    failover: doc(
-      z.object({
-        enabled: doc(z.boolean(), 'Promote a replica when the primary is lost.').default(true),
-        delaySeconds: doc(
-          z.number().int().min(0).max(3600),
-          'How long the primary may be gone or unready before failover starts.',
-        ).default(5),
-      }),
-      'Operator-driven failover.',
-    ).default({ enabled: true, delaySeconds: 5 }),
+    failover: postgresFailover('Operator-driven failover.'),
   }),
   'The database tier: a Postgres primary with streaming read replicas, a read-write and a read-only Service, and failover.',
   {
     cel: [
-      {
-        rule: 'self.synchronousReplicas <= self.replicas',
-        message: 'synchronousReplicas must be <= replicas',
-        fieldPath: '.synchronousReplicas',
-      },
+      synchronousReplicasRule('replicas'),
       {
         rule: 'self.version == oldSelf.version',
         message: 'version is immutable: a Postgres major upgrade needs a migration',
@@ -79,6 +106,7 @@ export const database = doc(
     ],
   },
 ).superRefine((d, ctx) => {
+  checkSynchronousReplicas(d.synchronousReplicas, d.replicas, 'replicas', ctx);
   if (imageNamesOtherMajor(d.image, d.version))
     ctx.addIssue({ code: 'custom', path: ['image'], message: IMAGE_MAJOR_MESSAGE });
 });

@@ -249,6 +249,36 @@ describe('CEL rules', () => {
     ).toEqual([]);
   });
 
+  it.each([
+    [
+      'database',
+      'replicas',
+      (k: number, n: number) => ({ database: { replicas: n, synchronousReplicas: k } }),
+    ],
+    [
+      'shards',
+      'replicasPerShard',
+      (k: number, n: number) => ({
+        shards: { count: 2, key: 'user_id', replicasPerShard: n, synchronousReplicas: k },
+      }),
+    ],
+  ] as const)(
+    '%s: synchronousReplicas at most %s, refused by CEL and the schema alike naming the field',
+    (tier, replicas, at) => {
+      const message = `synchronousReplicas must be <= ${replicas}`;
+      expect(errorsFor(at(2, 2))).toEqual([]);
+      expect(errorsFor(at(0, 0))).toEqual([]);
+      // The apiserver's refusal (CEL), on the spec as the apiserver defaults it.
+      expect(celFailures(specJson, at(3, 2), undefined, 'spec')).toEqual([
+        expect.objectContaining({ path: `spec.${tier}.synchronousReplicas`, message }),
+      ]);
+      // The operator's (InvalidSpec), with the same message.
+      expect(
+        specSchema.safeParse(at(3, 2)).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+      ).toEqual([`${tier}.synchronousReplicas: ${message}`]);
+    },
+  );
+
   it('a consumer may only consume a declared queue', () => {
     const queue = { queues: [{ name: 'a' }, { name: 'b' }] };
     expect(errorsFor({ queue, consumers: [{ name: 'x', image: 'w', queue: 'b' }] })).toEqual([]);
@@ -289,6 +319,21 @@ describe('defaults', () => {
       failover: { enabled: true, delaySeconds: 5 },
       storage: { size: '10Gi' },
     });
+  });
+
+  it('each shard, like the database, fails over by default and replicates asynchronously unless asked', () => {
+    const s = specSchema.parse({ shards: { count: 2, key: 'user_id' } });
+    expect(s.shards).toMatchObject({
+      replicasPerShard: 1,
+      synchronousReplicas: 0,
+      failover: { enabled: true, delaySeconds: 5 },
+    });
+    const shards = (specJson.properties!.shards as { properties: Record<string, { default?: unknown }> })
+      .properties;
+    expect(shards.synchronousReplicas!.default).toBe(0);
+    expect(shards.failover!.default).toEqual({ enabled: true, delaySeconds: 5 });
+    expect(errorsFor({ shards: { count: 2, key: 'user_id', failover: { delaySeconds: 0 } } })).toEqual([]);
+    expect(errorsFor({ shards: { count: 2, key: 'user_id', failover: { delaySeconds: 3600 } } })).toEqual([]);
   });
 
   it('cache and queue defaults', () => {

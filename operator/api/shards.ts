@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { IMAGE_MAJOR_MESSAGE, imageNamesOtherMajor, postgresInstances } from './database.ts';
+import {
+  IMAGE_MAJOR_MESSAGE,
+  checkSynchronousReplicas,
+  imageNamesOtherMajor,
+  postgresFailover,
+  postgresInstances,
+  synchronousReplicasRule,
+} from './database.ts';
 import { storage, allowedClients } from './common.ts';
 
 /**
@@ -27,6 +34,13 @@ export const shards = doc(
       z.number().int().min(0).max(5),
       'Streaming replicas of each shard primary.',
     ).default(1),
+    synchronousReplicas: doc(
+      z.number().int().min(0).max(5),
+      'Each shard is its own Postgres cluster, and this applies to each: its commits wait for ANY n of its replicas (synchronous_standby_names = ANY n (...)); 0 = asynchronous. At most replicasPerShard. With n >= 1 of N standbys a shard fails over only when at least N - n + 1 of its standbys answer (one of them then holds every acknowledged commit) and refuses otherwise, so no acknowledged commit is lost.',
+    ).default(0),
+    failover: postgresFailover(
+      "Operator-driven failover of each shard: each shard is its own Postgres cluster, whose lost primary is replaced by one of that shard's replicas, the other shards untouched.",
+    ),
     virtualNodes: doc(
       z.number().int().min(1).max(1024),
       'Points per shard on the consistent-hash ring; more points, more even balance.',
@@ -64,6 +78,7 @@ export const shards = doc(
   'Database shards: Postgres clusters selected by a consistent-hash ring over the sharding key.',
   {
     cel: [
+      synchronousReplicasRule('replicasPerShard'),
       {
         rule: 'self.key == oldSelf.key',
         message: 'key is immutable: changing the sharding key would move every row',
@@ -79,6 +94,7 @@ export const shards = doc(
     ],
   },
 ).superRefine((s, ctx) => {
+  checkSynchronousReplicas(s.synchronousReplicas, s.replicasPerShard, 'replicasPerShard', ctx);
   if (imageNamesOtherMajor(s.image, s.version))
     ctx.addIssue({ code: 'custom', path: ['image'], message: IMAGE_MAJOR_MESSAGE });
 });

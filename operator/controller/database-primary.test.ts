@@ -259,3 +259,63 @@ describe('DatabasePrimary', () => {
     expect(forgotten).toEqual(['prod/shop/']);
   });
 });
+
+describe("DatabasePrimary of a shard: spec.shards' own settings", () => {
+  const shardPods = (primaryReady: boolean) => [
+    pod('shop-shard-0-0', primaryReady),
+    pod('shop-shard-0-1', true),
+    pod('shop-shard-0-2', true),
+  ];
+  const shards = (more: object) =>
+    parseApp({ shards: { count: 2, key: 'user_id', replicasPerShard: 2, ...more } });
+
+  it('waits failover.delaySeconds, then promotes the standby with the most WAL', async () => {
+    const app = shards({ failover: { delaySeconds: 10 } });
+    const { dp, calls, advance } = setup(
+      shardPods(false),
+      ['shop-shard-0-1', 'shop-shard-0-2'],
+      [
+        ['shop-shard-0-1', { role: 'replica', lsn: 100n }],
+        ['shop-shard-0-2', { role: 'replica', lsn: 120n }],
+      ],
+    );
+    expect(await dp.decideShard(app, facts, 'shop-shard-0')).toMatchObject({
+      kind: 'wait',
+      recheckMs: 10_000,
+    });
+    advance(10_000);
+    expect(await dp.decideShard(app, facts, 'shop-shard-0')).toMatchObject({
+      kind: 'moved',
+      primary: 'shop-shard-0-2',
+      previous: 'shop-shard-0-0',
+    });
+    expect(calls).toContain('promote shop-shard-0-2');
+  });
+
+  it('does nothing but say so when failover is disabled, naming the field', async () => {
+    const app = shards({ failover: { enabled: false } });
+    const { dp, calls, advance } = setup(shardPods(false), ['shop-shard-0-1', 'shop-shard-0-2'], []);
+    advance(600_000);
+    expect(await dp.decideShard(app, facts, 'shop-shard-0')).toMatchObject({
+      kind: 'refused',
+      primary: 'shop-shard-0-0',
+      reason: expect.stringContaining('spec.shards.failover.enabled'),
+    });
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses in synchronous mode when no reachable standby is sure to hold every acknowledged commit', async () => {
+    const app = shards({ synchronousReplicas: 1, failover: { delaySeconds: 0 } });
+    // ANY 1 of 2: an acknowledged commit may be only on the unreachable standby.
+    const { dp, calls } = setup(
+      shardPods(false),
+      ['shop-shard-0-1'],
+      [['shop-shard-0-1', { role: 'replica', lsn: 100n }]],
+    );
+    expect(await dp.decideShard(app, facts, 'shop-shard-0')).toMatchObject({
+      kind: 'refused',
+      primary: 'shop-shard-0-0',
+    });
+    expect(calls.filter((c) => c.startsWith('promote'))).toEqual([]);
+  });
+});

@@ -2,7 +2,15 @@ import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-n
 import { parseApp } from '../api/testdata/apps.ts';
 import { databaseObjects } from './database.ts';
 import type { ObservedFacts } from './objects.ts';
-import { RESHARD_DRAINED, hotShardName, shardEntries, shardMap, shardNames, shardObjects } from './shards.ts';
+import {
+  RESHARD_DRAINED,
+  hotShardName,
+  shardCluster,
+  shardEntries,
+  shardMap,
+  shardNames,
+  shardObjects,
+} from './shards.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 import { RESHARD_VERIFIED_ANNOTATION } from '../sharding/shard-map.ts';
 
@@ -88,6 +96,51 @@ describe('shard objects', () => {
       SHARDS_USER: 'app',
       SHARDS_PASSWORD: 'app pw',
     });
+  });
+});
+
+describe("each shard's replication and failover (spec.shards)", () => {
+  const hot = hotShardName(app, 'celebrity-42');
+  const tuned = parseApp({
+    shards: {
+      count: 2,
+      key: 'user_id',
+      replicasPerShard: 2,
+      synchronousReplicas: 1,
+      failover: { enabled: false, delaySeconds: 30 },
+      dedicated: [{ key: 'celebrity-42' }],
+    },
+  });
+  const conf = (a: typeof app, shard: string) =>
+    of<V1ConfigMap>('ConfigMap', shardObjects(a, facts)).find((c) => c.metadata!.name === `${shard}-config`)!
+      .data!['postgresql.conf']!;
+  const fences = (a: typeof app) =>
+    of<V1StatefulSet>('StatefulSet', shardObjects(a, facts)).map((s) =>
+      s.spec!.template.spec!.containers[0]!.env!.some((e) => e.name === 'FENCE_AFTER_SECONDS'),
+    );
+
+  it('is asynchronous by default, and every shard, hash or hot, waits for ANY k of its own instances when asked', () => {
+    for (const shard of ['shop-shard-0', hot]) {
+      expect(conf(app, shard)).toContain("synchronous_standby_names = ''");
+      expect(conf(tuned, shard)).toContain(
+        `synchronous_standby_names = 'ANY 1 ("${shard}-0", "${shard}-1", "${shard}-2")'`,
+      );
+    }
+  });
+
+  it("hands each shard's cluster the failover settings: on by default (the primary fences itself when cut off), off when asked", () => {
+    for (const shard of ['shop-shard-1', hot]) {
+      expect(shardCluster(app, shard, facts).spec).toMatchObject({
+        synchronousReplicas: 0,
+        failover: { enabled: true, delaySeconds: 5 },
+      });
+      expect(shardCluster(tuned, shard, facts).spec).toMatchObject({
+        synchronousReplicas: 1,
+        failover: { enabled: false, delaySeconds: 30 },
+      });
+    }
+    expect(fences(app)).toEqual([true, true, true]);
+    expect(fences(tuned)).toEqual([false, false, false]);
   });
 });
 

@@ -88,12 +88,6 @@ export function shardMap(app: ScalableApp, facts: ObservedFacts): ShardMap {
 }
 
 /**
- * Shards have no failover settings of their own in the API: they fail over like the database tier's
- * defaults (delay 5 s).
- */
-export const SHARD_FAILOVER = { enabled: true, delaySeconds: 5 } as const;
-
-/**
  * Shards that hold data: those of the routed ring, while resharding those of the pending one, and
  * shards a flip retired until their drain is confirmed (RESHARD_DRAINED at the routed version).
  */
@@ -121,9 +115,9 @@ export function shardCluster(app: ScalableApp, name: string, facts: ObservedFact
       deletionPolicy: s.deletionPolicy,
       replicas: s.replicasPerShard,
       storage: s.storage,
-      // Shards replicate asynchronously: the spec has no synchronous setting for them (yet).
-      synchronousReplicas: 0,
-      failover: SHARD_FAILOVER,
+      // Every shard, hash or hot, replicates and fails over as spec.shards says.
+      synchronousReplicas: s.synchronousReplicas,
+      failover: s.failover,
     },
     credentialsName: shardsCredentialsName(app),
     facts: facts.shards?.[name] ?? {},

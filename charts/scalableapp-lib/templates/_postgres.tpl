@@ -9,6 +9,8 @@ copy. A cluster is a dict (the shape of PgCluster):
                  scalableapp.io/shard), a dict, may be empty
   spec           version, image, resources (with the tier's default applied), deletionPolicy,
                  replicas, storage, synchronousReplicas
+  replicasField  the value that says `replicas` (optional: replicas; a shard's replicasPerShard),
+                 for error messages
   credentialsName  the Secret with superuser-, replication- and app-password
   primary        the recorded primary (optional: the first instance), and primaryField, the
                  value's path for error messages
@@ -50,7 +52,8 @@ including chart's `.Files`, so they are read through the chart's dependency on t
 {{- define "scalableapp-lib.postgres.synchronousStandbyNames" -}}
 {{- $k := int .spec.synchronousReplicas -}}
 {{- if gt $k (int .spec.replicas) -}}
-{{- fail (printf "synchronousReplicas: synchronousReplicas must be <= replicas (%d > %d): commits would never return" $k (int .spec.replicas)) -}}
+{{- $field := .replicasField | default "replicas" -}}
+{{- fail (printf "synchronousReplicas: synchronousReplicas must be <= %s (%d > %d): commits would never return" $field $k (int .spec.replicas)) -}}
 {{- end -}}
 {{- if gt $k 0 -}}
 {{- $quoted := list -}}

@@ -149,8 +149,9 @@ limit given alone keeps the default requests), a request above its limit refused
 
 {{/*
 One shard as a Postgres cluster (scalableapp-lib/templates/_postgres.tpl), as shardCluster()
-describes it: its own pods by the scalableapp.io/shard label, replicasPerShard replicas,
-asynchronous replication, the shared login. Fills the dict it is given (context, name).
+describes it: its own pods by the scalableapp.io/shard label, replicasPerShard replicas (ANY
+synchronousReplicas of them acknowledge each commit), the shared login. Fills the dict it is given
+(context, name).
 */}}
 {{- define "shards.cluster" -}}
 {{- $v := .context.Values -}}
@@ -163,7 +164,8 @@ asynchronous replication, the shared login. Fills the dict it is given (context,
   "deletionPolicy" $v.deletionPolicy
   "replicas" $v.replicasPerShard
   "storage" $v.storage
-  "synchronousReplicas" 0) -}}
+  "synchronousReplicas" $v.synchronousReplicas) -}}
+{{- $_ := set . "replicasField" "replicasPerShard" -}}
 {{- $_ := set . "credentialsName" (include "shards.credentialsName" .context) -}}
 {{- $_ := set . "primary" (get ($v.primaries | default dict) .name) -}}
 {{- $_ := set . "primaryField" (printf "primaries.%s" .name) -}}

@@ -91,6 +91,8 @@ const HINTS: Record<string, fc.Arbitrary<unknown>> = {
       { requiredKeys: ['type', 'host', 'gateway'] },
     ),
   ),
+  // At most replicasPerShard (a CEL rule), mostly: a draw of 0..5 against 0..5 is refused too often.
+  'shards.synchronousReplicas': fc.constantFrom(0, 1),
   'shards.dedicated[].key': fc.constantFrom(
     'celebrity-1',
     'celebrity-2',
