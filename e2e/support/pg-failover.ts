@@ -3,7 +3,7 @@
 // as a standby, and what the writer (pg-load.ts) got acknowledged against what the table holds.
 import { getApp } from './apps.ts';
 import { eventsWhere, eventually, json, kubectl, tryKubectl } from './kube.ts';
-import { lost, resumed, storedIds, type ShardTarget, type WriteResult } from './pg-load.ts';
+import { lost, resumed, storedIds, superuserQuery, type ShardTarget, type WriteResult } from './pg-load.ts';
 import { podStates } from './real-node.ts';
 import { ROLE_LABEL } from '../../operator/tiers/labels.ts';
 
@@ -91,8 +91,53 @@ export class PgFailover {
   async lostOf(r: WriteResult, table: string): Promise<number[]> {
     expect(r.ackedCount).toBeGreaterThan(0);
     const stored = await storedIds(this.ns, this.writer, table, this.target);
-    expect(resumed(r)).toBe(true);
+    if (!resumed(r)) {
+      const errors = JSON.stringify(r.errors, null, 1);
+      throw new Error(
+        `writes to ${table} never resumed; the writer's errors: ${errors}\n${this.replicationState()}`,
+      );
+    }
     return lost(r.acked, stored.ids);
+  }
+
+  /**
+   * Why writes may not have resumed, for a failure's message: each instance's role label and
+   * readiness, whom it streams to or from, the cluster's Events and the operator's last log lines.
+   */
+  replicationState(): string {
+    const pods = podStates(this.ns).filter((p) => new RegExp(`^${this.cluster}-[0-9]+$`).test(p.name));
+    const ask = (pod: string, sql: string) => {
+      try {
+        return superuserQuery(this.ns, pod, sql);
+      } catch (err) {
+        return `(${(err as Error).message.split('\n')[0]})`;
+      }
+    };
+    const instances = pods.map((p) => {
+      const role = json<any>(['get', 'pod', p.name, '-n', this.ns]).metadata.labels?.[ROLE_LABEL];
+      const sending = ask(
+        p.name,
+        'SELECT application_name, state, sync_state, replay_lsn FROM pg_stat_replication',
+      );
+      const receiving = ask(
+        p.name,
+        'SELECT status, sender_host, received_tli, flushed_lsn FROM pg_stat_wal_receiver',
+      );
+      const settings = ask(
+        p.name,
+        "SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery(), current_setting('primary_conninfo')",
+      );
+      return `${p.name} role=${role} ready=${p.ready}: settings ${settings}; sends [${sending}]; receives [${receiving}]`;
+    });
+    const events = tryKubectl(['get', 'events', '-n', this.ns, '--sort-by=.lastTimestamp']).stdout;
+    const log = tryKubectl([
+      'logs',
+      '-n',
+      'scalableapp-system',
+      'deployment/scalableapp-operator',
+      '--tail=60',
+    ]).stdout;
+    return [...instances, `events:\n${events.slice(-4000)}`, `operator log:\n${log.slice(-6000)}`].join('\n');
   }
 
   /** Every acknowledged id is stored, and writes resumed. */

@@ -55,6 +55,8 @@ export interface LoopResult extends Acknowledged {
   unconfirmed: number;
   /** The longest time between two acknowledged writes: the outage a client saw, at most. */
   longestGapMs: number;
+  /** Each distinct error of a failed attempt (the first eight kinds), with its count. */
+  errors: Record<string, number>;
 }
 
 /** Writes resumed: one of the last hundred attempts (about a second of writing) was acknowledged. */

@@ -24,7 +24,7 @@ const PACE_MS = 10;
  * throws when it failed: the outcome is unknown, it is not counted as acknowledged, `reset()` drops
  * the connection, and the next attempt comes 100 ms later. Returns the acknowledged ids as ranges
  * with the time of each acknowledgement (ms since the epoch, in id order), the attempts, the failed
- * and unconfirmed ones, and the longest time between two acknowledgements.
+ * and unconfirmed ones, the longest time between two acknowledgements, and why attempts failed.
  */
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
 async function writeLoop(seconds, first, attempt, reset) {
@@ -36,6 +36,8 @@ async function writeLoop(seconds, first, attempt, reset) {
   let unconfirmed = 0;
   let lastAck = Date.now();
   let longestGapMs = 0;
+  // Why attempts failed, for a failure's message: each distinct error's count (a few kinds at most).
+  const errors = {};
   while (Date.now() < deadline) {
     id += 1;
     try {
@@ -49,8 +51,10 @@ async function writeLoop(seconds, first, attempt, reset) {
       acked.push(id);
       at.push(now);
       await sleep(PACE_MS);
-    } catch {
+    } catch (err) {
       failed += 1;
+      const why = String(err?.message ?? err).slice(0, 160);
+      if (why in errors || Object.keys(errors).length < 8) errors[why] = (errors[why] ?? 0) + 1;
       reset();
       await sleep(100);
     }
@@ -64,5 +68,6 @@ async function writeLoop(seconds, first, attempt, reset) {
     failed,
     unconfirmed,
     longestGapMs,
+    errors,
   };
 }
