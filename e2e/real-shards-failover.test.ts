@@ -1,14 +1,15 @@
 // One shard failing over on the real node while the others serve: two clients write at once, one to
 // each shard's read-write Service (e2e/support/pg-writer.mjs, with the shards' login), and the
 // primary of one shard hangs, is killed, or loses its pod, or is switched over by annotation. The
-// operator in the cluster moves that shard's primary; the other shard's client must not notice (no
-// outage beyond its normal pace, nothing lost). Shards replicate asynchronously by default: what the
-// failing shard lost, if anything, is printed, and must have been acknowledged in the instant
-// before the failure.
+// operator in the cluster promotes one of that shard's standbys; the other shard's client must not
+// notice (no outage beyond its normal pace, nothing lost). The shards replicate synchronously (ANY 1
+// of 2 standbys) and fail over at once (delaySeconds 0), so every failure is a promotion and no
+// acknowledged commit may be lost; what asynchronous replication loses is measured by
+// real-database-async-failover.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, kubectl } from './support/kube.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
-import { acknowledgedAt, writeFor, hang, signalPod, type WriteResult } from './support/pg-load.ts';
+import { writeFor, hang, signalPod, type WriteResult } from './support/pg-load.ts';
 import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
 import {
   allPodsReady,
@@ -23,21 +24,21 @@ import {
 
 const APP = 'social';
 const SHARD_PODS = tierPods(APP, 'shard');
-/** Enough for a hung primary's failover (about 25 s) and writes after it. */
+/** Enough for a hung primary's failover (about 20 s with delay 0) and writes after it. */
 const WRITE_SECONDS = 60;
-/** Enough for a killed or deleted primary's (under 10 s) and a switchover. */
+/** Enough for a killed or deleted primary's failover (under 5 s with delay 0) and a switchover. */
 const SHORT_WRITE_SECONDS = 30;
 /** Shard 1 serves if it acknowledges at least one write in every window this long (it writes every 10 ms). */
 const SERVING_WINDOW_MS = 5000;
-/** Streaming to a standby on the same node takes milliseconds: what a hang may lose is this recent. */
-const FREEZE_WINDOW_MS = 1000;
 
 const app = () =>
   localApp(APP, {
     shards: {
       count: 2,
       key: 'user_id',
-      replicasPerShard: 1,
+      replicasPerShard: 2,
+      synchronousReplicas: 1,
+      failover: { delaySeconds: 0 },
       storage: { size: '1Gi' },
       allowedClients: [WRITER_CLIENT],
     },
@@ -48,7 +49,7 @@ let shard0: PgFailover;
 let shard1: PgFailover;
 
 beforeAll(async () => {
-  ns = await appWithWriter('real-shards', app(), SHARD_PODS, 4);
+  ns = await appWithWriter('real-shards', app(), SHARD_PODS, 6);
   shard0 = new PgFailover(ns, APP, WRITER, `${APP}-shard-0`);
   shard1 = new PgFailover(ns, APP, WRITER, `${APP}-shard-1`);
 }, 900_000);
@@ -85,17 +86,10 @@ function expectOutageAt(gap: { from: number; to: number }, at: number): void {
 
 /**
  * Both shards written to; after 5 s `fail` breaks shard 0's primary. Shard 1 must serve all through
- * shard 0's outage and lose nothing; shard 0 must serve again (`mustMove`: on a promoted standby)
- * and may lose only what it acknowledged in the instant before the failure; a former primary rejoins
- * as a standby.
+ * shard 0's outage and lose nothing; shard 0 must serve again on a promoted standby and lose nothing
+ * either; its former primary rejoins as a standby.
  */
-async function shard0Fails(
-  what: string,
-  table: string,
-  seconds: number,
-  mustMove: boolean,
-  fail: (pod: string) => void,
-) {
+async function shard0Fails(what: string, table: string, seconds: number, fail: (pod: string) => void) {
   const before0 = shard0.primaryOf();
   const before1 = shard1.primaryOf();
   const load0 = writeFor(ns, WRITER, seconds, table, shard0.target);
@@ -103,20 +97,17 @@ async function shard0Fails(
   await sleep(5000);
   fail(before0);
   const failedAt = Date.now();
-  const promoted = mustMove
-    ? await eventually(
-        'shard 0 failed over',
-        () => {
-          const p = shard0.primaryOf();
-          return p !== before0 && p;
-        },
-        120_000,
-        500,
-      )
-    : undefined;
+  const promoted = await eventually(
+    'shard 0 failed over',
+    () => {
+      const p = shard0.primaryOf();
+      return p !== before0 && p;
+    },
+    120_000,
+    500,
+  );
   const promotedAfterMs = Date.now() - failedAt;
   const [r0, r1] = await Promise.all([load0, load1]);
-  const after0 = shard0.primaryOf();
   const lost0 = await shard0.lostOf(r0, table);
   // Shard 0's outage, as its client saw it: its longest time without an acknowledgement. (A
   // force-deleted pod dies some time after the API call: the outage, not the call, is the event.)
@@ -124,9 +115,7 @@ async function shard0Fails(
   report(
     `shard 0, ${what}`,
     r0,
-    (after0 === before0 ? '; served by the same instance' : `; promoted ${after0}`) +
-      (promoted ? ` ${(promotedAfterMs / 1000).toFixed(1)} s after` : '') +
-      `; ${lost0.length} acknowledged lost`,
+    `; promoted ${promoted} ${(promotedAfterMs / 1000).toFixed(1)} s after; ${lost0.length} acknowledged lost`,
   );
   report('shard 1, meanwhile', r1);
   expectOutageAt(outage, failedAt);
@@ -134,30 +123,28 @@ async function shard0Fails(
   expect(shard1.primaryOf()).toBe(before1);
   expect(silentWindows(r1, outage.from, outage.to)).toEqual([]);
   await shard1.expectNothingLost(r1, `${table}_other`);
-  // What shard 0 may have lost was acknowledged in the instant before its outage (asynchronous).
-  const ages = acknowledgedAt(r0, lost0).map((t) => outage.from - t);
-  expect(ages.filter((age) => age > FREEZE_WINDOW_MS || age < 0)).toEqual([]);
-  // Restarted in place, it kept every commit it had acknowledged: they were on its disk.
-  if (after0 === before0) expect(lost0).toEqual([]);
-  else await shard0.rejoinedAsStandby(before0);
-  await allPodsReady(ns, SHARD_PODS, 4);
+  // Synchronous: the promoted standby had every commit shard 0 acknowledged.
+  expect(lost0).toEqual([]);
+  expect(shard0.primaryOf()).toBe(promoted);
+  await shard0.rejoinedAsStandby(before0);
+  await allPodsReady(ns, SHARD_PODS, 6);
 }
 
 describeReal('a shard failing over on the real node while the other serves', () => {
-  it("shard 0's primary hung: its standby is promoted, shard 1's writes go on undisturbed, and neither loses what it acknowledged before the hang", async () => {
-    await shard0Fails('hung primary', 'hung_shard', WRITE_SECONDS, true, (pod) =>
+  it("shard 0's primary hung: a standby is promoted, shard 1's writes go on undisturbed, and neither loses an acknowledged write", async () => {
+    await shard0Fails('hung primary', 'hung_shard', WRITE_SECONDS, (pod) =>
       expect(hang(ns, pod)).toBeGreaterThan(0),
     );
   }, 600_000);
 
-  it("shard 0's primary container killed (SIGKILL): shard 0 serves again, in place or on its standby, while shard 1 goes on undisturbed", async () => {
-    await shard0Fails('killed primary container', 'killed_shard', SHORT_WRITE_SECONDS, false, (pod) =>
+  it("shard 0's primary container killed (SIGKILL): a standby is promoted at once, nothing acknowledged is lost, and shard 1 goes on undisturbed", async () => {
+    await shard0Fails('killed primary container', 'killed_shard', SHORT_WRITE_SECONDS, (pod) =>
       expect(signalPod(ns, pod, 'postgres', 'SIGKILL')).toBeGreaterThan(0),
     );
   }, 600_000);
 
-  it("shard 0's primary pod force-deleted: shard 0 serves again while shard 1 goes on undisturbed", async () => {
-    await shard0Fails('force-deleted primary pod', 'deleted_shard', SHORT_WRITE_SECONDS, false, (pod) =>
+  it("shard 0's primary pod force-deleted: a standby is promoted at once, nothing acknowledged is lost, and shard 1 goes on undisturbed", async () => {
+    await shard0Fails('force-deleted primary pod', 'deleted_shard', SHORT_WRITE_SECONDS, (pod) =>
       kubectl(['delete', 'pod', pod, '-n', ns, '--force', '--grace-period=0']),
     );
   }, 600_000);
@@ -165,7 +152,7 @@ describeReal('a shard failing over on the real node while the other serves', () 
   it('a switchover of shard 1 by annotation under writes: its standby becomes the primary, nothing acknowledged is lost, and shard 0 goes on undisturbed', async () => {
     const before0 = shard0.primaryOf();
     const before1 = shard1.primaryOf();
-    const target = [0, 1].map((i) => `${APP}-shard-1-${i}`).find((p) => p !== before1)!;
+    const target = [0, 1, 2].map((i) => `${APP}-shard-1-${i}`).find((p) => p !== before1)!;
     const load0 = writeFor(ns, WRITER, SHORT_WRITE_SECONDS, 'switchover_other', shard0.target);
     const load1 = writeFor(ns, WRITER, SHORT_WRITE_SECONDS, 'switchover', shard1.target);
     await sleep(5000);
@@ -187,6 +174,6 @@ describeReal('a shard failing over on the real node while the other serves', () 
     expect(silentWindows(r0, outage.from, outage.to)).toEqual([]);
     await shard0.expectNothingLost(r0, 'switchover_other');
     await shard1.rejoinedAsStandby(before1);
-    await allPodsReady(ns, SHARD_PODS, 4);
+    await allPodsReady(ns, SHARD_PODS, 6);
   }, 600_000);
 });
