@@ -141,8 +141,10 @@ describe('failover, asynchronous replication', () => {
       expect(await promoted.inRecovery()).toBe(false);
       await insert(promoted, 3, 'after');
       expect(await bodies(promoted)).toEqual(['before', 'after']);
-      // The other standby switched upstream without a restart and receives the new row.
+      // The other standby switched upstream without a restart and receives the new row; its
+      // primary_conninfo names the new primary, which is what the operator checks it by.
       await hasBody(follower, 'after');
+      expect((await c.admin.state(follower.node)).upstream).toBe(promoted.node.host);
 
       // The old primary restarts with the same script, the new primary recorded: pg_rewind takes it
       // back to where the histories forked (dropping 'lost'), and it starts as a standby.
@@ -151,6 +153,8 @@ describe('failover, asynchronous replication', () => {
       expect(old.log).toMatch(/servers diverged at WAL location/);
       expect(old.log).not.toMatch(/cloning/);
       expect(await old.inRecovery()).toBe(true);
+      // What the instance script wrote reads back the same way.
+      expect((await c.admin.state(old.node)).upstream).toBe(promoted.node.host);
       await insert(promoted, 4, 'rejoined');
       await hasBody(old, 'rejoined');
       expect(await bodies(old)).toEqual(['before', 'after', 'rejoined']);

@@ -27,7 +27,8 @@ function fakeAdmin(up: Set<string>, states: Map<string, PgState>) {
       calls.push(`promote ${n.name}`);
       states.set(n.name, { role: 'primary', lsn: states.get(n.name)?.lsn ?? 0n });
     },
-    follow: async (n: PgNode, p: PgNode) => void calls.push(`follow ${n.name} -> ${p.name}`),
+    follow: async (n: PgNode, p: PgNode) =>
+      void calls.push(`follow ${n.name} -> ${p.name}${p.streamHost ? ` at ${p.streamHost}` : ''}`),
     fence: async (n) => void calls.push(`fence ${n.name}`),
   };
   return { admin, calls };
@@ -87,7 +88,12 @@ describe('DatabasePrimary', () => {
       previous: 'shop-db-0',
       planned: false,
     });
-    expect(calls).toEqual(['fence shop-db-0', 'promote shop-db-2', 'follow shop-db-1 -> shop-db-2']);
+    expect(calls).toEqual([
+      'fence shop-db-0',
+      'promote shop-db-2',
+      // By name: the standby follows shop-db-2 to a new pod's address.
+      'follow shop-db-1 -> shop-db-2 at shop-db-2.shop-db-headless.prod.svc',
+    ]);
   });
 
   it('forgets an app that went away: a new app of that name waits the whole delay again', async () => {
@@ -204,6 +210,68 @@ describe('DatabasePrimary', () => {
     now += 1_000;
     expect(await dp.decide(app, f)).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
     expect(asked.filter((n) => n === 'shop-db-0')).toHaveLength(2);
+  });
+
+  const dns = (instance: string) => `${instance}.shop-db-headless.prod.svc`;
+
+  it('points a standby that streams from another instance at the primary, by its DNS name, once per incarnation', async () => {
+    const { dp, calls } = setup(
+      three(true),
+      ['shop-db-0', 'shop-db-1', 'shop-db-2'],
+      [
+        ['shop-db-0', { role: 'primary', lsn: 200n }],
+        // Left out of a failover's repoint: still pointed at the instance that was primary before.
+        ['shop-db-1', { role: 'replica', lsn: 150n, upstream: dns('shop-db-2') }],
+        ['shop-db-2', { role: 'replica', lsn: 200n, upstream: dns('shop-db-0') }],
+      ],
+    );
+    const app = parseApp({ database: { replicas: 2 } });
+    expect(await dp.decide(app, facts)).toEqual({ kind: 'keep', primary: 'shop-db-0', restart: [] });
+    expect(calls).toEqual(['follow shop-db-1 -> shop-db-0 at shop-db-0.shop-db-headless.prod.svc']);
+    // Checked, it is not asked again until it restarts or the primary moves.
+    await dp.decide(app, facts);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('points a standby left pointing at a pod address (an older operator) at the DNS name too', async () => {
+    const { dp, calls } = setup(
+      three(true),
+      ['shop-db-0', 'shop-db-1', 'shop-db-2'],
+      [
+        ['shop-db-0', { role: 'primary', lsn: 200n }],
+        ['shop-db-1', { role: 'replica', lsn: 200n, upstream: '10.0.0.0' }],
+        ['shop-db-2', { role: 'replica', lsn: 200n }], // names no host: nothing to compare
+      ],
+    );
+    await dp.decide(parseApp({ database: { replicas: 2 } }), facts);
+    expect(calls).toEqual(['follow shop-db-1 -> shop-db-0 at shop-db-0.shop-db-headless.prod.svc']);
+  });
+
+  it('repoints after a failover a standby the promotion could not, and fails the check while it cannot', async () => {
+    const app = parseApp({ database: { replicas: 2, failover: { delaySeconds: 0 } } });
+    const pods = three(false);
+    const up = new Set(['shop-db-1', 'shop-db-2']);
+    const states = new Map<string, PgState>([
+      ['shop-db-1', { role: 'replica', lsn: 100n, upstream: dns('shop-db-0') }],
+      ['shop-db-2', { role: 'replica', lsn: 120n, upstream: dns('shop-db-0') }],
+    ]);
+    const fake = fakeAdmin(up, states);
+    let refuse = true;
+    const follow = fake.admin.follow;
+    fake.admin.follow = async (n, p) => {
+      if (refuse) throw new Error(`${n.name}: timeout`);
+      return follow(n, p);
+    };
+    const dp = new DatabasePrimary({ adminFor: () => fake.admin, pods: () => pods, now: () => 0 });
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'moved', primary: 'shop-db-2' });
+    expect(fake.calls).toEqual(['fence shop-db-0', 'promote shop-db-2']);
+    // The record names shop-db-2 and its pod is ready: shop-db-1 still streams from shop-db-0.
+    pods[0] = pod('shop-db-0', false);
+    const after = { ...facts, dbPrimary: 'shop-db-2' };
+    await expect(dp.decide(app, after)).rejects.toThrow('shop-db-1: timeout');
+    refuse = false;
+    expect(await dp.decide(app, after)).toMatchObject({ kind: 'keep', primary: 'shop-db-2' });
+    expect(fake.calls.at(-1)).toBe('follow shop-db-1 -> shop-db-2 at shop-db-2.shop-db-headless.prod.svc');
   });
 
   it('asks a standby it had checked again once it was promoted: promoted in place, it may be replaced while it runs', async () => {

@@ -9,6 +9,7 @@ import { databaseCluster } from '../tiers/database.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import {
   PG_PORT,
+  pgInstanceHost,
   pgInstanceNames,
   pgPrimary,
   selfFencing,
@@ -78,7 +79,15 @@ const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatu
 const ready = isPodReady;
 const running = (p: V1Pod) =>
   Boolean(p.status?.containerStatuses?.[0]?.state?.running) && Boolean(p.status?.podIP);
-const node = (p: V1Pod): PgNode => ({ name: p.metadata!.name!, host: p.status?.podIP ?? '', port: PG_PORT });
+/** An instance as the admin calls see it: reached at its pod's address, streamed from by its DNS name. */
+const nodeIn =
+  (cluster: PgCluster) =>
+  (p: V1Pod): PgNode => ({
+    name: p.metadata!.name!,
+    host: p.status?.podIP ?? '',
+    port: PG_PORT,
+    streamHost: pgInstanceHost(cluster, p.metadata!.name!),
+  });
 
 /** One Postgres cluster to keep a primary for: the database tier, or one shard. */
 interface Scope {
@@ -158,6 +167,7 @@ export class DatabasePrimary {
     const primary = pgPrimary(cluster);
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
     const admin = this.d.adminFor(cluster, scope.credentials);
+    const node = nodeIn(cluster);
 
     if (primaryPod && ready(primaryPod)) {
       unreadySince.delete(key);
@@ -186,7 +196,14 @@ export class DatabasePrimary {
           switchoverDone: target!,
         };
       }
-      const { stray, unasked } = await this.strayPrimaries(pods, primary, admin, verified, unanswered);
+      const { stray, unasked } = await this.strayPrimaries(
+        pods,
+        node,
+        node(primaryPod),
+        admin,
+        verified,
+        unanswered,
+      );
       return {
         kind: 'keep',
         primary,
@@ -212,11 +229,13 @@ export class DatabasePrimary {
     // Every instance counts for the synchronous safety rule, a missing pod as one that cannot answer.
     const everyInstance = pgInstanceNames(cluster).map((name) => {
       const p = pods.find((x) => x.metadata?.name === name);
-      return p ? node(p) : { name, host: '', port: PG_PORT };
+      return p ? node(p) : { name, host: '', port: PG_PORT, streamHost: pgInstanceHost(cluster, name) };
     });
     const outcome = await decidePostgresFailover(
       everyInstance,
-      primaryPod ? node(primaryPod) : { name: primary, host: '', port: PG_PORT },
+      primaryPod
+        ? node(primaryPod)
+        : { name: primary, host: '', port: PG_PORT, streamHost: pgInstanceHost(cluster, primary) },
       admin,
       { synchronousReplicas: cluster.spec.synchronousReplicas },
     );
@@ -243,16 +262,23 @@ export class DatabasePrimary {
    * unready (ready.sh) until it is restarted, and nobody else would. An unready pod that did not
    * answer (still cut off, cloning, rewinding) is asked again only after STRAY_RECHECK_MS, so the
    * app's other reconciles do not wait for its connection timeout each time.
+   *
+   * A standby whose primary_conninfo names another host than the primary's is pointed at it: a
+   * failover's repoint that failed (promotion leaves such a standby out of its followers) would
+   * otherwise stream from nowhere until the pod restarts, and with synchronous replication the
+   * primary's commits could wait on it all that time. Each incarnation is asked after every move.
    */
   private async strayPrimaries(
     pods: V1Pod[],
-    primary: string,
+    node: (p: V1Pod) => PgNode,
+    primaryNode: PgNode,
     admin: PostgresAdmin,
     verified: Set<string>,
     unanswered: Map<string, number>,
   ): Promise<{ stray: string[]; unasked: boolean }> {
     const stray: string[] = [];
     let unasked = false;
+    const primary = primaryNode.name;
     for (const p of pods) {
       const id = incarnation(p);
       if (p.metadata?.name === primary || !running(p) || verified.has(id)) continue;
@@ -275,9 +301,12 @@ export class DatabasePrimary {
       if (state.role === 'primary') {
         await admin.fence(node(p));
         stray.push(p.metadata!.name!);
-      } else {
-        verified.add(incarnation(p));
+        continue;
       }
+      // A failure here fails the check (an Event); the incarnation stays unverified and is asked again.
+      if (state.upstream !== undefined && state.upstream !== primaryNode.streamHost)
+        await admin.follow(node(p), primaryNode);
+      verified.add(incarnation(p));
     }
     // Incarnations that are gone (a new pod, a restart) are not asked about again.
     const current = new Set(pods.map(incarnation));

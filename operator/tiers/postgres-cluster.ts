@@ -77,6 +77,12 @@ export interface PgCluster {
 }
 
 export const pgHeadless = (c: Pick<PgCluster, 'name'>) => `${c.name}-headless`;
+/**
+ * An instance's DNS name (the headless Service publishes every pod, ready or not): what standbys
+ * stream from, so they follow the instance to a new pod's address.
+ */
+export const pgInstanceHost = (c: Pick<PgCluster, 'name' | 'app'>, instance: string) =>
+  `${instance}.${pgHeadless(c)}.${c.app.metadata.namespace}.svc`;
 export const pgWriteService = (c: Pick<PgCluster, 'name'>) => `${c.name}-rw`;
 export const pgReadService = (c: Pick<PgCluster, 'name'>) => `${c.name}-ro`;
 export const pgConfigName = (c: Pick<PgCluster, 'name'>) => `${c.name}-config`;
@@ -153,7 +159,6 @@ export function pgConfigHash(c: PgCluster): string {
 }
 
 export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
-  const ns = c.app.metadata.namespace;
   const spread = zoneSpread(c.app, c.selector);
   const base = restrictedPodBase();
   return {
@@ -199,7 +204,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                   name: 'PRIMARY_NAME',
                   valueFrom: { configMapKeyRef: { name: pgConfigName(c), key: 'primary' } },
                 },
-                { name: 'PRIMARY_HOST', value: `$(PRIMARY_NAME).${pgHeadless(c)}.${ns}.svc` },
+                { name: 'PRIMARY_HOST', value: pgInstanceHost(c, '$(PRIMARY_NAME)') },
                 { name: 'PRIMARY_PORT', value: String(PG_PORT) },
                 { name: 'CREDENTIALS_DIR', value: '/credentials' },
                 { name: 'CONFIG_DIR', value: '/config' },

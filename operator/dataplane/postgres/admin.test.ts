@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { formatLsn, parseLsn, pgAdmin, primaryConninfo } from './admin.ts';
+import { conninfoHost, formatLsn, parseLsn, pgAdmin, primaryConninfo } from './admin.ts';
 
 describe('primaryConninfo', () => {
   it('is what the instance script writes: no password, the standby name as application_name', () => {
@@ -12,6 +12,27 @@ describe('primaryConninfo', () => {
     expect(primaryConninfo({ name: 'x', host: "a b'c", port: 1 }, 'n\\m', 'r')).toBe(
       "host='a b\\'c' port=1 user=r application_name='n\\\\m'",
     );
+  });
+});
+
+describe('conninfoHost', () => {
+  it("reads back the host primaryConninfo wrote: a standby's stream host, plain or quoted", () => {
+    for (const host of ['db-0.db-headless.ns.svc', '10.1.2.3', "a b'c\\d", '']) {
+      const text = primaryConninfo({ name: 'db-0', host: 'ignored', port: 5432, streamHost: host }, 's', 'r');
+      expect(conninfoHost(text)).toBe(host || undefined);
+    }
+  });
+
+  it('streams from the address the node is reached at when it has no stream host (loopback)', () => {
+    expect(conninfoHost(primaryConninfo({ name: 'db-0', host: '127.0.0.1', port: 1 }, 's', 'r'))).toBe(
+      '127.0.0.1',
+    );
+  });
+
+  it('finds none in an empty primary_conninfo (a primary), nor in another keyword that ends in host', () => {
+    expect(conninfoHost('')).toBeUndefined();
+    expect(conninfoHost('port=5432 hostaddr=10.0.0.1')).toBeUndefined();
+    expect(conninfoHost('port=5432  host = db-1 user=r')).toBe('db-1');
   });
 });
 

@@ -4,7 +4,18 @@
 import { Client, escapeLiteral } from 'pg';
 import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER } from '../../server-config/postgres.ts';
 
-export type PgNode = { name: string; host: string; port: number };
+export type PgNode = {
+  name: string;
+  /** Where the operator connects to it. */
+  host: string;
+  port: number;
+  /**
+   * Where its standbys stream from when it is the primary: a name that follows the instance to a
+   * new address (its pod's DNS name), so a restart or a new pod does not strand them. `host` when
+   * absent (a process on loopback).
+   */
+  streamHost?: string;
+};
 
 export type PgState = {
   role: 'primary' | 'replica';
@@ -17,6 +28,8 @@ export type PgState = {
   lsn: bigint;
   /** The timeline the node writes (primary) or last received (replica), when known. */
   timeline?: number;
+  /** A replica's: the host its primary_conninfo names, whether or not it streams now. */
+  upstream?: string;
 };
 
 export interface PostgresAdmin {
@@ -68,12 +81,24 @@ function conninfoValue(v: string): string {
 }
 
 /**
+ * The host a primary_conninfo names: the inverse of primaryConninfo's quoting for the one keyword
+ * the operator needs back (this reads only what the operator and the instance script wrote, so it
+ * is not a general conninfo parser). Undefined when it names none, or an empty one (libpq's default).
+ */
+export function conninfoHost(conninfo: string): string | undefined {
+  const m = /(?:^|\s)host\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s']+))/.exec(conninfo);
+  if (!m) return undefined;
+  const host = m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2];
+  return host || undefined;
+}
+
+/**
  * The primary_conninfo of a standby named `standbyName` following `primary`: the same text the
  * instance script writes at start. application_name is what synchronous_standby_names matches.
  */
 export function primaryConninfo(primary: PgNode, standbyName: string, replicationUser: string): string {
   return [
-    `host=${conninfoValue(primary.host)}`,
+    `host=${conninfoValue(primary.streamHost ?? primary.host)}`,
     `port=${primary.port}`,
     `user=${conninfoValue(replicationUser)}`,
     `application_name=${conninfoValue(standbyName)}`,
@@ -146,12 +171,19 @@ export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
     state: (n) =>
       on(n, 'reading the WAL position', async (c) => {
         if (await inRecovery(c)) {
-          const { rows } = await c.query<{ lsn: string | null; tli: number | null }>(
+          const { rows } = await c.query<{ lsn: string | null; tli: number | null; conninfo: string }>(
             `SELECT (GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) - '0/0'::pg_lsn)::text AS lsn,
-                    (SELECT received_tli FROM pg_stat_wal_receiver) AS tli`,
+                    (SELECT received_tli FROM pg_stat_wal_receiver) AS tli,
+                    current_setting('primary_conninfo') AS conninfo`,
           );
           const r = rows[0]!;
-          return { role: 'replica', lsn: BigInt(r.lsn ?? 0), ...(r.tli ? { timeline: r.tli } : {}) };
+          const upstream = conninfoHost(r.conninfo);
+          return {
+            role: 'replica',
+            lsn: BigInt(r.lsn ?? 0),
+            ...(r.tli ? { timeline: r.tli } : {}),
+            ...(upstream ? { upstream } : {}),
+          };
         }
         const { rows } = await c.query<{ lsn: string; file: string }>(
           `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text AS lsn,
