@@ -69,19 +69,6 @@ afterAll(() => {
 });
 
 /** Another instance recorded as the primary; how long after `since`. */
-async function promotedAway(before: string, since: number): Promise<{ promoted: string; afterMs: number }> {
-  const promoted = await eventually(
-    'another instance promoted',
-    () => {
-      const p = db.primaryOf();
-      return p !== before && p;
-    },
-    120_000,
-    500,
-  );
-  return { promoted, afterMs: Date.now() - since };
-}
-
 /** The lost commits' acknowledgement times, relative to `t0` (ms; negative: before it). */
 async function lossWindow(r: WriteResult, table: string, t0: number) {
   const missing = await db.lostOf(r, table);
@@ -97,7 +84,7 @@ describeReal('the database tier with asynchronous replication failing over on th
     await sleep(5000);
     expect(hang(ns, before)).toBeGreaterThan(0);
     const frozenAt = Date.now();
-    const { promoted, afterMs } = await promotedAway(before, frozenAt);
+    const { promoted, afterMs } = await db.promotedAway(before, frozenAt);
     const r = await load;
     const loss = await lossWindow(r, 'hung', frozenAt);
     report(
@@ -118,7 +105,7 @@ describeReal('the database tier with asynchronous replication failing over on th
     const cutAt = Date.now();
     let healed = false;
     try {
-      const { promoted, afterMs } = await promotedAway(before, cutAt);
+      const { promoted, afterMs } = await db.promotedAway(before, cutAt);
       const fence = db.fenceEvent(before);
       expect(fence).toBeDefined();
       const r = await load;

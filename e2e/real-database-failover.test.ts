@@ -86,16 +86,9 @@ describeReal('the database tier failing over on the real node under writes', () 
     // Twice: a backend forked while the first pass ran is stopped by the second.
     expect(hang(ns, before)).toBeGreaterThan(0);
     let webUnready = false;
-    const promoted = await eventually(
-      'another instance promoted',
-      () => {
-        webUnready ||= podStates(ns, WEB_PODS).some((p) => !p.ready);
-        const p = primaryOf();
-        return p !== before && p;
-      },
-      120_000,
-      500,
-    );
+    const { promoted } = await db.promotedAway(before, Date.now(), () => {
+      webUnready ||= podStates(ns, WEB_PODS).some((p) => !p.ready);
+    });
     const r = await load;
     report('hung primary', r, `; promoted ${promoted}`);
     await expectNothingLost(r, 'hung');
@@ -256,16 +249,7 @@ describeReal('the database tier failing over on the real node under writes', () 
     const isolatedAt = Date.now();
     let healed = false;
     try {
-      const promoted = await eventually(
-        'another instance promoted',
-        () => {
-          const p = primaryOf();
-          return p !== before && p;
-        },
-        120_000,
-        500,
-      );
-      const promotedAfterMs = Date.now() - isolatedAt;
+      const { promoted, afterMs: promotedAfterMs } = await db.promotedAway(before, isolatedAt);
       // The fence came first: the pod said so in its readiness probe before the promotion.
       const fence = fenceEvent(before);
       expect(fence?.message).toMatch(/fenced: no standby report and no operator heartbeat/);

@@ -97,16 +97,7 @@ async function shard0Fails(what: string, table: string, seconds: number, fail: (
   await sleep(5000);
   fail(before0);
   const failedAt = Date.now();
-  const promoted = await eventually(
-    'shard 0 failed over',
-    () => {
-      const p = shard0.primaryOf();
-      return p !== before0 && p;
-    },
-    120_000,
-    500,
-  );
-  const promotedAfterMs = Date.now() - failedAt;
+  const { promoted, afterMs: promotedAfterMs } = await shard0.promotedAway(before0, failedAt);
   const [r0, r1] = await Promise.all([load0, load1]);
   const lost0 = await shard0.lostOf(r0, table);
   // Shard 0's outage, as its client saw it: its longest time without an acknowledgement. (A

@@ -87,6 +87,28 @@ export class PgFailover {
     }
   }
 
+  /**
+   * Waits until an instance other than `before` is the recorded primary, calling `each` on every
+   * look (a suite watching something else meanwhile). Resolves with it and the time since `since`.
+   */
+  async promotedAway(
+    before: string,
+    since: number,
+    each: () => void = () => {},
+  ): Promise<{ promoted: string; afterMs: number }> {
+    const promoted = await eventually(
+      `an instance of ${this.cluster} other than ${before} promoted`,
+      () => {
+        each();
+        const p = this.primaryOf();
+        return p !== before && p;
+      },
+      120_000,
+      500,
+    );
+    return { promoted, afterMs: Date.now() - since };
+  }
+
   /** The acknowledged ids the table lacks, read back through the read-write Service. */
   async lostOf(r: WriteResult, table: string): Promise<number[]> {
     expect(r.ackedCount).toBeGreaterThan(0);
@@ -105,7 +127,10 @@ export class PgFailover {
    * readiness, whom it streams to or from, the cluster's Events and the operator's last log lines.
    */
   replicationState(): string {
-    const pods = podStates(this.ns).filter((p) => new RegExp(`^${this.cluster}-[0-9]+$`).test(p.name));
+    const instance = new RegExp(`^${this.cluster}-[0-9]+$`);
+    const pods = json<any>(['get', 'pods', '-n', this.ns]).items.filter((p: any) =>
+      instance.test(p.metadata.name),
+    );
     const ask = (pod: string, sql: string) => {
       try {
         return superuserQuery(this.ns, pod, sql);
@@ -113,21 +138,23 @@ export class PgFailover {
         return `(${(err as Error).message.split('\n')[0]})`;
       }
     };
-    const instances = pods.map((p) => {
-      const role = json<any>(['get', 'pod', p.name, '-n', this.ns]).metadata.labels?.[ROLE_LABEL];
+    const instances = pods.map((p: any) => {
+      const name: string = p.metadata.name;
+      const role = p.metadata.labels?.[ROLE_LABEL];
+      const ready = p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ?? false;
       const sending = ask(
-        p.name,
+        name,
         'SELECT application_name, state, sync_state, replay_lsn FROM pg_stat_replication',
       );
       const receiving = ask(
-        p.name,
+        name,
         'SELECT status, sender_host, received_tli, flushed_lsn FROM pg_stat_wal_receiver',
       );
       const settings = ask(
-        p.name,
+        name,
         "SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery(), current_setting('primary_conninfo')",
       );
-      return `${p.name} role=${role} ready=${p.ready}: settings ${settings}; sends [${sending}]; receives [${receiving}]`;
+      return `${name} role=${role} ready=${ready}: settings ${settings}; sends [${sending}]; receives [${receiving}]`;
     });
     const events = tryKubectl(['get', 'events', '-n', this.ns, '--sort-by=.lastTimestamp']).stdout;
     const log = tryKubectl([

@@ -266,7 +266,6 @@ describe('DatabasePrimary', () => {
     expect(await dp.decide(app, facts)).toMatchObject({ kind: 'moved', primary: 'shop-db-2' });
     expect(fake.calls).toEqual(['fence shop-db-0', 'promote shop-db-2']);
     // The record names shop-db-2 and its pod is ready: shop-db-1 still streams from shop-db-0.
-    pods[0] = pod('shop-db-0', false);
     const after = { ...facts, dbPrimary: 'shop-db-2' };
     await expect(dp.decide(app, after)).rejects.toThrow('shop-db-1: timeout');
     refuse = false;

@@ -88,6 +88,13 @@ const nodeIn =
     port: PG_PORT,
     streamHost: pgInstanceHost(cluster, p.metadata!.name!),
   });
+/** An instance without a pod: no address to reach it at, so every admin call to it fails. */
+const absentNode = (cluster: PgCluster, name: string): PgNode => ({
+  name,
+  host: '',
+  port: PG_PORT,
+  streamHost: pgInstanceHost(cluster, name),
+});
 
 /** One Postgres cluster to keep a primary for: the database tier, or one shard. */
 interface Scope {
@@ -229,13 +236,11 @@ export class DatabasePrimary {
     // Every instance counts for the synchronous safety rule, a missing pod as one that cannot answer.
     const everyInstance = pgInstanceNames(cluster).map((name) => {
       const p = pods.find((x) => x.metadata?.name === name);
-      return p ? node(p) : { name, host: '', port: PG_PORT, streamHost: pgInstanceHost(cluster, name) };
+      return p ? node(p) : absentNode(cluster, name);
     });
     const outcome = await decidePostgresFailover(
       everyInstance,
-      primaryPod
-        ? node(primaryPod)
-        : { name: primary, host: '', port: PG_PORT, streamHost: pgInstanceHost(cluster, primary) },
+      primaryPod ? node(primaryPod) : absentNode(cluster, primary),
       admin,
       { synchronousReplicas: cluster.spec.synchronousReplicas },
     );
