@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real server binaries the data-plane tests (server-tests/*.test.ts) run: nginx for the
 # edge cache, redis-server for the cache tier and the PostgreSQL 15 server (initdb, postgres,
-# pg_rewind; pg_basebackup comes with the client package) for the database tier, as pinned Debian
-# bookworm packages via apt-get.
+# pg_rewind; pg_basebackup comes with the client package) for the database tier, the three Prometheus
+# exporters of the tiers' metrics and the Prometheus server that scrapes them (promtool with it), as
+# pinned Debian bookworm packages via apt-get.
 # Idempotent: when the binaries already report the pinned upstream versions apt is not touched at
 # all, so a warm run takes milliseconds and needs neither root nor the network.
 #
@@ -10,8 +11,9 @@
 #   tools/dataplane-deps.sh --print   print the directories holding the binaries, one per line
 #
 # The packages' system services are never started: the tests start their own processes on loopback,
-# and a system nginx on :80, redis on :6379 or postgres on :5432 would only be a shared, stateful
-# thing to trip over. Nor is Debian's `main` Postgres cluster created on a fresh install.
+# and a system nginx on :80, redis on :6379, postgres on :5432, prometheus on :9090 or an exporter on
+# :9187/:9121/:9113 would only be a shared, stateful thing to trip over. Nor is Debian's `main`
+# Postgres cluster created on a fresh install.
 set -euo pipefail
 
 # The pins, in one place: Debian package=version. Bumping one makes the next run install it.
@@ -27,6 +29,15 @@ PINS=(
   postgresql-client-15=15.18-0+deb12u1
   # The message queue's broker. Its Erlang runtime comes as a dependency, pinned by the package.
   rabbitmq-server=3.10.8-1.1+deb12u1
+  # The exporters beside the database, the cache and the edge cache: the same upstream releases as the
+  # operator's default images (postgres_exporter 0.11.1, redis_exporter 1.45.0, nginx-prometheus-
+  # exporter 0.11.0). Debian names the binaries after the packages (/usr/bin/prometheus-*-exporter).
+  prometheus-postgres-exporter=0.11.1-3+b5
+  prometheus-redis-exporter=1.45.0-2+b4
+  prometheus-nginx-exporter=0.11.0-1+b4
+  # The server that scrapes them; bookworm ships promtool in this same package, not a separate one.
+  # Its Recommends (prometheus-node-exporter) are not installed.
+  prometheus=2.42.0+ds-5+deb12u1
 )
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +61,8 @@ binary_of() {
     postgresql-15) echo postgres ;;
     postgresql-client-15) echo pg_basebackup ;;
     rabbitmq-server) echo rabbitmq-server ;;
+    prometheus-postgres-exporter | prometheus-redis-exporter | prometheus-nginx-exporter) echo "$1" ;;
+    prometheus) echo prometheus ;;
     *) die "no binary known for package $1" ;;
   esac
 }
@@ -63,6 +76,15 @@ reported_version() {
     postgres | pg_basebackup) "$1" --version | sed -n 's/^[^ ]* (PostgreSQL) \([^ ]*\).*/\1/p' ;;
     # The server has no --version that works without a running node; the package's own record does.
     rabbitmq-server) dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null | sed 's/^[0-9]*://; s/-[^-]*$//' ;;
+    # "postgres_exporter, version 0.11.1 (branch: debian/sid, revision: 0.11.1-3+b5)" -> 0.11.1, and
+    # the same layout for prometheus and promtool: "prometheus, version 2.42.0+ds (...)" -> 2.42.0+ds
+    # (+ds, Debian's mark of a repacked source, is in the upstream part of the pin's version too).
+    prometheus-postgres-exporter | prometheus | promtool) "$1" --version 2>&1 | sed -n 's/^[^ ]*, version \([^ ]*\) .*/\1/p' ;;
+    # These two print the full Debian version: drop its revision.
+    # 'level=info msg="Redis Metrics Exporter 1.45.0-2+b4    build date: ..."' -> 1.45.0
+    prometheus-redis-exporter) "$1" --version 2>&1 | sed -n 's/.*Redis Metrics Exporter \([^ ]*\)-[^- ]* .*/\1/p' ;;
+    # "NGINX Prometheus Exporter version=0.11.0-1+b4 commit= ..." -> 0.11.0
+    prometheus-nginx-exporter) "$1" --version 2>&1 | sed -n 's/^NGINX Prometheus Exporter version=\([^ ]*\)-[^- ]* .*/\1/p' ;;
   esac
 }
 
@@ -112,6 +134,9 @@ apt_install_pins tools/dataplane-deps.sh "${missing[@]}"
 # Belt and braces: should a service have started anyway (a host whose init ignores policy-rc.d), stop
 # it, and keep it from starting at boot. Only for packages this run installed fresh: a system nginx or
 # redis someone set up on purpose is upgraded in place but otherwise left as it was.
+# The prometheus and prometheus-*-exporter postinsts enable their unit and run `invoke-rc.d ... start`
+# (and deb-systemd-invoke under systemd), both of which obey the policy-rc.d apt_install_pins puts in
+# place; their services are named after their packages, so this loop covers them as they are.
 for pkg in "${fresh[@]}"; do
   case $pkg in
     postgresql-client-*) continue ;;

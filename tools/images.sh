@@ -15,10 +15,11 @@
 #   tools/images.sh run-in --rootfs DIR --user U:G ...   run a command in a root filesystem as a pod
 #                                                        would (what the checks and smoke use)
 #
-# Names: operator demo-app demo-consumer postgres cache rabbitmq nginx coredns local-path-provisioner
-# toolbox pause. After a build, $SCALABLEAPP_CACHE/images/images.env holds IMAGE_<NAME>=<reference>
-# for every image that is built (IMAGE_OPERATOR, IMAGE_DEMO_APP, IMAGE_LOCAL_PATH_PROVISIONER, ...);
-# other scripts source it.
+# Names: operator demo-app demo-consumer postgres cache rabbitmq nginx postgres-exporter cache-exporter
+# nginx-exporter coredns local-path-provisioner toolbox pause. After a build,
+# $SCALABLEAPP_CACHE/images/images.env holds IMAGE_<NAME>=<reference> for every image that is built
+# (IMAGE_OPERATOR, IMAGE_DEMO_APP, IMAGE_POSTGRES_EXPORTER, IMAGE_LOCAL_PATH_PROVISIONER, ...); other
+# scripts source it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -28,7 +29,8 @@ source "$here/lib.sh"
 # A registry on loopback that does not exist: an image the node lacks fails to pull at once, on this
 # machine. (A made-up domain would send a DNS query off the machine first.)
 REGISTRY=localhost/scalableapp
-ALL_IMAGES=(operator demo-app demo-consumer postgres cache rabbitmq nginx coredns local-path-provisioner toolbox pause)
+ALL_IMAGES=(operator demo-app demo-consumer postgres cache rabbitmq nginx postgres-exporter cache-exporter nginx-exporter
+  coredns local-path-provisioner toolbox pause)
 SUITE=bookworm
 IMAGES_DIR=$SCALABLEAPP_CACHE/images
 ARCHIVES=$IMAGES_DIR/archives
@@ -343,6 +345,40 @@ recipe_nginx() {
     --cmd '["nginx", "-c", "/config/nginx.conf", "-e", "stderr", "-g", "daemon off;"]' --expose 8080/tcp
     --stop-signal SIGQUIT) # graceful: finish the requests in flight, as the official image
 }
+
+# --- postgres-exporter, cache-exporter, nginx-exporter: Debian's Prometheus exporters, the containers
+# beside each Postgres instance, cache server and edge-cache proxy when monitoring is on
+# (operator/api/platform.ts, exporterImages). The pod gives only args, written for the upstream images
+# (quay.io/prometheuscommunity/postgres-exporter, oliver006/redis_exporter,
+# nginx/nginx-prometheus-exporter), whose entrypoint is the exporter: so is this one's, under Debian's
+# name for it (/usr/bin/prometheus-*-exporter), with no Cmd. Debian builds Go with cgo, so these link
+# libc dynamically (`file -L`: not static): a minbase with the package, as cache, not a static image.
+# The package's postinst adds a `prometheus` system user, and its init script and unit are never run:
+# the pod runs the binary as 65532, and it writes nothing, so a read-only root needs no emptyDir.
+plan_exporter() { # name package
+  plan_debian "$1" "$2"
+  inputs+=" $(declare -f exporter_image)"
+}
+exporter_image() { # work package port
+  local work=$1 pkg=$2 port=$3 rootfs=$1/rootfs bin=/usr/bin/$2
+  debian_rootfs "$rootfs" --include="$(pin_of "$pkg")"
+  finish_rootfs "$rootfs"
+  file -L "$rootfs$bin" | grep -q 'ELF.*executable' || die "$bin is missing from the $pkg image"
+  image_env=("PATH=$STD_PATH")
+  step "  checking: $bin --version as uid $NONROOT_UID on a read-only root, nothing writable"
+  local said; said=$(run_in "$rootfs" "$NONROOT_UID:$NONROOT_UID" '' "$bin" --version 2>&1) || { echo "$said" >&2; die "$bin --version failed"; }
+  echo "${said%%$'\n'*}" >&2
+  layer_of "$rootfs" "$work/layer.tar"
+  layers=("$work/layer.tar")
+  packages=$(packages_of "$rootfs")
+  pack_args=(--user "$NONROOT_UID:$NONROOT_UID" --workdir / --entrypoint "[\"$bin\"]" --expose "$port/tcp")
+}
+plan_postgres-exporter() { plan_exporter postgres-exporter prometheus-postgres-exporter; }
+recipe_postgres-exporter() { exporter_image "$1" prometheus-postgres-exporter 9187; }
+plan_cache-exporter() { plan_exporter cache-exporter prometheus-redis-exporter; }
+recipe_cache-exporter() { exporter_image "$1" prometheus-redis-exporter 9121; }
+plan_nginx-exporter() { plan_exporter nginx-exporter prometheus-nginx-exporter; }
+recipe_nginx-exporter() { exporter_image "$1" prometheus-nginx-exporter 9113; }
 
 # --- operator, demo-app, demo-consumer: one Node image, two layers. The base (Debian minbase, which
 # has libc6, libstdc++6 and libgcc-s1, plus libatomic1, and the project's pinned Node binary) changes
