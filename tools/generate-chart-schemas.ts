@@ -327,10 +327,21 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     // schema (embedded from its dependencies, see chartValuesSchema), and which tier charts to install.
     chart: 'stack',
     tier: doc(
-      spec.pick({ consumers: true, topology: true, monitoring: true }),
+      spec.pick({ consumers: true, topology: true }),
       "A whole ScalableApp without the operator: the values are its spec, each tier as that tier's chart takes it.",
     ),
     chartOnly: {
+      // The tier charts build no exporters yet: a chart that took monitoring.enabled and ignored it
+      // would lie, so it takes only false (the operator does the rest, docs/monitoring.md).
+      monitoring: doc(
+        z.object({
+          enabled: doc(
+            z.literal(false),
+            'The tier charts do not deploy exporters yet: only false. With the operator, spec.monitoring.enabled deploys them.',
+          ).default(false),
+        }),
+        'Observability of the tiers (the operator only, for now).',
+      ).default({ enabled: false }),
       tiers: doc(
         z.object(
           Object.fromEntries(

@@ -20,6 +20,9 @@ const images: LocalImages = {
   IMAGE_NGINX: 'localhost/scalableapp/nginx:1',
   IMAGE_DEMO_APP: 'localhost/scalableapp/demo-app:x',
   IMAGE_DEMO_CONSUMER: 'localhost/scalableapp/demo-consumer:x',
+  IMAGE_POSTGRES_EXPORTER: 'localhost/scalableapp/postgres-exporter:0',
+  IMAGE_CACHE_EXPORTER: 'localhost/scalableapp/cache-exporter:1',
+  IMAGE_NGINX_EXPORTER: 'localhost/scalableapp/nginx-exporter:0',
 };
 const dir = new URL('../manifests/samples/', import.meta.url);
 const sample = (file: string) => parse(readFileSync(new URL(file, dir), 'utf8')) as Record<string, any>;
@@ -36,6 +39,15 @@ describe('localize', () => {
     expect(full.spec.cache.image).toBe(images.IMAGE_CACHE);
     expect(full.spec.queue.image).toBe(images.IMAGE_RABBITMQ);
     expect(full.spec.edgeCache.image).toBe(images.IMAGE_NGINX);
+    // The sample turns monitoring on: its exporters are the local builds too.
+    expect(full.spec.monitoring).toEqual({
+      enabled: true,
+      exporterImages: {
+        postgres: images.IMAGE_POSTGRES_EXPORTER,
+        cache: images.IMAGE_CACHE_EXPORTER,
+        edgeCache: images.IMAGE_NGINX_EXPORTER,
+      },
+    });
     for (const pg of [full.spec.database, full.spec.shards]) {
       expect(pg).toMatchObject({ image: images.IMAGE_POSTGRES, version: LOCAL_POSTGRES_MAJOR });
       expect(pg.storage.storageClassName).toBe(LOCAL_STORAGE_CLASS);
@@ -128,7 +140,7 @@ describe('readImagesEnv / readLocalImages', () => {
   it('names the file, the missing keys and the command that writes them', () => {
     const p = file('partial.env', 'IMAGE_POSTGRES=pg\nIMAGE_CACHE=\n');
     expect(() => readLocalImages(p)).toThrow(
-      `${p} lacks IMAGE_CACHE, IMAGE_RABBITMQ, IMAGE_NGINX, IMAGE_DEMO_APP, IMAGE_DEMO_CONSUMER: run tools/images.sh build`,
+      `${p} lacks IMAGE_CACHE, IMAGE_RABBITMQ, IMAGE_NGINX, IMAGE_DEMO_APP, IMAGE_DEMO_CONSUMER, IMAGE_POSTGRES_EXPORTER, IMAGE_CACHE_EXPORTER, IMAGE_NGINX_EXPORTER: run tools/images.sh build`,
     );
     expect(() => readImagesEnv([], join(dirOf, 'absent.env'))).toThrow(
       `no local images at ${join(dirOf, 'absent.env')}: run tools/images.sh build first`,

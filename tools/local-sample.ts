@@ -17,6 +17,9 @@ export interface LocalImages {
   IMAGE_NGINX: string;
   IMAGE_DEMO_APP: string;
   IMAGE_DEMO_CONSUMER: string;
+  IMAGE_POSTGRES_EXPORTER: string;
+  IMAGE_CACHE_EXPORTER: string;
+  IMAGE_NGINX_EXPORTER: string;
 }
 
 /** The Postgres major of the local image (Debian bookworm's). */
@@ -57,6 +60,9 @@ const SAMPLE_IMAGES: readonly (keyof LocalImages)[] = [
   'IMAGE_NGINX',
   'IMAGE_DEMO_APP',
   'IMAGE_DEMO_CONSUMER',
+  'IMAGE_POSTGRES_EXPORTER',
+  'IMAGE_CACHE_EXPORTER',
+  'IMAGE_NGINX_EXPORTER',
 ];
 
 /** The images a sample needs, from images.env. */
@@ -158,6 +164,15 @@ export function localize(app: Obj, images: LocalImages): Obj {
   if (isObj(spec.edgeCache)) {
     spec.edgeCache.image = images.IMAGE_NGINX;
     shrinkCpu(spec.edgeCache, { memoryRequest: '64Mi', memoryLimit: '128Mi' });
+  }
+  if (isObj(spec.monitoring)) {
+    const given = isObj(spec.monitoring.exporterImages) ? spec.monitoring.exporterImages : {};
+    spec.monitoring.exporterImages = {
+      ...given,
+      postgres: images.IMAGE_POSTGRES_EXPORTER,
+      cache: images.IMAGE_CACHE_EXPORTER,
+      edgeCache: images.IMAGE_NGINX_EXPORTER,
+    };
   }
   return out;
 }

@@ -20,7 +20,7 @@ import { shardClusters, shardMap, shardNames } from '../../operator/tiers/shards
 import { databaseCluster } from '../../operator/tiers/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { buildDependencies, chartMeta, chartPath, podSpecs, renderChart, templateChart } from './helm.ts';
-import { parity, type Exclusion } from './parity.ts';
+import { parity, withoutMonitoring, type Exclusion } from './parity.ts';
 import {
   keptSecretExclusion,
   pgAuthValues,
@@ -147,7 +147,11 @@ function exclusions(spec: Spec, release: string): Exclusion[] {
 
 const samples = validCorpus()
   .filter((c) => c.object.kind === 'ScalableApp')
-  .map((c) => ({ file: c.file, name: c.object.metadata.name, spec: c.object.spec as Spec }));
+  .map((c) => ({
+    file: c.file,
+    name: c.object.metadata.name,
+    spec: withoutMonitoring(c.object.spec as Spec),
+  }));
 
 /** The tier charts the umbrella depends on, by directory. */
 const tierCharts = (chartMeta('stack').dependencies ?? [])

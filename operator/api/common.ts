@@ -332,29 +332,39 @@ const matchLabels = (description: string, min: number) =>
   );
 
 /**
- * Pods besides the app's web and consumer pods that may connect to a data tier: a standalone tier
- * (no web tier, no consumers) admits no one else. Pods, not namespaces: each entry names pods by
- * label; a namespaceSelector widens it to those pods in the namespaces it selects.
+ * Pods that may reach some port, by label: each entry names pods; a namespaceSelector widens it to
+ * those pods in the namespaces it selects. Pods, not namespaces: a whole namespace is never trusted.
+ * `who` names them in the descriptions ("client", "scraper").
  */
-export const allowedClients = (tier: string, ports: string) =>
+export const podPeers = (who: string, description: string) =>
   doc(
     z
       .array(
         doc(
           z.object({
             podSelector: doc(
-              z.object({ matchLabels: matchLabels('Labels the client pods carry (at least one).', 1) }),
-              'The client pods, by label.',
+              z.object({ matchLabels: matchLabels(`Labels the ${who} pods carry (at least one).`, 1) }),
+              `The ${who} pods, by label.`,
             ),
             namespaceSelector: doc(
-              z.object({ matchLabels: matchLabels('Labels of the namespaces the client pods run in.', 1) }),
-              "The namespaces the client pods run in, by label; the app's namespace when omitted.",
+              z.object({ matchLabels: matchLabels(`Labels of the namespaces the ${who} pods run in.`, 1) }),
+              `The namespaces the ${who} pods run in, by label; the app's namespace when omitted.`,
             ).optional(),
           }),
           'Pods that may connect, by label, in the app namespace or in the namespaces selected.',
         ),
       )
       .max(16),
+    description,
+  );
+
+/**
+ * Pods besides the app's web and consumer pods that may connect to a data tier: a standalone tier
+ * (no web tier, no consumers) admits no one else.
+ */
+export const allowedClients = (tier: string, ports: string) =>
+  podPeers(
+    'client',
     `Pods besides the app's web and consumer pods that may connect to the ${tier} (${ports} only), e.g. a job or another app's pods; a NetworkPolicy admits exactly these.`,
   ).default([]);
 

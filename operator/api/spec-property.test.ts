@@ -47,6 +47,7 @@ it(`every spec the schema and its rules admit builds children with valid names (
     ),
     { seed: SEED, numRuns: RUNS },
   );
-  // A generator whose draws are all refused would prove nothing.
-  expect(admitted).toBeGreaterThanOrEqual(RUNS / 5);
+  // A generator whose draws are all refused would prove nothing. Every resources block a draw fills
+  // in may make it invalid (a request above its limit): about one draw in five is admitted.
+  expect(admitted).toBeGreaterThanOrEqual(RUNS / 6);
 });

@@ -26,7 +26,7 @@ export const spec = doc(
       zoneKey: 'topology.kubernetes.io/zone',
       whenUnsatisfiable: 'DoNotSchedule',
     }),
-    monitoring: monitoring.default({ enabled: false }),
+    monitoring: monitoring.prefault({}),
   }),
   'The application: every tier is optional; an omitted tier is not deployed. The smallest ScalableApp is a web tier alone.',
   {

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { isPodReady } from '../kube/pods.ts';
+import { isContainerReady } from '../kube/pods.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { decideFailover, rejoin } from '../dataplane/cache-failover.ts';
@@ -26,7 +26,8 @@ export type PrimaryDecision =
   /** The primary is held and no replica can take over: the cache takes no writes; say why. */
   | { kind: 'refused'; primary: string; reason: string; recheckMs: number };
 
-const ready = isPodReady;
+/** The server's readiness, not the pod's: a broken exporter beside it is no reason to fail over. */
+const ready = (p: V1Pod) => isContainerReady(p, CACHE);
 const node = (p: V1Pod): CacheNode => ({
   name: p.metadata!.name!,
   host: p.status?.podIP ?? '',

@@ -70,6 +70,29 @@ describe('DatabasePrimary', () => {
     expect(calls).toEqual([]);
   });
 
+  it('keeps a primary whose server is ready while its metrics exporter is not (the pod is not Ready)', async () => {
+    const primary = pod('shop-db-0', true);
+    primary.status!.conditions = [{ type: 'Ready', status: 'False' }];
+    primary.status!.containerStatuses!.push({
+      name: 'metrics',
+      restartCount: 4,
+      ready: false,
+      image: 'x',
+      imageID: '',
+      state: { waiting: { reason: 'CrashLoopBackOff' } },
+    });
+    const { dp, calls, advance } = setup(
+      [primary, pod('shop-db-1', true), pod('shop-db-2', true)],
+      ['shop-db-0', 'shop-db-1', 'shop-db-2'],
+      [['shop-db-0', { role: 'primary', lsn: 10n }]],
+    );
+    const app = parseApp({ database: { replicas: 2, failover: { delaySeconds: 0 } } });
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'keep', primary: 'shop-db-0' });
+    advance(60_000);
+    expect(await dp.decide(app, facts)).toMatchObject({ kind: 'keep', primary: 'shop-db-0' });
+    expect(calls).toEqual([]);
+  });
+
   it('waits failover.delaySeconds, then promotes the standby with the most WAL', async () => {
     const app = parseApp({ database: { replicas: 2, failover: { delaySeconds: 10 } } });
     const { dp, calls, advance } = setup(

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { isPodReady } from '../kube/pods.ts';
+import { isContainerReady } from '../kube/pods.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PgNode, PostgresAdmin } from '../dataplane/postgres/admin.ts';
@@ -8,6 +8,7 @@ import { decidePostgresFailover, switchover } from '../dataplane/postgres/failov
 import { databaseCluster } from '../tiers/database.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import {
+  PG_CONTAINER,
   PG_PORT,
   pgInstanceHost,
   pgInstanceNames,
@@ -76,7 +77,8 @@ const STRAY_RECHECK_MS = 10_000;
 
 /** A pod incarnation: a new pod or a restarted container is an instance that started from the record. */
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
-const ready = isPodReady;
+/** The server's readiness, not the pod's: a broken exporter beside it is no reason to fail over. */
+const ready = (p: V1Pod) => isContainerReady(p, PG_CONTAINER);
 const running = (p: V1Pod) =>
   Boolean(p.status?.containerStatuses?.[0]?.state?.running) && Boolean(p.status?.podIP);
 /** An instance as the admin calls see it: reached at its pod's address, streamed from by its DNS name. */

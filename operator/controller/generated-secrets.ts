@@ -4,6 +4,7 @@ import { isNotFound } from '../kube/client.ts';
 import { collectionPath } from '../kube/resources.ts';
 import type { DatabaseCredentials } from '../tiers/objects.ts';
 import type { TierContext } from './tier-module.ts';
+import { CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
 
 /**
  * Values of a Secret of generated passwords. A value is generated only when the apiserver itself
@@ -28,16 +29,18 @@ export async function generatedSecret(
   return values.map((v) => v ?? randomBytes(24).toString('base64url'));
 }
 
-/** A Postgres cluster's three generated logins (database tier and shards alike). */
+/** A Postgres cluster's four generated logins (database tier and shards alike). */
 export async function pgCredentials(
   ctx: Pick<TierContext, 'kube' | 'children'>,
   ns: string,
   secret: string,
 ): Promise<DatabaseCredentials> {
-  const [superuser, replication, app] = await generatedSecret(ctx, ns, secret, [
-    'superuser-password',
-    'replication-password',
-    'app-password',
+  const f = CREDENTIAL_FILES;
+  const [superuser, replication, app, monitor] = await generatedSecret(ctx, ns, secret, [
+    f.superuserPassword,
+    f.replicationPassword,
+    f.appPassword,
+    f.monitorPassword,
   ]);
-  return { superuser: superuser!, replication: replication!, app: app! };
+  return { superuser: superuser!, replication: replication!, app: app!, monitor: monitor! };
 }

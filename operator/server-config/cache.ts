@@ -133,7 +133,7 @@ export function cacheServerConfig(o: CacheServerOptions): string {
   ].join('\n');
 }
 
-/** The cache's three logins: each one's password (the user names are fixed, CACHE_USERS). */
+/** The cache's logins: each one's password (the user names are fixed, CACHE_USERS). */
 export interface CachePasswords {
   /** The application's: the `default` user, so CACHE_URL needs no user name. */
   readonly app: string;
@@ -141,9 +141,15 @@ export interface CachePasswords {
   readonly operator: string;
   /** What a replica authenticates to its primary with (masteruser/masterauth). */
   readonly replication: string;
+  /** The metrics exporter's, with monitoring: the user exists only when this is given. */
+  readonly monitor?: string | undefined;
 }
 
-export const CACHE_USERS = { operator: 'scalableapp-operator', replication: 'replication' } as const;
+export const CACHE_USERS = {
+  operator: 'scalableapp-operator',
+  replication: 'replication',
+  monitor: 'monitor',
+} as const;
 
 /**
  * What each login may run, as ACL rules. The application (the default user) may run every command
@@ -156,6 +162,8 @@ export const CACHE_ACL = {
   app: '~* &* +@all -@admin -@dangerous',
   operator: '+ping +info +replicaof',
   replication: '+psync +replconf +ping',
+  // What redis_exporter sends with its CONFIG command turned off: statistics, never a key or a value.
+  monitor: '+ping +info +slowlog|get +slowlog|len +latency|latest +latency|histogram +select +dbsize',
 } as const;
 
 /** An ACL password rule by its SHA-256: the file needs no quoting, and holds no password but masterauth. */
@@ -176,6 +184,9 @@ export function cacheAuthInclude(p: CachePasswords): string {
     `user default on ${passwordRule('app', p.app)} ${CACHE_ACL.app}`,
     `user ${CACHE_USERS.operator} on ${passwordRule('operator', p.operator)} ${CACHE_ACL.operator}`,
     `user ${CACHE_USERS.replication} on ${passwordRule('replication', p.replication)} ${CACHE_ACL.replication}`,
+    ...(p.monitor === undefined
+      ? []
+      : [`user ${CACHE_USERS.monitor} on ${passwordRule('monitor', p.monitor)} ${CACHE_ACL.monitor}`]),
     `masteruser ${CACHE_USERS.replication}`,
     `masterauth ${masterauth}`,
     '',

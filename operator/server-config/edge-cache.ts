@@ -25,7 +25,15 @@ export interface EdgeCacheConfigInput {
   resolver?: string;
   /** The IPv4 address to listen on; all addresses when absent (a pod). Tests bind loopback. */
   listenAddress?: string;
+  /**
+   * With monitoring: a second server on 127.0.0.1:statusPort answering STATUS_PATH with nginx's
+   * stub_status, which the exporter beside nginx reads. Loopback only: nothing else needs it.
+   */
+  statusPort?: number;
 }
+
+/** Where the stub_status server answers (on 127.0.0.1:statusPort). */
+export const STATUS_PATH = '/stub_status';
 
 /** Header on every proxied response: HIT, MISS, EXPIRED, STALE, UPDATING, REVALIDATED or BYPASS. */
 export const CACHE_STATUS_HEADER = 'X-Cache-Status';
@@ -93,6 +101,10 @@ function validate(o: EdgeCacheConfigInput): void {
     invalid('resolver', o.resolver, 'must be addresses or names with nginx resolver options');
   if (o.listenAddress !== undefined && !IPV4.test(o.listenAddress))
     invalid('listenAddress', o.listenAddress, 'must be an IPv4 address');
+  if (o.statusPort !== undefined) {
+    checkPort('statusPort', o.statusPort);
+    if (o.statusPort === o.listenPort) invalid('statusPort', o.statusPort, 'must differ from listenPort');
+  }
 }
 
 export function edgeCacheNginxConfig(o: EdgeCacheConfigInput): string {
@@ -197,6 +209,21 @@ export function edgeCacheNginxConfig(o: EdgeCacheConfigInput): string {
     `            add_header ${CACHE_STATUS_HEADER} $upstream_cache_status always;`,
     '        }',
     '    }',
+    ...(o.statusPort === undefined
+      ? []
+      : [
+          '',
+          '    server {',
+          `        listen 127.0.0.1:${o.statusPort};`,
+          '        access_log off;',
+          `        location = ${STATUS_PATH} {`,
+          '            stub_status;',
+          '        }',
+          '        location / {',
+          '            return 404;',
+          '        }',
+          '    }',
+        ]),
     '}',
     '',
   ];

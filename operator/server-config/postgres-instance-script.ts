@@ -18,6 +18,7 @@
 // (pg_basebackup, pg_rewind, the walreceiver of a standby) through a 0600 passfile that PGPASSFILE
 // names. They are never in this text, a process's arguments, its environment or primary_conninfo.
 import {
+  DEFAULT_MONITOR_USER,
   DEFAULT_REPLICATION_USER,
   DEFAULT_SUPERUSER,
   FENCE_SETTING,
@@ -32,6 +33,8 @@ export const CREDENTIAL_FILES = {
   superuserPassword: 'superuser-password',
   replicationPassword: 'replication-password',
   appPassword: 'app-password',
+  /** Optional: without it there is no monitoring role (a tier chart's Secret before monitoring). */
+  monitorPassword: 'monitor-password',
 } as const;
 
 /**
@@ -61,6 +64,7 @@ export type InstanceScriptOptions = {
   appDatabase: string;
   superuser?: string;
   replicationUser?: string;
+  monitorUser?: string;
 };
 
 /**
@@ -80,6 +84,7 @@ export function instanceStartScript(o: InstanceScriptOptions): string {
   const superuser = checkIdentifier('superuser', o.superuser ?? DEFAULT_SUPERUSER);
   const replicationUser = checkIdentifier('replicationUser', o.replicationUser ?? DEFAULT_REPLICATION_USER);
   const appUser = checkIdentifier('appUser', o.appUser);
+  const monitorUser = checkIdentifier('monitorUser', o.monitorUser ?? DEFAULT_MONITOR_USER);
   const appDatabase = checkIdentifier('appDatabase', o.appDatabase);
   const f = CREDENTIAL_FILES;
   // In this template literal `\${` is a literal `${` and `\\` a single backslash.
@@ -91,6 +96,7 @@ set -eu
 superuser=${superuser}
 replication_user=${replicationUser}
 app_user=${appUser}
+monitor_user=${monitorUser}
 app_database=${appDatabase}
 
 : "\${PGDATA:?PGDATA is required}" "\${PGPORT:?PGPORT is required}"
@@ -160,7 +166,13 @@ init_primary() {
     --auth=scram-sha-256 --data-checksums --encoding=UTF8 --locale=C.UTF-8 >&2
   app_password=$(secret ${f.appPassword})
   [ -n "$app_password" ] || die "${f.appPassword} is empty"
-  log "creating the roles $replication_user and $app_user and the database $app_database"
+  # The metrics exporter's login: pg_monitor reads every statistics view and nothing of the data.
+  monitor_password=
+  if [ -e "$credentials_dir/${f.monitorPassword}" ]; then
+    monitor_password=$(secret ${f.monitorPassword})
+    [ -n "$monitor_password" ] || die "${f.monitorPassword} is empty"
+  fi
+  log "creating the roles $replication_user, $app_user\${monitor_password:+ and $monitor_user} and the database $app_database"
   # Single-user mode: no server, no socket, no authentication to set up yet. exit_on_error makes a
   # failed statement fail the command; log_min_error_statement keeps the statement (and so the
   # password) out of the error log.
@@ -168,6 +180,8 @@ init_primary() {
     printf 'CREATE ROLE "%s" WITH LOGIN REPLICATION PASSWORD %s;\\n\\n' "$replication_user" "$(sql_literal "$replication_password")"
     printf 'CREATE ROLE "%s" WITH LOGIN PASSWORD %s;\\n\\n' "$app_user" "$(sql_literal "$app_password")"
     printf 'CREATE DATABASE "%s" OWNER "%s";\\n\\n' "$app_database" "$app_user"
+    [ -z "$monitor_password" ] ||
+      printf 'CREATE ROLE "%s" WITH LOGIN PASSWORD %s IN ROLE pg_monitor;\\n\\n' "$monitor_user" "$(sql_literal "$monitor_password")"
   } | "\${bin}postgres" --single -j -D "$new" -c exit_on_error=on -c log_min_error_statement=panic postgres >/dev/null
   mv "$new" "$PGDATA"
 }

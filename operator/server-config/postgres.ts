@@ -26,6 +26,8 @@ export const PG_RUN_DIR = '/var/run/postgresql';
 /** The passfile's name in PG_RUN_DIR. */
 export const PG_PASSFILE = 'pgpass';
 export const DEFAULT_REPLICATION_USER = 'replicator';
+/** The metrics exporter's role (a member of pg_monitor), created at initdb when it has a password. */
+export const DEFAULT_MONITOR_USER = 'monitor';
 
 function checkPort(port: number): number {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`bad port ${port}`);
@@ -168,13 +170,19 @@ export type HbaOptions = {
    * lift the fence or restart it.
    */
   fenced?: boolean;
+  /**
+   * Admit the monitoring role (spec.monitoring): over loopback only, where the exporter beside the
+   * server connects from, and to the `postgres` database, where it reads the statistics views.
+   */
+  monitor?: boolean;
+  monitorUser?: string;
 };
 
 /**
  * pg_hba.conf: password (SCRAM) authentication only, for three roles: the app on its database, the
  * replication role for streaming and cloning, and the superuser for the operator's administration
- * and for pg_rewind (which reads the source's files through SQL functions). Everyone else is refused
- * by the absence of a matching line.
+ * and for pg_rewind (which reads the source's files through SQL functions); and, with monitoring,
+ * the exporter's role from loopback. Everyone else is refused by the absence of a matching line.
  */
 export function hbaConfig(o: HbaOptions): string {
   const cidrs = typeof o.cidr === 'string' ? [o.cidr] : [...o.cidr];
@@ -193,6 +201,11 @@ export function hbaConfig(o: HbaOptions): string {
     lines.push(`host replication ${replication} ${c} scram-sha-256`);
     lines.push(`host all ${superuser} ${c} scram-sha-256`);
     if (!o.fenced) lines.push(`host ${db} ${app} ${c} scram-sha-256`);
+  }
+  // A fenced primary is still watched: its metrics tell why it fenced.
+  if (o.monitor) {
+    const monitor = checkIdentifier('monitorUser', o.monitorUser ?? DEFAULT_MONITOR_USER);
+    lines.push(`host postgres ${monitor} 127.0.0.1/32 scram-sha-256`);
   }
   return `${lines.join('\n')}\n`;
 }

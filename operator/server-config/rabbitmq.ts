@@ -132,6 +132,11 @@ export type BrokerConfOptions = {
   listenAddress?: string;
   /** Default STATS_INTERVAL_MS. */
   statsIntervalMs?: number;
+  /**
+   * With monitoring: the rabbitmq_prometheus plugin's port (15692), its metrics per queue (depth,
+   * consumers, unacknowledged) besides the aggregates. Without it the plugin is not enabled.
+   */
+  prometheusPort?: number;
   /** Never config options: the logins reach the node through the definitions the start script writes. */
   defaultUser?: never;
   defaultPass?: never;
@@ -157,6 +162,8 @@ export function rabbitmqConf(o: BrokerConfOptions): string {
   }
   const amqp = checkPort('amqpPort', o.amqpPort ?? AMQP_PORT);
   const management = checkPort('managementPort', o.managementPort ?? MANAGEMENT_PORT);
+  const prometheus =
+    o.prometheusPort === undefined ? undefined : checkPort('prometheusPort', o.prometheusPort);
   const address = o.listenAddress;
   if (address !== undefined) {
     const m = IPV4.exec(address);
@@ -171,6 +178,15 @@ export function rabbitmqConf(o: BrokerConfOptions): string {
     address ? `listeners.tcp.local = ${address}:${amqp}` : `listeners.tcp.default = ${amqp}`,
     `management.tcp.port = ${management}`,
     ...(address ? [`management.tcp.ip = ${address}`] : []),
+    // Per queue, not only the totals: the alerts name the queue whose backlog grows. An app has a
+    // handful of queues, far from the thousands where RabbitMQ advises against it.
+    ...(prometheus === undefined
+      ? []
+      : [
+          `prometheus.tcp.port = ${prometheus}`,
+          ...(address ? [`prometheus.tcp.ip = ${address}`] : []),
+          'prometheus.return_per_object_metrics = true',
+        ]),
     // Logs on stdout only: the kubelet collects them, and the root filesystem is read-only.
     'log.console = true',
     'log.console.level = info',
@@ -222,12 +238,12 @@ export function advancedConfig(o: { statsIntervalMs?: number } = {}): string {
 }
 
 /**
- * The plugins to run: management, for the HTTP API the operator reads queue depths from. The
+ * The plugins to run: management, for the HTTP API the operator reads queue depths from (the
  * official `-management` image enables it already; this file makes the pod not depend on which
- * image variant it got.
+ * image variant it got), and with monitoring the Prometheus endpoint.
  */
-export function enabledPlugins(): string {
-  return '[rabbitmq_management].\n';
+export function enabledPlugins(o: { prometheus?: boolean } = {}): string {
+  return o.prometheus ? '[rabbitmq_management,rabbitmq_prometheus].\n' : '[rabbitmq_management].\n';
 }
 
 /**
@@ -487,7 +503,7 @@ export function brokerConfigFiles(o: BrokerConfigOptions): Record<string, string
     [CONFIG_FILES.advanced]: advancedConfig({ statsIntervalMs: o.statsIntervalMs }),
     [CONFIG_FILES.definitions]: definitionsJson(queues),
     [CONFIG_FILES.appPermissions]: appPermissionsJson(queues),
-    [CONFIG_FILES.plugins]: enabledPlugins(),
+    [CONFIG_FILES.plugins]: enabledPlugins({ prometheus: o.prometheusPort !== undefined }),
     [CONFIG_FILES.startScript]: brokerStartScript(),
   };
 }

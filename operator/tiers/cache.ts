@@ -6,6 +6,7 @@ import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './l
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
+import { METRICS_PORT, cacheExporter, monitored, scrapeAnnotations } from './monitoring.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import type { Child, ObservedFacts } from './objects.ts';
@@ -120,13 +121,20 @@ export const CACHE_PASSWORD_KEYS = {
   app: 'password',
   operator: 'operator-password',
   replication: 'replication-password',
+  monitor: 'monitor-password',
 } as const;
 
 export function cacheAuthSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
   const logins = facts.cacheLogins;
   if (!facts.cachePassword || !logins)
     throw new Error('cache passwords not generated: the controller must provide them');
-  const passwords = { app: facts.cachePassword, ...logins };
+  // The monitor user exists only with monitoring (its password is kept either way, so it is stable).
+  const passwords = {
+    app: facts.cachePassword,
+    operator: logins.operator,
+    replication: logins.replication,
+    monitor: monitored(app) ? logins.monitor : undefined,
+  };
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   return {
     apiVersion: 'v1',
@@ -137,6 +145,7 @@ export function cacheAuthSecret(app: ScalableApp, facts: ObservedFacts): V1Secre
       [CACHE_PASSWORD_KEYS.app]: b64(passwords.app),
       [CACHE_PASSWORD_KEYS.operator]: b64(passwords.operator),
       [CACHE_PASSWORD_KEYS.replication]: b64(passwords.replication),
+      ...(logins.monitor ? { [CACHE_PASSWORD_KEYS.monitor]: b64(logins.monitor) } : {}),
       // The include the server config names: the logins reach the server only through this file.
       'auth.conf': b64(cacheAuthInclude(passwords)),
     },
@@ -183,7 +192,10 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: selector },
       template: {
-        metadata: { labels: tierLabels(app, CACHE), annotations: { [ANNOTATION.configHash]: configHash } },
+        metadata: {
+          labels: tierLabels(app, CACHE),
+          annotations: { [ANNOTATION.configHash]: configHash, ...scrapeAnnotations(app, METRICS_PORT.cache) },
+        },
         spec: {
           ...restrictedPodBase(),
           containers: [
@@ -206,6 +218,13 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
                 { name: 'auth', mountPath: AUTH_DIR, readOnly: true },
                 { name: 'data', mountPath: '/data' },
               ],
+            }),
+            // After the server: the failover logic reads the server's container by name.
+            ...cacheExporter(app, {
+              port: CACHE_PORT,
+              authSecret: cacheAuthName(app),
+              passwordKey: CACHE_PASSWORD_KEYS.monitor,
+              monitorUser: CACHE_USERS.monitor,
             }),
           ],
           volumes: [

@@ -1,4 +1,4 @@
-import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1ContainerStatus, V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import { databaseEntries, databaseObjects, dbConfigHash, dbReadEndpoints } from './database.ts';
 import type { ObservedFacts } from './objects.ts';
@@ -14,7 +14,11 @@ const find = <T>(kind: string, f = facts) =>
   databaseObjects(app, f).find((o) => o.kind === kind) as unknown as T;
 const pod = (name: string, ready: boolean, ip: string): V1Pod => ({
   metadata: { name },
-  status: { podIP: ip, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  status: {
+    podIP: ip,
+    conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    containerStatuses: [{ name: 'postgres', ready } as V1ContainerStatus],
+  },
 });
 
 describe('database objects', () => {

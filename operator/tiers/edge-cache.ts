@@ -1,11 +1,17 @@
 import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { HEALTH_PATH, edgeCacheNginxArgs, edgeCacheNginxConfig } from '../server-config/edge-cache.ts';
+import {
+  HEALTH_PATH,
+  STATUS_PATH,
+  edgeCacheNginxArgs,
+  edgeCacheNginxConfig,
+} from '../server-config/edge-cache.ts';
 import { ANNOTATION, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
+import { EDGE_STATUS_PORT, METRICS_PORT, edgeExporter, monitored, scrapeAnnotations } from './monitoring.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import type { Child } from './objects.ts';
 import { EDGE_SERVICE_PORT, WEB_SERVICE_PORT, edgeName, webName } from './front-services.ts';
@@ -38,6 +44,7 @@ export function edgeConfigMap(app: ScalableApp): V1ConfigMap & Child {
     assetVersion: e.assetVersion,
     cacheSize: e.cacheSize,
     runDir: RUN_DIR,
+    ...(monitored(app) ? { statusPort: EDGE_STATUS_PORT } : {}),
   });
   return {
     apiVersion: 'v1',
@@ -62,7 +69,10 @@ export function edgeDeployment(app: ScalableApp, config: V1ConfigMap): V1Deploym
       selector: { matchLabels: selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' } },
       template: {
-        metadata: { labels: tierLabels(app, EDGE), annotations: { [ANNOTATION.configHash]: hash } },
+        metadata: {
+          labels: tierLabels(app, EDGE),
+          annotations: { [ANNOTATION.configHash]: hash, ...scrapeAnnotations(app, METRICS_PORT.edgeCache) },
+        },
         spec: {
           ...restrictedPodBase(),
           containers: [
@@ -80,6 +90,7 @@ export function edgeDeployment(app: ScalableApp, config: V1ConfigMap): V1Deploym
               },
               volumeMounts: [{ name: 'config', mountPath: '/config', readOnly: true }],
             }),
+            ...edgeExporter(app, STATUS_PATH),
           ],
           volumes: [
             { name: 'config', configMap: { name: configName(app) } },

@@ -10,6 +10,7 @@ import { EDGE, EDGE_PORT } from './edge-cache.ts';
 import { SHARD, SHARD_MOVER } from './shards.ts';
 import { CONSUMER } from './consumers.ts';
 import { QUEUE } from './queue.ts';
+import { METRICS_PORT, monitored } from './monitoring.ts';
 import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
 
 /** Where the operator runs unless told otherwise (manifests/operator, the operator chart's default). */
@@ -30,6 +31,21 @@ const dataClients = (app: ScalableApp, movers: readonly string[] = []) =>
   [WEB, CONSUMER, ...movers].map((component) => ({
     podSelector: { matchLabels: { [LABEL.instance]: app.metadata.name, [LABEL.component]: component } },
   }));
+
+/** spec.<tier>.allowedClients and spec.monitoring.scrapers as NetworkPolicy peers: exactly the pods named. */
+const peersOf = (peers: readonly AllowedClient[]) =>
+  peers.map((c) => ({
+    podSelector: { matchLabels: { ...c.podSelector.matchLabels } },
+    ...(c.namespaceSelector
+      ? { namespaceSelector: { matchLabels: { ...c.namespaceSelector.matchLabels } } }
+      : {}),
+  }));
+
+/** With monitoring: the scrapers, on the tier's metrics port only. */
+const scraperRules = (app: ScalableApp, port: number): IngressRule[] =>
+  monitored(app) && app.spec.monitoring.scrapers.length
+    ? [{ from: peersOf(app.spec.monitoring.scrapers), ports: [{ protocol: 'TCP', port }] }]
+    : [];
 
 const dnsEgress = {
   to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }],
@@ -94,7 +110,10 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
         spec: {
           podSelector: edgePods,
           policyTypes: ['Ingress'],
-          ingress: [{ ports: [{ protocol: 'TCP', port: EDGE_PORT }] }],
+          ingress: [
+            { ports: [{ protocol: 'TCP', port: EDGE_PORT }] },
+            ...scraperRules(app, METRICS_PORT.edgeCache),
+          ],
         },
       },
       {
@@ -125,6 +144,7 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       component: DATABASE,
       name: 'database',
       clientPorts: [PG_PORT],
+      metricsPort: METRICS_PORT.postgres,
       allowedClients: database.allowedClients,
     });
   }
@@ -133,6 +153,7 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       component: CACHE,
       name: 'cache',
       clientPorts: [CACHE_PORT],
+      metricsPort: METRICS_PORT.cache,
       allowedClients: cache.allowedClients,
     });
   }
@@ -143,6 +164,7 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       clientPorts: [PG_PORT],
       // The resharding Job (docs/sharding.md), labelled as the app's mover, reaches every shard.
       movers: [SHARD_MOVER],
+      metricsPort: METRICS_PORT.postgres,
       allowedClients: shards.allowedClients,
     });
   }
@@ -154,6 +176,7 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       // The management API is the operator's: it reads queue depths there. The app speaks AMQP.
       operatorPorts: [MANAGEMENT_PORT],
       peerPorts: [EPMD_PORT, DIST_PORT],
+      metricsPort: METRICS_PORT.queue,
       allowedClients: queue.allowedClients,
     });
   }
@@ -176,6 +199,8 @@ interface DataTierAccess {
   readonly peerPorts?: readonly number[];
   /** spec.<tier>.allowedClients. */
   readonly allowedClients: readonly AllowedClient[];
+  /** With monitoring: the scrapers' port (spec.monitoring.scrapers), and no one else's. */
+  readonly metricsPort: number;
 }
 
 /** A NetworkPolicy ingress rule as the apiserver spells it (the client library's type says `_from`). */
@@ -216,16 +241,9 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
     ingress.push({ from: [{ podSelector: pods }], ports: tcp([...clientPorts, ...peerPorts]) });
   if (allowedClients.length) {
     // spec.<tier>.allowedClients: exactly the pods named, by label (in the namespaces named, if any).
-    ingress.push({
-      from: allowedClients.map((c) => ({
-        podSelector: { matchLabels: { ...c.podSelector.matchLabels } },
-        ...(c.namespaceSelector
-          ? { namespaceSelector: { matchLabels: { ...c.namespaceSelector.matchLabels } } }
-          : {}),
-      })),
-      ports: tcp(clientPorts),
-    });
+    ingress.push({ from: peersOf(allowedClients), ports: tcp(clientPorts) });
   }
+  ingress.push(...scraperRules(app, tier.metricsPort));
   return [
     {
       apiVersion: 'networking.k8s.io/v1',

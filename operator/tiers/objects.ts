@@ -7,6 +7,8 @@ export interface DatabaseCredentials {
   readonly superuser: string;
   readonly replication: string;
   readonly app: string;
+  /** The metrics exporter's role (pg_monitor); optional for facts built before it existed. */
+  readonly monitor?: string;
 }
 
 /** What the cluster knows about one Postgres cluster: its recorded primary, last failover and pods. */
@@ -58,7 +60,12 @@ export interface ObservedFacts {
   /** The cache password (the app's): read back from its Secret, or freshly generated once by the controller. */
   readonly cachePassword?: string;
   /** The cache's other two logins' passwords, kept beside it (CACHE_USERS names the users). */
-  readonly cacheLogins?: { readonly operator: string; readonly replication: string };
+  readonly cacheLogins?: {
+    readonly operator: string;
+    readonly replication: string;
+    /** The metrics exporter's (optional for facts built before it existed). */
+    readonly monitor?: string;
+  };
   /** The cache pod the operator last made primary (its ConfigMap record); the first pod when unset. */
   readonly cachePrimary?: string;
   /** The UID of the pod the operator last saw serve as that primary (its ConfigMap record). */

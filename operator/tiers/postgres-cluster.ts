@@ -1,9 +1,23 @@
+import { isContainerReady } from '../kube/pods.ts';
 import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { PG_RUN_DIR, hbaConfig, postgresConfig, synchronousStandbyNames } from '../server-config/postgres.ts';
-import { instanceStartScript } from '../server-config/postgres-instance-script.ts';
+import {
+  DEFAULT_MONITOR_USER,
+  PG_RUN_DIR,
+  hbaConfig,
+  postgresConfig,
+  synchronousStandbyNames,
+} from '../server-config/postgres.ts';
+import { CREDENTIAL_FILES as f, instanceStartScript } from '../server-config/postgres-instance-script.ts';
 import { FENCED_HBA_FILE, instanceReadyScript } from '../server-config/postgres-ready-script.ts';
 import { ANNOTATION } from './labels.ts';
+import {
+  METRICS_PORT,
+  POSTGRES_EXPORTER_QUERIES,
+  monitored,
+  postgresExporter,
+  scrapeAnnotations,
+} from './monitoring.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
@@ -13,6 +27,10 @@ import { contentHash } from './content-hash.ts';
 import type { Child, DatabaseCredentials, PgClusterFacts } from './objects.ts';
 
 export const PG_PORT = 5432;
+/** The server's container: the first of every instance's pod. */
+export const PG_CONTAINER = 'postgres';
+/** The ConfigMap key of the exporter's queries (with monitoring). */
+export const EXPORTER_QUERIES_KEY = 'exporter-queries.yaml';
 
 /** Accepting connections, asked over TCP as clients connect. */
 const PG_READY = { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-p', String(PG_PORT)] } };
@@ -111,15 +129,17 @@ export function pgCredentialsSecret(
     type: 'Opaque',
     metadata: { name, namespace: app.metadata.namespace, labels },
     data: {
-      'superuser-password': b64(credentials.superuser),
-      'replication-password': b64(credentials.replication),
-      'app-password': b64(credentials.app),
+      [f.superuserPassword]: b64(credentials.superuser),
+      [f.replicationPassword]: b64(credentials.replication),
+      [f.appPassword]: b64(credentials.app),
+      ...(credentials.monitor ? { [f.monitorPassword]: b64(credentials.monitor) } : {}),
     },
   };
 }
 
 export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
   const last = c.facts.lastFailover;
+  const hba = { appUser: APP_USER, appDatabase: APP_DATABASE, monitor: monitored(c.app) };
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -138,13 +158,9 @@ export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
         // is harmless, and the text (and the pods) need not change when the primary moves.
         synchronousStandbyNames: synchronousStandbyNames(c.spec.synchronousReplicas, pgInstanceNames(c)),
       }),
-      'pg_hba.conf': hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0' }),
-      [FENCED_HBA_FILE]: hbaConfig({
-        appUser: APP_USER,
-        appDatabase: APP_DATABASE,
-        cidr: '0.0.0.0/0',
-        fenced: true,
-      }),
+      'pg_hba.conf': hbaConfig({ ...hba, cidr: '0.0.0.0/0' }),
+      [FENCED_HBA_FILE]: hbaConfig({ ...hba, cidr: '0.0.0.0/0', fenced: true }),
+      ...(monitored(c.app) ? { [EXPORTER_QUERIES_KEY]: POSTGRES_EXPORTER_QUERIES } : {}),
       'start.sh': instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
       'ready.sh': instanceReadyScript(),
       primary: pgPrimary(c),
@@ -161,6 +177,13 @@ export function pgConfigHash(c: PgCluster): string {
 export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
   const spread = zoneSpread(c.app, c.selector);
   const base = restrictedPodBase();
+  const exporter = postgresExporter(c.app, {
+    port: PG_PORT,
+    credentialsSecret: c.credentialsName,
+    passwordKey: f.monitorPassword,
+    monitorUser: DEFAULT_MONITOR_USER,
+    queriesPath: `/config/${EXPORTER_QUERIES_KEY}`,
+  });
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -173,7 +196,13 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
       // Data is precious: claims outlive the StatefulSet unless the user chose Delete.
       persistentVolumeClaimRetentionPolicy: { whenDeleted: c.spec.deletionPolicy, whenScaled: 'Retain' },
       template: {
-        metadata: { labels: c.labels, annotations: { [ANNOTATION.configHash]: pgConfigHash(c) } },
+        metadata: {
+          labels: c.labels,
+          annotations: {
+            [ANNOTATION.configHash]: pgConfigHash(c),
+            ...scrapeAnnotations(c.app, METRICS_PORT.postgres),
+          },
+        },
         spec: {
           ...base,
           securityContext: {
@@ -191,7 +220,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
           terminationGracePeriodSeconds: 60,
           containers: [
             {
-              name: 'postgres',
+              name: PG_CONTAINER,
               image: c.spec.image ?? `postgres:${c.spec.version}`,
               command: ['sh', '/config/start.sh'],
               env: [
@@ -235,12 +264,15 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 tmpMount,
               ],
             },
+            // After the server: the failover logic and its tests read the first container's state.
+            ...exporter.containers,
           ],
           volumes: [
             { name: 'config', configMap: { name: pgConfigName(c) } },
             { name: 'credentials', secret: { secretName: c.credentialsName, defaultMode: 0o400 } },
             { name: 'run', emptyDir: {} },
             tmpVolume,
+            ...exporter.volumes,
           ],
           ...(spread ? { topologySpreadConstraints: spread } : {}),
         },
@@ -259,8 +291,8 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
   };
 }
 
-const ready = (p: V1Pod) =>
-  p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ?? false;
+/** The server's readiness (a failing exporter beside it does not take a standby out of reads). */
+const ready = (p: V1Pod) => isContainerReady(p, PG_CONTAINER);
 
 /**
  * The read-only Service has no selector: the operator publishes its endpoints — the ready replicas,

@@ -24,6 +24,7 @@ import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './l
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
+import { METRICS_PORT, monitored, scrapeAnnotations } from './monitoring.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { contentHash } from './content-hash.ts';
 import type { Child, ObservedFacts } from './objects.ts';
@@ -99,6 +100,7 @@ export function mqConfigMap(app: ScalableApp): V1ConfigMap & Child {
       definitionsFile: `${PATHS.home}/definitions.json`,
       memoryHighWatermarkBytes: memoryHighWatermarkBytes(memoryLimit),
       diskFreeLimitBytes: diskFreeLimitBytes(q.storage.size, memoryLimit),
+      ...(monitored(app) ? { prometheusPort: METRICS_PORT.queue } : {}),
     }),
   };
 }
@@ -180,7 +182,10 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
       template: {
         metadata: {
           labels: tierLabels(app, QUEUE),
-          annotations: { [ANNOTATION.configHash]: mqConfigHash(app) },
+          annotations: {
+            [ANNOTATION.configHash]: mqConfigHash(app),
+            ...scrapeAnnotations(app, METRICS_PORT.queue),
+          },
         },
         spec: {
           ...base,
@@ -207,6 +212,9 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
                 { name: 'management', containerPort: MANAGEMENT_PORT, protocol: 'TCP' },
                 { name: 'epmd', containerPort: EPMD_PORT, protocol: 'TCP' },
                 { name: 'dist', containerPort: DIST_PORT, protocol: 'TCP' },
+                ...(monitored(app)
+                  ? [{ name: 'metrics', containerPort: METRICS_PORT.queue, protocol: 'TCP' }]
+                  : []),
               ],
               resources: resourceRequirements(q.resources),
               // Started, and ready, once the AMQP listener is open: RabbitMQ opens it last, after the

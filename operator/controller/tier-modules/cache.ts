@@ -33,10 +33,11 @@ export const cacheTier: TierModule = {
   async gather(ctx, app) {
     const ns = app.metadata.namespace ?? '';
     const k = CACHE_PASSWORD_KEYS;
-    const [password, operator, replication] = await generatedSecret(ctx, ns, cacheAuthName(app), [
+    const [password, operator, replication, monitor] = await generatedSecret(ctx, ns, cacheAuthName(app), [
       k.app,
       k.operator,
       k.replication,
+      k.monitor,
     ]);
     const record = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data;
     const primary = record?.primary;
@@ -44,7 +45,7 @@ export const cacheTier: TierModule = {
     return {
       facts: {
         cachePassword: password!,
-        cacheLogins: { operator: operator!, replication: replication! },
+        cacheLogins: { operator: operator!, replication: replication!, monitor: monitor! },
         ...(primary ? { cachePrimary: primary } : {}),
         ...(primaryUid ? { cachePrimaryUid: primaryUid } : {}),
       },

@@ -6,6 +6,7 @@ set -eu
 superuser=postgres
 replication_user=replicator
 app_user=app
+monitor_user=monitor
 app_database=app
 
 : "${PGDATA:?PGDATA is required}" "${PGPORT:?PGPORT is required}"
@@ -75,7 +76,13 @@ init_primary() {
     --auth=scram-sha-256 --data-checksums --encoding=UTF8 --locale=C.UTF-8 >&2
   app_password=$(secret app-password)
   [ -n "$app_password" ] || die "app-password is empty"
-  log "creating the roles $replication_user and $app_user and the database $app_database"
+  # The metrics exporter's login: pg_monitor reads every statistics view and nothing of the data.
+  monitor_password=
+  if [ -e "$credentials_dir/monitor-password" ]; then
+    monitor_password=$(secret monitor-password)
+    [ -n "$monitor_password" ] || die "monitor-password is empty"
+  fi
+  log "creating the roles $replication_user, $app_user${monitor_password:+ and $monitor_user} and the database $app_database"
   # Single-user mode: no server, no socket, no authentication to set up yet. exit_on_error makes a
   # failed statement fail the command; log_min_error_statement keeps the statement (and so the
   # password) out of the error log.
@@ -83,6 +90,8 @@ init_primary() {
     printf 'CREATE ROLE "%s" WITH LOGIN REPLICATION PASSWORD %s;\n\n' "$replication_user" "$(sql_literal "$replication_password")"
     printf 'CREATE ROLE "%s" WITH LOGIN PASSWORD %s;\n\n' "$app_user" "$(sql_literal "$app_password")"
     printf 'CREATE DATABASE "%s" OWNER "%s";\n\n' "$app_database" "$app_user"
+    [ -z "$monitor_password" ] ||
+      printf 'CREATE ROLE "%s" WITH LOGIN PASSWORD %s IN ROLE pg_monitor;\n\n' "$monitor_user" "$(sql_literal "$monitor_password")"
   } | "${bin}postgres" --single -j -D "$new" -c exit_on_error=on -c log_min_error_statement=panic postgres >/dev/null
   mv "$new" "$PGDATA"
 }
