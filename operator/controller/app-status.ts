@@ -97,7 +97,7 @@ export async function writeStatus(
   previous: ScalableAppStatus | undefined,
   generation: number,
   outcome: Outcome,
-): Promise<{ wrote: boolean; recheck: number | undefined }> {
+): Promise<{ wrote: boolean; recheck: number | undefined; status: ScalableAppStatus }> {
   const { refusals, failoverRefused } = outcome;
   const reports = tierReports(app, d.children, facts, d.now().getTime());
   const notReady = [...reports.values()].filter((r) => !r.ready);
@@ -156,7 +156,7 @@ export async function writeStatus(
     for (const e of tierWarnings(previous?.conditions, conditions))
       await d.events.record(app, 'Warning', e.reason, e.message);
   }
-  return { wrote, recheck: recheckAfterMs(reports) };
+  return { wrote, recheck: recheckAfterMs(reports), status };
 }
 
 /** Server-side applies the status subresource, only when it differs. Returns whether it wrote. */

@@ -9,6 +9,7 @@ import type { Logger } from '../runtime/log.ts';
 import { newReconcileID } from '../runtime/log.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import { connectWorkQueueMetrics, reconcileMetricsObserver } from '../runtime/metrics.ts';
+import { appMetricsOf } from './app-metrics.ts';
 import { WorkQueue, combineObservers, runWorkers } from '../runtime/work-queue.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import { ChildCaches, ownedKinds, ownerKey } from './children.ts';
@@ -140,6 +141,7 @@ export class Manager {
       cachePrimary: this.cachePrimary(),
       databasePrimary: this.databasePrimary(log, signal),
       consumerScaling: scaling,
+      appMetrics: appMetricsOf(this.o.metrics.registry),
     });
     // Everything cached so far is work: the queue of a replica that just became leader may be empty.
     for (const a of this.apps.list()) queue.add(`${a.metadata?.namespace}/${a.metadata?.name}`);

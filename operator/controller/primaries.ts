@@ -4,7 +4,7 @@ import { appPath } from './app-status.ts';
 import { SWITCHOVER_ANNOTATION } from './database-primary.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import type { EventRecorder } from './events.ts';
-import type { TierContext } from './tier-module.ts';
+import type { Move, TierContext } from './tier-module.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 
 interface Log {
@@ -21,6 +21,8 @@ export interface PrimariesOutcome {
   readonly recheckMs?: number;
   /** The pod a switchover was asked for is now the ready primary (database-primary.ts). */
   readonly switchoverDone?: string;
+  /** Every primary moved this pass (each announced by an Event; the operator's metrics count them). */
+  readonly moved: readonly Move[];
 }
 
 /** How long to wait before asking a cluster's servers again after they could not be asked. */
@@ -39,6 +41,7 @@ export async function decidePrimaries(
 ): Promise<PrimariesOutcome> {
   let current = facts;
   const restart: string[] = [];
+  const moved: Move[] = [];
   const failoverRefused: string[] = [];
   let recheckMs: number | undefined;
   let switchoverDone: string | undefined;
@@ -65,6 +68,7 @@ export async function decidePrimaries(
       await ctx.events.record(app, 'Warning', 'FailoverRefused', r.reason);
     }
     for (const mv of d.moved) {
+      moved.push(mv);
       log.warn(mv.what, { cluster: mv.cluster, from: mv.from, to: mv.to });
       await ctx.events.record(app, mv.event.type, mv.event.reason, mv.reason);
     }
@@ -72,6 +76,7 @@ export async function decidePrimaries(
   return {
     facts: current,
     restart,
+    moved,
     failoverRefused,
     ...(recheckMs !== undefined ? { recheckMs } : {}),
     ...(switchoverDone ? { switchoverDone } : {}),

@@ -5,6 +5,7 @@ import { collectionPath } from '../kube/resources.ts';
 import type { Informer } from '../kube/informer.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import { AppMemory, appKey } from './app-memory.ts';
+import type { AppMetrics } from './app-metrics.ts';
 import { writeHeldBack, writeStatus, type HeldBackReason } from './app-status.ts';
 import { applyAll, prune } from './apply.ts';
 import type { CachePrimary } from './cache-primary.ts';
@@ -42,6 +43,8 @@ export interface ReconcilerDeps {
   readonly databasePrimary?: DatabasePrimary;
   /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
   readonly consumerScaling?: ConsumerScalingPort;
+  /** The per-app series (app-metrics.ts); absent, none are kept. */
+  readonly appMetrics?: AppMetrics;
   readonly log: {
     info(msg: string, f?: Record<string, unknown>): void;
     warn(msg: string, f?: Record<string, unknown>): void;
@@ -88,6 +91,7 @@ export class Reconciler {
       // way: garbage collection removes the children of a deleted app, by their owner references.
       for (const m of TIER_MODULES) m.forget?.(this.ctx, key);
       this.memory.forget(key);
+      this.d.appMetrics?.forget(key);
       return 'ok';
     }
     const generation = raw.metadata?.generation ?? 0;
@@ -116,6 +120,14 @@ export class Reconciler {
     const memory = this.memory.of(appKey(app));
     const primaries = await decidePrimaries(this.ctx, app, gathered.facts, memory.refusedFailover, log);
     const facts = primaries.facts;
+    for (const mv of primaries.moved) this.d.appMetrics?.moved(app, mv);
+    const observe = (status: ScalableAppStatus) =>
+      this.d.appMetrics?.observe(
+        app,
+        status,
+        facts,
+        this.d.children.ownedBy(app.metadata.uid ?? '').map((c) => c.obj),
+      );
     let result = soonest('ok', primaries.recheckMs);
 
     const desired = desiredState(app, facts).map((o) => stamped(o));
@@ -144,7 +156,8 @@ export class Reconciler {
       // stands (a tier becoming ready meanwhile): one Event, counted once.
       const before = raw.status?.conditions?.find((c) => c.type === 'Degraded');
       const announced = before?.reason === 'ChildRefused' && before.message === refused.message;
-      const { wrote } = await writeStatus(this.ctx, app, facts, raw.status, generation, outcome);
+      const { wrote, status } = await writeStatus(this.ctx, app, facts, raw.status, generation, outcome);
+      observe(status);
       if (wrote && !announced) {
         log.warn('a child was refused; retrying with backoff', { refused: refused.message });
         await this.d.events.record(app, 'Warning', 'ChildRefused', refused.message);
@@ -159,11 +172,12 @@ export class Reconciler {
     }
     if (primaries.switchoverDone) await removeDoneSwitchover(this.d.kube, app, primaries.switchoverDone, log);
     const relabelled = await labelRoles(this.d, app, facts, log);
-    const { recheck } = await writeStatus(this.ctx, app, facts, raw.status, generation, {
+    const { recheck, status } = await writeStatus(this.ctx, app, facts, raw.status, generation, {
       changed: changed + pruned + relabelled > 0,
       refusals: [],
       failoverRefused: primaries.failoverRefused,
     });
+    observe(status);
     // A container still within its probes' budget is called not ready only when it runs out: look then.
     result = soonest(result, recheck);
     return result;
