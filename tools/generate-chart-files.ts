@@ -12,6 +12,7 @@ import { instanceStartScript } from '../operator/server-config/postgres-instance
 import { instanceReadyScript } from '../operator/server-config/postgres-ready-script.ts';
 import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
+import { alertRulesFile } from '../operator/monitoring/alert-rules.ts';
 import { CACHE_PEER_DOMAIN_PLACEHOLDER, readyScriptText, startScriptText } from '../operator/tiers/cache.ts';
 
 export interface ChartFile {
@@ -72,7 +73,14 @@ export const CHART_FILES: readonly ChartFile[] = [
   {
     path: 'queue/files/enabled_plugins',
     source: 'enabledPlugins() in operator/server-config/rabbitmq.ts',
-    text: enabledPlugins,
+    text: () => enabledPlugins(),
+  },
+  // The alerts for every app: the operator chart's PrometheusRule reads them, and a Prometheus
+  // without the Prometheus Operator loads the file as it is.
+  {
+    path: 'operator/files/prometheus-rules.yaml',
+    source: 'alertRulesFile() in operator/monitoring/alert-rules.ts',
+    text: alertRulesFile,
   },
 ];
 

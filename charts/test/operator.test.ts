@@ -2,6 +2,7 @@
 // Helm's labels and the keep policy added), manifests/operator's least-privilege RBAC and pod (no drift),
 // and the flags operator/main.ts accepts. Rendered with the real helm binary; no cluster.
 
+import { alertRuleGroups } from '../../operator/monitoring/alert-rules.ts';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
@@ -227,6 +228,19 @@ describe('metrics and network access', () => {
     const monitor = one(render({ metrics: { serviceMonitor: { enabled: true } } }), 'ServiceMonitor');
     expect(monitor.spec.selector.matchLabels).toEqual(d.spec.selector.matchLabels);
     expect(monitor.spec.endpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: '30s' }]);
+  });
+
+  it("ships the alerts for every app as a PrometheusRule only when asked, with the user's labels", () => {
+    expect(kinds(render())).not.toContain('PrometheusRule');
+    const rule = one(
+      render({
+        metrics: { prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' } } },
+      }),
+      'PrometheusRule',
+    );
+    expect(rule.metadata.labels?.release).toBe('kube-prometheus-stack');
+    // The very group of operator/monitoring/alert-rules.ts (through the generated files/ copy).
+    expect(rule.spec).toEqual(alertRuleGroups());
   });
 
   it('lets nothing reach the pods but the metrics port; metricsFrom narrows who, and keeps helm test', () => {
