@@ -159,6 +159,30 @@ build_kube_router() {
 # node: the kubelet applies fsGroup to those, so non-root database pods own their data directories.
 build_local_path_provisioner() { go_install "$1" "github.com/rancher/local-path-provisioner@${LOCAL_PATH_PROVISIONER_VERSION}"; }
 build_metrics_server() { go_install "$1" "sigs.k8s.io/metrics-server/cmd/metrics-server@${METRICS_SERVER_VERSION}"; }
+# controller-gen, only to generate the Prometheus Operator's CRDs below from their Go types.
+build_controller_gen() {
+  GOBIN=$1/bin go install -trimpath -ldflags "-s -w" "sigs.k8s.io/controller-tools/cmd/controller-gen@${CONTROLLER_TOOLS_VERSION}"
+  local said; said=$("$1/bin/controller-gen" --version 2>&1) || die "controller-gen --version failed: $said"
+  [[ $said == *"${CONTROLLER_TOOLS_VERSION}"* ]] || die "controller-gen is not ${CONTROLLER_TOOLS_VERSION}: $said"
+}
+# prometheus_crds OUT: generates the Prometheus Operator's monitoring.coreos.com/v1 CRDs into OUT
+# and keeps PodMonitor, ServiceMonitor and PrometheusRule. The Go proxy does not serve the operator's
+# main module (where upstream keeps the YAML), only its API module: controller-gen makes the same
+# CRDs from those types, with upstream's options (crd:crdVersions=v1) and its version annotation.
+prometheus_crds() {
+  local out=$1 api=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring
+  local src; src=$(mktemp -d)
+  # A throwaway module that requires the API module; GOFLAGS=-mod=mod lets the package load fill its go.sum.
+  printf 'module scalableapp.local/promcrds\n\ngo %s\n\nrequire %s %s\n' "$GO_MIN_VERSION" "$api" "$PROMETHEUS_OPERATOR_VERSION" > "$src/go.mod"
+  (cd "$src" && "$TOOLS_DIR/controller-gen-$CONTROLLER_TOOLS_VERSION/bin/controller-gen" crd:crdVersions=v1 "paths=$api/v1" "output:crd:dir=$src/crds")
+  for kind in podmonitors servicemonitors prometheusrules; do
+    local f=$src/crds/monitoring.coreos.com_$kind.yaml
+    [[ -s $f ]] || die "controller-gen made no $(basename "$f") from $api@$PROMETHEUS_OPERATOR_VERSION"
+    sed "0,/^    controller-gen\.kubebuilder\.io\/version: .*/s//&\n    operator.prometheus.io\/version: ${PROMETHEUS_OPERATOR_VERSION#v}/" "$f" > "$out/$(basename "$f")"
+    grep -q '^    operator\.prometheus\.io/version: ' "$out/$(basename "$f")" || die "no controller-gen annotation in $(basename "$f") to put the version beside"
+  done
+  rm -rf "$src"
+}
 
 step "toolchain into $TOOLS_DIR (Go $go_version)"
 build_tool etcd "$ETCD_VERSION" build_etcd
@@ -190,4 +214,24 @@ else
   built_any=1
 fi
 ln -sfn "$gateway_crds" "$TOOLS_DIR/share/gateway-api"
+# The Prometheus Operator's CRDs, so the tests can install them and check the PodMonitors the operator
+# writes (no Prometheus Operator runs). Generated, so the stamp holds the generator: a new
+# controller-gen regenerates them.
+build_tool controller-gen "$CONTROLLER_TOOLS_VERSION" build_controller_gen
+prom_crds=$TOOLS_DIR/share/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION
+if [[ -f $prom_crds/.stamp && $(<"$prom_crds/.stamp") == "controller-gen $CONTROLLER_TOOLS_VERSION" ]]; then
+  step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs: cached"
+else
+  step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs: generating from its API module with controller-gen $CONTROLLER_TOOLS_VERSION"
+  rm -rf "$prom_crds" && mkdir -p "$prom_crds"
+  start=$(date +%s)
+  building="prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs"
+  with_heartbeat "prometheus-operator CRDs" prometheus_crds "$prom_crds"
+  building=
+  echo "controller-gen $CONTROLLER_TOOLS_VERSION" > "$prom_crds/.stamp"
+  echo "$(date -u +%FT%TZ) prometheus-operator-crds $PROMETHEUS_OPERATOR_VERSION $(( $(date +%s) - start ))s" >> "$TOOLS_DIR/build-times.log"
+  step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs: $(cd "$prom_crds" && echo *.yaml)"
+  built_any=1
+fi
+ln -sfn "$prom_crds" "$TOOLS_DIR/share/prometheus-operator-crds"
 step "toolchain ready in $TOOLS_BIN ($([[ $built_any == 1 ]] && echo "built missing tools" || echo "all cached"))"

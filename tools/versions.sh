@@ -11,6 +11,8 @@ COREDNS_VERSION=v1.15.0        # DNS for the real node's pods
 KUBE_ROUTER_VERSION=v2.1.0     # NetworkPolicy firewall on the real node (the only version the proxy serves)
 LOCAL_PATH_PROVISIONER_VERSION=v0.0.30  # volumes on the real node (the only version the proxy serves)
 GATEWAY_API_VERSION=v1.6.3     # only its CRDs: the local cluster serves the Gateway API (tools/cluster.sh)
+PROMETHEUS_OPERATOR_VERSION=v0.95.2  # only its CRDs (PodMonitor, ServiceMonitor, PrometheusRule), generated from its API module
+CONTROLLER_TOOLS_VERSION=v0.23.0     # controller-gen, which generates those CRDs
 # The Go toolchain that builds them; Kubernetes 1.36 needs >= 1.26.0.
 GO_MIN_VERSION=1.26.0
 # Where built tools live. Under $HOME so CI on the same machine reuses them.
