@@ -312,7 +312,7 @@ export const LABEL_KEYS_MESSAGE =
  * by a refinement and CEL, not a key schema: neither a CRD nor a chart's values schema can name a
  * bad key's field (the CRD drops `propertyNames`; Helm reports it at a wrong path).
  */
-const matchLabels = (description: string, min: number) =>
+export const matchLabels = (description: string, min: number) =>
   doc(
     z
       .record(z.string(), z.string().max(63).regex(LABEL_VALUE))

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { LABEL_KEY, image, podPeers, resources, type ResourceDefaults } from './common.ts';
+import { LABEL_KEY, image, matchLabels, podPeers, resources, type ResourceDefaults } from './common.ts';
 
 export const topology = doc(
   z.object({
@@ -61,6 +61,19 @@ export const monitoring = doc(
       'The exporter images; each entrypoint must be the exporter itself (the pod passes arguments only).',
     ).prefault({}),
     resources: resources('CPU and memory for each exporter container.', EXPORTER_RESOURCES),
+    podMonitors: doc(
+      z.object({
+        labels: matchLabels(
+          "Labels on every PodMonitor: what your Prometheus's podMonitorSelector matches (kube-prometheus-stack: release: <its release name>).",
+          0,
+        ).default({}),
+        interval: doc(
+          z.string().regex(/^[1-9][0-9]*(s|m)$/),
+          'How often Prometheus scrapes each exporter, in seconds or minutes (e.g. 30s, 1m).',
+        ).default('30s'),
+      }),
+      "When the Prometheus Operator's PodMonitor is served (looked up when the operator starts), one PodMonitor per monitored tier, labelled app and tier; without it, the pods' prometheus.io annotations are all there is.",
+    ).prefault({}),
   }),
   'Observability of the tiers.',
 );

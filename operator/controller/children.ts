@@ -2,6 +2,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { Informer } from '../kube/informer.ts';
 import type { InformerEvent } from '../kube/informer.ts';
 import type { Kube } from '../kube/client.ts';
+import type { ObservedFacts } from '../tiers/objects.ts';
 import { OWNED_KINDS, collectionPath, type OwnedKind } from '../kube/resources.ts';
 import { KIND } from '../api/scalable-app.ts';
 import { LABEL, MANAGER } from '../tiers/labels.ts';
@@ -86,4 +87,6 @@ export class ChildCaches implements ChildLookup {
   }
 }
 
-export const ownedKinds = (gatewayApi: boolean) => OWNED_KINDS.filter((k) => !k.optional || gatewayApi);
+/** The kinds to watch: those whose API the cluster serves (facts looked up at start). */
+export const ownedKinds = (served: Pick<ObservedFacts, 'gatewayApi' | 'podMonitors'>) =>
+  OWNED_KINDS.filter((k) => !k.needs || served[k.needs] === true);

@@ -1,3 +1,4 @@
+import { podMonitors } from '../tiers/pod-monitors.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { API_VERSION, KIND } from '../api/scalable-app.ts';
 import { connectionHash, connectionSecret } from '../tiers/connection.ts';
@@ -15,6 +16,7 @@ export function desiredState(app: ScalableApp, facts: ObservedFacts): Child[] {
   const objects: Child[] = [
     secret,
     ...networkPolicies(app, facts.operatorNamespace),
+    ...podMonitors(app, facts),
     ...TIER_MODULES.flatMap((m) => (m.present(app) ? m.objects(app, facts, { connection }) : [])),
   ];
   const owner = {

@@ -56,10 +56,15 @@ export interface ManagerOptions {
 }
 
 /** Whether the cluster serves an API group version (e.g. the Gateway API). */
-async function serves(kube: Kube, groupVersion: string): Promise<boolean> {
+async function serves(kube: Kube, groupVersion: string, kind?: string): Promise<boolean> {
   try {
-    await kube.request('get', HttpMethod.GET, `/apis/${groupVersion}`);
-    return true;
+    const list = await kube.request<{ resources?: { kind?: string }[] }>(
+      'get',
+      HttpMethod.GET,
+      `/apis/${groupVersion}`,
+    );
+    // A group may be served with only some of its kinds (a cluster with ServiceMonitors alone).
+    return !kind || (list?.resources ?? []).some((r) => r.kind === kind);
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) return false;
     throw e;
@@ -88,6 +93,7 @@ export class Manager {
     const log = this.o.log.with({ controller: CONTROLLER });
     this.facts = {
       gatewayApi: await serves(this.o.kube, 'gateway.networking.k8s.io/v1'),
+      podMonitors: await serves(this.o.kube, 'monitoring.coreos.com/v1', 'PodMonitor'),
       ...(this.o.operatorNamespace ? { operatorNamespace: this.o.operatorNamespace } : {}),
     };
     log.info('cluster capabilities', { ...this.facts });
@@ -109,7 +115,7 @@ export class Manager {
     });
     this.children = new ChildCaches(
       this.o.kube,
-      ownedKinds(this.facts.gatewayApi),
+      ownedKinds(this.facts),
       this.o.namespace,
       // Children are only listed again on the apps' relist; their own relist needs no resync.
       (e, o) => (e === 'relisted' ? undefined : enqueue(o)),

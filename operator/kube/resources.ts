@@ -3,8 +3,11 @@ export interface OwnedKind {
   readonly apiVersion: string;
   readonly kind: string;
   readonly plural: string;
-  /** Needs an API the cluster may not serve (Gateway API). */
-  readonly optional?: boolean;
+  /**
+   * Needs an API the cluster may not serve: the fact (ObservedFacts) that says whether it does,
+   * looked up when the operator starts.
+   */
+  readonly needs?: 'gatewayApi' | 'podMonitors';
   /** Watched for status and role labels but never applied or pruned (pods belong to their workload). */
   readonly watchOnly?: boolean;
 }
@@ -21,7 +24,13 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', plural: 'networkpolicies' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses' },
-  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', plural: 'httproutes', optional: true },
+  {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    plural: 'httproutes',
+    needs: 'gatewayApi',
+  },
+  { apiVersion: 'monitoring.coreos.com/v1', kind: 'PodMonitor', plural: 'podmonitors', needs: 'podMonitors' },
 ];
 
 export function collectionPath(apiVersion: string, plural: string, namespace?: string): string {

@@ -10,6 +10,7 @@ import { restrictedViolations } from './testdata/restricted-pss.ts';
 import { CACHE_ACL } from '../server-config/cache.ts';
 import { EXPORTER_QUERIES_KEY } from './postgres-cluster.ts';
 import { METRICS_PORT } from './monitoring.ts';
+import { ownedKinds } from '../controller/children.ts';
 import type { Child } from './objects.ts';
 
 const FACTS = {
@@ -207,5 +208,63 @@ describe('spec.monitoring.enabled', () => {
         { podSelector: { matchLabels: { role: 'scraper' } } },
       ]);
     expect(metricsRules(children({ enabled: true, scrapers: [] }))).toEqual([]);
+  });
+});
+
+describe('PodMonitors, when the Prometheus Operator serves them', () => {
+  const monitors = (spec: Parameters<typeof children>[0], podMonitors: boolean) =>
+    desiredState(everyTier(spec), { ...FACTS, podMonitors }).filter((c) => c.kind === 'PodMonitor');
+
+  it('makes one per monitored tier, selecting its pods and naming app and tier, with the labels asked for', () => {
+    const all = monitors(
+      { enabled: true, podMonitors: { labels: { release: 'kps' }, interval: '15s' } },
+      true,
+    );
+    expect(all.map((m) => m.metadata.name).sort()).toEqual([
+      'shop-cache-metrics',
+      'shop-database-metrics',
+      'shop-edge-cache-metrics',
+      'shop-queue-metrics',
+      'shop-shard-metrics',
+    ]);
+    const db = all.find((m) => m.metadata.name === 'shop-database-metrics') as unknown as {
+      metadata: { labels: Record<string, string> };
+      spec: { selector: unknown; podMetricsEndpoints: unknown[] };
+    };
+    expect(db.metadata.labels).toMatchObject({ release: 'kps', 'app.kubernetes.io/instance': 'shop' });
+    expect(db.spec.selector).toEqual({
+      matchLabels: { 'app.kubernetes.io/instance': 'shop', 'app.kubernetes.io/component': 'database' },
+    });
+    expect(db.spec.podMetricsEndpoints).toEqual([
+      {
+        port: 'metrics',
+        path: '/metrics',
+        interval: '15s',
+        relabelings: [
+          {
+            sourceLabels: ['__meta_kubernetes_pod_label_app_kubernetes_io_instance'],
+            targetLabel: 'app',
+            action: 'replace',
+          },
+          {
+            sourceLabels: ['__meta_kubernetes_pod_label_app_kubernetes_io_component'],
+            targetLabel: 'tier',
+            action: 'replace',
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('makes none without the CRD, and none with monitoring off', () => {
+    expect(monitors({ enabled: true }, false)).toEqual([]);
+    expect(monitors({ enabled: false }, true)).toEqual([]);
+  });
+
+  it('watches PodMonitors only where they are served', () => {
+    const kinds = (podMonitors: boolean) => ownedKinds({ gatewayApi: false, podMonitors }).map((k) => k.kind);
+    expect(kinds(true)).toContain('PodMonitor');
+    expect(kinds(false)).not.toContain('PodMonitor');
+    expect(kinds(true)).not.toContain('HTTPRoute');
   });
 });

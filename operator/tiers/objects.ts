@@ -55,6 +55,8 @@ export interface Child extends KubernetesObject {
 export interface ObservedFacts {
   /** gateway.networking.k8s.io/v1 HTTPRoute is served (the Gateway API CRDs are installed). */
   readonly gatewayApi: boolean;
+  /** The Prometheus Operator's PodMonitor is served: spec.monitoring makes one per tier. */
+  readonly podMonitors?: boolean;
   /** The namespace the operator runs in: the data tiers admit its pods (failover, queue depths). */
   readonly operatorNamespace?: string;
   /** The cache password (the app's): read back from its Secret, or freshly generated once by the controller. */

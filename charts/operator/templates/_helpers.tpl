@@ -113,6 +113,10 @@ watchNamespace.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [list, watch, create, patch, update, delete]
+# spec.monitoring, when the Prometheus Operator is installed: one PodMonitor per tier.
+- apiGroups: [monitoring.coreos.com]
+  resources: [podmonitors]
+  verbs: [list, watch, create, patch, update, delete]
 # Cache and database pods: watched for readiness; only their role label is patched (Services select by
 # it); a database instance that must turn standby is restarted (deleted; its StatefulSet recreates it).
 - apiGroups: ['']
