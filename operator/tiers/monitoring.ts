@@ -106,8 +106,8 @@ export function postgresExporter(
  * The Redis-protocol exporter beside a cache server: it logs in over loopback as the monitor user,
  * whose ACL allows the read-only commands it sends; CONFIG is not among them (CONFIG GET would show
  * masterauth), and maxmemory comes from INFO. `--config-command=-` names a command that does not
- * exist: 1.45 has no "skip" value (1.61 makes `-` one), so each scrape costs one error reply in the
- * server's error counters, where CONFIG would cost one NOPERM.
+ * exist: 1.45 has no "skip" value (1.61 makes `-` one), so each scrape costs one unknown-command error
+ * in the server's error counters, where CONFIG would cost one NOPERM.
  */
 export function cacheExporter(
   app: ScalableApp,
@@ -123,6 +123,8 @@ export function cacheExporter(
         `--redis.addr=redis://127.0.0.1:${o.port}`,
         `--redis.user=${o.monitorUser}`,
         '--config-command=-',
+        // Naming its connection (CLIENT SETNAME) at every scrape is not among what the ACL allows.
+        '--set-client-name=false',
       ],
       // From the Secret by reference: the password is in no spec, only in the exporter's environment.
       env: [
