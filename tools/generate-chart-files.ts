@@ -13,6 +13,7 @@ import { instanceReadyScript } from '../operator/server-config/postgres-ready-sc
 import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
 import { alertRulesFile } from '../operator/monitoring/alert-rules.ts';
+import { DASHBOARDS, dashboardFile } from '../operator/monitoring/dashboards.ts';
 import { CACHE_PEER_DOMAIN_PLACEHOLDER, readyScriptText, startScriptText } from '../operator/tiers/cache.ts';
 
 export interface ChartFile {
@@ -82,6 +83,12 @@ export const CHART_FILES: readonly ChartFile[] = [
     source: 'alertRulesFile() in operator/monitoring/alert-rules.ts',
     text: alertRulesFile,
   },
+  // The dashboards: the operator chart ships each as a ConfigMap for Grafana's sidecar.
+  ...DASHBOARDS.map((d) => ({
+    path: `operator/files/dashboards/${d.uid}.json`,
+    source: `DASHBOARDS (${d.uid}) in operator/monitoring/dashboards.ts`,
+    text: () => dashboardFile(d),
+  })),
 ];
 
 export const chartFileUrl = (path: string) => new URL(`../charts/${path}`, import.meta.url);

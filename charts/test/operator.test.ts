@@ -3,6 +3,7 @@
 // and the flags operator/main.ts accepts. Rendered with the real helm binary; no cluster.
 
 import { alertRuleGroups } from '../../operator/monitoring/alert-rules.ts';
+import { DASHBOARDS, grafanaDashboard } from '../../operator/monitoring/dashboards.ts';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
@@ -228,6 +229,24 @@ describe('metrics and network access', () => {
     const monitor = one(render({ metrics: { serviceMonitor: { enabled: true } } }), 'ServiceMonitor');
     expect(monitor.spec.selector.matchLabels).toEqual(d.spec.selector.matchLabels);
     expect(monitor.spec.endpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: '30s' }]);
+  });
+
+  it("ships every dashboard as a ConfigMap for Grafana's sidecar only when asked", () => {
+    expect(render().filter((o) => o.kind === 'ConfigMap' && /-dashboard$/.test(o.metadata.name))).toEqual([]);
+    const maps = render({ dashboards: { enabled: true, namespace: 'grafana' } }).filter(
+      (o) => o.kind === 'ConfigMap' && /-dashboard$/.test(o.metadata.name),
+    );
+    expect(maps.map((m) => m.metadata.name).sort()).toEqual(
+      DASHBOARDS.map((d) => `scalableapp-operator-${d.uid.replace(/^scalableapp-/, '')}-dashboard`).sort(),
+    );
+    for (const m of maps) {
+      expect(m.metadata.namespace).toBe('grafana');
+      expect(m.metadata.labels?.grafana_dashboard).toBe('1');
+      const [file, text] = Object.entries(m.data as Record<string, string>)[0]!;
+      const d = DASHBOARDS.find((x) => `${x.uid}.json` === file)!;
+      // The very model of operator/monitoring/dashboards.ts (through the generated files/ copy).
+      expect(JSON.parse(text)).toEqual(grafanaDashboard(d));
+    }
   });
 
   it("ships the alerts for every app as a PrometheusRule only when asked, with the user's labels", () => {
