@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import {
+  ACCESS_LOG_KEYS,
   ASSET_VERSION_HEADER,
   edgeCacheNginxArgs,
   edgeCacheNginxConfig,
@@ -274,6 +275,22 @@ describe('edge cache, within the TTL', () => {
     expect([second.status, cacheStatus(second)]).toEqual([200, 'HIT']);
     expect(second.body).toBe(first.body);
     expect(f.origin.hits('/static/app.js')).toBe(1);
+  });
+
+  it('logs each request as one JSON object, with its cache status for an aggregator to count', async () => {
+    await get(f.port, '/static/logged.js');
+    await get(f.port, '/static/logged.js');
+    const requests = f.edge
+      .log()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, string>)
+      .filter((r) => r.uri === '/static/logged.js');
+    expect(requests.map((r) => [r.method, r.status, r.cache])).toEqual([
+      ['GET', '200', 'MISS'],
+      ['GET', '200', 'HIT'],
+    ]);
+    for (const r of requests) expect(Object.keys(r)).toEqual(ACCESS_LOG_KEYS);
   });
 
   it("tells clients the edge's policy (max-age and stale-if-error), not the origin's", async () => {

@@ -193,6 +193,19 @@ describe('a single node', () => {
     if (b.uid !== undefined) expect([definitions.uid, cookie.uid]).toEqual([b.uid, b.uid]);
   });
 
+  it('logs each of its events as one JSON object, and keeps the password out of them', () => {
+    // The start script's own lines come first, as text; every line of the broker's is JSON.
+    const broker = b.nodes[0]!.log.split('\n').filter((l) => l.startsWith('{'));
+    expect(broker.length).toBeGreaterThan(10);
+    const events = broker.map((l) => JSON.parse(l) as { time?: string; level?: string; msg?: string });
+    for (const e of events)
+      expect([typeof e.time, typeof e.level, typeof e.msg]).toEqual(['string', 'string', 'string']);
+    expect(
+      events.some((e) => /Server startup complete|started \d+ plugins|Time to start RabbitMQ/i.test(e.msg!)),
+    ).toBe(true);
+    expect(b.nodes[0]!.log).not.toContain(b.password);
+  });
+
   it("answers the liveness probe's command with the pod's environment", async () => {
     const r = await b.cli(0, 'rabbitmq-diagnostics', ['-q', 'ping']);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });

@@ -190,6 +190,8 @@ export function rabbitmqConf(o: BrokerConfOptions): string {
     // Logs on stdout only: the kubelet collects them, and the root filesystem is read-only.
     'log.console = true',
     'log.console.level = info',
+    // One JSON object per event, which a log aggregator parses without a pattern.
+    'log.console.formatter = json',
     'log.file = false',
     'loopback_users.guest = true',
     // Every node knows every peer by name; the first to boot forms the cluster, the others join it.

@@ -64,8 +64,7 @@ http {
     scgi_temp_path /tmp/scgi;
     proxy_cache_path /tmp/cache levels=1:2 keys_zone=edge:10m max_size={{ .Values.cacheSize }} inactive={{ add $ttl $stale }}s use_temp_path=off;
 
-    log_format edge '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
-                    'cache=$upstream_cache_status rt=$request_time urt=$upstream_response_time';
+    log_format edge escape=json '{"time":"$time_iso8601","remote_addr":"$remote_addr","method":"$request_method","uri":"$request_uri","status":"$status","bytes_sent":"$body_bytes_sent","cache":"$upstream_cache_status","request_time":"$request_time","upstream_time":"$upstream_response_time"}';
     access_log /dev/stdout edge;
     server_tokens off;
     default_type application/octet-stream;

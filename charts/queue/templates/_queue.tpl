@@ -83,6 +83,7 @@ listeners.tcp.default = 5672
 management.tcp.port = 15672
 log.console = true
 log.console.level = info
+log.console.formatter = json
 log.file = false
 loopback_users.guest = true
 cluster_formation.peer_discovery_backend = classic_config
