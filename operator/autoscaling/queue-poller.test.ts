@@ -125,6 +125,36 @@ describe('QueueScalers', () => {
     expect(t.decisions.every(([key]) => key === KEY)).toBe(true);
   });
 
+  it('reports every depth it reads, also between decisions, and no depth for a failed read', async () => {
+    const clock = new FakeClock(Date.UTC(2025, 0, 1));
+    const broker = new FakeBroker(clock);
+    const depths: [string, number][] = [];
+    const scalers = new QueueScalers({
+      depth: broker.depth,
+      clock,
+      onDepth: (key, d) => depths.push([key, d]),
+    });
+    const decisions: Decision[] = [];
+    broker.depths.set('photos', 250);
+    scalers.ensure(KEY, scaling({ policy: policy({ messagesPerReplica: 1000 }) }), (_k, d) =>
+      decisions.push(d),
+    );
+    await clock.advance(5 * SECOND);
+    broker.depths.set('photos', 290); // the same replicas and rule: no decision reported, a depth still
+    await clock.advance(5 * SECOND);
+    broker.failure = new Error('broker down');
+    await clock.advance(5 * SECOND);
+    expect(broker.reads).toHaveLength(4);
+    expect(depths).toEqual([
+      [KEY, 250],
+      [KEY, 250],
+      [KEY, 290],
+    ]);
+    // No decision at the read of 290 (the same replicas and rule); the failed read is one.
+    expect(decisions.map((d) => d.reason)).toEqual(['WakeFromZero', 'Steady', 'PollFailed']);
+    await scalers.stopAll();
+  });
+
   it('starts each decision from the replicas the previous one decided', async () => {
     const t = setup();
     t.broker.depths.set('photos', 120);

@@ -50,6 +50,8 @@ export interface QueueScalersOptions {
   onError?: (key: string, error: unknown) => void;
   /** A read that works again after failing (the failure was reported through onError). */
   onRecovered?: (key: string) => void;
+  /** Every depth read, decision or not (the operator's metrics follow the backlog between decisions). */
+  onDepth?: (key: string, depth: number) => void;
 }
 
 interface Poller {
@@ -82,6 +84,7 @@ export class QueueScalers {
   readonly #clock: Clock;
   readonly #onError: (key: string, error: unknown) => void;
   readonly #onRecovered: (key: string) => void;
+  readonly #onDepth: (key: string, depth: number) => void;
   readonly #pollers = new Map<string, Poller>();
 
   constructor(options: QueueScalersOptions) {
@@ -89,6 +92,7 @@ export class QueueScalers {
     this.#clock = options.clock ?? systemClock;
     this.#onError = options.onError ?? (() => {});
     this.#onRecovered = options.onRecovered ?? (() => {});
+    this.#onDepth = options.onDepth ?? (() => {});
   }
 
   /**
@@ -183,6 +187,7 @@ export class QueueScalers {
       decision = result.decision;
       poller.state = result.state;
       poller.lastDepth = depth;
+      this.#onDepth(key, depth);
     }
     const notify = changed(poller.last, decision);
     poller.last = decision;

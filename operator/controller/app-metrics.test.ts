@@ -60,7 +60,9 @@ async function samples(registry: Registry, prefix = 'scalableapp_'): Promise<str
 describe('AppMetrics', () => {
   it('sets every series from the status, the facts and the workloads', async () => {
     const registry = new Registry();
-    new AppMetrics(registry).observe(app, status('shop-db-0'), facts, workloads);
+    const m = new AppMetrics(registry);
+    m.queueDepth('prod/shop/w', 40);
+    m.observe(app, status('shop-db-0'), facts, workloads);
     const s = await samples(registry);
     const on = 'namespace="prod",app="shop"';
     expect(s).toEqual(
@@ -80,10 +82,28 @@ describe('AppMetrics', () => {
         `scalableapp_shard_ring_version{${on}} 3`,
         `scalableapp_shard_pending_ring_version{${on}} 4`,
         `scalableapp_shard_moved_key_ranges{${on}} 5`,
+        // Every move counter from the first look, at 0: the first move is an increase.
+        `scalableapp_primary_changes_total{${on},cluster="shop-db",reason="Failover"} 0`,
+        `scalableapp_primary_changes_total{${on},cluster="shop-db",reason="Switchover"} 0`,
+        `scalableapp_primary_changes_total{${on},cluster="shop-shard-1",reason="Failover"} 0`,
+        `scalableapp_primary_changes_total{${on},cluster="shop-cache",reason="CacheFailover"} 0`,
       ]),
     );
     // The app-wide Ready is not a tier; a Service is not a workload.
     expect(s.filter((l) => /tier="ready"|workload="shop-db-rw"/.test(l))).toEqual([]);
+  });
+
+  it("follows every poll's queue depth, not the status's (which keeps its decision while a backlog grows)", async () => {
+    const registry = new Registry();
+    const m = new AppMetrics(registry);
+    m.observe(app, status('shop-db-0'), facts, workloads);
+    m.queueDepth('prod/shop/w', 100);
+    m.observe(app, status('shop-db-0'), facts, workloads);
+    m.queueDepth('prod/shop/w', 250);
+    m.observe(app, status('shop-db-0'), facts, workloads);
+    expect((await samples(registry)).filter((l) => l.startsWith('scalableapp_consumer_queue_depth'))).toEqual(
+      ['scalableapp_consumer_queue_depth{namespace="prod",app="shop",consumer="w"} 250'],
+    );
   });
 
   it('drops the series of a primary that moved, and counts the move by reason', async () => {

@@ -130,6 +130,18 @@ export class AppMetrics {
       set(this.replicas, labels, w.spec?.replicas ?? 0);
       set(this.readyReplicas, labels, w.status?.readyReplicas ?? 0);
     }
+    // The move counters exist at 0 from the first look, so the first move is an increase (a
+    // series born at 1 has none to rate() or increase()).
+    const moves = (cluster: string, reasons: readonly string[]) => {
+      for (const reason of reasons) {
+        const all = { ...base, cluster, reason };
+        this.primaryChanges.inc(all, 0);
+        now.set(this.primaryChanges, [...(now.get(this.primaryChanges) ?? []), all]);
+      }
+    };
+    if (app.spec.database) moves(`${base.app}-db`, ['Failover', 'Switchover']);
+    for (const cluster of Object.keys(facts.shards ?? {})) moves(cluster, ['Failover', 'Switchover']);
+    if (app.spec.cache) moves(`${base.app}-cache`, ['CacheFailover']);
     if (status.database?.primary)
       set(this.primary, { tier: 'database', cluster: `${base.app}-db`, pod: status.database.primary }, 1);
     if (status.cache?.primary)
@@ -140,10 +152,14 @@ export class AppMetrics {
     for (const c of status.consumers ?? []) {
       const labels = { consumer: c.name };
       set(this.consumerReplicas, labels, c.replicas);
-      if (c.lastDecision) {
-        set(this.consumerDesired, labels, c.lastDecision.desiredReplicas);
-        set(this.consumerDepth, labels, c.lastDecision.queueDepth);
-      }
+      if (c.lastDecision) set(this.consumerDesired, labels, c.lastDecision.desiredReplicas);
+      // The depth comes from every poll (queueDepth), not the status, which changes only with a
+      // decision: a consumer at its maximum keeps its decision while its backlog grows.
+      const depth = this.seen
+        .get(key)
+        ?.get(this.consumerDepth)
+        ?.find((l) => l.consumer === c.name);
+      if (depth) now.set(this.consumerDepth, [...(now.get(this.consumerDepth) ?? []), depth]);
       const spec = (app.spec.consumers ?? []).find((x) => x.name === c.name);
       const max = spec?.autoscaling?.maxReplicas ?? spec?.replicas;
       if (max !== undefined) set(this.consumerMax, labels, max);
@@ -155,6 +171,17 @@ export class AppMetrics {
     }
     this.drop(this.seen.get(key), now);
     this.seen.set(key, now);
+  }
+
+  /** A poll of a consumer's queue (`key`: namespace/app/consumer) read this depth. */
+  queueDepth(key: string, depth: number): void {
+    const [namespace = '', app = '', consumer = ''] = key.split('/');
+    const labels = { namespace, app, consumer };
+    this.consumerDepth.set(labels, depth);
+    const seen = this.seen.get(`${namespace}/${app}`) ?? new Map<Gauge | Counter, Labels[]>();
+    const kept = (seen.get(this.consumerDepth) ?? []).filter((l) => l.consumer !== consumer);
+    seen.set(this.consumerDepth, [...kept, labels]);
+    this.seen.set(`${namespace}/${app}`, seen);
   }
 
   /** One primary moved: counted by its cluster and the Event's reason. */

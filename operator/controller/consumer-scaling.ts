@@ -13,6 +13,8 @@ export interface ConsumerScalingDeps {
   readonly enqueue: (appKey: string) => void;
   readonly onError: (key: string, error: unknown) => void;
   readonly onRecovered?: (key: string) => void;
+  /** Every depth read, by `namespace/app/consumer` (the operator's metrics). */
+  readonly onDepth?: (key: string, depth: number) => void;
   readonly clock?: Clock;
 }
 
@@ -63,6 +65,7 @@ export class ConsumerScaling implements ConsumerScalingPort {
           depth: (queue) => created.depth(queue),
           onError: this.d.onError,
           ...(this.d.onRecovered ? { onRecovered: this.d.onRecovered } : {}),
+          ...(this.d.onDepth ? { onDepth: this.d.onDepth } : {}),
           ...(this.d.clock ? { clock: this.d.clock } : {}),
         }),
       };

@@ -231,6 +231,7 @@ export class Manager {
       onError: (key, err) =>
         log.warn('reading a queue depth failed; replicas stay as they are', { key, err }),
       onRecovered: (key) => log.info('reading a queue depth works again', { key }),
+      onDepth: (key, depth) => appMetricsOf(this.o.metrics.registry).queueDepth(key, depth),
       depthFor: (app, facts) => {
         const ns = app.metadata.namespace ?? '';
         if (this.o.dataPlane === 'simulated') {
