@@ -20,6 +20,7 @@ import { database } from '../operator/api/database.ts';
 import { shards } from '../operator/api/shards.ts';
 import { consumers, queue } from '../operator/api/queue.ts';
 import { DNS_LABEL } from '../operator/api/common.ts';
+import { monitoring } from '../operator/api/platform.ts';
 
 type Schema = Record<string, unknown>;
 
@@ -145,6 +146,26 @@ const tierChartKeys = {
   ).default({ appWide: true }),
 };
 
+/**
+ * The spec's `monitoring` as one tier chart takes it: the fields that tier's objects depend on, with
+ * the spec's defaults and rules, and only that tier's exporter image.
+ */
+const tierMonitoring = (exporter: 'cache' | 'edgeCache', description: string) => {
+  const images = monitoring.shape.exporterImages.unwrap().shape;
+  return doc(
+    z.object({
+      enabled: monitoring.shape.enabled,
+      scrapers: monitoring.shape.scrapers,
+      exporterImages: doc(
+        z.object(exporter === 'cache' ? { cache: images.cache } : { edgeCache: images.edgeCache }),
+        'The exporter image; its entrypoint must be the exporter itself (the pod passes arguments only).',
+      ).prefault({}),
+      resources: monitoring.shape.resources,
+    }),
+    description,
+  ).prefault({});
+};
+
 /** Where the app's pods find the shard map, as the operator mounts it for an app with shards. */
 const shardMapValue = (who: string) =>
   doc(
@@ -192,12 +213,19 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
           replicationPassword: oneLinePassword(
             'The password replicas log in to their primary with (user `replication`: PSYNC, REPLCONF and PING only). Generated and kept like password when not set.',
           ),
+          monitorPassword: oneLinePassword(
+            "The password of the user `monitor` (the metrics exporter's: PING, INFO, SLOWLOG GET/LEN and LATENCY LATEST only), with monitoring.enabled. Generated and kept like password when not set.",
+          ),
           existingSecret: secretName(
-            "An existing Secret with the keys `password`, `operator-password`, `replication-password` and `auth.conf` (the layout of the operator's `<app>-cache-auth`), used instead of one the chart creates.",
+            "An existing Secret with the keys `password`, `operator-password`, `replication-password` and `auth.conf` (the layout of the operator's `<app>-cache-auth`), and `monitor-password` with monitoring.enabled, used instead of one the chart creates.",
           ).optional(),
         }),
         'How clients and replicas authenticate.',
       ).default({}),
+      monitoring: tierMonitoring(
+        'cache',
+        "The spec's `monitoring`, as far as the cache uses it: a redis_exporter beside each server (port 9121, user `monitor`), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
+      ),
       primary: doc(
         z.string().min(1).max(63).regex(DNS_LABEL),
         'The pod that is primary (`<release>-cache-<n>`), the record the operator keeps after a failover. Defaults to `<release>-cache-0`.',

@@ -3,6 +3,8 @@
 // chart enforces the spec's CEL rules and the restricted Pod Security Standard.
 import { cacheAuthInclude } from '../../operator/server-config/cache.ts';
 import { CACHE_RESOURCES } from '../../operator/api/cache.ts';
+import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
+import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
@@ -52,7 +54,10 @@ interface Case {
   namespace?: string;
   spec: Spec & { cache: Cache };
   /** The passwords the operator generated (its Secret) and the primary it recorded. */
-  facts: ObservedFacts & { cachePassword: string; cacheLogins: { operator: string; replication: string } };
+  facts: ObservedFacts & {
+    cachePassword: string;
+    cacheLogins: { operator: string; replication: string; monitor?: string };
+  };
   existingSecret?: string;
 }
 
@@ -112,6 +117,58 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'monitoring with defaults: the exporter, its login, the scrape annotations, the default scrapers',
+    spec: { cache: { replicas: 1 }, monitoring: { enabled: true } },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'Zr0bnK4oZQ3lq8Xx',
+      cacheLogins: {
+        operator: 'Op0bnK4oZQ3lq8Xx',
+        replication: 'Re0bnK4oZQ3lq8Xx',
+        monitor: 'Mo0bnK4oZQ3lq8Xx',
+      },
+    },
+  },
+  {
+    name: 'monitoring, everything given: an exporter image, its resources, two scrapers, a password that needs quoting',
+    release: 'storefront',
+    namespace: 'retail-eu',
+    spec: {
+      cache: { replicas: 2, allowedClients: [{ podSelector: { matchLabels: { app: 'reporting' } } }] },
+      monitoring: {
+        enabled: true,
+        scrapers: [
+          { podSelector: { matchLabels: { app: 'vmagent' } } },
+          {
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+          },
+        ],
+        exporterImages: { cache: 'registry.example.com/redis_exporter:v1.45.0' },
+        resources: { requests: { cpu: '50m' }, limits: { cpu: 1, memory: '128Mi' } },
+      },
+      topology: { spreadAcrossZones: false },
+    },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'long-password-1234567890',
+      cacheLogins: {
+        operator: 'operator-password-123',
+        replication: 'replication-password-456',
+        monitor: 'm"o\\n i&<t>or',
+      },
+    },
+  },
+  {
+    name: 'monitoring with no scrapers: the exporter runs, no one is admitted to it',
+    spec: { cache: {}, monitoring: { enabled: true, scrapers: [] } },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'pw-1',
+      cacheLogins: { operator: 'pw-2', replication: 'pw-3', monitor: 'pw-4' },
+    },
+  },
+  {
     name: "an existing auth Secret (the operator's layout)",
     spec: { cache: { replicas: 1, evictionPolicy: 'noeviction' } },
     facts: {
@@ -136,9 +193,18 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
             password: c.facts.cachePassword,
             operatorPassword: c.facts.cacheLogins.operator,
             replicationPassword: c.facts.cacheLogins.replication,
+            ...(c.facts.cacheLogins.monitor ? { monitorPassword: c.facts.cacheLogins.monitor } : {}),
           },
       ...(c.facts.cachePrimary ? { primary: c.facts.cachePrimary } : {}),
     };
+    // The spec's monitoring as the cache chart takes it: the fields the cache uses.
+    if (c.spec.monitoring) {
+      const { podMonitors: _podMonitors, exporterImages, ...rest } = c.spec.monitoring;
+      values.monitoring = {
+        ...rest,
+        ...(exporterImages?.cache ? { exporterImages: { cache: exporterImages.cache } } : {}),
+      };
+    }
     if (c.spec.topology) values.platform = { topology: c.spec.topology };
     const report = parity({
       chart: 'cache',
@@ -307,13 +373,70 @@ describe('charts/cache enforces what the schema cannot say', () => {
     expect(data['auth.conf']).toBe(cacheAuthInclude({ app: password, ...logins }));
   });
 
+  // The spec's rules on monitoring.resources and monitoring.scrapers (the operator's, not the cache
+  // tier's: outside the CEL rules counted above), which the chart checks only with monitoring on.
+  it.each(
+    Object.entries({
+      ...brokenResourceRules(
+        (resources) => ({ monitoring: { enabled: true, resources } }),
+        EXPORTER_RESOURCES.memoryFloor,
+        'monitoring.resources',
+      ),
+      [LABEL_KEYS_MESSAGE]: {
+        values: {
+          monitoring: {
+            enabled: true,
+            scrapers: [{ podSelector: { matchLabels: { app: 'ok', 'not a key!': 'x' } } }],
+          },
+        },
+        field: 'monitoring.scrapers[0].podSelector.matchLabels',
+      },
+    }),
+  )('monitoring: %s', (message, { values, field }) => {
+    const r = templateChart('cache', {
+      release: 'shop',
+      namespace: 'prod',
+      values: { auth: { password: 'pw' }, ...values },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(`${field}: ${message}`);
+  });
+
+  it('generates the monitor password only with monitoring, and puts it in auth.conf as cacheAuthInclude() does', () => {
+    const secretOf = (monitoring: boolean) =>
+      Object.fromEntries(
+        Object.entries(
+          renderChart('cache', {
+            release: 'shop',
+            namespace: 'prod',
+            values: { auth: { password: 'pw' }, monitoring: { enabled: monitoring } },
+          }).find((o) => o.kind === 'Secret')!.data as Record<string, string>,
+        ).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+      );
+    expect(secretOf(false)['monitor-password']).toBeUndefined();
+    expect(secretOf(false)['auth.conf']).not.toContain('user monitor');
+    const data = secretOf(true);
+    const monitor = data['monitor-password']!;
+    expect(monitor).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(data['auth.conf']).toBe(
+      cacheAuthInclude({
+        app: 'pw',
+        operator: data['operator-password']!,
+        replication: data['replication-password']!,
+        monitor,
+      }),
+    );
+  });
+
   it('every pod it renders, the helm test pod included, passes the restricted Pod Security Standard', () => {
     const objects = renderChart('cache', {
       release: 'shop',
       namespace: 'prod',
-      values: { auth: { password: 'pw' } },
+      values: { auth: { password: 'pw' }, monitoring: { enabled: true } },
     });
     const pods = podSpecs(objects);
+    // With monitoring, so the exporter container is judged too.
+    expect(JSON.stringify(objects)).toContain('"name":"metrics"');
     expect(pods.map(([name]) => name).sort()).toEqual(['Pod/shop-cache-test', 'StatefulSet/shop-cache']);
     for (const [name, spec] of pods) expect([name, restrictedViolations(spec)]).toEqual([name, []]);
   });

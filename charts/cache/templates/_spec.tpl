@@ -12,6 +12,9 @@ rule's message. Use: $cache := include "cache.spec" . | fromYaml
 {{- if and (hasPrefix "volatile-" $cache.evictionPolicy) (eq (int $cache.defaultTTLSeconds) 0) -}}
 {{- fail "evictionPolicy: a volatile-* evictionPolicy evicts only keys with a TTL: set defaultTTLSeconds > 0 or use an allkeys-* policy" -}}
 {{- end -}}
+{{- $monitoring := deepCopy $cache.monitoring -}}
+{{- $_ := set $monitoring "resources" (include "scalableapp-lib.mergedResources" (dict "given" $monitoring.resources "defaults" (dict "requests" (dict "cpu" "10m" "memory" "32Mi") "limits" (dict "memory" "64Mi")) "floor" (dict "min" "16Mi" "server" "an exporter") "field" "monitoring.resources") | fromYaml) -}}
+{{- $_ := set $cache "monitoring" $monitoring -}}
 {{- $pods := list -}}
 {{- range $i := until (int (add1 $cache.replicas)) }}{{ $pods = append $pods (printf "%s-cache-%d" $.Release.Name $i) }}{{ end -}}
 {{- if and $cache.primary (not (has $cache.primary $pods)) -}}

@@ -70,20 +70,33 @@ web tier and consumers and from the operator on the client ports, from the opera
 operator ports, from its own pods on the client and peer-only ports, and from allowedClients on the
 client ports; egress from every pod of the app to it on the client and peer ports.
 Takes context, component, tier (the name part: allow-<tier>-ingress), clientPorts, operatorPorts,
-peerPorts (lists) and allowedClients (the tier's values).
+peerPorts (lists) and allowedClients (the tier's values); optionally monitoring (the chart's
+monitoring values: with enabled, its scrapers are admitted on metricsPort).
 */}}
-{{- define "scalableapp-lib.dataTierPolicies" -}}
-{{- /* The CEL rule of allowedClients (JSON Schema checks label values, not a map's keys). */}}
-{{- range $i, $c := .allowedClients }}
+{{/*
+The CEL rule of a list of pod peers (allowedClients, monitoring.scrapers): every matchLabels key a
+label key (JSON Schema checks label values, not a map's keys). Takes peers and field.
+*/}}
+{{- define "scalableapp-lib.checkPeerLabelKeys" -}}
+{{- $field := .field }}
+{{- range $i, $c := .peers }}
 {{- range $sel := list "podSelector" "namespaceSelector" }}
 {{- with get $c $sel }}
 {{- range $k, $_ := .matchLabels }}
 {{- if or (gt (len $k) 317) (not (regexMatch "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$" $k)) }}
-{{- fail (printf "allowedClients[%d].%s.matchLabels: every key must be a label key (an optional DNS prefix and /, then a name of at most 63 characters)" $i $sel) }}
+{{- fail (printf "%s[%d].%s.matchLabels: every key must be a label key (an optional DNS prefix and /, then a name of at most 63 characters)" $field $i $sel) }}
 {{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "scalableapp-lib.dataTierPolicies" -}}
+{{- include "scalableapp-lib.checkPeerLabelKeys" (dict "peers" .allowedClients "field" "allowedClients") }}
+{{- $monitored := and .monitoring (dig "enabled" false (.monitoring | default dict)) }}
+{{- if $monitored }}
+{{- include "scalableapp-lib.checkPeerLabelKeys" (dict "peers" .monitoring.scrapers "field" "monitoring.scrapers") }}
 {{- end }}
 {{- $peerPorts := .peerPorts | default list }}
 {{- $allPorts := concat .clientPorts $peerPorts }}
@@ -157,6 +170,25 @@ spec:
         - protocol: TCP
           port: {{ $p }}
         {{- end }}
+    {{- end }}
+    {{- /* With monitoring (a tier chart's monitoring values): the scrapers, on metricsPort only. */}}
+    {{- if $monitored }}
+    {{- with .monitoring.scrapers }}
+    - from:
+        {{- range $c := . }}
+        - podSelector:
+            matchLabels:
+              {{- toYaml $c.podSelector.matchLabels | nindent 14 }}
+          {{- with $c.namespaceSelector }}
+          namespaceSelector:
+            matchLabels:
+              {{- toYaml .matchLabels | nindent 14 }}
+          {{- end }}
+        {{- end }}
+      ports:
+        - protocol: TCP
+          port: {{ $.metricsPort }}
+    {{- end }}
     {{- end }}
 ---
 apiVersion: networking.k8s.io/v1
