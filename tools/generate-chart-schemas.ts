@@ -249,6 +249,10 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     tier: edgeCache,
     tierChart: true,
     chartOnly: {
+      monitoring: tierMonitoring(
+        'edgeCache',
+        "The spec's `monitoring`, as far as the edge cache uses it: nginx's stub_status on 127.0.0.1:8081, an nginx-prometheus-exporter beside each proxy reading it (port 9113), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
+      ),
       web: doc(
         z.object({
           release: doc(

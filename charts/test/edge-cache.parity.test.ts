@@ -19,6 +19,8 @@ interface InputSet {
   readonly webPort?: number;
   readonly topology?: Spec['topology'];
   readonly appWide?: boolean;
+  /** spec.monitoring: what the edge cache uses of it is the chart's `monitoring`. */
+  readonly monitoring?: Spec['monitoring'];
 }
 
 const INPUT_SETS: InputSet[] = [
@@ -53,13 +55,56 @@ const INPUT_SETS: InputSet[] = [
     },
     appWide: false,
   },
+  {
+    title: 'monitoring with its defaults',
+    release: 'shop',
+    namespace: 'prod',
+    edgeCache: {},
+    monitoring: { enabled: true },
+  },
+  {
+    title: 'monitoring with everything given: an exporter image, its resources, two scrapers',
+    release: 'storefront',
+    namespace: 'retail-eu',
+    edgeCache: { replicas: 3, pathPrefix: '/assets' },
+    webPort: 9090,
+    monitoring: {
+      enabled: true,
+      scrapers: [
+        { podSelector: { matchLabels: { app: 'vmagent' } } },
+        {
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+        },
+      ],
+      exporterImages: { edgeCache: 'registry.example.com/nginx-prometheus-exporter:1.4.2' },
+      resources: { requests: { cpu: '20m' }, limits: { cpu: 1, memory: '96Mi' } },
+    },
+  },
+  {
+    title: 'monitoring with no scrapers',
+    release: 'shop',
+    namespace: 'prod',
+    edgeCache: {},
+    monitoring: { enabled: true, scrapers: [] },
+  },
 ];
+
+/** The spec's monitoring as the edge-cache chart takes it: the fields the edge cache uses. */
+const monitoringValues = (m: NonNullable<Spec['monitoring']>) => {
+  const { podMonitors: _podMonitors, exporterImages, ...rest } = m;
+  return {
+    ...rest,
+    ...(exporterImages?.edgeCache ? { exporterImages: { edgeCache: exporterImages.edgeCache } } : {}),
+  };
+};
 
 const values = (s: InputSet) => ({
   ...s.edgeCache,
   ...(s.webPort ? { web: { port: s.webPort } } : {}),
   ...(s.topology ? { platform: { topology: s.topology } } : {}),
   ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
+  ...(s.monitoring ? { monitoring: monitoringValues(s.monitoring) } : {}),
 });
 
 function operatorObjects(s: InputSet) {
@@ -69,6 +114,7 @@ function operatorObjects(s: InputSet) {
       web: { image: 'registry.example/shop:1', ...(s.webPort ? { port: s.webPort } : {}) },
       edgeCache: s.edgeCache,
       ...(s.topology ? { topology: s.topology } : {}),
+      ...(s.monitoring ? { monitoring: s.monitoring } : {}),
     },
     s.release,
     s.namespace,

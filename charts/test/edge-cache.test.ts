@@ -1,6 +1,8 @@
 // What the edge-cache chart does that parity cannot show: the builder's refusals of paths nginx must
 // not get (the schema's pattern admits them), an origin in another release, restricted pods.
 import { EDGE_CACHE_RESOURCES } from '../../operator/api/edge-cache.ts';
+import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
+import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
@@ -38,6 +40,34 @@ describe("the spec's rules the schema cannot say", () => {
     {},
     brokenResourceRules((resources) => ({ resources }), EDGE_CACHE_RESOURCES.memoryFloor),
   );
+
+  // The spec's rules on monitoring.resources and monitoring.scrapers (the operator's, not the edge
+  // cache tier's: outside the CEL rules counted above), which the chart checks only with monitoring on.
+  it.each(
+    Object.entries({
+      ...brokenResourceRules(
+        (resources) => ({ monitoring: { enabled: true, resources } }),
+        EXPORTER_RESOURCES.memoryFloor,
+        'monitoring.resources',
+      ),
+      [LABEL_KEYS_MESSAGE]: {
+        values: {
+          monitoring: {
+            enabled: true,
+            scrapers: [
+              { podSelector: { matchLabels: { app: 'ok' } } },
+              { podSelector: { matchLabels: { 'a b': 'x' } } },
+            ],
+          },
+        },
+        field: 'monitoring.scrapers[1].podSelector.matchLabels',
+      },
+    }),
+  )('monitoring: %s', (message, { values, field }) => {
+    const r = templateChart('edge-cache', { release: 'shop', namespace: 'prod', values });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(`${field}: ${message}`);
+  });
 });
 
 describe('an origin installed as another release', () => {
@@ -66,7 +96,9 @@ describe('an origin installed as another release', () => {
 
 describe('pods', () => {
   it('pass the restricted Pod Security Standard, the helm test pod included', () => {
-    const objects = render({});
+    // With monitoring, so the exporter container is judged too.
+    const objects = render({ monitoring: { enabled: true } });
+    expect(JSON.stringify(objects)).toContain('"name":"metrics"');
     const pods = podSpecs(objects);
     expect(pods.map(([name]) => name).sort()).toEqual(['Deployment/shop-edge', 'Pod/shop-edge-test']);
     for (const [name, spec] of pods) expect([name, restrictedViolations(spec)]).toEqual([name, []]);

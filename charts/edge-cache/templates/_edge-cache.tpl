@@ -105,5 +105,28 @@ http {
             add_header X-Cache-Status $upstream_cache_status always;
         }
     }
+    {{- /* With monitoring: stub_status for the exporter beside nginx, on loopback only. */}}
+    {{- if .Values.monitoring.enabled }}
+
+    server {
+        listen 127.0.0.1:8081;
+        access_log off;
+        location = /stub_status {
+            stub_status;
+        }
+        location / {
+            return 404;
+        }
+    }
+    {{- end }}
 }
 {{ end }}
+
+{{/*
+monitoring.resources merged with the spec's default as the proxy's are (its rules checked), for
+the exporter container; only rendered with monitoring on. The scrapers' label keys are checked
+where the NetworkPolicy admits them.
+*/}}
+{{- define "edge-cache.exporterResources" -}}
+{{- include "scalableapp-lib.mergedResources" (dict "given" .Values.monitoring.resources "defaults" (dict "requests" (dict "cpu" "10m" "memory" "32Mi") "limits" (dict "memory" "64Mi")) "floor" (dict "min" "16Mi" "server" "an exporter") "field" "monitoring.resources") -}}
+{{- end }}
