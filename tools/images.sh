@@ -16,7 +16,7 @@
 #                                                        would (what the checks and smoke use)
 #
 # Names: operator demo-app demo-consumer postgres cache rabbitmq nginx postgres-exporter cache-exporter
-# nginx-exporter coredns local-path-provisioner toolbox pause. After a build,
+# nginx-exporter prometheus coredns local-path-provisioner toolbox pause. After a build,
 # $SCALABLEAPP_CACHE/images/images.env holds IMAGE_<NAME>=<reference> for every image that is built
 # (IMAGE_OPERATOR, IMAGE_DEMO_APP, IMAGE_POSTGRES_EXPORTER, IMAGE_LOCAL_PATH_PROVISIONER, ...); other
 # scripts source it.
@@ -30,7 +30,7 @@ source "$here/lib.sh"
 # machine. (A made-up domain would send a DNS query off the machine first.)
 REGISTRY=localhost/scalableapp
 ALL_IMAGES=(operator demo-app demo-consumer postgres cache rabbitmq nginx postgres-exporter cache-exporter nginx-exporter
-  coredns local-path-provisioner toolbox pause)
+  prometheus coredns local-path-provisioner toolbox pause)
 SUITE=bookworm
 IMAGES_DIR=$SCALABLEAPP_CACHE/images
 ARCHIVES=$IMAGES_DIR/archives
@@ -379,6 +379,31 @@ plan_cache-exporter() { plan_exporter cache-exporter prometheus-redis-exporter; 
 recipe_cache-exporter() { exporter_image "$1" prometheus-redis-exporter 9121; }
 plan_nginx-exporter() { plan_exporter nginx-exporter prometheus-nginx-exporter; }
 recipe_nginx-exporter() { exporter_image "$1" prometheus-nginx-exporter 9113; }
+
+# --- prometheus: Debian's Prometheus server, for the real-node tests that scrape the tiers and
+# evaluate the operator's alert rules (e2e/support/prometheus.ts). Its entrypoint is the server, as in
+# the upstream prom/prometheus image, so a pod gives only args (--config.file, --storage.tsdb.path,
+# ...); no Cmd. It runs as 65532 on a read-only root: the TSDB goes to an emptyDir the pod mounts at
+# /prometheus (the image's working directory, as upstream's), and nothing else is written. The
+# package's `prometheus` system user, init script and unit are there and unused; promtool comes along.
+plan_prometheus() { plan_debian prometheus prometheus; }
+recipe_prometheus() {
+  local work=$1 rootfs=$1/rootfs bin=/usr/bin/prometheus
+  debian_rootfs "$rootfs" --include="$(pin_of prometheus)"
+  finish_rootfs "$rootfs"
+  file -L "$rootfs$bin" | grep -q 'ELF.*executable' || die "$bin is missing from the prometheus image"
+  install -d -m 755 "$rootfs/prometheus"
+  image_env=("PATH=$STD_PATH")
+  step "  checking: prometheus --version and promtool check config as uid $NONROOT_UID on a read-only root"
+  run_in "$rootfs" "$NONROOT_UID:$NONROOT_UID" /prometheus sh -ec '
+    prometheus --version 2>&1 | head -n 1
+    printf "global: {scrape_interval: 5s}\nscrape_configs: [{job_name: self, static_configs: [{targets: [\"127.0.0.1:9090\"]}]}]\n" >/prometheus/p.yml
+    promtool check config /prometheus/p.yml >/dev/null' >&2
+  layer_of "$rootfs" "$work/layer.tar"
+  layers=("$work/layer.tar")
+  packages=$(packages_of "$rootfs")
+  pack_args=(--user "$NONROOT_UID:$NONROOT_UID" --workdir /prometheus --entrypoint "[\"$bin\"]" --expose 9090/tcp)
+}
 
 # --- operator, demo-app, demo-consumer: one Node image, two layers. The base (Debian minbase, which
 # has libc6, libstdc++6 and libgcc-s1, plus libatomic1, and the project's pinned Node binary) changes
