@@ -197,6 +197,27 @@ remove() {
   rm -rf "$CLUSTER_DIR"
 }
 
+# kwokctl starts metrics-server beside the apiserver and never restarts it. Started before the
+# apiserver answered, it exits at once ("unable to load configmap based request-header-client-ca-file")
+# and the metrics.k8s.io APIService stays unavailable: every namespace deletion then stalls (the
+# namespace controller cannot discover that API) and every HorizontalPodAutoscaler goes blind. Seen on
+# a fresh machine's first `up`. `kwokctl start cluster` starts only the components that are not
+# running. Each attempt asks the API itself for up to 30 s: the APIService's Available condition is
+# refreshed only now and then, and says True for a while after the process is gone.
+metrics_api() {
+  local attempt i log=$KWOK_WORKDIR/clusters/$CLUSTER_NAME/logs/metrics-server.log
+  for attempt in 1 2 3 4 5; do
+    for i in $(seq 15); do
+      kctl get --raw /apis/metrics.k8s.io/v1beta1 >/dev/null 2>&1 && return 0
+      sleep 2
+    done
+    step "metrics.k8s.io is not available (attempt $attempt of 5): starting the components kwokctl left stopped"
+    grep -E '^panic' "$log" | tail -n 1 >&2 || true
+    kwokctl start cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
+  done
+  die "the metrics.k8s.io APIService never became Available; metrics-server's log: $log"
+}
+
 # The nodes a control plane was started for. A control plane made for simulated nodes only listens
 # on loopback, where the real node's pods cannot reach it (CoreDNS never becomes ready there).
 NODES_FILE=$CLUSTER_DIR/nodes
@@ -222,6 +243,7 @@ case ${1:-} in
       fi
       "up_$PROVIDER"
     fi
+    [[ $PROVIDER == kwok ]] && metrics_api
     gateway_api
     if [[ $NODES == real ]]; then
       if real_node_running; then
