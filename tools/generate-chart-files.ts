@@ -12,6 +12,7 @@ import { instanceStartScript } from '../operator/server-config/postgres-instance
 import { instanceReadyScript } from '../operator/server-config/postgres-ready-script.ts';
 import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
+import { POSTGRES_EXPORTER_QUERIES } from '../operator/tiers/monitoring.ts';
 import { alertRulesFile } from '../operator/monitoring/alert-rules.ts';
 import { DASHBOARDS, dashboardFile } from '../operator/monitoring/dashboards.ts';
 import { CACHE_PEER_DOMAIN_PLACEHOLDER, readyScriptText, startScriptText } from '../operator/tiers/cache.ts';
@@ -41,6 +42,31 @@ export const CHART_FILES: readonly ChartFile[] = [
     path: 'scalableapp-lib/files/postgres/pg_hba.fenced.conf',
     source: 'hbaConfig({ fenced: true }) in operator/server-config/postgres.ts',
     text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', fenced: true }),
+  },
+  // With spec.monitoring the two hba files admit the exporter's role from loopback (hbaConfig
+  // monitor: true), and the ConfigMap carries the exporter's queries: the charts pick these copies
+  // when their `monitoring.enabled` is set.
+  {
+    path: 'scalableapp-lib/files/postgres/pg_hba.monitor.conf',
+    source: 'hbaConfig({ monitor: true }) in operator/server-config/postgres.ts',
+    text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', monitor: true }),
+  },
+  {
+    path: 'scalableapp-lib/files/postgres/pg_hba.fenced.monitor.conf',
+    source: 'hbaConfig({ fenced: true, monitor: true }) in operator/server-config/postgres.ts',
+    text: () =>
+      hbaConfig({
+        appUser: APP_USER,
+        appDatabase: APP_DATABASE,
+        cidr: '0.0.0.0/0',
+        fenced: true,
+        monitor: true,
+      }),
+  },
+  {
+    path: 'scalableapp-lib/files/postgres/exporter-queries.yaml',
+    source: 'POSTGRES_EXPORTER_QUERIES in operator/tiers/monitoring.ts',
+    text: () => POSTGRES_EXPORTER_QUERIES,
   },
   {
     path: 'scalableapp-lib/files/postgres/ready.sh',

@@ -63,15 +63,28 @@ const postgresPassword = (what: string) =>
   oneLinePassword(`${what} When omitted it is kept from the release's Secret, or generated.`);
 
 /** The Postgres passwords of a chart whose Secret has the operator's layout (`<app>-<name>`). */
-const postgresAuth = (name: string) =>
+const postgresAuth = (name: string, withMonitor = false) =>
   doc(
     z.object({
       existingSecret: secretName(
-        `An existing Secret with the keys superuser-password, replication-password and app-password (the layout of the operator's \`<app>-${name}\`), used instead of one the chart creates.`,
+        `An existing Secret with the keys superuser-password, replication-password and app-password (the layout of the operator's \`<app>-${name}\`),${withMonitor ? ' and monitor-password with monitoring.enabled,' : ''} used instead of one the chart creates.`,
       ).optional(),
       superuserPassword: postgresPassword('The password of the superuser `postgres`.'),
       replicationPassword: postgresPassword('The password of the replication role `replicator`.'),
       appPassword: postgresPassword('The password of the role `app`, owner of the database `app`.'),
+      // postgres_exporter 0.11 builds a DSN from it and does not start when it holds a space.
+      ...(withMonitor
+        ? {
+            monitorPassword: doc(
+              z
+                .string()
+                .min(1)
+                .max(512)
+                .regex(/^[^\s\0]+$/),
+              "The password of the role `monitor` (the metrics exporter's, a member of pg_monitor, admitted from loopback only), with monitoring.enabled: created at initdb, so one given later changes the Secret but not the role. No spaces (postgres_exporter 0.11 refuses them). When omitted it is kept from the release's Secret, or generated.",
+            ).optional(),
+          }
+        : {}),
     }),
     "The Postgres passwords. Each one not given is kept from the release's Secret, or generated at install.",
   ).default({});
@@ -150,14 +163,20 @@ const tierChartKeys = {
  * The spec's `monitoring` as one tier chart takes it: the fields that tier's objects depend on, with
  * the spec's defaults and rules, and only that tier's exporter image.
  */
-const tierMonitoring = (exporter: 'cache' | 'edgeCache', description: string) => {
+const tierMonitoring = (exporter: 'postgres' | 'cache' | 'edgeCache', description: string) => {
   const images = monitoring.shape.exporterImages.unwrap().shape;
   return doc(
     z.object({
       enabled: monitoring.shape.enabled,
       scrapers: monitoring.shape.scrapers,
       exporterImages: doc(
-        z.object(exporter === 'cache' ? { cache: images.cache } : { edgeCache: images.edgeCache }),
+        z.object(
+          exporter === 'postgres'
+            ? { postgres: images.postgres }
+            : exporter === 'cache'
+              ? { cache: images.cache }
+              : { edgeCache: images.edgeCache },
+        ),
         'The exporter image; its entrypoint must be the exporter itself (the pod passes arguments only).',
       ).prefault({}),
       resources: monitoring.shape.resources,
@@ -241,7 +260,11 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         z.string().min(1).max(63).regex(DNS_LABEL),
         'The instance that starts as the primary (`<release>-db-<n>`), the record the operator keeps after a failover. Defaults to `<release>-db-0`.',
       ).optional(),
-      auth: postgresAuth('db-credentials'),
+      auth: postgresAuth('db-credentials', true),
+      monitoring: tierMonitoring(
+        'postgres',
+        "The spec's `monitoring`, as far as the database uses it: a postgres_exporter beside each instance (port 9187, role `monitor`, the operator's queries), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
+      ),
     },
   },
   {

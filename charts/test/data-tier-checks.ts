@@ -5,9 +5,13 @@
 import { volumeSizeMessage } from '../../operator/api/common.ts';
 import { readFileSync } from 'node:fs';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
-import { chartPath, templateChart, type RenderedObject } from './helm.ts';
-import type { Exclusion } from './parity.ts';
-import type { ScalableApp } from '../../operator/api/scalable-app.ts';
+import { chartPath, renderChart, templateChart, type RenderedObject } from './helm.ts';
+import { brokenResourceRules, type Exclusion } from './parity.ts';
+import { podSpecs } from './tier-chart-checks.ts';
+import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
+import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
+import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
+import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { CACHE_HOLD_KEY, cacheConfigName, restartedPrimaryWaits } from '../../operator/tiers/cache.ts';
 import {
   selfFencing,
@@ -74,7 +78,17 @@ export const pgAuthValues = (c: DatabaseCredentials) => ({
   superuserPassword: c.superuser,
   replicationPassword: c.replication,
   appPassword: c.app,
+  ...(c.monitor ? { monitorPassword: c.monitor } : {}),
 });
+
+/** The spec's monitoring as a Postgres chart (database, shards) takes it: the fields a cluster uses. */
+export const pgMonitoringValues = (m: NonNullable<ScalableAppInput['spec']>['monitoring'] & object) => {
+  const { podMonitors: _podMonitors, exporterImages, ...rest } = m;
+  return {
+    ...rest,
+    ...(exporterImages?.postgres ? { exporterImages: { postgres: exporterImages.postgres } } : {}),
+  };
+};
 
 /** The `helm.sh/resource-policy: keep` annotation on a Secret whose data outlives the release. */
 export const keptSecretExclusion = (secret: string, why: string): Exclusion => ({
@@ -132,6 +146,110 @@ export function testTierRules(
     } else {
       const text = templates.map((t) => readFileSync(chartPath(t), 'utf8')).join('\n');
       expect(text).toContain(`${field}: ${message}`);
+    }
+  });
+}
+
+/**
+ * What a Postgres chart (database, shards) does with `monitoring` that parity cannot show: the
+ * operator's rules on monitoring.resources and monitoring.scrapers refused (checked only with
+ * monitoring on, as in the spec), the monitor password generated only with monitoring and kept out
+ * of every object but the Secret, a given one that would break the exporter's DSN refused, and
+ * restricted pods with the exporter beside each server. `secret` is the credentials Secret's name;
+ * `base` the values every render needs. Defines the tests inside the caller's describe.
+ */
+export function testPgMonitoring(
+  chart: 'database' | 'shards',
+  base: Record<string, unknown>,
+  secret: string,
+) {
+  const render = (values: Record<string, unknown>) =>
+    renderChart(chart, { release: 'shop', namespace: 'prod', values: { ...base, ...values } });
+  const secretData = (objects: readonly RenderedObject[]) =>
+    Object.fromEntries(
+      Object.entries(
+        (objects.find((o) => o.kind === 'Secret' && o.metadata.name === secret)!.data ?? {}) as Record<
+          string,
+          string
+        >,
+      ).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+    );
+
+  it.each(
+    Object.entries({
+      ...brokenResourceRules(
+        (resources) => ({ monitoring: { enabled: true, resources } }),
+        EXPORTER_RESOURCES.memoryFloor,
+        'monitoring.resources',
+      ),
+      [LABEL_KEYS_MESSAGE]: {
+        values: {
+          monitoring: {
+            enabled: true,
+            scrapers: [
+              { podSelector: { matchLabels: { app: 'ok' } } },
+              {
+                podSelector: { matchLabels: { app: 'ok' } },
+                namespaceSelector: { matchLabels: { 'a b': 'x' } },
+              },
+            ],
+          },
+        },
+        field: 'monitoring.scrapers[1].namespaceSelector.matchLabels',
+      },
+    }),
+  )('monitoring: %s', (message, { values, field }) => {
+    const r = templateChart(chart, { release: 'shop', namespace: 'prod', values: { ...base, ...values } });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(`${field}: ${message}`);
+  });
+
+  it('the schema refuses a monitor password with a space (postgres_exporter 0.11 would not start)', () => {
+    const r = templateChart(chart, {
+      release: 'shop',
+      namespace: 'prod',
+      values: { ...base, monitoring: { enabled: true }, auth: { monitorPassword: 'two words' } },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain('/auth/monitorPassword');
+  });
+
+  it('generates the monitor password only with monitoring, and admits the role only then', () => {
+    const off = render({});
+    expect(secretData(off)['monitor-password']).toBeUndefined();
+    expect(JSON.stringify(off)).not.toContain('host postgres monitor');
+    const on = render({ monitoring: { enabled: true } });
+    const data = secretData(on);
+    expect(Object.keys(data).sort()).toEqual([
+      'app-password',
+      'monitor-password',
+      'replication-password',
+      'superuser-password',
+    ]);
+    expect(data['monitor-password']).toMatch(/^[A-Za-z0-9]{32}$/);
+    for (const map of on.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-config'))) {
+      const hba = map.data as Record<string, string>;
+      for (const file of ['pg_hba.conf', 'pg_hba.fenced.conf']) {
+        expect(hba[file]).toContain('host postgres monitor 127.0.0.1/32 scram-sha-256\n');
+      }
+      expect(hba['exporter-queries.yaml']).toContain('pg_instance:');
+    }
+  });
+
+  it('never writes the monitor password into anything but the Secret', () => {
+    expectOnlyInSecrets(
+      render({ monitoring: { enabled: true }, auth: { monitorPassword: 'M0nit0r-S3cret' } }),
+      ['M0nit0r-S3cret'],
+    );
+  });
+
+  it('with monitoring, every pod passes the restricted Pod Security Standard, the exporter included', () => {
+    const objects = render({ monitoring: { enabled: true } });
+    const pods = podSpecs(objects);
+    for (const [name, spec] of pods) {
+      if (name.startsWith('StatefulSet/'))
+        expect(spec.containers.map((c) => c.name)).toEqual(['postgres', 'metrics']);
+      expect([name, restrictedViolations(spec)]).toEqual([name, []]);
     }
   });
 }

@@ -5,7 +5,7 @@
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { databaseCluster, databaseObjects, type DatabaseCredentials } from '../../operator/tiers/database.ts';
-import { selfFenceExclusion } from './data-tier-checks.ts';
+import { pgMonitoringValues, selfFenceExclusion } from './data-tier-checks.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
 import { renderChart } from './helm.ts';
 import { parity, type Exclusion } from './parity.ts';
@@ -23,6 +23,8 @@ interface InputSet {
   readonly primary?: string;
   readonly credentials: DatabaseCredentials;
   readonly appWide?: boolean;
+  /** spec.monitoring: what the database uses of it is the chart's `monitoring`. */
+  readonly monitoring?: Spec['monitoring'];
 }
 
 const INPUT_SETS: InputSet[] = [
@@ -80,6 +82,51 @@ const INPUT_SETS: InputSet[] = [
     credentials: { superuser: `p:a\\s's "w" <&> ü`, replication: 'x'.repeat(200), app: '%40 @ / ?' },
     appWide: false,
   },
+  {
+    title: 'monitoring with its defaults: the exporter, its queries and login, the default scrapers',
+    release: 'shop',
+    namespace: 'prod',
+    database: {},
+    monitoring: { enabled: true },
+    credentials: {
+      superuser: 'su-secret',
+      replication: 'repl-secret',
+      app: 'app-secret',
+      monitor: 'mon-secret',
+    },
+  },
+  {
+    title: 'monitoring with everything given: an exporter image, its resources, two scrapers, failover off',
+    release: 'storefront',
+    namespace: 'retail-eu',
+    database: {
+      replicas: 1,
+      failover: { enabled: false, delaySeconds: 5 },
+      allowedClients: [{ podSelector: { matchLabels: { app: 'reporting' } } }],
+    },
+    monitoring: {
+      enabled: true,
+      scrapers: [
+        { podSelector: { matchLabels: { app: 'vmagent' } } },
+        {
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+        },
+      ],
+      exporterImages: { postgres: 'registry.example.com/postgres-exporter:v0.15.0' },
+      resources: { requests: { cpu: '50m' }, limits: { cpu: 1, memory: '128Mi' } },
+    },
+    topology: { spreadAcrossZones: false },
+    credentials: { superuser: 'a', replication: 'b', app: 'c', monitor: `m"o\\n&<i>tor` },
+  },
+  {
+    title: 'monitoring with no scrapers: the exporter runs, no one is admitted to it',
+    release: 'shop',
+    namespace: 'prod',
+    database: { replicas: 0 },
+    monitoring: { enabled: true, scrapers: [] },
+    credentials: { superuser: 'pw-1', replication: 'pw-2', app: 'pw-3', monitor: 'pw-4' },
+  },
 ];
 
 const values = (s: InputSet) => ({
@@ -87,16 +134,22 @@ const values = (s: InputSet) => ({
   ...(s.topology ? { platform: { topology: s.topology } } : {}),
   ...(s.primary ? { primary: s.primary } : {}),
   ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
+  ...(s.monitoring ? { monitoring: pgMonitoringValues(s.monitoring) } : {}),
   auth: {
     superuserPassword: s.credentials.superuser,
     replicationPassword: s.credentials.replication,
     appPassword: s.credentials.app,
+    ...(s.credentials.monitor ? { monitorPassword: s.credentials.monitor } : {}),
   },
 });
 
 function operatorInputs(s: InputSet) {
   const app = parseApp(
-    { database: s.database, ...(s.topology ? { topology: s.topology } : {}) },
+    {
+      database: s.database,
+      ...(s.topology ? { topology: s.topology } : {}),
+      ...(s.monitoring ? { monitoring: s.monitoring } : {}),
+    },
     s.release,
     s.namespace,
   );

@@ -4,7 +4,7 @@
 import { IMAGE_MAJOR_MESSAGE, POSTGRES_RESOURCES } from '../../operator/api/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
-import { brokenStorageRules, testTierRules } from './data-tier-checks.ts';
+import { brokenStorageRules, testPgMonitoring, testTierRules } from './data-tier-checks.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
 
@@ -133,4 +133,8 @@ describe('pods', () => {
       'app.kubernetes.io/component': pod.metadata.labels['app.kubernetes.io/component'],
     });
   });
+});
+
+describe('monitoring', () => {
+  testPgMonitoring('database', {}, 'shop-db-credentials');
 });

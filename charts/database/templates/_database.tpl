@@ -38,6 +38,7 @@ every cluster template takes. Templates return only text, so it fills the dict i
 {{- $_ := set . "credentialsName" (include "database.credentialsName" .context) -}}
 {{- $_ := set . "primary" $v.primary -}}
 {{- $_ := set . "primaryField" "primary" -}}
+{{- $_ := set . "monitoring" (include "scalableapp-lib.postgres.monitoring" $v.monitoring | fromYaml) -}}
 {{- end }}
 
 {{/* The recorded primary: the value, or the first instance. Refuses a name that is no instance. */}}

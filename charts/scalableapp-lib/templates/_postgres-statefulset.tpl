@@ -28,6 +28,11 @@ spec:
       annotations:
         # Restarts the servers when their configuration changes, not when only the primary record does.
         scalableapp.io/config-hash: {{ include "scalableapp-lib.postgres.serverConfig" . | fromJson | include "scalableapp-lib.contentHash" | quote }}
+        {{- if include "scalableapp-lib.postgres.monitored" . }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "9187"
+        prometheus.io/path: /metrics
+        {{- end }}
     spec:
       automountServiceAccountToken: false
       enableServiceLinks: false
@@ -107,6 +112,48 @@ spec:
             - name: run
               mountPath: /var/run/postgresql
             {{- include "scalableapp-lib.tmpMount" . | nindent 12 }}
+        {{- /*
+        With monitoring: postgres_exporter over loopback as the role monitor (postgresExporter() in
+        operator/tiers/monitoring.ts), after the server (the failover logic reads the first
+        container). Its own uid; it sees only the monitor password (as a file) and the queries in
+        the ConfigMap. No readiness probe: a failing exporter never makes an instance unready.
+        */}}
+        {{- if include "scalableapp-lib.postgres.monitored" . }}
+        - name: metrics
+          image: {{ .monitoring.exporterImages.postgres | quote }}
+          args:
+            - --web.listen-address=:9187
+            - --extend.query-path=/config/exporter-queries.yaml
+          env:
+            - name: DATA_SOURCE_URI
+              value: 127.0.0.1:5432/postgres?sslmode=disable
+            - name: DATA_SOURCE_USER
+              value: monitor
+            - name: DATA_SOURCE_PASS_FILE
+              value: /monitor/password
+          ports:
+            - name: metrics
+              containerPort: 9187
+              protocol: TCP
+          resources:
+            {{- include "scalableapp-lib.resources" .monitoring.resources | nindent 12 }}
+          livenessProbe:
+            tcpSocket:
+              port: metrics
+            periodSeconds: 20
+            failureThreshold: 3
+          {{- include "scalableapp-lib.containerSecurity" . | nindent 10 }}
+            runAsUser: 65532
+            runAsGroup: 65532
+          volumeMounts:
+            - name: monitor
+              mountPath: /monitor
+              readOnly: true
+            - name: config
+              mountPath: /config
+              readOnly: true
+            {{- include "scalableapp-lib.tmpMount" . | nindent 12 }}
+        {{- end }}
       volumes:
         - name: config
           configMap:
@@ -119,6 +166,17 @@ spec:
         - name: run
           emptyDir: {}
         {{- include "scalableapp-lib.tmpVolume" . | nindent 8 }}
+        {{- if include "scalableapp-lib.postgres.monitored" . }}
+        # The monitor role's password alone: the exporter never sees another credential.
+        - name: monitor
+          secret:
+            secretName: {{ .credentialsName }}
+            items:
+              - key: monitor-password
+                path: password
+            # 0440
+            defaultMode: 288
+        {{- end }}
       {{- include "scalableapp-lib.member.zoneSpread" $c | nindent 6 }}
   volumeClaimTemplates:
     - metadata:

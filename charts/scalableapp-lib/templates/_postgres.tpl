@@ -14,6 +14,9 @@ copy. A cluster is a dict (the shape of PgCluster):
   credentialsName  the Secret with superuser-, replication- and app-password
   primary        the recorded primary (optional: the first instance), and primaryField, the
                  value's path for error messages
+  monitoring     the chart's `monitoring` values with the resources merged
+                 (scalableapp-lib.postgres.monitoring); with enabled, the exporter beside each
+                 instance, its queries and login, as postgresExporter() adds them
 The texts the servers run are the operator's (operator/server-config/postgres*.ts): Helm cannot run
 TypeScript, so tools/generate-chart-files.ts writes them into this chart's files/postgres/.
 */}}
@@ -87,14 +90,45 @@ synchronous_commit = on
 scalableapp.fenced = ''
 {{ end }}
 
+{{/*
+A chart's `monitoring` values for a cluster: the resources merged with the spec's default quantity by
+quantity, the scrapers' label keys checked (both only with enabled, as the operator's rules apply).
+Takes the values; returns YAML.
+*/}}
+{{- define "scalableapp-lib.postgres.monitoring" -}}
+{{- $m := deepCopy (. | default dict) -}}
+{{- if $m.enabled -}}
+{{- $_ := set $m "resources" (include "scalableapp-lib.mergedResources" (dict "given" $m.resources "defaults" (dict "requests" (dict "cpu" "10m" "memory" "32Mi") "limits" (dict "memory" "64Mi")) "floor" (dict "min" "16Mi" "server" "an exporter") "field" "monitoring.resources") | fromYaml) -}}
+{{- end -}}
+{{- toYaml $m -}}
+{{- end }}
+
+{{/* Whether the cluster runs an exporter ("true" or empty). */}}
+{{- define "scalableapp-lib.postgres.monitored" -}}
+{{- if dig "enabled" false (.monitoring | default dict) }}true{{ end -}}
+{{- end }}
+
+{{/*
+The pg_hba file of the cluster (file: pg_hba or pg_hba.fenced): with monitoring, the copy that also
+admits the exporter's role from loopback (hbaConfig monitor: true).
+*/}}
+{{- define "scalableapp-lib.postgres.hba" -}}
+{{- $file := printf "%s%s.conf" .file (ternary ".monitor" "" (eq (include "scalableapp-lib.postgres.monitored" .cluster) "true")) -}}
+{{- include "scalableapp-lib.postgres.file" (dict "cluster" .cluster "file" $file) -}}
+{{- end }}
+
 {{/* The server configuration without the primary record: what restarts the servers when it changes. */}}
 {{- define "scalableapp-lib.postgres.serverConfig" -}}
-{{- toJson (dict
+{{- $config := dict
   "postgresql.conf" (include "scalableapp-lib.postgres.conf" .)
-  "pg_hba.conf" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "pg_hba.conf"))
-  "pg_hba.fenced.conf" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "pg_hba.fenced.conf"))
+  "pg_hba.conf" (include "scalableapp-lib.postgres.hba" (dict "cluster" . "file" "pg_hba"))
+  "pg_hba.fenced.conf" (include "scalableapp-lib.postgres.hba" (dict "cluster" . "file" "pg_hba.fenced"))
   "start.sh" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "start.sh"))
-  "ready.sh" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "ready.sh"))) -}}
+  "ready.sh" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "ready.sh")) -}}
+{{- if include "scalableapp-lib.postgres.monitored" . -}}
+{{- $_ := set $config "exporter-queries.yaml" (include "scalableapp-lib.postgres.file" (dict "cluster" . "file" "exporter-queries.yaml")) -}}
+{{- end -}}
+{{- toJson $config -}}
 {{- end }}
 
 {{/* The official image of the version, unless the spec names one. */}}
@@ -106,11 +140,16 @@ scalableapp.fenced = ''
 The generated passwords, one Secret per database or shared by every shard. A given password wins,
 then the one in the release's Secret (lookup), then a new one. Kept on uninstall while the volumes
 are: they are only usable with the passwords their data was initialised with.
-Takes context, component, name, deletionPolicy, and given (a dict of the three keys, values may be
-empty).
+Takes context, component, name, deletionPolicy, given (a dict of the keys, values may be empty), and
+monitoring (the chart's values): with enabled, the monitor role's password too, which the start
+script finds at initdb and creates the role `monitor` IN ROLE pg_monitor with.
 */}}
 {{- define "scalableapp-lib.postgres.credentialsSecret" -}}
 {{- $live := (lookup "v1" "Secret" .context.Release.Namespace .name).data | default dict -}}
+{{- $keys := list "superuser-password" "replication-password" "app-password" -}}
+{{- if dig "enabled" false (.monitoring | default dict) -}}
+{{- $keys = append $keys "monitor-password" -}}
+{{- end -}}
 apiVersion: v1
 kind: Secret
 type: Opaque
@@ -121,7 +160,7 @@ metadata:
     helm.sh/resource-policy: keep
   {{- end }}
 data:
-  {{- range $key := list "superuser-password" "replication-password" "app-password" }}
+  {{- range $key := $keys }}
   {{- $value := get $.given $key }}
   {{ $key }}: {{ if $value }}{{ $value | b64enc }}{{ else }}{{ get $live $key | default (randAlphaNum 32 | b64enc) }}{{ end }}
   {{- end }}
