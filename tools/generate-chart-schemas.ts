@@ -63,28 +63,24 @@ const postgresPassword = (what: string) =>
   oneLinePassword(`${what} When omitted it is kept from the release's Secret, or generated.`);
 
 /** The Postgres passwords of a chart whose Secret has the operator's layout (`<app>-<name>`). */
-const postgresAuth = (name: string, withMonitor = false) =>
+const postgresAuth = (name: string) =>
   doc(
     z.object({
       existingSecret: secretName(
-        `An existing Secret with the keys superuser-password, replication-password and app-password (the layout of the operator's \`<app>-${name}\`),${withMonitor ? ' and monitor-password with monitoring.enabled,' : ''} used instead of one the chart creates.`,
+        `An existing Secret with the keys superuser-password, replication-password and app-password (the layout of the operator's \`<app>-${name}\`), and monitor-password with monitoring.enabled, used instead of one the chart creates.`,
       ).optional(),
       superuserPassword: postgresPassword('The password of the superuser `postgres`.'),
       replicationPassword: postgresPassword('The password of the replication role `replicator`.'),
       appPassword: postgresPassword('The password of the role `app`, owner of the database `app`.'),
       // postgres_exporter 0.11 builds a DSN from it and does not start when it holds a space.
-      ...(withMonitor
-        ? {
-            monitorPassword: doc(
-              z
-                .string()
-                .min(1)
-                .max(512)
-                .regex(/^[^\s\0]+$/),
-              "The password of the role `monitor` (the metrics exporter's, a member of pg_monitor, admitted from loopback only), with monitoring.enabled: created at initdb, so one given later changes the Secret but not the role. No spaces (postgres_exporter 0.11 refuses them). When omitted it is kept from the release's Secret, or generated.",
-            ).optional(),
-          }
-        : {}),
+      monitorPassword: doc(
+        z
+          .string()
+          .min(1)
+          .max(512)
+          .regex(/^[^\s\0]+$/),
+        "The password of the role `monitor` (the metrics exporter's, a member of pg_monitor, admitted from loopback only), with monitoring.enabled: created at initdb, so one given later changes the Secret but not the role. No spaces (postgres_exporter 0.11 refuses them). When omitted it is kept from the release's Secret, or generated.",
+      ).optional(),
     }),
     "The Postgres passwords. Each one not given is kept from the release's Secret, or generated at install.",
   ).default({});
@@ -260,7 +256,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         z.string().min(1).max(63).regex(DNS_LABEL),
         'The instance that starts as the primary (`<release>-db-<n>`), the record the operator keeps after a failover. Defaults to `<release>-db-0`.',
       ).optional(),
-      auth: postgresAuth('db-credentials', true),
+      auth: postgresAuth('db-credentials'),
       monitoring: tierMonitoring(
         'postgres',
         "The spec's `monitoring`, as far as the database uses it: a postgres_exporter beside each instance (port 9187, role `monitor`, the operator's queries), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
@@ -295,6 +291,10 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     tierChart: true,
     chartOnly: {
       auth: postgresAuth('shards-credentials'),
+      monitoring: tierMonitoring(
+        'postgres',
+        "The spec's `monitoring`, as far as the shards use it: a postgres_exporter beside each instance of every shard (port 9187, role `monitor`, the operator's queries), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
+      ),
       primaries: doc(
         z.record(z.string().min(1).max(63).regex(DNS_LABEL), z.string().min(1).max(63).regex(DNS_LABEL)),
         'The instance each shard starts as primary, by shard name (`<release>-shard-<i>: <release>-shard-<i>-<n>`): the records the operator keeps after a failover. A shard not named starts with its instance 0.',

@@ -22,6 +22,7 @@ import {
   keptSecretExclusion,
   pgAuthValues,
   pgClusterExclusions,
+  pgMonitoringValues,
   selfFenceExclusion,
 } from './data-tier-checks.ts';
 
@@ -37,6 +38,8 @@ interface InputSet {
   readonly primaries?: Record<string, string>;
   readonly credentials: DatabaseCredentials;
   readonly appWide?: boolean;
+  /** spec.monitoring: what the shards use of it is the chart's `monitoring`. */
+  readonly monitoring?: Spec['monitoring'];
 }
 
 const HOT_KEYS = ['celebrity-42', 'odd "key" \\ <b>&amp;</b>', 'line\nbreak\ttab\u0001', 'ünï\u2028cødé'];
@@ -105,6 +108,47 @@ const INPUT_SETS: InputSet[] = [
     credentials: { superuser: 'ü'.repeat(100), replication: `a'b"c\\d`, app: 'a:b@c/d?e#f%25' },
     appWide: false,
   },
+  {
+    title: 'monitoring with its defaults: an exporter beside every instance of every shard',
+    release: 'shop',
+    namespace: 'prod',
+    shards: { count: 2, key: 'user_id', dedicated: [{ key: 'celebrity-42' }] },
+    monitoring: { enabled: true },
+    credentials: {
+      superuser: 'su-secret',
+      replication: 'repl-secret',
+      app: 'app-secret',
+      monitor: 'mon-secret',
+    },
+  },
+  {
+    title: 'monitoring with everything given: an exporter image, its resources, two scrapers',
+    release: 'storefront',
+    namespace: 'retail-eu',
+    shards: { count: 1, key: 'tenant_id', replicasPerShard: 2, synchronousReplicas: 1 },
+    monitoring: {
+      enabled: true,
+      scrapers: [
+        { podSelector: { matchLabels: { app: 'vmagent' } } },
+        {
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+        },
+      ],
+      exporterImages: { postgres: 'registry.example.com/postgres-exporter:v0.15.0' },
+      resources: { requests: { cpu: '50m' }, limits: { cpu: 1, memory: '128Mi' } },
+    },
+    topology: { spreadAcrossZones: false },
+    credentials: { superuser: 'a', replication: 'b', app: 'c', monitor: `m"o\\n&<i>tor` },
+  },
+  {
+    title: 'monitoring with no scrapers: the exporters run, no one is admitted to them',
+    release: 'shop',
+    namespace: 'prod',
+    shards: { count: 1, key: 'k', replicasPerShard: 0 },
+    monitoring: { enabled: true, scrapers: [] },
+    credentials: { superuser: 'pw-1', replication: 'pw-2', app: 'pw-3', monitor: 'pw-4' },
+  },
 ];
 
 const values = (s: InputSet) => ({
@@ -112,11 +156,20 @@ const values = (s: InputSet) => ({
   ...(s.topology ? { platform: { topology: s.topology } } : {}),
   ...(s.primaries ? { primaries: s.primaries } : {}),
   ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
+  ...(s.monitoring ? { monitoring: pgMonitoringValues(s.monitoring) } : {}),
   auth: pgAuthValues(s.credentials),
 });
 
 const appOf = (s: InputSet) =>
-  parseApp({ shards: s.shards, ...(s.topology ? { topology: s.topology } : {}) }, s.release, s.namespace);
+  parseApp(
+    {
+      shards: s.shards,
+      ...(s.topology ? { topology: s.topology } : {}),
+      ...(s.monitoring ? { monitoring: s.monitoring } : {}),
+    },
+    s.release,
+    s.namespace,
+  );
 
 function operatorObjects(s: InputSet) {
   const app = appOf(s);

@@ -7,7 +7,12 @@ import { IMAGE_MAJOR_MESSAGE, POSTGRES_RESOURCES } from '../../operator/api/data
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
-import { brokenStorageRules, expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
+import {
+  brokenStorageRules,
+  testPgMonitoring,
+  expectOnlyInSecrets,
+  testTierRules,
+} from './data-tier-checks.ts';
 import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
 
 const base = { count: 2, key: 'user_id' };
@@ -167,4 +172,8 @@ describe('pods', () => {
       'app.kubernetes.io/component': 'shard-test',
     });
   });
+});
+
+describe('monitoring', () => {
+  testPgMonitoring('shards', base, 'shop-shards-credentials');
 });

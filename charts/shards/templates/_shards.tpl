@@ -169,4 +169,5 @@ synchronousReplicas of them acknowledge each commit), the shared login. Fills th
 {{- $_ := set . "credentialsName" (include "shards.credentialsName" .context) -}}
 {{- $_ := set . "primary" (get ($v.primaries | default dict) .name) -}}
 {{- $_ := set . "primaryField" (printf "primaries.%s" .name) -}}
+{{- $_ := set . "monitoring" (include "scalableapp-lib.postgres.monitoring" $v.monitoring | fromYaml) -}}
 {{- end }}
