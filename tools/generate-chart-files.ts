@@ -102,6 +102,13 @@ export const CHART_FILES: readonly ChartFile[] = [
     source: 'enabledPlugins() in operator/server-config/rabbitmq.ts',
     text: () => enabledPlugins(),
   },
+  // With spec.monitoring the Prometheus plugin too: charts/queue picks this copy when its
+  // `monitoring.enabled` is set.
+  {
+    path: 'queue/files/enabled_plugins.prometheus',
+    source: 'enabledPlugins({ prometheus: true }) in operator/server-config/rabbitmq.ts',
+    text: () => enabledPlugins({ prometheus: true }),
+  },
   // The alerts for every app: the operator chart's PrometheusRule reads them, and a Prometheus
   // without the Prometheus Operator loads the file as it is.
   {

@@ -155,6 +155,9 @@ const tierChartKeys = {
   ).default({ appWide: true }),
 };
 
+/** What every tier chart takes of the spec's `monitoring`: whether, and who may scrape. */
+const monitoringScrape = { enabled: monitoring.shape.enabled, scrapers: monitoring.shape.scrapers };
+
 /**
  * The spec's `monitoring` as one tier chart takes it: the fields that tier's objects depend on, with
  * the spec's defaults and rules, and only that tier's exporter image.
@@ -163,8 +166,7 @@ const tierMonitoring = (exporter: 'postgres' | 'cache' | 'edgeCache', descriptio
   const images = monitoring.shape.exporterImages.unwrap().shape;
   return doc(
     z.object({
-      enabled: monitoring.shape.enabled,
-      scrapers: monitoring.shape.scrapers,
+      ...monitoringScrape,
       exporterImages: doc(
         z.object(
           exporter === 'postgres'
@@ -330,6 +332,12 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         }),
         "The broker's two logins and Erlang cookie. Each one not given is kept from the release's Secret, or generated at install.",
       ).default({}),
+      // RabbitMQ serves its own metrics (the rabbitmq_prometheus plugin): no exporter image, no
+      // container, so neither exporterImages nor resources.
+      monitoring: doc(
+        z.object(monitoringScrape),
+        "The spec's `monitoring`, as far as the queue uses it: RabbitMQ's rabbitmq_prometheus plugin on every node (port 15692, per-queue metrics), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
+      ).prefault({}),
       test: testPod(ncTestTools('base64'), "every queue is declared on the broker's management API"),
     },
   },

@@ -22,6 +22,8 @@ interface InputSet {
   readonly topology?: Spec['topology'];
   readonly credentials: QueueCredentials;
   readonly appWide?: boolean;
+  /** spec.monitoring: what the queue uses of it (enabled, scrapers) is the chart's `monitoring`. */
+  readonly monitoring?: Spec['monitoring'];
 }
 
 const INPUT_SETS: InputSet[] = [
@@ -86,12 +88,70 @@ const INPUT_SETS: InputSet[] = [
     },
     appWide: false,
   },
+  {
+    title: 'monitoring with its defaults: the Prometheus plugin, its port, the default scrapers',
+    release: 'shop',
+    namespace: 'prod',
+    queue: { queues: [{ name: 'orders' }, { name: 'mail.outbound' }] },
+    monitoring: { enabled: true },
+    credentials: {
+      username: 'u',
+      password: 'p',
+      monitoringUsername: 'm',
+      monitoringPassword: 'mp',
+      erlangCookie: 'c',
+    },
+  },
+  {
+    title: 'monitoring with two scrapers, one node, no memory limit',
+    release: 'storefront',
+    namespace: 'retail-eu',
+    queue: { replicas: 1, resources: { requests: { memory: '256Mi' } }, queues: [{ name: 'only' }] },
+    monitoring: {
+      enabled: true,
+      scrapers: [
+        { podSelector: { matchLabels: { app: 'vmagent' } } },
+        {
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+        },
+      ],
+    },
+    credentials: {
+      username: 'u',
+      password: 'p',
+      monitoringUsername: 'm',
+      monitoringPassword: 'mp',
+      erlangCookie: 'c',
+    },
+  },
+  {
+    title: 'monitoring with no scrapers: the plugin runs, no one is admitted to it',
+    release: 'shop',
+    namespace: 'prod',
+    queue: { queues: [{ name: 'orders' }] },
+    monitoring: { enabled: true, scrapers: [] },
+    credentials: {
+      username: 'u',
+      password: 'p',
+      monitoringUsername: 'm',
+      monitoringPassword: 'mp',
+      erlangCookie: 'c',
+    },
+  },
 ];
+
+/** The spec's monitoring as the queue chart takes it: whether, and who may scrape. */
+const monitoringValues = ({ enabled, scrapers }: NonNullable<Spec['monitoring']>) => ({
+  ...(enabled === undefined ? {} : { enabled }),
+  ...(scrapers ? { scrapers } : {}),
+});
 
 const values = (s: InputSet) => ({
   ...s.queue,
   ...(s.topology ? { platform: { topology: s.topology } } : {}),
   ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
+  ...(s.monitoring ? { monitoring: monitoringValues(s.monitoring) } : {}),
   auth: {
     username: s.credentials.username,
     password: s.credentials.password,
@@ -103,7 +163,11 @@ const values = (s: InputSet) => ({
 
 function operatorObjects(s: InputSet) {
   const app = parseApp(
-    { queue: s.queue, ...(s.topology ? { topology: s.topology } : {}) },
+    {
+      queue: s.queue,
+      ...(s.topology ? { topology: s.topology } : {}),
+      ...(s.monitoring ? { monitoring: s.monitoring } : {}),
+    },
     s.release,
     s.namespace,
   );

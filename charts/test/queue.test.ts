@@ -7,6 +7,7 @@ import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenStorageRules, expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
 import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
+import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
 
 const base = { queues: [{ name: 'orders' }, { name: 'mail' }] };
 const render = (values: object) => renderChart('queue', { release: 'shop', namespace: 'prod', values });
@@ -153,5 +154,42 @@ describe('pods', () => {
         ports: [{ protocol: 'TCP', port: 15672 }],
       },
     ]);
+  });
+});
+
+describe('monitoring', () => {
+  // The spec's rule on monitoring.scrapers (the operator's, not the queue tier's), which the chart
+  // checks only with monitoring on.
+  it(`refuses a scraper selector whose key is no label key: ${LABEL_KEYS_MESSAGE}`, () => {
+    expect(
+      failure({
+        monitoring: { enabled: true, scrapers: [{ podSelector: { matchLabels: { 'not a key!': 'x' } } }] },
+      }),
+    ).toContain(`monitoring.scrapers[0].podSelector.matchLabels: ${LABEL_KEYS_MESSAGE}`);
+  });
+
+  it('the schema takes no exporter image or resources: the broker serves its own metrics', () => {
+    expect(failure({ monitoring: { enabled: true, resources: {} } })).toContain('resources');
+    expect(failure({ monitoring: { enabled: true, exporterImages: {} } })).toContain('exporterImages');
+  });
+
+  it('enables the Prometheus plugin and opens its port only with monitoring', () => {
+    const config = (enabled: boolean) =>
+      (
+        render({ ...base, monitoring: { enabled } }).find(
+          (o) => o.kind === 'ConfigMap' && o.metadata.name === 'shop-mq-config',
+        ) as any
+      ).data as Record<string, string>;
+    expect(config(false)['enabled_plugins']).toBe('[rabbitmq_management].\n');
+    expect(config(false)['rabbitmq.conf']).not.toContain('prometheus');
+    expect(config(true)['enabled_plugins']).toBe('[rabbitmq_management,rabbitmq_prometheus].\n');
+    expect(config(true)['rabbitmq.conf']).toContain('prometheus.tcp.port = 15692\n');
+  });
+
+  it('with monitoring, every pod passes the restricted Pod Security Standard', () => {
+    const objects = render({ ...base, monitoring: { enabled: true } });
+    expect(JSON.stringify(objects)).toContain('"name":"metrics"');
+    for (const [name, spec] of podSpecs(objects))
+      expect([name, restrictedViolations(spec)]).toEqual([name, []]);
   });
 });
