@@ -394,13 +394,14 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
       "A whole ScalableApp without the operator: the values are its spec, each tier as that tier's chart takes it.",
     ),
     chartOnly: {
-      // The tier charts build no exporters yet: a chart that took monitoring.enabled and ignored it
-      // would lie, so it takes only false (the operator does the rest, docs/monitoring.md).
+      // Helm gives a subchart no value of its parent's: the umbrella cannot hand one `monitoring` to
+      // every tier chart, and a key it took and ignored would lie. Each tier takes its own
+      // (database.monitoring, cache.monitoring, ...); this one takes only false.
       monitoring: doc(
         z.object({
           enabled: doc(
             z.literal(false),
-            'The tier charts do not deploy exporters yet: only false. With the operator, spec.monitoring.enabled deploys them.',
+            "Only false: Helm cannot hand this to the tier charts. Set `monitoring` under each tier's key (database, shards, cache, queue, edgeCache) instead; with the operator, spec.monitoring.enabled covers every tier.",
           ).default(false),
         }),
         'Observability of the tiers (the operator only, for now).',
