@@ -114,11 +114,22 @@ describeReal('the edge cache on the real node', () => {
       2000,
     );
     await allPodsReady(ns, tierPods(APP, 'web'), 1);
-    // Ready counts the edge pods of the new config; wait until the old one has left the Service too.
+    // Ready counts the edge pods of the new config; wait until the old one has left entirely (a
+    // terminating pod is still listed) and the node's proxy sends the Service to the new one: an
+    // endpoint of a pod that is gone swallows the connect until the proxy drops it.
     await eventually(
       'one edge pod, of the new version',
-      () => podStates(ns, tierPods(APP, EDGE)).filter((p) => p.ready).length === 1,
+      () => {
+        const pods = podStates(ns, tierPods(APP, EDGE));
+        return pods.length === 1 && pods[0]?.ready;
+      },
       180_000,
+    );
+    await eventually(
+      'the edge Service answering',
+      async () => (await edge(HEALTH_PATH)).status === 200,
+      120_000,
+      500,
     );
     const first = await edge(UNVERSIONED);
     const second = await edge(UNVERSIONED);
