@@ -21,6 +21,8 @@ const common = {
 
 export default {
   cacheDirectory: '.jest-cache',
+  // Jest's own output, then the failing tests a line each (a CI log may keep only its last lines).
+  reporters: ['default', '<rootDir>/tools/jest-failures.mjs'],
   projects: [
     {
       ...common,
