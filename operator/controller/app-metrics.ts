@@ -18,8 +18,14 @@ type Workload = KubernetesObject & {
 };
 
 const WORKLOAD_KINDS = new Set(['StatefulSet', 'Deployment']);
-/** No series at all: what forget() keeps (counters included). */
-const EMPTY = new Map<Gauge | Counter, Labels[]>();
+/** Label sets by metric, each once (keyed by its JSON). */
+type LabelSets = Map<Gauge | Counter, Map<string, Labels>>;
+
+function remember(sets: LabelSets, metric: Gauge | Counter, labels: Labels): void {
+  let byKey = sets.get(metric);
+  if (!byKey) sets.set(metric, (byKey = new Map()));
+  byKey.set(JSON.stringify(labels), labels);
+}
 
 export class AppMetrics {
   private readonly tierReady: Gauge;
@@ -34,8 +40,10 @@ export class AppMetrics {
   private readonly ringVersion: Gauge;
   private readonly pendingRing: Gauge;
   private readonly movedRanges: Gauge;
-  /** Per app key: each gauge's label sets set at its last look, to drop those gone since. */
-  private readonly seen = new Map<string, Map<Gauge | Counter, Labels[]>>();
+  /** Per app key: the gauges' label sets of its last look (and polls since), to drop those gone. */
+  private readonly gauges = new Map<string, LabelSets>();
+  /** Per app key: the counters' label sets, kept while the app lives (a count never resets). */
+  private readonly counters = new Map<string, LabelSets>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -114,11 +122,11 @@ export class AppMetrics {
   ): void {
     const key = appKey(app);
     const base = { namespace: app.metadata.namespace ?? '', app: app.metadata.name ?? '' };
-    const now = new Map<Gauge | Counter, Labels[]>();
+    const now: LabelSets = new Map();
     const set = (g: Gauge, labels: Labels, value: number) => {
       const all = { ...base, ...labels };
       g.set(all, value);
-      now.set(g, [...(now.get(g) ?? []), all]);
+      remember(now, g, all);
     };
     for (const c of status.conditions ?? []) {
       const m = /^(.+)Ready$/.exec(c.type);
@@ -136,7 +144,7 @@ export class AppMetrics {
       for (const reason of reasons) {
         const all = { ...base, cluster, reason };
         this.primaryChanges.inc(all, 0);
-        now.set(this.primaryChanges, [...(now.get(this.primaryChanges) ?? []), all]);
+        remember(this.setsOf(this.counters, key), this.primaryChanges, all);
       }
     };
     if (app.spec.database) moves(`${base.app}-db`, ['Failover', 'Switchover']);
@@ -155,11 +163,9 @@ export class AppMetrics {
       if (c.lastDecision) set(this.consumerDesired, labels, c.lastDecision.desiredReplicas);
       // The depth comes from every poll (queueDepth), not the status, which changes only with a
       // decision: a consumer at its maximum keeps its decision while its backlog grows.
-      const depth = this.seen
-        .get(key)
-        ?.get(this.consumerDepth)
-        ?.find((l) => l.consumer === c.name);
-      if (depth) now.set(this.consumerDepth, [...(now.get(this.consumerDepth) ?? []), depth]);
+      const polled = { ...base, ...labels };
+      if (this.gauges.get(key)?.get(this.consumerDepth)?.has(JSON.stringify(polled)))
+        remember(now, this.consumerDepth, polled);
       const spec = (app.spec.consumers ?? []).find((x) => x.name === c.name);
       const max = spec?.autoscaling?.maxReplicas ?? spec?.replicas;
       if (max !== undefined) set(this.consumerMax, labels, max);
@@ -169,8 +175,8 @@ export class AppMetrics {
       set(this.pendingRing, {}, status.shards.pendingRingVersion ?? 0);
       set(this.movedRanges, {}, status.shards.movedKeyRanges ?? 0);
     }
-    this.drop(this.seen.get(key), now);
-    this.seen.set(key, now);
+    this.drop(this.gauges.get(key), now);
+    this.gauges.set(key, now);
   }
 
   /** A poll of a consumer's queue (`key`: namespace/app/consumer) read this depth. */
@@ -178,10 +184,7 @@ export class AppMetrics {
     const [namespace = '', app = '', consumer = ''] = key.split('/');
     const labels = { namespace, app, consumer };
     this.consumerDepth.set(labels, depth);
-    const seen = this.seen.get(`${namespace}/${app}`) ?? new Map<Gauge | Counter, Labels[]>();
-    const kept = (seen.get(this.consumerDepth) ?? []).filter((l) => l.consumer !== consumer);
-    seen.set(this.consumerDepth, [...kept, labels]);
-    this.seen.set(`${namespace}/${app}`, seen);
+    remember(this.setsOf(this.gauges, `${namespace}/${app}`), this.consumerDepth, labels);
   }
 
   /** One primary moved: counted by its cluster and the Event's reason. */
@@ -193,30 +196,27 @@ export class AppMetrics {
       reason: move.event.reason,
     };
     this.primaryChanges.inc(labels);
-    const seen = this.seen.get(appKey(app)) ?? new Map<Gauge | Counter, Labels[]>();
-    seen.set(this.primaryChanges, [...(seen.get(this.primaryChanges) ?? []), labels]);
-    this.seen.set(appKey(app), seen);
+    remember(this.setsOf(this.counters, appKey(app)), this.primaryChanges, labels);
   }
 
-  /** The app is gone (or no longer this operator's): every series of it goes too. */
+  /** The app is gone (or no longer this operator's): every series of it goes too, counts included. */
   forget(key: string): void {
-    this.drop(this.seen.get(key), EMPTY);
-    this.seen.delete(key);
+    this.drop(this.gauges.get(key), new Map());
+    this.drop(this.counters.get(key), new Map());
+    this.gauges.delete(key);
+    this.counters.delete(key);
   }
 
-  /** Removes the label sets of `before` that `now` did not set again (counters are kept). */
-  private drop(
-    before: Map<Gauge | Counter, Labels[]> | undefined,
-    now: Map<Gauge | Counter, Labels[]>,
-  ): void {
-    for (const [metric, sets] of before ?? []) {
-      if (metric === this.primaryChanges && now !== EMPTY) {
-        now.set(metric, [...(now.get(metric) ?? []), ...sets]);
-        continue;
-      }
-      const kept = new Set((now.get(metric) ?? []).map((l) => JSON.stringify(l)));
-      for (const l of sets) if (!kept.has(JSON.stringify(l))) metric.remove(l);
-    }
+  private setsOf(all: Map<string, LabelSets>, key: string): LabelSets {
+    let sets = all.get(key);
+    if (!sets) all.set(key, (sets = new Map()));
+    return sets;
+  }
+
+  /** Removes the label sets of `before` that `now` does not hold. */
+  private drop(before: LabelSets | undefined, now: LabelSets): void {
+    for (const [metric, sets] of before ?? [])
+      for (const [k, labels] of sets) if (!now.get(metric)?.has(k)) metric.remove(labels);
   }
 }
 
