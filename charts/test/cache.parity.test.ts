@@ -3,7 +3,6 @@
 // chart enforces the spec's CEL rules and the restricted Pod Security Standard.
 import { cacheAuthInclude } from '../../operator/server-config/cache.ts';
 import { CACHE_RESOURCES } from '../../operator/api/cache.ts';
-import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
 import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
@@ -14,11 +13,13 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import {
   brokenAllowedClients,
   brokenResourceRules,
+  testMonitoringRules,
   parity,
   testCelRules,
   tierObjects,
   type BrokenRules,
   type Exclusion,
+  TWO_SCRAPERS,
 } from './parity.ts';
 import { podSpecs, renderChart, templateChart } from './helm.ts';
 import { heldCachePrimaryExclusion } from './data-tier-checks.ts';
@@ -137,13 +138,7 @@ const cases: Case[] = [
       cache: { replicas: 2, allowedClients: [{ podSelector: { matchLabels: { app: 'reporting' } } }] },
       monitoring: {
         enabled: true,
-        scrapers: [
-          { podSelector: { matchLabels: { app: 'vmagent' } } },
-          {
-            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
-          },
-        ],
+        scrapers: TWO_SCRAPERS,
         exporterImages: { cache: 'registry.example.com/redis_exporter:v1.45.0' },
         resources: { requests: { cpu: '50m' }, limits: { cpu: 1, memory: '128Mi' } },
       },
@@ -373,34 +368,7 @@ describe('charts/cache enforces what the schema cannot say', () => {
     expect(data['auth.conf']).toBe(cacheAuthInclude({ app: password, ...logins }));
   });
 
-  // The spec's rules on monitoring.resources and monitoring.scrapers (the operator's, not the cache
-  // tier's: outside the CEL rules counted above), which the chart checks only with monitoring on.
-  it.each(
-    Object.entries({
-      ...brokenResourceRules(
-        (resources) => ({ monitoring: { enabled: true, resources } }),
-        EXPORTER_RESOURCES.memoryFloor,
-        'monitoring.resources',
-      ),
-      [LABEL_KEYS_MESSAGE]: {
-        values: {
-          monitoring: {
-            enabled: true,
-            scrapers: [{ podSelector: { matchLabels: { app: 'ok', 'not a key!': 'x' } } }],
-          },
-        },
-        field: 'monitoring.scrapers[0].podSelector.matchLabels',
-      },
-    }),
-  )('monitoring: %s', (message, { values, field }) => {
-    const r = templateChart('cache', {
-      release: 'shop',
-      namespace: 'prod',
-      values: { auth: { password: 'pw' }, ...values },
-    });
-    expect(r.ok).toBe(false);
-    expect(r.stderr).toContain(`${field}: ${message}`);
-  });
+  testMonitoringRules('cache', { auth: { password: 'pw' } }, EXPORTER_RESOURCES.memoryFloor);
 
   it('generates the monitor password only with monitoring, and puts it in auth.conf as cacheAuthInclude() does', () => {
     const secretOf = (monitoring: boolean) =>

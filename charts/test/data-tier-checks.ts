@@ -6,9 +6,8 @@ import { volumeSizeMessage } from '../../operator/api/common.ts';
 import { readFileSync } from 'node:fs';
 import { CHART_SCHEMAS, tierCelRules } from '../../tools/generate-chart-schemas.ts';
 import { chartPath, renderChart, templateChart, type RenderedObject } from './helm.ts';
-import { brokenResourceRules, type Exclusion } from './parity.ts';
+import { testMonitoringRules, type Exclusion } from './parity.ts';
 import { podSpecs } from './tier-chart-checks.ts';
-import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
 import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
@@ -175,34 +174,7 @@ export function testPgMonitoring(
       ).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
     );
 
-  it.each(
-    Object.entries({
-      ...brokenResourceRules(
-        (resources) => ({ monitoring: { enabled: true, resources } }),
-        EXPORTER_RESOURCES.memoryFloor,
-        'monitoring.resources',
-      ),
-      [LABEL_KEYS_MESSAGE]: {
-        values: {
-          monitoring: {
-            enabled: true,
-            scrapers: [
-              { podSelector: { matchLabels: { app: 'ok' } } },
-              {
-                podSelector: { matchLabels: { app: 'ok' } },
-                namespaceSelector: { matchLabels: { 'a b': 'x' } },
-              },
-            ],
-          },
-        },
-        field: 'monitoring.scrapers[1].namespaceSelector.matchLabels',
-      },
-    }),
-  )('monitoring: %s', (message, { values, field }) => {
-    const r = templateChart(chart, { release: 'shop', namespace: 'prod', values: { ...base, ...values } });
-    expect(r.ok).toBe(false);
-    expect(r.stderr).toContain(`${field}: ${message}`);
-  });
+  testMonitoringRules(chart, base, EXPORTER_RESOURCES.memoryFloor);
 
   it('the schema refuses a monitor password with a space (postgres_exporter 0.11 would not start)', () => {
     const r = templateChart(chart, {

@@ -8,7 +8,7 @@ import { databaseCluster, databaseObjects, type DatabaseCredentials } from '../.
 import { pgMonitoringValues, selfFenceExclusion } from './data-tier-checks.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
 import { renderChart } from './helm.ts';
-import { parity, type Exclusion } from './parity.ts';
+import { parity, type Exclusion, TWO_SCRAPERS } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
@@ -106,13 +106,7 @@ const INPUT_SETS: InputSet[] = [
     },
     monitoring: {
       enabled: true,
-      scrapers: [
-        { podSelector: { matchLabels: { app: 'vmagent' } } },
-        {
-          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
-          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
-        },
-      ],
+      scrapers: TWO_SCRAPERS,
       exporterImages: { postgres: 'registry.example.com/postgres-exporter:v0.15.0' },
       resources: { requests: { cpu: '50m' }, limits: { cpu: 1, memory: '128Mi' } },
     },

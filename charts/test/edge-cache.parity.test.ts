@@ -5,7 +5,7 @@ import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { edgeCacheObjects } from '../../operator/tiers/edge-cache.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
-import { parity, type Exclusion } from './parity.ts';
+import { parity, type Exclusion, TWO_SCRAPERS } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
@@ -70,13 +70,7 @@ const INPUT_SETS: InputSet[] = [
     webPort: 9090,
     monitoring: {
       enabled: true,
-      scrapers: [
-        { podSelector: { matchLabels: { app: 'vmagent' } } },
-        {
-          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
-          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
-        },
-      ],
+      scrapers: TWO_SCRAPERS,
       exporterImages: { edgeCache: 'registry.example.com/nginx-prometheus-exporter:1.4.2' },
       resources: { requests: { cpu: '20m' }, limits: { cpu: 1, memory: '96Mi' } },
     },

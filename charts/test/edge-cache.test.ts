@@ -1,13 +1,12 @@
 // What the edge-cache chart does that parity cannot show: the builder's refusals of paths nginx must
 // not get (the schema's pattern admits them), an origin in another release, restricted pods.
 import { EDGE_CACHE_RESOURCES } from '../../operator/api/edge-cache.ts';
-import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
 import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
-import { brokenResourceRules, testCelRules } from './parity.ts';
+import { brokenResourceRules, testCelRules, testMonitoringRules } from './parity.ts';
 
 const render = (values: object) => renderChart('edge-cache', { release: 'shop', namespace: 'prod', values });
 
@@ -41,33 +40,8 @@ describe("the spec's rules the schema cannot say", () => {
     brokenResourceRules((resources) => ({ resources }), EDGE_CACHE_RESOURCES.memoryFloor),
   );
 
-  // The spec's rules on monitoring.resources and monitoring.scrapers (the operator's, not the edge
-  // cache tier's: outside the CEL rules counted above), which the chart checks only with monitoring on.
-  it.each(
-    Object.entries({
-      ...brokenResourceRules(
-        (resources) => ({ monitoring: { enabled: true, resources } }),
-        EXPORTER_RESOURCES.memoryFloor,
-        'monitoring.resources',
-      ),
-      [LABEL_KEYS_MESSAGE]: {
-        values: {
-          monitoring: {
-            enabled: true,
-            scrapers: [
-              { podSelector: { matchLabels: { app: 'ok' } } },
-              { podSelector: { matchLabels: { 'a b': 'x' } } },
-            ],
-          },
-        },
-        field: 'monitoring.scrapers[1].podSelector.matchLabels',
-      },
-    }),
-  )('monitoring: %s', (message, { values, field }) => {
-    const r = templateChart('edge-cache', { release: 'shop', namespace: 'prod', values });
-    expect(r.ok).toBe(false);
-    expect(r.stderr).toContain(`${field}: ${message}`);
-  });
+  // The operator's rules on spec.monitoring, which the chart checks only with monitoring on.
+  testMonitoringRules('edge-cache', {}, EXPORTER_RESOURCES.memoryFloor);
 });
 
 describe('an origin installed as another release', () => {

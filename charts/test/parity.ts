@@ -231,6 +231,72 @@ export const brokenAllowedClients = (): BrokenRules => ({
 });
 
 /**
+ * spec.monitoring.scrapers as a user with two Prometheus setups gives them: one by its pods' label in
+ * the app's namespace, one by pod and namespace.
+ */
+export const TWO_SCRAPERS: {
+  podSelector: { matchLabels: Record<string, string> };
+  namespaceSelector?: { matchLabels: Record<string, string> };
+}[] = [
+  { podSelector: { matchLabels: { app: 'vmagent' } } },
+  {
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+  },
+];
+
+/** A case of the monitoring rules: its title, the values that break the rule, the error they must give. */
+type MonitoringCase = [title: string, values: Record<string, unknown>, error: string];
+
+/** Every scraper selector's keys must be label keys: in a pod selector, a namespace selector, past the first. */
+const brokenScrapers = (): MonitoringCase[] => {
+  const ok = { podSelector: { matchLabels: { app: 'ok' } } };
+  const bad = { matchLabels: { app: 'ok', 'not a key!': 'x' } };
+  return (
+    [
+      ['the first pod selector', [{ podSelector: bad }], 'scrapers[0].podSelector'],
+      [
+        'a later namespace selector',
+        [ok, { ...ok, namespaceSelector: bad }],
+        'scrapers[1].namespaceSelector',
+      ],
+      ['a later pod selector', [ok, { podSelector: bad }], 'scrapers[1].podSelector'],
+    ] as const
+  ).map(([where, scrapers, field]) => [
+    `${LABEL_KEYS_MESSAGE} (${where})`,
+    { monitoring: { enabled: true, scrapers } },
+    `monitoring.${field}.matchLabels: ${LABEL_KEYS_MESSAGE}`,
+  ]);
+};
+
+/**
+ * The operator's rules on spec.monitoring (not the tier's own CEL rules), which a chart checks only
+ * with monitoring on: the exporter's resources (`exporterFloor`: its memory floor; the queue's chart
+ * has no exporter and takes no resources) and the scrapers' selectors. Defines one test per broken
+ * rule inside the caller's describe: rendering it over `base` fails naming the field and the rule.
+ */
+export function testMonitoringRules(
+  chart: string,
+  base: Record<string, unknown>,
+  exporterFloor?: ResourceDefaults['memoryFloor'],
+): void {
+  const resources = Object.entries(
+    exporterFloor
+      ? brokenResourceRules(
+          (r) => ({ monitoring: { enabled: true, resources: r } }),
+          exporterFloor,
+          'monitoring.resources',
+        )
+      : {},
+  ).map(([message, c]): MonitoringCase => [message, c.values, `${c.field}: ${message}`]);
+  it.each([...resources, ...brokenScrapers()])('monitoring: %s', (_title, values, error) => {
+    const r = templateChart(chart, { release: 'shop', namespace: 'prod', values: { ...base, ...values } });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(error);
+  });
+}
+
+/**
  * Tests that a chart enforces every CEL rule of its tier (JSON Schema cannot say them): `broken`
  * maps each rule's message to values that break it and the field the failure must name. Defines
  * two tests inside the caller's describe: the cases cover exactly the tier's rules, and rendering

@@ -8,7 +8,7 @@ import { queueObjects, type QueueCredentials } from '../../operator/tiers/queue.
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
 import { diskFreeLimitBytes, memoryHighWatermarkBytes } from '../../operator/server-config/rabbitmq.ts';
 import { templateChart } from './helm.ts';
-import { parity, type Exclusion } from './parity.ts';
+import { parity, type Exclusion, TWO_SCRAPERS } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
 import { keptSecretExclusion } from './data-tier-checks.ts';
 
@@ -109,13 +109,7 @@ const INPUT_SETS: InputSet[] = [
     queue: { replicas: 1, resources: { requests: { memory: '256Mi' } }, queues: [{ name: 'only' }] },
     monitoring: {
       enabled: true,
-      scrapers: [
-        { podSelector: { matchLabels: { app: 'vmagent' } } },
-        {
-          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
-          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
-        },
-      ],
+      scrapers: TWO_SCRAPERS,
     },
     credentials: {
       username: 'u',

@@ -6,8 +6,7 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { renderChart, templateChart } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenStorageRules, expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
-import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
-import { LABEL_KEYS_MESSAGE } from '../../operator/api/common.ts';
+import { brokenAllowedClients, brokenResourceRules, testMonitoringRules } from './parity.ts';
 
 const base = { queues: [{ name: 'orders' }, { name: 'mail' }] };
 const render = (values: object) => renderChart('queue', { release: 'shop', namespace: 'prod', values });
@@ -158,15 +157,7 @@ describe('pods', () => {
 });
 
 describe('monitoring', () => {
-  // The spec's rule on monitoring.scrapers (the operator's, not the queue tier's), which the chart
-  // checks only with monitoring on.
-  it(`refuses a scraper selector whose key is no label key: ${LABEL_KEYS_MESSAGE}`, () => {
-    expect(
-      failure({
-        monitoring: { enabled: true, scrapers: [{ podSelector: { matchLabels: { 'not a key!': 'x' } } }] },
-      }),
-    ).toContain(`monitoring.scrapers[0].podSelector.matchLabels: ${LABEL_KEYS_MESSAGE}`);
-  });
+  testMonitoringRules('queue', base);
 
   it('the schema takes no exporter image or resources: the broker serves its own metrics', () => {
     expect(failure({ monitoring: { enabled: true, resources: {} } })).toContain('resources');

@@ -16,7 +16,7 @@ import {
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
 import { ShardRouter } from '../../operator/sharding/router.ts';
 import { renderChart } from './helm.ts';
-import { parity, type Exclusion } from './parity.ts';
+import { parity, type Exclusion, TWO_SCRAPERS } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
 import {
   keptSecretExclusion,
@@ -128,13 +128,7 @@ const INPUT_SETS: InputSet[] = [
     shards: { count: 1, key: 'tenant_id', replicasPerShard: 2, synchronousReplicas: 1 },
     monitoring: {
       enabled: true,
-      scrapers: [
-        { podSelector: { matchLabels: { app: 'vmagent' } } },
-        {
-          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus', shard: '1' } },
-          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
-        },
-      ],
+      scrapers: TWO_SCRAPERS,
       exporterImages: { postgres: 'registry.example.com/postgres-exporter:v0.15.0' },
       resources: { requests: { cpu: '50m' }, limits: { cpu: 1, memory: '128Mi' } },
     },
