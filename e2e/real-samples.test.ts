@@ -6,12 +6,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import { stringify } from 'yaml';
 import { getApp, isReadyAtGeneration } from './support/apps.ts';
 import { eventually, kubectl } from './support/kube.ts';
 import {
   createRealNamespace,
-  deleteNamespaceAndWait,
+  deleteNamespace,
   describeReal,
   installInClusterOperator,
   localSample,
@@ -66,44 +67,81 @@ function createTlsSecret(ns: string, name: string, host: string): void {
   }
 }
 
-describeReal('the samples on the real node', () => {
-  beforeAll(() => installInClusterOperator());
+/** What one sample came to: its app once Ready, and its pods then. */
+interface Outcome {
+  readonly ready: any;
+  readonly pods: ReturnType<typeof podStates>;
+}
 
-  it.each(samples)('%s runs: Ready, every container running and ready', async (file) => {
-    const app = localSample(new URL(file, dir).pathname);
-    const name = app.metadata.name as string;
-    const ns = createRealNamespace(`real-${name}`);
-    try {
-      const expose = app.spec.web?.expose;
-      if (expose?.tlsSecretName) createTlsSecret(ns, expose.tlsSecretName, expose.host ?? 'localhost');
-      // No instance label: the operator in the cluster (the default instance) owns it.
-      kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
-      const ready = await eventually(
-        `${name} Ready on the real node`,
-        () => {
-          const a = getApp(ns, name);
-          return isReadyAtGeneration(a) && a;
-        },
-        600_000,
-        2000,
-      );
+/**
+ * Applies one sample in its own namespace and waits for it, then deletes the namespace (without
+ * holding the event loop, so the other samples' waits go on meanwhile).
+ */
+async function runSample(file: string): Promise<Outcome> {
+  const app = localSample(new URL(file, dir).pathname);
+  const name = app.metadata.name as string;
+  const ns = createRealNamespace(`real-${name}`);
+  try {
+    const expose = app.spec.web?.expose;
+    if (expose?.tlsSecretName) createTlsSecret(ns, expose.tlsSecretName, expose.host ?? 'localhost');
+    // No instance label: the operator in the cluster (the default instance) owns it.
+    kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
+    const ready = await eventually(
+      `${name} Ready on the real node`,
+      () => {
+        const a = getApp(ns, name);
+        return isReadyAtGeneration(a) && a;
+      },
+      600_000,
+      2000,
+    );
+    // Ready says every tier is available; a rollout or a replica still catching up may trail it.
+    // Every pod there is (a consumer scaled to zero has none) must come to run with every
+    // container ready, on the real node.
+    const selector = `app.kubernetes.io/part-of=${name}`;
+    const pods = await eventually(
+      `every pod of ${name} running and ready`,
+      () => {
+        const all = podStates(ns, selector);
+        return all.length > 0 && all.every((p) => p.phase === 'Running' && p.ready) && all;
+      },
+      180_000,
+      2000,
+    ).catch(() => podStates(ns, selector));
+    return { ready, pods };
+  } finally {
+    await deleteNamespace(ns);
+  }
+}
+
+/**
+ * Samples run side by side, this many at a time: each spends most of its time waiting (images
+ * unpacked, servers initialised, probes' periods), and one after another they took half an hour of
+ * a CI run. Four at once stays well inside the real node's 2 cores and memory.
+ */
+const AT_ONCE = 4;
+
+describeReal('the samples on the real node', () => {
+  const outcomes = new Map<string, Promise<Outcome>>();
+  beforeAll(() => {
+    installInClusterOperator();
+    const slot = pLimit(AT_ONCE);
+    for (const file of samples) {
+      const run = slot(() => runSample(file));
+      run.catch(() => undefined); // its test reports the failure; until then it is not unhandled
+      outcomes.set(file, run);
+    }
+  });
+  afterAll(() => Promise.allSettled(outcomes.values()));
+
+  it.each(samples)(
+    '%s runs: Ready, every container running and ready',
+    async (file) => {
+      const { ready, pods } = await outcomes.get(file)!;
       const tiers = ready.status.conditions.filter(
         (c: any) => /^[A-Z][A-Za-z]*Ready$/.test(c.type) && c.type !== 'Ready',
       );
       expect(tiers.filter((c: any) => c.status !== 'True')).toEqual([]);
-      // Ready says every tier is available; a rollout or a replica still catching up may trail it.
-      // Every pod there is (a consumer scaled to zero has none) must come to run with every
-      // container ready, on the real node.
-      const selector = `app.kubernetes.io/part-of=${name}`;
-      const pods = await eventually(
-        `every pod of ${name} running and ready`,
-        () => {
-          const all = podStates(ns, selector);
-          return all.length > 0 && all.every((p) => p.phase === 'Running' && p.ready) && all;
-        },
-        180_000,
-        2000,
-      ).catch(() => podStates(ns, selector));
       expect(pods.length).toBeGreaterThan(0);
       for (const p of pods) {
         expect({ pod: p.name, node: p.node }).toEqual({ pod: p.name, node: REAL_NODE });
@@ -115,8 +153,8 @@ describeReal('the samples on the real node', () => {
         for (const c of p.containers)
           expect({ pod: p.name, ...c }).toMatchObject({ running: true, ready: true });
       }
-    } finally {
-      deleteNamespaceAndWait(ns);
-    }
-  });
+    },
+    // A sample waits behind those started before it: at most 10 minutes each for Ready, 3 for pods.
+    1_800_000,
+  );
 });

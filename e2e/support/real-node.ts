@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { parse, stringify } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { localize, readLocalImages, type LocalImages } from '../../tools/local-sample.ts';
-import { createNamespace, eventually, json, kubectl, tryKubectl } from './kube.ts';
+import { createNamespace, eventually, json, kubectl, kubectlAsync, tryKubectl } from './kube.ts';
 import { getApp, isReadyAtGeneration } from './apps.ts';
 
 const tools = new URL('../../tools/', import.meta.url).pathname;
@@ -194,14 +194,21 @@ export function eventsOf(ns: string, name: string): string[] {
   return list.items.map((e: any) => `${e.reason}: ${e.message}`);
 }
 
+/** Whether a failed case's namespace stays, for reading what it left behind (pods, logs, Events). */
+function keptNamespace(ns: string): boolean {
+  if (process.env.SCALABLEAPP_KEEP_NAMESPACES !== '1') return false;
+  console.log(`kept namespace ${ns} (SCALABLEAPP_KEEP_NAMESPACES=1)`);
+  return true;
+}
+
 /** A deletion that waits until the namespace is gone, so the next test has the node's CPU. */
 export function deleteNamespaceAndWait(ns: string): void {
-  // For reading what a failed case left behind (pods, logs, Events) after the run.
-  if (process.env.SCALABLEAPP_KEEP_NAMESPACES === '1') {
-    console.log(`kept namespace ${ns} (SCALABLEAPP_KEEP_NAMESPACES=1)`);
-    return;
-  }
-  tryKubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=180s']);
+  if (!keptNamespace(ns)) tryKubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=180s']);
+}
+
+/** deleteNamespaceAndWait for tests that run cases side by side: waits without holding the event loop. */
+export async function deleteNamespace(ns: string): Promise<void> {
+  if (!keptNamespace(ns)) await kubectlAsync(['delete', 'namespace', ns, '--wait=true', '--timeout=180s']);
 }
 
 export { kubectl };
