@@ -5,10 +5,20 @@
 // reads, failover to the most advanced standby, no acknowledged commit lost with synchronousReplicas,
 // an old primary that comes back as a standby) is shown here to be what Postgres does.
 // The server comes from tools/dataplane-deps.sh (Debian's postgresql-15).
-import { chmod, stat } from 'node:fs/promises';
+import { chmod, chown, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { decidePostgresFailover, switchover } from '../operator/dataplane/postgres/failover.ts';
-import { CREDENTIALS, LocalCluster, LocalInstance, until } from './support/postgres-local-cluster.ts';
+import {
+  APP_DATABASE,
+  APP_USER,
+  CREDENTIALS,
+  LocalCluster,
+  LocalInstance,
+  until,
+} from './support/postgres-local-cluster.ts';
+import { DEFAULT_MONITOR_USER, hbaConfig } from '../operator/server-config/postgres.ts';
+import { CREDENTIAL_FILES } from '../operator/server-config/postgres-instance-script.ts';
 import { PrimaryHeartbeats } from '../operator/dataplane/postgres/heartbeat.ts';
 import { freePort } from '../e2e/support/free-port.ts';
 
@@ -396,6 +406,72 @@ describe('one postgres per data directory', () => {
       await started;
       expect(twin.log).toMatch(/it exited; starting/);
       expect(await bodies(twin)).toEqual(['before', 'while the twin waits']);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('the monitor role (spec.monitoring)', () => {
+  /** A login as the monitor role with `password`: the roles it belongs to, or the error's SQLSTATE. */
+  const asMonitor = async (i: LocalInstance, password: string) => {
+    const client = new Client({
+      host: i.node.host,
+      port: i.node.port,
+      user: DEFAULT_MONITOR_USER,
+      password,
+      database: 'postgres',
+      connectionTimeoutMillis: 5000,
+    });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ super: boolean; monitor: boolean }>(
+        "SELECT rolsuper AS super, pg_has_role(current_user, 'pg_monitor', 'member') AS monitor FROM pg_roles WHERE rolname = current_user",
+      );
+      return rows[0];
+    } catch (e) {
+      return (e as { code?: string }).code ?? String(e);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+
+  it(
+    'turned on after initdb, the next start of the primary makes it; a changed password takes effect at the start after',
+    async () => {
+      const c = await LocalCluster.create({ names: ['solo'], synchronousReplicas: 0 });
+      clusters.push(c);
+      // Loopback admits the monitor role, as the operator's pg_hba.conf does with monitoring on.
+      await writeFile(
+        join(c.configDir, 'pg_hba.conf'),
+        hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE, monitor: true }),
+      );
+      await c.startAll();
+      const solo = c.get('solo');
+      await solo.query('CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)');
+      await insert(solo, 1, 'before monitoring');
+      // initdb ran without a monitor password: no such role (28P01: the login is refused).
+      expect(await asMonitor(solo, 'first-password')).toBe('28P01');
+
+      const setPassword = async (password: string) => {
+        const file = join(c.credentialsDir, CREDENTIAL_FILES.monitorPassword);
+        await rm(file, { force: true });
+        await writeFile(file, password, { mode: 0o400 });
+        if (c.owner) await chown(file, c.owner.uid, c.owner.gid);
+      };
+      await setPassword('first-password');
+      await solo.stop();
+      await solo.start(solo);
+      expect(await asMonitor(solo, 'first-password')).toEqual({ super: false, monitor: true });
+      expect(solo.log).toMatch(/ensuring the role monitor/);
+      expect(solo.log).not.toMatch(/first-password/);
+
+      await setPassword('second-password');
+      await solo.stop();
+      await solo.start(solo);
+      expect(await asMonitor(solo, 'second-password')).toEqual({ super: false, monitor: true });
+      expect(await asMonitor(solo, 'first-password')).toBe('28P01');
+      expect(await bodies(solo)).toEqual(['before monitoring']);
     },
     TEST_TIMEOUT,
   );

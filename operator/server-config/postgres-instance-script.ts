@@ -158,6 +158,29 @@ drop_setting() {
   mv -f "$auto.tmp" "$auto"
 }
 
+# Statements on stdin, one per blank-line-separated block, run with no server (single-user mode):
+# nothing to connect to or authenticate yet. exit_on_error fails the command on a failed statement;
+# log_min_error_statement keeps statements (and so passwords) out of the error log.
+single_user() {
+  "\${bin}postgres" --single -j -D "$1" -c exit_on_error=on -c log_min_error_statement=panic postgres >/dev/null
+}
+
+# The metrics exporter's login, when the credentials hold its password: pg_monitor reads every
+# statistics view and nothing of the data. Made at every start of the primary, not only at initdb:
+# monitoring turned on for a cluster that already has data, or a changed password, takes effect
+# with the rollout that brings the exporter.
+ensure_monitor_role() {
+  [ -e "$credentials_dir/${f.monitorPassword}" ] || return 0
+  monitor_password=$(secret ${f.monitorPassword})
+  [ -n "$monitor_password" ] || die "${f.monitorPassword} is empty"
+  log "ensuring the role $monitor_user, a member of pg_monitor, with the password of ${f.monitorPassword}"
+  {
+    printf 'DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE "%s"; END IF; END$$;\\n\\n' "$(sql_literal "$monitor_user")" "$monitor_user"
+    printf 'ALTER ROLE "%s" WITH LOGIN NOSUPERUSER NOREPLICATION PASSWORD %s;\\n\\n' "$monitor_user" "$(sql_literal "$monitor_password")"
+    printf 'GRANT pg_monitor TO "%s";\\n\\n' "$monitor_user"
+  } | single_user "$1"
+}
+
 init_primary() {
   new=$PGDATA.new
   rm -rf "$new"
@@ -166,23 +189,13 @@ init_primary() {
     --auth=scram-sha-256 --data-checksums --encoding=UTF8 --locale=C.UTF-8 >&2
   app_password=$(secret ${f.appPassword})
   [ -n "$app_password" ] || die "${f.appPassword} is empty"
-  # The metrics exporter's login: pg_monitor reads every statistics view and nothing of the data.
-  monitor_password=
-  if [ -e "$credentials_dir/${f.monitorPassword}" ]; then
-    monitor_password=$(secret ${f.monitorPassword})
-    [ -n "$monitor_password" ] || die "${f.monitorPassword} is empty"
-  fi
-  log "creating the roles $replication_user, $app_user\${monitor_password:+ and $monitor_user} and the database $app_database"
-  # Single-user mode: no server, no socket, no authentication to set up yet. exit_on_error makes a
-  # failed statement fail the command; log_min_error_statement keeps the statement (and so the
-  # password) out of the error log.
+  log "creating the roles $replication_user, $app_user and the database $app_database"
   {
     printf 'CREATE ROLE "%s" WITH LOGIN REPLICATION PASSWORD %s;\\n\\n' "$replication_user" "$(sql_literal "$replication_password")"
     printf 'CREATE ROLE "%s" WITH LOGIN PASSWORD %s;\\n\\n' "$app_user" "$(sql_literal "$app_password")"
     printf 'CREATE DATABASE "%s" OWNER "%s";\\n\\n' "$app_database" "$app_user"
-    [ -z "$monitor_password" ] ||
-      printf 'CREATE ROLE "%s" WITH LOGIN PASSWORD %s IN ROLE pg_monitor;\\n\\n' "$monitor_user" "$(sql_literal "$monitor_password")"
-  } | "\${bin}postgres" --single -j -D "$new" -c exit_on_error=on -c log_min_error_statement=panic postgres >/dev/null
+  } | single_user "$new"
+  ensure_monitor_role "$new"
   mv "$new" "$PGDATA"
 }
 
@@ -274,6 +287,9 @@ if [ "$INSTANCE_NAME" = "$PRIMARY_NAME" ]; then
     rm -f "$PGDATA/standby.signal"
     : >"$PGDATA/recovery.signal"
     set -- -c restore_command=false
+  else
+    # A single-user server does not run as a standby; a promoted one has its old primary's roles.
+    ensure_monitor_role "$PGDATA"
   fi
   # A fence (operator's ALTER SYSTEM) is meant for a primary being replaced, never for the recorded one.
   drop_setting default_transaction_read_only
