@@ -6,6 +6,7 @@
 // Every rule's `for` is shortened here (support/prometheus.ts says why); each case prints how long its
 // alert took to fire.
 import { ALERT_RULES } from '../operator/monitoring/alert-rules.ts';
+import { OPERATOR_SERIES, dashboardQueries, withApp } from '../operator/monitoring/dashboards.ts';
 import { eventually, kubectl, tryKubectl } from './support/kube.ts';
 import { PgFailover } from './support/pg-failover.ts';
 import { padDatabase, superuserQuery } from './support/pg-load.ts';
@@ -304,4 +305,24 @@ describeReal('the alert rules in a real Prometheus on the real node', () => {
       );
     }
   }, 300_000);
+
+  it("every dashboard query over the operator's series finds a series: this app's, or the operator's own", async () => {
+    // After the failover case, so the primary moves have a count; the shards' ring is not deployed.
+    const queries = dashboardQueries()
+      .filter((q) => OPERATOR_SERIES.test(q.expr) && !q.expr.includes('scalableapp_shard_'))
+      .map((q) => ({ ...q, expr: withApp(q.expr, ns, APP) }));
+    expect(queries.length).toBeGreaterThan(10);
+    let empty: string[] = [];
+    // A rate over [5m] needs two samples of its counter in the window.
+    await eventually(
+      'every query answered',
+      () => {
+        empty = queries.filter((q) => prom!.query(q.expr).length === 0).map((q) => `${q.panel}: ${q.expr}`);
+        return empty.length === 0;
+      },
+      120_000,
+      5000,
+    ).catch(() => undefined);
+    expect(empty).toEqual([]);
+  });
 });

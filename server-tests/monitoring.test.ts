@@ -30,7 +30,7 @@ import { parse as parseYaml } from 'yaml';
 import { eventually } from '../e2e/support/eventually.ts';
 import { freePort } from '../e2e/support/free-port.ts';
 import { parseApp } from '../operator/api/testdata/apps.ts';
-import { DASHBOARDS, withAllSelected } from '../operator/monitoring/dashboards.ts';
+import { OPERATOR_SERIES, dashboardQueries, withAllSelected } from '../operator/monitoring/dashboards.ts';
 import { connectRedis, errorCode, type RedisClient } from '../operator/dataplane/redis-client.ts';
 import {
   CACHE_USERS,
@@ -79,8 +79,6 @@ import { startBroker, type LocalBroker } from './support/rabbitmq-local.ts';
 const LOOPBACK = '127.0.0.1';
 const AS_ROOT = process.getuid?.() === 0;
 const TIER_SETUP_TIMEOUT = 180_000;
-/** Series only the operator exports (it does not run here). */
-const OPERATOR_SERIES = /scalableapp_|controller_runtime_|workqueue_|leader_election_/;
 
 /** RabbitMQ boots twice here (see the queue's beforeAll): a deadline against hangs, not a target. */
 const QUEUE_SETUP_TIMEOUT = 600_000;
@@ -797,11 +795,9 @@ describe('through Prometheus, every tier at once', () => {
   it('every dashboard query over the servers’ series finds at least one series', async () => {
     // The operator's own series (scalableapp_*, controller-runtime's) need a running operator: the
     // real-node suites look at those. Here, every query over the exporters' and the broker's.
-    const queries = DASHBOARDS.flatMap((d) =>
-      d.panels.flatMap((p) =>
-        p.queries.map((q) => ({ panel: `${d.uid}: ${p.title}`, expr: withAllSelected(q.expr) })),
-      ),
-    ).filter((q) => !OPERATOR_SERIES.test(q.expr));
+    const queries = dashboardQueries()
+      .filter((q) => !OPERATOR_SERIES.test(q.expr))
+      .map((q) => ({ ...q, expr: withAllSelected(q.expr) }));
     expect(queries.length).toBeGreaterThan(15);
     let empty: string[] = [];
     // A rate over [5m] needs two samples of its counter: the first scrapes may come too early.

@@ -386,4 +386,17 @@ export function grafanaDashboard(d: Dashboard): object {
 /** A query as Grafana sends it with "All" chosen for every variable (tests run it so). */
 export const withAllSelected = (expr: string): string => expr.replace(/\$(namespace|app)\b/g, '.*');
 
+/** A query as Grafana sends it with one app chosen. */
+export const withApp = (expr: string, namespace: string, app: string): string =>
+  expr.replace(/\$namespace\b/g, namespace).replace(/\$app\b/g, app);
+
+/** Series only the operator exports, its own and those it keeps per app; the exporters export the rest. */
+export const OPERATOR_SERIES = /scalableapp_|controller_runtime_|workqueue_|leader_election_/;
+
+/** Every query of every dashboard, named by its dashboard and panel. */
+export const dashboardQueries = (): { panel: string; expr: string }[] =>
+  DASHBOARDS.flatMap((d) =>
+    d.panels.flatMap((p) => p.queries.map((q) => ({ panel: `${d.uid}: ${p.title}`, expr: q.expr }))),
+  );
+
 export const dashboardFile = (d: Dashboard): string => `${JSON.stringify(grafanaDashboard(d), null, 2)}\n`;
