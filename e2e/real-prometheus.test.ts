@@ -236,7 +236,7 @@ describeReal('the alert rules in a real Prometheus on the real node', () => {
     superuserQuery(ns, standby, 'SELECT pg_wal_replay_pause()');
     try {
       const since = Date.now();
-      // More WAL than LAG_BYTES (64 MiB): the primary sees the standby that far behind.
+      // More WAL than the default threshold (DEFAULT_THRESHOLDS.replicationLagMiB, 64 MiB): the primary sees the standby that far behind.
       const pad = await padDatabase(ns, WRITER, 'lagging', 80);
       console.log(
         `wrote ${pad.rows} rows (${(pad.bytes / 1048576).toFixed(0)} MiB) while ${standby} replayed nothing`,

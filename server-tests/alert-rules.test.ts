@@ -7,8 +7,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { ALERT_RULES, LAG_BYTES, alertRuleGroups } from '../operator/monitoring/alert-rules.ts';
+import {
+  ALERT_RULES,
+  DEFAULT_THRESHOLDS,
+  alertRuleGroups,
+  type AlertThresholds,
+} from '../operator/monitoring/alert-rules.ts';
 import { chartFileUrl } from '../tools/generate-chart-files.ts';
+
+const LAG_BYTES = DEFAULT_THRESHOLDS.replicationLagMiB * 1024 * 1024;
 
 type Labels = Record<string, string>;
 interface Case {
@@ -289,40 +296,76 @@ it('every alert has a firing case and a near miss', () => {
   }
 });
 
+/** Runs one case of `alert` under `promtool test rules`, with the rules of these thresholds. */
+function promtoolCase(alert: string, c: Case, thresholds: AlertThresholds = DEFAULT_THRESHOLDS): void {
+  // The annotations are text for people (checked by `check rules` above); the test compares labels.
+  const groups = alertRuleGroups(thresholds).groups.map((g) => ({
+    ...g,
+    rules: g.rules.map(({ annotations: _a, ...r }) => r),
+  }));
+  writeFileSync(join(dir, 'rules.yaml'), stringify({ groups }));
+  writeFileSync(
+    join(dir, 'test.yaml'),
+    stringify({
+      rule_files: ['rules.yaml'],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: c.series,
+          alert_rule_test: [
+            {
+              eval_time: c.at,
+              alertname: alert,
+              exp_alerts: c.fires.map((labels) => ({ exp_labels: labels })),
+            },
+          ],
+        },
+      ],
+    }),
+  );
+  let out: string;
+  try {
+    out = promtool('test', 'rules', 'test.yaml');
+  } catch (err) {
+    throw new Error(`promtool test rules failed:\n${(err as { stdout?: string }).stdout ?? err}`);
+  }
+  expect(out).toMatch(/SUCCESS/);
+}
+
 describe.each(ALERT_RULES.map((r) => r.alert))('%s under promtool test rules', (alert) => {
-  it.each(CASES[alert] ?? [])('$what', (c) => {
-    // The annotations are text for people (checked by `check rules` above); the test compares labels.
-    const groups = alertRuleGroups().groups.map((g) => ({
-      ...g,
-      rules: g.rules.map(({ annotations: _a, ...r }) => r),
-    }));
-    writeFileSync(join(dir, 'rules.yaml'), stringify({ groups }));
-    writeFileSync(
-      join(dir, 'test.yaml'),
-      stringify({
-        rule_files: ['rules.yaml'],
-        evaluation_interval: '1m',
-        tests: [
-          {
-            interval: '1m',
-            input_series: c.series,
-            alert_rule_test: [
-              {
-                eval_time: c.at,
-                alertname: alert,
-                exp_alerts: c.fires.map((labels) => ({ exp_labels: labels })),
-              },
-            ],
-          },
-        ],
-      }),
-    );
-    let out: string;
-    try {
-      out = promtool('test', 'rules', 'test.yaml');
-    } catch (err) {
-      throw new Error(`promtool test rules failed:\n${(err as { stdout?: string }).stdout ?? err}`);
-    }
-    expect(out).toMatch(/SUCCESS/);
+  it.each(CASES[alert] ?? [])('$what', (c) => promtoolCase(alert, c));
+});
+
+describe("thresholds a team sets (the operator chart's metrics.prometheusRule.thresholds)", () => {
+  const lowered: AlertThresholds = { ...DEFAULT_THRESHOLDS, replicationLagMiB: 8, tierNotReadyFor: '5m' };
+  const lag16MiB: Case = {
+    what: 'a standby 16 MiB behind for 3 minutes',
+    series: [
+      {
+        series: `pg_standby_replay_lag_bytes{${pgPod('shop-db-0')},standby="shop-db-1",sync_state="async"}`,
+        values: `${16 * 1024 * 1024}x6`,
+      },
+    ],
+    at: '3m',
+    fires: [
+      { namespace: ns, pod: 'shop-db-0', standby: 'shop-db-1', sync_state: 'async', severity: 'warning' },
+    ],
+  };
+  const notReady6m: Case = {
+    what: 'the cache tier not Ready for 6 minutes',
+    series: [{ series: `scalableapp_tier_ready{${appLabels},tier="cache"}`, values: '0x8' }],
+    at: '6m',
+    fires: [{ namespace: ns, app, tier: 'cache', severity: 'warning' }],
+  };
+
+  it('a lag below the default threshold but above a lowered one fires only under the lowered one', () => {
+    promtoolCase('ScalableAppReplicationLagHigh', lag16MiB, lowered);
+    promtoolCase('ScalableAppReplicationLagHigh', { ...lag16MiB, fires: [] });
+  });
+
+  it('a tier not Ready for less than the default wait but more than a shortened one fires only under the shortened one', () => {
+    promtoolCase('ScalableAppTierNotReady', notReady6m, lowered);
+    promtoolCase('ScalableAppTierNotReady', { ...notReady6m, fires: [] });
   });
 });

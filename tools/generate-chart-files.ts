@@ -13,7 +13,7 @@ import { instanceReadyScript } from '../operator/server-config/postgres-ready-sc
 import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
 import { POSTGRES_EXPORTER_QUERIES } from '../operator/tiers/monitoring.ts';
-import { alertRulesFile } from '../operator/monitoring/alert-rules.ts';
+import { alertRulesFile, alertRulesTemplate } from '../operator/monitoring/alert-rules.ts';
 import { DASHBOARDS, dashboardFile } from '../operator/monitoring/dashboards.ts';
 import { CACHE_PEER_DOMAIN_PLACEHOLDER, readyScriptText, startScriptText } from '../operator/tiers/cache.ts';
 
@@ -115,6 +115,13 @@ export const CHART_FILES: readonly ChartFile[] = [
     path: 'operator/files/prometheus-rules.yaml',
     source: 'alertRulesFile() in operator/monitoring/alert-rules.ts',
     text: alertRulesFile,
+  },
+  // The same with a placeholder for each threshold, which the chart's PrometheusRule fills in from
+  // metrics.prometheusRule.thresholds.
+  {
+    path: 'operator/files/prometheus-rules-template.yaml',
+    source: 'alertRulesTemplate() in operator/monitoring/alert-rules.ts',
+    text: alertRulesTemplate,
   },
   // The dashboards: the operator chart ships each as a ConfigMap for Grafana's sidecar.
   ...DASHBOARDS.map((d) => ({

@@ -2,7 +2,12 @@
 // Helm's labels and the keep policy added), manifests/operator's least-privilege RBAC and pod (no drift),
 // and the flags operator/main.ts accepts. Rendered with the real helm binary; no cluster.
 
-import { alertRuleGroups } from '../../operator/monitoring/alert-rules.ts';
+import {
+  ALERT_RULES,
+  DEFAULT_THRESHOLDS,
+  alertRuleGroups,
+  type AlertThresholds,
+} from '../../operator/monitoring/alert-rules.ts';
 import { DASHBOARDS, grafanaDashboard } from '../../operator/monitoring/dashboards.ts';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -258,8 +263,77 @@ describe('metrics and network access', () => {
       'PrometheusRule',
     );
     expect(rule.metadata.labels?.release).toBe('kube-prometheus-stack');
-    // The very group of operator/monitoring/alert-rules.ts (through the generated files/ copy).
+    // The very group of operator/monitoring/alert-rules.ts (through the generated files/ copy), with
+    // the default thresholds of values.yaml put in.
     expect(rule.spec).toEqual(alertRuleGroups());
+  });
+
+  it("puts the user's thresholds into the rules, leaves out disabled alerts and adds labels to the rest", () => {
+    const thresholds: AlertThresholds = {
+      replicationLagMiB: 512,
+      replicationLagSeconds: 2.5,
+      cacheMemoryRatio: 0.75,
+      queueBacklogFor: '3m',
+      consumerStuckFor: '90s',
+      shardRingPendingFor: '6h',
+      tierNotReadyFor: '1h30m',
+    };
+    const rule = one(
+      render({
+        metrics: {
+          prometheusRule: {
+            enabled: true,
+            thresholds,
+            disabled: ['ScalableAppShardRingPending', 'ScalableAppOperatorReconcileErrors'],
+            // severity is the rule's own: a label of that name does not replace it.
+            alertLabels: { team: 'payments', severity: 'info' },
+          },
+        },
+      }),
+      'PrometheusRule',
+    );
+    const expected = alertRuleGroups(thresholds).groups.map((g) => ({
+      ...g,
+      rules: g.rules
+        .filter(
+          (r) => !['ScalableAppShardRingPending', 'ScalableAppOperatorReconcileErrors'].includes(r.alert),
+        )
+        .map((r) => ({ ...r, labels: { ...r.labels, team: 'payments' } })),
+    }));
+    expect(rule.spec).toEqual({ groups: expected });
+    expect(JSON.stringify(rule.spec)).not.toMatch(/__[a-zA-Z]+__/);
+    const lag = expected[0]!.rules.find((r) => r.alert === 'ScalableAppReplicationLagHigh')!;
+    expect(lag.expr).toBe(
+      'pg_standby_replay_lag_bytes > 512 * 1048576 or pg_instance_replay_lag_seconds > 2.5',
+    );
+  });
+
+  it('has a default for every threshold, the ones the alerts were written with', () => {
+    const values = parse(readFileSync(`${chartPath('operator')}/values.yaml`, 'utf8'));
+    expect(values.metrics.prometheusRule.thresholds).toEqual(DEFAULT_THRESHOLDS);
+  });
+
+  it.each([
+    [{ disabled: ['ScalableAppNoSuchAlert'] }, 'disabled/0'],
+    [{ thresholds: { cacheMemoryRatio: 1.5 } }, 'thresholds/cacheMemoryRatio'],
+    [{ thresholds: { replicationLagMiB: 2000000 } }, 'thresholds/replicationLagMiB'],
+    [{ thresholds: { tierNotReadyFor: 'soon' } }, 'thresholds/tierNotReadyFor'],
+    [{ thresholds: { replicationLagBytes: 1 } }, 'replicationLagBytes'],
+  ])('refuses %j, naming the field', (prometheusRule, field) => {
+    const r = templateChart('operator', {
+      release: 'scalableapp-operator',
+      namespace: 'scalableapp-system',
+      values: { metrics: { prometheusRule: { enabled: true, ...prometheusRule } } },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain(field);
+  });
+
+  it('lists in its schema exactly the alerts there are', () => {
+    const schema = JSON.parse(readFileSync(`${chartPath('operator')}/values.schema.json`, 'utf8'));
+    expect(schema.properties.metrics.properties.prometheusRule.properties.disabled.items.enum).toEqual(
+      ALERT_RULES.map((r) => r.alert),
+    );
   });
 
   it('lets nothing reach the pods but the metrics port; metricsFrom narrows who, and keeps helm test', () => {

@@ -18,12 +18,40 @@ export interface AlertRule {
   readonly description: string;
 }
 
-const MiB = 1024 * 1024;
-/** Replication lag that deserves a look: a standby this far behind makes a failover lose or wait. */
-export const LAG_BYTES = 64 * MiB;
-export const LAG_SECONDS = 30;
+/**
+ * What a team may tune, each with its default (the operator chart's metrics.prometheusRule.thresholds).
+ * Numbers stay below a million: Helm renders larger ones in exponent notation.
+ */
+export interface AlertThresholds {
+  /** Replication lag that deserves a look: a standby this far behind makes a failover lose or wait. */
+  readonly replicationLagMiB: number;
+  readonly replicationLagSeconds: number;
+  /** Of maxmemory, while keys are evicted. */
+  readonly cacheMemoryRatio: number;
+  /** How long a queue may grow under a consumer at its maximum before anyone is told. */
+  readonly queueBacklogFor: string;
+  /** How long messages may wait with no consumer running. */
+  readonly consumerStuckFor: string;
+  /** How long a published ring may wait for its moved ranges to be copied and verified. */
+  readonly shardRingPendingFor: string;
+  /** How long a tier may stay not Ready (a rollout of a data tier takes minutes). */
+  readonly tierNotReadyFor: string;
+}
 
-export const ALERT_RULES: readonly AlertRule[] = [
+export const DEFAULT_THRESHOLDS: AlertThresholds = {
+  replicationLagMiB: 64,
+  replicationLagSeconds: 30,
+  cacheMemoryRatio: 0.9,
+  queueBacklogFor: '10m',
+  consumerStuckFor: '5m',
+  shardRingPendingFor: '1h',
+  tierNotReadyFor: '15m',
+};
+
+const MiB = 1024 * 1024;
+
+/** The alerts with these thresholds. */
+export const alertRules = (t: AlertThresholds = DEFAULT_THRESHOLDS): readonly AlertRule[] => [
   {
     alert: 'ScalableAppPrimaryMoved',
     expr: 'increase(scalableapp_primary_changes_total[10m]) > 0',
@@ -50,11 +78,11 @@ export const ALERT_RULES: readonly AlertRule[] = [
   },
   {
     alert: 'ScalableAppReplicationLagHigh',
-    expr: `pg_standby_replay_lag_bytes > ${LAG_BYTES} or pg_instance_replay_lag_seconds > ${LAG_SECONDS}`,
+    expr: `pg_standby_replay_lag_bytes > ${t.replicationLagMiB} * ${MiB} or pg_instance_replay_lag_seconds > ${t.replicationLagSeconds}`,
     for: '2m',
     severity: 'warning',
     summary: '{{ $labels.namespace }}/{{ $labels.pod }}: a standby is behind its primary',
-    description: `A standby is more than ${LAG_BYTES / MiB} MiB or ${LAG_SECONDS} s of replay behind ({{ $value | humanize }}): reads from it are stale, and a failover to it would lose or wait for that much.`,
+    description: `A standby is more than ${t.replicationLagMiB} MiB or ${t.replicationLagSeconds} s of replay behind ({{ $value | humanize }}): reads from it are stale, and a failover to it would lose or wait for that much.`,
   },
   {
     alert: 'ScalableAppSynchronousStandbyMissing',
@@ -71,14 +99,13 @@ export const ALERT_RULES: readonly AlertRule[] = [
     alert: 'ScalableAppCacheMemoryFull',
     expr: [
       'redis_memory_max_bytes > 0',
-      'and on (namespace, pod) (redis_memory_used_bytes / redis_memory_max_bytes > 0.9)',
+      `and on (namespace, pod) (redis_memory_used_bytes / redis_memory_max_bytes > ${t.cacheMemoryRatio})`,
       'and on (namespace, pod) (rate(redis_evicted_keys_total[5m]) > 0)',
     ].join('\n'),
     for: '5m',
     severity: 'warning',
     summary: '{{ $labels.namespace }}/{{ $labels.pod }}: the cache is near maxmemory and evicting',
-    description:
-      'Memory is above 90% of maxmemory and keys are being evicted: the hit ratio falls. Raise spec.cache.resources.limits.memory (maxmemory follows it) or shorten TTLs.',
+    description: `Memory is above ${t.cacheMemoryRatio} of maxmemory and keys are being evicted: the hit ratio falls. Raise spec.cache.resources.limits.memory (maxmemory follows it) or shorten TTLs.`,
   },
   {
     alert: 'ScalableAppQueueBacklogGrowing',
@@ -86,7 +113,7 @@ export const ALERT_RULES: readonly AlertRule[] = [
       'scalableapp_consumer_replicas >= scalableapp_consumer_max_replicas',
       'and on (namespace, app, consumer) (deriv(scalableapp_consumer_queue_depth[5m]) > 0)',
     ].join('\n'),
-    for: '10m',
+    for: t.queueBacklogFor,
     severity: 'warning',
     summary:
       '{{ $labels.namespace }}/{{ $labels.app }}: consumer {{ $labels.consumer }} is at its maximum and its queue still grows',
@@ -96,7 +123,7 @@ export const ALERT_RULES: readonly AlertRule[] = [
   {
     alert: 'ScalableAppConsumerStuckAtZero',
     expr: 'scalableapp_consumer_replicas == 0 and on (namespace, app, consumer) (scalableapp_consumer_queue_depth > 0)',
-    for: '5m',
+    for: t.consumerStuckFor,
     severity: 'critical',
     summary:
       '{{ $labels.namespace }}/{{ $labels.app }}: consumer {{ $labels.consumer }} runs no replica while messages wait',
@@ -106,20 +133,18 @@ export const ALERT_RULES: readonly AlertRule[] = [
   {
     alert: 'ScalableAppShardRingPending',
     expr: 'scalableapp_shard_pending_ring_version > 0',
-    for: '1h',
+    for: t.shardRingPendingFor,
     severity: 'warning',
-    summary:
-      '{{ $labels.namespace }}/{{ $labels.app }}: shard ring {{ $value }} has waited over an hour to be flipped',
+    summary: `{{ $labels.namespace }}/{{ $labels.app }}: shard ring {{ $value }} has waited over ${t.shardRingPendingFor} to be flipped`,
     description:
       'A new ring is published but the moved ranges are not copied and verified yet, so routing still follows the old one (docs/sharding.md).',
   },
   {
     alert: 'ScalableAppTierNotReady',
     expr: 'scalableapp_tier_ready == 0',
-    for: '15m',
+    for: t.tierNotReadyFor,
     severity: 'warning',
-    summary:
-      '{{ $labels.namespace }}/{{ $labels.app }}: the {{ $labels.tier }} tier has not been Ready for 15 minutes',
+    summary: `{{ $labels.namespace }}/{{ $labels.app }}: the {{ $labels.tier }} tier has not been Ready for ${t.tierNotReadyFor}`,
     description: 'Its <Tier>Ready condition names the object that holds it back.',
   },
   {
@@ -132,6 +157,8 @@ export const ALERT_RULES: readonly AlertRule[] = [
   },
 ];
 
+export const ALERT_RULES: readonly AlertRule[] = alertRules();
+
 /** One rule as Prometheus reads it. */
 export interface PrometheusAlertingRule {
   readonly alert: string;
@@ -142,12 +169,14 @@ export interface PrometheusAlertingRule {
 }
 
 /** The rule group as a Prometheus rules file (and a PrometheusRule's spec). */
-export function alertRuleGroups(): { groups: { name: string; rules: PrometheusAlertingRule[] }[] } {
+export function alertRuleGroups(t: AlertThresholds = DEFAULT_THRESHOLDS): {
+  groups: { name: string; rules: PrometheusAlertingRule[] }[];
+} {
   return {
     groups: [
       {
         name: 'scalableapp',
-        rules: ALERT_RULES.map((r) => ({
+        rules: alertRules(t).map((r) => ({
           alert: r.alert,
           expr: r.expr,
           for: r.for,
@@ -159,5 +188,25 @@ export function alertRuleGroups(): { groups: { name: string; rules: PrometheusAl
   };
 }
 
-export const alertRulesFile = (): string =>
-  `# Generated from operator/monitoring/alert-rules.ts by tools/generate-chart-files.ts; do not edit.\n${stringify(alertRuleGroups(), { lineWidth: 0 })}`;
+const GENERATED =
+  '# Generated from operator/monitoring/alert-rules.ts by tools/generate-chart-files.ts; do not edit.';
+
+/** With the default thresholds, for a Prometheus that loads rule files. */
+export const alertRulesFile = (): string => `${GENERATED}\n${stringify(alertRuleGroups(), { lineWidth: 0 })}`;
+
+/**
+ * The threshold `key` as it stands in alertRulesTemplate(): the operator chart replaces each with
+ * its metrics.prometheusRule.thresholds value.
+ */
+export const thresholdPlaceholder = (key: keyof AlertThresholds): string => `__${key}__`;
+
+/**
+ * The rules with a placeholder for every threshold, for the operator chart's PrometheusRule. Not a
+ * Helm template: the annotations' {{ }} are Prometheus's, and Helm must leave them alone.
+ */
+export function alertRulesTemplate(): string {
+  const placeholders = Object.fromEntries(
+    Object.keys(DEFAULT_THRESHOLDS).map((k) => [k, thresholdPlaceholder(k as keyof AlertThresholds)]),
+  ) as unknown as AlertThresholds;
+  return `${GENERATED}\n# Every __<threshold>__ is replaced by the chart (templates/prometheusrule.yaml).\n${stringify(alertRuleGroups(placeholders), { lineWidth: 0 })}`;
+}
