@@ -16,8 +16,10 @@ import {
   describeReal,
   localImages,
   podStates,
+  startProbe,
   type PodState,
 } from './support/real-node.ts';
+import { sample, scrapeFrom, scrapedPods } from './support/scrape.ts';
 import { LOCAL_POSTGRES_MAJOR, LOCAL_STORAGE_CLASS, readImagesEnv } from '../tools/local-sample.ts';
 
 interface Images {
@@ -30,6 +32,7 @@ interface Images {
   operator: string;
   /** Debian minbase with sh, coreutils and netcat-openbsd: the client of the HTTP tests. */
   toolbox: string;
+  exporters: { postgres: string; cache: string; edgeCache: string };
 }
 
 let images: Images | undefined;
@@ -47,6 +50,11 @@ const img = (): Images => {
     demoConsumer: local.IMAGE_DEMO_CONSUMER,
     operator: env.IMAGE_OPERATOR!,
     toolbox: env.IMAGE_TOOLBOX!,
+    exporters: {
+      postgres: local.IMAGE_POSTGRES_EXPORTER,
+      cache: local.IMAGE_CACHE_EXPORTER,
+      edgeCache: local.IMAGE_NGINX_EXPORTER,
+    },
   });
 };
 
@@ -60,6 +68,14 @@ const resources = (memoryRequest: string, memoryLimit: string) => ({
   limits: { memory: memoryLimit },
 });
 const storage = { size: '1Gi', storageClassName: LOCAL_STORAGE_CLASS };
+/** The scraper of these tests: a pod of the demo image in the release's namespace (startProbe). */
+const SCRAPER = { name: 'scraper', labels: { role: 'scraper' } };
+/** Every chart with metrics serves them here: the exporters of the local images, the test's scraper. */
+const monitoring = (exporter?: keyof Images['exporters']) => ({
+  enabled: true,
+  scrapers: [{ podSelector: { matchLabels: SCRAPER.labels } }],
+  ...(exporter ? { exporterImages: { [exporter]: img().exporters[exporter] } } : {}),
+});
 const postgres = () => ({
   image: img().postgres,
   version: LOCAL_POSTGRES_MAJOR,
@@ -89,7 +105,12 @@ const cases: ChartCase[] = [
   {
     chart: 'cache',
     release: 'shop',
-    values: () => ({ image: img().cache, replicas: 2, resources: resources('256Mi', '256Mi') }),
+    values: () => ({
+      image: img().cache,
+      replicas: 2,
+      resources: resources('256Mi', '256Mi'),
+      monitoring: monitoring('cache'),
+    }),
   },
   {
     chart: 'web',
@@ -107,23 +128,30 @@ const cases: ChartCase[] = [
       assetVersion: '1.2',
       web: { release: 'site' },
       resources: resources('64Mi', '128Mi'),
+      monitoring: monitoring('edgeCache'),
       test: { image: img().toolbox },
     }),
   },
   {
     chart: 'database',
     release: 'shop',
-    values: () => ({ ...postgres(), replicas: 1 }),
+    values: () => ({ ...postgres(), replicas: 1, monitoring: monitoring('postgres') }),
   },
   {
     chart: 'shards',
     release: 'shop',
-    values: () => ({ ...postgres(), count: 2, key: 'user_id', replicasPerShard: 1 }),
+    values: () => ({
+      ...postgres(),
+      count: 2,
+      key: 'user_id',
+      replicasPerShard: 1,
+      monitoring: monitoring('postgres'),
+    }),
   },
   {
     chart: 'queue',
     release: 'shop',
-    values: () => ({ ...queue(), test: { image: img().toolbox } }),
+    values: () => ({ ...queue(), monitoring: monitoring(), test: { image: img().toolbox } }),
   },
   {
     chart: 'consumers',
@@ -230,6 +258,42 @@ function install(ns: string, r: Release): void {
   durations.push(`${r.chart} (${r.release}): installed and ready in ${seconds(started)}`);
 }
 
+/** What each tier's metrics say of a live server. */
+const LIVE: Record<string, (text: string) => boolean> = {
+  database: (t) => sample(t, 'pg_up') === 1 && sample(t, 'pg_exporter_last_scrape_error') === 0,
+  shard: (t) => sample(t, 'pg_up') === 1 && sample(t, 'pg_exporter_last_scrape_error') === 0,
+  cache: (t) => sample(t, 'redis_up') === 1,
+  'edge-cache': (t) => sample(t, 'nginx_up') === 1,
+  queue: (t) => /^rabbitmq_queue_messages_ready\{[^}]*queue="orders"/m.test(t),
+};
+
+/**
+ * Every pod annotated for scraping answers the scraper with the series of its live server: the
+ * exporter runs, logs in with the chart's monitor credentials, and the chart's NetworkPolicy admits
+ * the scraper named in monitoring.scrapers.
+ */
+async function exportersUp(ns: string): Promise<void> {
+  const pods = scrapedPods(ns);
+  if (pods.length === 0) return;
+  const failures: string[] = [];
+  await eventually(
+    `every metrics endpoint in ${ns} with live series`,
+    () => {
+      failures.length = 0;
+      for (const p of pods) {
+        const text = scrapeFrom(ns, SCRAPER.name, `http://${p.host}:${p.port}${p.path}`);
+        if (!LIVE[p.component]?.(text)) failures.push(`${p.name} (${p.component}): ${text.slice(0, 300)}`);
+      }
+      return failures.length === 0;
+    },
+    180_000,
+    5000,
+  ).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${failures.join('\n')}\n${diagnose(ns)}`);
+  });
+  durations.push(`${ns}: ${pods.length} metrics endpoints answered the scraper`);
+}
+
 describeReal('helm test of every chart, run on the real node', () => {
   afterAll(() => {
     if (durations.length) console.log(`durations:\n  ${durations.join('\n  ')}`);
@@ -242,6 +306,7 @@ describeReal('helm test of every chart, run on the real node', () => {
       currentNs = ns;
       const started = Date.now();
       try {
+        startProbe(ns, SCRAPER.name, SCRAPER.labels);
         for (const r of [...(c.before ?? []), c]) install(ns, r);
         // Every pod on the real node, every container ready as its kubelet says (see kubeletReady).
         const readyFrom = Date.now();
@@ -250,6 +315,7 @@ describeReal('helm test of every chart, run on the real node', () => {
           `${c.chart}: every pod ready on the real node ${seconds(readyFrom)} after helm returned`,
         );
         for (const p of pods) expect({ pod: p.name, node: p.node }).toEqual({ pod: p.name, node: REAL_NODE });
+        await exportersUp(ns);
 
         const testStarted = Date.now();
         const test = helmIn(['test', c.release, '-n', ns, '--timeout', '5m', '--logs']);

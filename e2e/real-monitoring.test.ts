@@ -10,12 +10,12 @@ import {
   createRealNamespace,
   deleteNamespaceAndWait,
   describeReal,
-  execIn,
   installInClusterOperator,
   localApp,
   startProbe,
 } from './support/real-node.ts';
 import { METRICS_PORT } from '../operator/tiers/monitoring.ts';
+import { sample, scrapeFrom, scrapedPods } from './support/scrape.ts';
 
 const APP = 'watched';
 let ns: string;
@@ -45,32 +45,7 @@ const apply = (enabled: boolean) => {
   kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
 };
 
-/** The pods annotated for scraping: name, address and the port their annotation names. */
-const scraped = () =>
-  json<any>(['get', 'pods', '-n', ns])
-    .items.filter((p: any) => p.metadata.annotations?.['prometheus.io/scrape'] === 'true')
-    .map((p: any) => ({
-      name: p.metadata.name as string,
-      component: p.metadata.labels['app.kubernetes.io/component'] as string,
-      host: p.status.podIP as string,
-      port: Number(p.metadata.annotations['prometheus.io/port']),
-      path: p.metadata.annotations['prometheus.io/path'] as string,
-    }));
-
-/** GET from inside a pod, bounded to 10 s: the body, or `error <code>`. */
-function scrapeFrom(namespace: string, pod: string, url: string): string {
-  const script =
-    `fetch(${JSON.stringify(url)},{signal:AbortSignal.timeout(10000)})` +
-    `.then(r=>r.text()).then(t=>process.stdout.write(t))` +
-    `.catch(e=>{console.log('error '+(e.cause?.code??e.name));process.exit(1)})`;
-  return execIn(namespace, pod, ['node', '-e', script]).stdout;
-}
-
-/** One sample's value: `name{labels}` as a prefix of a line (labels in the exporter's order). */
-const sample = (text: string, series: string): number | undefined => {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `) || l.startsWith(`${series}{`));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-};
+const scraped = () => scrapedPods(ns);
 
 beforeAll(async () => {
   installInClusterOperator();
