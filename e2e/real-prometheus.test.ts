@@ -48,6 +48,8 @@ const app = (prometheusNamespace: string) =>
       storage: { size: '1Gi' },
       allowedClients: [WRITER_CLIENT],
     },
+    // One shard of one instance: its exporter is a target, and the operator keeps its ring's series.
+    shards: { count: 1, key: 'tenant_id', replicasPerShard: 0, storage: { size: '1Gi' } },
     consumers: [
       {
         name: CONSUMER,
@@ -169,7 +171,7 @@ const ruleMetricNames = () =>
 describeReal('the alert rules in a real Prometheus on the real node', () => {
   it('every target of the app and the operator is up, and every series the rules read of these tiers exists', async () => {
     const since = Date.now();
-    const expected = { database: 2, queue: 1, operator: 2 };
+    const expected = { database: 2, shard: 1, queue: 1, operator: 2 };
     const summary = () => {
       const t = prom!.targets();
       const app = t.filter((x) => x.scrapePool === 'scalableapp' && x.labels.namespace === ns);
@@ -177,6 +179,7 @@ describeReal('the alert rules in a real Prometheus on the real node', () => {
       return {
         byTier: {
           database: app.filter((x) => x.labels.tier === 'database' && x.health === 'up').length,
+          shard: app.filter((x) => x.labels.tier === 'shard' && x.health === 'up').length,
           queue: app.filter((x) => x.labels.tier === 'queue' && x.health === 'up').length,
           operator: op.filter((x) => x.health === 'up').length,
         },
@@ -196,14 +199,11 @@ describeReal('the alert rules in a real Prometheus on the real node', () => {
       throw new Error(`${(err as Error).message}\n${last?.all.join('\n')}\n${prom!.log()}`);
     });
     console.log(`every target up ${((Date.now() - since) / 1000).toFixed(1)} s after the app was Ready`);
-    expect(last!.all).toHaveLength(5);
+    expect(last!.all).toHaveLength(6);
 
-    // Not deployed here, so no series: the cache's (redis_*), the shards' ring; and a primary move
-    // is counted only once one happened (the failover case asks for it).
-    const notHere = (n: string) =>
-      n.startsWith('redis_') ||
-      n.startsWith('scalableapp_shard_') ||
-      n === 'scalableapp_primary_changes_total';
+    // Not deployed here, so no series: the cache's (redis_*); and a primary move is counted only
+    // once one happened (the failover case asks for it).
+    const notHere = (n: string) => n.startsWith('redis_') || n === 'scalableapp_primary_changes_total';
     const names = ruleMetricNames();
     const wanted = names.filter((n) => !notHere(n));
     console.log(`rule series checked: ${wanted.join(' ')}; skipped: ${names.filter(notHere).join(' ')}`);
@@ -307,9 +307,9 @@ describeReal('the alert rules in a real Prometheus on the real node', () => {
   }, 300_000);
 
   it("every dashboard query over the operator's series finds a series: this app's, or the operator's own", async () => {
-    // After the failover case, so the primary moves have a count; the shards' ring is not deployed.
+    // After the failover case, so the primary moves have a count.
     const queries = dashboardQueries()
-      .filter((q) => OPERATOR_SERIES.test(q.expr) && !q.expr.includes('scalableapp_shard_'))
+      .filter((q) => OPERATOR_SERIES.test(q.expr))
       .map((q) => ({ ...q, expr: withApp(q.expr, ns, APP) }));
     expect(queries.length).toBeGreaterThan(10);
     let empty: string[] = [];
