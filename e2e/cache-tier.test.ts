@@ -68,8 +68,11 @@ describe('a web tier with sessions in a cache tier', () => {
   it('hands the web pods the cache and session-store settings through the connection Secret', async () => {
     const conn = decode(json<any>(['get', 'secret', 'shop-connection', '-n', ns]));
     const auth = decode(json<any>(['get', 'secret', 'shop-cache-auth', '-n', ns]));
+    // monitor-password: the metrics exporter's login, generated whether or not monitoring is on, so
+    // turning it on later rolls the pods and nothing else.
     expect(Object.keys(auth).sort()).toEqual([
       'auth.conf',
+      'monitor-password',
       'operator-password',
       'password',
       'replication-password',

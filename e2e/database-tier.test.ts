@@ -76,7 +76,13 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
   it('hands the app read-write and read-only URLs, with passwords only in Secrets', async () => {
     const conn = decodeSecret(json<any>(['get', 'secret', 'notes-connection', '-n', ns]));
     const creds = decodeSecret(json<any>(['get', 'secret', 'notes-db-credentials', '-n', ns]));
-    expect(Object.keys(creds).sort()).toEqual(['app-password', 'replication-password', 'superuser-password']);
+    // monitor-password: the metrics exporter's login, generated whether or not monitoring is on.
+    expect(Object.keys(creds).sort()).toEqual([
+      'app-password',
+      'monitor-password',
+      'replication-password',
+      'superuser-password',
+    ]);
     expect(conn.DATABASE_URL).toBe(
       `postgresql://app:${encodeURIComponent(creds['app-password']!)}@notes-db-rw.${ns}.svc:5432/app`,
     );

@@ -1,8 +1,24 @@
 // Pods and endpoints of the data tiers, as cluster tests look at them.
 import { json, kubectl } from './kube.ts';
 
-/** Sets a pod's Ready condition, as a failing (or recovering) server would through its probe. */
+/**
+ * Sets a pod's readiness, as a failing (or recovering) server would through its probe: its
+ * containers' ready flags (which the failover logic reads: a server is judged by its own container,
+ * not by an exporter beside it), and the pod's Ready and ContainersReady conditions that follow.
+ */
 export function setPodReady(ns: string, pod: string, status: 'True' | 'False'): void {
+  // containerStatuses has no merge key: the patch carries the whole list, each entry as it is.
+  const current = json<{ status: { containerStatuses?: Record<string, unknown>[] } }>([
+    'get',
+    'pod',
+    pod,
+    '-n',
+    ns,
+  ]);
+  const containerStatuses = (current.status.containerStatuses ?? []).map((c) => ({
+    ...c,
+    ready: status === 'True',
+  }));
   kubectl([
     'patch',
     'pod',
@@ -12,7 +28,15 @@ export function setPodReady(ns: string, pod: string, status: 'True' | 'False'): 
     '--subresource=status',
     '--type=strategic',
     '-p',
-    JSON.stringify({ status: { conditions: [{ type: 'Ready', status, reason: 'Test' }] } }),
+    JSON.stringify({
+      status: {
+        conditions: [
+          { type: 'Ready', status, reason: 'Test' },
+          { type: 'ContainersReady', status, reason: 'Test' },
+        ],
+        containerStatuses,
+      },
+    }),
   ]);
 }
 
