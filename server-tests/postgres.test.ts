@@ -477,6 +477,27 @@ describe('the monitor role (spec.monitoring)', () => {
   );
 });
 
+describe('a synchronous primary restarted with monitoring on', () => {
+  it(
+    'makes the monitor role and starts, though no standby can confirm that commit (its standbys need the server up first)',
+    async () => {
+      const c = await startCluster(1);
+      const file = join(c.credentialsDir, CREDENTIAL_FILES.monitorPassword);
+      await writeFile(file, 'sync-monitor-pw', { mode: 0o400 });
+      if (c.owner) await chown(file, c.owner.uid, c.owner.gid);
+      const [primary] = c.instances as [LocalInstance];
+      await insert(primary, 1, 'before the restart');
+      // The standbys stay up, waiting to stream again: none can connect to a single-user server.
+      await primary.stop();
+      await primary.start(primary);
+      expect(primary.log).toMatch(/ensuring the role monitor/);
+      await insert(primary, 2, 'after the restart');
+      expect(await bodies(primary)).toEqual(['before the restart', 'after the restart']);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
 describe('switchover', () => {
   it(
     'moves the primary without losing a commit; the old primary, restarted, becomes a standby',

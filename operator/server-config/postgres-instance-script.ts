@@ -160,9 +160,12 @@ drop_setting() {
 
 # Statements on stdin, one per blank-line-separated block, run with no server (single-user mode):
 # nothing to connect to or authenticate yet. exit_on_error fails the command on a failed statement;
-# log_min_error_statement keeps statements (and so passwords) out of the error log.
+# log_min_error_statement keeps statements (and so passwords) out of the error log. A commit here
+# waits for the local flush only: the data directory's synchronous_standby_names would otherwise
+# have it wait for a standby that cannot connect to a single-user server, for ever.
 single_user() {
-  "\${bin}postgres" --single -j -D "$1" -c exit_on_error=on -c log_min_error_statement=panic postgres >/dev/null
+  "\${bin}postgres" --single -j -D "$1" -c exit_on_error=on -c log_min_error_statement=panic \\
+    -c synchronous_commit=local postgres >/dev/null
 }
 
 # The metrics exporter's login, when the credentials hold its password: pg_monitor reads every
