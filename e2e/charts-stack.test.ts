@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { helmAsync, settleTestPod } from '../charts/test/helm.ts';
-import { withoutMonitoring } from '../charts/test/parity.ts';
 import { KUBECONFIG, deleteNamespace, eventually, json, kubectl } from './support/kube.ts';
 import { readyEndpoints } from './support/pods.ts';
 import { helmIn, objectExists } from './support/helm-releases.ts';
@@ -37,10 +36,7 @@ const installStack = () =>
   );
 
 beforeAll(() => {
-  // Without spec.monitoring, which the umbrella refuses (each tier chart takes its own), as the
-  // stack's parity test takes the samples.
-  const spec = (parse(readFileSync(sample, 'utf8')) as { spec: object }).spec;
-  writeFileSync(valuesFile, stringify(withoutMonitoring(spec)));
+  writeFileSync(valuesFile, stringify((parse(readFileSync(sample, 'utf8')) as { spec: unknown }).spec));
 });
 afterAll(() => {
   helmIn(['uninstall', release, '-n', ns]);

@@ -155,6 +155,9 @@ const tierChartKeys = {
   ).default({ appWide: true }),
 };
 
+/** The exporter images of the spec's `monitoring`, each with its default. */
+const stackImages = monitoring.shape.exporterImages.unwrap().shape;
+
 /** What every tier chart takes of the spec's `monitoring`: whether, and who may scrape. */
 const monitoringScrape = { enabled: monitoring.shape.enabled, scrapers: monitoring.shape.scrapers };
 
@@ -394,18 +397,26 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
       "A whole ScalableApp without the operator: the values are its spec, each tier as that tier's chart takes it.",
     ),
     chartOnly: {
-      // Helm gives a subchart no value of its parent's: the umbrella cannot hand one `monitoring` to
-      // every tier chart, and a key it took and ignored would lie. Each tier takes its own
-      // (database.monitoring, cache.monitoring, ...); this one takes only false.
+      // The spec's monitoring, which the umbrella hands to every tier chart that serves metrics
+      // (templates/_wiring.tpl). Not podMonitors: PodMonitors are the operator's objects.
       monitoring: doc(
+        // No defaults but enabled's: what the top leaves out, each tier chart's own values (which
+        // hold the spec's defaults) say.
         z.object({
-          enabled: doc(
-            z.literal(false),
-            "Only false: Helm cannot hand this to the tier charts. Set `monitoring` under each tier's key (database, shards, cache, queue, edgeCache) instead; with the operator, spec.monitoring.enabled covers every tier.",
-          ).default(false),
+          enabled: monitoring.shape.enabled,
+          scrapers: monitoring.shape.scrapers.unwrap().optional(),
+          exporterImages: doc(
+            z.object({
+              postgres: stackImages.postgres.unwrap().optional(),
+              cache: stackImages.cache.unwrap().optional(),
+              edgeCache: stackImages.edgeCache.unwrap().optional(),
+            }),
+            'The exporter images, each handed to the tier charts of its kind; each entrypoint must be the exporter itself.',
+          ).optional(),
+          resources: monitoring.shape.resources.unwrap().optional(),
         }),
-        'Observability of the tiers (the operator only, for now).',
-      ).default({ enabled: false }),
+        "The spec's `monitoring` for every tier: with enabled, each tier chart that serves metrics (database, shards, cache, queue, edgeCache) gets it as its own `monitoring`: what is given here wins (resources key by key), the rest is that tier's own; each Postgres chart takes the postgres image, the cache and edge cache their own, the queue neither image nor resources. No PodMonitors: those are the operator's.",
+      ).prefault({}),
       tiers: doc(
         z.object(
           Object.fromEntries(

@@ -2,7 +2,6 @@
 // the charts' (every sample through the umbrella chart): no data tier admits a whole namespace or
 // anyone at all, no broker login is an administrator, and no cache user may run everything. And what
 // #16 asks of every PodDisruptionBudget: a pod that is not Ready never blocks a node drain.
-import { withoutMonitoring } from './parity.ts';
 import type { RenderedObject } from './helm.ts';
 import { renderChart } from './helm.ts';
 import { validCorpus } from '../../operator/api/testdata/corpus.ts';
@@ -60,7 +59,7 @@ const samples = validCorpus()
   .map((c) => ({
     file: c.file,
     name: c.object.metadata.name as string,
-    spec: withoutMonitoring(c.object.spec as any),
+    spec: c.object.spec as any,
   }));
 
 /** The umbrella chart's values for a spec: the spec and which tiers it declares (passwords generated). */

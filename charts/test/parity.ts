@@ -315,13 +315,3 @@ export function testCelRules(chart: string, base: Record<string, unknown>, broke
     expect(r.stderr).toContain(`${field}: ${message}`);
   });
 }
-
-/**
- * A sample's spec as the charts take it today: without spec.monitoring, whose exporters the tier
- * charts do not deploy yet (the stack chart refuses `enabled: true`); the operator's side of a
- * comparison is built from the same spec, so both leave them out.
- */
-export function withoutMonitoring<T extends object>(spec: T): T {
-  const { monitoring: _monitoring, ...rest } = spec as T & { monitoring?: unknown };
-  return rest as T;
-}

@@ -20,7 +20,7 @@ import { shardClusters, shardMap, shardNames } from '../../operator/tiers/shards
 import { databaseCluster } from '../../operator/tiers/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { buildDependencies, chartMeta, chartPath, podSpecs, renderChart, templateChart } from './helm.ts';
-import { parity, withoutMonitoring, type Exclusion } from './parity.ts';
+import { parity, TWO_SCRAPERS, type Exclusion } from './parity.ts';
 import {
   keptSecretExclusion,
   pgAuthValues,
@@ -37,9 +37,10 @@ const GATEWAY_API = 'gateway.networking.k8s.io/v1/HTTPRoute';
 /** The logins the operator would have generated; the chart gets them as values. */
 const PASSWORDS = {
   cache: 'c4che-pw/with:odd chars+',
-  cacheLogins: { operator: 'cache-op "pw"', replication: 'cache-repl pw\\' },
-  db: { superuser: 'su-pw', replication: 'repl-pw', app: "app pw!*'()~" },
-  shards: { superuser: 'shard-su', replication: 'shard-repl', app: 'shard app%pw' },
+  cacheLogins: { operator: 'cache-op "pw"', replication: 'cache-repl pw\\', monitor: 'cache-mon:pw' },
+  // No spaces in a monitor password: postgres_exporter 0.11 refuses them (the charts' schemas too).
+  db: { superuser: 'su-pw', replication: 'repl-pw', app: "app pw!*'()~", monitor: 'db-mon"pw' },
+  shards: { superuser: 'shard-su', replication: 'shard-repl', app: 'shard app%pw', monitor: 'shard:mon' },
   queue: {
     username: 'app@queue',
     password: 'q:pw/?#',
@@ -59,29 +60,47 @@ const declaredTiers = (spec: Spec) =>
 function stackValues(spec: Spec, passwords = true): Values {
   const values: Values = { ...structuredClone(spec), tiers: declaredTiers(spec) };
   if (!passwords) return values;
+  const l = logins(spec);
   if (spec.cache)
     values.cache = {
       ...values.cache,
       auth: {
-        password: PASSWORDS.cache,
-        operatorPassword: PASSWORDS.cacheLogins.operator,
-        replicationPassword: PASSWORDS.cacheLogins.replication,
+        password: l.cache,
+        operatorPassword: l.cacheLogins.operator,
+        replicationPassword: l.cacheLogins.replication,
+        ...('monitor' in l.cacheLogins ? { monitorPassword: l.cacheLogins.monitor } : {}),
       },
     };
-  if (spec.database) values.database = { ...values.database, auth: pgAuthValues(PASSWORDS.db) };
-  if (spec.shards) values.shards = { ...values.shards, auth: pgAuthValues(PASSWORDS.shards) };
-  if (spec.queue) values.queue = { ...values.queue, auth: PASSWORDS.queue };
+  if (spec.database) values.database = { ...values.database, auth: pgAuthValues(l.db) };
+  if (spec.shards) values.shards = { ...values.shards, auth: pgAuthValues(l.shards) };
+  if (spec.queue) values.queue = { ...values.queue, auth: l.queue };
   return values;
 }
 
-const operatorFacts = (gatewayApi: boolean): ObservedFacts => ({
-  gatewayApi,
-  cachePassword: PASSWORDS.cache,
-  cacheLogins: PASSWORDS.cacheLogins,
-  dbCredentials: PASSWORDS.db,
-  shardCredentials: PASSWORDS.shards,
-  queueCredentials: PASSWORDS.queue,
-});
+/**
+ * The logins of a spec: the exporters' only with monitoring, as the charts generate them (the
+ * operator keeps one in every Secret, ready for monitoring turned on later; its parity with a chart
+ * is the tier's own test).
+ */
+const logins = (spec: Spec) => {
+  if (spec.monitoring?.enabled) return PASSWORDS;
+  const { monitor: _c, ...cacheLogins } = PASSWORDS.cacheLogins;
+  const { monitor: _d, ...db } = PASSWORDS.db;
+  const { monitor: _s, ...shards } = PASSWORDS.shards;
+  return { ...PASSWORDS, cacheLogins, db, shards };
+};
+
+const operatorFacts = (gatewayApi: boolean, spec: Spec): ObservedFacts => {
+  const l = logins(spec);
+  return {
+    gatewayApi,
+    cachePassword: l.cache,
+    cacheLogins: l.cacheLogins,
+    dbCredentials: l.db,
+    shardCredentials: l.shards,
+    queueCredentials: l.queue,
+  };
+};
 
 /**
  * What differs by design, as each tier chart's parity test lists it (the tier's README says why at
@@ -150,7 +169,7 @@ const samples = validCorpus()
   .map((c) => ({
     file: c.file,
     name: c.object.metadata.name,
-    spec: withoutMonitoring(c.object.spec as Spec),
+    spec: c.object.spec as Spec,
   }));
 
 /** The tier charts the umbrella depends on, by directory. */
@@ -179,7 +198,7 @@ describe('charts/stack renders what the operator builds for each sample Scalable
       namespace: 'prod',
       values: stackValues(spec),
       apiVersions: gatewayApi ? [GATEWAY_API] : [],
-      operator: desiredState(app, operatorFacts(gatewayApi)),
+      operator: desiredState(app, operatorFacts(gatewayApi, spec)),
       exclusions: exclusions(spec, name),
     });
     expect(report.differences).toEqual([]);
@@ -193,12 +212,100 @@ describe('charts/stack renders what the operator builds for each sample Scalable
       release: 'shop',
       namespace: 'prod',
       values: stackValues(spec),
-      operator: desiredState(parseApp(spec), { ...operatorFacts(false), cachePassword: 'other' }),
+      operator: desiredState(parseApp(spec), { ...operatorFacts(false, spec), cachePassword: 'other' }),
       exclusions: exclusions(spec, 'shop'),
     });
     expect(report.differences).toEqual(
       expect.arrayContaining([expect.stringMatching(/^Secret\/shop-connection: data.CACHE_URL: chart /)]),
     );
+  });
+});
+
+describe("charts/stack hands the spec's monitoring to every tier that serves metrics", () => {
+  const spec: Spec = {
+    web: { image: 'shop:1', replicas: 1 },
+    cache: { replicas: 1 },
+    database: { replicas: 1 },
+    shards: { count: 1, key: 'tenant_id', replicasPerShard: 0 },
+    queue: { replicas: 1, queues: [{ name: 'orders' }] },
+    edgeCache: { replicas: 1 },
+    monitoring: {
+      enabled: true,
+      scrapers: TWO_SCRAPERS,
+      exporterImages: {
+        postgres: 'registry.example.com/postgres-exporter:1',
+        cache: 'registry.example.com/redis-exporter:1',
+        edgeCache: 'registry.example.com/nginx-exporter:1',
+      },
+      resources: { requests: { cpu: '20m' }, limits: { cpu: 1, memory: '96Mi' } },
+    },
+  };
+
+  it('renders what the operator builds with it: exporters, their logins, annotations and scraper rules', () => {
+    const report = parity({
+      chart: 'stack',
+      release: 'shop',
+      namespace: 'prod',
+      values: stackValues(spec),
+      operator: desiredState(parseApp(spec, 'shop', 'prod'), operatorFacts(false, spec)),
+      exclusions: exclusions(spec, 'shop'),
+    });
+    expect(report.differences).toEqual([]);
+    // Every server pod with its exporter (the queue's broker serves its own endpoint).
+    const exporters = Object.fromEntries(
+      podSpecs(
+        renderChart('stack', { release: 'shop', namespace: 'prod', values: stackValues(spec) }),
+      ).flatMap(([name, pod]) =>
+        pod.containers.filter((c) => c.name === 'metrics').map((c) => [name, c.image]),
+      ),
+    );
+    expect(exporters).toEqual({
+      'StatefulSet/shop-cache': 'registry.example.com/redis-exporter:1',
+      'StatefulSet/shop-db': 'registry.example.com/postgres-exporter:1',
+      'StatefulSet/shop-shard-0': 'registry.example.com/postgres-exporter:1',
+      'Deployment/shop-edge': 'registry.example.com/nginx-exporter:1',
+    });
+  });
+
+  it("wins over a tier's own monitoring where it says something, and leaves the rest", () => {
+    const values = stackValues(spec);
+    values.database.monitoring = { enabled: false, resources: { limits: { memory: '200Mi' } } };
+    values.cache.monitoring = { resources: { limits: { memory: '77Mi' } } };
+    const { resources: _r, ...withoutResources } = spec.monitoring!;
+    const objects = renderChart('stack', {
+      release: 'shop',
+      namespace: 'prod',
+      values: { ...values, monitoring: withoutResources },
+    });
+    const metrics = (name: string) =>
+      podSpecs(objects)
+        .find(([n]) => n === name)![1]
+        .containers.find((c) => c.name === 'metrics');
+    // enabled at the top turns the database's on; its own resources stand, the top gives none.
+    expect(metrics('StatefulSet/shop-db')?.resources?.limits?.memory).toBe('200Mi');
+    expect(metrics('StatefulSet/shop-cache')?.resources?.limits?.memory).toBe('77Mi');
+  });
+
+  it('without it, a tier keeps its own monitoring', () => {
+    const values = stackValues({ ...spec, monitoring: { enabled: false } });
+    values.database.monitoring = { enabled: true };
+    const monitored = podSpecs(renderChart('stack', { release: 'shop', namespace: 'prod', values }))
+      .filter(([, pod]) => pod.containers.some((c) => c.name === 'metrics'))
+      .map(([name]) => name);
+    expect(monitored).toEqual(['StatefulSet/shop-db']);
+  });
+
+  it('refuses podMonitors, which only the operator makes, naming the field', () => {
+    const r = templateChart('stack', {
+      release: 'shop',
+      namespace: 'prod',
+      values: {
+        ...stackValues(spec),
+        monitoring: { ...spec.monitoring, podMonitors: { labels: { a: 'b' } } },
+      },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toMatch(/monitoring.*podMonitors/);
   });
 });
 

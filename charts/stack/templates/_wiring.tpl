@@ -22,6 +22,7 @@ chart's template runs: see templates/wiring/before/the/tier/charts.yaml.
 {{- $_ := set $chart "networkPolicies" (dict "appWide" false) -}}
 {{- end -}}
 {{- end -}}
+{{- include "stack.wireMonitoring" . -}}
 {{- if $v.tiers.edgeCache -}}
 {{- /* The web tier routes the asset path to the edge cache, whose only egress is the web pods' port. */ -}}
 {{- $_ := set $v.web "edgeCache" (dict "pathPrefix" $v.edgeCache.pathPrefix) -}}
@@ -39,3 +40,32 @@ chart's template runs: see templates/wiring/before/the/tier/charts.yaml.
 {{- $_ := set $v.consumersChart "shardMap" (ternary (dict "configMapName" (include "stack.shardMapName" .)) dict (not (empty $v.tiers.shards))) -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+The spec's monitoring, handed to every enabled tier chart that serves metrics, as the operator
+applies it to every tier: what the top level gives wins (resources key by key), the rest is the
+tier's own (its defaults, the spec's, or what its key says). Each Postgres chart takes the postgres exporter image, the cache its own,
+the edge cache nginx's; the queue serves RabbitMQ's endpoint and takes neither image nor resources.
+*/}}
+{{- define "stack.wireMonitoring" -}}
+{{- $v := .Values -}}
+{{- $m := $v.monitoring | default dict -}}
+{{- if $m.enabled -}}
+{{- $images := dict "database" "postgres" "shards" "postgres" "cache" "cache" "edgeCache" "edgeCache" -}}
+{{- range $key := list "database" "shards" "cache" "queue" "edgeCache" -}}
+{{- if and (get $v.tiers $key) (hasKey $v $key) -}}
+{{- $chart := get $v $key -}}
+{{- $tier := deepCopy ($chart.monitoring | default dict) -}}
+{{- $_ := set $tier "enabled" true -}}
+{{- if hasKey $m "scrapers" }}{{ $_ := set $tier "scrapers" (deepCopy $m.scrapers) }}{{ end -}}
+{{- if hasKey $images $key -}}
+{{- if hasKey $m "resources" }}{{ $_ := set $tier "resources" (mustMergeOverwrite (deepCopy ($tier.resources | default dict)) (deepCopy $m.resources)) }}{{ end -}}
+{{- $kind := get $images $key -}}
+{{- $image := get ($m.exporterImages | default dict) $kind -}}
+{{- if $image }}{{ $_ := set $tier "exporterImages" (dict $kind $image) }}{{ end -}}
+{{- end -}}
+{{- $_ := set $chart "monitoring" $tier -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
