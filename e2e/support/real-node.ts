@@ -133,6 +133,8 @@ export function startProbe(
       kind: 'Pod',
       metadata: { name, labels },
       spec: {
+        // node as PID 1 ignores SIGTERM: without this, deleting its namespace waits the default 30 s.
+        terminationGracePeriodSeconds: 1,
         securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
         containers: [
           {
