@@ -312,9 +312,7 @@ describe('database: a primary and a synchronous standby, an exporter beside each
     cleanups.push(() => cluster.destroy());
     // What the helper writes without monitoring, made what the operator's ConfigMap and Secret hold
     // with it: the monitor role's password (so initdb creates the role) and its pg_hba.conf line.
-    const password = join(cluster.credentialsDir, CREDENTIAL_FILES.monitorPassword);
-    writeFileSync(password, MONITOR_PASSWORD, { mode: 0o400 });
-    if (cluster.owner) chownSync(password, cluster.owner.uid, cluster.owner.gid);
+    await cluster.setMonitorPassword(MONITOR_PASSWORD);
     const hba = { cidr: `${LOOPBACK}/32`, appUser: APP_USER, appDatabase: APP_DATABASE, monitor: true };
     writeFileSync(join(cluster.configDir, 'pg_hba.conf'), hbaConfig(hba));
     writeFileSync(join(cluster.configDir, FENCED_HBA_FILE), hbaConfig({ ...hba, fenced: true }));

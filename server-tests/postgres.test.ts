@@ -5,7 +5,7 @@
 // reads, failover to the most advanced standby, no acknowledged commit lost with synchronousReplicas,
 // an old primary that comes back as a standby) is shown here to be what Postgres does.
 // The server comes from tools/dataplane-deps.sh (Debian's postgresql-15).
-import { chmod, chown, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { decidePostgresFailover, switchover } from '../operator/dataplane/postgres/failover.ts';
@@ -18,7 +18,6 @@ import {
   until,
 } from './support/postgres-local-cluster.ts';
 import { DEFAULT_MONITOR_USER, hbaConfig } from '../operator/server-config/postgres.ts';
-import { CREDENTIAL_FILES } from '../operator/server-config/postgres-instance-script.ts';
 import { PrimaryHeartbeats } from '../operator/dataplane/postgres/heartbeat.ts';
 import { freePort } from '../e2e/support/free-port.ts';
 
@@ -453,20 +452,14 @@ describe('the monitor role (spec.monitoring)', () => {
       // initdb ran without a monitor password: no such role (28P01: the login is refused).
       expect(await asMonitor(solo, 'first-password')).toBe('28P01');
 
-      const setPassword = async (password: string) => {
-        const file = join(c.credentialsDir, CREDENTIAL_FILES.monitorPassword);
-        await rm(file, { force: true });
-        await writeFile(file, password, { mode: 0o400 });
-        if (c.owner) await chown(file, c.owner.uid, c.owner.gid);
-      };
-      await setPassword('first-password');
+      await c.setMonitorPassword('first-password');
       await solo.stop();
       await solo.start(solo);
       expect(await asMonitor(solo, 'first-password')).toEqual({ super: false, monitor: true });
       expect(solo.log).toMatch(/ensuring the role monitor/);
       expect(solo.log).not.toMatch(/first-password/);
 
-      await setPassword('second-password');
+      await c.setMonitorPassword('second-password');
       await solo.stop();
       await solo.start(solo);
       expect(await asMonitor(solo, 'second-password')).toEqual({ super: false, monitor: true });
@@ -482,9 +475,7 @@ describe('a synchronous primary restarted with monitoring on', () => {
     'makes the monitor role and starts, though no standby can confirm that commit (its standbys need the server up first)',
     async () => {
       const c = await startCluster(1);
-      const file = join(c.credentialsDir, CREDENTIAL_FILES.monitorPassword);
-      await writeFile(file, 'sync-monitor-pw', { mode: 0o400 });
-      if (c.owner) await chown(file, c.owner.uid, c.owner.gid);
+      await c.setMonitorPassword('sync-monitor-pw');
       const [primary] = c.instances as [LocalInstance];
       await insert(primary, 1, 'before the restart');
       // The standbys stay up, waiting to stream again: none can connect to a single-user server.

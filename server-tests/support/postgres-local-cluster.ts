@@ -323,6 +323,17 @@ export class LocalCluster {
     this.admin = pgAdmin({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 2000 });
   }
 
+  /**
+   * Puts (or replaces) the monitor role's password where the operator's Secret mounts it, owned by
+   * the instances' user: with it, start.sh makes the role at initdb and at each start of a primary.
+   */
+  async setMonitorPassword(password: string): Promise<void> {
+    const file = join(this.credentialsDir, CREDENTIAL_FILES.monitorPassword);
+    await rm(file, { force: true });
+    await writeFile(file, password, { mode: 0o400 });
+    if (this.owner) await chown(file, this.owner.uid, this.owner.gid);
+  }
+
   /** Writes config, credentials and the script; starts nothing (see startAll and LocalInstance.start). */
   static async create(o: LocalClusterOptions): Promise<LocalCluster> {
     const [pgBin, owner] = [postgresBinDir(), runAs()];
