@@ -254,7 +254,14 @@ describeReal('the database tier failing over on the real node under writes', () 
       const fence = fenceEvent(before);
       expect(fence?.message).toMatch(/fenced: no standby report and no operator heartbeat/);
       // A client that still reaches the old primary directly, not through the Service, is refused.
-      const direct = await writeDirectly(ns, WRITER, 'isolated', podIP(before));
+      // By address (the cut-off pod has no DNS), its certificate checked against its own name.
+      const direct = await writeDirectly(
+        ns,
+        WRITER,
+        'isolated',
+        podIP(before),
+        `${before}.${APP}-db-headless.${ns}.svc`,
+      );
       expect(direct).toEqual({ acknowledged: false, error: expect.stringMatching(/pg_hba\.conf/) });
       const r = await load;
       report(

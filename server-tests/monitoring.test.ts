@@ -333,6 +333,7 @@ describe('database: a primary and a synchronous standby, an exporter beside each
       passwordKey: CREDENTIAL_FILES.monitorPassword,
       monitorUser: DEFAULT_MONITOR_USER,
       queriesPath: `/config/${EXPORTER_QUERIES_KEY}`,
+      tls: false,
     });
     const container = rendered.containers[0]!;
     volume = rendered.volumes[0]!;

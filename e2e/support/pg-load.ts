@@ -35,12 +35,16 @@ export const writeFor = (ns: string, pod: string, seconds: number, table: string
     ...shardEnv(shard),
   });
 
-/** One INSERT from the pod straight to `host` (a pod's address), not through the Service. */
-export const writeDirectly = (ns: string, pod: string, table: string, host: string) =>
+/**
+ * One INSERT from the pod straight to `host` (a pod's address), not through the Service; with TLS
+ * the server's certificate is checked against `name` (the pod's DNS name), as the Service's is.
+ */
+export const writeDirectly = (ns: string, pod: string, table: string, host: string, name: string) =>
   runWriter<{ acknowledged: boolean; error: string }>(ns, pod, {
     WRITER_MODE: 'direct',
     WRITER_TABLE: table,
     TARGET_HOST: host,
+    TARGET_NAME: name,
   });
 
 /** The ids the table holds, read through DATABASE_URL (or from `shard`) from the pod. */

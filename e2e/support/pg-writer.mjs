@@ -23,21 +23,28 @@
 // (counted apart, as `unconfirmed`).
 /* global ranges, writeLoop -- from writer-common.mjs, put before this text */
 import pg from 'pg';
+import { parse } from 'pg-connection-string';
 
 const TABLE = process.env.WRITER_TABLE ?? 'failover_writes';
 // A shard (SHARD_SERVICE, its read-write Service) with the shards' login, else the database tier.
+// TLS as the connection Secret says (SHARDS_SSLMODE, SHARDS_SSLROOTCERT): libpq's parameters,
+// which pg reads from the URL too.
+const shardTls = process.env.SHARDS_SSLROOTCERT
+  ? `?sslmode=${process.env.SHARDS_SSLMODE}&sslrootcert=${process.env.SHARDS_SSLROOTCERT}`
+  : '';
 const url = process.env.SHARD_SERVICE
   ? `postgres://${encodeURIComponent(process.env.SHARDS_USER)}:${encodeURIComponent(process.env.SHARDS_PASSWORD)}` +
-    `@${process.env.SHARD_SERVICE}:5432/${process.env.SHARD_DATABASE}`
+    `@${process.env.SHARD_SERVICE}:5432/${process.env.SHARD_DATABASE}${shardTls}`
   : process.env.DATABASE_URL;
 if (!url) throw new Error('DATABASE_URL is not set');
 
 /** The commits of this connection that returned with the "canceling wait for synchronous replication" warning. */
 const cancelledWaits = new WeakMap();
 
-async function connect(connectionString = url) {
+/** A client of `url`, or of a parsed configuration. */
+async function connect(target = url) {
   const c = new pg.Client({
-    connectionString,
+    ...(typeof target === 'string' ? { connectionString: target } : target),
     // A hung or vanished server must fail the attempt quickly, so the next goes through the Service
     // again (which the operator repoints), as the demo app's pool does.
     connectionTimeoutMillis: 2000,
@@ -84,12 +91,15 @@ async function write(seconds) {
   return result;
 }
 
-async function direct(host) {
-  const target = new URL(url);
-  target.hostname = host;
+async function direct(host, name) {
+  // The URL's settings with another host; its certificate is checked against `name` (SNI and the
+  // identity check both follow servername when the host is an address).
+  const config = parse(url);
+  config.host = host;
+  if (config.ssl) config.ssl = { ...config.ssl, servername: name };
   let c;
   try {
-    c = await connect(target.toString());
+    c = await connect(config);
     const ok = await committed(c, `INSERT INTO ${TABLE} (id) VALUES (-1)`, []);
     return { acknowledged: ok, error: ok ? '' : 'the wait for a synchronous standby was cancelled' };
   } catch (err) {
@@ -139,6 +149,6 @@ const result =
     : mode === 'pad'
       ? await pad(Number(process.env.PAD_MEGABYTES))
       : mode === 'direct'
-        ? await direct(process.env.TARGET_HOST)
+        ? await direct(process.env.TARGET_HOST, process.env.TARGET_NAME)
         : await write(Number(process.env.WRITE_SECONDS ?? '30'));
 console.log(JSON.stringify(result));

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { localize, readLocalImages, type LocalImages } from '../../tools/local-sample.ts';
 import { createNamespace, eventually, json, kubectl, kubectlAsync, tryKubectl } from './kube.ts';
 import { getApp, isReadyAtGeneration } from './apps.ts';
+import { CA_MOUNT } from '../../operator/tiers/tls.ts';
 
 const tools = new URL('../../tools/', import.meta.url).pathname;
 
@@ -118,7 +119,9 @@ export function connectFrom(ns: string, pod: string, target: { host: string; por
 
 /**
  * A restricted pod of the demo image that only waits, to connect from (and run clients in, with the
- * keys of `envFromSecret` as its environment); not waited for.
+ * keys of `envFromSecret` as its environment); not waited for. Given an app's connection Secret, it
+ * also mounts the app's CA certificate where the URLs' sslrootcert names it, as the app's pods do
+ * (optional: an app whose tiers all serve plaintext has none).
  */
 export function startProbe(
   ns: string,
@@ -126,6 +129,8 @@ export function startProbe(
   labels: Record<string, string>,
   envFromSecret?: string,
 ): void {
+  const app = envFromSecret?.match(/^(.+)-connection$/)?.[1];
+  const caConfigMap = app ? `${app}-ca-cert` : undefined;
   kubectl(
     ['apply', '-n', ns, '-f', '-'],
     stringify({
@@ -142,6 +147,7 @@ export function startProbe(
             image: localImages().IMAGE_DEMO_APP,
             command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
             ...(envFromSecret ? { envFrom: [{ secretRef: { name: envFromSecret } }] } : {}),
+            ...(caConfigMap ? { volumeMounts: [{ name: 'ca', mountPath: CA_MOUNT, readOnly: true }] } : {}),
             securityContext: {
               allowPrivilegeEscalation: false,
               readOnlyRootFilesystem: true,
@@ -149,6 +155,9 @@ export function startProbe(
             },
           },
         ],
+        ...(caConfigMap
+          ? { volumes: [{ name: 'ca', configMap: { name: caConfigMap, optional: true } }] }
+          : {}),
       },
     }),
   );

@@ -5,6 +5,8 @@ import { parse } from 'yaml';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import { connectionEntries } from '../../operator/tiers/connection.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { CA_FILE } from '../../operator/tiers/tls.ts';
+import { TEST_TLS } from '../../operator/tiers/testdata/facts.ts';
 import {
   ConfigError,
   consumerConfig,
@@ -31,6 +33,7 @@ const facts: ObservedFacts = {
   cacheLogins: { operator: 'op', replication: 'repl' },
   dbCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.db },
   shardCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.shard },
+  tls: TEST_TLS,
   queueCredentials: {
     username: 'scalableapp',
     password: PASSWORDS.queue,
@@ -41,8 +44,15 @@ const facts: ObservedFacts = {
 };
 const env = connectionEntries(app, facts);
 
+/** The app's pods find the CA where the operator mounts it (the URLs' sslrootcert); nothing else. */
+const readCa = (path: string) => {
+  if (path !== CA_FILE) throw new Error(`ENOENT: ${path}`);
+  return 'the-app-ca';
+};
+const VERIFIED = { rejectUnauthorized: true, ca: 'the-app-ca' };
+
 describe('serverConfig, from the connection Secret the operator builds', () => {
-  const c = serverConfig(env);
+  const c = serverConfig(env, readCa);
 
   it('finds every tier of the full-stack sample', () => {
     expect(c.appName).toBe('millions');
@@ -55,14 +65,16 @@ describe('serverConfig, from the connection Secret the operator builds', () => {
       mapPath: '/etc/scalableapp/shard-map/shard-map.json',
       user: 'app',
       key: 'user_id',
-      sslmode: 'disable',
+      sslmode: 'verify-full',
+      ca: 'the-app-ca',
     });
     expect(describeAmqp(c.queue!.broker)).toBe('amqp://millions-mq.prod.svc:5672/%2F');
     expect(c.assets).toEqual({ basePath: '/static', version: '2026-11-22', edgeConfigured: true });
   });
 
   it('decodes every password exactly', () => {
-    expect(c.database!.primary).toMatchObject({ user: 'app', password: PASSWORDS.db, ssl: false });
+    expect(c.database!.primary).toMatchObject({ user: 'app', password: PASSWORDS.db, ssl: VERIFIED });
+    expect(c.database!.replica.ssl).toEqual(VERIFIED);
     expect(c.database!.replica.password).toBe(PASSWORDS.db);
     expect(c.cache!.password).toBe(PASSWORDS.cache);
     expect(c.shards!.password).toBe(PASSWORDS.shard);
@@ -82,10 +94,12 @@ describe('serverConfig, from the connection Secret the operator builds', () => {
 
   it('gives the queue tier no default queue unless the app names one', () => {
     expect(c.queue!.defaultQueue).toBeUndefined();
-    expect(serverConfig({ ...env, QUEUE_NAMES: ' photos, emails' }).queue!.defaultQueue).toBe('photos');
-    expect(serverConfig({ ...env, QUEUE_NAME: 'emails', QUEUE_NAMES: 'photos' }).queue!.defaultQueue).toBe(
-      'emails',
+    expect(serverConfig({ ...env, QUEUE_NAMES: ' photos, emails' }, readCa).queue!.defaultQueue).toBe(
+      'photos',
     );
+    expect(
+      serverConfig({ ...env, QUEUE_NAME: 'emails', QUEUE_NAMES: 'photos' }, readCa).queue!.defaultQueue,
+    ).toBe('emails');
   });
 });
 

@@ -13,7 +13,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** libpq's sslmode values; the operator's URLs carry none (no TLS yet), which means `disable`. */
+/** libpq's sslmode values; the operator's URLs say verify-full (TLS, the default) or none (`disable`). */
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
 
@@ -61,6 +61,8 @@ export type ShardsConfig = {
   /** The sharding column (SHARD_KEY); the map's own `key` wins when they differ. */
   key: string | undefined;
   sslmode: SslMode;
+  /** The text of SHARDS_SSLROOTCERT, the CA every shard's certificate must chain to. */
+  ca?: string;
   reloadMs: number;
 };
 
@@ -205,6 +207,22 @@ export function pgSsl(mode: SslMode, ca?: string): false | ConnectionOptions {
   }
 }
 
+/** The text of an sslrootcert file, when TLS is asked for and a file is named. */
+function rootCertificate(
+  name: string,
+  mode: SslMode,
+  path: string | undefined,
+  readFile?: (path: string) => string,
+): string | undefined {
+  if (!path || mode === 'disable') return undefined;
+  if (!readFile) throw new ConfigError(`${name}: sslrootcert cannot be read here`);
+  try {
+    return readFile(path);
+  } catch (err) {
+    throw new ConfigError(`${name}: cannot read sslrootcert ${path}`, { cause: err });
+  }
+}
+
 /**
  * A `postgresql://user:password@host:port/database?sslmode=...&sslrootcert=...` URL (the format of
  * pgUrl in operator/tiers/postgres-cluster.ts) taken apart; credentials are percent-decoded.
@@ -215,16 +233,7 @@ export function parsePgUrl(name: string, value: string, readFile?: (path: string
   const user = decode(name, url.username);
   if (!user) throw new ConfigError(`${name} has no user name`);
   const mode = sslMode(name, url.searchParams.get('sslmode') ?? undefined);
-  const rootCert = url.searchParams.get('sslrootcert');
-  let ca: string | undefined;
-  if (rootCert && mode !== 'disable') {
-    if (!readFile) throw new ConfigError(`${name}: sslrootcert cannot be read here`);
-    try {
-      ca = readFile(rootCert);
-    } catch (err) {
-      throw new ConfigError(`${name}: cannot read sslrootcert ${rootCert}`, { cause: err });
-    }
-  }
+  const ca = rootCertificate(name, mode, url.searchParams.get('sslrootcert') ?? undefined, readFile);
   return {
     host: bareHost(url.hostname),
     port: url.port ? Number(url.port) : 5432,
@@ -309,19 +318,22 @@ function sessionConfig(env: Env, cache: RedisTarget | undefined): SessionConfig 
   };
 }
 
-function shardsConfig(env: Env): ShardsConfig | undefined {
+function shardsConfig(env: Env, readFile?: (path: string) => string): ShardsConfig | undefined {
   const mapPath = get(env, 'SHARD_MAP_PATH');
   if (!mapPath) return undefined;
   const user = get(env, 'SHARDS_USER');
   const password = env.SHARDS_PASSWORD;
   if (!user || !password)
     throw new ConfigError('SHARD_MAP_PATH is set but SHARDS_USER or SHARDS_PASSWORD is not');
+  const sslmode = sslMode('SHARDS_SSLMODE', get(env, 'SHARDS_SSLMODE'));
+  const ca = rootCertificate('SHARDS_SSLROOTCERT', sslmode, get(env, 'SHARDS_SSLROOTCERT'), readFile);
   return {
     mapPath,
     user,
     password,
     key: get(env, 'SHARD_KEY'),
-    sslmode: sslMode('SHARDS_SSLMODE', get(env, 'SHARDS_SSLMODE')),
+    sslmode,
+    ...(ca ? { ca } : {}),
     reloadMs: integer(env, 'SHARD_MAP_RELOAD_MS', 2000, 100, 3_600_000),
   };
 }
@@ -371,7 +383,7 @@ export function serverConfig(env: Env, readFile?: (path: string) => string): Ser
   const cache = cacheUrl ? parseRedisUrl('CACHE_URL', cacheUrl) : undefined;
   const database = databaseConfig(env, readFile);
   const sessions = sessionConfig(env, cache);
-  const shards = shardsConfig(env);
+  const shards = shardsConfig(env, readFile);
   const queueUrl = get(env, 'QUEUE_URL');
   const queue = queueUrl
     ? { broker: parseAmqpUrl('QUEUE_URL', queueUrl), defaultQueue: defaultQueue(env) }

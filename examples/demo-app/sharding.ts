@@ -27,7 +27,7 @@ export const MAX_KEY_LENGTH = 256;
 /** Where to connect for a key's shard: its primary, or with `read` its read-only Service if the map names one. */
 export function shardTarget(
   route: ShardRoute,
-  login: Pick<ShardsConfig, 'user' | 'password' | 'sslmode'>,
+  login: Pick<ShardsConfig, 'user' | 'password' | 'sslmode' | 'ca'>,
   read = false,
 ): PgTarget {
   return {
@@ -37,7 +37,7 @@ export function shardTarget(
     user: login.user,
     password: login.password,
     sslmode: login.sslmode,
-    ssl: pgSsl(login.sslmode),
+    ssl: pgSsl(login.sslmode, login.ca),
   };
 }
 

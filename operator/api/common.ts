@@ -240,6 +240,8 @@ export const INJECTED_ENV = [
   'SHARD_KEY',
   'SHARDS_USER',
   'SHARDS_PASSWORD',
+  'SHARDS_SSLMODE',
+  'SHARDS_SSLROOTCERT',
   'QUEUE_URL',
   'QUEUE_NAME',
 ] as const;

@@ -10,7 +10,9 @@ import type { ObservedFacts } from '../tiers/objects.ts';
 import {
   PG_CONTAINER,
   PG_PORT,
+  PG_TLS_FILES,
   pgInstanceHost,
+  pgPodServesTls,
   pgInstanceNames,
   pgPrimary,
   selfFencing,
@@ -81,15 +83,22 @@ const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatu
 const ready = (p: V1Pod) => isContainerReady(p, PG_CONTAINER);
 const running = (p: V1Pod) =>
   Boolean(p.status?.containerStatuses?.[0]?.state?.running) && Boolean(p.status?.podIP);
-/** An instance as the admin calls see it: reached at its pod's address, streamed from by its DNS name. */
+/**
+ * An instance as the admin calls see it: reached at its pod's address, streamed from by its DNS name,
+ * over TLS when its pod serves it.
+ */
 const nodeIn =
   (cluster: PgCluster) =>
-  (p: V1Pod): PgNode => ({
-    name: p.metadata!.name!,
-    host: p.status?.podIP ?? '',
-    port: PG_PORT,
-    streamHost: pgInstanceHost(cluster, p.metadata!.name!),
-  });
+  (p: V1Pod): PgNode => {
+    const ca = cluster.tls?.ca.cert;
+    return {
+      name: p.metadata!.name!,
+      host: p.status?.podIP ?? '',
+      port: PG_PORT,
+      streamHost: pgInstanceHost(cluster, p.metadata!.name!),
+      ...(ca && pgPodServesTls(p) ? { tls: { ca, caFile: PG_TLS_FILES.ca } } : {}),
+    };
+  };
 /** An instance without a pod: no address to reach it at, so every admin call to it fails. */
 const absentNode = (cluster: PgCluster, name: string): PgNode => ({
   name,
@@ -157,11 +166,17 @@ export class DatabasePrimary {
     const { cluster, credentials } = scope;
     const pods = this.d.pods(cluster.app.metadata.namespace ?? '', cluster.selector);
     const decision = await this.decideOnce(scope, pods);
-    const host = pods.find((p) => p.metadata?.name === decision.primary)?.status?.podIP;
+    const pod = pods.find((p) => p.metadata?.name === decision.primary);
+    const node = pod ? nodeIn(cluster)(pod) : undefined;
     this.d.heartbeats?.keep(
       `${appKey(cluster.app)}/${cluster.name}`,
-      host && credentials && selfFencing(cluster)
-        ? { host, port: PG_PORT, password: credentials.superuser }
+      node?.host && credentials && selfFencing(cluster)
+        ? {
+            host: node.host,
+            port: PG_PORT,
+            password: credentials.superuser,
+            ...(node.tls ? { tls: { ca: node.tls.ca, servername: node.streamHost! } } : {}),
+          }
         : undefined,
     );
     return decision;

@@ -1,3 +1,4 @@
+import { TEST_TLS } from '../tiers/testdata/facts.ts';
 import { parseApp } from '../api/testdata/apps.ts';
 import { desiredState } from './desired-state.ts';
 
@@ -66,6 +67,7 @@ describe('desiredState', () => {
       gatewayApi: false,
       dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
       shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
+      tls: TEST_TLS,
       queueCredentials: {
         username: 'u',
         password: 'p',
@@ -87,8 +89,12 @@ describe('desiredState', () => {
         queue: { queues: [{ name: 'q' }] },
       }),
     ).toEqual({
+      // The CA and the server certificates go with the app: they open no data.
+      'shop-ca': true,
       'shop-connection': true,
       'shop-db-credentials': false,
+      'shop-db-tls': true,
+      'shop-shard-0-tls': true,
       'shop-shards-credentials': true,
       'shop-mq-credentials': false,
     });

@@ -3,6 +3,7 @@ import type { ScalableApp } from '../api/scalable-app.ts';
 import { API_VERSION, KIND } from '../api/scalable-app.ts';
 import { connectionHash, connectionSecret } from '../tiers/connection.ts';
 import { networkPolicies } from '../tiers/network-policies.ts';
+import { caObjects, usesTls } from '../tiers/tls.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 
@@ -12,9 +13,11 @@ import { TIER_MODULES } from './tier-modules/index.ts';
  */
 export function desiredState(app: ScalableApp, facts: ObservedFacts): Child[] {
   const secret = connectionSecret(app, facts);
-  const connection = { name: secret.metadata.name, hash: connectionHash(secret) };
+  const ca = usesTls(app) ? facts.tls?.ca.cert : undefined;
+  const connection = { name: secret.metadata.name, hash: connectionHash(secret, ca) };
   const objects: Child[] = [
     secret,
+    ...caObjects(app, facts),
     ...networkPolicies(app, facts.operatorNamespace),
     ...podMonitors(app, facts),
     ...TIER_MODULES.flatMap((m) => (m.present(app) ? m.objects(app, facts, { connection }) : [])),

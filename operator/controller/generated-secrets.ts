@@ -7,6 +7,30 @@ import type { TierContext } from './tier-module.ts';
 import { CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
 
 /**
+ * A Secret's values for `keys` as the informer's cache holds them or, when `usable` refuses those
+ * (the cache may lag our own create or update), as the apiserver itself does. Undefined: no value.
+ */
+export async function liveSecretValues(
+  ctx: Pick<TierContext, 'kube' | 'children'>,
+  ns: string,
+  name: string,
+  keys: readonly string[],
+  usable: (values: (string | undefined)[]) => boolean,
+): Promise<(string | undefined)[]> {
+  const read = (s: V1Secret | undefined) =>
+    keys.map((k) => (s?.data?.[k] ? Buffer.from(s.data[k], 'base64').toString() : undefined));
+  let values = read(ctx.children.get('Secret', ns, name) as V1Secret | undefined);
+  if (!usable(values)) {
+    try {
+      values = read(await ctx.kube.get<V1Secret>(`${collectionPath('v1', 'secrets', ns)}/${name}`));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+  return values;
+}
+
+/**
  * Values of a Secret of generated passwords. A value is generated only when the apiserver itself
  * (not just the cache, which may lag our own create) has none, so a password never changes.
  */
@@ -16,16 +40,7 @@ export async function generatedSecret(
   name: string,
   keys: readonly string[],
 ): Promise<string[]> {
-  const read = (s: V1Secret | undefined) =>
-    keys.map((k) => (s?.data?.[k] ? Buffer.from(s.data[k], 'base64').toString() : undefined));
-  let values = read(ctx.children.get('Secret', ns, name) as V1Secret | undefined);
-  if (values.some((v) => v === undefined)) {
-    try {
-      values = read(await ctx.kube.get<V1Secret>(`${collectionPath('v1', 'secrets', ns)}/${name}`));
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-  }
+  const values = await liveSecretValues(ctx, ns, name, keys, (v) => v.every((x) => x !== undefined));
   return values.map((v) => v ?? randomBytes(24).toString('base64url'));
 }
 

@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CREDENTIAL_FILES, instanceStartScript } from './postgres-instance-script.ts';
+import { FENCED_HBA_FILE, STARTED_FENCED_HBA_FILE, STARTED_HBA_FILE } from './postgres-ready-script.ts';
 
 const PASSWORDS = { superuser: `s:u\\p'er"1`, replication: `r:e\\p'l"2`, app: `a'p"p:3` };
 
@@ -64,6 +65,7 @@ function setUp() {
   mkdirSync(join(root, 'config'));
   writeFileSync(join(root, 'config', 'postgresql.conf'), '# ours\n');
   writeFileSync(join(root, 'config', 'pg_hba.conf'), '# our hba\n');
+  writeFileSync(join(root, 'config', FENCED_HBA_FILE), '# our fenced hba\n');
   mkdirSync(join(root, 'credentials'));
   writeFileSync(join(root, 'credentials', CREDENTIAL_FILES.superuserPassword), `${PASSWORDS.superuser}\n`);
   writeFileSync(join(root, 'credentials', CREDENTIAL_FILES.replicationPassword), PASSWORDS.replication);
@@ -157,7 +159,7 @@ describe('instanceStartScript', () => {
     const r = run(setUp(), standbyEnv);
     expect(r.status).toBe(0);
     expect(names(r)).toEqual(['pg_basebackup', 'postgres']);
-    expect(r.calls[0]).toMatch(/-h db-0\.db\.ns\.svc -p 5432 -U replicator -w -X stream/);
+    expect(r.calls[0]).toMatch(/-d host=db-0\.db\.ns\.svc port=5432 user=replicator -w -X stream/);
     expect(r.final).toBe(
       "standby\nprimary_conninfo = 'host=db-0.db.ns.svc port=5432 user=replicator application_name=db-1'\n",
     );
@@ -249,5 +251,52 @@ describe('instanceStartScript', () => {
     expect(run(setUp(), { ...standbyEnv, PRIMARY_HOST: "x' sslmode=disable" }).stderr).toMatch(
       /PRIMARY_HOST must match/,
     );
+  });
+
+  describe('with TLS (TLS_CA_FILE)', () => {
+    const withCa = (s: { root: string }) => {
+      writeFileSync(join(s.root, 'ca.crt'), 'a CA\n');
+      return { TLS_CA_FILE: join(s.root, 'ca.crt') };
+    };
+
+    it('clones, streams and rewinds with the certificate and name of the primary verified', () => {
+      const s = setUp();
+      const tls = withCa(s);
+      const verify = `sslmode=verify-full sslrootcert=${tls.TLS_CA_FILE}`;
+      const clone = run(s, { ...standbyEnv, ...tls });
+      expect(clone.calls[0]).toContain(`-d host=db-0.db.ns.svc port=5432 user=replicator ${verify} -w`);
+      expect(clone.final).toBe(
+        `standby\nprimary_conninfo = 'host=db-0.db.ns.svc port=5432 user=replicator application_name=db-1 ${verify}'\n`,
+      );
+      const p = setUp();
+      const ptls = withCa(p);
+      run(p, { ...primaryEnv, ...ptls });
+      const r = run(p, {
+        INSTANCE_NAME: 'db-0',
+        PRIMARY_NAME: 'db-1',
+        PRIMARY_HOST: 'db-1.db.ns.svc',
+        ...ptls,
+      });
+      expect(r.calls[4]).toContain(
+        `--source-server=host=db-1.db.ns.svc port=5432 user=postgres dbname=postgres sslmode=verify-full sslrootcert=${ptls.TLS_CA_FILE}`,
+      );
+    });
+
+    it('refuses a CA file it cannot read or a path that would need quoting, before touching anything', () => {
+      const s = setUp();
+      const missing = run(s, { ...standbyEnv, TLS_CA_FILE: join(s.root, 'nowhere.crt') });
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toMatch(/TLS_CA_FILE .* is missing or unreadable/);
+      expect(missing.calls).toEqual([]);
+      const quoted = run(setUp(), { ...standbyEnv, TLS_CA_FILE: "/tls/ca.crt' sslmode=disable" });
+      expect(quoted.stderr).toMatch(/TLS_CA_FILE must match/);
+    });
+  });
+
+  it('keeps the pg_hba.conf files the server starts with, for ready.sh: a later ConfigMap is not in force until a restart', () => {
+    const s = setUp();
+    expect(run(s, primaryEnv).status).toBe(0);
+    expect(readFileSync(join(s.root, 'run', STARTED_HBA_FILE), 'utf8')).toBe('# our hba\n');
+    expect(readFileSync(join(s.root, 'run', STARTED_FENCED_HBA_FILE), 'utf8')).toBe('# our fenced hba\n');
   });
 });

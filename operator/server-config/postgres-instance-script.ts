@@ -26,7 +26,7 @@ import {
   PG_RUN_DIR,
   checkIdentifier,
 } from './postgres.ts';
-import { FENCED_HBA_FILE } from './postgres-ready-script.ts';
+import { FENCED_HBA_FILE, STARTED_FENCED_HBA_FILE, STARTED_HBA_FILE } from './postgres-ready-script.ts';
 
 /** The files the script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
 export const CREDENTIAL_FILES = {
@@ -43,7 +43,9 @@ export const CREDENTIAL_FILES = {
  * CONFIG_DIR (postgresql.conf and pg_hba.conf; default /config), CREDENTIALS_DIR (default
  * /credentials), RUN_DIR (a private writable directory for the passfile and the Unix socket;
  * default PG_RUN_DIR), REWIND_WAITS (how many times, 2 s apart, a former primary waits for
- * a silent primary to rewind from before it is cloned instead; default 15).
+ * a silent primary to rewind from before it is cloned instead; default 15), TLS_CA_FILE (with TLS:
+ * the CA the primary's certificate must chain to; every connection to the primary — clone, rewind,
+ * streaming — then asks for sslmode=verify-full against it).
  */
 export type InstanceEnv = {
   PGDATA: string;
@@ -57,6 +59,7 @@ export type InstanceEnv = {
   CONFIG_DIR?: string;
   CREDENTIALS_DIR?: string;
   RUN_DIR?: string;
+  TLS_CA_FILE?: string;
 };
 
 export type InstanceScriptOptions = {
@@ -121,6 +124,14 @@ word PRIMARY_HOST "$PRIMARY_HOST"
 number PGPORT "$PGPORT"
 number PRIMARY_PORT "$PRIMARY_PORT"
 case $run_dir in *"'"* | *'\\'*) die "RUN_DIR must not contain quotes or backslashes" ;; esac
+# With TLS, every connection to the primary verifies its certificate and name (the walreceiver's
+# too: primary_conninfo carries the same words, and so does the operator's ALTER SYSTEM on a follow).
+tls=
+if [ -n "\${TLS_CA_FILE:-}" ]; then
+  case $TLS_CA_FILE in *[!A-Za-z0-9._/-]*) die "TLS_CA_FILE must match [A-Za-z0-9._/-]+, got '$TLS_CA_FILE'" ;; esac
+  [ -r "$TLS_CA_FILE" ] || die "TLS_CA_FILE $TLS_CA_FILE is missing or unreadable"
+  tls=" sslmode=verify-full sslrootcert=$TLS_CA_FILE"
+fi
 
 # A credential file's content (command substitution drops trailing newlines). Read into variables
 # before use: a failing substitution inside another command's arguments would go unnoticed.
@@ -208,7 +219,7 @@ clone() {
   new=$PGDATA.new
   rm -rf "$new"
   log "cloning $PRIMARY_NAME ($PRIMARY_HOST:$PRIMARY_PORT) with pg_basebackup"
-  if ! "\${bin}pg_basebackup" -D "$new" -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$replication_user" -w \\
+  if ! "\${bin}pg_basebackup" -D "$new" -d "host=$PRIMARY_HOST port=$PRIMARY_PORT user=$replication_user$tls" -w \\
     -X stream -c fast --label="clone for $INSTANCE_NAME" >&2; then
     rm -rf "$new"
     return 1
@@ -223,7 +234,7 @@ clone() {
 # Status 2: the primary did not answer (not up yet, or this pod's network not yet let through), which
 # is no reason to throw the data directory away for a clone.
 rewind() {
-  source="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$superuser dbname=postgres"
+  source="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$superuser dbname=postgres$tls"
   # pg_rewind reads the source's timeline from its pg_control, which a freshly promoted primary
   # updates only at its next checkpoint: without one it would find nothing to rewind and leave
   # this instance diverged. The operator checkpoints after promoting; this covers everyone else.
@@ -237,8 +248,8 @@ rewind() {
 # matches.
 become_standby() {
   drop_setting primary_conninfo
-  printf "primary_conninfo = 'host=%s port=%s user=%s application_name=%s'\\n" \\
-    "$PRIMARY_HOST" "$PRIMARY_PORT" "$replication_user" "$INSTANCE_NAME" >>"$PGDATA/postgresql.auto.conf"
+  printf "primary_conninfo = 'host=%s port=%s user=%s application_name=%s%s'\\n" \\
+    "$PRIMARY_HOST" "$PRIMARY_PORT" "$replication_user" "$INSTANCE_NAME" "$tls" >>"$PGDATA/postgresql.auto.conf"
   : >"$PGDATA/standby.signal"
 }
 
@@ -342,6 +353,11 @@ cp "$config_dir/postgresql.conf" "$PGDATA/postgresql.conf"
 printf "# Appended by start.sh for this instance:\\nport = %s\\nunix_socket_directories = '%s'\\n" \\
   "$PGPORT" "$run_dir" >>"$PGDATA/postgresql.conf"
 cp "$config_dir/$hba_file" "$PGDATA/pg_hba.conf"
+# The two pg_hba.conf files this server started with, for ready.sh to swap between (fence, lift):
+# the ConfigMap's files change under a running server when the spec does (TLS turned on, say),
+# and only a restart, which the pod template's config hash brings, may put those in force.
+cp "$config_dir/pg_hba.conf" "$run_dir/${STARTED_HBA_FILE}"
+cp "$config_dir/${FENCED_HBA_FILE}" "$run_dir/${STARTED_FENCED_HBA_FILE}"
 log "starting postgres on port $PGPORT"
 exec "\${bin}postgres" -D "$PGDATA" "$@"
 `;

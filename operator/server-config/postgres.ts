@@ -90,6 +90,11 @@ export type PostgresConfigOptions = {
    */
   walKeepSizeMb?: number;
   maxConnections?: number;
+  /**
+   * Serve TLS with this certificate and key (absolute paths; the key readable by the server only,
+   * or root-owned and group-readable). pg_hba.conf then admits TCP clients only over TLS.
+   */
+  tls?: { certFile: string; keyFile: string };
   /** Never a config option: see the module comment. */
   password?: never;
 };
@@ -153,6 +158,16 @@ export function postgresConfig(o: PostgresConfigOptions): string {
     // A primary's self-fence (ready.sh) is recorded by ALTER SYSTEM, which takes only a setting the
     // server knows: declared here, empty (not fenced).
     `${FENCE_SETTING} = ''`,
+    ...(o.tls
+      ? [
+          // Read again at every reload: ready.sh reloads when the kubelet swapped in a renewed
+          // certificate, and sessions keep the one they started with.
+          'ssl = on',
+          `ssl_cert_file = ${quoted('tls.certFile', o.tls.certFile)}`,
+          `ssl_key_file = ${quoted('tls.keyFile', o.tls.keyFile)}`,
+          "ssl_min_protocol_version = 'TLSv1.2'",
+        ]
+      : []),
     '',
   ].join('\n');
 }
@@ -176,6 +191,8 @@ export type HbaOptions = {
    */
   monitor?: boolean;
   monitorUser?: string;
+  /** TCP connections only over TLS (hostssl): a plaintext client finds no line and is refused. */
+  tls?: boolean;
 };
 
 /**
@@ -197,15 +214,16 @@ export function hbaConfig(o: HbaOptions): string {
   lines.push(`local replication ${replication} scram-sha-256`);
   lines.push(`local all ${superuser} scram-sha-256`);
   if (!o.fenced) lines.push(`local ${db} ${app} scram-sha-256`);
+  const host = o.tls ? 'hostssl' : 'host';
   for (const c of cidrs) {
-    lines.push(`host replication ${replication} ${c} scram-sha-256`);
-    lines.push(`host all ${superuser} ${c} scram-sha-256`);
-    if (!o.fenced) lines.push(`host ${db} ${app} ${c} scram-sha-256`);
+    lines.push(`${host} replication ${replication} ${c} scram-sha-256`);
+    lines.push(`${host} all ${superuser} ${c} scram-sha-256`);
+    if (!o.fenced) lines.push(`${host} ${db} ${app} ${c} scram-sha-256`);
   }
   // A fenced primary is still watched: its metrics tell why it fenced.
   if (o.monitor) {
     const monitor = checkIdentifier('monitorUser', o.monitorUser ?? DEFAULT_MONITOR_USER);
-    lines.push(`host postgres ${monitor} 127.0.0.1/32 scram-sha-256`);
+    lines.push(`${host} postgres ${monitor} 127.0.0.1/32 scram-sha-256`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -9,6 +9,7 @@ import { edgeEntries } from './edge-cache.ts';
 import { databaseEntries } from './database.ts';
 import { shardEntries } from './shards.ts';
 import { queueEntries } from './queue.ts';
+import { CA_FILE } from './tls.ts';
 
 export const connectionSecretName = (app: ScalableApp) => childName(app, 'connection');
 
@@ -51,7 +52,10 @@ export function connectionSecret(app: ScalableApp, facts: ObservedFacts): V1Secr
   };
 }
 
-/** A digest of the Secret's data for the pod template: a change of any entry rolls the pods. */
-export function connectionHash(secret: V1Secret): string {
-  return contentHash(secret.data ?? {});
+/**
+ * A digest of the Secret's data, and of the CA certificate the URLs name, for the pod template: a
+ * change of any entry rolls the pods, and so does a new CA (clients read its file when they start).
+ */
+export function connectionHash(secret: V1Secret, caCert?: string): string {
+  return contentHash(caCert === undefined ? (secret.data ?? {}) : { ...secret.data, [CA_FILE]: caCert });
 }

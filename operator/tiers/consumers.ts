@@ -4,7 +4,7 @@ import { ANNOTATION, childName, selectorLabels, tierLabels } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
-import { shardMapVolume } from './shards.ts';
+import { appFiles } from './app-files.ts';
 import { envVars } from './env.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 
@@ -45,7 +45,8 @@ export function consumerDeployment(
 ): V1Deployment & Child {
   const selector = consumerSelector(app, c);
   const spread = zoneSpread(app, selector, { rollingDeployment: true });
-  const shardMap = shardMapVolume(app);
+
+  const files = appFiles(app);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -76,10 +77,10 @@ export function consumerDeployment(
               env: [{ name: 'QUEUE_NAME', value: c.queue }, ...envVars(c.env)],
               resources: resourceRequirements(c.resources),
               ...healthProbes(c.healthCheck),
-              ...(shardMap.mounts.length ? { volumeMounts: shardMap.mounts } : {}),
+              ...(files.mounts.length ? { volumeMounts: files.mounts } : {}),
             }),
           ],
-          volumes: [tmpVolume, ...shardMap.volumes],
+          volumes: [tmpVolume, ...files.volumes],
           ...(spread ? { topologySpreadConstraints: spread } : {}),
         },
       },

@@ -1,3 +1,4 @@
+import { TEST_TLS } from './testdata/facts.ts';
 import type { V1ContainerStatus, V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import { databaseEntries, databaseObjects, dbConfigHash, dbReadEndpoints } from './database.ts';
@@ -5,7 +6,7 @@ import type { ObservedFacts } from './objects.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 
 const credentials = { superuser: 'su-pw', replication: 'repl-pw', app: 'app/pw' };
-const facts: ObservedFacts = { gatewayApi: false, dbCredentials: credentials };
+const facts: ObservedFacts = { gatewayApi: false, dbCredentials: credentials, tls: TEST_TLS };
 const app = parseApp({
   web: { image: 'x' },
   database: { replicas: 2, synchronousReplicas: 1, storage: { size: '5Gi', storageClassName: 'fast' } },
@@ -108,9 +109,86 @@ describe('database objects', () => {
   });
 
   it('gives the app a read-write and a read-only URL with the password URL-encoded', () => {
+    // TLS by default: the server's certificate and name checked against the app's CA, mounted in
+    // the app's pods.
+    const tls = '?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt';
     expect(databaseEntries(app, facts)).toEqual({
-      DATABASE_URL: 'postgresql://app:app%2Fpw@shop-db-rw.prod.svc:5432/app',
-      DATABASE_READ_URL: 'postgresql://app:app%2Fpw@shop-db-ro.prod.svc:5432/app',
+      DATABASE_URL: `postgresql://app:app%2Fpw@shop-db-rw.prod.svc:5432/app${tls}`,
+      DATABASE_READ_URL: `postgresql://app:app%2Fpw@shop-db-ro.prod.svc:5432/app${tls}`,
     });
+    const plain = parseApp({ web: { image: 'x' }, database: { tls: { enabled: false } } });
+    expect(databaseEntries(plain, facts).DATABASE_URL).toBe(
+      'postgresql://app:app%2Fpw@shop-db-rw.prod.svc:5432/app',
+    );
+  });
+});
+
+describe('database TLS (spec.database.tls, on by default)', () => {
+  const plainApp = parseApp({ web: { image: 'x' }, database: { tls: { enabled: false } } });
+  const objects = (a = app) => databaseObjects(a, facts);
+  const config = (a = app) =>
+    (objects(a).find((o) => o.kind === 'ConfigMap') as unknown as V1ConfigMap).data!;
+  const server = (a = app) =>
+    (objects(a).find((o) => o.kind === 'StatefulSet') as unknown as V1StatefulSet).spec!.template.spec!;
+
+  it("serves the certificate from the cluster's own Secret, which carries the CA beside it", () => {
+    const secret = objects().find((o) => o.metadata.name === 'shop-db-tls') as unknown as V1Secret;
+    expect(secret.type).toBe('kubernetes.io/tls');
+    const data = Object.fromEntries(
+      Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+    expect(data).toEqual({
+      'tls.crt': 'shop-db-tls-cert',
+      'tls.key': 'shop-db-tls-key',
+      'ca.crt': 'test-ca-cert',
+    });
+    // Root-owned, group-readable by the server's group: what postgres accepts for a key it does not own.
+    expect(server().volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'shop-db-tls', defaultMode: 0o440 },
+    });
+    const container = server().containers[0]!;
+    expect(container.volumeMounts).toContainEqual({ name: 'tls', mountPath: '/tls', readOnly: true });
+    expect(container.env).toEqual(
+      expect.arrayContaining([
+        { name: 'TLS_CA_FILE', value: '/tls/ca.crt' },
+        { name: 'TLS_CERT_FILE', value: '/tls/tls.crt' },
+      ]),
+    );
+  });
+
+  it('turns ssl on and admits TCP clients, standbys and the operator over TLS only', () => {
+    expect(config()['postgresql.conf']).toContain(
+      "ssl = on\nssl_cert_file = '/tls/tls.crt'\nssl_key_file = '/tls/tls.key'",
+    );
+    for (const file of ['pg_hba.conf', 'pg_hba.fenced.conf']) {
+      const text = config()[file]!;
+      const tcp = text.split('\n').filter((l) => /^host/.test(l));
+      expect(tcp.length).toBeGreaterThan(0);
+      expect(tcp.every((l) => l.startsWith('hostssl '))).toBe(true);
+    }
+  });
+
+  it('serves plaintext only when the user turns TLS off: no certificate, no ssl, no hostssl', () => {
+    expect(objects(plainApp).some((o) => o.metadata.name === 'shop-db-tls')).toBe(false);
+    expect(config(plainApp)['postgresql.conf']).not.toContain('ssl');
+    expect(config(plainApp)['pg_hba.conf']).not.toContain('hostssl');
+    expect(server(plainApp).volumes!.map((v) => v.name)).not.toContain('tls');
+    expect(server(plainApp).containers[0]!.env!.map((e) => e.name)).not.toContain('TLS_CA_FILE');
+  });
+
+  it('restarts the servers when TLS is turned on or off (their configuration), not when a certificate is renewed', () => {
+    expect(dbConfigHash(app, facts)).not.toBe(dbConfigHash(plainApp, facts));
+    const renewed = {
+      ...facts,
+      tls: { ...TEST_TLS, servers: { 'shop-db-tls': { cert: 'new', key: 'new-key' } } },
+    };
+    expect(dbConfigHash(app, renewed)).toBe(dbConfigHash(app, facts));
+  });
+
+  it('refuses to build without the certificates the controller issues', () => {
+    expect(() => databaseObjects(app, { gatewayApi: false, dbCredentials: credentials })).toThrow(
+      /certificates not issued/,
+    );
   });
 });

@@ -2,6 +2,7 @@ import type { V1ConfigMap, V1Secret, V1StatefulSet } from '@kubernetes/client-no
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { childName, selectorLabels, tierLabels } from './labels.ts';
 import type { Child, ObservedFacts } from './objects.ts';
+import { CA_FILE } from './tls.ts';
 import {
   pgClusterObjects,
   pgConfigHash,
@@ -45,6 +46,7 @@ export function databaseCluster(app: ScalableApp, facts: ObservedFacts): PgClust
     selector: selectorLabels(app, DATABASE),
     spec: db,
     credentialsName: dbCredentialsName(app),
+    tls: facts.tls,
     facts: {
       ...(facts.dbPrimary ? { primary: facts.dbPrimary } : {}),
       ...(facts.dbLastFailover ? { lastFailover: facts.dbLastFailover } : {}),
@@ -76,8 +78,9 @@ export function databaseObjects(app: ScalableApp, facts: ObservedFacts): Child[]
 export function databaseEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   if (!app.spec.database || !facts.dbCredentials) return {};
   const pw = facts.dbCredentials.app;
+  const ca = app.spec.database.tls.enabled ? CA_FILE : undefined;
   return {
-    DATABASE_URL: pgUrl(app, dbWriteService(app), pw),
-    DATABASE_READ_URL: pgUrl(app, dbReadService(app), pw),
+    DATABASE_URL: pgUrl(app, dbWriteService(app), pw, ca),
+    DATABASE_READ_URL: pgUrl(app, dbReadService(app), pw, ca),
   };
 }

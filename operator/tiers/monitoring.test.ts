@@ -109,7 +109,8 @@ describe('spec.monitoring.enabled', () => {
     const c = metrics(t)!;
     const env = Object.fromEntries(c.env!.map((e) => [e.name, e.value]));
     expect(env).toEqual({
-      DATA_SOURCE_URI: '127.0.0.1:5432/postgres?sslmode=disable',
+      // TLS (the default) without a name check: loopback, a name no certificate holds.
+      DATA_SOURCE_URI: '127.0.0.1:5432/postgres?sslmode=require',
       DATA_SOURCE_USER: 'monitor',
       DATA_SOURCE_PASS_FILE: '/monitor/password',
     });
@@ -124,7 +125,7 @@ describe('spec.monitoring.enabled', () => {
     // The monitor role logs in from loopback only, to the postgres database, fenced or not.
     for (const key of ['pg_hba.conf', 'pg_hba.fenced.conf'])
       expect(db[key]?.split('\n').filter((l) => /monitor/.test(l))).toEqual([
-        'host postgres monitor 127.0.0.1/32 scram-sha-256',
+        'hostssl postgres monitor 127.0.0.1/32 scram-sha-256',
       ]);
     const secret = find<V1Secret>(all, 'Secret', 'shop-db-credentials');
     expect(Buffer.from(secret.data!['monitor-password']!, 'base64').toString()).toBe('db-monitor-password');

@@ -79,6 +79,11 @@ export function postgresExporter(
     passwordKey: string;
     monitorUser: string;
     queriesPath: string;
+    /**
+     * The server takes TLS only: the exporter encrypts too, without checking the certificate, as
+     * it talks to its own pod over loopback, a name no certificate holds.
+     */
+    tls: boolean;
   },
 ): { containers: V1Container[]; volumes: V1Volume[] } {
   if (!monitored(app)) return { containers: [], volumes: [] };
@@ -87,7 +92,10 @@ export function postgresExporter(
     port: METRICS_PORT.postgres,
     args: [`--web.listen-address=:${METRICS_PORT.postgres}`, `--extend.query-path=${o.queriesPath}`],
     env: [
-      { name: 'DATA_SOURCE_URI', value: `127.0.0.1:${o.port}/postgres?sslmode=disable` },
+      {
+        name: 'DATA_SOURCE_URI',
+        value: `127.0.0.1:${o.port}/postgres?sslmode=${o.tls ? 'require' : 'disable'}`,
+      },
       { name: 'DATA_SOURCE_USER', value: o.monitorUser },
       { name: 'DATA_SOURCE_PASS_FILE', value: `${MONITOR_DIR}/password` },
     ],

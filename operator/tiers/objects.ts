@@ -1,6 +1,14 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { ShardMap } from '../sharding/shard-map.ts';
 import type { Decision } from '../autoscaling/queue-scaler.ts';
+import type { KeyPair } from '../tls/certificates.ts';
+
+/** The app's CA and the server certificates it signed: read back from their Secrets, or issued. */
+export interface TlsFacts {
+  readonly ca: KeyPair;
+  /** By the name of the Secret that carries each. */
+  readonly servers: Readonly<Record<string, KeyPair>>;
+}
 
 /** The generated passwords: read back from their Secret, or generated once by the controller. */
 export interface DatabaseCredentials {
@@ -93,6 +101,8 @@ export interface ObservedFacts {
    * reset starts above it, so a stale `reshard-verified` annotation can never flip a new ring.
    */
   readonly shardVersionFloor?: number;
+  /** The CA and server certificates of the tiers that serve TLS (ADR 0023). */
+  readonly tls?: TlsFacts;
   /** The broker's generated login and Erlang cookie (read back from their Secret, or generated once). */
   readonly queueCredentials?: QueueCredentials;
   /**

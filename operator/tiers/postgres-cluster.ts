@@ -18,13 +18,14 @@ import {
   postgresExporter,
   scrapeAnnotations,
 } from './monitoring.ts';
+import { SERVER_TLS_MOUNT, TLS_KEYS, serverTlsSecret, serviceDnsNames } from './tls.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import { contentHash } from './content-hash.ts';
-import type { Child, DatabaseCredentials, PgClusterFacts } from './objects.ts';
+import type { Child, DatabaseCredentials, PgClusterFacts, TlsFacts } from './objects.ts';
 
 export const PG_PORT = 5432;
 /** The server's container: the first of every instance's pod. */
@@ -88,10 +89,13 @@ export interface PgCluster {
     readonly synchronousReplicas: number;
     /** Whether the operator promotes a standby when the primary is lost, and after how long. */
     readonly failover: { readonly enabled: boolean; readonly delaySeconds: number };
+    readonly tls: { readonly enabled: boolean };
   };
   /** The Secret holding superuser-, replication- and app-password (one per cluster or shared). */
   readonly credentialsName: string;
   readonly facts: PgClusterFacts;
+  /** The app's CA and issued certificates (with TLS on, this cluster's is under pgTlsSecretName). */
+  readonly tls?: TlsFacts | undefined;
 }
 
 export const pgHeadless = (c: Pick<PgCluster, 'name'>) => `${c.name}-headless`;
@@ -104,6 +108,16 @@ export const pgInstanceHost = (c: Pick<PgCluster, 'name' | 'app'>, instance: str
 export const pgWriteService = (c: Pick<PgCluster, 'name'>) => `${c.name}-rw`;
 export const pgReadService = (c: Pick<PgCluster, 'name'>) => `${c.name}-ro`;
 export const pgConfigName = (c: Pick<PgCluster, 'name'>) => `${c.name}-config`;
+export const pgTlsSecretName = (c: Pick<PgCluster, 'name'>) => `${c.name}-tls`;
+/** Every name a client may reach an instance by: the two Services and each pod (standbys stream by it). */
+export const pgServerNames = (c: Pick<PgCluster, 'name' | 'app'>) =>
+  serviceDnsNames(c.app.metadata.namespace ?? '', [pgWriteService(c), pgReadService(c)], pgHeadless(c));
+/** Where the server's certificate, key and CA are mounted. */
+export const PG_TLS_FILES = {
+  cert: `${SERVER_TLS_MOUNT}/${TLS_KEYS.cert}`,
+  key: `${SERVER_TLS_MOUNT}/${TLS_KEYS.key}`,
+  ca: `${SERVER_TLS_MOUNT}/${TLS_KEYS.ca}`,
+};
 export const pgPrimary = (c: PgCluster) => c.facts.primary ?? `${c.name}-0`;
 /** Every instance's pod name, whether or not its pod exists right now. */
 export const pgInstanceNames = (c: PgCluster) =>
@@ -139,7 +153,8 @@ export function pgCredentialsSecret(
 
 export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
   const last = c.facts.lastFailover;
-  const hba = { appUser: APP_USER, appDatabase: APP_DATABASE, monitor: monitored(c.app) };
+  const tls = c.spec.tls.enabled;
+  const hba = { appUser: APP_USER, appDatabase: APP_DATABASE, monitor: monitored(c.app), tls };
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -157,6 +172,7 @@ export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
         // ANY k over every instance's name: the primary never connects as a standby, so listing it
         // is harmless, and the text (and the pods) need not change when the primary moves.
         synchronousStandbyNames: synchronousStandbyNames(c.spec.synchronousReplicas, pgInstanceNames(c)),
+        ...(tls ? { tls: { certFile: PG_TLS_FILES.cert, keyFile: PG_TLS_FILES.key } } : {}),
       }),
       'pg_hba.conf': hbaConfig({ ...hba, cidr: '0.0.0.0/0' }),
       [FENCED_HBA_FILE]: hbaConfig({ ...hba, cidr: '0.0.0.0/0', fenced: true }),
@@ -183,7 +199,9 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
     passwordKey: f.monitorPassword,
     monitorUser: DEFAULT_MONITOR_USER,
     queriesPath: `/config/${EXPORTER_QUERIES_KEY}`,
+    tls: c.spec.tls.enabled,
   });
+  const tls = c.spec.tls.enabled;
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -240,6 +258,13 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 ...(selfFencing(c)
                   ? [{ name: 'FENCE_AFTER_SECONDS', value: String(FENCE_AFTER_SECONDS) }]
                   : []),
+                // start.sh verifies the primary against the CA; ready.sh reloads a renewed certificate.
+                ...(tls
+                  ? [
+                      { name: 'TLS_CA_FILE', value: PG_TLS_FILES.ca },
+                      { name: 'TLS_CERT_FILE', value: PG_TLS_FILES.cert },
+                    ]
+                  : []),
               ],
               ports: [{ name: 'postgres', containerPort: PG_PORT, protocol: 'TCP' }],
               resources: resourceRequirements(c.spec.resources),
@@ -261,6 +286,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 { name: 'config', mountPath: '/config', readOnly: true },
                 { name: 'credentials', mountPath: '/credentials', readOnly: true },
                 { name: 'run', mountPath: PG_RUN_DIR },
+                ...(tls ? [{ name: PG_TLS_VOLUME, mountPath: SERVER_TLS_MOUNT, readOnly: true }] : []),
                 tmpMount,
               ],
             },
@@ -271,6 +297,11 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
             { name: 'config', configMap: { name: pgConfigName(c) } },
             { name: 'credentials', secret: { secretName: c.credentialsName, defaultMode: 0o400 } },
             { name: 'run', emptyDir: {} },
+            // Root-owned and group-readable by the server's group (fsGroup): what postgres accepts
+            // for a key file it does not own.
+            ...(tls
+              ? [{ name: PG_TLS_VOLUME, secret: { secretName: pgTlsSecretName(c), defaultMode: 0o440 } }]
+              : []),
             tmpVolume,
             ...exporter.volumes,
           ],
@@ -290,6 +321,13 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
     },
   };
 }
+
+/**
+ * Whether an instance's pod was made to serve TLS (it mounts its certificate): what the server runs
+ * follows its pod, not the spec, while a change of the setting rolls through the pods.
+ */
+export const pgPodServesTls = (p: V1Pod) => (p.spec?.volumes ?? []).some((v) => v.name === PG_TLS_VOLUME);
+const PG_TLS_VOLUME = 'tls';
 
 /** The server's readiness (a failing exporter beside it does not take a standby out of reads). */
 const ready = (p: V1Pod) => isContainerReady(p, PG_CONTAINER);
@@ -334,6 +372,7 @@ export function pgClusterObjects(c: PgCluster): Child[] {
   const svc = (name: string, select: 'headless' | 'primary' | 'none') =>
     dataTierService(c.app, c.component, name, select, port, { labels: c.labels, selector: c.selector });
   return [
+    ...(c.spec.tls.enabled ? [serverTlsSecret(c.app, pgTlsSecretName(c), c.labels, c.tls)] : []),
     pgConfigMap(c),
     svc(pgHeadless(c), 'headless'),
     svc(pgWriteService(c), 'primary'),
@@ -344,8 +383,13 @@ export function pgClusterObjects(c: PgCluster): Child[] {
   ];
 }
 
-/** A postgresql:// URL for the app user; the password is URL-encoded. */
-export function pgUrl(app: ScalableApp, service: string, password: string): string {
+/**
+ * A postgresql:// URL for the app user; the password is URL-encoded. With TLS it asks libpq (and
+ * node-postgres, which reads the same parameters) to verify the server's certificate and name
+ * against the app's CA, mounted in the app's pods at `caFile`.
+ */
+export function pgUrl(app: ScalableApp, service: string, password: string, caFile?: string): string {
   const pw = encodeURIComponent(password);
-  return `postgresql://${APP_USER}:${pw}@${service}.${app.metadata.namespace}.svc:${PG_PORT}/${APP_DATABASE}`;
+  const tls = caFile ? `?sslmode=verify-full&sslrootcert=${caFile}` : '';
+  return `postgresql://${APP_USER}:${pw}@${service}.${app.metadata.namespace}.svc:${PG_PORT}/${APP_DATABASE}${tls}`;
 }

@@ -1,3 +1,4 @@
+import { TEST_TLS } from './testdata/facts.ts';
 import type { V1ConfigMap, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import { databaseObjects } from './database.ts';
@@ -15,7 +16,7 @@ import { restrictedViolations } from './testdata/restricted-pss.ts';
 import { RESHARD_VERIFIED_ANNOTATION } from '../sharding/shard-map.ts';
 
 const credentials = { superuser: 'su', replication: 'repl', app: 'app pw' };
-const facts: ObservedFacts = { gatewayApi: false, shardCredentials: credentials };
+const facts: ObservedFacts = { gatewayApi: false, shardCredentials: credentials, tls: TEST_TLS };
 const spec = (count: number, dedicated: string[] = []) => ({
   shards: { count, key: 'user_id', replicasPerShard: 1, dedicated: dedicated.map((key) => ({ key })) },
 });
@@ -43,14 +44,18 @@ describe('shard objects', () => {
         expect.objectContaining({ secret: { secretName: 'shop-shards-credentials', defaultMode: 0o400 } }),
       );
     }
+    // One login for every shard; a certificate for each (its names are its own Services).
     expect(of<{ metadata: { name: string } }>('Secret').map((s) => s.metadata.name)).toEqual([
       'shop-shards-credentials',
+      'shop-shard-0-tls',
+      'shop-shard-1-tls',
+      'shop-shard-hot-edf725b1-tls',
     ]);
   });
 
   it("is the database tier's builders under other names, not a copy of them", () => {
     const db = parseApp({ database: { replicas: 1, synchronousReplicas: 0 } });
-    const dbSts = databaseObjects(db, { gatewayApi: false, dbCredentials: credentials }).find(
+    const dbSts = databaseObjects(db, { gatewayApi: false, dbCredentials: credentials, tls: TEST_TLS }).find(
       (o) => o.kind === 'StatefulSet',
     ) as unknown as V1StatefulSet;
     const shard = of<V1StatefulSet>('StatefulSet').find((s) => s.metadata!.name === 'shop-shard-0')!;

@@ -11,6 +11,7 @@ import {
 } from '../sharding/shard-map.ts';
 import { childName, selectorLabels, tierLabels } from './labels.ts';
 import type { Child, ObservedFacts } from './objects.ts';
+import { CA_FILE } from './tls.ts';
 import {
   APP_DATABASE,
   APP_USER,
@@ -118,8 +119,10 @@ export function shardCluster(app: ScalableApp, name: string, facts: ObservedFact
       // Every shard, hash or hot, replicates and fails over as spec.shards says.
       synchronousReplicas: s.synchronousReplicas,
       failover: s.failover,
+      tls: s.tls,
     },
     credentialsName: shardsCredentialsName(app),
+    tls: facts.tls,
     facts: facts.shards?.[name] ?? {},
   };
 }
@@ -158,6 +161,10 @@ export function shardEntries(app: ScalableApp, facts: ObservedFacts): Record<str
     SHARD_KEY: app.spec.shards.key,
     SHARDS_USER: APP_USER,
     SHARDS_PASSWORD: facts.shardCredentials.app,
+    // The router builds each shard's connection from these (libpq's names for them).
+    ...(app.spec.shards.tls.enabled
+      ? { SHARDS_SSLMODE: 'verify-full', SHARDS_SSLROOTCERT: CA_FILE }
+      : { SHARDS_SSLMODE: 'disable' }),
   };
 }
 

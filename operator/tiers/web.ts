@@ -10,7 +10,7 @@ import type { ScalableApp } from '../api/scalable-app.ts';
 import { ANNOTATION, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { zoneSpread } from './topology.ts';
-import { shardMapVolume } from './shards.ts';
+import { appFiles } from './app-files.ts';
 import { envVars } from './env.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { resourceRequirements } from './resources.ts';
@@ -57,7 +57,8 @@ export function webDeployment(
   const web = app.spec.web!;
   const selector = selectorLabels(app, WEB);
   const spread = zoneSpread(app, selector, { rollingDeployment: true });
-  const shardMap = shardMapVolume(app);
+
+  const files = appFiles(app);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -73,8 +74,8 @@ export function webDeployment(
         },
         spec: {
           ...restrictedPodBase(),
-          containers: [webContainer(web, connection.name, shardMap.mounts)],
-          volumes: [tmpVolume, ...shardMap.volumes],
+          containers: [webContainer(web, connection.name, files.mounts)],
+          volumes: [tmpVolume, ...files.volumes],
           ...(spread ? { topologySpreadConstraints: spread } : {}),
         },
       },

@@ -13,7 +13,8 @@ import { selectorLabels } from '../../tiers/labels.ts';
 import { pgCredentials } from '../generated-secrets.ts';
 import { noDecisions, type TierModule } from '../tier-module.ts';
 import { diagnosed, podsOf, primaryReplicaReadiness, readyReplicas } from '../tier-status.ts';
-import { clusterFacts, decidePgClusters, pgRoles } from './postgres.ts';
+import { issuedCertificates } from '../issued-certificates.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles } from './postgres.ts';
 
 /** The Postgres primary with read replicas, failed over and switched over by the operator. */
 export const databaseTier: TierModule = {
@@ -22,9 +23,14 @@ export const databaseTier: TierModule = {
   async gather(ctx, app, facts) {
     const ns = app.metadata.namespace ?? '';
     const credentials = await pgCredentials(ctx, ns, dbCredentialsName(app));
-    const db = clusterFacts(ctx, ns, databaseCluster(app, facts));
+    const cluster = databaseCluster(app, facts);
+    const db = clusterFacts(ctx, ns, cluster);
+    const tls = app.spec.database!.tls.enabled
+      ? { tls: await issuedCertificates(ctx, app, facts.tls, [pgCertificateRequest(cluster)]) }
+      : {};
     return {
       facts: {
+        ...tls,
         ...(db.lastFailover ? { dbLastFailover: db.lastFailover } : {}),
         dbCredentials: credentials,
         dbPods: db.pods ?? [],

@@ -4,8 +4,11 @@ import {
   LAST_FAILOVER_TIME,
   pgConfigName,
   pgPrimary,
+  pgServerNames,
+  pgTlsSecretName,
   type PgCluster,
 } from '../../tiers/postgres-cluster.ts';
+import type { ServerCertRequest } from '../issued-certificates.ts';
 import type { ObservedFacts, PgClusterFacts } from '../../tiers/objects.ts';
 import { metaTime } from '../conditions.ts';
 import type { DatabaseDecision } from '../database-primary.ts';
@@ -22,6 +25,12 @@ export function clusterFacts(ctx: Pick<TierContext, 'children'>, ns: string, c: 
     pods: ctx.children.select('Pod', ns, c.selector) as V1Pod[],
   };
 }
+
+/** The server certificate a cluster with TLS needs. */
+export const pgCertificateRequest = (c: PgCluster): ServerCertRequest => ({
+  secret: pgTlsSecretName(c),
+  dnsNames: pgServerNames(c),
+});
 
 export const pgRoles = (clusters: readonly PgCluster[]): RoleGroup[] =>
   clusters.map((c) => ({ selector: c.selector, primary: pgPrimary(c) }));

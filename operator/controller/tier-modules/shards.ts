@@ -26,19 +26,32 @@ import {
   type ChildLookup,
   type Readiness,
 } from '../tier-status.ts';
-import { clusterFacts, decidePgClusters, pgRoles } from './postgres.ts';
+import { issuedCertificates } from '../issued-certificates.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles } from './postgres.ts';
 
 /** Database shards: Postgres clusters routed by a published, versioned ring (docs/sharding.md). */
 export const shardsTier: TierModule = {
   tier: 'shards',
   present: (app) => app.spec.shards !== undefined,
-  async gather(ctx, app) {
+  async gather(ctx, app, earlier) {
     const shards = await shardFacts(ctx, app);
+    // Every shard that runs now has its certificate, from the same CA as the database tier's.
+    const facts = app.spec.shards!.tls.enabled
+      ? {
+          ...shards.facts,
+          tls: await issuedCertificates(
+            ctx,
+            app,
+            earlier.tls,
+            shardClusters(app, { ...earlier, ...shards.facts }).map(pgCertificateRequest),
+          ),
+        }
+      : shards.facts;
     // The reset names the last version shown, so an annotation left behind never applies to a later loss.
     const floor = String(shards.facts.shardVersionFloor ?? 0);
-    if (!shards.lost || app.metadata.annotations?.[SHARD_MAP_RESET] === floor) return { facts: shards.facts };
+    if (!shards.lost || app.metadata.annotations?.[SHARD_MAP_RESET] === floor) return { facts };
     return {
-      facts: shards.facts,
+      facts,
       lost: `${shards.lost}; nothing is applied, so no shard is dropped and no ring is guessed. Restore the map, or annotate the app ${SHARD_MAP_RESET}=${floor} to publish the spec's ring as version ${Number(floor) + 1}`,
     };
   },

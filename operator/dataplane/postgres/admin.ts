@@ -1,6 +1,7 @@
 // The few administrative operations Postgres failover needs, behind an interface: the decisions in
 // failover.ts run against real servers through pgAdmin (the operator, the data-plane tests) and
 // against an in-memory fake (unit tests).
+import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import { Client, escapeLiteral } from 'pg';
 import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER } from '../../server-config/postgres.ts';
 
@@ -15,7 +16,21 @@ export type PgNode = {
    * absent (a process on loopback).
    */
   streamHost?: string;
+  /**
+   * The node serves TLS only: the operator verifies its certificate against `ca` and its name as
+   * `streamHost` (the certificate names the pod, not its address), and a standby's primary_conninfo
+   * asks for verify-full against `caFile`, the CA's path in the node's own pod.
+   */
+  tls?: { ca: string; caFile: string };
 };
+
+/**
+ * node-postgres's TLS options for a server whose certificate `ca` signed for `name`: verified
+ * against the name whatever address the socket connects to.
+ */
+export function verifiedTls(ca: string, name: string): ConnectionOptions {
+  return { ca, servername: name, checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert) };
+}
 
 export type PgState = {
   role: 'primary' | 'replica';
@@ -96,12 +111,18 @@ export function conninfoHost(conninfo: string): string | undefined {
  * The primary_conninfo of a standby named `standbyName` following `primary`: the same text the
  * instance script writes at start. application_name is what synchronous_standby_names matches.
  */
-export function primaryConninfo(primary: PgNode, standbyName: string, replicationUser: string): string {
+export function primaryConninfo(
+  primary: PgNode,
+  standbyName: string,
+  replicationUser: string,
+  caFile?: string,
+): string {
   return [
     `host=${conninfoValue(primary.streamHost ?? primary.host)}`,
     `port=${primary.port}`,
     `user=${conninfoValue(replicationUser)}`,
     `application_name=${conninfoValue(standbyName)}`,
+    ...(caFile ? ['sslmode=verify-full', `sslrootcert=${conninfoValue(caFile)}`] : []),
   ].join(' ');
 }
 
@@ -144,6 +165,7 @@ export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
         application_name: 'scalableapp-operator',
         connectionTimeoutMillis: timeoutMs,
         query_timeout: queryTimeoutMs,
+        ssl: n.tls ? verifiedTls(n.tls.ca, n.streamHost ?? n.host) : false,
       });
       // A server that dies mid-call emits 'error' on the client as well as failing the query.
       client.on('error', () => {});
@@ -226,7 +248,8 @@ export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
             'it is a primary: only a restart as a standby (the instance script) can make it follow',
           );
         }
-        const conninfo = primaryConninfo(primary, n.name, replicationUser);
+        // As the instance script writes it at start: TLS when this standby's pod has the CA.
+        const conninfo = primaryConninfo(primary, n.name, replicationUser, n.tls?.caFile);
         await c.query(`ALTER SYSTEM SET primary_conninfo = ${escapeLiteral(conninfo)}`);
         await c.query('SELECT pg_reload_conf()');
       }),

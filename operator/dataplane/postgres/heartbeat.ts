@@ -9,11 +9,14 @@ import { Client } from 'pg';
 import { FENCE_SETTING } from '../../server-config/postgres.ts';
 import { HEARTBEAT_APPLICATION } from '../../server-config/postgres-ready-script.ts';
 import { DEFAULT_SUPERUSER } from '../../server-config/postgres.ts';
+import { verifiedTls } from './admin.ts';
 
 export interface HeartbeatTarget {
   readonly host: string;
   readonly port: number;
   readonly password: string;
+  /** The primary serves TLS only: its certificate chains to `ca` and names `servername`. */
+  readonly tls?: { readonly ca: string; readonly servername: string };
 }
 
 /** One open session; the real one is a pg Client. */
@@ -42,7 +45,11 @@ interface Beat {
 }
 
 const sameTarget = (a: HeartbeatTarget, b: HeartbeatTarget) =>
-  a.host === b.host && a.port === b.port && a.password === b.password;
+  a.host === b.host &&
+  a.port === b.port &&
+  a.password === b.password &&
+  a.tls?.ca === b.tls?.ca &&
+  a.tls?.servername === b.tls?.servername;
 
 export class PrimaryHeartbeats {
   readonly #o: HeartbeatOptions;
@@ -133,6 +140,7 @@ export class PrimaryHeartbeats {
       application_name: HEARTBEAT_APPLICATION,
       connectionTimeoutMillis: timeoutMs,
       query_timeout: timeoutMs,
+      ssl: t.tls ? verifiedTls(t.tls.ca, t.tls.servername) : false,
     });
     // A server that goes away emits 'error' on an idle client: the next query fails and reconnects.
     client.on('error', () => {});

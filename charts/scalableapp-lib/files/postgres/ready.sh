@@ -12,13 +12,24 @@ fence_after=${FENCE_AFTER_SECONDS:-}
   echo "not accepting connections"
   exit 1
 }
-[ -n "$fence_after" ] || exit 0
 
 # Into the container's log when it can (postgres, PID 1, holds it), else nowhere: stdout is the
 # probe's verdict.
 log() { printf '%s ready.sh: %s\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >/proc/1/fd/2 2>/dev/null || true; }
 export PGPASSFILE="$run_dir/pgpass" PGCONNECT_TIMEOUT=2 PGOPTIONS='-c statement_timeout=2000'
 q() { "${bin}psql" -X -A -t -q -w -v ON_ERROR_STOP=1 -h "$run_dir" -p "$PGPORT" -U postgres -d postgres -c "$1"; }
+
+# A renewed certificate: the kubelet swaps the Secret's files in place, and postgres reads them
+# again at a reload. Sessions keep the TLS they started with, so no connection is dropped. The copy
+# records what the server last loaded (none yet: load it, in case it changed since the start).
+cert=${TLS_CERT_FILE:-}
+if [ -n "$cert" ] && [ -r "$cert" ] && ! cmp -s "$cert" "$run_dir/served.crt"; then
+  if q "SELECT pg_reload_conf()" >/dev/null; then
+    cp "$cert" "$run_dir/served.crt.tmp" && mv -f "$run_dir/served.crt.tmp" "$run_dir/served.crt"
+    log "reloaded: the server certificate changed"
+  fi
+fi
+[ -n "$fence_after" ] || exit 0
 
 # Recovery (a standby has nothing to fence), the fence, and the seconds since this server last
 # heard from a standby (its last status report) or the operator (its heartbeat's last query), or
@@ -45,18 +56,24 @@ if [ -z "$fenced" ] && [ "$silent" -ge "$fence_after" ]; then
 fi
 
 hba=$PGDATA/pg_hba.conf
+# What the server started with (start.sh's copies); a server started before those copies existed
+# falls back to the ConfigMap's files.
+open_hba=$run_dir/started-pg_hba.conf
+fenced_hba=$run_dir/started-pg_hba.fenced.conf
+[ -r "$open_hba" ] || open_hba=$config_dir/pg_hba.conf
+[ -r "$fenced_hba" ] || fenced_hba=$config_dir/pg_hba.fenced.conf
 if [ -n "$fenced" ]; then
   # Every time, not once: a session may have connected before the server read the new file.
-  if ! cmp -s "$config_dir/pg_hba.fenced.conf" "$hba"; then
-    cp "$config_dir/pg_hba.fenced.conf" "$hba" && q "SELECT pg_reload_conf()" >/dev/null
+  if ! cmp -s "$fenced_hba" "$hba"; then
+    cp "$fenced_hba" "$hba" && q "SELECT pg_reload_conf()" >/dev/null
   fi
   q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
       WHERE backend_type = 'client backend' AND usename <> current_user" >/dev/null
   echo "fenced: $fenced"
   exit 1
 fi
-if ! cmp -s "$config_dir/pg_hba.conf" "$hba"; then
-  cp "$config_dir/pg_hba.conf" "$hba" && q "SELECT pg_reload_conf()" >/dev/null
+if ! cmp -s "$open_hba" "$hba"; then
+  cp "$open_hba" "$hba" && q "SELECT pg_reload_conf()" >/dev/null
   log "the fence was lifted: clients are let in again"
 fi
 exit 0
