@@ -51,7 +51,8 @@ fence_after=\${FENCE_AFTER_SECONDS:-}
 
 # Into the container's log when it can (postgres, PID 1, holds it), else nowhere: stdout is the
 # probe's verdict.
-log() { printf '%s ready.sh: %s\\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >/proc/1/fd/2 2>/dev/null || true; }
+# (The braces: a redirection that fails is reported on the stderr in force before it, the probe's.)
+log() { { printf '%s ready.sh: %s\\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >/proc/1/fd/2; } 2>/dev/null || true; }
 export PGPASSFILE="$run_dir/${PG_PASSFILE}" PGCONNECT_TIMEOUT=2 PGOPTIONS='-c statement_timeout=2000'
 q() { "\${bin}psql" -X -A -t -q -w -v ON_ERROR_STOP=1 -h "$run_dir" -p "$PGPORT" -U ${superuser} -d postgres -c "$1"; }
 

@@ -11,12 +11,19 @@ import { freePort } from '../../e2e/support/free-port.ts';
 export { freePort } from '../../e2e/support/free-port.ts';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import type { ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { eventually } from '../../e2e/support/eventually.ts';
-import { pgAdmin, type PgNode, type PostgresAdmin } from '../../operator/dataplane/postgres/admin.ts';
+import {
+  pgAdmin,
+  verifiedTls,
+  type PgNode,
+  type PostgresAdmin,
+} from '../../operator/dataplane/postgres/admin.ts';
+import { issueCa, issueServerCert, type KeyPair } from '../../operator/tls/certificates.ts';
 import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../../operator/server-config/postgres.ts';
 import { FENCED_HBA_FILE, instanceReadyScript } from '../../operator/server-config/postgres-ready-script.ts';
 import {
@@ -96,7 +103,14 @@ export class LocalInstance {
   constructor(cluster: LocalCluster, name: string, port: number) {
     this.#cluster = cluster;
     this.name = name;
-    this.node = { name, host: '127.0.0.1', port };
+    // With TLS, reached at the address, its certificate checked against the name it holds.
+    const tls = cluster.tls;
+    this.node = {
+      name,
+      host: '127.0.0.1',
+      port,
+      ...(tls ? { streamHost: TLS_NAME, tls: { ca: tls.ca.cert, caFile: tls.caFile } } : {}),
+    };
     this.dataDir = join(cluster.root, name, 'pgdata');
     this.runDir = join(cluster.root, name, 'run');
   }
@@ -115,12 +129,13 @@ export class LocalInstance {
       PGPORT: String(this.node.port),
       INSTANCE_NAME: this.name,
       PRIMARY_NAME: primary.name,
-      PRIMARY_HOST: primary.node.host,
+      PRIMARY_HOST: primary.node.streamHost ?? primary.node.host,
       PRIMARY_PORT: String(primary.node.port),
       PG_BIN: c.pgBin,
       CONFIG_DIR: c.configDir,
       CREDENTIALS_DIR: c.credentialsDir,
       RUN_DIR: this.runDir,
+      ...(c.tls ? { TLS_CA_FILE: c.tls.caFile } : {}),
     };
     const owner = c.owner;
     const [cmd, args] = owner
@@ -191,9 +206,14 @@ export class LocalInstance {
    * A connection (close it with end()): as the app user to the app database, or as the superuser to
    * the `postgres` database.
    */
-  async connect(options: { as?: 'app' | 'superuser'; timeoutMs?: number } = {}): Promise<Client> {
+  async connect(
+    options: { as?: 'app' | 'superuser'; timeoutMs?: number; ssl?: false | ConnectionOptions } = {},
+  ): Promise<Client> {
     const superuser = options.as === 'superuser';
+    const tls = this.#cluster.tls;
     const client = new Client({
+      // As the app does: the certificate checked against the CA and the name (verify-full).
+      ssl: options.ssl ?? (tls ? verifiedTls(tls.ca.cert, TLS_NAME) : false),
       host: this.node.host,
       port: this.node.port,
       user: superuser ? 'postgres' : APP_USER,
@@ -241,6 +261,7 @@ export class LocalInstance {
       PG_BIN: c.pgBin,
       CONFIG_DIR: c.configDir,
       RUN_DIR: this.runDir,
+      ...(c.tls ? { TLS_CERT_FILE: c.tls.certFile } : {}),
       ...(fenceAfterSeconds !== undefined ? { FENCE_AFTER_SECONDS: String(fenceAfterSeconds) } : {}),
     };
     const script = join(c.configDir, 'ready.sh');
@@ -300,7 +321,20 @@ export type LocalClusterOptions = {
   /** Instance names; the first is the initial primary. */
   names: readonly string[];
   synchronousReplicas?: number;
+  /** Serve TLS only, with a certificate for `localhost` from a CA of the cluster's own (as the pods do). */
+  tls?: boolean;
 };
+
+/** The name the certificate of a TLS cluster holds; clients and standbys reach instances by it. */
+export const TLS_NAME = 'localhost';
+
+/** A TLS cluster's CA and where its files are (one certificate for every instance, as one Secret). */
+export interface LocalTls {
+  readonly ca: KeyPair;
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
 
 /** A set of instances sharing one config and one credentials directory, as the pods share a ConfigMap. */
 export class LocalCluster {
@@ -312,6 +346,7 @@ export class LocalCluster {
   readonly owner: { uid: number; gid: number } | undefined;
   readonly admin: PostgresAdmin;
   readonly instances: LocalInstance[] = [];
+  tls: LocalTls | undefined;
 
   private constructor(root: string, pgBin: string, owner: { uid: number; gid: number } | undefined) {
     this.root = root;
@@ -340,6 +375,19 @@ export class LocalCluster {
     const root = await mkdtemp(join(tmpdir(), 'pg-dataplane-'));
     const cluster = new LocalCluster(root, pgBin, owner);
     const { configDir, credentialsDir } = cluster;
+    if (o.tls) {
+      const dir = join(root, 'tls');
+      await mkdir(dir, { mode: 0o700 });
+      const ca = await issueCa('dataplane test CA', new Date());
+      cluster.tls = {
+        ca,
+        caFile: join(dir, 'ca.crt'),
+        certFile: join(dir, 'tls.crt'),
+        keyFile: join(dir, 'tls.key'),
+      };
+      await writeFile(cluster.tls.caFile, ca.cert);
+      await cluster.installCertificate(await issueServerCert(ca, [TLS_NAME], new Date()));
+    }
     await mkdir(configDir);
     await mkdir(credentialsDir, { mode: 0o700 });
     await writeFile(
@@ -351,15 +399,22 @@ export class LocalCluster {
         // Small: a test cluster, and many of them on one machine.
         walKeepSizeMb: 64,
         maxConnections: 50,
+        ...(cluster.tls ? { tls: { certFile: cluster.tls.certFile, keyFile: cluster.tls.keyFile } } : {}),
       }),
     );
     await writeFile(
       join(configDir, 'pg_hba.conf'),
-      hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE }),
+      hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE, tls: o.tls ?? false }),
     );
     await writeFile(
       join(configDir, FENCED_HBA_FILE),
-      hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE, fenced: true }),
+      hbaConfig({
+        cidr: '127.0.0.1/32',
+        appUser: APP_USER,
+        appDatabase: APP_DATABASE,
+        fenced: true,
+        tls: o.tls ?? false,
+      }),
     );
     await writeFile(join(configDir, 'ready.sh'), instanceReadyScript());
     const secret = (file: string, value: string) =>
@@ -375,6 +430,23 @@ export class LocalCluster {
     }
     if (cluster.owner) await chownTree(root, cluster.owner);
     return cluster;
+  }
+
+  /**
+   * Puts a server certificate and its key in place, as the kubelet swaps a renewed Secret's files:
+   * each file replaced whole, the key private to the instances' user. A running server reads them
+   * at its next reload (ready.sh sees the change).
+   */
+  async installCertificate(pair: KeyPair): Promise<void> {
+    const tls = this.tls!;
+    for (const [file, text, mode] of [
+      [tls.keyFile, pair.key, 0o600],
+      [tls.certFile, pair.cert, 0o644],
+    ] as const) {
+      await writeFile(`${file}.new`, text, { mode });
+      if (this.owner) await chown(`${file}.new`, this.owner.uid, this.owner.gid);
+      await rename(`${file}.new`, file);
+    }
   }
 
   get(name: string): LocalInstance {
