@@ -1,0 +1,185 @@
+// Postgres over TLS on the real node (spec.database.tls and spec.shards.tls, on by default): what a
+// client pod sees with real connections, what the servers' own views say of replication, and a
+// certificate the operator issues again under running traffic.
+import { X509Certificate } from 'node:crypto';
+import { decodeSecret } from './support/apps.ts';
+import { eventually, json, kubectl } from './support/kube.ts';
+import { superuserQuery } from './support/pg-load.ts';
+import {
+  WRITER,
+  WRITER_LABELS,
+  allPodsReady,
+  applyAndAwaitReady,
+  createRealNamespace,
+  deleteNamespaceAndWait,
+  describeReal,
+  execIn,
+  installInClusterOperator,
+  localApp,
+  serviceRequest,
+  startProbe,
+  tierPods,
+} from './support/real-node.ts';
+
+const APP = 'vault';
+let ns: string;
+
+beforeAll(async () => {
+  installInClusterOperator();
+  ns = createRealNamespace('real-tls');
+  await applyAndAwaitReady(
+    ns,
+    localApp(APP, {
+      web: { image: 'placeholder', port: 8080, replicas: 1, healthCheck: { path: '/healthz' } },
+      database: { replicas: 1, storage: { size: '1Gi' } },
+      shards: { count: 1, key: 'user_id', replicasPerShard: 0, storage: { size: '1Gi' } },
+    }),
+    'the app Ready on the real node',
+  );
+  startProbe(ns, WRITER, WRITER_LABELS, `${APP}-connection`);
+  await allPodsReady(ns, `scalableapp.io/test-client=${WRITER_LABELS['scalableapp.io/test-client']}`, 1);
+  await allPodsReady(ns, tierPods(APP, 'web'), 1);
+}, 900_000);
+
+afterAll(() => {
+  if (ns) deleteNamespaceAndWait(ns);
+});
+
+/**
+ * Runs `body` (JavaScript with `pg` and `url` in scope) in the client pod, which has the app's
+ * connection Secret as its environment and its CA where the URLs say; its stdout, trimmed.
+ */
+function inClient(url: string, body: string): { ok: boolean; out: string } {
+  const script =
+    `const pg=require('/app/node_modules/pg');const url=${url};` +
+    `(async()=>{${body}})().catch(e=>{console.log('error: '+e.message);process.exit(1)})`;
+  const r = execIn(ns, WRITER, ['node', '-e', script]);
+  return { ok: r.ok, out: r.stdout.trim() };
+}
+
+/** The first shard's read-write URL, as the demo's router builds it from the Secret's entries. */
+const shardUrl = () =>
+  '`postgres://app:${encodeURIComponent(process.env.SHARDS_PASSWORD)}@' +
+  `${APP}-shard-0-rw.${ns}.svc:5432/app` +
+  '?sslmode=${process.env.SHARDS_SSLMODE}&sslrootcert=${process.env.SHARDS_SSLROOTCERT}`';
+
+/** The serial of the certificate the database's primary serves to a new connection. */
+const servedSerial = () =>
+  inClient(
+    'process.env.DATABASE_URL',
+    'const c=new pg.Client({connectionString:url,connectionTimeoutMillis:5000});await c.connect();' +
+      'console.log(c.connection.stream.getPeerCertificate().serialNumber);await c.end();',
+  ).out;
+
+const secretCert = (name: string) =>
+  Buffer.from(json<any>(['get', 'secret', name, '-n', ns]).data['tls.crt'], 'base64').toString();
+
+describeReal('Postgres over TLS on the real node', () => {
+  it('refuses a plaintext connection to the database and to a shard', () => {
+    const plain = (url: string) =>
+      inClient(
+        url,
+        "const u=new URL(url);const c=new pg.Client({host:u.hostname,port:5432,user:'app'," +
+          "password:decodeURIComponent(u.password),database:'app',ssl:false,connectionTimeoutMillis:5000});" +
+          "await c.connect();console.log('connected');await c.end();",
+      );
+    const db = plain('process.env.DATABASE_URL');
+    expect(db.out).toMatch(/no pg_hba\.conf entry .* no encryption/);
+    const shard = plain(shardUrl());
+    expect(shard.out).toMatch(/no pg_hba\.conf entry .* no encryption/);
+  });
+
+  it("the app's URLs verify the certificate and the name against the app's CA, and the session is encrypted", () => {
+    const env = decodeSecret(json<any>(['get', 'secret', `${APP}-connection`, '-n', ns]));
+    expect(env.DATABASE_URL).toMatch(/\?sslmode=verify-full&sslrootcert=\/etc\/scalableapp\/ca\/ca\.crt$/);
+    expect([env.SHARDS_SSLMODE, env.SHARDS_SSLROOTCERT]).toEqual([
+      'verify-full',
+      '/etc/scalableapp/ca/ca.crt',
+    ]);
+    const query =
+      'const c=new pg.Client({connectionString:url,connectionTimeoutMillis:5000});await c.connect();' +
+      "const r=await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');" +
+      'console.log(JSON.stringify(r.rows));await c.end();';
+    expect(inClient('process.env.DATABASE_URL', query)).toEqual({ ok: true, out: '[{"ssl":true}]' });
+    expect(inClient(shardUrl(), query)).toEqual({
+      ok: true,
+      out: '[{"ssl":true}]',
+    });
+    // The CA the clients trust is the app's, handed out as a ConfigMap (its key stays in a Secret
+    // no pod mounts).
+    const ca = json<any>(['get', 'configmap', `${APP}-ca-cert`, '-n', ns]).data['ca.crt'];
+    expect(new X509Certificate(secretCert(`${APP}-db-tls`)).checkIssued(new X509Certificate(ca))).toBe(true);
+  });
+
+  it('replication runs over TLS: the primary sees its standby on an encrypted connection', () => {
+    const seen = superuserQuery(
+      ns,
+      `${APP}-db-0`,
+      "SELECT r.application_name || ' ' || s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)",
+    );
+    expect(seen).toBe(`${APP}-db-1 true`);
+  });
+
+  it('the demo app reaches the database and the shards with verified TLS', async () => {
+    const res = await serviceRequest(ns, `${APP}-web`, '/touch-all');
+    expect(res.status).toBe(200);
+    for (const tier of ['database', 'shards'])
+      expect({ tier, ...res.body.results?.[tier] }).toMatchObject({ tier, ok: true });
+  });
+
+  it('a certificate the operator issues again is served after the servers reload, with no failed request and no pod restarted', async () => {
+    const webPods = kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name']);
+    const dbUids = kubectl([
+      'get',
+      'pods',
+      '-n',
+      ns,
+      '-l',
+      tierPods(APP, 'database'),
+      '-o',
+      'jsonpath={.items[*].metadata.uid}',
+    ]);
+    const before = servedSerial();
+    expect(before).toBe(new X509Certificate(secretCert(`${APP}-db-tls`)).serialNumber);
+    // The manual way to rotate (docs): delete the Secret; the operator issues a new one from the same CA.
+    kubectl(['delete', 'secret', `${APP}-db-tls`, '-n', ns]);
+    const failures: string[] = [];
+    let requests = 0;
+    const renewed = await eventually(
+      'the new certificate served by the primary',
+      async () => {
+        // Traffic through the web tier all along (bounded by the wait): writes on the primary.
+        for (let i = 0; i < 3; i++) {
+          requests++;
+          const r = await serviceRequest(ns, `${APP}-web`, '/db/items', {
+            method: 'POST',
+            body: JSON.stringify({ value: `rotation ${requests}` }),
+            headers: { 'content-type': 'application/json' },
+          }).catch((e: Error) => ({ status: 0, body: e.message }));
+          if (r.status !== 201) failures.push(`${r.status} ${JSON.stringify(r.body)}`);
+        }
+        const served = servedSerial();
+        return served !== before && /^[0-9A-F]+$/.test(served) && served;
+      },
+      300_000,
+      2000,
+    );
+    expect(renewed).toBe(new X509Certificate(secretCert(`${APP}-db-tls`)).serialNumber);
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(3);
+    // Nothing restarted: the web pods kept their pools, the servers only reloaded.
+    expect(kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name'])).toBe(webPods);
+    expect(
+      kubectl([
+        'get',
+        'pods',
+        '-n',
+        ns,
+        '-l',
+        tierPods(APP, 'database'),
+        '-o',
+        'jsonpath={.items[*].metadata.uid}',
+      ]),
+    ).toBe(dbUids);
+  }, 400_000);
+});
