@@ -7,7 +7,9 @@ import { parse } from 'yaml';
 import type { V1Job } from '@kubernetes/client-node';
 import { parseApp } from '../operator/api/testdata/apps.ts';
 import { networkPolicies } from '../operator/tiers/network-policies.ts';
-import { connectionSecretName } from '../operator/tiers/connection.ts';
+import { connectionEntries, connectionSecretName } from '../operator/tiers/connection.ts';
+import { ALL_FACTS } from '../operator/tiers/testdata/facts.ts';
+import { TLS_KEYS, caConfigMapName } from '../operator/tiers/tls.ts';
 import { shardMapName, SHARD_MOVER } from '../operator/tiers/shards.ts';
 import { SHARD_MAP_KEY } from '../operator/sharding/shard-map.ts';
 import { restrictedViolations } from '../operator/tiers/testdata/restricted-pss.ts';
@@ -77,10 +79,20 @@ describe('the example resharding Job', () => {
     expect(refs).toEqual([
       ['SHARDS_USER', connectionSecretName(app), 'SHARDS_USER'],
       ['SHARDS_PASSWORD', connectionSecretName(app), 'SHARDS_PASSWORD'],
+      ['SHARDS_SSLMODE', connectionSecretName(app), 'SHARDS_SSLMODE'],
+      ['SHARDS_SSLROOTCERT', connectionSecretName(app), 'SHARDS_SSLROOTCERT'],
     ]);
-    expect(pod.spec!.volumes).toEqual([{ name: 'shard-map', configMap: { name: shardMapName(app) } }]);
-    const [mount] = container!.volumeMounts!;
+    // Every key it names is one the operator puts in the connection Secret (TLS on, the default).
+    const entries = connectionEntries(app, ALL_FACTS);
+    for (const [name] of refs) expect(entries).toHaveProperty(name as string);
+    expect(pod.spec!.volumes).toEqual([
+      { name: 'shard-map', configMap: { name: shardMapName(app) } },
+      { name: 'ca', configMap: { name: caConfigMapName(app), optional: true } },
+    ]);
+    const [mount, caMount] = container!.volumeMounts!;
     expect(container!.args!.slice(1, 3)).toEqual(['--map', `${mount!.mountPath}/${SHARD_MAP_KEY}`]);
+    // The CA where SHARDS_SSLROOTCERT says it is.
+    expect(`${caMount!.mountPath}/${TLS_KEYS.ca}`).toBe(entries.SHARDS_SSLROOTCERT);
   });
 
   it("runs the mover compiled into the operator's image", () => {

@@ -8,7 +8,8 @@
 // shard of the map plus those given with --shard (a removed shard is no longer in the map); unfence
 // lifts the fence from every shard reached.
 // Shards are reached at the map's addresses with SHARDS_USER and SHARDS_PASSWORD from the
-// environment (the app's connection Secret), or at a --shard URL. Prints the phase's counts as JSON;
+// environment (the app's connection Secret), over TLS when SHARDS_SSLMODE says verify-full (with the
+// CA at SHARDS_SSLROOTCERT), or at a --shard URL. Prints the phase's counts as JSON;
 // verify exits 1 when a key differs. In the cluster it runs as a Job from the operator's image
 // (examples/reshard-job.yaml).
 import { readFile } from 'node:fs/promises';
@@ -53,6 +54,15 @@ if (['copy', 'fence', 'verify'].includes(phase) && !map.pending) {
 }
 
 const urls = new Map(values.shard.map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
+// TLS as the connection Secret says (SHARDS_SSLMODE, SHARDS_SSLROOTCERT: the app's CA, mounted):
+// verify-full checks the chain and the map's host name, as the app's router does.
+const sslmode = process.env.SHARDS_SSLMODE ?? 'disable';
+if (!['disable', 'verify-full'].includes(sslmode)) {
+  console.error(`SHARDS_SSLMODE must be disable or verify-full, got ${JSON.stringify(sslmode)}`);
+  process.exit(2);
+}
+const ssl =
+  sslmode === 'verify-full' ? { ca: await readFile(process.env.SHARDS_SSLROOTCERT ?? '', 'utf8') } : false;
 const clients: Record<string, pg.Client> = {};
 for (const e of [...map.shards, ...(map.pending?.shards ?? [])]) {
   clients[e.name] ??= new pg.Client({
@@ -61,6 +71,7 @@ for (const e of [...map.shards, ...(map.pending?.shards ?? [])]) {
     database: e.database,
     user: process.env.SHARDS_USER,
     password: process.env.SHARDS_PASSWORD,
+    ssl,
   });
 }
 for (const [name, url] of urls) clients[name] = new pg.Client({ connectionString: url });

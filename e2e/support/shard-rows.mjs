@@ -11,6 +11,7 @@
 //          row's text in one order (the data set, wherever it lives), and how many rows sit on a shard
 //          the routed ring does not name for their key.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { HashRing } from '/app/dist/operator/sharding/ring.js';
 import { parseShardMap, ringSpec } from '/app/dist/operator/sharding/shard-map.js';
@@ -30,6 +31,10 @@ const clients = new Map(
       database: s.database,
       user: process.env.SHARDS_USER,
       password: process.env.SHARDS_PASSWORD,
+      // TLS as the connection Secret says: the app's CA (mounted), the map's host name checked.
+      ssl: process.env.SHARDS_SSLROOTCERT
+        ? { ca: readFileSync(process.env.SHARDS_SSLROOTCERT, 'utf8') }
+        : false,
       connectionTimeoutMillis: 10_000,
       statement_timeout: 60_000,
     }),

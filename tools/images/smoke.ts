@@ -41,6 +41,10 @@ import type {
 import { scalableApp } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { databaseCluster } from '../../operator/tiers/database.ts';
+import { pgServerNames, pgTlsSecretName } from '../../operator/tiers/postgres-cluster.ts';
+import { verifiedTls } from '../../operator/dataplane/postgres/admin.ts';
+import { issueCa, issueServerCert } from '../../operator/tls/certificates.ts';
 import { withRedis } from '../../operator/dataplane/redis-client.ts';
 
 type ImageConfig = {
@@ -99,6 +103,7 @@ const facts: ObservedFacts = {
   cachePassword: secret('cache'),
   cacheLogins: { operator: secret('cache-op'), replication: secret('cache-repl') },
   dbCredentials: { superuser: secret('super'), replication: secret('repl'), app: secret('app') },
+  tls: await smokeCertificates(),
   queueCredentials: {
     username: 'smoke-app',
     password: secret('mq'),
@@ -108,6 +113,14 @@ const facts: ObservedFacts = {
   },
 } as ObservedFacts;
 const objects = desiredState(app, facts) as unknown as Workload[];
+
+/** The app's CA and the database's certificate, issued as the controller issues them. */
+async function smokeCertificates(): Promise<ObservedFacts['tls']> {
+  const now = new Date();
+  const ca = await issueCa(`${NS}/shop ScalableApp CA`, now);
+  const db = databaseCluster(app, { gatewayApi: false });
+  return { ca, servers: { [pgTlsSecretName(db)]: await issueServerCert(ca, pgServerNames(db), now) } };
+}
 const byName = <T>(kind: string, name: string) =>
   objects.find((o) => o.kind === kind && o.metadata.name === name) as unknown as T | undefined;
 
@@ -592,12 +605,15 @@ async function operatorBoots(p: Pod) {
 async function exercise(p: Pod) {
   switch (p.image) {
     case 'postgres': {
+      // Over TLS only, its certificate checked against the CA and a name it holds (the server
+      // refuses plaintext).
       const client = new pg.Client({
         host: '127.0.0.1',
         port: 5432,
         user: 'app',
         database: 'app',
         password: facts.dbCredentials!.app,
+        ssl: verifiedTls(facts.tls!.ca.cert, pgServerNames(databaseCluster(app, facts))[0]!),
       });
       await client.connect();
       const r = await client.query('SELECT current_user AS u, version() AS v');
