@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 // The database tier on the local control plane: instances and volumes, roles and Services, the read
 // fallback, failover and switchover (Postgres replaced by pod readiness at the PostgresAdmin
@@ -83,11 +84,13 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
       'replication-password',
       'superuser-password',
     ]);
+    // TLS by default: the certificate and the name verified against the app's CA.
+    const tls = '?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt';
     expect(conn.DATABASE_URL).toBe(
-      `postgresql://app:${encodeURIComponent(creds['app-password']!)}@notes-db-rw.${ns}.svc:5432/app`,
+      `postgresql://app:${encodeURIComponent(creds['app-password']!)}@notes-db-rw.${ns}.svc:5432/app${tls}`,
     );
     expect(conn.DATABASE_READ_URL).toBe(
-      `postgresql://app:${encodeURIComponent(creds['app-password']!)}@notes-db-ro.${ns}.svc:5432/app`,
+      `postgresql://app:${encodeURIComponent(creds['app-password']!)}@notes-db-ro.${ns}.svc:5432/app${tls}`,
     );
     const elsewhere = [
       JSON.stringify(getApp(ns, 'notes')),
@@ -95,6 +98,42 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
       await op.output(),
     ];
     for (const text of elsewhere) for (const pw of Object.values(creds)) expect(text).not.toContain(pw);
+  });
+
+  it("serves TLS with a certificate from the app's own CA, kept across operator restarts with no write", async () => {
+    const secret = (name: string) => json<any>(['get', 'secret', name, '-n', ns]);
+    const pem = (s: any, key: string) => Buffer.from(s.data[key], 'base64').toString();
+    const server = secret('notes-db-tls');
+    expect(server.type).toBe('kubernetes.io/tls');
+    const cert = new X509Certificate(pem(server, 'tls.crt'));
+    const ca = json<any>(['get', 'configmap', 'notes-ca-cert', '-n', ns]).data['ca.crt'];
+    expect(cert.checkIssued(new X509Certificate(ca))).toBe(true);
+    expect(cert.subjectAltName).toContain(`DNS:notes-db-rw.${ns}.svc`);
+    expect(cert.subjectAltName).toContain(`DNS:*.notes-db-headless.${ns}.svc`);
+    // The CA's key is in a Secret no pod mounts.
+    expect(pem(secret('notes-ca'), 'tls.crt')).toBe(ca);
+    const mounted = json<any>(['get', 'pods', '-n', ns, '-o', 'json']).items.flatMap((p: any) =>
+      (p.spec.volumes ?? []).map((v: any) => v.secret?.secretName).filter(Boolean),
+    );
+    expect(mounted).not.toContain('notes-ca');
+    const versions = () =>
+      ['notes-ca', 'notes-db-tls'].map((n) => secret(n).metadata.resourceVersion as string);
+    const before = versions();
+    // No key in the operator's log, the app's status or any Event.
+    for (const text of [
+      await op.output(),
+      JSON.stringify(getApp(ns, 'notes')),
+      kubectl(['get', 'events', '-n', ns, '-o', 'json']),
+    ])
+      expect(text).not.toContain('PRIVATE KEY');
+    await op.stop();
+    op = await startOperator({ namespace: ns });
+    await eventually(
+      'a reconcile',
+      async () => (await op.counter('controller_runtime_reconcile_total', { result: 'success' })) > 0,
+    );
+    expect(await op.counter('scalableapp_api_requests_total')).toBe(0);
+    expect(versions()).toEqual(before);
   });
 
   it('runs Postgres as the image user under the restricted profile, spread over zones, and lets only the app in', () => {

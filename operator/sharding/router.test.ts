@@ -96,6 +96,15 @@ describe('ShardRouter', () => {
     expect(decodeURIComponent(url.password)).toBe(credentials.password);
     expect([url.hostname, url.port, url.pathname]).toEqual(['shop-shard-1-rw.shop.svc', '5433', '/app']);
     expect(new URL(router.url(key, credentials, { read: true })).hostname).toBe('shop-shard-1-ro.shop.svc');
+    // TLS as the connection Secret says, in libpq's parameters.
+    const tls = new URL(
+      router.url(key, { ...credentials, sslmode: 'verify-full', sslrootcert: '/etc/scalableapp/ca/ca.crt' }),
+    );
+    expect(Object.fromEntries(tls.searchParams)).toEqual({
+      sslmode: 'verify-full',
+      sslrootcert: '/etc/scalableapp/ca/ca.crt',
+    });
+    expect(url.search).toBe('');
     // shard-0 has no read Service in this map: reads go to its primary.
     const zero = keys.find((k) => router.route(k).shard === 'shop-shard-0')!;
     expect(new URL(router.url(zero, credentials, { read: true })).hostname).toBe('shop-shard-0-rw.shop.svc');

@@ -25,7 +25,11 @@ export type ShardRoute = {
   version: number;
 };
 
-export type Credentials = { user: string; password: string };
+/**
+ * The shards' login and TLS, as the connection Secret hands them out (SHARDS_USER, SHARDS_PASSWORD,
+ * SHARDS_SSLMODE, SHARDS_SSLROOTCERT); libpq's names, which node-postgres reads from a URL too.
+ */
+export type Credentials = { user: string; password: string; sslmode?: string; sslrootcert?: string };
 
 /** One ring with where its shards are. */
 class RoutedRing {
@@ -102,14 +106,19 @@ export class ShardRouter {
 
   /**
    * A `postgresql://` URL to the shard of `key`: its primary, or with `{ read: true }` its read-only
-   * Service (the primary when the map names none). Credentials are percent-encoded.
+   * Service (the primary when the map names none). Credentials are percent-encoded; sslmode and
+   * sslrootcert, when given, are the URL's parameters.
    */
   url(key: string, credentials: Credentials, options: { read?: boolean } = {}): string {
     const r = this.route(key);
     const host = options.read ? (r.readHost ?? r.host) : r.host;
     const user = encodeURIComponent(credentials.user);
     const password = encodeURIComponent(credentials.password);
-    return `postgresql://${user}:${password}@${host}:${r.port}/${encodeURIComponent(r.database)}`;
+    const params = new URLSearchParams();
+    if (credentials.sslmode) params.set('sslmode', credentials.sslmode);
+    if (credentials.sslrootcert) params.set('sslrootcert', credentials.sslrootcert);
+    const query = params.size ? `?${params.toString()}` : '';
+    return `postgresql://${user}:${password}@${host}:${r.port}/${encodeURIComponent(r.database)}${query}`;
   }
 }
 
