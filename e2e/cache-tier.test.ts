@@ -79,9 +79,11 @@ describe('a web tier with sessions in a cache tier', () => {
     ]);
     const password = auth.password!;
     expect(password.length).toBeGreaterThanOrEqual(24);
-    expect(conn.CACHE_URL).toBe(`redis://:${encodeURIComponent(password)}@shop-cache.${ns}.svc:6379/0`);
+    // TLS by default: rediss://, the CA where CACHE_CA_FILE says.
+    expect(conn.CACHE_URL).toBe(`rediss://:${encodeURIComponent(password)}@shop-cache.${ns}.svc:6379/0`);
+    expect(conn.CACHE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
     expect(conn.CACHE_REPLICAS_URL).toBe(
-      `redis://:${encodeURIComponent(password)}@shop-cache-replicas.${ns}.svc:6379/0`,
+      `rediss://:${encodeURIComponent(password)}@shop-cache-replicas.${ns}.svc:6379/0`,
     );
     expect(conn.SESSION_STORE).toBe('redis');
     expect(conn.SESSION_STORE_URL).toBe(conn.CACHE_URL);

@@ -169,6 +169,10 @@ describeReal('the demo app on the real node', () => {
       'env',
       `REDISCLI_AUTH=${auth[CACHE_PASSWORD_KEYS.operator]}`,
       'redis-cli',
+      // TLS only (spec.cache.tls, the default): the server's chain checked against the app's CA.
+      '--tls',
+      '--cacert',
+      '/tls/ca.crt',
       '--user',
       CACHE_USERS.operator,
       'INFO',
@@ -281,7 +285,8 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
   it("from a web pod, the app's cache login cannot empty or reconfigure the cache", () => {
     // Run in the web pod with its own environment (CACHE_URL from the connection Secret).
     const script =
-      "const {createClient}=require('redis');(async()=>{const c=createClient({url:process.env.CACHE_URL});" +
+      "const {createClient}=require('redis');const ca=require('fs').readFileSync(process.env.CACHE_CA_FILE,'utf8');" +
+      '(async()=>{const c=createClient({url:process.env.CACHE_URL,socket:{ca}});' +
       "c.on('error',()=>{});await c.connect();" +
       "for(const cmd of [['FLUSHALL'],['CONFIG','SET','maxmemory','1'],['REPLICAOF','127.0.0.1','1'],['SET','k','v']])" +
       "{try{console.log(cmd[0]+' '+(await c.sendCommand(cmd)))}catch(e){console.log(cmd[0]+' '+String(e.message).split(' ')[0])}}" +

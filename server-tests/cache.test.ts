@@ -6,7 +6,9 @@
 import { freePort } from '../e2e/support/free-port.ts';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
@@ -21,6 +23,7 @@ import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts'
 import { HELD_PRIMARY_ARGS, readyScriptText } from '../operator/tiers/cache.ts';
 import { parseInfo, respCacheAdmin, type CacheNode } from '../operator/dataplane/redis-admin.ts';
 import { connectRedis, ErrorReply, errorCode, type RedisClient } from '../operator/dataplane/redis-client.ts';
+import { issueCa, issueServerCert, type KeyPair } from '../operator/tls/certificates.ts';
 
 const PASSWORDS = {
   app: 'data-plane-test-password',
@@ -28,6 +31,11 @@ const PASSWORDS = {
   replication: 'replication test password',
 };
 const PASSWORD = PASSWORDS.app;
+/** The name the TLS servers' certificate holds (they are reached at 127.0.0.1, checked against it). */
+const TLS_NAME = 'localhost';
+/** The TLS material of the servers that serve TLS: one CA, one certificate, as one Secret's files. */
+let TLS:
+  { dir: string; ca: KeyPair; files: { certFile: string; keyFile: string; caFile: string } } | undefined;
 const OPERATOR = { username: CACHE_USERS.operator, password: PASSWORDS.operator };
 const admin = respCacheAdmin(OPERATOR);
 const TEST_TIMEOUT = 90_000;
@@ -80,7 +88,7 @@ const servers: Server[] = [];
 const clients: RedisClient[] = [];
 
 type ConfigChoices = Partial<
-  Pick<CacheServerOptions, 'maxMemoryBytes' | 'evictionPolicy' | 'minReplicasToWrite'>
+  Pick<CacheServerOptions, 'maxMemoryBytes' | 'evictionPolicy' | 'minReplicasToWrite' | 'tls'>
 >;
 
 /** Writes the generated config and the auth include into a temp dir and starts redis-server on them. */
@@ -104,7 +112,9 @@ async function startServer(name: string, choices: ConfigChoices = {}, args: stri
       ...choices,
     }),
   );
-  const server: Server = { node: { name, host: '127.0.0.1', port }, conf, args, dir, log: '' };
+  // Over TLS the operator reaches it at the address and checks the name its certificate holds.
+  const tls = choices.tls && TLS ? { tls: { ca: TLS.ca.cert, servername: TLS_NAME } } : {};
+  const server: Server = { node: { name, host: '127.0.0.1', port, ...tls }, conf, args, dir, log: '' };
   servers.push(server);
   await launch(server);
   return server;
@@ -191,6 +201,7 @@ afterAll(async () => {
   for (const c of clients) c.destroy();
   await Promise.all(servers.map(kill9));
   await Promise.all(servers.map((s) => rm(s.dir, { recursive: true, force: true })));
+  if (TLS) await rm(TLS.dir, { recursive: true, force: true });
 });
 
 // The readiness probe's script (operator/tiers/cache.ts) run by sh with the dataplane redis-cli, its
@@ -543,6 +554,143 @@ describe('replication and failover', () => {
       await until('a write accepted with a replica connected', async () => {
         return (await outcome(c, ['SET', 'k', 'v'])) === 'OK';
       });
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+// spec.cache.tls (on by default): the config's TLS settings on real servers, the readiness probe's
+// reload of a renewed certificate, and the clients (the app's, the operator's) checking chain and name.
+describe('over TLS', () => {
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cache-tls-'));
+    const ca = await issueCa('cache data-plane test CA', new Date());
+    const files = {
+      certFile: join(dir, 'tls.crt'),
+      keyFile: join(dir, 'tls.key'),
+      caFile: join(dir, 'ca.crt'),
+    };
+    TLS = { dir, ca, files };
+    await writeFile(files.caFile, ca.cert);
+    await installCertificate(await issueServerCert(ca, [TLS_NAME], new Date()));
+  });
+
+  /** A renewed certificate's files, each replaced whole (the kubelet swaps a Secret's files so). */
+  async function installCertificate(pair: KeyPair): Promise<void> {
+    for (const [file, text] of [
+      [TLS!.files.keyFile, pair.key],
+      [TLS!.files.certFile, pair.cert],
+    ] as const) {
+      await writeFile(`${file}.new`, text, { mode: 0o600 });
+      await rename(`${file}.new`, file);
+    }
+  }
+
+  const startTls = (name: string, args: string[] = []) => startServer(name, { tls: TLS!.files }, args);
+  /** The app's login over TLS, checked as the demo app checks it (the CA, the name). */
+  const connectTls = (s: Server, ca = TLS!.ca.cert) =>
+    connectRedis({
+      host: '127.0.0.1',
+      port: s.node.port,
+      password: PASSWORD,
+      tls: { ca, servername: TLS_NAME },
+    });
+  const failure = (p: Promise<RedisClient>) =>
+    p.then(
+      (c) => {
+        c.destroy();
+        return 'connected';
+      },
+      (e: Error) => String(e.message || e.cause || e),
+    );
+
+  /** The serial of the certificate the server presents to a new connection. */
+  const servedSerial = (s: Server) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect(
+        { host: '127.0.0.1', port: s.node.port, ca: TLS!.ca.cert, servername: TLS_NAME },
+        () => {
+          resolve(socket.getPeerCertificate().serialNumber);
+          socket.destroy();
+        },
+      );
+      socket.on('error', reject);
+    });
+
+  it('refuses a plaintext client, and a client that trusts another CA; serves one that checks chain and name', async () => {
+    const s = await startTls('tls-0');
+    expect(
+      await failure(
+        connectRedis({ host: '127.0.0.1', port: s.node.port, password: PASSWORD, timeoutMs: 1000 }),
+      ),
+    ).not.toBe('connected');
+    const other = await issueCa('another CA', new Date());
+    expect(await failure(connectTls(s, other.cert))).toMatch(/certificate|verify/i);
+    const c = await connectTls(s);
+    clients.push(c);
+    expect(await c.sendCommand(['SET', 'tls', 'yes'])).toBe('OK');
+    expect(await admin.ping(s.node)).toBe(true);
+  });
+
+  it(
+    'a replica syncs from its primary over TLS, and follows another one the operator names by address',
+    async () => {
+      const primary = await startTls('tls-p');
+      const replica = await startTls('tls-r', replicaOfArgs('127.0.0.1', primary.node.port));
+      const p = await connectTls(primary);
+      clients.push(p);
+      await p.sendCommand(['SET', 'over-tls', '1']);
+      const r = await connectTls(replica);
+      clients.push(r);
+      await until(
+        'the key on the replica',
+        async () => String(await r.sendCommand(['GET', 'over-tls'])) === '1',
+      );
+      // The plaintext port is closed: nothing but TLS could have carried that stream.
+      expect((await admin.role(replica.node)).linkUp).toBe(true);
+      const second = await startTls('tls-p2');
+      await admin.follow(replica.node, second.node);
+      await until('the replica in sync with the second primary', async () => {
+        const role = await admin.role(replica.node);
+        return role.primary?.port === second.node.port && role.linkUp;
+      });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'the readiness probe makes the server read a renewed certificate; open connections keep working',
+    async () => {
+      const s = await startTls('tls-renew');
+      const held = await connectTls(s);
+      clients.push(held);
+      const ready = () => {
+        const script = readyScriptText(true)
+          .replaceAll('/auth/', `${s.dir}/auth/`)
+          .replaceAll('/tls/', `${TLS!.dir}/`)
+          .replaceAll('/data/', `${s.dir}/`)
+          .replace('-p 6379', `-p ${s.node.port}`);
+        const r = spawnSync('sh', ['-c', script], {
+          env: { PATH: `${dirname(REDIS_SERVER)}:/usr/bin:/bin` },
+          encoding: 'utf8',
+          timeout: 10_000,
+        });
+        return { status: r.status, said: `${r.stdout}${r.stderr}`.trim() };
+      };
+      await mkdir(join(s.dir, 'auth'), { recursive: true });
+      await writeFile(join(s.dir, 'auth', 'operator-password'), PASSWORDS.operator, { mode: 0o600 });
+      expect(ready()).toEqual({ status: 0, said: '' });
+      const before = await servedSerial(s);
+      await installCertificate(await issueServerCert(TLS!.ca, [TLS_NAME], new Date()));
+      // Not read until the probe asks: the server serves the certificate it loaded.
+      expect(await servedSerial(s)).toBe(before);
+      expect(ready()).toEqual({ status: 0, said: '' });
+      const after = await servedSerial(s);
+      expect(after).not.toBe(before);
+      expect(after).toBe(new X509Certificate(await readFile(TLS!.files.certFile)).serialNumber);
+      expect(await held.sendCommand(['PING'])).toBe('PONG');
+      // Nothing changed since: no reload.
+      expect(ready()).toEqual({ status: 0, said: '' });
     },
     TEST_TIMEOUT,
   );

@@ -529,6 +529,7 @@ describe('cache: redis-server with the monitor user, redis_exporter beside it', 
       authSecret: cacheAuthName(app),
       passwordKey: CACHE_PASSWORD_KEYS.monitor,
       monitorUser: CACHE_USERS.monitor,
+      tls: false,
     })[0]!;
     command = onLoopback(container, {
       '--web.listen-address': listenOn(METRICS_PORT.cache, ports.cache),

@@ -9,6 +9,7 @@
 //            attempts, the failed attempts and the longest time between two acknowledgements.
 //   stored - prints which of the ids 1..MAX_ID exist, as ranges (read through the same Service).
 /* global ranges, writeLoop -- from writer-common.mjs, put before this text */
+import { readFileSync } from 'node:fs';
 import { createClient } from 'redis';
 
 const url = process.env.CACHE_URL;
@@ -22,7 +23,13 @@ async function connect() {
     // again, which the operator repoints.
     disableOfflineQueue: true,
     commandOptions: { timeout: 2000 },
-    socket: { connectTimeout: 2000, reconnectStrategy: false },
+    socket: {
+      connectTimeout: 2000,
+      reconnectStrategy: false,
+      // rediss:// (TLS, the default): the certificate checked against the app's CA (CACHE_CA_FILE,
+      // mounted) and the URL's host name.
+      ...(process.env.CACHE_CA_FILE ? { ca: readFileSync(process.env.CACHE_CA_FILE, 'utf8') } : {}),
+    },
   });
   c.on('error', () => {});
   await c.connect();

@@ -18,15 +18,19 @@ const CONNECT_TIMEOUT_MS = 2000;
 /** How long the consumed set of a queue lives after its last message (it is for tests and demos). */
 export const CONSUMED_TTL_SECONDS = 86400;
 
-function newClient(url: string) {
+function newClient(target: RedisTarget) {
   return createClient({
-    url,
+    url: target.url,
     disableOfflineQueue: true,
     commandOptions: { timeout: COMMAND_TIMEOUT_MS },
     socket: {
       connectTimeout: CONNECT_TIMEOUT_MS,
       // 50 ms, 100 ms, ... up to 2 s between attempts, for ever: the cache comes back, we follow.
       reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
+      // rediss://: the certificate checked against the app's CA and the URL's host name.
+      ...(target.tls
+        ? { tls: true as const, ...(target.ca ? { ca: target.ca } : {}), servername: target.host }
+        : {}),
     },
   });
 }
@@ -52,7 +56,7 @@ export class RedisTier {
 
   #open(): Client {
     if (this.#client) return this.#client;
-    const client = newClient(this.target.url);
+    const client = newClient(this.target);
     client.on('error', (err: unknown) =>
       this.#log.throttled(`redis-${this.#tier}`, 10_000, 'cache connection error', {
         tier: this.#tier,

@@ -59,7 +59,10 @@ describe('serverConfig, from the connection Secret the operator builds', () => {
     expect(describePg(c.database!.primary)).toBe('millions-db-rw.prod.svc:5432/app');
     expect(describePg(c.database!.replica)).toBe('millions-db-ro.prod.svc:5432/app');
     expect(c.database!.replicaConfigured).toBe(true);
-    expect(describeRedis(c.cache!)).toBe('redis://millions-cache.prod.svc:6379/0');
+    expect(describeRedis(c.cache!)).toBe('rediss://millions-cache.prod.svc:6379/0');
+    // The cache's certificate is checked against the app's CA, read from the file CACHE_CA_FILE names.
+    expect(c.cache!.ca).toBe('the-app-ca');
+    expect(c.sessions!.store.ca).toBe('the-app-ca');
     expect(c.sessions).toMatchObject({ source: 'SESSION_STORE_URL', ttlSeconds: 300 });
     expect(c.shards).toMatchObject({
       mapPath: '/etc/scalableapp/shard-map/shard-map.json',
@@ -210,8 +213,9 @@ describe('serverConfig, tier by tier', () => {
 
 describe('consumerConfig', () => {
   it('reads QUEUE_NAME, QUEUE_URL and the cache from what the consumers tier gives the pod', () => {
-    const c = consumerConfig({ ...env, QUEUE_NAME: 'photos' });
+    const c = consumerConfig({ ...env, QUEUE_NAME: 'photos' }, readCa);
     expect(c).toMatchObject({ queueName: 'photos', prefetch: 10, workMs: 0, shutdownTimeoutMs: 20_000 });
+    expect(c.cache).toMatchObject({ tls: true, ca: 'the-app-ca' });
     expect(c.broker.password).toBe(PASSWORDS.queue);
     expect(c.cache!.password).toBe(PASSWORDS.cache);
     expect(c.secrets).toEqual(expect.arrayContaining([PASSWORDS.queue, PASSWORDS.cache]));

@@ -44,6 +44,8 @@ export type RedisTarget = {
   port: number;
   db: number;
   tls: boolean;
+  /** With TLS: the text of the CA the server's certificate must chain to (CACHE_CA_FILE). */
+  ca?: string;
   password: string;
 };
 
@@ -207,6 +209,12 @@ export function pgSsl(mode: SslMode, ca?: string): false | ConnectionOptions {
   }
 }
 
+/** The text of CACHE_CA_FILE, the CA of a cache that serves TLS (rediss://), if it names one. */
+function cacheCaText(env: Env, readFile?: (path: string) => string): string | undefined {
+  const path = get(env, 'CACHE_CA_FILE');
+  return path ? rootCertificate('CACHE_CA_FILE', 'verify-full', path, readFile) : undefined;
+}
+
 /** The text of an sslrootcert file, when TLS is asked for and a file is named. */
 function rootCertificate(
   name: string,
@@ -245,8 +253,11 @@ export function parsePgUrl(name: string, value: string, readFile?: (path: string
   };
 }
 
-/** A `redis://:password@host:6379/0` URL (cacheEntries in operator/tiers/cache.ts), or `rediss://`. */
-export function parseRedisUrl(name: string, value: string): RedisTarget {
+/**
+ * A `redis://:password@host:6379/0` URL (cacheEntries in operator/tiers/cache.ts), or `rediss://`
+ * with `ca`, the CA the server's certificate must chain to (Redis URLs have no parameter for it).
+ */
+export function parseRedisUrl(name: string, value: string, ca?: string): RedisTarget {
   const url = parseUrl(name, value, ['redis:', 'rediss:']);
   const path = url.pathname.replace(/^\//, '');
   if (path !== '' && !/^\d+$/.test(path)) throw new ConfigError(`${name}: the database must be a number`);
@@ -256,6 +267,7 @@ export function parseRedisUrl(name: string, value: string): RedisTarget {
     port: url.port ? Number(url.port) : 6379,
     db: path === '' ? 0 : Number(path),
     tls: url.protocol === 'rediss:',
+    ...(ca && url.protocol === 'rediss:' ? { ca } : {}),
     password: decode(name, url.password),
   };
 }
@@ -304,9 +316,9 @@ function databaseConfig(env: Env, readFile?: (path: string) => string): Database
   };
 }
 
-function sessionConfig(env: Env, cache: RedisTarget | undefined): SessionConfig | undefined {
+function sessionConfig(env: Env, cache: RedisTarget | undefined, ca?: string): SessionConfig | undefined {
   const url = get(env, 'SESSION_STORE_URL');
-  const store = url ? parseRedisUrl('SESSION_STORE_URL', url) : cache;
+  const store = url ? parseRedisUrl('SESSION_STORE_URL', url, ca) : cache;
   if (!store) return undefined;
   // SESSION_TTL_SECONDS when sessions are on; else the cache's default TTL; a session always expires.
   const cacheTtl = integer(env, 'CACHE_DEFAULT_TTL_SECONDS', 0, 0, 365 * 86400);
@@ -379,10 +391,11 @@ function healthPath(env: Env): string {
 
 /** The web server's configuration: the connection Secret's entries and the app's own settings. */
 export function serverConfig(env: Env, readFile?: (path: string) => string): ServerConfig {
+  const cacheCa = cacheCaText(env, readFile);
   const cacheUrl = get(env, 'CACHE_URL');
-  const cache = cacheUrl ? parseRedisUrl('CACHE_URL', cacheUrl) : undefined;
+  const cache = cacheUrl ? parseRedisUrl('CACHE_URL', cacheUrl, cacheCa) : undefined;
   const database = databaseConfig(env, readFile);
-  const sessions = sessionConfig(env, cache);
+  const sessions = sessionConfig(env, cache, cacheCa);
   const shards = shardsConfig(env, readFile);
   const queueUrl = get(env, 'QUEUE_URL');
   const queue = queueUrl
@@ -415,7 +428,7 @@ export function serverConfig(env: Env, readFile?: (path: string) => string): Ser
 }
 
 /** The consumer's configuration: QUEUE_NAME and QUEUE_URL (the consumers tier), CACHE_URL if any. */
-export function consumerConfig(env: Env): ConsumerConfig {
+export function consumerConfig(env: Env, readFile?: (path: string) => string): ConsumerConfig {
   const name = get(env, 'QUEUE_NAME');
   if (!name)
     throw new ConfigError('QUEUE_NAME is not set (the consumers tier sets it from consumers[].queue)');
@@ -423,7 +436,7 @@ export function consumerConfig(env: Env): ConsumerConfig {
   if (!url) throw new ConfigError('QUEUE_URL is not set: the app has no queue tier (spec.queue)');
   const broker = parseAmqpUrl('QUEUE_URL', url);
   const cacheUrl = get(env, 'CACHE_URL');
-  const cache = cacheUrl ? parseRedisUrl('CACHE_URL', cacheUrl) : undefined;
+  const cache = cacheUrl ? parseRedisUrl('CACHE_URL', cacheUrl, cacheCaText(env, readFile)) : undefined;
   return {
     appName: get(env, 'SCALABLEAPP_NAME'),
     queueName: queueName('QUEUE_NAME', name),

@@ -9,6 +9,7 @@
 // A broker that goes away is reconnected to with exponential backoff; SIGTERM stops consuming,
 // finishes the messages in hand, closes, and exits 0. With HEALTH_PORT, GET /healthz on it answers
 // 200 while a broker session is open and 503 otherwise (the consumers tier's healthCheck probes it).
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type * as amqp from 'amqplib';
 import { ConsumedLog, RedisTier } from './cache.ts';
@@ -210,7 +211,7 @@ function settle(fn: () => void): boolean {
 function main(): void {
   let config: ConsumerConfig;
   try {
-    config = consumerConfig(process.env);
+    config = consumerConfig(process.env, (path) => readFileSync(path, 'utf8'));
   } catch (err) {
     createLogger('demo-consumer', []).error('bad configuration', { error: (err as Error).message });
     process.exitCode = 2;

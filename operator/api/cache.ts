@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc } from './meta.ts';
-import { allowedClients, image, resources, type ResourceDefaults } from './common.ts';
+import { allowedClients, image, resources, tlsSetting, type ResourceDefaults } from './common.ts';
 
 /** Redis/Valkey `maxmemory-policy` values. */
 export const EVICTION_POLICIES = [
@@ -30,6 +30,9 @@ export const cache = doc(
       'Read replicas besides the primary. With none, losing the primary loses the cache (a single point of failure).',
     ).default(2),
     allowedClients: allowedClients('cache', 'port 6379'),
+    tls: tlsSetting(
+      "Serve TLS only: the servers listen for TLS alone on 6379 (no plaintext port), replicas sync from the primary over TLS, and CACHE_URL is rediss:// with the app's CA in CACHE_CA_FILE (ConfigMap <app>-ca-cert, mounted in the web and consumer pods). false serves plaintext only.",
+    ),
     resources: resources(
       'CPU and memory for each cache container. `maxmemory` is derived from the memory limit.',
       CACHE_RESOURCES,

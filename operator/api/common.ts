@@ -242,6 +242,7 @@ export const INJECTED_ENV = [
   'SHARDS_PASSWORD',
   'SHARDS_SSLMODE',
   'SHARDS_SSLROOTCERT',
+  'CACHE_CA_FILE',
   'QUEUE_URL',
   'QUEUE_NAME',
 ] as const;
@@ -371,6 +372,16 @@ export const allowedClients = (tier: string, ports: string) =>
   ).default([]);
 
 export type AllowedClient = z.infer<ReturnType<typeof allowedClients>>[number];
+
+/**
+ * A data tier's encryption in transit (ADR 0023), on by default: `enabled` says what it means for
+ * the tier's servers and clients.
+ */
+export const tlsSetting = (enabled: string) =>
+  doc(
+    z.object({ enabled: doc(z.boolean(), enabled).default(true) }),
+    "Encryption in transit, with a server certificate the operator issues from the app's own CA and renews 30 days before it expires.",
+  ).default({ enabled: true });
 
 /**
  * The timing fields of a probe the user configures (web healthCheck, consumer healthCheck): how often,

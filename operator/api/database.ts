@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { doc, type CelRule } from './meta.ts';
-import { image, resources, storage, type ResourceDefaults, allowedClients } from './common.ts';
+import { image, resources, storage, tlsSetting, type ResourceDefaults, allowedClients } from './common.ts';
 
 export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
 
@@ -35,15 +35,9 @@ export const postgresInstances = {
     'Override of the Postgres image; the official `postgres:<version>` image when omitted. A tag that names a major (16, 16.4-bookworm) must name `version`.',
   ).optional(),
   resources: resources('CPU and memory for each Postgres container.', POSTGRES_RESOURCES),
-  tls: doc(
-    z.object({
-      enabled: doc(
-        z.boolean(),
-        "Serve TLS only: the servers refuse plaintext TCP connections, replication runs over TLS, and the app's URLs ask for sslmode=verify-full against the app's CA (ConfigMap <app>-ca-cert, mounted in the web and consumer pods). false serves plaintext only.",
-      ).default(true),
-    }),
-    "Encryption in transit, with a server certificate the operator issues from the app's own CA and renews 30 days before it expires.",
-  ).default({ enabled: true }),
+  tls: tlsSetting(
+    "Serve TLS only: the servers refuse plaintext TCP connections, replication runs over TLS, and the app's URLs ask for sslmode=verify-full against the app's CA (ConfigMap <app>-ca-cert, mounted in the web and consumer pods). false serves plaintext only.",
+  ),
   deletionPolicy: doc(
     z.enum(DELETION_POLICIES),
     'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them. Removing the tier from the spec with Delete is held back until the app is annotated scalableapp.io/confirm-volume-deletion=<statefulset>.',

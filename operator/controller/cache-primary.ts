@@ -4,7 +4,14 @@ import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { decideFailover, rejoin } from '../dataplane/cache-failover.ts';
 import type { CacheAdmin, CacheNode } from '../dataplane/redis-admin.ts';
-import { CACHE, CACHE_PORT, cachePrimary } from '../tiers/cache.ts';
+import {
+  CACHE,
+  CACHE_PORT,
+  CACHE_TLS_VOLUME,
+  cacheHeadlessName,
+  cacheHost,
+  cachePrimary,
+} from '../tiers/cache.ts';
 import { selectorLabels } from '../tiers/labels.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 
@@ -28,11 +35,28 @@ export type PrimaryDecision =
 
 /** The server's readiness, not the pod's: a broken exporter beside it is no reason to fail over. */
 const ready = (p: V1Pod) => isContainerReady(p, CACHE);
-const node = (p: V1Pod): CacheNode => ({
-  name: p.metadata!.name!,
-  host: p.status?.podIP ?? '',
-  port: CACHE_PORT,
-});
+/** Turns a pod into the node the admin calls reach. */
+type ToNode = (p: V1Pod) => CacheNode;
+/**
+ * A pod as the admin calls see it: reached at its address, over TLS when the pod mounts its
+ * certificate (what the server runs follows its pod while a change of the setting rolls through),
+ * verified against the app's CA and the pod's DNS name.
+ */
+const nodesOf =
+  (app: ScalableApp, facts: ObservedFacts): ToNode =>
+  (p) => {
+    const ca = facts.tls?.ca.cert;
+    const name = p.metadata!.name!;
+    return {
+      name,
+      host: p.status?.podIP ?? '',
+      port: CACHE_PORT,
+      ...(ca && servesTls(p)
+        ? { tls: { ca, servername: `${name}.${cacheHost(app, cacheHeadlessName(app))}` } }
+        : {}),
+    };
+  };
+const servesTls = (p: V1Pod) => (p.spec?.volumes ?? []).some((v) => v.name === CACHE_TLS_VOLUME);
 /** A pod incarnation: a new pod or a restarted container is a server that booted from its config. */
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
 const uidOf = (p: V1Pod) => (p.metadata?.uid ? { primaryUid: p.metadata.uid } : {});
@@ -67,14 +91,16 @@ export class CachePrimary {
 
   async decide(app: ScalableApp, facts: ObservedFacts): Promise<PrimaryDecision> {
     const admin = this.d.adminFor(app, facts);
+    const node = nodesOf(app, facts);
     const memory = this.memory.of(appKey(app));
     const primary = cachePrimary(app, facts);
     const pods = this.d.pods(app.metadata.namespace ?? '', selectorLabels(app, CACHE));
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
-    const held = primaryPod && ready(primaryPod) && (await this.holds(primaryPod, admin, memory.verified));
+    const held =
+      primaryPod && ready(primaryPod) && (await this.holds(primaryPod, node, admin, memory.verified));
     if (primaryPod && ready(primaryPod) && !held) {
       memory.unreadySince = undefined;
-      await this.rejoinRestarted(pods, primaryPod, admin, memory.verified);
+      await this.rejoinRestarted(pods, primaryPod, node, admin, memory.verified);
       return { kind: 'keep', primary, ...uidOf(primaryPod) };
     }
     if ((app.spec.cache?.replicas ?? 0) === 0) return { kind: 'keep', primary }; // nothing to promote
@@ -115,7 +141,12 @@ export class CachePrimary {
    * Whether the recorded primary's pod runs as a replica: held after a restart (or left a replica
    * by an interrupted failover). Each incarnation is asked until it is seen serving as a primary.
    */
-  private async holds(primaryPod: V1Pod, admin: CacheAdmin, verified: Set<string>): Promise<boolean> {
+  private async holds(
+    primaryPod: V1Pod,
+    node: ToNode,
+    admin: CacheAdmin,
+    verified: Set<string>,
+  ): Promise<boolean> {
     if (verified.has(incarnation(primaryPod))) return false;
     const role = await admin.role(node(primaryPod));
     if (role.role !== 'master') return true;
@@ -126,6 +157,7 @@ export class CachePrimary {
   private async rejoinRestarted(
     pods: V1Pod[],
     primaryPod: V1Pod,
+    node: ToNode,
     admin: CacheAdmin,
     verified: Set<string>,
   ): Promise<void> {

@@ -2,7 +2,13 @@
 // against real Redis (data-plane tests, the operator) and against an in-memory fake (unit tests).
 import { withRedis, type RedisClient } from './redis-client.ts';
 
-export type CacheNode = { name: string; host: string; port: number };
+export type CacheNode = {
+  name: string;
+  host: string;
+  port: number;
+  /** The node serves TLS only: its certificate chains to `ca` and names `servername`. */
+  tls?: { ca: string; servername: string };
+};
 
 export type CacheRole = {
   /** Redis's own words: a primary reports `master`, a replica `slave`. */
@@ -71,13 +77,16 @@ export type RespCacheAdminOptions = { timeoutMs?: number };
  * CacheAdmin through node-redis. Each call opens its own connection: admin calls are rare, and a
  * fresh connection never carries a half-read reply from a node that stalled.
  */
-/** The operator's cache login (CACHE_USERS.operator): PING, INFO and REPLICAOF are all it may run. */
+/** The operator's cache login (CACHE_USERS.operator): PING, INFO, REPLICAOF and CONFIG SET are all it may run. */
 export type CacheLogin = { readonly username?: string; readonly password?: string };
 
 export function respCacheAdmin(login: CacheLogin = {}, options: RespCacheAdminOptions = {}): CacheAdmin {
   const timeoutMs = options.timeoutMs ?? 2000;
   const on = <T>(n: CacheNode, what: string, fn: (c: RedisClient) => Promise<T>): Promise<T> =>
-    withRedis({ host: n.host, port: n.port, ...login, timeoutMs }, fn).catch((err: unknown) => {
+    withRedis(
+      { host: n.host, port: n.port, ...login, timeoutMs, ...(n.tls ? { tls: n.tls } : {}) },
+      fn,
+    ).catch((err: unknown) => {
       throw new Error(`cache node ${n.name} (${n.host}:${n.port}): ${what} failed`, { cause: err });
     });
   const expectOk = (reply: unknown, what: string) => {

@@ -16,12 +16,20 @@ export type RedisConnection = {
   password?: string;
   /** For connecting and for each command. Default 2000 ms. */
   timeoutMs?: number;
+  /** Over TLS, the server's certificate checked against `ca` and the name `servername`. */
+  tls?: { ca: string; servername: string };
 };
 
 export async function connectRedis(o: RedisConnection) {
   const timeoutMs = o.timeoutMs ?? 2000;
   const client = createClient({
-    socket: { host: o.host, port: o.port, connectTimeout: timeoutMs, reconnectStrategy: false },
+    socket: {
+      host: o.host,
+      port: o.port,
+      connectTimeout: timeoutMs,
+      reconnectStrategy: false,
+      ...(o.tls ? { tls: true as const, ca: o.tls.ca, servername: o.tls.servername } : {}),
+    },
     ...(o.username !== undefined ? { username: o.username } : {}),
     ...(o.password !== undefined ? { password: o.password } : {}),
     // RESP2: INFO and the other replies are plain strings, as every server version sends them.

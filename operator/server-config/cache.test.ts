@@ -136,7 +136,7 @@ describe('cacheAuthInclude', () => {
     expect(cacheAuthInclude(passwords)).toBe(
       [
         `user default on #${sha('a"pp')} ~* &* +@all -@admin -@dangerous`,
-        `user scalableapp-operator on #${sha('op pw')} +ping +info +replicaof`,
+        `user scalableapp-operator on #${sha('op pw')} +ping +info +replicaof +config|set`,
         `user replication on #${sha('re"pl')} +psync +replconf +ping`,
         'masteruser replication',
         'masterauth "re\\"pl"',

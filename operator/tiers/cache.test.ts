@@ -7,11 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheConfigHash, cacheEntries, cacheObjects, startScriptText } from './cache.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
+import { TEST_TLS } from './testdata/facts.ts';
 
 const facts = {
   gatewayApi: false,
   cachePassword: 'pw-1',
   cacheLogins: { operator: 'op-pw-1', replication: 'repl-pw-1' },
+  tls: TEST_TLS,
 };
 const app = parseApp({
   web: { image: 'x', sessions: 'cache' },
@@ -93,9 +95,52 @@ describe('cache tier objects', () => {
 
   it('tells the app its cache and session store, with the password URL-encoded', () => {
     const e = cacheEntries(app, { ...facts, cachePassword: 'a/b' });
-    expect(e.CACHE_URL).toBe('redis://:a%2Fb@shop-cache.prod.svc:6379/0');
+    // TLS by default: rediss://, with the CA the app's pods find at CACHE_CA_FILE.
+    expect(e.CACHE_URL).toBe('rediss://:a%2Fb@shop-cache.prod.svc:6379/0');
+    expect(e.CACHE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
     expect(e.SESSION_STORE_URL).toBe(e.CACHE_URL);
     expect(cacheEntries(parseApp({ cache: {} }), facts).SESSION_STORE).toBeUndefined();
+    const plain = cacheEntries(parseApp({ cache: { tls: { enabled: false } } }), facts);
+    expect(plain.CACHE_URL).toBe('redis://:pw-1@shop-cache.prod.svc:6379/0');
+    expect(plain.CACHE_CA_FILE).toBeUndefined();
+  });
+
+  it('serves TLS only, replicates over TLS, and reloads a renewed certificate from its readiness probe', () => {
+    const conf = byKind<V1ConfigMap>('ConfigMap').data!;
+    expect(conf['cache.conf']).toContain(
+      [
+        'port 0',
+        'tls-port 6379',
+        'tls-cert-file "/tls/tls.crt"',
+        'tls-key-file "/tls/tls.key"',
+        'tls-ca-cert-file "/tls/ca.crt"',
+        'tls-auth-clients no',
+        'tls-replication yes',
+      ].join('\n'),
+    );
+    expect(conf['ready.sh']).toContain('--tls --cacert /tls/ca.crt');
+    expect(conf['ready.sh']).toContain('CONFIG SET tls-cert-file /tls/tls.crt tls-key-file /tls/tls.key');
+    const secret = byKind<V1Secret>('Secret', 'shop-cache-tls');
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(secret.data!).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    const pod = byKind<V1StatefulSet>('StatefulSet').spec!.template.spec!;
+    expect(pod.volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'shop-cache-tls', defaultMode: 0o440 },
+    });
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({
+      name: 'tls',
+      mountPath: '/tls',
+      readOnly: true,
+    });
+    // Off: the plaintext port, no certificate.
+    const plainApp = parseApp({ cache: { tls: { enabled: false } } });
+    const plain = cacheObjects(plainApp, facts, 'h');
+    const plainConf = (plain.find((o) => o.kind === 'ConfigMap') as unknown as V1ConfigMap).data!;
+    expect(plainConf['cache.conf']).toContain('port 6379');
+    expect(plainConf['cache.conf']).not.toContain('tls');
+    expect(plainConf['ready.sh']).not.toContain('tls');
+    expect(plain.some((o) => o.metadata.name === 'shop-cache-tls')).toBe(false);
   });
 
   it('refuses to build without a password (the controller must provide one)', () => {

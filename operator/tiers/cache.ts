@@ -10,6 +10,7 @@ import { METRICS_PORT, cacheExporter, monitored, scrapeAnnotations } from './mon
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import type { Child, ObservedFacts } from './objects.ts';
+import { CA_FILE, SERVER_TLS_MOUNT, TLS_KEYS, serverTlsSecret, serviceDnsNames } from './tls.ts';
 
 export const CACHE = 'cache';
 export const CACHE_PORT = 6379;
@@ -21,6 +22,24 @@ export const cacheHeadlessName = (app: ScalableApp) => `${cacheName(app)}-headle
 export const cacheReplicasName = (app: ScalableApp) => `${cacheName(app)}-replicas`;
 export const cacheAuthName = (app: ScalableApp) => `${cacheName(app)}-auth`;
 export const cacheConfigName = (app: ScalableApp) => `${cacheName(app)}-config`;
+export const cacheTlsSecretName = (app: ScalableApp) => `${cacheName(app)}-tls`;
+/** Every name a client may reach the cache by: its two Services and each pod (replicas sync by it). */
+export const cacheServerNames = (app: ScalableApp) =>
+  serviceDnsNames(
+    app.metadata.namespace ?? '',
+    [cacheName(app), cacheReplicasName(app)],
+    cacheHeadlessName(app),
+  );
+/** Whether the cache serves TLS only (spec.cache.tls, on by default). */
+export const cacheTls = (app: ScalableApp) => app.spec.cache?.tls.enabled ?? false;
+/** The volume of a cache pod's certificate: a pod that mounts it serves TLS. */
+export const CACHE_TLS_VOLUME = 'tls';
+/** Where a cache server finds its certificate, key and CA. */
+export const CACHE_TLS_FILES = {
+  cert: `${SERVER_TLS_MOUNT}/${TLS_KEYS.cert}`,
+  key: `${SERVER_TLS_MOUNT}/${TLS_KEYS.key}`,
+  ca: `${SERVER_TLS_MOUNT}/${TLS_KEYS.ca}`,
+};
 
 /** The pod that is primary: the operator's record (after a failover), else the first pod. */
 export const cachePrimary = (app: ScalableApp, facts: ObservedFacts) =>
@@ -98,17 +117,32 @@ const AUTH_DIR = '/auth';
  * connect passes while a replica loads its primary's dataset, when it answers every command with
  * LOADING; this does not. Liveness stays a TCP check: a loading server is alive. The password is
  * read from the mounted Secret into REDISCLI_AUTH, never onto a command line.
+ *
+ * With TLS it asks over TLS (the chain checked against the CA), and when the kubelet has swapped in
+ * a renewed certificate it makes the server read it (CONFIG SET of the same files: Redis reloads its
+ * TLS context then, and only then); connections keep the TLS they started with. The copy in /data
+ * records what the server last loaded (none yet: load it, in case it changed since the start).
  */
-export function readyScriptText(): string {
+export function readyScriptText(tls = false): string {
+  const f = CACHE_TLS_FILES;
+  const served = '/data/.served.crt';
   return [
     '#!/bin/sh',
     'cli=$(command -v valkey-cli || command -v redis-cli)',
     `REDISCLI_AUTH=$(cat ${AUTH_DIR}/${CACHE_PASSWORD_KEYS.operator}) || exit 1`,
     'export REDISCLI_AUTH',
-    `reply=$("$cli" --no-auth-warning --user ${CACHE_USERS.operator} -h 127.0.0.1 -p ${CACHE_PORT} PING 2>&1)`,
-    '[ "$reply" = PONG ] && exit 0',
-    'echo "PING: $reply"',
-    'exit 1',
+    `ask() { "$cli"${tls ? ` --tls --cacert ${f.ca}` : ''} --no-auth-warning --user ${CACHE_USERS.operator} -h 127.0.0.1 -p ${CACHE_PORT} "$@" 2>&1; }`,
+    'reply=$(ask PING)',
+    '[ "$reply" = PONG ] || { echo "PING: $reply"; exit 1; }',
+    ...(tls
+      ? [
+          `if ! cmp -s ${f.cert} ${served}; then`,
+          `  reply=$(ask CONFIG SET tls-cert-file ${f.cert} tls-key-file ${f.key} tls-ca-cert-file ${f.ca})`,
+          `  if [ "$reply" = OK ]; then cp ${f.cert} ${served}.tmp && mv -f ${served}.tmp ${served}; else echo "reloading the certificate: $reply" >&2; fi`,
+          'fi',
+        ]
+      : []),
+    'exit 0',
     '',
   ].join('\n');
 }
@@ -162,6 +196,9 @@ export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1Config
     maxReplicaLagSeconds: cache.maxReplicaLagSeconds,
     dir: '/data',
     authFile: `${AUTH_DIR}/auth.conf`,
+    ...(cacheTls(app)
+      ? { tls: { certFile: CACHE_TLS_FILES.cert, keyFile: CACHE_TLS_FILES.key, caFile: CACHE_TLS_FILES.ca } }
+      : {}),
   });
   return {
     apiVersion: 'v1',
@@ -170,7 +207,7 @@ export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1Config
     data: {
       'cache.conf': conf,
       'start.sh': startScript(app),
-      'ready.sh': readyScriptText(),
+      'ready.sh': readyScriptText(cacheTls(app)),
       primary: cachePrimary(app, facts),
       ...(facts.cachePrimaryUid ? { [CACHE_PRIMARY_UID_KEY]: facts.cachePrimaryUid } : {}),
       ...(restartedPrimaryWaits(app) ? { [CACHE_HOLD_KEY]: 'true' } : {}),
@@ -217,6 +254,9 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
                 { name: 'config', mountPath: '/config', readOnly: true },
                 { name: 'auth', mountPath: AUTH_DIR, readOnly: true },
                 { name: 'data', mountPath: '/data' },
+                ...(cacheTls(app)
+                  ? [{ name: CACHE_TLS_VOLUME, mountPath: SERVER_TLS_MOUNT, readOnly: true }]
+                  : []),
               ],
             }),
             // After the server: the failover logic reads the server's container by name.
@@ -225,11 +265,21 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
               authSecret: cacheAuthName(app),
               passwordKey: CACHE_PASSWORD_KEYS.monitor,
               monitorUser: CACHE_USERS.monitor,
+              tls: cacheTls(app),
             }),
           ],
           volumes: [
             { name: 'config', configMap: { name: cacheConfigName(app) } },
             { name: 'auth', secret: { secretName: cacheAuthName(app) } },
+            // Group-readable by the pod's group (fsGroup), for the server's user.
+            ...(cacheTls(app)
+              ? [
+                  {
+                    name: CACHE_TLS_VOLUME,
+                    secret: { secretName: cacheTlsSecretName(app), defaultMode: 0o440 },
+                  },
+                ]
+              : []),
             // A cache: nothing to keep across restarts, so no volume claim.
             { name: 'data', emptyDir: { sizeLimit: '1Gi' } },
             tmpVolume,
@@ -248,6 +298,9 @@ export function cacheObjects(app: ScalableApp, facts: ObservedFacts, configHash:
   const port = { name: 'cache', port: CACHE_PORT };
   return [
     cacheAuthSecret(app, facts),
+    ...(cacheTls(app)
+      ? [serverTlsSecret(app, cacheTlsSecretName(app), tierLabels(app, CACHE), facts.tls)]
+      : []),
     cacheConfigMap(app, facts),
     dataTierService(app, CACHE, cacheHeadlessName(app), 'headless', port),
     dataTierService(app, CACHE, cacheName(app), 'primary', port),
@@ -261,11 +314,14 @@ export function cacheObjects(app: ScalableApp, facts: ObservedFacts, configHash:
 export function cacheEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   if (!app.spec.cache || !facts.cachePassword) return {};
   const pw = encodeURIComponent(facts.cachePassword);
-  const url = (svc: string) => `redis://:${pw}@${cacheHost(app, svc)}:${CACHE_PORT}/0`;
+  // With TLS, rediss:// and the CA the certificate chains to (Redis URLs have no parameter for it).
+  const scheme = cacheTls(app) ? 'rediss' : 'redis';
+  const url = (svc: string) => `${scheme}://:${pw}@${cacheHost(app, svc)}:${CACHE_PORT}/0`;
   const entries: Record<string, string> = {
     CACHE_URL: url(cacheName(app)),
     CACHE_REPLICAS_URL: url(cacheReplicasName(app)),
     CACHE_DEFAULT_TTL_SECONDS: String(app.spec.cache.defaultTTLSeconds),
+    ...(cacheTls(app) ? { CACHE_CA_FILE: CA_FILE } : {}),
   };
   if (app.spec.web?.sessions === 'cache') {
     // Sessions in the shared cache: any web replica serves any request, no sticky sessions.

@@ -119,7 +119,17 @@ export function postgresExporter(
  */
 export function cacheExporter(
   app: ScalableApp,
-  o: { port: number; authSecret: string; passwordKey: string; monitorUser: string },
+  o: {
+    port: number;
+    authSecret: string;
+    passwordKey: string;
+    monitorUser: string;
+    /**
+     * The server takes TLS only: the exporter encrypts too, without checking the certificate, as
+     * it talks to its own pod over loopback, a name no certificate holds.
+     */
+    tls: boolean;
+  },
 ): V1Container[] {
   if (!monitored(app)) return [];
   return [
@@ -128,7 +138,8 @@ export function cacheExporter(
       port: METRICS_PORT.cache,
       args: [
         `--web.listen-address=:${METRICS_PORT.cache}`,
-        `--redis.addr=redis://127.0.0.1:${o.port}`,
+        `--redis.addr=${o.tls ? 'rediss' : 'redis'}://127.0.0.1:${o.port}`,
+        ...(o.tls ? ['--skip-tls-verification'] : []),
         `--redis.user=${o.monitorUser}`,
         '--config-command=-',
         // Naming its connection (CLIENT SETNAME) at every scrape is not among what the ACL allows.

@@ -22,7 +22,7 @@ export const SERVER_TLS_MOUNT = '/tls';
 
 /** Whether any tier of the app serves TLS, so its clients need the CA. */
 export const usesTls = (app: ScalableApp): boolean =>
-  !!(app.spec.database?.tls.enabled || app.spec.shards?.tls.enabled);
+  !!(app.spec.database?.tls.enabled || app.spec.shards?.tls.enabled || app.spec.cache?.tls.enabled);
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

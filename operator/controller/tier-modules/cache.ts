@@ -13,7 +13,11 @@ import {
   cacheObjects,
   cachePrimary,
   cacheReplicasName,
+  cacheServerNames,
+  cacheTls,
+  cacheTlsSecretName,
 } from '../../tiers/cache.ts';
+import { issuedCertificates } from '../issued-certificates.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
 import type { ObservedFacts } from '../../tiers/objects.ts';
 import { generatedSecret } from '../generated-secrets.ts';
@@ -30,7 +34,7 @@ import {
 export const cacheTier: TierModule = {
   tier: 'cache',
   present: (app) => app.spec.cache !== undefined,
-  async gather(ctx, app) {
+  async gather(ctx, app, earlier) {
     const ns = app.metadata.namespace ?? '';
     const k = CACHE_PASSWORD_KEYS;
     const [password, operator, replication, monitor] = await generatedSecret(ctx, ns, cacheAuthName(app), [
@@ -42,8 +46,16 @@ export const cacheTier: TierModule = {
     const record = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data;
     const primary = record?.primary;
     const primaryUid = record?.[CACHE_PRIMARY_UID_KEY];
+    const tls = cacheTls(app)
+      ? {
+          tls: await issuedCertificates(ctx, app, earlier.tls, [
+            { secret: cacheTlsSecretName(app), dnsNames: cacheServerNames(app) },
+          ]),
+        }
+      : {};
     return {
       facts: {
+        ...tls,
         cachePassword: password!,
         cacheLogins: { operator: operator!, replication: replication!, monitor: monitor! },
         ...(primary ? { cachePrimary: primary } : {}),
