@@ -7,6 +7,7 @@
 // nothing else) is shown here to be what the scraper gets. The binaries come from
 // tools/dataplane-deps.sh (Debian bookworm: postgres_exporter 0.11.1, redis_exporter 1.45.0,
 // nginx-prometheus-exporter 0.11.0, Prometheus 2.42). Figures are printed, never asserted.
+import { issueCa, issueServerCert, type KeyPair } from '../operator/tls/certificates.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import {
@@ -483,12 +484,15 @@ describe('cache: redis-server with the monitor user, redis_exporter beside it', 
   let command: LocalCommand;
   let redis: ChildProcess;
   const clients: RedisClient[] = [];
+  // TLS, the default (spec.cache.tls): the exporter encrypts without a name check over loopback.
+  let ca: KeyPair;
   const connect = async (login: 'app' | 'operator' | 'monitor') => {
     const c = await connectRedis({
       host: LOOPBACK,
       port,
       ...(login === 'app' ? {} : { username: CACHE_USERS[login] }),
       password: PASSWORDS[login],
+      tls: { ca: ca.cert, servername: 'localhost' },
     });
     clients.push(c);
     return c;
@@ -499,6 +503,16 @@ describe('cache: redis-server with the monitor user, redis_exporter beside it', 
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
     const authFile = join(dir, 'auth.conf');
     writeFileSync(authFile, cacheAuthInclude(PASSWORDS), { mode: 0o600 });
+    ca = await issueCa('cache monitoring test CA', new Date());
+    const server = await issueServerCert(ca, ['localhost'], new Date());
+    const tls = {
+      certFile: join(dir, 'tls.crt'),
+      keyFile: join(dir, 'tls.key'),
+      caFile: join(dir, 'ca.crt'),
+    };
+    writeFileSync(tls.certFile, server.cert);
+    writeFileSync(tls.keyFile, server.key, { mode: 0o600 });
+    writeFileSync(tls.caFile, ca.cert);
     port = await freePort();
     writeFileSync(
       join(dir, 'redis.conf'),
@@ -511,6 +525,7 @@ describe('cache: redis-server with the monitor user, redis_exporter beside it', 
         maxReplicaLagSeconds: 10,
         dir,
         authFile,
+        tls,
       }),
     );
     redis = spawn(dataplaneBinary('redis-server'), [join(dir, 'redis.conf')], { stdio: 'ignore' });
@@ -529,11 +544,11 @@ describe('cache: redis-server with the monitor user, redis_exporter beside it', 
       authSecret: cacheAuthName(app),
       passwordKey: CACHE_PASSWORD_KEYS.monitor,
       monitorUser: CACHE_USERS.monitor,
-      tls: false,
+      tls: true,
     })[0]!;
     command = onLoopback(container, {
       '--web.listen-address': listenOn(METRICS_PORT.cache, ports.cache),
-      '--redis.addr': [`redis://${LOOPBACK}:${CACHE_PORT}`, `redis://${LOOPBACK}:${port}`],
+      '--redis.addr': [`rediss://${LOOPBACK}:${CACHE_PORT}`, `rediss://${LOOPBACK}:${port}`],
       REDIS_PASSWORD: [
         { secretKeyRef: { name: 'shop-cache-auth', key: CACHE_PASSWORD_KEYS.monitor } },
         PASSWORDS.monitor,
@@ -553,6 +568,7 @@ describe('cache: redis-server with the monitor user, redis_exporter beside it', 
   it("runs the operator's exporter: only its address, the server's port and the Secret's password differ", () => {
     expect(command.rewritten).toEqual(['--web.listen-address', '--redis.addr', 'REDIS_PASSWORD']);
     expect(command.kept).toEqual([
+      '--skip-tls-verification',
       `--redis.user=${CACHE_USERS.monitor}`,
       '--config-command=-',
       '--set-client-name=false',
