@@ -192,3 +192,31 @@ describe('CachePrimary', () => {
     expect(await cp.decide(single, facts)).toEqual({ kind: 'keep', primary: 'shop-cache-0' });
   });
 });
+
+describe('CachePrimary over TLS', () => {
+  it("reaches a pod that mounts its certificate over TLS, checked against the app's CA and the pod's name; others in plaintext", async () => {
+    const withTls = (p: V1Pod): V1Pod => ({
+      ...p,
+      spec: { containers: [], volumes: [{ name: 'tls', secret: { secretName: 'shop-cache-tls' } }] },
+    });
+    const pods = [withTls(pod('shop-cache-0', true, '10.0.0.1')), pod('shop-cache-1', true, '10.0.0.2')];
+    const seen: CacheNode[] = [];
+    const admin: CacheAdmin = {
+      ping: async () => true,
+      role: async (n) => {
+        seen.push(n);
+        return n.name === 'shop-cache-0' ? { role: 'master', offset: 1 } : replicaOf('10.0.0.1');
+      },
+      promote: async () => {},
+      follow: async () => {},
+    };
+    const cp = new CachePrimary({ adminFor: () => admin, pods: () => pods, now: () => 0, delayMs: 5000 });
+    const tls = { ca: { cert: 'the-ca', key: 'k' }, servers: {} };
+    await cp.decide(app, { ...facts, tls });
+    expect(seen.find((n) => n.name === 'shop-cache-0')?.tls).toEqual({
+      ca: 'the-ca',
+      servername: 'shop-cache-0.shop-cache-headless.prod.svc',
+    });
+    expect(seen.find((n) => n.name === 'shop-cache-1')?.tls).toBeUndefined();
+  });
+});
