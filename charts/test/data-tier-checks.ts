@@ -13,10 +13,14 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { CACHE_HOLD_KEY, cacheConfigName, restartedPrimaryWaits } from '../../operator/tiers/cache.ts';
 import {
+  pgServerNames,
+  pgTlsSecretName,
   selfFencing,
   type DatabaseCredentials,
   type PgCluster,
 } from '../../operator/tiers/postgres-cluster.ts';
+import type { TlsFacts } from '../../operator/tiers/objects.ts';
+import { issueCa, issueServerCert, type KeyPair } from '../../operator/tls/certificates.ts';
 
 /** What differs by design for one Postgres cluster (`<name>-rw`, `<name>-ro`) without the operator. */
 export const pgClusterExclusions = (cluster: string): Exclusion[] => [
@@ -49,7 +53,8 @@ export const selfFenceExclusion = (c: PgCluster): Exclusion[] =>
     ? [
         {
           object: `StatefulSet/${c.name}`,
-          path: 'spec.template.spec.containers[0].env[8]',
+          // By name: the TLS variables follow it, so the two sides' lists differ from it on.
+          path: 'spec.template.spec.containers[0].env[name=FENCE_AFTER_SECONDS]',
           reason:
             'FENCE_AFTER_SECONDS: without an operator nothing is promoted beside a cut-off primary and nothing would lift its fence',
         },
@@ -224,4 +229,46 @@ export function testPgMonitoring(
       expect([name, restrictedViolations(spec)]).toEqual([name, []]);
     }
   });
+}
+
+/** The CA of every test app: issuing one takes a moment, and parity needs only identical inputs. */
+let testCa: Promise<KeyPair> | undefined;
+
+/**
+ * Certificates as the operator's controller issues them (operator/tls/certificates.ts), for the
+ * clusters given: one CA, a server certificate per cluster for its names. The operator side gets
+ * them as facts.tls, the chart side as values (pgTlsValues), as both get passwords.
+ */
+export async function issuedTls(clusters: readonly PgCluster[]): Promise<TlsFacts> {
+  const now = new Date();
+  testCa ??= issueCa('charts/test ScalableApp CA', now);
+  const ca = await testCa;
+  const servers = Object.fromEntries(
+    await Promise.all(
+      clusters.map(
+        async (c) => [pgTlsSecretName(c), await issueServerCert(ca, pgServerNames(c), now)] as const,
+      ),
+    ),
+  );
+  return { ca, servers };
+}
+
+/** The chart values that give a Postgres chart the certificates the operator issued. */
+export const pgTlsValues = (
+  tls: TlsFacts,
+  clusters: readonly PgCluster[],
+  certificates: (byCluster: Record<string, KeyPair>) => Record<string, unknown>,
+) => ({
+  ca: tls.ca,
+  ...certificates(Object.fromEntries(clusters.map((c) => [c.name, tls.servers[pgTlsSecretName(c)]!]))),
+});
+
+/**
+ * That parity compared the TLS objects of an app's Postgres `clusters` (the CA's Secret and
+ * ConfigMap, a server certificate per cluster) with TLS on, and that neither side had any with it off.
+ */
+export function expectTlsCompared(compared: string[], app: string, clusters: string[], on: boolean) {
+  const objects = [`Secret/${app}-ca`, `ConfigMap/${app}-ca-cert`, ...clusters.map((c) => `Secret/${c}-tls`)];
+  if (on) expect(compared).toEqual(expect.arrayContaining(objects));
+  else for (const o of objects) expect(compared).not.toContain(o);
 }
