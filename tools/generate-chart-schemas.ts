@@ -243,6 +243,20 @@ const shardMapValue = (who: string) =>
     `The shard map the ${who} route by, when the app has shards.`,
   ).default({});
 
+/** The app's CA the pods mount, as the operator mounts it when a Postgres tier serves TLS. */
+const caValue = (who: string) =>
+  doc(
+    z.object({
+      configMapName: secretName(
+        "The ConfigMap holding the app's CA certificate (the database or shards chart's `<release>-ca-cert`), mounted at /etc/scalableapp/ca, where the URLs' sslrootcert points, as the operator does for an app whose Postgres tiers serve TLS.",
+      ).optional(),
+      cert: pem(
+        'That certificate, PEM, for the connection hash (a new CA rolls the pods). When omitted it is read from the ConfigMap at install and upgrade.',
+      ),
+    }),
+    `The CA the ${who} verify the database and shards with, when those serve TLS.`,
+  ).default({});
+
 export const CHART_SCHEMAS: readonly ChartSchema[] = [
   {
     chart: 'web',
@@ -260,6 +274,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'An edge cache in front of this web tier (the edge-cache chart under the same release): the Ingress or HTTPRoute sends pathPrefix to it.',
       ).default({}),
       shardMap: shardMapValue('web pods'),
+      ca: caValue('web pods'),
       test: testPod(ncTestTools(), 'the web Service answers the health check path'),
     },
   },
@@ -450,6 +465,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'Scaling on queue depth without the ScalableApp operator.',
       ).default({ enabled: false, namespace: 'keda' }),
       shardMap: shardMapValue('consumers'),
+      ca: caValue('consumers'),
       test: testPod(
         ncTestTools('base64'),
         "every consumer's queue exists and each running consumer is attached to its queue",

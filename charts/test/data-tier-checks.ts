@@ -19,7 +19,10 @@ import {
   type DatabaseCredentials,
   type PgCluster,
 } from '../../operator/tiers/postgres-cluster.ts';
-import type { TlsFacts } from '../../operator/tiers/objects.ts';
+import type { ObservedFacts, TlsFacts } from '../../operator/tiers/objects.ts';
+import { databaseCluster } from '../../operator/tiers/database.ts';
+import { shardClusters } from '../../operator/tiers/shards.ts';
+import { caConfigMapName, usesTls } from '../../operator/tiers/tls.ts';
 import { issueCa, issueServerCert, type KeyPair } from '../../operator/tls/certificates.ts';
 
 /** What differs by design for one Postgres cluster (`<name>-rw`, `<name>-ro`) without the operator. */
@@ -272,3 +275,22 @@ export function expectTlsCompared(compared: string[], app: string, clusters: str
   if (on) expect(compared).toEqual(expect.arrayContaining(objects));
   else for (const o of objects) expect(compared).not.toContain(o);
 }
+
+/**
+ * The certificates the operator would issue for an app's Postgres tiers that serve TLS (the
+ * database's and every shard's), or undefined when none does.
+ */
+export async function appTls(app: ScalableApp, facts: ObservedFacts): Promise<TlsFacts | undefined> {
+  if (!usesTls(app)) return undefined;
+  return issuedTls([
+    ...(app.spec.database?.tls.enabled ? [databaseCluster(app, facts)] : []),
+    ...(app.spec.shards?.tls.enabled ? shardClusters(app, facts) : []),
+  ]);
+}
+
+/**
+ * The `ca` values of a web or consumers chart for an app whose Postgres tiers serve TLS: the CA's
+ * ConfigMap to mount, as the operator mounts it, and its certificate for the connection hash.
+ */
+export const caValues = (app: ScalableApp, tls: TlsFacts | undefined) =>
+  tls && usesTls(app) ? { ca: { configMapName: caConfigMapName(app), cert: tls.ca.cert } } : {};
