@@ -105,6 +105,7 @@ const keyPair = (description: string, cert: string, key: string) =>
  * CA, the server certificate(s), or an existing Secret (cert-manager's), and the switches a chart
  * needs without a controller. `certificates` is the tier's key for its server certificates.
  */
+// prefault: the object is filled from its fields' defaults, whichever keys the tier adds.
 const postgresTls = (certificates: Record<string, z.ZodType>, owns: string) => {
   const spec = postgresInstances.tls.unwrap();
   return doc(
@@ -128,7 +129,7 @@ const postgresTls = (certificates: Record<string, z.ZodType>, owns: string) => {
       ).default(true),
     }),
     `${spec.description} Without the operator: certificates given, kept from the release's Secrets, or generated at install, and never renewed by themselves (docs/helm.md, "TLS").`,
-  ).default({ enabled: true, ca: {}, reissue: false, appWide: true });
+  ).prefault({});
 };
 
 /** The connection Secret the pods take their environment from, as charts/web and charts/consumers have it. */
