@@ -135,9 +135,14 @@ describe('the whole stack installed without the operator', () => {
     const shards = secret('millions-shards-credentials');
     const mq = secret('millions-mq-credentials');
     expect(connection.CACHE_URL).toBe(`redis://:${cache}@millions-cache.${ns}.svc:6379/0`);
+    // TLS by default: verify-full against the app's CA, which the stack renders once.
     expect(connection.DATABASE_URL).toBe(
-      `postgresql://app:${db['app-password']}@millions-db-rw.${ns}.svc:5432/app`,
+      `postgresql://app:${db['app-password']}@millions-db-rw.${ns}.svc:5432/app?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt`,
     );
+    expect([connection.SHARDS_SSLMODE, connection.SHARDS_SSLROOTCERT]).toEqual([
+      'verify-full',
+      '/etc/scalableapp/ca/ca.crt',
+    ]);
     expect(connection.SHARDS_PASSWORD).toBe(shards['app-password']);
     expect(connection.QUEUE_URL).toBe(`amqp://${mq.username}:${mq.password}@millions-mq.${ns}.svc:5672/%2F`);
     const elsewhere = kubectl([

@@ -25,6 +25,11 @@ export interface ChartFile {
   readonly text: () => string;
 }
 
+/** Every combination of the hba options a chart chooses between, in the order of the file names' parts. */
+const HBA_VARIANTS = [false, true].flatMap((fenced) =>
+  [false, true].flatMap((monitor) => [false, true].map((tls) => ({ fenced, monitor, tls }))),
+);
+
 export const CHART_FILES: readonly ChartFile[] = [
   // pgConfigMap() in operator/tiers/postgres-cluster.ts; scalableapp-lib/templates/_postgres.tpl
   // reads them for the database tier and every shard.
@@ -33,36 +38,20 @@ export const CHART_FILES: readonly ChartFile[] = [
     source: 'instanceStartScript() in operator/server-config/postgres-instance-script.ts',
     text: () => instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
   },
-  {
-    path: 'scalableapp-lib/files/postgres/pg_hba.conf',
-    source: 'hbaConfig() in operator/server-config/postgres.ts',
-    text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0' }),
-  },
-  {
-    path: 'scalableapp-lib/files/postgres/pg_hba.fenced.conf',
-    source: 'hbaConfig({ fenced: true }) in operator/server-config/postgres.ts',
-    text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', fenced: true }),
-  },
-  // With spec.monitoring the two hba files admit the exporter's role from loopback (hbaConfig
-  // monitor: true), and the ConfigMap carries the exporter's queries: the charts pick these copies
-  // when their `monitoring.enabled` is set.
-  {
-    path: 'scalableapp-lib/files/postgres/pg_hba.monitor.conf',
-    source: 'hbaConfig({ monitor: true }) in operator/server-config/postgres.ts',
-    text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', monitor: true }),
-  },
-  {
-    path: 'scalableapp-lib/files/postgres/pg_hba.fenced.monitor.conf',
-    source: 'hbaConfig({ fenced: true, monitor: true }) in operator/server-config/postgres.ts',
-    text: () =>
-      hbaConfig({
-        appUser: APP_USER,
-        appDatabase: APP_DATABASE,
-        cidr: '0.0.0.0/0',
-        fenced: true,
-        monitor: true,
-      }),
-  },
+  // pg_hba.conf and its fenced twin, in every variant a chart may need: with spec.monitoring they
+  // also admit the exporter's role from loopback (monitor: true), with TLS (on by default) they
+  // admit TCP clients over TLS only (hostssl). scalableapp-lib's `postgres.hba` template picks the
+  // copy by the chart's `monitoring.enabled` and `tls.enabled`.
+  ...HBA_VARIANTS.map(({ fenced, monitor, tls }) => {
+    const options = { fenced, monitor, tls };
+    const given = Object.entries(options).filter(([, on]) => on);
+    const suffix = given.map(([name]) => `.${name}`).join('');
+    return {
+      path: `scalableapp-lib/files/postgres/pg_hba${suffix}.conf`,
+      source: `hbaConfig(${given.length ? `{ ${given.map(([n]) => `${n}: true`).join(', ')} }` : ''}) in operator/server-config/postgres.ts`,
+      text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', ...options }),
+    };
+  }),
   {
     path: 'scalableapp-lib/files/postgres/exporter-queries.yaml',
     source: 'POSTGRES_EXPORTER_QUERIES in operator/tiers/monitoring.ts',

@@ -16,7 +16,7 @@ import { spec, TIERS } from '../operator/api/spec.ts';
 import { web } from '../operator/api/web.ts';
 import { cache } from '../operator/api/cache.ts';
 import { edgeCache } from '../operator/api/edge-cache.ts';
-import { database } from '../operator/api/database.ts';
+import { database, postgresInstances } from '../operator/api/database.ts';
 import { shards } from '../operator/api/shards.ts';
 import { consumers, queue } from '../operator/api/queue.ts';
 import { DNS_LABEL } from '../operator/api/common.ts';
@@ -84,6 +84,53 @@ const postgresAuth = (name: string) =>
     }),
     "The Postgres passwords. Each one not given is kept from the release's Secret, or generated at install.",
   ).default({});
+
+/** A PEM text (a certificate or a private key). */
+const pem = (what: string) =>
+  doc(
+    z
+      .string()
+      .min(1)
+      .max(16384)
+      .regex(/-----BEGIN [A-Z ]+-----/),
+    what,
+  ).optional();
+
+/** A certificate and its private key, PEM. */
+const keyPair = (description: string, cert: string, key: string) =>
+  doc(z.object({ cert: pem(cert), key: pem(key) }), description).default({});
+
+/**
+ * The spec's `tls` of a Postgres tier with what the operator issues itself as chart-only keys: the
+ * CA, the server certificate(s), or an existing Secret (cert-manager's), and the switches a chart
+ * needs without a controller. `certificates` is the tier's key for its server certificates.
+ */
+// prefault: the object is filled from its fields' defaults, whichever keys the tier adds.
+const postgresTls = (certificates: Record<string, z.ZodType>, owns: string) => {
+  const spec = postgresInstances.tls.unwrap();
+  return doc(
+    spec.extend({
+      ca: keyPair(
+        "The app's CA. When omitted it is kept from the release's Secret `<release>-ca`, or generated (ECDSA P-256, ten years). A cert given without its key (an outside CA) only fills the ConfigMap `<release>-ca-cert`, with existingSecret.",
+        'The CA certificate, PEM.',
+        "The CA's private key, PEM.",
+      ),
+      ...certificates,
+      existingSecret: secretName(
+        `An existing Secret with tls.crt, tls.key and ca.crt (cert-manager's layout) that ${owns} mount instead of the chart's; the chart then renders no server certificate and no CA Secret, and fills \`<release>-ca-cert\` from ca.cert, else from the Secret's ca.crt.`,
+      ).optional(),
+      reissue: doc(
+        z.boolean(),
+        'Issue the server certificates again from the kept CA on this render: how a chart renews them (nothing renews them without the operator).',
+      ).default(false),
+      appWide: doc(
+        z.boolean(),
+        "Render the app's CA Secret and CA ConfigMap. Several tier charts installed under one release (an umbrella) must leave them to exactly one.",
+      ).default(true),
+    }),
+    `${spec.description} Without the operator: certificates given, kept from the release's Secrets, or generated at install, and never renewed by themselves (docs/helm.md, "TLS").`,
+  ).prefault({});
+};
 
 /** The connection Secret the pods take their environment from, as charts/web and charts/consumers have it. */
 const connectionValues = (pods: string, entries: string) =>
@@ -197,6 +244,20 @@ const shardMapValue = (who: string) =>
     `The shard map the ${who} route by, when the app has shards.`,
   ).default({});
 
+/** The app's CA the pods mount, as the operator mounts it when a Postgres tier serves TLS. */
+const caValue = (who: string) =>
+  doc(
+    z.object({
+      configMapName: secretName(
+        "The ConfigMap holding the app's CA certificate (the database or shards chart's `<release>-ca-cert`), mounted at /etc/scalableapp/ca, where the URLs' sslrootcert points, as the operator does for an app whose Postgres tiers serve TLS.",
+      ).optional(),
+      cert: pem(
+        'That certificate, PEM, for the connection hash (a new CA rolls the pods). When omitted it is read from the ConfigMap at install and upgrade.',
+      ),
+    }),
+    `The CA the ${who} verify the database and shards with, when those serve TLS.`,
+  ).default({});
+
 export const CHART_SCHEMAS: readonly ChartSchema[] = [
   {
     chart: 'web',
@@ -214,6 +275,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'An edge cache in front of this web tier (the edge-cache chart under the same release): the Ingress or HTTPRoute sends pathPrefix to it.',
       ).default({}),
       shardMap: shardMapValue('web pods'),
+      ca: caValue('web pods'),
       test: testPod(ncTestTools(), 'the web Service answers the health check path'),
     },
   },
@@ -262,6 +324,16 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'The instance that starts as the primary (`<release>-db-<n>`), the record the operator keeps after a failover. Defaults to `<release>-db-0`.',
       ).optional(),
       auth: postgresAuth('db-credentials'),
+      tls: postgresTls(
+        {
+          certificate: keyPair(
+            'The server certificate of `<release>-db`, signed by the CA, for its read-write and read-only Services and its pods. When omitted it is kept from `<release>-db-tls` while the same CA issued it, or issued from the CA (one year).',
+            'The certificate, PEM.',
+            'Its private key, PEM.',
+          ),
+        },
+        'the instances',
+      ),
       monitoring: tierMonitoring(
         'postgres',
         "The spec's `monitoring`, as far as the database uses it: a postgres_exporter beside each instance (port 9187, role `monitor`, the operator's queries), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
@@ -296,6 +368,18 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     tierChart: true,
     chartOnly: {
       auth: postgresAuth('shards-credentials'),
+      tls: postgresTls(
+        {
+          certificates: doc(
+            z.record(
+              z.string().min(1).max(63).regex(DNS_LABEL),
+              z.object({ cert: pem('The certificate, PEM.'), key: pem('Its private key, PEM.') }),
+            ),
+            "Each shard's server certificate, by shard name, signed by the CA. A shard not named keeps the one in `<shard>-tls` while the same CA issued it, or gets one issued from the CA (one year).",
+          ).default({}),
+        },
+        "every shard's instances (its certificate must then hold every shard's names)",
+      ),
       monitoring: tierMonitoring(
         'postgres',
         "The spec's `monitoring`, as far as the shards use it: a postgres_exporter beside each instance of every shard (port 9187, role `monitor`, the operator's queries), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
@@ -382,6 +466,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'Scaling on queue depth without the ScalableApp operator.',
       ).default({ enabled: false, namespace: 'keda' }),
       shardMap: shardMapValue('consumers'),
+      ca: caValue('consumers'),
       test: testPod(
         ncTestTools('base64'),
         "every consumer's queue exists and each running consumer is attached to its queue",
@@ -461,7 +546,9 @@ function forHelm(node: Schema): Schema {
 
 /** The tier object with the chart's keys, as one zod object. */
 export function chartValues(entry: ChartSchema): z.ZodObject {
-  return entry.tier.extend({ ...(entry.tierChart ? tierChartKeys : {}), ...(entry.chartOnly ?? {}) });
+  // safeExtend: a chart-only key may widen a tier key (tls, with what the operator issues itself),
+  // and the tier objects carry refinements (their CEL rules), which plain extend refuses to keep.
+  return entry.tier.safeExtend({ ...(entry.tierChart ? tierChartKeys : {}), ...(entry.chartOnly ?? {}) });
 }
 
 /** A chart's dependencies: the key of their values (the alias, if any) and their directory under charts/. */

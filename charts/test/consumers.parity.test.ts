@@ -10,6 +10,7 @@ import { connectionEntries, connectionHash, connectionSecret } from '../../opera
 import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { parity, tierObjects, type Exclusion } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
+import { appTls, caValues } from './data-tier-checks.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
 
@@ -150,6 +151,29 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "a database with TLS (the default): the URLs verify the server against the app's CA, mounted in the pods",
+    spec: {
+      queue: { queues: [{ name: 'orders' }] },
+      database: {},
+      consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
+    },
+    facts: { dbCredentials: { superuser: 'su', replication: 'repl', app: 'db pw/1' } },
+  },
+  {
+    name: 'a database and shards with TLS off: plaintext URLs, SHARDS_SSLMODE disable, no CA',
+    spec: {
+      queue: { queues: [{ name: 'orders' }] },
+      database: { tls: { enabled: false } },
+      shards: { count: 1, key: 'tenant', tls: { enabled: false } },
+      consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
+    },
+    facts: {
+      dbCredentials: { superuser: 'su', replication: 'repl', app: 'db-pw' },
+      shardCredentials: { superuser: 'su', replication: 'repl', app: 'shards-pw' },
+    },
+    chartOnly: () => ({ shardMap: { configMapName: 'shop-shard-map' } }),
+  },
+  {
     name: "an existing connection Secret (the operator's), its hash given",
     spec: {
       queue: { queues: [{ name: 'orders' }] },
@@ -216,11 +240,13 @@ const cases: Case[] = [
 ];
 
 describe('charts/consumers renders what the operator builds for spec.consumers', () => {
-  it.each(cases)('$name', (c) => {
+  it.each(cases)('$name', async (c) => {
     const release = c.release ?? 'shop';
     const namespace = c.namespace ?? 'prod';
-    const facts: ObservedFacts = { gatewayApi: false, queueCredentials, ...c.facts };
+    const given: ObservedFacts = { gatewayApi: false, queueCredentials, ...c.facts };
     const app = parseApp(c.spec, release, namespace);
+    const tls = await appTls(app, given);
+    const facts: ObservedFacts = tls ? { ...given, tls } : given;
     // What the other tiers put in the connection Secret reaches the chart as entries (it computes
     // SCALABLEAPP_NAME itself; QUEUE_URL it would read from the cluster).
     const { SCALABLEAPP_NAME: _name, ...others } = connectionEntries(app, facts);
@@ -228,6 +254,7 @@ describe('charts/consumers renders what the operator builds for spec.consumers',
     const values: Record<string, unknown> = {
       consumers: c.spec.consumers,
       connection: { entries: others },
+      ...caValues(app, tls),
       ...chartOnly,
     };
     if (c.spec.topology) values.platform = { topology: c.spec.topology };

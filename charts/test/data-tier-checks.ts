@@ -13,10 +13,18 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { CACHE_HOLD_KEY, cacheConfigName, restartedPrimaryWaits } from '../../operator/tiers/cache.ts';
 import {
+  pgServerNames,
+  pgTlsSecretName,
   selfFencing,
   type DatabaseCredentials,
   type PgCluster,
 } from '../../operator/tiers/postgres-cluster.ts';
+import type { ObservedFacts, TlsFacts } from '../../operator/tiers/objects.ts';
+import { databaseCluster } from '../../operator/tiers/database.ts';
+import { shardClusters } from '../../operator/tiers/shards.ts';
+import { caConfigMapName, usesTls } from '../../operator/tiers/tls.ts';
+import { certDnsNames, issueCa, issueServerCert, type KeyPair } from '../../operator/tls/certificates.ts';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 
 /** What differs by design for one Postgres cluster (`<name>-rw`, `<name>-ro`) without the operator. */
 export const pgClusterExclusions = (cluster: string): Exclusion[] => [
@@ -49,7 +57,8 @@ export const selfFenceExclusion = (c: PgCluster): Exclusion[] =>
     ? [
         {
           object: `StatefulSet/${c.name}`,
-          path: 'spec.template.spec.containers[0].env[8]',
+          // By name: the TLS variables follow it, so the two sides' lists differ from it on.
+          path: 'spec.template.spec.containers[0].env[name=FENCE_AFTER_SECONDS]',
           reason:
             'FENCE_AFTER_SECONDS: without an operator nothing is promoted beside a cut-off primary and nothing would lift its fence',
         },
@@ -189,7 +198,7 @@ export function testPgMonitoring(
   it('generates the monitor password only with monitoring, and admits the role only then', () => {
     const off = render({});
     expect(secretData(off)['monitor-password']).toBeUndefined();
-    expect(JSON.stringify(off)).not.toContain('host postgres monitor');
+    expect(JSON.stringify(off)).not.toMatch(/host(ssl)? postgres monitor/);
     const on = render({ monitoring: { enabled: true } });
     const data = secretData(on);
     expect(Object.keys(data).sort()).toEqual([
@@ -202,7 +211,8 @@ export function testPgMonitoring(
     for (const map of on.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-config'))) {
       const hba = map.data as Record<string, string>;
       for (const file of ['pg_hba.conf', 'pg_hba.fenced.conf']) {
-        expect(hba[file]).toContain('host postgres monitor 127.0.0.1/32 scram-sha-256\n');
+        // hostssl: TLS is on by default.
+        expect(hba[file]).toContain('hostssl postgres monitor 127.0.0.1/32 scram-sha-256\n');
       }
       expect(hba['exporter-queries.yaml']).toContain('pg_instance:');
     }
@@ -225,3 +235,154 @@ export function testPgMonitoring(
     }
   });
 }
+
+/** The CA of every test app: issuing one takes a moment, and parity needs only identical inputs. */
+let testCa: Promise<KeyPair> | undefined;
+
+/**
+ * Certificates as the operator's controller issues them (operator/tls/certificates.ts), for the
+ * clusters given: one CA, a server certificate per cluster for its names. The operator side gets
+ * them as facts.tls, the chart side as values (pgTlsValues), as both get passwords.
+ */
+export async function issuedTls(clusters: readonly PgCluster[]): Promise<TlsFacts> {
+  const now = new Date();
+  testCa ??= issueCa('charts/test ScalableApp CA', now);
+  const ca = await testCa;
+  const servers = Object.fromEntries(
+    await Promise.all(
+      clusters.map(
+        async (c) => [pgTlsSecretName(c), await issueServerCert(ca, pgServerNames(c), now)] as const,
+      ),
+    ),
+  );
+  return { ca, servers };
+}
+
+/** The chart values that give a Postgres chart the certificates the operator issued. */
+export const pgTlsValues = (
+  tls: TlsFacts,
+  clusters: readonly PgCluster[],
+  certificates: (byCluster: Record<string, KeyPair>) => Record<string, unknown>,
+) => ({
+  ca: tls.ca,
+  ...certificates(Object.fromEntries(clusters.map((c) => [c.name, tls.servers[pgTlsSecretName(c)]!]))),
+});
+
+/**
+ * That parity compared the TLS objects of an app's Postgres `clusters` (the CA's Secret and
+ * ConfigMap, a server certificate per cluster) with TLS on, and that neither side had any with it off.
+ */
+export function expectTlsCompared(compared: string[], app: string, clusters: string[], on: boolean) {
+  const objects = [`Secret/${app}-ca`, `ConfigMap/${app}-ca-cert`, ...clusters.map((c) => `Secret/${c}-tls`)];
+  if (on) expect(compared).toEqual(expect.arrayContaining(objects));
+  else for (const o of objects) expect(compared).not.toContain(o);
+}
+
+/**
+ * The certificates the operator would issue for an app's Postgres tiers that serve TLS (the
+ * database's and every shard's), or undefined when none does.
+ */
+export async function appTls(app: ScalableApp, facts: ObservedFacts): Promise<TlsFacts | undefined> {
+  if (!usesTls(app)) return undefined;
+  return issuedTls([
+    ...(app.spec.database?.tls.enabled ? [databaseCluster(app, facts)] : []),
+    ...(app.spec.shards?.tls.enabled ? shardClusters(app, facts) : []),
+  ]);
+}
+
+/**
+ * The `ca` values of a web or consumers chart for an app whose Postgres tiers serve TLS: the CA's
+ * ConfigMap to mount, as the operator mounts it, and its certificate for the connection hash.
+ */
+export const caValues = (app: ScalableApp, tls: TlsFacts | undefined) =>
+  tls && usesTls(app) ? { ca: { configMapName: caConfigMapName(app), cert: tls.ca.cert } } : {};
+
+/**
+ * What a Postgres chart (database, shards) does with `tls` that parity, which gives both sides the
+ * same certificates, cannot show: with nothing given it generates a CA and, per cluster, a server
+ * certificate that CA signed for exactly the operator's names (pgServerNames), each Secret's ca.crt
+ * and the ConfigMap's being that CA; with tls.enabled false it renders no TLS object and nothing
+ * that names one; with tls.existingSecret it mounts that Secret and renders no key of its own.
+ * `clusters` are the operator's clusters for the release shop in prod and `base`. Defines the tests
+ * inside the caller's describe.
+ */
+export function testPgTls(
+  chart: 'database' | 'shards',
+  base: Record<string, unknown>,
+  clusters: PgCluster[],
+) {
+  const render = (values: Record<string, unknown> = {}) =>
+    renderChart(chart, { release: 'shop', namespace: 'prod', values: { ...base, ...values } });
+  const find = (objects: readonly RenderedObject[], kind: string, name: string) =>
+    objects.find((o) => o.kind === kind && o.metadata.name === name) as
+      (RenderedObject & { data: Record<string, string> }) | undefined;
+  const decoded = (s: { data: Record<string, string> }, key: string) =>
+    Buffer.from(s.data[key]!, 'base64').toString();
+
+  it('generates a CA and, for each cluster, a certificate it signed for exactly the names clients use', () => {
+    const objects = render();
+    const caSecret = find(objects, 'Secret', 'shop-ca')!;
+    expect(caSecret.type).toBe('kubernetes.io/tls');
+    const ca = new X509Certificate(decoded(caSecret, 'tls.crt'));
+    expect(ca.ca).toBe(true);
+    expect(ca.checkPrivateKey(createPrivateKey(decoded(caSecret, 'tls.key')))).toBe(true);
+    expect(find(objects, 'ConfigMap', 'shop-ca-cert')!.data['ca.crt']).toBe(ca.toString());
+    for (const c of clusters) {
+      const secret = find(objects, 'Secret', pgTlsSecretName(c))!;
+      const cert = new X509Certificate(decoded(secret, 'tls.crt'));
+      expect([c.name, cert.checkIssued(ca), cert.verify(ca.publicKey)]).toEqual([c.name, true, true]);
+      expect(certDnsNames(cert)).toEqual([...pgServerNames(c)].sort());
+      expect(cert.checkPrivateKey(createPrivateKey(decoded(secret, 'tls.key')))).toBe(true);
+      expect(decoded(secret, 'ca.crt')).toBe(ca.toString());
+    }
+  });
+
+  it('with tls.enabled false renders no TLS object, no ssl setting, no hostssl line and no mount', () => {
+    const objects = render({ tls: { enabled: false } });
+    // Names only: a failure must not print a key.
+    expect(
+      objects.filter((o) => o.kind === 'Secret' && !isPasswordSecret(o)).map((o) => o.metadata.name),
+    ).toEqual([]);
+    expect(find(objects, 'ConfigMap', 'shop-ca-cert')).toBeUndefined();
+    const text = JSON.stringify(
+      objects.filter((o) => !(o.kind === 'ConfigMap' && o.metadata.name.endsWith('-config'))),
+    );
+    for (const word of ['/tls', 'TLS_CA_FILE', 'sslmode=require']) expect(text).not.toContain(word);
+    for (const c of clusters) {
+      const config = find(objects, 'ConfigMap', `${c.name}-config`)!.data;
+      expect(config['postgresql.conf']).not.toContain('ssl');
+      expect(config['pg_hba.conf']).not.toContain('hostssl');
+    }
+  });
+
+  it('with tls.existingSecret mounts that Secret, renders no key of its own and takes the CA from ca.cert', () => {
+    const given = new X509Certificate(decodedCa(render()));
+    const objects = render({ tls: { existingSecret: 'shop-pg-cert', ca: { cert: given.toString() } } });
+    // Names only: a failure must not print a key.
+    expect(
+      objects.filter((o) => o.kind === 'Secret' && !isPasswordSecret(o)).map((o) => o.metadata.name),
+    ).toEqual([]);
+    expect(find(objects, 'ConfigMap', 'shop-ca-cert')!.data['ca.crt']).toBe(given.toString());
+    for (const [, pod] of podSpecs(objects).filter(([n]) => n.startsWith('StatefulSet/')))
+      expect(pod.volumes).toContainEqual({
+        name: 'tls',
+        secret: { secretName: 'shop-pg-cert', defaultMode: 0o440 },
+      });
+    const refused = templateChart(chart, {
+      release: 'shop',
+      namespace: 'prod',
+      values: { ...base, tls: { existingSecret: 'shop-pg-cert' } },
+    });
+    expect(refused.ok).toBe(false);
+    expect(refused.stderr).toContain(
+      'tls.existingSecret: Secret "shop-pg-cert" with key "ca.crt" is not readable',
+    );
+  });
+
+  const decodedCa = (objects: readonly RenderedObject[]) =>
+    decoded(find(objects, 'Secret', 'shop-ca')!, 'tls.crt');
+}
+
+/** A Secret of passwords: not one of the certificates' (type kubernetes.io/tls, see testPgTls). */
+export const isPasswordSecret = (o: RenderedObject) =>
+  o.kind === 'Secret' && (o as { type?: string }).type !== 'kubernetes.io/tls';

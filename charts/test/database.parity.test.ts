@@ -5,7 +5,15 @@
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { databaseCluster, databaseObjects, type DatabaseCredentials } from '../../operator/tiers/database.ts';
-import { pgMonitoringValues, selfFenceExclusion } from './data-tier-checks.ts';
+import {
+  expectTlsCompared,
+  issuedTls,
+  pgMonitoringValues,
+  pgTlsValues,
+  selfFenceExclusion,
+} from './data-tier-checks.ts';
+import { caObjects } from '../../operator/tiers/tls.ts';
+import type { TlsFacts } from '../../operator/tiers/objects.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
 import { renderChart } from './helm.ts';
 import { parity, type Exclusion, TWO_SCRAPERS } from './parity.ts';
@@ -114,6 +122,21 @@ const INPUT_SETS: InputSet[] = [
     credentials: { superuser: 'a', replication: 'b', app: 'c', monitor: `m"o\\n&<i>tor` },
   },
   {
+    title: 'TLS off: plaintext, no certificates, no CA',
+    release: 'shop',
+    namespace: 'prod',
+    database: { tls: { enabled: false } },
+    credentials: { superuser: 'su-secret', replication: 'repl-secret', app: 'app-secret' },
+  },
+  {
+    title: 'TLS off with monitoring: the exporter connects in plaintext, its role admitted by host lines',
+    release: 'shop',
+    namespace: 'prod',
+    database: { replicas: 1, tls: { enabled: false } },
+    monitoring: { enabled: true },
+    credentials: { superuser: 'a', replication: 'b', app: 'c', monitor: 'd' },
+  },
+  {
     title: 'monitoring with no scrapers: the exporter runs, no one is admitted to it',
     release: 'shop',
     namespace: 'prod',
@@ -123,8 +146,27 @@ const INPUT_SETS: InputSet[] = [
   },
 ];
 
-const values = (s: InputSet) => ({
+const tlsOn = (s: InputSet) => s.database.tls?.enabled ?? true;
+
+/** The certificates the operator would have issued for the set (none with TLS off). */
+async function issued(s: InputSet): Promise<TlsFacts | undefined> {
+  if (!tlsOn(s)) return undefined;
+  const { app, facts } = operatorInputs(s);
+  return issuedTls([databaseCluster(app, facts)]);
+}
+
+const values = (s: InputSet, tls?: TlsFacts) => ({
   ...s.database,
+  ...(tls
+    ? {
+        tls: {
+          ...s.database.tls,
+          ...pgTlsValues(tls, [databaseCluster(operatorInputs(s).app, operatorInputs(s).facts)], (c) => ({
+            certificate: c[`${s.release}-db`],
+          })),
+        },
+      }
+    : {}),
   ...(s.topology ? { platform: { topology: s.topology } } : {}),
   ...(s.primary ? { primary: s.primary } : {}),
   ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
@@ -137,7 +179,7 @@ const values = (s: InputSet) => ({
   },
 });
 
-function operatorInputs(s: InputSet) {
+function operatorInputs(s: InputSet, tls?: TlsFacts) {
   const app = parseApp(
     {
       database: s.database,
@@ -151,13 +193,15 @@ function operatorInputs(s: InputSet) {
     gatewayApi: false,
     dbCredentials: s.credentials,
     ...(s.primary ? { dbPrimary: s.primary } : {}),
+    ...(tls ? { tls } : {}),
   };
   return { app, facts };
 }
 
-function operatorObjects(s: InputSet) {
-  const { app, facts } = operatorInputs(s);
-  return [...databaseObjects(app, facts), ...networkPolicies(app)];
+function operatorObjects(s: InputSet, tls?: TlsFacts) {
+  const { app, facts } = operatorInputs(s, tls);
+  // The app's CA comes from desiredState (caObjects), beside the tier's own objects.
+  return [...databaseObjects(app, facts), ...caObjects(app, facts), ...networkPolicies(app)];
 }
 
 function exclusions(s: InputSet): Exclusion[] {
@@ -216,9 +260,12 @@ describe.each(INPUT_SETS)('charts/database with $title', (s) => {
   const primary = s.primary ?? `${db}-0`;
   const selector = { 'app.kubernetes.io/instance': s.release, 'app.kubernetes.io/component': 'database' };
 
-  it('renders the objects the operator builds', () => {
-    const report = parity({ ...render, operator: operatorObjects(s), exclusions: exclusions(s) });
+  it('renders the objects the operator builds', async () => {
+    const tls = await issued(s);
+    const inputs = { values: values(s, tls), operator: operatorObjects(s, tls), exclusions: exclusions(s) };
+    const report = parity({ ...render, ...inputs });
     expect(report.differences).toEqual([]);
+    expectTlsCompared(report.compared, s.release, [db], tls !== undefined);
     expect(report.compared).toEqual(
       expect.arrayContaining([
         `ConfigMap/${db}-config`,

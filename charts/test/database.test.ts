@@ -4,7 +4,10 @@
 import { IMAGE_MAJOR_MESSAGE, POSTGRES_RESOURCES } from '../../operator/api/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
-import { brokenStorageRules, testPgMonitoring, testTierRules } from './data-tier-checks.ts';
+import { isPasswordSecret } from './data-tier-checks.ts';
+import { brokenStorageRules, testPgMonitoring, testPgTls, testTierRules } from './data-tier-checks.ts';
+import { databaseCluster } from '../../operator/tiers/database.ts';
+import { parseApp } from '../../operator/api/testdata/apps.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
 
@@ -37,7 +40,7 @@ describe('credentials', () => {
 
   it('with existingSecret creates no Secret and mounts and tests with the one named', () => {
     const objects = render({ auth: { existingSecret: 'vault-synced-pg' } });
-    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(objects.filter(isPasswordSecret)).toEqual([]);
     const sts = objects.find((o) => o.kind === 'StatefulSet') as any;
     expect(sts.spec.template.spec.volumes.find((v: any) => v.name === 'credentials').secret.secretName).toBe(
       'vault-synced-pg',
@@ -137,4 +140,10 @@ describe('pods', () => {
 
 describe('monitoring', () => {
   testPgMonitoring('database', {}, 'shop-db-credentials');
+});
+
+describe('tls', () => {
+  testPgTls('database', {}, [
+    databaseCluster(parseApp({ database: {} }, 'shop', 'prod'), { gatewayApi: false }),
+  ]);
 });

@@ -21,7 +21,7 @@
  *   - the operator-only annotation `scalableapp.io/applied-hash` (the controller's, not a builder's).
  * Everything else must be equal, except what a test lists as an exclusion, with its reason: an
  * object that exists on one side only by design (`onlyIn`), or one field of an object that differs
- * by design (`path`, e.g. `spec.selector`, `spec.template.spec.containers[0].env`). An exclusion
+ * by design (`path`, e.g. `spec.selector`, `spec.template.spec.containers[0].env[name=X]`). An exclusion
  * that matches nothing is itself reported, so exclusions cannot outlive their reason.
  */
 import {
@@ -38,7 +38,7 @@ export interface Exclusion {
   readonly object: string;
   /** The object exists only on this side, by design. */
   readonly onlyIn?: 'chart' | 'operator';
-  /** A field inside the object that differs by design: dotted, with [i] for list items. */
+  /** A field inside the object that differs by design: dotted, with [i] or [name=n] for list items. */
   readonly path?: string;
   readonly reason: string;
 }
@@ -98,18 +98,30 @@ export function normalise(o: object): JsonObject {
   return obj;
 }
 
-const PATH_STEP = /([^.[\]]+)|\[(\d+)\]/g;
+const PATH_STEP = /([^.[\]]+)|\[(\d+)\]|\[name=([^\]]+)\]/g;
 
-/** Removes one dotted path from an object; whether it was there. */
+/**
+ * Removes one dotted path from an object; whether it was there. A list item is named by its index
+ * ([8]) or by its `name` ([name=FENCE_AFTER_SECONDS]): by name when the two sides' lists differ in
+ * length before the item, where one index would name different items on each side.
+ */
 function removePath(obj: JsonObject, path: string): boolean {
-  const steps = [...path.matchAll(PATH_STEP)].map((m) => (m[2] !== undefined ? Number(m[2]) : m[1]!));
+  const steps = [...path.matchAll(PATH_STEP)].map((m) => {
+    if (m[2] !== undefined) return (_node: Json) => Number(m[2]);
+    if (m[3] !== undefined) {
+      const name = m[3];
+      return (node: Json) =>
+        Array.isArray(node) ? node.findIndex((item) => isObject(item) && item.name === name) : -1;
+    }
+    return (_node: Json) => m[1]!;
+  });
   let node: Json = obj;
   for (const step of steps.slice(0, -1)) {
-    node = (node as Record<string | number, Json>)?.[step] ?? null;
+    node = (node as Record<string | number, Json>)?.[step(node)] ?? null;
     if (node === null || typeof node !== 'object') return false;
   }
-  const last = steps[steps.length - 1]!;
   const container = node as Record<string | number, Json>;
+  const last = steps[steps.length - 1]!(node);
   if (!(last in container)) return false;
   if (Array.isArray(container) && typeof last === 'number') container.splice(last, 1);
   else delete container[last];

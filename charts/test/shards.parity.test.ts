@@ -14,13 +14,18 @@ import {
   shardObjects,
 } from '../../operator/tiers/shards.ts';
 import { networkPolicies } from '../../operator/tiers/network-policies.ts';
+import { caObjects } from '../../operator/tiers/tls.ts';
+import type { TlsFacts } from '../../operator/tiers/objects.ts';
 import { ShardRouter } from '../../operator/sharding/router.ts';
 import { renderChart } from './helm.ts';
 import { parity, type Exclusion, TWO_SCRAPERS } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
 import {
+  expectTlsCompared,
+  issuedTls,
   keptSecretExclusion,
   pgAuthValues,
+  pgTlsValues,
   pgClusterExclusions,
   pgMonitoringValues,
   selfFenceExclusion,
@@ -136,6 +141,14 @@ const INPUT_SETS: InputSet[] = [
     credentials: { superuser: 'a', replication: 'b', app: 'c', monitor: `m"o\\n&<i>tor` },
   },
   {
+    title: 'TLS off with monitoring: plaintext, no certificates, no CA, the exporters without TLS',
+    release: 'shop',
+    namespace: 'prod',
+    shards: { count: 2, key: 'user_id', dedicated: [{ key: 'celebrity-42' }], tls: { enabled: false } },
+    monitoring: { enabled: true },
+    credentials: { superuser: 'a', replication: 'b', app: 'c', monitor: 'd' },
+  },
+  {
     title: 'monitoring with no scrapers: the exporters run, no one is admitted to them',
     release: 'shop',
     namespace: 'prod',
@@ -145,8 +158,24 @@ const INPUT_SETS: InputSet[] = [
   },
 ];
 
-const values = (s: InputSet) => ({
+const tlsOn = (s: InputSet) => s.shards.tls?.enabled ?? true;
+
+/** The certificates the operator would have issued for the set: one per shard (none with TLS off). */
+const issued = async (s: InputSet): Promise<TlsFacts | undefined> =>
+  tlsOn(s) ? issuedTls(shardClusters(appOf(s), { gatewayApi: false })) : undefined;
+
+const values = (s: InputSet, tls?: TlsFacts) => ({
   ...s.shards,
+  ...(tls
+    ? {
+        tls: {
+          ...s.shards.tls,
+          ...pgTlsValues(tls, shardClusters(appOf(s), { gatewayApi: false }), (certificates) => ({
+            certificates,
+          })),
+        },
+      }
+    : {}),
   ...(s.topology ? { platform: { topology: s.topology } } : {}),
   ...(s.primaries ? { primaries: s.primaries } : {}),
   ...(s.appWide === undefined ? {} : { networkPolicies: { appWide: s.appWide } }),
@@ -165,16 +194,18 @@ const appOf = (s: InputSet) =>
     s.namespace,
   );
 
-function operatorObjects(s: InputSet) {
+function operatorObjects(s: InputSet, tls?: TlsFacts) {
   const app = appOf(s);
   const facts = {
     gatewayApi: false,
     shardCredentials: s.credentials,
+    ...(tls ? { tls } : {}),
     shards: Object.fromEntries(
       Object.entries(s.primaries ?? {}).map(([shard, primary]) => [shard, { primary }]),
     ),
   };
-  return [...shardObjects(app, facts), ...networkPolicies(app)];
+  // The app's CA comes from desiredState (caObjects), beside the tier's own objects.
+  return [...shardObjects(app, facts), ...caObjects(app, facts), ...networkPolicies(app)];
 }
 
 const shardsOf = (s: InputSet) => shardNames(shardMap(appOf(s), { gatewayApi: false }));
@@ -208,9 +239,12 @@ describe.each(INPUT_SETS)('charts/shards with $title', (s) => {
   const find = (kind: string, name: string) =>
     rendered().find((o) => o.kind === kind && o.metadata.name === name) as any;
 
-  it('renders the objects the operator builds', () => {
-    const report = parity({ ...render, operator: operatorObjects(s), exclusions: exclusions(s) });
+  it('renders the objects the operator builds', async () => {
+    const tls = await issued(s);
+    const inputs = { values: values(s, tls), operator: operatorObjects(s, tls), exclusions: exclusions(s) };
+    const report = parity({ ...render, ...inputs });
     expect(report.differences).toEqual([]);
+    expectTlsCompared(report.compared, s.release, shardsOf(s), tls !== undefined);
     expect(report.compared).toEqual(
       expect.arrayContaining([
         `ConfigMap/${s.release}-shard-map`,
@@ -256,14 +290,15 @@ describe.each(INPUT_SETS)('charts/shards with $title', (s) => {
   });
 });
 
-it('the comparison sees a difference in the map (so agreeing above means something)', () => {
+it('the comparison sees a difference in the map (so agreeing above means something)', async () => {
   const s = INPUT_SETS[0]!;
+  const tls = await issued(s);
   const report = parity({
     chart: 'shards',
     release: s.release,
     namespace: s.namespace,
-    values: { ...values(s), virtualNodes: 64 },
-    operator: operatorObjects(s),
+    values: { ...values(s, tls), virtualNodes: 64 },
+    operator: operatorObjects(s, tls),
     exclusions: exclusions(s),
   });
   expect(report.differences).toEqual([

@@ -6,14 +6,18 @@
 import { IMAGE_MAJOR_MESSAGE, POSTGRES_RESOURCES } from '../../operator/api/database.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
+import { isPasswordSecret } from './data-tier-checks.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 import {
   brokenStorageRules,
   testPgMonitoring,
+  testPgTls,
   expectOnlyInSecrets,
   testTierRules,
 } from './data-tier-checks.ts';
 import { brokenAllowedClients, brokenResourceRules } from './parity.ts';
+import { shardClusters } from '../../operator/tiers/shards.ts';
+import { parseApp } from '../../operator/api/testdata/apps.ts';
 
 const base = { count: 2, key: 'user_id' };
 const render = (values: object) => renderChart('shards', { release: 'shop', namespace: 'prod', values });
@@ -30,9 +34,7 @@ describe('credentials', () => {
 
   it('generates three different 32-character passwords for all shards when none is given', () => {
     const objects = render(base);
-    expect(objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name)).toEqual([
-      'shop-shards-credentials',
-    ]);
+    expect(objects.filter(isPasswordSecret).map((o) => o.metadata.name)).toEqual(['shop-shards-credentials']);
     const passwords = Object.values(secretOf(objects).data as Record<string, string>).map(decode);
     for (const p of passwords) expect(p).toMatch(/^[A-Za-z0-9]{32}$/);
     expect(new Set(passwords).size).toBe(3);
@@ -40,7 +42,7 @@ describe('credentials', () => {
 
   it('with existingSecret creates no Secret, and every shard and the test mount the one named', () => {
     const objects = render({ ...base, auth: { existingSecret: 'vault-synced-shards' } });
-    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(objects.filter(isPasswordSecret)).toEqual([]);
     const sets = objects.filter((o) => o.kind === 'StatefulSet') as any[];
     expect(sets).toHaveLength(2);
     for (const s of sets) {
@@ -176,4 +178,16 @@ describe('pods', () => {
 
 describe('monitoring', () => {
   testPgMonitoring('shards', base, 'shop-shards-credentials');
+});
+
+describe('tls', () => {
+  // One CA for every shard, a certificate of its own for each, a hot key's shard included.
+  const shards = { ...base, dedicated: [{ key: 'celebrity-42' }] };
+  testPgTls('shards', shards, shardClusters(parseApp({ shards }, 'shop', 'prod'), { gatewayApi: false }));
+
+  it('refuses a certificate given for a shard that does not exist', () => {
+    expect(failure({ tls: { certificates: { 'shop-shard-9': {} } } })).toContain(
+      'tls.certificates.shop-shard-9: there is no shard shop-shard-9',
+    );
+  });
 });

@@ -15,15 +15,21 @@ import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { spec as specSchema, TIERS } from '../../operator/api/spec.ts';
 import type { CelRule } from '../../operator/api/meta.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
-import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import type { ObservedFacts, TlsFacts } from '../../operator/tiers/objects.ts';
+import type { ScalableApp } from '../../operator/api/scalable-app.ts';
 import { shardClusters, shardMap, shardNames } from '../../operator/tiers/shards.ts';
 import { databaseCluster } from '../../operator/tiers/database.ts';
+import { pgServerNames } from '../../operator/tiers/postgres-cluster.ts';
+import { certDnsNames } from '../../operator/tls/certificates.ts';
+import { X509Certificate } from 'node:crypto';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { buildDependencies, chartMeta, chartPath, podSpecs, renderChart, templateChart } from './helm.ts';
 import { parity, TWO_SCRAPERS, type Exclusion } from './parity.ts';
 import {
+  appTls,
   keptSecretExclusion,
   pgAuthValues,
+  pgTlsValues,
   pgClusterExclusions,
   selfFenceExclusion,
   heldCachePrimaryExclusion,
@@ -101,6 +107,34 @@ const operatorFacts = (gatewayApi: boolean, spec: Spec): ObservedFacts => {
     queueCredentials: l.queue,
   };
 };
+
+/** The certificates the operator issued as the umbrella's values: each Postgres tier's `tls`. */
+function withTls(values: Values, app: ScalableApp, tls: TlsFacts | undefined): Values {
+  if (!tls) return values;
+  const facts = { gatewayApi: false };
+  const db = app.spec.database?.tls.enabled ? [databaseCluster(app, facts)] : [];
+  const shards = app.spec.shards?.tls.enabled ? shardClusters(app, facts) : [];
+  if (db.length)
+    values.database = {
+      ...values.database,
+      tls: { ...values.database.tls, ...pgTlsValues(tls, db, (c) => ({ certificate: c[db[0]!.name] })) },
+    };
+  if (shards.length)
+    values.shards = {
+      ...values.shards,
+      tls: { ...values.shards.tls, ...pgTlsValues(tls, shards, (certificates) => ({ certificates })) },
+    };
+  return values;
+}
+
+/** The umbrella's values and the operator's facts for a spec, with the same issued certificates. */
+async function inputs(spec: Spec, name: string, gatewayApi = false) {
+  const app = parseApp(spec, name, 'prod');
+  const base = operatorFacts(gatewayApi, spec);
+  const tls = await appTls(app, base);
+  const facts: ObservedFacts = tls ? { ...base, tls } : base;
+  return { app, facts, values: withTls(stackValues(spec), app, tls) };
+}
 
 /**
  * What differs by design, as each tier chart's parity test lists it (the tier's README says why at
@@ -189,16 +223,16 @@ describe('charts/stack renders what the operator builds for each sample Scalable
     expect(samples.length).toBe(readdirSync(new URL('../../manifests/samples/', import.meta.url)).length);
   });
 
-  it.each(samples)('$file', ({ name, spec }) => {
+  it.each(samples)('$file', async ({ name, spec }) => {
     const gatewayApi = spec.web?.expose?.type === 'Gateway';
-    const app = parseApp(spec, name, 'prod');
+    const { app, facts, values } = await inputs(spec, name, gatewayApi);
     const report = parity({
       chart: 'stack',
       release: name,
       namespace: 'prod',
-      values: stackValues(spec),
+      values,
       apiVersions: gatewayApi ? [GATEWAY_API] : [],
-      operator: desiredState(app, operatorFacts(gatewayApi, spec)),
+      operator: desiredState(app, facts),
       exclusions: exclusions(spec, name),
     });
     expect(report.differences).toEqual([]);
@@ -241,13 +275,14 @@ describe("charts/stack hands the spec's monitoring to every tier that serves met
     },
   };
 
-  it('renders what the operator builds with it: exporters, their logins, annotations and scraper rules', () => {
+  it('renders what the operator builds with it: exporters, their logins, annotations and scraper rules', async () => {
+    const { app, facts, values } = await inputs(spec, 'shop');
     const report = parity({
       chart: 'stack',
       release: 'shop',
       namespace: 'prod',
-      values: stackValues(spec),
-      operator: desiredState(parseApp(spec, 'shop', 'prod'), operatorFacts(false, spec)),
+      values,
+      operator: desiredState(app, facts),
       exclusions: exclusions(spec, 'shop'),
     });
     expect(report.differences).toEqual([]);
@@ -311,6 +346,20 @@ describe("charts/stack hands the spec's monitoring to every tier that serves met
 
 const full = samples.find((s) => s.file === '12-full-stack.yaml')!;
 
+/** The certificates a render holds, as the operator's facts: the CA's Secret and every server's. */
+function renderedTls(objects: any[]): TlsFacts {
+  const pair = (o: any) => ({
+    cert: Buffer.from(o.data['tls.crt'], 'base64').toString(),
+    key: Buffer.from(o.data['tls.key'], 'base64').toString(),
+  });
+  const tls = objects.filter((o) => o.kind === 'Secret' && o.type === 'kubernetes.io/tls');
+  const ca = tls.find((o) => o.metadata.name.endsWith('-ca'));
+  return {
+    ca: pair(ca),
+    servers: Object.fromEntries(tls.filter((o) => o !== ca).map((o) => [o.metadata.name, pair(o)])),
+  };
+}
+
 describe('charts/stack generates each password once', () => {
   const secretData = (objects: any[], name: string): Record<string, string> =>
     Object.fromEntries(
@@ -336,7 +385,7 @@ describe('charts/stack generates each password once', () => {
     expect(connection.CACHE_URL).toBe(`redis://:${cache}@millions-cache.prod.svc:6379/0`);
     expect(connection.SESSION_STORE_URL).toBe(connection.CACHE_URL);
     expect(connection.DATABASE_URL).toBe(
-      `postgresql://app:${db['app-password']}@millions-db-rw.prod.svc:5432/app`,
+      `postgresql://app:${db['app-password']}@millions-db-rw.prod.svc:5432/app?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt`,
     );
     expect(connection.SHARDS_PASSWORD).toBe(shards['app-password']);
     expect(connection.QUEUE_URL).toBe(`amqp://${mq.username}:${mq.password}@millions-mq.prod.svc:5672/%2F`);
@@ -362,6 +411,7 @@ describe('charts/stack generates each password once', () => {
         monitoringPassword: '',
         erlangCookie: '',
       },
+      tls: renderedTls(objects),
     };
     const operator = desiredState(parseApp(full.spec, 'millions', 'prod'), facts);
     const hash = (list: any[], name: string) =>
@@ -369,6 +419,28 @@ describe('charts/stack generates each password once', () => {
         .annotations['scalableapp.io/connection-hash'];
     for (const pods of ['millions-web', 'millions-mailer', 'millions-photo-processor'])
       expect([pods, hash(objects, pods)]).toEqual([pods, hash(operator, pods)]);
+  });
+
+  it('generates one CA for the database and every shard, and signs each server certificate with it', () => {
+    const objects = renderChart('stack', {
+      release: 'millions',
+      namespace: 'prod',
+      values: stackValues(full.spec, false),
+    });
+    const tls = renderedTls(objects);
+    const ca = new X509Certificate(tls.ca.cert);
+    expect(ca.ca).toBe(true);
+    const clusters = [
+      databaseCluster(parseApp(full.spec, 'millions', 'prod'), { gatewayApi: false }),
+      ...shardClusters(parseApp(full.spec, 'millions', 'prod'), { gatewayApi: false }),
+    ];
+    expect(Object.keys(tls.servers).sort()).toEqual(clusters.map((c) => `${c.name}-tls`).sort());
+    for (const c of clusters) {
+      const cert = new X509Certificate(tls.servers[`${c.name}-tls`]!.cert);
+      expect([c.name, cert.checkIssued(ca) && cert.verify(ca.publicKey)]).toEqual([c.name, true]);
+      expect(certDnsNames(cert)).toEqual([...pgServerNames(c)].sort());
+    }
+    expect(secretData(objects, 'millions-db-tls')['ca.crt']).toBe(tls.ca.cert);
   });
 
   it('reads a tier given an existing Secret from it, and says when it cannot (helm template sees no cluster)', () => {
@@ -390,6 +462,8 @@ describe('charts/stack generates each password once', () => {
     const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
     for (const once of [
       'Secret/millions-connection',
+      'Secret/millions-ca',
+      'ConfigMap/millions-ca-cert',
       'NetworkPolicy/millions-default-deny',
       'NetworkPolicy/millions-allow-dns',
     ])

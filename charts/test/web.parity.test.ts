@@ -18,6 +18,7 @@ import {
   type Exclusion,
 } from './parity.ts';
 import { podSpecs, renderChart, templateChart } from './helm.ts';
+import { appTls, caValues } from './data-tier-checks.ts';
 
 type Spec = ScalableAppInput['spec'];
 type Web = NonNullable<Spec['web']>;
@@ -120,6 +121,39 @@ const cases: Case[] = [
     },
   },
   {
+    name: "a database and shards with TLS (the default): verify-full URLs, the app's CA mounted and in the hash",
+    spec: { web: { image: 'shop:5' }, database: {}, shards: { count: 2, key: 'user_id' } },
+    facts: {
+      gatewayApi: false,
+      dbCredentials: { superuser: 'su', replication: 'repl', app: 'db pw/1' },
+      shardCredentials: { superuser: 'su', replication: 'repl', app: 'shards-pw' },
+    },
+    chartOnly: { shardMap: { configMapName: 'shop-shard-map' } },
+  },
+  {
+    name: 'a database with TLS off: a plaintext URL, no CA',
+    spec: { web: { image: 'shop:5' }, database: { tls: { enabled: false } } },
+    facts: { gatewayApi: false, dbCredentials: { superuser: 'su', replication: 'repl', app: 'db-pw' } },
+  },
+  {
+    name: "an existing connection Secret (the operator's) with TLS, its hash (the CA's too) given",
+    spec: { web: { image: 'shop:6' }, database: {} },
+    facts: { gatewayApi: false, dbCredentials: { superuser: 'su', replication: 'repl', app: 'db-pw' } },
+    chartOnly: (app, facts) => ({
+      connection: {
+        secretName: 'shop-connection',
+        hash: connectionHash(connectionSecret(app, facts), facts.tls!.ca.cert),
+      },
+    }),
+    exclusions: () => [
+      {
+        object: 'Secret/shop-connection',
+        onlyIn: 'operator',
+        reason: 'with connection.secretName the Secret exists already (the chart only reads it)',
+      },
+    ],
+  },
+  {
     name: "an existing connection Secret (the operator's), its hash given",
     spec: { web: { image: 'shop:4' } },
     chartOnly: (app, facts) => ({
@@ -136,17 +170,20 @@ const cases: Case[] = [
 ];
 
 describe('charts/web renders what the operator builds for spec.web', () => {
-  it.each(cases)('$name', (c) => {
+  it.each(cases)('$name', async (c) => {
     const release = c.release ?? 'shop';
     const namespace = c.namespace ?? 'prod';
-    const facts = c.facts ?? NO_FACTS;
+    const given = c.facts ?? NO_FACTS;
     const app = parseApp(c.spec, release, namespace);
+    const tls = await appTls(app, given);
+    const facts: ObservedFacts = tls ? { ...given, tls } : given;
     const chartOnly = typeof c.chartOnly === 'function' ? c.chartOnly(app, facts) : c.chartOnly;
-    const values: Record<string, unknown> = { ...c.spec.web, ...chartOnly };
+    const values: Record<string, unknown> = { ...c.spec.web, ...caValues(app, tls), ...chartOnly };
     if (c.spec.topology) values.platform = { topology: c.spec.topology };
     // What the other tiers put in the connection Secret reaches a lone web chart as entries.
     const { SCALABLEAPP_NAME: _name, WEB_URL: _url, ...others } = connectionEntries(app, facts);
-    if (Object.keys(others).length) values.connection = { entries: others };
+    // (beside a connection the case gives: with secretName the chart reads none of them).
+    if (Object.keys(others).length) values.connection = { entries: others, ...(chartOnly?.connection ?? {}) };
     const report = parity({
       chart: 'web',
       release,

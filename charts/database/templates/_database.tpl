@@ -34,7 +34,10 @@ every cluster template takes. Templates return only text, so it fills the dict i
   "deletionPolicy" $v.deletionPolicy
   "replicas" $v.replicas
   "storage" $v.storage
-  "synchronousReplicas" $v.synchronousReplicas) -}}
+  "synchronousReplicas" $v.synchronousReplicas
+  "tls" (dict "enabled" $v.tls.enabled)) -}}
+{{- $_ := set . "tlsSecretName" ($v.tls.existingSecret | default (printf "%s-tls" .name)) -}}
+{{- $_ := set . "given" $v.tls.certificate -}}
 {{- $_ := set . "credentialsName" (include "database.credentialsName" .context) -}}
 {{- $_ := set . "primary" $v.primary -}}
 {{- $_ := set . "primaryField" "primary" -}}

@@ -76,6 +76,13 @@ spec:
               value: /credentials
             - name: CONFIG_DIR
               value: /config
+            {{- if include "scalableapp-lib.postgres.tls" . }}
+            # start.sh verifies the primary against the CA; ready.sh reloads a renewed certificate.
+            - name: TLS_CA_FILE
+              value: /tls/ca.crt
+            - name: TLS_CERT_FILE
+              value: /tls/tls.crt
+            {{- end }}
           ports:
             - name: postgres
               containerPort: 5432
@@ -111,6 +118,11 @@ spec:
               readOnly: true
             - name: run
               mountPath: /var/run/postgresql
+            {{- if include "scalableapp-lib.postgres.tls" . }}
+            - name: tls
+              mountPath: /tls
+              readOnly: true
+            {{- end }}
             {{- include "scalableapp-lib.tmpMount" . | nindent 12 }}
         {{- /*
         With monitoring: postgres_exporter over loopback as the role monitor (postgresExporter() in
@@ -126,7 +138,8 @@ spec:
             - --extend.query-path=/config/exporter-queries.yaml
           env:
             - name: DATA_SOURCE_URI
-              value: 127.0.0.1:5432/postgres?sslmode=disable
+              {{- /* The server takes TLS only: encrypted, unchecked (loopback, a name no certificate holds). */}}
+              value: 127.0.0.1:5432/postgres?sslmode={{ ternary "require" "disable" (eq (include "scalableapp-lib.postgres.tls" .) "true") }}
             - name: DATA_SOURCE_USER
               value: monitor
             - name: DATA_SOURCE_PASS_FILE
@@ -165,6 +178,14 @@ spec:
             defaultMode: 256
         - name: run
           emptyDir: {}
+        {{- if include "scalableapp-lib.postgres.tls" . }}
+        - name: tls
+          secret:
+            secretName: {{ .tlsSecretName }}
+            # 0440, root-owned and group-readable by the server's group (fsGroup): what postgres
+            # accepts for a key file it does not own.
+            defaultMode: 288
+        {{- end }}
         {{- include "scalableapp-lib.tmpVolume" . | nindent 8 }}
         {{- if include "scalableapp-lib.postgres.monitored" . }}
         # The monitor role's password alone: the exporter never sees another credential.

@@ -8,12 +8,14 @@ copy. A cluster is a dict (the shape of PgCluster):
   extraLabels    labels of this cluster's objects and pods besides the tier's (a shard's
                  scalableapp.io/shard), a dict, may be empty
   spec           version, image, resources (with the tier's default applied), deletionPolicy,
-                 replicas, storage, synchronousReplicas
+                 replicas, storage, synchronousReplicas, tls ({enabled})
   replicasField  the value that says `replicas` (optional: replicas; a shard's replicasPerShard),
                  for error messages
   credentialsName  the Secret with superuser-, replication- and app-password
   primary        the recorded primary (optional: the first instance), and primaryField, the
                  value's path for error messages
+  tlsSecretName  with spec.tls.enabled, the Secret with the server's tls.crt, tls.key and ca.crt
+                 (the chart's `<name>-tls`, scalableapp-lib.tls.serverSecret, or an existing one)
   monitoring     the chart's `monitoring` values with the resources merged
                  (scalableapp-lib.postgres.monitoring); with enabled, the exporter beside each
                  instance, its queries and login, as postgresExporter() adds them
@@ -88,6 +90,12 @@ full_page_writes = on
 synchronous_standby_names = '{{ include "scalableapp-lib.postgres.synchronousStandbyNames" . }}'
 synchronous_commit = on
 scalableapp.fenced = ''
+{{- if include "scalableapp-lib.postgres.tls" . }}
+ssl = on
+ssl_cert_file = '/tls/tls.crt'
+ssl_key_file = '/tls/tls.key'
+ssl_min_protocol_version = 'TLSv1.2'
+{{- end }}
 {{ end }}
 
 {{/*
@@ -103,6 +111,11 @@ Takes the values; returns YAML.
 {{- toYaml $m -}}
 {{- end }}
 
+{{/* Whether the cluster serves TLS only ("true" or empty): spec.tls.enabled, on unless turned off. */}}
+{{- define "scalableapp-lib.postgres.tls" -}}
+{{- if dig "tls" "enabled" true .spec }}true{{ end -}}
+{{- end }}
+
 {{/* Whether the cluster runs an exporter ("true" or empty). */}}
 {{- define "scalableapp-lib.postgres.monitored" -}}
 {{- if dig "enabled" false (.monitoring | default dict) }}true{{ end -}}
@@ -110,10 +123,13 @@ Takes the values; returns YAML.
 
 {{/*
 The pg_hba file of the cluster (file: pg_hba or pg_hba.fenced): with monitoring, the copy that also
-admits the exporter's role from loopback (hbaConfig monitor: true).
+admits the exporter's role from loopback (hbaConfig monitor: true); with TLS, the copy that admits
+TCP clients over TLS only (hbaConfig tls: true), so a plaintext client finds no line.
 */}}
 {{- define "scalableapp-lib.postgres.hba" -}}
-{{- $file := printf "%s%s.conf" .file (ternary ".monitor" "" (eq (include "scalableapp-lib.postgres.monitored" .cluster) "true")) -}}
+{{- $monitor := ternary ".monitor" "" (eq (include "scalableapp-lib.postgres.monitored" .cluster) "true") -}}
+{{- $tls := ternary ".tls" "" (eq (include "scalableapp-lib.postgres.tls" .cluster) "true") -}}
+{{- $file := printf "%s%s%s.conf" .file $monitor $tls -}}
 {{- include "scalableapp-lib.postgres.file" (dict "cluster" .cluster "file" $file) -}}
 {{- end }}
 

@@ -137,12 +137,17 @@ limit given alone keeps the default requests), a request above its limit refused
 {{- include "scalableapp-lib.mergedResources" (dict "given" .Values.resources "defaults" (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "memory" "1Gi")) "floor" (dict "min" "128Mi" "server" "Postgres") "field" "resources") -}}
 {{- end }}
 
-{{/* Refuses a recorded primary for a shard that does not exist (a typo would be silently ignored). */}}
+{{/*
+Refuses a recorded primary or a given certificate for a shard that does not exist (a typo would be
+silently ignored).
+*/}}
 {{- define "shards.checkPrimaries" -}}
 {{- $names := include "shards.names" . | fromJsonArray -}}
-{{- range $shard, $_ := .Values.primaries -}}
+{{- range $field, $byShard := dict "primaries" .Values.primaries "tls.certificates" .Values.tls.certificates -}}
+{{- range $shard, $_ := $byShard -}}
 {{- if not (has $shard $names) -}}
-{{- fail (printf "primaries.%s: there is no shard %s (%s)" $shard $shard (join ", " $names)) -}}
+{{- fail (printf "%s.%s: there is no shard %s (%s)" $field $shard $shard (join ", " $names)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end }}
@@ -164,7 +169,11 @@ synchronousReplicas of them acknowledge each commit), the shared login. Fills th
   "deletionPolicy" $v.deletionPolicy
   "replicas" $v.replicasPerShard
   "storage" $v.storage
-  "synchronousReplicas" $v.synchronousReplicas) -}}
+  "synchronousReplicas" $v.synchronousReplicas
+  "tls" (dict "enabled" $v.tls.enabled)) -}}
+{{- /* One CA for every shard, a certificate of its own for each (its names are its own Services'). */ -}}
+{{- $_ := set . "tlsSecretName" ($v.tls.existingSecret | default (printf "%s-tls" .name)) -}}
+{{- $_ := set . "given" (get ($v.tls.certificates | default dict) .name) -}}
 {{- $_ := set . "replicasField" "replicasPerShard" -}}
 {{- $_ := set . "credentialsName" (include "shards.credentialsName" .context) -}}
 {{- $_ := set . "primary" (get ($v.primaries | default dict) .name) -}}

@@ -40,8 +40,10 @@ operator/tiers/connection.ts: every tier's address and login, for the web tier a
 {{- end -}}
 {{- if $v.tiers.database -}}
 {{- $pw := include "stack.uriComponent" (include "stack.credential" (dict "context" $ctx "tier" "database" "field" "appPassword")) -}}
-{{- $_ := set $e "DATABASE_URL" (printf "postgresql://app:%s@%s-db-rw.%s.svc:5432/app" $pw $r $ns) -}}
-{{- $_ := set $e "DATABASE_READ_URL" (printf "postgresql://app:%s@%s-db-ro.%s.svc:5432/app" $pw $r $ns) -}}
+{{- /* With TLS, libpq (and node-postgres) verify the server's certificate and name against the app's CA. */ -}}
+{{- $tls := ternary (printf "?sslmode=verify-full&sslrootcert=%s" (include "scalableapp-lib.tls.caFile" .)) "" (dig "tls" "enabled" true $v.database) -}}
+{{- $_ := set $e "DATABASE_URL" (printf "postgresql://app:%s@%s-db-rw.%s.svc:5432/app%s" $pw $r $ns $tls) -}}
+{{- $_ := set $e "DATABASE_READ_URL" (printf "postgresql://app:%s@%s-db-ro.%s.svc:5432/app%s" $pw $r $ns $tls) -}}
 {{- end -}}
 {{- if $v.tiers.shards -}}
 {{- $_ := set $e "SHARD_MAP_CONFIGMAP" (include "stack.shardMapName" $ctx) -}}
@@ -49,6 +51,13 @@ operator/tiers/connection.ts: every tier's address and login, for the web tier a
 {{- $_ := set $e "SHARD_KEY" $v.shards.key -}}
 {{- $_ := set $e "SHARDS_USER" "app" -}}
 {{- $_ := set $e "SHARDS_PASSWORD" (include "stack.credential" (dict "context" $ctx "tier" "shards" "field" "appPassword")) -}}
+{{- /* The router builds each shard's connection from these (libpq's names for them). */ -}}
+{{- if dig "tls" "enabled" true $v.shards -}}
+{{- $_ := set $e "SHARDS_SSLMODE" "verify-full" -}}
+{{- $_ := set $e "SHARDS_SSLROOTCERT" (include "scalableapp-lib.tls.caFile" .) -}}
+{{- else -}}
+{{- $_ := set $e "SHARDS_SSLMODE" "disable" -}}
+{{- end -}}
 {{- end -}}
 {{- if $v.tiers.queue -}}
 {{- $user := include "stack.uriComponent" (include "stack.credential" (dict "context" $ctx "tier" "queue" "field" "username")) -}}
@@ -71,7 +80,14 @@ operator/tiers/connection.ts: every tier's address and login, for the web tier a
 
 {{- define "stack.connectionName" -}}{{ .Release.Name }}-connection{{- end }}
 
-{{/* connectionHash(): the digest the pods that mount the Secret carry, so a change rolls them. */}}
+{{/*
+connectionHash(secret, caCert): the digest the pods that mount the Secret carry, so a change rolls
+them; with TLS it covers the CA certificate too (under its path), so a new CA rolls them as well.
+*/}}
 {{- define "stack.connectionHash" -}}
-{{- include "scalableapp-lib.contentHash" (include "stack.connectionData" . | fromYaml) -}}
+{{- $data := include "stack.connectionData" . | fromYaml -}}
+{{- with (include "stack.ca" . | fromJson).cert -}}
+{{- $_ := set $data (include "scalableapp-lib.tls.caFile" $) . -}}
+{{- end -}}
+{{- include "scalableapp-lib.contentHash" $data -}}
 {{- end }}

@@ -8,6 +8,7 @@ chart's template runs: see templates/wiring/before/the/tier/charts.yaml.
 {{- define "stack.wire" -}}
 {{- include "stack.checkTiers" . -}}
 {{- include "stack.seedCredentials" . -}}
+{{- include "stack.seedTls" . -}}
 {{- $v := .Values -}}
 {{- $charts := splitList " " (include "stack.objectTiers" .) -}}
 {{- if $v.tiers.consumers -}}
@@ -33,11 +34,59 @@ chart's template runs: see templates/wiring/before/the/tier/charts.yaml.
 {{- if $v.tiers.web -}}
 {{- $_ := set $v.web "connection" (deepCopy $connection) -}}
 {{- $_ := set $v.web "shardMap" (ternary (dict "configMapName" (include "stack.shardMapName" .)) dict (not (empty $v.tiers.shards))) -}}
+{{- $_ := set $v.web "ca" (include "stack.caMount" . | fromYaml) -}}
 {{- end -}}
 {{- if $v.tiers.consumers -}}
 {{- $_ := set $v.consumersChart "connection" (deepCopy $connection) -}}
 {{- $_ := set $v.consumersChart "queue" dict -}}
 {{- $_ := set $v.consumersChart "shardMap" (ternary (dict "configMapName" (include "stack.shardMapName" .)) dict (not (empty $v.tiers.shards))) -}}
+{{- $_ := set $v.consumersChart "ca" (include "stack.caMount" . | fromYaml) -}}
+{{- end -}}
+{{- end }}
+
+{{/* The Postgres tiers that serve TLS, by values key, space-separated (usesTls(): any of them). */}}
+{{- define "stack.tlsTiers" -}}
+{{- $v := .Values -}}
+{{- $tiers := list -}}
+{{- range $key := list "database" "shards" -}}
+{{- if and (get $v.tiers $key) (dig "tls" "enabled" true (get $v $key | default dict)) }}{{ $tiers = append $tiers $key }}{{ end -}}
+{{- end -}}
+{{- join " " $tiers -}}
+{{- end }}
+
+{{/*
+One CA for the app, as the operator keeps one for the database and the shards: made ONCE here (the
+value a tier gives, else the release's <release>-ca, else a new one) and handed to each Postgres
+tier that serves TLS as its tls.ca, each told to leave the CA's objects to the umbrella
+(templates/tls.yaml), which renders them once. The connection hash covers its certificate.
+*/}}
+{{- define "stack.seedTls" -}}
+{{- $v := .Values -}}
+{{- $tiers := include "stack.tlsTiers" . | splitList " " | compact -}}
+{{- if $tiers -}}
+{{- $given := dict -}}
+{{- range $tiers }}{{ if not $given.cert }}{{ $given = dig "tls" "ca" dict (get $v .) }}{{ end }}{{ end -}}
+{{- $ca := include "scalableapp-lib.tls.ca" (dict "context" . "given" $given) | fromJson -}}
+{{- range $tiers -}}
+{{- $tls := get (get $v .) "tls" -}}
+{{- $_ := set $tls "ca" (deepCopy $ca) -}}
+{{- $_ := set $tls "appWide" false -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* The app's CA ({cert, key}) as seeded, JSON; {} when no Postgres tier serves TLS. */}}
+{{- define "stack.ca" -}}
+{{- $first := include "stack.tlsTiers" . | splitList " " | compact | first -}}
+{{- toJson (ternary (dig "tls" "ca" dict (get .Values ($first | default "database") | default dict)) dict (not (empty $first))) -}}
+{{- end }}
+
+{{/* The `ca` values of the web and consumers charts: the CA's ConfigMap to mount, when there is one. */}}
+{{- define "stack.caMount" -}}
+{{- if include "stack.tlsTiers" . -}}
+configMapName: {{ include "scalableapp-lib.tls.caConfigMapName" . }}
+{{- else -}}
+{}
 {{- end -}}
 {{- end }}
 

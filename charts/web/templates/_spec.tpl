@@ -79,15 +79,12 @@ checked, each failing with the field and the rule's message. Use: $web := includ
 {{/*
 The connection hash on the pod template, as connectionHash(): of the Secret the chart creates; of
 the given Secret, from `connection.hash` or else read from the cluster (at install and upgrade;
-`helm template` cannot see it and leaves the annotation out).
+`helm template` cannot see it and leaves the annotation out); with the CA certificate the pods mount.
 */}}
 {{- define "web.connectionHash" -}}
 {{- if not .Values.connection.secretName -}}
-{{- include "scalableapp-lib.contentHash" (include "web.connectionData" . | fromYaml) -}}
-{{- else if .Values.connection.hash -}}
-{{- .Values.connection.hash -}}
+{{- include "scalableapp-lib.connection.digest" (dict "context" . "data" (include "web.connectionData" . | fromYaml)) -}}
 {{- else -}}
-{{- $live := lookup "v1" "Secret" .Release.Namespace .Values.connection.secretName -}}
-{{- if $live -}}{{ include "scalableapp-lib.contentHash" ($live.data | default dict) }}{{- end -}}
+{{- include "scalableapp-lib.connection.hash" (dict "context" .) -}}
 {{- end -}}
 {{- end }}

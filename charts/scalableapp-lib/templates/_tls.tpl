@@ -1,0 +1,166 @@
+{{/*
+TLS of the Postgres clusters (database, shards), as operator/tiers/tls.ts builds it: the app's CA
+in `<release>-ca` (type kubernetes.io/tls: tls.crt and tls.key, mounted by no pod) and its
+certificate alone in the ConfigMap `<release>-ca-cert` (ca.crt, which the app's pods mount and the
+URLs name as sslrootcert); per cluster a server certificate in `<cluster>-tls` (tls.crt, tls.key,
+ca.crt: cert-manager's layout) for every name a client may use.
+
+Where the operator issues and renews (operator/tls/certificates.ts), a chart takes what it is given,
+else keeps what the release's Secrets hold (lookup), else generates with Helm's genCAWithKey and
+genSignedCertWithKey (ECDSA P-256, as the operator's). A chart never renews by itself: see
+docs/helm.md, "TLS".
+*/}}
+
+{{- define "scalableapp-lib.tls.caSecretName" -}}{{ .Release.Name }}-ca{{- end }}
+{{- define "scalableapp-lib.tls.caConfigMapName" -}}{{ .Release.Name }}-ca-cert{{- end }}
+
+{{/* Where the app's pods find the CA certificate: the URLs' sslrootcert (CA_FILE in tls.ts). */}}
+{{- define "scalableapp-lib.tls.caFile" -}}/etc/scalableapp/ca/ca.crt{{- end }}
+
+{{/* The CA lives as long as the operator's (CA_VALIDITY_DAYS): replacing it re-trusts every client. */}}
+{{- define "scalableapp-lib.tls.caDays" -}}3650{{- end }}
+
+{{/*
+A chart-made server certificate lives a year: nothing renews it without the operator (whose live 90
+days and are renewed at 60), so it must outlast the upgrades that reissue it (tls.reissue).
+*/}}
+{{- define "scalableapp-lib.tls.serverDays" -}}365{{- end }}
+
+{{/*
+The app's CA as JSON {cert, key}: the given one (`given`: the values' tls.ca), else the release's
+`<release>-ca` (lookup: upgrades keep it, so no client's copy goes stale), else a new one. A given
+certificate without its key (a CA outside the cluster, with tls.existingSecret) is returned as it
+is: nothing can be signed with it here. Call it once per render and hand the result on: each call
+without a kept or given CA makes another.
+*/}}
+{{- define "scalableapp-lib.tls.ca" -}}
+{{- $given := .given | default dict -}}
+{{- if $given.cert -}}
+{{- toJson (dict "cert" $given.cert "key" ($given.key | default "")) -}}
+{{- else -}}
+{{- $live := (lookup "v1" "Secret" .context.Release.Namespace (include "scalableapp-lib.tls.caSecretName" .context)).data | default dict -}}
+{{- if and (index $live "tls.crt") (index $live "tls.key") -}}
+{{- toJson (dict "cert" (index $live "tls.crt" | b64dec) "key" (index $live "tls.key" | b64dec)) -}}
+{{- else -}}
+{{- $key := genPrivateKey "ecdsa" -}}
+{{- $ca := genCAWithKey (printf "%s/%s ScalableApp CA" .context.Release.Namespace .context.Release.Name) (include "scalableapp-lib.tls.caDays" . | int) $key -}}
+{{- toJson (dict "cert" $ca.Cert "key" $ca.Key) -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The CA's Secret (only with its key) and its certificate's ConfigMap, as caObjects(): component tls.
+Takes context, ca ({cert, key}).
+*/}}
+{{- define "scalableapp-lib.tls.caObjects" -}}
+{{- $meta := dict "context" .context "component" "tls" }}
+{{- if .ca.key }}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/tls
+metadata:
+  {{- include "scalableapp-lib.metadata" (merge (dict "name" (include "scalableapp-lib.tls.caSecretName" .context)) $meta) | nindent 2 }}
+data:
+  tls.crt: {{ .ca.cert | b64enc }}
+  tls.key: {{ .ca.key | b64enc }}
+{{- end }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  {{- include "scalableapp-lib.metadata" (merge (dict "name" (include "scalableapp-lib.tls.caConfigMapName" .context)) $meta) | nindent 2 }}
+data:
+  ca.crt: {{ .ca.cert | toJson }}
+{{- end }}
+
+{{/*
+Every name a client may reach a cluster's instances by, as pgServerNames() (serviceDnsNames() in
+tls.ts): each short and qualified form of the read-write and read-only Services, and each pod of the
+headless Service through a wildcard (standbys stream from `<pod>.<headless>.<ns>.svc`). A JSON list.
+*/}}
+{{- define "scalableapp-lib.tls.serverNames" -}}
+{{- $ns := .context.Release.Namespace -}}
+{{- $names := list -}}
+{{- range $svc := list (printf "%s-rw" .name) (printf "%s-ro" .name) -}}
+{{- $names = concat $names (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) -}}
+{{- end -}}
+{{- $headless := include "scalableapp-lib.postgres.headless" . -}}
+{{- toJson (concat $names (list (printf "*.%s.%s.svc" $headless $ns) (printf "*.%s.%s.svc.cluster.local" $headless $ns))) -}}
+{{- end }}
+
+{{/*
+One cluster's server certificate Secret, `<cluster>-tls`, as serverTlsSecret(). The pair is the given
+one (`given`: {cert, key}), else the release's Secret's while the same CA issued it (its ca.crt is
+the CA's: a new CA reissues every server certificate, as the operator does) unless `reissue`, else a
+new one signed by the CA for serverNames. Takes the cluster dict plus ca ({cert, key}), given, reissue.
+*/}}
+{{- define "scalableapp-lib.tls.serverSecret" -}}
+{{- $name := printf "%s-tls" .name -}}
+{{- $given := .given | default dict -}}
+{{- $pair := dict -}}
+{{- if and $given.cert $given.key -}}
+{{- $pair = dict "cert" $given.cert "key" $given.key -}}
+{{- else -}}
+{{- $live := (lookup "v1" "Secret" .context.Release.Namespace $name).data | default dict -}}
+{{- if and (not .reissue) (index $live "tls.crt") (index $live "tls.key") (eq (index $live "ca.crt" | default "" | b64dec) .ca.cert) -}}
+{{- $pair = dict "cert" (index $live "tls.crt" | b64dec) "key" (index $live "tls.key" | b64dec) -}}
+{{- else -}}
+{{- if not .ca.key -}}
+{{- fail (printf "%s: a server certificate needs the CA's key (tls.ca.key) to be signed here, or tls.certificate(s), or tls.existingSecret" $name) -}}
+{{- end -}}
+{{- $names := include "scalableapp-lib.tls.serverNames" . | fromJsonArray -}}
+{{- $ca := buildCustomCert (.ca.cert | b64enc) (.ca.key | b64enc) -}}
+{{- $cert := genSignedCertWithKey (first $names) nil $names (include "scalableapp-lib.tls.serverDays" . | int) $ca (genPrivateKey "ecdsa") -}}
+{{- $pair = dict "cert" $cert.Cert "key" $cert.Key -}}
+{{- end -}}
+{{- end -}}
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/tls
+metadata:
+  {{- include "scalableapp-lib.member.metadata" (merge (dict "name" $name) .) | nindent 2 }}
+data:
+  tls.crt: {{ $pair.cert | b64enc }}
+  tls.key: {{ $pair.key | b64enc }}
+  ca.crt: {{ .ca.cert | b64enc }}
+{{- end }}
+
+{{/*
+The CA certificate for an existing server Secret (tls.existingSecret, e.g. cert-manager's, whose
+ca.crt is the issuer's): the values' tls.ca.cert, else that Secret's ca.crt (lookup, at install and
+upgrade). Fails when neither is there: the app's pods could not verify the servers.
+*/}}
+{{- define "scalableapp-lib.tls.existingCa" -}}
+{{- $cert := dig "ca" "cert" "" .tls -}}
+{{- if not $cert -}}
+{{- $live := (lookup "v1" "Secret" .context.Release.Namespace .tls.existingSecret).data | default dict -}}
+{{- $cert = index $live "ca.crt" | default "" | b64dec -}}
+{{- end -}}
+{{- if not $cert -}}
+{{- fail (printf "tls.existingSecret: Secret %q with key \"ca.crt\" is not readable in %s and tls.ca.cert is not given: the app's pods need the CA to verify the servers (helm template cannot read the cluster)" .tls.existingSecret .context.Release.Namespace) -}}
+{{- end -}}
+{{- toJson (dict "cert" $cert "key" "") -}}
+{{- end }}
+
+{{/*
+Every TLS object of a chart that owns Postgres clusters (database: one, shards: one per shard): the
+CA's objects unless tls.appWide is false (an umbrella renders them once for both), and a server
+Secret per cluster unless tls.existingSecret names one. Takes context, tls (the values' tls), and
+clusters (the cluster dicts, each with `given`: its tls.certificate).
+*/}}
+{{- define "scalableapp-lib.tls.objects" -}}
+{{- $tls := .tls -}}
+{{- if $tls.existingSecret -}}
+{{- $ca := include "scalableapp-lib.tls.existingCa" (dict "context" .context "tls" $tls) | fromJson -}}
+{{- if $tls.appWide }}{{ include "scalableapp-lib.tls.caObjects" (dict "context" .context "ca" $ca) }}{{ end -}}
+{{- else -}}
+{{- $ca := include "scalableapp-lib.tls.ca" (dict "context" .context "given" $tls.ca) | fromJson -}}
+{{- if $tls.appWide }}{{ include "scalableapp-lib.tls.caObjects" (dict "context" .context "ca" $ca) }}{{ end -}}
+{{- range .clusters }}
+---
+{{ include "scalableapp-lib.tls.serverSecret" (merge (dict "ca" $ca "reissue" $tls.reissue) .) }}
+{{- end -}}
+{{- end -}}
+{{- end }}
