@@ -72,7 +72,14 @@ export const CHART_FILES: readonly ChartFile[] = [
   {
     path: 'cache/files/ready.sh',
     source: 'readyScriptText() in operator/tiers/cache.ts',
-    text: readyScriptText,
+    text: () => readyScriptText(),
+  },
+  // With TLS (on by default) the probe asks over TLS and makes the server load a renewed
+  // certificate; charts/cache picks this copy by its `tls.enabled`.
+  {
+    path: 'cache/files/ready.tls.sh',
+    source: 'readyScriptText(true) in operator/tiers/cache.ts',
+    text: () => readyScriptText(true),
   },
   // brokerConfigFiles() in operator/server-config/rabbitmq.ts: the texts that take no input
   // (rabbitmq.conf and definitions.json name nodes and queues, so charts/queue templates them).

@@ -101,13 +101,17 @@ const keyPair = (description: string, cert: string, key: string) =>
   doc(z.object({ cert: pem(cert), key: pem(key) }), description).default({});
 
 /**
- * The spec's `tls` of a Postgres tier with what the operator issues itself as chart-only keys: the
- * CA, the server certificate(s), or an existing Secret (cert-manager's), and the switches a chart
- * needs without a controller. `certificates` is the tier's key for its server certificates.
+ * The spec's `tls` of a data tier (`spec`: the tier's own, database, shards or cache) with what the
+ * operator issues itself as chart-only keys: the CA, the server certificate(s), or an existing
+ * Secret (cert-manager's), and the switches a chart needs without a controller. `certificates` is
+ * the tier's key for its server certificates.
  */
 // prefault: the object is filled from its fields' defaults, whichever keys the tier adds.
-const postgresTls = (certificates: Record<string, z.ZodType>, owns: string) => {
-  const spec = postgresInstances.tls.unwrap();
+const tierTls = (
+  spec: ReturnType<typeof postgresInstances.tls.unwrap>,
+  certificates: Record<string, z.ZodType>,
+  owns: string,
+) => {
   return doc(
     spec.extend({
       ca: keyPair(
@@ -244,18 +248,18 @@ const shardMapValue = (who: string) =>
     `The shard map the ${who} route by, when the app has shards.`,
   ).default({});
 
-/** The app's CA the pods mount, as the operator mounts it when a Postgres tier serves TLS. */
+/** The app's CA the pods mount, as the operator mounts it when a data tier serves TLS. */
 const caValue = (who: string) =>
   doc(
     z.object({
       configMapName: secretName(
-        "The ConfigMap holding the app's CA certificate (the database or shards chart's `<release>-ca-cert`), mounted at /etc/scalableapp/ca, where the URLs' sslrootcert points, as the operator does for an app whose Postgres tiers serve TLS.",
+        "The ConfigMap holding the app's CA certificate (the database, shards or cache chart's `<release>-ca-cert`), mounted at /etc/scalableapp/ca, where the URLs' sslrootcert and CACHE_CA_FILE point, as the operator does for an app whose database, shards or cache serve TLS.",
       ).optional(),
       cert: pem(
         'That certificate, PEM, for the connection hash (a new CA rolls the pods). When omitted it is read from the ConfigMap at install and upgrade.',
       ),
     }),
-    `The CA the ${who} verify the database and shards with, when those serve TLS.`,
+    `The CA the ${who} verify the database, shards and cache with, when those serve TLS.`,
   ).default({});
 
 export const CHART_SCHEMAS: readonly ChartSchema[] = [
@@ -290,7 +294,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
             "The application's cache password (the default user: every command but the administrative and dangerous ones). When neither this nor existingSecret is set the chart generates one at install and keeps it across upgrades.",
           ),
           operatorPassword: oneLinePassword(
-            'The password of the user `scalableapp-operator` (PING, INFO and REPLICAOF only). Generated and kept like password when not set.',
+            'The password of the user `scalableapp-operator` (PING, INFO, REPLICAOF and CONFIG SET only: failover, and the readiness probe loading a renewed certificate). Generated and kept like password when not set.',
           ),
           replicationPassword: oneLinePassword(
             'The password replicas log in to their primary with (user `replication`: PSYNC, REPLCONF and PING only). Generated and kept like password when not set.',
@@ -308,6 +312,17 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'cache',
         "The spec's `monitoring`, as far as the cache uses it: a redis_exporter beside each server (port 9121, user `monitor`), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
       ),
+      tls: tierTls(
+        cache.shape.tls.unwrap(),
+        {
+          certificate: keyPair(
+            'The server certificate of `<release>-cache`, signed by the CA, for its primary and replicas Services and its pods. When omitted it is kept from `<release>-cache-tls` while the same CA issued it, or issued from the CA (one year).',
+            'The certificate, PEM.',
+            'Its private key, PEM.',
+          ),
+        },
+        'the servers',
+      ),
       primary: doc(
         z.string().min(1).max(63).regex(DNS_LABEL),
         'The pod that is primary (`<release>-cache-<n>`), the record the operator keeps after a failover. Defaults to `<release>-cache-0`.',
@@ -324,7 +339,8 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         'The instance that starts as the primary (`<release>-db-<n>`), the record the operator keeps after a failover. Defaults to `<release>-db-0`.',
       ).optional(),
       auth: postgresAuth('db-credentials'),
-      tls: postgresTls(
+      tls: tierTls(
+        database.shape.tls.unwrap(),
         {
           certificate: keyPair(
             'The server certificate of `<release>-db`, signed by the CA, for its read-write and read-only Services and its pods. When omitted it is kept from `<release>-db-tls` while the same CA issued it, or issued from the CA (one year).',
@@ -368,7 +384,8 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     tierChart: true,
     chartOnly: {
       auth: postgresAuth('shards-credentials'),
-      tls: postgresTls(
+      tls: tierTls(
+        shards.shape.tls.unwrap(),
         {
           certificates: doc(
             z.record(

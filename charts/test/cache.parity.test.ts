@@ -1,6 +1,7 @@
-// charts/cache renders what the operator builds for spec.cache (plus the app-wide NetworkPolicies),
-// for several input sets; maxmemory is computed from the same quantities to the same byte; and the
-// chart enforces the spec's CEL rules and the restricted Pod Security Standard.
+// charts/cache renders what the operator builds for spec.cache (plus the app-wide NetworkPolicies and,
+// with TLS, the app's CA), for several input sets; maxmemory is computed from the same quantities to
+// the same byte; the certificates it makes itself are the operator's kind; and the chart enforces the
+// spec's CEL rules and the restricted Pod Security Standard.
 import { cacheAuthInclude } from '../../operator/server-config/cache.ts';
 import { CACHE_RESOURCES } from '../../operator/api/cache.ts';
 import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
@@ -22,7 +23,16 @@ import {
   TWO_SCRAPERS,
 } from './parity.ts';
 import { podSpecs, renderChart, templateChart } from './helm.ts';
-import { heldCachePrimaryExclusion } from './data-tier-checks.ts';
+import {
+  cacheTlsServer,
+  cacheTlsValues,
+  expectGeneratedTls,
+  expectTlsCompared,
+  heldCachePrimaryExclusion,
+  isPasswordSecret,
+  issuedTls,
+} from './data-tier-checks.ts';
+import { cacheTls } from '../../operator/tiers/cache.ts';
 
 type Spec = ScalableAppInput['spec'];
 type Cache = NonNullable<Spec['cache']>;
@@ -164,6 +174,26 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'TLS off: the plaintext port, no certificate, no CA, redis:// for the exporter',
+    spec: { cache: { replicas: 1, tls: { enabled: false } }, monitoring: { enabled: true } },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'pw-1',
+      cacheLogins: { operator: 'pw-2', replication: 'pw-3', monitor: 'pw-4' },
+    },
+  },
+  {
+    name: 'TLS off, no replicas, defaults otherwise',
+    release: 'c',
+    namespace: 'n',
+    spec: { cache: { replicas: 0, tls: { enabled: false } } },
+    facts: {
+      gatewayApi: false,
+      cachePassword: 'pw-1',
+      cacheLogins: { operator: 'pw-2', replication: 'pw-3' },
+    },
+  },
+  {
     name: "an existing auth Secret (the operator's layout)",
     spec: { cache: { replicas: 1, evictionPolicy: 'noeviction' } },
     facts: {
@@ -176,12 +206,16 @@ const cases: Case[] = [
 ];
 
 describe('charts/cache renders what the operator builds for spec.cache', () => {
-  it.each(cases)('$name', (c) => {
+  it.each(cases)('$name', async (c) => {
     const release = c.release ?? 'shop';
     const namespace = c.namespace ?? 'prod';
     const app = parseApp(c.spec, release, namespace);
+    // The certificates the operator would have issued, given to the chart too (TLS is on by default).
+    const tls = cacheTls(app) ? await issuedTls([cacheTlsServer(app)]) : undefined;
+    const facts: ObservedFacts = tls ? { ...c.facts, tls } : c.facts;
     const values: Record<string, unknown> = {
       ...c.spec.cache,
+      ...(tls ? { tls: { ...c.spec.cache.tls, ...cacheTlsValues(tls, app) } } : {}),
       auth: c.existingSecret
         ? { existingSecret: c.existingSecret }
         : {
@@ -206,7 +240,8 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
       release,
       namespace,
       values,
-      operator: tierObjects(desiredState(app, c.facts), ['cache', 'network']),
+      // The app's CA is the tls component's (caObjects): the cache chart stands in for it alone.
+      operator: tierObjects(desiredState(app, facts), ['cache', 'network', 'tls']),
       exclusions: [
         ...byDesign(release),
         ...heldCachePrimaryExclusion(app),
@@ -225,6 +260,7 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
     expect(report.compared).toEqual(
       expect.arrayContaining([`StatefulSet/${release}-cache`, `ConfigMap/${release}-cache-config`]),
     );
+    expectTlsCompared(report.compared, release, [`${release}-cache`], tls !== undefined);
   });
 
   it('the comparison sees a difference (so agreeing above means something)', () => {
@@ -237,8 +273,11 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
       chart: 'cache',
       release: 'shop',
       namespace: 'prod',
-      values: { auth: { password: 'other' }, evictionPolicy: 'allkeys-lfu' },
-      operator: tierObjects(desiredState(parseApp({ cache: {} }), facts), ['cache', 'network']),
+      values: { auth: { password: 'other' }, evictionPolicy: 'allkeys-lfu', tls: { enabled: false } },
+      operator: tierObjects(desiredState(parseApp({ cache: { tls: { enabled: false } } }), facts), [
+        'cache',
+        'network',
+      ]),
       exclusions: byDesign('shop'),
     });
     expect(report.differences).toEqual(
@@ -345,7 +384,12 @@ describe('charts/cache enforces what the schema cannot say', () => {
     const render = () => renderChart('cache', { release: 'shop', namespace: 'prod', values: {} });
     const passwordOf = (objects: ReturnType<typeof render>) =>
       Buffer.from(
-        (objects.find((o) => o.kind === 'Secret')!.data as Record<string, string>).password!,
+        (
+          objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'shop-cache-auth')!.data as Record<
+            string,
+            string
+          >
+        ).password!,
         'base64',
       ).toString();
     const first = render();
@@ -357,10 +401,12 @@ describe('charts/cache enforces what the schema cannot say', () => {
       expect(JSON.stringify(o)).not.toContain(password);
     // The other two logins likewise, each its own; auth.conf is cacheAuthInclude() of the three.
     const data = Object.fromEntries(
-      Object.entries(first.find((o) => o.kind === 'Secret')!.data as Record<string, string>).map(([k, v]) => [
-        k,
-        Buffer.from(v, 'base64').toString(),
-      ]),
+      Object.entries(
+        first.find((o) => o.kind === 'Secret' && o.metadata.name === 'shop-cache-auth')!.data as Record<
+          string,
+          string
+        >,
+      ).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
     );
     const logins = { operator: data['operator-password']!, replication: data['replication-password']! };
     expect(new Set([password, logins.operator, logins.replication]).size).toBe(3);
@@ -378,7 +424,10 @@ describe('charts/cache enforces what the schema cannot say', () => {
             release: 'shop',
             namespace: 'prod',
             values: { auth: { password: 'pw' }, monitoring: { enabled: monitoring } },
-          }).find((o) => o.kind === 'Secret')!.data as Record<string, string>,
+          }).find((o) => o.kind === 'Secret' && o.metadata.name === 'shop-cache-auth')!.data as Record<
+            string,
+            string
+          >,
         ).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
       );
     expect(secretOf(false)['monitor-password']).toBeUndefined();
@@ -407,5 +456,80 @@ describe('charts/cache enforces what the schema cannot say', () => {
     expect(JSON.stringify(objects)).toContain('"name":"metrics"');
     expect(pods.map(([name]) => name).sort()).toEqual(['Pod/shop-cache-test', 'StatefulSet/shop-cache']);
     for (const [name, spec] of pods) expect([name, restrictedViolations(spec)]).toEqual([name, []]);
+  });
+});
+
+describe('charts/cache serves TLS as the operator does, with certificates of its own', () => {
+  const render = (values: Record<string, unknown> = {}) =>
+    renderChart('cache', {
+      release: 'shop',
+      namespace: 'prod',
+      values: { auth: { password: 'pw' }, ...values },
+    });
+  const app = parseApp({ cache: {} }, 'shop', 'prod');
+  const pod = (objects: ReturnType<typeof render>, name: string) =>
+    podSpecs(objects).find(([n]) => n === name)![1];
+
+  it("generates the app's CA and a certificate it signed for exactly the cache's names (cacheServerNames)", () => {
+    expectGeneratedTls(render(), 'shop', [cacheTlsServer(app)]);
+  });
+
+  it('has its helm test pod speak TLS, checking the chain against the mounted CA and the Service name', () => {
+    const test = pod(render(), 'Pod/shop-cache-test');
+    expect(test.containers[0]!.command!.join(' ')).toContain(
+      '"$cli" --tls --cacert /etc/scalableapp/ca/ca.crt -h shop-cache.prod.svc -p 6379 PING',
+    );
+    expect(test.volumes).toEqual([{ name: 'ca', configMap: { name: 'shop-ca-cert' } }]);
+    expect(test.containers[0]!.volumeMounts).toContainEqual({
+      name: 'ca',
+      mountPath: '/etc/scalableapp/ca',
+      readOnly: true,
+    });
+  });
+
+  it('with tls.enabled false renders no TLS object, no TLS setting and no mount', () => {
+    const objects = render({ tls: { enabled: false }, monitoring: { enabled: true } });
+    // Names only: a failure must not print a key.
+    expect(
+      objects.filter((o) => o.kind === 'Secret' && !isPasswordSecret(o)).map((o) => o.metadata.name),
+    ).toEqual([]);
+    expect(objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name)).toEqual([
+      'shop-cache-config',
+    ]);
+    const text = JSON.stringify(objects);
+    for (const word of ['/tls', 'tls-', '--tls', 'rediss://', 'ca.crt']) expect(text).not.toContain(word);
+    expect(text).toContain('port 6379');
+  });
+
+  it('with tls.existingSecret mounts that Secret, renders no key of its own and takes the CA from ca.cert', () => {
+    const generated = render().find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'shop-ca-cert')!;
+    const caCert = (generated.data as Record<string, string>)['ca.crt']!;
+    const objects = render({ tls: { existingSecret: 'shop-cache-cert', ca: { cert: caCert } } });
+    expect(
+      objects.filter((o) => o.kind === 'Secret' && !isPasswordSecret(o)).map((o) => o.metadata.name),
+    ).toEqual([]);
+    const ca = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'shop-ca-cert')!;
+    expect((ca.data as Record<string, string>)['ca.crt']).toBe(caCert);
+    expect(pod(objects, 'StatefulSet/shop-cache').volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'shop-cache-cert', defaultMode: 0o440 },
+    });
+    const refused = templateChart('cache', {
+      release: 'shop',
+      namespace: 'prod',
+      values: { auth: { password: 'pw' }, tls: { existingSecret: 'shop-cache-cert' } },
+    });
+    expect(refused.ok).toBe(false);
+    expect(refused.stderr).toContain(
+      'tls.existingSecret: Secret "shop-cache-cert" with key "ca.crt" is not readable',
+    );
+  });
+
+  it('with tls.appWide false leaves the CA objects to another chart and still signs its own certificate', () => {
+    const objects = render({ tls: { appWide: false } });
+    const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(names).not.toContain('Secret/shop-ca');
+    expect(names).not.toContain('ConfigMap/shop-ca-cert');
+    expect(names).toContain('Secret/shop-cache-tls');
   });
 });

@@ -11,7 +11,14 @@ import { podSpecs } from './tier-chart-checks.ts';
 import { EXPORTER_RESOURCES } from '../../operator/api/platform.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
-import { CACHE_HOLD_KEY, cacheConfigName, restartedPrimaryWaits } from '../../operator/tiers/cache.ts';
+import {
+  CACHE_HOLD_KEY,
+  cacheConfigName,
+  cacheServerNames,
+  cacheTls,
+  cacheTlsSecretName,
+  restartedPrimaryWaits,
+} from '../../operator/tiers/cache.ts';
 import {
   pgServerNames,
   pgTlsSecretName,
@@ -239,24 +246,49 @@ export function testPgMonitoring(
 /** The CA of every test app: issuing one takes a moment, and parity needs only identical inputs. */
 let testCa: Promise<KeyPair> | undefined;
 
+/** A server certificate the operator issues: its Secret's name and the DNS names it holds. */
+export interface TlsServer {
+  readonly secret: string;
+  readonly names: readonly string[];
+}
+
+/** A Postgres cluster as a TLS server (`<cluster>-tls`, pgServerNames). */
+export const pgTlsServer = (c: PgCluster): TlsServer => ({
+  secret: pgTlsSecretName(c),
+  names: pgServerNames(c),
+});
+
+/** The cache as a TLS server (`<app>-cache-tls`, cacheServerNames), as the cache tier module issues it. */
+export const cacheTlsServer = (app: ScalableApp): TlsServer => ({
+  secret: cacheTlsSecretName(app),
+  names: cacheServerNames(app),
+});
+
 /**
  * Certificates as the operator's controller issues them (operator/tls/certificates.ts), for the
- * clusters given: one CA, a server certificate per cluster for its names. The operator side gets
- * them as facts.tls, the chart side as values (pgTlsValues), as both get passwords.
+ * servers given (Postgres clusters are turned into theirs): one CA, a server certificate per server
+ * for its names. The operator side gets them as facts.tls, the chart side as values (pgTlsValues,
+ * cacheTlsValues), as both get passwords.
  */
-export async function issuedTls(clusters: readonly PgCluster[]): Promise<TlsFacts> {
+export async function issuedTls(servers: readonly (PgCluster | TlsServer)[]): Promise<TlsFacts> {
   const now = new Date();
   testCa ??= issueCa('charts/test ScalableApp CA', now);
   const ca = await testCa;
-  const servers = Object.fromEntries(
+  const issued = Object.fromEntries(
     await Promise.all(
-      clusters.map(
-        async (c) => [pgTlsSecretName(c), await issueServerCert(ca, pgServerNames(c), now)] as const,
-      ),
+      servers
+        .map((s) => ('secret' in s ? s : pgTlsServer(s)))
+        .map(async (s) => [s.secret, await issueServerCert(ca, [...s.names], now)] as const),
     ),
   );
-  return { ca, servers };
+  return { ca, servers: issued };
 }
+
+/** The chart values that give the cache chart the certificates the operator issued (its `tls`). */
+export const cacheTlsValues = (tls: TlsFacts, app: ScalableApp) => ({
+  ca: tls.ca,
+  certificate: tls.servers[cacheTlsSecretName(app)]!,
+});
 
 /** The chart values that give a Postgres chart the certificates the operator issued. */
 export const pgTlsValues = (
@@ -279,19 +311,20 @@ export function expectTlsCompared(compared: string[], app: string, clusters: str
 }
 
 /**
- * The certificates the operator would issue for an app's Postgres tiers that serve TLS (the
- * database's and every shard's), or undefined when none does.
+ * The certificates the operator would issue for an app's tiers that serve TLS (the database's,
+ * every shard's, the cache's), or undefined when none does.
  */
 export async function appTls(app: ScalableApp, facts: ObservedFacts): Promise<TlsFacts | undefined> {
   if (!usesTls(app)) return undefined;
   return issuedTls([
     ...(app.spec.database?.tls.enabled ? [databaseCluster(app, facts)] : []),
     ...(app.spec.shards?.tls.enabled ? shardClusters(app, facts) : []),
+    ...(cacheTls(app) ? [cacheTlsServer(app)] : []),
   ]);
 }
 
 /**
- * The `ca` values of a web or consumers chart for an app whose Postgres tiers serve TLS: the CA's
+ * The `ca` values of a web or consumers chart for an app whose data tiers serve TLS: the CA's
  * ConfigMap to mount, as the operator mounts it, and its certificate for the connection hash.
  */
 export const caValues = (app: ScalableApp, tls: TlsFacts | undefined) =>
@@ -320,21 +353,7 @@ export function testPgTls(
     Buffer.from(s.data[key]!, 'base64').toString();
 
   it('generates a CA and, for each cluster, a certificate it signed for exactly the names clients use', () => {
-    const objects = render();
-    const caSecret = find(objects, 'Secret', 'shop-ca')!;
-    expect(caSecret.type).toBe('kubernetes.io/tls');
-    const ca = new X509Certificate(decoded(caSecret, 'tls.crt'));
-    expect(ca.ca).toBe(true);
-    expect(ca.checkPrivateKey(createPrivateKey(decoded(caSecret, 'tls.key')))).toBe(true);
-    expect(find(objects, 'ConfigMap', 'shop-ca-cert')!.data['ca.crt']).toBe(ca.toString());
-    for (const c of clusters) {
-      const secret = find(objects, 'Secret', pgTlsSecretName(c))!;
-      const cert = new X509Certificate(decoded(secret, 'tls.crt'));
-      expect([c.name, cert.checkIssued(ca), cert.verify(ca.publicKey)]).toEqual([c.name, true, true]);
-      expect(certDnsNames(cert)).toEqual([...pgServerNames(c)].sort());
-      expect(cert.checkPrivateKey(createPrivateKey(decoded(secret, 'tls.key')))).toBe(true);
-      expect(decoded(secret, 'ca.crt')).toBe(ca.toString());
-    }
+    expectGeneratedTls(render(), 'shop', clusters.map(pgTlsServer));
   });
 
   it('with tls.enabled false renders no TLS object, no ssl setting, no hostssl line and no mount', () => {
@@ -381,6 +400,34 @@ export function testPgTls(
 
   const decodedCa = (objects: readonly RenderedObject[]) =>
     decoded(find(objects, 'Secret', 'shop-ca')!, 'tls.crt');
+}
+
+/**
+ * What a chart generates with nothing given: the app's CA (`<app>-ca`, its key matching, and its
+ * certificate alone in `<app>-ca-cert`) and, per server, a certificate that CA signed for exactly the
+ * names the operator's holds, with its key and the CA as ca.crt. Names only in failures, never a key.
+ */
+export function expectGeneratedTls(objects: readonly RenderedObject[], app: string, servers: TlsServer[]) {
+  const find = (kind: string, name: string) =>
+    objects.find((o) => o.kind === kind && o.metadata.name === name) as
+      (RenderedObject & { type?: string; data: Record<string, string> }) | undefined;
+  const decoded = (s: { data: Record<string, string> }, key: string) =>
+    Buffer.from(s.data[key]!, 'base64').toString();
+  const caSecret = find('Secret', `${app}-ca`)!;
+  expect(caSecret.type).toBe('kubernetes.io/tls');
+  const ca = new X509Certificate(decoded(caSecret, 'tls.crt'));
+  expect(ca.ca).toBe(true);
+  expect(ca.checkPrivateKey(createPrivateKey(decoded(caSecret, 'tls.key')))).toBe(true);
+  expect(find('ConfigMap', `${app}-ca-cert`)!.data['ca.crt']).toBe(ca.toString());
+  for (const s of servers) {
+    const secret = find('Secret', s.secret)!;
+    expect([s.secret, secret.type]).toEqual([s.secret, 'kubernetes.io/tls']);
+    const cert = new X509Certificate(decoded(secret, 'tls.crt'));
+    expect([s.secret, cert.checkIssued(ca), cert.verify(ca.publicKey)]).toEqual([s.secret, true, true]);
+    expect(certDnsNames(cert)).toEqual([...s.names].sort());
+    expect(cert.checkPrivateKey(createPrivateKey(decoded(secret, 'tls.key')))).toBe(true);
+    expect(decoded(secret, 'ca.crt')).toBe(ca.toString());
+  }
 }
 
 /** A Secret of passwords: not one of the certificates' (type kubernetes.io/tls, see testPgTls). */

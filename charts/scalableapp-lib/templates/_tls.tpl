@@ -1,9 +1,10 @@
 {{/*
-TLS of the Postgres clusters (database, shards), as operator/tiers/tls.ts builds it: the app's CA
-in `<release>-ca` (type kubernetes.io/tls: tls.crt and tls.key, mounted by no pod) and its
-certificate alone in the ConfigMap `<release>-ca-cert` (ca.crt, which the app's pods mount and the
-URLs name as sslrootcert); per cluster a server certificate in `<cluster>-tls` (tls.crt, tls.key,
-ca.crt: cert-manager's layout) for every name a client may use.
+TLS of the data tiers that serve it (database, shards, cache), as operator/tiers/tls.ts builds it:
+the app's CA in `<release>-ca` (type kubernetes.io/tls: tls.crt and tls.key, mounted by no pod) and
+its certificate alone in the ConfigMap `<release>-ca-cert` (ca.crt, which the app's pods mount and
+the URLs name as sslrootcert, or CACHE_CA_FILE); per server (a Postgres cluster, the cache) a
+certificate in `<name>-tls` (tls.crt, tls.key, ca.crt: cert-manager's layout) for every name a
+client may use.
 
 Where the operator issues and renews (operator/tls/certificates.ts), a chart takes what it is given,
 else keeps what the release's Secrets hold (lookup), else generates with Helm's genCAWithKey and
@@ -76,25 +77,29 @@ data:
 {{- end }}
 
 {{/*
-Every name a client may reach a cluster's instances by, as pgServerNames() (serviceDnsNames() in
-tls.ts): each short and qualified form of the read-write and read-only Services, and each pod of the
-headless Service through a wildcard (standbys stream from `<pod>.<headless>.<ns>.svc`). A JSON list.
+Every name a client may reach a server's pods by, as serviceDnsNames() in tls.ts: each short and
+qualified form of its Services, and each pod of its headless Service through a wildcard (standbys
+and replicas reach their primary by `<pod>.<headless>.<ns>.svc`). A JSON list. The server dict may
+name `services` and `headless`; by default a Postgres cluster's (pgServerNames(): the read-write and
+read-only Services and `<name>-headless`).
 */}}
 {{- define "scalableapp-lib.tls.serverNames" -}}
 {{- $ns := .context.Release.Namespace -}}
 {{- $names := list -}}
-{{- range $svc := list (printf "%s-rw" .name) (printf "%s-ro" .name) -}}
+{{- range $svc := .services | default (list (printf "%s-rw" .name) (printf "%s-ro" .name)) -}}
 {{- $names = concat $names (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) -}}
 {{- end -}}
-{{- $headless := include "scalableapp-lib.postgres.headless" . -}}
+{{- $headless := .headless | default (include "scalableapp-lib.postgres.headless" .) -}}
 {{- toJson (concat $names (list (printf "*.%s.%s.svc" $headless $ns) (printf "*.%s.%s.svc.cluster.local" $headless $ns))) -}}
 {{- end }}
 
 {{/*
-One cluster's server certificate Secret, `<cluster>-tls`, as serverTlsSecret(). The pair is the given
-one (`given`: {cert, key}), else the release's Secret's while the same CA issued it (its ca.crt is
-the CA's: a new CA reissues every server certificate, as the operator does) unless `reissue`, else a
-new one signed by the CA for serverNames. Takes the cluster dict plus ca ({cert, key}), given, reissue.
+One server's certificate Secret, `<name>-tls`, as serverTlsSecret(). The pair is the given one
+(`given`: {cert, key}), else the release's Secret's while the same CA issued it (its ca.crt is the
+CA's: a new CA reissues every server certificate, as the operator does) unless `reissue`, else a new
+one signed by the CA for serverNames. Takes the server dict (a Postgres cluster's, or the cache's:
+context, component, name, extraLabels, and services and headless where not a cluster's) plus ca
+({cert, key}), given, reissue.
 */}}
 {{- define "scalableapp-lib.tls.serverSecret" -}}
 {{- $name := printf "%s-tls" .name -}}
@@ -145,10 +150,10 @@ upgrade). Fails when neither is there: the app's pods could not verify the serve
 {{- end }}
 
 {{/*
-Every TLS object of a chart that owns Postgres clusters (database: one, shards: one per shard): the
-CA's objects unless tls.appWide is false (an umbrella renders them once for both), and a server
-Secret per cluster unless tls.existingSecret names one. Takes context, tls (the values' tls), and
-clusters (the cluster dicts, each with `given`: its tls.certificate).
+Every TLS object of a chart that owns servers (database: one cluster, shards: one per shard, cache:
+one StatefulSet): the CA's objects unless tls.appWide is false (an umbrella renders them once for
+all), and a server Secret per server unless tls.existingSecret names one. Takes context, tls (the
+values' tls), and clusters (the server dicts, each with `given`: its tls.certificate).
 */}}
 {{- define "scalableapp-lib.tls.objects" -}}
 {{- $tls := .tls -}}
