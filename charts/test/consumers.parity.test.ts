@@ -160,6 +160,24 @@ const cases: Case[] = [
     facts: { dbCredentials: { superuser: 'su', replication: 'repl', app: 'db pw/1' } },
   },
   {
+    name: "a cache with TLS (the default) and no other TLS tier: rediss:// URLs, CACHE_CA_FILE, the app's CA mounted",
+    spec: {
+      queue: { queues: [{ name: 'orders' }] },
+      cache: {},
+      consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
+    },
+    facts: { cachePassword: 'cache pw/1', cacheLogins: { operator: 'op', replication: 'repl' } },
+  },
+  {
+    name: 'a cache with TLS off: redis:// URLs, no CA',
+    spec: {
+      queue: { queues: [{ name: 'orders' }] },
+      cache: { tls: { enabled: false } },
+      consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
+    },
+    facts: { cachePassword: 'cache-pw', cacheLogins: { operator: 'op', replication: 'repl' } },
+  },
+  {
     name: 'a database and shards with TLS off: plaintext URLs, SHARDS_SSLMODE disable, no CA',
     spec: {
       queue: { queues: [{ name: 'orders' }] },

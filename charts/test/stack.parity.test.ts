@@ -25,8 +25,10 @@ import { X509Certificate } from 'node:crypto';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { buildDependencies, chartMeta, chartPath, podSpecs, renderChart, templateChart } from './helm.ts';
 import { parity, TWO_SCRAPERS, type Exclusion } from './parity.ts';
+import { cacheServerNames, cacheTls } from '../../operator/tiers/cache.ts';
 import {
   appTls,
+  cacheTlsValues,
   keptSecretExclusion,
   pgAuthValues,
   pgTlsValues,
@@ -108,9 +110,11 @@ const operatorFacts = (gatewayApi: boolean, spec: Spec): ObservedFacts => {
   };
 };
 
-/** The certificates the operator issued as the umbrella's values: each Postgres tier's `tls`. */
+/** The certificates the operator issued as the umbrella's values: each TLS tier's `tls`. */
 function withTls(values: Values, app: ScalableApp, tls: TlsFacts | undefined): Values {
   if (!tls) return values;
+  if (cacheTls(app))
+    values.cache = { ...values.cache, tls: { ...values.cache.tls, ...cacheTlsValues(tls, app) } };
   const facts = { gatewayApi: false };
   const db = app.spec.database?.tls.enabled ? [databaseCluster(app, facts)] : [];
   const shards = app.spec.shards?.tls.enabled ? shardClusters(app, facts) : [];
@@ -134,6 +138,21 @@ async function inputs(spec: Spec, name: string, gatewayApi = false) {
   const tls = await appTls(app, base);
   const facts: ObservedFacts = tls ? { ...base, tls } : base;
   return { app, facts, values: withTls(stackValues(spec), app, tls) };
+}
+
+/** The umbrella rendered for a spec beside desiredState() for the same app and issued certificates. */
+async function stackParity(spec: Spec, name: string, gatewayApi = false) {
+  const { app, facts, values } = await inputs(spec, name, gatewayApi);
+  const report = parity({
+    chart: 'stack',
+    release: name,
+    namespace: 'prod',
+    values,
+    apiVersions: gatewayApi ? [GATEWAY_API] : [],
+    operator: desiredState(app, facts),
+    exclusions: exclusions(spec, name),
+  });
+  return { report, facts };
 }
 
 /**
@@ -224,34 +243,52 @@ describe('charts/stack renders what the operator builds for each sample Scalable
   });
 
   it.each(samples)('$file', async ({ name, spec }) => {
-    const gatewayApi = spec.web?.expose?.type === 'Gateway';
-    const { app, facts, values } = await inputs(spec, name, gatewayApi);
-    const report = parity({
-      chart: 'stack',
-      release: name,
-      namespace: 'prod',
-      values,
-      apiVersions: gatewayApi ? [GATEWAY_API] : [],
-      operator: desiredState(app, facts),
-      exclusions: exclusions(spec, name),
-    });
+    const { report } = await stackParity(spec, name, spec.web?.expose?.type === 'Gateway');
     expect(report.differences).toEqual([]);
     expect(report.compared).toEqual(expect.arrayContaining([`Secret/${name}-connection`]));
   });
 
-  it('the comparison sees a difference (so agreeing above means something)', () => {
+  it('the comparison sees a difference (so agreeing above means something)', async () => {
     const spec: Spec = { web: { image: 'shop:1' }, cache: {} };
+    const { app, facts, values } = await inputs(spec, 'shop');
     const report = parity({
       chart: 'stack',
       release: 'shop',
       namespace: 'prod',
-      values: stackValues(spec),
-      operator: desiredState(parseApp(spec), { ...operatorFacts(false, spec), cachePassword: 'other' }),
+      values,
+      operator: desiredState(app, { ...facts, cachePassword: 'other' }),
       exclusions: exclusions(spec, 'shop'),
     });
     expect(report.differences).toEqual(
       expect.arrayContaining([expect.stringMatching(/^Secret\/shop-connection: data.CACHE_URL: chart /)]),
     );
+  });
+});
+
+describe('charts/stack with TLS on some tiers only', () => {
+  it.each<[string, Spec]>([
+    [
+      "the cache alone serves TLS: rediss:// and CACHE_CA_FILE, the app's CA made for it and mounted",
+      {
+        web: { image: 'shop:1', sessions: 'cache' },
+        cache: {},
+        database: { tls: { enabled: false } },
+        queue: { queues: [{ name: 'jobs' }] },
+        consumers: [{ name: 'worker', image: 'w:1', queue: 'jobs' }],
+      },
+    ],
+    [
+      'the cache plaintext beside a database with TLS: redis://, no CACHE_CA_FILE, the CA still mounted',
+      { web: { image: 'shop:1', sessions: 'cache' }, cache: { tls: { enabled: false } }, database: {} },
+    ],
+    [
+      'no tier serves TLS: no CA, no mount',
+      { web: { image: 'shop:1' }, cache: { tls: { enabled: false } }, database: { tls: { enabled: false } } },
+    ],
+  ])('%s', async (_title, spec) => {
+    const { report, facts } = await stackParity(spec, 'shop');
+    expect(report.differences).toEqual([]);
+    expect(report.compared.includes('ConfigMap/shop-ca-cert')).toBe(facts.tls !== undefined);
   });
 });
 
@@ -276,15 +313,7 @@ describe("charts/stack hands the spec's monitoring to every tier that serves met
   };
 
   it('renders what the operator builds with it: exporters, their logins, annotations and scraper rules', async () => {
-    const { app, facts, values } = await inputs(spec, 'shop');
-    const report = parity({
-      chart: 'stack',
-      release: 'shop',
-      namespace: 'prod',
-      values,
-      operator: desiredState(app, facts),
-      exclusions: exclusions(spec, 'shop'),
-    });
+    const { report } = await stackParity(spec, 'shop');
     expect(report.differences).toEqual([]);
     // Every server pod with its exporter (the queue's broker serves its own endpoint).
     const exporters = Object.fromEntries(
@@ -382,7 +411,8 @@ describe('charts/stack generates each password once', () => {
     const mq = secretData(objects, 'millions-mq-credentials');
     for (const generated of [cache, db['app-password'], shards['app-password'], mq.username, mq.password])
       expect(generated).toMatch(/^[A-Za-z0-9]{32}$/);
-    expect(connection.CACHE_URL).toBe(`redis://:${cache}@millions-cache.prod.svc:6379/0`);
+    expect(connection.CACHE_URL).toBe(`rediss://:${cache}@millions-cache.prod.svc:6379/0`);
+    expect(connection.CACHE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
     expect(connection.SESSION_STORE_URL).toBe(connection.CACHE_URL);
     expect(connection.DATABASE_URL).toBe(
       `postgresql://app:${db['app-password']}@millions-db-rw.prod.svc:5432/app?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt`,
@@ -421,7 +451,7 @@ describe('charts/stack generates each password once', () => {
       expect([pods, hash(objects, pods)]).toEqual([pods, hash(operator, pods)]);
   });
 
-  it('generates one CA for the database and every shard, and signs each server certificate with it', () => {
+  it('generates one CA for the database, every shard and the cache, and signs each server certificate with it', () => {
     const objects = renderChart('stack', {
       release: 'millions',
       namespace: 'prod',
@@ -430,17 +460,20 @@ describe('charts/stack generates each password once', () => {
     const tls = renderedTls(objects);
     const ca = new X509Certificate(tls.ca.cert);
     expect(ca.ca).toBe(true);
-    const clusters = [
-      databaseCluster(parseApp(full.spec, 'millions', 'prod'), { gatewayApi: false }),
-      ...shardClusters(parseApp(full.spec, 'millions', 'prod'), { gatewayApi: false }),
+    const app = parseApp(full.spec, 'millions', 'prod');
+    const servers = [
+      ...[databaseCluster(app, { gatewayApi: false }), ...shardClusters(app, { gatewayApi: false })].map(
+        (c) => ({ secret: `${c.name}-tls`, names: pgServerNames(c) }),
+      ),
+      { secret: 'millions-cache-tls', names: cacheServerNames(app) },
     ];
-    expect(Object.keys(tls.servers).sort()).toEqual(clusters.map((c) => `${c.name}-tls`).sort());
-    for (const c of clusters) {
-      const cert = new X509Certificate(tls.servers[`${c.name}-tls`]!.cert);
-      expect([c.name, cert.checkIssued(ca) && cert.verify(ca.publicKey)]).toEqual([c.name, true]);
-      expect(certDnsNames(cert)).toEqual([...pgServerNames(c)].sort());
+    expect(Object.keys(tls.servers).sort()).toEqual(servers.map((s) => s.secret).sort());
+    for (const s of servers) {
+      const cert = new X509Certificate(tls.servers[s.secret]!.cert);
+      expect([s.secret, cert.checkIssued(ca) && cert.verify(ca.publicKey)]).toEqual([s.secret, true]);
+      expect(certDnsNames(cert)).toEqual([...s.names].sort());
+      expect(secretData(objects, s.secret)['ca.crt']).toBe(tls.ca.cert);
     }
-    expect(secretData(objects, 'millions-db-tls')['ca.crt']).toBe(tls.ca.cert);
   });
 
   it('reads a tier given an existing Secret from it, and says when it cannot (helm template sees no cluster)', () => {

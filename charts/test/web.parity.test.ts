@@ -109,7 +109,15 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'sessions in a cache tier: the connection entries the operator derives from it (escaping <, >, &)',
+    name: 'sessions in a cache tier with TLS off: redis:// URLs, no CA',
+    spec: {
+      web: { image: 'shop:3', sessions: 'cache' },
+      cache: { tls: { enabled: false } },
+    },
+    facts: { gatewayApi: false, cachePassword: 'pw', cacheLogins: { operator: 'op', replication: 'repl' } },
+  },
+  {
+    name: "sessions in a cache tier (TLS, the default, its only TLS tier): rediss:// URLs, CACHE_CA_FILE, the app's CA mounted and hashed (escaping <, >, &)",
     spec: {
       web: { image: 'shop:3', sessions: 'cache' },
       cache: { defaultTTLSeconds: 0 },

@@ -22,11 +22,17 @@ operator/tiers/connection.ts: every tier's address and login, for the web tier a
 {{- end -}}
 {{- if $v.tiers.cache -}}
 {{- $pw := include "stack.uriComponent" (include "stack.credential" (dict "context" $ctx "tier" "cache" "field" "password")) -}}
-{{- $url := printf "redis://:%s@%s-cache.%s.svc:6379/0" $pw $r $ns -}}
+{{- /* With TLS, rediss:// and the CA the certificate chains to (Redis URLs have no parameter for it). */ -}}
+{{- $tls := dig "tls" "enabled" true $v.cache -}}
+{{- $scheme := ternary "rediss" "redis" $tls -}}
+{{- $url := printf "%s://:%s@%s-cache.%s.svc:6379/0" $scheme $pw $r $ns -}}
 {{- $ttl := int64 $v.cache.defaultTTLSeconds -}}
 {{- $_ := set $e "CACHE_URL" $url -}}
-{{- $_ := set $e "CACHE_REPLICAS_URL" (printf "redis://:%s@%s-cache-replicas.%s.svc:6379/0" $pw $r $ns) -}}
+{{- $_ := set $e "CACHE_REPLICAS_URL" (printf "%s://:%s@%s-cache-replicas.%s.svc:6379/0" $scheme $pw $r $ns) -}}
 {{- $_ := set $e "CACHE_DEFAULT_TTL_SECONDS" (toString $ttl) -}}
+{{- if $tls -}}
+{{- $_ := set $e "CACHE_CA_FILE" (include "scalableapp-lib.tls.caFile" .) -}}
+{{- end -}}
 {{- if and $v.tiers.web (eq $v.web.sessions "cache") -}}
 {{- /* Sessions in the shared cache: any web replica serves any request, no sticky sessions. */ -}}
 {{- $_ := set $e "SESSION_STORE" "redis" -}}

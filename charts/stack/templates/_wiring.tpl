@@ -44,19 +44,19 @@ chart's template runs: see templates/wiring/before/the/tier/charts.yaml.
 {{- end -}}
 {{- end }}
 
-{{/* The Postgres tiers that serve TLS, by values key, space-separated (usesTls(): any of them). */}}
+{{/* The data tiers that serve TLS, by values key, space-separated (usesTls(): any of them). */}}
 {{- define "stack.tlsTiers" -}}
 {{- $v := .Values -}}
 {{- $tiers := list -}}
-{{- range $key := list "database" "shards" -}}
+{{- range $key := list "database" "shards" "cache" -}}
 {{- if and (get $v.tiers $key) (dig "tls" "enabled" true (get $v $key | default dict)) }}{{ $tiers = append $tiers $key }}{{ end -}}
 {{- end -}}
 {{- join " " $tiers -}}
 {{- end }}
 
 {{/*
-One CA for the app, as the operator keeps one for the database and the shards: made ONCE here (the
-value a tier gives, else the release's <release>-ca, else a new one) and handed to each Postgres
+One CA for the app, as the operator keeps one for the database, the shards and the cache: made ONCE
+here (the value a tier gives, else the release's <release>-ca, else a new one) and handed to each
 tier that serves TLS as its tls.ca, each told to leave the CA's objects to the umbrella
 (templates/tls.yaml), which renders them once. The connection hash covers its certificate.
 */}}
@@ -75,7 +75,7 @@ tier that serves TLS as its tls.ca, each told to leave the CA's objects to the u
 {{- end -}}
 {{- end }}
 
-{{/* The app's CA ({cert, key}) as seeded, JSON; {} when no Postgres tier serves TLS. */}}
+{{/* The app's CA ({cert, key}) as seeded, JSON; {} when no tier serves TLS. */}}
 {{- define "stack.ca" -}}
 {{- $first := include "stack.tlsTiers" . | splitList " " | compact | first -}}
 {{- toJson (ternary (dig "tls" "ca" dict (get .Values ($first | default "database") | default dict)) dict (not (empty $first))) -}}
