@@ -1,13 +1,17 @@
 // charts/cache on the local cluster, without the operator: it installs into a namespace that
 // enforces the restricted Pod Security Standard, its pods become Ready across zones, the primary
 // Service reaches the primary without the operator's role label, an upgrade keeps the generated
-// password and can move the primary without restarting a server, `helm test` reports its hook
-// pod's outcome, and uninstall leaves nothing behind (a cache keeps no volumes).
+// password and the certificates and can move the primary without restarting a server, `helm test`
+// reports its hook pod's outcome, and uninstall leaves nothing behind (a cache keeps no volumes).
 //
 // As in charts-web.test.ts, KWOK runs no container and never completes the `helm test` pod: the
 // test plays the container's exit, so this proves admission, helm's wiring of the hooks (the
 // policy that admits the test pod, then the pod) and its verdict, not that the server answers PING.
+import { X509Certificate } from 'node:crypto';
 import { cacheAuthInclude, maxMemoryBytes } from '../operator/server-config/cache.ts';
+import { parseApp } from '../operator/api/testdata/apps.ts';
+import { cacheServerNames } from '../operator/tiers/cache.ts';
+import { certDnsNames } from '../operator/tls/certificates.ts';
 import { buildDependencies, chartPath, helm } from '../charts/test/helm.ts';
 import { helmTest } from './support/helm-releases.ts';
 import { readyEndpoints } from './support/pods.ts';
@@ -78,8 +82,23 @@ describe('charts/cache without the operator', () => {
     for (const p of pods()) expect(JSON.stringify(p)).not.toContain(password);
   });
 
-  it('an upgrade keeps the password and moves the primary by hand without restarting a server', async () => {
+  it("serves TLS by default: the app's CA and a server certificate it signed for the cache's names", () => {
+    const ca = new X509Certificate(secretValue('shop-ca', 'tls.crt'));
+    expect(json<any>(['get', 'configmap', 'shop-ca-cert', '-n', ns]).data['ca.crt']).toBe(ca.toString());
+    const cert = new X509Certificate(secretValue('shop-cache-tls', 'tls.crt'));
+    expect(cert.checkIssued(ca) && cert.verify(ca.publicKey)).toBe(true);
+    expect(certDnsNames(cert)).toEqual([...cacheServerNames(parseApp({ cache: {} }, 'shop', ns))].sort());
+    expect(configMap()['cache.conf']).toContain('port 0\ntls-port 6379\n');
+    for (const p of pods())
+      expect(p.spec.volumes).toContainEqual({
+        name: 'tls',
+        secret: { secretName: 'shop-cache-tls', defaultMode: 0o440 },
+      });
+  });
+
+  it('an upgrade keeps the password and the certificates and moves the primary by hand without restarting a server', async () => {
     const password = secretValue('shop-cache-auth', 'password');
+    const certificates = ['shop-ca', 'shop-cache-tls'].map((s) => secretValue(s, 'tls.crt'));
     const uids = pods()
       .map((p) => p.metadata.uid)
       .sort();
@@ -96,6 +115,8 @@ describe('charts/cache without the operator', () => {
       '3m',
     ]);
     expect(secretValue('shop-cache-auth', 'password')).toBe(password);
+    // Read back with lookup: a chart-made certificate changes only with tls.reissue (or a new CA).
+    expect(['shop-ca', 'shop-cache-tls'].map((s) => secretValue(s, 'tls.crt'))).toEqual(certificates);
     expect(configMap().primary).toBe('shop-cache-1');
     await eventually(
       'the primary Service to follow',

@@ -134,8 +134,11 @@ describe('the whole stack installed without the operator', () => {
     const db = secret('millions-db-credentials');
     const shards = secret('millions-shards-credentials');
     const mq = secret('millions-mq-credentials');
-    expect(connection.CACHE_URL).toBe(`redis://:${cache}@millions-cache.${ns}.svc:6379/0`);
-    // TLS by default: verify-full against the app's CA, which the stack renders once.
+    // TLS by default: rediss:// with the app's CA in CACHE_CA_FILE (Redis URLs carry no CA), and
+    // verify-full against the same CA for Postgres; the stack renders it once.
+    expect(connection.CACHE_URL).toBe(`rediss://:${cache}@millions-cache.${ns}.svc:6379/0`);
+    expect(connection.CACHE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
+    expect(secret('millions-cache-tls')['ca.crt']).toBe(secret('millions-ca')['tls.crt']);
     expect(connection.DATABASE_URL).toBe(
       `postgresql://app:${db['app-password']}@millions-db-rw.${ns}.svc:5432/app?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt`,
     );
