@@ -617,6 +617,25 @@ describe('over TLS', () => {
       socket.on('error', reject);
     });
 
+  /** The readiness probe of a TLS server, as the pod runs it (its files in the test's dirs). */
+  async function probeOf(s: Server) {
+    await mkdir(join(s.dir, 'auth'), { recursive: true });
+    await writeFile(join(s.dir, 'auth', 'operator-password'), PASSWORDS.operator, { mode: 0o600 });
+    return () => {
+      const script = readyScriptText(true)
+        .replaceAll('/auth/', `${s.dir}/auth/`)
+        .replaceAll('/tls/', `${TLS!.dir}/`)
+        .replaceAll('/data/', `${s.dir}/`)
+        .replaceAll('-p 6379', `-p ${s.node.port}`);
+      const r = spawnSync('sh', ['-c', script], {
+        env: { PATH: `${dirname(REDIS_SERVER)}:/usr/bin:/bin` },
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
+      return { status: r.status, said: `${r.stdout}${r.stderr}`.trim() };
+    };
+  }
+
   it('refuses a plaintext client, and a client that trusts another CA; serves one that checks chain and name', async () => {
     const s = await startTls('tls-0');
     expect(
@@ -664,21 +683,7 @@ describe('over TLS', () => {
       const s = await startTls('tls-renew');
       const held = await connectTls(s);
       clients.push(held);
-      const ready = () => {
-        const script = readyScriptText(true)
-          .replaceAll('/auth/', `${s.dir}/auth/`)
-          .replaceAll('/tls/', `${TLS!.dir}/`)
-          .replaceAll('/data/', `${s.dir}/`)
-          .replace('-p 6379', `-p ${s.node.port}`);
-        const r = spawnSync('sh', ['-c', script], {
-          env: { PATH: `${dirname(REDIS_SERVER)}:/usr/bin:/bin` },
-          encoding: 'utf8',
-          timeout: 10_000,
-        });
-        return { status: r.status, said: `${r.stdout}${r.stderr}`.trim() };
-      };
-      await mkdir(join(s.dir, 'auth'), { recursive: true });
-      await writeFile(join(s.dir, 'auth', 'operator-password'), PASSWORDS.operator, { mode: 0o600 });
+      const ready = await probeOf(s);
       expect(ready()).toEqual({ status: 0, said: '' });
       const before = await servedSerial(s);
       await installCertificate(await issueServerCert(TLS!.ca, [TLS_NAME], new Date()));
@@ -691,6 +696,24 @@ describe('over TLS', () => {
       expect(await held.sendCommand(['PING'])).toBe('PONG');
       // Nothing changed since: no reload.
       expect(ready()).toEqual({ status: 0, said: '' });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'a new CA: the probe makes the server read the new files before it checks, so the server does not stay unready',
+    async () => {
+      const s = await startTls('tls-new-ca');
+      const ready = await probeOf(s);
+      expect(ready()).toEqual({ status: 0, said: '' });
+      const ca = await issueCa('the replacing CA', new Date());
+      const pair = await issueServerCert(ca, [TLS_NAME], new Date());
+      await writeFile(`${TLS!.files.caFile}.new`, ca.cert);
+      await rename(`${TLS!.files.caFile}.new`, TLS!.files.caFile);
+      await installCertificate(pair);
+      TLS = { ...TLS!, ca };
+      expect(ready()).toEqual({ status: 0, said: '' });
+      expect(await servedSerial(s)).toBe(new X509Certificate(pair.cert).serialNumber);
     },
     TEST_TIMEOUT,
   );

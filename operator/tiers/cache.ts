@@ -126,23 +126,28 @@ const AUTH_DIR = '/auth';
 export function readyScriptText(tls = false): string {
   const f = CACHE_TLS_FILES;
   const served = '/data/.served.crt';
+  const ask = (verify: boolean) =>
+    `"$cli"${tls ? (verify ? ` --tls --cacert ${f.ca}` : ' --tls --insecure') : ''} --no-auth-warning --user ${CACHE_USERS.operator} -h 127.0.0.1 -p ${CACHE_PORT}`;
   return [
     '#!/bin/sh',
     'cli=$(command -v valkey-cli || command -v redis-cli)',
     `REDISCLI_AUTH=$(cat ${AUTH_DIR}/${CACHE_PASSWORD_KEYS.operator}) || exit 1`,
     'export REDISCLI_AUTH',
-    `ask() { "$cli"${tls ? ` --tls --cacert ${f.ca}` : ''} --no-auth-warning --user ${CACHE_USERS.operator} -h 127.0.0.1 -p ${CACHE_PORT} "$@" 2>&1; }`,
-    'reply=$(ask PING)',
-    '[ "$reply" = PONG ] || { echo "PING: $reply"; exit 1; }',
+    // First the reload, over loopback without a chain check: after a new CA the files hold a
+    // certificate of the new CA while the server still serves the old one, which the new CA file
+    // would not verify, so a verified PING first would never get this far.
     ...(tls
       ? [
           `if ! cmp -s ${f.cert} ${served}; then`,
-          `  reply=$(ask CONFIG SET tls-cert-file ${f.cert} tls-key-file ${f.key} tls-ca-cert-file ${f.ca})`,
+          `  reply=$(${ask(false)} CONFIG SET tls-cert-file ${f.cert} tls-key-file ${f.key} tls-ca-cert-file ${f.ca} 2>&1)`,
           `  if [ "$reply" = OK ]; then cp ${f.cert} ${served}.tmp && mv -f ${served}.tmp ${served}; else echo "reloading the certificate: $reply" >&2; fi`,
           'fi',
         ]
       : []),
-    'exit 0',
+    `reply=$(${ask(true)} PING 2>&1)`,
+    '[ "$reply" = PONG ] && exit 0',
+    'echo "PING: $reply"',
+    'exit 1',
     '',
   ].join('\n');
 }
