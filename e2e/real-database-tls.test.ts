@@ -4,11 +4,16 @@
 import { X509Certificate } from 'node:crypto';
 import { decodeSecret } from './support/apps.ts';
 import { eventually, json, kubectl } from './support/kube.ts';
-import { superuserQuery } from './support/pg-load.ts';
+import { superuserQuery, writeFor } from './support/pg-load.ts';
+import { PgFailover, report } from './support/pg-failover.ts';
+import { getApp, isReadyAtGeneration } from './support/apps.ts';
+import { stringify } from 'yaml';
 import {
   WRITER,
+  WRITER_CLIENT,
   WRITER_LABELS,
   allPodsReady,
+  appWithWriter,
   applyAndAwaitReady,
   createRealNamespace,
   deleteNamespaceAndWait,
@@ -31,8 +36,15 @@ beforeAll(async () => {
     ns,
     localApp(APP, {
       web: { image: 'placeholder', port: 8080, replicas: 1, healthCheck: { path: '/healthz' } },
-      database: { replicas: 1, storage: { size: '1Gi' } },
-      shards: { count: 1, key: 'user_id', replicasPerShard: 0, storage: { size: '1Gi' } },
+      // The client pod below is let in by name (the tiers admit the app's own pods and these only).
+      database: { replicas: 1, storage: { size: '1Gi' }, allowedClients: [WRITER_CLIENT] },
+      shards: {
+        count: 1,
+        key: 'user_id',
+        replicasPerShard: 0,
+        storage: { size: '1Gi' },
+        allowedClients: [WRITER_CLIENT],
+      },
     }),
     'the app Ready on the real node',
   );
@@ -182,4 +194,69 @@ describeReal('Postgres over TLS on the real node', () => {
       ]),
     ).toBe(dbUids);
   }, 400_000);
+});
+
+describeReal('turning TLS on for a running database', () => {
+  const PLAIN = 'ledger';
+  let other: string;
+  const spec = (tls: boolean) =>
+    localApp(PLAIN, {
+      // Synchronous: a commit is acknowledged only once a standby has it, through the whole rollout.
+      database: {
+        replicas: 1,
+        synchronousReplicas: 1,
+        tls: { enabled: tls },
+        storage: { size: '1Gi' },
+        allowedClients: [WRITER_CLIENT],
+      },
+    });
+  afterAll(() => {
+    if (other) deleteNamespaceAndWait(other);
+  });
+
+  it('rolls the instances onto TLS under writes: none acknowledged is lost, and a client of the new URL writes over TLS', async () => {
+    other = await appWithWriter('real-tls-on', spec(false), tierPods(PLAIN, 'database'), 2);
+    const db = new PgFailover(other, PLAIN, WRITER);
+    const url = () =>
+      decodeSecret(json<any>(['get', 'secret', `${PLAIN}-connection`, '-n', other])).DATABASE_URL!;
+    expect(url()).not.toContain('sslmode');
+    // The writer keeps its plaintext URL (its pod does not roll): it writes until the servers take
+    // TLS only, then is refused. What it had acknowledged must all be there after the rollout.
+    const load = writeFor(other, WRITER, 120, 'rollout');
+    await new Promise((r) => setTimeout(r, 10_000));
+    kubectl(['apply', '-n', other, '-f', '-'], stringify(spec(true)));
+    await eventually(
+      'every instance restarted with its certificate, ready, and the app Ready',
+      () => {
+        const pods = json<any>(['get', 'pods', '-n', other, '-l', tierPods(PLAIN, 'database')]).items;
+        const rolled = pods.every(
+          (p: any) =>
+            p.spec.volumes.some((v: any) => v.name === 'tls') &&
+            p.status.containerStatuses?.every((c: any) => c.ready),
+        );
+        return pods.length === 2 && rolled && isReadyAtGeneration(getApp(other, PLAIN));
+      },
+      600_000,
+      2000,
+    );
+    const r = await load;
+    report('plaintext writer through the TLS rollout', r);
+    expect(r.ackedCount).toBeGreaterThan(0);
+    expect(url()).toMatch(/\?sslmode=verify-full&sslrootcert=/);
+    // A client of the new URL (a new pod: the connection Secret and the CA mounted) reads back every
+    // acknowledged row and writes over TLS.
+    kubectl(['delete', 'pod', WRITER, '-n', other, '--wait=true']);
+    startProbe(other, WRITER, WRITER_LABELS, `${PLAIN}-connection`);
+    await allPodsReady(other, `scalableapp.io/test-client=${WRITER_LABELS['scalableapp.io/test-client']}`, 1);
+    await db.expectNothingLost(r, 'rollout');
+    const after = await writeFor(other, WRITER, 5, 'after_rollout');
+    expect(after.ackedCount).toBeGreaterThan(0);
+    expect(
+      superuserQuery(
+        other,
+        db.primaryOf(),
+        "SELECT string_agg(r.application_name || ' ' || s.ssl, ',') FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)",
+      ),
+    ).toMatch(/^ledger-db-\d true$/);
+  }, 900_000);
 });

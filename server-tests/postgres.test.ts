@@ -5,7 +5,8 @@
 // reads, failover to the most advanced standby, no acknowledged commit lost with synchronousReplicas,
 // an old primary that comes back as a standby) is shown here to be what Postgres does.
 // The server comes from tools/dataplane-deps.sh (Debian's postgresql-15).
-import { chmod, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { STARTED_HBA_FILE } from '../operator/server-config/postgres-ready-script.ts';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { decidePostgresFailover, switchover } from '../operator/dataplane/postgres/failover.ts';
@@ -355,6 +356,38 @@ describe('a primary cut off from its standbys and the operator fences itself (re
       } finally {
         again.stop();
       }
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('the pg_hba.conf a running primary serves (ready.sh)', () => {
+  it(
+    'stays the one it started with when the ConfigMap changes under it, also for a server started before start.sh kept a copy',
+    async () => {
+      const c = await LocalCluster.create({ names: ['hba-0'], synchronousReplicas: 0 });
+      clusters.push(c);
+      await c.startAll();
+      const primary = c.get('hba-0');
+      const served = join(primary.dataDir, 'pg_hba.conf');
+      const before = await readFile(served, 'utf8');
+      // The spec changed (TLS turned on): the ConfigMap's file now has hostssl lines only, which this
+      // plaintext server would refuse every TCP client with.
+      const hostssl = hbaConfig({
+        cidr: '127.0.0.1/32',
+        appUser: APP_USER,
+        appDatabase: APP_DATABASE,
+        tls: true,
+      });
+      await writeFile(join(c.configDir, 'pg_hba.conf'), hostssl);
+      expect(primary.ready(30)).toEqual({ ready: true, said: '' });
+      expect(await readFile(served, 'utf8')).toBe(before);
+      // A server an older start.sh started has no copy: the probe keeps what it runs.
+      await rm(join(primary.runDir, STARTED_HBA_FILE));
+      expect(primary.ready(30)).toEqual({ ready: true, said: '' });
+      expect(await readFile(served, 'utf8')).toBe(before);
+      expect(await readFile(join(primary.runDir, STARTED_HBA_FILE), 'utf8')).toBe(before);
+      expect(await primary.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
     },
     TEST_TIMEOUT,
   );

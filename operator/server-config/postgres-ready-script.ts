@@ -83,6 +83,17 @@ $state
 EOF
 [ "$standby" = t ] && exit 0
 
+# The pg_hba.conf files this server started with (start.sh's copies), which the fence swaps between.
+# A server started before start.sh kept them (an operator upgrade rolling through) runs, while not
+# fenced, the file it started with: that one is kept. The ConfigMap's may already say something the
+# running server cannot serve (hostssl lines before it restarted with TLS).
+hba=$PGDATA/pg_hba.conf
+open_hba=$run_dir/${STARTED_HBA_FILE}
+fenced_hba=$run_dir/${STARTED_FENCED_HBA_FILE}
+[ -r "$open_hba" ] || [ -n "$fenced" ] || cp "$hba" "$open_hba"
+[ -r "$open_hba" ] || open_hba=$config_dir/pg_hba.conf
+[ -r "$fenced_hba" ] || fenced_hba=$config_dir/${FENCED_HBA_FILE}
+
 if [ -z "$fenced" ] && [ "$silent" -ge "$fence_after" ]; then
   fenced="no standby report and no operator heartbeat for \${silent}s (since $(date -u -d "@$(($(date +%s) - silent))" '+%Y-%m-%dT%H:%M:%SZ'))"
   q "ALTER SYSTEM SET ${FENCE_SETTING} = '$fenced'" || {
@@ -92,13 +103,6 @@ if [ -z "$fenced" ] && [ "$silent" -ge "$fence_after" ]; then
   log "fencing this primary: $fenced"
 fi
 
-hba=$PGDATA/pg_hba.conf
-# What the server started with (start.sh's copies); a server started before those copies existed
-# falls back to the ConfigMap's files.
-open_hba=$run_dir/${STARTED_HBA_FILE}
-fenced_hba=$run_dir/${STARTED_FENCED_HBA_FILE}
-[ -r "$open_hba" ] || open_hba=$config_dir/pg_hba.conf
-[ -r "$fenced_hba" ] || fenced_hba=$config_dir/${FENCED_HBA_FILE}
 if [ -n "$fenced" ]; then
   # Every time, not once: a session may have connected before the server read the new file.
   if ! cmp -s "$fenced_hba" "$hba"; then
