@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { decodeSecret } from './support/apps.ts';
 import { eventually, json, kubectl } from './support/kube.ts';
-import { superuserQuery, writeFor } from './support/pg-load.ts';
+import { lost, storedIds, superuserQuery, writeFor } from './support/pg-load.ts';
 import { PgFailover, report } from './support/pg-failover.ts';
 import { getApp, isReadyAtGeneration } from './support/apps.ts';
 import { stringify } from 'yaml';
@@ -248,7 +248,9 @@ describeReal('turning TLS on for a running database', () => {
     kubectl(['delete', 'pod', WRITER, '-n', other, '--wait=true']);
     startProbe(other, WRITER, WRITER_LABELS, `${PLAIN}-connection`);
     await allPodsReady(other, `scalableapp.io/test-client=${WRITER_LABELS['scalableapp.io/test-client']}`, 1);
-    await db.expectNothingLost(r, 'rollout');
+    // Every acknowledged row is there. (Writes do not resume for this writer: its URL is plaintext.)
+    const stored = await storedIds(other, WRITER, 'rollout');
+    expect(lost(r.acked, stored.ids)).toEqual([]);
     const after = await writeFor(other, WRITER, 5, 'after_rollout');
     expect(after.ackedCount).toBeGreaterThan(0);
     expect(
