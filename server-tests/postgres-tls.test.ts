@@ -15,6 +15,7 @@ beforeAll(async () => {
   // One synchronous standby: its commits wait for a walreceiver that streams over TLS.
   c = await LocalCluster.create({ names: ['pg-0', 'pg-1'], synchronousReplicas: 1, tls: true });
   await c.startAll();
+  await c.get('pg-0').query('CREATE TABLE tls_notes (id int PRIMARY KEY)');
 }, TEST_TIMEOUT);
 afterAll(() => c?.destroy());
 
@@ -62,23 +63,28 @@ describe('Postgres over TLS, as the operator configures it', () => {
   it(
     'clones and streams over TLS, with the name checked, and a synchronous commit returns',
     async () => {
-      const [receiver] = await standby().query<{ conninfo: string; status: string }>(
-        'SELECT conninfo, status FROM pg_stat_wal_receiver',
-        [],
-        'superuser',
-      );
-      expect(receiver!.status).toBe('streaming');
-      expect(receiver!.conninfo).toContain('sslmode=verify-full');
-      expect(receiver!.conninfo).toContain(`sslrootcert=${c.tls!.caFile}`);
-      expect(receiver!.conninfo).toContain(`host=${TLS_NAME}`);
+      // Right after the start a standby may still be catching up (async, not yet streaming).
+      const receiver = await until('the standby streaming', async () => {
+        const [r] = await standby().query<{ conninfo: string; status: string }>(
+          'SELECT conninfo, status FROM pg_stat_wal_receiver',
+          [],
+          'superuser',
+        );
+        return r?.status === 'streaming' && r;
+      });
+      expect(receiver.conninfo).toContain('sslmode=verify-full');
+      expect(receiver.conninfo).toContain(`sslrootcert=${c.tls!.caFile}`);
+      expect(receiver.conninfo).toContain(`host=${TLS_NAME}`);
       // The primary's own view: the walsender's connection is encrypted.
-      const senders = await primary().query<{ application_name: string; sync_state: string; ssl: boolean }>(
-        'SELECT r.application_name, r.sync_state, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)',
-        [],
-        'superuser',
-      );
+      const senders = await until('the standby counted for ANY 1', async () => {
+        const rows = await primary().query<{ application_name: string; sync_state: string; ssl: boolean }>(
+          'SELECT r.application_name, r.sync_state, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)',
+          [],
+          'superuser',
+        );
+        return rows[0]?.sync_state === 'quorum' && rows;
+      });
       expect(senders).toEqual([{ application_name: 'pg-1', sync_state: 'quorum', ssl: true }]);
-      await primary().query('CREATE TABLE IF NOT EXISTS tls_notes (id int PRIMARY KEY)');
       await primary().query('INSERT INTO tls_notes VALUES (1)');
       await until(
         'the row on the standby',

@@ -492,11 +492,16 @@ recipe_node_app() {
     [[ -f $rootfs/app/$entry || $entry != dist/operator/* ]] || die "tsc did not emit /app/$entry"
   done
   image_env=("PATH=$STD_PATH" "NODE_ENV=production")
+  # reflect-metadata is a polyfill that tsyringe (under @peculiar/x509) needs before it loads: first,
+  # as the one module that imports x509 has it (operator/tls/certificates.ts).
   local js='import { readFileSync } from "node:fs";
-    const deps = Object.keys(JSON.parse(readFileSync("package.json", "utf8")).dependencies);
+    const all = Object.keys(JSON.parse(readFileSync("package.json", "utf8")).dependencies);
+    const deps = [...all.filter((d) => d === "reflect-metadata"), ...all.filter((d) => d !== "reflect-metadata")];
     for (const d of deps) await import(d);
     console.log(`node ${process.version} as uid ${process.getuid()}: ${deps.join(", ")} load from /app`);'
-  run_in "$rootfs" "$NONROOT_UID:$NONROOT_UID" /tmp sh -ec 'cd /app && exec node --input-type=module -e "$1"' sh "$js" >&2
+  # In a command substitution errexit does not hold: without the `|| die` a failed check went unseen.
+  run_in "$rootfs" "$NONROOT_UID:$NONROOT_UID" /tmp sh -ec 'cd /app && exec node --input-type=module -e "$1"' sh "$js" >&2 ||
+    die "a production dependency does not load in the image (see above)"
   rm -rf "$rootfs"
   mv "$out.tmp" "$out"
   find "$LAYERS" -name 'node-app-*.tar' ! -name "node-app-$tag.tar" -mmin +60 -delete
