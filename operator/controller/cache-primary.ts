@@ -4,16 +4,10 @@ import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { decideFailover, rejoin } from '../dataplane/cache-failover.ts';
 import type { CacheAdmin, CacheNode } from '../dataplane/redis-admin.ts';
-import {
-  CACHE,
-  CACHE_PORT,
-  CACHE_TLS_VOLUME,
-  cacheHeadlessName,
-  cacheHost,
-  cachePrimary,
-} from '../tiers/cache.ts';
+import { CACHE, CACHE_PORT, cacheHeadlessName, cacheHost, cachePrimary } from '../tiers/cache.ts';
 import { selectorLabels } from '../tiers/labels.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
+import { podServesTls } from '../tiers/tls.ts';
 
 export interface CachePrimaryDeps {
   /** The admin for one app's servers (they share that app's password). */
@@ -51,12 +45,11 @@ const nodesOf =
       name,
       host: p.status?.podIP ?? '',
       port: CACHE_PORT,
-      ...(ca && servesTls(p)
+      ...(ca && podServesTls(p)
         ? { tls: { ca, servername: `${name}.${cacheHost(app, cacheHeadlessName(app))}` } }
         : {}),
     };
   };
-const servesTls = (p: V1Pod) => (p.spec?.volumes ?? []).some((v) => v.name === CACHE_TLS_VOLUME);
 /** A pod incarnation: a new pod or a restarted container is a server that booted from its config. */
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
 const uidOf = (p: V1Pod) => (p.metadata?.uid ? { primaryUid: p.metadata.uid } : {});

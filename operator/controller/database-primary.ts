@@ -10,9 +10,7 @@ import type { ObservedFacts } from '../tiers/objects.ts';
 import {
   PG_CONTAINER,
   PG_PORT,
-  PG_TLS_FILES,
   pgInstanceHost,
-  pgPodServesTls,
   pgInstanceNames,
   pgPrimary,
   selfFencing,
@@ -20,6 +18,7 @@ import {
   type PgCluster,
 } from '../tiers/postgres-cluster.ts';
 import { shardCluster } from '../tiers/shards.ts';
+import { SERVER_TLS_FILES, podServesTls } from '../tiers/tls.ts';
 
 /**
  * Annotation on a ScalableApp asking for a planned switchover to the named database or shard pod.
@@ -96,7 +95,7 @@ const nodeIn =
       host: p.status?.podIP ?? '',
       port: PG_PORT,
       streamHost: pgInstanceHost(cluster, p.metadata!.name!),
-      ...(ca && pgPodServesTls(p) ? { tls: { ca, caFile: PG_TLS_FILES.ca } } : {}),
+      ...(ca && podServesTls(p) ? { tls: { ca, caFile: SERVER_TLS_FILES.ca } } : {}),
     };
   };
 /** An instance without a pod: no address to reach it at, so every admin call to it fails. */

@@ -10,7 +10,8 @@ import { METRICS_PORT, cacheExporter, monitored, scrapeAnnotations } from './mon
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import type { Child, ObservedFacts } from './objects.ts';
-import { CA_FILE, SERVER_TLS_MOUNT, TLS_KEYS, serverTlsSecret, serviceDnsNames } from './tls.ts';
+import { CA_FILE, SERVER_TLS_FILES, serverTlsSecret, serverTlsVolume, serviceDnsNames } from './tls.ts';
+import { secretWith } from './secrets.ts';
 
 export const CACHE = 'cache';
 export const CACHE_PORT = 6379;
@@ -32,14 +33,6 @@ export const cacheServerNames = (app: ScalableApp) =>
   );
 /** Whether the cache serves TLS only (spec.cache.tls, on by default). */
 export const cacheTls = (app: ScalableApp) => app.spec.cache?.tls.enabled ?? false;
-/** The volume of a cache pod's certificate: a pod that mounts it serves TLS. */
-export const CACHE_TLS_VOLUME = 'tls';
-/** Where a cache server finds its certificate, key and CA. */
-export const CACHE_TLS_FILES = {
-  cert: `${SERVER_TLS_MOUNT}/${TLS_KEYS.cert}`,
-  key: `${SERVER_TLS_MOUNT}/${TLS_KEYS.key}`,
-  ca: `${SERVER_TLS_MOUNT}/${TLS_KEYS.ca}`,
-};
 
 /** The pod that is primary: the operator's record (after a failover), else the first pod. */
 export const cachePrimary = (app: ScalableApp, facts: ObservedFacts) =>
@@ -124,7 +117,7 @@ const AUTH_DIR = '/auth';
  * records what the server last loaded (none yet: load it, in case it changed since the start).
  */
 export function readyScriptText(tls = false): string {
-  const f = CACHE_TLS_FILES;
+  const f = SERVER_TLS_FILES;
   const served = '/data/.served.crt';
   const ask = (verify: boolean) =>
     `"$cli"${tls ? (verify ? ` --tls --cacert ${f.ca}` : ' --tls --insecure') : ''} --no-auth-warning --user ${CACHE_USERS.operator} -h 127.0.0.1 -p ${CACHE_PORT}`;
@@ -174,21 +167,14 @@ export function cacheAuthSecret(app: ScalableApp, facts: ObservedFacts): V1Secre
     replication: logins.replication,
     monitor: monitored(app) ? logins.monitor : undefined,
   };
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: meta(app, cacheAuthName(app)),
-    data: {
-      [CACHE_PASSWORD_KEYS.app]: b64(passwords.app),
-      [CACHE_PASSWORD_KEYS.operator]: b64(passwords.operator),
-      [CACHE_PASSWORD_KEYS.replication]: b64(passwords.replication),
-      ...(logins.monitor ? { [CACHE_PASSWORD_KEYS.monitor]: b64(logins.monitor) } : {}),
-      // The include the server config names: the logins reach the server only through this file.
-      'auth.conf': b64(cacheAuthInclude(passwords)),
-    },
-  };
+  return secretWith(meta(app, cacheAuthName(app)), 'Opaque', {
+    [CACHE_PASSWORD_KEYS.app]: passwords.app,
+    [CACHE_PASSWORD_KEYS.operator]: passwords.operator,
+    [CACHE_PASSWORD_KEYS.replication]: passwords.replication,
+    [CACHE_PASSWORD_KEYS.monitor]: logins.monitor,
+    // The include the server config names: the logins reach the server only through this file.
+    'auth.conf': cacheAuthInclude(passwords),
+  });
 }
 
 export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1ConfigMap & Child {
@@ -202,7 +188,13 @@ export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1Config
     dir: '/data',
     authFile: `${AUTH_DIR}/auth.conf`,
     ...(cacheTls(app)
-      ? { tls: { certFile: CACHE_TLS_FILES.cert, keyFile: CACHE_TLS_FILES.key, caFile: CACHE_TLS_FILES.ca } }
+      ? {
+          tls: {
+            certFile: SERVER_TLS_FILES.cert,
+            keyFile: SERVER_TLS_FILES.key,
+            caFile: SERVER_TLS_FILES.ca,
+          },
+        }
       : {}),
   });
   return {
@@ -224,6 +216,7 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
   const cache: Cache = app.spec.cache!;
   const selector = selectorLabels(app, CACHE);
   const spread = zoneSpread(app, selector);
+  const tlsFiles = serverTlsVolume(cacheTlsSecretName(app));
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -259,9 +252,7 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
                 { name: 'config', mountPath: '/config', readOnly: true },
                 { name: 'auth', mountPath: AUTH_DIR, readOnly: true },
                 { name: 'data', mountPath: '/data' },
-                ...(cacheTls(app)
-                  ? [{ name: CACHE_TLS_VOLUME, mountPath: SERVER_TLS_MOUNT, readOnly: true }]
-                  : []),
+                ...(cacheTls(app) ? [tlsFiles.mount] : []),
               ],
             }),
             // After the server: the failover logic reads the server's container by name.
@@ -276,15 +267,7 @@ export function cacheStatefulSet(app: ScalableApp, configHash: string): V1Statef
           volumes: [
             { name: 'config', configMap: { name: cacheConfigName(app) } },
             { name: 'auth', secret: { secretName: cacheAuthName(app) } },
-            // Group-readable by the pod's group (fsGroup), for the server's user.
-            ...(cacheTls(app)
-              ? [
-                  {
-                    name: CACHE_TLS_VOLUME,
-                    secret: { secretName: cacheTlsSecretName(app), defaultMode: 0o440 },
-                  },
-                ]
-              : []),
+            ...(cacheTls(app) ? [tlsFiles.volume] : []),
             // A cache: nothing to keep across restarts, so no volume claim.
             { name: 'data', emptyDir: { sizeLimit: '1Gi' } },
             tmpVolume,

@@ -10,6 +10,7 @@ import { databaseEntries } from './database.ts';
 import { shardEntries } from './shards.ts';
 import { queueEntries } from './queue.ts';
 import { CA_FILE } from './tls.ts';
+import { secretWith } from './secrets.ts';
 
 export const connectionSecretName = (app: ScalableApp) => childName(app, 'connection');
 
@@ -34,22 +35,16 @@ export function connectionEntries(app: ScalableApp, facts: ObservedFacts): Recor
 }
 
 export function connectionSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
-  const data = Object.fromEntries(
-    Object.entries(connectionEntries(app, facts))
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
-  );
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: {
+  const entries = Object.entries(connectionEntries(app, facts)).sort(([a], [b]) => a.localeCompare(b));
+  return secretWith(
+    {
       name: connectionSecretName(app),
       namespace: app.metadata.namespace,
       labels: tierLabels(app, 'connection'),
     },
-    data,
-  };
+    'Opaque',
+    Object.fromEntries(entries),
+  );
 }
 
 /**

@@ -18,7 +18,8 @@ import {
   postgresExporter,
   scrapeAnnotations,
 } from './monitoring.ts';
-import { SERVER_TLS_MOUNT, TLS_KEYS, serverTlsSecret, serviceDnsNames } from './tls.ts';
+import { SERVER_TLS_FILES, serverTlsSecret, serverTlsVolume, serviceDnsNames } from './tls.ts';
+import { secretWith } from './secrets.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
 import { zoneSpread } from './topology.ts';
@@ -112,12 +113,6 @@ export const pgTlsSecretName = (c: Pick<PgCluster, 'name'>) => `${c.name}-tls`;
 /** Every name a client may reach an instance by: the two Services and each pod (standbys stream by it). */
 export const pgServerNames = (c: Pick<PgCluster, 'name' | 'app'>) =>
   serviceDnsNames(c.app.metadata.namespace ?? '', [pgWriteService(c), pgReadService(c)], pgHeadless(c));
-/** Where the server's certificate, key and CA are mounted. */
-export const PG_TLS_FILES = {
-  cert: `${SERVER_TLS_MOUNT}/${TLS_KEYS.cert}`,
-  key: `${SERVER_TLS_MOUNT}/${TLS_KEYS.key}`,
-  ca: `${SERVER_TLS_MOUNT}/${TLS_KEYS.ca}`,
-};
 export const pgPrimary = (c: PgCluster) => c.facts.primary ?? `${c.name}-0`;
 /** Every instance's pod name, whether or not its pod exists right now. */
 export const pgInstanceNames = (c: PgCluster) =>
@@ -128,7 +123,6 @@ const meta = (c: PgCluster, name: string) => ({
   namespace: c.app.metadata.namespace,
   labels: c.labels,
 });
-const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 export function pgCredentialsSecret(
   app: ScalableApp,
@@ -137,18 +131,12 @@ export function pgCredentialsSecret(
   credentials: DatabaseCredentials | undefined,
 ): V1Secret & Child {
   if (!credentials) throw new Error(`${name}: credentials not generated: the controller must provide them`);
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: { name, namespace: app.metadata.namespace, labels },
-    data: {
-      [f.superuserPassword]: b64(credentials.superuser),
-      [f.replicationPassword]: b64(credentials.replication),
-      [f.appPassword]: b64(credentials.app),
-      ...(credentials.monitor ? { [f.monitorPassword]: b64(credentials.monitor) } : {}),
-    },
-  };
+  return secretWith({ name, namespace: app.metadata.namespace, labels }, 'Opaque', {
+    [f.superuserPassword]: credentials.superuser,
+    [f.replicationPassword]: credentials.replication,
+    [f.appPassword]: credentials.app,
+    [f.monitorPassword]: credentials.monitor,
+  });
 }
 
 export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
@@ -172,7 +160,7 @@ export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
         // ANY k over every instance's name: the primary never connects as a standby, so listing it
         // is harmless, and the text (and the pods) need not change when the primary moves.
         synchronousStandbyNames: synchronousStandbyNames(c.spec.synchronousReplicas, pgInstanceNames(c)),
-        ...(tls ? { tls: { certFile: PG_TLS_FILES.cert, keyFile: PG_TLS_FILES.key } } : {}),
+        ...(tls ? { tls: { certFile: SERVER_TLS_FILES.cert, keyFile: SERVER_TLS_FILES.key } } : {}),
       }),
       'pg_hba.conf': hbaConfig({ ...hba, cidr: '0.0.0.0/0' }),
       [FENCED_HBA_FILE]: hbaConfig({ ...hba, cidr: '0.0.0.0/0', fenced: true }),
@@ -202,6 +190,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
     tls: c.spec.tls.enabled,
   });
   const tls = c.spec.tls.enabled;
+  const tlsFiles = serverTlsVolume(pgTlsSecretName(c));
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -261,8 +250,8 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 // start.sh verifies the primary against the CA; ready.sh reloads a renewed certificate.
                 ...(tls
                   ? [
-                      { name: 'TLS_CA_FILE', value: PG_TLS_FILES.ca },
-                      { name: 'TLS_CERT_FILE', value: PG_TLS_FILES.cert },
+                      { name: 'TLS_CA_FILE', value: SERVER_TLS_FILES.ca },
+                      { name: 'TLS_CERT_FILE', value: SERVER_TLS_FILES.cert },
                     ]
                   : []),
               ],
@@ -286,7 +275,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 { name: 'config', mountPath: '/config', readOnly: true },
                 { name: 'credentials', mountPath: '/credentials', readOnly: true },
                 { name: 'run', mountPath: PG_RUN_DIR },
-                ...(tls ? [{ name: PG_TLS_VOLUME, mountPath: SERVER_TLS_MOUNT, readOnly: true }] : []),
+                ...(tls ? [tlsFiles.mount] : []),
                 tmpMount,
               ],
             },
@@ -297,11 +286,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
             { name: 'config', configMap: { name: pgConfigName(c) } },
             { name: 'credentials', secret: { secretName: c.credentialsName, defaultMode: 0o400 } },
             { name: 'run', emptyDir: {} },
-            // Root-owned and group-readable by the server's group (fsGroup): what postgres accepts
-            // for a key file it does not own.
-            ...(tls
-              ? [{ name: PG_TLS_VOLUME, secret: { secretName: pgTlsSecretName(c), defaultMode: 0o440 } }]
-              : []),
+            ...(tls ? [tlsFiles.volume] : []),
             tmpVolume,
             ...exporter.volumes,
           ],
@@ -321,13 +306,6 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
     },
   };
 }
-
-/**
- * Whether an instance's pod was made to serve TLS (it mounts its certificate): what the server runs
- * follows its pod, not the spec, while a change of the setting rolls through the pods.
- */
-export const pgPodServesTls = (p: V1Pod) => (p.spec?.volumes ?? []).some((v) => v.name === PG_TLS_VOLUME);
-const PG_TLS_VOLUME = 'tls';
 
 /** The server's readiness (a failing exporter beside it does not take a standby out of reads). */
 const ready = (p: V1Pod) => isContainerReady(p, PG_CONTAINER);

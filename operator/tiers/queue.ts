@@ -28,6 +28,7 @@ import { METRICS_PORT, monitored, scrapeAnnotations } from './monitoring.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { contentHash } from './content-hash.ts';
 import type { Child, ObservedFacts } from './objects.ts';
+import { secretWith } from './secrets.ts';
 
 export const QUEUE = 'queue';
 /** The uid and gid of the `rabbitmq` user in the official image, which owns what the broker writes. */
@@ -66,24 +67,16 @@ export function mqNodeNames(app: ScalableApp): string[] {
 
 const meta = (app: ScalableApp, name: string) => tierMeta(app, QUEUE, name);
 
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-
 export function mqCredentialsSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
   const c = facts.queueCredentials;
   if (!c) throw new Error('queue credentials not generated: the controller must provide them');
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: meta(app, mqCredentialsName(app)),
-    data: {
-      [CREDENTIAL_FILES.username]: b64(c.username),
-      [CREDENTIAL_FILES.password]: b64(c.password),
-      [CREDENTIAL_FILES.monitoringUsername]: b64(c.monitoringUsername),
-      [CREDENTIAL_FILES.monitoringPassword]: b64(c.monitoringPassword),
-      [CREDENTIAL_FILES.erlangCookie]: b64(c.erlangCookie),
-    },
-  };
+  return secretWith(meta(app, mqCredentialsName(app)), 'Opaque', {
+    [CREDENTIAL_FILES.username]: c.username,
+    [CREDENTIAL_FILES.password]: c.password,
+    [CREDENTIAL_FILES.monitoringUsername]: c.monitoringUsername,
+    [CREDENTIAL_FILES.monitoringPassword]: c.monitoringPassword,
+    [CREDENTIAL_FILES.erlangCookie]: c.erlangCookie,
+  });
 }
 
 /** rabbitmq.conf, advanced.config, definitions.json, enabled_plugins and start.sh: no secret in any. */

@@ -1,8 +1,9 @@
-import type { V1ConfigMap, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { KeyPair } from '../tls/certificates.ts';
 import { childName, tierLabels } from './labels.ts';
 import type { Child, ObservedFacts, TlsFacts } from './objects.ts';
+import { secretWith } from './secrets.ts';
 
 /**
  * The app's CA (ADR 0023): its Secret holds the key, is mounted by no pod and read by the operator
@@ -19,12 +20,23 @@ export const CA_MOUNT = '/etc/scalableapp/ca';
 export const CA_FILE = `${CA_MOUNT}/${TLS_KEYS.ca}`;
 /** Where a server finds its certificate, key and CA. */
 export const SERVER_TLS_MOUNT = '/tls';
+export const SERVER_TLS_FILES = {
+  cert: `${SERVER_TLS_MOUNT}/${TLS_KEYS.cert}`,
+  key: `${SERVER_TLS_MOUNT}/${TLS_KEYS.key}`,
+  ca: `${SERVER_TLS_MOUNT}/${TLS_KEYS.ca}`,
+} as const;
+/** The volume of a server pod's certificate. */
+export const SERVER_TLS_VOLUME = 'tls';
+
+/**
+ * Whether a server's pod was made to serve TLS (it mounts its certificate): what the server runs
+ * follows its pod, not the spec, while a change of the setting rolls through the pods.
+ */
+export const podServesTls = (p: V1Pod) => (p.spec?.volumes ?? []).some((v) => v.name === SERVER_TLS_VOLUME);
 
 /** Whether any tier of the app serves TLS, so its clients need the CA. */
 export const usesTls = (app: ScalableApp): boolean =>
   !!(app.spec.database?.tls.enabled || app.spec.shards?.tls.enabled || app.spec.cache?.tls.enabled);
-
-const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 function requireTls(tls: TlsFacts | undefined, what: string): TlsFacts {
   if (!tls) throw new Error(`${what}: certificates not issued: the controller must provide them`);
@@ -36,13 +48,11 @@ export function caObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
   if (!usesTls(app)) return [];
   const { ca } = requireTls(facts.tls, caSecretName(app));
   const labels = tierLabels(app, 'tls');
-  const secret: V1Secret & Child = {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'kubernetes.io/tls',
-    metadata: { name: caSecretName(app), namespace: app.metadata.namespace, labels },
-    data: { [TLS_KEYS.cert]: b64(ca.cert), [TLS_KEYS.key]: b64(ca.key) },
-  };
+  const secret = secretWith(
+    { name: caSecretName(app), namespace: app.metadata.namespace, labels },
+    'kubernetes.io/tls',
+    { [TLS_KEYS.cert]: ca.cert, [TLS_KEYS.key]: ca.key },
+  );
   const configMap: V1ConfigMap & Child = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -59,15 +69,23 @@ export function serverTlsSecret(
   labels: Record<string, string>,
   issued: TlsFacts | undefined,
 ): V1Secret & Child {
-  const tls = requireTls(issued, name);
-  const pair: KeyPair | undefined = tls.servers[name];
-  if (!pair) throw new Error(`${name}: certificate not issued: the controller must provide it`);
+  const pair: KeyPair | undefined = issued?.servers[name];
+  if (!issued || !pair) throw new Error(`${name}: certificates not issued: the controller must provide them`);
+  return secretWith({ name, namespace: app.metadata.namespace, labels }, 'kubernetes.io/tls', {
+    [TLS_KEYS.cert]: pair.cert,
+    [TLS_KEYS.key]: pair.key,
+    [TLS_KEYS.ca]: issued.ca.cert,
+  });
+}
+
+/**
+ * A server's certificate Secret as files in its pod: root-owned and group-readable by the pod's
+ * group (fsGroup), which the servers accept for a key file they do not own.
+ */
+export function serverTlsVolume(secretName: string): { volume: V1Volume; mount: V1VolumeMount } {
   return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'kubernetes.io/tls',
-    metadata: { name, namespace: app.metadata.namespace, labels },
-    data: { [TLS_KEYS.cert]: b64(pair.cert), [TLS_KEYS.key]: b64(pair.key), [TLS_KEYS.ca]: b64(tls.ca.cert) },
+    volume: { name: SERVER_TLS_VOLUME, secret: { secretName, defaultMode: 0o440 } },
+    mount: { name: SERVER_TLS_VOLUME, mountPath: SERVER_TLS_MOUNT, readOnly: true },
   };
 }
 
