@@ -40,6 +40,25 @@ async function broker(nodes: 1 | 3): Promise<LocalBroker> {
 
 const queueInfo = (n: LocalBrokerNode, queue: string) => n.api.get<QueueInfo>(queuePath(queue));
 
+/**
+ * Runs one step of a scenario; when it fails, the error names the step and carries what each node
+ * logged about peers, partitions and pauses. A bare "connect ECONNREFUSED" from amqplib says
+ * neither which call nor why a listener was closed (a node pausing itself is one reason).
+ */
+async function step<T>(b: LocalBroker, what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    const logs = b.nodes.map((n) => {
+      const lines = n.log
+        .split('\n')
+        .filter((l) => /minority|partition|paus|nodedown|node_down|down|stopp/i.test(l));
+      return `${n.name} (${n.running ? 'running' : 'stopped'}):\n${lines.slice(-15).join('\n')}`;
+    });
+    throw new Error(`${what}: ${(err as Error).message}\n${logs.join('\n')}`, { cause: err });
+  }
+}
+
 async function amqpConnect(url: string): Promise<amqp.ChannelModel> {
   const c = await amqp.connect(url);
   c.on('error', () => {});
@@ -303,7 +322,7 @@ describe('a three-node cluster', () => {
   it(
     'keeps a quorum queue available, and its messages, when one node is killed',
     async () => {
-      await b.publish('photos', bodies('before', 10));
+      await step(b, 'publish before the kill', () => b.publish('photos', bodies('before', 10)));
       const leader = (await queueInfo(b.nodes[0]!, 'photos')).leader!;
       const victim = b.nodes.find((n) => n.name === leader)!;
       const survivor = b.nodes.find((n) => n !== victim)!;
@@ -323,12 +342,15 @@ describe('a three-node cluster', () => {
       );
       expect(q.members!.length).toBe(3);
       expect(q.online).not.toContain(leader);
-      await survivor.publish('photos', bodies('after', 5));
+      await step(b, `publish to the survivor ${survivor.name}`, () =>
+        survivor.publish('photos', bodies('after', 5)),
+      );
 
       // Every message is there: consume all 15 from a survivor.
-      expect(await consumeSorted(survivor.amqpUrl, 'photos', 15)).toEqual(
-        [...bodies('before', 10), ...bodies('after', 5)].sort(),
+      const consumed = await step(b, `consume from the survivor ${survivor.name}`, () =>
+        consumeSorted(survivor.amqpUrl, 'photos', 15),
       );
+      expect(consumed).toEqual([...bodies('before', 10), ...bodies('after', 5)].sort());
 
       // The killed node comes back with its data and rejoins.
       await b.start(victim.index);
@@ -338,7 +360,9 @@ describe('a three-node cluster', () => {
         120_000,
         250,
       );
-      expect(await victim.admin.clusterNodes()).toEqual(names());
+      expect(
+        await step(b, `cluster nodes seen by ${victim.name}`, () => victim.admin.clusterNodes()),
+      ).toEqual(names());
     },
     TEST_TIMEOUT,
   );
