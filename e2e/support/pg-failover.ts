@@ -148,13 +148,22 @@ export class PgFailover {
       );
       const receiving = ask(
         name,
-        'SELECT status, sender_host, received_tli, flushed_lsn FROM pg_stat_wal_receiver',
+        'SELECT status, sender_host, received_tli, flushed_lsn, latest_end_lsn FROM pg_stat_wal_receiver',
       );
       const settings = ask(
         name,
         "SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery(), current_setting('primary_conninfo')",
       );
-      return `${name} role=${role} ready=${ready}: settings ${settings}; sends [${sending}]; receives [${receiving}]`;
+      const replay = ask(
+        name,
+        'SELECT timeline_id, pg_last_wal_replay_lsn(), pg_last_wal_receive_lsn(), pg_is_wal_replay_paused() FROM pg_control_checkpoint()',
+      );
+      // The server's own account (the start script, the walreceiver, the startup process).
+      const log = tryKubectl(['logs', '-n', this.ns, name, '-c', 'postgres', '--tail=25']).stdout;
+      return (
+        `${name} role=${role} ready=${ready}: settings ${settings}; replay ${replay}; ` +
+        `sends [${sending}]; receives [${receiving}]\n  log: ${log.slice(-2500).replaceAll('\n', '\n    ')}`
+      );
     });
     const events = tryKubectl(['get', 'events', '-n', this.ns, '--sort-by=.lastTimestamp']).stdout;
     const log = tryKubectl([
