@@ -25,6 +25,10 @@ export const imageNamesOtherMajor = (image: string | undefined, version: string)
   new RegExp(`:[0-9]+${TAG_TAIL}`).test(image) &&
   !new RegExp(`:${version}${TAG_TAIL}`).test(image);
 
+/** The image a Postgres cluster runs: the override, else the official image of its major. */
+export const postgresImage = (s: { readonly image?: string; readonly version: string }) =>
+  s.image ?? `postgres:${s.version}`;
+
 /** Instances of one Postgres cluster (the database tier, and each shard). Shared so shards reuse it. */
 export const postgresInstances = {
   version: doc(

@@ -19,6 +19,7 @@ import { refusalMessage, type Refusal } from './refusal.ts';
 import type { TierContext } from './tier-module.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 import { recheckAfterMs, tierReports, tierWarnings } from './tier-reports.ts';
+import { imagesPinnedCondition, imagesPinnedWarning } from './image-pinning.ts';
 
 interface Log {
   warn(msg: string, f?: Record<string, unknown>): void;
@@ -136,6 +137,8 @@ export async function writeStatus(
         ),
       ];
   conditions.push(...[...reports.values()].map((r) => r.condition));
+  const images = imagesPinnedCondition(app);
+  conditions.push(images);
   const present = TIER_MODULES.filter((m) => m.present(app));
   const status: ScalableAppStatus = {
     observedGeneration: generation,
@@ -155,6 +158,8 @@ export async function writeStatus(
   if (wrote) {
     for (const e of tierWarnings(previous?.conditions, conditions))
       await d.events.record(app, 'Warning', e.reason, e.message);
+    const unpinned = imagesPinnedWarning(previous?.conditions, images);
+    if (unpinned) await d.events.record(app, 'Warning', unpinned.reason, unpinned.message);
   }
   return { wrote, recheck: recheckAfterMs(reports), status };
 }

@@ -122,6 +122,10 @@ export const APP_REASON = {
   FailoverRefused: 'FailoverRefused',
   /** Nothing is failing. */
   AsExpected: 'AsExpected',
+  /** Every image the app runs is named by digest (condition ImagesPinned). */
+  AllImagesPinned: 'AllImagesPinned',
+  /** Some image is named by a tag alone, which its registry may move (condition ImagesPinned). */
+  MutableImageTags: 'MutableImageTags',
 } as const;
 export type AppReason = (typeof APP_REASON)[keyof typeof APP_REASON];
 

@@ -3,9 +3,9 @@
 import { ApiError } from '../kube/client.ts';
 import type { DatabasePrimary } from './database-primary.ts';
 import { ChildRefusedError } from './reconciler.ts';
-import { fakeWorld, invalid, type Obj } from './testdata/fake-world.ts';
+import { fakeWorld, invalid, pinned, type Obj } from './testdata/fake-world.ts';
 
-const web = { image: 'registry.example/shop:1', replicas: 2 };
+const web = { image: pinned('registry.example/shop:1'), replicas: 2 };
 const rolledOut = {
   observedGeneration: 1,
   replicas: 2,

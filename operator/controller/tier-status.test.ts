@@ -21,7 +21,7 @@ import { QUEUE, mqName } from '../tiers/queue.ts';
 import { consumerName, consumerSelector } from '../tiers/consumers.ts';
 import { shardClusters } from '../tiers/shards.ts';
 import { TIER_REASON } from './conditions.ts';
-import { fakeWorld } from './testdata/fake-world.ts';
+import { fakeWorld, pinned } from './testdata/fake-world.ts';
 
 const REF = 'Deployment prod/shop-web';
 
@@ -564,7 +564,7 @@ describe('Reconciler: a pod diagnosis in status', () => {
   // The web Deployment has 1 of 2 replicas available.
   const world = (pods: V1Pod[]) => {
     const w = fakeWorld({
-      spec: { web: { image: 'registry.example/shop:1', replicas: 2 } },
+      spec: { web: { image: pinned('registry.example/shop:1'), replicas: 2 } },
       pods,
       deploymentStatus: settled(2, { availableReplicas: 1 }),
       now: NOW,

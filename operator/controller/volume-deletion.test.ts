@@ -1,13 +1,15 @@
 // Removing a tier whose volumes would be deleted with it: held back until confirmed by name.
 import { CONFIRM_VOLUME_DELETION } from './volume-deletion.ts';
 import { ChildRefusedError } from './reconciler.ts';
-import { fakeWorld } from './testdata/fake-world.ts';
+import { fakeWorld, pinned } from './testdata/fake-world.ts';
 
-const web = { image: 'registry.example/shop:1', replicas: 1 };
+const web = { image: pinned('registry.example/shop:1'), replicas: 1 };
 const STS_PATH = '/apis/apps/v1/namespaces/prod/statefulsets/shop-db';
 
 async function removedWorld(deletionPolicy: 'Retain' | 'Delete') {
-  const w = fakeWorld({ spec: { web, database: { replicas: 1, deletionPolicy } } });
+  const w = fakeWorld({
+    spec: { web, database: { replicas: 1, deletionPolicy, image: pinned('postgres:17') } },
+  });
   await w.reconcile().catch(() => undefined);
   expect(w.live('StatefulSet', 'shop-db')).toBeDefined();
   w.raw.spec = { web };

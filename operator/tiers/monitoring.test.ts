@@ -2,7 +2,7 @@
 // data tier's server and the edge cache's proxy, RabbitMQ's own endpoint, the scrape annotations,
 // least-privilege logins, and the scrapers (only they) admitted to the metrics ports.
 import type { V1ConfigMap, V1NetworkPolicy, V1PodTemplateSpec, V1Secret } from '@kubernetes/client-node';
-import { parseApp } from '../api/testdata/apps.ts';
+import { everyTier } from '../api/testdata/apps.ts';
 import type { ScalableAppInput } from '../api/scalable-app.ts';
 import { desiredState } from '../controller/desired-state.ts';
 import { ALL_FACTS } from './testdata/facts.ts';
@@ -20,20 +20,11 @@ const FACTS = {
   shardCredentials: { ...ALL_FACTS.shardCredentials!, monitor: 'shard-monitor-password' },
 };
 
-const everyTier = (monitoring?: ScalableAppInput['spec']['monitoring']) =>
-  parseApp({
-    web: { image: 'shop:1' },
-    cache: {},
-    database: {},
-    shards: { count: 2, key: 'customer_id' },
-    queue: { queues: [{ name: 'orders' }] },
-    consumers: [{ name: 'worker', image: 'worker:1', queue: 'orders' }],
-    edgeCache: {},
-    ...(monitoring ? { monitoring } : {}),
-  });
+const withMonitoring = (monitoring?: ScalableAppInput['spec']['monitoring']) =>
+  everyTier(monitoring ? { monitoring } : {});
 
 const children = (monitoring?: ScalableAppInput['spec']['monitoring']) =>
-  desiredState(everyTier(monitoring), FACTS);
+  desiredState(withMonitoring(monitoring), FACTS);
 const find = <T>(all: Child[], kind: string, name: string) =>
   all.find((c) => c.kind === kind && c.metadata.name === name) as unknown as T;
 const template = (all: Child[], kind: string, name: string) =>
@@ -214,7 +205,7 @@ describe('spec.monitoring.enabled', () => {
 
 describe('PodMonitors, when the Prometheus Operator serves them', () => {
   const monitors = (spec: Parameters<typeof children>[0], podMonitors: boolean) =>
-    desiredState(everyTier(spec), { ...FACTS, podMonitors }).filter((c) => c.kind === 'PodMonitor');
+    desiredState(withMonitoring(spec), { ...FACTS, podMonitors }).filter((c) => c.kind === 'PodMonitor');
 
   it('makes one per monitored tier, selecting its pods and naming app and tier, with the labels asked for', () => {
     const all = monitors(

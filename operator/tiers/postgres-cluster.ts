@@ -1,6 +1,7 @@
 import { isContainerReady } from '../kube/pods.ts';
 import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
+import { postgresImage } from '../api/database.ts';
 import {
   DEFAULT_MONITOR_USER,
   PG_RUN_DIR,
@@ -228,7 +229,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
           containers: [
             {
               name: PG_CONTAINER,
-              image: c.spec.image ?? `postgres:${c.spec.version}`,
+              image: postgresImage(c.spec),
               command: ['sh', '/config/start.sh'],
               env: [
                 { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },

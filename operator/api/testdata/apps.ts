@@ -9,3 +9,16 @@ export function parseApp(spec: ScalableAppInput['spec'], name = 'shop', namespac
     spec,
   });
 }
+
+/** Every tier, with the settings `over` replaces (top-level fields of the spec). */
+export const everyTier = (over: Partial<ScalableAppInput['spec']> = {}): ScalableApp =>
+  parseApp({
+    web: { image: 'shop:1' },
+    cache: {},
+    database: {},
+    shards: { count: 2, key: 'customer_id' },
+    queue: { queues: [{ name: 'orders' }] },
+    consumers: [{ name: 'worker', image: 'worker:1', queue: 'orders' }],
+    edgeCache: {},
+    ...over,
+  });
