@@ -59,8 +59,13 @@ export interface LoopResult extends Acknowledged {
   errors: Record<string, number>;
 }
 
-/** Writes resumed: one of the last hundred attempts (about a second of writing) was acknowledged. */
-export const resumed = (w: Acknowledged): boolean => (w.acked.at(-1)?.[1] ?? 0) > w.lastId - 100;
+/**
+ * Writes resumed: one of the last five attempts was acknowledged. Not "of the last hundred": when
+ * every failed attempt waits out a timeout, a hundred attempts are a minute or more, and a run whose
+ * writes stopped at the cut and never came back passed that check (seen: 391 acknowledged, then 89
+ * failures to the end).
+ */
+export const resumed = (w: Acknowledged): boolean => (w.acked.at(-1)?.[1] ?? 0) >= w.lastId - 4;
 
 /** When each of `ids` (acknowledged ones) was acknowledged. */
 export function acknowledgedAt(w: Acknowledged, ids: readonly number[]): number[] {
