@@ -79,6 +79,10 @@ const expectNothingLost = (r: WriteResult, table: string) => db.expectNothingLos
 const fenceEvent = (pod: string) => db.fenceEvent(pod);
 
 describeReal('the database tier failing over on the real node under writes', () => {
+  // Each case starts from a whole tier: a case that ends early (its writer failed) must not leave
+  // the next one a primary still restarting, and fail it for a reason of its own.
+  beforeEach(() => allPodsReady(ns, DB_PODS, 3), 320_000);
+
   it('a hung primary (every postgres process stopped): a standby is promoted, writes resume, none acknowledged is lost, the old primary is restarted and rejoins as a standby', async () => {
     const before = primaryOf();
     const load = writeFor(ns, WRITER, WRITE_SECONDS, 'hung');

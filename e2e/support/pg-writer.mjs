@@ -21,7 +21,7 @@
 // synchronous standby was cancelled (here by statement_timeout): such a commit is on the primary
 // alone, and a failover may lose it. A careful client treats it as unknown, and so does this one
 // (counted apart, as `unconfirmed`).
-/* global ranges, writeLoop -- from writer-common.mjs, put before this text */
+/* global ranges, writeLoop, patiently -- from writer-common.mjs, put before this text */
 import pg from 'pg';
 import { parse } from 'pg-connection-string';
 
@@ -41,15 +41,17 @@ if (!url) throw new Error('DATABASE_URL is not set');
 /** The commits of this connection that returned with the "canceling wait for synchronous replication" warning. */
 const cancelledWaits = new WeakMap();
 
-/** A client of `url`, or of a parsed configuration. */
-async function connect(target = url) {
+/**
+ * A client of `url`, or of a parsed configuration. A hung or vanished server must fail a write
+ * attempt quickly, so the next goes through the Service again (which the operator repoints), as the
+ * demo app's pool does; setup and read-back (`timeoutMs` longer) are retried by `patiently` instead.
+ */
+async function connect(target = url, timeoutMs = 2000) {
   const c = new pg.Client({
     ...(typeof target === 'string' ? { connectionString: target } : target),
-    // A hung or vanished server must fail the attempt quickly, so the next goes through the Service
-    // again (which the operator repoints), as the demo app's pool does.
-    connectionTimeoutMillis: 2000,
-    query_timeout: 3000,
-    statement_timeout: 2000,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs + 1000,
+    statement_timeout: timeoutMs,
   });
   c.on('error', () => {});
   cancelledWaits.set(c, 0);
@@ -67,13 +69,24 @@ async function committed(c, sql, values) {
   return cancelledWaits.get(c) === before;
 }
 
+/** One query on a connection of its own, retried for up to a minute (setup and read-back). */
+const patientQuery = (what, sql) =>
+  patiently(what, 60, async () => {
+    const c = await connect(url, 10_000);
+    try {
+      return (await c.query(sql)).rows;
+    } finally {
+      await c.end().catch(() => {});
+    }
+  });
+
 async function write(seconds) {
-  const setup = await connect();
-  await setup.query(
+  await patientQuery(
+    `creating ${TABLE}`,
     `CREATE TABLE IF NOT EXISTS ${TABLE} (id integer PRIMARY KEY, at timestamptz DEFAULT now())`,
   );
-  const start = (await setup.query(`SELECT coalesce(max(id), 0) AS m FROM ${TABLE}`)).rows[0].m;
-  await setup.end();
+  const start = (await patientQuery(`reading ${TABLE}`, `SELECT coalesce(max(id), 0) AS m FROM ${TABLE}`))[0]
+    .m;
   let client;
   const result = await writeLoop(
     seconds,
@@ -110,9 +123,7 @@ async function direct(host, name) {
 }
 
 async function ids() {
-  const c = await connect();
-  const rows = (await c.query(`SELECT id FROM ${TABLE} ORDER BY id`)).rows;
-  await c.end();
+  const rows = await patientQuery(`reading the ids of ${TABLE}`, `SELECT id FROM ${TABLE} ORDER BY id`);
   return { ids: ranges(rows.map((r) => r.id)), count: rows.length };
 }
 

@@ -14,6 +14,28 @@ function ranges(ids) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `run()` retried, 1 s apart, until it succeeds or `seconds` have passed; then its last error, with
+ * how many attempts failed. For a writer's setup and read-back, which are not what a case measures:
+ * one lost DNS answer (5 s in the resolver) or a server still starting must not end the writer.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unused-vars
+async function patiently(what, seconds, run) {
+  const deadline = Date.now() + seconds * 1000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (Date.now() >= deadline) {
+        throw new Error(
+          `${what}: ${attempt} attempts in ${seconds} s failed, the last: ${err?.message ?? err}`,
+        );
+      }
+      await sleep(1000);
+    }
+  }
+}
+
 /** Between two acknowledged writes: about a hundred a second, continuous and light on two cores. */
 const PACE_MS = 10;
 
