@@ -283,6 +283,47 @@ describe('the record is the authority', () => {
   );
 });
 
+describe('a standby further ahead than the one promoted', () => {
+  it(
+    'is rewound when it restarts (its history forked before its end), then streams from the new primary; restarted again, it is only checked',
+    async () => {
+      const c = await startCluster();
+      const [old, behind, ahead] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      await insert(old, 1, 'both');
+      await hasBody(behind, 'both');
+      await hasBody(ahead, 'both');
+      // pg-1 stops; the primary writes on and pg-2 replays it (asynchronous: nothing waits for pg-1).
+      await behind.stop();
+      await insert(old, 2, 'ahead only');
+      await hasBody(ahead, 'ahead only');
+      await old.kill9();
+      await ahead.stop();
+      // pg-1, recorded as the primary, starts promoted: its timeline forks before 'ahead only', which
+      // pg-2 replayed. Without a rewind pg-2 would wait on timeline 2 for ever.
+      await behind.start(behind);
+      await until('pg-1 to leave recovery', async () => !(await behind.inRecovery()));
+      await insert(behind, 3, 'after');
+
+      await ahead.start(behind);
+      expect(ahead.log).toMatch(/went past where pg-1's timeline forked from its own: rewinding it/);
+      expect(ahead.log).toMatch(/servers diverged at WAL location/);
+      await hasBody(ahead, 'after');
+      expect(await bodies(ahead)).toEqual(['both', 'after']);
+      await until('pg-2 streaming', async () => (await c.admin.state(ahead.node)).streaming);
+
+      // Restarted once more, it is on pg-1's history: compared, not rewound.
+      await ahead.stop();
+      const seen = ahead.log.length;
+      await ahead.start(behind);
+      expect(ahead.log.slice(seen)).toMatch(/on pg-1's history: following it/);
+      expect(ahead.log.slice(seen)).not.toMatch(/rewinding it|cloning/);
+      await insert(behind, 4, 'again');
+      await hasBody(ahead, 'again');
+    },
+    TEST_TIMEOUT,
+  );
+});
+
 describe('a primary cut off from its standbys and the operator fences itself (ready.sh)', () => {
   it(
     'stays open while the operator beats, fences once neither standby nor operator is heard, keeps the fence through a restart, and only the heartbeat lifts it',

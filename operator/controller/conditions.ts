@@ -140,6 +140,8 @@ export const EVENT_REASON = {
   Failover: 'Failover',
   /** The primary moved on request (annotation scalableapp.io/switchover-to). */
   Switchover: 'Switchover',
+  /** A database instance's pod was deleted, to start again as a standby of the recorded primary. */
+  InstanceRestarted: 'InstanceRestarted',
   /** A primary's state could not be read (the operator tries again). */
   PrimaryCheckFailed: 'PrimaryCheckFailed',
   /** Claims grew, and their StatefulSet is recreated around its running pods (docs/adr/0014). */

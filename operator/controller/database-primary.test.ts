@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import type { PgNode, PgState, PostgresAdmin } from '../dataplane/postgres/admin.ts';
 import type { HeartbeatTarget } from '../dataplane/postgres/heartbeat.ts';
-import { DatabasePrimary, SWITCHOVER_ANNOTATION } from './database-primary.ts';
+import { DatabasePrimary, STALLED_STANDBY_MS, SWITCHOVER_ANNOTATION } from './database-primary.ts';
 
 const pod = (name: string, ready: boolean, restarts = 0): V1Pod => ({
   metadata: { name, uid: `uid-${name}` },
@@ -49,6 +49,8 @@ function setup(pods: V1Pod[], up: string[], states: [string, PgState][]) {
 }
 
 const facts = { gatewayApi: false };
+/** Restarts of these pods, each with its reason. */
+const restarted = (...pods: string[]) => pods.map((pod) => ({ pod, why: expect.any(String) }));
 const three = (primaryReady: boolean) => [
   pod('shop-db-0', primaryReady),
   pod('shop-db-1', true),
@@ -162,7 +164,12 @@ describe('DatabasePrimary', () => {
       kind: 'moved',
       primary: 'shop-db-1',
       planned: true,
-      restart: ['shop-db-0'],
+      restart: [
+        {
+          pod: 'shop-db-0',
+          why: 'shop-db-0 was the primary before the switchover to shop-db-1: restarted to rewind it into a standby',
+        },
+      ],
       switchoverDone: 'shop-db-1',
     });
     expect(calls).toContain('promote shop-db-1');
@@ -187,7 +194,16 @@ describe('DatabasePrimary', () => {
       ],
     );
     const d = await dp.decide(parseApp({ database: { replicas: 2 } }), { ...facts, dbPrimary: 'shop-db-1' });
-    expect(d).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
+    expect(d).toEqual({
+      kind: 'keep',
+      primary: 'shop-db-1',
+      restart: [
+        {
+          pod: 'shop-db-0',
+          why: 'shop-db-0 still ran as a primary while shop-db-1 is the recorded one: restarted to rewind it into a standby',
+        },
+      ],
+    });
     expect(calls).toEqual(['fence shop-db-0']);
   });
 
@@ -202,7 +218,7 @@ describe('DatabasePrimary', () => {
       ],
     );
     const d = await dp.decide(parseApp({ database: { replicas: 2 } }), { ...facts, dbPrimary: 'shop-db-1' });
-    expect(d).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
+    expect(d).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: restarted('shop-db-0') });
     expect(calls).toEqual(['fence shop-db-0']);
   });
 
@@ -228,10 +244,14 @@ describe('DatabasePrimary', () => {
     // Another reconcile within the recheck does not wait on it again.
     now += 9_000;
     up.add('shop-db-0'); // the partition heals
-    expect(await dp.decide(app, f)).toEqual(unasked);
+    expect(await dp.decide(app, f)).toEqual({ ...unasked, recheckMs: 1_000 });
     expect(asked.filter((n) => n === 'shop-db-0')).toHaveLength(1);
     now += 1_000;
-    expect(await dp.decide(app, f)).toEqual({ kind: 'keep', primary: 'shop-db-1', restart: ['shop-db-0'] });
+    expect(await dp.decide(app, f)).toEqual({
+      kind: 'keep',
+      primary: 'shop-db-1',
+      restart: restarted('shop-db-0'),
+    });
     expect(asked.filter((n) => n === 'shop-db-0')).toHaveLength(2);
   });
 
@@ -319,7 +339,66 @@ describe('DatabasePrimary', () => {
     expect(await dp.decide(app, { ...facts, dbPrimary: 'shop-db-2' })).toMatchObject({
       kind: 'keep',
       primary: 'shop-db-2',
-      restart: expect.arrayContaining(['shop-db-1']),
+      restart: expect.arrayContaining(restarted('shop-db-1')),
+    });
+  });
+
+  describe('a standby that does not stream', () => {
+    // shop-db-2 replayed past where the promoted shop-db-1's timeline forked: it waits for ever.
+    function stalled() {
+      const pods = [pod('shop-db-0', true), pod('shop-db-1', true), pod('shop-db-2', true)];
+      const states = new Map<string, PgState>([
+        ['shop-db-1', { role: 'primary', lsn: 500n }],
+        ['shop-db-0', { role: 'replica', lsn: 500n, streaming: true }],
+        ['shop-db-2', { role: 'replica', lsn: 400n, streaming: false }],
+      ]);
+      const fake = fakeAdmin(new Set(['shop-db-0', 'shop-db-1', 'shop-db-2']), states);
+      let now = 0;
+      const dp = new DatabasePrimary({ adminFor: () => fake.admin, pods: () => pods, now: () => now });
+      const app = parseApp({ database: { replicas: 2 } });
+      const decide = () => dp.decide(app, { ...facts, dbPrimary: 'shop-db-1' });
+      return { pods, states, decide, advance: (ms: number) => (now += ms), calls: fake.calls };
+    }
+    const keep = (extra: object) => ({ kind: 'keep', primary: 'shop-db-1', restart: [], ...extra });
+
+    it('is given time, then restarted with the reason in its Event; the next restart of that pod waits twice as long', async () => {
+      const { pods, decide, advance } = stalled();
+      expect(await decide()).toEqual(keep({ recheckMs: STALLED_STANDBY_MS }));
+      advance(STALLED_STANDBY_MS / 2);
+      expect(await decide()).toEqual(keep({ recheckMs: STALLED_STANDBY_MS / 2 }));
+      advance(STALLED_STANDBY_MS / 2);
+      expect(await decide()).toEqual({
+        kind: 'keep',
+        primary: 'shop-db-1',
+        restart: [
+          {
+            pod: 'shop-db-2',
+            why: "shop-db-2 has neither streamed from shop-db-1 nor replayed for 20s: restarted, so that its start script rewinds it if its history forked from the primary's",
+          },
+        ],
+      });
+      // Its new pod (a new incarnation) still does not stream: a broken link, say. Twice the grace.
+      pods[2] = { ...pod('shop-db-2', true), metadata: { name: 'shop-db-2', uid: 'uid-shop-db-2-b' } };
+      expect(await decide()).toEqual(keep({ recheckMs: 2 * STALLED_STANDBY_MS }));
+      advance(STALLED_STANDBY_MS);
+      expect(await decide()).toEqual(keep({ recheckMs: STALLED_STANDBY_MS }));
+      advance(STALLED_STANDBY_MS);
+      expect(await decide()).toMatchObject({ restart: restarted('shop-db-2') });
+    });
+
+    it('is left alone while it replays (its position moves), and once it streams it is checked and not asked again', async () => {
+      const { states, decide, advance } = stalled();
+      await decide();
+      advance(STALLED_STANDBY_MS - 1);
+      states.set('shop-db-2', { role: 'replica', lsn: 450n, streaming: false }); // replaying its local WAL
+      expect(await decide()).toEqual(keep({ recheckMs: STALLED_STANDBY_MS }));
+      advance(STALLED_STANDBY_MS - 1);
+      states.set('shop-db-2', { role: 'replica', lsn: 500n, streaming: true });
+      expect(await decide()).toEqual(keep({}));
+      // Checked: a later stall of the same incarnation is only looked for after the primary moves.
+      states.set('shop-db-2', { role: 'replica', lsn: 500n, streaming: false });
+      advance(10 * STALLED_STANDBY_MS);
+      expect(await decide()).toEqual(keep({}));
     });
   });
 

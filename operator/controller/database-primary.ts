@@ -26,6 +26,17 @@ import { SERVER_TLS_FILES, podServesTls } from '../tiers/tls.ts';
  */
 export const SWITCHOVER_ANNOTATION = 'scalableapp.io/switchover-to';
 
+/**
+ * A database instance the operator restarts (deletes its pod) so its start script makes it a
+ * standby of the recorded primary: a primary that is not the recorded one, or a standby that has not
+ * streamed for long (rewound at start when its history forked from the primary's).
+ */
+export interface Restart {
+  readonly pod: string;
+  /** For the Event: what was wrong, and what the restart does about it. */
+  readonly why: string;
+}
+
 /** Where the operator's heartbeat goes (operator/dataplane/postgres/heartbeat.ts); none in simulation. */
 export interface Heartbeats {
   keep(key: string, target: HeartbeatTarget | undefined): void;
@@ -41,14 +52,15 @@ export interface DatabasePrimaryDeps {
 
 export type DatabaseDecision =
   /**
-   * `restart`: pods still running as a primary that is not the recorded one (restarted, they rewind).
-   * `recheckMs`: a running pod could not be asked yet (unready, perhaps cut off): look again then,
-   * as nothing in Kubernetes may change when it becomes reachable.
+   * `restart`: pods still running as a primary that is not the recorded one, and standbys that have
+   * not streamed for long (restarted, they rewind). `recheckMs`: a running pod could not be asked yet
+   * (unready, perhaps cut off), or a standby not streaming is given time: look again then, as
+   * nothing in Kubernetes may change meanwhile.
    */
   | {
       kind: 'keep';
       primary: string;
-      restart: string[];
+      restart: Restart[];
       recheckMs?: number;
       /** The switchover annotation names this ready primary: the request is done, and is removed. */
       switchoverDone?: string;
@@ -62,7 +74,7 @@ export type DatabaseDecision =
       previous: string;
       reason: string;
       planned: boolean;
-      restart: string[];
+      restart: Restart[];
       /** A switchover: its request is done once the record is applied, and is removed then. */
       switchoverDone?: string;
     };
@@ -75,6 +87,12 @@ const forgetStandbys = (verified: Set<string>) => verified.clear();
 
 /** How soon to ask again a running instance that did not answer whether it still is a primary. */
 const STRAY_RECHECK_MS = 10_000;
+/**
+ * How long a standby may neither stream nor replay before it is restarted. Far longer than a
+ * standby takes to follow a new timeline or reconnect (seconds); doubled after each restart of the
+ * same pod that did not help (a broken network, a wrong password), up to 16 times.
+ */
+export const STALLED_STANDBY_MS = 20_000;
 
 /** A pod incarnation: a new pod or a restarted container is an instance that started from the record. */
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
@@ -128,6 +146,10 @@ export class DatabasePrimary {
     verified: new Set<string>(),
     /** Incarnations whose last stray check got no answer, and when: not asked again before the recheck. */
     unanswered: new Map<string, number>(),
+    /** Standby incarnations seen neither streaming nor replaying: since when, at which position. */
+    stalled: new Map<string, { since: number; lsn: bigint }>(),
+    /** Per pod: restarts for a stall since it last streamed (the next grace doubles). */
+    stallRestarts: new Map<string, number>(),
   }));
   constructor(deps: DatabasePrimaryDeps) {
     this.d = deps;
@@ -185,7 +207,8 @@ export class DatabasePrimary {
     const { cluster } = scope;
     const failover = cluster.spec.failover;
     const app = cluster.app;
-    const { unreadySince, verified, unanswered } = this.memory.of(appKey(app));
+    const memory = this.memory.of(appKey(app));
+    const { unreadySince, verified } = memory;
     const key = cluster.name;
     const primary = pgPrimary(cluster);
     const primaryPod = pods.find((p) => p.metadata?.name === primary);
@@ -213,25 +236,23 @@ export class DatabasePrimary {
           planned: true,
           reason: `switchover to ${target} requested`,
           // A primary becomes a standby only by a restart: its start script rewinds it.
-          restart: [result.restartAsStandby.name],
+          restart: [
+            {
+              pod: result.restartAsStandby.name,
+              why: `${result.restartAsStandby.name} was the primary before the switchover to ${target}: restarted to rewind it into a standby`,
+            },
+          ],
           // Removed with the record applied, not a pass later: were the target to fail before it
           // is seen ready, a failover elsewhere must not be undone by this request.
           switchoverDone: target!,
         };
       }
-      const { stray, unasked } = await this.strayPrimaries(
-        pods,
-        node,
-        node(primaryPod),
-        admin,
-        verified,
-        unanswered,
-      );
+      const { restart, recheckMs } = await this.strayPrimaries(pods, node, node(primaryPod), admin, memory);
       return {
         kind: 'keep',
         primary,
-        restart: stray,
-        ...(unasked ? { recheckMs: STRAY_RECHECK_MS } : {}),
+        restart,
+        ...(recheckMs !== undefined ? { recheckMs } : {}),
         ...(target === primary ? { switchoverDone: target } : {}),
       };
     }
@@ -294,18 +315,26 @@ export class DatabasePrimary {
     node: (p: V1Pod) => PgNode,
     primaryNode: PgNode,
     admin: PostgresAdmin,
-    verified: Set<string>,
-    unanswered: Map<string, number>,
-  ): Promise<{ stray: string[]; unasked: boolean }> {
-    const stray: string[] = [];
-    let unasked = false;
+    memory: {
+      verified: Set<string>;
+      unanswered: Map<string, number>;
+      stalled: Map<string, { since: number; lsn: bigint }>;
+      stallRestarts: Map<string, number>;
+    },
+  ): Promise<{ restart: Restart[]; recheckMs?: number }> {
+    const { verified, unanswered, stalled, stallRestarts } = memory;
+    const restart: Restart[] = [];
+    let recheckMs: number | undefined;
+    const soonest = (ms: number) => (recheckMs = Math.min(ms, recheckMs ?? ms));
     const primary = primaryNode.name;
+    const now = this.d.now();
     for (const p of pods) {
       const id = incarnation(p);
-      if (p.metadata?.name === primary || !running(p) || verified.has(id)) continue;
+      const name = p.metadata!.name!;
+      if (name === primary || !running(p) || verified.has(id)) continue;
       const silentSince = unanswered.get(id);
-      if (!ready(p) && silentSince !== undefined && this.d.now() - silentSince < STRAY_RECHECK_MS) {
-        unasked = true;
+      if (!ready(p) && silentSince !== undefined && now - silentSince < STRAY_RECHECK_MS) {
+        soonest(STRAY_RECHECK_MS - (now - silentSince));
         continue;
       }
       let state;
@@ -315,23 +344,76 @@ export class DatabasePrimary {
       } catch (err) {
         // A ready pod answers; an unready one may still be cloning or rewinding: ask again later.
         if (ready(p)) throw err;
-        unanswered.set(id, this.d.now());
-        unasked = true;
+        unanswered.set(id, now);
+        soonest(STRAY_RECHECK_MS);
         continue;
       }
       if (state.role === 'primary') {
         await admin.fence(node(p));
-        stray.push(p.metadata!.name!);
+        restart.push({
+          pod: name,
+          why: `${name} still ran as a primary while ${primary} is the recorded one: restarted to rewind it into a standby`,
+        });
         continue;
       }
       // A failure here fails the check (an Event); the incarnation stays unverified and is asked again.
       if (state.upstream !== undefined && state.upstream !== primaryNode.streamHost)
         await admin.follow(node(p), primaryNode);
-      verified.add(incarnation(p));
+      if (state.streaming === false) {
+        const stall = this.stalledStandby(name, id, state.lsn, primary, memory, now);
+        if ('restart' in stall) restart.push(stall.restart);
+        else soonest(stall.recheckMs);
+        continue;
+      }
+      stalled.delete(id);
+      stallRestarts.delete(name);
+      verified.add(id);
     }
     // Incarnations that are gone (a new pod, a restart) are not asked about again.
     const current = new Set(pods.map(incarnation));
     for (const id of unanswered.keys()) if (!current.has(id)) unanswered.delete(id);
-    return { stray, unasked };
+    for (const id of stalled.keys()) if (!current.has(id)) stalled.delete(id);
+    return { restart, ...(recheckMs !== undefined ? { recheckMs } : {}) };
+  }
+
+  /**
+   * A standby whose WAL receiver does not stream. Most often for seconds: it is switching to a new
+   * timeline, or reconnecting. But one that replayed past the point where the promoted standby's
+   * timeline forked waits for ever, and with synchronous replication the primary's commits may wait
+   * on it. A restart repairs that (its start script rewinds it), and the primary is ready, so one
+   * that neither streamed nor replayed anything for the grace is restarted; each further restart
+   * of the same pod without streaming in between waits twice as long.
+   */
+  private stalledStandby(
+    name: string,
+    id: string,
+    lsn: bigint,
+    primary: string,
+    memory: { stalled: Map<string, { since: number; lsn: bigint }>; stallRestarts: Map<string, number> },
+    now: number,
+  ): { restart: Restart } | { recheckMs: number } {
+    const seen = memory.stalled.get(id);
+    // First seen stalled, or it replayed something since: the grace starts (again).
+    if (!seen || lsn > seen.lsn) {
+      memory.stalled.set(id, { since: now, lsn });
+      return { recheckMs: this.stallGrace(name, memory.stallRestarts) };
+    }
+    const grace = this.stallGrace(name, memory.stallRestarts);
+    const waited = now - seen.since;
+    if (waited < grace) return { recheckMs: grace - waited };
+    memory.stalled.delete(id);
+    memory.stallRestarts.set(name, (memory.stallRestarts.get(name) ?? 0) + 1);
+    return {
+      restart: {
+        pod: name,
+        why:
+          `${name} has neither streamed from ${primary} nor replayed for ${Math.round(waited / 1000)}s: ` +
+          "restarted, so that its start script rewinds it if its history forked from the primary's",
+      },
+    };
+  }
+
+  private stallGrace(name: string, stallRestarts: Map<string, number>): number {
+    return STALLED_STANDBY_MS * 2 ** Math.min(stallRestarts.get(name) ?? 0, 4);
   }
 }

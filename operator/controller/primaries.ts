@@ -4,6 +4,7 @@ import { appPath } from './app-status.ts';
 import { SWITCHOVER_ANNOTATION } from './database-primary.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import type { EventRecorder } from './events.ts';
+import type { Restart } from './database-primary.ts';
 import type { Move, TierContext } from './tier-module.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 
@@ -15,7 +16,7 @@ interface Log {
 export interface PrimariesOutcome {
   readonly facts: ObservedFacts;
   /** Pods to restart once the records naming the new primaries are applied. */
-  readonly restart: readonly string[];
+  readonly restart: readonly Restart[];
   /** Per cluster whose failover is refused: why (status Degraded, ADR 0006). */
   readonly failoverRefused: readonly string[];
   readonly recheckMs?: number;
@@ -40,7 +41,7 @@ export async function decidePrimaries(
   log: Log,
 ): Promise<PrimariesOutcome> {
   let current = facts;
-  const restart: string[] = [];
+  const restart: Restart[] = [];
   const moved: Move[] = [];
   const failoverRefused: string[] = [];
   let recheckMs: number | undefined;

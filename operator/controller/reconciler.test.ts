@@ -225,7 +225,7 @@ describe('a database primary that moved', () => {
       previous: 'shop-db-0',
       reason: 'shop-db-0 stopped answering; promoted shop-db-1',
       planned: false,
-      restart: ['shop-db-0'],
+      restart: [{ pod: 'shop-db-0', why: 'shop-db-0 still ran as a primary' }],
     }),
     decideShard: async () => ({ kind: 'keep', primary: 'x', restart: [] }),
     forget: () => {},
@@ -244,6 +244,10 @@ describe('a database primary that moved', () => {
     expect(record).toBeGreaterThanOrEqual(0);
     expect(restart).toBeGreaterThan(record);
     expect(w.warnings()).toContain('Failover: shop-db-0 stopped answering; promoted shop-db-1');
+    // Each restart is said once, with its reason.
+    expect(w.warnings().filter((e) => e.startsWith('InstanceRestarted'))).toEqual([
+      'InstanceRestarted: shop-db-0 still ran as a primary',
+    ]);
   });
 
   it('restarts nothing when that record is refused, and says which child', async () => {

@@ -166,9 +166,10 @@ export class Reconciler {
     }
     const pruned = await prune(this.d, app, desired, log);
     // After the record moved (applied above), so a restarted instance starts from the new one.
-    for (const pod of primaries.restart) {
-      log.warn('restarting a database instance that still runs as primary', { pod });
+    for (const { pod, why } of primaries.restart) {
+      log.warn('restarting a database instance', { pod, why });
       await this.d.kube.delete(`${collectionPath('v1', 'pods', app.metadata.namespace)}/${pod}`);
+      await this.d.events.record(app, 'Warning', 'InstanceRestarted', why);
     }
     if (primaries.switchoverDone) await removeDoneSwitchover(this.d.kube, app, primaries.switchoverDone, log);
     const relabelled = await labelRoles(this.d, app, facts, log);

@@ -5,7 +5,7 @@ import type { Kube } from '../kube/client.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { EventReason } from './conditions.ts';
-import type { DatabasePrimary } from './database-primary.ts';
+import type { DatabasePrimary, Restart } from './database-primary.ts';
 import type { ChildLookup, Readiness } from './tier-status.ts';
 
 /**
@@ -66,8 +66,8 @@ export interface Decisions {
   readonly settled: readonly string[];
   /** Clusters whose servers could not be asked; the others go on. */
   readonly failedChecks: readonly { readonly cluster: string; readonly error: unknown }[];
-  /** Pods still running as a primary that is not the recorded one: restarted after the record is applied. */
-  readonly restart: readonly string[];
+  /** Pods to restart after the record is applied, and why (one Event each). */
+  readonly restart: readonly Restart[];
   /** Look again after this long (a failover delay running, a refused failover). */
   readonly recheckMs?: number;
   /** The pod a switchover was asked for is now the ready primary: the request is removed. */

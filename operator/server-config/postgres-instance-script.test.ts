@@ -31,7 +31,11 @@ const STUBS: Record<string, string> = {
   pg_basebackup: `${record}[ "\${BASEBACKUP_FAILS:-}" = yes ] && exit 1
 mkdir -p "$dir"; echo 15 >"$dir/PG_VERSION"; echo cloned >"$dir/marker"
 echo "primary_conninfo = 'from the source'" >"$dir/postgresql.auto.conf"`,
-  pg_rewind: `${record}[ "\${REWIND_FAILS:-}" = yes ] && exit 1
+  // A dry run says what REWIND_CHECK_SAYS (default: nothing to do), changes nothing.
+  pg_rewind: `${record}case " $* " in *" --dry-run "*)
+  [ "\${REWIND_CHECK_FAILS:-}" = yes ] && { echo "pg_rewind: error: target server must be shut down cleanly" >&2; exit 1; }
+  echo "pg_rewind: \${REWIND_CHECK_SAYS:-no rewind required}" >&2; exit 0 ;; esac
+[ "\${REWIND_FAILS:-}" = yes ] && exit 1
 echo rewound >"$dir/marker"`,
   psql: `${record}[ "\${PSQL_FAILS:-}" = yes ] && exit 1
 if [ "\${PSQL_FAILS_ONCE:-}" = yes ] && [ ! -e "$STUB_DIR/psql-failed" ]; then : >"$STUB_DIR/psql-failed"; exit 1; fi
@@ -165,15 +169,64 @@ describe('instanceStartScript', () => {
     );
   });
 
-  it('a standby already: only primary_conninfo changes, no rewind, no clone', () => {
+  it("a standby already, on the primary's history: a dry run of pg_rewind, then only primary_conninfo changes", () => {
     const s = setUp();
     run(s, standbyEnv);
     const r = run(s, { ...standbyEnv, PRIMARY_NAME: 'db-2', PRIMARY_HOST: 'db-2.db.ns.svc' });
-    expect(names(r).slice(2)).toEqual(['postgres']);
+    expect(names(r).slice(2)).toEqual(['psql', 'pg_rewind', 'postgres']);
+    expect(r.calls[3]).toMatch(/--source-server=host=db-2\.db\.ns\.svc .* --dry-run --no-ensure-shutdown/);
+    expect(existsSync(join(r.pgdata, 'marker'))).toBe(true); // the clone's, untouched
+    expect(readFileSync(join(r.pgdata, 'marker'), 'utf8')).toBe('cloned\n');
+    expect(r.stderr).toMatch(/on db-2's history: following it/);
     expect(r.final).toBe(
       "standby\nprimary_conninfo = 'host=db-2.db.ns.svc port=5432 user=replicator application_name=db-1'\n",
     );
   });
+
+  it("a standby whose history forked from the primary's before its end is rewound, then follows", () => {
+    const s = setUp();
+    run(s, standbyEnv);
+    const r = run(s, {
+      ...standbyEnv,
+      REWIND_CHECK_SAYS: 'servers diverged at WAL location 0/5000000 on timeline 2',
+    });
+    expect(names(r).slice(2)).toEqual(['psql', 'pg_rewind', 'psql', 'pg_rewind', 'postgres']);
+    expect(r.calls[5]).not.toContain('--dry-run');
+    expect(readFileSync(join(r.pgdata, 'marker'), 'utf8')).toBe('rewound\n');
+    expect(r.stderr).toMatch(/went past where db-0's timeline forked/);
+    expect(r.final?.split('\n')[0]).toBe('standby');
+  });
+
+  it('a forked standby whose rewind fails midway is cloned afresh', () => {
+    const s = setUp();
+    run(s, standbyEnv);
+    const r = run(s, { ...standbyEnv, REWIND_CHECK_SAYS: 'servers diverged', REWIND_FAILS: 'yes' });
+    expect(names(r).slice(2)).toEqual([
+      'psql',
+      'pg_rewind',
+      'psql',
+      'pg_rewind',
+      'pg_basebackup',
+      'postgres',
+    ]);
+    expect(r.final?.split('\n')[0]).toBe('standby');
+  });
+
+  it.each([
+    ['the primary does not answer', { PSQL_FAILS: 'yes' }, ['psql', 'postgres']],
+    ['it was not shut down cleanly', { REWIND_CHECK_FAILS: 'yes' }, ['psql', 'pg_rewind', 'postgres']],
+  ])(
+    'a standby that cannot be compared (%s) starts as it is, without waiting, rewinding or cloning',
+    (_why, env, calls) => {
+      const s = setUp();
+      run(s, standbyEnv);
+      const r = run(s, { ...standbyEnv, ...env });
+      expect(names(r).slice(2)).toEqual(calls);
+      expect(readFileSync(join(r.pgdata, 'marker'), 'utf8')).toBe('cloned\n');
+      expect(r.stderr).toMatch(/could not compare histories now/);
+      expect(r.final?.split('\n')[0]).toBe('standby');
+    },
+  );
 
   it('a former primary: pg_rewind from the new primary as the superuser, then a standby', () => {
     const s = setUp();

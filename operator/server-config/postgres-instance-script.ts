@@ -5,7 +5,8 @@
 //   data directory   recorded primary   what happens
 //   empty            this instance      initdb, roles and the app database, then postgres (primary)
 //   empty            another            pg_basebackup from the primary, then postgres as its standby
-//   a standby's      another            point primary_conninfo at the primary, then postgres
+//   a standby's      another            pg_rewind when its history forked from the primary's
+//                                       (a dry run tells), then postgres following the primary
 //   a primary's      another            pg_rewind from the primary (a fresh clone if that fails),
 //                                       then postgres as its standby: an old primary after a failover
 //   a standby's      this instance      promoted at start (archive recovery to a new timeline)
@@ -233,14 +234,32 @@ clone() {
 # directory that was not shut down cleanly (kill -9) is crash-recovered first by pg_rewind itself.
 # Status 2: the primary did not answer (not up yet, or this pod's network not yet let through), which
 # is no reason to throw the data directory away for a clone.
+# Extra arguments go to pg_rewind (--dry-run).
 rewind() {
   source="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$superuser dbname=postgres$tls"
   # pg_rewind reads the source's timeline from its pg_control, which a freshly promoted primary
   # updates only at its next checkpoint: without one it would find nothing to rewind and leave
   # this instance diverged. The operator checkpoints after promoting; this covers everyone else.
   "\${bin}psql" -X -q -w -d "$source" -c CHECKPOINT >&2 || return 2
-  log "rewinding to $PRIMARY_NAME ($PRIMARY_HOST:$PRIMARY_PORT) with pg_rewind"
-  "\${bin}pg_rewind" -D "$PGDATA" --source-server="$source" >&2
+  log "rewinding to $PRIMARY_NAME ($PRIMARY_HOST:$PRIMARY_PORT) with pg_rewind $*"
+  "\${bin}pg_rewind" -D "$PGDATA" --source-server="$source" "$@" >&2
+}
+
+# Whether this standby's history forked from the primary's before the point it replayed to: it then
+# waits for ever on the primary's new timeline ("forked off ... before current recovery point"). A
+# standby read mid-replay during a failover (restarting, its local WAL not yet replayed) can be
+# further ahead than the standby promoted. A dry run of pg_rewind decides, as it compares the
+# histories with the standby's minimum recovery point, and changes nothing. Status 1 when no rewind
+# is needed; status 2 when it cannot tell: the primary is silent, or this standby was not shut down
+# cleanly (no single-user recovery here: it would refuse a standby.signal anyway).
+standby_forked() {
+  check=$run_dir/rewind-check.log
+  rewind --dry-run --no-ensure-shutdown 2>"$check"
+  status=$?
+  cat "$check" >&2
+  [ "$status" -eq 0 ] || return 2
+  if grep -q 'no rewind required' "$check"; then return 1; fi
+  return 0
 }
 
 # standby.signal plus primary_conninfo in postgresql.auto.conf, where ALTER SYSTEM (the operator's
@@ -321,7 +340,22 @@ else
       sleep 2
     done
   elif [ -f "$PGDATA/standby.signal" ]; then
-    log "a standby already: following $PRIMARY_NAME"
+    # set -e does not stop at a function whose status is tested: each status is read below.
+    forked=0
+    standby_forked || forked=$?
+    if [ "$forked" -eq 0 ]; then
+      log "this standby went past where $PRIMARY_NAME's timeline forked from its own: rewinding it"
+      # A rewind that fails midway leaves a data directory only a clone repairs.
+      until rewind; do
+        clone && break
+        log "rewind and clone failed; retrying in 2s"
+        sleep 2
+      done
+    elif [ "$forked" -eq 1 ]; then
+      log "a standby already, on $PRIMARY_NAME's history: following it"
+    else
+      log "a standby already: following $PRIMARY_NAME (could not compare histories now)"
+    fi
   else
     # A former primary: its last writes may never have reached the new primary, so it has to go
     # back to where their histories forked before it can follow.

@@ -11,7 +11,7 @@ import {
 import type { ServerCertRequest } from '../issued-certificates.ts';
 import type { ObservedFacts, PgClusterFacts } from '../../tiers/objects.ts';
 import { metaTime } from '../conditions.ts';
-import type { DatabaseDecision } from '../database-primary.ts';
+import type { DatabaseDecision, Restart } from '../database-primary.ts';
 import { noDecisions, type Decisions, type Move, type RoleGroup, type TierContext } from '../tier-module.ts';
 
 /** A Postgres cluster's recorded primary and last failover (its ConfigMap) and its pods. */
@@ -56,7 +56,7 @@ export async function decidePgClusters(
   const refused: Decisions['refused'][number][] = [];
   const failedChecks: Decisions['failedChecks'][number][] = [];
   const settled: string[] = [];
-  const restart: string[] = [];
+  const restart: Restart[] = [];
   let recheckMs: number | undefined;
   let switchoverDone: string | undefined;
   const soonest = (ms: number) => (recheckMs = recheckMs === undefined ? ms : Math.min(ms, recheckMs));

@@ -45,6 +45,11 @@ export type PgState = {
   timeline?: number;
   /** A replica's: the host its primary_conninfo names, whether or not it streams now. */
   upstream?: string;
+  /**
+   * A replica's: whether its WAL receiver streams now (pg_stat_wal_receiver.status). False also
+   * while it waits between timelines or reconnects; a standby false for long cannot follow.
+   */
+  streaming?: boolean;
 };
 
 export interface PostgresAdmin {
@@ -193,9 +198,15 @@ export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
     state: (n) =>
       on(n, 'reading the WAL position', async (c) => {
         if (await inRecovery(c)) {
-          const { rows } = await c.query<{ lsn: string | null; tli: number | null; conninfo: string }>(
+          const { rows } = await c.query<{
+            lsn: string | null;
+            tli: number | null;
+            conninfo: string;
+            streaming: boolean | null;
+          }>(
             `SELECT (GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) - '0/0'::pg_lsn)::text AS lsn,
                     (SELECT received_tli FROM pg_stat_wal_receiver) AS tli,
+                    (SELECT status = 'streaming' FROM pg_stat_wal_receiver) AS streaming,
                     current_setting('primary_conninfo') AS conninfo`,
           );
           const r = rows[0]!;
@@ -203,6 +214,7 @@ export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
           return {
             role: 'replica',
             lsn: BigInt(r.lsn ?? 0),
+            streaming: r.streaming === true,
             ...(r.tli ? { timeline: r.tli } : {}),
             ...(upstream ? { upstream } : {}),
           };
