@@ -18,7 +18,8 @@
 // Its limits:
 // - Asynchronous mode (k = 0): commits the old primary acknowledged after the most advanced reachable
 //   standby received them are lost, and a standby that was unreachable and further ahead than the
-//   promoted one cannot follow it (it needs a re-clone: delete its data directory).
+//   promoted one cannot follow it until it is rewound: the operator restarts such a standby and its
+//   start script rewinds it (docs/adr/0024), dropping those commits there too.
 // - One failed ping is enough here: waiting out flaps (failover.delaySeconds) is the caller's.
 // - A fence only changes the default of new transactions; see PostgresAdmin.fence.
 import { promoteAndRepoint } from '../promotion.ts';
