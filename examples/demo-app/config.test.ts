@@ -71,7 +71,9 @@ describe('serverConfig, from the connection Secret the operator builds', () => {
       sslmode: 'verify-full',
       ca: 'the-app-ca',
     });
-    expect(describeAmqp(c.queue!.broker)).toBe('amqp://millions-mq.prod.svc:5672/%2F');
+    expect(describeAmqp(c.queue!.broker)).toBe('amqps://millions-mq.prod.svc:5672/%2F');
+    // The broker's certificate too, from the file QUEUE_CA_FILE names.
+    expect(c.queue!.broker.ca).toBe('the-app-ca');
     expect(c.assets).toEqual({ basePath: '/static', version: '2026-11-22', edgeConfigured: true });
   });
 
@@ -81,7 +83,7 @@ describe('serverConfig, from the connection Secret the operator builds', () => {
     expect(c.database!.replica.password).toBe(PASSWORDS.db);
     expect(c.cache!.password).toBe(PASSWORDS.cache);
     expect(c.shards!.password).toBe(PASSWORDS.shard);
-    expect(c.queue!.broker).toMatchObject({ vhost: '/', password: PASSWORDS.queue, tls: false });
+    expect(c.queue!.broker).toMatchObject({ vhost: '/', password: PASSWORDS.queue, tls: true });
   });
 
   it('collects every password, raw and percent-encoded, for redaction', () => {
@@ -216,6 +218,7 @@ describe('consumerConfig', () => {
     const c = consumerConfig({ ...env, QUEUE_NAME: 'photos' }, readCa);
     expect(c).toMatchObject({ queueName: 'photos', prefetch: 10, workMs: 0, shutdownTimeoutMs: 20_000 });
     expect(c.cache).toMatchObject({ tls: true, ca: 'the-app-ca' });
+    expect(c.broker).toMatchObject({ tls: true, ca: 'the-app-ca' });
     expect(c.broker.password).toBe(PASSWORDS.queue);
     expect(c.cache!.password).toBe(PASSWORDS.cache);
     expect(c.secrets).toEqual(expect.arrayContaining([PASSWORDS.queue, PASSWORDS.cache]));

@@ -74,6 +74,8 @@ export type AmqpTarget = {
   port: number;
   vhost: string;
   tls: boolean;
+  /** With TLS: the text of the CA the broker's certificate must chain to (QUEUE_CA_FILE). */
+  ca?: string;
   password: string;
 };
 
@@ -209,10 +211,13 @@ export function pgSsl(mode: SslMode, ca?: string): false | ConnectionOptions {
   }
 }
 
-/** The text of CACHE_CA_FILE, the CA of a cache that serves TLS (rediss://), if it names one. */
-function cacheCaText(env: Env, readFile?: (path: string) => string): string | undefined {
-  const path = get(env, 'CACHE_CA_FILE');
-  return path ? rootCertificate('CACHE_CA_FILE', 'verify-full', path, readFile) : undefined;
+/**
+ * The text of the CA file `name` names (CACHE_CA_FILE for a cache that serves TLS, rediss://;
+ * QUEUE_CA_FILE for a broker, amqps://), if it names one.
+ */
+function caText(name: string, env: Env, readFile?: (path: string) => string): string | undefined {
+  const path = get(env, name);
+  return path ? rootCertificate(name, 'verify-full', path, readFile) : undefined;
 }
 
 /** The text of an sslrootcert file, when TLS is asked for and a file is named. */
@@ -272,8 +277,11 @@ export function parseRedisUrl(name: string, value: string, ca?: string): RedisTa
   };
 }
 
-/** An `amqp://user:password@host:5672/%2F` URL (queueEntries in operator/tiers/queue.ts), or `amqps://`. */
-export function parseAmqpUrl(name: string, value: string): AmqpTarget {
+/**
+ * An `amqp://user:password@host:5672/%2F` URL (queueEntries in operator/tiers/queue.ts), or `amqps://`
+ * with `ca`, the CA the broker's certificate must chain to (AMQP URIs have no parameter for it).
+ */
+export function parseAmqpUrl(name: string, value: string, ca?: string): AmqpTarget {
   const url = parseUrl(name, value, ['amqp:', 'amqps:']);
   const tls = url.protocol === 'amqps:';
   // AMQP URIs put the vhost in the path, percent-encoded (`/%2F` is the vhost `/`); an empty path is `/`.
@@ -284,6 +292,7 @@ export function parseAmqpUrl(name: string, value: string): AmqpTarget {
     port: url.port ? Number(url.port) : tls ? 5671 : 5672,
     vhost: raw === '' ? '/' : decode(name, raw),
     tls,
+    ...(ca && tls ? { ca } : {}),
     password: decode(name, url.password),
   };
 }
@@ -391,7 +400,7 @@ function healthPath(env: Env): string {
 
 /** The web server's configuration: the connection Secret's entries and the app's own settings. */
 export function serverConfig(env: Env, readFile?: (path: string) => string): ServerConfig {
-  const cacheCa = cacheCaText(env, readFile);
+  const cacheCa = caText('CACHE_CA_FILE', env, readFile);
   const cacheUrl = get(env, 'CACHE_URL');
   const cache = cacheUrl ? parseRedisUrl('CACHE_URL', cacheUrl, cacheCa) : undefined;
   const database = databaseConfig(env, readFile);
@@ -399,7 +408,10 @@ export function serverConfig(env: Env, readFile?: (path: string) => string): Ser
   const shards = shardsConfig(env, readFile);
   const queueUrl = get(env, 'QUEUE_URL');
   const queue = queueUrl
-    ? { broker: parseAmqpUrl('QUEUE_URL', queueUrl), defaultQueue: defaultQueue(env) }
+    ? {
+        broker: parseAmqpUrl('QUEUE_URL', queueUrl, caText('QUEUE_CA_FILE', env, readFile)),
+        defaultQueue: defaultQueue(env),
+      }
     : undefined;
   const secrets = [
     database?.primary.password,
@@ -434,9 +446,11 @@ export function consumerConfig(env: Env, readFile?: (path: string) => string): C
     throw new ConfigError('QUEUE_NAME is not set (the consumers tier sets it from consumers[].queue)');
   const url = get(env, 'QUEUE_URL');
   if (!url) throw new ConfigError('QUEUE_URL is not set: the app has no queue tier (spec.queue)');
-  const broker = parseAmqpUrl('QUEUE_URL', url);
+  const broker = parseAmqpUrl('QUEUE_URL', url, caText('QUEUE_CA_FILE', env, readFile));
   const cacheUrl = get(env, 'CACHE_URL');
-  const cache = cacheUrl ? parseRedisUrl('CACHE_URL', cacheUrl, cacheCaText(env, readFile)) : undefined;
+  const cache = cacheUrl
+    ? parseRedisUrl('CACHE_URL', cacheUrl, caText('CACHE_CA_FILE', env, readFile))
+    : undefined;
   return {
     appName: get(env, 'SCALABLEAPP_NAME'),
     queueName: queueName('QUEUE_NAME', name),

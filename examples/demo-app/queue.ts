@@ -18,13 +18,18 @@ const CONFIRM_TIMEOUT_MS = 5000;
 /** Seconds between heartbeats: a broker that vanished without closing the socket is noticed in ~2x this. */
 export const HEARTBEAT_SECONDS = 10;
 
-/** Connects with a connect timeout and heartbeats; the URL keeps its own query (e.g. a frame_max). */
+/**
+ * Connects with a connect timeout and heartbeats; the URL keeps its own query (e.g. a frame_max).
+ * With amqps:// the broker's certificate must chain to the target's CA and name its host (amqplib
+ * checks the URL's host name).
+ */
 export async function connectBroker(target: AmqpTarget, clientName: string): Promise<amqp.ChannelModel> {
   const url = new URL(target.url);
   if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', String(HEARTBEAT_SECONDS));
   return amqp.connect(url.toString(), {
     timeout: CONNECT_TIMEOUT_MS,
     clientProperties: { connection_name: `${clientName} ${hostname()}` },
+    ...(target.ca ? { ca: [target.ca] } : {}),
   });
 }
 

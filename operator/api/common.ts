@@ -244,6 +244,7 @@ export const INJECTED_ENV = [
   'SHARDS_SSLROOTCERT',
   'CACHE_CA_FILE',
   'QUEUE_URL',
+  'QUEUE_CA_FILE',
   'QUEUE_NAME',
 ] as const;
 

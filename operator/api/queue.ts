@@ -9,6 +9,7 @@ import {
   storage,
   type ResourceDefaults,
   allowedClients,
+  tlsSetting,
 } from './common.ts';
 
 export const QUEUE_RESOURCES: ResourceDefaults = {
@@ -46,6 +47,9 @@ export const queue = doc(
     resources: resources('CPU and memory for each broker container.', QUEUE_RESOURCES),
     storage: storage('broker', '5Gi').default({ size: '5Gi' }),
     allowedClients: allowedClients('broker', 'AMQP, port 5672'),
+    tls: tlsSetting(
+      "Serve TLS only: AMQP on 5672 and the management API on 15672 take TLS alone (no plaintext listener), QUEUE_URL is amqps:// with the app's CA in QUEUE_CA_FILE (ConfigMap <app>-ca-cert, mounted in the web and consumer pods), and the operator reads queue depths over https, checking the certificate. The Erlang distribution between broker nodes stays plaintext inside the broker's NetworkPolicy. false serves plaintext only.",
+    ),
     queues: doc(
       z
         .array(

@@ -97,6 +97,7 @@ describe('desiredState', () => {
       'shop-shard-0-tls': true,
       'shop-shards-credentials': true,
       'shop-mq-credentials': false,
+      'shop-mq-tls': true,
     });
     expect(owned({ database: { deletionPolicy: 'Delete' } })['shop-db-credentials']).toBe(true);
   });

@@ -26,8 +26,7 @@ import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
 import { simulatedQueueDepth } from '../dataplane/simulated-admin.ts';
 import { brokerAdmin } from '../dataplane/rabbitmq/admin.ts';
 import { CACHE_USERS } from '../server-config/cache.ts';
-import { MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
-import { mqName } from '../tiers/queue.ts';
+import { mqManagementUrl, mqName, queueTls } from '../tiers/queue.ts';
 import { ConsumerScaling } from './consumer-scaling.ts';
 import { appSelector } from './instance.ts';
 import { queueDepthSource } from '../autoscaling/queue-poller.ts';
@@ -243,9 +242,11 @@ export class Manager {
         const creds = facts.queueCredentials!;
         return queueDepthSource(
           brokerAdmin({
-            baseUrl: `http://${mqName(app)}.${ns}.svc:${MANAGEMENT_PORT}`,
+            baseUrl: mqManagementUrl(app),
             user: creds.monitoringUsername,
             password: creds.monitoringPassword,
+            // The app's CA: the broker's certificate must chain to it and name the Service.
+            ...(queueTls(app) ? { ca: facts.tls?.ca.cert } : {}),
           }),
         );
       },

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { cacheConfigHash, cacheEntries, cacheObjects, startScriptText } from './cache.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 import { TEST_TLS } from './testdata/facts.ts';
+import { expectServerCertificate } from './testdata/server-tls.ts';
 
 const facts = {
   gatewayApi: false,
@@ -120,19 +121,11 @@ describe('cache tier objects', () => {
     );
     expect(conf['ready.sh']).toContain('--tls --cacert /tls/ca.crt');
     expect(conf['ready.sh']).toContain('CONFIG SET tls-cert-file /tls/tls.crt tls-key-file /tls/tls.key');
-    const secret = byKind<V1Secret>('Secret', 'shop-cache-tls');
-    expect(secret.type).toBe('kubernetes.io/tls');
-    expect(Object.keys(secret.data!).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
-    const pod = byKind<V1StatefulSet>('StatefulSet').spec!.template.spec!;
-    expect(pod.volumes).toContainEqual({
-      name: 'tls',
-      secret: { secretName: 'shop-cache-tls', defaultMode: 0o440 },
-    });
-    expect(pod.containers[0]!.volumeMounts).toContainEqual({
-      name: 'tls',
-      mountPath: '/tls',
-      readOnly: true,
-    });
+    expectServerCertificate(
+      byKind<V1Secret>('Secret', 'shop-cache-tls'),
+      byKind<V1StatefulSet>('StatefulSet').spec!.template.spec!,
+      'shop-cache-tls',
+    );
     // Off: the plaintext port, no certificate.
     const plainApp = parseApp({ cache: { tls: { enabled: false } } });
     const plain = cacheObjects(plainApp, facts, 'h');

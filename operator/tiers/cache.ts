@@ -10,7 +10,14 @@ import { METRICS_PORT, cacheExporter, monitored, scrapeAnnotations } from './mon
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import type { Child, ObservedFacts } from './objects.ts';
-import { CA_FILE, SERVER_TLS_FILES, serverTlsSecret, serverTlsVolume, serviceDnsNames } from './tls.ts';
+import {
+  CA_FILE,
+  SERVER_TLS_FILES,
+  SERVER_TLS_PATHS,
+  serverTlsSecret,
+  serverTlsVolume,
+  serviceDnsNames,
+} from './tls.ts';
 import { secretWith } from './secrets.ts';
 
 export const CACHE = 'cache';
@@ -187,15 +194,7 @@ export function cacheConfigMap(app: ScalableApp, facts: ObservedFacts): V1Config
     maxReplicaLagSeconds: cache.maxReplicaLagSeconds,
     dir: '/data',
     authFile: `${AUTH_DIR}/auth.conf`,
-    ...(cacheTls(app)
-      ? {
-          tls: {
-            certFile: SERVER_TLS_FILES.cert,
-            keyFile: SERVER_TLS_FILES.key,
-            caFile: SERVER_TLS_FILES.ca,
-          },
-        }
-      : {}),
+    ...(cacheTls(app) ? { tls: SERVER_TLS_PATHS } : {}),
   });
   return {
     apiVersion: 'v1',

@@ -10,6 +10,8 @@ import { contentHash } from './content-hash.ts';
 import type { ObservedFacts } from './objects.ts';
 import { mqConfigHash, queueEntries, queueObjects, type QueueCredentials } from './queue.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
+import { TEST_TLS } from './testdata/facts.ts';
+import { expectServerCertificate } from './testdata/server-tls.ts';
 
 const credentials: QueueCredentials = {
   username: 'u-1',
@@ -18,7 +20,7 @@ const credentials: QueueCredentials = {
   monitoringPassword: 'mon/pw:2',
   erlangCookie: 'cookie-1',
 };
-const facts: ObservedFacts = { gatewayApi: false, queueCredentials: credentials };
+const facts: ObservedFacts = { gatewayApi: false, queueCredentials: credentials, tls: TEST_TLS };
 const app = parseApp({
   web: { image: 'x' },
   queue: {
@@ -41,6 +43,7 @@ describe('queue tier objects', () => {
   it('builds the broker: credentials, config, two Services, the StatefulSet and its budget', () => {
     expect(queueObjects(app, facts).map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'Secret/shop-mq-credentials',
+      'Secret/shop-mq-tls',
       'ConfigMap/shop-mq-config',
       'Service/shop-mq-headless',
       'Service/shop-mq',
@@ -158,7 +161,7 @@ describe('queue tier objects', () => {
   });
 
   it('keeps the login and the cookie in the Secret only', () => {
-    const secret = find<V1Secret>('Secret');
+    const secret = find<V1Secret>('Secret', 'shop-mq-credentials');
     const decoded = Object.fromEntries(
       Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
     );
@@ -169,10 +172,12 @@ describe('queue tier objects', () => {
       'monitoring-password': 'mon/pw:2',
       'erlang-cookie': 'cookie-1',
     });
-    const others = JSON.stringify(queueObjects(app, facts).filter((o) => o.kind !== 'Secret'));
+    const others = JSON.stringify(
+      queueObjects(app, facts).filter((o) => o.metadata.name !== 'shop-mq-credentials'),
+    );
     for (const v of [credentials.password, credentials.monitoringPassword, credentials.erlangCookie])
       expect(others).not.toContain(v);
-    const volume = sts().spec!.template.spec!.volumes!.find((v) => v.secret)!;
+    const volume = sts().spec!.template.spec!.volumes!.find((v) => v.name === 'credentials')!;
     expect(volume.secret).toEqual({ secretName: 'shop-mq-credentials', defaultMode: 0o440 });
   });
 
@@ -224,11 +229,59 @@ describe('queue tier objects', () => {
   });
 });
 
-describe('queueEntries', () => {
-  it('hands the app its own AMQP login, URL-encoded, and nothing of the management API', () => {
+describe('the broker serves TLS only unless spec.queue.tls says otherwise (ADR 0023)', () => {
+  const plain = parseApp({ queue: { queues: [{ name: 'q' }], tls: { enabled: false } } });
+  const conf = (a = app) => find<V1ConfigMap>('ConfigMap', undefined, a).data!['rabbitmq.conf']!;
+
+  it('has no plaintext listener: AMQP and the management API take TLS on their usual ports', () => {
+    expect(conf()).toContain('listeners.tcp = none\nlisteners.ssl.default = 5672\n');
+    expect(conf()).toContain('management.ssl.port = 15672\n');
+    expect(conf()).not.toMatch(/management\.tcp|listeners\.tcp\.default/);
+    for (const prefix of ['ssl_options', 'management.ssl'])
+      expect(conf()).toContain(
+        `${prefix}.cacertfile = /tls/ca.crt\n${prefix}.certfile = /tls/tls.crt\n${prefix}.keyfile = /tls/tls.key\n`,
+      );
+    // Passwords, not client certificates, and only TLS 1.2 and 1.3.
+    expect(conf()).toContain('ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n');
+    expect(conf()).toContain('ssl_options.versions.1 = tlsv1.3\nssl_options.versions.2 = tlsv1.2\n');
+  });
+
+  it("mounts a certificate for the client Service and every node's name, issued from the app's CA", () => {
+    expectServerCertificate(
+      find<V1Secret>('Secret', 'shop-mq-tls'),
+      sts().spec!.template.spec!,
+      'shop-mq-tls',
+    );
+  });
+
+  it('hands the app amqps:// and the CA to check the broker against', () => {
     expect(queueEntries(app, facts)).toEqual({
+      QUEUE_URL: 'amqps://u-1:p%2Fw%3A1%40x@shop-mq.prod.svc:5672/%2F',
+      QUEUE_CA_FILE: '/etc/scalableapp/ca/ca.crt',
+    });
+  });
+
+  it('with tls.enabled false: plaintext listeners, no certificate, amqp://, and a restart to switch', () => {
+    expect(conf(plain)).toContain('listeners.tcp.default = 5672\nmanagement.tcp.port = 15672\n');
+    expect(conf(plain)).not.toMatch(/ssl/);
+    expect(queueObjects(plain, facts).map((o) => o.metadata.name)).not.toContain('shop-mq-tls');
+    expect(sts(plain).spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain('tls');
+    expect(queueEntries(plain, facts)).toEqual({
       QUEUE_URL: 'amqp://u-1:p%2Fw%3A1%40x@shop-mq.prod.svc:5672/%2F',
     });
+    const tlsApp = parseApp({ queue: { queues: [{ name: 'q' }] } });
+    expect(mqConfigHash(plain)).not.toBe(mqConfigHash(tlsApp));
+  });
+
+  it('refuses to build without the issued certificate', () => {
+    const { tls: _none, ...untrusted } = facts;
+    expect(() => queueObjects(app, untrusted)).toThrow(/shop-mq-tls: certificates not issued/);
+  });
+});
+
+describe('queueEntries', () => {
+  it('hands the app its own AMQP login, URL-encoded, and nothing of the management API', () => {
+    expect(queueEntries(app, facts).QUEUE_URL).toBe('amqps://u-1:p%2Fw%3A1%40x@shop-mq.prod.svc:5672/%2F');
     expect(JSON.stringify(queueEntries(app, facts))).not.toContain(credentials.monitoringUsername);
     const url = new URL(queueEntries(app, facts).QUEUE_URL!);
     expect(decodeURIComponent(url.password)).toBe(credentials.password);

@@ -29,6 +29,7 @@ import { disruptionBudget } from './disruption-budget.ts';
 import { contentHash } from './content-hash.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 import { secretWith } from './secrets.ts';
+import { CA_FILE, SERVER_TLS_PATHS, serverTlsSecret, serverTlsVolume, serviceDnsNames } from './tls.ts';
 
 export const QUEUE = 'queue';
 /** The uid and gid of the `rabbitmq` user in the official image, which owns what the broker writes. */
@@ -46,6 +47,21 @@ export const mqHeadlessName = (app: ScalableApp) => `${mqName(app)}-headless`;
 export const mqCredentialsName = (app: ScalableApp) => `${mqName(app)}-credentials`;
 export const mqConfigName = (app: ScalableApp) => `${mqName(app)}-config`;
 export const mqHost = (app: ScalableApp) => `${mqName(app)}.${app.metadata.namespace}.svc`;
+export const mqTlsSecretName = (app: ScalableApp) => `${mqName(app)}-tls`;
+
+/** Whether the broker serves TLS only (spec.queue.tls, on by default). */
+export const queueTls = (app: ScalableApp) => app.spec.queue?.tls.enabled ?? false;
+
+/**
+ * The names the broker's certificate holds: the client Service (AMQP and the management API, which
+ * the app and the operator reach) and every node by its headless name.
+ */
+export const mqServerNames = (app: ScalableApp) =>
+  serviceDnsNames(app.metadata.namespace ?? '', [mqName(app)], mqHeadlessName(app));
+
+/** The management API's origin, as the operator reaches it: https when the broker serves TLS. */
+export const mqManagementUrl = (app: ScalableApp) =>
+  `${queueTls(app) ? 'https' : 'http'}://${mqHost(app)}:${MANAGEMENT_PORT}`;
 
 /** Where the pod mounts what the start script reads and writes (BrokerEnv). */
 const PATHS = {
@@ -94,6 +110,7 @@ export function mqConfigMap(app: ScalableApp): V1ConfigMap & Child {
       memoryHighWatermarkBytes: memoryHighWatermarkBytes(memoryLimit),
       diskFreeLimitBytes: diskFreeLimitBytes(q.storage.size, memoryLimit),
       ...(monitored(app) ? { prometheusPort: METRICS_PORT.queue } : {}),
+      ...(queueTls(app) ? { tls: SERVER_TLS_PATHS } : {}),
     }),
   };
 }
@@ -155,6 +172,8 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
   // The CLI of the liveness probe runs with the container's environment: the same node name, HOME
   // (where the cookie copy is) and long names.
   const ping = { exec: { command: ['rabbitmq-diagnostics', '-q', 'ping'] } };
+  // A renewed certificate is read from these files without a restart (rabbitmq.ts, listenerLines).
+  const tlsFiles = queueTls(app) ? serverTlsVolume(mqTlsSecretName(app)) : undefined;
   const amqp = { tcpSocket: { port: 'amqp' } };
   return {
     apiVersion: 'apps/v1',
@@ -230,6 +249,7 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
                 { name: 'config', mountPath: PATHS.config, readOnly: true },
                 { name: 'credentials', mountPath: PATHS.credentials, readOnly: true },
                 { name: 'home', mountPath: PATHS.home },
+                ...(tlsFiles ? [tlsFiles.mount] : []),
                 tmpMount,
               ],
             },
@@ -239,6 +259,7 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
             // Group-readable for fsGroup: the start script copies the cookie to a 0400 file.
             { name: 'credentials', secret: { secretName: mqCredentialsName(app), defaultMode: 0o440 } },
             { name: 'home', emptyDir: { sizeLimit: '256Mi' } },
+            ...(tlsFiles ? [tlsFiles.volume] : []),
             tmpVolume,
           ],
           ...(spread ? { topologySpreadConstraints: spread } : {}),
@@ -265,6 +286,7 @@ export function queueObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
   if (!app.spec.queue) return [];
   return [
     mqCredentialsSecret(app, facts),
+    ...(queueTls(app) ? [serverTlsSecret(app, mqTlsSecretName(app), tierLabels(app, QUEUE), facts.tls)] : []),
     mqConfigMap(app),
     mqHeadlessService(app),
     mqClientService(app),
@@ -275,7 +297,9 @@ export function queueObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
 
 /**
  * What the app (its web tier and consumers) is told about the queue (connection Secret entries): its
- * own login. Not the management API: that is the operator's, and the app's pods cannot reach it.
+ * own login, and with TLS amqps:// and the CA to check the broker's certificate against (AMQP URIs
+ * have no parameter for it). Not the management API: that is the operator's, and the app's pods
+ * cannot reach it.
  */
 export function queueEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   const c = facts.queueCredentials;
@@ -283,6 +307,7 @@ export function queueEntries(app: ScalableApp, facts: ObservedFacts): Record<str
   const login = `${encodeURIComponent(c.username)}:${encodeURIComponent(c.password)}`;
   return {
     // The vhost `/`, URL-encoded as AMQP URIs require.
-    QUEUE_URL: `amqp://${login}@${mqHost(app)}:${AMQP_PORT}/%2F`,
+    QUEUE_URL: `${queueTls(app) ? 'amqps' : 'amqp'}://${login}@${mqHost(app)}:${AMQP_PORT}/%2F`,
+    ...(queueTls(app) ? { QUEUE_CA_FILE: CA_FILE } : {}),
   };
 }

@@ -25,6 +25,12 @@ export const SERVER_TLS_FILES = {
   key: `${SERVER_TLS_MOUNT}/${TLS_KEYS.key}`,
   ca: `${SERVER_TLS_MOUNT}/${TLS_KEYS.ca}`,
 } as const;
+/** The same files as the server configs name them (cache, broker). */
+export const SERVER_TLS_PATHS = {
+  certFile: SERVER_TLS_FILES.cert,
+  keyFile: SERVER_TLS_FILES.key,
+  caFile: SERVER_TLS_FILES.ca,
+} as const;
 /** The volume of a server pod's certificate. */
 export const SERVER_TLS_VOLUME = 'tls';
 
@@ -36,7 +42,12 @@ export const podServesTls = (p: V1Pod) => (p.spec?.volumes ?? []).some((v) => v.
 
 /** Whether any tier of the app serves TLS, so its clients need the CA. */
 export const usesTls = (app: ScalableApp): boolean =>
-  !!(app.spec.database?.tls.enabled || app.spec.shards?.tls.enabled || app.spec.cache?.tls.enabled);
+  !!(
+    app.spec.database?.tls.enabled ||
+    app.spec.shards?.tls.enabled ||
+    app.spec.cache?.tls.enabled ||
+    app.spec.queue?.tls.enabled
+  );
 
 function requireTls(tls: TlsFacts | undefined, what: string): TlsFacts {
   if (!tls) throw new Error(`${what}: certificates not issued: the controller must provide them`);

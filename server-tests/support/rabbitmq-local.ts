@@ -32,7 +32,7 @@
 // rabbitmq-server comes from tools/dataplane-deps.sh (Debian's rabbitmq-server 3.10).
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +52,9 @@ import {
   diskFreeLimitBytes,
   memoryHighWatermarkBytes,
   type BrokerEnv,
+  type BrokerTlsFiles,
 } from '../../operator/server-config/rabbitmq.ts';
+import { issueCa, issueServerCert, type KeyPair } from '../../operator/tls/certificates.ts';
 
 /** Characters that need escaping in the definitions' JSON (quote, backslash) and in a URL, on purpose. */
 export const DEFAULT_PASSWORD = `mq "pass"\\word:@/x`;
@@ -70,7 +72,26 @@ export type StartBrokerOptions = {
   timeoutMs?: number;
   /** The statistics interval of the generated config (default STATS_INTERVAL_MS), to compare others. */
   statsIntervalMs?: number;
+  /**
+   * Serve TLS only, as spec.queue.tls does: the harness issues a CA and a certificate for
+   * BROKER_TLS_NAME, and every client of the harness trusts that CA and checks that name.
+   */
+  tls?: boolean;
 };
+
+/** The name the nodes' certificate holds and the harness's clients check (they connect to 127.0.0.1). */
+export const BROKER_TLS_NAME = 'broker.scalableapp.test';
+
+/** The certificate the nodes serve, as files the test may replace (renewal), and the CA it chains to. */
+export interface BrokerTls {
+  readonly ca: KeyPair;
+  readonly files: BrokerTlsFiles;
+  /** Replaces the certificate and key files as the kubelet does (a new file renamed over the old). */
+  renew(pair: KeyPair): Promise<void>;
+}
+
+/** What a client of the harness passes to trust the nodes' certificate. */
+type ClientTls = { ca: string; servername: string };
 
 export interface LocalBroker {
   readonly nodes: readonly LocalBrokerNode[];
@@ -84,8 +105,10 @@ export interface LocalBroker {
   publish(queue: string, bodies: readonly string[]): Promise<void>;
   /** Takes up to `count` messages from the queue and acknowledges them (basic.get); their bodies. */
   take(queue: string, count: number): Promise<string[]>;
-  /** Node 0's AMQP URL. */
+  /** Node 0's AMQP URL (amqps:// with tls). */
   readonly amqpUrl: string;
+  /** With `tls`: the CA and the certificate files. */
+  readonly tls: BrokerTls | undefined;
   readonly user: string;
   readonly password: string;
   /** The temporary directory holding every node's files; removed by stop(). */
@@ -218,10 +241,12 @@ export class LocalBrokerNode {
   readonly amqpPort: number;
   readonly managementPort: number;
   readonly distPort: number;
-  /** amqp://user:password@127.0.0.1:<amqpPort>/%2F */
+  /** amqp://user:password@127.0.0.1:<amqpPort>/%2F (amqps:// with TLS) */
   readonly amqpUrl: string;
-  /** http://127.0.0.1:<managementPort> */
+  /** http://127.0.0.1:<managementPort> (https:// with TLS) */
   readonly managementUrl: string;
+  /** With TLS: what a client trusts and checks. */
+  readonly clientTls: ClientTls | undefined;
   readonly admin: BrokerAdmin;
   /** The management API itself, for what BrokerAdmin does not ask (queue members, users). */
   readonly api: ManagementApi;
@@ -242,19 +267,23 @@ export class LocalBrokerNode {
     password: string;
     env: Record<string, string>;
     owner: { uid: number; gid: number } | undefined;
+    tls: ClientTls | undefined;
   }) {
     this.index = o.index;
+    this.clientTls = o.tls;
+    const secure = o.tls ? 's' : '';
     this.name = `rabbit-${o.index}@localhost`;
     this.amqpPort = o.ports.amqp;
     this.managementPort = o.ports.management;
     this.distPort = o.ports.dist;
-    this.amqpUrl = `amqp://${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@127.0.0.1:${this.amqpPort}/%2F`;
-    this.managementUrl = `http://127.0.0.1:${this.managementPort}`;
+    this.amqpUrl = `amqp${secure}://${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@127.0.0.1:${this.amqpPort}/%2F`;
+    this.managementUrl = `http${secure}://127.0.0.1:${this.managementPort}`;
     const login = {
       baseUrl: this.managementUrl,
       user: MONITORING_USER,
       password: MONITORING_PASSWORD,
       timeoutMs: 5000,
+      ...o.tls,
     };
     this.admin = brokerAdmin(login);
     this.api = managementApi(login);
@@ -278,12 +307,12 @@ export class LocalBrokerNode {
 
   /** LocalBroker.publish, on this node. */
   publish(queue: string, bodies: readonly string[]): Promise<void> {
-    return withChannel(this.amqpUrl, (ch) => publishConfirmed(ch, queue, bodies));
+    return withChannel(this.amqpUrl, (ch) => publishConfirmed(ch, queue, bodies), this.clientTls);
   }
 
   /** LocalBroker.take, on this node. */
   take(queue: string, count: number): Promise<string[]> {
-    return withChannel(this.amqpUrl, (ch) => takeAcked(ch, queue, count));
+    return withChannel(this.amqpUrl, (ch) => takeAcked(ch, queue, count), this.clientTls);
   }
 
   get running(): boolean {
@@ -433,12 +462,16 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
   };
 
   let baseEnv: Record<string, string> = {};
+  let tls: BrokerTls | undefined;
   /** Adds the nodes up to `size` (not started) and writes every node's files, naming all `size` peers. */
   const addNodes = async (size: number) => {
     const names = Array.from({ length: size }, (_, i) => `rabbit-${i}@localhost`);
     for (let index = nodes.length; index < size; index++) {
       const ports = { amqp: await freePort(), management: await freePort(), dist: await freePort() };
-      nodes.push(new LocalBrokerNode({ index, ports, root, user, password, env: baseEnv, owner }));
+      const clientTls = tls ? { ca: tls.ca.cert, servername: BROKER_TLS_NAME } : undefined;
+      nodes.push(
+        new LocalBrokerNode({ index, ports, root, user, password, env: baseEnv, owner, tls: clientTls }),
+      );
     }
     for (const node of nodes) {
       await mkdir(node.configDir, { recursive: true });
@@ -453,6 +486,7 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
         memoryHighWatermarkBytes: memoryHighWatermarkBytes('1Gi'),
         diskFreeLimitBytes: diskFreeLimitBytes('5Gi', '1Gi'),
         ...(o.statsIntervalMs ? { statsIntervalMs: o.statsIntervalMs } : {}),
+        ...(tls ? { tls: tls.files } : {}),
       });
       for (const [file, text] of Object.entries(files)) await writeFile(join(node.configDir, file), text);
     }
@@ -471,6 +505,7 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
     await secret(CREDENTIAL_FILES.monitoringPassword, MONITORING_PASSWORD);
     await secret(CREDENTIAL_FILES.erlangCookie, `cookie-${Math.random().toString(36).slice(2)}${Date.now()}`);
 
+    if (o.tls) tls = await brokerTls(root, owner);
     baseEnv = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       LANG: 'C.UTF-8',
@@ -507,6 +542,7 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
     publish: (queue, bodies) => firstRunning().publish(queue, bodies),
     take: (queue, count) => firstRunning().take(queue, count),
     amqpUrl: nodes[0]!.amqpUrl,
+    tls,
     user,
     password,
     root,
@@ -559,8 +595,42 @@ async function waitUntilFormed(
 }
 
 /** One AMQP connection and confirm channel for `use`, closed afterwards whatever happened. */
-async function withChannel<T>(url: string, use: (ch: amqp.ConfirmChannel) => Promise<T>): Promise<T> {
-  const conn = await amqp.connect(url, { timeout: 10_000 });
+/**
+ * A CA and a certificate for BROKER_TLS_NAME in `root`/tls, readable by the nodes' user (a pod's
+ * Secret volume: root-owned, group-readable, here simply owned by that user).
+ */
+async function brokerTls(root: string, owner: { uid: number; gid: number } | undefined): Promise<BrokerTls> {
+  const dir = join(root, 'tls');
+  await mkdir(dir, { recursive: true });
+  const ca = await issueCa('rabbitmq data-plane test CA', new Date());
+  const files: BrokerTlsFiles = {
+    certFile: join(dir, 'tls.crt'),
+    keyFile: join(dir, 'tls.key'),
+    caFile: join(dir, 'ca.crt'),
+  };
+  const put = async (file: string, text: string) => {
+    await writeFile(`${file}.new`, text, { mode: 0o400 });
+    if (owner) execFileSync('chown', [`${owner.uid}:${owner.gid}`, `${file}.new`]);
+    await rename(`${file}.new`, file);
+  };
+  const renew = async (pair: KeyPair) => {
+    await put(files.keyFile, pair.key);
+    await put(files.certFile, pair.cert);
+  };
+  await put(files.caFile, ca.cert);
+  await renew(await issueServerCert(ca, [BROKER_TLS_NAME], new Date()));
+  return { ca, files, renew };
+}
+
+async function withChannel<T>(
+  url: string,
+  use: (ch: amqp.ConfirmChannel) => Promise<T>,
+  tls?: ClientTls,
+): Promise<T> {
+  const conn = await amqp.connect(url, {
+    timeout: 10_000,
+    ...(tls ? { ca: [tls.ca], servername: tls.servername } : {}),
+  });
   // A broker that goes away mid-test must not become an unhandled 'error' event.
   conn.on('error', () => {});
   try {

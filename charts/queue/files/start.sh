@@ -85,6 +85,8 @@ export RABBITMQ_CONFIG_FILES="$config_dir/conf.d/*.conf"
 export RABBITMQ_CONF_ENV_FILE="$config_dir/rabbitmq-env.conf"
 # A crash dump lands beside the cookie (the working directory may be read-only).
 export ERL_CRASH_DUMP="${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
+# A renewed certificate is served within this many ms of its files changing (PEM_CACHE_CHECK_MS).
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-} -ssl ssl_pem_cache_clean 20000"
 # A node that joins a running cluster (the broker scaled up) is a member of none of the quorum queues
 # that exist: RabbitMQ 3.10 declares a queue's members once and never adds nodes that join later (the
 # continuous membership reconciliation of 3.13 does). So, once this node has booted, it adds itself

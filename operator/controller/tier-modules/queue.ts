@@ -1,7 +1,16 @@
 import { AMQP_PORT, CREDENTIAL_FILES } from '../../server-config/rabbitmq.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
-import { QUEUE, mqCredentialsName, mqName, queueObjects } from '../../tiers/queue.ts';
+import {
+  QUEUE,
+  mqCredentialsName,
+  mqName,
+  mqServerNames,
+  mqTlsSecretName,
+  queueObjects,
+  queueTls,
+} from '../../tiers/queue.ts';
 import { generatedSecret } from '../generated-secrets.ts';
+import { issuedCertificates } from '../issued-certificates.ts';
 import type { TierModule } from '../tier-module.ts';
 import { diagnosed, podsOf, statefulSetReadiness } from '../tier-status.ts';
 
@@ -9,7 +18,7 @@ import { diagnosed, podsOf, statefulSetReadiness } from '../tier-status.ts';
 export const queueTier: TierModule = {
   tier: 'queue',
   present: (app) => app.spec.queue !== undefined,
-  async gather(ctx, app) {
+  async gather(ctx, app, earlier) {
     const f = CREDENTIAL_FILES;
     const [username, password, monitoringUsername, monitoringPassword, erlangCookie] = await generatedSecret(
       ctx,
@@ -17,9 +26,18 @@ export const queueTier: TierModule = {
       mqCredentialsName(app),
       [f.username, f.password, f.monitoringUsername, f.monitoringPassword, f.erlangCookie],
     );
+    // The app's CA, shared with the other TLS tiers, and the broker's certificate.
+    const tls = queueTls(app)
+      ? {
+          tls: await issuedCertificates(ctx, app, earlier.tls, [
+            { secret: mqTlsSecretName(app), dnsNames: mqServerNames(app) },
+          ]),
+        }
+      : {};
     // Generated apart, so the two user names differ (the start script refuses one name for both).
     return {
       facts: {
+        ...tls,
         queueCredentials: {
           username: username!,
           password: password!,

@@ -1,6 +1,7 @@
 // What the operator (and the data-plane tests and benchmarks) ask a RabbitMQ cluster, through its
 // management HTTP API with Node's own fetch and the monitoring login (read-only views): queue depths
 // for the queue autoscaler and the running members. It never publishes: that login may not.
+import { Agent, fetch, type Response } from 'undici';
 import { VHOST } from '../../server-config/rabbitmq.ts';
 
 export interface QueueDepth {
@@ -22,10 +23,16 @@ export interface BrokerAdmin {
 }
 
 export type BrokerAdminOptions = {
-  /** The management API's origin, e.g. http://shop-mq.prod.svc:15672. */
+  /** The management API's origin, e.g. https://shop-mq.prod.svc:15672 (http:// when TLS is off). */
   baseUrl: string;
   user: string;
   password: string;
+  /**
+   * With https: the PEM certificate(s) of the CA the server's certificate must chain to (the app's
+   * CA). The host name is checked too, against `servername` when given (a test reaching 127.0.0.1).
+   */
+  ca?: string | undefined;
+  servername?: string | undefined;
   /** Per request. Default 5000 ms. */
   timeoutMs?: number;
 };
@@ -47,9 +54,36 @@ export interface ManagementApi {
   get<T>(path: string): Promise<T>;
 }
 
+/**
+ * One connection pool per trusted CA and server name: the operator makes an admin for every poll of
+ * every app, and a pool per admin would open a TLS session (and leave a socket) each time. Bounded:
+ * the oldest pool is closed when more CAs than this are in use (an app deleted, a CA replaced).
+ */
+const POOLS_KEPT = 256;
+const pools = new Map<string, Agent>();
+function poolFor(ca: string, servername: string | undefined): Agent {
+  const key = `${servername ?? ''}\n${ca}`;
+  let pool = pools.get(key);
+  if (pool) {
+    pools.delete(key);
+  } else {
+    pool = new Agent({ connect: { ca, ...(servername ? { servername } : {}) } });
+    if (pools.size >= POOLS_KEPT) {
+      const [oldest, agent] = pools.entries().next().value!;
+      pools.delete(oldest);
+      void agent.close();
+    }
+  }
+  pools.set(key, pool);
+  return pool;
+}
+
 export function managementApi(o: BrokerAdminOptions): ManagementApi {
   const origin = new URL(o.baseUrl);
   if (origin.username || origin.password) throw new Error('baseUrl must not carry credentials');
+  if (origin.protocol === 'https:' && !o.ca) throw new Error('an https baseUrl needs the CA to trust');
+  if (origin.protocol !== 'https:' && o.ca) throw new Error('a CA is only for an https baseUrl');
+  const dispatcher = o.ca ? poolFor(o.ca, o.servername) : undefined;
   const base = origin.origin;
   const authorization = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
   const timeoutMs = o.timeoutMs ?? 5000;
@@ -63,6 +97,7 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
         method,
         headers: { authorization, accept: 'application/json' },
         signal: AbortSignal.timeout(timeoutMs),
+        ...(dispatcher ? { dispatcher } : {}),
       });
       text = await res.text();
     } catch (err) {
