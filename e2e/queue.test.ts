@@ -75,9 +75,13 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
       'username',
     ]);
     const conn = decodeSecret(json<any>(['get', 'secret', 'photos-connection', '-n', ns]));
+    // TLS by default: amqps:// and the app's CA to check the broker against.
     expect(conn.QUEUE_URL).toBe(
-      `amqp://${creds.username}:${encodeURIComponent(creds.password!)}@photos-mq.${ns}.svc:5672/%2F`,
+      `amqps://${creds.username}:${encodeURIComponent(creds.password!)}@photos-mq.${ns}.svc:5672/%2F`,
     );
+    expect(conn.QUEUE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
+    const served = json<any>(['get', 'secret', 'photos-mq-tls', '-n', ns]);
+    expect(served.type).toBe('kubernetes.io/tls');
     const config = json<any>(['get', 'configmap', 'photos-mq-config', '-n', ns]).data;
     const definitions = JSON.parse(config['definitions.json']);
     expect(definitions.queues.map((q: any) => [q.name, q.arguments['x-queue-type']]).sort()).toEqual([

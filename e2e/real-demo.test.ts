@@ -270,9 +270,10 @@ describeReal('NetworkPolicies on the real node, probed with real connections', (
   });
 
   it("from a web pod, the app's login cannot declare a queue of its own choosing, and it holds no management URL", () => {
-    // Run in the web pod with its own environment (QUEUE_URL from the connection Secret).
+    // Run in the web pod with its own environment (QUEUE_URL and QUEUE_CA_FILE from the connection Secret).
     const script =
-      "const amqp=require('amqplib');(async()=>{const c=await amqp.connect(process.env.QUEUE_URL,{timeout:5000});" +
+      "const amqp=require('amqplib');const ca=[require('fs').readFileSync(process.env.QUEUE_CA_FILE,'utf8')];" +
+      '(async()=>{const c=await amqp.connect(process.env.QUEUE_URL,{timeout:5000,ca});' +
       "c.on('error',()=>{});const ch=await c.createChannel();ch.on('error',()=>{});" +
       "try{await ch.assertQueue('stray',{durable:true});console.log('declared')}catch(e){console.log(e.message)}" +
       "await c.close().catch(()=>{});console.log('env '+Object.keys(process.env).filter(k=>/MANAGEMENT/.test(k)).join(','))})()" +

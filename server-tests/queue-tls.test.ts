@@ -12,6 +12,7 @@ import { PEM_CACHE_CHECK_MS } from '../operator/server-config/rabbitmq.ts';
 import { issueCa, issueServerCert } from '../operator/tls/certificates.ts';
 import {
   BROKER_TLS_NAME,
+  BROKER_TLS_NAMES,
   MONITORING_PASSWORD,
   MONITORING_USER,
   startBroker,
@@ -133,7 +134,7 @@ describe('a broker serving TLS only', () => {
       connections.push(held);
       const channel = await held.createConfirmChannel();
       const before = await servedSerial(node().amqpPort);
-      const pair = await issueServerCert(b.tls!.ca, [BROKER_TLS_NAME], new Date());
+      const pair = await issueServerCert(b.tls!.ca, BROKER_TLS_NAMES, new Date(), { clientAuth: true });
       const renewed = new X509Certificate(pair.cert).serialNumber;
       const started = Date.now();
       await b.tls!.renew(pair);
@@ -155,4 +156,35 @@ describe('a broker serving TLS only', () => {
     },
     TEST_TIMEOUT,
   );
+});
+
+describe('a three-node cluster over TLS', () => {
+  let c: LocalBroker;
+  beforeAll(async () => {
+    c = await startBroker({ nodes: 3, queues: [{ name: 'photos' }], tls: true });
+  }, TEST_TIMEOUT);
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it('forms one cluster whose nodes speak the Erlang distribution over TLS', async () => {
+    expect(await c.admin.clusterNodes()).toHaveLength(3);
+    for (const i of [0, 1, 2]) {
+      const r = await c.cli(i, 'rabbitmqctl', ['-q', 'eval', 'init:get_argument(proto_dist).']);
+      expect({ i, out: r.stdout.trim() }).toEqual({ i, out: '{ok,[["inet_tls"]]}' });
+    }
+  });
+
+  it('replicates a quorum queue over it: published on one node, taken on another', async () => {
+    await c.nodes[1]!.publish('photos', ['replicated']);
+    expect(await c.nodes[2]!.take('photos', 1)).toEqual(['replicated']);
+  });
+
+  it('lets no plaintext peer in: the CLI without the TLS distribution cannot reach a node', async () => {
+    const plain = await c.cli(0, 'rabbitmq-diagnostics', ['-q', 'ping'], {
+      RABBITMQ_CTL_ERL_ARGS: undefined,
+    });
+    expect(plain.code).not.toBe(0);
+    expect((await c.cli(0, 'rabbitmq-diagnostics', ['-q', 'ping'])).code).toBe(0);
+  });
 });

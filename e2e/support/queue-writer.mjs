@@ -13,15 +13,19 @@
 //   drain   - takes every message off the queue (acknowledged) until it stays empty for 3 s, and
 //             prints their ids as ranges, with how many came more than once.
 /* global ranges, writeLoop, sleep -- from writer-common.mjs, put before this text */
+import { readFileSync } from 'node:fs';
 import amqp from 'amqplib';
 
 const url = process.env.QUEUE_URL;
+// amqps:// (TLS, the default): the broker's certificate checked against the app's CA (QUEUE_CA_FILE,
+// mounted from <app>-ca-cert) and its name against the URL's host.
+const tls = process.env.QUEUE_CA_FILE ? { ca: [readFileSync(process.env.QUEUE_CA_FILE, 'utf8')] } : {};
 if (!url) throw new Error('QUEUE_URL is not set');
 const QUEUE = process.env.WRITER_QUEUE;
 const CONFIRM_TIMEOUT_MS = 5000;
 
 async function open() {
-  const conn = await amqp.connect(url, { timeout: 3000 });
+  const conn = await amqp.connect(url, { timeout: 3000, ...tls });
   conn.on('error', () => {});
   const ch = await conn.createConfirmChannel();
   ch.on('error', () => {});

@@ -48,7 +48,7 @@ export const queue = doc(
     storage: storage('broker', '5Gi').default({ size: '5Gi' }),
     allowedClients: allowedClients('broker', 'AMQP, port 5672'),
     tls: tlsSetting(
-      "Serve TLS only: AMQP on 5672 and the management API on 15672 take TLS alone (no plaintext listener), QUEUE_URL is amqps:// with the app's CA in QUEUE_CA_FILE (ConfigMap <app>-ca-cert, mounted in the web and consumer pods), and the operator reads queue depths over https, checking the certificate. The Erlang distribution between broker nodes stays plaintext inside the broker's NetworkPolicy. false serves plaintext only.",
+      "Serve TLS only: AMQP on 5672 and the management API on 15672 take TLS alone (no plaintext listener), QUEUE_URL is amqps:// with the app's CA in QUEUE_CA_FILE (ConfigMap <app>-ca-cert, mounted in the web and consumer pods), and the operator reads queue depths over https, checking the certificate. The brokers cluster over TLS too (the Erlang distribution, each showing its certificate to the other); changing this restarts all brokers together, since the two kinds cannot cluster. false serves plaintext only.",
     ),
     queues: doc(
       z

@@ -1,7 +1,14 @@
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { TlsFacts } from '../tiers/objects.ts';
 import { TLS_KEYS, caSecretName } from '../tiers/tls.ts';
-import { caProblem, issueCa, issueServerCert, serverCertProblem, type KeyPair } from '../tls/certificates.ts';
+import {
+  caProblem,
+  issueCa,
+  issueServerCert,
+  serverCertProblem,
+  type CertUse,
+  type KeyPair,
+} from '../tls/certificates.ts';
 import { liveSecretValues } from './generated-secrets.ts';
 import type { TierContext } from './tier-module.ts';
 
@@ -9,6 +16,8 @@ import type { TierContext } from './tier-module.ts';
 export interface ServerCertRequest {
   readonly secret: string;
   readonly dnsNames: readonly string[];
+  /** Besides serving, what the certificate is for (the brokers also show it as clients). */
+  readonly use?: CertUse;
 }
 
 const pairOf = ([cert, key]: (string | undefined)[]): KeyPair | undefined =>
@@ -43,10 +52,10 @@ export async function issuedCertificates(
   for (const r of requests) {
     const fits = (v: (string | undefined)[]) => {
       const pair = pairOf(v);
-      return !!pair && serverCertProblem(pair, ca, r.dnsNames, now) === undefined;
+      return !!pair && serverCertProblem(pair, ca, r.dnsNames, now, r.use) === undefined;
     };
     const live = await liveSecretValues(ctx, ns, r.secret, keys, fits);
-    servers[r.secret] = fits(live) ? pairOf(live)! : await issueServerCert(ca, r.dnsNames, now);
+    servers[r.secret] = fits(live) ? pairOf(live)! : await issueServerCert(ca, r.dnsNames, now, r.use);
   }
   return { ca, servers };
 }

@@ -167,7 +167,7 @@ export class Reconciler {
     const pruned = await prune(this.d, app, desired, log);
     // After the record moved (applied above), so a restarted instance starts from the new one.
     for (const { pod, why } of primaries.restart) {
-      log.warn('restarting a database instance', { pod, why });
+      log.warn('restarting a server pod', { pod, why });
       await this.d.kube.delete(`${collectionPath('v1', 'pods', app.metadata.namespace)}/${pod}`);
       await this.d.events.record(app, 'Warning', 'InstanceRestarted', why);
     }

@@ -43,6 +43,8 @@ export const CONFIG_FILES = {
   appPermissions: 'app-permissions.json',
   plugins: 'enabled_plugins',
   startScript: 'start.sh',
+  /** Only with TLS: the Erlang distribution's TLS options (interNodeTlsConfig). */
+  interNodeTls: 'inter-node-tls.config',
 } as const;
 
 /** Erlang node names: `name@host`, where the host is what the other nodes resolve. */
@@ -297,6 +299,31 @@ export function rabbitmqConf(o: BrokerConfOptions): string {
 export const PEM_CACHE_CHECK_MS = 20_000;
 
 /**
+ * The TLS options of the Erlang distribution (`-ssl_dist_optfile`), with TLS: what the nodes say to
+ * each other (clustering, Mnesia, quorum-queue replication) and what the CLI tools of the probes and
+ * of the start script say to their node. Both ends show the broker's certificate and ask for the
+ * other's (`verify_peer`, `fail_if_no_peer_cert`): only a holder of a certificate from the app's CA
+ * — a broker of this app — may join the cluster or run a command on a node, where before the Erlang
+ * cookie alone decided. A client checks the node's host name against the certificate (the headless
+ * names: `*.<app>-mq-headless`), so the certificate is issued for client and server use.
+ */
+export function interNodeTlsConfig(tls: BrokerTlsFiles): string {
+  for (const [what, path] of Object.entries(tls)) {
+    if (!PATH.test(path))
+      throw new Error(`tls.${what} must be an absolute path, got ${JSON.stringify(path)}`);
+  }
+  const files = `{cacertfile, "${tls.caFile}"}, {certfile, "${tls.certFile}"}, {keyfile, "${tls.keyFile}"}`;
+  const versions = `{versions, ['tlsv1.3', 'tlsv1.2']}`;
+  return [
+    '[',
+    `  {server, [${files}, ${versions}, {verify, verify_peer}, {fail_if_no_peer_cert, true}, {secure_renegotiate, true}]},`,
+    `  {client, [${files}, ${versions}, {verify, verify_peer}, {secure_renegotiate, true}]}`,
+    '].',
+    '',
+  ].join('\n');
+}
+
+/**
  * advanced.config: what rabbitmq.conf has no key for. A quorum queue publishes its depth on its own
  * metrics tick, fixed when the queue is created (RabbitMQ's own test suites shorten it this way).
  */
@@ -393,7 +420,16 @@ export type BrokerEnv = {
   RABBITMQ_DIST_PORT?: string;
   ERL_EPMD_PORT?: string;
   RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS?: string;
+  /** With TLS: the CLI tools' distribution over TLS (distributionTlsArgs), for the probes. */
+  RABBITMQ_CTL_ERL_ARGS?: string;
 };
+
+/**
+ * What the CLI tools need to reach a node whose distribution runs over TLS: the same as the start
+ * script gives the server. An exec probe gets the container's environment, not the script's.
+ */
+export const distributionTlsArgs = (configDir: string) =>
+  `-proto_dist inet_tls -ssl_dist_optfile ${configDir}/${CONFIG_FILES.interNodeTls}`;
 
 /**
  * How long a booting node waits for itself before growing the quorum queues onto it (a node that
@@ -519,6 +555,14 @@ export RABBITMQ_CONF_ENV_FILE="$config_dir/rabbitmq-env.conf"
 export ERL_CRASH_DUMP="\${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
 # A renewed certificate is served within this many ms of its files changing (PEM_CACHE_CHECK_MS).
 export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="\${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-} -ssl ssl_pem_cache_clean ${PEM_CACHE_CHECK_MS}"
+# With TLS the nodes, and the CLI tools this script runs, speak the Erlang distribution over TLS
+# (interNodeTlsConfig). The pod's environment sets RABBITMQ_CTL_ERL_ARGS to the same for its probes.
+inter_node_tls=$config_dir/${c.interNodeTls}
+if [ -r "$inter_node_tls" ]; then
+  dist_tls="-proto_dist inet_tls -ssl_dist_optfile $inter_node_tls"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS $dist_tls"
+  export RABBITMQ_CTL_ERL_ARGS="$dist_tls"
+fi
 # A node that joins a running cluster (the broker scaled up) is a member of none of the quorum queues
 # that exist: RabbitMQ 3.10 declares a queue's members once and never adds nodes that join later (the
 # continuous membership reconciliation of 3.13 does). So, once this node has booted, it adds itself
@@ -575,5 +619,6 @@ export function brokerConfigFiles(o: BrokerConfigOptions): Record<string, string
     [CONFIG_FILES.appPermissions]: appPermissionsJson(queues),
     [CONFIG_FILES.plugins]: enabledPlugins({ prometheus: o.prometheusPort !== undefined }),
     [CONFIG_FILES.startScript]: brokerStartScript(),
+    ...(o.tls ? { [CONFIG_FILES.interNodeTls]: interNodeTlsConfig(o.tls) } : {}),
   };
 }

@@ -246,6 +246,17 @@ describe('the broker serves TLS only unless spec.queue.tls says otherwise (ADR 0
     expect(conf()).toContain('ssl_options.versions.1 = tlsv1.3\nssl_options.versions.2 = tlsv1.2\n');
   });
 
+  it("runs the Erlang distribution over TLS, and gives the probes' CLI the same", () => {
+    const files = find<V1ConfigMap>('ConfigMap').data!;
+    expect(files['inter-node-tls.config']).toContain('{verify, verify_peer}, {fail_if_no_peer_cert, true}');
+    expect(files['inter-node-tls.config']).toContain('{certfile, "/tls/tls.crt"}');
+    expect(envOf().RABBITMQ_CTL_ERL_ARGS).toBe(
+      '-proto_dist inet_tls -ssl_dist_optfile /config/inter-node-tls.config',
+    );
+    expect(find<V1ConfigMap>('ConfigMap', undefined, plain).data).not.toHaveProperty('inter-node-tls.config');
+    expect(envOf(plain)).not.toHaveProperty('RABBITMQ_CTL_ERL_ARGS');
+  });
+
   it("mounts a certificate for the client Service and every node's name, issued from the app's CA", () => {
     expectServerCertificate(
       find<V1Secret>('Secret', 'shop-mq-tls'),

@@ -16,6 +16,7 @@ import {
   MANAGEMENT_PORT,
   brokerConfigFiles,
   brokerNodeName,
+  distributionTlsArgs,
   diskFreeLimitBytes,
   memoryHighWatermarkBytes,
   type BrokerEnv,
@@ -168,6 +169,8 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
     RABBITMQ_MNESIA_BASE: `${PATHS.data}/mnesia`,
     // log.file is off; this only keeps anything that still wants a log directory off the read-only root.
     RABBITMQ_LOG_BASE: `${PATHS.home}/log`,
+    // The probes' CLI reaches a node whose distribution runs over TLS the same way.
+    ...(queueTls(app) ? { RABBITMQ_CTL_ERL_ARGS: distributionTlsArgs(PATHS.config) } : {}),
   };
   // The CLI of the liveness probe runs with the container's environment: the same node name, HOME
   // (where the cookie copy is) and long names.

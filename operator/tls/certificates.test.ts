@@ -105,6 +105,14 @@ describe('a server certificate', () => {
     );
   });
 
+  it('is for client use too when asked (the brokers show theirs to each other), and issued again when that changes', async () => {
+    const both = await issueServerCert(ca, NAMES, NOW, { clientAuth: true });
+    expect(new X509Certificate(both.cert).keyUsage).toEqual(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
+    expect(serverCertProblem(both, ca, NAMES, NOW, { clientAuth: true })).toBeUndefined();
+    expect(serverCertProblem(server, ca, NAMES, NOW, { clientAuth: true })).toBe('other uses');
+    expect(serverCertProblem(both, ca, NAMES, NOW)).toBe('other uses');
+  });
+
   it('gets a new key and serial each time it is issued', async () => {
     const again = await issueServerCert(ca, NAMES, NOW);
     expect(again.key).not.toBe(server.key);

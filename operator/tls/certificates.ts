@@ -69,8 +69,25 @@ export async function issueCa(name: string, now: Date): Promise<KeyPair> {
   return { cert: cert.toString('pem'), key: await privateKeyPem(keys.privateKey) };
 }
 
+/**
+ * What a server certificate may be used for besides serving: `clientAuth` also lets the server show
+ * it as a client, which a peer that asks for one checks (Erlang's distribution over TLS, where each
+ * broker is the other's client: without it the peer refuses with invalid_ext_key_usage).
+ */
+export type CertUse = { readonly clientAuth?: boolean };
+
+const extendedUsages = (use: CertUse) =>
+  use.clientAuth
+    ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]
+    : [x509.ExtendedKeyUsage.serverAuth];
+
 /** A server certificate for `dnsNames` (the first also its CN), signed by `ca`. */
-export async function issueServerCert(ca: KeyPair, dnsNames: readonly string[], now: Date): Promise<KeyPair> {
+export async function issueServerCert(
+  ca: KeyPair,
+  dnsNames: readonly string[],
+  now: Date,
+  use: CertUse = {},
+): Promise<KeyPair> {
   if (dnsNames.length === 0) throw new Error('a server certificate needs at least one DNS name');
   const issuer = new x509.X509Certificate(ca.cert);
   const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
@@ -86,7 +103,7 @@ export async function issueServerCert(ca: KeyPair, dnsNames: readonly string[], 
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.ExtendedKeyUsageExtension(extendedUsages(use), false),
       new x509.SubjectAlternativeNameExtension(dnsNames.map((value) => ({ type: 'dns' as const, value }))),
       await x509.AuthorityKeyIdentifierExtension.create(issuer, false),
     ],
@@ -137,6 +154,7 @@ export function serverCertProblem(
   ca: KeyPair,
   dnsNames: readonly string[],
   now: Date,
+  use: CertUse = {},
 ): string | undefined {
   let cert: X509Certificate;
   let issuer: X509Certificate;
@@ -149,6 +167,8 @@ export function serverCertProblem(
   if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) return 'not signed by the CA';
   if (!keyMatches(cert, pair.key)) return 'its key does not match';
   if (certDnsNames(cert).join(',') !== [...dnsNames].sort().join(',')) return 'other names';
+  if ([...(cert.keyUsage ?? [])].sort().join(',') !== [...extendedUsages(use)].sort().join(','))
+    return 'other uses';
   if (cert.validToDate.getTime() - now.getTime() < RENEW_BEFORE_DAYS * DAY_MS) return 'expires soon';
   if (cert.validFromDate.getTime() > now.getTime()) return 'not valid yet';
   return undefined;

@@ -51,6 +51,7 @@ import {
   brokerConfigFiles,
   diskFreeLimitBytes,
   memoryHighWatermarkBytes,
+  distributionTlsArgs,
   type BrokerEnv,
   type BrokerTlsFiles,
 } from '../../operator/server-config/rabbitmq.ts';
@@ -81,6 +82,11 @@ export type StartBrokerOptions = {
 
 /** The name the nodes' certificate holds and the harness's clients check (they connect to 127.0.0.1). */
 export const BROKER_TLS_NAME = 'broker.scalableapp.test';
+/**
+ * Every name of the nodes' certificate: the clients' and `localhost`, the host of every node's name
+ * (rabbit-<i>@localhost), which the Erlang distribution over TLS checks, as a pod's headless name.
+ */
+export const BROKER_TLS_NAMES = [BROKER_TLS_NAME, 'localhost'];
 
 /** The certificate the nodes serve, as files the test may replace (renewal), and the CA it chains to. */
 export interface BrokerTls {
@@ -132,6 +138,8 @@ export interface LocalBroker {
     i: number,
     tool: 'rabbitmqctl' | 'rabbitmq-diagnostics' | 'rabbitmq-queues',
     args: string[],
+    /** Variables to change in the node's environment for this call; undefined removes one. */
+    env?: Record<string, string | undefined>,
   ): Promise<CliResult>;
   /**
    * Grows the cluster to `to` nodes as a scale-up of the StatefulSet does: every node's files name
@@ -301,6 +309,8 @@ export class LocalBrokerNode {
       RABBITMQ_LOG_BASE: join(dir, 'log'),
       RABBITMQ_DIST_PORT: String(this.distPort),
       RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+      // The probes' CLI speaks TLS to a node whose distribution does (the pod's env, too).
+      ...(o.tls ? { RABBITMQ_CTL_ERL_ARGS: distributionTlsArgs(this.configDir) } : {}),
     };
     this.env = { ...o.env, ...(env as Record<string, string>) };
   }
@@ -366,14 +376,17 @@ export class LocalBrokerNode {
     });
   }
 
-  cli(tool: string, args: string[]): Promise<CliResult> {
+  cli(tool: string, args: string[], change: Record<string, string | undefined> = {}): Promise<CliResult> {
+    const env = Object.fromEntries(
+      Object.entries({ ...this.env, ...change }).filter((e): e is [string, string] => e[1] !== undefined),
+    );
     const owner = this.#owner;
     const path = join(this.env.RABBITMQ_BIN!, tool);
     const [cmd, argv] = owner
       ? ['setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', path, ...args]]
       : [path, args];
     return new Promise((resolve) => {
-      execFile(cmd, argv, { env: this.env, timeout: 60_000 }, (err, stdout, stderr) =>
+      execFile(cmd, argv, { env, timeout: 60_000 }, (err, stdout, stderr) =>
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),
       );
     });
@@ -553,7 +566,7 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
       if (options?.wait === false) node(i).launch();
       else await node(i).start(timeoutMs);
     },
-    cli: (i, tool, args) => node(i).cli(tool, args),
+    cli: (i, tool, args, env) => node(i).cli(tool, args, env),
     scaleUp: async (to) => {
       const existing = [...nodes];
       if (to <= existing.length) throw new Error(`the broker has ${existing.length} nodes already`);
@@ -618,7 +631,7 @@ async function brokerTls(root: string, owner: { uid: number; gid: number } | und
     await put(files.certFile, pair.cert);
   };
   await put(files.caFile, ca.cert);
-  await renew(await issueServerCert(ca, [BROKER_TLS_NAME], new Date()));
+  await renew(await issueServerCert(ca, BROKER_TLS_NAMES, new Date(), { clientAuth: true }));
   return { ca, files, renew };
 }
 

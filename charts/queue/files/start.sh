@@ -87,6 +87,14 @@ export RABBITMQ_CONF_ENV_FILE="$config_dir/rabbitmq-env.conf"
 export ERL_CRASH_DUMP="${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
 # A renewed certificate is served within this many ms of its files changing (PEM_CACHE_CHECK_MS).
 export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-} -ssl ssl_pem_cache_clean 20000"
+# With TLS the nodes, and the CLI tools this script runs, speak the Erlang distribution over TLS
+# (interNodeTlsConfig). The pod's environment sets RABBITMQ_CTL_ERL_ARGS to the same for its probes.
+inter_node_tls=$config_dir/inter-node-tls.config
+if [ -r "$inter_node_tls" ]; then
+  dist_tls="-proto_dist inet_tls -ssl_dist_optfile $inter_node_tls"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS $dist_tls"
+  export RABBITMQ_CTL_ERL_ARGS="$dist_tls"
+fi
 # A node that joins a running cluster (the broker scaled up) is a member of none of the quorum queues
 # that exist: RabbitMQ 3.10 declares a queue's members once and never adds nodes that join later (the
 # continuous membership reconciliation of 3.13 does). So, once this node has booted, it adds itself

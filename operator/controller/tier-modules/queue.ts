@@ -11,7 +11,8 @@ import {
 } from '../../tiers/queue.ts';
 import { generatedSecret } from '../generated-secrets.ts';
 import { issuedCertificates } from '../issued-certificates.ts';
-import type { TierModule } from '../tier-module.ts';
+import { brokersOnOtherDistribution } from '../broker-distribution.ts';
+import { noDecisions, type TierModule } from '../tier-module.ts';
 import { diagnosed, podsOf, statefulSetReadiness } from '../tier-status.ts';
 
 /** The message queue: a RabbitMQ cluster with quorum queues. */
@@ -30,7 +31,8 @@ export const queueTier: TierModule = {
     const tls = queueTls(app)
       ? {
           tls: await issuedCertificates(ctx, app, earlier.tls, [
-            { secret: mqTlsSecretName(app), dnsNames: mqServerNames(app) },
+            // Each broker shows it to the others as a client too (the distribution over TLS).
+            { secret: mqTlsSecretName(app), dnsNames: mqServerNames(app), use: { clientAuth: true } },
           ]),
         }
       : {};
@@ -48,6 +50,11 @@ export const queueTier: TierModule = {
       },
     };
   },
+  // Not a primary to move, but pods to restart together when the distribution's kind changes.
+  decide: async (ctx, app, facts) => ({
+    ...noDecisions(facts),
+    restart: brokersOnOtherDistribution(app, ctx.children),
+  }),
   objects: (app, facts) => queueObjects(app, facts),
   // The broker's volumes are always retained (its spec has no deletionPolicy), and so is its login.
   retainedSecrets: (app) => [mqCredentialsName(app)],

@@ -1,8 +1,10 @@
 // The management API client against a fake HTTP server on loopback that answers as RabbitMQ does
 // (the shapes were taken from rabbitmq-server 3.10; server-tests/queue.test.ts runs the real one).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { freePort } from '../../../e2e/support/free-port.ts';
+import { issueCa, issueServerCert, type KeyPair } from '../../tls/certificates.ts';
 import { BrokerApiError, brokerAdmin } from './admin.ts';
 
 const USER = 'ops';
@@ -128,6 +130,60 @@ describe('brokerAdmin', () => {
   it('refuses a base URL that carries credentials', () => {
     expect(() => brokerAdmin({ baseUrl: 'http://u:p@h:15672', user: USER, password: PASSWORD })).toThrow(
       /must not carry credentials/,
+    );
+  });
+
+  it('asks an https API only with a CA to trust, and a CA only of an https API', () => {
+    const login = { user: USER, password: PASSWORD };
+    expect(() => brokerAdmin({ baseUrl: 'https://h:15672', ...login })).toThrow(/needs the CA to trust/);
+    expect(() => brokerAdmin({ baseUrl: 'http://h:15672', ca: 'pem', ...login })).toThrow(
+      /only for an https baseUrl/,
+    );
+  });
+});
+
+describe('the management API over TLS', () => {
+  const NAME = 'shop-mq.prod.svc';
+  let tlsServer: HttpsServer;
+  let ca: KeyPair;
+  let handshakes = 0;
+  let origin: string;
+
+  beforeAll(async () => {
+    const now = new Date();
+    ca = await issueCa('admin test CA', now);
+    const pair = await issueServerCert(ca, [NAME], now);
+    tlsServer = createHttpsServer({ cert: pair.cert, key: pair.key }, (_req, res) =>
+      json(res, 200, [{ name: 'rabbit@a', running: true }]),
+    );
+    tlsServer.on('secureConnection', () => handshakes++);
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+    origin = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    tlsServer.closeAllConnections();
+    await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+  });
+
+  const over = (trusted: string, servername = NAME) =>
+    brokerAdmin({ baseUrl: origin, user: USER, password: PASSWORD, ca: trusted, servername });
+
+  it('trusts the given CA and checks the name; admins made for each poll share one connection', async () => {
+    // Once the pool is warm (undici settles on its connection in the first polls), a poll through a
+    // new admin makes no TLS handshake: no session and no socket per poll.
+    for (let i = 0; i < 2; i++) expect(await over(ca.cert).clusterNodes()).toEqual(['rabbit@a']);
+    const warm = handshakes;
+    for (let i = 0; i < 5; i++) expect(await over(ca.cert).clusterNodes()).toEqual(['rabbit@a']);
+    expect(handshakes).toBe(warm);
+  });
+
+  it('refuses a server its CA did not sign, or that another name', async () => {
+    const other = await issueCa('another', new Date());
+    expect((await failure(over(other.cert).clusterNodes())).message).toMatch(
+      /fetch failed \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/,
+    );
+    expect((await failure(over(ca.cert, 'other.prod.svc').clusterNodes())).message).toMatch(
+      /fetch failed \(ERR_TLS_CERT_ALTNAME_INVALID\)$/,
     );
   });
 });
