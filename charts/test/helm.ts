@@ -235,6 +235,32 @@ export function templateChart(chart: string, o: RenderOptions): HelmResult {
   }
 }
 
+/**
+ * The NOTES a release of the chart prints after `helm install` (`helm template` renders none): a
+ * client-side dry run, so nothing reaches a cluster and lookups find nothing.
+ */
+export function chartNotes(chart: string, o: RenderOptions): string {
+  buildDependencies(chart);
+  const values = valuesFile(o.values ?? {});
+  try {
+    const out = helm([
+      'install',
+      o.release,
+      chartPath(chart),
+      '--dry-run=client',
+      '--namespace',
+      o.namespace,
+      '-f',
+      values.path,
+    ]);
+    const at = out.indexOf('\nNOTES:\n');
+    if (at < 0) throw new Error(`helm install --dry-run of ${chart} printed no NOTES`);
+    return out.slice(at + '\nNOTES:\n'.length);
+  } finally {
+    values.remove();
+  }
+}
+
 /** A rendered object: the shape the operator's builders return, so both sides read alike. */
 export type RenderedObject = Child;
 
