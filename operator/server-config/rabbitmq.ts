@@ -304,8 +304,9 @@ export const PEM_CACHE_CHECK_MS = 20_000;
  * of the start script say to their node. Both ends show the broker's certificate and ask for the
  * other's (`verify_peer`, `fail_if_no_peer_cert`): only a holder of a certificate from the app's CA
  * — a broker of this app — may join the cluster or run a command on a node, where before the Erlang
- * cookie alone decided. A client checks the node's host name against the certificate (the headless
- * names: `*.<app>-mq-headless`), so the certificate is issued for client and server use.
+ * cookie alone decided; the certificate is issued for client and server use. A client checks the
+ * node's host name too: Erlang matches no wildcard there without a match function (which this file of
+ * terms cannot hold), so the certificate names every broker exactly (mqServerNames).
  */
 export function interNodeTlsConfig(tls: BrokerTlsFiles): string {
   for (const [what, path] of Object.entries(tls)) {

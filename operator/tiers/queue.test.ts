@@ -8,7 +8,7 @@ import type {
 import { parseApp } from '../api/testdata/apps.ts';
 import { contentHash } from './content-hash.ts';
 import type { ObservedFacts } from './objects.ts';
-import { mqConfigHash, queueEntries, queueObjects, type QueueCredentials } from './queue.ts';
+import { mqConfigHash, mqServerNames, queueEntries, queueObjects, type QueueCredentials } from './queue.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 import { TEST_TLS } from './testdata/facts.ts';
 import { expectServerCertificate } from './testdata/server-tls.ts';
@@ -255,6 +255,20 @@ describe('the broker serves TLS only unless spec.queue.tls says otherwise (ADR 0
     );
     expect(find<V1ConfigMap>('ConfigMap', undefined, plain).data).not.toHaveProperty('inter-node-tls.config');
     expect(envOf(plain)).not.toHaveProperty('RABBITMQ_CTL_ERL_ARGS');
+  });
+
+  it('names the client Service and every broker, by wildcard and exactly (the distribution matches no wildcard)', () => {
+    expect(mqServerNames(app)).toEqual([
+      'shop-mq',
+      'shop-mq.prod',
+      'shop-mq.prod.svc',
+      'shop-mq.prod.svc.cluster.local',
+      '*.shop-mq-headless.prod.svc',
+      '*.shop-mq-headless.prod.svc.cluster.local',
+      'shop-mq-0.shop-mq-headless.prod.svc',
+      'shop-mq-1.shop-mq-headless.prod.svc',
+      'shop-mq-2.shop-mq-headless.prod.svc',
+    ]);
   });
 
   it("mounts a certificate for the client Service and every node's name, issued from the app's CA", () => {

@@ -55,10 +55,15 @@ export const queueTls = (app: ScalableApp) => app.spec.queue?.tls.enabled ?? fal
 
 /**
  * The names the broker's certificate holds: the client Service (AMQP and the management API, which
- * the app and the operator reach) and every node by its headless name.
+ * the app and the operator reach) and every node by its headless name, through the wildcard and
+ * exactly: the Erlang distribution checks a node's host name without matching wildcards, so a
+ * scale-up issues the certificate again with the new brokers' names.
  */
-export const mqServerNames = (app: ScalableApp) =>
-  serviceDnsNames(app.metadata.namespace ?? '', [mqName(app)], mqHeadlessName(app));
+export function mqServerNames(app: ScalableApp): string[] {
+  const ns = app.metadata.namespace ?? '';
+  const nodes = mqNodeNames(app).map((n) => n.slice(n.indexOf('@') + 1));
+  return [...serviceDnsNames(ns, [mqName(app)], mqHeadlessName(app)), ...nodes];
+}
 
 /** The management API's origin, as the operator reaches it: https when the broker serves TLS. */
 export const mqManagementUrl = (app: ScalableApp) =>

@@ -83,8 +83,9 @@ export type StartBrokerOptions = {
 /** The name the nodes' certificate holds and the harness's clients check (they connect to 127.0.0.1). */
 export const BROKER_TLS_NAME = 'broker.scalableapp.test';
 /**
- * Every name of the nodes' certificate: the clients' and `localhost`, the host of every node's name
- * (rabbit-<i>@localhost), which the Erlang distribution over TLS checks, as a pod's headless name.
+ * Every name of the nodes' certificate: the clients', and `localhost` exactly, the host of every
+ * node's name (rabbit-<i>@localhost), which the Erlang distribution over TLS checks as a pod's
+ * certificate names each broker (a wildcard would not do: Erlang does not match one there).
  */
 export const BROKER_TLS_NAMES = [BROKER_TLS_NAME, 'localhost'];
 
