@@ -43,7 +43,7 @@ const COOLDOWN_SECONDS = 15;
  * Publishing while a renewed certificate reaches the brokers: the kubelet's Secret refresh (up to
  * about a minute) plus Erlang's check of the files (20 s), with room to spare.
  */
-const RENEWAL_WRITE_SECONDS = 180;
+const RENEWAL_WRITE_SECONDS = 120;
 
 const app = () =>
   localApp(APP, {
