@@ -204,8 +204,17 @@ describe('brokerNodeName', () => {
 describe('brokerConfigFiles', () => {
   it('holds every file the start script and rabbitmq-server read, without the login', () => {
     const files = brokerConfigFiles({ ...base, queues: [{ name: 'photos' }] });
-    expect(Object.keys(files).sort()).toEqual(Object.values(CONFIG_FILES).sort());
+    // The distribution's TLS options only with TLS.
+    const plain = Object.values(CONFIG_FILES).filter((f) => f !== CONFIG_FILES.interNodeTls);
+    expect(Object.keys(files).sort()).toEqual(plain.sort());
     expect(files[CONFIG_FILES.plugins]).toBe('[rabbitmq_management].\n');
+    const tls = { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', caFile: '/tls/ca.crt' };
+    const withTls = brokerConfigFiles({ ...base, queues: [{ name: 'photos' }], tls });
+    expect(Object.keys(withTls).sort()).toEqual(Object.values(CONFIG_FILES).sort());
+    expect(withTls[CONFIG_FILES.interNodeTls]).toContain('{server, [{cacertfile, "/tls/ca.crt"}');
+    expect(() => brokerConfigFiles({ ...base, queues: [], tls: { ...tls, keyFile: 'relative' } })).toThrow(
+      /tls.keyFile must be an absolute path/,
+    );
   });
 });
 
