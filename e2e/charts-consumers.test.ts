@@ -1,6 +1,7 @@
 // charts/consumers on the local cluster, without the operator, beside charts/queue installed as
-// another release: the consumers' connection Secret gets the QUEUE_URL the operator would write,
-// built from the queue's live credentials; the Deployments become available in a namespace that
+// another release: the consumers' connection Secret gets the QUEUE_URL (amqps://, the queue serving
+// TLS by default) and QUEUE_CA_FILE the operator would write, built from the queue's live
+// credentials, and the pods mount the queue's CA; the Deployments become available in a namespace that
 // enforces the restricted Pod Security Standard; `helm test` runs its hooks (settleTestPod in
 // charts/test/helm.ts: admission and helm's verdict on KWOK, not that a consumer is attached); with
 // KEDA's API served the autoscaled consumer is left to KEDA; uninstall leaves the queue's volumes.
@@ -87,7 +88,8 @@ describe('the consumers chart beside a queue of another release', () => {
       queueCredentials: auth,
     });
     expect(secretValues(ns, 'shop-workers-connection')).toEqual({ SCALABLEAPP_NAME: release, ...wanted });
-    expect(wanted.QUEUE_URL).toContain('mq%20user:p%40ss%3Aw%2Frd%20%C3%BC%E2%82%AC@');
+    expect(wanted.QUEUE_URL).toMatch(/^amqps:\/\/mq%20user:p%40ss%3Aw%2Frd%20%C3%BC%E2%82%AC@shop-mq\./);
+    expect(wanted.QUEUE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
     for (const [name, replicas] of [
       ['shop-workers-mailer', 2],
       ['shop-workers-orders', 1],
@@ -98,7 +100,28 @@ describe('the consumers chart beside a queue of another release', () => {
         d.status.readyReplicas,
         d.status.conditions.find((c: any) => c.type === 'Available').status,
       ]).toEqual([name, replicas, 'True']);
+      // QUEUE_CA_FILE is the queue release's CA, mounted where it points.
+      const pod = d.spec.template.spec;
+      expect(pod.volumes).toContainEqual({
+        name: 'ca',
+        configMap: expect.objectContaining({ name: 'shop-ca-cert' }),
+      });
+      expect(pod.containers[0].volumeMounts).toContainEqual({
+        name: 'ca',
+        mountPath: '/etc/scalableapp/ca',
+        readOnly: true,
+      });
     }
+  });
+
+  it("rolls the consumers when the queue's CA changes: the connection hash covers it", () => {
+    const hash = () =>
+      deployment('shop-workers-mailer').spec.template.metadata.annotations['scalableapp.io/connection-hash'];
+    const before = hash();
+    kubectl(['delete', 'secret', 'shop-ca', '-n', ns]);
+    expect(upgradeChart('queue', queueRelease, ns, [])).toMatchObject({ ok: true });
+    expect(upgradeChart('consumers', release, ns, [])).toMatchObject({ ok: true });
+    expect(hash()).not.toBe(before);
   });
 
   it("lets these consumers out to the other release's queue, and in there", () => {
@@ -132,6 +155,12 @@ describe('the consumers chart beside a queue of another release', () => {
     });
     expect(run.result).toMatchObject({ ok: true });
     expect(run.pod.spec.containers[0].command[2]).toContain("check 'mail' 1\ncheck 'orders' 1");
+    // Over TLS to the queue's management API, checking it against the queue's CA.
+    expect(run.pod.spec.containers[0].command[2]).toContain('-verify_hostname shop-mq.' + ns + '.svc');
+    expect(run.pod.spec.volumes).toContainEqual({
+      name: 'ca',
+      configMap: expect.objectContaining({ name: 'shop-ca-cert' }),
+    });
     expect(run.pod.spec.containers[0].env.map((e: any) => e.valueFrom.secretKeyRef)).toEqual([
       { name: 'shop-mq-credentials', key: 'monitoring-username' },
       { name: 'shop-mq-credentials', key: 'monitoring-password' },
@@ -166,10 +195,23 @@ describe('the consumers chart beside a queue of another release', () => {
       maxReplicaCount: 5,
     });
     expect(objectExists(ns, 'scaledobjects.keda.sh/shop-workers-mailer')).toBe(false);
-    expect(
-      json<any>(['get', 'triggerauthentications.keda.sh', 'shop-workers-queue-scaler', '-n', ns]).spec
-        .secretTargetRef,
-    ).toHaveLength(2);
+    expect(scaled.spec.triggers[0].metadata.host).toBe(`https://shop-mq.${ns}.svc:15672`);
+    const auth = json<any>([
+      'get',
+      'triggerauthentications.keda.sh',
+      'shop-workers-queue-scaler',
+      '-n',
+      ns,
+    ]).spec;
+    expect(auth.secretTargetRef).toHaveLength(2);
+    // KEDA's https to the management API: `tls: enable` and the queue's CA, both from ConfigMaps.
+    expect(auth.configMapTargetRef).toEqual([
+      { parameter: 'tls', name: 'shop-workers-queue-scaler', key: 'tls' },
+      { parameter: 'ca', name: 'shop-ca-cert', key: 'ca.crt' },
+    ]);
+    expect(json<any>(['get', 'configmap', 'shop-workers-queue-scaler', '-n', ns]).data).toEqual({
+      tls: 'enable',
+    });
 
     // What KEDA's autoscaler would do; the next upgrade must not undo it (the fixed consumer keeps its own).
     kubectl(['scale', 'deployment', 'shop-workers-orders', '-n', ns, '--replicas=4']);
@@ -196,6 +238,7 @@ describe('the consumers chart beside a queue of another release', () => {
       'deployment/shop-workers-orders',
       'deployment/shop-workers-mailer',
       'secret/shop-workers-connection',
+      'configmap/shop-workers-queue-scaler',
     ])
       expect([o, objectExists(ns, o)]).toEqual([o, false]);
     expect(helmIn(['uninstall', queueRelease, '-n', ns, '--wait']).ok).toBe(true);

@@ -147,7 +147,10 @@ describe('the whole stack installed without the operator', () => {
       '/etc/scalableapp/ca/ca.crt',
     ]);
     expect(connection.SHARDS_PASSWORD).toBe(shards['app-password']);
-    expect(connection.QUEUE_URL).toBe(`amqp://${mq.username}:${mq.password}@millions-mq.${ns}.svc:5672/%2F`);
+    // The queue too: amqps:// with the same CA in QUEUE_CA_FILE (AMQP URIs carry no CA).
+    expect(connection.QUEUE_URL).toBe(`amqps://${mq.username}:${mq.password}@millions-mq.${ns}.svc:5672/%2F`);
+    expect(connection.QUEUE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
+    expect(secret('millions-mq-tls')['ca.crt']).toBe(secret('millions-ca')['tls.crt']);
     const elsewhere = kubectl([
       'get',
       'configmaps,statefulsets,deployments,pods,services',

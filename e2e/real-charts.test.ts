@@ -151,7 +151,8 @@ const cases: ChartCase[] = [
   {
     chart: 'queue',
     release: 'shop',
-    values: () => ({ ...queue(), monitoring: monitoring(), test: { image: img().toolbox } }),
+    // The broker's image for the test: it speaks TLS with openssl (Debian's rabbitmq-server needs it).
+    values: () => ({ ...queue(), monitoring: monitoring(), test: { image: img().rabbitmq } }),
   },
   {
     chart: 'consumers',
@@ -164,7 +165,8 @@ const cases: ChartCase[] = [
         // Autoscaled without KEDA: runs one replica, which the test expects attached too.
         { name: 'mailer', image: img().demoConsumer, queue: 'mail', autoscaling: { maxReplicas: 2 } },
       ].map((c) => ({ ...c, resources: resources('128Mi', '256Mi') })),
-      test: { image: img().toolbox },
+      // The broker's image: its test speaks TLS to the broker with openssl, which the toolbox lacks.
+      test: { image: img().rabbitmq },
     }),
   },
   {

@@ -10,7 +10,13 @@ import { pathToFileURL } from 'node:url';
 import { hbaConfig } from '../operator/server-config/postgres.ts';
 import { instanceStartScript } from '../operator/server-config/postgres-instance-script.ts';
 import { instanceReadyScript } from '../operator/server-config/postgres-ready-script.ts';
-import { advancedConfig, brokerStartScript, enabledPlugins } from '../operator/server-config/rabbitmq.ts';
+import {
+  advancedConfig,
+  brokerStartScript,
+  enabledPlugins,
+  interNodeTlsConfig,
+} from '../operator/server-config/rabbitmq.ts';
+import { SERVER_TLS_PATHS } from '../operator/tiers/tls.ts';
 import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
 import { POSTGRES_EXPORTER_QUERIES } from '../operator/tiers/monitoring.ts';
 import { alertRulesFile, alertRulesTemplate } from '../operator/monitoring/alert-rules.ts';
@@ -104,6 +110,13 @@ export const CHART_FILES: readonly ChartFile[] = [
     path: 'queue/files/enabled_plugins.prometheus',
     source: 'enabledPlugins({ prometheus: true }) in operator/server-config/rabbitmq.ts',
     text: () => enabledPlugins({ prometheus: true }),
+  },
+  // With TLS (on by default) the Erlang distribution's options, for the certificate mounted where
+  // every TLS server has it: charts/queue adds this file when its `tls.enabled` is set.
+  {
+    path: 'queue/files/inter-node-tls.config',
+    source: 'interNodeTlsConfig(SERVER_TLS_PATHS) in operator/server-config/rabbitmq.ts',
+    text: () => interNodeTlsConfig(SERVER_TLS_PATHS),
   },
   // The alerts for every app: the operator chart's PrometheusRule reads them, and a Prometheus
   // without the Prometheus Operator loads the file as it is.

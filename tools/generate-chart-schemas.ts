@@ -161,21 +161,36 @@ const connectionValues = (pods: string, entries: string) =>
 const ncTestTools = (...more: string[]) =>
   `sh, ${[...more, 'sed', 'tr', 'grep'].join(', ')} and nc (busybox's or netcat-openbsd's)`;
 
+/** An image reference: no whitespace. */
+const imageRef = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[^\s]+$/);
+
 /** The image of a chart's `helm test` pod. */
 const testPod = (runs: string, checks: string) =>
   doc(
     z.object({
-      image: doc(
-        z
-          .string()
-          .min(1)
-          .max(512)
-          .regex(/^[^\s]+$/),
-        `Image of the \`helm test\` pod; it runs ${runs}.`,
-      ).default('busybox:1.37'),
+      image: doc(imageRef, `Image of the \`helm test\` pod; it runs ${runs}.`).default('busybox:1.37'),
     }),
     `The \`helm test\` hook that checks ${checks}.`,
   ).default({ image: 'busybox:1.37' });
+
+/**
+ * The image of a `helm test` pod that asks the broker's management API: over TLS with openssl
+ * s_client when the broker serves TLS (which busybox lacks), so its default depends on that.
+ */
+const brokerTestPod = (checks: string, whenOmitted: string) =>
+  doc(
+    z.object({
+      image: doc(
+        imageRef,
+        `Image of the \`helm test\` pod; it runs ${ncTestTools('base64')} without TLS, and sh, base64, sed, tr, grep, timeout and openssl (s_client, checking the broker's certificate against the app's CA and its name) with TLS. When omitted: ${whenOmitted}.`,
+      ).optional(),
+    }),
+    `The \`helm test\` hook that checks ${checks}.`,
+  ).default({});
 
 /** A broker login field: the start script refuses control characters in it. */
 const brokerLogin = (what: string) =>
@@ -253,13 +268,13 @@ const caValue = (who: string) =>
   doc(
     z.object({
       configMapName: secretName(
-        "The ConfigMap holding the app's CA certificate (the database, shards or cache chart's `<release>-ca-cert`), mounted at /etc/scalableapp/ca, where the URLs' sslrootcert and CACHE_CA_FILE point, as the operator does for an app whose database, shards or cache serve TLS.",
+        "The ConfigMap holding the app's CA certificate (the database, shards, cache or queue chart's `<release>-ca-cert`), mounted at /etc/scalableapp/ca, where the URLs' sslrootcert, CACHE_CA_FILE and QUEUE_CA_FILE point, as the operator does for an app whose database, shards, cache or queue serve TLS.",
       ).optional(),
       cert: pem(
         'That certificate, PEM, for the connection hash (a new CA rolls the pods). When omitted it is read from the ConfigMap at install and upgrade.',
       ),
     }),
-    `The CA the ${who} verify the database, shards and cache with, when those serve TLS.`,
+    `The CA the ${who} verify the database, shards, cache and queue with, when those serve TLS.`,
   ).default({});
 
 export const CHART_SCHEMAS: readonly ChartSchema[] = [
@@ -442,7 +457,21 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
         z.object(monitoringScrape),
         "The spec's `monitoring`, as far as the queue uses it: RabbitMQ's rabbitmq_prometheus plugin on every node (port 15692, per-queue metrics), the pods' prometheus.io annotations, and the scrapers admitted to that port.",
       ).prefault({}),
-      test: testPod(ncTestTools('base64'), "every queue is declared on the broker's management API"),
+      tls: tierTls(
+        queue.shape.tls.unwrap(),
+        {
+          certificate: keyPair(
+            'The server certificate of `<release>-mq`, signed by the CA, for its client Service and every node by its headless name (through the wildcard and exactly), for server and client use. When omitted it is kept from `<release>-mq-tls` while the same CA issued it for those names, or issued from the CA (one year).',
+            'The certificate, PEM.',
+            'Its private key, PEM.',
+          ),
+        },
+        'the brokers',
+      ),
+      test: brokerTestPod(
+        "every queue is declared on the broker's management API",
+        "with TLS the broker's own image (`image`: the official image and Debian's rabbitmq-server both have openssl), without it busybox:1.37",
+      ),
     },
   },
   {
@@ -461,6 +490,10 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
           ).optional(),
           credentialsSecret: secretName(
             "The queue's credentials Secret (keys username and password); `<queue.release>-mq-credentials` when omitted.",
+          ).optional(),
+          tls: doc(
+            z.boolean(),
+            "Whether that queue serves TLS (its tls.enabled; true when omitted, as the queue's default): QUEUE_URL is then amqps:// with QUEUE_CA_FILE, the app's CA is mounted (ca.configMapName, else `<queue.release>-ca-cert`), and KEDA and the helm test reach the management API over https, checking its certificate.",
           ).optional(),
         }),
         'The queue the consumers read: QUEUE_URL is built from its login, the helm test and KEDA read its management API.',
@@ -484,9 +517,9 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
       ).default({ enabled: false, namespace: 'keda' }),
       shardMap: shardMapValue('consumers'),
       ca: caValue('consumers'),
-      test: testPod(
-        ncTestTools('base64'),
+      test: brokerTestPod(
         "every consumer's queue exists and each running consumer is attached to its queue",
+        "with queue.tls rabbitmq:4.1-management (the queue chart's default image, which has openssl; the umbrella gives the queue's `image`), without it busybox:1.37",
       ),
     },
   },

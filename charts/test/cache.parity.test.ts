@@ -31,6 +31,7 @@ import {
   heldCachePrimaryExclusion,
   isPasswordSecret,
   issuedTls,
+  testOneServerTlsSources,
 } from './data-tier-checks.ts';
 import { cacheTls } from '../../operator/tiers/cache.ts';
 
@@ -501,35 +502,12 @@ describe('charts/cache serves TLS as the operator does, with certificates of its
     expect(text).toContain('port 6379');
   });
 
-  it('with tls.existingSecret mounts that Secret, renders no key of its own and takes the CA from ca.cert', () => {
-    const generated = render().find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'shop-ca-cert')!;
-    const caCert = (generated.data as Record<string, string>)['ca.crt']!;
-    const objects = render({ tls: { existingSecret: 'shop-cache-cert', ca: { cert: caCert } } });
-    expect(
-      objects.filter((o) => o.kind === 'Secret' && !isPasswordSecret(o)).map((o) => o.metadata.name),
-    ).toEqual([]);
-    const ca = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'shop-ca-cert')!;
-    expect((ca.data as Record<string, string>)['ca.crt']).toBe(caCert);
-    expect(pod(objects, 'StatefulSet/shop-cache').volumes).toContainEqual({
-      name: 'tls',
-      secret: { secretName: 'shop-cache-cert', defaultMode: 0o440 },
-    });
-    const refused = templateChart('cache', {
-      release: 'shop',
-      namespace: 'prod',
-      values: { auth: { password: 'pw' }, tls: { existingSecret: 'shop-cache-cert' } },
-    });
-    expect(refused.ok).toBe(false);
-    expect(refused.stderr).toContain(
-      'tls.existingSecret: Secret "shop-cache-cert" with key "ca.crt" is not readable',
-    );
-  });
-
-  it('with tls.appWide false leaves the CA objects to another chart and still signs its own certificate', () => {
-    const objects = render({ tls: { appWide: false } });
-    const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
-    expect(names).not.toContain('Secret/shop-ca');
-    expect(names).not.toContain('ConfigMap/shop-ca-cert');
-    expect(names).toContain('Secret/shop-cache-tls');
-  });
+  testOneServerTlsSources(
+    'cache',
+    { auth: { password: 'pw' } },
+    {
+      server: 'StatefulSet/shop-cache',
+      ownSecret: 'shop-cache-tls',
+    },
+  );
 });

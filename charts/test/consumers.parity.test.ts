@@ -11,6 +11,8 @@ import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { parity, tierObjects, type Exclusion } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
 import { appTls, caValues } from './data-tier-checks.ts';
+import { usesTls } from '../../operator/tiers/tls.ts';
+import { queueTls } from '../../operator/tiers/queue.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
 
@@ -144,6 +146,11 @@ const cases: Case[] = [
         reason: 'how KEDA logs in to the management API',
       },
       {
+        object: `ConfigMap/${release}-queue-scaler`,
+        onlyIn: 'chart',
+        reason: "KEDA's rabbitmq scaler takes its `tls: enable` switch from an authentication reference only",
+      },
+      {
         object: `NetworkPolicy/${release}-allow-keda-queue`,
         onlyIn: 'chart',
         reason: "lets KEDA's pods reach the management API, which the queue's policies admit only the app to",
@@ -162,25 +169,25 @@ const cases: Case[] = [
   {
     name: "a cache with TLS (the default) and no other TLS tier: rediss:// URLs, CACHE_CA_FILE, the app's CA mounted",
     spec: {
-      queue: { queues: [{ name: 'orders' }] },
+      queue: { queues: [{ name: 'orders' }], tls: { enabled: false } },
       cache: {},
       consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
     },
     facts: { cachePassword: 'cache pw/1', cacheLogins: { operator: 'op', replication: 'repl' } },
   },
   {
-    name: 'a cache with TLS off: redis:// URLs, no CA',
+    name: 'a cache and the queue with TLS off: redis:// and amqp:// URLs, no CA',
     spec: {
-      queue: { queues: [{ name: 'orders' }] },
+      queue: { queues: [{ name: 'orders' }], tls: { enabled: false } },
       cache: { tls: { enabled: false } },
       consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
     },
     facts: { cachePassword: 'cache-pw', cacheLogins: { operator: 'op', replication: 'repl' } },
   },
   {
-    name: 'a database and shards with TLS off: plaintext URLs, SHARDS_SSLMODE disable, no CA',
+    name: 'a database, shards and the queue with TLS off: plaintext URLs, SHARDS_SSLMODE disable, no CA',
     spec: {
-      queue: { queues: [{ name: 'orders' }] },
+      queue: { queues: [{ name: 'orders' }], tls: { enabled: false } },
       database: { tls: { enabled: false } },
       shards: { count: 1, key: 'tenant', tls: { enabled: false } },
       consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
@@ -192,6 +199,18 @@ const cases: Case[] = [
     chartOnly: () => ({ shardMap: { configMapName: 'shop-shard-map' } }),
   },
   {
+    name: "the queue alone serves TLS (the default) beside a plaintext database: amqps://, QUEUE_CA_FILE, the app's CA mounted",
+    spec: {
+      queue: { queues: [{ name: 'orders' }, { name: 'mail' }] },
+      database: { tls: { enabled: false } },
+      consumers: [
+        { name: 'orders', image: 'o:1', queue: 'orders' },
+        { name: 'mailer', image: 'm:1', queue: 'mail', replicas: 2 },
+      ],
+    },
+    facts: { dbCredentials: { superuser: 'su', replication: 'repl', app: 'db-pw' } },
+  },
+  {
     name: "an existing connection Secret (the operator's), its hash given",
     spec: {
       queue: { queues: [{ name: 'orders' }] },
@@ -200,7 +219,8 @@ const cases: Case[] = [
     chartOnly: (app, facts) => ({
       connection: {
         secretName: `${app.metadata.name}-connection`,
-        hash: connectionHash(connectionSecret(app, facts)),
+        // As desiredState() computes it: with the app's CA, which the queue's TLS makes.
+        hash: connectionHash(connectionSecret(app, facts), usesTls(app) ? facts.tls?.ca.cert : undefined),
       },
     }),
     exclusions: (release) => [
@@ -274,6 +294,8 @@ describe('charts/consumers renders what the operator builds for spec.consumers',
       connection: { entries: others },
       ...caValues(app, tls),
       ...chartOnly,
+      // Whether the queue serves TLS, as the queue chart was installed (its tls.enabled).
+      queue: { tls: queueTls(app), ...(chartOnly.queue as object | undefined) },
     };
     if (c.spec.topology) values.platform = { topology: c.spec.topology };
     const report = parity({
@@ -291,19 +313,26 @@ describe('charts/consumers renders what the operator builds for spec.consumers',
     );
   });
 
-  it('the comparison sees a difference (so agreeing above means something)', () => {
-    const facts: ObservedFacts = { gatewayApi: false, queueCredentials };
+  it('the comparison sees a difference (so agreeing above means something)', async () => {
     const spec = {
       queue: { queues: [{ name: 'orders' }] },
       consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
     };
-    const { SCALABLEAPP_NAME: _n, ...others } = connectionEntries(parseApp(spec), facts);
+    const app = parseApp(spec);
+    const given: ObservedFacts = { gatewayApi: false, queueCredentials };
+    const tls = await appTls(app, given);
+    const facts: ObservedFacts = { ...given, ...(tls ? { tls } : {}) };
+    const { SCALABLEAPP_NAME: _n, ...others } = connectionEntries(app, facts);
     const report = parity({
       chart: 'consumers',
       release: 'shop',
       namespace: 'prod',
-      values: { consumers: [{ ...spec.consumers[0], queue: 'mail' }], connection: { entries: others } },
-      operator: tierObjects(desiredState(parseApp(spec), facts), ['consumer', 'network', 'connection']),
+      values: {
+        consumers: [{ ...spec.consumers[0], queue: 'mail' }],
+        connection: { entries: others },
+        ...caValues(app, tls),
+      },
+      operator: tierObjects(desiredState(app, facts), ['consumer', 'network', 'connection']),
       exclusions: testHooks('shop'),
     });
     expect(report.differences).toEqual([

@@ -1,8 +1,9 @@
 // What the consumers chart does that parity cannot show: how many replicas run without the
-// operator, the KEDA objects when KEDA is served, where QUEUE_URL comes from, the spec's rules it
-// enforces with `fail`, and restricted pods everywhere, the helm test's included. QUEUE_URL read from
-// the queue's credentials Secret needs a cluster: e2e/charts-consumers.test.ts.
-import { CONSUMER_RESOURCES } from '../../operator/api/queue.ts';
+// operator, the KEDA objects when KEDA is served, where QUEUE_URL comes from, the queue's TLS (the
+// CA mounted, KEDA and the helm test over https), the spec's rules it enforces with `fail`, and
+// restricted pods everywhere, the helm test's included. QUEUE_URL read from the queue's credentials
+// Secret needs a cluster: e2e/charts-consumers.test.ts.
+import { CONSUMER_RESOURCES, queue as queueSchema } from '../../operator/api/queue.ts';
 import { injectedEnvMessage } from '../../operator/api/common.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import { renderChart, templateChart } from './helm.ts';
@@ -10,7 +11,7 @@ import { brokenResourceRules, testCelRules } from './parity.ts';
 import { podSpecs } from './tier-chart-checks.ts';
 
 const KEDA_API = ['keda.sh/v1alpha1/ScaledObject', 'keda.sh/v1alpha1/TriggerAuthentication'];
-const QUEUE_URL = 'amqp://u:p@shop-mq.prod.svc:5672/%2F';
+const QUEUE_URL = 'amqps://u:p@shop-mq.prod.svc:5672/%2F';
 const orders = { name: 'orders', image: 'o:1', queue: 'orders' };
 const base = { consumers: [orders], connection: { entries: { QUEUE_URL } } };
 const render = (values: object, apiVersions: string[] = []) =>
@@ -87,6 +88,16 @@ describe('KEDA', () => {
       KEDA_API,
     );
 
+  const plain = () =>
+    render(
+      {
+        consumers: [{ ...orders, autoscaling }],
+        keda: { enabled: true },
+        queue: { release: 'shop-queue', tls: false },
+      },
+      KEDA_API,
+    );
+
   it("scales on the operator's inputs: depth / messagesPerReplica within min..max, its poll, cooldown and stabilization", () => {
     const scaled = objects().filter((o) => o.kind === 'ScaledObject');
     expect(scaled.map((o) => o.metadata.name)).toEqual(['shop-orders']);
@@ -104,8 +115,8 @@ describe('KEDA', () => {
           type: 'rabbitmq',
           // http: the management API counts ready + unacknowledged messages, as the operator does.
           metadata: {
-            // The address only; the login is the TriggerAuthentication's.
-            host: 'http://shop-queue-mq.prod.svc:15672',
+            // The address only; the login is the TriggerAuthentication's. https: the queue's TLS.
+            host: 'https://shop-queue-mq.prod.svc:15672',
             protocol: 'http',
             mode: 'QueueLength',
             value: '40',
@@ -118,13 +129,55 @@ describe('KEDA', () => {
     });
   });
 
-  it('logs in with the queue’s monitoring login, never the application’s: nothing secret in the objects', () => {
-    expect(find(objects(), 'TriggerAuthentication', 'shop-queue-scaler').spec).toEqual({
-      secretTargetRef: [
-        { parameter: 'username', name: 'shop-queue-mq-credentials', key: 'monitoring-username' },
-        { parameter: 'password', name: 'shop-queue-mq-credentials', key: 'monitoring-password' },
+  const login = [
+    { parameter: 'username', name: 'shop-queue-mq-credentials', key: 'monitoring-username' },
+    { parameter: 'password', name: 'shop-queue-mq-credentials', key: 'monitoring-password' },
+  ];
+
+  it('logs in with the queue’s monitoring login, never the application’s, and checks the broker against the app’s CA', () => {
+    const rendered = objects();
+    expect(find(rendered, 'TriggerAuthentication', 'shop-queue-scaler').spec).toEqual({
+      secretTargetRef: login,
+      // KEDA's rabbitmq scaler: `tls: enable` and the CA (PEM) it verifies the server with.
+      configMapTargetRef: [
+        { parameter: 'tls', name: 'shop-queue-scaler', key: 'tls' },
+        { parameter: 'ca', name: 'shop-queue-ca-cert', key: 'ca.crt' },
       ],
     });
+    expect(find(rendered, 'ConfigMap', 'shop-queue-scaler').data).toEqual({ tls: 'enable' });
+    // The CA named is the one the consumers mount: ca.configMapName when given.
+    const given = render(
+      {
+        consumers: [{ ...orders, autoscaling }],
+        keda: { enabled: true },
+        ca: { configMapName: 'app-ca-cert' },
+      },
+      KEDA_API,
+    );
+    expect(find(given, 'TriggerAuthentication', 'shop-queue-scaler').spec.configMapTargetRef[1]).toEqual({
+      parameter: 'ca',
+      name: 'app-ca-cert',
+      key: 'ca.crt',
+    });
+  });
+
+  it('with queue.tls false asks over http, with the login alone', () => {
+    const objects = plain();
+    expect(find(objects, 'ScaledObject', 'shop-orders').spec.triggers[0].metadata.host).toBe(
+      'http://shop-queue-mq.prod.svc:15672',
+    );
+    expect(find(objects, 'TriggerAuthentication', 'shop-queue-scaler').spec).toEqual({
+      secretTargetRef: login,
+    });
+    expect(objects.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+  });
+
+  it('nothing secret in the objects: the login is referenced, never written', () => {
+    const text = JSON.stringify(
+      [...objects(), ...plain()].filter((o) => o.apiVersion.startsWith('keda.sh/')),
+    );
+    expect(text).not.toMatch(/password"\s*:\s*"[^"]/);
+    expect(text).not.toContain('QUEUE_URL');
   });
 
   it("lets KEDA's namespace in to the queue's management API, and nothing else", () => {
@@ -272,6 +325,59 @@ describe("the spec's rules the schema cannot say", () => {
     [{ queue: { release: 'my_queue' } }, '/queue/release'],
   ])('the schema rejects %j naming %s', (values, field) => {
     expect(failure(values)).toContain(field);
+  });
+});
+
+describe("the queue's TLS", () => {
+  const pod = (objects: ReturnType<typeof render>, name: string) =>
+    podSpecs(objects).find(([n]) => n === name)![1];
+  const caVolume = (name: string) => ({ name: 'ca', configMap: { name } });
+  const caMount = { name: 'ca', mountPath: '/etc/scalableapp/ca', readOnly: true };
+
+  it("mounts the app's CA where QUEUE_CA_FILE points: ca.configMapName, else the queue's <release>-ca-cert", () => {
+    const byDefault = pod(render({ queue: { release: 'mq' } }), 'Deployment/shop-orders');
+    expect(byDefault.volumes).toContainEqual(caVolume('mq-ca-cert'));
+    expect(byDefault.containers[0]!.volumeMounts).toContainEqual(caMount);
+    const given = pod(
+      render({ queue: { release: 'mq' }, ca: { configMapName: 'shop-ca-cert' } }),
+      'Deployment/shop-orders',
+    );
+    expect(given.volumes).toContainEqual(caVolume('shop-ca-cert'));
+  });
+
+  it('with queue.tls false mounts no CA unless ca.configMapName names one (another tier serves TLS)', () => {
+    const none = pod(render({ queue: { tls: false } }), 'Deployment/shop-orders');
+    expect(JSON.stringify(none)).not.toContain('/etc/scalableapp/ca');
+    const cache = pod(
+      render({ queue: { tls: false }, ca: { configMapName: 'shop-ca-cert' } }),
+      'Deployment/shop-orders',
+    );
+    expect(cache.volumes).toContainEqual(caVolume('shop-ca-cert'));
+  });
+
+  it("has its helm test speak TLS to the management API, checking the broker against the mounted CA and the queue's name", () => {
+    const objects = render({ queue: { release: 'mq' } });
+    const test = pod(objects, 'Pod/shop-consumers-test');
+    // The queue chart's default image, which has openssl.
+    expect(test.containers[0]!.image).toBe(queueSchema.shape.image.parse(undefined));
+    const script = test.containers[0]!.command![2]!;
+    expect(script).toContain('-CAfile /etc/scalableapp/ca/ca.crt');
+    expect(script).toContain(
+      '-connect mq-mq.prod.svc:15672 -servername mq-mq.prod.svc -verify_hostname mq-mq.prod.svc',
+    );
+    expect(script).toContain('json=$(mgmt_get "/api/queues/%2F/$1")');
+    expect(test.volumes).toEqual([caVolume('mq-ca-cert')]);
+    expect(test.containers[0]!.volumeMounts).toEqual([caMount]);
+    expect(
+      pod(render({ test: { image: 'toolbox:1' } }), 'Pod/shop-consumers-test').containers[0]!.image,
+    ).toBe('toolbox:1');
+  });
+
+  it('with queue.tls false tests over plain HTTP with nc, in busybox', () => {
+    const test = pod(render({ queue: { tls: false } }), 'Pod/shop-consumers-test');
+    expect(test.containers[0]!.image).toBe('busybox:1.37');
+    expect(test.containers[0]!.command![2]).toContain('nc -w 5 shop-mq.prod.svc 15672');
+    expect(JSON.stringify(test)).not.toMatch(/openssl|\/etc\/scalableapp\/ca/);
   });
 });
 

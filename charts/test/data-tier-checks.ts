@@ -28,6 +28,7 @@ import {
 } from '../../operator/tiers/postgres-cluster.ts';
 import type { ObservedFacts, TlsFacts } from '../../operator/tiers/objects.ts';
 import { databaseCluster } from '../../operator/tiers/database.ts';
+import { mqServerNames, mqTlsSecretName, queueTls } from '../../operator/tiers/queue.ts';
 import { shardClusters } from '../../operator/tiers/shards.ts';
 import { caConfigMapName, usesTls } from '../../operator/tiers/tls.ts';
 import { certDnsNames, issueCa, issueServerCert, type KeyPair } from '../../operator/tls/certificates.ts';
@@ -264,6 +265,12 @@ export const cacheTlsServer = (app: ScalableApp): TlsServer => ({
   names: cacheServerNames(app),
 });
 
+/** The broker as a TLS server (`<app>-mq-tls`, mqServerNames), as the queue tier module issues it. */
+export const queueTlsServer = (app: ScalableApp): TlsServer => ({
+  secret: mqTlsSecretName(app),
+  names: mqServerNames(app),
+});
+
 /**
  * Certificates as the operator's controller issues them (operator/tls/certificates.ts), for the
  * servers given (Postgres clusters are turned into theirs): one CA, a server certificate per server
@@ -284,11 +291,17 @@ export async function issuedTls(servers: readonly (PgCluster | TlsServer)[]): Pr
   return { ca, servers: issued };
 }
 
-/** The chart values that give the cache chart the certificates the operator issued (its `tls`). */
-export const cacheTlsValues = (tls: TlsFacts, app: ScalableApp) => ({
+/** The chart values that give a one-server chart the certificates the operator issued (its `tls`). */
+const serverTlsValues = (tls: TlsFacts, server: TlsServer) => ({
   ca: tls.ca,
-  certificate: tls.servers[cacheTlsSecretName(app)]!,
+  certificate: tls.servers[server.secret]!,
 });
+
+/** The cache chart's `tls` values for the certificates the operator issued. */
+export const cacheTlsValues = (tls: TlsFacts, app: ScalableApp) => serverTlsValues(tls, cacheTlsServer(app));
+
+/** The queue chart's `tls` values for the certificates the operator issued. */
+export const queueTlsValues = (tls: TlsFacts, app: ScalableApp) => serverTlsValues(tls, queueTlsServer(app));
 
 /** The chart values that give a Postgres chart the certificates the operator issued. */
 export const pgTlsValues = (
@@ -312,7 +325,7 @@ export function expectTlsCompared(compared: string[], app: string, clusters: str
 
 /**
  * The certificates the operator would issue for an app's tiers that serve TLS (the database's,
- * every shard's, the cache's), or undefined when none does.
+ * every shard's, the cache's, the broker's), or undefined when none does.
  */
 export async function appTls(app: ScalableApp, facts: ObservedFacts): Promise<TlsFacts | undefined> {
   if (!usesTls(app)) return undefined;
@@ -320,11 +333,12 @@ export async function appTls(app: ScalableApp, facts: ObservedFacts): Promise<Tl
     ...(app.spec.database?.tls.enabled ? [databaseCluster(app, facts)] : []),
     ...(app.spec.shards?.tls.enabled ? shardClusters(app, facts) : []),
     ...(cacheTls(app) ? [cacheTlsServer(app)] : []),
+    ...(queueTls(app) ? [queueTlsServer(app)] : []),
   ]);
 }
 
 /**
- * The `ca` values of a web or consumers chart for an app whose data tiers serve TLS: the CA's
+ * The `ca` values of a web or consumers chart for an app whose data tiers or queue serve TLS: the CA's
  * ConfigMap to mount, as the operator mounts it, and its certificate for the connection hash.
  */
 export const caValues = (app: ScalableApp, tls: TlsFacts | undefined) =>
@@ -428,6 +442,60 @@ export function expectGeneratedTls(objects: readonly RenderedObject[], app: stri
     expect(cert.checkPrivateKey(createPrivateKey(decoded(secret, 'tls.key')))).toBe(true);
     expect(decoded(secret, 'ca.crt')).toBe(ca.toString());
   }
+}
+
+/**
+ * What a chart with one TLS server (cache, queue) does with the certificate it is not to make: with
+ * tls.existingSecret it mounts that Secret in `server`'s pods, renders no key of its own and fills
+ * the CA's ConfigMap from tls.ca.cert (refusing without one, as `helm template` reads no Secret);
+ * with tls.appWide false it leaves the CA objects to another chart and still signs its own
+ * `ownSecret`. `base` holds the values every render needs. Defines the tests inside the caller's
+ * describe; names only in failures, never a key.
+ */
+export function testOneServerTlsSources(
+  chart: 'cache' | 'queue',
+  base: Record<string, unknown>,
+  { server, ownSecret }: { server: string; ownSecret: string },
+) {
+  const render = (values: Record<string, unknown> = {}) =>
+    renderChart(chart, { release: 'shop', namespace: 'prod', values: { ...base, ...values } });
+  const caCertOf = (objects: readonly RenderedObject[]) =>
+    (
+      objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'shop-ca-cert')!.data as Record<
+        string,
+        string
+      >
+    )['ca.crt'];
+  const existing = `${ownSecret}-given`;
+
+  it('with tls.existingSecret mounts that Secret, renders no key of its own and takes the CA from ca.cert', () => {
+    const caCert = caCertOf(render());
+    const objects = render({ tls: { existingSecret: existing, ca: { cert: caCert } } });
+    expect(
+      objects.filter((o) => o.kind === 'Secret' && !isPasswordSecret(o)).map((o) => o.metadata.name),
+    ).toEqual([]);
+    expect(caCertOf(objects)).toBe(caCert);
+    expect(podSpecs(objects).find(([n]) => n === server)![1].volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: existing, defaultMode: 0o440 },
+    });
+    const refused = templateChart(chart, {
+      release: 'shop',
+      namespace: 'prod',
+      values: { ...base, tls: { existingSecret: existing } },
+    });
+    expect(refused.ok).toBe(false);
+    expect(refused.stderr).toContain(
+      `tls.existingSecret: Secret "${existing}" with key "ca.crt" is not readable`,
+    );
+  });
+
+  it('with tls.appWide false leaves the CA objects to another chart and still signs its own certificate', () => {
+    const names = render({ tls: { appWide: false } }).map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(names).not.toContain('Secret/shop-ca');
+    expect(names).not.toContain('ConfigMap/shop-ca-cert');
+    expect(names).toContain(`Secret/${ownSecret}`);
+  });
 }
 
 /** A Secret of passwords: not one of the certificates' (type kubernetes.io/tls, see testPgTls). */

@@ -1,16 +1,25 @@
 // The queue chart renders the operator's queue tier: for each input set, `helm template` of
-// charts/queue and queueObjects() + networkPolicies() for a ScalableApp of the same name, namespace
-// and spec.queue agree object by object — the broker's configuration files to the byte, the memory
-// and disk alarms computed from the same quantities — except the helm test hooks.
+// charts/queue and what desiredState() builds for a ScalableApp of the same name, namespace and
+// spec.queue (the queue's objects, the app-wide policies and, with TLS, the app's CA) agree object
+// by object — the broker's configuration files to the byte, the memory and disk alarms computed
+// from the same quantities, the certificates the operator issued given to the chart — except the
+// helm test hooks.
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
-import { queueObjects, type QueueCredentials } from '../../operator/tiers/queue.ts';
-import { networkPolicies } from '../../operator/tiers/network-policies.ts';
+import { desiredState } from '../../operator/controller/desired-state.ts';
+import { queueTls, type QueueCredentials } from '../../operator/tiers/queue.ts';
+import type { ObservedFacts } from '../../operator/tiers/objects.ts';
 import { diskFreeLimitBytes, memoryHighWatermarkBytes } from '../../operator/server-config/rabbitmq.ts';
 import { templateChart } from './helm.ts';
-import { parity, type Exclusion, TWO_SCRAPERS } from './parity.ts';
+import { parity, tierObjects, type Exclusion, TWO_SCRAPERS } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
-import { keptSecretExclusion } from './data-tier-checks.ts';
+import {
+  expectTlsCompared,
+  issuedTls,
+  keptSecretExclusion,
+  queueTlsServer,
+  queueTlsValues,
+} from './data-tier-checks.ts';
 
 type Spec = NonNullable<ScalableAppInput['spec']>;
 
@@ -26,19 +35,22 @@ interface InputSet {
   readonly monitoring?: Spec['monitoring'];
 }
 
+/** The logins of the input sets that are not about them. */
+const LOGIN: QueueCredentials = {
+  username: 'u',
+  password: 'p',
+  monitoringUsername: 'm',
+  monitoringPassword: 'mp',
+  erlangCookie: 'c',
+};
+
 const INPUT_SETS: InputSet[] = [
   {
     title: 'the defaults (the queues are the only input)',
     release: 'shop',
     namespace: 'prod',
     queue: { queues: [{ name: 'orders' }] },
-    credentials: {
-      username: 'u',
-      password: 'p',
-      monitoringUsername: 'm',
-      monitoringPassword: 'mp',
-      erlangCookie: 'c',
-    },
+    credentials: LOGIN,
   },
   {
     title: 'every field set: seven nodes, another image, numeric quantities, a storage class, topology',
@@ -94,13 +106,7 @@ const INPUT_SETS: InputSet[] = [
     namespace: 'prod',
     queue: { queues: [{ name: 'orders' }, { name: 'mail.outbound' }] },
     monitoring: { enabled: true },
-    credentials: {
-      username: 'u',
-      password: 'p',
-      monitoringUsername: 'm',
-      monitoringPassword: 'mp',
-      erlangCookie: 'c',
-    },
+    credentials: LOGIN,
   },
   {
     title: 'monitoring with two scrapers, one node, no memory limit',
@@ -111,13 +117,23 @@ const INPUT_SETS: InputSet[] = [
       enabled: true,
       scrapers: TWO_SCRAPERS,
     },
-    credentials: {
-      username: 'u',
-      password: 'p',
-      monitoringUsername: 'm',
-      monitoringPassword: 'mp',
-      erlangCookie: 'c',
-    },
+    credentials: LOGIN,
+  },
+  {
+    title: 'TLS off: plaintext listeners, no certificate, no CA',
+    release: 'shop',
+    namespace: 'prod',
+    queue: { queues: [{ name: 'orders' }], tls: { enabled: false } },
+    credentials: LOGIN,
+  },
+  {
+    title: 'TLS off with monitoring, one node, no app-wide policies',
+    release: 'q',
+    namespace: 'n',
+    queue: { replicas: 1, queues: [{ name: 'only' }], tls: { enabled: false } },
+    monitoring: { enabled: true },
+    credentials: LOGIN,
+    appWide: false,
   },
   {
     title: 'monitoring with no scrapers: the plugin runs, no one is admitted to it',
@@ -125,13 +141,7 @@ const INPUT_SETS: InputSet[] = [
     namespace: 'prod',
     queue: { queues: [{ name: 'orders' }] },
     monitoring: { enabled: true, scrapers: [] },
-    credentials: {
-      username: 'u',
-      password: 'p',
-      monitoringUsername: 'm',
-      monitoringPassword: 'mp',
-      erlangCookie: 'c',
-    },
+    credentials: LOGIN,
   },
 ];
 
@@ -140,6 +150,35 @@ const monitoringValues = ({ enabled, scrapers }: NonNullable<Spec['monitoring']>
   ...(enabled === undefined ? {} : { enabled }),
   ...(scrapers ? { scrapers } : {}),
 });
+
+const app = (s: InputSet) =>
+  parseApp(
+    {
+      queue: s.queue,
+      ...(s.topology ? { topology: s.topology } : {}),
+      ...(s.monitoring ? { monitoring: s.monitoring } : {}),
+    },
+    s.release,
+    s.namespace,
+  );
+
+/** Both sides' inputs: the chart's values and the operator's facts, with the same issued certificates. */
+async function inputs(s: InputSet) {
+  const a = app(s);
+  const tls = queueTls(a) ? await issuedTls([queueTlsServer(a)]) : undefined;
+  const facts: ObservedFacts = {
+    gatewayApi: false,
+    queueCredentials: s.credentials,
+    ...(tls ? { tls } : {}),
+  };
+  const chart = values(s);
+  return {
+    values: tls ? { ...chart, tls: { ...s.queue.tls, ...queueTlsValues(tls, a) } } : chart,
+    // The app's CA is the tls component's (caObjects): the queue chart stands in for it alone.
+    operator: tierObjects(desiredState(a, facts), ['queue', 'network', 'tls']),
+    tls: tls !== undefined,
+  };
+}
 
 const values = (s: InputSet) => ({
   ...s.queue,
@@ -154,22 +193,6 @@ const values = (s: InputSet) => ({
     erlangCookie: s.credentials.erlangCookie,
   },
 });
-
-function operatorObjects(s: InputSet) {
-  const app = parseApp(
-    {
-      queue: s.queue,
-      ...(s.topology ? { topology: s.topology } : {}),
-      ...(s.monitoring ? { monitoring: s.monitoring } : {}),
-    },
-    s.release,
-    s.namespace,
-  );
-  return [
-    ...queueObjects(app, { gatewayApi: false, queueCredentials: s.credentials }),
-    ...networkPolicies(app),
-  ];
-}
 
 const exclusions = (s: InputSet): Exclusion[] => [
   keptSecretExclusion(
@@ -186,13 +209,14 @@ const exclusions = (s: InputSet): Exclusion[] => [
 ];
 
 describe.each(INPUT_SETS)('charts/queue with $title', (s) => {
-  it('renders the objects the operator builds', () => {
+  it('renders the objects the operator builds', async () => {
+    const { values, operator, tls } = await inputs(s);
     const report = parity({
       chart: 'queue',
       release: s.release,
       namespace: s.namespace,
-      values: values(s),
-      operator: operatorObjects(s),
+      values,
+      operator,
       exclusions: exclusions(s),
     });
     expect(report.differences).toEqual([]);
@@ -209,17 +233,19 @@ describe.each(INPUT_SETS)('charts/queue with $title', (s) => {
         `NetworkPolicy/${s.release}-allow-queue-egress`,
       ]),
     );
+    expectTlsCompared(report.compared, s.release, [`${s.release}-mq`], tls);
   });
 });
 
-it('the comparison sees a difference (so agreeing above means something)', () => {
+it('the comparison sees a difference (so agreeing above means something)', async () => {
   const s = INPUT_SETS[0]!;
+  const { values, operator } = await inputs(s);
   const report = parity({
     chart: 'queue',
     release: s.release,
     namespace: s.namespace,
-    values: { ...values(s), queues: [{ name: 'orders' }, { name: 'extra' }] },
-    operator: operatorObjects(s),
+    values: { ...values, queues: [{ name: 'orders' }, { name: 'extra' }] },
+    operator,
     exclusions: exclusions(s),
   });
   expect(report.differences).toEqual(

@@ -1,11 +1,25 @@
 // What the queue chart does that parity cannot show: the login and cookie it generates or is given,
-// the spec's rules it enforces with `fail`, and restricted pods everywhere, the helm test's included.
-// Its copies of the operator's broker texts are generated (charts/test/chart-files.test.ts).
+// the certificates it makes itself or takes, the spec's rules it enforces with `fail`, and
+// restricted pods everywhere, the helm test's included. Its copies of the operator's broker texts
+// are generated (charts/test/chart-files.test.ts).
+import { X509Certificate } from 'node:crypto';
 import { BROKER_SHRINK_MESSAGE, QUEUE_RESOURCES, RESERVED_QUEUE_MESSAGE } from '../../operator/api/queue.ts';
+import { parseApp } from '../../operator/api/testdata/apps.ts';
+import { mqServerNames } from '../../operator/tiers/queue.ts';
+import { serverCertProblem } from '../../operator/tls/certificates.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
-import { renderChart, templateChart } from './helm.ts';
+import { renderChart, templateChart, type RenderedObject } from './helm.ts';
 import { podSpecs } from './tier-chart-checks.ts';
-import { brokenStorageRules, expectOnlyInSecrets, testTierRules } from './data-tier-checks.ts';
+import {
+  brokenStorageRules,
+  expectGeneratedTls,
+  expectOnlyInSecrets,
+  isPasswordSecret,
+  issuedTls,
+  queueTlsServer,
+  testOneServerTlsSources,
+  testTierRules,
+} from './data-tier-checks.ts';
 import { brokenAllowedClients, brokenResourceRules, testMonitoringRules } from './parity.ts';
 
 const base = { queues: [{ name: 'orders' }, { name: 'mail' }] };
@@ -49,7 +63,8 @@ describe('credentials', () => {
 
   it('with existingSecret creates no Secret, and the brokers and the test (its monitoring login) read the one named', () => {
     const objects = render({ ...base, auth: { existingSecret: 'vault-synced-mq' } });
-    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    // The certificates' Secrets are TLS's (below); names only, never a key in a failure.
+    expect(objects.filter(isPasswordSecret).map((o) => o.metadata.name)).toEqual([]);
     const sts = objects.find((o) => o.kind === 'StatefulSet') as any;
     expect(sts.spec.template.spec.volumes.find((v: any) => v.name === 'credentials').secret.secretName).toBe(
       'vault-synced-mq',
@@ -132,10 +147,10 @@ describe('pods', () => {
     const objects = render(base);
     const pod = objects.find((o) => o.kind === 'Pod') as any;
     expect(pod.metadata.annotations['helm.sh/hook']).toBe('test');
-    expect(pod.spec.containers[0].command[2]).toContain("for queue in 'orders' 'mail' ; do");
-    expect(pod.spec.containers[0].command[2]).toContain(
-      'http://shop-mq.prod.svc:15672/api/queues/%2F/$queue',
-    );
+    const script: string = pod.spec.containers[0].command[2];
+    expect(script).toContain("for queue in 'orders' 'mail' ; do");
+    expect(script).toContain('response=$(mgmt_get "/api/queues/%2F/$queue")');
+    expect(script).toContain('Host: shop-mq.prod.svc:15672');
     const policy = objects.find((o) => o.metadata.name === 'shop-allow-queue-test') as any;
     expect(policy.metadata.annotations['helm.sh/hook']).toBe('test');
     expect(policy.spec.ingress).toEqual([
@@ -183,4 +198,119 @@ describe('monitoring', () => {
     for (const [name, spec] of podSpecs(objects))
       expect([name, restrictedViolations(spec)]).toEqual([name, []]);
   });
+});
+
+describe('TLS, as the operator serves it, with certificates of its own', () => {
+  const app = parseApp({ queue: base }, 'shop', 'prod');
+  const find = (objects: readonly RenderedObject[], kind: string, name: string) =>
+    objects.find((o) => o.kind === kind && o.metadata.name === name) as any;
+  const conf = (objects: readonly RenderedObject[]): string =>
+    find(objects, 'ConfigMap', 'shop-mq-config').data['rabbitmq.conf'];
+  const pod = (objects: readonly RenderedObject[], name: string) =>
+    podSpecs(objects).find(([n]) => n === name)![1];
+  const testScript = (objects: readonly RenderedObject[]): string =>
+    pod(objects, 'Pod/shop-mq-test').containers[0]!.command![2]!;
+  // Names only in failures: never a key.
+  const tlsSecrets = (objects: readonly RenderedObject[]) =>
+    objects.filter((o) => o.kind === 'Secret' && !isPasswordSecret(o)).map((o) => o.metadata.name);
+
+  it("generates the app's CA and a certificate it signed for exactly the broker's names (mqServerNames)", () => {
+    expectGeneratedTls(render(base), 'shop', [queueTlsServer(app)]);
+  });
+
+  it('clusters over TLS with a certificate for client use too, one the operator would keep (serverCertProblem)', () => {
+    const objects = render(base);
+    const decoded = (name: string, key: string) =>
+      Buffer.from(find(objects, 'Secret', name).data[key], 'base64').toString();
+    const pair = (name: string, cert: string) => ({
+      cert: decoded(name, cert),
+      key: decoded(name, 'tls.key'),
+    });
+    expect(
+      serverCertProblem(
+        pair('shop-mq-tls', 'tls.crt'),
+        pair('shop-ca', 'tls.crt'),
+        mqServerNames(app),
+        new Date(),
+        {
+          clientAuth: true,
+        },
+      ),
+    ).toBeUndefined();
+    const env = (o: readonly RenderedObject[]) =>
+      pod(o, 'StatefulSet/shop-mq').containers[0]!.env!.map((e) => e.name);
+    expect(env(objects)).toContain('RABBITMQ_CTL_ERL_ARGS');
+    expect(find(objects, 'ConfigMap', 'shop-mq-config').data).toHaveProperty(['inter-node-tls.config']);
+    const plain = render({ ...base, tls: { enabled: false } });
+    expect(env(plain)).not.toContain('RABBITMQ_CTL_ERL_ARGS');
+    expect(find(plain, 'ConfigMap', 'shop-mq-config').data).not.toHaveProperty(['inter-node-tls.config']);
+  });
+
+  it('serves AMQP and the management API over TLS alone, from the certificate mounted at /tls', () => {
+    const objects = render(base);
+    expect(conf(objects)).toContain('listeners.tcp = none\nlisteners.ssl.default = 5672\n');
+    expect(conf(objects)).toContain('management.ssl.port = 15672\n');
+    expect(conf(objects)).not.toMatch(/management\.tcp|listeners\.tcp\.default/);
+    const broker = pod(objects, 'StatefulSet/shop-mq');
+    expect(broker.volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'shop-mq-tls', defaultMode: 0o440 },
+    });
+    expect(broker.containers[0]!.volumeMounts).toContainEqual({
+      name: 'tls',
+      mountPath: '/tls',
+      readOnly: true,
+    });
+  });
+
+  it("has its helm test speak TLS, checking the chain against the mounted CA and the Service's name, in the broker's image", () => {
+    const objects = render({ ...base, image: 'registry.example/rabbitmq:4.1' });
+    const test = pod(objects, 'Pod/shop-mq-test');
+    expect(test.containers[0]!.image).toBe('registry.example/rabbitmq:4.1');
+    const script = testScript(objects);
+    expect(script).toContain(
+      'timeout 10 openssl s_client -quiet -verify_quiet -verify_return_error -CAfile /etc/scalableapp/ca/ca.crt',
+    );
+    expect(script).toContain(
+      '-connect shop-mq.prod.svc:15672 -servername shop-mq.prod.svc -verify_hostname shop-mq.prod.svc',
+    );
+    expect(script).not.toMatch(/\bnc\b/);
+    expect(test.volumes).toEqual([{ name: 'ca', configMap: { name: 'shop-ca-cert' } }]);
+    expect(test.containers[0]!.volumeMounts).toEqual([
+      { name: 'ca', mountPath: '/etc/scalableapp/ca', readOnly: true },
+    ]);
+    // An image given is the image that runs: it must have openssl.
+    const given = render({ ...base, test: { image: 'registry.example/toolbox:1' } });
+    expect(pod(given, 'Pod/shop-mq-test').containers[0]!.image).toBe('registry.example/toolbox:1');
+  });
+
+  it('with tls.enabled false serves plaintext, renders no TLS object and no mount, and tests with nc in busybox', () => {
+    const objects = render({ ...base, tls: { enabled: false } });
+    expect(tlsSecrets(objects)).toEqual([]);
+    expect(objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name)).toEqual([
+      'shop-mq-config',
+    ]);
+    expect(conf(objects)).toContain('listeners.tcp.default = 5672\nmanagement.tcp.port = 15672\n');
+    expect(conf(objects)).not.toContain('ssl');
+    const text = JSON.stringify(objects);
+    for (const word of ['/tls', 'openssl', 'ca.crt', 'amqps']) expect(text).not.toContain(word);
+    expect(pod(objects, 'Pod/shop-mq-test').containers[0]!.image).toBe('busybox:1.37');
+    expect(testScript(objects)).toContain('nc -w 5 shop-mq.prod.svc 15672');
+  });
+
+  it('serves a given certificate and CA as they are', async () => {
+    const tls = await issuedTls([queueTlsServer(app)]);
+    const given = tls.servers['shop-mq-tls']!;
+    const objects = render({ ...base, tls: { ca: tls.ca, certificate: given } });
+    const decoded = (name: string, key: string) =>
+      Buffer.from(find(objects, 'Secret', name).data[key], 'base64').toString();
+    expect(new X509Certificate(decoded('shop-mq-tls', 'tls.crt')).fingerprint256).toBe(
+      new X509Certificate(given.cert).fingerprint256,
+    );
+    expect(decoded('shop-mq-tls', 'tls.key') === given.key).toBe(true);
+    expect(decoded('shop-mq-tls', 'ca.crt')).toBe(tls.ca.cert);
+    expect(find(objects, 'ConfigMap', 'shop-ca-cert').data['ca.crt']).toBe(tls.ca.cert);
+  });
+
+  testOneServerTlsSources('queue', base, { server: 'StatefulSet/shop-mq', ownSecret: 'shop-mq-tls' });
 });

@@ -26,9 +26,11 @@ import { restrictedViolations } from '../../operator/tiers/testdata/restricted-p
 import { buildDependencies, chartMeta, chartPath, podSpecs, renderChart, templateChart } from './helm.ts';
 import { parity, TWO_SCRAPERS, type Exclusion } from './parity.ts';
 import { cacheServerNames, cacheTls } from '../../operator/tiers/cache.ts';
+import { mqServerNames, queueTls } from '../../operator/tiers/queue.ts';
 import {
   appTls,
   cacheTlsValues,
+  queueTlsValues,
   keptSecretExclusion,
   pgAuthValues,
   pgTlsValues,
@@ -115,6 +117,8 @@ function withTls(values: Values, app: ScalableApp, tls: TlsFacts | undefined): V
   if (!tls) return values;
   if (cacheTls(app))
     values.cache = { ...values.cache, tls: { ...values.cache.tls, ...cacheTlsValues(tls, app) } };
+  if (queueTls(app))
+    values.queue = { ...values.queue, tls: { ...values.queue.tls, ...queueTlsValues(tls, app) } };
   const facts = { gatewayApi: false };
   const db = app.spec.database?.tls.enabled ? [databaseCluster(app, facts)] : [];
   const shards = app.spec.shards?.tls.enabled ? shardClusters(app, facts) : [];
@@ -152,7 +156,7 @@ async function stackParity(spec: Spec, name: string, gatewayApi = false) {
     operator: desiredState(app, facts),
     exclusions: exclusions(spec, name),
   });
-  return { report, facts };
+  return { report, facts, values };
 }
 
 /**
@@ -273,7 +277,36 @@ describe('charts/stack with TLS on some tiers only', () => {
         web: { image: 'shop:1', sessions: 'cache' },
         cache: {},
         database: { tls: { enabled: false } },
+        queue: { queues: [{ name: 'jobs' }], tls: { enabled: false } },
+        consumers: [{ name: 'worker', image: 'w:1', queue: 'jobs' }],
+      },
+    ],
+    [
+      "the queue alone serves TLS: amqps:// and QUEUE_CA_FILE, the app's CA made for it and mounted in the web and consumer pods",
+      {
+        web: { image: 'shop:1', sessions: 'cache' },
+        cache: { tls: { enabled: false } },
+        database: { tls: { enabled: false } },
         queue: { queues: [{ name: 'jobs' }] },
+        consumers: [{ name: 'worker', image: 'w:1', queue: 'jobs' }],
+      },
+    ],
+    [
+      'the queue alone serves TLS, consumers autoscaled: the CA still mounted in the consumer pods',
+      {
+        queue: { replicas: 1, queues: [{ name: 'jobs' }, { name: 'mail' }] },
+        consumers: [
+          { name: 'worker', image: 'w:1', queue: 'jobs', autoscaling: { minReplicas: 1, maxReplicas: 3 } },
+          { name: 'mailer', image: 'm:1', queue: 'mail', replicas: 2 },
+        ],
+      },
+    ],
+    [
+      'the queue plaintext beside a cache with TLS: amqp://, no QUEUE_CA_FILE, the CA still mounted',
+      {
+        web: { image: 'shop:1', sessions: 'cache' },
+        cache: {},
+        queue: { queues: [{ name: 'jobs' }], tls: { enabled: false } },
         consumers: [{ name: 'worker', image: 'w:1', queue: 'jobs' }],
       },
     ],
@@ -283,12 +316,62 @@ describe('charts/stack with TLS on some tiers only', () => {
     ],
     [
       'no tier serves TLS: no CA, no mount',
-      { web: { image: 'shop:1' }, cache: { tls: { enabled: false } }, database: { tls: { enabled: false } } },
+      {
+        web: { image: 'shop:1' },
+        cache: { tls: { enabled: false } },
+        database: { tls: { enabled: false } },
+        queue: { queues: [{ name: 'jobs' }], tls: { enabled: false } },
+        consumers: [{ name: 'worker', image: 'w:1', queue: 'jobs' }],
+      },
     ],
   ])('%s', async (_title, spec) => {
-    const { report, facts } = await stackParity(spec, 'shop');
+    const { report, facts, values } = await stackParity(spec, 'shop');
     expect(report.differences).toEqual([]);
-    expect(report.compared.includes('ConfigMap/shop-ca-cert')).toBe(facts.tls !== undefined);
+    const tls = facts.tls !== undefined;
+    expect(report.compared.includes('ConfigMap/shop-ca-cert')).toBe(tls);
+    // What parity compared, said directly: every app pod mounts the CA exactly when a tier serves TLS.
+    const objects = renderChart('stack', { release: 'shop', namespace: 'prod', values });
+    const appPods = podSpecs(objects).filter(
+      ([name]) => name.startsWith('Deployment/') && name !== 'Deployment/shop-edge',
+    );
+    expect(appPods.length).toBeGreaterThan(0);
+    for (const [name, pod] of appPods)
+      expect([name, pod.volumes?.some((v) => v.configMap?.name === 'shop-ca-cert') ?? false]).toEqual([
+        name,
+        tls,
+      ]);
+    const connection = objects.find(
+      (o) => o.kind === 'Secret' && o.metadata.name === 'shop-connection',
+    ) as any;
+    const queueCa = connection.data.QUEUE_CA_FILE;
+    expect(queueCa === undefined ? undefined : Buffer.from(queueCa, 'base64').toString()).toBe(
+      spec.queue && spec.queue.tls?.enabled !== false ? '/etc/scalableapp/ca/ca.crt' : undefined,
+    );
+  });
+});
+
+describe("charts/stack tells the consumers about the queue's TLS", () => {
+  const testPod = (values: Values) =>
+    podSpecs(renderChart('stack', { release: 'shop', namespace: 'prod', values })).find(
+      ([name]) => name === 'Pod/shop-consumers-test',
+    )![1].containers[0]!;
+  const spec = (tls: boolean): Spec => ({
+    queue: { image: 'registry.example/rabbitmq:4.1', queues: [{ name: 'jobs' }], tls: { enabled: tls } },
+    consumers: [{ name: 'worker', image: 'w:1', queue: 'jobs' }],
+  });
+
+  it("with TLS their helm test asks over openssl s_client, in the queue's image unless one is given", () => {
+    const test = testPod(stackValues(spec(true)));
+    expect(test.image).toBe('registry.example/rabbitmq:4.1');
+    expect(test.command![2]).toContain('-verify_hostname shop-mq.prod.svc');
+    const given = { ...stackValues(spec(true)), consumersChart: { test: { image: 'toolbox:1' } } };
+    expect(testPod(given).image).toBe('toolbox:1');
+  });
+
+  it('without TLS over nc, in busybox', () => {
+    const test = testPod(stackValues(spec(false)));
+    expect(test.image).toBe('busybox:1.37');
+    expect(test.command![2]).toContain('nc -w 5 shop-mq.prod.svc 15672');
   });
 });
 
@@ -418,7 +501,8 @@ describe('charts/stack generates each password once', () => {
       `postgresql://app:${db['app-password']}@millions-db-rw.prod.svc:5432/app?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt`,
     );
     expect(connection.SHARDS_PASSWORD).toBe(shards['app-password']);
-    expect(connection.QUEUE_URL).toBe(`amqp://${mq.username}:${mq.password}@millions-mq.prod.svc:5672/%2F`);
+    expect(connection.QUEUE_URL).toBe(`amqps://${mq.username}:${mq.password}@millions-mq.prod.svc:5672/%2F`);
+    expect(connection.QUEUE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');
 
     // The pods that mount the Secret carry the digest the operator computes for the same logins.
     const facts: ObservedFacts = {
@@ -451,7 +535,7 @@ describe('charts/stack generates each password once', () => {
       expect([pods, hash(objects, pods)]).toEqual([pods, hash(operator, pods)]);
   });
 
-  it('generates one CA for the database, every shard and the cache, and signs each server certificate with it', () => {
+  it('generates one CA for the database, every shard, the cache and the queue, and signs each server certificate with it', () => {
     const objects = renderChart('stack', {
       release: 'millions',
       namespace: 'prod',
@@ -466,6 +550,7 @@ describe('charts/stack generates each password once', () => {
         (c) => ({ secret: `${c.name}-tls`, names: pgServerNames(c) }),
       ),
       { secret: 'millions-cache-tls', names: cacheServerNames(app) },
+      { secret: 'millions-mq-tls', names: mqServerNames(app) },
     ];
     expect(Object.keys(tls.servers).sort()).toEqual(servers.map((s) => s.secret).sort());
     for (const s of servers) {

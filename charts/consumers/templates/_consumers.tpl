@@ -60,6 +60,22 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 {{- printf "%s-mq.%s.svc" (include "consumers.queueRelease" .) .Release.Namespace -}}
 {{- end }}
 
+{{/*
+Whether the queue serves TLS ("true" or empty): queue.tls, on unless turned off, as the queue
+chart's tls.enabled (an umbrella that sets `queue` without it means the default).
+*/}}
+{{- define "consumers.queueTls" -}}
+{{- if dig "tls" true (.Values.queue | default dict) }}true{{ end -}}
+{{- end }}
+
+{{/*
+The ConfigMap of the app's CA the pods mount: ca.configMapName, else, when the queue serves TLS, the
+queue release's `<queue.release>-ca-cert` (QUEUE_CA_FILE needs it); nothing otherwise.
+*/}}
+{{- define "consumers.caConfigMap" -}}
+{{- .Values.ca.configMapName | default (ternary (printf "%s-ca-cert" (include "consumers.queueRelease" .)) "" (eq (include "consumers.queueTls" .) "true")) -}}
+{{- end }}
+
 {{/* A URI component as JavaScript's encodeURIComponent writes it (UTF-8, uppercase hex). */}}
 {{- define "consumers.uriComponent" -}}
 {{- range splitList "" . -}}
@@ -69,10 +85,10 @@ and the rule's message. Use: $consumers := (include "consumers.list" . | fromYam
 
 {{/*
 What the connection Secret the chart creates holds, as plain strings: what the operator's holds for
-an app of consumers and a queue (SCALABLEAPP_NAME, QUEUE_URL), then
-connection.entries. QUEUE_URL carries the broker's login: unless an entry gives it, it is built from
-the queue's credentials Secret, read at install and upgrade (lookup). Without it the chart refuses to
-render (`helm template` cannot read the cluster: give the entry).
+an app of consumers and a queue (SCALABLEAPP_NAME, QUEUE_URL and, with TLS, QUEUE_CA_FILE: see
+queueEntries), then connection.entries. QUEUE_URL carries the broker's login: unless an entry gives
+it, it is built from the queue's credentials Secret, read at install and upgrade (lookup). Without
+it the chart refuses to render (`helm template` cannot read the cluster: give the entry).
 */}}
 {{- define "consumers.connectionData" -}}
 {{- $data := dict "SCALABLEAPP_NAME" .Release.Name -}}
@@ -83,7 +99,12 @@ render (`helm template` cannot read the cluster: give the entry).
 {{- fail (printf "connection.entries.QUEUE_URL: the consumers need the queue's URL: no Secret %s with username and password in %s to build it from (install the queue chart first and set queue.release, or give connection.entries.QUEUE_URL, or connection.secretName)" $secret .Release.Namespace) -}}
 {{- end -}}
 {{- $login := printf "%s:%s" (include "consumers.uriComponent" (b64dec $live.username)) (include "consumers.uriComponent" (b64dec $live.password)) -}}
-{{- $_ := set $data "QUEUE_URL" (printf "amqp://%s@%s:5672/%%2F" $login (include "consumers.queueHost" .)) -}}
+{{- $tls := include "consumers.queueTls" . -}}
+{{- $_ := set $data "QUEUE_URL" (printf "%s://%s@%s:5672/%%2F" (ternary "amqps" "amqp" (eq $tls "true")) $login (include "consumers.queueHost" .)) -}}
+{{- if $tls -}}
+{{- /* AMQP URIs have no parameter for the CA: the clients read it from this file (the mounted ConfigMap). */ -}}
+{{- $_ := set $data "QUEUE_CA_FILE" (include "scalableapp-lib.tls.caFile" .) -}}
+{{- end -}}
 {{- end -}}
 {{- range $k, $v := .Values.connection.entries }}{{ $_ := set $data $k ($v | toString) }}{{ end -}}
 {{- toYaml $data -}}

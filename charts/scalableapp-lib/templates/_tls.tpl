@@ -1,10 +1,10 @@
 {{/*
-TLS of the data tiers that serve it (database, shards, cache), as operator/tiers/tls.ts builds it:
+TLS of the tiers that serve it (database, shards, cache, queue), as operator/tiers/tls.ts builds it:
 the app's CA in `<release>-ca` (type kubernetes.io/tls: tls.crt and tls.key, mounted by no pod) and
 its certificate alone in the ConfigMap `<release>-ca-cert` (ca.crt, which the app's pods mount and
-the URLs name as sslrootcert, or CACHE_CA_FILE); per server (a Postgres cluster, the cache) a
-certificate in `<name>-tls` (tls.crt, tls.key, ca.crt: cert-manager's layout) for every name a
-client may use.
+the URLs name as sslrootcert, or CACHE_CA_FILE, QUEUE_CA_FILE); per server (a Postgres cluster, the
+cache, the broker) a certificate in `<name>-tls` (tls.crt, tls.key, ca.crt: cert-manager's layout)
+for every name a client may use.
 
 Where the operator issues and renews (operator/tls/certificates.ts), a chart takes what it is given,
 else keeps what the release's Secrets hold (lookup), else generates with Helm's genCAWithKey and
@@ -79,9 +79,10 @@ data:
 {{/*
 Every name a client may reach a server's pods by, as serviceDnsNames() in tls.ts: each short and
 qualified form of its Services, and each pod of its headless Service through a wildcard (standbys
-and replicas reach their primary by `<pod>.<headless>.<ns>.svc`). A JSON list. The server dict may
-name `services` and `headless`; by default a Postgres cluster's (pgServerNames(): the read-write and
-read-only Services and `<name>-headless`).
+and replicas reach their primary by `<pod>.<headless>.<ns>.svc`), then the server dict's `exact`
+names (the brokers': Erlang's distribution matches no wildcard, mqServerNames()). A JSON list. The
+server dict may name `services` and `headless`; by default a Postgres cluster's (pgServerNames():
+the read-write and read-only Services and `<name>-headless`).
 */}}
 {{- define "scalableapp-lib.tls.serverNames" -}}
 {{- $ns := .context.Release.Namespace -}}
@@ -90,32 +91,48 @@ read-only Services and `<name>-headless`).
 {{- $names = concat $names (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) -}}
 {{- end -}}
 {{- $headless := .headless | default (include "scalableapp-lib.postgres.headless" .) -}}
-{{- toJson (concat $names (list (printf "*.%s.%s.svc" $headless $ns) (printf "*.%s.%s.svc.cluster.local" $headless $ns))) -}}
+{{- toJson (concat $names (list (printf "*.%s.%s.svc" $headless $ns) (printf "*.%s.%s.svc.cluster.local" $headless $ns)) (.exact | default list)) -}}
+{{- end }}
+
+{{/*
+Whether a PEM certificate names every one of `names` ("true" or empty), as the operator reissues a
+kept certificate whose names differ (serverCertProblem): Helm has no X.509 parser, but a DER
+certificate holds each DNS name of its subjectAltName verbatim (an IA5String), so each name is
+looked for in the first certificate's DER bytes. Takes cert (PEM), names (a list).
+*/}}
+{{- define "scalableapp-lib.tls.namesAll" -}}
+{{- $block := regexFind "-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----" .cert -}}
+{{- $der := regexReplaceAll "-----[A-Z ]+-----" $block "" | nospace | b64dec -}}
+{{- $missing := list -}}
+{{- range .names }}{{ if not (contains . $der) }}{{ $missing = append $missing . }}{{ end }}{{ end -}}
+{{- if and $der (not $missing) }}true{{ end -}}
 {{- end }}
 
 {{/*
 One server's certificate Secret, `<name>-tls`, as serverTlsSecret(). The pair is the given one
 (`given`: {cert, key}), else the release's Secret's while the same CA issued it (its ca.crt is the
-CA's: a new CA reissues every server certificate, as the operator does) unless `reissue`, else a new
-one signed by the CA for serverNames. Takes the server dict (a Postgres cluster's, or the cache's:
-context, component, name, extraLabels, and services and headless where not a cluster's) plus ca
-({cert, key}), given, reissue.
+CA's: a new CA reissues every server certificate, as the operator does) for every name of
+serverNames (a broker added by a scale-up needs its own) unless `reissue`, else a new one signed by
+the CA for serverNames. Takes the server dict (a Postgres cluster's, or the cache's or the queue's:
+context, component, name, extraLabels, and services, headless and exact where not a cluster's) plus
+ca ({cert, key}), given, reissue.
 */}}
 {{- define "scalableapp-lib.tls.serverSecret" -}}
 {{- $name := printf "%s-tls" .name -}}
 {{- $given := .given | default dict -}}
+{{- $names := include "scalableapp-lib.tls.serverNames" . | fromJsonArray -}}
 {{- $pair := dict -}}
 {{- if and $given.cert $given.key -}}
 {{- $pair = dict "cert" $given.cert "key" $given.key -}}
 {{- else -}}
 {{- $live := (lookup "v1" "Secret" .context.Release.Namespace $name).data | default dict -}}
-{{- if and (not .reissue) (index $live "tls.crt") (index $live "tls.key") (eq (index $live "ca.crt" | default "" | b64dec) .ca.cert) -}}
-{{- $pair = dict "cert" (index $live "tls.crt" | b64dec) "key" (index $live "tls.key" | b64dec) -}}
+{{- $liveCert := index $live "tls.crt" | default "" | b64dec -}}
+{{- if and (not .reissue) $liveCert (index $live "tls.key") (eq (index $live "ca.crt" | default "" | b64dec) .ca.cert) (include "scalableapp-lib.tls.namesAll" (dict "cert" $liveCert "names" $names)) -}}
+{{- $pair = dict "cert" $liveCert "key" (index $live "tls.key" | b64dec) -}}
 {{- else -}}
 {{- if not .ca.key -}}
 {{- fail (printf "%s: a server certificate needs the CA's key (tls.ca.key) to be signed here, or tls.certificate(s), or tls.existingSecret" $name) -}}
 {{- end -}}
-{{- $names := include "scalableapp-lib.tls.serverNames" . | fromJsonArray -}}
 {{- $ca := buildCustomCert (.ca.cert | b64enc) (.ca.key | b64enc) -}}
 {{- $cert := genSignedCertWithKey (first $names) nil $names (include "scalableapp-lib.tls.serverDays" . | int) $ca (genPrivateKey "ecdsa") -}}
 {{- $pair = dict "cert" $cert.Cert "key" $cert.Key -}}

@@ -68,8 +68,12 @@ operator/tiers/connection.ts: every tier's address and login, for the web tier a
 {{- if $v.tiers.queue -}}
 {{- $user := include "stack.uriComponent" (include "stack.credential" (dict "context" $ctx "tier" "queue" "field" "username")) -}}
 {{- $pw := include "stack.uriComponent" (include "stack.credential" (dict "context" $ctx "tier" "queue" "field" "password")) -}}
-{{- /* The vhost `/`, URL-encoded as AMQP URIs require. */ -}}
-{{- $_ := set $e "QUEUE_URL" (printf "amqp://%s:%s@%s-mq.%s.svc:5672/%%2F" $user $pw $r $ns) -}}
+{{- /* The vhost `/`, URL-encoded as AMQP URIs require. With TLS, amqps:// and the CA (AMQP URIs have no parameter for it). */ -}}
+{{- $tls := dig "tls" "enabled" true $v.queue -}}
+{{- $_ := set $e "QUEUE_URL" (printf "%s://%s:%s@%s-mq.%s.svc:5672/%%2F" (ternary "amqps" "amqp" $tls) $user $pw $r $ns) -}}
+{{- if $tls -}}
+{{- $_ := set $e "QUEUE_CA_FILE" (include "scalableapp-lib.tls.caFile" .) -}}
+{{- end -}}
 {{- end -}}
 {{- end }}
 

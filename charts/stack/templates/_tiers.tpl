@@ -57,3 +57,38 @@ of the ScalableApp spec, operator/api/spec.ts) fail the render with the field an
 {{- fail "shards: shards cannot be removed once created: the data lives on them (reshard into the database first)" -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+Every image the installed tiers run, as [field, image] pairs named by the umbrella's values keys, in
+the order of imageUses() (operator/api/image-pins.ts): each tier's own, each consumer's, then with a
+tier's monitoring on its exporter, as the wiring left it (the spec's monitoring.exporterImages, else
+the tier chart's default), named once under the top-level `monitoring` when that is on. A JSON list,
+for scalableapp-lib.images.unpinnedNote.
+*/}}
+{{- define "stack.images" -}}
+{{- $v := .Values -}}
+{{- $uses := list -}}
+{{- range $key := list "web" "cache" "database" "shards" "queue" "consumers" "edgeCache" -}}
+{{- if get $v.tiers $key -}}
+{{- if eq $key "consumers" -}}
+{{- range $i, $c := $v.consumers | default list }}{{ $uses = append $uses (list (printf "consumers[%d].image" $i) $c.image) }}{{ end -}}
+{{- else if has $key (list "database" "shards") -}}
+{{- $tier := get $v $key -}}
+{{- $uses = append $uses (list (printf "%s.%s" $key (ternary "image" "version" (not (empty $tier.image)))) (include "scalableapp-lib.postgres.image" (dict "spec" $tier))) -}}
+{{- else -}}
+{{- $uses = append $uses (list (printf "%s.image" $key) (get $v $key).image) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $fields := list -}}
+{{- range $exporter := list (list "database" "postgres") (list "shards" "postgres") (list "cache" "cache") (list "edgeCache" "edgeCache") -}}
+{{- $key := index $exporter 0 }}{{ $kind := index $exporter 1 -}}
+{{- $m := (get $v $key | default dict).monitoring | default dict -}}
+{{- $field := ternary (printf "monitoring.exporterImages.%s" $kind) (printf "%s.monitoring.exporterImages.%s" $key $kind) (not (empty ($v.monitoring | default dict).enabled)) -}}
+{{- if and (get $v.tiers $key) $m.enabled (not (has $field $fields)) -}}
+{{- $fields = append $fields $field -}}
+{{- $uses = append $uses (list $field (get ($m.exporterImages | default dict) $kind)) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $uses -}}
+{{- end }}

@@ -38,24 +38,38 @@ chart's template runs: see templates/wiring/before/the/tier/charts.yaml.
 {{- end -}}
 {{- if $v.tiers.consumers -}}
 {{- $_ := set $v.consumersChart "connection" (deepCopy $connection) -}}
-{{- $_ := set $v.consumersChart "queue" dict -}}
+{{- include "stack.wireConsumersQueue" . -}}
 {{- $_ := set $v.consumersChart "shardMap" (ternary (dict "configMapName" (include "stack.shardMapName" .)) dict (not (empty $v.tiers.shards))) -}}
 {{- $_ := set $v.consumersChart "ca" (include "stack.caMount" . | fromYaml) -}}
 {{- end -}}
 {{- end }}
 
-{{/* The data tiers that serve TLS, by values key, space-separated (usesTls(): any of them). */}}
+{{/*
+The consumers' queue is this release's (its connection entries come from the umbrella's Secret):
+whether it serves TLS, for KEDA and the helm test. With TLS their test asks over openssl s_client,
+which the broker's image has: unless the values name a test image, it is the queue's.
+*/}}
+{{- define "stack.wireConsumersQueue" -}}
+{{- $v := .Values -}}
+{{- $tls := dig "tls" "enabled" true $v.queue -}}
+{{- $_ := set $v.consumersChart "queue" (dict "tls" $tls) -}}
+{{- if and $tls (not (dig "test" "image" "" $v.consumersChart)) -}}
+{{- $_ := set $v.consumersChart "test" (dict "image" $v.queue.image) -}}
+{{- end -}}
+{{- end }}
+
+{{/* The tiers that serve TLS, by values key, space-separated (usesTls(): any of them). */}}
 {{- define "stack.tlsTiers" -}}
 {{- $v := .Values -}}
 {{- $tiers := list -}}
-{{- range $key := list "database" "shards" "cache" -}}
+{{- range $key := list "database" "shards" "cache" "queue" -}}
 {{- if and (get $v.tiers $key) (dig "tls" "enabled" true (get $v $key | default dict)) }}{{ $tiers = append $tiers $key }}{{ end -}}
 {{- end -}}
 {{- join " " $tiers -}}
 {{- end }}
 
 {{/*
-One CA for the app, as the operator keeps one for the database, the shards and the cache: made ONCE
+One CA for the app, as the operator keeps one for the database, the shards, the cache and the queue: made ONCE
 here (the value a tier gives, else the release's <release>-ca, else a new one) and handed to each
 tier that serves TLS as its tls.ca, each told to leave the CA's objects to the umbrella
 (templates/tls.yaml), which renders them once. The connection hash covers its certificate.
