@@ -202,10 +202,12 @@ describe('queue tier objects', () => {
     });
   });
 
-  it('is ready when AMQP accepts connections, alive while the CLI reaches the node', () => {
+  it('is ready when AMQP accepts connections, alive while the management listener answers, over TLS by default', () => {
     const c = container();
     expect(c.readinessProbe!.tcpSocket).toEqual({ port: 'amqp' });
-    expect(c.livenessProbe!.exec!.command).toEqual(['rabbitmq-diagnostics', '-q', 'ping']);
+    // Not an exec of the CLI: that starts an Erlang VM per check (bench/broker-probe-cost.ts).
+    expect(c.livenessProbe!.exec).toBeUndefined();
+    expect(c.livenessProbe!.httpGet).toEqual({ path: '/', port: 'management', scheme: 'HTTPS' });
     // Liveness waits for the startup probe, not for a guessed delay.
     expect(c.livenessProbe!.initialDelaySeconds).toBeUndefined();
     expect(c.command).toEqual(['sh', '/config/start.sh']);
@@ -291,6 +293,7 @@ describe('the broker serves TLS only unless spec.queue.tls says otherwise (ADR 0
     expect(conf(plain)).not.toMatch(/ssl/);
     expect(queueObjects(plain, facts).map((o) => o.metadata.name)).not.toContain('shop-mq-tls');
     expect(sts(plain).spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain('tls');
+    expect(container(plain).livenessProbe!.httpGet!.scheme).toBe('HTTP');
     expect(queueEntries(plain, facts)).toEqual({
       QUEUE_URL: 'amqp://u-1:p%2Fw%3A1%40x@shop-mq.prod.svc:5672/%2F',
     });

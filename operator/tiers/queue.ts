@@ -177,9 +177,14 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
     // The probes' CLI reaches a node whose distribution runs over TLS the same way.
     ...(queueTls(app) ? { RABBITMQ_CTL_ERL_ARGS: distributionTlsArgs(PATHS.config) } : {}),
   };
-  // The CLI of the liveness probe runs with the container's environment: the same node name, HOME
-  // (where the cookie copy is) and long names.
-  const ping = { exec: { command: ['rabbitmq-diagnostics', '-q', 'ping'] } };
+  // Alive while the broker's VM answers HTTP: the management UI's index page needs no login. Not
+  // `rabbitmq-diagnostics ping`: every exec of it starts an Erlang VM that joins the distribution
+  // (over TLS), about 2 CPU seconds and 5 s of wall time on a busy node against 0.015 s for this
+  // request (bench/broker-probe-cost.ts); under load it outlasted its timeout and brokers were
+  // restarted for being slow to start a CLI. The kubelet does not check the certificate.
+  const alive = {
+    httpGet: { path: '/', port: 'management', scheme: queueTls(app) ? 'HTTPS' : 'HTTP' },
+  };
   // A renewed certificate is read from these files without a restart (rabbitmq.ts, listenerLines).
   const tlsFiles = queueTls(app) ? serverTlsVolume(mqTlsSecretName(app)) : undefined;
   const amqp = { tcpSocket: { port: 'amqp' } };
@@ -237,20 +242,19 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
                   : []),
               ],
               resources: resourceRequirements(q.resources),
-              // Started, and ready, once the AMQP listener is open: RabbitMQ opens it last, after the
-              // node joined its cluster and imported the definitions. `rabbitmq-diagnostics ping`
-              // already succeeds while a node waits for its peers' tables, and every exec probe
-              // starts an Erlang VM; a TCP connect costs nothing. That wait lasts up to 5 minutes
-              // (Mnesia's 10 tries of 30 s, after which the node exits by itself): starting is given
-              // twice that, and liveness runs only after it, so no restart cuts the wait short.
+              // Started, and ready, once the AMQP listener is open (a TCP connect costs nothing):
+              // RabbitMQ opens it last, after the node joined its cluster, imported the definitions
+              // and started its plugins, the management listener among them. Joining waits up to 5
+              // minutes for the peers' tables (Mnesia's 10 tries of 30 s, after which the node exits
+              // by itself): starting is given twice that, and liveness runs only after it, so no
+              // restart cuts the wait short.
               startupProbe: {
                 ...amqp,
                 periodSeconds: STARTUP_PERIOD_SECONDS,
                 failureThreshold: STARTUP_WINDOW_SECONDS / STARTUP_PERIOD_SECONDS,
               },
               readinessProbe: { ...amqp, periodSeconds: 10, failureThreshold: 3 },
-              // Alive while the runtime answers its CLI.
-              livenessProbe: { ...ping, periodSeconds: 30, timeoutSeconds: 20, failureThreshold: 3 },
+              livenessProbe: { ...alive, periodSeconds: 30, timeoutSeconds: 10, failureThreshold: 3 },
               securityContext: restrictedContainerSecurity(),
               volumeMounts: [
                 { name: 'data', mountPath: PATHS.data },
