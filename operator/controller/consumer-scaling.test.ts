@@ -16,16 +16,36 @@ function setup(depths: Record<string, number>) {
   const clock = new FakeClock();
   const enqueued: string[] = [];
   const read: string[] = [];
+  const closed: number[] = [];
+  let opened = 0;
+  let connectionKey = 'broker A';
   const scaling = new ConsumerScaling({
     clock,
     enqueue: (k) => enqueued.push(k),
     onError: () => {},
-    depthFor: (a) => async (queue) => {
-      read.push(`${a.metadata.name}/${queue}`);
-      return depths[queue] ?? 0;
-    },
+    depthFor: (a) => ({
+      key: connectionKey,
+      open: () => {
+        const reader = ++opened;
+        return {
+          depth: async (queue) => {
+            read.push(`${a.metadata.name}/${queue}`);
+            return depths[queue] ?? 0;
+          },
+          close: async () => void closed.push(reader),
+        };
+      },
+    }),
   });
-  return { clock, enqueued, read, scaling };
+  return {
+    clock,
+    enqueued,
+    read,
+    scaling,
+    closed,
+    opened: () => opened,
+    connect: (key: string) => void (connectionKey = key),
+  };
 }
 
 describe('ConsumerScaling', () => {
@@ -104,5 +124,30 @@ describe('ConsumerScaling', () => {
     t.scaling.forget('prod/shop');
     await t.clock.advance(10_000);
     expect(t.read).toEqual(['shop/jobs', 'shop/jobs']);
+    // Each time the app left, its reader's connections were closed.
+    await settle();
+    expect(t.closed).toEqual([1, 2]);
+  });
+
+  it('keeps one reader (one connection pool) while the broker, login and CA stay, and replaces it when one changes', async () => {
+    const t = setup({ jobs: 1 });
+    const a = app([jobs]);
+    for (let i = 0; i < 5; i++) {
+      t.scaling.sync(a, { gatewayApi: false }, () => undefined);
+      await t.clock.advance(2_000);
+    }
+    expect(t.opened()).toBe(1);
+    expect(t.closed).toEqual([]);
+    // A new login (or CA, or address): the next sync opens a new reader, the next poll uses it.
+    t.connect('broker A, rotated login');
+    t.scaling.sync(a, { gatewayApi: false }, () => undefined);
+    expect(t.opened()).toBe(2);
+    await settle();
+    expect(t.closed).toEqual([1]);
+    const reads = t.read.length;
+    await t.clock.advance(2_000);
+    expect(t.read.length).toBe(reads + 1);
+    await t.scaling.stopAll();
+    expect(t.closed).toEqual([1, 2]);
   });
 });

@@ -6,9 +6,20 @@ import { consumerName } from '../tiers/consumers.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import type { ConsumerScalingPort } from './tier-module.ts';
 
+/** How to read an app's queue depths: asked on every sync, opened only when `key` changes. */
+export interface DepthConnection {
+  /**
+   * What a reader depends on (the broker's address, the login, the CA), as a value that changes
+   * when any of them does; never logged. An unchanged key keeps the open reader and its pool.
+   */
+  readonly key: string;
+  /** A reader of queue depths (ready + unacknowledged) and how to close its connections. */
+  readonly open: () => { readonly depth: DepthSource; readonly close: () => Promise<void> };
+}
+
 export interface ConsumerScalingDeps {
-  /** Reads a queue's depth (ready + unacknowledged) from this app's broker. */
-  readonly depthFor: (app: ScalableApp, facts: ObservedFacts) => DepthSource;
+  /** How to reach this app's broker now. */
+  readonly depthFor: (app: ScalableApp, facts: ObservedFacts) => DepthConnection;
   /** Asks for a reconcile of the app: a decision changed, so its Deployment and status must follow. */
   readonly enqueue: (appKey: string) => void;
   readonly onError: (key: string, error: unknown) => void;
@@ -20,7 +31,11 @@ export interface ConsumerScalingDeps {
 
 interface AppScalers {
   readonly scalers: QueueScalers;
-  depth: DepthSource;
+  reader: { readonly key: string; readonly depth: DepthSource; readonly close: () => Promise<void> };
+}
+
+function openReader(connection: DepthConnection): AppScalers['reader'] {
+  return { key: connection.key, ...connection.open() };
 }
 
 /**
@@ -57,12 +72,13 @@ export class ConsumerScaling implements ConsumerScalingPort {
       this.forget(appKey);
       return {};
     }
+    const connection = this.d.depthFor(app, facts);
     if (!entry) {
       const created: AppScalers = {
-        depth: this.d.depthFor(app, facts),
+        reader: openReader(connection),
         scalers: new QueueScalers({
           // Through the entry, so new credentials or a new broker apply from the next poll on.
-          depth: (queue) => created.depth(queue),
+          depth: (queue) => created.reader.depth(queue),
           onError: this.d.onError,
           ...(this.d.onRecovered ? { onRecovered: this.d.onRecovered } : {}),
           ...(this.d.onDepth ? { onDepth: this.d.onDepth } : {}),
@@ -71,8 +87,9 @@ export class ConsumerScaling implements ConsumerScalingPort {
       };
       entry = created;
       this.apps.set(appKey, entry);
-    } else {
-      entry.depth = this.d.depthFor(app, facts);
+    } else if (entry.reader.key !== connection.key) {
+      void entry.reader.close();
+      entry.reader = openReader(connection);
     }
     const result: Record<string, NonNullable<ObservedFacts['consumerScale']>[string]> = {};
     const wanted = new Set<string>();
@@ -120,7 +137,7 @@ export class ConsumerScaling implements ConsumerScalingPort {
       this.reported.delete(key);
       this.scaled.delete(key);
     }
-    void entry.scalers.stopAll();
+    void entry.scalers.stopAll().then(() => entry.reader.close());
   }
 
   async stopAll(): Promise<void> {
@@ -129,5 +146,6 @@ export class ConsumerScaling implements ConsumerScalingPort {
     this.reported.clear();
     this.scaled.clear();
     await Promise.all(entries.map((e) => e.scalers.stopAll()));
+    await Promise.all(entries.map((e) => e.reader.close()));
   }
 }

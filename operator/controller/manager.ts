@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { HttpMethod, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { isPodReady } from '../kube/pods.ts';
 import { GROUP, PLURAL, VERSION } from '../api/scalable-app.ts';
@@ -234,21 +235,29 @@ export class Manager {
       depthFor: (app, facts) => {
         const ns = app.metadata.namespace ?? '';
         if (this.o.dataPlane === 'simulated') {
-          return simulatedQueueDepth(
-            () =>
-              (this.children.get('Pod', ns, `${mqName(app)}-0`) as V1Pod | undefined)?.metadata?.annotations,
-          );
+          const annotations = () =>
+            (this.children.get('Pod', ns, `${mqName(app)}-0`) as V1Pod | undefined)?.metadata?.annotations;
+          return {
+            key: 'simulated',
+            open: () => ({ depth: simulatedQueueDepth(annotations), close: async () => {} }),
+          };
         }
         const creds = facts.queueCredentials!;
-        return queueDepthSource(
-          brokerAdmin({
-            baseUrl: mqManagementUrl(app),
-            user: creds.monitoringUsername,
-            password: creds.monitoringPassword,
-            // The app's CA: the broker's certificate must chain to it and name the Service.
-            ...(queueTls(app) ? { ca: facts.tls?.ca.cert } : {}),
-          }),
-        );
+        const admin = {
+          baseUrl: mqManagementUrl(app),
+          user: creds.monitoringUsername,
+          password: creds.monitoringPassword,
+          // The app's CA: the broker's certificate must chain to it and name the Service.
+          ...(queueTls(app) ? { ca: facts.tls?.ca.cert } : {}),
+        };
+        return {
+          // A digest, so the login is kept in no second place.
+          key: createHash('sha256').update(JSON.stringify(admin)).digest('hex'),
+          open: () => {
+            const broker = brokerAdmin(admin);
+            return { depth: queueDepthSource(broker), close: () => broker.close() };
+          },
+        };
       },
     });
   }

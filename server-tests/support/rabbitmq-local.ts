@@ -465,7 +465,9 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
   let epmd: { port: number; proc: ChildProcess } | undefined;
   const nodes: LocalBrokerNode[] = [];
 
+  const closeClients = () => Promise.all(nodes.map((n) => Promise.all([n.admin.close(), n.api.close()])));
   const stop = async () => {
+    await closeClients();
     await Promise.all(nodes.map((n) => n.kill9()));
     if (epmd && epmd.proc.exitCode === null && epmd.proc.signalCode === null) {
       const exited = new Promise((resolve) => epmd!.proc.once('exit', resolve));
@@ -552,6 +554,7 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
     admin: {
       queueDepth: (queue, vhost) => firstRunning().admin.queueDepth(queue, vhost),
       clusterNodes: () => firstRunning().admin.clusterNodes(),
+      close: async () => void (await closeClients()),
     },
     publish: (queue, bodies) => firstRunning().publish(queue, bodies),
     take: (queue, count) => firstRunning().take(queue, count),

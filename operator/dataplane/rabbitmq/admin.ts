@@ -20,6 +20,8 @@ export interface BrokerAdmin {
   queueDepth(queue: string, vhost?: string): Promise<QueueDepth>;
   /** Names of the cluster's running nodes, sorted. */
   clusterNodes(): Promise<string[]>;
+  /** Closes its connections (see ManagementApi.close); keep one admin for as long as it is used. */
+  close(): Promise<void>;
 }
 
 export type BrokerAdminOptions = {
@@ -52,30 +54,8 @@ export class BrokerApiError extends Error {
 /** The management API's JSON over HTTP, authenticated, read-only; `path` starts with /api/. */
 export interface ManagementApi {
   get<T>(path: string): Promise<T>;
-}
-
-/**
- * One connection pool per trusted CA and server name: the operator makes an admin for every poll of
- * every app, and a pool per admin would open a TLS session (and leave a socket) each time. Bounded:
- * the oldest pool is closed when more CAs than this are in use (an app deleted, a CA replaced).
- */
-const POOLS_KEPT = 256;
-const pools = new Map<string, Agent>();
-function poolFor(ca: string, servername: string | undefined): Agent {
-  const key = `${servername ?? ''}\n${ca}`;
-  let pool = pools.get(key);
-  if (pool) {
-    pools.delete(key);
-  } else {
-    pool = new Agent({ connect: { ca, ...(servername ? { servername } : {}) } });
-    if (pools.size >= POOLS_KEPT) {
-      const [oldest, agent] = pools.entries().next().value!;
-      pools.delete(oldest);
-      void agent.close();
-    }
-  }
-  pools.set(key, pool);
-  return pool;
+  /** Closes the connection pool of an https API (its own, for its CA); nothing to do for http. */
+  close(): Promise<void>;
 }
 
 export function managementApi(o: BrokerAdminOptions): ManagementApi {
@@ -83,7 +63,11 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
   if (origin.username || origin.password) throw new Error('baseUrl must not carry credentials');
   if (origin.protocol === 'https:' && !o.ca) throw new Error('an https baseUrl needs the CA to trust');
   if (origin.protocol !== 'https:' && o.ca) throw new Error('a CA is only for an https baseUrl');
-  const dispatcher = o.ca ? poolFor(o.ca, o.servername) : undefined;
+  // Its own pool, for its CA: keep the API for as long as its broker is polled, so a poll reuses a
+  // TLS session instead of making one (the caller closes it when the address, login or CA changes).
+  const dispatcher = o.ca
+    ? new Agent({ connect: { ca: o.ca, ...(o.servername ? { servername: o.servername } : {}) } })
+    : undefined;
   const base = origin.origin;
   const authorization = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
   const timeoutMs = o.timeoutMs ?? 5000;
@@ -130,7 +114,7 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
     }
   }
 
-  return { get: (path) => request('GET', path) };
+  return { get: (path) => request('GET', path), close: async () => dispatcher?.close() };
 }
 
 /** A queue as GET /api/queues/<vhost>/<name> describes it (the fields we read). */
@@ -182,5 +166,7 @@ export function brokerAdmin(o: BrokerAdminOptions): BrokerAdmin {
         .map((n) => n.name)
         .sort();
     },
+
+    close: () => api.close(),
   };
 }
