@@ -8,7 +8,7 @@ import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { selectorLabels } from '../tiers/labels.ts';
 import { QUEUE, mqName, queueTls } from '../tiers/queue.ts';
-import { SERVER_TLS_VOLUME, podServesTls } from '../tiers/tls.ts';
+import { podServesTls, specServesTls } from '../tiers/tls.ts';
 import type { Restart } from './database-primary.ts';
 import { podsOf, type ChildLookup } from './tier-status.ts';
 
@@ -27,7 +27,7 @@ export function brokersOnOtherDistribution(app: ScalableApp, children: ChildLook
   const ns = app.metadata.namespace ?? '';
   const sts = children.get('StatefulSet', ns, mqName(app)) as V1StatefulSet | undefined;
   const wanted = queueTls(app);
-  const templateTls = (sts?.spec?.template.spec?.volumes ?? []).some((v) => v.name === SERVER_TLS_VOLUME);
+  const templateTls = specServesTls(sts?.spec?.template.spec);
   const seen = (sts?.status?.observedGeneration ?? 0) >= (sts?.metadata?.generation ?? 1);
   if (!sts || templateTls !== wanted || !seen) return [];
   const live = podsOf(children, ns, selectorLabels(app, QUEUE)).filter((p) => !p.metadata?.deletionTimestamp);

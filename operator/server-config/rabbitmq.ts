@@ -66,12 +66,16 @@ function positiveInt(what: string, n: number): number {
 }
 
 /**
- * A node's name in a pod: `rabbit@<pod>.<headless Service>.<namespace>.svc`, a long name every pod
- * resolves (the headless Service publishes not-ready pods too, so peers resolve each other while
- * they start). Needs RABBITMQ_USE_LONGNAME=true.
+ * The host of a node's name: its pod under the headless Service, `<pod>.<headless>.<namespace>.svc`,
+ * which every pod resolves (the headless Service publishes not-ready pods too, so peers resolve each
+ * other while they start). Over TLS the distribution checks it against the peer's certificate.
  */
+export const brokerHost = (pod: string, headlessService: string, namespace: string) =>
+  `${pod}.${headlessService}.${namespace}.svc`;
+
+/** A node's name in a pod: `rabbit@<brokerHost>`, a long name (needs RABBITMQ_USE_LONGNAME=true). */
 export function brokerNodeName(pod: string, headlessService: string, namespace: string): string {
-  const name = `rabbit@${pod}.${headlessService}.${namespace}.svc`;
+  const name = `rabbit@${brokerHost(pod, headlessService, namespace)}`;
   if (!NODE_NAME.test(name)) throw new Error(`bad node name ${JSON.stringify(name)}`);
   return name;
 }

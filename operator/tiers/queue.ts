@@ -15,6 +15,7 @@ import {
   EPMD_PORT,
   MANAGEMENT_PORT,
   brokerConfigFiles,
+  brokerHost,
   brokerNodeName,
   distributionTlsArgs,
   diskFreeLimitBytes,
@@ -53,6 +54,10 @@ export const mqTlsSecretName = (app: ScalableApp) => `${mqName(app)}-tls`;
 /** Whether the broker serves TLS only (spec.queue.tls, on by default). */
 export const queueTls = (app: ScalableApp) => app.spec.queue?.tls.enabled ?? false;
 
+/** The brokers' pods, one per replica, as the StatefulSet names them. */
+const mqPods = (app: ScalableApp) =>
+  Array.from({ length: app.spec.queue!.replicas }, (_, i) => `${mqName(app)}-${i}`);
+
 /**
  * The names the broker's certificate holds: the client Service (AMQP and the management API, which
  * the app and the operator reach) and every node by its headless name, through the wildcard and
@@ -61,7 +66,7 @@ export const queueTls = (app: ScalableApp) => app.spec.queue?.tls.enabled ?? fal
  */
 export function mqServerNames(app: ScalableApp): string[] {
   const ns = app.metadata.namespace ?? '';
-  const nodes = mqNodeNames(app).map((n) => n.slice(n.indexOf('@') + 1));
+  const nodes = mqPods(app).map((pod) => brokerHost(pod, mqHeadlessName(app), ns));
   return [...serviceDnsNames(ns, [mqName(app)], mqHeadlessName(app)), ...nodes];
 }
 
@@ -81,10 +86,7 @@ const PATHS = {
 
 /** Every node's Erlang name, whether or not its pod exists right now. */
 export function mqNodeNames(app: ScalableApp): string[] {
-  const q = app.spec.queue!;
-  return Array.from({ length: q.replicas }, (_, i) =>
-    brokerNodeName(`${mqName(app)}-${i}`, mqHeadlessName(app), app.metadata.namespace!),
-  );
+  return mqPods(app).map((pod) => brokerNodeName(pod, mqHeadlessName(app), app.metadata.namespace!));
 }
 
 const meta = (app: ScalableApp, name: string) => tierMeta(app, QUEUE, name);

@@ -1,4 +1,11 @@
-import type { V1ConfigMap, V1Pod, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1Pod,
+  V1PodSpec,
+  V1Secret,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { KeyPair } from '../tls/certificates.ts';
 import { childName, tierLabels } from './labels.ts';
@@ -38,7 +45,11 @@ export const SERVER_TLS_VOLUME = 'tls';
  * Whether a server's pod was made to serve TLS (it mounts its certificate): what the server runs
  * follows its pod, not the spec, while a change of the setting rolls through the pods.
  */
-export const podServesTls = (p: V1Pod) => (p.spec?.volumes ?? []).some((v) => v.name === SERVER_TLS_VOLUME);
+export const podServesTls = (p: V1Pod) => specServesTls(p.spec);
+
+/** Whether a pod spec (a pod's, or a template's) mounts its server's certificate. */
+export const specServesTls = (spec: V1PodSpec | undefined) =>
+  (spec?.volumes ?? []).some((v) => v.name === SERVER_TLS_VOLUME);
 
 /** Whether any tier of the app serves TLS, so its clients need the CA. */
 export const usesTls = (app: ScalableApp): boolean =>

@@ -99,6 +99,12 @@ Whether a PEM certificate names every one of `names` ("true" or empty), as the o
 kept certificate whose names differ (serverCertProblem): Helm has no X.509 parser, but a DER
 certificate holds each DNS name of its subjectAltName verbatim (an IA5String), so each name is
 looked for in the first certificate's DER bytes. Takes cert (PEM), names (a list).
+A substring, not the length-prefixed SAN entry (templates cannot build the raw tag and length
+bytes), so a name inside a longer one counts as present. That cannot keep a wrong certificate: only
+a certificate this chart issued is checked (a `given` one is used as it is), and the only names
+that appear later than their release's first certificate are the brokers' exact names after a
+scale-up (`<pod>.<headless>.<ns>.svc`), which no earlier name contains: the others are each
+Service's forms, inside one another but issued together, and wildcards.
 */}}
 {{- define "scalableapp-lib.tls.namesAll" -}}
 {{- $block := regexFind "-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----" .cert -}}
