@@ -314,7 +314,7 @@ describe('database: a primary and a synchronous standby, an exporter beside each
     // What the helper writes without monitoring, made what the operator's ConfigMap and Secret hold
     // with it: the monitor role's password (so initdb creates the role) and its pg_hba.conf line.
     await cluster.setMonitorPassword(MONITOR_PASSWORD);
-    const hba = { cidr: `${LOOPBACK}/32`, appUser: APP_USER, appDatabase: APP_DATABASE, monitor: true };
+    const hba = { cidr: `${LOOPBACK}/32`, appUsers: [APP_USER], appDatabase: APP_DATABASE, monitor: true };
     writeFileSync(join(cluster.configDir, 'pg_hba.conf'), hbaConfig(hba));
     writeFileSync(join(cluster.configDir, FENCED_HBA_FILE), hbaConfig({ ...hba, fenced: true }));
     await cluster.startAll();
@@ -463,7 +463,7 @@ describe('database: a primary and a synchronous standby, an exporter beside each
     expect(await sqlState(intoApp.connect())).toBe('28000'); // no pg_hba.conf line
     await intoApp.end().catch(() => {});
     // The operator's file admits the app from the pod network; the monitor role, loopback alone.
-    const hba = { cidr: '0.0.0.0/0', appUser: APP_USER, appDatabase: APP_DATABASE, monitor: true };
+    const hba = { cidr: '0.0.0.0/0', appUsers: [APP_USER], appDatabase: APP_DATABASE, monitor: true };
     for (const text of [hbaConfig(hba), hbaConfig({ ...hba, fenced: true })]) {
       expect(text.split('\n').filter((l) => l.includes(DEFAULT_MONITOR_USER))).toEqual([
         `host postgres ${DEFAULT_MONITOR_USER} 127.0.0.1/32 scram-sha-256`,

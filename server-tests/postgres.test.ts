@@ -416,7 +416,7 @@ describe('the pg_hba.conf a running primary serves (ready.sh)', () => {
       // plaintext server would refuse every TCP client with.
       const hostssl = hbaConfig({
         cidr: '127.0.0.1/32',
-        appUser: APP_USER,
+        appUsers: [APP_USER],
         appDatabase: APP_DATABASE,
         tls: true,
       });
@@ -517,7 +517,7 @@ describe('the monitor role (spec.monitoring)', () => {
       // Loopback admits the monitor role, as the operator's pg_hba.conf does with monitoring on.
       await writeFile(
         join(c.configDir, 'pg_hba.conf'),
-        hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE, monitor: true }),
+        hbaConfig({ cidr: '127.0.0.1/32', appUsers: [APP_USER], appDatabase: APP_DATABASE, monitor: true }),
       );
       await c.startAll();
       const solo = c.get('solo');

@@ -17,7 +17,7 @@ import {
   interNodeTlsConfig,
 } from '../operator/server-config/rabbitmq.ts';
 import { SERVER_TLS_PATHS } from '../operator/tiers/tls.ts';
-import { APP_DATABASE, APP_USER } from '../operator/tiers/postgres-cluster.ts';
+import { APP_DATABASE, APP_LOGINS, APP_USER } from '../operator/tiers/postgres-cluster.ts';
 import { POSTGRES_EXPORTER_QUERIES } from '../operator/tiers/monitoring.ts';
 import { alertRulesFile, alertRulesTemplate } from '../operator/monitoring/alert-rules.ts';
 import { DASHBOARDS, dashboardFile } from '../operator/monitoring/dashboards.ts';
@@ -55,7 +55,8 @@ export const CHART_FILES: readonly ChartFile[] = [
     return {
       path: `scalableapp-lib/files/postgres/pg_hba${suffix}.conf`,
       source: `hbaConfig(${given.length ? `{ ${given.map(([n]) => `${n}: true`).join(', ')} }` : ''}) in operator/server-config/postgres.ts`,
-      text: () => hbaConfig({ appUser: APP_USER, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', ...options }),
+      text: () =>
+        hbaConfig({ appUsers: APP_LOGINS, appDatabase: APP_DATABASE, cidr: '0.0.0.0/0', ...options }),
     };
   }),
   {

@@ -94,7 +94,7 @@ describe('postgresConfig', () => {
 
 describe('hbaConfig', () => {
   const hba = (cidr: string | string[] = '10.0.0.0/8') =>
-    hbaConfig({ cidr, appUser: 'app', appDatabase: 'appdb' });
+    hbaConfig({ cidr, appUsers: ['app'], appDatabase: 'appdb' });
   const rules = (text: string) =>
     text
       .split('\n')
@@ -110,9 +110,20 @@ describe('hbaConfig', () => {
     ]);
   });
 
+  it('names every login of the app in its rules, and refuses an app without one', () => {
+    const host = rules(hbaConfig({ cidr: '10.0.0.0/8', appUsers: ['app', 'app_alt'], appDatabase: 'appdb' }));
+    expect(host.filter((r) => r[1] === 'appdb')).toEqual([
+      ['local', 'appdb', 'app,app_alt', 'scram-sha-256'],
+      ['host', 'appdb', 'app,app_alt', '10.0.0.0/8', 'scram-sha-256'],
+    ]);
+    expect(() => hbaConfig({ cidr: '10.0.0.0/8', appUsers: [], appDatabase: 'appdb' })).toThrow(
+      /at least one/,
+    );
+  });
+
   it('fenced: the app is let in nowhere, the replication role and the superuser as before', () => {
     const fenced = rules(
-      hbaConfig({ cidr: '10.0.0.0/8', appUser: 'app', appDatabase: 'appdb', fenced: true }),
+      hbaConfig({ cidr: '10.0.0.0/8', appUsers: ['app'], appDatabase: 'appdb', fenced: true }),
     );
     expect(fenced.filter((r) => r.includes('app'))).toEqual([]);
     expect(fenced).toEqual(rules(hba()).filter((r) => !r.includes('app')));
@@ -135,12 +146,12 @@ describe('hbaConfig', () => {
   });
 
   it('refuses names and CIDRs that would need quoting or inject a rule', () => {
-    expect(() => hbaConfig({ cidr: '10.0.0.0/8', appUser: 'app all', appDatabase: 'x' })).toThrow(
+    expect(() => hbaConfig({ cidr: '10.0.0.0/8', appUsers: ['app all'], appDatabase: 'x' })).toThrow(
       /plain identifier/,
     );
-    expect(() => hbaConfig({ cidr: '0.0.0.0/0 trust', appUser: 'app', appDatabase: 'x' })).toThrow(
+    expect(() => hbaConfig({ cidr: '0.0.0.0/0 trust', appUsers: ['app'], appDatabase: 'x' })).toThrow(
       /bad CIDR/,
     );
-    expect(() => hbaConfig({ cidr: [], appUser: 'app', appDatabase: 'x' })).toThrow(/at least one/);
+    expect(() => hbaConfig({ cidr: [], appUsers: ['app'], appDatabase: 'x' })).toThrow(/at least one/);
   });
 });

@@ -175,7 +175,8 @@ export function postgresConfig(o: PostgresConfigOptions): string {
 export type HbaOptions = {
   /** Where clients, standbys and the operator connect from: the pod network (or 127.0.0.1/32). */
   cidr: string | readonly string[];
-  appUser: string;
+  /** The application's logins (they take turns when its password is rotated: ADR 0025). */
+  appUsers: readonly string[];
   appDatabase: string;
   superuser?: string;
   replicationUser?: string;
@@ -196,7 +197,7 @@ export type HbaOptions = {
 };
 
 /**
- * pg_hba.conf: password (SCRAM) authentication only, for three roles: the app on its database, the
+ * pg_hba.conf: password (SCRAM) authentication only, for three roles: the app (its logins) on its database, the
  * replication role for streaming and cloning, and the superuser for the operator's administration
  * and for pg_rewind (which reads the source's files through SQL functions); and, with monitoring,
  * the exporter's role from loopback. Everyone else is refused by the absence of a matching line.
@@ -205,7 +206,8 @@ export function hbaConfig(o: HbaOptions): string {
   const cidrs = typeof o.cidr === 'string' ? [o.cidr] : [...o.cidr];
   if (cidrs.length === 0) throw new Error('at least one CIDR is required');
   for (const c of cidrs) if (!CIDR.test(c)) throw new Error(`bad CIDR ${JSON.stringify(c)}`);
-  const app = checkIdentifier('appUser', o.appUser);
+  if (o.appUsers.length === 0) throw new Error('at least one app user is required');
+  const app = o.appUsers.map((u) => checkIdentifier('appUsers', u)).join(',');
   const db = checkIdentifier('appDatabase', o.appDatabase);
   const superuser = checkIdentifier('superuser', o.superuser ?? DEFAULT_SUPERUSER);
   const replication = checkIdentifier('replicationUser', o.replicationUser ?? DEFAULT_REPLICATION_USER);

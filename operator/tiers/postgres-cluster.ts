@@ -59,7 +59,14 @@ export const selfFencing = (c: PgCluster) => c.spec.replicas > 0 && c.spec.failo
 
 /** The uid of the `postgres` user in the official image: initdb needs a user it can look up. */
 export const POSTGRES_UID = 999;
+/** The application's role: it owns the app's database, and logs in (the first of APP_LOGINS). */
 export const APP_USER = 'app';
+/**
+ * The logins the app's connection takes turns with when its password is rotated (ADR 0025): the
+ * owner itself, and a member of it whose sessions act as the owner.
+ */
+export const APP_LOGINS = [APP_USER, 'app_alt'] as const;
+export type AppLogin = (typeof APP_LOGINS)[number];
 export const APP_DATABASE = 'app';
 export const LAST_FAILOVER_TIME = 'scalableapp.io/last-failover-time';
 export const LAST_FAILOVER_REASON = 'scalableapp.io/last-failover-reason';
@@ -143,7 +150,7 @@ export function pgCredentialsSecret(
 export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
   const last = c.facts.lastFailover;
   const tls = c.spec.tls.enabled;
-  const hba = { appUser: APP_USER, appDatabase: APP_DATABASE, monitor: monitored(c.app), tls };
+  const hba = { appUsers: APP_LOGINS, appDatabase: APP_DATABASE, monitor: monitored(c.app), tls };
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',

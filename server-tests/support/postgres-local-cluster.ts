@@ -16,6 +16,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { APP_LOGINS } from '../../operator/tiers/postgres-cluster.ts';
 import { eventually } from '../../e2e/support/eventually.ts';
 import {
   pgAdmin,
@@ -33,6 +34,7 @@ import {
 } from '../../operator/server-config/postgres-instance-script.ts';
 
 export const APP_USER = 'app';
+
 export const APP_DATABASE = 'app';
 /** Characters that need escaping in a passfile (':' and '\') and in SQL (quotes) on purpose. */
 export const CREDENTIALS = {
@@ -404,13 +406,18 @@ export class LocalCluster {
     );
     await writeFile(
       join(configDir, 'pg_hba.conf'),
-      hbaConfig({ cidr: '127.0.0.1/32', appUser: APP_USER, appDatabase: APP_DATABASE, tls: o.tls ?? false }),
+      hbaConfig({
+        cidr: '127.0.0.1/32',
+        appUsers: APP_LOGINS,
+        appDatabase: APP_DATABASE,
+        tls: o.tls ?? false,
+      }),
     );
     await writeFile(
       join(configDir, FENCED_HBA_FILE),
       hbaConfig({
         cidr: '127.0.0.1/32',
-        appUser: APP_USER,
+        appUsers: APP_LOGINS,
         appDatabase: APP_DATABASE,
         fenced: true,
         tls: o.tls ?? false,

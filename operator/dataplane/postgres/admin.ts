@@ -142,17 +142,22 @@ export function formatLsn(lsn: bigint): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
-/**
- * PostgresAdmin over the wire, as the superuser. Each call opens its own connection: admin calls are
- * rare, and a fresh connection never waits behind a session a stalled node left half-done.
- */
-export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
-  const timeoutMs = o.timeoutMs ?? 2000;
-  const promoteTimeoutMs = o.promoteTimeoutMs ?? 60_000;
-  const superuser = o.superuser ?? DEFAULT_SUPERUSER;
-  const replicationUser = o.replicationUser ?? DEFAULT_REPLICATION_USER;
+/** A call on a node: one superuser connection for it, its failure named after the node and `what`. */
+export type SuperuserCall = <T>(
+  n: PgNode,
+  what: string,
+  fn: (c: Client) => Promise<T>,
+  queryTimeoutMs?: number,
+) => Promise<T>;
 
-  async function on<T>(
+/**
+ * Calls as the superuser. Each opens its own connection: admin calls are rare, and a fresh
+ * connection never waits behind a session a stalled node left half-done.
+ */
+export function superuserCalls(o: PgAdminOptions): SuperuserCall {
+  const timeoutMs = o.timeoutMs ?? 2000;
+  const superuser = o.superuser ?? DEFAULT_SUPERUSER;
+  return async function on<T>(
     n: PgNode,
     what: string,
     fn: (c: Client) => Promise<T>,
@@ -183,7 +188,15 @@ export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
     } catch (err) {
       throw new Error(`postgres node ${n.name} (${n.host}:${n.port}): ${what} failed`, { cause: err });
     }
-  }
+  };
+}
+
+/** PostgresAdmin over the wire, as the superuser (superuserCalls). */
+export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
+  const timeoutMs = o.timeoutMs ?? 2000;
+  const promoteTimeoutMs = o.promoteTimeoutMs ?? 60_000;
+  const replicationUser = o.replicationUser ?? DEFAULT_REPLICATION_USER;
+  const on = superuserCalls(o);
 
   const inRecovery = async (c: Client): Promise<boolean> =>
     (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r;
