@@ -18,6 +18,7 @@ import {
   createRealNamespace,
   deleteNamespaceAndWait,
   describeReal,
+  eventsOf,
   execIn,
   installInClusterOperator,
   localApp,
@@ -198,6 +199,76 @@ describeReal('Postgres over TLS on the real node', () => {
         'jsonpath={.items[*].metadata.uid}',
       ]),
     ).toBe(dbUids);
+  }, 400_000);
+
+  // Last in this suite: the writer pod keeps the URLs it started with, and they stop working here.
+  it("rotates the app's password in the database and the shard under writes through the web tier: no request fails, and the old password is refused after", async () => {
+    const stale = inClient(
+      'process.env.DATABASE_URL',
+      `const c=new pg.Client(url);await c.connect();await c.end();console.log('ok');`,
+    );
+    expect(stale).toEqual({ ok: true, out: 'ok' });
+    const webBefore = kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name']);
+    // The user's way (docs/credentials.md): write the new password into each credentials Secret.
+    for (const [secret, password] of [
+      [`${APP}-db-credentials`, 'rotated-db-1'],
+      [`${APP}-shards-credentials`, 'rotated-shards-1'],
+    ] as const)
+      kubectl([
+        'patch',
+        'secret',
+        secret,
+        '-n',
+        ns,
+        '--type',
+        'merge',
+        '-p',
+        JSON.stringify({ stringData: { 'app-password': password } }),
+      ]);
+    const startedAt = Date.now();
+    const failures: string[] = [];
+    let requests = 0;
+    const request = async (path: string, init: RequestInit, ok: number) => {
+      requests++;
+      const r = await serviceRequest(ns, `${APP}-web`, path, init).catch((e: Error) => ({
+        status: 0,
+        body: e.message,
+      }));
+      if (r.status !== ok) failures.push(`${path} ${r.status} ${JSON.stringify(r.body)}`);
+    };
+    const post = { method: 'POST', headers: { 'content-type': 'application/json' } };
+    await eventually(
+      'both rotations done: the old logins disabled',
+      async () => {
+        // Traffic all along (bounded by the wait): a write on the primary, one on the shard.
+        await request('/db/items', { ...post, body: JSON.stringify({ value: `rotation ${requests}` }) }, 201);
+        await request(
+          `/shard/user-${requests % 7}`,
+          { ...post, body: JSON.stringify({ value: requests }) },
+          200,
+        );
+        const rotated = eventsOf(ns, APP).filter((e) => e.startsWith('CredentialsRotated'));
+        return rotated.length === 2;
+      },
+      300_000,
+      1000,
+    );
+    console.log(
+      `password rotation of the database and the shard done ${Math.round((Date.now() - startedAt) / 1000)} s after the Secrets changed; ${requests} requests through the web tier meanwhile, ${failures.length} failed`,
+    );
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(4);
+    const env = decodeSecret(json<any>(['get', 'secret', `${APP}-connection`, '-n', ns]));
+    expect(env.DATABASE_URL).toMatch(/^postgresql:\/\/app_alt:rotated-db-1@/);
+    expect([env.SHARDS_USER, env.SHARDS_PASSWORD]).toEqual(['app_alt', 'rotated-shards-1']);
+    // The web pods rolled onto the new URLs; the client pod that kept the old ones is refused now.
+    expect(kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name'])).not.toBe(webBefore);
+    const refused = inClient(
+      'process.env.DATABASE_URL',
+      `const c=new pg.Client(url);await c.connect();await c.end();console.log('ok');`,
+    );
+    expect(refused.out).toMatch(/password authentication failed for user "app"/);
+    expect(eventsOf(ns, APP).filter((e) => e.startsWith('CredentialsRotating'))).toHaveLength(2);
   }, 400_000);
 });
 

@@ -146,6 +146,12 @@ export const EVENT_REASON = {
   PrimaryCheckFailed: 'PrimaryCheckFailed',
   /** Claims grew, and their StatefulSet is recreated around its running pods (docs/adr/0014). */
   VolumesGrowing: 'VolumesGrowing',
+  /** The app's password changed: its URLs name the other login, with it (docs/adr/0025). */
+  CredentialsRotating: 'CredentialsRotating',
+  /** The login of the previous password is disabled: the rotation is done. */
+  CredentialsRotated: 'CredentialsRotated',
+  /** The new password cannot be used; the app keeps its login. */
+  CredentialsRefused: 'CredentialsRefused',
 } as const;
 /** Every reason an Event may carry: the app's, the operator's actions, and the pod problems a tier shows. */
 export type EventReason = AppReason | (typeof EVENT_REASON)[keyof typeof EVENT_REASON] | TierReason;

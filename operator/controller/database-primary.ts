@@ -98,13 +98,14 @@ export const STALLED_STANDBY_MS = 20_000;
 const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
 /** The server's readiness, not the pod's: a broken exporter beside it is no reason to fail over. */
 const ready = (p: V1Pod) => isContainerReady(p, PG_CONTAINER);
+export { ready as pgServerReady, running as pgServerRunning };
 const running = (p: V1Pod) =>
   Boolean(p.status?.containerStatuses?.[0]?.state?.running) && Boolean(p.status?.podIP);
 /**
  * An instance as the admin calls see it: reached at its pod's address, streamed from by its DNS name,
  * over TLS when its pod serves it.
  */
-const nodeIn =
+export const nodeIn =
   (cluster: PgCluster) =>
   (p: V1Pod): PgNode => {
     const ca = cluster.tls?.ca.cert;

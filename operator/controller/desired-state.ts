@@ -1,9 +1,9 @@
 import { podMonitors } from '../tiers/pod-monitors.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { API_VERSION, KIND } from '../api/scalable-app.ts';
-import { connectionHash, connectionSecret } from '../tiers/connection.ts';
+import { appConnection, connectionSecret } from '../tiers/connection.ts';
 import { networkPolicies } from '../tiers/network-policies.ts';
-import { caObjects, usesTls } from '../tiers/tls.ts';
+import { caObjects } from '../tiers/tls.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 
@@ -12,11 +12,9 @@ import { TIER_MODULES } from './tier-modules/index.ts';
  * carries a controller owner reference, so deleting the ScalableApp garbage-collects it.
  */
 export function desiredState(app: ScalableApp, facts: ObservedFacts): Child[] {
-  const secret = connectionSecret(app, facts);
-  const ca = usesTls(app) ? facts.tls?.ca.cert : undefined;
-  const connection = { name: secret.metadata.name, hash: connectionHash(secret, ca) };
+  const connection = appConnection(app, facts);
   const objects: Child[] = [
-    secret,
+    connectionSecret(app, facts),
     ...caObjects(app, facts),
     ...networkPolicies(app, facts.operatorNamespace),
     ...podMonitors(app, facts),

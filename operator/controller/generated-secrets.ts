@@ -4,7 +4,7 @@ import { isNotFound } from '../kube/client.ts';
 import { collectionPath } from '../kube/resources.ts';
 import type { DatabaseCredentials } from '../tiers/objects.ts';
 import type { TierContext } from './tier-module.ts';
-import { CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
+import { APP_LOGIN_KEYS, CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
 
 /**
  * A Secret's values for `keys` as the informer's cache holds them or, when `usable` refuses those
@@ -57,5 +57,20 @@ export async function pgCredentials(
     f.appPassword,
     f.monitorPassword,
   ]);
-  return { superuser: superuser!, replication: replication!, app: app!, monitor: monitor! };
+  // The rotation's record is never generated: read as the cache has it (the operator wrote it).
+  const k = APP_LOGIN_KEYS;
+  const [name, password, retiring] = await liveSecretValues(
+    ctx,
+    ns,
+    secret,
+    [k.login, k.password, k.retiring],
+    () => true,
+  );
+  return {
+    superuser: superuser!,
+    replication: replication!,
+    app: app!,
+    monitor: monitor!,
+    ...(name && password ? { appLogin: { name, password, ...(retiring ? { retiring } : {}) } } : {}),
+  };
 }

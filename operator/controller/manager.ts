@@ -17,7 +17,13 @@ import { ChildCaches, ownedKinds, ownerKey } from './children.ts';
 import { EventRecorder } from './events.ts';
 import { ChildRefusedError, Reconciler } from './reconciler.ts';
 import { CachePrimary } from './cache-primary.ts';
-import { simulatedCacheAdmin, simulatedPostgresAdmin } from '../dataplane/simulated-admin.ts';
+import {
+  SIMULATED_LOGINS,
+  simulatedCacheAdmin,
+  simulatedPostgresAdmin,
+} from '../dataplane/simulated-admin.ts';
+import { pgLogins } from '../dataplane/postgres/logins.ts';
+import { AppLoginRotation } from './app-login-rotation.ts';
 import { DatabasePrimary } from './database-primary.ts';
 import { pgAdmin } from '../dataplane/postgres/admin.ts';
 import { PrimaryHeartbeats } from '../dataplane/postgres/heartbeat.ts';
@@ -146,6 +152,7 @@ export class Manager {
       log,
       cachePrimary: this.cachePrimary(),
       databasePrimary: this.databasePrimary(log, signal),
+      appLogins: this.appLogins(),
       consumerScaling: scaling,
       appMetrics: appMetricsOf(this.o.metrics.registry),
     });
@@ -195,6 +202,16 @@ export class Manager {
 
   private podReady(ns: string, name: string): boolean {
     return isPodReady(this.children.get('Pod', ns, name) as V1Pod | undefined);
+  }
+
+  private appLogins(): AppLoginRotation {
+    return new AppLoginRotation({
+      pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
+      loginsFor: (credentials) =>
+        this.o.dataPlane === 'simulated'
+          ? SIMULATED_LOGINS
+          : pgLogins({ superuserPassword: credentials.superuser }),
+    });
   }
 
   private databasePrimary(log: Logger, signal: AbortSignal): DatabasePrimary {

@@ -68,6 +68,14 @@ export async function decidePrimaries(
       log.warn('database failover refused', { cluster: r.cluster, reason: r.reason });
       await ctx.events.record(app, 'Warning', 'FailoverRefused', r.reason);
     }
+    for (const n of d.notices ?? []) {
+      if (n.once !== undefined) {
+        if (announced.get(n.once) === n.message) continue;
+        announced.set(n.once, n.message);
+      }
+      log[n.type === 'Warning' ? 'warn' : 'info'](n.message, { reason: n.reason });
+      await ctx.events.record(app, n.type, n.reason, n.message);
+    }
     for (const mv of d.moved) {
       moved.push(mv);
       log.warn(mv.what, { cluster: mv.cluster, from: mv.from, to: mv.to });

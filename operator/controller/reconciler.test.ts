@@ -1,6 +1,8 @@
 // The reconciler as a whole, against the in-memory apiserver of testdata/fake-world.ts. The refusals,
 // volume growth and deletion have their own files; this one holds what belongs to no single phase.
-import type { V1StatefulSet } from '@kubernetes/client-node';
+import type { V1Deployment, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import { parseApp } from '../api/testdata/apps.ts';
+import { ANNOTATION, ROLE_LABEL, selectorLabels } from '../tiers/labels.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { DatabasePrimary } from './database-primary.ts';
 import { fakeWorld, invalid } from './testdata/fake-world.ts';
@@ -365,5 +367,128 @@ describe('a Gateway exposure on a cluster without the Gateway API', () => {
     expect(w.condition('Degraded')).toMatchObject({ status: 'True', reason: 'GatewayAPIMissing' });
     expect(w.raw.status?.phase).toBe('Degraded');
     expect(w.warnings().filter((e) => e.startsWith('GatewayAPIMissing:'))).toHaveLength(1);
+  });
+});
+
+describe("a rotation of the app's database password", () => {
+  const decoded = (obj: unknown) =>
+    Object.fromEntries(
+      Object.entries((obj as V1Secret).data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+  const dbPod: V1Pod = {
+    metadata: {
+      name: 'shop-db-0',
+      namespace: 'prod',
+      uid: 'db0',
+      // Labelled primary already: the fake cache does not take the operator's label patches.
+      labels: { ...selectorLabels(parseApp({}, 'shop', 'prod'), 'database'), [ROLE_LABEL]: 'primary' },
+    },
+    status: {
+      podIP: '10.0.0.5',
+      containerStatuses: [
+        { name: 'postgres', restartCount: 0, ready: true, image: 'x', imageID: '', state: { running: {} } },
+      ],
+    },
+  };
+  const webPod = (hash: string): V1Pod => ({
+    metadata: {
+      name: `shop-web-${hash.slice(0, 5)}`,
+      namespace: 'prod',
+      labels: { 'app.kubernetes.io/instance': 'shop' },
+      annotations: { [ANNOTATION.connectionHash]: hash },
+    },
+  });
+
+  it('switches the URLs to the other login once it has the new password, retires the old one when every pod rolled, and then writes nothing', async () => {
+    const calls: string[] = [];
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, database: { replicas: 0 } },
+      pods: [dbPod],
+      logins: {
+        enable: async (n, login, _owner, password) =>
+          void calls.push(`enable ${n.name} ${login} ${password}`),
+        disable: async (n, login) => void calls.push(`disable ${n.name} ${login}`),
+        sessions: async () => 0,
+      },
+    });
+    await w.reconcile();
+    await w.reconcile();
+    const first = decoded(w.live('Secret', 'shop-db-credentials'));
+    // Recorded: the app role with the password initdb gave it; given once to the primary.
+    expect(first['app-login']).toBe('app');
+    expect(first['app-login-password']).toBe(first['app-password']);
+    expect(calls).toEqual([`enable shop-db-0 app ${first['app-password']}`]);
+    const hashBefore = (w.live('Deployment', 'shop-web') as V1Deployment).spec!.template.metadata!
+      .annotations![ANNOTATION.connectionHash]!;
+
+    // The user writes a new password into the Secret.
+    const secret = w.live('Secret', 'shop-db-credentials') as V1Secret;
+    w.setLive({
+      ...secret,
+      data: { ...secret.data, 'app-password': Buffer.from('n3w-pass').toString('base64') },
+    } as V1Secret as never);
+    w.setPods([dbPod, webPod(hashBefore)]);
+    await w.reconcile();
+    expect(calls.at(-1)).toBe('enable shop-db-0 app_alt n3w-pass');
+    expect(decoded(w.live('Secret', 'shop-db-credentials'))).toMatchObject({
+      'app-login': 'app_alt',
+      'app-login-password': 'n3w-pass',
+      'app-retiring-login': 'app',
+    });
+    expect(decoded(w.live('Secret', 'shop-connection')).DATABASE_URL).toMatch(
+      /^postgresql:\/\/app_alt:n3w-pass@/,
+    );
+    expect(w.normals().filter((e) => e.startsWith('Credentials'))).toEqual([
+      expect.stringMatching(/^CredentialsRotating: Secret shop-db-credentials key app-password changed/),
+    ]);
+    const hashAfter = (w.live('Deployment', 'shop-web') as V1Deployment).spec!.template.metadata!
+      .annotations![ANNOTATION.connectionHash]!;
+    expect(hashAfter).not.toBe(hashBefore);
+
+    // A pod still holds the old URLs: the old login stays.
+    await w.reconcile();
+    expect(calls.filter((c) => c.startsWith('disable'))).toEqual([]);
+
+    w.setPods([dbPod, webPod(hashAfter)]);
+    await w.reconcile();
+    expect(calls.filter((c) => c.startsWith('disable'))).toEqual(['disable shop-db-0 app']);
+    expect(decoded(w.live('Secret', 'shop-db-credentials'))['app-retiring-login']).toBeUndefined();
+    expect(w.normals().filter((e) => e.startsWith('CredentialsRotated'))).toHaveLength(1);
+
+    const writes = w.childWrites().length;
+    const asked = calls.length;
+    await w.reconcile();
+    expect(
+      w
+        .childWrites()
+        .slice(writes)
+        .map((x) => x.path),
+    ).toEqual([]);
+    expect(calls.length).toBe(asked);
+  });
+
+  it('refuses a password it cannot use: one Warning naming the key, the URLs unchanged, however often it is looked at', async () => {
+    const w = fakeWorld({
+      spec: { database: { replicas: 0 } },
+      pods: [dbPod],
+      logins: { enable: async () => {}, disable: async () => {}, sessions: async () => 0 },
+    });
+    await w.reconcile();
+    const before = decoded(w.live('Secret', 'shop-db-credentials'));
+    const secret = w.live('Secret', 'shop-db-credentials') as V1Secret;
+    w.setLive({
+      ...secret,
+      data: { ...secret.data, 'app-password': Buffer.from('caf\u00e9').toString('base64') },
+    } as V1Secret as never);
+    await w.reconcile();
+    await w.reconcile();
+    expect(w.warnings().filter((e) => e.startsWith('CredentialsRefused'))).toEqual([
+      expect.stringContaining(
+        'Secret shop-db-credentials key app-password: the password must be printable ASCII',
+      ),
+    ]);
+    expect(decoded(w.live('Secret', 'shop-db-credentials'))['app-login-password']).toBe(
+      before['app-login-password'],
+    );
   });
 });

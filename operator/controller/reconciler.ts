@@ -16,6 +16,7 @@ import { stamped } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { gatherFacts } from './facts.ts';
 import { decidePrimaries, removeDoneSwitchover } from './primaries.ts';
+import type { AppLoginRotation } from './app-login-rotation.ts';
 import { missingSecrets } from './references.ts';
 import { ChildRefusedError, type Refusal } from './refusal.ts';
 import { labelRoles } from './roles.ts';
@@ -41,6 +42,8 @@ export interface ReconcilerDeps {
   readonly cachePrimary?: CachePrimary;
   /** Moves the database primary on failure or on request; absent when the operator runs without it. */
   readonly databasePrimary?: DatabasePrimary;
+  /** Rotates the app's Postgres login when its password changes (ADR 0025); absent, a change waits. */
+  readonly appLogins?: AppLoginRotation;
   /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
   readonly consumerScaling?: ConsumerScalingPort;
   /** The per-app series (app-metrics.ts); absent, none are kept. */

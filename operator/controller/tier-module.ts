@@ -3,6 +3,7 @@ import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
 import type { Tier } from '../api/spec.ts';
 import type { Kube } from '../kube/client.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
+import type { AppLoginRotation } from './app-login-rotation.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { EventReason } from './conditions.ts';
 import type { DatabasePrimary, Restart } from './database-primary.ts';
@@ -72,6 +73,18 @@ export interface Decisions {
   readonly recheckMs?: number;
   /** The pod a switchover was asked for is now the ready primary: the request is removed. */
   readonly switchoverDone?: string;
+  /**
+   * Other things done or refused this pass, one Event each. One with `once` is announced when it
+   * starts or changes, not on every pass while it stands; `once` in `settled` ends it.
+   */
+  readonly notices?: readonly Notice[];
+}
+
+export interface Notice {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: EventReason;
+  readonly message: string;
+  readonly once?: string;
 }
 
 export interface Move {
@@ -107,6 +120,8 @@ export interface TierContext {
   readonly cachePrimary?: CachePrimary;
   /** Moves the database primary on failure or on request; absent when the operator runs without it. */
   readonly databasePrimary?: DatabasePrimary;
+  /** Rotates the app's Postgres login when its password changes; absent, a change waits (ADR 0025). */
+  readonly appLogins?: AppLoginRotation;
   /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
   readonly consumerScaling?: ConsumerScalingPort;
   readonly now: () => Date;

@@ -4,6 +4,7 @@
 // the real admin takes; the data-plane tests cover the Redis side with real servers.
 import type { CacheAdmin, CacheNode, CacheRole } from './redis-admin.ts';
 import type { PostgresAdmin } from './postgres/admin.ts';
+import type { PostgresLogins } from './postgres/logins.ts';
 
 export function simulatedCacheAdmin(
   podReady: (name: string) => boolean,
@@ -58,6 +59,13 @@ export function simulatedPostgresAdmin(
     async fence() {},
   };
 }
+
+/** Logins where no Postgres runs: every step succeeds, and no session is ever open. */
+export const SIMULATED_LOGINS: PostgresLogins = {
+  enable: async () => {},
+  disable: async () => {},
+  sessions: async () => 0,
+};
 
 /**
  * Queue depths where no broker runs: the cluster tests write them, as JSON `{"<queue>": <depth>}`, in

@@ -9,7 +9,7 @@ import { edgeEntries } from './edge-cache.ts';
 import { databaseEntries } from './database.ts';
 import { shardEntries } from './shards.ts';
 import { queueEntries } from './queue.ts';
-import { CA_FILE } from './tls.ts';
+import { CA_FILE, usesTls } from './tls.ts';
 import { secretWith } from './secrets.ts';
 
 export const connectionSecretName = (app: ScalableApp) => childName(app, 'connection');
@@ -53,4 +53,11 @@ export function connectionSecret(app: ScalableApp, facts: ObservedFacts): V1Secr
  */
 export function connectionHash(secret: V1Secret, caCert?: string): string {
   return contentHash(caCert === undefined ? (secret.data ?? {}) : { ...secret.data, [CA_FILE]: caCert });
+}
+
+/** The app's connection Secret's name and the hash its pods roll on (the app's CA included). */
+export function appConnection(app: ScalableApp, facts: ObservedFacts): { name: string; hash: string } {
+  const secret = connectionSecret(app, facts);
+  const ca = usesTls(app) ? facts.tls?.ca.cert : undefined;
+  return { name: secret.metadata.name, hash: connectionHash(secret, ca) };
 }

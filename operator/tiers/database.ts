@@ -4,6 +4,7 @@ import { childName, selectorLabels, tierLabels } from './labels.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 import { CA_FILE } from './tls.ts';
 import {
+  appLoginOf,
   pgClusterObjects,
   pgConfigHash,
   pgConfigMap,
@@ -77,10 +78,10 @@ export function databaseObjects(app: ScalableApp, facts: ObservedFacts): Child[]
 /** The read-write and read-only URLs the app receives. */
 export function databaseEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   if (!app.spec.database || !facts.dbCredentials) return {};
-  const pw = facts.dbCredentials.app;
+  const login = appLoginOf(facts.dbCredentials);
   const ca = app.spec.database.tls.enabled ? CA_FILE : undefined;
   return {
-    DATABASE_URL: pgUrl(app, dbWriteService(app), pw, ca),
-    DATABASE_READ_URL: pgUrl(app, dbReadService(app), pw, ca),
+    DATABASE_URL: pgUrl(app, dbWriteService(app), login, ca),
+    DATABASE_READ_URL: pgUrl(app, dbReadService(app), login, ca),
   };
 }

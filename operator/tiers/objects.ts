@@ -14,9 +14,20 @@ export interface TlsFacts {
 export interface DatabaseCredentials {
   readonly superuser: string;
   readonly replication: string;
+  /** The app's password as its Secret asks for it: a user may change it (ADR 0025). */
   readonly app: string;
   /** The metrics exporter's role (pg_monitor); optional for facts built before it existed. */
   readonly monitor?: string;
+  /** The login the app's URLs name and its password on the servers; absent: the app role with `app`. */
+  readonly appLogin?: AppLoginRecord;
+}
+
+/** Which of the app's logins its URLs name (APP_LOGINS), and what is being retired (ADR 0025). */
+export interface AppLoginRecord {
+  readonly name: string;
+  readonly password: string;
+  /** The login the previous password was on, until no pod and no session uses it. */
+  readonly retiring?: string;
 }
 
 /** What the cluster knows about one Postgres cluster: its recorded primary, last failover and pods. */

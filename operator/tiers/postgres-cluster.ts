@@ -9,7 +9,11 @@ import {
   postgresConfig,
   synchronousStandbyNames,
 } from '../server-config/postgres.ts';
-import { CREDENTIAL_FILES as f, instanceStartScript } from '../server-config/postgres-instance-script.ts';
+import {
+  APP_LOGIN_KEYS,
+  CREDENTIAL_FILES as f,
+  instanceStartScript,
+} from '../server-config/postgres-instance-script.ts';
 import { FENCED_HBA_FILE, instanceReadyScript } from '../server-config/postgres-ready-script.ts';
 import { ANNOTATION } from './labels.ts';
 import {
@@ -27,7 +31,7 @@ import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import { contentHash } from './content-hash.ts';
-import type { Child, DatabaseCredentials, PgClusterFacts, TlsFacts } from './objects.ts';
+import type { AppLoginRecord, Child, DatabaseCredentials, PgClusterFacts, TlsFacts } from './objects.ts';
 
 export const PG_PORT = 5432;
 /** The server's container: the first of every instance's pod. */
@@ -139,13 +143,26 @@ export function pgCredentialsSecret(
   credentials: DatabaseCredentials | undefined,
 ): V1Secret & Child {
   if (!credentials) throw new Error(`${name}: credentials not generated: the controller must provide them`);
+  const login = credentials.appLogin;
   return secretWith({ name, namespace: app.metadata.namespace, labels }, 'Opaque', {
     [f.superuserPassword]: credentials.superuser,
     [f.replicationPassword]: credentials.replication,
     [f.appPassword]: credentials.app,
     [f.monitorPassword]: credentials.monitor,
+    // The record of a rotation (ADR 0025), once there has been one.
+    ...(login
+      ? {
+          [APP_LOGIN_KEYS.login]: login.name,
+          [APP_LOGIN_KEYS.password]: login.password,
+          ...(login.retiring ? { [APP_LOGIN_KEYS.retiring]: login.retiring } : {}),
+        }
+      : {}),
   });
 }
+
+/** The login the app's URLs name, and its password there (ADR 0025). */
+export const appLoginOf = (c: DatabaseCredentials): AppLoginRecord =>
+  c.appLogin ?? { name: APP_USER, password: c.app };
 
 export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
   const last = c.facts.lastFailover;
@@ -370,12 +387,12 @@ export function pgClusterObjects(c: PgCluster): Child[] {
 }
 
 /**
- * A postgresql:// URL for the app user; the password is URL-encoded. With TLS it asks libpq (and
- * node-postgres, which reads the same parameters) to verify the server's certificate and name
- * against the app's CA, mounted in the app's pods at `caFile`.
+ * A postgresql:// URL for the app's login (appLoginOf); the password is URL-encoded. With TLS it
+ * asks libpq (and node-postgres, which reads the same parameters) to verify the server's
+ * certificate and name against the app's CA, mounted in the app's pods at `caFile`.
  */
-export function pgUrl(app: ScalableApp, service: string, password: string, caFile?: string): string {
-  const pw = encodeURIComponent(password);
+export function pgUrl(app: ScalableApp, service: string, login: AppLoginRecord, caFile?: string): string {
+  const pw = encodeURIComponent(login.password);
   const tls = caFile ? `?sslmode=verify-full&sslrootcert=${caFile}` : '';
-  return `postgresql://${APP_USER}:${pw}@${service}.${app.metadata.namespace}.svc:${PG_PORT}/${APP_DATABASE}${tls}`;
+  return `postgresql://${login.name}:${pw}@${service}.${app.metadata.namespace}.svc:${PG_PORT}/${APP_DATABASE}${tls}`;
 }

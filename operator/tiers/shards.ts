@@ -14,8 +14,8 @@ import type { Child, ObservedFacts } from './objects.ts';
 import { CA_FILE } from './tls.ts';
 import {
   APP_DATABASE,
-  APP_USER,
   PG_PORT,
+  appLoginOf,
   pgClusterObjects,
   pgCredentialsSecret,
   pgReadService,
@@ -159,8 +159,8 @@ export function shardEntries(app: ScalableApp, facts: ObservedFacts): Record<str
     SHARD_MAP_CONFIGMAP: shardMapName(app),
     SHARD_MAP_PATH: `${SHARD_MAP_MOUNT}/${SHARD_MAP_KEY}`,
     SHARD_KEY: app.spec.shards.key,
-    SHARDS_USER: APP_USER,
-    SHARDS_PASSWORD: facts.shardCredentials.app,
+    SHARDS_USER: appLoginOf(facts.shardCredentials).name,
+    SHARDS_PASSWORD: appLoginOf(facts.shardCredentials).password,
     // The router builds each shard's connection from these (libpq's names for them).
     ...(app.spec.shards.tls.enabled
       ? { SHARDS_SSLMODE: 'verify-full', SHARDS_SSLROOTCERT: CA_FILE }

@@ -1,5 +1,7 @@
 // A Reconciler wired to an in-memory apiserver and caches, for unit tests of what it writes: every
 // request is recorded, applies land in the cache at once, and a test may refuse any of them.
+import type { PostgresLogins } from '../../dataplane/postgres/logins.ts';
+import { AppLoginRotation } from '../app-login-rotation.ts';
 import type {
   KubernetesObject,
   V1DeploymentStatus,
@@ -46,6 +48,8 @@ export interface WorldOptions {
   stored?: (body: Obj) => Obj;
   /** PersistentVolumeClaims in the namespace (listed, and grown by merge patches). */
   claims?: V1PersistentVolumeClaim[];
+  /** The Postgres logins a rotation of the app's password uses (default: no rotation runs). */
+  logins?: PostgresLogins;
 }
 
 const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
@@ -164,6 +168,14 @@ export function fakeWorld(o: WorldOptions) {
     facts: () => NO_FACTS,
     ...(o.databasePrimary ? { databasePrimary: o.databasePrimary } : {}),
     ...(o.cachePrimary ? { cachePrimary: o.cachePrimary } : {}),
+    ...(o.logins
+      ? {
+          appLogins: new AppLoginRotation({
+            loginsFor: () => o.logins!,
+            pods: (ns, labels) => caches.select('Pod', ns, labels) as V1Pod[],
+          }),
+        }
+      : {}),
     log,
     now: () => new Date(o.now ?? Date.parse('2025-06-01T12:00:00Z')),
   });
@@ -189,6 +201,7 @@ export function fakeWorld(o: WorldOptions) {
     /** Writes other than to Events: the ones that change the app's children or status. */
     childWrites: () => writes.filter((w) => w.verb !== 'status' && !w.path.includes('/events')),
     warnings: () => events('Warning'),
+    normals: () => events('Normal'),
     /** Event updates (a repeat raises the count of the first). */
     eventPatches: () => writes.filter((w) => w.verb === 'patch' && w.path.includes('/events')).length,
     condition: (type: string) => raw.status?.conditions?.find((c) => c.type === type),

@@ -14,7 +14,7 @@ import { pgCredentials } from '../generated-secrets.ts';
 import { noDecisions, type TierModule } from '../tier-module.ts';
 import { diagnosed, podsOf, primaryReplicaReadiness, readyReplicas } from '../tier-status.ts';
 import { issuedCertificates } from '../issued-certificates.ts';
-import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles } from './postgres.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateAppLogin } from './postgres.ts';
 
 /** The Postgres primary with read replicas, failed over and switched over by the operator. */
 export const databaseTier: TierModule = {
@@ -38,16 +38,24 @@ export const databaseTier: TierModule = {
       },
     };
   },
-  decide(ctx, app, facts) {
+  async decide(ctx, app, facts) {
     const primaries = ctx.databasePrimary;
-    if (!primaries) return Promise.resolve(noDecisions(facts));
-    return decidePgClusters(ctx, facts, [
-      {
-        name: dbName(app),
-        decide: (f) => primaries.decide(app, f),
-        moved: (f, primary, lastFailover) => ({ ...f, dbPrimary: primary, dbLastFailover: lastFailover }),
-      },
-    ]);
+    const decided = primaries
+      ? await decidePgClusters(ctx, facts, [
+          {
+            name: dbName(app),
+            decide: (f) => primaries.decide(app, f),
+            moved: (f, primary, lastFailover) => ({ ...f, dbPrimary: primary, dbLastFailover: lastFailover }),
+          },
+        ])
+      : noDecisions(facts);
+    // With the primary just decided: a rotation's steps run on it.
+    return rotateAppLogin(ctx, app, decided, {
+      secret: dbCredentialsName(app),
+      credentials: (f) => f.dbCredentials,
+      clusters: (f) => [databaseCluster(app, f)],
+      withCredentials: (f, dbCredentials) => ({ ...f, dbCredentials }),
+    });
   },
   objects: (app, facts) => databaseObjects(app, facts),
   retainedSecrets: (app) => (app.spec.database?.deletionPolicy === 'Retain' ? [dbCredentialsName(app)] : []),
@@ -76,5 +84,8 @@ export const databaseTier: TierModule = {
       },
     };
   },
-  forget: (ctx, key) => ctx.databasePrimary?.forget(key),
+  forget: (ctx, key) => {
+    ctx.databasePrimary?.forget(key);
+    ctx.appLogins?.forget(key);
+  },
 };

@@ -1,4 +1,8 @@
 import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
+import type { ScalableApp } from '../../api/scalable-app.ts';
+import { appConnection } from '../../tiers/connection.ts';
+import { ANNOTATION, LABEL } from '../../tiers/labels.ts';
+import { ROTATION_RECHECK_MS, type RotationStep } from '../app-login-rotation.ts';
 import {
   LAST_FAILOVER_REASON,
   LAST_FAILOVER_TIME,
@@ -6,6 +10,7 @@ import {
   pgPrimary,
   pgServerNames,
   pgTlsSecretName,
+  type DatabaseCredentials,
   type PgCluster,
 } from '../../tiers/postgres-cluster.ts';
 import type { ServerCertRequest } from '../issued-certificates.ts';
@@ -94,4 +99,75 @@ export async function decidePgClusters(
     ...(recheckMs !== undefined ? { recheckMs } : {}),
     ...(switchoverDone ? { switchoverDone } : {}),
   };
+}
+
+/** One credentials Secret of Postgres clusters, as the database tier or the shards hold it. */
+export interface LoginChoice {
+  readonly secret: string;
+  readonly credentials: (facts: ObservedFacts) => DatabaseCredentials | undefined;
+  readonly clusters: (facts: ObservedFacts) => readonly PgCluster[];
+  readonly withCredentials: (facts: ObservedFacts, credentials: DatabaseCredentials) => ObservedFacts;
+}
+
+/**
+ * The next step of a rotation of the app's password (app-login-rotation.ts), after the primaries
+ * are decided: its record goes into the facts (applied with the credentials Secret), its Event into
+ * the notices, and a failed step into the failed checks, tried again like a primary's.
+ */
+export async function rotateAppLogin(
+  ctx: TierContext,
+  app: ScalableApp,
+  d: Decisions,
+  choice: LoginChoice,
+): Promise<Decisions> {
+  const credentials = choice.credentials(d.facts);
+  if (!ctx.appLogins || !credentials) return d;
+  const ns = app.metadata.namespace ?? '';
+  const once = `${choice.secret}/rotation`;
+  let step: RotationStep;
+  try {
+    step = await ctx.appLogins.step({
+      secret: choice.secret,
+      credentials,
+      clusters: choice.clusters(d.facts),
+      appPods: (ctx.children.select('Pod', ns, { [LABEL.instance]: app.metadata.name }) as V1Pod[]).filter(
+        (p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== undefined,
+      ),
+      connectionHash: appConnection(app, d.facts).hash,
+    });
+  } catch (error) {
+    return { ...d, failedChecks: [...d.failedChecks, { cluster: choice.secret, error }] };
+  }
+  const notices = [...(d.notices ?? [])];
+  const soonest = (ms: number) => Math.min(ms, d.recheckMs ?? ms);
+  switch (step.kind) {
+    case 'steady':
+      return { ...d, settled: [...d.settled, once] };
+    case 'recorded':
+      return {
+        ...d,
+        facts: choice.withCredentials(d.facts, step.credentials),
+        settled: [...d.settled, once],
+      };
+    case 'wait':
+      return { ...d, settled: [...d.settled, once], recheckMs: soonest(step.recheckMs) };
+    case 'refused':
+      notices.push({ type: 'Warning', reason: 'CredentialsRefused', message: step.reason, once });
+      return { ...d, notices };
+    case 'switched':
+    case 'retired':
+      notices.push({
+        type: 'Normal',
+        reason: step.kind === 'switched' ? 'CredentialsRotating' : 'CredentialsRotated',
+        message: step.message,
+      });
+      return {
+        ...d,
+        facts: choice.withCredentials(d.facts, step.credentials),
+        notices,
+        settled: [...d.settled, once],
+        // The next step waits on the pods this one rolls: look again soon.
+        recheckMs: soonest(ROTATION_RECHECK_MS),
+      };
+  }
 }

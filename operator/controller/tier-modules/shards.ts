@@ -27,7 +27,7 @@ import {
   type Readiness,
 } from '../tier-status.ts';
 import { issuedCertificates } from '../issued-certificates.ts';
-import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles } from './postgres.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateAppLogin } from './postgres.ts';
 
 /** Database shards: Postgres clusters routed by a published, versioned ring (docs/sharding.md). */
 export const shardsTier: TierModule = {
@@ -55,21 +55,29 @@ export const shardsTier: TierModule = {
       lost: `${shards.lost}; nothing is applied, so no shard is dropped and no ring is guessed. Restore the map, or annotate the app ${SHARD_MAP_RESET}=${floor} to publish the spec's ring as version ${Number(floor) + 1}`,
     };
   },
-  decide(ctx, app, facts) {
+  async decide(ctx, app, facts) {
     const primaries = ctx.databasePrimary;
-    if (!primaries) return Promise.resolve(noDecisions(facts));
-    return decidePgClusters(
-      ctx,
-      facts,
-      shardClusters(app, facts).map((c) => ({
-        name: c.name,
-        decide: (f) => primaries.decideShard(app, f, c.name),
-        moved: (f, primary, lastFailover) => ({
-          ...f,
-          shards: { ...f.shards, [c.name]: { ...f.shards?.[c.name], primary, lastFailover } },
-        }),
-      })),
-    );
+    const decided = primaries
+      ? await decidePgClusters(
+          ctx,
+          facts,
+          shardClusters(app, facts).map((c) => ({
+            name: c.name,
+            decide: (f) => primaries.decideShard(app, f, c.name),
+            moved: (f, primary, lastFailover) => ({
+              ...f,
+              shards: { ...f.shards, [c.name]: { ...f.shards?.[c.name], primary, lastFailover } },
+            }),
+          })),
+        )
+      : noDecisions(facts);
+    // One password for every shard: the URLs switch once every shard's primary lets the new login in.
+    return rotateAppLogin(ctx, app, decided, {
+      secret: shardsCredentialsName(app),
+      credentials: (f) => f.shardCredentials,
+      clusters: (f) => shardClusters(app, f),
+      withCredentials: (f, shardCredentials) => ({ ...f, shardCredentials }),
+    });
   },
   objects: (app, facts) => shardObjects(app, facts),
   retainedSecrets: (app) =>
@@ -79,7 +87,7 @@ export const shardsTier: TierModule = {
   endpoints: (app) => ({ shardMap: shardMapName(app) }),
   status: (app, facts, children) => ({ shards: shardsStatus(app, facts, children) }),
   // The shards' primaries are kept by the same DatabasePrimary as the database tier, which forgets
-  // the whole app at once (tier-modules/database.ts).
+  // the whole app at once (tier-modules/database.ts), as does the rotation of their login.
 };
 
 /**

@@ -1,0 +1,208 @@
+// Rotating the app's Postgres password without refusing a client (docs/adr/0025). The user changes
+// `app-password` in the credentials Secret (or deletes it, and the operator generates a new one);
+// the app's two logins take turns:
+//   1. the login not in use gets the new password on every primary these credentials open, and the
+//      app's URLs name it from then on: its pods roll, and until they have, the old login still
+//      works, so neither an old pod nor a new one is refused;
+//   2. the old login is disabled once no pod the operator runs holds the old URLs and no session is
+//      logged in with it on any instance (a client the operator does not run, still connected, is
+//      waited for; one that only connects later is not seen, and is refused then).
+// Each step is idempotent and its record is in the same Secret, so an operator restart, a stale
+// cache or a failed call only repeats a step. Between rotations, every primary incarnation (a new
+// shard, a promoted standby after a restore, the first pass after an operator restart) is given the
+// current login once, so a cluster created after a rotation lets the app's URLs in too.
+import { createHash } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { PostgresLogins } from '../dataplane/postgres/logins.ts';
+import { verifierSafe } from '../dataplane/postgres/scram.ts';
+import {
+  APP_LOGINS,
+  APP_USER,
+  appLoginOf,
+  pgPrimary,
+  type DatabaseCredentials,
+  type PgCluster,
+} from '../tiers/postgres-cluster.ts';
+import { ANNOTATION } from '../tiers/labels.ts';
+import { APP_LOGIN_KEYS, CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
+import { AppMemory, appKey } from './app-memory.ts';
+import { nodeIn, pgServerReady, pgServerRunning } from './database-primary.ts';
+import type { PgNode } from '../dataplane/postgres/admin.ts';
+
+/** How soon to look again while a step waits on pods or sessions. */
+export const ROTATION_RECHECK_MS = 5_000;
+
+/** The credentials of one Secret, and every Postgres cluster they open (the database, or every shard). */
+export interface LoginScope {
+  /** The credentials Secret's name, for messages. */
+  readonly secret: string;
+  readonly credentials: DatabaseCredentials;
+  readonly clusters: readonly PgCluster[];
+  /** The app's pods that carry its URLs (the connection hash annotation): web, consumers. */
+  readonly appPods: readonly V1Pod[];
+  /** The connection hash the app's pods roll to: the one naming the current login. */
+  readonly connectionHash: string;
+}
+
+export type RotationStep =
+  | { readonly kind: 'steady' }
+  /** The record is written for the first time (what the servers have): apply it, nothing to say. */
+  | { readonly kind: 'recorded'; readonly credentials: DatabaseCredentials }
+  /** Nothing to do yet; look again then. `waiting` says on what (a log line, not an Event). */
+  | { readonly kind: 'wait'; readonly waiting: string; readonly recheckMs: number }
+  /** The record changed: apply these credentials, and announce it (one Event). */
+  | {
+      readonly kind: 'switched' | 'retired';
+      readonly credentials: DatabaseCredentials;
+      readonly message: string;
+    }
+  /** The new password cannot be used: why, naming the Secret's key (a Warning Event, once). */
+  | { readonly kind: 'refused'; readonly reason: string };
+
+export interface AppLoginRotationDeps {
+  readonly loginsFor: (credentials: DatabaseCredentials) => PostgresLogins;
+  readonly pods: (namespace: string, labels: Record<string, string>) => V1Pod[];
+}
+
+const otherLogin = (login: string) => APP_LOGINS.find((l) => l !== login) ?? APP_USER;
+
+/** A primary's running incarnation (its pod's uid) given a login with a password (a digest of it). */
+const grantKey = (pod: V1Pod, login: string, password: string) =>
+  `${pod.metadata?.uid}/${login}/${createHash('sha256').update(password).digest('base64')}`;
+
+export class AppLoginRotation {
+  private readonly d: AppLoginRotationDeps;
+  /** Per app: the primaries known to let the current login in with its password (grantKey). */
+  private readonly granted = new AppMemory(() => new Set<string>());
+  constructor(deps: AppLoginRotationDeps) {
+    this.d = deps;
+  }
+
+  forget(key: string): void {
+    this.granted.forget(key);
+  }
+
+  /** The next step of a rotation of these credentials, done (at most one write to the servers). */
+  async step(scope: LoginScope): Promise<RotationStep> {
+    const { credentials } = scope;
+    // The first pass records what the servers have (initdb gave the app role app-password), so a
+    // later change of app-password is seen as one.
+    if (!credentials.appLogin)
+      return { kind: 'recorded', credentials: { ...credentials, appLogin: appLoginOf(credentials) } };
+    const current = appLoginOf(credentials);
+    const wanted = credentials.app;
+    const key = `Secret ${scope.secret} key ${CREDENTIAL_FILES.appPassword}`;
+    if (wanted !== current.password) {
+      if (current.retiring) {
+        return {
+          kind: 'wait',
+          waiting: `${key} changed again while ${current.retiring} is retired from the last change`,
+          recheckMs: ROTATION_RECHECK_MS,
+        };
+      }
+      if (!verifierSafe(wanted)) {
+        return {
+          kind: 'refused',
+          reason: `${key}: the password must be printable ASCII (the operator sends Postgres its SCRAM verifier, never the password); the app keeps its current login`,
+        };
+      }
+      const primaries = this.primaries(scope);
+      if (typeof primaries === 'string')
+        return { kind: 'wait', waiting: primaries, recheckMs: ROTATION_RECHECK_MS };
+      const next = otherLogin(current.name);
+      const logins = this.d.loginsFor(credentials);
+      // Every cluster first: the URLs switch only once every shard lets the new login in.
+      for (const primary of primaries) await logins.enable(primary, next, APP_USER, wanted);
+      return {
+        kind: 'switched',
+        credentials: { ...credentials, appLogin: { name: next, password: wanted, retiring: current.name } },
+        message: `${key} changed: the app's URLs name the login ${next} with the new password; ${current.name} keeps working until no pod and no session uses it`,
+      };
+    }
+    const granted = await this.grantCurrent(scope, current);
+    if (granted) return granted;
+    if (!current.retiring) return { kind: 'steady' };
+    const stale = scope.appPods.filter(
+      (p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== scope.connectionHash,
+    );
+    if (stale.length > 0) {
+      return {
+        kind: 'wait',
+        waiting: `${stale.length} pod(s) still hold the URLs of ${current.retiring}: ${stale
+          .map((p) => p.metadata?.name)
+          .join(', ')}`,
+        recheckMs: ROTATION_RECHECK_MS,
+      };
+    }
+    const logins = this.d.loginsFor(credentials);
+    for (const cluster of scope.clusters) {
+      // An instance that is not running holds no session; one running that cannot be asked may:
+      // the step fails and is tried again (it never guesses).
+      const pods = this.d
+        .pods(cluster.app.metadata.namespace ?? '', cluster.selector)
+        .filter(pgServerRunning);
+      for (const p of pods) {
+        const sessions = await logins.sessions(nodeIn(cluster)(p), current.retiring);
+        if (sessions > 0) {
+          return {
+            kind: 'wait',
+            waiting: `${sessions} session(s) of ${current.retiring} still open on ${p.metadata?.name}`,
+            recheckMs: ROTATION_RECHECK_MS,
+          };
+        }
+      }
+    }
+    const primaries = this.primaries(scope);
+    if (typeof primaries === 'string')
+      return { kind: 'wait', waiting: primaries, recheckMs: ROTATION_RECHECK_MS };
+    for (const primary of primaries) await logins.disable(primary, current.retiring);
+    const { retiring: _done, ...login } = current;
+    return {
+      kind: 'retired',
+      credentials: { ...credentials, appLogin: login },
+      message: `Secret ${scope.secret}: the login ${current.retiring} is disabled; the app uses ${current.name} (key ${APP_LOGIN_KEYS.login})`,
+    };
+  }
+
+  /**
+   * Gives the current login its password on every primary incarnation not known to have it (once
+   * per incarnation: an ALTER ROLE with the same password changes nothing a client sees).
+   */
+  private async grantCurrent(
+    scope: LoginScope,
+    current: { name: string; password: string },
+  ): Promise<RotationStep | undefined> {
+    if (!verifierSafe(current.password)) return undefined; // a Secret the user made: kept as it is
+    const granted = this.granted.of(appKey(scope.clusters[0]?.app ?? { metadata: {} }));
+    const primaries = this.primaryPods(scope);
+    // Not ready yet: its pod turning ready brings the next pass.
+    if (typeof primaries === 'string') return undefined;
+    const logins = this.d.loginsFor(scope.credentials);
+    for (const { pod, node } of primaries) {
+      const key = grantKey(pod, current.name, current.password);
+      if (granted.has(key)) continue;
+      await logins.enable(node, current.name, APP_USER, current.password);
+      granted.add(key);
+    }
+    return undefined;
+  }
+
+  /** Every cluster's ready primary, or why one is missing. */
+  private primaries(scope: LoginScope): PgNode[] | string {
+    const pods = this.primaryPods(scope);
+    return typeof pods === 'string' ? pods : pods.map((p) => p.node);
+  }
+
+  private primaryPods(scope: LoginScope): { pod: V1Pod; node: PgNode }[] | string {
+    const found = [];
+    for (const cluster of scope.clusters) {
+      const name = pgPrimary(cluster);
+      const pod = this.d
+        .pods(cluster.app.metadata.namespace ?? '', cluster.selector)
+        .find((p) => p.metadata?.name === name);
+      if (!pod || !pgServerReady(pod)) return `the primary ${name} is not ready`;
+      found.push({ pod, node: nodeIn(cluster)(pod) });
+    }
+    return found;
+  }
+}
