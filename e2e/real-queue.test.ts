@@ -244,6 +244,10 @@ describeReal('the queue tier on the real node', () => {
     const uids = () =>
       kubectl(['get', 'pods', '-n', ns, '-l', BROKERS, '-o', 'jsonpath={.items[*].metadata.uid}']);
     const before = uids();
+    // Container restarts too: the liveness probe (an HTTPS GET of the management listener) runs
+    // four times per broker in this window, under publishing, and must never fail three in a row.
+    const restarts = () => podStates(ns, BROKERS).map((p) => `${p.name} ${p.containers[0]!.restarts}`);
+    const restartsBefore = restarts();
     const old = secretSerial(`${APP}-mq-tls`);
     expect(Object.values(servedSerials())).toEqual([old, old, old]);
     const load = publishFor(ns, WRITER, LEDGER, RENEWAL_WRITE_SECONDS);
@@ -268,6 +272,7 @@ describeReal('the queue tier on the real node', () => {
     expect(renewed).toBe(secretSerial(`${APP}-mq-tls`));
     expect(w.failed).toBe(0);
     expect(uids()).toBe(before);
+    expect(restarts()).toEqual(restartsBefore);
     const drained = await drainQueue(ns, WRITER, LEDGER);
     expect(lost(w.acked, drained.ids)).toEqual([]);
   }, 400_000);
