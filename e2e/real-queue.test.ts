@@ -226,7 +226,7 @@ describeReal('the queue tier on the real node', () => {
     expect(reasons).toContain('CooldownBeforeZero');
   });
 
-  it('runs the Erlang distribution between the brokers over TLS, and the CLI of the probes with it', () => {
+  it('runs the Erlang distribution between the brokers over TLS, and a CLI run in the pod with it', () => {
     for (const pod of podStates(ns, BROKERS).map((p) => p.name)) {
       const r = execIn(ns, pod, ['rabbitmqctl', '-q', 'eval', 'init:get_argument(proto_dist).']);
       expect({ pod, out: r.stdout.trim() }).toEqual({ pod, out: '{ok,[["inet_tls"]]}' });

@@ -248,7 +248,7 @@ describe('the broker serves TLS only unless spec.queue.tls says otherwise (ADR 0
     expect(conf()).toContain('ssl_options.versions.1 = tlsv1.3\nssl_options.versions.2 = tlsv1.2\n');
   });
 
-  it("runs the Erlang distribution over TLS, and gives the probes' CLI the same", () => {
+  it('runs the Erlang distribution over TLS, and gives a CLI run in the pod the same', () => {
     const files = find<V1ConfigMap>('ConfigMap').data!;
     expect(files['inter-node-tls.config']).toContain('{verify, verify_peer}, {fail_if_no_peer_cert, true}');
     expect(files['inter-node-tls.config']).toContain('{certfile, "/tls/tls.crt"}');

@@ -176,7 +176,8 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
     RABBITMQ_MNESIA_BASE: `${PATHS.data}/mnesia`,
     // log.file is off; this only keeps anything that still wants a log directory off the read-only root.
     RABBITMQ_LOG_BASE: `${PATHS.home}/log`,
-    // The probes' CLI reaches a node whose distribution runs over TLS the same way.
+    // A CLI run in the pod (kubectl exec rabbitmqctl) reaches a node whose distribution runs over
+    // TLS the same way.
     ...(queueTls(app) ? { RABBITMQ_CTL_ERL_ARGS: distributionTlsArgs(PATHS.config) } : {}),
   };
   // Alive while the broker's VM answers HTTP: the management UI's index page needs no login. Not

@@ -214,7 +214,7 @@ own queues (names anchored, dots escaped) and publish through the default exchan
 {{/*
 Every file of the ConfigMap, by name (brokerConfigFiles): what each node's /config holds. With TLS
 also the Erlang distribution's TLS options (interNodeTlsConfig), which the start script and the
-probes' CLI (RABBITMQ_CTL_ERL_ARGS) load when the file is there.
+CLI run in the pod (RABBITMQ_CTL_ERL_ARGS) load when the file is there.
 */}}
 {{- define "queue.configFiles" -}}
 {{- $files := dict
