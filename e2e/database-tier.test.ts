@@ -78,12 +78,17 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
     const conn = decodeSecret(json<any>(['get', 'secret', 'notes-connection', '-n', ns]));
     const creds = decodeSecret(json<any>(['get', 'secret', 'notes-db-credentials', '-n', ns]));
     // monitor-password: the metrics exporter's login, generated whether or not monitoring is on.
+    // app-login and app-login-password: the operator's record of which login the URLs name, with
+    // which password (docs/credentials.md); before any rotation, the app role with app-password.
     expect(Object.keys(creds).sort()).toEqual([
+      'app-login',
+      'app-login-password',
       'app-password',
       'monitor-password',
       'replication-password',
       'superuser-password',
     ]);
+    expect([creds['app-login'], creds['app-login-password']]).toEqual(['app', creds['app-password']]);
     // TLS by default: the certificate and the name verified against the app's CA.
     const tls = '?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt';
     expect(conn.DATABASE_URL).toBe(
@@ -97,7 +102,9 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
       kubectl(['get', 'configmap,statefulset,events', '-n', ns, '-o', 'json']),
       await op.output(),
     ];
-    for (const text of elsewhere) for (const pw of Object.values(creds)) expect(text).not.toContain(pw);
+    // Every password (the login's name is no secret).
+    const { 'app-login': _name, ...passwords } = creds;
+    for (const text of elsewhere) for (const pw of Object.values(passwords)) expect(text).not.toContain(pw);
   });
 
   it("serves TLS with a certificate from the app's own CA, kept across operator restarts with no write", async () => {
