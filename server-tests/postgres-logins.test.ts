@@ -18,7 +18,8 @@ let c: LocalCluster;
 const logins = pgLogins({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 5000 });
 
 beforeAll(async () => {
-  c = await LocalCluster.create({ names: ['pg-0', 'pg-1'] });
+  // A synchronous standby: every commit of the app waits for it, and the operator's must not.
+  c = await LocalCluster.create({ names: ['pg-0', 'pg-1'], synchronousReplicas: 1 });
   await c.startAll();
   await c.get('pg-0').query('CREATE TABLE orders (id int PRIMARY KEY)');
   await until('pg-1 to stream from pg-0', () => c.get('pg-1').inRecovery());
@@ -121,6 +122,14 @@ describe("the app's logins taking turns", () => {
     const owner = await session('pg-0', APP_USER, third);
     expect(await scalar(owner, 'SELECT count(*)::int FROM made_by_alt')).toBe(0);
     await owner.end();
+  });
+
+  it('does not wait for a synchronous standby that is down: a failover under way holds no step', async () => {
+    await c.get('pg-1').kill9();
+    // Each call would otherwise wait for the standby until its own timeout, and fail.
+    await logins.enable(primary().node, ALT, APP_USER, next);
+    await logins.disable(primary().node, ALT);
+    await c.get('pg-1').start(primary());
   });
 
   it('changes nothing when a step fails: a password it cannot hash as the server would, or a missing owner', async () => {

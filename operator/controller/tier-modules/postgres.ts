@@ -122,6 +122,8 @@ export async function rotateAppLogin(
 ): Promise<Decisions> {
   const credentials = choice.credentials(d.facts);
   if (!ctx.appLogins || !credentials) return d;
+  // A primary moved this pass: its record is applied first, with nothing else asked of the servers.
+  if (d.moved.length > 0) return { ...d, recheckMs: Math.min(ROTATION_RECHECK_MS, d.recheckMs ?? Infinity) };
   const ns = app.metadata.namespace ?? '';
   const once = `${choice.secret}/rotation`;
   let step: RotationStep;

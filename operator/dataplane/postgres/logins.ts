@@ -28,6 +28,11 @@ export function pgLogins(o: PgAdminOptions): PostgresLogins {
         const verifier = escapeLiteral(scramVerifier(password));
         await c.query('BEGIN');
         try {
+          // Committed without waiting for a synchronous standby: one that is down (a failover under
+          // way) would hold the operator's pass until the call timed out. A change lost with the
+          // primary is made again on the next one (app-login-rotation.ts gives every primary
+          // incarnation the current login).
+          await c.query('SET LOCAL synchronous_commit = local');
           if (login !== owner) {
             const exists = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [login]);
             if (exists.rowCount === 0) await c.query(`CREATE ROLE ${role} NOLOGIN`);
@@ -46,7 +51,12 @@ export function pgLogins(o: PgAdminOptions): PostgresLogins {
 
     disable: (n, login) =>
       on(n, `disabling the login ${login}`, async (c) => {
+        // As in enable; a disable lost with the primary is not made again, but the retired login's
+        // password is also gone from every Secret and URL.
+        await c.query('BEGIN');
+        await c.query('SET LOCAL synchronous_commit = local');
         await c.query(`ALTER ROLE ${escapeIdentifier(login)} WITH NOLOGIN PASSWORD NULL`);
+        await c.query('COMMIT');
       }),
 
     sessions: (n, login) =>
