@@ -467,6 +467,35 @@ describe("a rotation of the app's database password", () => {
     expect(calls.length).toBe(asked);
   });
 
+  it('asks no server for a login in a pass that moved the primary: the record naming it is applied first', async () => {
+    const calls: string[] = [];
+    const moving = {
+      decide: async () => ({
+        kind: 'moved',
+        primary: 'shop-db-1',
+        previous: 'shop-db-0',
+        reason: 'shop-db-0 stopped answering; promoted shop-db-1',
+        planned: false,
+        restart: [],
+      }),
+      decideShard: async () => ({ kind: 'keep', primary: 'x', restart: [] }),
+      forget: () => {},
+    } as unknown as DatabasePrimary;
+    const w = fakeWorld({
+      spec: { database: { replicas: 1 } },
+      pods: [dbPod],
+      databasePrimary: moving,
+      logins: {
+        enable: async (n, login) => void calls.push(`enable ${n.name} ${login}`),
+        disable: async () => {},
+        sessions: async () => 0,
+      },
+    });
+    expect(await w.reconcile()).toEqual({ requeueAfterMs: 5_000 });
+    expect(calls).toEqual([]);
+    expect(decoded(w.live('Secret', 'shop-db-credentials'))['app-login']).toBeUndefined();
+  });
+
   it('refuses a password it cannot use: one Warning naming the key, the URLs unchanged, however often it is looked at', async () => {
     const w = fakeWorld({
       spec: { database: { replicas: 0 } },
