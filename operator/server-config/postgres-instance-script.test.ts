@@ -213,10 +213,11 @@ describe('instanceStartScript', () => {
   });
 
   it.each([
-    ['the primary does not answer', { PSQL_FAILS: 'yes' }, ['psql', 'postgres']],
+    // Waited for (REWIND_WAITS times, 2 s apart) before it gives up.
+    ['the primary does not answer', { PSQL_FAILS: 'yes', REWIND_WAITS: '1' }, ['psql', 'psql', 'postgres']],
     ['it was not shut down cleanly', { REWIND_CHECK_FAILS: 'yes' }, ['psql', 'pg_rewind', 'postgres']],
   ])(
-    'a standby that cannot be compared (%s) starts as it is, without waiting, rewinding or cloning',
+    'a standby that cannot be compared (%s) starts as it is, without rewinding or cloning',
     (_why, env, calls) => {
       const s = setUp();
       run(s, standbyEnv);
@@ -227,6 +228,16 @@ describe('instanceStartScript', () => {
       expect(r.final?.split('\n')[0]).toBe('standby');
     },
   );
+
+  it('a forked standby whose primary answers late (a new pod not yet let through) is still compared and rewound', () => {
+    const s = setUp();
+    run(s, standbyEnv);
+    const r = run(s, { ...standbyEnv, PSQL_FAILS_ONCE: 'yes', REWIND_CHECK_SAYS: 'servers diverged' });
+    expect(names(r).slice(2)).toEqual(['psql', 'psql', 'pg_rewind', 'psql', 'pg_rewind', 'postgres']);
+    expect(r.stderr).toMatch(/db-0 does not answer yet; comparing histories again in 2s/);
+    expect(readFileSync(join(r.pgdata, 'marker'), 'utf8')).toBe('rewound\n');
+    expect(r.final?.split('\n')[0]).toBe('standby');
+  });
 
   it('a former primary: pg_rewind from the new primary as the superuser, then a standby', () => {
     const s = setUp();

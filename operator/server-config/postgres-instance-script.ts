@@ -262,13 +262,15 @@ rewind() {
 # standby read mid-replay during a failover (restarting, its local WAL not yet replayed) can be
 # further ahead than the standby promoted. A dry run of pg_rewind decides, as it compares the
 # histories with the standby's minimum recovery point, and changes nothing. Status 1 when no rewind
-# is needed; status 2 when it cannot tell: the primary is silent, or this standby was not shut down
-# cleanly (no single-user recovery here: it would refuse a standby.signal anyway).
+# is needed; status 2 when it cannot tell because this standby was not shut down cleanly (no
+# single-user recovery here: it would refuse a standby.signal anyway); status 3 when the primary
+# does not answer.
 standby_forked() {
   check=$run_dir/rewind-check.log
   rewind --dry-run --no-ensure-shutdown 2>"$check"
   status=$?
   cat "$check" >&2
+  [ "$status" -eq 2 ] && return 3
   [ "$status" -eq 0 ] || return 2
   if grep -q 'no rewind required' "$check"; then return 1; fi
   return 0
@@ -353,8 +355,19 @@ else
     done
   elif [ -f "$PGDATA/standby.signal" ]; then
     # set -e does not stop at a function whose status is tested: each status is read below.
-    forked=0
-    standby_forked || forked=$?
+    # A primary that does not answer is waited for a while, as below for a former primary: a new
+    # pod's address is let through the NetworkPolicies only moments after it starts, and a standby
+    # that gave up at once followed a primary it had forked from for ever (every restart of it asked
+    # again from a new address, and was refused again).
+    waits=\${REWIND_WAITS:-15}
+    while :; do
+      forked=0
+      standby_forked || forked=$?
+      [ "$forked" -eq 3 ] && [ "$waits" -gt 0 ] || break
+      waits=$((waits - 1))
+      log "$PRIMARY_NAME does not answer yet; comparing histories again in 2s"
+      sleep 2
+    done
     if [ "$forked" -eq 0 ]; then
       log "this standby went past where $PRIMARY_NAME's timeline forked from its own: rewinding it"
       # A rewind that fails midway leaves a data directory only a clone repairs.
