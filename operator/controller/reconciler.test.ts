@@ -219,19 +219,23 @@ describe('prune', () => {
   });
 });
 
-describe('a database primary that moved', () => {
-  const moving = {
+/** A DatabasePrimary that moves the database's primary from shop-db-0 to shop-db-1 on every pass. */
+const movingPrimary = (restart: readonly { pod: string; why: string }[]) =>
+  ({
     decide: async () => ({
       kind: 'moved',
       primary: 'shop-db-1',
       previous: 'shop-db-0',
       reason: 'shop-db-0 stopped answering; promoted shop-db-1',
       planned: false,
-      restart: [{ pod: 'shop-db-0', why: 'shop-db-0 still ran as a primary' }],
+      restart,
     }),
     decideShard: async () => ({ kind: 'keep', primary: 'x', restart: [] }),
     forget: () => {},
-  } as unknown as DatabasePrimary;
+  }) as unknown as DatabasePrimary;
+
+describe('a database primary that moved', () => {
+  const moving = movingPrimary([{ pod: 'shop-db-0', why: 'shop-db-0 still ran as a primary' }]);
   const spec = { web: { image: 'registry.example/shop:1' }, database: { replicas: 2 } };
   const configPath = '/api/v1/namespaces/prod/configmaps/shop-db-config';
   const podPath = '/api/v1/namespaces/prod/pods/shop-db-0';
@@ -445,9 +449,15 @@ describe("a rotation of the app's database password", () => {
       .annotations![ANNOTATION.connectionHash]!;
     expect(hashAfter).not.toBe(hashBefore);
 
-    // A pod still holds the old URLs: the old login stays.
+    // A pod still holds the old URLs: the old login stays, and the log says why, once, with no Event.
+    const events = w.normals().length;
+    await w.reconcile();
     await w.reconcile();
     expect(calls.filter((c) => c.startsWith('disable'))).toEqual([]);
+    expect(w.logged().filter((l) => l.includes('still hold the URLs'))).toEqual([
+      expect.stringMatching(/^info: 1 pod\(s\) still hold the URLs of app: /),
+    ]);
+    expect(w.normals()).toHaveLength(events);
 
     w.setPods([dbPod, webPod(hashAfter)]);
     await w.reconcile();
@@ -469,22 +479,10 @@ describe("a rotation of the app's database password", () => {
 
   it('asks no server for a login in a pass that moved the primary: the record naming it is applied first', async () => {
     const calls: string[] = [];
-    const moving = {
-      decide: async () => ({
-        kind: 'moved',
-        primary: 'shop-db-1',
-        previous: 'shop-db-0',
-        reason: 'shop-db-0 stopped answering; promoted shop-db-1',
-        planned: false,
-        restart: [],
-      }),
-      decideShard: async () => ({ kind: 'keep', primary: 'x', restart: [] }),
-      forget: () => {},
-    } as unknown as DatabasePrimary;
     const w = fakeWorld({
       spec: { database: { replicas: 1 } },
       pods: [dbPod],
-      databasePrimary: moving,
+      databasePrimary: movingPrimary([]),
       logins: {
         enable: async (n, login) => void calls.push(`enable ${n.name} ${login}`),
         disable: async () => {},
