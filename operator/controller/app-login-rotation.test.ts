@@ -59,8 +59,8 @@ const dbScope = (credentials: DatabaseCredentials, appPods: V1Pod[] = [], hash =
   secret: 'shop-db-credentials',
   credentials,
   clusters: [databaseCluster(dbApp, facts)],
-  appPods,
-  connectionHash: hash,
+  appPods: () => appPods,
+  connectionHash: () => hash,
 });
 const dbPods = () => ({ db: [pgPod('shop-db-0'), pgPod('shop-db-1')] });
 
@@ -189,8 +189,8 @@ describe('AppLoginRotation', () => {
       secret: 'shop-shards-credentials',
       credentials,
       clusters,
-      appPods: [],
-      connectionHash: 'h',
+      appPods: () => [],
+      connectionHash: () => 'h',
     });
     t.failOn.add('shop-shard-1-0');
     await expect(

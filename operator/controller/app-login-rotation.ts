@@ -38,17 +38,20 @@ export interface LoginScope {
   readonly secret: string;
   readonly credentials: DatabaseCredentials;
   readonly clusters: readonly PgCluster[];
-  /** The app's pods that carry its URLs (the connection hash annotation): web, consumers. */
-  readonly appPods: readonly V1Pod[];
-  /** The connection hash the app's pods roll to: the one naming the current login. */
-  readonly connectionHash: string;
+  /**
+   * The app's pods that carry its URLs (the connection hash annotation): web, consumers. A function:
+   * only the step that retires a login looks at them, and the reconciler asks every pass.
+   */
+  readonly appPods: () => readonly V1Pod[];
+  /** The connection hash the app's pods roll to: the one naming the current login (lazy, as above). */
+  readonly connectionHash: () => string;
 }
 
 export type RotationStep =
   | { readonly kind: 'steady' }
   /** The record is written for the first time (what the servers have): apply it, nothing to say. */
   | { readonly kind: 'recorded'; readonly credentials: DatabaseCredentials }
-  /** Nothing to do yet; look again then. `waiting` says on what (a log line, not an Event). */
+  /** Nothing to do yet; look again then. `waiting` says on what (logged when it changes, no Event). */
   | { readonly kind: 'wait'; readonly waiting: string; readonly recheckMs: number }
   /** The record changed: apply these credentials, and announce it (one Event). */
   | {
@@ -122,9 +125,10 @@ export class AppLoginRotation {
     const granted = await this.grantCurrent(scope, current);
     if (granted) return granted;
     if (!current.retiring) return { kind: 'steady' };
-    const stale = scope.appPods.filter(
-      (p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== scope.connectionHash,
-    );
+    const hash = scope.connectionHash();
+    const stale = scope
+      .appPods()
+      .filter((p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== hash);
     if (stale.length > 0) {
       return {
         kind: 'wait',

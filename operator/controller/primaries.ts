@@ -74,7 +74,7 @@ export async function decidePrimaries(
         announced.set(n.once, n.message);
       }
       log[n.type === 'Warning' ? 'warn' : 'info'](n.message, { reason: n.reason });
-      await ctx.events.record(app, n.type, n.reason, n.message);
+      if (!n.logOnly) await ctx.events.record(app, n.type, n.reason, n.message);
     }
     for (const mv of d.moved) {
       moved.push(mv);

@@ -85,6 +85,8 @@ export interface Notice {
   readonly reason: EventReason;
   readonly message: string;
   readonly once?: string;
+  /** A log line only, no Event: progress a user need not be told of in the app's events. */
+  readonly logOnly?: true;
 }
 
 export interface Move {

@@ -157,7 +157,11 @@ export function fakeWorld(o: WorldOptions) {
         .map((obj) => ({ obj })),
   } as unknown as ChildCaches;
   let present = true;
-  const log = { info: () => {}, warn: () => {} };
+  const logged: string[] = [];
+  const log = {
+    info: (msg: string) => void logged.push(`info: ${msg}`),
+    warn: (msg: string) => void logged.push(`warn: ${msg}`),
+  };
   const reconciler = new Reconciler({
     kube,
     apps: { get: () => (present ? raw : undefined) } as unknown as Informer,
@@ -200,6 +204,8 @@ export function fakeWorld(o: WorldOptions) {
       writes.filter((w) => w.verb === 'status' && w.path === appPath('prod', 'shop')).length,
     /** Writes other than to Events: the ones that change the app's children or status. */
     childWrites: () => writes.filter((w) => w.verb !== 'status' && !w.path.includes('/events')),
+    /** The operator's log lines, `level: message`. */
+    logged: () => [...logged],
     warnings: () => events('Warning'),
     normals: () => events('Normal'),
     /** Event updates (a repeat raises the count of the first). */
