@@ -10,24 +10,12 @@
 // 30 s on two cores. Run (after tools/dataplane-deps.sh):
 //   node bench/broker-probe-cost.ts            (CHECKS=10)
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { dirname } from 'node:path';
 import { startBroker, type LocalBroker } from '../server-tests/support/rabbitmq-local.ts';
-import { log, median } from './stats.ts';
+import { cpuSeconds, log, median } from './stats.ts';
 
 const CHECKS = Number(process.env.CHECKS ?? 10);
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
-
-/** utime+stime of a process, or of its reaped children (fields 14-17 of /proc/<pid>/stat). */
-function cpuSeconds(pid: number | 'self', which: 'own' | 'children'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state): utime is field 14, cutime field 16.
-  const [u, s] = which === 'own' ? [fields[11], fields[12]] : [fields[13], fields[14]];
-  return (Number(u) + Number(s)) / TICKS;
-}
-
 /** The pid of the broker's Erlang VM: the beam.smp whose command line names the node's directory. */
 function vmPid(nodeDir: string): number {
   const out = execFileSync('pgrep', ['-f', `beam.smp.*${nodeDir}`]).toString();

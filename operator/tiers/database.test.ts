@@ -69,6 +69,18 @@ describe('database objects', () => {
     expect(window(c.livenessProbe)).toBeLessThan(window(c.startupProbe));
   });
 
+  it('restarts a hung server within a minute with an exec every 20 s, each given 10 s on a loaded node', () => {
+    // An exec probe costs the node a runc exec (bench/pg-probe-cost.ts); a TCP check would pass on
+    // a stopped postmaster, whose listening socket the kernel still completes connections on.
+    const c = find<V1StatefulSet>('StatefulSet').spec!.template.spec!.containers[0]!;
+    expect(c.livenessProbe).toMatchObject({
+      exec: { command: expect.arrayContaining(['pg_isready']) },
+      periodSeconds: 20,
+      timeoutSeconds: 10,
+    });
+    expect(c.livenessProbe!.periodSeconds! * c.livenessProbe!.failureThreshold!).toBe(60);
+  });
+
   it('does not restart the instances when only the primary moves', () => {
     expect(dbConfigHash(app, { ...facts, dbPrimary: 'shop-db-1' })).toBe(dbConfigHash(app, facts));
     expect(dbConfigHash(parseApp({ database: { replicas: 2, synchronousReplicas: 2 } }), facts)).not.toBe(

@@ -101,11 +101,13 @@ spec:
               command: [sh, /config/ready.sh]
             periodSeconds: 5
             timeoutSeconds: 3
+          {{- /* A hung server is restarted within a minute; an exec is costly (runc), so it runs every 20 s. */}}
           livenessProbe:
             exec:
               command: [pg_isready, -h, 127.0.0.1, -p, '5432']
-            periodSeconds: 10
-            failureThreshold: 6
+            periodSeconds: 20
+            timeoutSeconds: 10
+            failureThreshold: 3
           {{- include "scalableapp-lib.containerSecurity" . | nindent 10 }}
           volumeMounts:
             - name: data
