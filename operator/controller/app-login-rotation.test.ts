@@ -5,6 +5,7 @@ import { databaseCluster } from '../tiers/database.ts';
 import { ANNOTATION } from '../tiers/labels.ts';
 import type { DatabaseCredentials } from '../tiers/objects.ts';
 import { shardCluster } from '../tiers/shards.ts';
+import { runningContainer } from './testdata/pods.ts';
 import { AppLoginRotation, type LoginScope, type RotationStep } from './app-login-rotation.ts';
 
 /** A Postgres pod: running with an address; ready unless told; `uid` names its incarnation. */
@@ -12,16 +13,7 @@ const pgPod = (name: string, o: { ready?: boolean; uid?: string } = {}): V1Pod =
   metadata: { name, uid: o.uid ?? `uid-${name}` },
   status: {
     podIP: `10.0.0.${name.length}`,
-    containerStatuses: [
-      {
-        name: 'postgres',
-        restartCount: 0,
-        ready: o.ready ?? true,
-        image: 'x',
-        imageID: '',
-        state: { running: {} },
-      },
-    ],
+    containerStatuses: [runningContainer('postgres', o)],
   },
 });
 const appPod = (name: string, hash: string): V1Pod => ({

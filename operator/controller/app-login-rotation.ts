@@ -23,44 +23,26 @@ import {
   type DatabaseCredentials,
   type PgCluster,
 } from '../tiers/postgres-cluster.ts';
-import { ANNOTATION } from '../tiers/labels.ts';
 import { APP_LOGIN_KEYS, CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
 import { AppMemory, appKey } from './app-memory.ts';
+import {
+  ROTATION_RECHECK_MS,
+  podsOnOldUrls,
+  type AppPodsView,
+  type RotationStep as GenericStep,
+} from './rotation.ts';
 import { nodeIn, pgServerReady, pgServerRunning } from './database-primary.ts';
 import type { PgNode } from '../dataplane/postgres/admin.ts';
 
-/** How soon to look again while a step waits on pods or sessions. */
-export const ROTATION_RECHECK_MS = 5_000;
-
 /** The credentials of one Secret, and every Postgres cluster they open (the database, or every shard). */
-export interface LoginScope {
+export interface LoginScope extends AppPodsView {
   /** The credentials Secret's name, for messages. */
   readonly secret: string;
   readonly credentials: DatabaseCredentials;
   readonly clusters: readonly PgCluster[];
-  /**
-   * The app's pods that carry its URLs (the connection hash annotation): web, consumers. A function:
-   * only the step that retires a login looks at them, and the reconciler asks every pass.
-   */
-  readonly appPods: () => readonly V1Pod[];
-  /** The connection hash the app's pods roll to: the one naming the current login (lazy, as above). */
-  readonly connectionHash: () => string;
 }
 
-export type RotationStep =
-  | { readonly kind: 'steady' }
-  /** The record is written for the first time (what the servers have): apply it, nothing to say. */
-  | { readonly kind: 'recorded'; readonly credentials: DatabaseCredentials }
-  /** Nothing to do yet; look again then. `waiting` says on what (logged when it changes, no Event). */
-  | { readonly kind: 'wait'; readonly waiting: string; readonly recheckMs: number }
-  /** The record changed: apply these credentials, and announce it (one Event). */
-  | {
-      readonly kind: 'switched' | 'retired';
-      readonly credentials: DatabaseCredentials;
-      readonly message: string;
-    }
-  /** The new password cannot be used: why, naming the Secret's key (a Warning Event, once). */
-  | { readonly kind: 'refused'; readonly reason: string };
+export type RotationStep = GenericStep<DatabaseCredentials>;
 
 export interface AppLoginRotationDeps {
   readonly loginsFor: (credentials: DatabaseCredentials) => PostgresLogins;
@@ -125,16 +107,11 @@ export class AppLoginRotation {
     const granted = await this.grantCurrent(scope, current);
     if (granted) return granted;
     if (!current.retiring) return { kind: 'steady' };
-    const hash = scope.connectionHash();
-    const stale = scope
-      .appPods()
-      .filter((p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== hash);
+    const stale = podsOnOldUrls(scope);
     if (stale.length > 0) {
       return {
         kind: 'wait',
-        waiting: `${stale.length} pod(s) still hold the URLs of ${current.retiring}: ${stale
-          .map((p) => p.metadata?.name)
-          .join(', ')}`,
+        waiting: `${stale.length} pod(s) still hold the URLs of ${current.retiring}: ${stale.join(', ')}`,
         recheckMs: ROTATION_RECHECK_MS,
       };
     }

@@ -1,8 +1,6 @@
 import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 import type { ScalableApp } from '../../api/scalable-app.ts';
-import { appConnection } from '../../tiers/connection.ts';
-import { ANNOTATION, LABEL } from '../../tiers/labels.ts';
-import { ROTATION_RECHECK_MS, type RotationStep } from '../app-login-rotation.ts';
+import { appPodsView, rotationDecisions } from '../rotation.ts';
 import {
   LAST_FAILOVER_REASON,
   LAST_FAILOVER_TIME,
@@ -121,65 +119,18 @@ export async function rotateAppLogin(
   choice: LoginChoice,
 ): Promise<Decisions> {
   const credentials = choice.credentials(d.facts);
-  if (!ctx.appLogins || !credentials) return d;
-  const soonest = (ms: number) => Math.min(ms, d.recheckMs ?? ms);
-  // A primary moved this pass: its record is applied first, with nothing else asked of the servers.
-  if (d.moved.length > 0) return { ...d, recheckMs: soonest(ROTATION_RECHECK_MS) };
-  const ns = app.metadata.namespace ?? '';
-  const once = `${choice.secret}/rotation`;
-  // What a rotation waits on is logged when it changes; any other step ends that.
-  const waiting = `${once}/waiting`;
-  let step: RotationStep;
-  try {
-    step = await ctx.appLogins.step({
-      secret: choice.secret,
-      credentials,
-      clusters: choice.clusters(d.facts),
-      appPods: () =>
-        (ctx.children.select('Pod', ns, { [LABEL.instance]: app.metadata.name }) as V1Pod[]).filter(
-          (p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== undefined,
-        ),
-      connectionHash: () => appConnection(app, d.facts).hash,
-    });
-  } catch (error) {
-    return { ...d, failedChecks: [...d.failedChecks, { cluster: choice.secret, error }] };
-  }
-  const notices = [...(d.notices ?? [])];
-  switch (step.kind) {
-    case 'steady':
-      return { ...d, settled: [...d.settled, once, waiting] };
-    case 'recorded':
-      return {
-        ...d,
-        facts: choice.withCredentials(d.facts, step.credentials),
-        settled: [...d.settled, once, waiting],
-      };
-    case 'wait':
-      notices.push({
-        type: 'Normal',
-        reason: 'CredentialsRotating',
-        message: step.waiting,
-        once: waiting,
-        logOnly: true,
-      });
-      return { ...d, notices, settled: [...d.settled, once], recheckMs: soonest(step.recheckMs) };
-    case 'refused':
-      notices.push({ type: 'Warning', reason: 'CredentialsRefused', message: step.reason, once });
-      return { ...d, notices };
-    case 'switched':
-    case 'retired':
-      notices.push({
-        type: 'Normal',
-        reason: step.kind === 'switched' ? 'CredentialsRotating' : 'CredentialsRotated',
-        message: step.message,
-      });
-      return {
-        ...d,
-        facts: choice.withCredentials(d.facts, step.credentials),
-        notices,
-        settled: [...d.settled, once, waiting],
-        // The next step waits on the pods this one rolls: look again soon.
-        recheckMs: soonest(ROTATION_RECHECK_MS),
-      };
-  }
+  const logins = ctx.appLogins;
+  if (!logins || !credentials) return d;
+  return rotationDecisions(
+    d,
+    choice.secret,
+    () =>
+      logins.step({
+        secret: choice.secret,
+        credentials,
+        clusters: choice.clusters(d.facts),
+        ...appPodsView(ctx, app, d.facts),
+      }),
+    choice.withCredentials,
+  );
 }
