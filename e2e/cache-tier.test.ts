@@ -70,8 +70,10 @@ describe('a web tier with sessions in a cache tier', () => {
     const auth = decode(json<any>(['get', 'secret', 'shop-cache-auth', '-n', ns]));
     // monitor-password: the metrics exporter's login, generated whether or not monitoring is on, so
     // turning it on later rolls the pods and nothing else.
+    // current-password: the operator's record of the password the URLs name (a rotation's, ADR 0026).
     expect(Object.keys(auth).sort()).toEqual([
       'auth.conf',
+      'current-password',
       'monitor-password',
       'operator-password',
       'password',
@@ -79,6 +81,7 @@ describe('a web tier with sessions in a cache tier', () => {
     ]);
     const password = auth.password!;
     expect(password.length).toBeGreaterThanOrEqual(24);
+    expect(auth['current-password']).toBe(password);
     // TLS by default: rediss://, the CA where CACHE_CA_FILE says.
     expect(conn.CACHE_URL).toBe(`rediss://:${encodeURIComponent(password)}@shop-cache.${ns}.svc:6379/0`);
     expect(conn.CACHE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');

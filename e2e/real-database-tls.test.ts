@@ -1,6 +1,7 @@
 // Postgres over TLS on the real node (spec.database.tls and spec.shards.tls, on by default): what a
 // client pod sees with real connections, what the servers' own views say of replication, and a
-// certificate the operator issues again under running traffic.
+// certificate the operator issues again under running traffic. Last, the app's passwords of the
+// database, the shard and the cache rotated under traffic.
 import { X509Certificate } from 'node:crypto';
 import { decodeSecret } from './support/apps.ts';
 import { eventually, json, kubectl } from './support/kube.ts';
@@ -36,7 +37,15 @@ beforeAll(async () => {
   await applyAndAwaitReady(
     ns,
     localApp(APP, {
-      web: { image: 'placeholder', port: 8080, replicas: 1, healthCheck: { path: '/healthz' } },
+      web: {
+        image: 'placeholder',
+        port: 8080,
+        replicas: 1,
+        healthCheck: { path: '/healthz' },
+        // Sessions in the cache: the rotation case below reads one through the web tier.
+        sessions: 'cache',
+      },
+      cache: { replicas: 1, allowedClients: [WRITER_CLIENT] },
       // The client pod below is let in by name (the tiers admit the app's own pods and these only).
       database: { replicas: 1, storage: { size: '1Gi' }, allowedClients: [WRITER_CLIENT] },
       shards: {
@@ -68,6 +77,20 @@ function inClient(url: string, body: string): { ok: boolean; out: string } {
     `(async()=>{${body}})().catch(e=>{console.log('error: '+e.message);process.exit(1)})`;
   const r = execIn(ns, WRITER, ['node', '-e', script]);
   return { ok: r.ok, out: r.stdout.trim() };
+}
+
+/** The uids of a tier's pods: the same after a change means none was recreated. */
+const podUids = (tier: string) =>
+  kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, tier), '-o', 'jsonpath={.items[*].metadata.uid}']);
+
+/** PING over the client pod's CACHE_URL (TLS, checked against its CA): PONG, or the error. */
+function cacheFromClient(): string {
+  const script =
+    "const {createClient}=require('/app/node_modules/redis');const fs=require('fs');" +
+    'const c=createClient({url:process.env.CACHE_URL,socket:{tls:true,ca:fs.readFileSync(process.env.CACHE_CA_FILE),reconnectStrategy:false,connectTimeout:5000}});' +
+    "c.on('error',()=>{});" +
+    "c.connect().then(()=>c.ping()).then(r=>{console.log(r);process.exit(0)},e=>{console.log('error: '+e.message);process.exit(1)})";
+  return execIn(ns, WRITER, ['node', '-e', script]).stdout.trim();
 }
 
 /** The first shard's read-write URL, as the demo's router builds it from the Secret's entries. */
@@ -142,16 +165,7 @@ describeReal('Postgres over TLS on the real node', () => {
 
   it('a certificate the operator issues again is served after the servers reload, with no failed request and no pod restarted', async () => {
     const webPods = kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name']);
-    const dbUids = kubectl([
-      'get',
-      'pods',
-      '-n',
-      ns,
-      '-l',
-      tierPods(APP, 'database'),
-      '-o',
-      'jsonpath={.items[*].metadata.uid}',
-    ]);
+    const dbUids = podUids('database');
     const before = servedSerial();
     expect(before).toBe(new X509Certificate(secretCert(`${APP}-db-tls`)).serialNumber);
     // The manual way to rotate (docs): delete the Secret; the operator issues a new one from the same CA.
@@ -187,32 +201,33 @@ describeReal('Postgres over TLS on the real node', () => {
     expect(requests).toBeGreaterThan(3);
     // Nothing restarted: the web pods kept their pools, the servers only reloaded.
     expect(kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name'])).toBe(webPods);
-    expect(
-      kubectl([
-        'get',
-        'pods',
-        '-n',
-        ns,
-        '-l',
-        tierPods(APP, 'database'),
-        '-o',
-        'jsonpath={.items[*].metadata.uid}',
-      ]),
-    ).toBe(dbUids);
+    expect(podUids('database')).toBe(dbUids);
   }, 400_000);
 
   // Last in this suite: the writer pod keeps the URLs it started with, and they stop working here.
-  it("rotates the app's password in the database and the shard under writes through the web tier: no request fails, and the old password is refused after", async () => {
+  it("rotates the app's password in the database, the shard and the cache under traffic through the web tier: no request fails, a session outlives it, and the old passwords are refused after", async () => {
     const stale = inClient(
       'process.env.DATABASE_URL',
       `const c=new pg.Client(url);await c.connect();await c.end();console.log('ok');`,
     );
     expect(stale).toEqual({ ok: true, out: 'ok' });
+    expect(cacheFromClient()).toBe('PONG');
     const webBefore = kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name']);
-    // The user's way (docs/credentials.md): write the new password into each credentials Secret.
-    for (const [secret, password] of [
-      [`${APP}-db-credentials`, 'rotated-db-1'],
-      [`${APP}-shards-credentials`, 'rotated-shards-1'],
+    const cacheBefore = podUids('cache');
+    // A session stored before: the cache servers keep their data through the rotation (no restart).
+    const created = await serviceRequest(ns, `${APP}-web`, '/session', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ data: 'before the rotation' }),
+    });
+    expect(created.status).toBe(201);
+    const cookie = (created.headers.get('set-cookie') ?? '').split(';')[0]!;
+    expect(cookie).toMatch(/=/);
+    // The user's way (docs/credentials.md): write the new password into each Secret.
+    for (const [secret, key, password] of [
+      [`${APP}-db-credentials`, 'app-password', 'rotated-db-1'],
+      [`${APP}-shards-credentials`, 'app-password', 'rotated-shards-1'],
+      [`${APP}-cache-auth`, 'password', 'rotated cache/1'],
     ] as const)
       kubectl([
         'patch',
@@ -223,7 +238,7 @@ describeReal('Postgres over TLS on the real node', () => {
         '--type',
         'merge',
         '-p',
-        JSON.stringify({ stringData: { 'app-password': password } }),
+        JSON.stringify({ stringData: { [key]: password } }),
       ]);
     const startedAt = Date.now();
     const failures: string[] = [];
@@ -238,29 +253,43 @@ describeReal('Postgres over TLS on the real node', () => {
     };
     const post = { method: 'POST', headers: { 'content-type': 'application/json' } };
     await eventually(
-      'both rotations done: the old logins disabled',
+      'the three rotations done: the old passwords refused',
       async () => {
-        // Traffic all along (bounded by the wait): a write on the primary, one on the shard.
+        // Traffic all along (bounded by the wait): a write on the primary, one on the shard, and
+        // the session read from the cache.
         await request('/db/items', { ...post, body: JSON.stringify({ value: `rotation ${requests}` }) }, 201);
         await request(
           `/shard/user-${requests % 7}`,
           { ...post, body: JSON.stringify({ value: requests }) },
           200,
         );
+        await request('/session', { headers: { cookie } }, 200);
         const rotated = eventsOf(ns, APP).filter((e) => e.startsWith('CredentialsRotated'));
-        return rotated.length === 2;
+        return rotated.length === 3;
       },
       300_000,
       1000,
     );
     console.log(
-      `password rotation of the database and the shard done ${Math.round((Date.now() - startedAt) / 1000)} s after the Secrets changed; ${requests} requests through the web tier meanwhile, ${failures.length} failed`,
+      `password rotation of the database, the shard and the cache done ${Math.round((Date.now() - startedAt) / 1000)} s after the Secrets changed; ${requests} requests through the web tier meanwhile, ${failures.length} failed`,
     );
     expect(failures).toEqual([]);
-    expect(requests).toBeGreaterThan(4);
+    expect(requests).toBeGreaterThan(6);
     const env = decodeSecret(json<any>(['get', 'secret', `${APP}-connection`, '-n', ns]));
     expect(env.DATABASE_URL).toMatch(/^postgresql:\/\/app_alt:rotated-db-1@/);
     expect([env.SHARDS_USER, env.SHARDS_PASSWORD]).toEqual(['app_alt', 'rotated-shards-1']);
+    expect(env.CACHE_URL).toMatch(/^rediss:\/\/:rotated%20cache%2F1@/);
+    // The session written before is still there, and no cache server was restarted for it.
+    const session = await serviceRequest(ns, `${APP}-web`, '/session', { headers: { cookie } });
+    expect(session).toMatchObject({ status: 200, body: { data: 'before the rotation' } });
+    expect(podUids('cache')).toBe(cacheBefore);
+    expect(
+      json<any>(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'cache')]).items.map(
+        (p: any) => p.status.containerStatuses.find((c: any) => c.name === 'cache').restartCount,
+      ),
+    ).toEqual([0, 0]);
+    // The client pod kept the old URL: refused now.
+    expect(cacheFromClient()).toMatch(/WRONGPASS/);
     // The web pods rolled onto the new URLs; the client pod that kept the old ones is refused now.
     expect(kubectl(['get', 'pods', '-n', ns, '-l', tierPods(APP, 'web'), '-o', 'name'])).not.toBe(webBefore);
     const refused = inClient(
@@ -268,7 +297,7 @@ describeReal('Postgres over TLS on the real node', () => {
       `const c=new pg.Client(url);await c.connect();await c.end();console.log('ok');`,
     );
     expect(refused.out).toMatch(/password authentication failed for user "app"/);
-    expect(eventsOf(ns, APP).filter((e) => e.startsWith('CredentialsRotating'))).toHaveLength(2);
+    expect(eventsOf(ns, APP).filter((e) => e.startsWith('CredentialsRotating'))).toHaveLength(3);
   }, 400_000);
 });
 

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
   CACHE_USERS,
+  appPasswordRules,
   cacheAuthInclude,
   cacheServerConfig,
   maxMemoryBytes,
@@ -21,7 +22,12 @@ import {
 } from '../operator/server-config/cache.ts';
 import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts';
 import { HELD_PRIMARY_ARGS, readyScriptText } from '../operator/tiers/cache.ts';
-import { parseInfo, respCacheAdmin, type CacheNode } from '../operator/dataplane/redis-admin.ts';
+import {
+  parseInfo,
+  respCacheAdmin,
+  respCacheUsers,
+  type CacheNode,
+} from '../operator/dataplane/redis-admin.ts';
 import { connectRedis, ErrorReply, errorCode, type RedisClient } from '../operator/dataplane/redis-client.ts';
 import { issueCa, issueServerCert, type KeyPair } from '../operator/tls/certificates.ts';
 
@@ -304,6 +310,60 @@ describe('authentication and the three logins', () => {
       expect(u).toMatch(/ #[0-9a-f]{64}/);
       expect(u).not.toMatch(/nopass/);
     }
+  });
+});
+
+// A rotation of the app's password (controller/cache-password-rotation.ts) asks each server, with
+// the operator's login, for the list of the default user's passwords; here the same calls on a real
+// server, beside a connection of the app that stays open throughout.
+describe("rotating the app's password", () => {
+  const users = respCacheUsers(OPERATOR);
+  const NEW = 'the app password, rotated';
+  const login = (s: Server, password: string) =>
+    connectRedis({ host: '127.0.0.1', port: s.node.port, password }).then(
+      async (c) => {
+        clients.push(c);
+        return (await c.sendCommand(['PING'])) as string;
+      },
+      (err: unknown) => errorCode(err) ?? String(err),
+    );
+
+  it('lets both passwords in while the app rolls, then only the new one; a connection logged in with the old is never cut', async () => {
+    const s = await startServer('rotate');
+    const pooled = await connect(s);
+    expect(await pooled.sendCommand(['SET', 'k', 'before'])).toBe('OK');
+
+    await users.setPasswords(s.node, 'default', appPasswordRules({ app: NEW, retiringApp: PASSWORD }));
+    expect(await login(s, NEW)).toBe('PONG');
+    expect(await login(s, PASSWORD)).toBe('PONG');
+
+    await users.setPasswords(s.node, 'default', appPasswordRules({ app: NEW }));
+    expect(await login(s, NEW)).toBe('PONG');
+    expect(await login(s, PASSWORD)).toBe('WRONGPASS');
+    // Logged in before the change, still served after it: nothing the app pools is dropped.
+    expect(await pooled.sendCommand(['GET', 'k'])).toBe('before');
+    expect(await pooled.sendCommand(['SET', 'k', 'after'])).toBe('OK');
+    // The other logins are untouched.
+    expect(await (await connectOperator(s)).sendCommand(['PING'])).toBe('PONG');
+  });
+
+  it('changes the passwords whole or not at all: a list the server refuses leaves the old one working', async () => {
+    const s = await startServer('rotate-atomic');
+    const o = await connectOperator(s);
+    const refused = await outcome(o, ['ACL', 'SETUSER', 'default', 'resetpass', '#not-a-digest']);
+    expect(refused).toBeInstanceOf(ErrorReply);
+    expect(await login(s, PASSWORD)).toBe('PONG');
+    // The client refuses to send a password, or anything but digests, in the first place.
+    await expect(users.setPasswords(s.node, 'default', [PASSWORD])).rejects.toThrow(/never a password/);
+    await expect(users.setPasswords(s.node, 'default', [])).rejects.toThrow(/never a password/);
+  });
+
+  it("is the operator's to run: the app's login may not change a password", async () => {
+    const s = await startServer('rotate-app');
+    const app = await connect(s);
+    const [rule] = appPasswordRules({ app: 'mine now' });
+    expect(errorCode(await outcome(app, ['ACL', 'SETUSER', 'default', rule!]))).toBe('NOPERM');
+    expect(await login(s, 'mine now')).toBe('WRONGPASS');
   });
 });
 

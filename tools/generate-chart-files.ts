@@ -17,6 +17,7 @@ import {
   interNodeTlsConfig,
 } from '../operator/server-config/rabbitmq.ts';
 import { SERVER_TLS_PATHS } from '../operator/tiers/tls.ts';
+import { CACHE_ACL } from '../operator/server-config/cache.ts';
 import { APP_DATABASE, APP_LOGINS, APP_USER } from '../operator/tiers/postgres-cluster.ts';
 import { POSTGRES_EXPORTER_QUERIES } from '../operator/tiers/monitoring.ts';
 import { alertRulesFile, alertRulesTemplate } from '../operator/monitoring/alert-rules.ts';
@@ -80,6 +81,13 @@ export const CHART_FILES: readonly ChartFile[] = [
     path: 'cache/files/ready.sh',
     source: 'readyScriptText() in operator/tiers/cache.ts',
     text: () => readyScriptText(),
+  },
+  // What each cache login may run: charts/cache writes auth.conf from it, and hashes it into the
+  // config hash as cacheConfigHash() does (a server reads its users only at start).
+  {
+    path: 'cache/files/acl.json',
+    source: 'CACHE_ACL in operator/server-config/cache.ts',
+    text: () => `${JSON.stringify(CACHE_ACL, null, 2)}\n`,
   },
   // With TLS (on by default) the probe asks over TLS and makes the server load a renewed
   // certificate; charts/cache picks this copy by its `tls.enabled`.

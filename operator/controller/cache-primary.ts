@@ -36,7 +36,7 @@ type ToNode = (p: V1Pod) => CacheNode;
  * certificate (what the server runs follows its pod while a change of the setting rolls through),
  * verified against the app's CA and the pod's DNS name.
  */
-const nodesOf =
+export const nodesOf =
   (app: ScalableApp, facts: ObservedFacts): ToNode =>
   (p) => {
     const ca = facts.tls?.ca.cert;

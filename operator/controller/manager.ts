@@ -18,6 +18,7 @@ import { EventRecorder } from './events.ts';
 import { ChildRefusedError, Reconciler } from './reconciler.ts';
 import { CachePrimary } from './cache-primary.ts';
 import {
+  SIMULATED_CACHE_USERS,
   SIMULATED_LOGINS,
   simulatedCacheAdmin,
   simulatedPostgresAdmin,
@@ -28,7 +29,8 @@ import { DatabasePrimary } from './database-primary.ts';
 import { pgAdmin } from '../dataplane/postgres/admin.ts';
 import { PrimaryHeartbeats } from '../dataplane/postgres/heartbeat.ts';
 import { pgPrimary } from '../tiers/postgres-cluster.ts';
-import { respCacheAdmin } from '../dataplane/redis-admin.ts';
+import { respCacheAdmin, respCacheUsers } from '../dataplane/redis-admin.ts';
+import { CachePasswordRotation } from './cache-password-rotation.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
 import { simulatedQueueDepth } from '../dataplane/simulated-admin.ts';
 import { brokerAdmin } from '../dataplane/rabbitmq/admin.ts';
@@ -153,6 +155,12 @@ export class Manager {
       cachePrimary: this.cachePrimary(),
       databasePrimary: this.databasePrimary(log, signal),
       appLogins: this.appLogins(),
+      cachePasswords: new CachePasswordRotation({
+        usersFor: (password) =>
+          this.o.dataPlane === 'simulated'
+            ? SIMULATED_CACHE_USERS
+            : respCacheUsers({ username: CACHE_USERS.operator, password }),
+      }),
       consumerScaling: scaling,
       appMetrics: appMetricsOf(this.o.metrics.registry),
     });

@@ -374,11 +374,99 @@ describe('a Gateway exposure on a cluster without the Gateway API', () => {
   });
 });
 
+/** A Secret's data, decoded. */
+const decoded = (obj: unknown) =>
+  Object.fromEntries(
+    Object.entries((obj as V1Secret).data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+  );
+/** A web pod of the app, started with the connection Secret of this hash. */
+const webPod = (hash: string): V1Pod => ({
+  metadata: {
+    name: `shop-web-${hash.slice(0, 5)}`,
+    namespace: 'prod',
+    labels: { 'app.kubernetes.io/instance': 'shop' },
+    annotations: { [ANNOTATION.connectionHash]: hash },
+  },
+});
+
+describe("a rotation of the app's cache password", () => {
+  const cachePod = (name: string, configHash: string): V1Pod => ({
+    metadata: {
+      name,
+      namespace: 'prod',
+      uid: name,
+      // Labelled primary already: the fake cache does not take the operator's label patches.
+      labels: { ...selectorLabels(parseApp({}, 'shop', 'prod'), 'cache'), [ROLE_LABEL]: 'primary' },
+      annotations: { [ANNOTATION.configHash]: configHash },
+    },
+    status: {
+      podIP: '10.0.0.7',
+      containerStatuses: [
+        { name: 'cache', restartCount: 0, ready: true, image: 'x', imageID: '', state: { running: {} } },
+      ],
+    },
+  });
+  const annotation = (w: ReturnType<typeof fakeWorld>, kind: string, name: string, key: string) =>
+    (w.live(kind, name) as V1Deployment).spec!.template.metadata!.annotations![key]!;
+
+  it('lets both passwords in on every server before the URLs change, drops the old once every pod rolled, and then writes nothing', async () => {
+    const calls: string[] = [];
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, cache: { replicas: 0 } },
+      cacheUsers: {
+        setPasswords: async (n, user, rules) => void calls.push(`${n.name} ${user} ${rules.length}`),
+      },
+    });
+    await w.reconcile();
+    const first = decoded(w.live('Secret', 'shop-cache-auth'));
+    // Recorded at once: the password the servers were given is the one the URLs name.
+    expect(first['current-password']).toBe(first.password);
+    const configHash = annotation(w, 'StatefulSet', 'shop-cache', ANNOTATION.configHash);
+    const hashBefore = annotation(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
+    w.setPods([cachePod('shop-cache-0', configHash), webPod(hashBefore)]);
+    await w.reconcile();
+    expect(calls).toEqual(['shop-cache-0 default 1']);
+
+    const secret = w.live('Secret', 'shop-cache-auth') as V1Secret;
+    w.setLive({
+      ...secret,
+      data: { ...secret.data, password: Buffer.from('n3w pass').toString('base64') },
+    } as V1Secret as never);
+    await w.reconcile();
+    expect(calls.at(-1)).toBe('shop-cache-0 default 2');
+    expect(decoded(w.live('Secret', 'shop-cache-auth'))).toMatchObject({
+      password: 'n3w pass',
+      'current-password': 'n3w pass',
+      'retiring-password': first.password,
+    });
+    expect(decoded(w.live('Secret', 'shop-connection')).CACHE_URL).toMatch(/^rediss:\/\/:n3w%20pass@/);
+    expect(w.normals().filter((e) => e.startsWith('Credentials'))).toEqual([
+      expect.stringMatching(/^CredentialsRotating: Secret shop-cache-auth key password changed/),
+    ]);
+    // The servers were not restarted for it.
+    expect(annotation(w, 'StatefulSet', 'shop-cache', ANNOTATION.configHash)).toBe(configHash);
+    const hashAfter = annotation(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
+    expect(hashAfter).not.toBe(hashBefore);
+
+    // A web pod still holds the old URLs: both passwords stay.
+    await w.reconcile();
+    expect(calls).toHaveLength(2);
+    expect(w.logged().filter((l) => l.includes('previous cache password'))).toHaveLength(1);
+
+    w.setPods([cachePod('shop-cache-0', configHash), webPod(hashAfter)]);
+    await w.reconcile();
+    expect(calls.at(-1)).toBe('shop-cache-0 default 1');
+    expect(decoded(w.live('Secret', 'shop-cache-auth'))['retiring-password']).toBeUndefined();
+    expect(w.normals().filter((e) => e.startsWith('CredentialsRotated'))).toHaveLength(1);
+
+    const writes = w.childWrites().length;
+    await w.reconcile();
+    expect(w.childWrites().slice(writes)).toEqual([]);
+    expect(calls).toHaveLength(3);
+  });
+});
+
 describe("a rotation of the app's database password", () => {
-  const decoded = (obj: unknown) =>
-    Object.fromEntries(
-      Object.entries((obj as V1Secret).data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
-    );
   const dbPod: V1Pod = {
     metadata: {
       name: 'shop-db-0',
@@ -394,14 +482,6 @@ describe("a rotation of the app's database password", () => {
       ],
     },
   };
-  const webPod = (hash: string): V1Pod => ({
-    metadata: {
-      name: `shop-web-${hash.slice(0, 5)}`,
-      namespace: 'prod',
-      labels: { 'app.kubernetes.io/instance': 'shop' },
-      annotations: { [ANNOTATION.connectionHash]: hash },
-    },
-  });
 
   it('switches the URLs to the other login once it has the new password, retires the old one when every pod rolled, and then writes nothing', async () => {
     const calls: string[] = [];

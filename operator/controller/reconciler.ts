@@ -17,6 +17,7 @@ import type { EventRecorder } from './events.ts';
 import { gatherFacts } from './facts.ts';
 import { decidePrimaries, removeDoneSwitchover } from './primaries.ts';
 import type { AppLoginRotation } from './app-login-rotation.ts';
+import type { CachePasswordRotation } from './cache-password-rotation.ts';
 import { missingSecrets } from './references.ts';
 import { ChildRefusedError, type Refusal } from './refusal.ts';
 import { labelRoles } from './roles.ts';
@@ -44,6 +45,8 @@ export interface ReconcilerDeps {
   readonly databasePrimary?: DatabasePrimary;
   /** Rotates the app's Postgres login when its password changes (ADR 0025); absent, a change waits. */
   readonly appLogins?: AppLoginRotation;
+  /** Rotates the app's cache password when it changes (ADR 0026); absent, a change waits. */
+  readonly cachePasswords?: CachePasswordRotation;
   /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
   readonly consumerScaling?: ConsumerScalingPort;
   /** The per-app series (app-metrics.ts); absent, none are kept. */

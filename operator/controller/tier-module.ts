@@ -3,6 +3,7 @@ import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
 import type { Tier } from '../api/spec.ts';
 import type { Kube } from '../kube/client.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
+import type { CachePasswordRotation } from './cache-password-rotation.ts';
 import type { AppLoginRotation } from './app-login-rotation.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { EventReason } from './conditions.ts';
@@ -124,6 +125,8 @@ export interface TierContext {
   readonly databasePrimary?: DatabasePrimary;
   /** Rotates the app's Postgres login when its password changes; absent, a change waits (ADR 0025). */
   readonly appLogins?: AppLoginRotation;
+  /** Rotates the app's cache password when it changes; absent, a change waits (ADR 0026). */
+  readonly cachePasswords?: CachePasswordRotation;
   /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
   readonly consumerScaling?: ConsumerScalingPort;
   readonly now: () => Date;

@@ -34,6 +34,16 @@ export interface CacheAdmin {
   ping(n: CacheNode): Promise<boolean>;
 }
 
+/** What a rotation of the app's cache password asks of a node (controller/cache-password-rotation.ts). */
+export interface CacheUsers {
+  /**
+   * Gives `user` exactly these passwords, as ACL rules (`#<sha256>`: no password travels), in one
+   * `ACL SETUSER user resetpass ...`, which the server applies whole or not at all. Connections
+   * already logged in stay: a server checks a password only at AUTH.
+   */
+  setPasswords(n: CacheNode, user: string, rules: readonly string[]): Promise<void>;
+}
+
 /** `INFO` text as a field map; sections and comments are dropped. */
 export function parseInfo(text: string): Map<string, string> {
   const fields = new Map<string, string>();
@@ -73,28 +83,34 @@ export function roleFromInfo(text: string): CacheRole {
 
 export type RespCacheAdminOptions = { timeoutMs?: number };
 
-/**
- * CacheAdmin through node-redis. Each call opens its own connection: admin calls are rare, and a
- * fresh connection never carries a half-read reply from a node that stalled.
- */
-/** The operator's cache login (CACHE_USERS.operator): PING, INFO, REPLICAOF and CONFIG SET are all it may run. */
+/** The operator's cache login (CACHE_USERS.operator): PING, INFO, REPLICAOF, CONFIG SET and ACL SETUSER are all it may run. */
 export type CacheLogin = { readonly username?: string; readonly password?: string };
 
-export function respCacheAdmin(login: CacheLogin = {}, options: RespCacheAdminOptions = {}): CacheAdmin {
+/** Runs one call on a fresh connection to a node, its failure named after the node and the call. */
+function nodeCalls(login: CacheLogin, options: RespCacheAdminOptions) {
   const timeoutMs = options.timeoutMs ?? 2000;
-  const on = <T>(n: CacheNode, what: string, fn: (c: RedisClient) => Promise<T>): Promise<T> =>
+  return <T>(n: CacheNode, what: string, fn: (c: RedisClient) => Promise<T>): Promise<T> =>
     withRedis(
       { host: n.host, port: n.port, ...login, timeoutMs, ...(n.tls ? { tls: n.tls } : {}) },
       fn,
     ).catch((err: unknown) => {
       throw new Error(`cache node ${n.name} (${n.host}:${n.port}): ${what} failed`, { cause: err });
     });
-  const expectOk = (reply: unknown, what: string) => {
-    // "OK" or "OK Already connected to specified master".
-    if (typeof reply !== 'string' || !reply.startsWith('OK')) {
-      throw new Error(`${what} answered ${JSON.stringify(reply)}`);
-    }
-  };
+}
+
+const expectOk = (reply: unknown, what: string) => {
+  // "OK" or "OK Already connected to specified master".
+  if (typeof reply !== 'string' || !reply.startsWith('OK')) {
+    throw new Error(`${what} answered ${JSON.stringify(reply)}`);
+  }
+};
+
+/**
+ * CacheAdmin through node-redis. Each call opens its own connection: admin calls are rare, and a
+ * fresh connection never carries a half-read reply from a node that stalled.
+ */
+export function respCacheAdmin(login: CacheLogin = {}, options: RespCacheAdminOptions = {}): CacheAdmin {
+  const on = nodeCalls(login, options);
   return {
     role: (n) =>
       on(n, 'INFO replication', async (c) => {
@@ -116,5 +132,19 @@ export function respCacheAdmin(login: CacheLogin = {}, options: RespCacheAdminOp
         // Unreachable, timed out, or refusing our password: in every case not a usable node.
         () => false,
       ),
+  };
+}
+
+/** CacheUsers through node-redis, with the operator's login (its ACL allows ACL SETUSER). */
+export function respCacheUsers(login: CacheLogin = {}, options: RespCacheAdminOptions = {}): CacheUsers {
+  const on = nodeCalls(login, options);
+  return {
+    setPasswords: (n, user, rules) => {
+      if (rules.length === 0 || !rules.every((r) => /^#[0-9a-f]{64}$/.test(r)))
+        return Promise.reject(new Error('setPasswords takes one or more #<sha256> rules, never a password'));
+      return on(n, `ACL SETUSER ${user}`, async (c) =>
+        expectOk(await c.sendCommand<string>(['ACL', 'SETUSER', user, 'resetpass', ...rules]), 'ACL SETUSER'),
+      );
+    },
   };
 }

@@ -2,7 +2,7 @@
 // pod is Ready, and roles live in memory. It lets the cluster tests drive the Kubernetes side of a
 // cache failover (labels, the ConfigMap record, Services, status, events) through the same code path
 // the real admin takes; the data-plane tests cover the Redis side with real servers.
-import type { CacheAdmin, CacheNode, CacheRole } from './redis-admin.ts';
+import type { CacheAdmin, CacheNode, CacheRole, CacheUsers } from './redis-admin.ts';
 import type { PostgresAdmin } from './postgres/admin.ts';
 import type { PostgresLogins } from './postgres/logins.ts';
 
@@ -61,6 +61,9 @@ export function simulatedPostgresAdmin(
 }
 
 /** Logins where no Postgres runs: every step succeeds, and no session is ever open. */
+/** Cache passwords where no server runs: nothing to give. */
+export const SIMULATED_CACHE_USERS: CacheUsers = { setPasswords: async () => {} };
+
 export const SIMULATED_LOGINS: PostgresLogins = {
   enable: async () => {},
   disable: async () => {},

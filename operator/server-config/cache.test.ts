@@ -136,7 +136,7 @@ describe('cacheAuthInclude', () => {
     expect(cacheAuthInclude(passwords)).toBe(
       [
         `user default on #${sha('a"pp')} ~* &* +@all -@admin -@dangerous`,
-        `user scalableapp-operator on #${sha('op pw')} +ping +info +replicaof +config|set`,
+        `user scalableapp-operator on #${sha('op pw')} +ping +info +replicaof +config|set +acl|setuser`,
         `user replication on #${sha('re"pl')} +psync +replconf +ping`,
         'masteruser replication',
         'masterauth "re\\"pl"',
@@ -146,6 +146,14 @@ describe('cacheAuthInclude', () => {
     // Only the replication password is in the file, and only because masterauth needs it.
     expect(cacheAuthInclude(passwords)).not.toContain('a"pp');
     expect(cacheAuthInclude(passwords)).not.toContain('op pw');
+  });
+
+  it("lists the app's retiring password beside the current one while a rotation rolls, and a repeat once", () => {
+    const rotating = cacheAuthInclude({ ...passwords, app: 'new', retiringApp: 'old' });
+    expect(rotating).toMatch(new RegExp(`^user default on #${sha('new')} #${sha('old')} ~\\* `, 'm'));
+    expect(cacheAuthInclude({ ...passwords, app: 'same', retiringApp: 'same' })).toMatch(
+      new RegExp(`^user default on #${sha('same')} ~\\* `, 'm'),
+    );
   });
 
   it('refuses an empty password or one that would inject a directive', () => {

@@ -156,6 +156,11 @@ export function cacheServerConfig(o: CacheServerOptions): string {
 export interface CachePasswords {
   /** The application's: the `default` user, so CACHE_URL needs no user name. */
   readonly app: string;
+  /**
+   * The application's previous password, still accepted while a rotation rolls the app's pods onto
+   * the new one (controller/cache-password-rotation.ts); absent otherwise.
+   */
+  readonly retiringApp?: string | undefined;
   /** The operator's, for failover: PING, INFO and REPLICAOF only. */
   readonly operator: string;
   /** What a replica authenticates to its primary with (masteruser/masterauth). */
@@ -177,11 +182,14 @@ export const CACHE_USERS = {
  * cache, not empty it, reconfigure it or make it a replica of a server it runs. The operator asks
  * what it needs for failover, and CONFIG SET, with which each pod's readiness probe (the operator's
  * login is mounted there) makes the server read a renewed TLS certificate: Redis has no other way to
- * reload one. Replication is what a replica sends its primary.
+ * reload one. ACL SETUSER lets it give the app's user a second password, and take the first away,
+ * when the app's password rotates (users defined in the config cannot be reloaded: docs/adr/0026);
+ * it is no more than the operator holds already: every password is its own, and the only other
+ * holder of this login is the server's own pod. Replication is what a replica sends its primary.
  */
 export const CACHE_ACL = {
   app: '~* &* +@all -@admin -@dangerous',
-  operator: '+ping +info +replicaof +config|set',
+  operator: '+ping +info +replicaof +config|set +acl|setuser',
   replication: '+psync +replconf +ping',
   // What redis_exporter 1.45 sends (its CONFIG command and client name turned off, no key checks;
   // server-tests/monitoring.test.ts sees no refusal): statistics, never a key or a value.
@@ -189,10 +197,16 @@ export const CACHE_ACL = {
 } as const;
 
 /** An ACL password rule by its SHA-256: the file needs no quoting, and holds no password but masterauth. */
-const passwordRule = (what: string, password: string) => {
+export const passwordRule = (what: string, password: string) => {
   if (!password) throw new Error(`the cache ${what} password must not be empty`);
   return `#${createHash('sha256').update(password, 'utf8').digest('hex')}`;
 };
+
+/** The app's (default) user's password rules: the current one, and one retiring beside it. */
+export const appPasswordRules = (p: Pick<CachePasswords, 'app' | 'retiringApp'>): string[] => [
+  passwordRule('app', p.app),
+  ...(p.retiringApp !== undefined && p.retiringApp !== p.app ? [passwordRule('app', p.retiringApp)] : []),
+];
 
 /**
  * The content of the auth include: the three users (every other user, and the default user's
@@ -203,7 +217,7 @@ const passwordRule = (what: string, password: string) => {
 export function cacheAuthInclude(p: CachePasswords): string {
   const masterauth = quoted('the cache replication password', p.replication);
   return [
-    `user default on ${passwordRule('app', p.app)} ${CACHE_ACL.app}`,
+    `user default on ${appPasswordRules(p).join(' ')} ${CACHE_ACL.app}`,
     `user ${CACHE_USERS.operator} on ${passwordRule('operator', p.operator)} ${CACHE_ACL.operator}`,
     `user ${CACHE_USERS.replication} on ${passwordRule('replication', p.replication)} ${CACHE_ACL.replication}`,
     ...(p.monitor === undefined

@@ -46,6 +46,7 @@ describe('cache tier objects', () => {
     );
     expect(decoded).toEqual({
       password: 'pw-1',
+      'current-password': 'pw-1',
       'operator-password': 'op-pw-1',
       'replication-password': 'repl-pw-1',
       'auth.conf': cacheAuthInclude({ app: 'pw-1', operator: 'op-pw-1', replication: 'repl-pw-1' }),
@@ -61,6 +62,35 @@ describe('cache tier objects', () => {
       'scalableapp.io/role': 'replica',
     });
     expect(byKind<V1Service>('Service', 'shop-cache-headless').spec!.clusterIP).toBe('None');
+  });
+
+  it("rotates the app's password: the Secret keeps what the user asked, the record, and both passwords in auth.conf; the URLs name the current one", () => {
+    const rotating = {
+      ...facts,
+      cachePassword: 'pw-2',
+      cacheRotation: { wanted: 'pw-2', retiring: 'pw-1' },
+    };
+    const objects = cacheObjects(app, rotating, cacheConfigHash(app, rotating));
+    const secret = objects.find(
+      (o) => o.kind === 'Secret' && o.metadata.name === 'shop-cache-auth',
+    ) as V1Secret;
+    const decoded = Object.fromEntries(
+      Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+    expect(decoded).toMatchObject({
+      password: 'pw-2',
+      'current-password': 'pw-2',
+      'retiring-password': 'pw-1',
+    });
+    expect(decoded['auth.conf']).toBe(
+      cacheAuthInclude({ app: 'pw-2', retiringApp: 'pw-1', operator: 'op-pw-1', replication: 'repl-pw-1' }),
+    );
+    expect(cacheEntries(app, rotating).CACHE_URL).toContain(':pw-2@');
+    // Passwords change at run time: the servers are not restarted for them.
+    expect(cacheConfigHash(app, rotating)).toBe(cacheConfigHash(app, facts));
+    // A new password asked for, not yet switched to: the URLs and the servers keep the current one.
+    const asked = { ...facts, cacheRotation: { wanted: 'pw-3' } };
+    expect(cacheEntries(app, asked).CACHE_URL).toContain(':pw-1@');
   });
 
   it('records the primary in the ConfigMap; moving it does not restart the servers', () => {

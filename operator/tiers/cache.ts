@@ -1,7 +1,13 @@
 import { contentHash } from './content-hash.ts';
 import type { V1ConfigMap, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
-import { CACHE_USERS, cacheAuthInclude, cacheServerConfig, maxMemoryBytes } from '../server-config/cache.ts';
+import {
+  CACHE_ACL,
+  CACHE_USERS,
+  cacheAuthInclude,
+  cacheServerConfig,
+  maxMemoryBytes,
+} from '../server-config/cache.ts';
 import { ANNOTATION, childName, selectorLabels, tierLabels, tierMeta } from './labels.ts';
 import { restrictedPodBase, tmpVolume, withRestrictedSecurity } from './pod-security.ts';
 import { resourceRequirements } from './resources.ts';
@@ -157,25 +163,39 @@ export const restartedPrimaryWaits = (app: ScalableApp) => (app.spec.cache?.repl
 
 /** The keys of the cache's auth Secret that hold passwords (CACHE_USERS names their users). */
 export const CACHE_PASSWORD_KEYS = {
+  /** The app's, as the user asks for it: a new value starts a rotation. */
   app: 'password',
   operator: 'operator-password',
   replication: 'replication-password',
   monitor: 'monitor-password',
 } as const;
 
+/**
+ * The operator's record of the app's password in the same Secret (docs/adr/0026): the one the URLs
+ * name and the servers accept, and the previous one, accepted beside it while the app's pods roll.
+ */
+export const CACHE_APP_RECORD_KEYS = {
+  current: 'current-password',
+  retiring: 'retiring-password',
+} as const;
+
 export function cacheAuthSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
   const logins = facts.cacheLogins;
   if (!facts.cachePassword || !logins)
     throw new Error('cache passwords not generated: the controller must provide them');
+  const retiring = facts.cacheRotation?.retiring;
   // The monitor user exists only with monitoring (its password is kept either way, so it is stable).
   const passwords = {
     app: facts.cachePassword,
+    retiringApp: retiring,
     operator: logins.operator,
     replication: logins.replication,
     monitor: monitored(app) ? logins.monitor : undefined,
   };
   return secretWith(meta(app, cacheAuthName(app)), 'Opaque', {
-    [CACHE_PASSWORD_KEYS.app]: passwords.app,
+    [CACHE_PASSWORD_KEYS.app]: facts.cacheRotation?.wanted ?? passwords.app,
+    [CACHE_APP_RECORD_KEYS.current]: passwords.app,
+    ...(retiring !== undefined ? { [CACHE_APP_RECORD_KEYS.retiring]: retiring } : {}),
     [CACHE_PASSWORD_KEYS.operator]: passwords.operator,
     [CACHE_PASSWORD_KEYS.replication]: passwords.replication,
     [CACHE_PASSWORD_KEYS.monitor]: logins.monitor,
@@ -319,10 +339,15 @@ export function cacheEntries(app: ScalableApp, facts: ObservedFacts): Record<str
   return entries;
 }
 
-/** Restart the cache servers when their configuration changes, but not when only the primary moves. */
+/**
+ * Restart the cache servers when their configuration changes, but not when only the primary moves.
+ * The logins' rules count (not their passwords, which rotate at run time): a server reads its users
+ * only at start, and one started with older rules would refuse what the operator now asks of it.
+ */
 export function cacheConfigHash(app: ScalableApp, facts: ObservedFacts): string {
   if (!app.spec.cache) return '';
-  const data = { ...cacheConfigMap(app, facts).data };
+  const data: Record<string, unknown> = { ...cacheConfigMap(app, facts).data };
   for (const key of RECORD_KEYS) delete data[key];
+  data.acl = CACHE_ACL;
   return contentHash(data);
 }

@@ -78,8 +78,17 @@ export interface ObservedFacts {
   readonly podMonitors?: boolean;
   /** The namespace the operator runs in: the data tiers admit its pods (failover, queue depths). */
   readonly operatorNamespace?: string;
-  /** The cache password (the app's): read back from its Secret, or freshly generated once by the controller. */
+  /**
+   * The app's cache password: the one its URLs name and every server accepts (the operator's record
+   * in the cache Secret, `current-password`; before there is one, `password`).
+   */
   readonly cachePassword?: string;
+  /**
+   * The rotation of the app's cache password (controller/cache-password-rotation.ts): the password
+   * the user asks for (the Secret's `password`), and the previous one, still accepted while the
+   * app's pods roll onto the new one. Absent: nothing asked beside `cachePassword`.
+   */
+  readonly cacheRotation?: { readonly wanted: string; readonly retiring?: string };
   /** The cache's other two logins' passwords, kept beside it (CACHE_USERS names the users). */
   readonly cacheLogins?: {
     readonly operator: string;

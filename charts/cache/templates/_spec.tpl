@@ -128,9 +128,17 @@ certificate (CONFIG SET, which the operator's login may run).
 {{ .Files.Get (ternary "files/ready.tls.sh" "files/ready.sh" (eq (include "cache.tls" .) "true")) }}
 {{- end }}
 
-{{/* The ConfigMap's data but the primary: its hash restarts the servers on a config change only. */}}
+{{/* What each login may run (CACHE_ACL, generated): auth.conf's rules, and part of the config hash. */}}
+{{- define "cache.acl" -}}
+{{ .Files.Get "files/acl.json" }}
+{{- end }}
+
+{{/*
+The ConfigMap's data but the primary, and the logins' rules (a server reads its users only at
+start): its hash restarts the servers on a config change only.
+*/}}
 {{- define "cache.configHash" -}}
-{{- include "scalableapp-lib.contentHash" (dict "cache.conf" (include "cache.conf" .) "start.sh" (include "cache.start" .) "ready.sh" (include "cache.ready" .)) -}}
+{{- include "scalableapp-lib.contentHash" (dict "cache.conf" (include "cache.conf" .) "start.sh" (include "cache.start" .) "ready.sh" (include "cache.ready" .) "acl" (include "cache.acl" . | fromJson)) -}}
 {{- end }}
 
 {{/*

@@ -2,6 +2,8 @@
 // request is recorded, applies land in the cache at once, and a test may refuse any of them.
 import type { PostgresLogins } from '../../dataplane/postgres/logins.ts';
 import { AppLoginRotation } from '../app-login-rotation.ts';
+import { CachePasswordRotation } from '../cache-password-rotation.ts';
+import type { CacheUsers } from '../../dataplane/redis-admin.ts';
 import type {
   KubernetesObject,
   V1DeploymentStatus,
@@ -50,6 +52,8 @@ export interface WorldOptions {
   claims?: V1PersistentVolumeClaim[];
   /** The Postgres logins a rotation of the app's password uses (default: no rotation runs). */
   logins?: PostgresLogins;
+  /** The cache servers' passwords a rotation of the app's cache password sets (default: none runs). */
+  cacheUsers?: CacheUsers;
 }
 
 const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
@@ -180,6 +184,7 @@ export function fakeWorld(o: WorldOptions) {
           }),
         }
       : {}),
+    ...(o.cacheUsers ? { cachePasswords: new CachePasswordRotation({ usersFor: () => o.cacheUsers! }) } : {}),
     log,
     now: () => new Date(o.now ?? Date.parse('2025-06-01T12:00:00Z')),
   });

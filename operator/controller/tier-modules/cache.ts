@@ -1,8 +1,9 @@
-import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 import type { ScalableApp } from '../../api/scalable-app.ts';
 import {
   CACHE,
   CACHE_PORT,
+  CACHE_APP_RECORD_KEYS,
   CACHE_PASSWORD_KEYS,
   CACHE_PRIMARY_UID_KEY,
   cacheAuthName,
@@ -20,8 +21,11 @@ import {
 import { issuedCertificates } from '../issued-certificates.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
 import type { ObservedFacts } from '../../tiers/objects.ts';
-import { generatedSecret } from '../generated-secrets.ts';
-import { noDecisions, type TierModule } from '../tier-module.ts';
+import { generatedSecret, liveSecretValues } from '../generated-secrets.ts';
+import { appKey } from '../app-memory.ts';
+import { nodesOf } from '../cache-primary.ts';
+import { appPodsView, rotationDecisions } from '../rotation.ts';
+import { noDecisions, type Decisions, type TierContext, type TierModule } from '../tier-module.ts';
 import {
   diagnosed,
   podsOf,
@@ -43,6 +47,14 @@ export const cacheTier: TierModule = {
       k.replication,
       k.monitor,
     ]);
+    // The rotation's record is never generated: read as the cache has it (the operator wrote it).
+    const [current, retiring] = await liveSecretValues(
+      ctx,
+      ns,
+      cacheAuthName(app),
+      [CACHE_APP_RECORD_KEYS.current, CACHE_APP_RECORD_KEYS.retiring],
+      () => true,
+    );
     const record = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data;
     const primary = record?.primary;
     const primaryUid = record?.[CACHE_PRIMARY_UID_KEY];
@@ -56,7 +68,9 @@ export const cacheTier: TierModule = {
     return {
       facts: {
         ...tls,
-        cachePassword: password!,
+        // Before the first record, the servers have `password`: nothing to rotate.
+        cachePassword: current ?? password!,
+        cacheRotation: { wanted: password!, ...(retiring ? { retiring } : {}) },
         cacheLogins: { operator: operator!, replication: replication!, monitor: monitor! },
         ...(primary ? { cachePrimary: primary } : {}),
         ...(primaryUid ? { cachePrimaryUid: primaryUid } : {}),
@@ -64,33 +78,7 @@ export const cacheTier: TierModule = {
     };
   },
   async decide(ctx, app, facts) {
-    if (!ctx.cachePrimary) return noDecisions(facts);
-    const d = await ctx.cachePrimary.decide(app, facts);
-    const cluster = cacheName(app);
-    if (d.kind === 'refused')
-      return { ...noDecisions(facts), refused: [{ cluster, reason: d.reason }], recheckMs: d.recheckMs };
-    // Not refused: a refusal announced before is over (the next one is announced again).
-    const settled = (f: ObservedFacts) => ({ ...noDecisions(f), settled: [cluster] });
-    if (d.kind === 'wait') return { ...settled(facts), recheckMs: d.recheckMs };
-    // The record names the pod seen serving as the primary: the start script holds any other. A
-    // primary kept but not seen yet keeps the UID on record; a new one drops its predecessor's.
-    const uid = d.primaryUid ?? (d.kind === 'failover' ? undefined : facts.cachePrimaryUid);
-    const { cachePrimaryUid: _recorded, ...rest } = facts;
-    const next = { ...rest, ...(uid ? { cachePrimaryUid: uid } : {}) };
-    if (d.kind !== 'failover') return settled(next);
-    return {
-      ...settled({ ...next, cachePrimary: d.primary }),
-      moved: [
-        {
-          cluster,
-          from: d.previous,
-          to: d.primary,
-          reason: d.reason,
-          what: 'cache failover',
-          event: { type: 'Warning', reason: 'CacheFailover' },
-        },
-      ],
-    };
+    return rotateCachePassword(ctx, app, await decideCachePrimary(ctx, app, facts));
   },
   objects: (app, facts) => cacheObjects(app, facts, cacheConfigHash(app, facts)),
   roles: (app, facts) => [{ selector: selectorLabels(app, CACHE), primary: cachePrimary(app, facts) }],
@@ -105,7 +93,10 @@ export const cacheTier: TierModule = {
     cacheReplicas: `${cacheHost(app, cacheReplicasName(app))}:${CACHE_PORT}`,
   }),
   status: (app, facts, children) => ({ cache: cacheStatus(app, facts, children) }),
-  forget: (ctx, key) => ctx.cachePrimary?.forget(key),
+  forget: (ctx, key) => {
+    ctx.cachePrimary?.forget(key);
+    ctx.cachePasswords?.forget(key);
+  },
 };
 
 export const cacheReadiness = (app: ScalableApp, children: ChildLookup, facts: ObservedFacts) =>
@@ -122,3 +113,69 @@ export function cacheStatus(
     readyReplicas: readyReplicas(children, app.metadata.namespace ?? '', cacheName(app), primary),
   };
 }
+
+/** The cache primary's decision this pass (cache-primary.ts): kept, moved, waited for or refused. */
+async function decideCachePrimary(
+  ctx: TierContext,
+  app: ScalableApp,
+  facts: ObservedFacts,
+): Promise<Decisions> {
+  if (!ctx.cachePrimary) return noDecisions(facts);
+  const d = await ctx.cachePrimary.decide(app, facts);
+  const cluster = cacheName(app);
+  if (d.kind === 'refused')
+    return { ...noDecisions(facts), refused: [{ cluster, reason: d.reason }], recheckMs: d.recheckMs };
+  // Not refused: a refusal announced before is over (the next one is announced again).
+  const settled = (f: ObservedFacts) => ({ ...noDecisions(f), settled: [cluster] });
+  if (d.kind === 'wait') return { ...settled(facts), recheckMs: d.recheckMs };
+  // The record names the pod seen serving as the primary: the start script holds any other. A
+  // primary kept but not seen yet keeps the UID on record; a new one drops its predecessor's.
+  const uid = d.primaryUid ?? (d.kind === 'failover' ? undefined : facts.cachePrimaryUid);
+  const { cachePrimaryUid: _recorded, ...rest } = facts;
+  const next = { ...rest, ...(uid ? { cachePrimaryUid: uid } : {}) };
+  if (d.kind !== 'failover') return settled(next);
+  return {
+    ...settled({ ...next, cachePrimary: d.primary }),
+    moved: [
+      {
+        cluster,
+        from: d.previous,
+        to: d.primary,
+        reason: d.reason,
+        what: 'cache failover',
+        event: { type: 'Warning', reason: 'CacheFailover' },
+      },
+    ],
+  };
+}
+
+/** The next step of a rotation of the app's cache password (cache-password-rotation.ts). */
+async function rotateCachePassword(ctx: TierContext, app: ScalableApp, d: Decisions): Promise<Decisions> {
+  const rotation = ctx.cachePasswords;
+  const { cachePassword: current, cacheRotation } = d.facts;
+  if (!rotation || !current || !cacheRotation) return d;
+  const ns = app.metadata.namespace ?? '';
+  const secret = cacheAuthName(app);
+  return rotationDecisions(
+    d,
+    secret,
+    () =>
+      rotation.step({
+        app: appKey(app),
+        secret,
+        password: { wanted: cacheRotation.wanted, current, ...retiringOf(cacheRotation) },
+        pods: ctx.children.select('Pod', ns, selectorLabels(app, CACHE)) as V1Pod[],
+        configHash: cacheConfigHash(app, d.facts),
+        node: nodesOf(app, d.facts),
+        operatorPassword: d.facts.cacheLogins?.operator,
+        ...appPodsView(ctx, app, d.facts),
+      }),
+    (facts, p) => ({
+      ...facts,
+      cachePassword: p.current,
+      cacheRotation: { wanted: p.wanted, ...retiringOf(p) },
+    }),
+  );
+}
+
+const retiringOf = (p: { retiring?: string }) => (p.retiring !== undefined ? { retiring: p.retiring } : {});
