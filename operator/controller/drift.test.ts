@@ -1,5 +1,13 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { desiredHash, drift, firstDifference, overlay, stamped } from './drift.ts';
+import {
+  desiredHash,
+  drift,
+  firstDifference,
+  overlay,
+  recordSecretReads,
+  stamped,
+  withReadVersion,
+} from './drift.ts';
 
 const HASH = 'scalableapp.io/applied-hash';
 
@@ -225,5 +233,44 @@ describe('overlay', () => {
     const live = { spec: { replicas: 5, ports: [1, 2] } };
     overlay(live, { spec: { replicas: 2, ports: [1] } });
     expect(live).toEqual({ spec: { replicas: 5, ports: [1, 2] } });
+  });
+});
+
+describe('a Secret written back at the version read', () => {
+  const secret = (rv?: string, password = 'a'): KubernetesObject & { data: Record<string, string> } => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 's', namespace: 'ns', ...(rv ? { resourceVersion: rv } : {}) },
+    data: { password },
+  });
+
+  it('records the version of the first read of each Secret, and of nothing else', () => {
+    const live = new Map<string, KubernetesObject>([
+      ['Secret', secret('7')],
+      ['ConfigMap', { kind: 'ConfigMap', metadata: { name: 's', namespace: 'ns', resourceVersion: '3' } }],
+    ]);
+    const read = new Map<string, string>();
+    const children = recordSecretReads(
+      { get: (kind: string, _ns: string, _name: string) => live.get(kind) },
+      read,
+    );
+    children.get('ConfigMap', 'ns', 's');
+    children.get('Secret', 'ns', 's');
+    live.set('Secret', secret('8'));
+    children.get('Secret', 'ns', 's');
+    expect([...read]).toEqual([['ns/s', '7']]);
+  });
+
+  it('carries that version as a precondition, which the applied hash leaves out (no write loop)', () => {
+    const read = new Map([['ns/s', '7']]);
+    const sent = stamped(withReadVersion(secret(), read));
+    expect(sent.metadata?.resourceVersion).toBe('7');
+    expect(sent.metadata?.annotations).toEqual(stamped(secret()).metadata?.annotations);
+    expect(withReadVersion(secret(), new Map()).metadata?.resourceVersion).toBeUndefined();
+    // Unchanged since the read: nothing to write. Changed since: drift, and the write names '7'.
+    expect(drift(sent, { ...sent })).toBeUndefined();
+    expect(drift(sent, { ...sent, metadata: { ...sent.metadata, resourceVersion: '8' } })).toBe(
+      '.metadata.resourceVersion',
+    );
   });
 });

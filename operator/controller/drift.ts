@@ -93,9 +93,14 @@ export function overlay(live: unknown, desired: unknown): unknown {
   return out;
 }
 
-/** The object to send: desired plus the hash of itself. */
+/**
+ * The object to send: desired plus the hash of itself. A resourceVersion in desired is a
+ * precondition of the write (withReadVersion), not something desired: it stays out of the hash, or
+ * every write would change the next pass's hash and write again.
+ */
 export function stamped<T extends KubernetesObject>(desired: T): T {
-  const hash = desiredHash(desired);
+  const { resourceVersion: _precondition, ...metadata } = desired.metadata ?? {};
+  const hash = desiredHash({ ...desired, metadata });
   return {
     ...desired,
     metadata: {
@@ -103,4 +108,43 @@ export function stamped<T extends KubernetesObject>(desired: T): T {
       annotations: { ...desired.metadata?.annotations, [ANNOTATION.appliedHash]: hash },
     },
   };
+}
+
+/**
+ * Records the resourceVersion of every Secret read through these children (the first read wins):
+ * what a pass read its credentials at (reconciler.ts).
+ */
+export function recordSecretReads<
+  C extends { get(kind: string, ns: string, name: string): KubernetesObject | undefined },
+>(children: C, read: Map<string, string>): C {
+  return new Proxy(children, {
+    get(target, prop, receiver) {
+      if (prop !== 'get') {
+        // Bound to the caches themselves: their methods may use private fields.
+        const v: unknown = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      }
+      return (kind: string, ns: string, name: string) => {
+        const obj = target.get(kind, ns, name);
+        const key = `${ns}/${name}`;
+        const version = obj?.metadata?.resourceVersion;
+        if (kind === 'Secret' && version && !read.has(key)) read.set(key, version);
+        return obj;
+      };
+    },
+  });
+}
+
+/**
+ * A Secret the pass read is written only if it is still the version read: otherwise a value written
+ * after the read (a user's new password, which starts a rotation) would be overwritten with the one
+ * read before it. A stale write is refused (409) and the pass runs again on what is there now.
+ */
+export function withReadVersion<T extends KubernetesObject>(
+  desired: T,
+  read: ReadonlyMap<string, string>,
+): T {
+  if (desired.kind !== 'Secret') return desired;
+  const version = read.get(`${desired.metadata?.namespace ?? ''}/${desired.metadata?.name ?? ''}`);
+  return version ? { ...desired, metadata: { ...desired.metadata, resourceVersion: version } } : desired;
 }

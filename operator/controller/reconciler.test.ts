@@ -5,6 +5,7 @@ import { parseApp } from '../api/testdata/apps.ts';
 import { ANNOTATION, ROLE_LABEL, selectorLabels } from '../tiers/labels.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { DatabasePrimary } from './database-primary.ts';
+import { runningContainer } from './testdata/pods.ts';
 import { fakeWorld, invalid } from './testdata/fake-world.ts';
 import { ChildRefusedError } from './reconciler.ts';
 import { ApiError } from '../kube/client.ts';
@@ -463,6 +464,54 @@ describe("a rotation of the app's cache password", () => {
     await w.reconcile();
     expect(w.childWrites().slice(writes)).toEqual([]);
     expect(calls).toHaveLength(3);
+  });
+});
+
+describe('a Secret someone writes while a pass runs', () => {
+  it("is not overwritten with what the pass read before: the write is refused, and the next pass rotates to the user's password", async () => {
+    let edit: (() => void) | undefined;
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, cache: { replicas: 0 } },
+      cacheUsers: {
+        setPasswords: async () => {
+          // The user's new password lands after this pass read the Secret, before it writes.
+          edit?.();
+          edit = undefined;
+        },
+      },
+    });
+    await w.reconcile();
+    const secret = w.live('Secret', 'shop-cache-auth') as V1Secret;
+    const old = decoded(secret).password;
+    const configHash = (w.live('StatefulSet', 'shop-cache') as V1Deployment).spec!.template.metadata!
+      .annotations![ANNOTATION.configHash]!;
+    w.setPods([
+      {
+        metadata: {
+          name: 'shop-cache-0',
+          namespace: 'prod',
+          uid: 'c0',
+          labels: { ...selectorLabels(parseApp({}, 'shop', 'prod'), 'cache'), [ROLE_LABEL]: 'primary' },
+          annotations: { [ANNOTATION.configHash]: configHash },
+        },
+        status: { podIP: '10.0.0.7', containerStatuses: [runningContainer('cache')] },
+      },
+    ]);
+    edit = () =>
+      w.setLive({
+        ...secret,
+        metadata: { ...secret.metadata, resourceVersion: '99' },
+        data: { ...secret.data, password: Buffer.from('typed by hand').toString('base64') },
+      } as V1Secret as never);
+    // The pass sees the Secret differ from what it read and would write it back: refused instead.
+    await expect(w.reconcile()).rejects.toThrow(/409|modified/);
+    expect(decoded(w.live('Secret', 'shop-cache-auth')).password).toBe('typed by hand');
+    await w.reconcile();
+    expect(decoded(w.live('Secret', 'shop-cache-auth'))).toMatchObject({
+      password: 'typed by hand',
+      'current-password': 'typed by hand',
+      'retiring-password': old,
+    });
   });
 });
 

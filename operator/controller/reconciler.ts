@@ -12,7 +12,7 @@ import type { CachePrimary } from './cache-primary.ts';
 import type { ChildCaches } from './children.ts';
 import type { DatabasePrimary } from './database-primary.ts';
 import { desiredState } from './desired-state.ts';
-import { stamped } from './drift.ts';
+import { recordSecretReads, stamped, withReadVersion } from './drift.ts';
 import type { EventRecorder } from './events.ts';
 import { gatherFacts } from './facts.ts';
 import { decidePrimaries, removeDoneSwitchover } from './primaries.ts';
@@ -118,7 +118,13 @@ export class Reconciler {
       return { requeueAfterMs: MISSING_REFERENCE_RETRY_MS };
     }
 
-    const gathered = await gatherFacts(this.ctx, app, this.d.facts());
+    // The Secrets read while gathering, at the version read: each is written back only if unchanged.
+    const read = new Map<string, string>();
+    const gathered = await gatherFacts(
+      { ...this.ctx, children: recordSecretReads(this.ctx.children, read) },
+      app,
+      this.d.facts(),
+    );
     if (gathered.lost) {
       await holdBack('ShardMapLost', gathered.lost);
       return { requeueAfterMs: MISSING_REFERENCE_RETRY_MS };
@@ -136,7 +142,7 @@ export class Reconciler {
       );
     let result = soonest('ok', primaries.recheckMs);
 
-    const desired = desiredState(app, facts).map((o) => stamped(o));
+    const desired = desiredState(app, facts).map((o) => stamped(withReadVersion(o, read)));
     // A larger volume first grows its claims and recreates its StatefulSet (volume-growth.ts).
     const growth = await growVolumes({ kube: this.d.kube, children: this.d.children, log }, desired);
     for (const sts of growth.recreating)

@@ -84,6 +84,16 @@ export function fakeWorld(o: WorldOptions) {
   };
   const land = (sent: Obj) => {
     const body = o.stored ? o.stored(sent) : sent;
+    const k = key(body.kind!, body.metadata!.namespace!, body.metadata!.name!);
+    // A Secret carries a version (each write a new one) and a write naming another is refused, as
+    // the apiserver does: the operator writes a Secret back only at the version it read.
+    const previous = children.get(k)?.metadata?.resourceVersion;
+    if (
+      body.kind === 'Secret' &&
+      body.metadata?.resourceVersion &&
+      body.metadata.resourceVersion !== previous
+    )
+      throw new ApiError('PATCH', k, 409, { reason: 'Conflict', message: 'the object has been modified' });
     const live: Obj =
       body.kind === 'Deployment'
         ? {
@@ -91,8 +101,10 @@ export function fakeWorld(o: WorldOptions) {
             metadata: { ...body.metadata, generation: 1 },
             ...(o.deploymentStatus ? { status: o.deploymentStatus } : {}),
           }
-        : body;
-    children.set(key(body.kind!, body.metadata!.namespace!, body.metadata!.name!), live);
+        : body.kind === 'Secret'
+          ? { ...body, metadata: { ...body.metadata, resourceVersion: String(Number(previous ?? 0) + 1) } }
+          : body;
+    children.set(k, live);
   };
   const kube = {
     get: async (path: string) => {
