@@ -1,14 +1,9 @@
-// What every password rotation the operator runs shares (docs/adr/0025): the steps one pass may
-// take, and how a step becomes the pass's decisions — its record into the facts (applied with the
-// tier's Secret), its Event into the notices, a failed step into the failed checks. The app's
-// Postgres login (app-login-rotation.ts) and the cache's app password (cache-password-rotation.ts)
-// both run this way.
+// What every password rotation the operator runs shares (docs/adr/0025, 0026): the steps one pass
+// may take, and the app's pods a step waits on. The app's Postgres login (app-login-rotation.ts) and
+// the cache's app password (cache-password-rotation.ts) both run this way; how a step becomes a
+// pass's decisions is tier-modules/rotation-decisions.ts.
 import type { V1Pod } from '@kubernetes/client-node';
-import type { ScalableApp } from '../api/scalable-app.ts';
-import { appConnection } from '../tiers/connection.ts';
-import { ANNOTATION, LABEL } from '../tiers/labels.ts';
-import type { ObservedFacts } from '../tiers/objects.ts';
-import type { Decisions, TierContext } from './tier-module.ts';
+import { ANNOTATION } from '../tiers/labels.ts';
 
 /** How soon to look again while a step waits on pods or sessions. */
 export const ROTATION_RECHECK_MS = 5_000;
@@ -39,21 +34,6 @@ export interface AppPodsView {
   readonly connectionHash: () => string;
 }
 
-export function appPodsView(
-  ctx: Pick<TierContext, 'children'>,
-  app: ScalableApp,
-  facts: ObservedFacts,
-): AppPodsView {
-  const ns = app.metadata.namespace ?? '';
-  return {
-    appPods: () =>
-      (ctx.children.select('Pod', ns, { [LABEL.instance]: app.metadata.name }) as V1Pod[]).filter(
-        (p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== undefined,
-      ),
-    connectionHash: () => appConnection(app, facts).hash,
-  };
-}
-
 /** The app's pods that still hold URLs other than the ones they roll to, by name. */
 export function podsOnOldUrls(view: AppPodsView): string[] {
   const hash = view.connectionHash();
@@ -61,62 +41,4 @@ export function podsOnOldUrls(view: AppPodsView): string[] {
     .appPods()
     .filter((p) => p.metadata?.annotations?.[ANNOTATION.connectionHash] !== hash)
     .map((p) => p.metadata?.name ?? '');
-}
-
-/**
- * Runs the next step of one Secret's rotation after the tier's primaries are decided, and folds it
- * into the pass's decisions. A pass that moved a primary asks nothing of the servers: its record is
- * applied first.
- */
-export async function rotationDecisions<C>(
-  d: Decisions,
-  secret: string,
-  step: () => Promise<RotationStep<C>>,
-  withCredentials: (facts: ObservedFacts, credentials: C) => ObservedFacts,
-): Promise<Decisions> {
-  const soonest = (ms: number) => Math.min(ms, d.recheckMs ?? ms);
-  if (d.moved.length > 0) return { ...d, recheckMs: soonest(ROTATION_RECHECK_MS) };
-  const once = `${secret}/rotation`;
-  // What a rotation waits on is logged when it changes; any other step ends that.
-  const waiting = `${once}/waiting`;
-  let s: RotationStep<C>;
-  try {
-    s = await step();
-  } catch (error) {
-    return { ...d, failedChecks: [...d.failedChecks, { cluster: secret, error }] };
-  }
-  const notices = [...(d.notices ?? [])];
-  switch (s.kind) {
-    case 'steady':
-      return { ...d, settled: [...d.settled, once, waiting] };
-    case 'recorded':
-      return { ...d, facts: withCredentials(d.facts, s.credentials), settled: [...d.settled, once, waiting] };
-    case 'wait':
-      notices.push({
-        type: 'Normal',
-        reason: 'CredentialsRotating',
-        message: s.waiting,
-        once: waiting,
-        logOnly: true,
-      });
-      return { ...d, notices, settled: [...d.settled, once], recheckMs: soonest(s.recheckMs) };
-    case 'refused':
-      notices.push({ type: 'Warning', reason: 'CredentialsRefused', message: s.reason, once });
-      return { ...d, notices };
-    case 'switched':
-    case 'retired':
-      notices.push({
-        type: 'Normal',
-        reason: s.kind === 'switched' ? 'CredentialsRotating' : 'CredentialsRotated',
-        message: s.message,
-      });
-      return {
-        ...d,
-        facts: withCredentials(d.facts, s.credentials),
-        notices,
-        settled: [...d.settled, once, waiting],
-        // The next step waits on the pods this one rolls: look again soon.
-        recheckMs: soonest(ROTATION_RECHECK_MS),
-      };
-  }
 }

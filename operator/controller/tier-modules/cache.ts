@@ -24,7 +24,7 @@ import type { ObservedFacts } from '../../tiers/objects.ts';
 import { generatedSecret, liveSecretValues } from '../generated-secrets.ts';
 import { appKey } from '../app-memory.ts';
 import { nodesOf } from '../cache-primary.ts';
-import { appPodsView, rotationDecisions } from '../rotation.ts';
+import { appPodsView, rotationDecisions } from './rotation-decisions.ts';
 import { noDecisions, type Decisions, type TierContext, type TierModule } from '../tier-module.ts';
 import {
   diagnosed,

@@ -1,6 +1,6 @@
 import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 import type { ScalableApp } from '../../api/scalable-app.ts';
-import { appPodsView, rotationDecisions } from '../rotation.ts';
+import { appPodsView, rotationDecisions } from './rotation-decisions.ts';
 import {
   LAST_FAILOVER_REASON,
   LAST_FAILOVER_TIME,
