@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { isContainerReady } from '../kube/pods.ts';
+import { incarnation as podIncarnation, isContainerReady } from '../kube/pods.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { decideFailover, rejoin } from '../dataplane/cache-failover.ts';
@@ -50,8 +50,7 @@ export const nodesOf =
         : {}),
     };
   };
-/** A pod incarnation: a new pod or a restarted container is a server that booted from its config. */
-const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
+const incarnation = (p: V1Pod) => podIncarnation(p, CACHE);
 const uidOf = (p: V1Pod) => (p.metadata?.uid ? { primaryUid: p.metadata.uid } : {});
 
 /**

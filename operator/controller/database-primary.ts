@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { isContainerReady } from '../kube/pods.ts';
+import { incarnation as podIncarnation, isContainerReady, isContainerRunning } from '../kube/pods.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PgNode, PostgresAdmin } from '../dataplane/postgres/admin.ts';
@@ -94,13 +94,12 @@ const STRAY_RECHECK_MS = 10_000;
  */
 export const STALLED_STANDBY_MS = 20_000;
 
-/** A pod incarnation: a new pod or a restarted container is an instance that started from the record. */
-const incarnation = (p: V1Pod) => `${p.metadata?.uid}/${p.status?.containerStatuses?.[0]?.restartCount ?? 0}`;
+/** A new pod or a restarted server container is an instance that started from the record. */
+const incarnation = (p: V1Pod) => podIncarnation(p, PG_CONTAINER);
 /** The server's readiness, not the pod's: a broken exporter beside it is no reason to fail over. */
 const ready = (p: V1Pod) => isContainerReady(p, PG_CONTAINER);
 export { ready as pgServerReady, running as pgServerRunning };
-const running = (p: V1Pod) =>
-  Boolean(p.status?.containerStatuses?.[0]?.state?.running) && Boolean(p.status?.podIP);
+const running = (p: V1Pod) => isContainerRunning(p, PG_CONTAINER) && Boolean(p.status?.podIP);
 /**
  * An instance as the admin calls see it: reached at its pod's address, streamed from by its DNS name,
  * over TLS when its pod serves it.
