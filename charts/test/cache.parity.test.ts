@@ -9,7 +9,11 @@ import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
 import { maxMemoryBytes } from '../../operator/server-config/cache.ts';
-import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import {
+  steadyCachePassword,
+  type CacheAppPassword,
+  type ObservedFacts,
+} from '../../operator/tiers/objects.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import {
   brokenAllowedClients,
@@ -67,7 +71,7 @@ interface Case {
   spec: Spec & { cache: Cache };
   /** The passwords the operator generated (its Secret) and the primary it recorded. */
   facts: ObservedFacts & {
-    cachePassword: string;
+    cachePassword: CacheAppPassword;
     cacheLogins: { operator: string; replication: string; monitor?: string };
   };
   existingSecret?: string;
@@ -79,7 +83,7 @@ const cases: Case[] = [
     spec: { cache: {} },
     facts: {
       gatewayApi: false,
-      cachePassword: 'Zr0bnK4oZQ3lq8Xx',
+      cachePassword: steadyCachePassword('Zr0bnK4oZQ3lq8Xx'),
       cacheLogins: { operator: 'Op0bnK4oZQ3lq8Xx', replication: 'Re0bnK4oZQ3lq8Xx' },
     },
   },
@@ -109,7 +113,7 @@ const cases: Case[] = [
     },
     facts: {
       gatewayApi: false,
-      cachePassword: 'long-password-1234567890',
+      cachePassword: steadyCachePassword('long-password-1234567890'),
       cacheLogins: { operator: 'operator-password-123', replication: 'replication-password-456' },
       cachePrimary: 'storefront-cache-3',
     },
@@ -124,7 +128,7 @@ const cases: Case[] = [
     },
     facts: {
       gatewayApi: false,
-      cachePassword: 'a"b\\c d&<e>\'f$(g)',
+      cachePassword: steadyCachePassword('a"b\\c d&<e>\'f$(g)'),
       cacheLogins: { operator: 'ü "o" \\ p', replication: 'r"e\\p l&<>' },
     },
   },
@@ -133,7 +137,7 @@ const cases: Case[] = [
     spec: { cache: { replicas: 1 }, monitoring: { enabled: true } },
     facts: {
       gatewayApi: false,
-      cachePassword: 'Zr0bnK4oZQ3lq8Xx',
+      cachePassword: steadyCachePassword('Zr0bnK4oZQ3lq8Xx'),
       cacheLogins: {
         operator: 'Op0bnK4oZQ3lq8Xx',
         replication: 'Re0bnK4oZQ3lq8Xx',
@@ -157,7 +161,7 @@ const cases: Case[] = [
     },
     facts: {
       gatewayApi: false,
-      cachePassword: 'long-password-1234567890',
+      cachePassword: steadyCachePassword('long-password-1234567890'),
       cacheLogins: {
         operator: 'operator-password-123',
         replication: 'replication-password-456',
@@ -170,7 +174,7 @@ const cases: Case[] = [
     spec: { cache: {}, monitoring: { enabled: true, scrapers: [] } },
     facts: {
       gatewayApi: false,
-      cachePassword: 'pw-1',
+      cachePassword: steadyCachePassword('pw-1'),
       cacheLogins: { operator: 'pw-2', replication: 'pw-3', monitor: 'pw-4' },
     },
   },
@@ -179,7 +183,7 @@ const cases: Case[] = [
     spec: { cache: { replicas: 1, tls: { enabled: false } }, monitoring: { enabled: true } },
     facts: {
       gatewayApi: false,
-      cachePassword: 'pw-1',
+      cachePassword: steadyCachePassword('pw-1'),
       cacheLogins: { operator: 'pw-2', replication: 'pw-3', monitor: 'pw-4' },
     },
   },
@@ -190,7 +194,7 @@ const cases: Case[] = [
     spec: { cache: { replicas: 0, tls: { enabled: false } } },
     facts: {
       gatewayApi: false,
-      cachePassword: 'pw-1',
+      cachePassword: steadyCachePassword('pw-1'),
       cacheLogins: { operator: 'pw-2', replication: 'pw-3' },
     },
   },
@@ -199,7 +203,7 @@ const cases: Case[] = [
     spec: { cache: { replicas: 1, evictionPolicy: 'noeviction' } },
     facts: {
       gatewayApi: false,
-      cachePassword: 'unused-by-the-chart',
+      cachePassword: steadyCachePassword('unused-by-the-chart'),
       cacheLogins: { operator: 'unused', replication: 'unused-too' },
     },
     existingSecret: 'shop-cache-auth',
@@ -220,7 +224,7 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
       auth: c.existingSecret
         ? { existingSecret: c.existingSecret }
         : {
-            password: c.facts.cachePassword,
+            password: c.facts.cachePassword.current,
             operatorPassword: c.facts.cacheLogins.operator,
             replicationPassword: c.facts.cacheLogins.replication,
             ...(c.facts.cacheLogins.monitor ? { monitorPassword: c.facts.cacheLogins.monitor } : {}),
@@ -267,7 +271,7 @@ describe('charts/cache renders what the operator builds for spec.cache', () => {
   it('the comparison sees a difference (so agreeing above means something)', () => {
     const facts = {
       gatewayApi: false,
-      cachePassword: 'pw',
+      cachePassword: steadyCachePassword('pw'),
       cacheLogins: { operator: 'op', replication: 'repl' },
     };
     const report = parity({

@@ -7,7 +7,7 @@ import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
 import { connectionEntries, connectionHash, connectionSecret } from '../../operator/tiers/connection.ts';
-import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { steadyCachePassword, type ObservedFacts } from '../../operator/tiers/objects.ts';
 import { parity, tierObjects, type Exclusion } from './parity.ts';
 import { appWideExclusions } from './tier-chart-checks.ts';
 import { appTls, caValues } from './data-tier-checks.ts';
@@ -173,7 +173,10 @@ const cases: Case[] = [
       cache: {},
       consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
     },
-    facts: { cachePassword: 'cache pw/1', cacheLogins: { operator: 'op', replication: 'repl' } },
+    facts: {
+      cachePassword: steadyCachePassword('cache pw/1'),
+      cacheLogins: { operator: 'op', replication: 'repl' },
+    },
   },
   {
     name: 'a cache and the queue with TLS off: redis:// and amqp:// URLs, no CA',
@@ -182,7 +185,10 @@ const cases: Case[] = [
       cache: { tls: { enabled: false } },
       consumers: [{ name: 'orders', image: 'o:1', queue: 'orders' }],
     },
-    facts: { cachePassword: 'cache-pw', cacheLogins: { operator: 'op', replication: 'repl' } },
+    facts: {
+      cachePassword: steadyCachePassword('cache-pw'),
+      cacheLogins: { operator: 'op', replication: 'repl' },
+    },
   },
   {
     name: 'a database, shards and the queue with TLS off: plaintext URLs, SHARDS_SSLMODE disable, no CA',

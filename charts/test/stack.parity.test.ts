@@ -15,7 +15,7 @@ import type { ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { spec as specSchema, TIERS } from '../../operator/api/spec.ts';
 import type { CelRule } from '../../operator/api/meta.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
-import type { ObservedFacts, TlsFacts } from '../../operator/tiers/objects.ts';
+import { steadyCachePassword, type ObservedFacts, type TlsFacts } from '../../operator/tiers/objects.ts';
 import type { ScalableApp } from '../../operator/api/scalable-app.ts';
 import { shardClusters, shardMap, shardNames } from '../../operator/tiers/shards.ts';
 import { databaseCluster } from '../../operator/tiers/database.ts';
@@ -104,7 +104,7 @@ const operatorFacts = (gatewayApi: boolean, spec: Spec): ObservedFacts => {
   const l = logins(spec);
   return {
     gatewayApi,
-    cachePassword: l.cache,
+    cachePassword: steadyCachePassword(l.cache),
     cacheLogins: l.cacheLogins,
     dbCredentials: l.db,
     shardCredentials: l.shards,
@@ -260,7 +260,7 @@ describe('charts/stack renders what the operator builds for each sample Scalable
       release: 'shop',
       namespace: 'prod',
       values,
-      operator: desiredState(app, { ...facts, cachePassword: 'other' }),
+      operator: desiredState(app, { ...facts, cachePassword: steadyCachePassword('other') }),
       exclusions: exclusions(spec, 'shop'),
     });
     expect(report.differences).toEqual(
@@ -507,7 +507,7 @@ describe('charts/stack generates each password once', () => {
     // The pods that mount the Secret carry the digest the operator computes for the same logins.
     const facts: ObservedFacts = {
       gatewayApi: false,
-      cachePassword: cache,
+      cachePassword: steadyCachePassword(cache),
       cacheLogins: {
         operator: cacheAuth['operator-password']!,
         replication: cacheAuth['replication-password']!,

@@ -7,7 +7,7 @@ import { parseApp } from '../../operator/api/testdata/apps.ts';
 import type { ScalableApp, ScalableAppInput } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
 import { connectionEntries, connectionHash, connectionSecret } from '../../operator/tiers/connection.ts';
-import { NO_FACTS, type ObservedFacts } from '../../operator/tiers/objects.ts';
+import { NO_FACTS, steadyCachePassword, type ObservedFacts } from '../../operator/tiers/objects.ts';
 import { restrictedViolations } from '../../operator/tiers/testdata/restricted-pss.ts';
 import {
   brokenResourceRules,
@@ -114,7 +114,11 @@ const cases: Case[] = [
       web: { image: 'shop:3', sessions: 'cache' },
       cache: { tls: { enabled: false } },
     },
-    facts: { gatewayApi: false, cachePassword: 'pw', cacheLogins: { operator: 'op', replication: 'repl' } },
+    facts: {
+      gatewayApi: false,
+      cachePassword: steadyCachePassword('pw'),
+      cacheLogins: { operator: 'op', replication: 'repl' },
+    },
   },
   {
     name: "sessions in a cache tier (TLS, the default, its only TLS tier): rediss:// URLs, CACHE_CA_FILE, the app's CA mounted and hashed (escaping <, >, &)",
@@ -124,7 +128,7 @@ const cases: Case[] = [
     },
     facts: {
       gatewayApi: false,
-      cachePassword: 'p&ss<w>rd"1',
+      cachePassword: steadyCachePassword('p&ss<w>rd"1'),
       cacheLogins: { operator: 'op', replication: 'repl' },
     },
   },

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { parseApp } from '../../operator/api/testdata/apps.ts';
 import { connectionEntries } from '../../operator/tiers/connection.ts';
-import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { steadyCachePassword, type ObservedFacts } from '../../operator/tiers/objects.ts';
 import { CA_FILE } from '../../operator/tiers/tls.ts';
 import { TEST_TLS } from '../../operator/tiers/testdata/facts.ts';
 import {
@@ -29,7 +29,7 @@ const app = parseApp(sample.spec, 'millions', 'prod');
 const PASSWORDS = { cache: 'c:a@c/h e%', db: 'd b\'"@:/x', shard: 's#h?a&r=d', queue: 'q "u"\\e:@/x' };
 const facts: ObservedFacts = {
   gatewayApi: false,
-  cachePassword: PASSWORDS.cache,
+  cachePassword: steadyCachePassword(PASSWORDS.cache),
   cacheLogins: { operator: 'op', replication: 'repl' },
   dbCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.db },
   shardCredentials: { superuser: 'su', replication: 'rep', app: PASSWORDS.shard },

@@ -3,7 +3,8 @@ import type { CacheUsers } from '../dataplane/redis-admin.ts';
 import { passwordRule } from '../server-config/cache.ts';
 import { ANNOTATION } from '../tiers/labels.ts';
 import { runningContainer } from './testdata/pods.ts';
-import { CachePasswordRotation, type CacheAppPassword, type CacheScope } from './cache-password-rotation.ts';
+import { CachePasswordRotation, type CacheScope } from './cache-password-rotation.ts';
+import type { CacheAppPassword } from '../tiers/objects.ts';
 
 /** A cache pod: ready unless told, started from config `hash`; `restarts` names its incarnation. */
 const cachePod = (name: string, o: { ready?: boolean; hash?: string; restarts?: number } = {}): V1Pod => ({
@@ -39,13 +40,13 @@ function setup() {
 
 const scope = (
   password: CacheAppPassword,
-  o: { pods?: V1Pod[]; appPods?: V1Pod[]; hash?: string } = {},
+  o: { pods?: V1Pod[]; appPods?: V1Pod[]; hash?: string; configHash?: () => string } = {},
 ): CacheScope => ({
   app: 'prod/shop',
   secret: 'shop-cache-auth',
   password,
   pods: o.pods ?? [cachePod('shop-cache-0'), cachePod('shop-cache-1')],
-  configHash: 'cfg',
+  configHash: o.configHash ?? (() => 'cfg'),
   node: (p) => ({ name: p.metadata!.name!, host: p.status!.podIP!, port: 6379 }),
   operatorPassword: 'op',
   appPods: () => o.appPods ?? [],
@@ -59,8 +60,11 @@ describe('CachePasswordRotation', () => {
     expect(await rotation.step(scope(steady))).toEqual({ kind: 'steady' });
     expect(calls).toEqual([`shop-cache-0 default ${h('a')}`, `shop-cache-1 default ${h('a')}`]);
     expect(logins).toEqual(['op']);
-    await rotation.step(scope(steady));
+    // A pass with every server given its list computes no config hash (a whole ConfigMap's worth).
+    let hashed = 0;
+    await rotation.step(scope(steady, { configHash: () => (hashed++, 'cfg') }));
     expect(calls).toHaveLength(2);
+    expect(hashed).toBe(0);
     // A restarted container read auth.conf again, which may be older than the record: once more.
     await rotation.step(
       scope(steady, { pods: [cachePod('shop-cache-0', { restarts: 1 }), cachePod('shop-cache-1')] }),

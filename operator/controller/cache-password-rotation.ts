@@ -13,20 +13,14 @@
 // users defined in its config). Each step is idempotent and its record is in the same Secret, so an
 // operator restart, a stale cache or a failed call only repeats a step.
 import type { V1Pod } from '@kubernetes/client-node';
-import { isContainerReady } from '../kube/pods.ts';
+import { incarnation, isContainerReady } from '../kube/pods.ts';
 import type { CacheNode, CacheUsers } from '../dataplane/redis-admin.ts';
-import { appPasswordRules } from '../server-config/cache.ts';
+import { appPasswordRules, CACHE_USERS } from '../server-config/cache.ts';
 import { ANNOTATION } from '../tiers/labels.ts';
 import { CACHE, CACHE_APP_RECORD_KEYS, CACHE_PASSWORD_KEYS } from '../tiers/cache.ts';
+import type { CacheAppPassword } from '../tiers/objects.ts';
 import { AppMemory } from './app-memory.ts';
 import { ROTATION_RECHECK_MS, podsOnOldUrls, type AppPodsView, type RotationStep } from './rotation.ts';
-
-/** The app's cache password: the one asked for, the one the URLs name, and one still accepted. */
-export interface CacheAppPassword {
-  readonly wanted: string;
-  readonly current: string;
-  readonly retiring?: string;
-}
 
 /** One app's cache, as a rotation step sees it. */
 export interface CacheScope extends AppPodsView {
@@ -38,7 +32,7 @@ export interface CacheScope extends AppPodsView {
   /** Every pod of the cache's StatefulSet. */
   readonly pods: readonly V1Pod[];
   /** The config hash the servers run with when they started from the current configuration. */
-  readonly configHash: string;
+  readonly configHash: () => string;
   /** How the operator reaches a pod's server. */
   readonly node: (pod: V1Pod) => CacheNode;
   /** The operator's cache login's password (CACHE_USERS.operator). */
@@ -50,16 +44,12 @@ export interface CachePasswordRotationDeps {
   readonly usersFor: (operatorPassword: string | undefined) => CacheUsers;
 }
 
-/** The app's user: `default`, so CACHE_URL needs no user name. */
-const APP_USER = 'default';
-
-/** A server incarnation (a new pod, or its container restarted) given a list of password rules. */
-const grantKey = (p: V1Pod, rules: readonly string[]) =>
-  `${p.metadata?.uid}/${p.status?.containerStatuses?.find((c) => c.name === CACHE)?.restartCount ?? 0}/${rules.join(',')}`;
+/** A server incarnation given a list of password rules. */
+const grantKey = (p: V1Pod, rules: readonly string[]) => `${incarnation(p, CACHE)}/${rules.join(',')}`;
 
 /** Whether a pod's server started from the current configuration (older ones may lack ACL SETUSER). */
 const current = (scope: CacheScope) => (p: V1Pod) =>
-  p.metadata?.annotations?.[ANNOTATION.configHash] === scope.configHash;
+  p.metadata?.annotations?.[ANNOTATION.configHash] === scope.configHash();
 
 export class CachePasswordRotation {
   /** Per app: the server incarnations known to hold the recorded list (grantKey). */
@@ -97,11 +87,7 @@ export class CachePasswordRotation {
       };
     }
     // Between rotations and during one, each server incarnation started since gets the list once.
-    await this.give(
-      scope,
-      scope.pods.filter((p) => isContainerReady(p, CACHE) && current(scope)(p)),
-      password,
-    );
+    await this.give(scope, scope.pods, password, (p) => isContainerReady(p, CACHE) && current(scope)(p));
     if (password.retiring === undefined) return { kind: 'steady' };
     const stale = podsOnOldUrls(scope);
     if (stale.length > 0) {
@@ -132,15 +118,23 @@ export class CachePasswordRotation {
     return undefined;
   }
 
-  /** Gives each of these servers exactly the list of `password` (current, and retiring if any), once. */
-  private async give(scope: CacheScope, pods: readonly V1Pod[], password: CacheAppPassword): Promise<void> {
+  /**
+   * Gives each of these servers exactly the list of `password` (current, and retiring if any), once;
+   * `able` is asked only of a server not given it yet (steady passes ask nothing).
+   */
+  private async give(
+    scope: CacheScope,
+    pods: readonly V1Pod[],
+    password: CacheAppPassword,
+    able: (p: V1Pod) => boolean = () => true,
+  ): Promise<void> {
     const rules = appPasswordRules({ app: password.current, retiringApp: password.retiring });
     const granted = this.granted.of(scope.app);
     const users = this.d.usersFor(scope.operatorPassword);
     for (const p of pods) {
       const k = grantKey(p, rules);
-      if (granted.has(k)) continue;
-      await users.setPasswords(scope.node(p), APP_USER, rules);
+      if (granted.has(k) || !able(p)) continue;
+      await users.setPasswords(scope.node(p), CACHE_USERS.app, rules);
       granted.add(k);
     }
   }

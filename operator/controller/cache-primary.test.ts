@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import type { CacheAdmin, CacheNode, CacheRole } from '../dataplane/redis-admin.ts';
 import { CachePrimary } from './cache-primary.ts';
+import { steadyCachePassword } from '../tiers/objects.ts';
 
 const app = parseApp({ cache: { replicas: 2 } });
 const pod = (name: string, ready: boolean, ip: string, restarts = 0): V1Pod => ({
@@ -45,7 +46,7 @@ function setup(pods: V1Pod[], up: string[], roles: [string, CacheRole][]) {
 
 const facts = {
   gatewayApi: false,
-  cachePassword: 'pw',
+  cachePassword: steadyCachePassword('pw'),
   cacheLogins: { operator: 'op', replication: 'repl' },
 };
 const replicaOf = (ip: string): CacheRole => ({

@@ -30,18 +30,34 @@ export async function liveSecretValues(
   return values;
 }
 
+/** A generated Secret's values: the passwords, and the operator's records kept beside them. */
+export interface GeneratedValues {
+  /** One per key asked for, generated where the Secret has none. */
+  readonly values: string[];
+  /** One per record key asked for, as the Secret has it (never generated). */
+  readonly records: (string | undefined)[];
+}
+
 /**
- * Values of a Secret of generated passwords. A value is generated only when the apiserver itself
- * (not just the cache, which may lag our own create) has none, so a password never changes.
+ * Values of a Secret of generated passwords, and of records the operator keeps in it, from one read
+ * (so a record is never older than the passwords beside it). A value is generated only when the
+ * apiserver itself (not just the cache, which may lag our own create) has none, so a password never
+ * changes.
  */
 export async function generatedSecret(
   ctx: Pick<TierContext, 'kube' | 'children'>,
   ns: string,
   name: string,
   keys: readonly string[],
-): Promise<string[]> {
-  const values = await liveSecretValues(ctx, ns, name, keys, (v) => v.every((x) => x !== undefined));
-  return values.map((v) => v ?? randomBytes(24).toString('base64url'));
+  recordKeys: readonly string[] = [],
+): Promise<GeneratedValues> {
+  const read = await liveSecretValues(ctx, ns, name, [...keys, ...recordKeys], (v) =>
+    v.slice(0, keys.length).every((x) => x !== undefined),
+  );
+  return {
+    values: read.slice(0, keys.length).map((v) => v ?? randomBytes(24).toString('base64url')),
+    records: read.slice(keys.length),
+  };
 }
 
 /** A Postgres cluster's four generated logins (database tier and shards alike). */
@@ -51,20 +67,17 @@ export async function pgCredentials(
   secret: string,
 ): Promise<DatabaseCredentials> {
   const f = CREDENTIAL_FILES;
-  const [superuser, replication, app, monitor] = await generatedSecret(ctx, ns, secret, [
-    f.superuserPassword,
-    f.replicationPassword,
-    f.appPassword,
-    f.monitorPassword,
-  ]);
-  // The rotation's record is never generated: read as the cache has it (the operator wrote it).
   const k = APP_LOGIN_KEYS;
-  const [name, password, retiring] = await liveSecretValues(
+  const {
+    values: [superuser, replication, app, monitor],
+    records: [name, password, retiring],
+  } = await generatedSecret(
     ctx,
     ns,
     secret,
+    [f.superuserPassword, f.replicationPassword, f.appPassword, f.monitorPassword],
+    // The rotation's record (the operator writes it).
     [k.login, k.password, k.retiring],
-    () => true,
   );
   return {
     superuser: superuser!,

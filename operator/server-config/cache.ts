@@ -170,6 +170,8 @@ export interface CachePasswords {
 }
 
 export const CACHE_USERS = {
+  /** The application's: `default`, so CACHE_URL needs no user name. */
+  app: 'default',
   operator: 'scalableapp-operator',
   replication: 'replication',
   monitor: 'monitor',
@@ -217,7 +219,7 @@ export const appPasswordRules = (p: Pick<CachePasswords, 'app' | 'retiringApp'>)
 export function cacheAuthInclude(p: CachePasswords): string {
   const masterauth = quoted('the cache replication password', p.replication);
   return [
-    `user default on ${appPasswordRules(p).join(' ')} ${CACHE_ACL.app}`,
+    `user ${CACHE_USERS.app} on ${appPasswordRules(p).join(' ')} ${CACHE_ACL.app}`,
     `user ${CACHE_USERS.operator} on ${passwordRule('operator', p.operator)} ${CACHE_ACL.operator}`,
     `user ${CACHE_USERS.replication} on ${passwordRule('replication', p.replication)} ${CACHE_ACL.replication}`,
     ...(p.monitor === undefined

@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { cacheConfigHash, cacheEntries, cacheObjects, startScriptText } from './cache.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
 import { TEST_TLS } from './testdata/facts.ts';
+import { steadyCachePassword } from './objects.ts';
 import { expectServerCertificate } from './testdata/server-tls.ts';
 
 const facts = {
   gatewayApi: false,
-  cachePassword: 'pw-1',
+  cachePassword: steadyCachePassword('pw-1'),
   cacheLogins: { operator: 'op-pw-1', replication: 'repl-pw-1' },
   tls: TEST_TLS,
 };
@@ -24,6 +25,9 @@ const byKind = <T>(kind: string, name?: string) =>
   cacheObjects(app, facts, 'h').find(
     (o) => o.kind === kind && (!name || o.metadata.name === name),
   ) as unknown as T;
+/** A Secret's values as text. */
+const decoded = (secret: V1Secret) =>
+  Object.fromEntries(Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
 
 describe('cache tier objects', () => {
   it('runs 1 + replicas servers whose pods pass the restricted Pod Security Standard', () => {
@@ -40,18 +44,15 @@ describe('cache tier objects', () => {
       expect(JSON.stringify(cm)).not.toContain(pw);
     }
     expect(cm.data!['cache.conf']).toContain('include "/auth/auth.conf"');
-    const secret = byKind<V1Secret>('Secret');
-    const decoded = Object.fromEntries(
-      Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
-    );
-    expect(decoded).toEqual({
+    const values = decoded(byKind<V1Secret>('Secret'));
+    expect(values).toEqual({
       password: 'pw-1',
       'current-password': 'pw-1',
       'operator-password': 'op-pw-1',
       'replication-password': 'repl-pw-1',
       'auth.conf': cacheAuthInclude({ app: 'pw-1', operator: 'op-pw-1', replication: 'repl-pw-1' }),
     });
-    expect(decoded['auth.conf']).toMatch(/^user default on #[0-9a-f]{64} .* -@admin -@dangerous$/m);
+    expect(values['auth.conf']).toMatch(/^user default on #[0-9a-f]{64} .* -@admin -@dangerous$/m);
   });
 
   it('selects the primary and the replicas by the role label the operator sets', () => {
@@ -67,30 +68,29 @@ describe('cache tier objects', () => {
   it("rotates the app's password: the Secret keeps what the user asked, the record, and both passwords in auth.conf; the URLs name the current one", () => {
     const rotating = {
       ...facts,
-      cachePassword: 'pw-2',
-      cacheRotation: { wanted: 'pw-2', retiring: 'pw-1' },
+      cachePassword: { wanted: 'pw-2', current: 'pw-2', retiring: 'pw-1' },
     };
     const objects = cacheObjects(app, rotating, cacheConfigHash(app, rotating));
     const secret = objects.find(
       (o) => o.kind === 'Secret' && o.metadata.name === 'shop-cache-auth',
     ) as V1Secret;
-    const decoded = Object.fromEntries(
-      Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
-    );
-    expect(decoded).toMatchObject({
+    const values = decoded(secret);
+    expect(values).toMatchObject({
       password: 'pw-2',
       'current-password': 'pw-2',
       'retiring-password': 'pw-1',
     });
-    expect(decoded['auth.conf']).toBe(
+    expect(values['auth.conf']).toBe(
       cacheAuthInclude({ app: 'pw-2', retiringApp: 'pw-1', operator: 'op-pw-1', replication: 'repl-pw-1' }),
     );
     expect(cacheEntries(app, rotating).CACHE_URL).toContain(':pw-2@');
     // Passwords change at run time: the servers are not restarted for them.
     expect(cacheConfigHash(app, rotating)).toBe(cacheConfigHash(app, facts));
     // A new password asked for, not yet switched to: the URLs and the servers keep the current one.
-    const asked = { ...facts, cacheRotation: { wanted: 'pw-3' } };
+    const asked = { ...facts, cachePassword: { wanted: 'pw-3', current: 'pw-1' } };
     expect(cacheEntries(app, asked).CACHE_URL).toContain(':pw-1@');
+    const askedSecret = cacheObjects(app, asked, 'h').find((o) => o.kind === 'Secret') as V1Secret;
+    expect(decoded(askedSecret)).toMatchObject({ password: 'pw-3', 'current-password': 'pw-1' });
   });
 
   it('records the primary in the ConfigMap; moving it does not restart the servers', () => {
@@ -125,7 +125,7 @@ describe('cache tier objects', () => {
   });
 
   it('tells the app its cache and session store, with the password URL-encoded', () => {
-    const e = cacheEntries(app, { ...facts, cachePassword: 'a/b' });
+    const e = cacheEntries(app, { ...facts, cachePassword: steadyCachePassword('a/b') });
     // TLS by default: rediss://, with the CA the app's pods find at CACHE_CA_FILE.
     expect(e.CACHE_URL).toBe('rediss://:a%2Fb@shop-cache.prod.svc:6379/0');
     expect(e.CACHE_CA_FILE).toBe('/etc/scalableapp/ca/ca.crt');

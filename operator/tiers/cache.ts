@@ -181,19 +181,20 @@ export const CACHE_APP_RECORD_KEYS = {
 
 export function cacheAuthSecret(app: ScalableApp, facts: ObservedFacts): V1Secret & Child {
   const logins = facts.cacheLogins;
-  if (!facts.cachePassword || !logins)
+  const password = facts.cachePassword;
+  if (!password || !logins)
     throw new Error('cache passwords not generated: the controller must provide them');
-  const retiring = facts.cacheRotation?.retiring;
+  const retiring = password.retiring;
   // The monitor user exists only with monitoring (its password is kept either way, so it is stable).
   const passwords = {
-    app: facts.cachePassword,
+    app: password.current,
     retiringApp: retiring,
     operator: logins.operator,
     replication: logins.replication,
     monitor: monitored(app) ? logins.monitor : undefined,
   };
   return secretWith(meta(app, cacheAuthName(app)), 'Opaque', {
-    [CACHE_PASSWORD_KEYS.app]: facts.cacheRotation?.wanted ?? passwords.app,
+    [CACHE_PASSWORD_KEYS.app]: password.wanted,
     [CACHE_APP_RECORD_KEYS.current]: passwords.app,
     ...(retiring !== undefined ? { [CACHE_APP_RECORD_KEYS.retiring]: retiring } : {}),
     [CACHE_PASSWORD_KEYS.operator]: passwords.operator,
@@ -320,7 +321,7 @@ export function cacheObjects(app: ScalableApp, facts: ObservedFacts, configHash:
 /** What the app is told about the cache (connection Secret entries). */
 export function cacheEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   if (!app.spec.cache || !facts.cachePassword) return {};
-  const pw = encodeURIComponent(facts.cachePassword);
+  const pw = encodeURIComponent(facts.cachePassword.current);
   // With TLS, rediss:// and the CA the certificate chains to (Redis URLs have no parameter for it).
   const scheme = cacheTls(app) ? 'rediss' : 'redis';
   const url = (svc: string) => `${scheme}://:${pw}@${cacheHost(app, svc)}:${CACHE_PORT}/0`;

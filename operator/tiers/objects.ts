@@ -78,17 +78,8 @@ export interface ObservedFacts {
   readonly podMonitors?: boolean;
   /** The namespace the operator runs in: the data tiers admit its pods (failover, queue depths). */
   readonly operatorNamespace?: string;
-  /**
-   * The app's cache password: the one its URLs name and every server accepts (the operator's record
-   * in the cache Secret, `current-password`; before there is one, `password`).
-   */
-  readonly cachePassword?: string;
-  /**
-   * The rotation of the app's cache password (controller/cache-password-rotation.ts): the password
-   * the user asks for (the Secret's `password`), and the previous one, still accepted while the
-   * app's pods roll onto the new one. Absent: nothing asked beside `cachePassword`.
-   */
-  readonly cacheRotation?: { readonly wanted: string; readonly retiring?: string };
+  /** The app's cache password, and its rotation (controller/cache-password-rotation.ts). */
+  readonly cachePassword?: CacheAppPassword;
   /** The cache's other two logins' passwords, kept beside it (CACHE_USERS names the users). */
   readonly cacheLogins?: {
     readonly operator: string;
@@ -143,3 +134,22 @@ export interface ObservedFacts {
 }
 
 export const NO_FACTS: ObservedFacts = { gatewayApi: false };
+
+/** The app's cache password: the one asked for, the one the URLs name, and one still accepted. */
+export interface CacheAppPassword {
+  /** What the user asks for: the cache Secret's `password`. */
+  readonly wanted: string;
+  /**
+   * What the app's URLs name and every server accepts: the operator's record in the same Secret,
+   * `current-password` (before there is one, `password`).
+   */
+  readonly current: string;
+  /** The previous one, still accepted while the app's pods roll onto `current`. */
+  readonly retiring?: string;
+}
+
+/** A cache password with no rotation under way. */
+export const steadyCachePassword = (password: string): CacheAppPassword => ({
+  wanted: password,
+  current: password,
+});

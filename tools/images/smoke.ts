@@ -40,7 +40,7 @@ import type {
 } from '@kubernetes/client-node';
 import { scalableApp } from '../../operator/api/scalable-app.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
-import type { ObservedFacts } from '../../operator/tiers/objects.ts';
+import { steadyCachePassword, type ObservedFacts } from '../../operator/tiers/objects.ts';
 import { databaseCluster } from '../../operator/tiers/database.ts';
 import { pgServerNames, pgTlsSecretName } from '../../operator/tiers/postgres-cluster.ts';
 import { verifiedTls } from '../../operator/dataplane/postgres/admin.ts';
@@ -100,7 +100,7 @@ const secret = (tag: string) => `${tag}-${Buffer.from(tag.repeat(8)).toString('b
 const facts: ObservedFacts = {
   gatewayApi: false,
   operatorNamespace: 'scalableapp-system',
-  cachePassword: secret('cache'),
+  cachePassword: steadyCachePassword(secret('cache')),
   cacheLogins: { operator: secret('cache-op'), replication: secret('cache-repl') },
   dbCredentials: { superuser: secret('super'), replication: secret('repl'), app: secret('app') },
   tls: await smokeCertificates(),
@@ -645,7 +645,7 @@ async function exercise(p: Pod) {
     }
     case 'cache': {
       const value = await withRedis(
-        { host: '127.0.0.1', port: 6379, password: facts.cachePassword! },
+        { host: '127.0.0.1', port: 6379, password: facts.cachePassword!.current },
         async (c) => {
           await c.sendCommand(['SET', 'smoke', 'ok']);
           return c.sendCommand<string>(['GET', 'smoke']);

@@ -21,7 +21,7 @@ import {
 import { issuedCertificates } from '../issued-certificates.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
 import type { ObservedFacts } from '../../tiers/objects.ts';
-import { generatedSecret, liveSecretValues } from '../generated-secrets.ts';
+import { generatedSecret } from '../generated-secrets.ts';
 import { appKey } from '../app-memory.ts';
 import { nodesOf } from '../cache-primary.ts';
 import { appPodsView, rotationDecisions } from './rotation-decisions.ts';
@@ -41,19 +41,16 @@ export const cacheTier: TierModule = {
   async gather(ctx, app, earlier) {
     const ns = app.metadata.namespace ?? '';
     const k = CACHE_PASSWORD_KEYS;
-    const [password, operator, replication, monitor] = await generatedSecret(ctx, ns, cacheAuthName(app), [
-      k.app,
-      k.operator,
-      k.replication,
-      k.monitor,
-    ]);
-    // The rotation's record is never generated: read as the cache has it (the operator wrote it).
-    const [current, retiring] = await liveSecretValues(
+    const {
+      values: [password, operator, replication, monitor],
+      records: [current, retiring],
+    } = await generatedSecret(
       ctx,
       ns,
       cacheAuthName(app),
+      [k.app, k.operator, k.replication, k.monitor],
+      // The rotation's record (the operator writes it).
       [CACHE_APP_RECORD_KEYS.current, CACHE_APP_RECORD_KEYS.retiring],
-      () => true,
     );
     const record = (ctx.children.get('ConfigMap', ns, cacheConfigName(app)) as V1ConfigMap | undefined)?.data;
     const primary = record?.primary;
@@ -69,8 +66,11 @@ export const cacheTier: TierModule = {
       facts: {
         ...tls,
         // Before the first record, the servers have `password`: nothing to rotate.
-        cachePassword: current ?? password!,
-        cacheRotation: { wanted: password!, ...(retiring ? { retiring } : {}) },
+        cachePassword: {
+          wanted: password!,
+          current: current ?? password!,
+          ...(retiring ? { retiring } : {}),
+        },
         cacheLogins: { operator: operator!, replication: replication!, monitor: monitor! },
         ...(primary ? { cachePrimary: primary } : {}),
         ...(primaryUid ? { cachePrimaryUid: primaryUid } : {}),
@@ -152,10 +152,12 @@ async function decideCachePrimary(
 /** The next step of a rotation of the app's cache password (cache-password-rotation.ts). */
 async function rotateCachePassword(ctx: TierContext, app: ScalableApp, d: Decisions): Promise<Decisions> {
   const rotation = ctx.cachePasswords;
-  const { cachePassword: current, cacheRotation } = d.facts;
-  if (!rotation || !current || !cacheRotation) return d;
+  const password = d.facts.cachePassword;
+  if (!rotation || !password) return d;
   const ns = app.metadata.namespace ?? '';
   const secret = cacheAuthName(app);
+  // Asked only when a server is to be given a list: a steady pass computes no config hash.
+  let hash: string | undefined;
   return rotationDecisions(
     d,
     secret,
@@ -163,19 +165,13 @@ async function rotateCachePassword(ctx: TierContext, app: ScalableApp, d: Decisi
       rotation.step({
         app: appKey(app),
         secret,
-        password: { wanted: cacheRotation.wanted, current, ...retiringOf(cacheRotation) },
+        password,
         pods: ctx.children.select('Pod', ns, selectorLabels(app, CACHE)) as V1Pod[],
-        configHash: cacheConfigHash(app, d.facts),
+        configHash: () => (hash ??= cacheConfigHash(app, d.facts)),
         node: nodesOf(app, d.facts),
         operatorPassword: d.facts.cacheLogins?.operator,
         ...appPodsView(ctx, app, d.facts),
       }),
-    (facts, p) => ({
-      ...facts,
-      cachePassword: p.current,
-      cacheRotation: { wanted: p.wanted, ...retiringOf(p) },
-    }),
+    (facts, cachePassword) => ({ ...facts, cachePassword }),
   );
 }
-
-const retiringOf = (p: { retiring?: string }) => (p.retiring !== undefined ? { retiring: p.retiring } : {});

@@ -21,12 +21,15 @@ export const queueTier: TierModule = {
   present: (app) => app.spec.queue !== undefined,
   async gather(ctx, app, earlier) {
     const f = CREDENTIAL_FILES;
-    const [username, password, monitoringUsername, monitoringPassword, erlangCookie] = await generatedSecret(
-      ctx,
-      app.metadata.namespace ?? '',
-      mqCredentialsName(app),
-      [f.username, f.password, f.monitoringUsername, f.monitoringPassword, f.erlangCookie],
-    );
+    const {
+      values: [username, password, monitoringUsername, monitoringPassword, erlangCookie],
+    } = await generatedSecret(ctx, app.metadata.namespace ?? '', mqCredentialsName(app), [
+      f.username,
+      f.password,
+      f.monitoringUsername,
+      f.monitoringPassword,
+      f.erlangCookie,
+    ]);
     // The app's CA, shared with the other TLS tiers, and the broker's certificate.
     const tls = queueTls(app)
       ? {

@@ -1,6 +1,6 @@
 // What the controller knows of an app whose every tier exists: generated credentials, the Gateway
 // API served, the operator's namespace. For tests that build every child of any spec.
-import type { ObservedFacts, TlsFacts } from '../objects.ts';
+import { steadyCachePassword, type ObservedFacts, type TlsFacts } from '../objects.ts';
 
 /**
  * Certificates as the builders see them: text they carry into Secrets and never parse, so any text
@@ -17,7 +17,7 @@ export const TEST_TLS: TlsFacts = {
 export const ALL_FACTS: ObservedFacts = {
   gatewayApi: true,
   operatorNamespace: 'scalableapp-system',
-  cachePassword: 'cache-password',
+  cachePassword: steadyCachePassword('cache-password'),
   cacheLogins: { operator: 'cache-operator-password', replication: 'cache-replication-password' },
   dbCredentials: { superuser: 's', replication: 'r', app: 'a' },
   shardCredentials: { superuser: 's', replication: 'r', app: 'a' },
