@@ -13,9 +13,8 @@
 // Run on a cluster with a Postgres pod on the real node (npm run up):
 //   node bench/pg-probe-cost.ts                      (CHECKS=40, POD=demo/millions-db-0)
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { TICK_SECONDS, cpuSeconds, log, median } from './stats.ts';
+import { cpuSeconds, log, median, parentPid, tickSeconds } from './stats.ts';
 
 const CHECKS = Number(process.env.CHECKS ?? 40);
 const [NS, POD] = (process.env.POD ?? 'demo/millions-db-0').split('/') as [string, string];
@@ -32,7 +31,6 @@ const containerdSock = execFileSync(
   .trim();
 
 const kubectl = (args: string[]) => execFileSync('kubectl', args, { env: process.env }).toString().trim();
-const ppid = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
 
 const containerId = kubectl([
   'get',
@@ -53,7 +51,7 @@ const postmaster = Number(
     .find((l) => l.startsWith(containerId))!
     .split(/\s+/)[1],
 );
-const shim = ppid(postmaster);
+const shim = parentPid(postmaster);
 const containerd = Number(execFileSync('pgrep', ['-x', 'containerd']).toString().trim().split('\n')[0]);
 
 type Sample = { node: number; client: number; wall: number };
@@ -119,7 +117,7 @@ const row = (name: string, s: Sample[]) =>
 console.log(row('exec pg_isready', exec));
 console.log(row('tcp connect', tcp));
 // No tick at all in the tcp checks: count one, so the ratio is a lower bound.
-const tcpCpu = Math.max(mean(tcp, 'node'), TICK_SECONDS / tcp.length);
+const tcpCpu = Math.max(mean(tcp, 'node'), tickSeconds() / tcp.length);
 const bound = mean(tcp, 'node') === 0 ? '>= ' : '';
 console.log(
   `node CPU per check, exec / tcp: ${bound}${(mean(exec, 'node') / tcpCpu).toFixed(0)}x; ` +

@@ -16,19 +16,32 @@ export const seconds = (ms: number) => (ms / 1000).toFixed(1);
 /** A progress line, stamped with the time of day (UTC). */
 export const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+// Asked once, when a benchmark first counts CPU time: importing the median costs no process.
+let ticks: number | undefined;
+const ticksPerSecond = () => (ticks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()));
 /** One clock tick in seconds: the grain of the kernel's CPU accounting. */
-export const TICK_SECONDS = 1 / TICKS;
+export const tickSeconds = () => 1 / ticksPerSecond();
+
+/**
+ * The numeric fields of /proc/<pid>/stat from field 4 (ppid) on; [0] is the ppid. Read after the
+ * last `)`: the command name in field 2 may hold spaces and parentheses.
+ */
+function statFields(pid: number | 'self'): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat
+    .slice(stat.lastIndexOf(')') + 4)
+    .split(' ')
+    .map(Number);
+}
+
+/** A process's parent. */
+export const parentPid = (pid: number) => statFields(pid)[0]!;
 
 /** CPU seconds (utime+stime) of a process, of its reaped children, or both (/proc/<pid>/stat 14-17). */
 export function cpuSeconds(pid: number | 'self', which: 'own' | 'children' | 'both'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number);
-  // f[0] is field 3 (state): utime is field 14 (f[11]), stime f[12], cutime f[13], cstime f[14].
-  const own = f[11]! + f[12]!;
-  const children = f[13]! + f[14]!;
-  return (which === 'own' ? own : which === 'children' ? children : own + children) / TICKS;
+  const f = statFields(pid);
+  // f[0] is field 4 (ppid): utime is field 14 (f[10]), stime f[11], cutime f[12], cstime f[13].
+  const own = f[10]! + f[11]!;
+  const children = f[12]! + f[13]!;
+  return (which === 'own' ? own : which === 'children' ? children : own + children) / ticksPerSecond();
 }
