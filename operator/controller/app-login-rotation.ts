@@ -23,7 +23,8 @@ import {
   type DatabaseCredentials,
   type PgCluster,
 } from '../tiers/postgres-cluster.ts';
-import { APP_LOGIN_KEYS, CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
+import { CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
+import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
 import { AppMemory, appKey } from './app-memory.ts';
 import {
   ROTATION_RECHECK_MS,

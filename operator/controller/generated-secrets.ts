@@ -4,7 +4,8 @@ import { isNotFound } from '../kube/client.ts';
 import { collectionPath } from '../kube/resources.ts';
 import type { DatabaseCredentials } from '../tiers/objects.ts';
 import type { TierContext } from './tier-module.ts';
-import { APP_LOGIN_KEYS, CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
+import { CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
+import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
 
 /**
  * A Secret's values for `keys` as the informer's cache holds them or, when `usable` refuses those

@@ -39,18 +39,6 @@ export const CREDENTIAL_FILES = {
 } as const;
 
 /**
- * The operator's record of the app's login in the same Secret (ADR 0025), which the script does
- * not read: the login the app's URLs name, the password it has on the servers (app-password is
- * what the user asks for, and may be ahead of it), and the login being retired after a rotation.
- * Absent: the login is the app role, with app-password.
- */
-export const APP_LOGIN_KEYS = {
-  login: 'app-login',
-  password: 'app-login-password',
-  retiring: 'app-retiring-login',
-} as const;
-
-/**
  * The environment the script expects. Required: PGDATA, PGPORT, INSTANCE_NAME, PRIMARY_NAME,
  * PRIMARY_HOST, PRIMARY_PORT. Optional: PG_BIN (directory of the server binaries; default: PATH),
  * CONFIG_DIR (postgresql.conf and pg_hba.conf; default /config), CREDENTIALS_DIR (default

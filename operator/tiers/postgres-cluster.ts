@@ -9,11 +9,8 @@ import {
   postgresConfig,
   synchronousStandbyNames,
 } from '../server-config/postgres.ts';
-import {
-  APP_LOGIN_KEYS,
-  CREDENTIAL_FILES as f,
-  instanceStartScript,
-} from '../server-config/postgres-instance-script.ts';
+import { CREDENTIAL_FILES as f, instanceStartScript } from '../server-config/postgres-instance-script.ts';
+import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
 import { FENCED_HBA_FILE, instanceReadyScript } from '../server-config/postgres-ready-script.ts';
 import { ANNOTATION } from './labels.ts';
 import {
