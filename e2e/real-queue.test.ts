@@ -7,6 +7,7 @@
 // certificate the operator issues again is served under publishing with no broker restarted.
 import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeSecret } from './support/apps.ts';
 import { eventually, json, kubectl } from './support/kube.ts';
 import { lost } from './support/pod-writer.ts';
 import {
@@ -21,6 +22,7 @@ import {
   appWithWriter,
   deleteNamespaceAndWait,
   describeReal,
+  eventsOf,
   execIn,
   localApp,
   podStates,
@@ -44,6 +46,8 @@ const COOLDOWN_SECONDS = 15;
  * about a minute) plus Erlang's check of the files (20 s), with room to spare.
  */
 const RENEWAL_WRITE_SECONDS = 120;
+/** Publishing while the app's queue password rotates: the switch takes a pass or two. */
+const ROTATION_WRITE_SECONDS = 30;
 
 const app = () =>
   localApp(APP, {
@@ -276,4 +280,66 @@ describeReal('the queue tier on the real node', () => {
     const drained = await drainQueue(ns, WRITER, LEDGER);
     expect(lost(w.acked, drained.ids)).toEqual([]);
   }, 400_000);
+
+  // Last: the writer pod keeps the URL it started with, whose user is gone afterwards.
+  it("rotates the app's queue password under publishing: the publisher is never cut off, the old user goes once its connection closed, no broker restarts", async () => {
+    const uids = () =>
+      kubectl(['get', 'pods', '-n', ns, '-l', BROKERS, '-o', 'jsonpath={.items[*].metadata.uid}']);
+    const restarts = () => podStates(ns, BROKERS).map((p) => `${p.name} ${p.containers[0]!.restarts}`);
+    const [before, restartsBefore] = [uids(), restarts()];
+    const queueUrl = () =>
+      decodeSecret(json<any>(['get', 'secret', `${APP}-connection`, '-n', ns])).QUEUE_URL!;
+    const oldUrl = queueUrl();
+    const load = publishFor(ns, WRITER, LEDGER, ROTATION_WRITE_SECONDS);
+    await sleep(2000);
+    kubectl([
+      'patch',
+      'secret',
+      `${APP}-mq-credentials`,
+      '-n',
+      ns,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ stringData: { password: 'rotated queue/1' } }),
+    ]);
+    const patchedAt = Date.now();
+    const newUrl = await eventually(
+      'QUEUE_URL to name the other user',
+      () => queueUrl() !== oldUrl && queueUrl(),
+      60_000,
+      1000,
+    );
+    const switchedAfter = Math.round((Date.now() - patchedAt) / 1000);
+    expect(new URL(newUrl).username).toBe(`${new URL(oldUrl).username}-alt`);
+    expect(decodeURIComponent(new URL(newUrl).password)).toBe('rotated queue/1');
+    // Both users get in while the app's pods roll; the publisher keeps its connection.
+    expect(amqpOutcome(JSON.stringify(newUrl), '{ca:[ca]}')).toBe('connected');
+    expect(amqpOutcome(JSON.stringify(oldUrl), '{ca:[ca]}')).toBe('connected');
+    const w = await load;
+    // The publisher's connection closed with its run: then the old user goes.
+    await eventually(
+      'the old user refused',
+      () => amqpOutcome(JSON.stringify(oldUrl), '{ca:[ca]}').includes('ACCESS_REFUSED'),
+      60_000,
+      2000,
+    );
+    const retiredAfter = Math.round((Date.now() - patchedAt) / 1000);
+    console.log(
+      `queue login rotated under publishing: the URL switched ${switchedAfter} s after the patch, the old user ` +
+        `was deleted ${retiredAfter} s after it (the publisher ran ${ROTATION_WRITE_SECONDS} s); ` +
+        `${w.ackedCount} publishes confirmed, ${w.failed} failed, longest gap ${w.longestGapMs} ms`,
+    );
+    expect(w.failed).toBe(0);
+    expect(eventsOf(ns, APP).filter((e) => e.startsWith('CredentialsRotat'))).toEqual([
+      expect.stringMatching(/^CredentialsRotating: Secret orders-mq-credentials key password changed/),
+      expect.stringMatching(
+        /^CredentialsRotated: Secret orders-mq-credentials: the previous queue login is deleted/,
+      ),
+    ]);
+    expect(uids()).toBe(before);
+    expect(restarts()).toEqual(restartsBefore);
+    const drained = await drainQueue(ns, WRITER, LEDGER, newUrl);
+    expect(lost(w.acked, drained.ids)).toEqual([]);
+  }, 300_000);
 });

@@ -13,9 +13,13 @@ import { eventually } from '../e2e/support/eventually.ts';
 import type { QueueInfo } from '../operator/dataplane/rabbitmq/admin.ts';
 import { queuePath } from '../operator/dataplane/rabbitmq/admin.ts';
 import { BrokerApiError, brokerAdmin } from '../operator/dataplane/rabbitmq/admin.ts';
+import { brokerUsers } from '../operator/dataplane/rabbitmq/users.ts';
+import { APP_LOGIN_KEYS } from '../operator/server-config/app-login-keys.ts';
+import { QUEUE_OPERATOR_USER, appPermissions } from '../operator/server-config/rabbitmq.ts';
 import {
   MONITORING_PASSWORD,
   MONITORING_USER,
+  OPERATOR_PASSWORD,
   portOpen,
   startBroker,
   type LocalBroker,
@@ -136,15 +140,22 @@ describe('a single node', () => {
     }
   });
 
-  it('knows the two generated logins and no other: no guest, no administrator, no wrong password', async () => {
+  it("knows the generated logins and no other: no guest, no administrator but the operator's, no wrong password", async () => {
     const n = b.nodes[0]!;
     const listed = await b.cli(0, 'rabbitmqctl', ['-q', 'list_users', '--formatter', 'json']);
     const users = (JSON.parse(listed.stdout) as { user: string; tags: string[] | string }[]).map((u) => [
       u.user,
       [u.tags].flat().filter(Boolean),
     ]);
-    expect(Object.fromEntries(users)).toEqual({ [b.user]: [], [MONITORING_USER]: ['monitoring'] });
-    expect(users).toHaveLength(2);
+    expect(Object.fromEntries(users)).toEqual({
+      [b.user]: [],
+      [MONITORING_USER]: ['monitoring'],
+      [QUEUE_OPERATOR_USER]: ['administrator'],
+    });
+    expect(users).toHaveLength(3);
+    // The operator's login manages users; it may not even open the vhost, let alone touch a message.
+    const operator = withLogin(n.amqpUrl, QUEUE_OPERATOR_USER, OPERATOR_PASSWORD);
+    expect(await loginOutcome(operator)).toMatch(/ConnectionClose/);
     expect(await loginOutcome(n.amqpUrl)).toBe('connected');
     const url = new URL(n.amqpUrl);
     url.username = 'guest';
@@ -299,6 +310,89 @@ describe('a single node', () => {
       /queue "undeclared" in vhost "\/" does not exist/,
     );
   });
+
+  // Last in this block: the harness's own login is gone afterwards.
+  it(
+    "rotates the app's login as the operator does: both work meanwhile, an open connection is never cut, the old one goes",
+    async () => {
+      const n = b.nodes[0]!;
+      const users = brokerUsers({
+        baseUrl: n.managementUrl,
+        user: QUEUE_OPERATOR_USER,
+        password: OPERATOR_PASSWORD,
+      });
+      try {
+        const old = { user: b.user, password: b.password };
+        const next = { user: `${b.user}-alt`, password: `rotated "pw"\\:@/` };
+        // An old pod's consumer, logged in before the rotation and still connected after it.
+        const held = await amqpConnect(n.amqpUrl);
+        const heldChannel = await held.createConfirmChannel();
+        await users.setLogin(next.user, next.password, appPermissions(QUEUES));
+        // Both logins log in: a new pod with the new URLs, an old pod that reconnects.
+        await b.publishAs(next, 'photos', ['by-the-new-login']);
+        expect(await loginOutcome(n.amqpUrl)).toBe('connected');
+        // The broker checks the new password from the hash the operator sent, and nothing else.
+        expect(await loginOutcome(n.urlFor({ user: next.user, password: 'wrong' }))).toMatch(
+          /ACCESS_REFUSED/,
+        );
+        // The app's permissions, no more: not a queue the spec does not name, not the management API.
+        const own = { durable: true, arguments: { 'x-queue-type': 'quorum' } };
+        expect(await outcome(n.urlFor(next), (ch) => ch.assertQueue('stray', own))).toMatch(/ACCESS_REFUSED/);
+        const asApp = brokerAdmin({ baseUrl: n.managementUrl, user: next.user, password: next.password });
+        await expect(asApp.clusterNodes()).rejects.toMatchObject({ status: 401 });
+        await asApp.close();
+
+        // The held connection is counted, and still publishes.
+        await eventually(
+          'the held connection to be listed',
+          async () => (await users.connections(old.user)) === 1,
+          30_000,
+          200,
+        );
+        heldChannel.sendToQueue('photos', Buffer.from('by-the-held-connection'), { persistent: true });
+        await heldChannel.waitForConfirms();
+        await held.close();
+        await eventually(
+          'no connection of the old login',
+          async () => (await users.connections(old.user)) === 0,
+          30_000,
+          200,
+        );
+        await users.deleteLogin(old.user);
+        await users.deleteLogin(old.user); // gone already: no error, the step may repeat
+        expect(await loginOutcome(n.amqpUrl)).toMatch(/ACCESS_REFUSED/);
+
+        // With the record, a restarted node gives the app the recorded login, and not the old one.
+        await b.setSecret(APP_LOGIN_KEYS.login, next.user);
+        await b.setSecret(APP_LOGIN_KEYS.password, next.password);
+        await b.shutdown(0);
+        await b.start(0);
+        await b.publishAs(next, 'photos', ['after-a-restart']);
+        expect(await loginOutcome(n.amqpUrl)).toMatch(/ACCESS_REFUSED/);
+        // A node that boots from a Secret the kubelet has not refreshed yet (the record not there)
+        // imports definitions other than the last imported ones, and brings the retired login back
+        // with its old password: why the operator puts the record back after every broker incarnation.
+        await b.setSecret(APP_LOGIN_KEYS.login, undefined);
+        await b.setSecret(APP_LOGIN_KEYS.password, undefined);
+        await b.shutdown(0);
+        await b.start(0);
+        expect(await loginOutcome(n.amqpUrl)).toBe('connected');
+        expect(await loginOutcome(n.urlFor(next))).toBe('connected');
+        await users.setLogin(next.user, next.password, appPermissions(QUEUES));
+        await users.deleteLogin(old.user);
+        expect(await loginOutcome(n.amqpUrl)).toMatch(/ACCESS_REFUSED/);
+        await eventually(
+          'every message published through the rotation',
+          async () => (await n.admin.queueDepth('photos')).ready >= 3,
+          30_000,
+          200,
+        );
+      } finally {
+        await users.close();
+      }
+    },
+    TEST_TIMEOUT,
+  );
 });
 
 describe('a three-node cluster', () => {

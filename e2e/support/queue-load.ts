@@ -21,11 +21,15 @@ export const publishCount = (ns: string, pod: string, queue: string, count: numb
     COUNT: String(count),
   });
 
-/** Takes every message off the queue through QUEUE_URL: their ids, and how many came twice. */
-export const drainQueue = (ns: string, pod: string, queue: string) =>
+/**
+ * Takes every message off the queue through QUEUE_URL (or `url`, a rotated login's: the pod's
+ * environment keeps the URL it started with): their ids, and how many came twice.
+ */
+export const drainQueue = (ns: string, pod: string, queue: string, url?: string) =>
   runWriter<{ ids: Ranges; count: number; duplicates: number }>(ns, pod, WRITER, {
     WRITER_MODE: 'drain',
     WRITER_QUEUE: queue,
+    ...(url ? { QUEUE_URL: url } : {}),
   });
 
 /** The consumer `name`'s entry in the app's status: its last decision and its last scale. */

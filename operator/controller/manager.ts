@@ -20,8 +20,10 @@ import { CachePrimary } from './cache-primary.ts';
 import {
   SIMULATED_CACHE_USERS,
   SIMULATED_LOGINS,
+  SIMULATED_QUEUE_USERS,
   simulatedCacheAdmin,
   simulatedPostgresAdmin,
+  simulatedQueueDepth,
 } from '../dataplane/simulated-admin.ts';
 import { pgLogins } from '../dataplane/postgres/logins.ts';
 import { AppLoginRotation } from './app-login-rotation.ts';
@@ -32,8 +34,10 @@ import { pgPrimary } from '../tiers/postgres-cluster.ts';
 import { respCacheAdmin, respCacheUsers } from '../dataplane/redis-admin.ts';
 import { CachePasswordRotation } from './cache-password-rotation.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
-import { simulatedQueueDepth } from '../dataplane/simulated-admin.ts';
 import { brokerAdmin } from '../dataplane/rabbitmq/admin.ts';
+import { brokerUsers } from '../dataplane/rabbitmq/users.ts';
+import { QUEUE_OPERATOR_USER } from '../server-config/rabbitmq.ts';
+import { QueueLoginRotation } from './queue-login-rotation.ts';
 import { CACHE_USERS } from '../server-config/cache.ts';
 import { mqManagementUrl, mqName, queueTls } from '../tiers/queue.ts';
 import { ConsumerScaling } from './consumer-scaling.ts';
@@ -160,6 +164,12 @@ export class Manager {
           this.o.dataPlane === 'simulated'
             ? SIMULATED_CACHE_USERS
             : respCacheUsers({ username: CACHE_USERS.operator, password }),
+      }),
+      queueLogins: new QueueLoginRotation({
+        usersFor: (broker, password) =>
+          this.o.dataPlane === 'simulated'
+            ? SIMULATED_QUEUE_USERS
+            : brokerUsers({ ...broker, user: QUEUE_OPERATOR_USER, password }),
       }),
       consumerScaling: scaling,
       appMetrics: appMetricsOf(this.o.metrics.registry),

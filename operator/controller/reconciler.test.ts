@@ -380,6 +380,9 @@ const decoded = (obj: unknown) =>
   Object.fromEntries(
     Object.entries((obj as V1Secret).data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
   );
+/** An annotation of a child's pod template. */
+const annotationOf = (w: ReturnType<typeof fakeWorld>, kind: string, name: string, key: string) =>
+  (w.live(kind, name) as V1Deployment).spec!.template.metadata!.annotations![key]!;
 /** A web pod of the app, started with the connection Secret of this hash. */
 const webPod = (hash: string): V1Pod => ({
   metadata: {
@@ -407,8 +410,6 @@ describe("a rotation of the app's cache password", () => {
       ],
     },
   });
-  const annotation = (w: ReturnType<typeof fakeWorld>, kind: string, name: string, key: string) =>
-    (w.live(kind, name) as V1Deployment).spec!.template.metadata!.annotations![key]!;
 
   it('lets both passwords in on every server before the URLs change, drops the old once every pod rolled, and then writes nothing', async () => {
     const calls: string[] = [];
@@ -422,8 +423,8 @@ describe("a rotation of the app's cache password", () => {
     const first = decoded(w.live('Secret', 'shop-cache-auth'));
     // Recorded at once: the password the servers were given is the one the URLs name.
     expect(first['current-password']).toBe(first.password);
-    const configHash = annotation(w, 'StatefulSet', 'shop-cache', ANNOTATION.configHash);
-    const hashBefore = annotation(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
+    const configHash = annotationOf(w, 'StatefulSet', 'shop-cache', ANNOTATION.configHash);
+    const hashBefore = annotationOf(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
     w.setPods([cachePod('shop-cache-0', configHash), webPod(hashBefore)]);
     await w.reconcile();
     expect(calls).toEqual(['shop-cache-0 default 1']);
@@ -445,8 +446,8 @@ describe("a rotation of the app's cache password", () => {
       expect.stringMatching(/^CredentialsRotating: Secret shop-cache-auth key password changed/),
     ]);
     // The servers were not restarted for it.
-    expect(annotation(w, 'StatefulSet', 'shop-cache', ANNOTATION.configHash)).toBe(configHash);
-    const hashAfter = annotation(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
+    expect(annotationOf(w, 'StatefulSet', 'shop-cache', ANNOTATION.configHash)).toBe(configHash);
+    const hashAfter = annotationOf(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
     expect(hashAfter).not.toBe(hashBefore);
 
     // A web pod still holds the old URLs: both passwords stay.
@@ -467,6 +468,89 @@ describe("a rotation of the app's cache password", () => {
   });
 });
 
+describe("a rotation of the app's queue password", () => {
+  const brokerPod = (restarts = 0): V1Pod => ({
+    metadata: {
+      name: 'shop-mq-0',
+      namespace: 'prod',
+      uid: 'mq0',
+      labels: selectorLabels(parseApp({}, 'shop', 'prod'), 'queue'),
+    },
+    status: { podIP: '10.0.0.9', containerStatuses: [runningContainer('queue', { restarts })] },
+  });
+
+  it('switches the URLs to the other login once the broker has it, deletes the old one when every pod rolled and no connection uses it, and then writes nothing', async () => {
+    const calls: string[] = [];
+    let open = 0;
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, queue: { replicas: 1, queues: [{ name: 'jobs' }] } },
+      pods: [brokerPod()],
+      queueUsers: {
+        setLogin: async (name, password) => void calls.push(`set ${name} ${password}`),
+        deleteLogin: async (name) => void calls.push(`delete ${name}`),
+        connections: async () => open,
+        close: async () => {},
+      },
+    });
+    await w.reconcile();
+    await w.reconcile();
+    const first = decoded(w.live('Secret', 'shop-mq-credentials'));
+    const user = first.username!;
+    // Recorded: what the brokers booted with; put back once after the broker's boot.
+    expect(first['app-login']).toBe(user);
+    expect(first['app-login-password']).toBe(first.password);
+    expect(first['operator-password']).toMatch(/^[\w-]{32}$/);
+    expect(calls).toEqual([`set ${user} ${first.password}`, `delete ${user}-alt`]);
+    const hashBefore = annotationOf(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
+
+    const secret = w.live('Secret', 'shop-mq-credentials') as V1Secret;
+    w.setLive({
+      ...secret,
+      data: { ...secret.data, password: Buffer.from('n3w pass').toString('base64') },
+    } as V1Secret as never);
+    w.setPods([brokerPod(), webPod(hashBefore)]);
+    await w.reconcile();
+    expect(calls.at(-1)).toBe(`set ${user}-alt n3w pass`);
+    expect(decoded(w.live('Secret', 'shop-mq-credentials'))).toMatchObject({
+      password: 'n3w pass',
+      'app-login': `${user}-alt`,
+      'app-login-password': 'n3w pass',
+      'app-retiring-login': user,
+    });
+    expect(decoded(w.live('Secret', 'shop-connection')).QUEUE_URL).toMatch(
+      new RegExp(`^amqps://${user}-alt:n3w%20pass@`),
+    );
+    expect(w.normals().filter((e) => e.startsWith('Credentials'))).toEqual([
+      expect.stringMatching(/^CredentialsRotating: Secret shop-mq-credentials key password changed/),
+    ]);
+    // The brokers are not restarted for it.
+    const hashAfter = annotationOf(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
+    expect(hashAfter).not.toBe(hashBefore);
+
+    // Every pod rolled, but a connection of the old login is open: it is waited for.
+    w.setPods([brokerPod(), webPod(hashAfter)]);
+    open = 1;
+    await w.reconcile();
+    expect(calls.filter((c) => c === `delete ${user}`)).toEqual([]);
+    expect(w.logged().filter((l) => l.includes('still logged in'))).toHaveLength(1);
+    open = 0;
+    await w.reconcile();
+    expect(calls.at(-1)).toBe(`delete ${user}`);
+    expect(decoded(w.live('Secret', 'shop-mq-credentials'))['app-retiring-login']).toBeUndefined();
+    expect(w.normals().filter((e) => e.startsWith('CredentialsRotated'))).toHaveLength(1);
+
+    const writes = w.childWrites().length;
+    const asked = calls.length;
+    await w.reconcile();
+    expect(w.childWrites().slice(writes)).toEqual([]);
+    expect(calls).toHaveLength(asked);
+    // The broker restarts: it booted from the Secret as mounted, so the record is put back.
+    w.setPods([brokerPod(1), webPod(hashAfter)]);
+    await w.reconcile();
+    expect(calls.slice(asked)).toEqual([`set ${user}-alt n3w pass`, `delete ${user}`]);
+  });
+});
+
 describe('a Secret someone writes while a pass runs', () => {
   it("is not overwritten with what the pass read before: the write is refused, and the next pass rotates to the user's password", async () => {
     let edit: (() => void) | undefined;
@@ -483,8 +567,7 @@ describe('a Secret someone writes while a pass runs', () => {
     await w.reconcile();
     const secret = w.live('Secret', 'shop-cache-auth') as V1Secret;
     const old = decoded(secret).password;
-    const configHash = (w.live('StatefulSet', 'shop-cache') as V1Deployment).spec!.template.metadata!
-      .annotations![ANNOTATION.configHash]!;
+    const configHash = annotationOf(w, 'StatefulSet', 'shop-cache', ANNOTATION.configHash);
     w.setPods([
       {
         metadata: {
@@ -551,8 +634,7 @@ describe("a rotation of the app's database password", () => {
     expect(first['app-login']).toBe('app');
     expect(first['app-login-password']).toBe(first['app-password']);
     expect(calls).toEqual([`enable shop-db-0 app ${first['app-password']}`]);
-    const hashBefore = (w.live('Deployment', 'shop-web') as V1Deployment).spec!.template.metadata!
-      .annotations![ANNOTATION.connectionHash]!;
+    const hashBefore = annotationOf(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
 
     // The user writes a new password into the Secret.
     const secret = w.live('Secret', 'shop-db-credentials') as V1Secret;
@@ -574,8 +656,7 @@ describe("a rotation of the app's database password", () => {
     expect(w.normals().filter((e) => e.startsWith('Credentials'))).toEqual([
       expect.stringMatching(/^CredentialsRotating: Secret shop-db-credentials key app-password changed/),
     ]);
-    const hashAfter = (w.live('Deployment', 'shop-web') as V1Deployment).spec!.template.metadata!
-      .annotations![ANNOTATION.connectionHash]!;
+    const hashAfter = annotationOf(w, 'Deployment', 'shop-web', ANNOTATION.connectionHash);
     expect(hashAfter).not.toBe(hashBefore);
 
     // A pod still holds the old URLs: the old login stays, and the log says why, once, with no Event.

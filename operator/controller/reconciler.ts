@@ -18,6 +18,7 @@ import { gatherFacts } from './facts.ts';
 import { decidePrimaries, removeDoneSwitchover } from './primaries.ts';
 import type { AppLoginRotation } from './app-login-rotation.ts';
 import type { CachePasswordRotation } from './cache-password-rotation.ts';
+import type { QueueLoginRotation } from './queue-login-rotation.ts';
 import { missingSecrets } from './references.ts';
 import { ChildRefusedError, type Refusal } from './refusal.ts';
 import { labelRoles } from './roles.ts';
@@ -47,6 +48,8 @@ export interface ReconcilerDeps {
   readonly appLogins?: AppLoginRotation;
   /** Rotates the app's cache password when it changes (ADR 0026); absent, a change waits. */
   readonly cachePasswords?: CachePasswordRotation;
+  /** Rotates the app's queue login when its password changes (ADR 0027); absent, a change waits. */
+  readonly queueLogins?: QueueLoginRotation;
   /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
   readonly consumerScaling?: ConsumerScalingPort;
   /** The per-app series (app-metrics.ts); absent, none are kept. */

@@ -4,6 +4,7 @@ import type { Tier } from '../api/spec.ts';
 import type { Kube } from '../kube/client.ts';
 import type { Child, ObservedFacts } from '../tiers/objects.ts';
 import type { CachePasswordRotation } from './cache-password-rotation.ts';
+import type { QueueLoginRotation } from './queue-login-rotation.ts';
 import type { AppLoginRotation } from './app-login-rotation.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { EventReason } from './conditions.ts';
@@ -127,6 +128,8 @@ export interface TierContext {
   readonly appLogins?: AppLoginRotation;
   /** Rotates the app's cache password when it changes; absent, a change waits (ADR 0026). */
   readonly cachePasswords?: CachePasswordRotation;
+  /** Rotates the app's queue login when its password changes (ADR 0027); absent, a change waits. */
+  readonly queueLogins?: QueueLoginRotation;
   /** The queue-depth autoscaler of the consumers; absent, autoscaled consumers stay at their minimum. */
   readonly consumerScaling?: ConsumerScalingPort;
   readonly now: () => Date;

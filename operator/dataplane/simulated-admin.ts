@@ -5,6 +5,7 @@
 import type { CacheAdmin, CacheNode, CacheRole, CacheUsers } from './redis-admin.ts';
 import type { PostgresAdmin } from './postgres/admin.ts';
 import type { PostgresLogins } from './postgres/logins.ts';
+import type { BrokerUsers } from './rabbitmq/users.ts';
 
 export function simulatedCacheAdmin(
   podReady: (name: string) => boolean,
@@ -60,10 +61,18 @@ export function simulatedPostgresAdmin(
   };
 }
 
-/** Logins where no Postgres runs: every step succeeds, and no session is ever open. */
 /** Cache passwords where no server runs: nothing to give. */
 export const SIMULATED_CACHE_USERS: CacheUsers = { setPasswords: async () => {} };
 
+/** The app's queue logins where no broker runs: every step succeeds, and no connection is open. */
+export const SIMULATED_QUEUE_USERS: BrokerUsers = {
+  setLogin: async () => {},
+  deleteLogin: async () => {},
+  connections: async () => 0,
+  close: async () => {},
+};
+
+/** Logins where no Postgres runs: every step succeeds, and no session is ever open. */
 export const SIMULATED_LOGINS: PostgresLogins = {
   enable: async () => {},
   disable: async () => {},

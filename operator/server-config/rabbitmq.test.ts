@@ -17,8 +17,10 @@ import {
   definitionsJson,
   diskFreeLimitBytes,
   memoryHighWatermarkBytes,
+  QUEUE_OPERATOR_USER,
   rabbitmqConf,
 } from './rabbitmq.ts';
+import { APP_LOGIN_KEYS } from './app-login-keys.ts';
 
 const NODES = [
   'rabbit@mq-0.mq-headless.ns.svc',
@@ -241,7 +243,11 @@ const STUB = `#!/bin/sh
 const roots: string[] = [];
 afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
 
-function setUp(credentials: Partial<Record<keyof typeof CREDENTIAL_FILES, string>> = {}) {
+function setUp(
+  credentials: Partial<Record<keyof typeof CREDENTIAL_FILES, string>> = {},
+  /** Other keys of the Secret: the operator's record. */
+  record: Record<string, string> = {},
+) {
   const root = mkdtempSync(join(tmpdir(), 'broker-script-'));
   roots.push(root);
   const dirs = {
@@ -270,6 +276,8 @@ function setUp(credentials: Partial<Record<keyof typeof CREDENTIAL_FILES, string
     const v = values[key as keyof typeof values];
     if (v !== undefined) writeFileSync(join(dirs.credentials, file), v, { mode: 0o440 });
   }
+  for (const [file, v] of Object.entries(record))
+    writeFileSync(join(dirs.credentials, file), v, { mode: 0o440 });
   return { root, ...dirs, home: join(root, 'home') };
 }
 
@@ -334,6 +342,39 @@ describe('brokerStartScript', () => {
       ],
       ...JSON.parse(definitionsJson([{ name: 'photos' }])),
     });
+  });
+
+  it("gives the app the login the operator recorded, and the operator's own login administration only", () => {
+    const s = setUp(
+      { operatorPassword: 'op"pw\\' },
+      { [APP_LOGIN_KEYS.login]: `${LOGIN.username}-alt`, [APP_LOGIN_KEYS.password]: 'new"pw' },
+    );
+    const r = run(s);
+    expect(r.stderr).not.toContain('error');
+    expect(r.status).toBe(0);
+    const { users, permissions } = JSON.parse(readFileSync(join(s.home, 'definitions.json'), 'utf8'));
+    // Not the Secret's username and password: what the user asks for reaches the brokers through
+    // the operator's rotation, which records it only once the brokers have it.
+    expect(users).toEqual([
+      { name: `${LOGIN.username}-alt`, password: 'new"pw', tags: [] },
+      { name: MONITORING.username, password: MONITORING.password, tags: ['monitoring'] },
+      { name: QUEUE_OPERATOR_USER, password: 'op"pw\\', tags: ['administrator'] },
+    ]);
+    // The operator's login may publish, consume and declare nothing.
+    expect(permissions.map((p: { user: string }) => p.user)).toEqual([
+      `${LOGIN.username}-alt`,
+      MONITORING.username,
+    ]);
+    expect(permissions[0]).toMatchObject({ configure: '^(photos)$' });
+  });
+
+  it("refuses an app or monitoring login named like the operator's", () => {
+    const r = run(setUp({ operatorPassword: 'op', monitoringUsername: QUEUE_OPERATOR_USER }));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/the login scalableapp-operator is the operator's/);
+    expect(r.started).toBeUndefined();
+    const empty = run(setUp({ operatorPassword: '' }));
+    expect(empty.stderr).toMatch(/operator-password is empty/);
   });
 
   it('refuses one user name for both logins: one user cannot have two sets of permissions', () => {

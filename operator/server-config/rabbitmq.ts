@@ -5,6 +5,7 @@
 // No secret is part of these texts: the login and the Erlang cookie reach the node only through the
 // start script (brokerStartScript, below), which reads them from the mounted credentials Secret.
 import { quantityFraction } from '../api/quantity.ts';
+import { APP_LOGIN_KEYS } from './app-login-keys.ts';
 
 export const AMQP_PORT = 5672;
 export const MANAGEMENT_PORT = 15672;
@@ -387,22 +388,52 @@ export const NOTHING = '^$';
  * which is what the start script relies on to complete it with the user's name.
  */
 export function appPermissionsJson(queues: readonly { readonly name: string }[]): string {
+  return `${JSON.stringify(appPermissions(queues))}\n`;
+}
+
+/** A login's permissions on the vhost, as RabbitMQ patterns. */
+export interface VhostPermissions {
+  readonly configure: string;
+  readonly write: string;
+  readonly read: string;
+}
+
+/** The application's permissions (appPermissionsJson), as the operator grants them to a new login. */
+export function appPermissions(queues: readonly { readonly name: string }[]): VhostPermissions {
   const names = queueNames(queues).map((n) => n.replaceAll('.', '\\.'));
   const own = names.length ? `^(${names.join('|')})$` : NOTHING;
   const publish = `^(${[...names, 'amq\\.default'].join('|')})$`;
-  return `${JSON.stringify({ configure: own, write: publish, read: own })}\n`;
+  return { configure: own, write: publish, read: own };
 }
 
 /** The files the start script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
 export const CREDENTIAL_FILES = {
-  /** The application's login (QUEUE_URL): its own queues only, no management API. */
+  /**
+   * The application's login (QUEUE_URL): its own queues only, no management API. With the operator,
+   * what the user asks for: the servers have the login its record names (APP_LOGIN_KEYS, ADR 0027).
+   */
   username: 'username',
   password: 'password',
-  /** The operator's login (KEDA's, with the charts): the management API, read-only, no messaging. */
+  /** The queue autoscaler's (the operator's, KEDA's with the charts): management API, read-only. */
   monitoringUsername: 'monitoring-username',
   monitoringPassword: 'monitoring-password',
+  /**
+   * Optional: the password of QUEUE_OPERATOR_USER, an administrator of the users (no messaging),
+   * with which the operator rotates the app's login. Only the operator's Secret has it: it holds the
+   * Erlang cookie, which is more, already.
+   */
+  operatorPassword: 'operator-password',
   erlangCookie: 'erlang-cookie',
 } as const;
+
+/** The operator's own login when its Secret gives a password for it (CREDENTIAL_FILES.operatorPassword). */
+export const QUEUE_OPERATOR_USER = 'scalableapp-operator';
+
+/**
+ * The app's two logins, taking turns on each rotation (ADR 0027): the Secret's username, and one
+ * named after it. The other login is the one that is not `current`.
+ */
+export const appLoginPair = (username: string): [string, string] => [username, `${username}-alt`];
 
 /**
  * The environment the start script expects. RABBITMQ_NODENAME, RABBITMQ_USE_LONGNAME and HOME are
@@ -453,11 +484,13 @@ const GROW_RETRY_SECONDS = 5;
  * - the Erlang cookie, copied to $HOME/.erlang.cookie with mode 0400: Erlang refuses a cookie file
  *   that others may read, and a Secret's files are root-owned and group-readable (fsGroup);
  * - the definitions file rabbitmq.conf names (definitions.local.path): the ConfigMap's
- *   definitions.json with the two logins from the Secret prepended. The application's, with no tag
- *   (so no management API) and the permissions of app-permissions.json (its own queues only); and
- *   the monitoring one, tagged `monitoring` (the management API's read-only views: queue depths and
- *   cluster members, for the operator) with no permission to publish, consume or declare anything.
- *   No administrator exists. Written with umask 077 into HOME's private emptyDir, so no password is
+ *   definitions.json with the logins from the Secret prepended. The application's (the one the
+ *   operator's record names after a rotation), with no tag (so no management API) and the
+ *   permissions of app-permissions.json (its own queues only); the monitoring one, tagged
+ *   `monitoring` (the management API's read-only views: queue depths and cluster members) with no
+ *   permission to publish, consume or declare anything; and, when the Secret has its password, the
+ *   operator's, tagged `administrator` with no permission either (it manages the app's logins).
+ *   Written with umask 077 into HOME's private emptyDir, so no password is
  *   in a ConfigMap, argument or environment variable of the broker;
  * - rabbitmq-server's environment: our config files only. Not the image's /etc/rabbitmq/conf.d,
  *   whose defaults let `guest` in from anywhere, nor its rabbitmq-env.conf;
@@ -495,8 +528,15 @@ secret() {
   [ -r "$credentials_dir/$1" ] || die "credential file $credentials_dir/$1 is missing or unreadable"
   cat "$credentials_dir/$1"
 }
-username=$(secret ${f.username})
-password=$(secret ${f.password})
+# The app's login as the operator recorded it after a rotation (ADR 0027), else as the Secret names it.
+# The record, not what the user asks for: a changed password reaches the servers by the operator.
+if [ -s "$credentials_dir/${APP_LOGIN_KEYS.login}" ]; then
+  username=$(secret ${APP_LOGIN_KEYS.login})
+  password=$(secret ${APP_LOGIN_KEYS.password})
+else
+  username=$(secret ${f.username})
+  password=$(secret ${f.password})
+fi
 monitoring_username=$(secret ${f.monitoringUsername})
 monitoring_password=$(secret ${f.monitoringPassword})
 cookie=$(secret ${f.erlangCookie})
@@ -506,6 +546,14 @@ cookie=$(secret ${f.erlangCookie})
 [ -n "$monitoring_password" ] || die "${f.monitoringPassword} is empty"
 [ -n "$cookie" ] || die "${f.erlangCookie} is empty"
 [ "$username" != "$monitoring_username" ] || die "${f.username} and ${f.monitoringUsername} must differ"
+operator_password=
+if [ -e "$credentials_dir/${f.operatorPassword}" ]; then
+  operator_password=$(secret ${f.operatorPassword})
+  [ -n "$operator_password" ] || die "${f.operatorPassword} is empty"
+  for name in "$username" "$monitoring_username"; do
+    [ "$name" != ${QUEUE_OPERATOR_USER} ] || die "the login ${QUEUE_OPERATOR_USER} is the operator's"
+  done
+fi
 
 # The inside of a JSON string. printf is a builtin: the value is in no process's arguments.
 json_string() {
@@ -516,6 +564,7 @@ user_json=$(json_string ${f.username} "$username")
 password_json=$(json_string ${f.password} "$password")
 monitoring_user_json=$(json_string ${f.monitoringUsername} "$monitoring_username")
 monitoring_password_json=$(json_string ${f.monitoringPassword} "$monitoring_password")
+operator_password_json=$(json_string ${f.operatorPassword} "$operator_password")
 
 conf=$config_dir/${c.conf}
 topology=$config_dir/${c.definitions}
@@ -540,8 +589,11 @@ chmod 400 "$HOME/.erlang.cookie"
 {
   printf '{"users": [\\n'
   printf '  {"name": "%s", "password": "%s", "tags": []},\\n' "$user_json" "$password_json"
-  printf '  {"name": "%s", "password": "%s", "tags": ["monitoring"]}\\n' "$monitoring_user_json" "$monitoring_password_json"
-  printf '],\\n"permissions": [\\n'
+  printf '  {"name": "%s", "password": "%s", "tags": ["monitoring"]}' "$monitoring_user_json" "$monitoring_password_json"
+  if [ -n "$operator_password" ]; then
+    printf ',\\n  {"name": "${QUEUE_OPERATOR_USER}", "password": "%s", "tags": ["administrator"]}' "$operator_password_json"
+  fi
+  printf '\\n],\\n"permissions": [\\n'
   printf '  {"user": "%s", "vhost": "${VHOST}", ' "$user_json"
   tail -c +2 "$app_permissions" | tr -d '\\n'
   printf ',\\n  {"user": "%s", "vhost": "${VHOST}", "configure": "${NOTHING}", "write": "${NOTHING}", "read": "${NOTHING}"}\\n' "$monitoring_user_json"

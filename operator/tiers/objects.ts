@@ -22,7 +22,7 @@ export interface DatabaseCredentials {
   readonly appLogin?: AppLoginRecord;
 }
 
-/** Which of the app's logins its URLs name (APP_LOGINS), and what is being retired (ADR 0025). */
+/** Which of the app's logins its URLs name, and what is being retired (ADR 0025, 0027). */
 export interface AppLoginRecord {
   readonly name: string;
   readonly password: string;
@@ -39,12 +39,17 @@ export interface PgClusterFacts {
 
 /** The broker's generated login and Erlang cookie: read back from their Secret, or generated once. */
 export interface QueueCredentials {
-  /** The application's login (QUEUE_URL): its own queues, no management API. */
+  /** The application's login as its Secret asks for it: its own queues, no management API. */
   readonly username: string;
+  /** What the user asks for (ADR 0027): the servers have appLogin's. */
   readonly password: string;
-  /** The operator's: the management API's read-only views, no messaging. */
+  /** The login the app's URLs name and its password on the servers; absent: username with password. */
+  readonly appLogin?: AppLoginRecord;
+  /** The queue autoscaler's: the management API's read-only views, no messaging. */
   readonly monitoringUsername: string;
   readonly monitoringPassword: string;
+  /** The operator's administrator login (QUEUE_OPERATOR_USER): the app's logins, no messaging. */
+  readonly operatorPassword?: string;
   /** Shared by every node (and the CLI tools of the probes): Erlang nodes only talk to equals. */
   readonly erlangCookie: string;
 }

@@ -29,7 +29,8 @@ import { zoneSpread } from './topology.ts';
 import { METRICS_PORT, monitored, scrapeAnnotations } from './monitoring.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { contentHash } from './content-hash.ts';
-import type { Child, ObservedFacts } from './objects.ts';
+import type { AppLoginRecord, Child, ObservedFacts, QueueCredentials } from './objects.ts';
+import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
 import { secretWith } from './secrets.ts';
 import { CA_FILE, SERVER_TLS_PATHS, serverTlsSecret, serverTlsVolume, serviceDnsNames } from './tls.ts';
 
@@ -99,9 +100,22 @@ export function mqCredentialsSecret(app: ScalableApp, facts: ObservedFacts): V1S
     [CREDENTIAL_FILES.password]: c.password,
     [CREDENTIAL_FILES.monitoringUsername]: c.monitoringUsername,
     [CREDENTIAL_FILES.monitoringPassword]: c.monitoringPassword,
+    ...(c.operatorPassword ? { [CREDENTIAL_FILES.operatorPassword]: c.operatorPassword } : {}),
     [CREDENTIAL_FILES.erlangCookie]: c.erlangCookie,
+    // The operator's record (ADR 0027): the login the brokers' start script gives the app.
+    ...(c.appLogin
+      ? {
+          [APP_LOGIN_KEYS.login]: c.appLogin.name,
+          [APP_LOGIN_KEYS.password]: c.appLogin.password,
+          ...(c.appLogin.retiring ? { [APP_LOGIN_KEYS.retiring]: c.appLogin.retiring } : {}),
+        }
+      : {}),
   });
 }
+
+/** The login the app's URLs name: the operator's record, or before the first one, the Secret's own. */
+export const queueAppLogin = (c: QueueCredentials): AppLoginRecord =>
+  c.appLogin ?? { name: c.username, password: c.password };
 
 /** rabbitmq.conf, advanced.config, definitions.json, enabled_plugins and start.sh: no secret in any. */
 export function mqConfigMap(app: ScalableApp): V1ConfigMap & Child {
@@ -319,7 +333,8 @@ export function queueObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
 export function queueEntries(app: ScalableApp, facts: ObservedFacts): Record<string, string> {
   const c = facts.queueCredentials;
   if (!app.spec.queue || !c) return {};
-  const login = `${encodeURIComponent(c.username)}:${encodeURIComponent(c.password)}`;
+  const current = queueAppLogin(c);
+  const login = `${encodeURIComponent(current.name)}:${encodeURIComponent(current.password)}`;
   return {
     // The vhost `/`, URL-encoded as AMQP URIs require.
     QUEUE_URL: `${queueTls(app) ? 'amqps' : 'amqp'}://${login}@${mqHost(app)}:${AMQP_PORT}/%2F`,

@@ -63,6 +63,11 @@ export const DEFAULT_USER = 'scalableapp';
 /** The operator's login: the management API's read-only views. Escaping on purpose, too. */
 export const MONITORING_USER = 'scalableapp-monitor';
 export const MONITORING_PASSWORD = `mon "pass"\\word:@/y`;
+/** The operator's administrator login (QUEUE_OPERATOR_USER), as the operator's Secret has it. */
+export const OPERATOR_PASSWORD = `op "pass"\\word:@/z`;
+
+/** A login of the app other than the harness's own. */
+export type Login = { readonly user: string; readonly password: string };
 
 export type StartBrokerOptions = {
   nodes: 1 | 3;
@@ -112,6 +117,13 @@ export interface LocalBroker {
   publish(queue: string, bodies: readonly string[]): Promise<void>;
   /** Takes up to `count` messages from the queue and acknowledges them (basic.get); their bodies. */
   take(queue: string, count: number): Promise<string[]>;
+  /** publish, with another login (a rotated one). */
+  publishAs(login: Login, queue: string, bodies: readonly string[]): Promise<void>;
+  /**
+   * Writes a key of the credentials Secret as the kubelet updates a mounted Secret (a new file
+   * renamed over the old), or removes it (undefined). Nodes read it when they start.
+   */
+  setSecret(key: string, value: string | undefined): Promise<void>;
   /** Node 0's AMQP URL (amqps:// with tls). */
   readonly amqpUrl: string;
   /** With `tls`: the CA and the certificate files. */
@@ -321,6 +333,19 @@ export class LocalBrokerNode {
     return withChannel(this.amqpUrl, (ch) => publishConfirmed(ch, queue, bodies), this.clientTls);
   }
 
+  /** An AMQP URL of this node for another login. */
+  urlFor(login: Login): string {
+    const url = new URL(this.amqpUrl);
+    url.username = encodeURIComponent(login.user);
+    url.password = encodeURIComponent(login.password);
+    return url.toString();
+  }
+
+  /** LocalBroker.publishAs, on this node. */
+  publishAs(login: Login, queue: string, bodies: readonly string[]): Promise<void> {
+    return withChannel(this.urlFor(login), (ch) => publishConfirmed(ch, queue, bodies), this.clientTls);
+  }
+
   /** LocalBroker.take, on this node. */
   take(queue: string, count: number): Promise<string[]> {
     return withChannel(this.amqpUrl, (ch) => takeAcked(ch, queue, count), this.clientTls);
@@ -519,6 +544,7 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
     await secret(CREDENTIAL_FILES.password, password);
     await secret(CREDENTIAL_FILES.monitoringUsername, MONITORING_USER);
     await secret(CREDENTIAL_FILES.monitoringPassword, MONITORING_PASSWORD);
+    await secret(CREDENTIAL_FILES.operatorPassword, OPERATOR_PASSWORD);
     await secret(CREDENTIAL_FILES.erlangCookie, `cookie-${Math.random().toString(36).slice(2)}${Date.now()}`);
 
     if (o.tls) tls = await brokerTls(root, owner);
@@ -558,6 +584,14 @@ export async function startBroker(o: StartBrokerOptions): Promise<LocalBroker> {
     },
     publish: (queue, bodies) => firstRunning().publish(queue, bodies),
     take: (queue, count) => firstRunning().take(queue, count),
+    publishAs: (login, queue, bodies) => firstRunning().publishAs(login, queue, bodies),
+    setSecret: async (key, value) => {
+      const file = join(root, 'credentials', key);
+      if (value === undefined) return rm(file, { force: true });
+      await writeFile(`${file}.new`, value, { mode: 0o400 });
+      if (owner) execFileSync('chown', [`${owner.uid}:${owner.gid}`, `${file}.new`]);
+      await rename(`${file}.new`, file);
+    },
     amqpUrl: nodes[0]!.amqpUrl,
     tls,
     user,

@@ -22,8 +22,15 @@ secret() {
   [ -r "$credentials_dir/$1" ] || die "credential file $credentials_dir/$1 is missing or unreadable"
   cat "$credentials_dir/$1"
 }
-username=$(secret username)
-password=$(secret password)
+# The app's login as the operator recorded it after a rotation (ADR 0027), else as the Secret names it.
+# The record, not what the user asks for: a changed password reaches the servers by the operator.
+if [ -s "$credentials_dir/app-login" ]; then
+  username=$(secret app-login)
+  password=$(secret app-login-password)
+else
+  username=$(secret username)
+  password=$(secret password)
+fi
 monitoring_username=$(secret monitoring-username)
 monitoring_password=$(secret monitoring-password)
 cookie=$(secret erlang-cookie)
@@ -33,6 +40,14 @@ cookie=$(secret erlang-cookie)
 [ -n "$monitoring_password" ] || die "monitoring-password is empty"
 [ -n "$cookie" ] || die "erlang-cookie is empty"
 [ "$username" != "$monitoring_username" ] || die "username and monitoring-username must differ"
+operator_password=
+if [ -e "$credentials_dir/operator-password" ]; then
+  operator_password=$(secret operator-password)
+  [ -n "$operator_password" ] || die "operator-password is empty"
+  for name in "$username" "$monitoring_username"; do
+    [ "$name" != scalableapp-operator ] || die "the login scalableapp-operator is the operator's"
+  done
+fi
 
 # The inside of a JSON string. printf is a builtin: the value is in no process's arguments.
 json_string() {
@@ -43,6 +58,7 @@ user_json=$(json_string username "$username")
 password_json=$(json_string password "$password")
 monitoring_user_json=$(json_string monitoring-username "$monitoring_username")
 monitoring_password_json=$(json_string monitoring-password "$monitoring_password")
+operator_password_json=$(json_string operator-password "$operator_password")
 
 conf=$config_dir/rabbitmq.conf
 topology=$config_dir/definitions.json
@@ -67,8 +83,11 @@ chmod 400 "$HOME/.erlang.cookie"
 {
   printf '{"users": [\n'
   printf '  {"name": "%s", "password": "%s", "tags": []},\n' "$user_json" "$password_json"
-  printf '  {"name": "%s", "password": "%s", "tags": ["monitoring"]}\n' "$monitoring_user_json" "$monitoring_password_json"
-  printf '],\n"permissions": [\n'
+  printf '  {"name": "%s", "password": "%s", "tags": ["monitoring"]}' "$monitoring_user_json" "$monitoring_password_json"
+  if [ -n "$operator_password" ]; then
+    printf ',\n  {"name": "scalableapp-operator", "password": "%s", "tags": ["administrator"]}' "$operator_password_json"
+  fi
+  printf '\n],\n"permissions": [\n'
   printf '  {"user": "%s", "vhost": "/", ' "$user_json"
   tail -c +2 "$app_permissions" | tr -d '\n'
   printf ',\n  {"user": "%s", "vhost": "/", "configure": "^$", "write": "^$", "read": "^$"}\n' "$monitoring_user_json"

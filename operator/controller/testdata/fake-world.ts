@@ -4,6 +4,8 @@ import type { PostgresLogins } from '../../dataplane/postgres/logins.ts';
 import { AppLoginRotation } from '../app-login-rotation.ts';
 import { CachePasswordRotation } from '../cache-password-rotation.ts';
 import type { CacheUsers } from '../../dataplane/redis-admin.ts';
+import type { BrokerUsers } from '../../dataplane/rabbitmq/users.ts';
+import { QueueLoginRotation } from '../queue-login-rotation.ts';
 import type {
   KubernetesObject,
   V1DeploymentStatus,
@@ -54,6 +56,8 @@ export interface WorldOptions {
   logins?: PostgresLogins;
   /** The cache servers' passwords a rotation of the app's cache password sets (default: none runs). */
   cacheUsers?: CacheUsers;
+  /** The broker's logins a rotation of the app's queue password uses (default: none runs). */
+  queueUsers?: BrokerUsers;
 }
 
 const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
@@ -197,6 +201,7 @@ export function fakeWorld(o: WorldOptions) {
         }
       : {}),
     ...(o.cacheUsers ? { cachePasswords: new CachePasswordRotation({ usersFor: () => o.cacheUsers! }) } : {}),
+    ...(o.queueUsers ? { queueLogins: new QueueLoginRotation({ usersFor: () => o.queueUsers! }) } : {}),
     log,
     now: () => new Date(o.now ?? Date.parse('2025-06-01T12:00:00Z')),
   });

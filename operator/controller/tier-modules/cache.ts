@@ -22,9 +22,8 @@ import { issuedCertificates } from '../issued-certificates.ts';
 import { selectorLabels } from '../../tiers/labels.ts';
 import type { ObservedFacts } from '../../tiers/objects.ts';
 import { generatedSecret } from '../generated-secrets.ts';
-import { appKey } from '../app-memory.ts';
 import { nodesOf } from '../cache-primary.ts';
-import { appPodsView, rotationDecisions } from './rotation-decisions.ts';
+import { appRotationScope, rotationDecisions } from './rotation-decisions.ts';
 import { noDecisions, type Decisions, type TierContext, type TierModule } from '../tier-module.ts';
 import {
   diagnosed,
@@ -163,14 +162,12 @@ async function rotateCachePassword(ctx: TierContext, app: ScalableApp, d: Decisi
     secret,
     () =>
       rotation.step({
-        app: appKey(app),
-        secret,
+        ...appRotationScope(ctx, app, d.facts, secret),
         password,
         pods: ctx.children.select('Pod', ns, selectorLabels(app, CACHE)) as V1Pod[],
         configHash: () => (hash ??= cacheConfigHash(app, d.facts)),
         node: nodesOf(app, d.facts),
         operatorPassword: d.facts.cacheLogins?.operator,
-        ...appPodsView(ctx, app, d.facts),
       }),
     (facts, cachePassword) => ({ ...facts, cachePassword }),
   );

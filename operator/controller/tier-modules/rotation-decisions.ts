@@ -8,6 +8,15 @@ import { ANNOTATION, LABEL } from '../../tiers/labels.ts';
 import type { ObservedFacts } from '../../tiers/objects.ts';
 import { ROTATION_RECHECK_MS, type AppPodsView, type RotationStep } from '../rotation.ts';
 import type { Decisions, TierContext } from '../tier-module.ts';
+import { appKey } from '../app-memory.ts';
+
+/** What a rotation of one app's Secret knows of the app: its key, the Secret, and the app's pods. */
+export const appRotationScope = (
+  ctx: Pick<TierContext, 'children'>,
+  app: ScalableApp,
+  facts: ObservedFacts,
+  secret: string,
+) => ({ app: appKey(app), secret, ...appPodsView(ctx, app, facts) });
 
 export function appPodsView(
   ctx: Pick<TierContext, 'children'>,

@@ -51,9 +51,15 @@ export class BrokerApiError extends Error {
   }
 }
 
-/** The management API's JSON over HTTP, authenticated, read-only; `path` starts with /api/. */
+/** The management API's JSON over HTTP, authenticated; `path` starts with /api/. */
 export interface ManagementApi {
   get<T>(path: string): Promise<T>;
+  /**
+   * Writes need a login that may make them (the monitoring one may not). `what` names the request
+   * in errors instead of its path, when the path holds a login's name.
+   */
+  put(path: string, body: unknown, what?: string): Promise<void>;
+  delete(path: string, what?: string): Promise<void>;
   /** Closes the connection pool of an https API (its own, for its CA); nothing to do for http. */
   close(): Promise<void>;
 }
@@ -72,14 +78,19 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
   const authorization = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
   const timeoutMs = o.timeoutMs ?? 5000;
 
-  async function request<T>(method: string, path: string): Promise<T> {
-    const what = `${method} ${base}${path}`;
+  async function request<T>(method: string, path: string, body?: unknown, label?: string): Promise<T> {
+    const what = label ? `${label} (${method} ${base})` : `${method} ${base}${path}`;
     let res: Response;
     let text: string;
     try {
       res = await fetch(`${base}${path}`, {
         method,
-        headers: { authorization, accept: 'application/json' },
+        headers: {
+          authorization,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(timeoutMs),
         ...(dispatcher ? { dispatcher } : {}),
       });
@@ -114,7 +125,12 @@ export function managementApi(o: BrokerAdminOptions): ManagementApi {
     }
   }
 
-  return { get: (path) => request('GET', path), close: async () => dispatcher?.close() };
+  return {
+    get: (path) => request('GET', path),
+    put: (path, body, what) => request('PUT', path, body, what),
+    delete: (path, what) => request('DELETE', path, undefined, what),
+    close: async () => dispatcher?.close(),
+  };
 }
 
 /** A queue as GET /api/queues/<vhost>/<name> describes it (the fields we read). */
