@@ -68,12 +68,17 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
 
     const creds = decodeSecret(json<any>(['get', 'secret', 'photos-mq-credentials', '-n', ns]));
     expect(Object.keys(creds).sort()).toEqual([
+      'app-login',
+      'app-login-password',
       'erlang-cookie',
       'monitoring-password',
       'monitoring-username',
+      'operator-password',
       'password',
       'username',
     ]);
+    // The operator's record of the app's login: what the brokers booted with.
+    expect([creds['app-login'], creds['app-login-password']]).toEqual([creds.username, creds.password]);
     const conn = decodeSecret(json<any>(['get', 'secret', 'photos-connection', '-n', ns]));
     // TLS by default: amqps:// and the app's CA to check the broker against.
     expect(conn.QUEUE_URL).toBe(
@@ -92,6 +97,7 @@ describe('a clustered broker with two queues, an autoscaled consumer and a fixed
     expect(visible).not.toContain(creds.password);
     expect(visible).not.toContain(creds['erlang-cookie']);
     expect(visible).not.toContain(creds['monitoring-password']);
+    expect(visible).not.toContain(creds['operator-password']);
     expect(conn).not.toHaveProperty('QUEUE_MANAGEMENT_URL');
   });
 
