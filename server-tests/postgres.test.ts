@@ -76,6 +76,35 @@ function signal(pids: number[], sig: NodeJS.Signals): void {
   for (const pid of pids) process.kill(pid, sig);
 }
 
+/**
+ * Inserts notes 1, 2, ... one commit at a time into `i` until stopped or the server fails; the ids
+ * it acknowledged, in order. stop() waits for the writer (kill the server first if a commit hangs).
+ */
+function writeUntilStopped(i: LocalInstance): { acknowledged: number[]; stop: () => Promise<void> } {
+  const acknowledged: number[] = [];
+  let stopped = false;
+  const writer = (async () => {
+    const conn = await i.connect();
+    try {
+      for (let id = 1; !stopped; id++) {
+        await conn.query('INSERT INTO notes (id, body) VALUES ($1, $2)', [id, `note ${id}`]);
+        acknowledged.push(id);
+      }
+    } catch {
+      // The server died mid-commit: that commit was not acknowledged.
+    } finally {
+      await conn.end().catch(() => {});
+    }
+  })();
+  return {
+    acknowledged,
+    stop: async () => {
+      stopped = true;
+      await writer;
+    },
+  };
+}
+
 async function primaries(c: LocalCluster): Promise<string[]> {
   const running = c.instances.filter((i) => i.running);
   const inRecovery = await Promise.all(running.map((i) => i.inRecovery()));
@@ -181,30 +210,15 @@ describe('failover, synchronous replication (ANY 1)', () => {
     async () => {
       const c = await startCluster(1);
       const [old, lagging, current] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
-      // pg-1 stops receiving (its walreceiver frozen): from now on pg-2 alone acknowledges. pg-1 is
-      // also the lower name, so a choice by name instead of position would lose commits.
-      const walreceiver = lagging.pids('walreceiver');
-      signal(walreceiver, 'SIGSTOP');
+      // pg-1 stops receiving (detached, as a failover detaches): from now on pg-2 alone acknowledges.
+      // pg-1 is also the lower name, so a choice by name instead of position would lose commits.
+      await c.admin.detach(lagging.node);
+      expect(lagging.pids('walreceiver')).toEqual([]);
 
-      const acknowledged: number[] = [];
-      let stop = false;
-      const writer = (async () => {
-        const conn = await old.connect();
-        try {
-          for (let id = 1; !stop; id++) {
-            await conn.query('INSERT INTO notes (id, body) VALUES ($1, $2)', [id, `note ${id}`]);
-            acknowledged.push(id);
-          }
-        } catch {
-          // The primary died mid-commit: that commit was not acknowledged.
-        } finally {
-          await conn.end().catch(() => {});
-        }
-      })();
+      const { acknowledged, stop } = writeUntilStopped(old);
       await until('200 acknowledged commits', async () => acknowledged.length >= 200);
       await old.kill9();
-      stop = true;
-      await writer;
+      await stop();
 
       // What a promotion of pg-1 would have lost:
       expect(await present(lagging, acknowledged)).toBeLessThan(acknowledged.length);
@@ -216,10 +230,45 @@ describe('failover, synchronous replication (ANY 1)', () => {
       expect(await present(current, acknowledged)).toBe(acknowledged.length);
 
       // The lagging standby resumes, now from the new primary, and catches up on all of it.
-      signal(walreceiver, 'SIGCONT');
       await until('the lagging standby to catch up', async () => {
         return (await present(lagging, acknowledged)) === acknowledged.length;
       });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'loses no acknowledged commit to an old primary the operator cannot reach but its standbys and clients can: they stop receiving first',
+    async () => {
+      const c = await startCluster(1);
+      const [old, a, b] = c.instances as [LocalInstance, LocalInstance, LocalInstance];
+      // What the operator sees of the old primary: nothing answers there (cut off from us, or a
+      // force-deleted pod's container still running at an address no Service names).
+      const unreachable = { ...old.node, port: await freePort() };
+      const { acknowledged, stop } = writeUntilStopped(old);
+      await until('100 acknowledged commits', async () => acknowledged.length >= 100);
+      const d = await decidePostgresFailover(
+        c.nodes.map((n) => (n.name === old.name ? unreachable : n)),
+        unreachable,
+        c.admin,
+        {
+          synchronousReplicas: 1,
+        },
+      );
+      if (d.kind !== 'promoted') throw new Error(`expected a promotion, got ${JSON.stringify(d)}`);
+      // The old primary still runs and the writer still writes to it, but with both standbys detached
+      // no commit is acknowledged any more: it waits for a synchronous standby.
+      const atDecision = acknowledged.length;
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(acknowledged.length).toBe(atDecision);
+      const promoted = c.get(d.newPrimary.name);
+      expect(await present(promoted, acknowledged)).toBe(acknowledged.length);
+      // The other standby follows the new primary: it received nothing past the fork point.
+      const other = promoted === a ? b : a;
+      await insert(promoted, 1_000_000, 'after the failover');
+      await hasBody(other, 'after the failover');
+      await old.kill9();
+      await stop();
     },
     TEST_TIMEOUT,
   );

@@ -30,6 +30,8 @@ function fakeAdmin(up: Set<string>, states: Map<string, PgState>) {
     follow: async (n: PgNode, p: PgNode) =>
       void calls.push(`follow ${n.name} -> ${p.name}${p.streamHost ? ` at ${p.streamHost}` : ''}`),
     fence: async (n) => void calls.push(`fence ${n.name}`),
+    // The order of detaching and reading positions is failover.ts's, tested there.
+    detach: async () => {},
   };
   return { admin, calls };
 }
@@ -284,6 +286,20 @@ describe('DatabasePrimary', () => {
         ['shop-db-0', { role: 'primary', lsn: 200n }],
         ['shop-db-1', { role: 'replica', lsn: 200n, upstream: '10.0.0.0' }],
         ['shop-db-2', { role: 'replica', lsn: 200n }], // names no host: nothing to compare
+      ],
+    );
+    await dp.decide(parseApp({ database: { replicas: 2 } }), facts);
+    expect(calls).toEqual(['follow shop-db-1 -> shop-db-0 at shop-db-0.shop-db-headless.prod.svc']);
+  });
+
+  it('points a standby a refused failover left detached (no upstream, not streaming) back at the primary', async () => {
+    const { dp, calls } = setup(
+      three(true),
+      ['shop-db-0', 'shop-db-1', 'shop-db-2'],
+      [
+        ['shop-db-0', { role: 'primary', lsn: 200n }],
+        ['shop-db-1', { role: 'replica', lsn: 200n, streaming: false }],
+        ['shop-db-2', { role: 'replica', lsn: 200n, streaming: true, upstream: dns('shop-db-0') }],
       ],
     );
     await dp.decide(parseApp({ database: { replicas: 2 } }), facts);

@@ -305,10 +305,11 @@ export class DatabasePrimary {
    * answer (still cut off, cloning, rewinding) is asked again only after STRAY_RECHECK_MS, so the
    * app's other reconciles do not wait for its connection timeout each time.
    *
-   * A standby whose primary_conninfo names another host than the primary's is pointed at it: a
-   * failover's repoint that failed (promotion leaves such a standby out of its followers) would
-   * otherwise stream from nowhere until the pod restarts, and with synchronous replication the
-   * primary's commits could wait on it all that time. Each incarnation is asked after every move.
+   * A standby whose primary_conninfo names another host than the primary's, or none, is pointed at
+   * it: a failover's repoint that failed (promotion leaves such a standby out of its followers), or
+   * a failover that detached it and then refused, would otherwise stream from nowhere until the pod
+   * restarts, and with synchronous replication the primary's commits could wait on it all that
+   * time. Each incarnation is asked after every move.
    */
   private async strayPrimaries(
     pods: V1Pod[],
@@ -357,7 +358,10 @@ export class DatabasePrimary {
         continue;
       }
       // A failure here fails the check (an Event); the incarnation stays unverified and is asked again.
-      if (state.upstream !== undefined && state.upstream !== primaryNode.streamHost)
+      // No upstream and not streaming: a failover detached it and then did not promote (the old
+      // primary came back, or too few standbys answered to be safe).
+      const detached = state.upstream === undefined && state.streaming === false;
+      if ((state.upstream !== undefined && state.upstream !== primaryNode.streamHost) || detached)
         await admin.follow(node(p), primaryNode);
       if (state.streaming === false) {
         const stall = this.stalledStandby(name, id, state.lsn, primary, memory, now);

@@ -58,6 +58,7 @@ export function simulatedPostgresAdmin(
       promoted.delete(n.name);
     },
     async fence() {},
+    async detach() {},
   };
 }
 

@@ -1,6 +1,7 @@
 // The few administrative operations Postgres failover needs, behind an interface: the decisions in
 // failover.ts run against real servers through pgAdmin (the operator, the data-plane tests) and
 // against an in-memory fake (unit tests).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import { Client, escapeLiteral } from 'pg';
 import { DEFAULT_REPLICATION_USER, DEFAULT_SUPERUSER } from '../../server-config/postgres.ts';
@@ -69,6 +70,14 @@ export interface PostgresAdmin {
    * become a standby by a restart (the instance script rewinds it).
    */
   follow(n: PgNode, primary: PgNode): Promise<void>;
+  /**
+   * Stops a standby receiving WAL: primary_conninfo emptied (ALTER SYSTEM, then a reload), and waits
+   * until its WAL receiver has exited, so that the position it reports no longer moves and it flushes
+   * (acknowledges) nothing more for any primary. `follow` attaches it again. Nothing to do on a
+   * primary (one a retried failover promoted already). Fails when the receiver is still there after
+   * the call's timeout.
+   */
+  detach(n: PgNode): Promise<void>;
   /**
    * Best effort against writes on a primary that is being replaced: new transactions default to
    * read-only (ALTER SYSTEM, so it survives a restart until the instance script starts the node as
@@ -277,6 +286,24 @@ export function pgAdmin(o: PgAdminOptions): PostgresAdmin {
         const conninfo = primaryConninfo(primary, n.name, replicationUser, n.tls?.caFile);
         await c.query(`ALTER SYSTEM SET primary_conninfo = ${escapeLiteral(conninfo)}`);
         await c.query('SELECT pg_reload_conf()');
+      }),
+
+    detach: (n) =>
+      on(n, 'stopping its WAL receiver', async (c) => {
+        if (!(await inRecovery(c))) return; // a primary receives no WAL
+        await c.query(`ALTER SYSTEM SET primary_conninfo = ''`);
+        await c.query('SELECT pg_reload_conf()');
+        // The startup process stops the receiver once it sees the setting (at once while it waits
+        // for WAL, as a streaming standby does); the view has no row without a receiver.
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const { rows } = await c.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pg_stat_wal_receiver',
+          );
+          if (rows[0]!.n === 0) return;
+          if (Date.now() >= deadline) throw new Error(`its WAL receiver still ran after ${timeoutMs} ms`);
+          await sleep(50);
+        }
       }),
 
     fence: (n) =>

@@ -10,6 +10,7 @@ type FakeNode = {
   /** Answers ping but fails to report its state. */
   brokenState?: boolean;
   failsFollow?: boolean;
+  failsDetach?: boolean;
   /** A replica whose position advances by this much on every state() read. */
   catchUpBy?: bigint;
 };
@@ -65,6 +66,13 @@ class FakePostgres implements PostgresAdmin {
     s.primary = primary.name;
   }
 
+  async detach(n: PgNode): Promise<void> {
+    this.calls.push(`detach ${n.name}`);
+    const s = this.#reach(n);
+    if (s.failsDetach) throw new Error('cannot detach');
+    delete s.primary;
+  }
+
   async fence(n: PgNode): Promise<void> {
     this.calls.push(`fence ${n.name}`);
     this.#reach(n).fenced = true;
@@ -76,7 +84,7 @@ class FakePostgres implements PostgresAdmin {
   }
 
   mutations(): string[] {
-    return this.calls.filter((c) => /^(promote|follow|fence)/.test(c));
+    return this.calls.filter((c) => /^(promote|follow|fence|detach)/.test(c));
   }
 }
 
@@ -141,11 +149,40 @@ describe('decidePostgresFailover', () => {
     expect(d).toMatchObject({ newPrimary: { name: 'db-2' } });
   });
 
-  it('fences the old primary before reading positions and promoting', async () => {
+  it('fences the old primary and detaches each standby before reading its position and promoting', async () => {
     const { admin, primary } = lostPrimary({ 'db-1': 900 });
     await decidePostgresFailover(admin.nodes, primary, admin, async);
-    const order = admin.calls.filter((c) => /^(fence|state|promote)/.test(c));
-    expect(order).toEqual(['fence db-0', 'state db-1', 'promote db-1']);
+    const order = admin.calls.filter((c) => /^(fence|detach|state|promote)/.test(c));
+    expect(order).toEqual(['fence db-0', 'detach db-1', 'state db-1', 'promote db-1']);
+  });
+
+  it('leaves no standby receiving from an old primary out of our reach: nothing it acknowledges is missing from the one promoted', async () => {
+    // ANY 1 of 2: the old primary, cut off from us but not from its standbys, or force-deleted with
+    // its container still running, acknowledges whatever one standby flushes. Each standby stops
+    // receiving before its position is read, so the position is final and no commit is acknowledged
+    // after it; the one not promoted follows the new primary.
+    const { admin, primary } = lostPrimary({ 'db-1': 900, 'db-2': 950 });
+    const d = await decidePostgresFailover(admin.nodes, primary, admin, { synchronousReplicas: 1 });
+    expect(d).toMatchObject({
+      kind: 'promoted',
+      newPrimary: { name: 'db-2' },
+      followers: [{ name: 'db-1' }],
+    });
+    const detached = (name: string) => admin.calls.indexOf(`detach ${name}`);
+    for (const name of ['db-1', 'db-2']) {
+      expect(detached(name)).toBeGreaterThan(-1);
+      expect(detached(name)).toBeLessThan(admin.calls.indexOf(`state ${name}`));
+    }
+    expect(admin.get('db-1').primary).toBe('db-2');
+  });
+
+  it('counts a standby that cannot be detached as not answering: it may still acknowledge for the old primary', async () => {
+    const { admin, primary } = lostPrimary({ 'db-1': 900, 'db-2': 990 });
+    admin.get('db-2').failsDetach = true;
+    const d = await decidePostgresFailover(admin.nodes, primary, admin, { synchronousReplicas: 1 });
+    expect(d).toMatchObject({ kind: 'refused', reason: expect.stringContaining('1 of 2 standbys answer') });
+    expect(admin.calls).not.toContain('state db-2');
+    expect(admin.mutations().filter((c) => c.startsWith('promote'))).toEqual([]);
   });
 
   it('reports a fence that took: the old primary was reachable after all, and takes no writes', async () => {
@@ -240,7 +277,9 @@ describe('decidePostgresFailover', () => {
       admin.get('db-2').brokenState = true;
       const d = await decidePostgresFailover(admin.nodes, primary, admin, { synchronousReplicas: 1 });
       expect(d).toMatchObject({ kind: 'refused', reason: expect.stringContaining('1 of 2 standbys answer') });
-      expect(admin.mutations()).toEqual(['fence db-0']);
+      // Both stay detached: the next pass detaches them again, or, with the old primary back, the
+      // operator points them at it (database-primary.ts: a standby with no upstream follows).
+      expect(admin.mutations()).toEqual(['fence db-0', 'detach db-1', 'detach db-2']);
     });
 
     it('refuses when given fewer nodes than k standbys: the count must include every instance', async () => {

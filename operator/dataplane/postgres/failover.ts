@@ -10,8 +10,12 @@
 //   commit was flushed by at least k standbys. Among any N − k + 1 standbys at least one of those k
 //   is present, and the most advanced of them holds every acknowledged commit. So it promotes only
 //   when at least N − k + 1 standbys answer, and refuses otherwise: waiting is better than losing an
-//   acknowledged write. The LSN is read after the fence, so a primary that only seemed lost cannot
-//   acknowledge a commit on a standby we did not pick between our reading and the promotion.
+//   acknowledged write. Those standbys stop receiving WAL before their positions are read (detach):
+//   the old primary may only seem lost (cut off from us, not from them, or a force-deleted pod whose
+//   container still runs), and with N − k + 1 detached at most k − 1 still flush for it, too few to
+//   acknowledge a commit. So nothing it acknowledges is missing from the standby we pick, and no
+//   standby receives WAL past the new primary's fork point (it could not follow it after). The fence
+//   alone cannot do that when the old primary is out of our reach.
 // - The old primary is fenced (best effort: it is usually unreachable). It comes back as a standby
 //   when its pod restarts: the instance script sees it is not the recorded primary and rewinds it.
 //
@@ -112,8 +116,12 @@ export async function decidePostgresFailover(
   );
   const observed = await Promise.all(
     answering.map(async (node) => {
-      // A node that answered a ping but fails to report its state is as good as unreachable.
-      const state = await admin.state(node).catch(() => undefined);
+      // A standby that answered a ping but cannot be detached or report its state is as good as
+      // unreachable: it may still receive (and acknowledge) WAL of the old primary.
+      const state = await admin
+        .detach(node)
+        .then(() => admin.state(node))
+        .catch(() => undefined);
       return state && { node, state };
     }),
   );
