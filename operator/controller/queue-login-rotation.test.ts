@@ -3,12 +3,13 @@ import type { BrokerUsers } from '../dataplane/rabbitmq/users.ts';
 import type { QueueCredentials } from '../tiers/objects.ts';
 import { ANNOTATION } from '../tiers/labels.ts';
 import { runningContainer } from './testdata/pods.ts';
+import { BROKER_CONTAINER } from '../tiers/queue.ts';
 import { QueueLoginRotation, type QueueLoginScope } from './queue-login-rotation.ts';
 
 /** A broker pod: ready unless told; `restarts` names its incarnation. */
 const broker = (name: string, o: { ready?: boolean; restarts?: number } = {}): V1Pod => ({
   metadata: { name, uid: `uid-${name}` },
-  status: { containerStatuses: [runningContainer('metrics'), runningContainer('queue', o)] },
+  status: { containerStatuses: [runningContainer('metrics'), runningContainer(BROKER_CONTAINER, o)] },
 });
 const appPod = (name: string, hash: string): V1Pod => ({
   metadata: { name, annotations: { [ANNOTATION.connectionHash]: hash } },

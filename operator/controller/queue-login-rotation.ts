@@ -19,7 +19,7 @@ import type { BrokerUsers } from '../dataplane/rabbitmq/users.ts';
 import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
 import { CREDENTIAL_FILES, appLoginPair, type VhostPermissions } from '../server-config/rabbitmq.ts';
 import type { AppLoginRecord, QueueCredentials } from '../tiers/objects.ts';
-import { QUEUE, queueAppLogin } from '../tiers/queue.ts';
+import { BROKER_CONTAINER, queueAppLogin } from '../tiers/queue.ts';
 import { AppMemory } from './app-memory.ts';
 import { ROTATION_RECHECK_MS, podsOnOldUrls, type AppPodsView, type RotationStep } from './rotation.ts';
 
@@ -51,7 +51,7 @@ export interface QueueLoginRotationDeps {
 
 /** What the record was put back with on a broker incarnation (a digest: no password kept). */
 const restoredKey = (p: V1Pod, login: AppLoginRecord, permissions: VhostPermissions) =>
-  `${incarnation(p, QUEUE)}/${createHash('sha256')
+  `${incarnation(p, BROKER_CONTAINER)}/${createHash('sha256')
     .update(JSON.stringify([login.name, login.password, login.retiring ?? '', permissions]))
     .digest('base64')}`;
 
@@ -128,7 +128,9 @@ export class QueueLoginRotation {
 
   /** Why a login cannot be switched now, or undefined when every broker is ready. */
   private allBrokersReady(scope: QueueLoginScope): string | undefined {
-    const unready = scope.brokers.filter((p) => !isContainerReady(p, QUEUE)).map((p) => p.metadata?.name);
+    const unready = scope.brokers
+      .filter((p) => !isContainerReady(p, BROKER_CONTAINER))
+      .map((p) => p.metadata?.name);
     if (unready.length > 0) return `broker(s) not ready: ${unready.join(', ')}`;
     if (scope.brokers.length < scope.replicas)
       return `${scope.brokers.length} of ${scope.replicas} brokers run`;
@@ -143,7 +145,8 @@ export class QueueLoginRotation {
   private async restore(scope: QueueLoginScope, current: AppLoginRecord): Promise<void> {
     const restored = this.restored.of(scope.app);
     const fresh = scope.brokers.filter(
-      (p) => isContainerReady(p, QUEUE) && !restored.has(restoredKey(p, current, scope.permissions)),
+      (p) =>
+        isContainerReady(p, BROKER_CONTAINER) && !restored.has(restoredKey(p, current, scope.permissions)),
     );
     if (fresh.length === 0) return;
     await this.users(scope, async (u) => {
@@ -159,7 +162,7 @@ export class QueueLoginRotation {
   private remember(scope: QueueLoginScope, login: AppLoginRecord): void {
     const restored = this.restored.of(scope.app);
     for (const p of scope.brokers)
-      if (isContainerReady(p, QUEUE)) restored.add(restoredKey(p, login, scope.permissions));
+      if (isContainerReady(p, BROKER_CONTAINER)) restored.add(restoredKey(p, login, scope.permissions));
   }
 
   private async users<T>(scope: QueueLoginScope, call: (u: BrokerUsers) => Promise<T>): Promise<T> {

@@ -3,6 +3,7 @@
 import type { V1Deployment, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
 import { ANNOTATION, ROLE_LABEL, selectorLabels } from '../tiers/labels.ts';
+import { BROKER_CONTAINER } from '../tiers/queue.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { DatabasePrimary } from './database-primary.ts';
 import { runningContainer } from './testdata/pods.ts';
@@ -476,7 +477,7 @@ describe("a rotation of the app's queue password", () => {
       uid: 'mq0',
       labels: selectorLabels(parseApp({}, 'shop', 'prod'), 'queue'),
     },
-    status: { podIP: '10.0.0.9', containerStatuses: [runningContainer('queue', { restarts })] },
+    status: { podIP: '10.0.0.9', containerStatuses: [runningContainer(BROKER_CONTAINER, { restarts })] },
   });
 
   it('switches the URLs to the other login once the broker has it, deletes the old one when every pod rolled and no connection uses it, and then writes nothing', async () => {

@@ -35,6 +35,8 @@ import { secretWith } from './secrets.ts';
 import { CA_FILE, SERVER_TLS_PATHS, serverTlsSecret, serverTlsVolume, serviceDnsNames } from './tls.ts';
 
 export const QUEUE = 'queue';
+/** The broker's container: what its readiness and incarnation are read from (the exporter's is apart). */
+export const BROKER_CONTAINER = 'rabbitmq';
 /** The uid and gid of the `rabbitmq` user in the official image, which owns what the broker writes. */
 export const RABBITMQ_UID = 999;
 /** How long a broker may take to open its AMQP port: twice the longest wait for its peers. */
@@ -242,7 +244,7 @@ export function mqStatefulSet(app: ScalableApp): V1StatefulSet & Child {
           terminationGracePeriodSeconds: 120,
           containers: [
             {
-              name: 'rabbitmq',
+              name: BROKER_CONTAINER,
               image: q.image,
               command: ['sh', `${PATHS.config}/${CONFIG_FILES.startScript}`],
               env: [
