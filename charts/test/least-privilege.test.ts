@@ -1,6 +1,7 @@
 // What #17 asks of every rendered object, the operator's (every sample, with every credential) and
 // the charts' (every sample through the umbrella chart): no data tier admits a whole namespace or
-// anyone at all, no broker login is an administrator, and no cache user may run everything. And what
+// anyone at all, no broker login is an administrator but the operator's own user administrator
+// (ADR 0027), which may open no vhost, and no cache user may run everything. And what
 // #16 asks of every PodDisruptionBudget: a pod that is not Ready never blocks a node drain.
 import type { RenderedObject } from './helm.ts';
 import { renderChart } from './helm.ts';
@@ -9,6 +10,7 @@ import { parseApp } from '../../operator/api/testdata/apps.ts';
 import { TIERS } from '../../operator/api/spec.ts';
 import { desiredState } from '../../operator/controller/desired-state.ts';
 import { ALL_FACTS } from '../../operator/tiers/testdata/facts.ts';
+import { QUEUE_OPERATOR_USER } from '../../operator/server-config/rabbitmq.ts';
 
 type Obj = { kind?: string; metadata?: { name?: string }; spec?: any; data?: Record<string, string> };
 
@@ -30,9 +32,13 @@ export function leastPrivilegeProblems(objects: readonly Obj[]) {
       }
     }
     if (o.kind === 'ConfigMap')
-      for (const [file, text] of Object.entries(o.data ?? {}))
-        if (/"tags":\s*\[[^\]]*"administrator"/.test(text))
-          problems.push(`${name}: ${file} makes a broker login an administrator`);
+      for (const [file, text] of Object.entries(o.data ?? {})) {
+        for (const [user] of text.matchAll(/\{[^{}]*"tags":\s*\[[^\]]*"administrator"[^{}]*\}/g))
+          if (/"name":\s*"([^"]*)"/.exec(user)?.[1] !== QUEUE_OPERATOR_USER)
+            problems.push(`${name}: ${file} makes a broker login an administrator`);
+        if (text.includes(`"user": "${QUEUE_OPERATOR_USER}"`))
+          problems.push(`${name}: ${file} lets the operator's user administrator into a vhost`);
+      }
     if (o.kind === 'Secret' && o.data?.['auth.conf']) {
       const conf = Buffer.from(o.data['auth.conf'], 'base64').toString();
       for (const line of conf.split('\n').filter((l) => l.startsWith('user ')))
@@ -132,6 +138,14 @@ describe('least privilege in every rendered object', () => {
         data: { 'd.json': '{"users":[{"tags": ["administrator"]}]}' },
       },
       {
+        kind: 'ConfigMap',
+        metadata: { name: 'mq-op' },
+        data: {
+          // The operator's user administrator is allowed; letting it into a vhost is not.
+          'start.sh': `{"name": "${QUEUE_OPERATOR_USER}", "tags": ["administrator"]} {"user": "${QUEUE_OPERATOR_USER}", "vhost": "/"}`,
+        },
+      },
+      {
         kind: 'Secret',
         metadata: { name: 'c' },
         data: { 'auth.conf': b64('user default on nopass ~* +@all\n') },
@@ -142,6 +156,6 @@ describe('least privilege in every rendered object', () => {
         data: { 'auth.conf': b64('user x on #ab ~* +@all -@admin\n') },
       },
     ]);
-    expect(r.problems).toHaveLength(6);
+    expect(r.problems).toHaveLength(7);
   });
 });
