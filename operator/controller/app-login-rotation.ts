@@ -26,12 +26,7 @@ import {
 import { CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
 import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
 import { AppMemory, appKey } from './app-memory.ts';
-import {
-  ROTATION_RECHECK_MS,
-  podsOnOldUrls,
-  type AppPodsView,
-  type RotationStep as GenericStep,
-} from './rotation.ts';
+import { waitForOldUrls, waitOn, type AppPodsView, type RotationStep as GenericStep } from './rotation.ts';
 import { nodeIn, pgServerReady, pgServerRunning } from './database-primary.ts';
 import type { PgNode } from '../dataplane/postgres/admin.ts';
 
@@ -80,11 +75,7 @@ export class AppLoginRotation {
     const key = `Secret ${scope.secret} key ${CREDENTIAL_FILES.appPassword}`;
     if (wanted !== current.password) {
       if (current.retiring) {
-        return {
-          kind: 'wait',
-          waiting: `${key} changed again while ${current.retiring} is retired from the last change`,
-          recheckMs: ROTATION_RECHECK_MS,
-        };
+        return waitOn(`${key} changed again while ${current.retiring} is retired from the last change`);
       }
       if (!verifierSafe(wanted)) {
         return {
@@ -93,8 +84,7 @@ export class AppLoginRotation {
         };
       }
       const primaries = this.primaries(scope);
-      if (typeof primaries === 'string')
-        return { kind: 'wait', waiting: primaries, recheckMs: ROTATION_RECHECK_MS };
+      if (typeof primaries === 'string') return waitOn(primaries);
       const next = otherLogin(current.name);
       const logins = this.d.loginsFor(credentials);
       // Every cluster first: the URLs switch only once every shard lets the new login in.
@@ -108,14 +98,8 @@ export class AppLoginRotation {
     const granted = await this.grantCurrent(scope, current);
     if (granted) return granted;
     if (!current.retiring) return { kind: 'steady' };
-    const stale = podsOnOldUrls(scope);
-    if (stale.length > 0) {
-      return {
-        kind: 'wait',
-        waiting: `${stale.length} pod(s) still hold the URLs of ${current.retiring}: ${stale.join(', ')}`,
-        recheckMs: ROTATION_RECHECK_MS,
-      };
-    }
+    const oldUrls = waitForOldUrls(scope, `of ${current.retiring}`);
+    if (oldUrls) return oldUrls;
     const logins = this.d.loginsFor(credentials);
     for (const cluster of scope.clusters) {
       // An instance that is not running holds no session; one running that cannot be asked may:
@@ -126,17 +110,12 @@ export class AppLoginRotation {
       for (const p of pods) {
         const sessions = await logins.sessions(nodeIn(cluster)(p), current.retiring);
         if (sessions > 0) {
-          return {
-            kind: 'wait',
-            waiting: `${sessions} session(s) of ${current.retiring} still open on ${p.metadata?.name}`,
-            recheckMs: ROTATION_RECHECK_MS,
-          };
+          return waitOn(`${sessions} session(s) of ${current.retiring} still open on ${p.metadata?.name}`);
         }
       }
     }
     const primaries = this.primaries(scope);
-    if (typeof primaries === 'string')
-      return { kind: 'wait', waiting: primaries, recheckMs: ROTATION_RECHECK_MS };
+    if (typeof primaries === 'string') return waitOn(primaries);
     for (const primary of primaries) await logins.disable(primary, current.retiring);
     const { retiring: _done, ...login } = current;
     return {

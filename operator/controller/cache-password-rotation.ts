@@ -20,7 +20,7 @@ import { ANNOTATION } from '../tiers/labels.ts';
 import { CACHE, CACHE_APP_RECORD_KEYS, CACHE_PASSWORD_KEYS } from '../tiers/cache.ts';
 import type { CacheAppPassword } from '../tiers/objects.ts';
 import { AppMemory } from './app-memory.ts';
-import { ROTATION_RECHECK_MS, podsOnOldUrls, type AppPodsView, type RotationStep } from './rotation.ts';
+import { waitForOldUrls, waitOn, type AppPodsView, type RotationStep } from './rotation.ts';
 
 /** One app's cache, as a rotation step sees it. */
 export interface CacheScope extends AppPodsView {
@@ -69,14 +69,10 @@ export class CachePasswordRotation {
     const key = `Secret ${scope.secret} key ${CACHE_PASSWORD_KEYS.app}`;
     if (password.wanted !== password.current) {
       if (password.retiring !== undefined) {
-        return {
-          kind: 'wait',
-          waiting: `${key} changed again while the previous password is retired from the last change`,
-          recheckMs: ROTATION_RECHECK_MS,
-        };
+        return waitOn(`${key} changed again while the previous password is retired from the last change`);
       }
       const notYet = this.allServersReady(scope);
-      if (notYet) return { kind: 'wait', waiting: notYet, recheckMs: ROTATION_RECHECK_MS };
+      if (notYet) return waitOn(notYet);
       // Every server first: the URLs name the new password only once each of them lets it in.
       const next = { ...password, current: password.wanted, retiring: password.current };
       await this.give(scope, scope.pods, next);
@@ -89,16 +85,10 @@ export class CachePasswordRotation {
     // Between rotations and during one, each server incarnation started since gets the list once.
     await this.give(scope, scope.pods, password, (p) => isContainerReady(p, CACHE) && current(scope)(p));
     if (password.retiring === undefined) return { kind: 'steady' };
-    const stale = podsOnOldUrls(scope);
-    if (stale.length > 0) {
-      return {
-        kind: 'wait',
-        waiting: `${stale.length} pod(s) still hold the URLs with the previous cache password: ${stale.join(', ')}`,
-        recheckMs: ROTATION_RECHECK_MS,
-      };
-    }
+    const oldUrls = waitForOldUrls(scope, `with the previous cache password`);
+    if (oldUrls) return oldUrls;
     const notYet = this.allServersReady(scope);
-    if (notYet) return { kind: 'wait', waiting: notYet, recheckMs: ROTATION_RECHECK_MS };
+    if (notYet) return waitOn(notYet);
     const { retiring: _done, ...done } = password;
     await this.give(scope, scope.pods, done);
     return {

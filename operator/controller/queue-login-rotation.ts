@@ -21,7 +21,7 @@ import { CREDENTIAL_FILES, appLoginPair, type VhostPermissions } from '../server
 import type { AppLoginRecord, QueueCredentials } from '../tiers/objects.ts';
 import { BROKER_CONTAINER, queueAppLogin } from '../tiers/queue.ts';
 import { AppMemory } from './app-memory.ts';
-import { ROTATION_RECHECK_MS, podsOnOldUrls, type AppPodsView, type RotationStep } from './rotation.ts';
+import { waitForOldUrls, waitOn, type AppPodsView, type RotationStep } from './rotation.ts';
 
 /** One app's broker, as a rotation step sees it. */
 export interface QueueLoginScope extends AppPodsView {
@@ -49,14 +49,19 @@ export interface QueueLoginRotationDeps {
   readonly usersFor: (broker: BrokerEndpoint, operatorPassword: string) => BrokerUsers;
 }
 
-/** What the record was put back with on a broker incarnation (a digest: no password kept). */
-const restoredKey = (p: V1Pod, login: AppLoginRecord, permissions: VhostPermissions) =>
-  `${incarnation(p, BROKER_CONTAINER)}/${createHash('sha256')
+/**
+ * The keys of the broker incarnations known to hold this record (a digest: no password kept), as
+ * a function of the pod: the digest is taken once per pass, not once per broker.
+ */
+const restoredKeys = (login: AppLoginRecord, permissions: VhostPermissions) => {
+  const digest = createHash('sha256')
     .update(JSON.stringify([login.name, login.password, login.retiring ?? '', permissions]))
-    .digest('base64')}`;
+    .digest('base64');
+  return (p: V1Pod) => `${incarnation(p, BROKER_CONTAINER)}/${digest}`;
+};
 
 export class QueueLoginRotation {
-  /** Per app: the broker incarnations after whose boot the record was put back (restoredKey). */
+  /** Per app: the broker incarnations after whose boot the record was put back (restoredKeys). */
   private readonly restored = new AppMemory(() => new Set<string>());
   private readonly d: QueueLoginRotationDeps;
   constructor(deps: QueueLoginRotationDeps) {
@@ -78,14 +83,10 @@ export class QueueLoginRotation {
     const key = `Secret ${scope.secret} key ${CREDENTIAL_FILES.password}`;
     if (credentials.password !== current.password || !pair.includes(current.name)) {
       if (current.retiring) {
-        return {
-          kind: 'wait',
-          waiting: `${key} changed again while the previous login is retired from the last change`,
-          recheckMs: ROTATION_RECHECK_MS,
-        };
+        return waitOn(`${key} changed again while the previous login is retired from the last change`);
       }
       const notYet = this.allBrokersReady(scope);
-      if (notYet) return { kind: 'wait', waiting: notYet, recheckMs: ROTATION_RECHECK_MS };
+      if (notYet) return waitOn(notYet);
       const next = pair.find((n) => n !== current.name)!;
       await this.users(scope, (u) => u.setLogin(next, credentials.password, scope.permissions));
       // Every incarnation seen so far has the new login too: it was added after they booted.
@@ -99,24 +100,16 @@ export class QueueLoginRotation {
     }
     await this.restore(scope, current);
     if (!current.retiring) return { kind: 'steady' };
-    const stale = podsOnOldUrls(scope);
-    if (stale.length > 0) {
-      return {
-        kind: 'wait',
-        waiting: `${stale.length} pod(s) still hold the URLs with the previous queue login: ${stale.join(', ')}`,
-        recheckMs: ROTATION_RECHECK_MS,
-      };
-    }
+    const oldUrls = waitForOldUrls(scope, `with the previous queue login`);
+    if (oldUrls) return oldUrls;
     const retiring = current.retiring;
-    const open = await this.users(scope, (u) => u.connections(retiring));
-    if (open > 0) {
-      return {
-        kind: 'wait',
-        waiting: `${open} connection(s) still logged in with the previous queue login`,
-        recheckMs: ROTATION_RECHECK_MS,
-      };
-    }
-    await this.users(scope, (u) => u.deleteLogin(retiring));
+    // One client (one TLS pool) for the count and the delete.
+    const open = await this.users(scope, async (u) => {
+      const n = await u.connections(retiring);
+      if (n === 0) await u.deleteLogin(retiring);
+      return n;
+    });
+    if (open > 0) return waitOn(`${open} connection(s) still logged in with the previous queue login`);
     const { retiring: _done, ...appLogin } = current;
     this.remember(scope, appLogin);
     return {
@@ -144,9 +137,9 @@ export class QueueLoginRotation {
    */
   private async restore(scope: QueueLoginScope, current: AppLoginRecord): Promise<void> {
     const restored = this.restored.of(scope.app);
+    const keyOf = restoredKeys(current, scope.permissions);
     const fresh = scope.brokers.filter(
-      (p) =>
-        isContainerReady(p, BROKER_CONTAINER) && !restored.has(restoredKey(p, current, scope.permissions)),
+      (p) => isContainerReady(p, BROKER_CONTAINER) && !restored.has(keyOf(p)),
     );
     if (fresh.length === 0) return;
     await this.users(scope, async (u) => {
@@ -155,14 +148,14 @@ export class QueueLoginRotation {
         if (other !== current.name && other !== current.retiring) await u.deleteLogin(other);
       }
     });
-    for (const p of fresh) restored.add(restoredKey(p, current, scope.permissions));
+    for (const p of fresh) restored.add(keyOf(p));
   }
 
   /** Every ready broker incarnation holds this record now (it was written after they booted). */
   private remember(scope: QueueLoginScope, login: AppLoginRecord): void {
     const restored = this.restored.of(scope.app);
-    for (const p of scope.brokers)
-      if (isContainerReady(p, BROKER_CONTAINER)) restored.add(restoredKey(p, login, scope.permissions));
+    const keyOf = restoredKeys(login, scope.permissions);
+    for (const p of scope.brokers) if (isContainerReady(p, BROKER_CONTAINER)) restored.add(keyOf(p));
   }
 
   private async users<T>(scope: QueueLoginScope, call: (u: BrokerUsers) => Promise<T>): Promise<T> {

@@ -34,6 +34,23 @@ export interface AppPodsView {
   readonly connectionHash: () => string;
 }
 
+/** A step that waits, saying on what (every rotation looks again after ROTATION_RECHECK_MS). */
+export const waitOn = (waiting: string): RotationStep<never> => ({
+  kind: 'wait',
+  waiting,
+  recheckMs: ROTATION_RECHECK_MS,
+});
+
+/**
+ * The wait while some of the app's pods still hold the URLs a retiring credential is in (`what`
+ * says which, as in "with the previous cache password"), or undefined once none does.
+ */
+export function waitForOldUrls(view: AppPodsView, what: string): RotationStep<never> | undefined {
+  const stale = podsOnOldUrls(view);
+  if (stale.length === 0) return undefined;
+  return waitOn(`${stale.length} pod(s) still hold the URLs ${what}: ${stale.join(', ')}`);
+}
+
 /** The app's pods that still hold URLs other than the ones they roll to, by name. */
 export function podsOnOldUrls(view: AppPodsView): string[] {
   const hash = view.connectionHash();
