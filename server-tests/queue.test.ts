@@ -106,13 +106,6 @@ async function outcome(url: string, op: (ch: amqp.Channel) => Promise<unknown>):
   );
 }
 
-const withLogin = (url: string, user: string, password: string) => {
-  const u = new URL(url);
-  u.username = encodeURIComponent(user);
-  u.password = encodeURIComponent(password);
-  return u.toString();
-};
-
 const bodies = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 describe('a single node', () => {
@@ -154,7 +147,7 @@ describe('a single node', () => {
     });
     expect(users).toHaveLength(3);
     // The operator's login manages users; it may not even open the vhost, let alone touch a message.
-    const operator = withLogin(n.amqpUrl, QUEUE_OPERATOR_USER, OPERATOR_PASSWORD);
+    const operator = n.urlFor({ user: QUEUE_OPERATOR_USER, password: OPERATOR_PASSWORD });
     expect(await loginOutcome(operator)).toMatch(/ConnectionClose/);
     expect(await loginOutcome(n.amqpUrl)).toBe('connected');
     const url = new URL(n.amqpUrl);
@@ -196,7 +189,7 @@ describe('a single node', () => {
       (err: BrokerApiError) => err.status,
     );
     expect(users).toBe(401);
-    const monitoring = withLogin(n.amqpUrl, MONITORING_USER, MONITORING_PASSWORD);
+    const monitoring = n.urlFor({ user: MONITORING_USER, password: MONITORING_PASSWORD });
     expect(await outcome(monitoring, (ch) => ch.get('photos'))).toMatch(
       /ACCESS_REFUSED - access to queue 'photos' in vhost '\/' refused for user 'scalableapp-monitor'/,
     );
@@ -316,6 +309,15 @@ describe('a single node', () => {
     "rotates the app's login as the operator does: both work meanwhile, an open connection is never cut, the old one goes",
     async () => {
       const n = b.nodes[0]!;
+      /** Node 0 restarted with the operator's record of the app's login in its Secret, or none. */
+      const restartWithRecord = async (login: { user: string; password: string } | undefined) => {
+        await b.setSecret(APP_LOGIN_KEYS.login, login?.user);
+        await b.setSecret(APP_LOGIN_KEYS.password, login?.password);
+        await b.shutdown(0);
+        await b.start(0);
+        // start() waits for the management API; AMQP opens last, after the definitions' import.
+        await eventually("node 0's AMQP port", () => portOpen(n.amqpPort), 60_000, 100);
+      };
       const users = brokerUsers({
         baseUrl: n.managementUrl,
         user: QUEUE_OPERATOR_USER,
@@ -363,19 +365,13 @@ describe('a single node', () => {
         expect(await loginOutcome(n.amqpUrl)).toMatch(/ACCESS_REFUSED/);
 
         // With the record, a restarted node gives the app the recorded login, and not the old one.
-        await b.setSecret(APP_LOGIN_KEYS.login, next.user);
-        await b.setSecret(APP_LOGIN_KEYS.password, next.password);
-        await b.shutdown(0);
-        await b.start(0);
+        await restartWithRecord(next);
         await b.publishAs(next, 'photos', ['after-a-restart']);
         expect(await loginOutcome(n.amqpUrl)).toMatch(/ACCESS_REFUSED/);
         // A node that boots from a Secret the kubelet has not refreshed yet (the record not there)
         // imports definitions other than the last imported ones, and brings the retired login back
         // with its old password: why the operator puts the record back after every broker incarnation.
-        await b.setSecret(APP_LOGIN_KEYS.login, undefined);
-        await b.setSecret(APP_LOGIN_KEYS.password, undefined);
-        await b.shutdown(0);
-        await b.start(0);
+        await restartWithRecord(undefined);
         expect(await loginOutcome(n.amqpUrl)).toBe('connected');
         expect(await loginOutcome(n.urlFor(next))).toBe('connected');
         await users.setLogin(next.user, next.password, appPermissions(QUEUES));
