@@ -46,7 +46,11 @@ write_kubeconfig() {
   fi
   token=$(kctl create token scalableapp-operator -n scalableapp-system --duration=24h)
   umask 077
-  cat > "$SA_KUBECONFIG" <<KC
+  # Written aside and renamed: two test lanes may write it at once, and a reader must never see a
+  # half-written file.
+  local tmp
+  tmp=$(mktemp "$SA_KUBECONFIG.XXXXXX")
+  cat > "$tmp" <<KC
 apiVersion: v1
 kind: Config
 clusters:
@@ -60,6 +64,7 @@ contexts:
   context: { cluster: local, user: scalableapp-operator, namespace: scalableapp-system }
 current-context: operator
 KC
+  mv -f "$tmp" "$SA_KUBECONFIG"
   echo "$SA_KUBECONFIG"
 }
 

@@ -36,23 +36,51 @@ if [[ $# -gt 0 ]]; then
   jest "$@"
   exit
 fi
-# Two lanes side by side. The unit and chart tests start no server and time nothing; they run at the
-# lowest CPU priority beside the data-plane and cluster tests, which spend most of their time waiting
-# on servers and pods, so the CPU they leave idle runs the others and the whole run is shorter by
-# about their duration. The cluster tests keep the CPU first whenever they want it.
+# Three lanes side by side, because almost all of a run is waiting (pods scheduled, images unpacked,
+# servers initialised, probes' periods) and run one after another they filled most of CI's 90 minutes:
+#  - the real node's tests (e2e/real-*), at normal priority, output live: the longest lane, and the
+#    one whose timing matters (failovers under writes), so it gets the CPU first whenever it wants it;
+#  - the data-plane tests (servers on loopback) and the cluster tests on simulated nodes, one file at
+#    a time, at a lower priority (nice 5: a quarter of a busy CPU, all of an idle one);
+#  - the unit and chart tests, which start no server and time nothing, at the lowest priority.
+# The two cluster lanes share one cluster, started here first when none runs (their global setups
+# would otherwise race to start it) and stopped at the end only when this run started it; every test
+# file works in namespaces of its own, with its own operator scoped to them.
+real_log=$(mktemp -t scalableapp-real-node.XXXXXX)
+loop_log=$(mktemp -t scalableapp-dataplane-simulated.XXXXXX)
 side_log=$(mktemp -t scalableapp-unit-charts.XXXXXX)
-main_log=$(mktemp -t scalableapp-dataplane-cluster.XXXXXX)
-trap 'rm -f "$side_log" "$main_log"' EXIT
-step "jest: unit and chart tests (lowest CPU priority, output at the end) beside the data-plane and cluster tests"
+started_cluster=0
+stop_cluster() {
+  if ((started_cluster)) && [[ ${SCALABLEAPP_KEEP_CLUSTER:-} != 1 ]]; then
+    step "stopping the cluster this run started"
+    bash "$here/cluster.sh" down || true
+  fi
+}
+trap 'rm -f "$real_log" "$loop_log" "$side_log"; stop_cluster' EXIT
+if ! bash "$here/cluster.sh" status >/dev/null 2>&1; then
+  step "starting the local cluster for the cluster tests (tools/cluster.sh up)"
+  bash "$here/cluster.sh" up
+  started_cluster=1
+fi
+real_files='e2e/real-'
+step "jest: unit and chart tests (lowest priority), data-plane and simulated-node tests (nice 5), real-node tests (output live); the other lanes' output at the end"
 nice -n 19 node --experimental-vm-modules node_modules/jest/bin/jest.js --ci --selectProjects unit charts >"$side_log" 2>&1 &
 side=$!
-main_status=0
-jest --selectProjects dataplane cluster 2>&1 | tee "$main_log" || main_status=$?
+nice -n 5 node --experimental-vm-modules node_modules/jest/bin/jest.js --ci --selectProjects dataplane cluster \
+  --testPathIgnorePatterns "$real_files" >"$loop_log" 2>&1 &
+loop=$!
+real_status=0
+jest --selectProjects cluster --testPathPattern "$real_files" 2>&1 | tee "$real_log" || real_status=$?
+loop_status=0
+wait "$loop" || loop_status=$?
 side_status=0
 wait "$side" || side_status=$?
+step "jest: the data-plane and simulated-node tests' output"
+cat "$loop_log"
 step "jest: the unit and chart tests' output"
 cat "$side_log"
 # The last lines say it all, for a log that keeps only its end: each lane's outcome, every failure.
-step "jest: unit and chart tests $( ((side_status == 0)) && echo passed || echo FAILED ); data-plane and cluster tests $( ((main_status == 0)) && echo passed || echo FAILED )"
-grep -h '^FAILED ' "$side_log" "$main_log" >&2 || true
-exit $((side_status != 0 || main_status != 0))
+outcome() { (($1 == 0)) && echo passed || echo FAILED; }
+step "jest: unit and chart tests $(outcome "$side_status"); data-plane and simulated-node tests $(outcome "$loop_status"); real-node tests $(outcome "$real_status")"
+grep -h '^FAILED ' "$side_log" "$loop_log" "$real_log" >&2 || true
+exit $((side_status != 0 || loop_status != 0 || real_status != 0))
