@@ -19,10 +19,7 @@ const logins = pgLogins({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 5
 
 beforeAll(async () => {
   // A synchronous standby: every commit of the app waits for it, and the operator's must not.
-  c = await LocalCluster.create({ names: ['pg-0', 'pg-1'], synchronousReplicas: 1 });
-  await c.startAll();
-  await c.get('pg-0').query('CREATE TABLE orders (id int PRIMARY KEY)');
-  await until('pg-1 to stream from pg-0', () => c.get('pg-1').inRecovery());
+  c = await LocalCluster.synchronousPair();
 }, TEST_TIMEOUT);
 afterAll(() => c?.destroy());
 

@@ -37,6 +37,7 @@ function setup(podsByCluster: Record<string, V1Pod[]>, sessions: Record<string, 
     },
     disable: async (n, login) => void calls.push(`disable ${n.name} ${login}`),
     sessions: async (n, login) => sessions[`${n.name}/${login}`] ?? 0,
+    setServerPasswords: async () => {},
   };
   const rotation = new AppLoginRotation({
     loginsFor: () => logins,

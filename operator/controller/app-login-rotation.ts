@@ -47,22 +47,26 @@ export interface AppLoginRotationDeps {
 
 const otherLogin = (login: string) => APP_LOGINS.find((l) => l !== login) ?? APP_USER;
 
-/** A primary's running incarnation (its pod's uid) given a login with a password (a digest of it). */
-const grantKey = (pod: V1Pod, login: string, password: string) =>
-  `${pod.metadata?.uid}/${login}/${createHash('sha256').update(password).digest('base64')}`;
-
-export class AppLoginRotation {
-  private readonly d: AppLoginRotationDeps;
-  /** Per app: the primaries known to let the current login in with its password (grantKey). */
-  private readonly granted = new AppMemory(() => new Set<string>());
+/**
+ * What the rotations on Postgres clusters share: their view of the pods and servers, and what each
+ * primary incarnation was given.
+ */
+export abstract class PgRotation {
+  protected readonly d: AppLoginRotationDeps;
+  protected readonly grants = new PrimaryGrants();
   constructor(deps: AppLoginRotationDeps) {
     this.d = deps;
   }
 
   forget(key: string): void {
-    this.granted.forget(key);
+    this.grants.forget(key);
   }
 
+  /** The next step for these credentials, done (at most one write to each server). */
+  abstract step(scope: LoginScope): Promise<RotationStep>;
+}
+
+export class AppLoginRotation extends PgRotation {
   /** The next step of a rotation of these credentials, done (at most one write to the servers). */
   async step(scope: LoginScope): Promise<RotationStep> {
     const { credentials } = scope;
@@ -134,17 +138,10 @@ export class AppLoginRotation {
     current: { name: string; password: string },
   ): Promise<RotationStep | undefined> {
     if (!verifierSafe(current.password)) return undefined; // a Secret the user made: kept as it is
-    const granted = this.granted.of(appKey(scope.clusters[0]?.app ?? { metadata: {} }));
-    const primaries = this.primaryPods(scope);
-    // Not ready yet: its pod turning ready brings the next pass.
-    if (typeof primaries === 'string') return undefined;
     const logins = this.d.loginsFor(scope.credentials);
-    for (const { pod, node } of primaries) {
-      const key = grantKey(pod, current.name, current.password);
-      if (granted.has(key)) continue;
-      await logins.enable(node, current.name, APP_USER, current.password);
-      granted.add(key);
-    }
+    await this.grants.giveOnce(this.d.pods, scope.clusters, [current.name, current.password], (node) =>
+      logins.enable(node, current.name, APP_USER, current.password),
+    );
     return undefined;
   }
 
@@ -154,16 +151,76 @@ export class AppLoginRotation {
     return typeof pods === 'string' ? pods : pods.map((p) => p.node);
   }
 
-  private primaryPods(scope: LoginScope): { pod: V1Pod; node: PgNode }[] | string {
-    const found = [];
-    for (const cluster of scope.clusters) {
-      const name = pgPrimary(cluster);
-      const pod = this.d
-        .pods(cluster.app.metadata.namespace ?? '', cluster.selector)
-        .find((p) => p.metadata?.name === name);
-      if (!pod || !pgServerReady(pod)) return `the primary ${name} is not ready`;
-      found.push({ pod, node: nodeIn(cluster)(pod) });
-    }
-    return found;
+  private primaryPods(scope: LoginScope): ReadyPrimary[] | string {
+    return readyPrimaries(this.d.pods, scope.clusters);
   }
+}
+
+/**
+ * What each primary incarnation (its pod's uid) was given, by a digest of it, per app: a login's
+ * password, the servers' passwords. Given once per incarnation, as a new or restarted primary may
+ * not have it (a change lost with an asynchronous primary, a new shard, an operator restart).
+ */
+export class PrimaryGrants {
+  private readonly given = new AppMemory(() => new Set<string>());
+
+  forget(key: string): void {
+    this.given.forget(key);
+  }
+
+  /** Gives `what` with `give` to every ready primary of `clusters` not known to have it. */
+  async giveOnce(
+    pods: AppLoginRotationDeps['pods'],
+    clusters: readonly PgCluster[],
+    what: readonly string[],
+    give: (node: PgNode) => Promise<void>,
+  ): Promise<void> {
+    // Not ready yet: its pod turning ready brings the next pass.
+    const primaries = readyPrimaries(pods, clusters);
+    if (typeof primaries === 'string') return;
+    for (const { pod, node } of primaries) {
+      if (this.has(clusters, pod, what)) continue;
+      await give(node);
+      this.mark(clusters, pod, what);
+    }
+  }
+
+  /** Records that `pod`, a primary of `clusters`, has `what` (given by a step of its own). */
+  mark(clusters: readonly PgCluster[], pod: V1Pod, what: readonly string[]): void {
+    this.of(clusters).add(grantKey(pod, what));
+  }
+
+  private has(clusters: readonly PgCluster[], pod: V1Pod, what: readonly string[]): boolean {
+    return this.of(clusters).has(grantKey(pod, what));
+  }
+
+  private of(clusters: readonly PgCluster[]): Set<string> {
+    return this.given.of(appKey(clusters[0]?.app ?? { metadata: {} }));
+  }
+}
+
+const grantKey = (pod: V1Pod, what: readonly string[]) =>
+  `${pod.metadata?.uid}/${createHash('sha256').update(what.join('\0')).digest('base64')}`;
+
+/** A cluster's primary, ready: its pod and how to reach it. */
+export interface ReadyPrimary {
+  readonly pod: V1Pod;
+  readonly node: PgNode;
+}
+
+/** Every cluster's ready primary, or why one is missing (its name). */
+export function readyPrimaries(
+  pods: AppLoginRotationDeps['pods'],
+  clusters: readonly PgCluster[],
+): ReadyPrimary[] | string {
+  const found = [];
+  for (const cluster of clusters) {
+    const name = pgPrimary(cluster);
+    const pod = pods(cluster.app.metadata.namespace ?? '', cluster.selector).find(
+      (p) => p.metadata?.name === name,
+    );
+    if (!pod || !pgServerReady(pod)) return `the primary ${name} is not ready`;
+    found.push({ pod, node: nodeIn(cluster)(pod) });
+  }
+  return found;
 }

@@ -14,6 +14,7 @@ import {
   pgInstanceNames,
   pgPrimary,
   selfFencing,
+  superuserPasswords,
   type DatabaseCredentials,
   type PgCluster,
 } from '../tiers/postgres-cluster.ts';
@@ -195,7 +196,8 @@ export class DatabasePrimary {
         ? {
             host: node.host,
             port: PG_PORT,
-            password: credentials.superuser,
+            // The heartbeat keeps one session: it logs in with what the servers were given.
+            password: superuserPasswords(credentials)[0],
             ...(node.tls ? { tls: { ca: node.tls.ca, servername: node.streamHost! } } : {}),
           }
         : undefined,

@@ -6,6 +6,7 @@ import type { DatabaseCredentials } from '../tiers/objects.ts';
 import type { TierContext } from './tier-module.ts';
 import { CREDENTIAL_FILES } from '../server-config/postgres-instance-script.ts';
 import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
+import { SERVER_PASSWORD_KEYS } from '../server-config/postgres-passfile.ts';
 
 /**
  * A Secret's values for `keys` as the informer's cache holds them or, when `usable` refuses those
@@ -69,16 +70,17 @@ export async function pgCredentials(
 ): Promise<DatabaseCredentials> {
   const f = CREDENTIAL_FILES;
   const k = APP_LOGIN_KEYS;
+  const s = SERVER_PASSWORD_KEYS;
   const {
     values: [superuser, replication, app, monitor],
-    records: [name, password, retiring],
+    records: [name, password, retiring, serverSuperuser, serverReplication, previousSuperuser],
   } = await generatedSecret(
     ctx,
     ns,
     secret,
     [f.superuserPassword, f.replicationPassword, f.appPassword, f.monitorPassword],
-    // The rotation's record (the operator writes it).
-    [k.login, k.password, k.retiring],
+    // The rotations' records (the operator writes them): the app's login, the servers' passwords.
+    [k.login, k.password, k.retiring, s.superuser, s.replication, s.previousSuperuser],
   );
   return {
     superuser: superuser!,
@@ -86,5 +88,14 @@ export async function pgCredentials(
     app: app!,
     monitor: monitor!,
     ...(name && password ? { appLogin: { name, password, ...(retiring ? { retiring } : {}) } } : {}),
+    ...(serverSuperuser && serverReplication
+      ? {
+          servers: {
+            superuser: serverSuperuser,
+            replication: serverReplication,
+            ...(previousSuperuser ? { previousSuperuser } : {}),
+          },
+        }
+      : {}),
   };
 }

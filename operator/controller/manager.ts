@@ -26,11 +26,12 @@ import {
   simulatedQueueDepth,
 } from '../dataplane/simulated-admin.ts';
 import { pgLogins } from '../dataplane/postgres/logins.ts';
-import { AppLoginRotation } from './app-login-rotation.ts';
+import { AppLoginRotation, type AppLoginRotationDeps } from './app-login-rotation.ts';
+import { ServerPasswordRotation } from './server-password-rotation.ts';
 import { DatabasePrimary } from './database-primary.ts';
 import { pgAdmin } from '../dataplane/postgres/admin.ts';
 import { PrimaryHeartbeats } from '../dataplane/postgres/heartbeat.ts';
-import { pgPrimary } from '../tiers/postgres-cluster.ts';
+import { pgPrimary, superuserPasswords } from '../tiers/postgres-cluster.ts';
 import { respCacheAdmin, respCacheUsers } from '../dataplane/redis-admin.ts';
 import { CachePasswordRotation } from './cache-password-rotation.ts';
 import { cachePrimary as cachePrimaryName } from '../tiers/cache.ts';
@@ -159,6 +160,7 @@ export class Manager {
       cachePrimary: this.cachePrimary(),
       databasePrimary: this.databasePrimary(log, signal),
       appLogins: this.appLogins(),
+      serverPasswords: this.serverPasswords(),
       cachePasswords: new CachePasswordRotation({
         usersFor: (password) =>
           this.o.dataPlane === 'simulated'
@@ -223,13 +225,21 @@ export class Manager {
   }
 
   private appLogins(): AppLoginRotation {
-    return new AppLoginRotation({
+    return new AppLoginRotation(this.pgLoginDeps());
+  }
+
+  private serverPasswords(): ServerPasswordRotation {
+    return new ServerPasswordRotation(this.pgLoginDeps());
+  }
+
+  private pgLoginDeps(): AppLoginRotationDeps {
+    return {
       pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
       loginsFor: (credentials) =>
         this.o.dataPlane === 'simulated'
           ? SIMULATED_LOGINS
-          : pgLogins({ superuserPassword: credentials.superuser }),
-    });
+          : pgLogins({ superuserPassword: superuserPasswords(credentials) }),
+    };
   }
 
   private databasePrimary(log: Logger, signal: AbortSignal): DatabasePrimary {
@@ -253,7 +263,7 @@ export class Manager {
               (name) => name === pgPrimary(cluster),
             )
           : pgAdmin({
-              superuserPassword: credentials!.superuser,
+              superuserPassword: superuserPasswords(credentials!),
               replicationPassword: credentials!.replication,
             }),
     });

@@ -599,6 +599,21 @@ describe('a Secret someone writes while a pass runs', () => {
   });
 });
 
+/** Two more passes write nothing and ask the servers nothing (`calls` records what they were asked). */
+async function expectQuietPasses(w: ReturnType<typeof fakeWorld>, calls: readonly string[]): Promise<void> {
+  const writes = w.childWrites().length;
+  const asked = calls.length;
+  await w.reconcile();
+  await w.reconcile();
+  expect(
+    w
+      .childWrites()
+      .slice(writes)
+      .map((x) => x.path),
+  ).toEqual([]);
+  expect(calls.length).toBe(asked);
+}
+
 describe("a rotation of the app's database password", () => {
   const dbPod: V1Pod = {
     metadata: {
@@ -626,6 +641,7 @@ describe("a rotation of the app's database password", () => {
           void calls.push(`enable ${n.name} ${login} ${password}`),
         disable: async (n, login) => void calls.push(`disable ${n.name} ${login}`),
         sessions: async () => 0,
+        setServerPasswords: async () => {},
       },
     });
     await w.reconcile();
@@ -676,16 +692,7 @@ describe("a rotation of the app's database password", () => {
     expect(decoded(w.live('Secret', 'shop-db-credentials'))['app-retiring-login']).toBeUndefined();
     expect(w.normals().filter((e) => e.startsWith('CredentialsRotated'))).toHaveLength(1);
 
-    const writes = w.childWrites().length;
-    const asked = calls.length;
-    await w.reconcile();
-    expect(
-      w
-        .childWrites()
-        .slice(writes)
-        .map((x) => x.path),
-    ).toEqual([]);
-    expect(calls.length).toBe(asked);
+    await expectQuietPasses(w, calls);
   });
 
   it('asks no server for a login in a pass that moved the primary: the record naming it is applied first', async () => {
@@ -698,6 +705,7 @@ describe("a rotation of the app's database password", () => {
         enable: async (n, login) => void calls.push(`enable ${n.name} ${login}`),
         disable: async () => {},
         sessions: async () => 0,
+        setServerPasswords: async (n) => void calls.push(`servers ${n.name}`),
       },
     });
     expect(await w.reconcile()).toEqual({ requeueAfterMs: 5_000 });
@@ -709,7 +717,12 @@ describe("a rotation of the app's database password", () => {
     const w = fakeWorld({
       spec: { database: { replicas: 0 } },
       pods: [dbPod],
-      logins: { enable: async () => {}, disable: async () => {}, sessions: async () => 0 },
+      logins: {
+        enable: async () => {},
+        disable: async () => {},
+        sessions: async () => 0,
+        setServerPasswords: async () => {},
+      },
     });
     await w.reconcile();
     const before = decoded(w.live('Secret', 'shop-db-credentials'));
@@ -728,5 +741,62 @@ describe("a rotation of the app's database password", () => {
     expect(decoded(w.live('Secret', 'shop-db-credentials'))['app-login-password']).toBe(
       before['app-login-password'],
     );
+  });
+
+  it("a changed superuser-password (ADR 0028): the servers' roles get it, the record and one Event say so, the URLs stay, and then nothing is written", async () => {
+    const calls: string[] = [];
+    const failing = { on: false };
+    const w = fakeWorld({
+      spec: { web: { image: 'registry.example/shop:1' }, database: { replicas: 0 } },
+      pods: [dbPod],
+      logins: {
+        enable: async () => {},
+        disable: async () => {},
+        sessions: async () => 0,
+        setServerPasswords: async (n, passwords) => {
+          if (failing.on) throw new Error('password authentication failed');
+          calls.push(`${n.name} ${[...passwords].map(([r, p]) => `${r}=${p}`).join(' ')}`);
+        },
+      },
+    });
+    await w.reconcile();
+    await w.reconcile();
+    const first = decoded(w.live('Secret', 'shop-db-credentials'));
+    // Recorded as initdb gave them, and given once to the primary.
+    expect(first['applied-superuser-password']).toBe(first['superuser-password']);
+    expect(first['applied-replication-password']).toBe(first['replication-password']);
+    expect(calls).toEqual([
+      `shop-db-0 postgres=${first['superuser-password']} replicator=${first['replication-password']}`,
+    ]);
+    const url = decoded(w.live('Secret', 'shop-connection')).DATABASE_URL;
+
+    const secret = w.live('Secret', 'shop-db-credentials') as V1Secret;
+    w.setLive({
+      ...secret,
+      data: { ...secret.data, 'superuser-password': Buffer.from('n3w-super').toString('base64') },
+    } as V1Secret as never);
+    // A server that refuses: a Warning naming the Secret, and the record as it was.
+    failing.on = true;
+    await w.reconcile();
+    expect(w.warnings().filter((e) => e.startsWith('PrimaryCheckFailed'))).toEqual([
+      expect.stringMatching(/^PrimaryCheckFailed: shop-db-credentials \(server passwords\): .*failed/),
+    ]);
+    expect(decoded(w.live('Secret', 'shop-db-credentials'))['applied-superuser-password']).toBe(
+      first['superuser-password'],
+    );
+    failing.on = false;
+    await w.reconcile();
+    expect(calls.at(-1)).toBe(`shop-db-0 postgres=n3w-super replicator=${first['replication-password']}`);
+    expect(decoded(w.live('Secret', 'shop-db-credentials'))).toMatchObject({
+      'applied-superuser-password': 'n3w-super',
+      'previous-superuser-password': first['superuser-password'],
+    });
+    expect(w.normals().filter((e) => e.startsWith('Credentials'))).toEqual([
+      expect.stringMatching(/^CredentialsRotated: Secret shop-db-credentials key superuser-password changed/),
+    ]);
+    expect(JSON.stringify(w.normals())).not.toContain('n3w-super');
+    expect(decoded(w.live('Secret', 'shop-connection')).DATABASE_URL).toBe(url);
+
+    await expectQuietPasses(w, calls);
   });
 });

@@ -17,6 +17,7 @@ import type { EventRecorder } from './events.ts';
 import { gatherFacts } from './facts.ts';
 import { decidePrimaries, removeDoneSwitchover } from './primaries.ts';
 import type { AppLoginRotation } from './app-login-rotation.ts';
+import type { ServerPasswordRotation } from './server-password-rotation.ts';
 import type { CachePasswordRotation } from './cache-password-rotation.ts';
 import type { QueueLoginRotation } from './queue-login-rotation.ts';
 import { missingSecrets } from './references.ts';
@@ -46,6 +47,8 @@ export interface ReconcilerDeps {
   readonly databasePrimary?: DatabasePrimary;
   /** Rotates the app's Postgres login when its password changes (ADR 0025); absent, a change waits. */
   readonly appLogins?: AppLoginRotation;
+  /** Changes the Postgres servers' own passwords when they change (ADR 0028); absent, a change waits. */
+  readonly serverPasswords?: ServerPasswordRotation;
   /** Rotates the app's cache password when it changes (ADR 0026); absent, a change waits. */
   readonly cachePasswords?: CachePasswordRotation;
   /** Rotates the app's queue login when its password changes (ADR 0027); absent, a change waits. */

@@ -6,6 +6,7 @@ import type { Child, ObservedFacts } from '../tiers/objects.ts';
 import type { CachePasswordRotation } from './cache-password-rotation.ts';
 import type { QueueLoginRotation } from './queue-login-rotation.ts';
 import type { AppLoginRotation } from './app-login-rotation.ts';
+import type { ServerPasswordRotation } from './server-password-rotation.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { EventReason } from './conditions.ts';
 import type { DatabasePrimary, Restart } from './database-primary.ts';
@@ -126,6 +127,8 @@ export interface TierContext {
   readonly databasePrimary?: DatabasePrimary;
   /** Rotates the app's Postgres login when its password changes; absent, a change waits (ADR 0025). */
   readonly appLogins?: AppLoginRotation;
+  /** Changes the Postgres servers' own passwords when they change; absent, a change waits (ADR 0028). */
+  readonly serverPasswords?: ServerPasswordRotation;
   /** Rotates the app's cache password when it changes; absent, a change waits (ADR 0026). */
   readonly cachePasswords?: CachePasswordRotation;
   /** Rotates the app's queue login when its password changes (ADR 0027); absent, a change waits. */

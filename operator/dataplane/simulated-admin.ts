@@ -78,6 +78,7 @@ export const SIMULATED_LOGINS: PostgresLogins = {
   enable: async () => {},
   disable: async () => {},
   sessions: async () => 0,
+  setServerPasswords: async () => {},
 };
 
 /**

@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CREDENTIAL_FILES, instanceStartScript } from './postgres-instance-script.ts';
 import { FENCED_HBA_FILE, STARTED_FENCED_HBA_FILE, STARTED_HBA_FILE } from './postgres-ready-script.ts';
+import { SERVER_PASSWORD_KEYS } from './postgres-passfile.ts';
+import { identConfig } from './postgres.ts';
 
 const PASSWORDS = { superuser: `s:u\\p'er"1`, replication: `r:e\\p'l"2`, app: `a'p"p:3` };
 
@@ -143,6 +145,24 @@ describe('instanceStartScript', () => {
     );
     expect(readFileSync(join(r.pgdata, 'pg_hba.conf'), 'utf8')).toBe('# our hba\n');
     expect(existsSync(`${r.pgdata}.new`)).toBe(false);
+  });
+
+  it('with the operator’s record of the servers’ passwords (ADR 0028): initdb and the passfile take those, not keys changed since', () => {
+    const s = setUp();
+    writeFileSync(join(s.root, 'credentials', SERVER_PASSWORD_KEYS.superuser), 'given-s');
+    writeFileSync(join(s.root, 'credentials', SERVER_PASSWORD_KEYS.replication), 'given:r');
+    const r = run(s, primaryEnv);
+    expect(r.status).toBe(0);
+    expect(r.calls[0]).toContain(`--pwfile=${join(r.root, 'credentials', SERVER_PASSWORD_KEYS.superuser)}`);
+    expect(r.sql).toContain(`CREATE ROLE "replicator" WITH LOGIN REPLICATION PASSWORD 'given:r';`);
+    expect(readFileSync(join(r.root, 'run', 'pgpass'), 'utf8')).toBe(
+      '*:*:*:postgres:given-s\n*:*:*:replicator:given\\:r\n',
+    );
+  });
+
+  it('maps the container’s user to the superuser on its own socket (pg_ident.conf beside pg_hba.conf)', () => {
+    const r = run(setUp(), primaryEnv);
+    expect(readFileSync(join(r.pgdata, 'pg_ident.conf'), 'utf8')).toBe(identConfig());
   });
 
   it('passwords travel in a 0600 passfile, escaped, never in arguments or logs', () => {

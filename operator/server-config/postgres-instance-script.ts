@@ -26,13 +26,15 @@ import {
   PG_PASSFILE,
   PG_RUN_DIR,
   checkIdentifier,
+  identConfig,
 } from './postgres.ts';
+import { SERVER_PASSWORD_FILES, SERVER_PASSWORD_KEYS, passfileFunctions } from './postgres-passfile.ts';
 import { FENCED_HBA_FILE, STARTED_FENCED_HBA_FILE, STARTED_HBA_FILE } from './postgres-ready-script.ts';
 
 /** The files the script reads from $CREDENTIALS_DIR (the keys of the credentials Secret). */
 export const CREDENTIAL_FILES = {
-  superuserPassword: 'superuser-password',
-  replicationPassword: 'replication-password',
+  superuserPassword: SERVER_PASSWORD_FILES.superuser,
+  replicationPassword: SERVER_PASSWORD_FILES.replication,
   appPassword: 'app-password',
   /** Optional: without it there is no monitoring role (a tier chart's Secret before monitoring). */
   monitorPassword: 'monitor-password',
@@ -140,22 +142,21 @@ secret() {
   [ -r "$credentials_dir/$1" ] || die "credential file $credentials_dir/$1 is missing or unreadable"
   cat "$credentials_dir/$1"
 }
-superuser_password=$(secret ${f.superuserPassword})
-replication_password=$(secret ${f.replicationPassword})
-[ -n "$superuser_password" ] || die "${f.superuserPassword} is empty"
-[ -n "$replication_password" ] || die "${f.replicationPassword} is empty"
+${passfileFunctions({ superuser, replicationUser })}
+# The servers' own passwords as they have them: the operator's record once it keeps one (a changed
+# key is used once the servers have it, ADR 0028), else the Secret's keys.
+superuser_key=$(server_key ${f.superuserPassword} ${SERVER_PASSWORD_KEYS.superuser})
+replication_key=$(server_key ${f.replicationPassword} ${SERVER_PASSWORD_KEYS.replication})
+superuser_password=$(secret "$superuser_key")
+replication_password=$(secret "$replication_key")
+[ -n "$superuser_password" ] || die "$superuser_key is empty"
+[ -n "$replication_password" ] || die "$replication_key is empty"
 
 # Files created from here on are private: the passfile, the data directory, its config copies.
 umask 077
 mkdir -p "$run_dir"
-# libpq's passfile format escapes ':' and '\\'. printf is a builtin: the password is in no argv.
-pgpass_field() { printf '%s' "$1" | sed 's/[\\\\:]/\\\\&/g'; }
 PGPASSFILE=$run_dir/${PG_PASSFILE}
-{
-  printf '*:*:*:%s:%s\\n' "$superuser" "$(pgpass_field "$superuser_password")"
-  printf '*:*:*:%s:%s\\n' "$replication_user" "$(pgpass_field "$replication_password")"
-} >"$PGPASSFILE.tmp"
-mv -f "$PGPASSFILE.tmp" "$PGPASSFILE"
+write_passfile "$PGPASSFILE" || die "could not write the passfile $PGPASSFILE"
 # Exported, so postgres passes it on to its walreceiver: a standby's primary_conninfo names no
 # password, the walreceiver's libpq finds it here (and so does pg_rewind, pg_basebackup).
 export PGPASSFILE
@@ -200,7 +201,7 @@ init_primary() {
   new=$PGDATA.new
   rm -rf "$new"
   log "initialising a new database cluster"
-  "\${bin}initdb" -D "$new" --username="$superuser" --pwfile="$credentials_dir/${f.superuserPassword}" \\
+  "\${bin}initdb" -D "$new" --username="$superuser" --pwfile="$credentials_dir/$superuser_key" \\
     --auth=scram-sha-256 --data-checksums --encoding=UTF8 --locale=C.UTF-8 >&2
   app_password=$(secret ${f.appPassword})
   [ -n "$app_password" ] || die "${f.appPassword} is empty"
@@ -400,6 +401,8 @@ cp "$config_dir/postgresql.conf" "$PGDATA/postgresql.conf"
 printf "# Appended by start.sh for this instance:\\nport = %s\\nunix_socket_directories = '%s'\\n" \\
   "$PGPORT" "$run_dir" >>"$PGDATA/postgresql.conf"
 cp "$config_dir/$hba_file" "$PGDATA/pg_hba.conf"
+# The superuser on this container's own socket is the container's user (pg_hba.conf's peer line).
+printf '%s' '${identConfig({ superuser })}' >"$PGDATA/pg_ident.conf"
 # The two pg_hba.conf files this server started with, for ready.sh to swap between (fence, lift):
 # the ConfigMap's files change under a running server when the spec does (TLS turned on, say),
 # and only a restart, which the pod template's config hash brings, may put those in force.

@@ -11,6 +11,7 @@
 // the operator promotes a standby: the fence always comes before the promotion. Only the operator
 // lifts it, through its heartbeat, which goes to the recorded primary only (heartbeat.ts); a primary
 // that was replaced is restarted by the operator instead and rewinds into a standby.
+import { passfileFunctions } from './postgres-passfile.ts';
 import { DEFAULT_SUPERUSER, FENCE_SETTING, PG_PASSFILE, PG_RUN_DIR, checkIdentifier } from './postgres.ts';
 
 /** The application_name of the operator's heartbeat session (operator/dataplane/postgres/heartbeat.ts). */
@@ -26,12 +27,13 @@ export const SERVED_CERT = 'served.crt';
 /**
  * A POSIX sh script. Environment: PGPORT, PGDATA (required); FENCE_AFTER_SECONDS (the self-fence;
  * unset: none, as without an operator nothing can be promoted beside this primary); TLS_CERT_FILE
- * (with TLS: the server certificate, reloaded when its content changes); PG_BIN,
+ * (with TLS: the server certificate, reloaded when its content changes); CREDENTIALS_DIR (the
+ * credentials Secret's files: the passfile follows the servers' passwords written there); PG_BIN,
  * CONFIG_DIR (default /config), RUN_DIR (default PG_RUN_DIR, the socket and the passfile
  * the start script wrote). Exit 0: ready; 1: not ready, with the reason on stdout (the kubelet puts
  * it in the probe's Event).
  */
-export function instanceReadyScript(o: { superuser?: string } = {}): string {
+export function instanceReadyScript(o: { superuser?: string; replicationUser?: string } = {}): string {
   const superuser = checkIdentifier('superuser', o.superuser ?? DEFAULT_SUPERUSER);
   // In this template literal `\${` is a literal `${` and `\\` a single backslash.
   return `#!/bin/sh
@@ -54,7 +56,18 @@ fence_after=\${FENCE_AFTER_SECONDS:-}
 # (The braces: a redirection that fails is reported on the stderr in force before it, the probe's.)
 log() { { printf '%s ready.sh: %s\\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >/proc/1/fd/2; } 2>/dev/null || true; }
 export PGPASSFILE="$run_dir/${PG_PASSFILE}" PGCONNECT_TIMEOUT=2 PGOPTIONS='-c statement_timeout=2000'
+${passfileFunctions(o)}
 q() { "\${bin}psql" -X -A -t -q -w -v ON_ERROR_STOP=1 -h "$run_dir" -p "$PGPORT" -U ${superuser} -d postgres -c "$1"; }
+
+# Changed server passwords (ADR 0028): the kubelet swaps the Secret's files in place, and the passfile
+# the walreceiver, pg_rewind and pg_basebackup read follows, so their next connection logs in with
+# the passwords the servers have now. Not this script's own queries: they log in on the socket as the
+# container's user (peer), so a password the kubelet has not refreshed yet never fails the probe.
+credentials_dir=\${CREDENTIALS_DIR:-}
+if [ -n "$credentials_dir" ]; then
+  said=$(refresh_passfile "$run_dir/${PG_PASSFILE}") || said="the passfile could not be written from $credentials_dir"
+  [ -z "$said" ] || log "$said"
+fi
 
 # A renewed certificate: the kubelet swaps the Secret's files in place, and postgres reads them
 # again at a reload. Sessions keep the TLS they started with, so no connection is dropped. The copy

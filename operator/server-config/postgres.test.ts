@@ -1,4 +1,10 @@
-import { hbaConfig, postgresConfig, synchronousStandbyNames } from './postgres.ts';
+import {
+  LOCAL_SUPERUSER_MAP,
+  hbaConfig,
+  identConfig,
+  postgresConfig,
+  synchronousStandbyNames,
+} from './postgres.ts';
 
 /** The settings of a postgresql.conf text, as Postgres reads `name = value` lines. */
 function settings(text: string): Map<string, string> {
@@ -129,8 +135,19 @@ describe('hbaConfig', () => {
     expect(fenced).toEqual(rules(hba()).filter((r) => !r.includes('app')));
   });
 
-  it('never trusts: every rule asks for a password', () => {
-    for (const r of rules(hba(['10.0.0.0/8', 'fd00::/8']))) expect(r.at(-1)).toBe('scram-sha-256');
+  it('never trusts: every rule asks for a password, but the superuser’s on the container’s own socket, which asks the kernel who connects', () => {
+    const all = rules(hba(['10.0.0.0/8', 'fd00::/8']));
+    const peer = all.filter((r) => r.at(-1) !== 'scram-sha-256');
+    expect(peer).toEqual([['local', 'all', 'postgres', 'peer', `map=${LOCAL_SUPERUSER_MAP}`]]);
+    expect(all.filter((r) => r[0] !== 'local').every((r) => r.at(-1) === 'scram-sha-256')).toBe(true);
+  });
+
+  it('maps whichever user the container runs as to the superuser, and no one else', () => {
+    expect(
+      identConfig()
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#')),
+    ).toEqual([`${LOCAL_SUPERUSER_MAP} /^.*$ postgres`]);
   });
 
   it('repeats the host rules per CIDR', () => {

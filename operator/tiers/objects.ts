@@ -20,6 +20,23 @@ export interface DatabaseCredentials {
   readonly monitor?: string;
   /** The login the app's URLs name and its password on the servers; absent: the app role with `app`. */
   readonly appLogin?: AppLoginRecord;
+  /**
+   * What the servers' own roles have (ADR 0028): `superuser` and `replication` may be ahead of it
+   * while a change is made. Absent: not recorded yet, the servers have what the Secret asks for.
+   */
+  readonly servers?: ServerPasswordsRecord;
+}
+
+/** The passwords the superuser and the replication role have on the servers (ADR 0028). */
+export interface ServerPasswordsRecord {
+  readonly superuser: string;
+  readonly replication: string;
+  /**
+   * The superuser's password before the last change: an instance that never got the change (an
+   * asynchronous standby promoted before it streamed it) still lets the operator in with it, and
+   * is given the current one.
+   */
+  readonly previousSuperuser?: string;
 }
 
 /** Which of the app's logins its URLs name, and what is being retired (ADR 0025, 0027). */

@@ -11,6 +11,7 @@ import {
 } from '../server-config/postgres.ts';
 import { CREDENTIAL_FILES as f, instanceStartScript } from '../server-config/postgres-instance-script.ts';
 import { APP_LOGIN_KEYS } from '../server-config/app-login-keys.ts';
+import { SERVER_PASSWORD_KEYS } from '../server-config/postgres-passfile.ts';
 import { FENCED_HBA_FILE, instanceReadyScript } from '../server-config/postgres-ready-script.ts';
 import { ANNOTATION } from './labels.ts';
 import {
@@ -141,6 +142,7 @@ export function pgCredentialsSecret(
 ): V1Secret & Child {
   if (!credentials) throw new Error(`${name}: credentials not generated: the controller must provide them`);
   const login = credentials.appLogin;
+  const servers = credentials.servers;
   return secretWith({ name, namespace: app.metadata.namespace, labels }, 'Opaque', {
     [f.superuserPassword]: credentials.superuser,
     [f.replicationPassword]: credentials.replication,
@@ -154,7 +156,32 @@ export function pgCredentialsSecret(
           ...(login.retiring ? { [APP_LOGIN_KEYS.retiring]: login.retiring } : {}),
         }
       : {}),
+    // What the servers' own roles have (ADR 0028), once recorded.
+    ...(servers
+      ? {
+          [SERVER_PASSWORD_KEYS.superuser]: servers.superuser,
+          [SERVER_PASSWORD_KEYS.replication]: servers.replication,
+          ...(servers.previousSuperuser
+            ? { [SERVER_PASSWORD_KEYS.previousSuperuser]: servers.previousSuperuser }
+            : {}),
+        }
+      : {}),
   });
+}
+
+/**
+ * The superuser's passwords the operator logs in with, the likeliest first: the one the servers
+ * were given (ADR 0028), the one the Secret asks for (given, but the record not yet written), and
+ * the one before the last change (an instance that never got it).
+ */
+export function superuserPasswords(c: DatabaseCredentials): [string, ...string[]] {
+  const s = c.servers;
+  const [first, ...rest] = new Set([
+    s?.superuser ?? c.superuser,
+    c.superuser,
+    s?.previousSuperuser ?? c.superuser,
+  ]);
+  return [first!, ...rest];
 }
 
 /** The login the app's URLs name, and its password there (ADR 0025). */

@@ -262,6 +262,7 @@ export class LocalInstance {
       PGDATA: this.dataDir,
       PG_BIN: c.pgBin,
       CONFIG_DIR: c.configDir,
+      CREDENTIALS_DIR: c.credentialsDir,
       RUN_DIR: this.runDir,
       ...(c.tls ? { TLS_CERT_FILE: c.tls.certFile } : {}),
       ...(fenceAfterSeconds !== undefined ? { FENCE_AFTER_SECONDS: String(fenceAfterSeconds) } : {}),
@@ -365,10 +366,30 @@ export class LocalCluster {
    * the instances' user: with it, start.sh makes the role at initdb and at each start of a primary.
    */
   async setMonitorPassword(password: string): Promise<void> {
-    const file = join(this.credentialsDir, CREDENTIAL_FILES.monitorPassword);
+    await this.setCredential(CREDENTIAL_FILES.monitorPassword, password);
+  }
+
+  /**
+   * Puts (or replaces) one key of the credentials Secret where the instances read it, owned by their
+   * user, as the kubelet refreshes a changed Secret in a pod.
+   */
+  async setCredential(key: string, value: string): Promise<void> {
+    const file = join(this.credentialsDir, key);
     await rm(file, { force: true });
-    await writeFile(file, password, { mode: 0o400 });
+    await writeFile(file, value, { mode: 0o400 });
     if (this.owner) await chown(file, this.owner.uid, this.owner.gid);
+  }
+
+  /**
+   * pg-0, a primary with a table `orders`, and pg-1, its synchronous standby (every commit of the app
+   * waits for it), both running and pg-1 streaming.
+   */
+  static async synchronousPair(): Promise<LocalCluster> {
+    const c = await LocalCluster.create({ names: ['pg-0', 'pg-1'], synchronousReplicas: 1 });
+    await c.startAll();
+    await c.get('pg-0').query('CREATE TABLE orders (id int PRIMARY KEY)');
+    await until('pg-1 to stream from pg-0', () => c.get('pg-1').inRecovery());
+    return c;
   }
 
   /** Writes config, credentials and the script; starts nothing (see startAll and LocalInstance.start). */

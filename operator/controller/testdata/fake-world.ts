@@ -2,6 +2,7 @@
 // request is recorded, applies land in the cache at once, and a test may refuse any of them.
 import type { PostgresLogins } from '../../dataplane/postgres/logins.ts';
 import { AppLoginRotation } from '../app-login-rotation.ts';
+import { ServerPasswordRotation } from '../server-password-rotation.ts';
 import { CachePasswordRotation } from '../cache-password-rotation.ts';
 import type { CacheUsers } from '../../dataplane/redis-admin.ts';
 import type { BrokerUsers } from '../../dataplane/rabbitmq/users.ts';
@@ -195,6 +196,10 @@ export function fakeWorld(o: WorldOptions) {
     ...(o.logins
       ? {
           appLogins: new AppLoginRotation({
+            loginsFor: () => o.logins!,
+            pods: (ns, labels) => caches.select('Pod', ns, labels) as V1Pod[],
+          }),
+          serverPasswords: new ServerPasswordRotation({
             loginsFor: () => o.logins!,
             pods: (ns, labels) => caches.select('Pod', ns, labels) as V1Pod[],
           }),

@@ -14,7 +14,7 @@ import { pgCredentials } from '../generated-secrets.ts';
 import { noDecisions, type TierModule } from '../tier-module.ts';
 import { diagnosed, podsOf, primaryReplicaReadiness, readyReplicas } from '../tier-status.ts';
 import { issuedCertificates } from '../issued-certificates.ts';
-import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateAppLogin } from './postgres.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateLogins } from './postgres.ts';
 
 /** The Postgres primary with read replicas, failed over and switched over by the operator. */
 export const databaseTier: TierModule = {
@@ -50,7 +50,7 @@ export const databaseTier: TierModule = {
         ])
       : noDecisions(facts);
     // With the primary just decided: a rotation's steps run on it.
-    return rotateAppLogin(ctx, app, decided, {
+    return rotateLogins(ctx, app, decided, {
       secret: dbCredentialsName(app),
       credentials: (f) => f.dbCredentials,
       clusters: (f) => [databaseCluster(app, f)],
@@ -87,5 +87,6 @@ export const databaseTier: TierModule = {
   forget: (ctx, key) => {
     ctx.databasePrimary?.forget(key);
     ctx.appLogins?.forget(key);
+    ctx.serverPasswords?.forget(key);
   },
 };

@@ -12,6 +12,7 @@ import {
   type PgCluster,
 } from '../../tiers/postgres-cluster.ts';
 import type { ServerCertRequest } from '../issued-certificates.ts';
+import type { LoginScope, RotationStep } from '../app-login-rotation.ts';
 import type { ObservedFacts, PgClusterFacts } from '../../tiers/objects.ts';
 import { metaTime } from '../conditions.ts';
 import type { DatabaseDecision, Restart } from '../database-primary.ts';
@@ -108,24 +109,44 @@ export interface LoginChoice {
 }
 
 /**
- * The next step of a rotation of the app's password (app-login-rotation.ts), after the primaries
- * are decided: its record goes into the facts (applied with the credentials Secret), its Event into
+ * The next steps of a change of the servers' own passwords (server-password-rotation.ts) and of a
+ * rotation of the app's password (app-login-rotation.ts), in that order, after the primaries are
+ * decided: each record goes into the facts (applied with the credentials Secret), each Event into
  * the notices, and a failed step into the failed checks, tried again like a primary's.
  */
-export async function rotateAppLogin(
+export async function rotateLogins(
   ctx: TierContext,
   app: ScalableApp,
   d: Decisions,
   choice: LoginChoice,
 ): Promise<Decisions> {
-  const credentials = choice.credentials(d.facts);
+  const servers = ctx.serverPasswords;
+  const afterServers = servers
+    ? await rotateWith(ctx, app, d, choice, `${choice.secret} (server passwords)`, (scope) =>
+        servers.step(scope),
+      )
+    : d;
   const logins = ctx.appLogins;
-  if (!logins || !credentials) return d;
+  return logins
+    ? rotateWith(ctx, app, afterServers, choice, choice.secret, (scope) => logins.step(scope))
+    : afterServers;
+}
+
+async function rotateWith(
+  ctx: TierContext,
+  app: ScalableApp,
+  d: Decisions,
+  choice: LoginChoice,
+  name: string,
+  step: (scope: LoginScope) => Promise<RotationStep>,
+): Promise<Decisions> {
+  const credentials = choice.credentials(d.facts);
+  if (!credentials) return d;
   return rotationDecisions(
     d,
-    choice.secret,
+    name,
     () =>
-      logins.step({
+      step({
         secret: choice.secret,
         credentials,
         clusters: choice.clusters(d.facts),

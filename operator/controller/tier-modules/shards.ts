@@ -27,7 +27,7 @@ import {
   type Readiness,
 } from '../tier-status.ts';
 import { issuedCertificates } from '../issued-certificates.ts';
-import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateAppLogin } from './postgres.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateLogins } from './postgres.ts';
 
 /** Database shards: Postgres clusters routed by a published, versioned ring (docs/sharding.md). */
 export const shardsTier: TierModule = {
@@ -72,7 +72,7 @@ export const shardsTier: TierModule = {
         )
       : noDecisions(facts);
     // One password for every shard: the URLs switch once every shard's primary lets the new login in.
-    return rotateAppLogin(ctx, app, decided, {
+    return rotateLogins(ctx, app, decided, {
       secret: shardsCredentialsName(app),
       credentials: (f) => f.shardCredentials,
       clusters: (f) => shardClusters(app, f),

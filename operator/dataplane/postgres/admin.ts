@@ -89,7 +89,11 @@ export interface PostgresAdmin {
 }
 
 export type PgAdminOptions = {
-  superuserPassword: string;
+  /**
+   * The superuser's password, or several, the likeliest first: a server that refuses one
+   * (invalid_password) is asked with the next (a password being changed, ADR 0028).
+   */
+  superuserPassword: string | readonly string[];
   /**
    * Not needed, and never sent: a standby's primary_conninfo names no password, its walreceiver
    * reads it from the passfile the instance script writes. Accepted so a caller can pass the whole
@@ -151,6 +155,10 @@ export function formatLsn(lsn: bigint): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
+/** Postgres refused the password (SQLSTATE 28P01), as opposed to not answering or any other error. */
+export const isInvalidPassword = (err: unknown): boolean =>
+  (err as { code?: unknown } | undefined)?.code === '28P01';
+
 /** A call on a node: one superuser connection for it, its failure named after the node and `what`. */
 export type SuperuserCall = <T>(
   n: PgNode,
@@ -166,6 +174,8 @@ export type SuperuserCall = <T>(
 export function superuserCalls(o: PgAdminOptions): SuperuserCall {
   const timeoutMs = o.timeoutMs ?? 2000;
   const superuser = o.superuser ?? DEFAULT_SUPERUSER;
+  const passwords =
+    typeof o.superuserPassword === 'string' ? [o.superuserPassword] : [...o.superuserPassword];
   return async function on<T>(
     n: PgNode,
     what: string,
@@ -175,20 +185,31 @@ export function superuserCalls(o: PgAdminOptions): SuperuserCall {
     try {
       // pg connects to localhost when the host is empty: a pod without an address is no node.
       if (!n.host) throw new Error('no address');
-      const client = new Client({
-        host: n.host,
-        port: n.port,
-        user: superuser,
-        password: o.superuserPassword,
-        database: 'postgres',
-        application_name: 'scalableapp-operator',
-        connectionTimeoutMillis: timeoutMs,
-        query_timeout: queryTimeoutMs,
-        ssl: n.tls ? verifiedTls(n.tls.ca, n.streamHost ?? n.host) : false,
-      });
-      // A server that dies mid-call emits 'error' on the client as well as failing the query.
-      client.on('error', () => {});
-      await client.connect();
+      let client: Client | undefined;
+      for (const [i, password] of passwords.entries()) {
+        const c = new Client({
+          host: n.host,
+          port: n.port,
+          user: superuser,
+          password,
+          database: 'postgres',
+          application_name: 'scalableapp-operator',
+          connectionTimeoutMillis: timeoutMs,
+          query_timeout: queryTimeoutMs,
+          ssl: n.tls ? verifiedTls(n.tls.ca, n.streamHost ?? n.host) : false,
+        });
+        // A server that dies mid-call emits 'error' on the client as well as failing the query.
+        c.on('error', () => {});
+        try {
+          await c.connect();
+          client = c;
+          break;
+        } catch (err) {
+          await c.end().catch(() => {});
+          if (!isInvalidPassword(err) || i === passwords.length - 1) throw err;
+        }
+      }
+      if (!client) throw new Error('no superuser password to log in with');
       try {
         return await fn(client);
       } finally {

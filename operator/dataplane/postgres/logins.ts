@@ -17,6 +17,11 @@ export interface PostgresLogins {
   disable(n: PgNode, login: string): Promise<void>;
   /** How many sessions are logged in as `login` on the node now. */
   sessions(n: PgNode, login: string): Promise<number>;
+  /**
+   * On the primary: the servers' own roles (the superuser, the replication role) get these
+   * passwords (sent as SCRAM verifiers), in one transaction (ADR 0028). Sessions logged in go on.
+   */
+  setServerPasswords(n: PgNode, passwords: ReadonlyMap<string, string>): Promise<void>;
 }
 
 export function pgLogins(o: PgAdminOptions): PostgresLogins {
@@ -57,6 +62,23 @@ export function pgLogins(o: PgAdminOptions): PostgresLogins {
         await c.query('SET LOCAL synchronous_commit = local');
         await c.query(`ALTER ROLE ${escapeIdentifier(login)} WITH NOLOGIN PASSWORD NULL`);
         await c.query('COMMIT');
+      }),
+
+    setServerPasswords: (n, passwords) =>
+      on(n, `setting the passwords of ${[...passwords.keys()].join(', ')}`, async (c) => {
+        await c.query('BEGIN');
+        try {
+          // As in enable: every primary incarnation is given them again (server-password-rotation.ts).
+          await c.query('SET LOCAL synchronous_commit = local');
+          for (const [role, password] of passwords)
+            await c.query(
+              `ALTER ROLE ${escapeIdentifier(role)} PASSWORD ${escapeLiteral(scramVerifier(password))}`,
+            );
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => {});
+          throw err;
+        }
       }),
 
     sessions: (n, login) =>

@@ -18,7 +18,38 @@ fence_after=${FENCE_AFTER_SECONDS:-}
 # (The braces: a redirection that fails is reported on the stderr in force before it, the probe's.)
 log() { { printf '%s ready.sh: %s\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$*" >/proc/1/fd/2; } 2>/dev/null || true; }
 export PGPASSFILE="$run_dir/pgpass" PGCONNECT_TIMEOUT=2 PGOPTIONS='-c statement_timeout=2000'
+server_key() { if [ -s "$credentials_dir/$2" ]; then printf '%s' "$2"; else printf '%s' "$1"; fi; }
+# libpq's passfile format escapes ':' and '\'. printf is a builtin: the password is in no argv.
+pgpass_field() { printf '%s' "$1" | sed 's/[\\:]/\\&/g'; }
+passfile_text() {
+  su_pw=$(cat "$credentials_dir/$(server_key superuser-password applied-superuser-password)" 2>/dev/null) || return 1
+  repl_pw=$(cat "$credentials_dir/$(server_key replication-password applied-replication-password)" 2>/dev/null) || return 1
+  [ -n "$su_pw" ] && [ -n "$repl_pw" ] || return 1
+  printf '*:*:*:%s:%s\n' postgres "$(pgpass_field "$su_pw")"
+  printf '*:*:*:%s:%s\n' replicator "$(pgpass_field "$repl_pw")"
+}
+write_passfile() {
+  (umask 077 && passfile_text >"$1.tmp") || { rm -f "$1.tmp"; return 1; }
+  mv -f "$1.tmp" "$1"
+}
+refresh_passfile() {
+  (umask 077 && passfile_text >"$1.tmp") || { rm -f "$1.tmp"; return 1; }
+  if cmp -s "$1.tmp" "$1"; then rm -f "$1.tmp"; return 0; fi
+  mv -f "$1.tmp" "$1"
+  echo "the passfile follows the servers' changed passwords"
+}
+
 q() { "${bin}psql" -X -A -t -q -w -v ON_ERROR_STOP=1 -h "$run_dir" -p "$PGPORT" -U postgres -d postgres -c "$1"; }
+
+# Changed server passwords (ADR 0028): the kubelet swaps the Secret's files in place, and the passfile
+# the walreceiver, pg_rewind and pg_basebackup read follows, so their next connection logs in with
+# the passwords the servers have now. Not this script's own queries: they log in on the socket as the
+# container's user (peer), so a password the kubelet has not refreshed yet never fails the probe.
+credentials_dir=${CREDENTIALS_DIR:-}
+if [ -n "$credentials_dir" ]; then
+  said=$(refresh_passfile "$run_dir/pgpass") || said="the passfile could not be written from $credentials_dir"
+  [ -z "$said" ] || log "$said"
+fi
 
 # A renewed certificate: the kubelet swaps the Secret's files in place, and postgres reads them
 # again at a reload. Sessions keep the TLS they started with, so no connection is dropped. The copy
