@@ -3,6 +3,8 @@
 // certificate the operator issues again under running traffic. Last, the app's passwords of the
 // database, the shard and the cache rotated under traffic.
 import { X509Certificate } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
 import { decodeSecret } from './support/apps.ts';
 import { eventually, json, kubectl } from './support/kube.ts';
 import { lost, storedIds, superuserQuery, writeFor } from './support/pg-load.ts';
@@ -204,6 +206,80 @@ describeReal('Postgres over TLS on the real node', () => {
     expect(podUids('database')).toBe(dbUids);
   }, 400_000);
 
+  it("changes the servers' own passwords under writes: no pod restarted, none acknowledged lost, the standby streams again after a dropped connection, and a switchover after rewinds the old primary with them", async () => {
+    const db = new PgFailover(ns, APP, WRITER);
+    const dbUids = podUids('database');
+    const primary = db.primaryOf();
+    const standby = [`${APP}-db-0`, `${APP}-db-1`].find((p) => p !== primary)!;
+    const streaming = () =>
+      superuserQuery(ns, primary, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") ===
+      '1';
+    expect(streaming()).toBe(true);
+    const oldSuperuser = decodeSecret(json<any>(['get', 'secret', `${APP}-db-credentials`, '-n', ns]))[
+      'superuser-password'
+    ]!;
+    /** A login as the superuser from the client pod, to the primary over verified TLS. */
+    const asSuperuser = (password: string) =>
+      inClient(
+        'process.env.DATABASE_URL',
+        `const u=new URL(url);u.username='postgres';u.password=${JSON.stringify(encodeURIComponent(password))};` +
+          "u.pathname='/postgres';const c=new pg.Client({connectionString:u.toString(),connectionTimeoutMillis:5000});" +
+          "await c.connect();await c.end();console.log('ok');",
+      );
+    expect(asSuperuser(oldSuperuser)).toEqual({ ok: true, out: 'ok' });
+    const load = writeFor(ns, WRITER, 90, 'server_passwords');
+    await sleep(3000);
+    // The user's way (docs/credentials.md): write the new passwords into the Secret.
+    kubectl([
+      'patch',
+      'secret',
+      `${APP}-db-credentials`,
+      '-n',
+      ns,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({
+        stringData: { 'superuser-password': 'n3w super:1', 'replication-password': "n3w'repl\\2" },
+      }),
+    ]);
+    const changedAt = Date.now();
+    const changed = (e: string) =>
+      e.startsWith('CredentialsRotated') && e.includes('superuser-password, replication-password');
+    await eventually(
+      'the servers given the new passwords',
+      () => eventsOf(ns, APP).some(changed),
+      120_000,
+      1000,
+    );
+    const givenMs = Date.now() - changedAt;
+    // The standby's connection drops: it logs in again with what its passfile says, which follows the
+    // record once the kubelet has refreshed the Secret in its pod (and the probe has run).
+    superuserQuery(ns, primary, 'SELECT pg_terminate_backend(pid) FROM pg_stat_replication');
+    const droppedAt = Date.now();
+    await eventually('the standby streaming again', async () => streaming(), 240_000, 1000);
+    const backMs = Date.now() - droppedAt;
+    const r = await load;
+    report(
+      'server passwords',
+      r,
+      `; servers given the new passwords ${(givenMs / 1000).toFixed(1)} s after the Secret changed, standby streaming ${(backMs / 1000).toFixed(1)} s after its connection was dropped`,
+    );
+    await db.expectNothingLost(r, 'server_passwords');
+    expect(podUids('database')).toBe(dbUids);
+    expect(eventsOf(ns, APP).filter(changed)).toHaveLength(1);
+    // Over TCP the old superuser password is refused now, and the new one logs in.
+    expect(asSuperuser(oldSuperuser).out).toMatch(/password authentication failed for user "postgres"/);
+    expect(asSuperuser('n3w super:1')).toEqual({ ok: true, out: 'ok' });
+    // A switchover: the operator promotes with the new superuser password, and the old primary
+    // rewinds from the new one with the passfile that followed.
+    kubectl(['annotate', 'scalableapp', APP, '-n', ns, `${SWITCHOVER_ANNOTATION}=${standby}`, '--overwrite']);
+    await eventually('the record to name the standby', () => db.primaryOf() === standby, 120_000, 500);
+    const log = await db.rejoinedAsStandby(primary);
+    expect(log).not.toMatch(/cloning/);
+    await eventually('the app Ready again', () => isReadyAtGeneration(getApp(ns, APP)), 300_000, 2000);
+  }, 600_000);
+
   // Last in this suite: the writer pod keeps the URLs it started with, and they stop working here.
   it("rotates the app's password in the database, the shard and the cache under traffic through the web tier: no request fails, a session outlives it, and the old passwords are refused after", async () => {
     const stale = inClient(
@@ -264,7 +340,10 @@ describeReal('Postgres over TLS on the real node', () => {
           200,
         );
         await request('/session', { headers: { cookie } }, 200);
-        const rotated = eventsOf(ns, APP).filter((e) => e.startsWith('CredentialsRotated'));
+        // The app's passwords' (the servers' own were changed by the case before).
+        const rotated = eventsOf(ns, APP).filter(
+          (e) => e.startsWith('CredentialsRotated') && !e.includes('superuser-password'),
+        );
         return rotated.length === 3;
       },
       300_000,
