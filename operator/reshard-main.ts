@@ -15,6 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { connectWithin } from './dataplane/postgres/connect-retry.ts';
 import {
   copyMovedRows,
   deleteMovedRows,
@@ -63,18 +64,22 @@ if (!['disable', 'verify-full'].includes(sslmode)) {
 }
 const ssl =
   sslmode === 'verify-full' ? { ca: await readFile(process.env.SHARDS_SSLROOTCERT ?? '', 'utf8') } : false;
-const clients: Record<string, pg.Client> = {};
+// How to connect to each shard: a new client per try (connectWithin).
+const makers: Record<string, () => pg.Client> = {};
 for (const e of [...map.shards, ...(map.pending?.shards ?? [])]) {
-  clients[e.name] ??= new pg.Client({
-    host: e.host,
-    port: e.port,
-    database: e.database,
-    user: process.env.SHARDS_USER,
-    password: process.env.SHARDS_PASSWORD,
-    ssl,
-  });
+  makers[e.name] ??= () =>
+    new pg.Client({
+      host: e.host,
+      port: e.port,
+      database: e.database,
+      user: process.env.SHARDS_USER,
+      password: process.env.SHARDS_PASSWORD,
+      ssl,
+    });
 }
-for (const [name, url] of urls) clients[name] = new pg.Client({ connectionString: url });
+for (const [name, url] of urls) makers[name] = () => new pg.Client({ connectionString: url });
+const clients: Record<string, pg.Client> = {};
+const errorCode = (e: unknown) => (e as { code?: string } | undefined)?.code ?? String(e);
 
 const table = {
   table: values.table,
@@ -83,7 +88,16 @@ const table = {
 };
 const print = (result: unknown) => console.log(JSON.stringify(result, null, 2));
 try {
-  await Promise.all(Object.values(clients).map((c) => c.connect()));
+  // A shard away for a moment (a restarting primary, a pod briefly out of its Service) is waited for,
+  // up to a minute, rather than failing the phase.
+  await Promise.all(
+    Object.entries(makers).map(async ([name, make]) => {
+      clients[name] = await connectWithin(make, {
+        withinMs: 60_000,
+        onRetry: (err) => console.error(`shard ${name} not reachable yet (${errorCode(err)}); trying again`),
+      });
+    }),
+  );
   if (phase === 'delete') print(await deleteMovedRows({ ...table, ring: ringSpec(map), clients }));
   if (phase === 'unfence') print(await liftFence({ ...table, clients }));
   if (map.pending) {

@@ -330,3 +330,29 @@ describe('3 -> 2 shards', () => {
     expect(await dataSet(ringSpec(flipped))).toEqual(before);
   }, 120_000);
 });
+
+describe("the mover's command line", () => {
+  it('waits for a shard that is away for a moment instead of failing the phase', async () => {
+    const mapFile = join(cluster.root, 'shard-map-now.json');
+    await writeFile(mapFile, serializeShardMap(v2));
+    const away = cluster.get('shop-shard-0');
+    await away.stop();
+    const cli = execFileAsync(
+      process.execPath,
+      [
+        new URL('../operator/reshard-main.ts', import.meta.url).pathname,
+        'unfence',
+        '--map',
+        mapFile,
+        '--table',
+        'events',
+      ],
+      { env: { ...process.env, SHARDS_USER: APP_USER, SHARDS_PASSWORD: CREDENTIALS.app } },
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    await away.start(away);
+    const { stdout, stderr } = await cli;
+    expect(stderr).toContain('shard shop-shard-0 not reachable yet (ECONNREFUSED); trying again');
+    expect(JSON.parse(stdout).shards).toContain('shop-shard-0');
+  }, 120_000);
+});
