@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { SERVER_PASSWORD_KEYS } from '../operator/server-config/postgres-passfile.ts';
 import { podRoles, readyEndpoints, setPodReady } from './support/pods.ts';
 // The database tier on the local control plane: instances and volumes, roles and Services, the read
 // fallback, failover and switchover (Postgres replaced by pod readiness at the PostgresAdmin
@@ -80,15 +81,22 @@ describe('a web tier with a Postgres primary and two streaming replicas', () => 
     // monitor-password: the metrics exporter's login, generated whether or not monitoring is on.
     // app-login and app-login-password: the operator's record of which login the URLs name, with
     // which password (docs/credentials.md); before any rotation, the app role with app-password.
+    // applied-*: the record of the servers' own passwords (ADR 0028), before any change the Secret's.
     expect(Object.keys(creds).sort()).toEqual([
       'app-login',
       'app-login-password',
       'app-password',
+      SERVER_PASSWORD_KEYS.replication,
+      SERVER_PASSWORD_KEYS.superuser,
       'monitor-password',
       'replication-password',
       'superuser-password',
     ]);
     expect([creds['app-login'], creds['app-login-password']]).toEqual(['app', creds['app-password']]);
+    expect([creds[SERVER_PASSWORD_KEYS.superuser], creds[SERVER_PASSWORD_KEYS.replication]]).toEqual([
+      creds['superuser-password'],
+      creds['replication-password'],
+    ]);
     // TLS by default: the certificate and the name verified against the app's CA.
     const tls = '?sslmode=verify-full&sslrootcert=/etc/scalableapp/ca/ca.crt';
     expect(conn.DATABASE_URL).toBe(
