@@ -28,7 +28,7 @@ export const SERVER_PASSWORD_KEYS = {
  *   Secret has it;
  * - `write_passfile PATH`: writes PATH (mode 0600, replaced whole) with the superuser's and the
  *   replication role's lines; fails, leaving PATH as it was, when a password is missing or empty;
- * - `refresh_passfile PATH`: the same, only when the content changed; says so on stdout.
+ * - `refresh_passfile PATH`: the same, only when the text differs from PATH's; says so on stdout.
  */
 export function passfileFunctions(o: { superuser?: string; replicationUser?: string } = {}): string {
   const superuser = checkIdentifier('superuser', o.superuser ?? DEFAULT_SUPERUSER);
@@ -46,14 +46,17 @@ passfile_text() {
   printf '*:*:*:%s:%s\\n' ${superuser} "$(pgpass_field "$su_pw")"
   printf '*:*:*:%s:%s\\n' ${replication} "$(pgpass_field "$repl_pw")"
 }
-write_passfile() {
-  (umask 077 && passfile_text >"$1.tmp") || { rm -f "$1.tmp"; return 1; }
+# The text is built in memory and compared there: the readiness probe runs this every few seconds,
+# and a file is written only when the passwords changed.
+put_passfile() {
+  (umask 077 && printf '%s\\n' "$2" >"$1.tmp") || { rm -f "$1.tmp"; return 1; }
   mv -f "$1.tmp" "$1"
 }
+write_passfile() { text=$(passfile_text) || return 1; put_passfile "$1" "$text"; }
 refresh_passfile() {
-  (umask 077 && passfile_text >"$1.tmp") || { rm -f "$1.tmp"; return 1; }
-  if cmp -s "$1.tmp" "$1"; then rm -f "$1.tmp"; return 0; fi
-  mv -f "$1.tmp" "$1"
+  text=$(passfile_text) || return 1
+  [ -f "$1" ] && [ "$text" = "$(cat "$1")" ] && return 0
+  put_passfile "$1" "$text" || return 1
   echo "the passfile follows the servers' changed passwords"
 }
 `;
