@@ -1,9 +1,9 @@
-// The app's two logins taking turns (operator/dataplane/postgres/logins.ts, ADR 0025) against REAL
+// The app's two logins taking turns (operator/dataplane/postgres/roles.ts, ADR 0025) against REAL
 // postgres processes started by the instance script with the pg_hba.conf the operator deploys: a
 // new password works on the primary and on a standby at once, the login it replaces keeps its open
 // sessions until it is disabled and after, and whichever login made an object, the owner owns it.
 import { Client } from 'pg';
-import { pgLogins } from '../operator/dataplane/postgres/logins.ts';
+import { pgRoles } from '../operator/dataplane/postgres/roles.ts';
 import {
   APP_DATABASE,
   APP_USER,
@@ -15,7 +15,7 @@ import {
 const TEST_TIMEOUT = 180_000;
 const ALT = 'app_alt';
 let c: LocalCluster;
-const logins = pgLogins({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 5000 });
+const logins = pgRoles({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 5000 });
 
 beforeAll(async () => {
   // A synchronous standby: every commit of the app waits for it, and the operator's must not.

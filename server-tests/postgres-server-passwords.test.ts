@@ -7,7 +7,7 @@
 // logs in with whichever of its candidate passwords the server has.
 import { Client } from 'pg';
 import { pgAdmin } from '../operator/dataplane/postgres/admin.ts';
-import { pgLogins } from '../operator/dataplane/postgres/logins.ts';
+import { pgRoles } from '../operator/dataplane/postgres/roles.ts';
 import { SERVER_PASSWORD_KEYS } from '../operator/server-config/postgres-passfile.ts';
 import { CREDENTIAL_FILES } from '../operator/server-config/postgres-instance-script.ts';
 import { CREDENTIALS, LocalCluster, until } from './support/postgres-local-cluster.ts';
@@ -45,7 +45,7 @@ describe("the servers' own passwords changed", () => {
       const primary = c.get('pg-0');
       const admin = pgAdmin({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 5000 });
       expect(await admin.ping(primary.node)).toBe(true);
-      await pgLogins({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 5000 }).setServerPasswords(
+      await pgRoles({ superuserPassword: CREDENTIALS.superuser, timeoutMs: 5000 }).setServerPasswords(
         primary.node,
         new Map([
           ['postgres', NEW_SUPERUSER],

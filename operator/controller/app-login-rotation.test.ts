@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
-import type { PostgresLogins } from '../dataplane/postgres/logins.ts';
+import type { PostgresRoles } from '../dataplane/postgres/roles.ts';
 import { databaseCluster } from '../tiers/database.ts';
 import { ANNOTATION } from '../tiers/labels.ts';
 import type { DatabaseCredentials } from '../tiers/objects.ts';
@@ -30,7 +30,7 @@ const recorded = (app: string, login: DatabaseCredentials['appLogin']): Database
 function setup(podsByCluster: Record<string, V1Pod[]>, sessions: Record<string, number> = {}) {
   const calls: string[] = [];
   const failOn = new Set<string>();
-  const logins: PostgresLogins = {
+  const logins: PostgresRoles = {
     enable: async (n, login, owner, password) => {
       if (failOn.has(n.name)) throw new Error(`${n.name} refused`);
       calls.push(`enable ${n.name} ${login} as ${owner} with ${password}`);
@@ -40,7 +40,7 @@ function setup(podsByCluster: Record<string, V1Pod[]>, sessions: Record<string, 
     setServerPasswords: async () => {},
   };
   const rotation = new AppLoginRotation({
-    loginsFor: () => logins,
+    rolesFor: () => logins,
     pods: (_ns, labels) => podsByCluster[labels['scalableapp.io/shard'] ?? 'db'] ?? [],
   });
   return { rotation, calls, failOn };

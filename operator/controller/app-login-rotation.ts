@@ -13,7 +13,7 @@
 // current login once, so a cluster created after a rotation lets the app's URLs in too.
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { PostgresLogins } from '../dataplane/postgres/logins.ts';
+import type { PostgresRoles } from '../dataplane/postgres/roles.ts';
 import { verifierSafe } from '../dataplane/postgres/scram.ts';
 import {
   APP_LOGINS,
@@ -41,7 +41,7 @@ export interface LoginScope extends AppPodsView {
 export type RotationStep = GenericStep<DatabaseCredentials>;
 
 export interface AppLoginRotationDeps {
-  readonly loginsFor: (credentials: DatabaseCredentials) => PostgresLogins;
+  readonly rolesFor: (credentials: DatabaseCredentials) => PostgresRoles;
   readonly pods: (namespace: string, labels: Record<string, string>) => V1Pod[];
 }
 
@@ -90,7 +90,7 @@ export class AppLoginRotation extends PgRotation {
       const primaries = this.primaries(scope);
       if (typeof primaries === 'string') return waitOn(primaries);
       const next = otherLogin(current.name);
-      const logins = this.d.loginsFor(credentials);
+      const logins = this.d.rolesFor(credentials);
       // Every cluster first: the URLs switch only once every shard lets the new login in.
       for (const primary of primaries) await logins.enable(primary, next, APP_USER, wanted);
       return {
@@ -104,7 +104,7 @@ export class AppLoginRotation extends PgRotation {
     if (!current.retiring) return { kind: 'steady' };
     const oldUrls = waitForOldUrls(scope, `of ${current.retiring}`);
     if (oldUrls) return oldUrls;
-    const logins = this.d.loginsFor(credentials);
+    const logins = this.d.rolesFor(credentials);
     for (const cluster of scope.clusters) {
       // An instance that is not running holds no session; one running that cannot be asked may:
       // the step fails and is tried again (it never guesses).
@@ -138,7 +138,7 @@ export class AppLoginRotation extends PgRotation {
     current: { name: string; password: string },
   ): Promise<RotationStep | undefined> {
     if (!verifierSafe(current.password)) return undefined; // a Secret the user made: kept as it is
-    const logins = this.d.loginsFor(scope.credentials);
+    const logins = this.d.rolesFor(scope.credentials);
     await this.grants.giveOnce(this.d.pods, scope.clusters, [current.name, current.password], (node) =>
       logins.enable(node, current.name, APP_USER, current.password),
     );

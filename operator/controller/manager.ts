@@ -25,7 +25,7 @@ import {
   simulatedPostgresAdmin,
   simulatedQueueDepth,
 } from '../dataplane/simulated-admin.ts';
-import { pgLogins } from '../dataplane/postgres/logins.ts';
+import { pgRoles } from '../dataplane/postgres/roles.ts';
 import { AppLoginRotation, type AppLoginRotationDeps } from './app-login-rotation.ts';
 import { ServerPasswordRotation } from './server-password-rotation.ts';
 import { DatabasePrimary } from './database-primary.ts';
@@ -225,20 +225,20 @@ export class Manager {
   }
 
   private appLogins(): AppLoginRotation {
-    return new AppLoginRotation(this.pgLoginDeps());
+    return new AppLoginRotation(this.pgRotationDeps());
   }
 
   private serverPasswords(): ServerPasswordRotation {
-    return new ServerPasswordRotation(this.pgLoginDeps());
+    return new ServerPasswordRotation(this.pgRotationDeps());
   }
 
-  private pgLoginDeps(): AppLoginRotationDeps {
+  private pgRotationDeps(): AppLoginRotationDeps {
     return {
       pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
-      loginsFor: (credentials) =>
+      rolesFor: (credentials) =>
         this.o.dataPlane === 'simulated'
           ? SIMULATED_LOGINS
-          : pgLogins({ superuserPassword: superuserPasswords(credentials) }),
+          : pgRoles({ superuserPassword: superuserPasswords(credentials) }),
     };
   }
 

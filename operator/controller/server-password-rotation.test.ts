@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { parseApp } from '../api/testdata/apps.ts';
-import type { PostgresLogins } from '../dataplane/postgres/logins.ts';
+import type { PostgresRoles } from '../dataplane/postgres/roles.ts';
 import { databaseCluster } from '../tiers/database.ts';
 import type { DatabaseCredentials, ServerPasswordsRecord } from '../tiers/objects.ts';
 import { superuserPasswords } from '../tiers/postgres-cluster.ts';
@@ -30,7 +30,7 @@ const wanted = (
 function setup(podsByCluster: Record<string, V1Pod[]>) {
   const calls: string[] = [];
   const failOn = new Set<string>();
-  const logins: PostgresLogins = {
+  const logins: PostgresRoles = {
     enable: async () => {},
     disable: async () => {},
     sessions: async () => 0,
@@ -40,7 +40,7 @@ function setup(podsByCluster: Record<string, V1Pod[]>) {
     },
   };
   const rotation = new ServerPasswordRotation({
-    loginsFor: () => logins,
+    rolesFor: () => logins,
     pods: (_ns, labels) => podsByCluster[labels['scalableapp.io/shard'] ?? 'db'] ?? [],
   });
   return { rotation, calls, failOn };

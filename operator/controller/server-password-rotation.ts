@@ -71,7 +71,7 @@ export class ServerPasswordRotation extends PgRotation {
           ? { previousSuperuser: recorded.previousSuperuser }
           : {}),
     };
-    const logins = this.d.loginsFor(credentials);
+    const logins = this.d.rolesFor(credentials);
     // Every cluster first (the shards share these credentials): the record changes once all have them.
     for (const { node } of primaries) await logins.setServerPasswords(node, rolePasswords(next));
     for (const { pod } of primaries) this.grants.mark(scope.clusters, pod, grantOf(next));
@@ -88,7 +88,7 @@ export class ServerPasswordRotation extends PgRotation {
    */
   private async grantRecorded(scope: LoginScope, recorded: ServerPasswordsRecord): Promise<void> {
     if (!verifierSafe(recorded.superuser) || !verifierSafe(recorded.replication)) return;
-    const logins = this.d.loginsFor(scope.credentials);
+    const logins = this.d.rolesFor(scope.credentials);
     await this.grants.giveOnce(this.d.pods, scope.clusters, grantOf(recorded), (node) =>
       logins.setServerPasswords(node, rolePasswords(recorded)),
     );

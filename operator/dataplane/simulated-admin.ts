@@ -4,7 +4,7 @@
 // the real admin takes; the data-plane tests cover the Redis side with real servers.
 import type { CacheAdmin, CacheNode, CacheRole, CacheUsers } from './redis-admin.ts';
 import type { PostgresAdmin } from './postgres/admin.ts';
-import type { PostgresLogins } from './postgres/logins.ts';
+import type { PostgresRoles } from './postgres/roles.ts';
 import type { BrokerUsers } from './rabbitmq/users.ts';
 
 export function simulatedCacheAdmin(
@@ -74,7 +74,7 @@ export const SIMULATED_QUEUE_USERS: BrokerUsers = {
 };
 
 /** Logins where no Postgres runs: every step succeeds, and no session is ever open. */
-export const SIMULATED_LOGINS: PostgresLogins = {
+export const SIMULATED_LOGINS: PostgresRoles = {
   enable: async () => {},
   disable: async () => {},
   sessions: async () => 0,

@@ -1,6 +1,6 @@
 // A Reconciler wired to an in-memory apiserver and caches, for unit tests of what it writes: every
 // request is recorded, applies land in the cache at once, and a test may refuse any of them.
-import type { PostgresLogins } from '../../dataplane/postgres/logins.ts';
+import type { PostgresRoles } from '../../dataplane/postgres/roles.ts';
 import { AppLoginRotation } from '../app-login-rotation.ts';
 import { ServerPasswordRotation } from '../server-password-rotation.ts';
 import { CachePasswordRotation } from '../cache-password-rotation.ts';
@@ -54,7 +54,7 @@ export interface WorldOptions {
   /** PersistentVolumeClaims in the namespace (listed, and grown by merge patches). */
   claims?: V1PersistentVolumeClaim[];
   /** The Postgres logins a rotation of the app's password uses (default: no rotation runs). */
-  logins?: PostgresLogins;
+  logins?: PostgresRoles;
   /** The cache servers' passwords a rotation of the app's cache password sets (default: none runs). */
   cacheUsers?: CacheUsers;
   /** The broker's logins a rotation of the app's queue password uses (default: none runs). */
@@ -196,11 +196,11 @@ export function fakeWorld(o: WorldOptions) {
     ...(o.logins
       ? {
           appLogins: new AppLoginRotation({
-            loginsFor: () => o.logins!,
+            rolesFor: () => o.logins!,
             pods: (ns, labels) => caches.select('Pod', ns, labels) as V1Pod[],
           }),
           serverPasswords: new ServerPasswordRotation({
-            loginsFor: () => o.logins!,
+            rolesFor: () => o.logins!,
             pods: (ns, labels) => caches.select('Pod', ns, labels) as V1Pod[],
           }),
         }

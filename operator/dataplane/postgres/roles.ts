@@ -1,13 +1,16 @@
-// The application's logins of a Postgres cluster, which take turns so that a new password never
-// refuses a client that still holds the old one (docs/adr/0025). The owner role (`app`, which owns
-// the database and everything in it) logs in itself; a second login (`app_alt`) is a member of it
-// whose sessions act as it (`ALTER ROLE ... SET role`: current_user is the owner from the first
-// statement, and RESET ROLE returns to it), so objects are owned alike whichever login made them.
+// The passwords of a Postgres cluster's roles, set on its primary by the operator: the application's
+// logins, and the servers' own roles (the superuser, the replication role; docs/adr/0028).
+//
+// The application's logins take turns so that a new password never refuses a client that still holds
+// the old one (docs/adr/0025). The owner role (`app`, which owns the database and everything in it)
+// logs in itself; a second login (`app_alt`) is a member of it whose sessions act as it (`ALTER ROLE
+// ... SET role`: current_user is the owner from the first statement, and RESET ROLE returns to it),
+// so objects are owned alike whichever login made them.
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { superuserCalls, type PgAdminOptions, type PgNode } from './admin.ts';
 import { scramVerifier } from './scram.ts';
 
-export interface PostgresLogins {
+export interface PostgresRoles {
   /**
    * On the primary: `login` logs in with `password` (sent as its SCRAM verifier) and acts as
    * `owner`; created first when it does not exist. One transaction: all of it or nothing.
@@ -24,7 +27,7 @@ export interface PostgresLogins {
   setServerPasswords(n: PgNode, passwords: ReadonlyMap<string, string>): Promise<void>;
 }
 
-export function pgLogins(o: PgAdminOptions): PostgresLogins {
+export function pgRoles(o: PgAdminOptions): PostgresRoles {
   const on = superuserCalls(o);
   return {
     enable: (n, login, owner, password) =>
