@@ -2,7 +2,7 @@
 // shard whose pod is briefly out of its Service (kube-proxy then refuses the connection), a Service
 // whose rules are not in place yet. The resharding phases run as Jobs that a person reads when they
 // fail; one refused connect should not be such a failure.
-import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry from 'p-retry';
 
 /** Errors of reaching the server, not of what it answered: worth trying again. */
 const TRANSIENT = new Set([
@@ -30,26 +30,35 @@ export interface Connectable {
 
 /**
  * A connected client from `make` (a new one per try: a client that failed to connect cannot try
- * again), trying again every `pauseMs` while the failure is transient, for at most `withinMs`. Any
- * other failure (a refused password, a missing database) and the last one past the deadline are
- * thrown.
+ * again), trying again every `pauseMs` while the failure is transient, for at most `withinMs`
+ * (p-retry's `maxRetryTime`). Any other failure (a refused password, a missing database) and the last
+ * one past the deadline are thrown.
  */
-export async function connectWithin<C extends Connectable>(
+export function connectWithin<C extends Connectable>(
   make: () => C,
-  o: { withinMs: number; pauseMs?: number; onRetry?: (err: unknown) => void; now?: () => number },
+  o: { withinMs: number; pauseMs?: number; onRetry?: (err: unknown) => void },
 ): Promise<C> {
-  const now = o.now ?? Date.now;
-  const deadline = now() + o.withinMs;
-  for (;;) {
-    const client = make();
-    try {
-      await client.connect();
-      return client;
-    } catch (err) {
-      await client.end().catch(() => {});
-      if (!isTransientConnectError(err) || now() >= deadline) throw err;
-      o.onRetry?.(err);
-      await sleep(o.pauseMs ?? 1000);
-    }
-  }
+  return pRetry(
+    async () => {
+      const client = make();
+      try {
+        await client.connect();
+        return client;
+      } catch (err) {
+        await client.end().catch(() => {});
+        throw err;
+      }
+    },
+    {
+      retries: Infinity,
+      maxRetryTime: o.withinMs,
+      minTimeout: o.pauseMs ?? 1000,
+      factor: 1,
+      shouldRetry: ({ error }) => {
+        if (!isTransientConnectError(error)) return false;
+        o.onRetry?.(error);
+        return true;
+      },
+    },
+  );
 }
