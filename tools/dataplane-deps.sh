@@ -2,8 +2,8 @@
 # Installs the real server binaries the data-plane tests (server-tests/*.test.ts) run: nginx for the
 # edge cache, redis-server for the cache tier and the PostgreSQL 15 server (initdb, postgres,
 # pg_rewind; pg_basebackup comes with the client package) for the database tier, the three Prometheus
-# exporters of the tiers' metrics and the Prometheus server that scrapes them (promtool with it), as
-# pinned Debian bookworm packages via apt-get.
+# exporters of the tiers' metrics and the Prometheus server that scrapes them (promtool with it), and
+# pgBackRest for the backups, as pinned Debian bookworm packages via apt-get.
 # Idempotent: when the binaries already report the pinned upstream versions apt is not touched at
 # all, so a warm run takes milliseconds and needs neither root nor the network.
 #
@@ -38,6 +38,8 @@ PINS=(
   # The server that scrapes them; bookworm ships promtool in this same package, not a separate one.
   # Its Recommends (prometheus-node-exporter) are not installed.
   prometheus=2.42.0+ds-5+deb12u1
+  # Continuous archiving, backups and point-in-time recovery of the database and the shards (ADR 0029).
+  pgbackrest=2.45-1
 )
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -63,6 +65,7 @@ binary_of() {
     rabbitmq-server) echo rabbitmq-server ;;
     prometheus-postgres-exporter | prometheus-redis-exporter | prometheus-nginx-exporter) echo "$1" ;;
     prometheus) echo prometheus ;;
+    pgbackrest) echo pgbackrest ;;
     *) die "no binary known for package $1" ;;
   esac
 }
@@ -85,6 +88,8 @@ reported_version() {
     prometheus-redis-exporter) "$1" --version 2>&1 | sed -n 's/.*Redis Metrics Exporter \([^ ]*\)-[^- ]* .*/\1/p' ;;
     # "NGINX Prometheus Exporter version=0.11.0-1+b4 commit= ..." -> 0.11.0
     prometheus-nginx-exporter) "$1" --version 2>&1 | sed -n 's/^NGINX Prometheus Exporter version=\([^ ]*\)-[^- ]* .*/\1/p' ;;
+    # "pgBackRest 2.45" -> 2.45
+    pgbackrest) pgbackrest version | sed -n 's/^pgBackRest \([^ ]*\)$/\1/p' ;;
   esac
 }
 

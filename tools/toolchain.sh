@@ -158,6 +158,7 @@ build_kube_router() {
 # Rancher's local-path provisioner (kind's default StorageClass), making `local` volumes on the real
 # node: the kubelet applies fsGroup to those, so non-root database pods own their data directories.
 build_local_path_provisioner() { go_install "$1" "github.com/rancher/local-path-provisioner@${LOCAL_PATH_PROVISIONER_VERSION}"; }
+build_versitygw() { go_install "$1" "github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}"; }
 build_metrics_server() { go_install "$1" "sigs.k8s.io/metrics-server/cmd/metrics-server@${METRICS_SERVER_VERSION}"; }
 # controller-gen, only to generate the Prometheus Operator's CRDs below from their Go types.
 build_controller_gen() {
@@ -191,6 +192,7 @@ build_tool helm "$HELM_VERSION" build_helm
 build_tool kind "$KIND_VERSION" build_kind
 build_tool metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
 build_tool kubernetes "$KUBERNETES_VERSION" build_kubernetes
+build_tool versitygw "$VERSITYGW_VERSION" build_versitygw
 if [[ ${SCALABLEAPP_NODES:-real} == real ]]; then
   build_tool kube-node "$KUBERNETES_VERSION" build_kube_node
   build_tool coredns "$COREDNS_VERSION" build_coredns

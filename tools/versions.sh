@@ -13,6 +13,7 @@ LOCAL_PATH_PROVISIONER_VERSION=v0.0.30  # volumes on the real node (the only ver
 GATEWAY_API_VERSION=v1.6.3     # only its CRDs: the local cluster serves the Gateway API (tools/cluster.sh)
 PROMETHEUS_OPERATOR_VERSION=v0.95.2  # only its CRDs (PodMonitor, ServiceMonitor, PrometheusRule), generated from its API module
 CONTROLLER_TOOLS_VERSION=v0.23.0     # controller-gen, which generates those CRDs
+VERSITYGW_VERSION=v1.8.0       # an S3-compatible object store on loopback: the backup tests' repository (ADR 0029)
 # The Go toolchain that builds them; Kubernetes 1.36 needs >= 1.26.0.
 GO_MIN_VERSION=1.26.0
 # Where built tools live. Under $HOME so CI on the same machine reuses them.

@@ -107,6 +107,12 @@ export type PostgresConfigOptions = {
    * or root-owned and group-readable). pg_hba.conf then admits TCP clients only over TLS.
    */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * Continuous archiving (ADR 0029): the primary hands every WAL segment to `archiveCommand`, at
+   * least every `timeoutSeconds` when writes are few (the recovery point objective's bound), and any
+   * instance replaying WAL its primary no longer has fetches it with `restoreCommand`.
+   */
+  archive?: { archiveCommand: string; restoreCommand: string; timeoutSeconds: number };
   /** Never a config option: see the module comment. */
   password?: never;
 };
@@ -180,8 +186,25 @@ export function postgresConfig(o: PostgresConfigOptions): string {
           "ssl_min_protocol_version = 'TLSv1.2'",
         ]
       : []),
+    ...(o.archive
+      ? [
+          // `on`, not `always`: the primary archives; a promoted standby archives from its promotion
+          // on, and pushes the old timeline's last, partial segment.
+          'archive_mode = on',
+          `archive_command = ${quoted('archive.archiveCommand', o.archive.archiveCommand)}`,
+          `archive_timeout = ${archiveTimeout(o.archive.timeoutSeconds)}`,
+          `restore_command = ${quoted('archive.restoreCommand', o.archive.restoreCommand)}`,
+        ]
+      : []),
     '',
   ].join('\n');
+}
+
+function archiveTimeout(seconds: number): number {
+  // Below a minute every quiet period archives a whole 16 MiB segment that often (Postgres' own advice).
+  if (!Number.isInteger(seconds) || seconds < 60 || seconds > 86_400)
+    throw new RangeError(`archive.timeoutSeconds must be an integer in 60..86400, got ${seconds}`);
+  return seconds;
 }
 
 export type HbaOptions = {

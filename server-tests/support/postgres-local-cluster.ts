@@ -25,7 +25,12 @@ import {
   type PostgresAdmin,
 } from '../../operator/dataplane/postgres/admin.ts';
 import { issueCa, issueServerCert, type KeyPair } from '../../operator/tls/certificates.ts';
-import { hbaConfig, postgresConfig, synchronousStandbyNames } from '../../operator/server-config/postgres.ts';
+import {
+  hbaConfig,
+  postgresConfig,
+  synchronousStandbyNames,
+  type PostgresConfigOptions,
+} from '../../operator/server-config/postgres.ts';
 import { FENCED_HBA_FILE, instanceReadyScript } from '../../operator/server-config/postgres-ready-script.ts';
 import {
   CREDENTIAL_FILES,
@@ -81,7 +86,8 @@ function runAs(): { uid: number; gid: number } | undefined {
   }
 }
 
-async function chownTree(path: string, owner: { uid: number; gid: number }): Promise<void> {
+/** Gives a tree to the instances' user (their files must be theirs). */
+export async function chownTree(path: string, owner: { uid: number; gid: number }): Promise<void> {
   await chown(path, owner.uid, owner.gid);
   for (const e of await readdir(path, { withFileTypes: true })) {
     const p = join(path, e.name);
@@ -139,11 +145,23 @@ export class LocalInstance {
       RUN_DIR: this.runDir,
       ...(c.tls ? { TLS_CA_FILE: c.tls.caFile } : {}),
     };
+    // pgBackRest's view of this instance (the pods have one data directory, socket and port; here
+    // each instance has its own): its environment overrides its config file's pg1-* lines.
+    const more = {
+      ...c.env,
+      PGBACKREST_PG1_PATH: this.dataDir,
+      PGBACKREST_PG1_PORT: String(this.node.port),
+      PGBACKREST_PG1_SOCKET_PATH: this.runDir,
+    };
     const owner = c.owner;
     const [cmd, args] = owner
       ? ['setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'sh', c.script]]
       : ['sh', [c.script]];
-    const proc = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cmd, args, {
+      env: { ...env, ...more },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.proc = proc;
     const append = (chunk: Buffer) => {
       this.log += chunk.toString();
@@ -326,6 +344,10 @@ export type LocalClusterOptions = {
   synchronousReplicas?: number;
   /** Serve TLS only, with a certificate for `localhost` from a CA of the cluster's own (as the pods do). */
   tls?: boolean;
+  /** Continuous archiving (the backup tests). */
+  archive?: PostgresConfigOptions['archive'];
+  /** More environment for every instance: the postmaster's, which archive_command inherits. */
+  env?: Readonly<Record<string, string>>;
 };
 
 /** The name the certificate of a TLS cluster holds; clients and standbys reach instances by it. */
@@ -350,6 +372,7 @@ export class LocalCluster {
   readonly admin: PostgresAdmin;
   readonly instances: LocalInstance[] = [];
   tls: LocalTls | undefined;
+  env: Readonly<Record<string, string>> = {};
 
   private constructor(root: string, pgBin: string, owner: { uid: number; gid: number } | undefined) {
     this.root = root;
@@ -398,6 +421,7 @@ export class LocalCluster {
     const root = await mkdtemp(join(tmpdir(), 'pg-dataplane-'));
     const cluster = new LocalCluster(root, pgBin, owner);
     const { configDir, credentialsDir } = cluster;
+    cluster.env = o.env ?? {};
     if (o.tls) {
       const dir = join(root, 'tls');
       await mkdir(dir, { mode: 0o700 });
@@ -423,6 +447,7 @@ export class LocalCluster {
         walKeepSizeMb: 64,
         maxConnections: 50,
         ...(cluster.tls ? { tls: { certFile: cluster.tls.certFile, keyFile: cluster.tls.keyFile } } : {}),
+        ...(o.archive ? { archive: o.archive } : {}),
       }),
     );
     await writeFile(

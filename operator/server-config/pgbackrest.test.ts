@@ -1,0 +1,102 @@
+// What pgBackRest is told. The data-plane test (server-tests/backup.test.ts) runs these texts with
+// the real pgBackRest, Postgres and object store.
+import { pgBackRestCommands, pgBackRestConfig, type PgBackRestOptions } from './pgbackrest.ts';
+import { postgresConfig } from './postgres.ts';
+
+const BASE: PgBackRestOptions = {
+  stanza: 'db',
+  repository: {
+    type: 's3',
+    endpoint: 'store.backups.svc',
+    port: 7070,
+    bucket: 'backups',
+    region: 'us-east-1',
+    caFile: '/backup-ca/ca.crt',
+    path: '/shop/db',
+  },
+  dataDir: '/var/lib/postgresql/data/pgdata',
+  socketDir: '/var/run/postgresql',
+  port: 5432,
+  spoolDir: '/var/lib/postgresql/data/pgbackrest/spool',
+  lockDir: '/tmp/pgbackrest',
+  logDir: '/var/lib/postgresql/data/pgbackrest/log',
+  retainFull: 2,
+  compression: 'zst',
+  archiveQueueMaxMb: 1024,
+};
+
+describe('pgBackRest’s configuration', () => {
+  it('an object store over TLS with its own CA, path-style, the cluster’s directory in the bucket', () => {
+    const text = pgBackRestConfig(BASE);
+    expect(text).toContain(
+      [
+        'repo1-type=s3',
+        'repo1-s3-endpoint=store.backups.svc',
+        'repo1-storage-port=7070',
+        'repo1-s3-bucket=backups',
+        'repo1-s3-region=us-east-1',
+        'repo1-s3-uri-style=path',
+        'repo1-storage-ca-file=/backup-ca/ca.crt',
+        'repo1-path=/shop/db',
+      ].join('\n'),
+    );
+    expect(text).toContain(
+      '\n[db]\npg1-path=/var/lib/postgresql/data/pgdata\npg1-socket-path=/var/run/postgresql\npg1-port=5432\n',
+    );
+  });
+
+  it('bounds the archive queue, keeps the asked number of full backups, compresses as asked', () => {
+    const text = pgBackRestConfig(BASE);
+    for (const line of [
+      'archive-async=y',
+      'archive-push-queue-max=1024MiB',
+      'repo1-retention-full=2',
+      'compress-type=zst',
+    ])
+      expect(text.split('\n')).toContain(line);
+  });
+
+  it('holds no key: the object store’s keys come from the environment', () => {
+    expect(pgBackRestConfig(BASE)).not.toMatch(/s3-key|cipher-pass/);
+  });
+
+  it('a directory repository', () => {
+    const text = pgBackRestConfig({ ...BASE, repository: { type: 'posix', path: '/backups/shop' } });
+    expect(text).toContain('repo1-type=posix\nrepo1-path=/backups/shop\n');
+    expect(text).not.toContain('s3');
+  });
+
+  it.each([
+    [{ stanza: 'a b' }, 'stanza'],
+    [{ repository: { ...BASE.repository, bucket: 'Bad_Bucket' } }, 'repository.bucket'],
+    [{ repository: { ...BASE.repository, endpoint: 'store\nrepo1-type=posix' } }, 'repository.endpoint'],
+    [{ repository: { type: 'posix', path: 'relative' } }, 'repository.path'],
+    [{ repository: { type: 'posix', path: '/a//b' } }, 'repository.path'],
+    [{ dataDir: '/data/' }, 'dataDir'],
+    [{ retainFull: 0 }, 'retainFull'],
+    [{ archiveQueueMaxMb: 1.5 }, 'archiveQueueMaxMb'],
+  ] as [Partial<PgBackRestOptions>, string][])('refuses %j, naming %s', (change, field) => {
+    expect(() => pgBackRestConfig({ ...BASE, ...change })).toThrow(field);
+  });
+
+  it('Postgres archives and restores through it, at least every archive timeout', () => {
+    const commands = pgBackRestCommands({ configFile: '/config/pgbackrest.conf', stanza: 'db' });
+    expect(commands).toEqual({
+      archiveCommand: 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-push %p',
+      restoreCommand: 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-get %f "%p"',
+    });
+    const conf = postgresConfig({ port: 5432, archive: { ...commands, timeoutSeconds: 300 } }).split('\n');
+    expect(conf).toContain('archive_mode = on');
+    expect(conf).toContain(
+      "archive_command = 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-push %p'",
+    );
+    expect(conf).toContain('archive_timeout = 300');
+    expect(conf).toContain(
+      `restore_command = 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-get %f "%p"'`,
+    );
+    expect(() => postgresConfig({ port: 5432, archive: { ...commands, timeoutSeconds: 5 } })).toThrow(
+      'archive.timeoutSeconds',
+    );
+    expect(postgresConfig({ port: 5432 })).not.toContain('archive');
+  });
+});

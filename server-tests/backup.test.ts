@@ -1,0 +1,380 @@
+// Continuous archiving, backups and point-in-time recovery with the real pgBackRest (ADR 0029),
+// real Postgres started by the pods' own start script and config, and a real S3-compatible object
+// store (versitygw) on loopback, all configured by the operator's texts (server-config/pgbackrest.ts).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import {
+  BACKUP_KEY_ENV,
+  pgBackRestCommands,
+  pgBackRestConfig,
+  type PgBackRestOptions,
+} from '../operator/server-config/pgbackrest.ts';
+import {
+  CREDENTIALS,
+  LocalCluster,
+  chownTree,
+  freePort,
+  until,
+  type LocalInstance,
+} from './support/postgres-local-cluster.ts';
+import { LocalObjectStore, STORE_HOST } from './support/object-store-local.ts';
+
+const execFileAsync = promisify(execFile);
+const STANZA = 'db';
+const QUEUE_MAX_MB = 64;
+
+/** A cluster archiving into the store, and pgBackRest run as the instances' user. */
+class BackedUpCluster {
+  readonly cluster: LocalCluster;
+  readonly dir: string;
+  readonly store: LocalObjectStore;
+  readonly #restored: ChildProcess[] = [];
+
+  private constructor(cluster: LocalCluster, dir: string, store: LocalObjectStore) {
+    this.cluster = cluster;
+    this.dir = dir;
+    this.store = store;
+  }
+
+  static async create(store: LocalObjectStore): Promise<BackedUpCluster> {
+    // pgBackRest's directory: its config (as a ConfigMap would mount it), spool, locks and logs.
+    const dir = await mkdtemp(join(tmpdir(), 'pgbackrest-'));
+    const configFile = join(dir, 'pgbackrest.conf');
+    const cluster = await LocalCluster.create({
+      names: ['pg-0'],
+      archive: { ...pgBackRestCommands({ configFile, stanza: STANZA }), timeoutSeconds: 60 },
+      env: {
+        [BACKUP_KEY_ENV.accessKeyId]: store.accessKeyId,
+        [BACKUP_KEY_ENV.secretAccessKey]: store.secretAccessKey,
+      },
+    });
+    const options: PgBackRestOptions = {
+      stanza: STANZA,
+      repository: {
+        type: 's3',
+        endpoint: STORE_HOST,
+        port: store.port,
+        bucket: store.bucket,
+        region: store.region,
+        caFile: store.caFile,
+        path: `/tests/${join(dir).split('/').pop()}`,
+      },
+      // The pods' values; each local instance's own come from its environment (LocalInstance.start).
+      dataDir: '/var/lib/postgresql/data/pgdata',
+      socketDir: '/var/run/postgresql',
+      port: 5432,
+      spoolDir: join(dir, 'spool'),
+      lockDir: join(dir, 'lock'),
+      logDir: join(dir, 'log'),
+      retainFull: 2,
+      compression: 'zst',
+      archiveQueueMaxMb: QUEUE_MAX_MB,
+      storeTimeoutSeconds: 3,
+    };
+    await writeFile(configFile, pgBackRestConfig(options));
+    for (const d of ['spool', 'lock', 'log', 'restores']) await mkdir(join(dir, d));
+    if (cluster.owner) await chownTree(dir, cluster.owner);
+    return new BackedUpCluster(cluster, dir, store);
+  }
+
+  get primary(): LocalInstance {
+    return this.cluster.get('pg-0');
+  }
+
+  /**
+   * Runs pgBackRest as the instances' user on the primary's data directory; its output, or throws.
+   * Never synchronously: the writer and the store (whose output we read) must go on meanwhile.
+   */
+  async backRest(args: string[]): Promise<string> {
+    const owner = this.cluster.owner;
+    const argv = [`--config=${join(this.dir, 'pgbackrest.conf')}`, `--stanza=${STANZA}`, ...args];
+    const [cmd, cmdArgs] = owner
+      ? [
+          'setpriv',
+          [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'pgbackrest', ...argv],
+        ]
+      : ['pgbackrest', argv];
+    try {
+      const r = await execFileAsync(cmd, cmdArgs, {
+        encoding: 'utf8',
+        timeout: 180_000,
+        maxBuffer: 16 * 1024 * 1024,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          ...this.cluster.env,
+          PGBACKREST_PG1_PATH: this.primary.dataDir,
+          PGBACKREST_PG1_PORT: String(this.primary.node.port),
+          PGBACKREST_PG1_SOCKET_PATH: this.primary.runDir,
+          PGBACKREST_LOG_LEVEL_CONSOLE: 'info',
+        },
+      });
+      return `${r.stdout}${r.stderr}`;
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; code?: unknown };
+      throw new Error(
+        `pgbackrest ${args.join(' ')} failed (${String(e.code)}):\n${e.stdout ?? ''}${e.stderr ?? ''}\n` +
+          `The primary's log ends with:\n${this.primary.log.slice(-3000)}`,
+      );
+    }
+  }
+
+  /**
+   * Restores into a new data directory (never over the running one) to `target` (a time, or the end
+   * of the archive), starts it with archiving off (it must never push into the source's repository),
+   * waits until recovery has ended, and returns a superuser connection to it, and how long it took.
+   */
+  async restore(target: { time: string } | 'latest'): Promise<{ client: Client; seconds: number }> {
+    const started = performance.now();
+    const dataDir = await mkdtemp(join(this.dir, 'restores', 'data-'));
+    if (this.cluster.owner) await chownTree(dataDir, this.cluster.owner);
+    const spool = join(this.dir, 'restores', `spool-${dataDir.split('-').pop()}`);
+    await mkdir(spool);
+    if (this.cluster.owner) await chownTree(spool, this.cluster.owner);
+    await this.backRest([
+      'restore',
+      `--pg1-path=${dataDir}`,
+      `--spool-path=${spool}`,
+      ...(target === 'latest'
+        ? ['--type=default']
+        : ['--type=time', `--target=${target.time}`, '--target-action=promote']),
+    ]);
+    const port = await freePort();
+    const owner = this.cluster.owner;
+    const argv = [
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      '-c',
+      'archive_mode=off',
+      '-c',
+      `unix_socket_directories=${spool}`,
+      '-c',
+      'listen_addresses=127.0.0.1',
+    ];
+    const postgres = join(this.cluster.pgBin, 'postgres');
+    const [cmd, args] = owner
+      ? [
+          'setpriv',
+          [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', postgres, ...argv],
+        ]
+      : [postgres, argv];
+    const proc = spawn(cmd, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...this.cluster.env },
+    });
+    this.#restored.push(proc);
+    let log = '';
+    proc.stderr!.on('data', (c: Buffer) => void (log = (log + c.toString()).slice(-20_000)));
+    const client = await until(
+      'the restored instance to finish recovery',
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`the restored postgres exited:\n${log}`);
+        const c = new Client({
+          host: '127.0.0.1',
+          port,
+          user: 'postgres',
+          password: CREDENTIALS.superuser,
+          database: 'app',
+        });
+        c.on('error', () => {});
+        try {
+          await c.connect();
+          const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+          if (!rows[0]!.r) return c;
+        } catch {
+          // Not up yet, or still replaying.
+        }
+        await c.end().catch(() => {});
+        return undefined;
+      },
+      120_000,
+    ).catch((err: unknown) => {
+      throw new Error(`the restored instance did not come up; its log ends with:\n${log}`, { cause: err });
+    });
+    return { client, seconds: (performance.now() - started) / 1000 };
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.#restored) if (p.exitCode === null) p.kill('SIGKILL');
+    await this.cluster.destroy();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Inserts one row after another until stopped (bounded: at most `max`); what each commit returned. */
+function writer(primary: LocalInstance, max = 50_000) {
+  const acked: { n: number; at: number; ackedAt: number }[] = [];
+  let stop = false;
+  const done = (async () => {
+    const c = await primary.connect();
+    try {
+      for (let n = 1; n <= max && !stop; n++) {
+        const { rows } = await c.query<{ at: Date }>('INSERT INTO events (n) VALUES ($1) RETURNING at', [n]);
+        acked.push({ n, at: rows[0]!.at.getTime(), ackedAt: Date.now() });
+      }
+    } finally {
+      await c.end().catch(() => {});
+    }
+  })();
+  return {
+    acked,
+    stop: async () => {
+      stop = true;
+      await done;
+    },
+  };
+}
+
+const archiver = async (p: LocalInstance) =>
+  (
+    await p.query<{ archived: number; failed: number; last: string | null; ready: number }>(
+      `SELECT archived_count::int AS archived, failed_count::int AS failed, last_archived_wal AS last,
+              (SELECT count(*)::int FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS ready
+         FROM pg_stat_archiver`,
+      [],
+      'superuser',
+    )
+  )[0]!;
+
+const switchWal = async (p: LocalInstance) =>
+  (await p.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal', [], 'superuser'))[0]!.wal;
+
+describe('backups with pgBackRest into an object store', () => {
+  let store: LocalObjectStore;
+  let b: BackedUpCluster;
+  beforeEach(async () => {
+    store = await LocalObjectStore.start();
+    b = await BackedUpCluster.create(store);
+    await b.cluster.startAll();
+    await b.primary.query(
+      'CREATE TABLE events (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)',
+    );
+    await b.backRest(['stanza-create']);
+  });
+  afterEach(async () => {
+    await b?.destroy();
+    await store?.destroy();
+  });
+
+  it('recovers a new instance to a time just before a mistake: every row acknowledged before it is there, none after', async () => {
+    // Some bulk, so that the backup and the restore have something to move.
+    await b.primary.query(
+      "INSERT INTO events (n, pad) SELECT -g, repeat('x', 400) FROM generate_series(1, 100000) g",
+    );
+    const w = writer(b.primary);
+    await until('writes to flow', async () => w.acked.length >= 200);
+    const size = (
+      await b.primary.query<{ mb: number }>('SELECT pg_database_size(current_database()) / 1048576 AS mb')
+    )[0]!.mb;
+    const backup = await b.backRest(['backup', '--type=full']);
+    expect(backup).toMatch(/new backup label = \d{8}-\d{6}F/);
+    const written = w.acked.length;
+    // pgBackRest restores from a backup that ended before the target, by its stop time in seconds.
+    const backupEnded = Date.now();
+    await until(
+      'more writes after the backup',
+      async () => w.acked.length >= written + 300 && Date.now() > backupEnded + 2000,
+    );
+    // The target, by the server's clock; then more writes, then the mistake.
+    const target = (await b.primary.query<{ t: string }>('SELECT clock_timestamp()::text AS t'))[0]!.t;
+    const targetMs = new Date(target.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')).getTime();
+    const atTarget = w.acked.length;
+    await until('writes after the target', async () => w.acked.length >= atTarget + 100);
+    await b.primary.query('DELETE FROM events');
+    await w.stop();
+    // Every segment up to the mistake in the repository: check switches WAL and waits for it.
+    await b.backRest(['check']);
+
+    const { client, seconds } = await b.restore({ time: target });
+    try {
+      const { rows } = await client.query<{ n: number }>('SELECT n FROM events WHERE n > 0');
+      const present = new Set(rows.map((r) => r.n));
+      const before = w.acked.filter((a) => a.ackedAt < targetMs - 1);
+      const after = w.acked.filter((a) => a.at > targetMs + 1);
+      expect(before.length).toBeGreaterThan(300);
+      expect(after.length).toBeGreaterThan(50);
+      expect(before.filter((a) => !present.has(a.n))).toEqual([]);
+      expect(after.filter((a) => present.has(a.n))).toEqual([]);
+      const bulk = (await client.query<{ c: number }>('SELECT count(*)::int AS c FROM events WHERE n < 0'))
+        .rows[0]!.c;
+      expect(bulk).toBe(100_000);
+      // The newest row that survived was written (its statement began) this long before the target.
+      const newest = Math.max(...w.acked.filter((a) => present.has(a.n)).map((a) => a.at));
+      console.log(
+        `backup: point-in-time recovery of a ${size} MiB database: ${present.size} of ${w.acked.length} rows written under load ` +
+          `recovered, all ${before.length} acknowledged before the target there, all ${after.length} written after it absent; ` +
+          `the newest surviving row written ${(targetMs - newest).toFixed(1)} ms before the target; ` +
+          `restore and recovery took ${seconds.toFixed(1)} s`,
+      );
+    } finally {
+      await client.end();
+    }
+  }, 300_000);
+
+  it('the store away: archiving fails and waits, then catches up with no gap; past the queue bound WAL is dropped, not kept', async () => {
+    await b.backRest(['backup', '--type=full']);
+    await store.stop();
+    // Two segments while the store is away: under the bound, they wait in pg_wal.
+    let n = 0;
+    const write = async (rows: number) => {
+      for (let i = 0; i < rows; i++) await b.primary.query('INSERT INTO events (n) VALUES ($1)', [++n]);
+    };
+    await write(10);
+    await switchWal(b.primary);
+    await write(10);
+    const lastWaiting = await switchWal(b.primary);
+    const failing = await until(
+      'the archiver to report failures',
+      async () => {
+        const a = await archiver(b.primary);
+        return a.failed > 0 && a.ready >= 2 ? a : undefined;
+      },
+      120_000,
+    );
+    await store.resume();
+    const caughtUp = await until(
+      'archiving to catch up',
+      async () => {
+        const a = await archiver(b.primary);
+        return a.ready === 0 && a.last !== null && a.last >= lastWaiting ? a : undefined;
+      },
+      180_000,
+    );
+    // No gap: the archive replays to its end, every row there.
+    const { client } = await b.restore('latest');
+    try {
+      const { rows } = await client.query<{ c: number }>('SELECT count(*)::int AS c FROM events');
+      expect(rows[0]!.c).toBe(n);
+    } finally {
+      await client.end();
+    }
+
+    // Away again, and more WAL than the bound: it is dropped from the queue instead of filling the disk.
+    await store.stop();
+    const segments = QUEUE_MAX_MB / 16 + 2;
+    for (let i = 0; i < segments; i++) {
+      await write(5);
+      await switchWal(b.primary);
+    }
+    const drained = await until(
+      'the queue past its bound to be dropped while the store is still away',
+      async () => {
+        const a = await archiver(b.primary);
+        return a.ready === 0 ? a : undefined;
+      },
+      240_000,
+    );
+    expect(store.running).toBe(false);
+    expect(b.primary.log).toMatch(/dropped WAL file '[0-9A-F]{24}' because archive queue exceeded/);
+    console.log(
+      `backup: store away: ${failing.failed} failed archive attempts and ${failing.ready} segments waiting; caught up to ` +
+        `${caughtUp.last} once back; past the ${QUEUE_MAX_MB} MiB bound ${segments} segments were dropped and pg_wal emptied ` +
+        `(archived count ${drained.archived}) with the store still away`,
+    );
+  }, 600_000);
+});
