@@ -2,7 +2,8 @@
 // tools/toolchain.sh) over a directory, serving TLS with a certificate for `localhost` from a CA of
 // its own. pgBackRest 2.45 checks the certificate against DNS names only, so clients reach it as
 // `localhost`, never by address.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -13,6 +14,14 @@ import { freePort } from '../../e2e/support/free-port.ts';
 import { until } from './postgres-local-cluster.ts';
 
 export const STORE_HOST = 'localhost';
+
+/** The versitygw tools/toolchain.sh built (the version pinned in tools/versions.sh); not on PATH. */
+function versitygwBinary(): string {
+  const toolchain = new URL('../../tools/toolchain.sh', import.meta.url).pathname;
+  const path = join(execFileSync('bash', [toolchain, '--print'], { encoding: 'utf8' }).trim(), 'versitygw');
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`bash tools/toolchain.sh\` first`);
+  return path;
+}
 
 const accepts = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -68,7 +77,7 @@ export class LocalObjectStore {
   async resume(): Promise<void> {
     if (this.running) return;
     const proc = spawn(
-      'versitygw',
+      versitygwBinary(),
       [
         '--port',
         `127.0.0.1:${this.port}`,
@@ -97,6 +106,7 @@ export class LocalObjectStore {
     };
     proc.stdout!.on('data', append);
     proc.stderr!.on('data', append);
+    proc.on('error', (err) => append(Buffer.from(`could not run versitygw: ${err.message}\n`)));
     await until(`the object store to accept connections on ${this.port}`, async () => {
       if (!this.running) throw new Error(`versitygw exited; its log:\n${this.log}`);
       return accepts(this.port);
