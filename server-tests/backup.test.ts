@@ -16,6 +16,7 @@ import {
 import {
   CREDENTIALS,
   LocalCluster,
+  asOwner,
   chownTree,
   freePort,
   until,
@@ -90,14 +91,11 @@ class BackedUpCluster {
    * Never synchronously: the writer and the store (whose output we read) must go on meanwhile.
    */
   async backRest(args: string[]): Promise<string> {
-    const owner = this.cluster.owner;
-    const argv = [`--config=${join(this.dir, 'pgbackrest.conf')}`, `--stanza=${STANZA}`, ...args];
-    const [cmd, cmdArgs] = owner
-      ? [
-          'setpriv',
-          [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'pgbackrest', ...argv],
-        ]
-      : ['pgbackrest', argv];
+    const [cmd, cmdArgs] = asOwner(this.cluster.owner, 'pgbackrest', [
+      `--config=${join(this.dir, 'pgbackrest.conf')}`,
+      `--stanza=${STANZA}`,
+      ...args,
+    ]);
     try {
       const r = await execFileAsync(cmd, cmdArgs, {
         encoding: 'utf8',
@@ -106,9 +104,7 @@ class BackedUpCluster {
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
           ...this.cluster.env,
-          PGBACKREST_PG1_PATH: this.primary.dataDir,
-          PGBACKREST_PG1_PORT: String(this.primary.node.port),
-          PGBACKREST_PG1_SOCKET_PATH: this.primary.runDir,
+          ...this.primary.backRestEnv(),
           PGBACKREST_LOG_LEVEL_CONSOLE: 'info',
         },
       });
@@ -143,8 +139,7 @@ class BackedUpCluster {
         : ['--type=time', `--target=${target.time}`, '--target-action=promote']),
     ]);
     const port = await freePort();
-    const owner = this.cluster.owner;
-    const argv = [
+    const [cmd, args] = asOwner(this.cluster.owner, join(this.cluster.pgBin, 'postgres'), [
       '-D',
       dataDir,
       '-p',
@@ -155,14 +150,7 @@ class BackedUpCluster {
       `unix_socket_directories=${spool}`,
       '-c',
       'listen_addresses=127.0.0.1',
-    ];
-    const postgres = join(this.cluster.pgBin, 'postgres');
-    const [cmd, args] = owner
-      ? [
-          'setpriv',
-          [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', postgres, ...argv],
-        ]
-      : [postgres, argv];
+    ]);
     const proc = spawn(cmd, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...this.cluster.env },
@@ -173,7 +161,6 @@ class BackedUpCluster {
     const client = await until(
       'the restored instance to finish recovery',
       async () => {
-        if (proc.exitCode !== null) throw new Error(`the restored postgres exited:\n${log}`);
         const c = new Client({
           host: '127.0.0.1',
           port,
@@ -193,6 +180,7 @@ class BackedUpCluster {
         return undefined;
       },
       120_000,
+      () => (proc.exitCode !== null ? `the restored postgres exited (${proc.exitCode})` : undefined),
     ).catch((err: unknown) => {
       throw new Error(`the restored instance did not come up; its log ends with:\n${log}`, { cause: err });
     });
@@ -369,7 +357,6 @@ describe('backups with pgBackRest into an object store', () => {
       },
       240_000,
     );
-    expect(store.running).toBe(false);
     expect(b.primary.log).toMatch(/dropped WAL file '[0-9A-F]{24}' because archive queue exceeded/);
     console.log(
       `backup: store away: ${failing.failed} failed archive attempts and ${failing.ready} segments waiting; caught up to ` +

@@ -107,10 +107,12 @@ export class LocalObjectStore {
     proc.stdout!.on('data', append);
     proc.stderr!.on('data', append);
     proc.on('error', (err) => append(Buffer.from(`could not run versitygw: ${err.message}\n`)));
-    await until(`the object store to accept connections on ${this.port}`, async () => {
-      if (!this.running) throw new Error(`versitygw exited; its log:\n${this.log}`);
-      return accepts(this.port);
-    });
+    await until(
+      `the object store to accept connections on ${this.port}`,
+      () => accepts(this.port),
+      30_000,
+      () => (this.running ? undefined : `versitygw exited; its log:\n${this.log}`),
+    );
   }
 
   /** Stops the store, as when it becomes unreachable. */

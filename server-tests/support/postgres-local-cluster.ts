@@ -71,9 +71,30 @@ export function postgresBinDir(): string {
   return found;
 }
 
-/** Polls until `probe` returns something other than undefined/false, or fails at the deadline. */
-export const until = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000) =>
-  eventually(what, probe, timeoutMs, 50);
+/**
+ * Polls until `probe` returns something other than undefined/false, or fails at the deadline; at
+ * once when `hopeless` gives a reason (the process waited on has exited).
+ */
+export const until = <T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  hopeless?: () => string | undefined,
+) => eventually(what, probe, timeoutMs, 50, hopeless);
+
+/**
+ * The command line that runs `cmd` as `owner` (the instances' user when we are root) through
+ * setpriv, which execs, so the process spawned is the program itself; `cmd` itself when no owner.
+ */
+export function asOwner(
+  owner: { uid: number; gid: number } | undefined,
+  cmd: string,
+  args: string[],
+): [string, string[]] {
+  return owner
+    ? ['setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', cmd, ...args]]
+    : [cmd, args];
+}
 
 /** The uid and gid to run postgres as: ours, or the `postgres` user's when we are root. */
 function runAs(): { uid: number; gid: number } | undefined {
@@ -127,6 +148,18 @@ export class LocalInstance {
     return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
+  /**
+   * pgBackRest's view of this instance (the pods have one data directory, socket and port; here each
+   * instance has its own): this environment overrides its config file's pg1-* lines.
+   */
+  backRestEnv(): Record<string, string> {
+    return {
+      PGBACKREST_PG1_PATH: this.dataDir,
+      PGBACKREST_PG1_PORT: String(this.node.port),
+      PGBACKREST_PG1_SOCKET_PATH: this.runDir,
+    };
+  }
+
   /** Runs the instance script with `primary` as the recorded primary; resolves when it answers. */
   async start(primary: LocalInstance, timeoutMs = 60_000): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
@@ -145,20 +178,9 @@ export class LocalInstance {
       RUN_DIR: this.runDir,
       ...(c.tls ? { TLS_CA_FILE: c.tls.caFile } : {}),
     };
-    // pgBackRest's view of this instance (the pods have one data directory, socket and port; here
-    // each instance has its own): its environment overrides its config file's pg1-* lines.
-    const more = {
-      ...c.env,
-      PGBACKREST_PG1_PATH: this.dataDir,
-      PGBACKREST_PG1_PORT: String(this.node.port),
-      PGBACKREST_PG1_SOCKET_PATH: this.runDir,
-    };
-    const owner = c.owner;
-    const [cmd, args] = owner
-      ? ['setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'sh', c.script]]
-      : ['sh', [c.script]];
+    const [cmd, args] = asOwner(c.owner, 'sh', [c.script]);
     const proc = spawn(cmd, args, {
-      env: { ...env, ...more },
+      env: { ...env, ...c.env, ...this.backRestEnv() },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -285,13 +307,7 @@ export class LocalInstance {
       ...(c.tls ? { TLS_CERT_FILE: c.tls.certFile } : {}),
       ...(fenceAfterSeconds !== undefined ? { FENCE_AFTER_SECONDS: String(fenceAfterSeconds) } : {}),
     };
-    const script = join(c.configDir, 'ready.sh');
-    const [cmd, args] = c.owner
-      ? [
-          'setpriv',
-          [`--reuid=${c.owner.uid}`, `--regid=${c.owner.gid}`, '--clear-groups', '--', 'sh', script],
-        ]
-      : ['sh', [script]];
+    const [cmd, args] = asOwner(c.owner, 'sh', [join(c.configDir, 'ready.sh')]);
     const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: 10_000 });
     return { ready: r.status === 0, said: `${r.stdout}${r.stderr}`.trim() };
   }
