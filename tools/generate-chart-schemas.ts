@@ -33,7 +33,19 @@ export interface ChartSchema {
   readonly chartOnly?: z.ZodRawShape;
   /** Whether the values also have `platform` and `networkPolicies` (every tier chart does). */
   readonly tierChart?: boolean;
+  /**
+   * Keys of the tier the chart does not take (yet), each with the reason: its values refuse them,
+   * so a chart never accepts a field it ignores.
+   */
+  readonly operatorOnly?: Readonly<Record<string, string>>;
 }
+
+/**
+ * Continuous archiving is the operator's so far (ADR 0029): its status (whether archiving keeps up)
+ * is read by the operator, and the charts take it with base backups and recovery.
+ */
+const BACKUP_OPERATOR_ONLY =
+  'archiving is reported by the operator; the charts take backups with base backups and recovery';
 
 const secretName = (what: string) =>
   doc(
@@ -348,6 +360,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     chart: 'database',
     tier: database,
     tierChart: true,
+    operatorOnly: { backup: BACKUP_OPERATOR_ONLY },
     chartOnly: {
       primary: doc(
         z.string().min(1).max(63).regex(DNS_LABEL),
@@ -397,6 +410,7 @@ export const CHART_SCHEMAS: readonly ChartSchema[] = [
     chart: 'shards',
     tier: shards,
     tierChart: true,
+    operatorOnly: { backup: BACKUP_OPERATOR_ONLY },
     chartOnly: {
       auth: postgresAuth('shards-credentials'),
       tls: tierTls(
@@ -621,6 +635,7 @@ export function chartValuesSchema(entry: ChartSchema): Schema {
   });
   const schema = forHelm(json as Schema);
   const properties = schema.properties as Record<string, Schema>;
+  for (const key of Object.keys(entry.operatorOnly ?? {})) delete properties[key];
   // A parent chart hands every subchart `global`, and Helm adds a key per dependency (even a
   // library): allowed, never read.
   properties.global = { type: 'object', description: 'Helm global values, set by a parent chart.' };

@@ -16,7 +16,7 @@
 #                                                        would (what the checks and smoke use)
 #
 # Names: operator demo-app demo-consumer postgres cache rabbitmq nginx postgres-exporter cache-exporter
-# nginx-exporter prometheus coredns local-path-provisioner toolbox pause. After a build,
+# nginx-exporter prometheus coredns local-path-provisioner toolbox pause object-store. After a build,
 # $SCALABLEAPP_CACHE/images/images.env holds IMAGE_<NAME>=<reference> for every image that is built
 # (IMAGE_OPERATOR, IMAGE_DEMO_APP, IMAGE_POSTGRES_EXPORTER, IMAGE_LOCAL_PATH_PROVISIONER, ...); other
 # scripts source it.
@@ -30,7 +30,7 @@ source "$here/lib.sh"
 # machine. (A made-up domain would send a DNS query off the machine first.)
 REGISTRY=localhost/scalableapp
 ALL_IMAGES=(operator demo-app demo-consumer postgres cache rabbitmq nginx postgres-exporter cache-exporter nginx-exporter
-  prometheus coredns local-path-provisioner toolbox pause)
+  prometheus coredns local-path-provisioner toolbox pause object-store)
 SUITE=bookworm
 IMAGES_DIR=$SCALABLEAPP_CACHE/images
 ARCHIVES=$IMAGES_DIR/archives
@@ -234,11 +234,18 @@ plan_debian() { # name pkg...: the tag is the first package's version, the input
 # pg_rewind and psql by name: the major version's bin directory goes first on PATH, ahead of Debian's
 # pg_wrapper links in /usr/bin (a perl script that wants a cluster in /etc/postgresql), as in the
 # official image. initdb looks its own uid up: user postgres is 999, as in the official image.
+# pgBackRest archives WAL (archive_command = sh /config/archive.sh, ADR 0029) with the system's CAs
+# when the user names none: ca-certificates, pinned here as only the image has it.
 PG_MAJOR=15
-plan_postgres() { plan_debian postgres "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR"; }
+POSTGRES_CA_CERTIFICATES=ca-certificates=20250419~deb12u2
+plan_postgres() {
+  plan_debian postgres "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" pgbackrest
+  inputs="$inputs $POSTGRES_CA_CERTIFICATES"
+}
 recipe_postgres() {
   local work=$1 rootfs=$1/rootfs major=$PG_MAJOR
-  debian_rootfs "$rootfs" --include="$(pin_of "postgresql-$major"),$(pin_of "postgresql-client-$major")" \
+  debian_rootfs "$rootfs" \
+    --include="$(pin_of "postgresql-$major"),$(pin_of "postgresql-client-$major"),$(pin_of pgbackrest),$POSTGRES_CA_CERTIFICATES" \
     "$(user_hook postgres "$SERVER_UID" /var/lib/postgresql /bin/bash)" \
     --essential-hook='mkdir -p "$1/etc/postgresql-common/createcluster.d" && echo "create_main_cluster = false" >"$1/etc/postgresql-common/createcluster.d/no-main-cluster.conf"'
   finish_rootfs "$rootfs"
@@ -255,6 +262,7 @@ recipe_postgres() {
   step "  checking: initdb and postgres --single as uid $SERVER_UID on a read-only root"
   run_in "$rootfs" "$SERVER_UID:$SERVER_UID" /var/lib/postgresql/data,/run/postgresql,/tmp sh -ec '
     postgres --version; pg_basebackup --version >/dev/null; pg_rewind --version >/dev/null
+    pgbackrest version; [ -s /etc/ssl/certs/ca-certificates.crt ]
     [ "$(command -v pg_isready)" = "$1/pg_isready" ]
     out=$(initdb -D "$PGDATA" -U postgres --auth=trust --data-checksums --encoding=UTF8 --locale=C.UTF-8 2>&1) ||
       { echo "$out"; exit 1; }
@@ -569,6 +577,16 @@ recipe_coredns() {
   pack_args+=(--expose 53/udp --expose 53/tcp)
 }
 recipe_local-path-provisioner() { recipe_static_tool "$1" local-path-provisioner "$LOCAL_PATH_BIN"; }
+
+# --- object-store: versitygw, the S3-compatible store the backup tests archive into on the real
+# node (e2e/real-backup.test.ts), as the data-plane tests run it on loopback. A test fixture, never
+# part of a ScalableApp: users bring their own store.
+VERSITYGW_BIN=$TOOLS_BIN/versitygw
+plan_object-store() { plan_static_tool versitygw "$VERSITYGW_BIN" "$VERSITYGW_VERSION"; }
+recipe_object-store() {
+  recipe_static_tool "$1" versitygw "$VERSITYGW_BIN"
+  pack_args+=(--expose 7070/tcp)
+}
 
 # --- toolbox: a Debian minbase (sh, coreutils, findutils, grep, sed, tar, nc) for the local-path
 # provisioner's helper pods, which create and delete the volume directories on the node

@@ -216,6 +216,23 @@ export const storage = (what: string, defaultSize: string) =>
     },
   );
 
+/** A key of a Secret in the app's namespace: what a value the spec must not hold is taken from. */
+export const secretKeySelector = (description: string) =>
+  doc(
+    z.object({
+      name: dnsSubdomain("Name of a Secret in the app's namespace."),
+      key: doc(
+        z
+          .string()
+          .min(1)
+          .max(253)
+          .regex(/^[-._a-zA-Z0-9]+$/),
+        'Key inside that Secret (letters, digits, -, _ and .).',
+      ),
+    }),
+    description,
+  );
+
 /**
  * The variables the operator hands every app container (the connection Secret, mounted with envFrom,
  * and a consumer's QUEUE_NAME). A user variable of the same name would silently win over the
@@ -263,18 +280,7 @@ export const envVar = doc(
       `Name of the environment variable; not one the operator sets (${INJECTED_ENV.join(', ')}).`,
     ),
     value: doc(z.string().max(32768), 'Literal value.').optional(),
-    secretKeyRef: doc(
-      z.object({
-        name: dnsSubdomain("Name of a Secret in the app's namespace."),
-        key: doc(
-          z
-            .string()
-            .min(1)
-            .max(253)
-            .regex(/^[-._a-zA-Z0-9]+$/),
-          'Key inside that Secret (letters, digits, -, _ and .).',
-        ),
-      }),
+    secretKeyRef: secretKeySelector(
       'Take the value from a Secret key. The operator checks the Secret exists before rolling pods.',
     ).optional(),
   }),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { doc, type CelRule } from './meta.ts';
 import { image, resources, storage, tlsSetting, type ResourceDefaults, allowedClients } from './common.ts';
+import { checkBackup, postgresBackup } from './backup.ts';
 
 export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
 
@@ -46,6 +47,7 @@ export const postgresInstances = {
     z.enum(DELETION_POLICIES),
     'What happens to the volumes when the ScalableApp is deleted: Retain keeps them (default), Delete removes them. Removing the tier from the spec with Delete is held back until the app is annotated scalableapp.io/confirm-volume-deletion=<statefulset>.',
   ).default('Retain'),
+  backup: postgresBackup.optional(),
 };
 
 /**
@@ -114,6 +116,7 @@ export const database = doc(
   },
 ).superRefine((d, ctx) => {
   checkSynchronousReplicas(d.synchronousReplicas, d.replicas, 'replicas', ctx);
+  checkBackup(d.backup, d.storage.size, ctx);
   if (imageNamesOtherMajor(d.image, d.version))
     ctx.addIssue({ code: 'custom', path: ['image'], message: IMAGE_MAJOR_MESSAGE });
 });

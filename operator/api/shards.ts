@@ -10,6 +10,7 @@ import {
   synchronousReplicasRule,
 } from './database.ts';
 import { storage, allowedClients } from './common.ts';
+import { checkBackup } from './backup.ts';
 
 /**
  * What names a hot key's shard (<app>-shard-hot-<digest>): 32 bits of its SHA-256, stable whatever
@@ -95,6 +96,7 @@ export const shards = doc(
   },
 ).superRefine((s, ctx) => {
   checkSynchronousReplicas(s.synchronousReplicas, s.replicasPerShard, 'replicasPerShard', ctx);
+  checkBackup(s.backup, s.storage.size, ctx);
   if (imageNamesOtherMajor(s.image, s.version))
     ctx.addIssue({ code: 'custom', path: ['image'], message: IMAGE_MAJOR_MESSAGE });
 });

@@ -27,6 +27,14 @@ export function referencedSecrets(app: ScalableApp): { name: string; key?: strin
         });
     }),
   );
+  for (const tier of ['database', 'shards'] as const) {
+    const s3 = app.spec[tier]?.backup?.s3;
+    if (!s3) continue;
+    for (const k of ['accessKeyId', 'secretAccessKey', 'ca'] as const) {
+      const ref = s3[k];
+      if (ref) refs.push({ name: ref.name, key: ref.key, field: `spec.${tier}.backup.s3.${k}` });
+    }
+  }
   return refs;
 }
 

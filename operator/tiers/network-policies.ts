@@ -146,6 +146,7 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       clientPorts: [PG_PORT],
       metricsPort: METRICS_PORT.postgres,
       allowedClients: database.allowedClients,
+      ...(database.backup ? { backupStorePort: database.backup.s3.port } : {}),
     });
   }
   if (cache) {
@@ -166,6 +167,7 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       movers: [SHARD_MOVER],
       metricsPort: METRICS_PORT.postgres,
       allowedClients: shards.allowedClients,
+      ...(shards.backup ? { backupStorePort: shards.backup.s3.port } : {}),
     });
   }
   if (queue) {
@@ -201,6 +203,12 @@ interface DataTierAccess {
   readonly allowedClients: readonly AllowedClient[];
   /** With monitoring: the scrapers' port (spec.monitoring.scrapers), and no one else's. */
   readonly metricsPort: number;
+  /**
+   * With backup: the object store's port, egress from the tier's pods to it. To any address: a
+   * NetworkPolicy cannot name a host, and the store's address is the user's (a cloud endpoint's
+   * changes); the port and the store's certificate (checked against its name) narrow it.
+   */
+  readonly backupStorePort?: number;
 }
 
 /** A NetworkPolicy ingress rule as the apiserver spells it (the client library's type says `_from`). */
@@ -269,5 +277,23 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
         egress: [{ to: [{ podSelector: pods }], ports: tcp([...clientPorts, ...peerPorts]) }],
       },
     },
+    ...(tier.backupStorePort === undefined
+      ? []
+      : [
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'NetworkPolicy',
+            metadata: {
+              name: childName(app, `allow-${tier.name}-backup-egress`),
+              namespace: ns,
+              labels: tierLabels(app, component),
+            },
+            spec: {
+              podSelector: pods,
+              policyTypes: ['Egress'],
+              egress: [{ ports: tcp([tier.backupStorePort]) }],
+            },
+          },
+        ]),
   ];
 }

@@ -2,6 +2,7 @@ import { isContainerReady } from '../kube/pods.ts';
 import type { V1ConfigMap, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import { postgresImage } from '../api/database.ts';
+import type { PostgresBackup } from '../api/backup.ts';
 import {
   DEFAULT_MONITOR_USER,
   PG_RUN_DIR,
@@ -29,6 +30,7 @@ import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import { contentHash } from './content-hash.ts';
+import { backupArchiveSettings, backupCaVolume, backupEnv, backupFiles } from './postgres-backup.ts';
 import type { AppLoginRecord, Child, DatabaseCredentials, PgClusterFacts, TlsFacts } from './objects.ts';
 
 export const PG_PORT = 5432;
@@ -101,6 +103,8 @@ export interface PgCluster {
     /** Whether the operator promotes a standby when the primary is lost, and after how long. */
     readonly failover: { readonly enabled: boolean; readonly delaySeconds: number };
     readonly tls: { readonly enabled: boolean };
+    /** Continuous archiving (ADR 0029); none without. */
+    readonly backup?: PostgresBackup | undefined;
   };
   /** The Secret holding superuser-, replication- and app-password (one per cluster or shared). */
   readonly credentialsName: string;
@@ -188,6 +192,17 @@ export function superuserPasswords(c: DatabaseCredentials): [string, ...string[]
 export const appLoginOf = (c: DatabaseCredentials): AppLoginRecord =>
   c.appLogin ?? { name: APP_USER, password: c.app };
 
+/** The data directory the pods' image and start script use (PGDATA). */
+const PG_DATA_DIR = '/var/lib/postgresql/data/pgdata';
+/** What the archiving builders need of a cluster (postgres-backup.ts). */
+const archiving = (c: PgCluster) => ({
+  app: c.app,
+  name: c.name,
+  backup: c.spec.backup,
+  port: PG_PORT,
+  dataDir: PG_DATA_DIR,
+});
+
 export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
   const last = c.facts.lastFailover;
   const tls = c.spec.tls.enabled;
@@ -210,12 +225,14 @@ export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
         // is harmless, and the text (and the pods) need not change when the primary moves.
         synchronousStandbyNames: synchronousStandbyNames(c.spec.synchronousReplicas, pgInstanceNames(c)),
         ...(tls ? { tls: { certFile: SERVER_TLS_FILES.cert, keyFile: SERVER_TLS_FILES.key } } : {}),
+        ...backupArchiveSettings(archiving(c)),
       }),
       'pg_hba.conf': hbaConfig({ ...hba, cidr: '0.0.0.0/0' }),
       [FENCED_HBA_FILE]: hbaConfig({ ...hba, cidr: '0.0.0.0/0', fenced: true }),
       ...(monitored(c.app) ? { [EXPORTER_QUERIES_KEY]: POSTGRES_EXPORTER_QUERIES } : {}),
       'start.sh': instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
       'ready.sh': instanceReadyScript(),
+      ...backupFiles(archiving(c)),
       primary: pgPrimary(c),
     },
   };
@@ -240,6 +257,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
   });
   const tls = c.spec.tls.enabled;
   const tlsFiles = serverTlsVolume(pgTlsSecretName(c));
+  const backupCa = backupCaVolume(archiving(c));
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -280,7 +298,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
               image: postgresImage(c.spec),
               command: ['sh', '/config/start.sh'],
               env: [
-                { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+                { name: 'PGDATA', value: PG_DATA_DIR },
                 { name: 'PGPORT', value: String(PG_PORT) },
                 { name: 'INSTANCE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 // Read when the container starts: a pod that was primary and restarts after a
@@ -303,6 +321,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                       { name: 'TLS_CERT_FILE', value: SERVER_TLS_FILES.cert },
                     ]
                   : []),
+                ...backupEnv(archiving(c)),
               ],
               ports: [{ name: 'postgres', containerPort: PG_PORT, protocol: 'TCP' }],
               resources: resourceRequirements(c.spec.resources),
@@ -329,6 +348,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
                 { name: 'credentials', mountPath: '/credentials', readOnly: true },
                 { name: 'run', mountPath: PG_RUN_DIR },
                 ...(tls ? [tlsFiles.mount] : []),
+                ...backupCa.mounts,
                 tmpMount,
               ],
             },
@@ -340,6 +360,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
             { name: 'credentials', secret: { secretName: c.credentialsName, defaultMode: 0o400 } },
             { name: 'run', emptyDir: {} },
             ...(tls ? [tlsFiles.volume] : []),
+            ...backupCa.volumes,
             tmpVolume,
             ...exporter.volumes,
           ],

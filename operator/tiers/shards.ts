@@ -120,6 +120,7 @@ export function shardCluster(app: ScalableApp, name: string, facts: ObservedFact
       synchronousReplicas: s.synchronousReplicas,
       failover: s.failover,
       tls: s.tls,
+      backup: s.backup,
     },
     credentialsName: shardsCredentialsName(app),
     tls: facts.tls,

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { doc } from './meta.ts';
+import { quantity, secretKeySelector } from './common.ts';
+import { compareQuantities, quantityFraction } from './quantity.ts';
+import { BACKUP_COMPRESSIONS } from '../server-config/pgbackrest.ts';
+
+/** pgBackRest checks a certificate against a name, never an address (2.45): a host name only. */
+const HOST_NAME =
+  /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+export const s3Repository = doc(
+  z.object({
+    endpoint: doc(
+      z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(HOST_NAME)
+        .refine(
+          (h) => !/^[0-9.]+$/.test(h),
+          'an address, not a host name: the TLS certificate is checked against a name',
+        ),
+      "The object store's host name, e.g. s3.eu-west-1.amazonaws.com or minio.storage.svc. A name, not an address: its TLS certificate must name it.",
+    ),
+    port: doc(z.number().int().min(1).max(65535), "The store's HTTPS port.").default(443),
+    bucket: doc(
+      z
+        .string()
+        .min(3)
+        .max(63)
+        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/),
+      'The bucket, which must exist.',
+    ),
+    region: doc(
+      z
+        .string()
+        .min(1)
+        .max(32)
+        .regex(/^[a-z0-9-]+$/),
+      "The bucket's region (self-hosted stores take any).",
+    ).default('us-east-1'),
+    path: doc(
+      z
+        .string()
+        .min(1)
+        .max(512)
+        .regex(/^(\/[A-Za-z0-9_.-]+)+$/),
+      'The directory in the bucket that holds this app; each Postgres cluster (the database, each shard) is a stanza named after its StatefulSet under it. Default: /scalableapp/<namespace>/<app>.',
+    ).optional(),
+    uriStyle: doc(
+      z.enum(['path', 'host']),
+      'path: https://<endpoint>/<bucket>/… (what self-hosted stores serve); host: https://<bucket>.<endpoint>/… (AWS).',
+    ).default('path'),
+    accessKeyId: secretKeySelector("The Secret key holding the store's access key id."),
+    secretAccessKey: secretKeySelector("The Secret key holding the store's secret access key."),
+    ca: secretKeySelector(
+      "A Secret key holding the CA bundle (PEM) the store's certificate is checked against; the system's CAs when omitted.",
+    ).optional(),
+  }),
+  'An S3-compatible object store over HTTPS. Egress to its port is admitted from the instances (the NetworkPolicy cannot name a host).',
+);
+
+/**
+ * Continuous WAL archiving with pgBackRest (ADR 0029) for one Postgres cluster: shared by the
+ * database tier and the shards, each shard archiving as its own stanza.
+ */
+export const postgresBackup = doc(
+  z.object({
+    s3: s3Repository,
+    rpoSeconds: doc(
+      z.number().int().min(60).max(86400),
+      'The most time a committed write may wait before it is archived (archive_timeout): a quiet primary switches WAL segment at least this often, so the archive is never more than this behind. Below 60 s every idle period archives a whole 16 MiB segment that often.',
+    ).default(300),
+    walQueueLimit: quantity(
+      "The most WAL that may wait for the store on an instance's volume while archiving fails. Past it pgBackRest drops the oldest waiting segments from the archive (point-in-time recovery has a gap there until the next full backup) instead of filling the volume. Must be below the volume's size.",
+      { bytes: true },
+    ).default('1Gi'),
+    compression: doc(z.enum(BACKUP_COMPRESSIONS), 'How archived WAL is compressed.').default('zst'),
+  }),
+  'Continuous WAL archiving into an object store with pgBackRest: every segment the primary writes is pushed asynchronously; a promoted standby continues on its new timeline. Changing it restarts the instances (archive_mode is read at start). Base backups and recovery into a new app come in a following release; until then this archive alone does not restore.',
+);
+
+export type PostgresBackup = z.infer<typeof postgresBackup>;
+
+/** pgBackRest's smallest archive queue: one WAL segment. */
+export const MIN_WAL_QUEUE = '16Mi';
+export const walQueueMessage = `backup.walQueueLimit must be at least ${MIN_WAL_QUEUE} and below the volume's size (storage.size)`;
+
+/**
+ * The archive queue's bound against the cluster's volume: a bound the volume cannot hold never
+ * bites, and pg_wal fills the disk first. Refused by the schema (the operator says InvalidSpec),
+ * as the image's major is.
+ */
+export function checkBackup(
+  backup: PostgresBackup | undefined,
+  storageSize: string | number,
+  ctx: z.RefinementCtx,
+): void {
+  if (!backup) return;
+  const q = backup.walQueueLimit;
+  if (compareQuantities(q, MIN_WAL_QUEUE) === -1 || compareQuantities(q, storageSize) !== -1)
+    ctx.addIssue({ code: 'custom', path: ['backup', 'walQueueLimit'], message: walQueueMessage });
+}
+
+/** A byte quantity in whole MiB, rounded down (pgBackRest's archive-push-queue-max). */
+export function mebibytes(q: string | number): number {
+  const f = quantityFraction(q);
+  if (!f) throw new Error(`not a quantity: ${String(q)}`);
+  return Number(f.num / (f.den * 1024n * 1024n));
+}

@@ -1,0 +1,109 @@
+// What continuous archiving (spec.database.backup, spec.shards.backup; ADR 0029) adds to one
+// Postgres cluster's objects: pgBackRest's config and the archive script in its ConfigMap, the
+// archive settings of postgresql.conf, the store's keys as environment variables from the user's
+// Secret, and the store's CA. Every instance gets them, so a promoted standby archives on.
+import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { mebibytes, type PostgresBackup } from '../api/backup.ts';
+import { PG_RUN_DIR, type PostgresConfigOptions } from '../server-config/postgres.ts';
+import {
+  BACKUP_KEY_ENV,
+  archiveScript,
+  pgBackRestCommands,
+  pgBackRestConfig,
+} from '../server-config/pgbackrest.ts';
+import type { ScalableApp } from '../api/scalable-app.ts';
+
+/** The ConfigMap's keys, mounted at /config. */
+export const BACKUP_FILES = { config: 'pgbackrest.conf', archive: 'archive.sh' } as const;
+const CONFIG_DIR = '/config';
+const CA_DIR = '/backup-ca';
+const CA_FILE = `${CA_DIR}/ca.crt`;
+/** pgBackRest's queue, locks and logs: the pod's own (an emptyDir), never the data volume. */
+const WORK_DIR = `${PG_RUN_DIR}/pgbackrest`;
+const DIRS = { spoolDir: `${WORK_DIR}/spool`, lockDir: `${WORK_DIR}/lock`, logDir: `${WORK_DIR}/log` };
+
+/** Where an app's clusters archive in the bucket unless the user says: one directory per app. */
+export const defaultRepositoryPath = (app: ScalableApp) =>
+  `/scalableapp/${app.metadata.namespace}/${app.metadata.name}`;
+
+interface Cluster {
+  readonly app: ScalableApp;
+  /** The StatefulSet's name: the stanza, so every shard has its own in the same directory. */
+  readonly name: string;
+  readonly backup?: PostgresBackup | undefined;
+  readonly port: number;
+  readonly dataDir: string;
+}
+
+/** The ConfigMap's files (none without backup). */
+export function backupFiles(c: Cluster): Record<string, string> {
+  const b = c.backup;
+  if (!b) return {};
+  const s3 = b.s3;
+  return {
+    [BACKUP_FILES.config]: pgBackRestConfig({
+      stanza: c.name,
+      repository: {
+        type: 's3',
+        endpoint: s3.endpoint,
+        port: s3.port,
+        bucket: s3.bucket,
+        region: s3.region,
+        uriStyle: s3.uriStyle,
+        ...(s3.ca ? { caFile: CA_FILE } : {}),
+        path: s3.path ?? defaultRepositoryPath(c.app),
+      },
+      dataDir: c.dataDir,
+      socketDir: PG_RUN_DIR,
+      port: c.port,
+      ...DIRS,
+      // Only archiving so far: nothing expires until base backups exist.
+      retainFull: 2,
+      compression: b.compression,
+      archiveQueueMaxMb: mebibytes(b.walQueueLimit),
+    }),
+    [BACKUP_FILES.archive]: archiveScript({
+      configFile: `${CONFIG_DIR}/${BACKUP_FILES.config}`,
+      stanza: c.name,
+      ...DIRS,
+    }),
+  };
+}
+
+/** postgresql.conf's archive settings (none without backup). */
+export function backupArchiveSettings(c: Cluster): Pick<PostgresConfigOptions, 'archive'> {
+  if (!c.backup) return {};
+  const { restoreCommand } = pgBackRestCommands({
+    configFile: `${CONFIG_DIR}/${BACKUP_FILES.config}`,
+    stanza: c.name,
+  });
+  return {
+    archive: {
+      archiveCommand: `sh ${CONFIG_DIR}/${BACKUP_FILES.archive} %p`,
+      restoreCommand,
+      timeoutSeconds: c.backup.rpoSeconds,
+    },
+  };
+}
+
+/** The store's keys, from the user's Secret: never in the ConfigMap, the spec or the status. */
+export function backupEnv(c: Cluster): V1EnvVar[] {
+  const s3 = c.backup?.s3;
+  if (!s3) return [];
+  return [
+    { name: BACKUP_KEY_ENV.accessKeyId, valueFrom: { secretKeyRef: s3.accessKeyId } },
+    { name: BACKUP_KEY_ENV.secretAccessKey, valueFrom: { secretKeyRef: s3.secretAccessKey } },
+  ];
+}
+
+/** The store's CA, when the user names one. */
+export function backupCaVolume(c: Cluster): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const ca = c.backup?.s3.ca;
+  if (!ca) return { volumes: [], mounts: [] };
+  return {
+    volumes: [
+      { name: 'backup-ca', secret: { secretName: ca.name, items: [{ key: ca.key, path: 'ca.crt' }] } },
+    ],
+    mounts: [{ name: 'backup-ca', mountPath: CA_DIR, readOnly: true }],
+  };
+}
