@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import {
   BACKUP_KEY_ENV,
+  archiveScript,
   pgBackRestCommands,
   pgBackRestConfig,
   type PgBackRestOptions,
@@ -23,6 +24,8 @@ import {
   type LocalInstance,
 } from './support/postgres-local-cluster.ts';
 import { LocalObjectStore, STORE_HOST } from './support/object-store-local.ts';
+import { pgArchiver } from '../operator/dataplane/postgres/archiver.ts';
+import { archivingVerdict } from '../operator/controller/archiving.ts';
 
 const execFileAsync = promisify(execFile);
 const STANZA = 'db';
@@ -47,7 +50,12 @@ class BackedUpCluster {
     const configFile = join(dir, 'pgbackrest.conf');
     const cluster = await LocalCluster.create({
       names: ['pg-0'],
-      archive: { ...pgBackRestCommands({ configFile, stanza: STANZA }), timeoutSeconds: 60 },
+      // The pods' archive_command: the script creates the stanza the first time, then pushes.
+      archive: {
+        ...pgBackRestCommands({ configFile, stanza: STANZA }),
+        archiveCommand: `sh ${join(dir, 'archive.sh')} %p`,
+        timeoutSeconds: 60,
+      },
       env: {
         [BACKUP_KEY_ENV.accessKeyId]: store.accessKeyId,
         [BACKUP_KEY_ENV.secretAccessKey]: store.secretAccessKey,
@@ -77,7 +85,9 @@ class BackedUpCluster {
       storeTimeoutSeconds: 3,
     };
     await writeFile(configFile, pgBackRestConfig(options));
-    for (const d of ['spool', 'lock', 'log', 'restores']) await mkdir(join(dir, d));
+    await writeFile(join(dir, 'archive.sh'), archiveScript({ configFile, ...options }));
+    // The script makes pgBackRest's own directories, as in a new pod.
+    await mkdir(join(dir, 'restores'));
     if (cluster.owner) await chownTree(dir, cluster.owner);
     return new BackedUpCluster(cluster, dir, store);
   }
@@ -218,16 +228,17 @@ function writer(primary: LocalInstance, max = 50_000) {
   };
 }
 
-const archiver = async (p: LocalInstance) =>
-  (
-    await p.query<{ archived: number; failed: number; last: string | null; ready: number }>(
-      `SELECT archived_count::int AS archived, failed_count::int AS failed, last_archived_wal AS last,
-              (SELECT count(*)::int FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS ready
-         FROM pg_stat_archiver`,
-      [],
-      'superuser',
-    )
-  )[0]!;
+// The operator's own reading of the archiver (dataplane/postgres/archiver.ts), and its verdict.
+const pgArchive = pgArchiver({ superuserPassword: CREDENTIALS.superuser });
+const archiver = async (p: LocalInstance) => {
+  const s = await pgArchive.archiver(p.node);
+  return { ...s, last: s.lastArchivedWal ?? null, ready: s.waiting };
+};
+const verdict = async (p: LocalInstance) =>
+  archivingVerdict('db', await pgArchive.archiver(p.node), {
+    rpoSeconds: 60,
+    walQueueLimit: `${QUEUE_MAX_MB}Mi`,
+  }).reason;
 
 const switchWal = async (p: LocalInstance) =>
   (await p.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal', [], 'superuser'))[0]!.wal;
@@ -242,7 +253,13 @@ describe('backups with pgBackRest into an object store', () => {
     await b.primary.query(
       'CREATE TABLE events (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)',
     );
-    await b.backRest(['stanza-create']);
+    // The first segment archived creates the stanza (archive.sh), as on a new cluster's primary.
+    const first = await switchWal(b.primary);
+    await until('the first segment archived', async () => (await archiver(b.primary)).last === first, 60_000);
+    const [info] = JSON.parse(await b.backRest(['info', '--output=json', '--log-level-console=off'])) as {
+      archive: { max: string }[];
+    }[];
+    expect(info!.archive[0]!.max).toBe(first);
   });
   afterEach(async () => {
     await b?.destroy();
@@ -314,6 +331,12 @@ describe('backups with pgBackRest into an object store', () => {
     };
     await write(10);
     await switchWal(b.primary);
+    // What the status says (archiving.ts): the attempts fail, one segment waits.
+    await until(
+      'the verdict ArchivingFailing',
+      async () => (await verdict(b.primary)) === 'ArchivingFailing',
+      120_000,
+    );
     await write(10);
     const lastWaiting = await switchWal(b.primary);
     const failing = await until(
@@ -324,6 +347,9 @@ describe('backups with pgBackRest into an object store', () => {
       },
       120_000,
     );
+    // Two of the bound's four segments: the condition warns before anything is dropped.
+    expect(await verdict(b.primary)).toBe('ArchiveQueueFilling');
+    expect(b.primary.log).not.toMatch(/dropped WAL file/);
     await store.resume();
     const caughtUp = await until(
       'archiving to catch up',
@@ -333,6 +359,7 @@ describe('backups with pgBackRest into an object store', () => {
       },
       180_000,
     );
+    expect(await verdict(b.primary)).toBe('Archiving');
     // No gap: the archive replays to its end, every row there.
     const { client } = await b.restore('latest');
     try {

@@ -20,6 +20,7 @@ import type { TierContext } from './tier-module.ts';
 import { TIER_MODULES } from './tier-modules/index.ts';
 import { recheckAfterMs, tierReports, tierWarnings } from './tier-reports.ts';
 import { imagesPinnedCondition, imagesPinnedWarning } from './image-pinning.ts';
+import { archivingEvents } from './archiving.ts';
 
 interface Log {
   warn(msg: string, f?: Record<string, unknown>): void;
@@ -84,6 +85,8 @@ export interface Outcome {
   readonly refusals: readonly Refusal[];
   /** Per cluster whose failover is refused: why. */
   readonly failoverRefused: readonly string[];
+  /** The archiving tiers' conditions (archiving.ts), none when no tier archives. */
+  readonly archiving?: readonly ConditionInput[];
 }
 
 /**
@@ -139,6 +142,8 @@ export async function writeStatus(
   conditions.push(...[...reports.values()].map((r) => r.condition));
   const images = imagesPinnedCondition(app);
   conditions.push(images);
+  const archiving = outcome.archiving ?? [];
+  conditions.push(...archiving);
   const present = TIER_MODULES.filter((m) => m.present(app));
   const status: ScalableAppStatus = {
     observedGeneration: generation,
@@ -160,6 +165,8 @@ export async function writeStatus(
       await d.events.record(app, 'Warning', e.reason, e.message);
     const unpinned = imagesPinnedWarning(previous?.conditions, images);
     if (unpinned) await d.events.record(app, 'Warning', unpinned.reason, unpinned.message);
+    for (const e of archivingEvents(previous?.conditions, archiving))
+      await d.events.record(app, e.type, e.reason, e.message);
   }
   return { wrote, recheck: recheckAfterMs(reports), status };
 }

@@ -153,5 +153,26 @@ export const EVENT_REASON = {
   /** The new password cannot be used; the app keeps its login. */
   CredentialsRefused: 'CredentialsRefused',
 } as const;
+/**
+ * The reasons of an archiving tier's condition (DatabaseArchiving, ShardsArchiving; archiving.ts),
+ * the bad ones also of its Warning Events.
+ */
+export const ARCHIVING_REASON = {
+  /** Every segment the primaries finished is archived, or being archived. */
+  Archiving: 'Archiving',
+  /** More than half the queue's bound waits: past it, segments are dropped from the archive. */
+  ArchiveQueueFilling: 'ArchiveQueueFilling',
+  /** The primary's last attempt to archive failed (the store unreachable, refusing, misconfigured). */
+  ArchivingFailing: 'ArchivingFailing',
+  /** Segments wait and none was archived for twice the RPO bound. */
+  ArchivingBehind: 'ArchivingBehind',
+  /** The primary is not ready or did not answer: archiving could not be asked about. */
+  PrimaryNotAsked: 'PrimaryNotAsked',
+  /** An Event's only: archiving that was failing or behind keeps up again. */
+  ArchivingRecovered: 'ArchivingRecovered',
+} as const;
+export type ArchivingReason = (typeof ARCHIVING_REASON)[keyof typeof ARCHIVING_REASON];
+
 /** Every reason an Event may carry: the app's, the operator's actions, and the pod problems a tier shows. */
-export type EventReason = AppReason | (typeof EVENT_REASON)[keyof typeof EVENT_REASON] | TierReason;
+export type EventReason =
+  AppReason | (typeof EVENT_REASON)[keyof typeof EVENT_REASON] | TierReason | ArchivingReason;

@@ -23,6 +23,7 @@ import {
   SIMULATED_QUEUE_USERS,
   simulatedCacheAdmin,
   simulatedPostgresAdmin,
+  SIMULATED_ARCHIVER,
   simulatedQueueDepth,
 } from '../dataplane/simulated-admin.ts';
 import { pgRoles } from '../dataplane/postgres/roles.ts';
@@ -30,6 +31,7 @@ import { AppLoginRotation, type AppLoginRotationDeps } from './app-login-rotatio
 import { ServerPasswordRotation } from './server-password-rotation.ts';
 import { DatabasePrimary } from './database-primary.ts';
 import { pgAdmin } from '../dataplane/postgres/admin.ts';
+import { pgArchiver } from '../dataplane/postgres/archiver.ts';
 import { PrimaryHeartbeats } from '../dataplane/postgres/heartbeat.ts';
 import { pgPrimary, superuserPasswords } from '../tiers/postgres-cluster.ts';
 import { respCacheAdmin, respCacheUsers } from '../dataplane/redis-admin.ts';
@@ -175,6 +177,13 @@ export class Manager {
       }),
       consumerScaling: scaling,
       appMetrics: appMetricsOf(this.o.metrics.registry),
+      archiving: {
+        pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
+        archiverFor: (_cluster, credentials) =>
+          this.o.dataPlane === 'simulated'
+            ? SIMULATED_ARCHIVER
+            : pgArchiver({ superuserPassword: superuserPasswords(credentials!) }),
+      },
     });
     // Everything cached so far is work: the queue of a replica that just became leader may be empty.
     for (const a of this.apps.list()) queue.add(`${a.metadata?.namespace}/${a.metadata?.name}`);

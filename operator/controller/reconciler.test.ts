@@ -6,7 +6,7 @@ import { ANNOTATION, ROLE_LABEL, selectorLabels } from '../tiers/labels.ts';
 import { BROKER_CONTAINER } from '../tiers/queue.ts';
 import type { CachePrimary } from './cache-primary.ts';
 import type { DatabasePrimary } from './database-primary.ts';
-import { runningContainer } from './testdata/pods.ts';
+import { dbPrimaryPod, runningContainer } from './testdata/pods.ts';
 import { fakeWorld, invalid } from './testdata/fake-world.ts';
 import { ChildRefusedError } from './reconciler.ts';
 import { ApiError } from '../kube/client.ts';
@@ -615,21 +615,7 @@ async function expectQuietPasses(w: ReturnType<typeof fakeWorld>, calls: readonl
 }
 
 describe("a rotation of the app's database password", () => {
-  const dbPod: V1Pod = {
-    metadata: {
-      name: 'shop-db-0',
-      namespace: 'prod',
-      uid: 'db0',
-      // Labelled primary already: the fake cache does not take the operator's label patches.
-      labels: { ...selectorLabels(parseApp({}, 'shop', 'prod'), 'database'), [ROLE_LABEL]: 'primary' },
-    },
-    status: {
-      podIP: '10.0.0.5',
-      containerStatuses: [
-        { name: 'postgres', restartCount: 0, ready: true, image: 'x', imageID: '', state: { running: {} } },
-      ],
-    },
-  };
+  const dbPod = dbPrimaryPod();
 
   it('switches the URLs to the other login once it has the new password, retires the old one when every pod rolled, and then writes nothing', async () => {
     const calls: string[] = [];

@@ -21,6 +21,7 @@ import type { ServerPasswordRotation } from './server-password-rotation.ts';
 import type { CachePasswordRotation } from './cache-password-rotation.ts';
 import type { QueueLoginRotation } from './queue-login-rotation.ts';
 import { missingSecrets } from './references.ts';
+import { observeArchiving, type ArchivingDeps } from './archiving.ts';
 import { ChildRefusedError, type Refusal } from './refusal.ts';
 import { labelRoles } from './roles.ts';
 import type { ConsumerScalingPort, TierContext } from './tier-module.ts';
@@ -57,6 +58,8 @@ export interface ReconcilerDeps {
   readonly consumerScaling?: ConsumerScalingPort;
   /** The per-app series (app-metrics.ts); absent, none are kept. */
   readonly appMetrics?: AppMetrics;
+  /** Asks the primaries of archiving tiers how archiving goes (archiving.ts); absent, not told. */
+  readonly archiving?: ArchivingDeps;
   readonly log: {
     info(msg: string, f?: Record<string, unknown>): void;
     warn(msg: string, f?: Record<string, unknown>): void;
@@ -147,6 +150,10 @@ export class Reconciler {
         this.d.children.ownedBy(app.metadata.uid ?? '').map((c) => c.obj),
       );
     let result = soonest('ok', primaries.recheckMs);
+    const archiving = this.d.archiving
+      ? await observeArchiving(this.d.archiving, app, facts)
+      : { conditions: [] };
+    result = soonest(result, archiving.recheckMs);
 
     const desired = desiredState(app, facts).map((o) => stamped(withReadVersion(o, read)));
     // A larger volume first grows its claims and recreates its StatefulSet (volume-growth.ts).
@@ -169,7 +176,12 @@ export class Reconciler {
       // Nothing is deleted and no pod restarted while the app is half applied: a restart may wait on
       // a record that was refused. The status says which child and why, once.
       const refused = new ChildRefusedError(refusals);
-      const outcome = { changed: changed > 0, refusals, failoverRefused: [] };
+      const outcome = {
+        changed: changed > 0,
+        refusals,
+        failoverRefused: [],
+        archiving: archiving.conditions,
+      };
       // Announced when the refusal appears or changes, not each time the status is rewritten while it
       // stands (a tier becoming ready meanwhile): one Event, counted once.
       const before = raw.status?.conditions?.find((c) => c.type === 'Degraded');
@@ -195,6 +207,7 @@ export class Reconciler {
       changed: changed + pruned + relabelled > 0,
       refusals: [],
       failoverRefused: primaries.failoverRefused,
+      archiving: archiving.conditions,
     });
     observe(status);
     // A container still within its probes' budget is called not ready only when it runs out: look then.

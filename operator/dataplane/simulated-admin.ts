@@ -4,6 +4,7 @@
 // the real admin takes; the data-plane tests cover the Redis side with real servers.
 import type { CacheAdmin, CacheNode, CacheRole, CacheUsers } from './redis-admin.ts';
 import type { PostgresAdmin } from './postgres/admin.ts';
+import type { PostgresArchiver } from './postgres/archiver.ts';
 import type { PostgresRoles } from './postgres/roles.ts';
 import type { BrokerUsers } from './rabbitmq/users.ts';
 
@@ -98,3 +99,8 @@ export function simulatedQueueDepth(annotations: () => Record<string, string> | 
     return depth;
   };
 }
+
+/** Archiving where no Postgres runs: nothing waits, nothing failed. */
+export const SIMULATED_ARCHIVER: PostgresArchiver = {
+  archiver: async () => ({ archived: 0, failed: 0, waiting: 0, now: new Date() }),
+};

@@ -5,6 +5,7 @@ import { AppLoginRotation } from '../app-login-rotation.ts';
 import { ServerPasswordRotation } from '../server-password-rotation.ts';
 import { CachePasswordRotation } from '../cache-password-rotation.ts';
 import type { CacheUsers } from '../../dataplane/redis-admin.ts';
+import type { PostgresArchiver } from '../../dataplane/postgres/archiver.ts';
 import type { BrokerUsers } from '../../dataplane/rabbitmq/users.ts';
 import { QueueLoginRotation } from '../queue-login-rotation.ts';
 import type {
@@ -59,6 +60,10 @@ export interface WorldOptions {
   cacheUsers?: CacheUsers;
   /** The broker's logins a rotation of the app's queue password uses (default: none runs). */
   queueUsers?: BrokerUsers;
+  /** How archiving goes on the primaries (default: the reconciler does not ask). */
+  archiver?: PostgresArchiver;
+  /** Secrets the user made, by name: their data (default: none exists). */
+  secrets?: Record<string, Record<string, string>>;
 }
 
 const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
@@ -113,6 +118,10 @@ export function fakeWorld(o: WorldOptions) {
   };
   const kube = {
     get: async (path: string) => {
+      const m = /\/namespaces\/prod\/secrets\/([^/]+)$/.exec(path);
+      const data = m ? o.secrets?.[m[1]!] : undefined;
+      if (data)
+        return { apiVersion: 'v1', kind: 'Secret', metadata: { name: m![1], namespace: 'prod' }, data };
       throw new ApiError('GET', path, 404, {});
     },
     apply: async (path: string, body: Obj, opts?: { subresource?: string }) => {
@@ -207,6 +216,14 @@ export function fakeWorld(o: WorldOptions) {
       : {}),
     ...(o.cacheUsers ? { cachePasswords: new CachePasswordRotation({ usersFor: () => o.cacheUsers! }) } : {}),
     ...(o.queueUsers ? { queueLogins: new QueueLoginRotation({ usersFor: () => o.queueUsers! }) } : {}),
+    ...(o.archiver
+      ? {
+          archiving: {
+            archiverFor: () => o.archiver!,
+            pods: (ns: string, labels: Record<string, string>) => caches.select('Pod', ns, labels) as V1Pod[],
+          },
+        }
+      : {}),
     log,
     now: () => new Date(o.now ?? Date.parse('2025-06-01T12:00:00Z')),
   });
