@@ -44,12 +44,12 @@ class BackedUpCluster {
     this.store = store;
   }
 
-  static async create(store: LocalObjectStore): Promise<BackedUpCluster> {
+  static async create(store: LocalObjectStore, names = ['pg-0']): Promise<BackedUpCluster> {
     // pgBackRest's directory: its config (as a ConfigMap would mount it), spool, locks and logs.
     const dir = await mkdtemp(join(tmpdir(), 'pgbackrest-'));
     const configFile = join(dir, 'pgbackrest.conf');
     const cluster = await LocalCluster.create({
-      names: ['pg-0'],
+      names,
       // The pods' archive_command: the script creates the stanza the first time, then pushes.
       archive: {
         ...pgBackRestCommands({ configFile, stanza: STANZA }),
@@ -243,23 +243,32 @@ const verdict = async (p: LocalInstance) =>
 const switchWal = async (p: LocalInstance) =>
   (await p.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal', [], 'superuser'))[0]!.wal;
 
+/**
+ * A store and a cluster archiving into it (the first instance the primary, the others its standbys),
+ * with the table the tests write, and the first segment archived, which created the stanza
+ * (archive.sh), as on a new cluster's primary.
+ */
+async function archivingCluster(names?: string[]): Promise<{ store: LocalObjectStore; b: BackedUpCluster }> {
+  const store = await LocalObjectStore.start();
+  const b = await BackedUpCluster.create(store, names);
+  await b.cluster.startAll();
+  await b.primary.query(
+    'CREATE TABLE events (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)',
+  );
+  const first = await switchWal(b.primary);
+  await until('the first segment archived', async () => (await archiver(b.primary)).last === first, 60_000);
+  const [info] = JSON.parse(await b.backRest(['info', '--output=json', '--log-level-console=off'])) as {
+    archive: { max: string }[];
+  }[];
+  expect(info!.archive[0]!.max).toBe(first);
+  return { store, b };
+}
+
 describe('backups with pgBackRest into an object store', () => {
   let store: LocalObjectStore;
   let b: BackedUpCluster;
   beforeEach(async () => {
-    store = await LocalObjectStore.start();
-    b = await BackedUpCluster.create(store);
-    await b.cluster.startAll();
-    await b.primary.query(
-      'CREATE TABLE events (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)',
-    );
-    // The first segment archived creates the stanza (archive.sh), as on a new cluster's primary.
-    const first = await switchWal(b.primary);
-    await until('the first segment archived', async () => (await archiver(b.primary)).last === first, 60_000);
-    const [info] = JSON.parse(await b.backRest(['info', '--output=json', '--log-level-console=off'])) as {
-      archive: { max: string }[];
-    }[];
-    expect(info!.archive[0]!.max).toBe(first);
+    ({ store, b } = await archivingCluster());
   });
   afterEach(async () => {
     await b?.destroy();
@@ -391,4 +400,59 @@ describe('backups with pgBackRest into an object store', () => {
         `(archived count ${drained.archived}) with the store still away`,
     );
   }, 600_000);
+});
+
+describe('a failover while archiving', () => {
+  let store: LocalObjectStore;
+  let b: BackedUpCluster;
+  beforeEach(async () => {
+    ({ store, b } = await archivingCluster(['pg-0', 'pg-1']));
+  });
+  afterEach(async () => {
+    await b?.destroy();
+    await store?.destroy();
+  });
+
+  it('the promoted standby archives on its new timeline, and a restore replays across the switch', async () => {
+    const [old, standby] = [b.cluster.get('pg-0'), b.cluster.get('pg-1')];
+    await b.backRest(['backup', '--type=full']);
+    await old.query('INSERT INTO events (n) SELECT g FROM generate_series(1, 100) g');
+    const lastOld = await switchWal(old);
+    await until(
+      'the old primary archiving its last segment',
+      async () => (await archiver(old)).last === lastOld,
+    );
+    await until(
+      'the standby replaying every row',
+      async () => (await standby.query<{ c: number }>('SELECT count(*)::int AS c FROM events'))[0]!.c === 100,
+    );
+    await old.stop();
+    await b.cluster.admin.promote(standby.node);
+    await standby.query('INSERT INTO events (n) SELECT g FROM generate_series(101, 200) g');
+    const lastNew = await switchWal(standby);
+    // Timeline 2: the WAL file's name starts with it.
+    expect(lastNew.startsWith('00000002')).toBe(true);
+    await until('the promoted standby archiving on timeline 2', async () => {
+      const a = await archiver(standby);
+      return a.last === lastNew && a.ready === 0;
+    });
+    expect(await verdict(standby)).toBe('Archiving');
+    // The new timeline's history file is in the archive too: without it no restore could follow.
+    const [info] = JSON.parse(await b.backRest(['info', '--output=json', '--log-level-console=off'])) as {
+      archive: { max: string }[];
+    }[];
+    expect(info!.archive[0]!.max).toBe(lastNew);
+    const { client } = await b.restore('latest');
+    try {
+      const { rows } = await client.query<{ c: number; tli: number }>(
+        `SELECT (SELECT count(*)::int FROM events) AS c,
+                ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli`,
+      );
+      expect(rows[0]!.c).toBe(200);
+      // Recovery followed the archive onto timeline 2 and promoted past it.
+      expect(rows[0]!.tli).toBeGreaterThanOrEqual(3);
+    } finally {
+      await client.end();
+    }
+  }, 300_000);
 });
