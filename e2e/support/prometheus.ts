@@ -23,6 +23,8 @@ import {
   deleteNamespaceAndWait,
   execIn,
   localImages,
+  RESTRICTED_CONTAINER,
+  RESTRICTED_POD,
   startProbe,
 } from './real-node.ts';
 
@@ -165,12 +167,6 @@ export function shortenedRules(): ReturnType<typeof alertRuleGroups> {
   return { groups: g.groups.map((x) => ({ ...x, rules: x.rules.map((r) => ({ ...r, for: SHORT_FOR })) })) };
 }
 
-const restricted = {
-  allowPrivilegeEscalation: false,
-  readOnlyRootFilesystem: true,
-  capabilities: { drop: ['ALL'] },
-};
-
 function objects(ns: string, appNamespace: string): Record<string, unknown>[] {
   const role = (namespace: string) => [
     {
@@ -206,13 +202,7 @@ function objects(ns: string, appNamespace: string): Record<string, unknown>[] {
       metadata: { name: NAME, namespace: ns, labels: SCRAPER_LABELS },
       spec: {
         serviceAccountName: NAME,
-        securityContext: {
-          runAsNonRoot: true,
-          runAsUser: 65532,
-          runAsGroup: 65532,
-          fsGroup: 65532,
-          seccompProfile: { type: 'RuntimeDefault' },
-        },
+        securityContext: RESTRICTED_POD,
         containers: [
           {
             name: NAME,
@@ -227,7 +217,7 @@ function objects(ns: string, appNamespace: string): Record<string, unknown>[] {
             ports: [{ name: 'http', containerPort: PORT }],
             readinessProbe: { httpGet: { path: '/-/ready', port: PORT }, periodSeconds: 2 },
             resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } },
-            securityContext: restricted,
+            securityContext: RESTRICTED_CONTAINER,
             volumeMounts: [
               { name: 'config', mountPath: '/config', readOnly: true },
               { name: 'data', mountPath: '/prometheus' },
@@ -238,7 +228,7 @@ function objects(ns: string, appNamespace: string): Record<string, unknown>[] {
             image: localImages().IMAGE_DEMO_APP,
             command: ['node', '-e', POD_SD_SCRIPT],
             resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
-            securityContext: restricted,
+            securityContext: RESTRICTED_CONTAINER,
           },
         ],
         volumes: [

@@ -21,6 +21,21 @@ export function describeReal(name: string, fn: () => void): void {
   (REAL_NODES ? describe : describe.skip)(name, fn);
 }
 
+/** A test pod's securityContext under the restricted Pod Security Standard: a non-root uid of its own. */
+export const RESTRICTED_POD = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  fsGroup: 65532,
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+/** A test container's securityContext under the restricted Pod Security Standard. */
+export const RESTRICTED_CONTAINER = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+
 let images: LocalImages | undefined;
 export const localImages = (): LocalImages => (images ??= readLocalImages());
 
@@ -148,11 +163,7 @@ export function startProbe(
             command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
             ...(envFromSecret ? { envFrom: [{ secretRef: { name: envFromSecret } }] } : {}),
             ...(caConfigMap ? { volumeMounts: [{ name: 'ca', mountPath: CA_MOUNT, readOnly: true }] } : {}),
-            securityContext: {
-              allowPrivilegeEscalation: false,
-              readOnlyRootFilesystem: true,
-              capabilities: { drop: ['ALL'] },
-            },
+            securityContext: RESTRICTED_CONTAINER,
           },
         ],
         ...(caConfigMap
