@@ -669,7 +669,12 @@ export function tierCelRules(entry: ChartSchema): { path: string; rule: CelRule 
     if (node.items) walk(node.items as Schema, `${path}[]`);
   };
   walk(z.toJSONSchema(entry.tier, { target: 'draft-7', io: 'input' }) as Schema, '');
-  return out;
+  // The keys the chart refuses carry no rule the chart must enforce.
+  const refused = Object.keys(entry.operatorOnly ?? {});
+  const under = (p: string | undefined, key: string) => !!p && (p === key || p.startsWith(`${key}.`));
+  return out.filter(
+    ({ path, rule }) => !refused.some((k) => under(path, k) || under(rule.fieldPath?.replace(/^\./, ''), k)),
+  );
 }
 
 export const schemaPath = (chart: string) =>

@@ -1,25 +1,21 @@
 import { z } from 'zod';
-import { doc } from './meta.ts';
+import { doc, type CelRule } from './meta.ts';
 import { quantity, secretKeySelector } from './common.ts';
 import { compareQuantities, quantityFraction } from './quantity.ts';
 import { BACKUP_COMPRESSIONS } from '../server-config/pgbackrest.ts';
 
-/** pgBackRest checks a certificate against a name, never an address (2.45): a host name only. */
+/**
+ * pgBackRest checks a certificate against a name, never an address (2.45): a host name only. Its
+ * last label starts with a letter (no top-level domain is numeric), which is what keeps an IPv4
+ * address out, in a pattern the apiserver's regular expressions (RE2, no lookahead) can say too.
+ */
 const HOST_NAME =
-  /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+  /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 export const s3Repository = doc(
   z.object({
     endpoint: doc(
-      z
-        .string()
-        .min(1)
-        .max(253)
-        .regex(HOST_NAME)
-        .refine(
-          (h) => !/^[0-9.]+$/.test(h),
-          'an address, not a host name: the TLS certificate is checked against a name',
-        ),
+      z.string().min(1).max(253).regex(HOST_NAME),
       "The object store's host name, e.g. s3.eu-west-1.amazonaws.com or minio.storage.svc. A name, not an address: its TLS certificate must name it.",
     ),
     port: doc(z.number().int().min(1).max(65535), "The store's HTTPS port.").default(443),
@@ -85,6 +81,18 @@ export type PostgresBackup = z.infer<typeof postgresBackup>;
 /** pgBackRest's smallest archive queue: one WAL segment. */
 export const MIN_WAL_QUEUE = '16Mi';
 export const walQueueMessage = `backup.walQueueLimit must be at least ${MIN_WAL_QUEUE} and below the volume's size (storage.size)`;
+
+/**
+ * The same check in the apiserver, on the database and shards objects (defaults applied first): a
+ * spec the operator would refuse is refused at admission.
+ */
+export const walQueueRule: CelRule = {
+  rule:
+    `!has(self.backup) || (quantity(string(self.backup.walQueueLimit)).compareTo(quantity('${MIN_WAL_QUEUE}')) >= 0 && ` +
+    'quantity(string(self.backup.walQueueLimit)).compareTo(quantity(string(self.storage.size))) < 0)',
+  message: walQueueMessage,
+  fieldPath: '.backup.walQueueLimit',
+};
 
 /**
  * The archive queue's bound against the cluster's volume: a bound the volume cannot hold never

@@ -221,13 +221,14 @@ export const secretKeySelector = (description: string) =>
   doc(
     z.object({
       name: dnsSubdomain("Name of a Secret in the app's namespace."),
+      // As Kubernetes checks a key: not `.` or `..`, nor starting with `..` (a path upwards).
       key: doc(
         z
           .string()
           .min(1)
           .max(253)
-          .regex(/^[-._a-zA-Z0-9]+$/),
-        'Key inside that Secret (letters, digits, -, _ and .).',
+          .regex(/^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$/),
+        'Key inside that Secret (letters, digits, -, _ and .; not . or .., nor starting with ..).',
       ),
     }),
     description,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { doc, type CelRule } from './meta.ts';
 import { image, resources, storage, tlsSetting, type ResourceDefaults, allowedClients } from './common.ts';
-import { checkBackup, postgresBackup } from './backup.ts';
+import { checkBackup, postgresBackup, walQueueRule } from './backup.ts';
 
 export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
 
@@ -106,6 +106,7 @@ export const database = doc(
   {
     cel: [
       synchronousReplicasRule('replicas'),
+      walQueueRule,
       {
         rule: 'self.version == oldSelf.version',
         message: 'version is immutable: a Postgres major upgrade needs a migration',

@@ -10,7 +10,7 @@ import {
   synchronousReplicasRule,
 } from './database.ts';
 import { storage, allowedClients } from './common.ts';
-import { checkBackup } from './backup.ts';
+import { checkBackup, walQueueRule } from './backup.ts';
 
 /**
  * What names a hot key's shard (<app>-shard-hot-<digest>): 32 bits of its SHA-256, stable whatever
@@ -80,6 +80,7 @@ export const shards = doc(
   {
     cel: [
       synchronousReplicasRule('replicasPerShard'),
+      walQueueRule,
       {
         rule: 'self.key == oldSelf.key',
         message: 'key is immutable: changing the sharding key would move every row',
