@@ -254,6 +254,34 @@ const CASES: Record<string, readonly Case[]> = {
       fires: [],
     },
   ],
+  ScalableAppArchivingFailing: [
+    {
+      what: 'archiving failing for 10 minutes',
+      series: [
+        {
+          series: `scalableapp_archiving{${appLabels},tier="database",reason="ArchivingFailing"}`,
+          values: '0x10',
+        },
+      ],
+      at: '10m',
+      fires: [{ namespace: ns, app, tier: 'database', reason: 'ArchivingFailing', severity: 'critical' }],
+    },
+    {
+      what: 'a store away for 3 minutes, then archiving again',
+      series: [
+        {
+          series: `scalableapp_archiving{${appLabels},tier="database",reason="ArchivingFailing"}`,
+          values: '0x3',
+        },
+        {
+          series: `scalableapp_archiving{${appLabels},tier="database",reason="Archiving"}`,
+          values: '_x3 1x7',
+        },
+      ],
+      at: '10m',
+      fires: [],
+    },
+  ],
   ScalableAppOperatorReconcileErrors: [
     {
       what: 'reconciles failing for 20 minutes',

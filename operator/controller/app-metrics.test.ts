@@ -93,6 +93,35 @@ describe('AppMetrics', () => {
     expect(s.filter((l) => /tier="ready"|workload="shop-db-rw"/.test(l))).toEqual([]);
   });
 
+  it("says whether each tier's archiving keeps up, with the condition's reason, and nothing while it is Unknown", async () => {
+    const registry = new Registry();
+    const m = new AppMetrics(registry);
+    const on = 'namespace="prod",app="shop"';
+    const archiving = (db: string, reason: string, shards: string) =>
+      ({
+        ...status('shop-db-0'),
+        conditions: [
+          { type: 'DatabaseArchiving', status: db, reason, message: 'm', lastTransitionTime: 't' },
+          {
+            type: 'ShardsArchiving',
+            status: shards,
+            reason: 'PrimaryNotAsked',
+            message: 'm',
+            lastTransitionTime: 't',
+          },
+        ],
+      }) as ScalableAppStatus;
+    m.observe(app, archiving('False', 'ArchivingFailing', 'Unknown'), facts, workloads);
+    expect((await samples(registry)).filter((l) => l.startsWith('scalableapp_archiving'))).toEqual([
+      `scalableapp_archiving{${on},tier="database",reason="ArchivingFailing"} 0`,
+    ]);
+    // Recovered: the failing series goes, the new one is there.
+    m.observe(app, archiving('True', 'Archiving', 'Unknown'), facts, workloads);
+    expect((await samples(registry)).filter((l) => l.startsWith('scalableapp_archiving'))).toEqual([
+      `scalableapp_archiving{${on},tier="database",reason="Archiving"} 1`,
+    ]);
+  });
+
   it("follows every poll's queue depth, not the status's (which keeps its decision while a backlog grows)", async () => {
     const registry = new Registry();
     const m = new AppMetrics(registry);

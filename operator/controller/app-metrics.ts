@@ -29,6 +29,7 @@ function remember(sets: LabelSets, metric: Gauge | Counter, labels: Labels): voi
 
 export class AppMetrics {
   private readonly tierReady: Gauge;
+  private readonly archiving: Gauge;
   private readonly replicas: Gauge;
   private readonly readyReplicas: Gauge;
   private readonly primary: Gauge;
@@ -54,6 +55,11 @@ export class AppMetrics {
       'scalableapp_tier_ready',
       '1 when the tier reports Ready (its <Tier>Ready condition).',
       [...app, 'tier'],
+    );
+    this.archiving = gauge(
+      'scalableapp_archiving',
+      "1 while a tier's WAL archiving keeps up (its <Tier>Archiving condition True), 0 while it fails, falls behind or fills its queue (False, with the condition's reason); absent while its primary cannot be asked.",
+      [...app, 'tier', 'reason'],
     );
     this.replicas = gauge(
       'scalableapp_workload_replicas',
@@ -131,6 +137,9 @@ export class AppMetrics {
     for (const c of status.conditions ?? []) {
       const m = /^(.+)Ready$/.exec(c.type);
       if (m) set(this.tierReady, { tier: tierName(m[1]!) }, c.status === 'True' ? 1 : 0);
+      const a = /^(.+)Archiving$/.exec(c.type);
+      if (a && c.status !== 'Unknown')
+        set(this.archiving, { tier: tierName(a[1]!), reason: c.reason }, c.status === 'True' ? 1 : 0);
     }
     for (const w of children as Workload[]) {
       if (!WORKLOAD_KINDS.has(w.kind ?? '')) continue;

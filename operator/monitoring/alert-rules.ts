@@ -148,6 +148,16 @@ export const alertRules = (t: AlertThresholds = DEFAULT_THRESHOLDS): readonly Al
     description: 'Its <Tier>Ready condition names the object that holds it back.',
   },
   {
+    alert: 'ScalableAppArchivingFailing',
+    expr: 'scalableapp_archiving == 0',
+    for: '5m',
+    severity: 'critical',
+    summary:
+      '{{ $labels.namespace }}/{{ $labels.app }}: WAL archiving of the {{ $labels.tier }} tier: {{ $labels.reason }} for 5 minutes',
+    description:
+      "No point-in-time recovery reaches past the last archived segment, and past backup.walQueueLimit segments are dropped from the archive. The <Tier>Archiving condition names the cluster and the segment; pgBackRest's error is in the primary's log (docs/backups.md).",
+  },
+  {
     alert: 'ScalableAppOperatorReconcileErrors',
     expr: 'rate(controller_runtime_reconcile_errors_total{controller="scalableapp"}[5m]) > 0',
     for: '10m',
