@@ -3,6 +3,7 @@
 // store (versitygw) on loopback, all configured by the operator's texts (server-config/pgbackrest.ts).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -427,6 +428,10 @@ describe('a failover while archiving', () => {
       async () => (await standby.query<{ c: number }>('SELECT count(*)::int AS c FROM events'))[0]!.c === 100,
     );
     await old.stop();
+    // In the pods each instance has its own directory for the marker; here they share one, so the
+    // promoted standby's is made fresh: its first archive attempt runs stanza-create again.
+    const marker = join(b.dir, 'spool', 'stanza-created');
+    await rm(marker);
     await b.cluster.admin.promote(standby.node);
     await standby.query('INSERT INTO events (n) SELECT g FROM generate_series(101, 200) g');
     const lastNew = await switchWal(standby);
@@ -437,6 +442,8 @@ describe('a failover while archiving', () => {
       return a.last === lastNew && a.ready === 0;
     });
     expect(await verdict(standby)).toBe('Archiving');
+    // stanza-create found the stanza this system's, and said so.
+    expect(existsSync(marker)).toBe(true);
     // The new timeline's history file is in the archive too: without it no restore could follow.
     const [info] = JSON.parse(await b.backRest(['info', '--output=json', '--log-level-console=off'])) as {
       archive: { max: string }[];
@@ -455,4 +462,40 @@ describe('a failover while archiving', () => {
       await client.end();
     }
   }, 300_000);
+});
+
+describe('a store away from the first attempt', () => {
+  it('keeps pg_wal bounded although the stanza cannot be created, and archives once the store is there', async () => {
+    const store = await LocalObjectStore.start();
+    await store.stop();
+    const b = await BackedUpCluster.create(store);
+    try {
+      await b.cluster.startAll();
+      await b.primary.query('CREATE TABLE events (n int PRIMARY KEY)');
+      const segments = QUEUE_MAX_MB / 16 + 2;
+      for (let i = 0; i < segments; i++) {
+        await b.primary.query('INSERT INTO events VALUES ($1)', [i]);
+        await switchWal(b.primary);
+      }
+      // archive-push still runs after the failed stanza-create, and it enforces the bound.
+      await until(
+        'the queue past its bound dropped with no stanza',
+        async () => (await archiver(b.primary)).ready === 0 && /dropped WAL file/.test(b.primary.log),
+        240_000,
+      );
+      expect(existsSync(join(b.dir, 'spool', 'stanza-created'))).toBe(false);
+      await store.resume();
+      await b.primary.query('INSERT INTO events VALUES ($1)', [segments]);
+      const next = await switchWal(b.primary);
+      await until(
+        'the stanza created and the segment archived',
+        async () => (await archiver(b.primary)).last === next,
+        120_000,
+      );
+      expect(existsSync(join(b.dir, 'spool', 'stanza-created'))).toBe(true);
+    } finally {
+      await b.destroy();
+      await store.destroy();
+    }
+  }, 420_000);
 });

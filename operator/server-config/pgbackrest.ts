@@ -52,6 +52,11 @@ export interface PgBackRestOptions {
   readonly storeTimeoutSeconds?: number;
   /** Parallel processes for archiving, backup and restore. */
   readonly processMax?: number;
+  /**
+   * What pgBackRest writes to its own log files (in logDir), default info. The pods say warn: their
+   * logDir is an emptyDir nothing rotates, and warnings reach Postgres' log (the pod's) anyway.
+   */
+  readonly fileLogLevel?: 'off' | 'warn' | 'info';
 }
 
 /** The environment variables pgBackRest reads the object store's access key and secret from. */
@@ -119,12 +124,18 @@ export function pgBackRestConfig(o: PgBackRestOptions): string {
     // Warnings and errors reach Postgres' log (archive_command's stderr), and so the pod's.
     'log-level-console=off',
     'log-level-stderr=warn',
-    'log-level-file=info',
+    `log-level-file=${o.fileLogLevel ?? 'info'}`,
     `process-max=${checkInt('processMax', o.processMax ?? 1, 1, 32)}`,
     // A backup starts with an immediate checkpoint, not the next scheduled one.
     'start-fast=y',
     '',
     '[global:archive-push]',
+    `io-timeout=${checkInt('storeTimeoutSeconds', o.storeTimeoutSeconds ?? 10, 1, 600)}`,
+    '',
+    // archive.sh runs stanza-create before each push until it succeeds: at the default io-timeout an
+    // unreachable store would hold every archive attempt for minutes before the push (and the queue's
+    // bound) is reached.
+    '[global:stanza-create]',
     `io-timeout=${checkInt('storeTimeoutSeconds', o.storeTimeoutSeconds ?? 10, 1, 600)}`,
     '',
     `[${stanza}]`,
@@ -147,8 +158,11 @@ export function pgBackRestCommands(o: { configFile: string; stanza: string }) {
 /**
  * The instances' archive_command (`sh <this script> %p`): creates the stanza the first time the
  * instance archives (a new cluster; a promoted standby, where it exists already and is checked to
- * be this system's), then pushes the segment. A stanza that belongs to another system (a repository
- * path reused by a new cluster) fails here, so archiving fails visibly and the old archive is kept.
+ * be this system's), then pushes the segment. archive-push runs whether or not that worked: it is
+ * what enforces the queue's bound (archive-push-queue-max, before it checks the stanza), so a store
+ * unreachable at a pod's first attempt still never fills pg_wal. A stanza that belongs to another
+ * system (a repository path reused by a new cluster) fails both, so archiving fails visibly and the
+ * old archive is kept.
  */
 export function archiveScript(o: {
   configFile: string;
@@ -164,8 +178,7 @@ export function archiveScript(o: {
     'set -eu',
     `mkdir -p ${spool} ${checkPath('lockDir', o.lockDir)} ${checkPath('logDir', o.logDir)}`,
     // In the pod's own directory: a new pod (a moved primary, a promoted standby) checks it again.
-    `if [ ! -e ${spool}/stanza-created ]; then`,
-    `  ${run} stanza-create`,
+    `if [ ! -e ${spool}/stanza-created ] && ${run} stanza-create; then`,
     `  : >${spool}/stanza-created`,
     'fi',
     `exec ${run} archive-push "$1"`,

@@ -61,6 +61,7 @@ export function backupFiles(c: Cluster): Record<string, string> {
       retainFull: 2,
       compression: b.compression,
       archiveQueueMaxMb: mebibytes(b.walQueueLimit),
+      fileLogLevel: 'warn',
     }),
     [BACKUP_FILES.archive]: archiveScript({
       configFile: `${CONFIG_DIR}/${BACKUP_FILES.config}`,
