@@ -264,18 +264,35 @@ const CASES: Record<string, readonly Case[]> = {
         },
       ],
       at: '10m',
-      fires: [{ namespace: ns, app, tier: 'database', reason: 'ArchivingFailing', severity: 'critical' }],
+      fires: [{ namespace: ns, app, tier: 'database', severity: 'critical' }],
     },
     {
-      what: 'a store away for 3 minutes, then archiving again',
+      // Each series alone is shorter than the wait (the first goes stale at 4m, the second is 4 minutes
+      // old at 8m): only the grouping over reasons makes them one outage.
+      what: 'failing for 4 minutes, then its queue filling for 4 more: one outage of 8 minutes',
       series: [
         {
           series: `scalableapp_archiving{${appLabels},tier="database",reason="ArchivingFailing"}`,
-          values: '0x3',
+          values: '0x3 stale',
+        },
+        {
+          series: `scalableapp_archiving{${appLabels},tier="database",reason="ArchiveQueueFilling"}`,
+          values: '_x3 0x4',
+        },
+      ],
+      at: '8m',
+      fires: [{ namespace: ns, app, tier: 'database', severity: 'critical' }],
+    },
+    {
+      what: 'a store away for 4 minutes, then archiving again',
+      series: [
+        {
+          series: `scalableapp_archiving{${appLabels},tier="database",reason="ArchivingFailing"}`,
+          values: '0x3 stale',
         },
         {
           series: `scalableapp_archiving{${appLabels},tier="database",reason="Archiving"}`,
-          values: '_x3 1x7',
+          values: '_x3 1x6',
         },
       ],
       at: '10m',

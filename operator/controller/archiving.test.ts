@@ -36,8 +36,7 @@ describe('the verdict on one primary', () => {
     );
     expect(v).toEqual({
       reason: 'ArchivingFailing',
-      message:
-        "shop-db: archiving 000000010000000000000029 fails; pgBackRest's error is in the primary's log",
+      message: "shop-db: archiving fails; pgBackRest's error is in the primary's log",
     });
     // A failure before the last success is history.
     expect(
@@ -50,19 +49,28 @@ describe('the verdict on one primary', () => {
     const v = archivingVerdict('shop-db', { ...healthy, waiting: 32, lastFailedAt: ago(1) }, settings);
     expect(v.reason).toBe('ArchiveQueueFilling');
     expect(v.message).toContain('more than half of backup.walQueueLimit (1Gi)');
+    // The smallest bound: one segment in flight is half of it, and no news.
+    const small = { rpoSeconds: 300, walQueueLimit: '32Mi' };
+    expect(archivingVerdict('shop-db', { ...healthy, waiting: 1 }, small).reason).toBe('Archiving');
+    expect(archivingVerdict('shop-db', { ...healthy, waiting: 2 }, small).reason).toBe('ArchiveQueueFilling');
   });
 
-  it('behind: segments wait and nothing was archived for twice the RPO bound', () => {
+  it("behind: the oldest waiting segment's own age is past twice the RPO bound", () => {
+    const waitingSince = (sec: number) => ({ ...healthy, waiting: 2, oldestWaitingAt: ago(sec) });
+    expect(archivingVerdict('shop-db', waitingSince(599), settings).reason).toBe('Archiving');
+    expect(archivingVerdict('shop-db', waitingSince(601), settings).reason).toBe('ArchivingBehind');
+    // A quiet primary that archived last a day ago, with a segment just finished: not behind.
     expect(
-      archivingVerdict('shop-db', { ...healthy, waiting: 2, lastArchivedAt: ago(599) }, settings).reason,
+      archivingVerdict('shop-db', { ...waitingSince(1), lastArchivedAt: ago(86400) }, settings).reason,
     ).toBe('Archiving');
+    // A new or just promoted primary that never archived, its first segment just finished: not behind.
     expect(
-      archivingVerdict('shop-db', { ...healthy, waiting: 2, lastArchivedAt: ago(601) }, settings).reason,
-    ).toBe('ArchivingBehind');
-    // Nothing waiting: a quiet database, not a late archive.
-    expect(archivingVerdict('shop-db', { ...healthy, lastArchivedAt: ago(86400) }, settings).reason).toBe(
-      'Archiving',
-    );
+      archivingVerdict(
+        'shop-db',
+        { archived: 0, failed: 0, waiting: 1, oldestWaitingAt: ago(2), now },
+        settings,
+      ).reason,
+    ).toBe('Archiving');
   });
 
   it("a tier's condition carries its worst cluster's reason and every bad cluster's message", () => {
@@ -80,6 +88,21 @@ describe('the verdict on one primary', () => {
     expect(archivingCondition('ShardsArchiving', [{ reason: 'PrimaryNotAsked', message: 'x' }]).status).toBe(
       'Unknown',
     );
+    // A primary not asked beside a failing one: the message is the failing one's alone.
+    expect(
+      archivingCondition('ShardsArchiving', [
+        { reason: 'ArchivingFailing', message: 'shop-shard-0: fails' },
+        { reason: 'PrimaryNotAsked', message: 'shop-shard-1: not ready' },
+      ]).message,
+    ).toBe('shop-shard-0: fails');
+    // Nothing known while it was False: False stands, as it was.
+    const was = { status: 'False' as const, reason: 'ArchivingFailing', message: 'shop-db: fails' };
+    expect(
+      archivingCondition('DatabaseArchiving', [{ reason: 'PrimaryNotAsked', message: 'x' }], was),
+    ).toEqual({
+      type: 'DatabaseArchiving',
+      ...was,
+    });
   });
 
   it('one Warning when archiving turns bad or its cause changes, one Normal when it recovers', () => {
@@ -162,14 +185,23 @@ describe('the reconciler and archiving', () => {
     await w.reconcile();
     expect(w.condition('DatabaseArchiving')).toMatchObject({ status: 'False', reason: 'ArchivingFailing' });
     expect(w.warnings()).toEqual([
-      "ArchivingFailing: shop-db: archiving 000000010000000000000029 fails; pgBackRest's error is in the primary's log",
+      "ArchivingFailing: shop-db: archiving fails; pgBackRest's error is in the primary's log",
     ]);
     const writes = w.statusWrites();
-    // Still failing, more attempts failed, more segments wait: the same cause, no write, no Event.
-    state = { ...state, failed: 5, waiting: 3 };
+    // Still failing, more attempts failed on the next segment, more wait: the same cause, no write,
+    // no Event.
+    state = { ...state, failed: 5, waiting: 3, lastFailedWal: '00000001000000000000002A' };
     await w.reconcile();
     expect(w.statusWrites()).toBe(writes);
     expect(w.warnings()).toHaveLength(1);
+    // The primary restarts meanwhile (not ready, then not answering): the outage stands as it was,
+    // announced once.
+    w.setPods([primary(false)]);
+    await w.reconcile();
+    expect(w.condition('DatabaseArchiving')).toMatchObject({ status: 'False', reason: 'ArchivingFailing' });
+    w.setPods([primary()]);
+    await w.reconcile();
+    expect(w.warnings().filter((x) => x.startsWith('Archiving'))).toHaveLength(1);
 
     state = {
       ...healthy,

@@ -42,41 +42,66 @@ export function archivingVerdict(
   o: { rpoSeconds: number; walQueueLimit: string | number },
 ): Verdict {
   const limitMiB = mebibytes(o.walQueueLimit);
-  if (s.waiting * SEGMENT_MIB * 2 >= limitMiB)
+  // Two segments at least: with the smallest bounds one segment in flight is half of it already.
+  if (s.waiting >= 2 && s.waiting * SEGMENT_MIB * 2 >= limitMiB)
     return {
       reason: ARCHIVING_REASON.ArchiveQueueFilling,
       message: `${cluster}: more than half of backup.walQueueLimit (${String(o.walQueueLimit)}) waits for the store; past it pgBackRest drops segments from the archive (no point-in-time recovery across them until the next full backup)`,
     };
   const lastFailed = s.lastFailedAt?.getTime() ?? -Infinity;
   const lastArchived = s.lastArchivedAt?.getTime() ?? -Infinity;
+  // No segment name: on a flaky store each failing segment would be news, a Warning and a write.
   if (lastFailed > lastArchived)
     return {
       reason: ARCHIVING_REASON.ArchivingFailing,
-      message: `${cluster}: archiving ${s.lastFailedWal ?? 'a segment'} fails; pgBackRest's error is in the primary's log`,
+      message: `${cluster}: archiving fails; pgBackRest's error is in the primary's log`,
     };
-  if (s.waiting > 0 && s.now.getTime() - lastArchived > 2 * o.rpoSeconds * 1000)
+  // The oldest waiting segment's own age, not the time since the last success: a quiet primary
+  // archives rarely, and a new or just promoted one never has.
+  const oldest = s.oldestWaitingAt?.getTime();
+  if (oldest !== undefined && s.now.getTime() - oldest > 2 * o.rpoSeconds * 1000)
     return {
       reason: ARCHIVING_REASON.ArchivingBehind,
-      message: `${cluster}: segments wait and none was archived for more than twice backup.rpoSeconds (${o.rpoSeconds}s)`,
+      message: `${cluster}: a segment has waited more than twice backup.rpoSeconds (${o.rpoSeconds}s) to be archived`,
     };
   return { reason: ARCHIVING_REASON.Archiving, message: `${cluster}: archiving` };
 }
 
-/** A tier's condition from its clusters' verdicts. */
-export function archivingCondition(type: string, verdicts: readonly Verdict[]): ConditionInput {
+/** The reasons that turn a tier's condition False. */
+const BAD = new Set<Reason>([
+  ARCHIVING_REASON.ArchiveQueueFilling,
+  ARCHIVING_REASON.ArchivingFailing,
+  ARCHIVING_REASON.ArchivingBehind,
+]);
+
+/**
+ * A tier's condition from its clusters' verdicts: False with the bad clusters' messages (never the
+ * unknown ones', so a primary that blips elsewhere changes nothing). When nothing is known and the
+ * previous condition was False, that one stands: a primary restarting during an outage neither
+ * announces the outage again nor lets it end unannounced.
+ */
+export function archivingCondition(
+  type: string,
+  verdicts: readonly Verdict[],
+  previous?: Pick<Condition, 'status' | 'reason' | 'message'>,
+): ConditionInput {
   const worst = SEVERITY.find((r) => verdicts.some((v) => v.reason === r)) ?? ARCHIVING_REASON.Archiving;
-  const ok = worst === ARCHIVING_REASON.Archiving;
-  return {
-    type,
-    status: ok ? 'True' : worst === ARCHIVING_REASON.PrimaryNotAsked ? 'Unknown' : 'False',
-    reason: worst,
-    message: ok
-      ? 'every segment the primaries finished is archived or being archived'
-      : verdicts
-          .filter((v) => v.reason !== ARCHIVING_REASON.Archiving)
-          .map((v) => v.message)
-          .join('; '),
-  };
+  const messages = (keep: (r: Reason) => boolean) =>
+    verdicts
+      .filter((v) => keep(v.reason))
+      .map((v) => v.message)
+      .join('; ');
+  if (worst === ARCHIVING_REASON.Archiving)
+    return {
+      type,
+      status: 'True',
+      reason: worst,
+      message: 'every segment the primaries finished is archived or being archived',
+    };
+  if (BAD.has(worst)) return { type, status: 'False', reason: worst, message: messages((r) => BAD.has(r)) };
+  if (previous?.status === 'False')
+    return { type, status: 'False', reason: previous.reason, message: previous.message };
+  return { type, status: 'Unknown', reason: worst, message: messages((r) => r === worst) };
 }
 
 export interface ArchivingDeps {
@@ -85,6 +110,8 @@ export interface ArchivingDeps {
     credentials: DatabaseCredentials | undefined,
   ) => PostgresArchiver;
   readonly pods: (namespace: string, labels: Record<string, string>) => V1Pod[];
+  /** A primary that could not be asked, and why (the status says only that it did not answer). */
+  readonly onError?: (cluster: string, err: unknown) => void;
 }
 
 /** The tiers that archive, each with its condition type, clusters and credentials. */
@@ -110,37 +137,48 @@ export async function observeArchiving(
   d: ArchivingDeps,
   app: ScalableApp,
   facts: ObservedFacts,
+  previous?: readonly Condition[],
 ): Promise<{ conditions: ConditionInput[]; recheckMs?: number }> {
   const tiers = archivingTiers(app, facts);
   const conditions: ConditionInput[] = [];
   for (const tier of tiers) {
-    const verdicts: Verdict[] = [];
-    for (const cluster of tier.clusters) {
-      const backup = cluster.spec.backup!;
-      const primary = pgPrimary(cluster);
-      const pod = d
-        .pods(app.metadata.namespace ?? '', cluster.selector)
-        .find((p) => p.metadata?.name === primary);
-      if (!pod || !pgServerReady(pod)) {
-        verdicts.push({
-          reason: ARCHIVING_REASON.PrimaryNotAsked,
-          message: `${cluster.name}: its primary ${primary} is not ready`,
-        });
-        continue;
-      }
-      try {
-        const state = await d.archiverFor(cluster, tier.credentials).archiver(nodeIn(cluster)(pod));
-        verdicts.push(archivingVerdict(cluster.name, state, backup));
-      } catch {
-        verdicts.push({
-          reason: ARCHIVING_REASON.PrimaryNotAsked,
-          message: `${cluster.name}: its primary ${primary} did not answer`,
-        });
-      }
-    }
-    conditions.push(archivingCondition(tier.type, verdicts));
+    // Side by side: a primary that does not answer delays the others by nothing.
+    const verdicts = await Promise.all(tier.clusters.map((c) => clusterVerdict(d, c, tier.credentials)));
+    conditions.push(
+      archivingCondition(
+        tier.type,
+        verdicts,
+        previous?.find((c) => c.type === tier.type),
+      ),
+    );
   }
   return { conditions, ...(tiers.length ? { recheckMs: ARCHIVE_RECHECK_MS } : {}) };
+}
+
+async function clusterVerdict(
+  d: ArchivingDeps,
+  cluster: PgCluster,
+  credentials: DatabaseCredentials | undefined,
+): Promise<Verdict> {
+  const primary = pgPrimary(cluster);
+  const pod = d
+    .pods(cluster.app.metadata.namespace ?? '', cluster.selector)
+    .find((p) => p.metadata?.name === primary);
+  if (!pod || !pgServerReady(pod))
+    return {
+      reason: ARCHIVING_REASON.PrimaryNotAsked,
+      message: `${cluster.name}: its primary ${primary} is not ready`,
+    };
+  try {
+    const state = await d.archiverFor(cluster, credentials).archiver(nodeIn(cluster)(pod));
+    return archivingVerdict(cluster.name, state, cluster.spec.backup!);
+  } catch (err) {
+    d.onError?.(cluster.name, err);
+    return {
+      reason: ARCHIVING_REASON.PrimaryNotAsked,
+      message: `${cluster.name}: its primary ${primary} did not answer`,
+    };
+  }
 }
 
 /**

@@ -179,6 +179,7 @@ export class Manager {
       appMetrics: appMetricsOf(this.o.metrics.registry),
       archiving: {
         pods: (ns, labels) => this.children.select('Pod', ns, labels) as V1Pod[],
+        onError: (cluster, err) => log.debug('reading the archiver failed', { cluster, err }),
         archiverFor: (_cluster, credentials) =>
           this.o.dataPlane === 'simulated'
             ? SIMULATED_ARCHIVER

@@ -151,7 +151,7 @@ export class Reconciler {
       );
     let result = soonest('ok', primaries.recheckMs);
     const archiving = this.d.archiving
-      ? await observeArchiving(this.d.archiving, app, facts)
+      ? await observeArchiving(this.d.archiving, app, facts, raw.status?.conditions)
       : { conditions: [] };
     result = soonest(result, archiving.recheckMs);
 

@@ -149,13 +149,14 @@ export const alertRules = (t: AlertThresholds = DEFAULT_THRESHOLDS): readonly Al
   },
   {
     alert: 'ScalableAppArchivingFailing',
-    expr: 'scalableapp_archiving == 0',
+    // Over the reasons: a cause that changes (failing, then filling) is one outage, one wait.
+    expr: 'min by (namespace, app, tier) (scalableapp_archiving) == 0',
     for: '5m',
     severity: 'critical',
     summary:
-      '{{ $labels.namespace }}/{{ $labels.app }}: WAL archiving of the {{ $labels.tier }} tier: {{ $labels.reason }} for 5 minutes',
+      '{{ $labels.namespace }}/{{ $labels.app }}: WAL archiving of the {{ $labels.tier }} tier has not kept up for 5 minutes',
     description:
-      "No point-in-time recovery reaches past the last archived segment, and past backup.walQueueLimit segments are dropped from the archive. The <Tier>Archiving condition names the cluster and the segment; pgBackRest's error is in the primary's log (docs/backups.md).",
+      "No point-in-time recovery reaches past the last archived segment, and past backup.walQueueLimit segments are dropped from the archive. The <Tier>Archiving condition says why and names the cluster; pgBackRest's error is in the primary's log (docs/backups.md).",
   },
   {
     alert: 'ScalableAppOperatorReconcileErrors',

@@ -14,6 +14,8 @@ export interface ArchiverState {
   readonly lastFailedAt?: Date;
   /** Segments in pg_wal that wait for archive_command (archive_status/*.ready). */
   readonly waiting: number;
+  /** When the oldest of them was finished (its .ready file written); none waiting, none. */
+  readonly oldestWaitingAt?: Date;
   /** The server's clock when asked: ages are measured against it, never against the operator's. */
   readonly now: Date;
 }
@@ -35,13 +37,15 @@ export function pgArchiver(o: PgAdminOptions): PostgresArchiver {
           last_failed_wal: string | null;
           last_failed_time: Date | null;
           waiting: string;
+          oldest_waiting: Date | null;
           now: Date;
         }>(
           `SELECT archived_count AS archived, failed_count AS failed, last_archived_wal,
                   last_archived_time, last_failed_wal, last_failed_time,
-                  (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS waiting,
-                  clock_timestamp() AS now
-             FROM pg_stat_archiver`,
+                  w.waiting, w.oldest_waiting, clock_timestamp() AS now
+             FROM pg_stat_archiver,
+                  (SELECT count(*) AS waiting, min(modification) AS oldest_waiting
+                     FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') w`,
         );
         const r = rows[0]!;
         return {
@@ -52,6 +56,7 @@ export function pgArchiver(o: PgAdminOptions): PostgresArchiver {
           ...(r.last_failed_wal ? { lastFailedWal: r.last_failed_wal } : {}),
           ...(r.last_failed_time ? { lastFailedAt: r.last_failed_time } : {}),
           waiting: Number(r.waiting),
+          ...(r.oldest_waiting ? { oldestWaitingAt: r.oldest_waiting } : {}),
           now: r.now,
         };
       }),
