@@ -18,7 +18,13 @@ export const s3Repository = doc(
       z.string().min(1).max(253).regex(HOST_NAME),
       "The object store's host name, e.g. s3.eu-west-1.amazonaws.com or minio.storage.svc. A name, not an address: its TLS certificate must name it.",
     ),
-    port: doc(z.number().int().min(1).max(65535), "The store's HTTPS port.").default(443),
+    port: doc(z.number().int().min(1).max(65535), "The store's HTTPS port, as pgBackRest dials it.").default(
+      443,
+    ),
+    egressPort: doc(
+      z.number().int().min(1).max(65535),
+      "The port the instances' NetworkPolicy admits egress to, when it is not `port`: for a store that is a Service in the cluster whose targetPort differs, its pods' port (a policy sees the connection after the Service's translation).",
+    ).optional(),
     bucket: doc(
       z
         .string()
@@ -40,8 +46,8 @@ export const s3Repository = doc(
         .string()
         .min(1)
         .max(512)
-        .regex(/^(\/[A-Za-z0-9_.-]+)+$/),
-      'The directory in the bucket that holds this app; each Postgres cluster (the database, each shard) is a stanza named after its StatefulSet under it. Default: /scalableapp/<namespace>/<app>.',
+        .regex(/^(\/[A-Za-z0-9_-][A-Za-z0-9_.-]*)+$/),
+      'The directory in the bucket that holds this app (no part starting with a dot); each Postgres cluster (the database, each shard) is a stanza named after its StatefulSet under it. Default: /scalableapp/<namespace>/<app>.',
     ).optional(),
     uriStyle: doc(
       z.enum(['path', 'host']),
@@ -65,10 +71,10 @@ export const postgresBackup = doc(
     s3: s3Repository,
     rpoSeconds: doc(
       z.number().int().min(60).max(86400),
-      'The most time a committed write may wait before it is archived (archive_timeout): a quiet primary switches WAL segment at least this often, so the archive is never more than this behind. Below 60 s every idle period archives a whole 16 MiB segment that often.',
+      'The most time a committed write waits before its segment is archived while archiving works (archive_timeout): the primary closes a segment that has writes in it at least this often (an idle one closes none). Below 60 s a trickle of writes archives a whole 16 MiB segment that often.',
     ).default(300),
     walQueueLimit: quantity(
-      "The most WAL that may wait for the store on an instance's volume while archiving fails. Past it pgBackRest drops the oldest waiting segments from the archive (point-in-time recovery has a gap there until the next full backup) instead of filling the volume. Must be below the volume's size.",
+      "The most WAL that may wait for the store on an instance's volume while archiving fails. Past it pgBackRest drops the oldest waiting segments from the archive (point-in-time recovery has a gap there until the next full backup) instead of filling the volume. At least 16Mi (one segment), at most 1Ti, and below the volume's size.",
       { bytes: true },
     ).default('1Gi'),
     compression: doc(z.enum(BACKUP_COMPRESSIONS), 'How archived WAL is compressed.').default('zst'),
@@ -80,7 +86,9 @@ export type PostgresBackup = z.infer<typeof postgresBackup>;
 
 /** pgBackRest's smallest archive queue: one WAL segment. */
 export const MIN_WAL_QUEUE = '16Mi';
-export const walQueueMessage = `backup.walQueueLimit must be at least ${MIN_WAL_QUEUE} and below the volume's size (storage.size)`;
+/** pgBackRest's largest (archive-push-queue-max, in MiB, as the config is written). */
+export const MAX_WAL_QUEUE = '1Ti';
+export const walQueueMessage = `backup.walQueueLimit must be between ${MIN_WAL_QUEUE} and ${MAX_WAL_QUEUE}, and below the volume's size (storage.size)`;
 
 /**
  * The same check in the apiserver, on the database and shards objects (defaults applied first): a
@@ -89,6 +97,7 @@ export const walQueueMessage = `backup.walQueueLimit must be at least ${MIN_WAL_
 export const walQueueRule: CelRule = {
   rule:
     `!has(self.backup) || (quantity(string(self.backup.walQueueLimit)).compareTo(quantity('${MIN_WAL_QUEUE}')) >= 0 && ` +
+    `quantity(string(self.backup.walQueueLimit)).compareTo(quantity('${MAX_WAL_QUEUE}')) <= 0 && ` +
     'quantity(string(self.backup.walQueueLimit)).compareTo(quantity(string(self.storage.size))) < 0)',
   message: walQueueMessage,
   fieldPath: '.backup.walQueueLimit',
@@ -106,7 +115,11 @@ export function checkBackup(
 ): void {
   if (!backup) return;
   const q = backup.walQueueLimit;
-  if (compareQuantities(q, MIN_WAL_QUEUE) === -1 || compareQuantities(q, storageSize) !== -1)
+  if (
+    compareQuantities(q, MIN_WAL_QUEUE) === -1 ||
+    compareQuantities(q, MAX_WAL_QUEUE) === 1 ||
+    compareQuantities(q, storageSize) !== -1
+  )
     ctx.addIssue({ code: 'custom', path: ['backup', 'walQueueLimit'], message: walQueueMessage });
 }
 

@@ -146,7 +146,9 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       clientPorts: [PG_PORT],
       metricsPort: METRICS_PORT.postgres,
       allowedClients: database.allowedClients,
-      ...(database.backup ? { backupStorePort: database.backup.s3.port } : {}),
+      ...(database.backup
+        ? { backupStorePort: database.backup.s3.egressPort ?? database.backup.s3.port }
+        : {}),
     });
   }
   if (cache) {
@@ -167,7 +169,7 @@ export function networkPolicies(app: ScalableApp, operatorNamespace = OPERATOR_N
       movers: [SHARD_MOVER],
       metricsPort: METRICS_PORT.postgres,
       allowedClients: shards.allowedClients,
-      ...(shards.backup ? { backupStorePort: shards.backup.s3.port } : {}),
+      ...(shards.backup ? { backupStorePort: shards.backup.s3.egressPort ?? shards.backup.s3.port } : {}),
     });
   }
   if (queue) {

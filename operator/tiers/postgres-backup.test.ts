@@ -66,7 +66,8 @@ describe('continuous archiving (spec.database.backup)', () => {
         },
       ]),
     );
-    expect(JSON.stringify(conf())).not.toContain('store-keys');
+    // pgBackRest reads the keys from the environment only: its config names none.
+    expect(conf()['pgbackrest.conf']).not.toMatch(/repo1-s3-key/);
     expect(c.volumeMounts).toContainEqual({ name: 'backup-ca', mountPath: '/backup-ca', readOnly: true });
     expect(sts.spec!.template.spec!.volumes).toContainEqual({
       name: 'backup-ca',
@@ -114,6 +115,15 @@ describe('continuous archiving (spec.database.backup)', () => {
       policyTypes: ['Egress'],
       egress: [{ ports: [{ protocol: 'TCP', port: 9000 }] }],
     });
+  });
+
+  it('admits egress to egressPort instead when the store is a Service whose pods listen elsewhere', () => {
+    const app = parseApp({ database: { backup: { s3: { ...s3, port: 443, egressPort: 9000 } } } });
+    const egress = networkPolicies(app, 'ops').find(
+      (p) => p.metadata.name === 'shop-allow-database-backup-egress',
+    ) as unknown as V1NetworkPolicy;
+    expect(egress.spec!.egress).toEqual([{ ports: [{ protocol: 'TCP', port: 9000 }] }]);
+    expect(conf(app)['pgbackrest.conf']).toContain('repo1-storage-port=443');
   });
 
   it('checks that the Secrets it names exist, naming the field', () => {
@@ -164,12 +174,17 @@ describe('what the schema refuses in backup, naming the field', () => {
     expect(refused({ storage: { size: '1Gi' }, backup: { s3 } })).toEqual([msg]);
     expect(refused({ backup: { s3, walQueueLimit: '8Mi' } })).toEqual([msg]);
     expect(refused({ storage: { size: '2Gi' }, backup: { s3, walQueueLimit: '512Mi' } })).toBeUndefined();
+    // Past what pgBackRest takes, however large the volume.
+    expect(refused({ storage: { size: '4Ti' }, backup: { s3, walQueueLimit: '2Ti' } })).toEqual([msg]);
   });
 
   it('an RPO below a minute, an address for a host name, a missing key reference', () => {
     expect(refused({ backup: { s3, rpoSeconds: 10 } })?.[0]).toMatch(/^spec\.database\.backup\.rpoSeconds:/);
     expect(refused({ backup: { s3: { ...s3, endpoint: '10.0.0.7' } } })?.[0]).toMatch(
       /^spec\.database\.backup\.s3\.endpoint:/,
+    );
+    expect(refused({ backup: { s3: { ...s3, path: '/pg/../other' } } })?.[0]).toMatch(
+      /^spec\.database\.backup\.s3\.path:/,
     );
     const { accessKeyId: _a, ...noKey } = s3;
     expect(refused({ backup: { s3: noKey } })?.[0]).toMatch(/^spec\.database\.backup\.s3\.accessKeyId:/);
