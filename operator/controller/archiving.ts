@@ -20,11 +20,16 @@ export const ARCHIVE_RECHECK_MS = 30_000;
 const SEGMENT_MIB = 16;
 
 type Reason = Exclude<ArchivingReason, 'ArchivingRecovered'>;
-/** Most severe first: a tier's condition carries its worst cluster's reason. */
-const SEVERITY: readonly Reason[] = [
+/** The reasons that turn a tier's condition False, most severe first. */
+const FAILING: readonly Reason[] = [
   ARCHIVING_REASON.ArchiveQueueFilling,
   ARCHIVING_REASON.ArchivingFailing,
   ARCHIVING_REASON.ArchivingBehind,
+];
+const BAD = new Set<Reason>(FAILING);
+/** Most severe first: a tier's condition carries its worst cluster's reason. */
+const SEVERITY: readonly Reason[] = [
+  ...FAILING,
   ARCHIVING_REASON.PrimaryNotAsked,
   ARCHIVING_REASON.Archiving,
 ];
@@ -66,13 +71,6 @@ export function archivingVerdict(
     };
   return { reason: ARCHIVING_REASON.Archiving, message: `${cluster}: archiving` };
 }
-
-/** The reasons that turn a tier's condition False. */
-const BAD = new Set<Reason>([
-  ARCHIVING_REASON.ArchiveQueueFilling,
-  ARCHIVING_REASON.ArchivingFailing,
-  ARCHIVING_REASON.ArchivingBehind,
-]);
 
 /**
  * A tier's condition from its clusters' verdicts: False with the bad clusters' messages (never the
