@@ -224,16 +224,12 @@ describeReal('continuous archiving into an object store on the real node', () =>
     expect(archivingCondition()).toMatchObject({ reason: 'Archiving' });
   }, 360_000);
 
-  // Skipped, a known defect found by this case on 2026-12-07: with the store away, pgBackRest's
-  // asynchronous archive-push daemon outlives archive_command and is reparented to the postmaster
-  // (PID 1 in the pod, start.sh execs it); its error exit reads to Postgres as a crashed backend and
-  // every session is restarted (and pg_stat_archiver reset). Synchronous archiving
-  // (archive-async=n, which also refuses spool-path) or a reaper as PID 1 is the fix, with its
-  // queue bound re-verified; until then this case fails at the server's start time. The data-plane
-  // tests (server-tests/backup.test.ts) cover the store away where the postmaster is not PID 1.
-  it.skip('the store away: False with one Warning naming the segment; back: archived with no gap, True with one Normal Event', async () => {
+  // This case found why archiving is synchronous (ADR 0029): with the store away, pgBackRest's
+  // asynchronous daemon outlived archive_command, was reparented to the postmaster (PID 1 in the
+  // pod) and its error exit restarted every session. The loopback tests cannot see that.
+  it('the store away: False with one Warning naming the segment; back: archived with no gap, True with one Normal Event', async () => {
     // The server must ride the outage out: pgBackRest's processes end with errors meanwhile, and a
-    // process the postmaster (PID 1 in the pod) inherits and sees fail restarts every session.
+    // process the postmaster (PID 1 in the pod) inherited and saw fail would restart every session.
     const started = sql('SELECT pg_postmaster_start_time()');
     kubectl(['scale', '-n', ns, 'deployment/store', '--replicas=0']);
     await eventually(

@@ -11,7 +11,7 @@ import { Client } from 'pg';
 import {
   BACKUP_KEY_ENV,
   archiveScript,
-  pgBackRestCommands,
+  pgBackRestRestoreCommand,
   pgBackRestConfig,
   type PgBackRestOptions,
 } from '../operator/server-config/pgbackrest.ts';
@@ -46,15 +46,16 @@ class BackedUpCluster {
   }
 
   static async create(store: LocalObjectStore, names = ['pg-0']): Promise<BackedUpCluster> {
-    // pgBackRest's directory: its config (as a ConfigMap would mount it), spool, locks and logs.
+    // pgBackRest's directory: its config (as a ConfigMap would mount it), locks, logs and the
+    // archive script's mark.
     const dir = await mkdtemp(join(tmpdir(), 'pgbackrest-'));
     const configFile = join(dir, 'pgbackrest.conf');
     const cluster = await LocalCluster.create({
       names,
       // The pods' archive_command: the script creates the stanza the first time, then pushes.
       archive: {
-        ...pgBackRestCommands({ configFile, stanza: STANZA }),
         archiveCommand: `sh ${join(dir, 'archive.sh')} %p`,
+        restoreCommand: pgBackRestRestoreCommand({ configFile, stanza: STANZA }),
         timeoutSeconds: 60,
       },
       env: {
@@ -77,7 +78,6 @@ class BackedUpCluster {
       dataDir: '/var/lib/postgresql/data/pgdata',
       socketDir: '/var/run/postgresql',
       port: 5432,
-      spoolDir: join(dir, 'spool'),
       lockDir: join(dir, 'lock'),
       logDir: join(dir, 'log'),
       retainFull: 2,
@@ -86,7 +86,10 @@ class BackedUpCluster {
       storeTimeoutSeconds: 3,
     };
     await writeFile(configFile, pgBackRestConfig(options));
-    await writeFile(join(dir, 'archive.sh'), archiveScript({ configFile, ...options }));
+    await writeFile(
+      join(dir, 'archive.sh'),
+      archiveScript({ configFile, stateDir: join(dir, 'state'), ...options }),
+    );
     // The script makes pgBackRest's own directories, as in a new pod.
     await mkdir(join(dir, 'restores'));
     if (cluster.owner) await chownTree(dir, cluster.owner);
@@ -138,13 +141,12 @@ class BackedUpCluster {
     const started = performance.now();
     const dataDir = await mkdtemp(join(this.dir, 'restores', 'data-'));
     if (this.cluster.owner) await chownTree(dataDir, this.cluster.owner);
-    const spool = join(this.dir, 'restores', `spool-${dataDir.split('-').pop()}`);
-    await mkdir(spool);
-    if (this.cluster.owner) await chownTree(spool, this.cluster.owner);
+    const socketDir = join(this.dir, 'restores', `socket-${dataDir.split('-').pop()}`);
+    await mkdir(socketDir);
+    if (this.cluster.owner) await chownTree(socketDir, this.cluster.owner);
     await this.backRest([
       'restore',
       `--pg1-path=${dataDir}`,
-      `--spool-path=${spool}`,
       ...(target === 'latest'
         ? ['--type=default']
         : ['--type=time', `--target=${target.time}`, '--target-action=promote']),
@@ -158,7 +160,7 @@ class BackedUpCluster {
       '-c',
       'archive_mode=off',
       '-c',
-      `unix_socket_directories=${spool}`,
+      `unix_socket_directories=${socketDir}`,
       '-c',
       'listen_addresses=127.0.0.1',
     ]);
@@ -331,7 +333,7 @@ describe('backups with pgBackRest into an object store', () => {
     }
   }, 300_000);
 
-  it('the store away: archiving fails and waits, then catches up with no gap; past the queue bound WAL is dropped, not kept', async () => {
+  it('the store away: archiving fails and waits, then catches up with no gap; past the queue bound the oldest WAL is dropped and the newest kept', async () => {
     await b.backRest(['backup', '--type=full']);
     await store.stop();
     // Two segments while the store is away: under the bound, they wait in pg_wal.
@@ -379,28 +381,43 @@ describe('backups with pgBackRest into an object store', () => {
       await client.end();
     }
 
-    // Away again, and more WAL than the bound: it is dropped from the queue instead of filling the disk.
+    // Away again, and more WAL than the bound: the oldest segments are dropped from the queue instead
+    // of filling the disk, the newest bound's worth waits, and is archived once the store is back.
     await store.stop();
-    const segments = QUEUE_MAX_MB / 16 + 2;
+    const bound = QUEUE_MAX_MB / 16;
+    const segments = bound + 2;
+    let newest = '';
     for (let i = 0; i < segments; i++) {
       await write(5);
-      await switchWal(b.primary);
+      newest = await switchWal(b.primary);
     }
-    const drained = await until(
-      'the queue past its bound to be dropped while the store is still away',
+    const dropped = () =>
+      b.primary.log.match(/dropped WAL file '[0-9A-F]{24}' because archive queue exceeded/g) ?? [];
+    const held = await until(
+      'the oldest segments past the bound dropped while the store is still away',
       async () => {
         const a = await archiver(b.primary);
-        return a.ready === 0 ? a : undefined;
+        return dropped().length >= segments - bound && a.ready <= bound ? a : undefined;
       },
       240_000,
     );
-    expect(b.primary.log).toMatch(/dropped WAL file '[0-9A-F]{24}' because archive queue exceeded/);
+    // Never more than the bound waits, and nothing newer than what was dropped is lost.
+    expect(held.ready).toBe(bound);
+    await store.resume();
+    await until(
+      'the segments kept under the bound archived once the store is back',
+      async () => {
+        const a = await archiver(b.primary);
+        return a.ready === 0 && a.last !== null && a.last >= newest ? a : undefined;
+      },
+      180_000,
+    );
     console.log(
       `backup: store away: ${failing.failed} failed archive attempts and ${failing.ready} segments waiting; caught up to ` +
-        `${caughtUp.last} once back; past the ${QUEUE_MAX_MB} MiB bound ${segments} segments were dropped and pg_wal emptied ` +
-        `(archived count ${drained.archived}) with the store still away`,
+        `${caughtUp.last} once back; away again, ${segments} segments past the ${QUEUE_MAX_MB} MiB bound: ` +
+        `${dropped().length} oldest dropped, ${held.ready} kept and archived up to ${newest} once back`,
     );
-  }, 600_000);
+  }, 720_000);
 });
 
 describe('a failover while archiving', () => {
@@ -430,7 +447,7 @@ describe('a failover while archiving', () => {
     await old.stop();
     // In the pods each instance has its own directory for the marker; here they share one, so the
     // promoted standby's is made fresh: its first archive attempt runs stanza-create again.
-    const marker = join(b.dir, 'spool', 'stanza-created');
+    const marker = join(b.dir, 'state', 'stanza-created');
     await rm(marker);
     await b.cluster.admin.promote(standby.node);
     await standby.query('INSERT INTO events (n) SELECT g FROM generate_series(101, 200) g');
@@ -480,10 +497,11 @@ describe('a store away from the first attempt', () => {
       // archive-push still runs after the failed stanza-create, and it enforces the bound.
       await until(
         'the queue past its bound dropped with no stanza',
-        async () => (await archiver(b.primary)).ready === 0 && /dropped WAL file/.test(b.primary.log),
+        async () =>
+          (await archiver(b.primary)).ready <= QUEUE_MAX_MB / 16 && /dropped WAL file/.test(b.primary.log),
         240_000,
       );
-      expect(existsSync(join(b.dir, 'spool', 'stanza-created'))).toBe(false);
+      expect(existsSync(join(b.dir, 'state', 'stanza-created'))).toBe(false);
       await store.resume();
       await b.primary.query('INSERT INTO events VALUES ($1)', [segments]);
       const next = await switchWal(b.primary);
@@ -492,7 +510,7 @@ describe('a store away from the first attempt', () => {
         async () => (await archiver(b.primary)).last === next,
         120_000,
       );
-      expect(existsSync(join(b.dir, 'spool', 'stanza-created'))).toBe(true);
+      expect(existsSync(join(b.dir, 'state', 'stanza-created'))).toBe(true);
     } finally {
       await b.destroy();
       await store.destroy();

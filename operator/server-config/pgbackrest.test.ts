@@ -1,6 +1,11 @@
 // What pgBackRest is told. The data-plane test (server-tests/backup.test.ts) runs these texts with
 // the real pgBackRest, Postgres and object store.
-import { pgBackRestCommands, pgBackRestConfig, type PgBackRestOptions } from './pgbackrest.ts';
+import {
+  archiveScript,
+  pgBackRestConfig,
+  pgBackRestRestoreCommand,
+  type PgBackRestOptions,
+} from './pgbackrest.ts';
 import { postgresConfig } from './postgres.ts';
 
 const BASE: PgBackRestOptions = {
@@ -17,7 +22,6 @@ const BASE: PgBackRestOptions = {
   dataDir: '/var/lib/postgresql/data/pgdata',
   socketDir: '/var/run/postgresql',
   port: 5432,
-  spoolDir: '/var/lib/postgresql/data/pgbackrest/spool',
   lockDir: '/tmp/pgbackrest',
   logDir: '/var/lib/postgresql/data/pgbackrest/log',
   retainFull: 2,
@@ -45,10 +49,13 @@ describe('pgBackRest’s configuration', () => {
     );
   });
 
-  it('bounds the archive queue, keeps the asked number of full backups, compresses as asked', () => {
+  it('archives synchronously, bounds the archive queue, keeps the asked number of full backups, compresses as asked', () => {
     const text = pgBackRestConfig(BASE);
+    // No daemon outliving archive_command (the postmaster, PID 1 in a pod, would inherit it), so
+    // no spool directory, which pgBackRest refuses without archive-async.
+    expect(text).not.toContain('spool-path');
     for (const line of [
-      'archive-async=y',
+      'archive-async=n',
       'archive-push-queue-max=1024MiB',
       'repo1-retention-full=2',
       'compress-type=zst',
@@ -79,17 +86,28 @@ describe('pgBackRest’s configuration', () => {
     expect(() => pgBackRestConfig({ ...BASE, ...change })).toThrow(field);
   });
 
+  it('the archive script creates the stanza once per pod, then pushes the segment whatever that gave', () => {
+    const script = archiveScript({
+      configFile: '/config/pgbackrest.conf',
+      stanza: 'db',
+      stateDir: '/run/pgbackrest',
+      lockDir: '/run/pgbackrest/lock',
+      logDir: '/run/pgbackrest/log',
+    }).split('\n');
+    const run = 'pgbackrest --config=/config/pgbackrest.conf --stanza=db';
+    expect(script).toContain(`if [ ! -e /run/pgbackrest/stanza-created ] && ${run} stanza-create; then`);
+    expect(script).toContain(`exec ${run} archive-push "$1"`);
+  });
+
   it('Postgres archives and restores through it, at least every archive timeout', () => {
-    const commands = pgBackRestCommands({ configFile: '/config/pgbackrest.conf', stanza: 'db' });
-    expect(commands).toEqual({
-      archiveCommand: 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-push %p',
-      restoreCommand: 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-get %f "%p"',
-    });
+    const restoreCommand = pgBackRestRestoreCommand({ configFile: '/config/pgbackrest.conf', stanza: 'db' });
+    expect(restoreCommand).toBe(
+      'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-get %f "%p"',
+    );
+    const commands = { archiveCommand: 'sh /config/archive.sh %p', restoreCommand };
     const conf = postgresConfig({ port: 5432, archive: { ...commands, timeoutSeconds: 300 } }).split('\n');
     expect(conf).toContain('archive_mode = on');
-    expect(conf).toContain(
-      "archive_command = 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-push %p'",
-    );
+    expect(conf).toContain("archive_command = 'sh /config/archive.sh %p'");
     expect(conf).toContain('archive_timeout = 300');
     expect(conf).toContain(
       `restore_command = 'pgbackrest --config=/config/pgbackrest.conf --stanza=db archive-get %f "%p"'`,

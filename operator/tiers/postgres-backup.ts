@@ -8,8 +8,8 @@ import { PG_RUN_DIR, type PostgresConfigOptions } from '../server-config/postgre
 import {
   BACKUP_KEY_ENV,
   archiveScript,
-  pgBackRestCommands,
   pgBackRestConfig,
+  pgBackRestRestoreCommand,
 } from '../server-config/pgbackrest.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 
@@ -18,9 +18,9 @@ export const BACKUP_FILES = { config: 'pgbackrest.conf', archive: 'archive.sh' }
 const CONFIG_DIR = '/config';
 const CA_DIR = '/backup-ca';
 const CA_FILE = `${CA_DIR}/ca.crt`;
-/** pgBackRest's queue, locks and logs: the pod's own (an emptyDir), never the data volume. */
+/** pgBackRest's locks and logs and the archive script's mark: the pod's own (an emptyDir), never the data volume. */
 const WORK_DIR = `${PG_RUN_DIR}/pgbackrest`;
-const DIRS = { spoolDir: `${WORK_DIR}/spool`, lockDir: `${WORK_DIR}/lock`, logDir: `${WORK_DIR}/log` };
+const DIRS = { lockDir: `${WORK_DIR}/lock`, logDir: `${WORK_DIR}/log` };
 
 /** Where an app's clusters archive in the bucket unless the user says: one directory per app. */
 export const defaultRepositoryPath = (app: ScalableApp) =>
@@ -66,6 +66,7 @@ export function backupFiles(c: Cluster): Record<string, string> {
     [BACKUP_FILES.archive]: archiveScript({
       configFile: `${CONFIG_DIR}/${BACKUP_FILES.config}`,
       stanza: c.name,
+      stateDir: WORK_DIR,
       ...DIRS,
     }),
   };
@@ -74,14 +75,13 @@ export function backupFiles(c: Cluster): Record<string, string> {
 /** postgresql.conf's archive settings (none without backup). */
 export function backupArchiveSettings(c: Cluster): Pick<PostgresConfigOptions, 'archive'> {
   if (!c.backup) return {};
-  const { restoreCommand } = pgBackRestCommands({
-    configFile: `${CONFIG_DIR}/${BACKUP_FILES.config}`,
-    stanza: c.name,
-  });
   return {
     archive: {
       archiveCommand: `sh ${CONFIG_DIR}/${BACKUP_FILES.archive} %p`,
-      restoreCommand,
+      restoreCommand: pgBackRestRestoreCommand({
+        configFile: `${CONFIG_DIR}/${BACKUP_FILES.config}`,
+        stanza: c.name,
+      }),
       timeoutSeconds: c.backup.rpoSeconds,
     },
   };
