@@ -63,6 +63,13 @@ describe('pgBackRest’s configuration', () => {
       expect(text.split('\n')).toContain(line);
   });
 
+  it('a store away holds archive-push and stanza-create for 8 × storeTimeoutSeconds, a standby’s fetch for 8 × 3 s', () => {
+    const text = pgBackRestConfig({ ...BASE, storeTimeoutSeconds: 10 });
+    expect(text).toContain('[global:archive-push]\nio-timeout=10\n');
+    expect(text).toContain('[global:stanza-create]\nio-timeout=10\n');
+    expect(text).toContain('[global:archive-get]\nio-timeout=3\n');
+  });
+
   it('holds no key: the object store’s keys come from the environment', () => {
     expect(pgBackRestConfig(BASE)).not.toMatch(/s3-key|cipher-pass/);
   });
