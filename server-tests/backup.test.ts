@@ -11,10 +11,17 @@ import { Client } from 'pg';
 import {
   BACKUP_KEY_ENV,
   archiveScript,
+  backupHostConfig,
   pgBackRestRestoreCommand,
   pgBackRestConfig,
+  pgBackRestServerConfig,
+  type BackupRepository,
   type PgBackRestOptions,
+  type BackupHost,
+  type TlsFiles,
 } from '../operator/server-config/pgbackrest.ts';
+import { issueCa, issueServerCert } from '../operator/tls/certificates.ts';
+import { connect } from 'node:net';
 import {
   CREDENTIALS,
   LocalCluster,
@@ -39,10 +46,19 @@ class BackedUpCluster {
   readonly store: LocalObjectStore;
   readonly #restored: ChildProcess[] = [];
 
-  private constructor(cluster: LocalCluster, dir: string, store: LocalObjectStore) {
+  readonly repository: BackupRepository;
+  readonly #servers: ChildProcess[] = [];
+
+  private constructor(
+    cluster: LocalCluster,
+    dir: string,
+    store: LocalObjectStore,
+    repository: BackupRepository,
+  ) {
     this.cluster = cluster;
     this.dir = dir;
     this.store = store;
+    this.repository = repository;
   }
 
   static async create(store: LocalObjectStore, names = ['pg-0']): Promise<BackedUpCluster> {
@@ -93,7 +109,7 @@ class BackedUpCluster {
     // The script makes pgBackRest's own directories, as in a new pod.
     await mkdir(join(dir, 'restores'));
     if (cluster.owner) await chownTree(dir, cluster.owner);
-    return new BackedUpCluster(cluster, dir, store);
+    return new BackedUpCluster(cluster, dir, store, options.repository);
   }
 
   get primary(): LocalInstance {
@@ -200,8 +216,140 @@ class BackedUpCluster {
     return { client, seconds: (performance.now() - started) / 1000 };
   }
 
+  /**
+   * Starts `pgbackrest server` beside every instance, as the pods' sidecar will (TLS, a client
+   * certificate of the backup's name required), and returns what the backup needs to reach them.
+   */
+  async serveBackups(): Promise<{ hosts: BackupHost[]; client: TlsFiles; clientName: string }> {
+    const now = new Date();
+    const clientName = 'scalableapp-backup';
+    const ca = await issueCa('backup test CA', now);
+    const server = await issueServerCert(ca, [STORE_HOST], now);
+    const client = await issueServerCert(ca, [clientName], now, { clientAuth: true });
+    // Signed by the same CA, for another client: the servers must refuse it.
+    const stranger = await issueServerCert(ca, ['someone-else'], now, { clientAuth: true });
+    const tls = join(this.dir, 'tls');
+    await mkdir(tls);
+    const files = {
+      'ca.crt': ca.cert,
+      'server.crt': server.cert,
+      'server.key': server.key,
+      'client.crt': client.cert,
+      'client.key': client.key,
+      'stranger.crt': stranger.cert,
+      'stranger.key': stranger.key,
+    };
+    for (const [name, text] of Object.entries(files)) await writeFile(join(tls, name), text, { mode: 0o600 });
+    if (this.cluster.owner) await chownTree(tls, this.cluster.owner);
+    const hosts: BackupHost[] = [];
+    for (const instance of this.cluster.instances) {
+      const serverPort = await freePort();
+      const dir = join(this.dir, `server-${instance.name}`);
+      await mkdir(dir);
+      if (this.cluster.owner) await chownTree(dir, this.cluster.owner);
+      const config = join(dir, 'pgbackrest.conf');
+      await writeFile(
+        config,
+        pgBackRestServerConfig({
+          stanza: STANZA,
+          dataDir: instance.dataDir,
+          socketDir: instance.runDir,
+          port: instance.node.port,
+          listen: { address: '127.0.0.1', port: serverPort },
+          tls: {
+            certFile: join(tls, 'server.crt'),
+            keyFile: join(tls, 'server.key'),
+            caFile: join(tls, 'ca.crt'),
+          },
+          clientName,
+          lockDir: join(dir, 'lock'),
+          logDir: join(dir, 'log'),
+        }),
+      );
+      const [cmd, args] = asOwner(this.cluster.owner, 'pgbackrest', [`--config=${config}`, 'server']);
+      const proc = spawn(cmd, args, {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      this.#servers.push(proc);
+      let log = '';
+      proc.stderr!.on('data', (c: Buffer) => void (log += c.toString()));
+      await until(
+        `the TLS server of ${instance.name} to listen`,
+        () =>
+          new Promise<boolean>((resolve) => {
+            const s = connect(serverPort, '127.0.0.1', () => (s.end(), resolve(true)));
+            s.on('error', () => resolve(false));
+          }),
+        20_000,
+        () => (proc.exitCode !== null ? `it exited: ${log}` : undefined),
+      );
+      hosts.push({
+        host: STORE_HOST,
+        serverPort,
+        dataDir: instance.dataDir,
+        socketDir: instance.runDir,
+        port: instance.node.port,
+      });
+    }
+    return {
+      hosts,
+      client: {
+        certFile: join(tls, 'client.crt'),
+        keyFile: join(tls, 'client.key'),
+        caFile: join(tls, 'ca.crt'),
+      },
+      clientName,
+    };
+  }
+
+  /** A full backup run where no instance is (as a Job will), through the instances' TLS servers; its log. */
+  async backupElsewhere(
+    reach: { hosts: BackupHost[]; client: TlsFiles },
+    fromStandby: boolean,
+  ): Promise<string> {
+    const dir = join(this.dir, `backup-host-${Date.now()}`);
+    await mkdir(dir);
+    const config = join(dir, 'pgbackrest.conf');
+    await writeFile(
+      config,
+      backupHostConfig({
+        stanza: STANZA,
+        repository: this.repository,
+        ...reach,
+        fromStandby,
+        retainFull: 2,
+        compression: 'zst',
+        lockDir: join(dir, 'lock'),
+        logDir: join(dir, 'log'),
+      }),
+    );
+    if (this.cluster.owner) await chownTree(dir, this.cluster.owner);
+    const [cmd, args] = asOwner(this.cluster.owner, 'pgbackrest', [
+      `--config=${config}`,
+      `--stanza=${STANZA}`,
+      'backup',
+      '--type=full',
+    ]);
+    try {
+      const r = await execFileAsync(cmd, args, {
+        encoding: 'utf8',
+        timeout: 180_000,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          [BACKUP_KEY_ENV.accessKeyId]: this.store.accessKeyId,
+          [BACKUP_KEY_ENV.secretAccessKey]: this.store.secretAccessKey,
+        },
+      });
+      return `${r.stdout}${r.stderr}`;
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; code?: unknown };
+      throw new Error(`the backup failed (${String(e.code)}):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    }
+  }
+
   async destroy(): Promise<void> {
-    for (const p of this.#restored) if (p.exitCode === null) p.kill('SIGKILL');
+    for (const p of [...this.#restored, ...this.#servers]) if (p.exitCode === null) p.kill('SIGKILL');
     await this.cluster.destroy();
     await rm(this.dir, { recursive: true, force: true });
   }
@@ -267,16 +415,27 @@ async function archivingCluster(names?: string[]): Promise<{ store: LocalObjectS
   return { store, b };
 }
 
+/** A new store and archiving cluster for each test of a describe, handed to `use`, destroyed after it. */
+function archivingClusterEach(
+  names: string[] | undefined,
+  use: (made: { store: LocalObjectStore; b: BackedUpCluster }) => void,
+) {
+  let made: { store: LocalObjectStore; b: BackedUpCluster } | undefined;
+  beforeEach(async () => {
+    made = await archivingCluster(names);
+    use(made);
+  });
+  afterEach(async () => {
+    await made?.b.destroy();
+    await made?.store.destroy();
+    made = undefined;
+  });
+}
+
 describe('backups with pgBackRest into an object store', () => {
   let store: LocalObjectStore;
   let b: BackedUpCluster;
-  beforeEach(async () => {
-    ({ store, b } = await archivingCluster());
-  });
-  afterEach(async () => {
-    await b?.destroy();
-    await store?.destroy();
-  });
+  archivingClusterEach(undefined, (made) => ({ store, b } = made));
 
   it('recovers a new instance to a time just before a mistake: every row acknowledged before it is there, none after', async () => {
     // Some bulk, so that the backup and the restore have something to move.
@@ -423,13 +582,7 @@ describe('backups with pgBackRest into an object store', () => {
 describe('a failover while archiving', () => {
   let store: LocalObjectStore;
   let b: BackedUpCluster;
-  beforeEach(async () => {
-    ({ store, b } = await archivingCluster(['pg-0', 'pg-1']));
-  });
-  afterEach(async () => {
-    await b?.destroy();
-    await store?.destroy();
-  });
+  archivingClusterEach(['pg-0', 'pg-1'], (made) => ({ store, b } = made));
 
   it('the promoted standby archives on its new timeline, and a restore replays across the switch', async () => {
     const [old, standby] = [b.cluster.get('pg-0'), b.cluster.get('pg-1')];
@@ -502,6 +655,55 @@ describe('a failover while archiving', () => {
       `backup: the store away, the primary restarted: the standby streamed its first new row ` +
         `${((performance.now() - back) / 1000).toFixed(1)} s after the primary was back`,
     );
+  }, 300_000);
+});
+
+describe('a base backup run where no instance is, through the instances’ TLS servers', () => {
+  let b: BackedUpCluster;
+  archivingClusterEach(['pg-0', 'pg-1'], (made) => ({ b } = made));
+
+  it('copies from the standby, starts and stops on the primary; a restore from it to the end has every row', async () => {
+    const reach = await b.serveBackups();
+    await b.primary.query('INSERT INTO events (n) SELECT g FROM generate_series(1, 100) g');
+    const started = performance.now();
+    const log = await b.backupElsewhere(reach, true);
+    const seconds = (performance.now() - started) / 1000;
+    // pgBackRest says where it copied from: the standby, once it replayed to the backup's start.
+    expect(log).toMatch(/wait for replay on the standby to reach/);
+    expect(log).toMatch(/new backup label = \d{8}-\d{6}F/);
+    await b.primary.query('INSERT INTO events (n) SELECT g FROM generate_series(101, 200) g');
+    const last = await switchWal(b.primary);
+    await until('the last segment archived', async () => (await archiver(b.primary)).last === last, 60_000);
+    const [info] = JSON.parse(await b.backRest(['info', '--output=json', '--log-level-console=off'])) as {
+      backup: { type: string }[];
+    }[];
+    expect(info!.backup.map((x) => x.type)).toEqual(['full']);
+    const { client } = await b.restore('latest');
+    try {
+      const { rows } = await client.query<{ c: number }>('SELECT count(*)::int AS c FROM events');
+      expect(rows[0]!.c).toBe(200);
+    } finally {
+      await client.end();
+    }
+    console.log(`backup: a full backup from the standby through TLS servers took ${seconds.toFixed(1)} s`);
+  }, 300_000);
+
+  it('refuses a client whose certificate names another client', async () => {
+    const reach = await b.serveBackups();
+    // A certificate from the same CA for another client.
+    const other = {
+      ...reach.client,
+      certFile: reach.client.certFile.replace('client.crt', 'stranger.crt'),
+      keyFile: reach.client.keyFile.replace('client.key', 'stranger.key'),
+    };
+    const refused = await b.backupElsewhere({ hosts: reach.hosts, client: other }, true).then(
+      () => 'it ran',
+      (err: Error) => err.message,
+    );
+    // Both servers refuse it (tls-server-auth names the backup's client only), so no primary is found.
+    expect(refused).toMatch(/unable to check pg1: \[AccessError\].*access denied/);
+    expect(refused).toMatch(/unable to check pg2: \[AccessError\].*access denied/);
+    expect(refused).toMatch(/unable to find primary cluster/);
   }, 300_000);
 });
 

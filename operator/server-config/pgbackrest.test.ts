@@ -2,7 +2,9 @@
 // the real pgBackRest, Postgres and object store.
 import {
   archiveScript,
+  backupHostConfig,
   pgBackRestConfig,
+  pgBackRestServerConfig,
   pgBackRestRestoreCommand,
   type PgBackRestOptions,
 } from './pgbackrest.ts';
@@ -123,5 +125,67 @@ describe('pgBackRest’s configuration', () => {
       'archive.timeoutSeconds',
     );
     expect(postgresConfig({ port: 5432 })).not.toContain('archive');
+  });
+});
+
+describe('backups run where no instance is, through a TLS server beside each instance', () => {
+  const TLS = { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', caFile: '/tls/ca.crt' };
+  const SERVER = {
+    stanza: 'shop-db',
+    dataDir: '/var/lib/postgresql/data/pgdata',
+    socketDir: '/var/run/postgresql',
+    port: 5432,
+    listen: { address: '0.0.0.0', port: 8432 },
+    tls: TLS,
+    clientName: 'shop-backup',
+    lockDir: '/var/run/postgresql/pgbackrest/lock',
+    logDir: '/var/run/postgresql/pgbackrest/log',
+  };
+  const HOST = (n: number) => ({
+    host: `shop-db-${n}.shop-db.default.svc`,
+    serverPort: 8432,
+    dataDir: '/var/lib/postgresql/data/pgdata',
+    socketDir: '/var/run/postgresql',
+    port: 5432,
+  });
+  const JOB = {
+    stanza: 'shop-db',
+    repository: BASE.repository,
+    hosts: [HOST(0), HOST(1)],
+    client: TLS,
+    fromStandby: true,
+    retainFull: 3,
+    compression: 'zst' as const,
+    lockDir: '/tmp/lock',
+    logDir: '/tmp/log',
+  };
+
+  it('each server admits one client name, for its own stanza only', () => {
+    const text = pgBackRestServerConfig(SERVER).split('\n');
+    expect(text).toContain('tls-server-auth=shop-backup=shop-db');
+    expect(text).toContain('tls-server-port=8432');
+    expect(text).toContain('tls-server-ca-file=/tls/ca.crt');
+    expect(text).toContain('pg1-path=/var/lib/postgresql/data/pgdata');
+  });
+
+  it('the backup reaches every instance over TLS and copies from a standby', () => {
+    const text = backupHostConfig(JOB);
+    expect(text).toContain('backup-standby=y');
+    expect(text).toContain('repo1-retention-full=3');
+    for (const n of [1, 2]) {
+      expect(text).toContain(`pg${n}-host=shop-db-${n - 1}.shop-db.default.svc\npg${n}-host-type=tls\n`);
+      expect(text).toContain(`pg${n}-host-cert-file=/tls/tls.crt`);
+    }
+    expect(backupHostConfig({ ...JOB, fromStandby: false })).toContain('backup-standby=n');
+  });
+
+  it.each([
+    [() => pgBackRestServerConfig({ ...SERVER, clientName: 'a=b' }), 'clientName'],
+    [() => pgBackRestServerConfig({ ...SERVER, listen: { address: '0.0.0.0', port: 0 } }), 'listen.port'],
+    [() => backupHostConfig({ ...JOB, hosts: [] }), 'hosts'],
+    [() => backupHostConfig({ ...JOB, hosts: [{ ...HOST(0), host: 'a b' }] }), 'hosts[0].host'],
+    [() => backupHostConfig({ ...JOB, client: { ...TLS, keyFile: 'key' } }), 'client.keyFile'],
+  ])('refuses bad input, naming it (%#)', (render, field) => {
+    expect(render).toThrow(field);
   });
 });
