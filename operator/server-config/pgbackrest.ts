@@ -49,7 +49,7 @@ export interface PgBackRestOptions {
    * (measured with 2.45; at its default of 60 s that was eight minutes without a sign).
    */
   readonly storeTimeoutSeconds?: number;
-  /** Parallel processes for archiving, backup and restore. */
+  /** Parallel processes for a backup and a restore run with this file (synchronous archiving uses one). */
   readonly processMax?: number;
   /**
    * What pgBackRest writes to its own log files (in logDir), default info. The pods say warn: their
@@ -58,8 +58,15 @@ export interface PgBackRestOptions {
   readonly fileLogLevel?: 'off' | 'warn' | 'info';
 }
 
-/** How long one request to the store may wait while an instance fetches WAL from the archive. */
-export const RESTORE_TIMEOUT_SECONDS = 3;
+/**
+ * How long one request to the store may wait while a running instance fetches WAL (its
+ * restore_command). A standby runs it whenever streaming stops and does nothing else until it
+ * returns: at the default io-timeout an unreachable store held it about eight minutes (8 times
+ * io-timeout, measured by hand with 2.45: 24.8 s at 3 s, 80.8 s at 10 s), and so its following a new
+ * primary after a failover. A failed fetch costs a standby nothing: it streams. Never for a restore:
+ * there a failed fetch reads as the end of the archive, and recovery would end early.
+ */
+export const STANDBY_FETCH_TIMEOUT_SECONDS = 3;
 
 /** The environment variables pgBackRest reads the object store's access key and secret from. */
 export const BACKUP_KEY_ENV = {
@@ -68,17 +75,35 @@ export const BACKUP_KEY_ENV = {
 } as const;
 
 const STANZA = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+/** A DNS name (or dotted IPv4 address): labels of letters, digits and inner hyphens, 253 at most. */
+const HOST =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** A certificate's common name is at most 64 characters. */
+const COMMON_NAME = /^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+/** As many pgN-* hosts as pgBackRest 2.45 accepts. */
+const MAX_HOSTS = 256;
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const REGION = /^[a-z0-9-]{1,32}$/;
 
-/** A pgBackRest path: absolute, no `//`, no trailing `/`, nothing a config line could misread. */
+/** A pgBackRest path: absolute, no `//`, no `.` or `..` part, no trailing `/`, nothing a config line could misread. */
 function checkPath(what: string, path: string): string {
-  if (!/^\/[A-Za-z0-9_./-]*$/.test(path) || path.includes('//') || (path.length > 1 && path.endsWith('/')))
+  if (
+    !/^\/[A-Za-z0-9_./-]*$/.test(path) ||
+    path.includes('//') ||
+    (path.length > 1 && path.endsWith('/')) ||
+    path.split('/').some((part) => part === '.' || part === '..')
+  )
     throw new Error(
-      `${what} must be an absolute path of [A-Za-z0-9_./-] without // or a trailing /, got ${JSON.stringify(path)}`,
+      `${what} must be an absolute path of [A-Za-z0-9_./-] without // or . or .. parts or a trailing /, got ${JSON.stringify(path)}`,
     );
   return path;
+}
+
+/** One of a fixed list: the types say so, but a caller the types do not reach must not write lines. */
+function oneOf<T extends string>(what: string, list: readonly T[], value: T): T {
+  if (!list.includes(value))
+    throw new Error(`${what} must be one of ${list.join(', ')}, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function check(what: string, re: RegExp, value: string): string {
@@ -102,7 +127,7 @@ function repositoryLines(o: {
     ...storeLines(o.repository),
     `repo1-retention-full=${checkInt('retainFull', o.retainFull, 1, 9999)}`,
     'repo1-retention-full-type=count',
-    `compress-type=${o.compression}`,
+    `compress-type=${oneOf('compression', BACKUP_COMPRESSIONS, o.compression)}`,
   ];
 }
 
@@ -114,7 +139,7 @@ function storeLines(r: BackupRepository): string[] {
     ...(r.port === undefined ? [] : [`repo1-storage-port=${checkInt('repository.port', r.port, 1, 65535)}`]),
     `repo1-s3-bucket=${check('repository.bucket', BUCKET, r.bucket)}`,
     `repo1-s3-region=${check('repository.region', REGION, r.region)}`,
-    `repo1-s3-uri-style=${r.uriStyle ?? 'path'}`,
+    `repo1-s3-uri-style=${oneOf('repository.uriStyle', ['path', 'host'], r.uriStyle ?? 'path')}`,
     ...(r.caFile === undefined ? [] : [`repo1-storage-ca-file=${checkPath('repository.caFile', r.caFile)}`]),
     `repo1-path=${checkPath('repository.path', r.path)}`,
   ];
@@ -148,7 +173,7 @@ export function pgBackRestConfig(o: PgBackRestOptions): string {
     // Warnings and errors reach Postgres' log (archive_command's stderr), and so the pod's.
     'log-level-console=off',
     'log-level-stderr=warn',
-    `log-level-file=${o.fileLogLevel ?? 'info'}`,
+    `log-level-file=${oneOf('fileLogLevel', ['off', 'warn', 'info'], o.fileLogLevel ?? 'info')}`,
     `process-max=${checkInt('processMax', o.processMax ?? 1, 1, 32)}`,
     // A backup starts with an immediate checkpoint, not the next scheduled one.
     'start-fast=y',
@@ -162,13 +187,6 @@ export function pgBackRestConfig(o: PgBackRestOptions): string {
     '[global:stanza-create]',
     `io-timeout=${checkInt('storeTimeoutSeconds', o.storeTimeoutSeconds ?? 10, 1, 600)}`,
     '',
-    // A standby asks the archive (restore_command) whenever streaming stops, and does nothing else
-    // until it answers: at the default io-timeout an unreachable store held that for about eight
-    // minutes (measured with 2.45: 8 times io-timeout, 24.8 s at 3 s, 80.8 s at 10 s), and so a
-    // standby's following a new primary after a failover. A failed fetch costs nothing: it streams.
-    '[global:archive-get]',
-    `io-timeout=${RESTORE_TIMEOUT_SECONDS}`,
-    '',
     ...localInstanceLines(stanza, o),
   ].join('\n');
 }
@@ -181,9 +199,12 @@ export interface TlsFiles {
 }
 
 /**
- * pgbackrest.conf for the TLS server beside one instance (`pgbackrest server`): it serves the
- * instance's data directory and database to the backup, which runs elsewhere, and only to a client
- * whose certificate (signed by `tls.caFile`) has the common name `clientName`, for this stanza only.
+ * pgbackrest.conf for the TLS server beside one instance (`pgbackrest server`), through which the
+ * backup, which runs elsewhere, reaches the instance's data directory and database. It admits only a
+ * client whose certificate (signed by `tls.caFile`) has the common name `clientName`, and only for
+ * this stanza. What it then runs takes its options from the client (the server reloads them from the
+ * request; 2.45 protocol/helper.c): an admitted client may read what the postgres user may. The
+ * client's certificate is the boundary: it lives in a Secret only the backup Job mounts.
  */
 export function pgBackRestServerConfig(o: {
   readonly stanza: string;
@@ -205,7 +226,7 @@ export function pgBackRestServerConfig(o: {
     `tls-server-cert-file=${checkPath('tls.certFile', o.tls.certFile)}`,
     `tls-server-key-file=${checkPath('tls.keyFile', o.tls.keyFile)}`,
     `tls-server-ca-file=${checkPath('tls.caFile', o.tls.caFile)}`,
-    `tls-server-auth=${check('clientName', HOST, o.clientName)}=${stanza}`,
+    `tls-server-auth=${check('clientName', COMMON_NAME, o.clientName)}=${stanza}`,
     `lock-path=${checkPath('lockDir', o.lockDir)}`,
     `log-path=${checkPath('logDir', o.logDir)}`,
     'log-level-console=off',
@@ -220,6 +241,8 @@ export function pgBackRestServerConfig(o: {
 export interface BackupHost {
   readonly host: string;
   readonly serverPort: number;
+  /** The server's own pgbackrest.conf there: what the commands it runs read (pgN-host-config). */
+  readonly serverConfig: string;
   readonly dataDir: string;
   readonly socketDir: string;
   readonly port: number;
@@ -228,9 +251,10 @@ export interface BackupHost {
 /**
  * pgbackrest.conf where the backup runs (a Job, never an instance): every instance of the cluster
  * through its TLS server, in any order (pgBackRest asks each whether it is in recovery), and the
- * repository. `backup-standby` copies the files from a standby and only starts and stops the
- * backup on the primary, so the primary serves no bulk reads; with no standby up the backup fails
- * (pgBackRest 2.45 has no fallback to the primary), and the caller retries without it.
+ * repository. `backup-standby` copies the replicated files (the bulk) from a standby once it has
+ * replayed to the backup's start; the primary starts and stops the backup and gives the few files
+ * that are not replicated. With no standby up it fails ("unable to find standby cluster": 2.45 has
+ * no fallback), so the caller asks for it only when a standby is there.
  */
 export function backupHostConfig(o: {
   readonly stanza: string;
@@ -245,7 +269,14 @@ export function backupHostConfig(o: {
   readonly logDir: string;
 }): string {
   const stanza = check('stanza', STANZA, o.stanza);
-  if (o.hosts.length < 1 || o.hosts.length > 8) throw new RangeError('hosts must list 1..8 instances');
+  if (o.hosts.length < 1 || o.hosts.length > MAX_HOSTS)
+    throw new RangeError(`hosts must list 1..${MAX_HOSTS} instances, got ${o.hosts.length}`);
+  const where = o.hosts.map((h) => `${h.host}:${h.serverPort}`);
+  const twice = where.find((w, i) => where.indexOf(w) !== i);
+  // pgBackRest would find "more than one primary cluster" in the same instance listed twice.
+  if (twice) throw new Error(`hosts lists ${twice} twice`);
+  if (o.fromStandby && o.hosts.length < 2)
+    throw new Error('fromStandby needs a standby among hosts: with one instance it can only fail');
   return [
     '# Generated by the ScalableApp operator.',
     '[global]',
@@ -265,6 +296,7 @@ export function backupHostConfig(o: {
         `${n}-host=${check(`hosts[${i}].host`, HOST, h.host)}`,
         `${n}-host-type=tls`,
         `${n}-host-port=${checkInt(`hosts[${i}].serverPort`, h.serverPort, 1, 65535)}`,
+        `${n}-host-config=${checkPath(`hosts[${i}].serverConfig`, h.serverConfig)}`,
         `${n}-host-cert-file=${checkPath('client.certFile', o.client.certFile)}`,
         `${n}-host-key-file=${checkPath('client.keyFile', o.client.keyFile)}`,
         `${n}-host-ca-file=${checkPath('client.caFile', o.client.caFile)}`,
@@ -281,9 +313,16 @@ export function backupHostConfig(o: {
 const pgBackRest = (o: { configFile: string; stanza: string }) =>
   `pgbackrest --config=${checkPath('configFile', o.configFile)} --stanza=${check('stanza', STANZA, o.stanza)}`;
 
-/** Postgres' restore_command through pgBackRest (archive_command is archiveScript's). */
-export const pgBackRestRestoreCommand = (o: { configFile: string; stanza: string }) =>
-  `${pgBackRest(o)} archive-get %f "%p"`;
+/**
+ * Postgres' restore_command through pgBackRest (archive_command is archiveScript's); with
+ * `ioTimeoutSeconds` for a running instance (STANDBY_FETCH_TIMEOUT_SECONDS), without for a restore.
+ */
+export const pgBackRestRestoreCommand = (o: {
+  configFile: string;
+  stanza: string;
+  ioTimeoutSeconds?: number;
+}) =>
+  `${pgBackRest(o)}${o.ioTimeoutSeconds === undefined ? '' : ` --io-timeout=${checkInt('ioTimeoutSeconds', o.ioTimeoutSeconds, 1, 600)}`} archive-get %f "%p"`;
 
 /**
  * The instances' archive_command (`sh <this script> %p`): creates the stanza the first time the

@@ -37,7 +37,7 @@ describe('continuous archiving (spec.database.backup)', () => {
     expect(pg).toContain("archive_command = 'sh /config/archive.sh %p'");
     expect(pg).toContain('archive_timeout = 300');
     expect(pg).toMatch(
-      /restore_command = 'pgbackrest --config=\/config\/pgbackrest.conf --stanza=shop-db archive-get/,
+      /restore_command = 'pgbackrest --config=\/config\/pgbackrest.conf --stanza=shop-db --io-timeout=3 archive-get/,
     );
     const rest = conf()['pgbackrest.conf']!;
     expect(rest).toContain('repo1-s3-endpoint=minio.storage.svc');

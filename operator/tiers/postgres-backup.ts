@@ -10,6 +10,7 @@ import {
   archiveScript,
   pgBackRestConfig,
   pgBackRestRestoreCommand,
+  STANDBY_FETCH_TIMEOUT_SECONDS,
 } from '../server-config/pgbackrest.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 
@@ -81,6 +82,7 @@ export function backupArchiveSettings(c: Cluster): Pick<PostgresConfigOptions, '
       restoreCommand: pgBackRestRestoreCommand({
         configFile: `${CONFIG_DIR}/${BACKUP_FILES.config}`,
         stanza: c.name,
+        ioTimeoutSeconds: STANDBY_FETCH_TIMEOUT_SECONDS,
       }),
       timeoutSeconds: c.backup.rpoSeconds,
     },
