@@ -74,7 +74,7 @@ export const postgresBackup = doc(
       'The most time a committed write waits before its segment is archived while archiving works (archive_timeout): the primary closes a segment that has writes in it at least this often (an idle one closes none). Below 60 s a trickle of writes archives a whole 16 MiB segment that often.',
     ).default(300),
     walQueueLimit: quantity(
-      "The most WAL that may wait for the store on an instance's volume while archiving fails. Past it pgBackRest drops the oldest waiting segments from the archive (point-in-time recovery has a gap there until the next full backup) instead of filling the volume. At least 16Mi (one segment), at most 1Ti, and below the volume's size.",
+      "The most WAL that may wait for the store on an instance's volume while archiving fails. Past it pgBackRest drops the oldest waiting segments from the archive (point-in-time recovery has a gap there until the next full backup) instead of filling the volume. Checked before each archive attempt, and an attempt waits up to 80 s on an unreachable store: leave room for this plus a few minutes of peak WAL. At least 16Mi (one segment), at most 1Ti, and below the volume's size.",
       { bytes: true },
     ).default('1Gi'),
     compression: doc(z.enum(BACKUP_COMPRESSIONS), 'How archived WAL is compressed.').default('zst'),
