@@ -6,6 +6,7 @@
 import { stringify } from 'yaml';
 import { issueCa, issueServerCert } from '../operator/tls/certificates.ts';
 import { LOCAL_STORAGE_CLASS, readImagesEnv } from '../tools/local-sample.ts';
+import { PG_CONTAINER } from '../operator/tiers/postgres-cluster.ts';
 import { getApp } from './support/apps.ts';
 import { eventually, json, kubectl } from './support/kube.ts';
 import {
@@ -163,6 +164,14 @@ function archivedUpTo(): string | undefined {
   return info?.archive?.[0]?.max;
 }
 
+/** The primary's log lines that say Postgres restarted every session (a child's crash). */
+const crashRestarts = () =>
+  kubectl(['logs', '-n', ns, PRIMARY, '-c', PG_CONTAINER])
+    .split('\n')
+    .filter((l) =>
+      /terminating any other active server processes|all server processes terminated; reinitializing/.test(l),
+    );
+
 /** The count of each Event of the app with this reason (a repeat raises its count). */
 const warningsFor = (reason: string): number[] =>
   json<{ items: { reason: string; count?: number }[] }>([
@@ -282,7 +291,10 @@ describeReal('continuous archiving into an object store on the real node', () =>
       2000,
     );
     expect(warningsFor('ArchivingRecovered')).toEqual([1]);
+    // No new postmaster (the container did not restart), and no crash restart inside it either, which
+    // keeps the postmaster's start time: the log would say so.
     expect(sql('SELECT pg_postmaster_start_time()')).toBe(started);
+    expect(crashRestarts()).toEqual([]);
     console.log(
       `real-backup: the store away: DatabaseArchiving False ${toldAfter.toFixed(0)} s after a segment was closed; ` +
         `back: everything archived and True again ${((performance.now() - back) / 1000).toFixed(0)} s after the store was scaled up`,
