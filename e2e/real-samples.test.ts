@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { stringify } from 'yaml';
-import { getApp, isReadyAtGeneration } from './support/apps.ts';
 import { eventually, kubectl } from './support/kube.ts';
 import {
+  awaitReady,
   createRealNamespace,
   deleteNamespace,
   describeReal,
@@ -86,15 +86,7 @@ async function runSample(file: string): Promise<Outcome> {
     if (expose?.tlsSecretName) createTlsSecret(ns, expose.tlsSecretName, expose.host ?? 'localhost');
     // No instance label: the operator in the cluster (the default instance) owns it.
     kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
-    const ready = await eventually(
-      `${name} Ready on the real node`,
-      () => {
-        const a = getApp(ns, name);
-        return isReadyAtGeneration(a) && a;
-      },
-      600_000,
-      2000,
-    );
+    const ready = await awaitReady(ns, name, `${name} Ready on the real node`);
     // Ready says every tier is available; a rollout or a replica still catching up may trail it.
     // Every pod there is (a consumer scaled to zero has none) must come to run with every
     // container ready, on the real node.

@@ -54,18 +54,42 @@ export function installInClusterOperator(): void {
   operatorInstalled = true;
 }
 
-/** Applies a ScalableApp in `ns` and waits (10 minutes at most) until it is Ready at its generation. */
-export function applyAndAwaitReady(ns: string, app: Record<string, any>, what: string): Promise<any> {
-  kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
+/**
+ * Waits (10 minutes at most) until a ScalableApp is Ready at its generation; when it never is, the
+ * error says which of its conditions were not True at the end, and why.
+ */
+export async function awaitReady(ns: string, name: string, what: string): Promise<any> {
+  let last: any;
   return eventually(
     what,
     () => {
-      const a = getApp(ns, app.metadata.name);
-      return isReadyAtGeneration(a) && a;
+      last = getApp(ns, name);
+      return isReadyAtGeneration(last) && last;
     },
     600_000,
     2000,
-  );
+  ).catch((err: unknown) => {
+    const notTrue = (
+      (last?.status?.conditions ?? []) as {
+        type: string;
+        status: string;
+        reason?: string;
+        message?: string;
+      }[]
+    )
+      .filter((c) => c.status !== 'True')
+      .map((c) => `${c.type}=${c.status} ${c.reason ?? ''}: ${c.message ?? ''}`);
+    throw new Error(
+      `${(err as Error).message}\nat generation ${last?.metadata?.generation}, observed ${last?.status?.observedGeneration}; ` +
+        `not True: ${notTrue.join(' | ') || 'none'}`,
+    );
+  });
+}
+
+/** Applies a ScalableApp in `ns` and waits (10 minutes at most) until it is Ready at its generation. */
+export function applyAndAwaitReady(ns: string, app: Record<string, any>, what: string): Promise<any> {
+  kubectl(['apply', '-n', ns, '-f', '-'], stringify(app));
+  return awaitReady(ns, app.metadata.name, what);
 }
 
 /** The label selector of one tier's pods of an app (`component` as the operator labels it). */
