@@ -234,11 +234,11 @@ describeReal('continuous archiving into an object store on the real node', () =>
   }, 360_000);
 
   // This case found why archiving is synchronous (ADR 0029): with the store away, pgBackRest's
-  // asynchronous daemon outlived archive_command, was reparented to the postmaster (PID 1 in the
-  // pod) and its error exit restarted every session. The loopback tests cannot see that.
+  // asynchronous daemon outlived archive_command, was reparented to the postmaster (then PID 1 in
+  // the pod; ADR 0030) and its error exit restarted every session. The loopback tests cannot see that.
   it('the store away: False with one Warning, the server undisturbed; back: archived with no gap, True with one Normal Event', async () => {
     // The server must ride the outage out: pgBackRest's processes end with errors meanwhile, and a
-    // process the postmaster (PID 1 in the pod) inherited and saw fail would restart every session.
+    // process the postmaster inherited and saw fail would restart every session.
     const started = sql('SELECT pg_postmaster_start_time()');
     kubectl(['scale', '-n', ns, 'deployment/store', '--replicas=0']);
     await eventually(

@@ -16,8 +16,10 @@ import {
   CREDENTIALS,
   LocalCluster,
   LocalInstance,
+  processes,
   until,
 } from './support/postgres-local-cluster.ts';
+import { execFileSync } from 'node:child_process';
 import { DEFAULT_MONITOR_USER, hbaConfig } from '../operator/server-config/postgres.ts';
 import { PrimaryHeartbeats } from '../operator/dataplane/postgres/heartbeat.ts';
 import { freePort } from '../e2e/support/free-port.ts';
@@ -528,6 +530,51 @@ describe('one postgres per data directory', () => {
       await started;
       expect(twin.log).toMatch(/it exited; starting/);
       expect(await bodies(twin)).toEqual(['before', 'while the twin waits']);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('the instance script is PID 1 of its PID namespace, as in a pod, and postgres its child', () => {
+  // Under load the kubelet kills a readiness probe that ran past its timeout (so does a dropped
+  // `kubectl exec`): the probe's children are orphaned, and PID 1 of the container inherits them.
+  // When that was the postmaster (start.sh exec'd it), one exiting with code 141 (SIGPIPE, its pipe
+  // gone with the probe) was taken for a crashed backend, and every session restarted, again and
+  // again on a loaded node; seen on the real node.
+  const asRoot = process.getuid?.() === 0;
+  // Skipped unless root: a PID namespace of our own needs CAP_SYS_ADMIN (CI runs as root).
+  (asRoot ? it : it.skip)(
+    'an orphan exiting with an error is reaped by the script, no session restarts, and the stop signal still reaches postgres',
+    async () => {
+      const c = await LocalCluster.create({ names: ['pid1'], synchronousReplicas: 0 });
+      clusters.push(c);
+      const i = c.get('pid1');
+      await i.start(i, 60_000, { pidNamespace: true });
+      const script = i.script()!;
+      const session = await i.connect();
+      const backend = async () =>
+        (await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const before = await backend();
+
+      // What a killed probe leaves: a shell whose parent is gone and that fails a moment later.
+      // (Its output elsewhere: execFileSync would wait for the pipe it holds.)
+      const orphaned = '(exec sh -c "sleep 1; exit 141" </dev/null >/dev/null 2>&1 &)';
+      execFileSync('nsenter', ['-t', String(script), '-p', '--', 'sh', '-c', orphaned]);
+      const orphan = processes().find((p) => p.args === 'sh -c sleep 1; exit 141');
+      expect(orphan?.ppid).toBe(script); // inherited by PID 1, the script, not by the postmaster
+      await until('the orphan to be reaped', async () => !processes().some((p) => p.pid === orphan!.pid));
+
+      await new Promise((r) => setTimeout(r, 500)); // the postmaster would have logged it by now
+      expect(i.log).not.toMatch(/exited with exit code 141|terminating any other active server processes/);
+      expect(await backend()).toBe(before); // the same session, never restarted
+      await session.end();
+
+      // The kubelet stops a container with a signal to its PID 1 (the image's STOPSIGNAL, SIGINT):
+      // the script hands it to postgres, which shuts down cleanly, and exits with its status.
+      const exited = new Promise<number | null>((resolve) => i.proc!.once('exit', (code) => resolve(code)));
+      process.kill(script, 'SIGINT');
+      expect(await exited).toBe(0);
+      expect(i.log).toMatch(/database system is shut down/);
     },
     TEST_TIMEOUT,
   );

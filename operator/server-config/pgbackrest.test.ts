@@ -54,8 +54,8 @@ describe('pgBackRest’s configuration', () => {
 
   it('archives synchronously, bounds the archive queue, keeps the asked number of full backups, compresses as asked', () => {
     const text = pgBackRestConfig(BASE);
-    // No daemon outliving archive_command (the postmaster, PID 1 in a pod, would inherit it), so
-    // no spool directory, which pgBackRest refuses without archive-async.
+    // No daemon outliving archive_command (ADR 0029), so no spool directory, which pgBackRest
+    // refuses without archive-async.
     expect(text).not.toContain('spool-path');
     for (const line of [
       'archive-async=n',

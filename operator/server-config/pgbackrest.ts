@@ -162,9 +162,10 @@ export function pgBackRestConfig(o: PgBackRestOptions): string {
     '[global]',
     ...repositoryLines(o),
     // Synchronous archiving: each archive_command pushes its segment itself and ends with it.
-    // Asynchronous archiving forks a daemon that outlives the command; in a pod it is reparented to
-    // the postmaster (PID 1), whose reaper takes its error exit for a crashed backend and restarts
-    // every session (ADR 0029, seen on the real node with the store away). The queue's bound
+    // Asynchronous archiving forks a daemon that outlives the command; when the postmaster was PID 1
+    // of the pod, the daemon was reparented to it, and its error exit restarted every session
+    // (ADR 0029, seen on the real node with the store away). Since ADR 0030 the start script is
+    // PID 1 and reaps, but nothing outlives a command here. The queue's bound
     // (archive-push-queue-max) holds in both modes: it is checked before each push.
     'archive-async=n',
     `archive-push-queue-max=${checkInt('archiveQueueMaxMb', o.archiveQueueMaxMb, 16, 1024 * 1024)}MiB`,

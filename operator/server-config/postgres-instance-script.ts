@@ -278,8 +278,8 @@ become_standby() {
 # One postgres per data directory, whichever container it runs in. A force-deleted pod's
 # replacement can start on the same volume while the old container still runs (StatefulSets
 # promise at most one pod only without force), and a postmaster's lock file guards nothing across
-# PID namespaces. So the volume holds a file lock: taken here on fd 9, inherited by postgres through
-# exec and by every backend, released when the last of them exits, however it exits.
+# PID namespaces. So the volume holds a file lock: taken here on fd 9, inherited by postgres and by
+# every backend, released when the last of them (and this shell) exits, however it exits.
 mkdir -p "$(dirname "$PGDATA")"
 exec 9>>"$(dirname "$PGDATA")/instance.lock"
 if ! flock -n 9; then
@@ -299,9 +299,9 @@ fi
 if [ -d "$PGDATA" ]; then chmod 0700 "$PGDATA"; fi
 
 # The lock file a killed container left names a PID of its own namespace, gone with it; in this one
-# that PID is most often ours (PID 1, this script), and postgres started by pg_rewind (the script's
-# great-grandchild) would take it for a live postmaster and refuse to run: the rewind would fall back
-# to a full clone. With the volume's lock held no other postgres runs on this directory, so any lock
+# that PID may well be a live process (PIDs start over at 1 in each container), and postgres started
+# by pg_rewind would take it for a live postmaster and refuse to run: the rewind would fall back to a
+# full clone. With the volume's lock held no other postgres runs on this directory, so any lock
 # file left is stale.
 if [ -e "$PGDATA/postmaster.pid" ]; then
   log "removing the lock file a postgres that is gone left behind"
@@ -408,7 +408,26 @@ printf '%s' '${identConfig({ superuser })}' >"$PGDATA/pg_ident.conf"
 # and only a restart, which the pod template's config hash brings, may put those in force.
 cp "$config_dir/pg_hba.conf" "$run_dir/${STARTED_HBA_FILE}"
 cp "$config_dir/${FENCED_HBA_FILE}" "$run_dir/${STARTED_FENCED_HBA_FILE}"
+# This shell stays the container's first process (PID 1 in a pod) and postgres runs as its child.
+# PID 1 inherits every orphan of the container: the children of a readiness probe the kubelet killed
+# on its timeout, of a \`kubectl exec\`, of archive_command. The postmaster takes any child of its
+# own that exits with a code other than 0 or 1 for a crashed backend and restarts every session, so it
+# must not be the one to inherit them; this shell reaps them (its \`wait\` collects any child) and
+# hands postgres the signals the kubelet sends to stop the container (docs/adr/0030).
+postmaster=
+pending=
+forward() { if [ -n "$postmaster" ]; then kill "-$1" "$postmaster" 2>/dev/null || :; else pending=$1; fi; }
+for signal in INT TERM QUIT HUP; do trap "forward $signal" "$signal"; done
 log "starting postgres on port $PGPORT"
-exec "\${bin}postgres" -D "$PGDATA" "$@"
+"\${bin}postgres" -D "$PGDATA" "$@" &
+postmaster=$!
+[ -z "$pending" ] || forward "$pending"
+# A trapped signal ends a wait early (status > 128) while postgres runs on: wait again until it is gone.
+status=0
+while kill -0 "$postmaster" 2>/dev/null; do
+  status=0
+  wait "$postmaster" || status=$?
+done
+exit "$status"
 `;
 }

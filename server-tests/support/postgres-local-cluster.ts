@@ -5,8 +5,9 @@
 //
 // Postgres refuses to run as root: when we are root, every instance runs as the `postgres` OS user
 // (Debian's package creates it) through setpriv, which execs, so the process we spawn is the
-// script's and then, after its `exec`, the postmaster itself. Each instance gets its own process
-// group, so kill9() takes the postmaster and all its backends down at once, like a dying pod.
+// script's, which stays the postmaster's parent as it is PID 1 in a pod. Each instance gets its own
+// process group, so kill9() takes the script, the postmaster and all its backends down at once, like
+// a dying pod.
 import { freePort } from '../../e2e/support/free-port.ts';
 export { freePort } from '../../e2e/support/free-port.ts';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -128,6 +129,7 @@ export class LocalInstance {
   log = '';
   proc: ChildProcess | undefined;
   readonly #cluster: LocalCluster;
+  #pidNamespace = false;
 
   constructor(cluster: LocalCluster, name: string, port: number) {
     this.#cluster = cluster;
@@ -160,8 +162,12 @@ export class LocalInstance {
     };
   }
 
-  /** Runs the instance script with `primary` as the recorded primary; resolves when it answers. */
-  async start(primary: LocalInstance, timeoutMs = 60_000): Promise<void> {
+  /**
+   * Runs the instance script with `primary` as the recorded primary; resolves when it answers. With
+   * `pidNamespace` (root only) the script is PID 1 of a PID namespace of its own, as in a pod: it
+   * inherits every orphan there.
+   */
+  async start(primary: LocalInstance, timeoutMs = 60_000, o: { pidNamespace?: boolean } = {}): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
     const c = this.#cluster;
     const env: InstanceEnv & { PATH: string } = {
@@ -178,13 +184,19 @@ export class LocalInstance {
       RUN_DIR: this.runDir,
       ...(c.tls ? { TLS_CA_FILE: c.tls.caFile } : {}),
     };
-    const [cmd, args] = asOwner(c.owner, 'sh', [c.script]);
+    const [owned, ownedArgs] = asOwner(c.owner, 'sh', [c.script]);
+    // unshare forks the script into the namespace and stays its parent; --kill-child: the namespace
+    // dies with it.
+    const [cmd, args] = o.pidNamespace
+      ? ['unshare', ['--pid', '--fork', '--kill-child', '--', owned, ...ownedArgs]]
+      : [owned, ownedArgs];
     const proc = spawn(cmd, args, {
       env: { ...env, ...c.env, ...this.backRestEnv() },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
+    this.#pidNamespace = o.pidNamespace ?? false;
     const append = (chunk: Buffer) => {
       this.log += chunk.toString();
       if (this.log.length > LOG_LIMIT) this.log = this.log.slice(-LOG_LIMIT);
@@ -209,28 +221,39 @@ export class LocalInstance {
   }
 
   /**
-   * SIGKILL to the postmaster and every process under it at once, as when a pod dies. Stopped first,
-   * so it forks nothing while we list its children: those call setsid(), they are not in its group.
+   * SIGKILL to the script, the postmaster and every process under it, as when a pod dies. Frozen
+   * first, so nothing forks while we list the processes: the postmaster when it runs (the script
+   * only waits for it then), else the script. The script dies last, once it has reaped the
+   * postmaster: a postmaster left a zombie of this host's init would still "exist" for the next
+   * start's lock-file check (in a pod the whole PID namespace goes at once).
    */
   async kill9(): Promise<void> {
     const proc = this.proc;
     if (!proc || !this.running) return;
     const exited = new Promise((resolve) => proc.once('exit', resolve));
-    process.kill(proc.pid!, 'SIGSTOP');
+    const script = this.script();
+    const postmaster = this.postmaster();
+    process.kill(postmaster ?? script ?? proc.pid!, 'SIGSTOP');
     const all = [proc.pid!, ...descendants(proc.pid!)];
-    for (const pid of all) {
+    const last = [proc.pid!, ...(script === undefined ? [] : [script])];
+    const kill = (pid: number) => {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // Already gone.
       }
+    };
+    all.filter((pid) => !last.includes(pid)).forEach(kill);
+    if (postmaster !== undefined) {
+      await until(
+        `the script of ${this.name} to reap its postmaster`,
+        async () => !existsSync(`/proc/${postmaster}`),
+      );
     }
-    // Whatever the script itself was running (initdb, pg_basebackup, pg_rewind) is in its group.
-    try {
-      process.kill(-proc.pid!, 'SIGKILL');
-    } catch {
-      // No group left.
-    }
+    last.forEach(kill);
+    // Whatever the script itself was running (initdb, pg_basebackup, pg_rewind) is in its group (the
+    // backends call setsid(): they are not, so they were listed).
+    kill(-proc.pid!);
     await exited;
     await until(`the processes of ${this.name} to be gone`, async () => all.every((pid) => !alive(pid)));
   }
@@ -312,18 +335,33 @@ export class LocalInstance {
     return { ready: r.status === 0, said: `${r.stdout}${r.stderr}`.trim() };
   }
 
+  /** The postmaster's process id (as this host sees it), while there is one. */
+  postmaster(): number | undefined {
+    const all = processes();
+    const mine = new Set(descendants(this.proc?.pid ?? -1, all));
+    return all.find((p) => mine.has(p.pid) && /(^|\/)postgres -D /.test(p.args))?.pid;
+  }
+
+  /** The instance script's process id as this host sees it (started with `pidNamespace`: PID 1 there). */
+  script(): number | undefined {
+    const proc = this.proc?.pid;
+    // setpriv execs: unshare's one child is the script.
+    return this.#pidNamespace ? processes().find((p) => p.ppid === proc)?.pid : proc;
+  }
+
   /** The process ids of the postmaster's children of one kind (e.g. 'walreceiver'). */
   pids(kind: string): number[] {
-    const postmaster = this.proc?.pid ?? -1;
+    const postmaster = this.postmaster() ?? -1;
     return processes()
       .filter((p) => p.ppid === postmaster && p.args.startsWith(`postgres: ${kind}`))
       .map((p) => p.pid);
   }
 }
 
-type Process = { pid: number; ppid: number; args: string };
+export type Process = { pid: number; ppid: number; args: string };
 
-function processes(): Process[] {
+/** Every process of this host: its id, its parent's, its command line. */
+export function processes(): Process[] {
   return execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' })
     .split('\n')
     .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
@@ -331,8 +369,7 @@ function processes(): Process[] {
     .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
 }
 
-function descendants(pid: number): number[] {
-  const all = processes();
+function descendants(pid: number, all = processes()): number[] {
   const found: number[] = [];
   const walk = (parent: number) => {
     for (const p of all.filter((x) => x.ppid === parent)) {
