@@ -14,6 +14,7 @@ import {
   writeFor,
   type WriteResult,
   hang,
+  superuserQuery,
 } from './support/pg-load.ts';
 import {
   allPodsReady,
@@ -27,6 +28,7 @@ import {
   WRITER_CLIENT,
 } from './support/real-node.ts';
 import { SWITCHOVER_ANNOTATION } from '../operator/controller/database-primary.ts';
+import { PG_CONTAINER } from '../operator/tiers/postgres-cluster.ts';
 
 const APP = 'ledger';
 const DB_PODS = tierPods(APP, 'database');
@@ -88,6 +90,23 @@ describeReal('the database tier failing over on the real node under writes', () 
   // Each case starts from a whole tier: a case that ends early (its writer failed) must not leave
   // the next one a primary still restarting, and fail it for a reason of its own.
   beforeEach(() => allPodsReady(ns, DB_PODS, 3), 320_000);
+
+  // ADR 0030: PID 1 of a container inherits its orphans, and a readiness probe killed on its timeout
+  // leaves some. Were the postmaster PID 1, it would take one exiting with an error for a crashed
+  // backend and restart every session; that happened here on a loaded node.
+  it('an orphan in the primary container exiting with an error is reaped by the start script (PID 1): no session restarts', async () => {
+    const primary = primaryOf();
+    const exec = (...args: string[]) =>
+      kubectl(['exec', '-n', ns, primary, '-c', PG_CONTAINER, '--', ...args]);
+    expect(exec('cat', '/proc/1/cmdline').split('\0')).toEqual(['sh', '/config/start.sh', '']);
+    const started = superuserQuery(ns, primary, 'SELECT pg_postmaster_start_time()');
+    // What a killed probe leaves: a shell whose parent is gone and that fails a moment later.
+    exec('sh', '-c', '(exec sh -c "sleep 1; exit 141" </dev/null >/dev/null 2>&1 &)');
+    await sleep(5000);
+    const log = kubectl(['logs', '-n', ns, primary, '-c', PG_CONTAINER]);
+    expect(log).not.toMatch(/exited with exit code 141|terminating any other active server processes/);
+    expect(superuserQuery(ns, primary, 'SELECT pg_postmaster_start_time()')).toBe(started);
+  }, 60_000);
 
   it('a hung primary (every postgres process stopped): a standby is promoted, writes resume, none acknowledged is lost, the old primary is restarted and rejoins as a standby', async () => {
     const before = primaryOf();
