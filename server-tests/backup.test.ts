@@ -22,7 +22,6 @@ import {
   type TlsFiles,
 } from '../operator/server-config/pgbackrest.ts';
 import { issueCa, issueServerCert } from '../operator/tls/certificates.ts';
-import { connect } from 'node:net';
 import {
   CREDENTIALS,
   LocalCluster,
@@ -32,6 +31,7 @@ import {
   until,
   type LocalInstance,
 } from './support/postgres-local-cluster.ts';
+import { portOpen } from '../e2e/support/free-port.ts';
 import { LocalObjectStore, STORE_HOST } from './support/object-store-local.ts';
 import { pgArchiver } from '../operator/dataplane/postgres/archiver.ts';
 import { archivingVerdict } from '../operator/controller/archiving.ts';
@@ -122,26 +122,29 @@ class BackedUpCluster {
   }
 
   /**
-   * Runs pgBackRest as the instances' user on the primary's data directory; its output, or throws.
-   * Never synchronously: the writer and the store (whose output we read) must go on meanwhile.
+   * Runs pgBackRest as the instances' user; its output, or throws. By default on the primary's data
+   * directory with the instances' config and environment; `elsewhere`: with that config file and
+   * only the store's keys, as where no instance is. Never synchronously: the writer and the store
+   * (whose output we read) must go on meanwhile.
    */
-  async backRest(args: string[]): Promise<string> {
+  async backRest(args: string[], elsewhere?: { config: string }): Promise<string> {
     const [cmd, cmdArgs] = asOwner(this.cluster.owner, 'pgbackrest', [
-      `--config=${join(this.dir, 'pgbackrest.conf')}`,
+      `--config=${elsewhere?.config ?? join(this.dir, 'pgbackrest.conf')}`,
       `--stanza=${STANZA}`,
       ...args,
     ]);
+    const env = elsewhere
+      ? {
+          [BACKUP_KEY_ENV.accessKeyId]: this.store.accessKeyId,
+          [BACKUP_KEY_ENV.secretAccessKey]: this.store.secretAccessKey,
+        }
+      : { ...this.cluster.env, ...this.primary.backRestEnv() };
     try {
       const r = await execFileAsync(cmd, cmdArgs, {
         encoding: 'utf8',
         timeout: 180_000,
         maxBuffer: 16 * 1024 * 1024,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          ...this.cluster.env,
-          ...this.primary.backRestEnv(),
-          PGBACKREST_LOG_LEVEL_CONSOLE: 'info',
-        },
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PGBACKREST_LOG_LEVEL_CONSOLE: 'info' },
       });
       return `${r.stdout}${r.stderr}`;
     } catch (err) {
@@ -225,7 +228,7 @@ class BackedUpCluster {
    * Starts `pgbackrest server` beside every instance, as the pods' sidecar will (TLS, a client
    * certificate of the backup's name required), and returns what the backup needs to reach them.
    */
-  async serveBackups(): Promise<{ hosts: BackupHost[]; client: TlsFiles; clientName: string }> {
+  async serveBackups(): Promise<{ hosts: BackupHost[]; client: TlsFiles }> {
     const now = new Date();
     const clientName = 'scalableapp-backup';
     const ca = await issueCa('backup test CA', now);
@@ -281,11 +284,7 @@ class BackedUpCluster {
       proc.stderr!.on('data', (c: Buffer) => void (log += c.toString()));
       await until(
         `the TLS server of ${instance.name} to listen`,
-        () =>
-          new Promise<boolean>((resolve) => {
-            const s = connect(serverPort, '127.0.0.1', () => (s.end(), resolve(true)));
-            s.on('error', () => resolve(false));
-          }),
+        () => portOpen(serverPort),
         20_000,
         () => (proc.exitCode !== null ? `it exited: ${log}` : undefined),
       );
@@ -305,7 +304,6 @@ class BackedUpCluster {
         keyFile: join(tls, 'client.key'),
         caFile: join(tls, 'ca.crt'),
       },
-      clientName,
     };
   }
 
@@ -331,27 +329,7 @@ class BackedUpCluster {
       }),
     );
     if (this.cluster.owner) await chownTree(dir, this.cluster.owner);
-    const [cmd, args] = asOwner(this.cluster.owner, 'pgbackrest', [
-      `--config=${config}`,
-      `--stanza=${STANZA}`,
-      'backup',
-      '--type=full',
-    ]);
-    try {
-      const r = await execFileAsync(cmd, args, {
-        encoding: 'utf8',
-        timeout: 180_000,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          [BACKUP_KEY_ENV.accessKeyId]: this.store.accessKeyId,
-          [BACKUP_KEY_ENV.secretAccessKey]: this.store.secretAccessKey,
-        },
-      });
-      return `${r.stdout}${r.stderr}`;
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string; code?: unknown };
-      throw new Error(`the backup failed (${String(e.code)}):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-    }
+    return this.backRest(['backup', '--type=full'], { config });
   }
 
   async destroy(): Promise<void> {

@@ -20,11 +20,11 @@ import {
   MONITORING_PASSWORD,
   MONITORING_USER,
   OPERATOR_PASSWORD,
-  portOpen,
   startBroker,
   type LocalBroker,
   type LocalBrokerNode,
 } from './support/rabbitmq-local.ts';
+import { portOpen } from '../e2e/support/free-port.ts';
 
 const TEST_TIMEOUT = 300_000;
 const QUEUES = [{ name: 'photos' }, { name: 'mail.out' }];

@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 
 /** A TCP port free on loopback right now (for a server a test is about to start there). */
 export function freePort(): Promise<number> {
@@ -11,3 +11,14 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Whether something accepts TCP connections on a loopback port (a server a test started there). */
+export const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });

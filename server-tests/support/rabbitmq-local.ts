@@ -33,12 +33,11 @@
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as amqp from 'amqplib';
 import { eventually } from '../../e2e/support/eventually.ts';
-import { freePort } from '../../e2e/support/free-port.ts';
+import { freePort, portOpen } from '../../e2e/support/free-port.ts';
 import {
   brokerAdmin,
   managementApi,
@@ -242,17 +241,6 @@ function killAll(pids: number[]): void {
     }
   }
 }
-
-/** Whether something accepts TCP connections on a loopback port (an AMQP listener, an epmd). */
-export const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 
 /** One node; LocalBroker runs and stops it. */
 export class LocalBrokerNode {
