@@ -45,13 +45,19 @@ const podIp = kubectl(['get', 'pod', '-n', NS, POD, '-o', 'jsonpath={.status.pod
 if (!containerId || !podIp) throw new Error(`${NS}/${POD} has no running postgres container`);
 const ctr = (args: string[]) =>
   execFileSync('ctr', ['-a', containerdSock, '-n', 'k8s.io', ...args]).toString();
-const postmaster = Number(
+/** The container's first process: start.sh, which runs postgres as its child (ADR 0030). */
+const first = Number(
   ctr(['task', 'ls'])
     .split('\n')
     .find((l) => l.startsWith(containerId))!
     .split(/\s+/)[1],
 );
-const shim = parentPid(postmaster);
+const shim = parentPid(first);
+const postmaster = Number(
+  execFileSync('pgrep', ['-P', String(first), '-x', 'postgres'])
+    .toString()
+    .trim(),
+);
 const containerd = Number(execFileSync('pgrep', ['-x', 'containerd']).toString().trim().split('\n')[0]);
 
 type Sample = { node: number; client: number; wall: number };
