@@ -6,11 +6,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueCa, issueServerCert } from '../../operator/tls/certificates.ts';
-import { freePort } from '../../e2e/support/free-port.ts';
+import { freePort, portOpen } from '../../e2e/support/free-port.ts';
 import { until } from './postgres-local-cluster.ts';
 
 export const STORE_HOST = 'localhost';
@@ -22,15 +21,6 @@ function versitygwBinary(): string {
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`bash tools/toolchain.sh\` first`);
   return path;
 }
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect({ host: '127.0.0.1', port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
 
 export class LocalObjectStore {
   readonly root: string;
@@ -109,7 +99,7 @@ export class LocalObjectStore {
     proc.on('error', (err) => append(Buffer.from(`could not run versitygw: ${err.message}\n`)));
     await until(
       `the object store to accept connections on ${this.port}`,
-      () => accepts(this.port),
+      () => portOpen(this.port),
       30_000,
       () => (this.running ? undefined : `versitygw exited; its log:\n${this.log}`),
     );
@@ -122,7 +112,7 @@ export class LocalObjectStore {
     const exited = new Promise((resolve) => proc.once('exit', resolve));
     proc.kill('SIGTERM');
     await exited;
-    await until(`port ${this.port} to refuse`, async () => !(await accepts(this.port)));
+    await until(`port ${this.port} to refuse`, async () => !(await portOpen(this.port)));
   }
 
   async destroy(): Promise<void> {
