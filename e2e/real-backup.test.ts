@@ -1,12 +1,19 @@
-// Continuous archiving from the spec on the real node (spec.database.backup, ADR 0029): the Postgres
-// pods archive every WAL segment with pgBackRest into a real S3 store (versitygw, in a pod of the
-// test's namespace, over TLS checked against the test's own CA), through the NetworkPolicy the
-// operator renders; the status says archiving works, turns False with one Warning when the store
-// goes away, and recovers when it returns, with nothing lost from the archive.
+// Continuous archiving and base backups from the spec on the real node (spec.database.backup, ADR
+// 0029): the Postgres pods archive every WAL segment with pgBackRest into a real S3 store
+// (versitygw, in a pod of the test's namespace, over TLS checked against the test's own CA), through
+// the NetworkPolicy the operator renders; the status says archiving works, turns False with one
+// Warning when the store goes away, and recovers when it returns, with nothing lost from the
+// archive. A backup request runs a Job that backs the cluster up from its standby through the TLS
+// servers beside the instances, which admit the backup Jobs' pods alone.
 import { stringify } from 'yaml';
 import { issueCa, issueServerCert } from '../operator/tls/certificates.ts';
 import { LOCAL_STORAGE_CLASS, readImagesEnv } from '../tools/local-sample.ts';
 import { PG_CONTAINER } from '../operator/tiers/postgres-cluster.ts';
+import {
+  BACKUP_REQUEST_ANNOTATION,
+  BACKUP_SERVER_PORT,
+  backupJobName,
+} from '../operator/tiers/postgres-base-backup.ts';
 import { getApp } from './support/apps.ts';
 import { eventually, json, kubectl } from './support/kube.ts';
 import {
@@ -14,11 +21,13 @@ import {
   createRealNamespace,
   deleteNamespaceAndWait,
   describeReal,
+  connectFrom,
   execIn,
   installInClusterOperator,
   localApp,
   RESTRICTED_CONTAINER,
   RESTRICTED_POD,
+  startProbe,
 } from './support/real-node.ts';
 
 const APP = 'archived';
@@ -164,6 +173,53 @@ function archivedUpTo(): string | undefined {
   return info?.archive?.[0]?.max;
 }
 
+interface RepoInfo {
+  backup: { label: string; type: string; timestamp: { start: number; stop: number } }[];
+  archive: { min: string; max: string }[];
+}
+
+/** The state of a Job: Complete or Failed once it has finished. */
+const jobState = (job: string) =>
+  json<{ status?: { conditions?: { type: string; status: string }[] } }>([
+    'get',
+    'job',
+    '-n',
+    ns,
+    job,
+  ]).status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')
+    ?.type;
+
+/** Annotates the app with a backup request. */
+const requestBackup = (request: string) =>
+  kubectl([
+    'annotate',
+    '--overwrite',
+    '-n',
+    ns,
+    `scalableapp/${APP}`,
+    `${BACKUP_REQUEST_ANNOTATION}=${request}`,
+  ]);
+
+/** Asks for a backup and waits for its Job: the repository as the Job reported it, and its log. */
+async function backUp(request: string): Promise<{ info: RepoInfo; log: string; job: string }> {
+  requestBackup(request);
+  const job = backupJobName({ name: STANZA }, request);
+  const state = await eventually(
+    `the backup Job ${job} to finish`,
+    () => kubectl(['get', 'jobs', '-n', ns, '-o', 'name']).includes(`job.batch/${job}`) && jobState(job),
+    600_000,
+    3000,
+  );
+  const log = kubectl(['logs', '-n', ns, `job/${job}`]);
+  if (state !== 'Complete') throw new Error(`backup Job ${job} ${state}:\n${log}`);
+  const pods = json<{
+    items: { status: { containerStatuses: { state: { terminated?: { message?: string } } }[] } }[];
+  }>(['get', 'pods', '-n', ns, '-l', `job-name=${job}`, '-o', 'json']);
+  const message = pods.items[0]?.status.containerStatuses[0]?.state.terminated?.message ?? '';
+  const [info] = JSON.parse(message) as RepoInfo[];
+  return { info: info!, log, job };
+}
+
 /** The primary's log lines that say Postgres restarted every session (a child's crash). */
 const crashRestarts = () =>
   kubectl(['logs', '-n', ns, PRIMARY, '-c', PG_CONTAINER])
@@ -183,9 +239,38 @@ const warningsFor = (reason: string): number[] =>
     `involvedObject.name=${APP},reason=${reason}`,
   ]).items.map((e) => e.count ?? 1);
 
-const archivingCondition = () =>
-  (getApp(ns, APP).status?.conditions ?? []).find((c: { type: string }) => c.type === 'DatabaseArchiving') as
+const conditionOf = (type: string) =>
+  (getApp(ns, APP).status?.conditions ?? []).find((c: { type: string }) => c.type === type) as
     { status: string; reason: string; message: string } | undefined;
+const archivingCondition = () => conditionOf('DatabaseArchiving');
+
+const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+
+/** status.backups names the repository's newest backup as the Job reported it, and the condition is True. */
+async function expectRecorded(info: RepoInfo, job: string): Promise<void> {
+  const newest = info.backup.at(-1)!;
+  const record = await eventually(
+    `status.backups to name ${newest.label}`,
+    () => {
+      const r = getApp(ns, APP).status?.backups?.find((b: { cluster: string }) => b.cluster === STANZA);
+      return r?.lastBackup?.label === newest.label && r;
+    },
+    60_000,
+    1000,
+  );
+  expect(record).toEqual({
+    cluster: STANZA,
+    lastBackup: {
+      label: newest.label,
+      startTime: iso(newest.timestamp.start),
+      stopTime: iso(newest.timestamp.stop),
+      job,
+    },
+    firstRecoverabilityPoint: iso(info.backup[0]!.timestamp.stop),
+    fullBackups: info.backup.length,
+  });
+  expect(conditionOf('DatabaseBackup')).toMatchObject({ status: 'True', reason: 'BackupCompleted' });
+}
 
 beforeAll(async () => {
   installInClusterOperator();
@@ -202,7 +287,8 @@ beforeAll(async () => {
   kubectl(['apply', '-n', ns, '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
   const app = localApp(APP, {
     database: {
-      replicas: 0,
+      // A standby: base backups copy the bulk from it.
+      replicas: 1,
       storage: { size: '1Gi' },
       backup: {
         s3: {
@@ -215,6 +301,8 @@ beforeAll(async () => {
         },
         rpoSeconds: 60,
         walQueueLimit: '256Mi',
+        // The second backup expires the first.
+        retention: { fullBackups: 1 },
       },
     },
   });
@@ -300,4 +388,74 @@ describeReal('continuous archiving into an object store on the real node', () =>
         `back: everything archived and True again ${((performance.now() - back) / 1000).toFixed(0)} s after the store was scaled up`,
     );
   }, 720_000);
+});
+
+describeReal('base backups on request on the real node', () => {
+  it('a request runs one Job that backs up from the standby through the TLS servers; a second expires the first (retention 1)', async () => {
+    const before = Number(sql('SELECT count(*) FROM marks'));
+    // Archiving alone restores nothing, and the status says so until a backup exists.
+    expect(conditionOf('DatabaseBackup')).toMatchObject({ status: 'False', reason: 'NoBackup' });
+    const first = await backUp('first');
+    expect(first.info.backup.map((b) => b.type)).toEqual(['full']);
+    // The bulk came from the standby: pgBackRest waited for it to replay to the backup's start.
+    expect(first.log).toMatch(/replay on the standby/);
+    expect(first.log).not.toMatch(/backing up from the primary alone/);
+    await expectRecorded(first.info, first.job);
+    switchWal();
+    const second = await backUp('second');
+    // Retention keeps one full backup: the second, never the newest.
+    expect(second.info.backup.map((b) => b.label)).toHaveLength(1);
+    expect(second.info.backup[0]!.label).not.toBe(first.info.backup[0]!.label);
+    expect(second.log).toMatch(/expire full backup/);
+    // The first recoverability point moved to the kept backup's end; one Normal Event per backup.
+    await expectRecorded(second.info, second.job);
+    expect(warningsFor('BackupCompleted')).toEqual([1, 1]);
+    // The archive starts at the kept backup's WAL now, and holds what was written since.
+    expect(second.info.archive[0]!.max >= second.info.archive[0]!.min).toBe(true);
+    // The same request again is the same Job: no new backup.
+    requestBackup('second');
+    expect(kubectl(['get', 'jobs', '-n', ns, '-o', 'name']).trim().split('\n')).toEqual([
+      `job.batch/${second.job}`,
+    ]);
+    expect(Number(sql('SELECT count(*) FROM marks'))).toBeGreaterThanOrEqual(before);
+    console.log(
+      `real-backup: full backups from the standby: ${first.info.backup[0]!.timestamp.stop - first.info.backup[0]!.timestamp.start} s and ` +
+        `${second.info.backup[0]!.timestamp.stop - second.info.backup[0]!.timestamp.start} s (pgBackRest's own start/stop times)`,
+    );
+  }, 1_500_000);
+
+  it("admits only the backup Jobs to the backup servers: a pod labelled as the app's web tier reaches Postgres, not the backup server", async () => {
+    // Labelled as a pod of the app's web tier, and nothing more: its own egress is not restricted, so
+    // what stops it is the database's ingress policy.
+    startProbe(ns, 'web-probe', { 'app.kubernetes.io/instance': APP, 'app.kubernetes.io/component': 'web' });
+    // Labelled as the operator labels a backup Job's pods: under the app's default deny, DNS allowed.
+    startProbe(ns, 'backup-probe', {
+      'app.kubernetes.io/name': 'database-backup',
+      'app.kubernetes.io/instance': APP,
+      'app.kubernetes.io/component': 'database-backup',
+      'app.kubernetes.io/part-of': APP,
+      'app.kubernetes.io/managed-by': 'scalableapp-operator',
+    });
+    await eventually(
+      'the probes running',
+      () =>
+        kubectl([
+          'get',
+          'pods',
+          '-n',
+          ns,
+          'web-probe',
+          'backup-probe',
+          '-o',
+          'jsonpath={.items[*].status.phase}',
+        ]) === 'Running Running',
+      120_000,
+      1000,
+    );
+    const host = `${PRIMARY}.${APP}-db-headless.${ns}.svc`;
+    expect(connectFrom(ns, 'web-probe', { host, port: 5432 }).stdout.trim()).toBe('open');
+    // kube-router rejects what a policy does not admit (ECONNREFUSED) rather than dropping it.
+    expect(connectFrom(ns, 'web-probe', { host, port: BACKUP_SERVER_PORT }).stdout.trim()).not.toBe('open');
+    expect(connectFrom(ns, 'backup-probe', { host, port: BACKUP_SERVER_PORT }).stdout.trim()).toBe('open');
+  }, 300_000);
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { until, type LocalInstance } from './support/postgres-local-cluster.ts';
 import { LocalObjectStore } from './support/object-store-local.ts';
 import { archivingVerdict } from '../operator/controller/archiving.ts';
+import { recordOf } from '../operator/controller/backups.ts';
 import {
   BackedUpCluster,
   QUEUE_MAX_MB,
@@ -14,6 +15,7 @@ import {
   archivingCluster,
   pgArchive,
   switchWal,
+  STANZA,
 } from './support/backup-local.ts';
 
 /** Inserts one row after another until stopped (bounded: at most `max`); what each commit returned. */
@@ -330,6 +332,29 @@ describe('a base backup run where no instance is, through the instances’ TLS s
       await client.end();
     }
     console.log(`backup: a full backup from the standby through TLS servers took ${seconds.toFixed(1)} s`);
+  }, 300_000);
+
+  // pgBackRest 2.45 cannot prefer a standby: the Job's script retries from the primary on exactly
+  // "unable to find standby cluster", and on nothing else.
+  it("the Job's script: with the standby down it backs up from the primary alone and reports the repository; a refused client fails it", async () => {
+    const reach = await b.serveBackups();
+    await b.cluster.get('pg-1').stop();
+    const job = await b.runBackupJob(reach, true);
+    expect(job).toMatchObject({ code: 0 });
+    expect(job.output).toMatch(/unable to find standby cluster/);
+    expect(job.output).toMatch(/no standby is ready: backing up from the primary alone/);
+    // The report is what the status reads: one full backup.
+    expect(recordOf(STANZA, 'job', job.report)).toMatchObject({ cluster: STANZA, fullBackups: 1 });
+    const stranger = {
+      ...reach.client,
+      certFile: reach.client.certFile.replace('client.crt', 'stranger.crt'),
+      keyFile: reach.client.keyFile.replace('client.key', 'stranger.key'),
+    };
+    const refused = await b.runBackupJob({ hosts: reach.hosts, client: stranger }, true);
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toMatch(/access denied/);
+    expect(refused.output).not.toMatch(/backing up from the primary alone/);
+    expect(refused.report).toBe('');
   }, 300_000);
 
   it('refuses a client whose certificate names another client', async () => {

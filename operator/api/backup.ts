@@ -62,6 +62,9 @@ export const s3Repository = doc(
   'An S3-compatible object store over HTTPS. Egress to its port is admitted from the instances (the NetworkPolicy cannot name a host).',
 );
 
+/** The most full backups a repository keeps (backup.retention.fullBackups). */
+export const MAX_FULL_BACKUPS = 7;
+
 /**
  * Continuous WAL archiving with pgBackRest (ADR 0029) for one Postgres cluster: shared by the
  * database tier and the shards, each shard archiving as its own stanza.
@@ -77,9 +80,21 @@ export const postgresBackup = doc(
       "The most WAL that may wait for the store on an instance's volume while archiving fails. Past it pgBackRest drops the oldest waiting segments from the archive (point-in-time recovery has a gap there until the next full backup) instead of filling the volume. Checked before each archive attempt, and an attempt waits up to 80 s on an unreachable store: leave room for this plus a few minutes of peak WAL. At least 16Mi (one segment), at most 1Ti, and below the volume's size.",
       { bytes: true },
     ).default('1Gi'),
-    compression: doc(z.enum(BACKUP_COMPRESSIONS), 'How archived WAL is compressed.').default('zst'),
+    compression: doc(
+      z.enum(BACKUP_COMPRESSIONS),
+      'How archived WAL and base backups are compressed.',
+    ).default('zst'),
+    retention: doc(
+      z.object({
+        fullBackups: doc(
+          z.number().int().min(1).max(MAX_FULL_BACKUPS),
+          `How many full backups the repository keeps. Each completed backup expires the older ones past this count, with the archived WAL only they needed; the newest is never expired. At most ${MAX_FULL_BACKUPS}: the backup Job reports the repository's backups in its termination message, which holds 4 KiB.`,
+        ).default(2),
+      }),
+      'What the repository keeps.',
+    ).default({ fullBackups: 2 }),
   }),
-  'Continuous WAL archiving into an object store with pgBackRest: every segment the primary writes is pushed asynchronously; a promoted standby continues on its new timeline. Changing it restarts the instances (archive_mode is read at start). Base backups and recovery into a new app come in a following release; until then this archive alone does not restore.',
+  'Continuous WAL archiving into an object store with pgBackRest, and full base backups on request (annotation scalableapp.io/backup-request on the app): every segment the primary writes is pushed by archive_command as it is finished; a promoted standby continues on its new timeline. Changing it restarts the instances (archive_mode is read at start). Recovery into a new app comes in a following release.',
 );
 
 export type PostgresBackup = z.infer<typeof postgresBackup>;

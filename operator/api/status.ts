@@ -83,6 +83,36 @@ export const status = doc(
       }),
       'Shards.',
     ).optional(),
+    backups: doc(
+      z
+        .array(
+          doc(
+            z.object({
+              cluster: doc(
+                z.string(),
+                "The Postgres cluster (the database's or a shard's StatefulSet): its stanza.",
+              ),
+              lastBackup: doc(
+                z.object({
+                  label: doc(z.string(), "pgBackRest's label of the backup."),
+                  startTime: time('When it started'),
+                  stopTime: time('When it ended: a recovery can reach any time from here on'),
+                  job: doc(z.string(), 'The Job that took it.'),
+                }),
+                'The newest full backup in the repository.',
+              ),
+              firstRecoverabilityPoint: time(
+                'The earliest time a recovery can reach: the end of the oldest backup the repository keeps',
+              ),
+              fullBackups: count('Full backups the repository keeps (backup.retention.fullBackups at most).'),
+            }),
+            "One cluster's backups, as its last successful backup Job found the repository.",
+          ),
+        )
+        .max(65),
+      'Base backups, per cluster that archives.',
+      { listType: 'map', listMapKeys: ['cluster'] },
+    ).optional(),
     consumers: doc(
       z
         .array(

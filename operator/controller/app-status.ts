@@ -21,6 +21,7 @@ import { TIER_MODULES } from './tier-modules/index.ts';
 import { recheckAfterMs, tierReports, tierWarnings } from './tier-reports.ts';
 import { imagesPinnedCondition, imagesPinnedWarning } from './image-pinning.ts';
 import { archivingEvents } from './archiving.ts';
+import { backupEvents, type BackupRecord } from './backups.ts';
 
 interface Log {
   warn(msg: string, f?: Record<string, unknown>): void;
@@ -87,6 +88,11 @@ export interface Outcome {
   readonly failoverRefused: readonly string[];
   /** The archiving tiers' conditions (archiving.ts), none when no tier archives. */
   readonly archiving?: readonly ConditionInput[];
+  /** The backed-up tiers' conditions and each cluster's backups (backups.ts). */
+  readonly backups?: {
+    readonly conditions: readonly ConditionInput[];
+    readonly records: readonly BackupRecord[];
+  };
 }
 
 /**
@@ -144,6 +150,8 @@ export async function writeStatus(
   conditions.push(images);
   const archiving = outcome.archiving ?? [];
   conditions.push(...archiving);
+  const backups = outcome.backups ?? { conditions: [], records: [] };
+  conditions.push(...backups.conditions);
   const present = TIER_MODULES.filter((m) => m.present(app));
   const status: ScalableAppStatus = {
     observedGeneration: generation,
@@ -157,6 +165,7 @@ export async function writeStatus(
       {},
       ...present.map((m) => m.status?.(app, facts, d.children) ?? {}),
     ) as Partial<ScalableAppStatus>),
+    ...(backups.records.length ? { backups: [...backups.records] } : {}),
   };
   const wrote = await patchStatus(d.kube, app as unknown as KubernetesObject, status, previous);
   // A Warning when a tier's problem appears or changes: only a status write can bring one.
@@ -166,6 +175,8 @@ export async function writeStatus(
     const unpinned = imagesPinnedWarning(previous?.conditions, images);
     if (unpinned) await d.events.record(app, 'Warning', unpinned.reason, unpinned.message);
     for (const e of archivingEvents(previous?.conditions, archiving))
+      await d.events.record(app, e.type, e.reason, e.message);
+    for (const e of backupEvents(previous, backups.conditions, backups.records))
       await d.events.record(app, e.type, e.reason, e.message);
   }
   return { wrote, recheck: recheckAfterMs(reports), status };

@@ -46,7 +46,9 @@ export async function applyAll(
   const work = desired
     .map((obj) => {
       const live = d.children.get(obj.kind, obj.metadata.namespace ?? '', obj.metadata.name);
-      return { obj, live, why: drift(obj, live) };
+      // A run's record (a Job) that exists is left as it is, whatever the spec says now.
+      const createOnly = OWNED_KINDS.find((k) => k.kind === obj.kind)?.createOnly ?? false;
+      return { obj, live, why: createOnly && live ? undefined : drift(obj, live) };
     })
     .filter((w) => w.why !== undefined);
   const results = await Promise.allSettled(work.map((w) => applyOne(d.kube, w.obj, w.live, refusedReplace)));

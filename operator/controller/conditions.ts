@@ -172,7 +172,20 @@ export const ARCHIVING_REASON = {
   ArchivingRecovered: 'ArchivingRecovered',
 } as const;
 export type ArchivingReason = (typeof ARCHIVING_REASON)[keyof typeof ARCHIVING_REASON];
+/**
+ * The reasons of a backed-up tier's condition (DatabaseBackup, ShardsBackup; backups.ts), and of
+ * its Events.
+ */
+export const BACKUP_REASON = {
+  /** Every cluster's repository holds a full backup, by its last backup Job's word. */
+  BackupCompleted: 'BackupCompleted',
+  /** A cluster has no full backup yet: its archive alone restores nothing. */
+  NoBackup: 'NoBackup',
+  /** A cluster's last backup Job failed. */
+  BackupFailed: 'BackupFailed',
+} as const;
+export type BackupReason = (typeof BACKUP_REASON)[keyof typeof BACKUP_REASON];
 
 /** Every reason an Event may carry: the app's, the operator's actions, and the pod problems a tier shows. */
 export type EventReason =
-  AppReason | (typeof EVENT_REASON)[keyof typeof EVENT_REASON] | TierReason | ArchivingReason;
+  AppReason | (typeof EVENT_REASON)[keyof typeof EVENT_REASON] | TierReason | ArchivingReason | BackupReason;

@@ -22,6 +22,7 @@ import type { CachePasswordRotation } from './cache-password-rotation.ts';
 import type { QueueLoginRotation } from './queue-login-rotation.ts';
 import { missingSecrets } from './references.ts';
 import { observeArchiving, type ArchivingDeps } from './archiving.ts';
+import { observeBackups } from './backups.ts';
 import { ChildRefusedError, type Refusal } from './refusal.ts';
 import { labelRoles } from './roles.ts';
 import type { ConsumerScalingPort, TierContext } from './tier-module.ts';
@@ -154,6 +155,7 @@ export class Reconciler {
       ? await observeArchiving(this.d.archiving, app, facts, raw.status?.conditions)
       : { conditions: [] };
     result = soonest(result, archiving.recheckMs);
+    const backups = observeBackups(app, facts, this.d.children, raw.status);
 
     const desired = desiredState(app, facts).map((o) => stamped(withReadVersion(o, read)));
     // A larger volume first grows its claims and recreates its StatefulSet (volume-growth.ts).
@@ -181,6 +183,7 @@ export class Reconciler {
         refusals,
         failoverRefused: [],
         archiving: archiving.conditions,
+        backups,
       };
       // Announced when the refusal appears or changes, not each time the status is rewritten while it
       // stands (a tier becoming ready meanwhile): one Event, counted once.
@@ -208,6 +211,7 @@ export class Reconciler {
       refusals: [],
       failoverRefused: primaries.failoverRefused,
       archiving: archiving.conditions,
+      backups,
     });
     observe(status);
     // A container still within its probes' budget is called not ready only when it runs out: look then.

@@ -10,6 +10,11 @@ export interface OwnedKind {
   readonly needs?: 'gatewayApi' | 'podMonitors';
   /** Watched for status and role labels but never applied or pruned (pods belong to their workload). */
   readonly watchOnly?: boolean;
+  /**
+   * Created once and never changed: the record of one run (a backup Job), whose template is
+   * immutable anyway. A different desired object comes under another name.
+   */
+  readonly createOnly?: boolean;
 }
 
 export const OWNED_KINDS: readonly OwnedKind[] = [
@@ -24,6 +29,8 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', plural: 'networkpolicies' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', plural: 'ingresses' },
+  // Base backups (postgres-base-backup.ts).
+  { apiVersion: 'batch/v1', kind: 'Job', plural: 'jobs', createOnly: true },
   {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'HTTPRoute',

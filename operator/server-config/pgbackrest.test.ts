@@ -123,10 +123,10 @@ describe('pgBackRest’s configuration', () => {
     expect(() => pgBackRestRestoreCommand({ ...forRestore, ioTimeoutSeconds: 0 })).toThrow(
       'ioTimeoutSeconds',
     );
-    const commands = { archiveCommand: 'sh /config/archive.sh %p', restoreCommand };
+    const commands = { archiveCommand: 'sh /config/pgbackrest-archive.sh %p', restoreCommand };
     const conf = postgresConfig({ port: 5432, archive: { ...commands, timeoutSeconds: 300 } }).split('\n');
     expect(conf).toContain('archive_mode = on');
-    expect(conf).toContain("archive_command = 'sh /config/archive.sh %p'");
+    expect(conf).toContain("archive_command = 'sh /config/pgbackrest-archive.sh %p'");
     expect(conf).toContain('archive_timeout = 300');
     expect(conf).toContain(
       `restore_command = 'pgbackrest --config=/config/pgbackrest.conf --stanza=db --io-timeout=3 archive-get %f "%p"'`,

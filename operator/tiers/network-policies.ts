@@ -11,6 +11,7 @@ import { SHARD, SHARD_MOVER } from './shards.ts';
 import { CONSUMER } from './consumers.ts';
 import { QUEUE } from './queue.ts';
 import { METRICS_PORT, monitored } from './monitoring.ts';
+import { BACKUP_SERVER_PORT } from './postgres-base-backup.ts';
 import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
 
 /** Where the operator runs unless told otherwise (manifests/operator, the operator chart's default). */
@@ -254,6 +255,10 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
     ingress.push({ from: peersOf(allowedClients), ports: tcp(clientPorts) });
   }
   ingress.push(...scraperRules(app, tier.metricsPort));
+  // Base backups: the tier's backup Jobs (and nothing else) reach each instance's backup server.
+  const backupPods = { matchLabels: selectorLabels(app, `${component}-backup`) };
+  if (tier.backupStorePort !== undefined)
+    ingress.push({ from: [{ podSelector: backupPods }], ports: tcp([BACKUP_SERVER_PORT]) });
   return [
     {
       apiVersion: 'networking.k8s.io/v1',
@@ -294,6 +299,24 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
               podSelector: pods,
               policyTypes: ['Egress'],
               egress: [{ ports: tcp([tier.backupStorePort]) }],
+            },
+          },
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'NetworkPolicy',
+            metadata: {
+              name: childName(app, `allow-${tier.name}-backup-job-egress`),
+              namespace: ns,
+              labels: tierLabels(app, `${component}-backup`),
+            },
+            // The backup Jobs: the instances' backup servers, and the store (as the instances reach it).
+            spec: {
+              podSelector: backupPods,
+              policyTypes: ['Egress'],
+              egress: [
+                { to: [{ podSelector: pods }], ports: tcp([BACKUP_SERVER_PORT]) },
+                { ports: tcp([tier.backupStorePort]) },
+              ],
             },
           },
         ]),

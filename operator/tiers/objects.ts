@@ -52,6 +52,8 @@ export interface PgClusterFacts {
   readonly primary?: string;
   readonly lastFailover?: { readonly time: string; readonly reason: string };
   readonly pods?: readonly V1Pod[];
+  /** The request whose backup Job still runs (postgres-base-backup.ts): a new request waits for it. */
+  readonly runningBackup?: string;
 }
 
 /** The broker's generated login and Erlang cookie: read back from their Secret, or generated once. */
@@ -121,6 +123,8 @@ export interface ObservedFacts {
   readonly dbLastFailover?: { readonly time: string; readonly reason: string };
   /** The database pods as observed (for the read-only endpoints). */
   readonly dbPods?: readonly V1Pod[];
+  /** The database's running backup's request (PgClusterFacts.runningBackup). */
+  readonly dbRunningBackup?: string;
   /** One login for every shard (read back from its Secret, or generated once). */
   readonly shardCredentials?: DatabaseCredentials;
   /** Each shard cluster's recorded primary, last failover and pods, by StatefulSet name. */

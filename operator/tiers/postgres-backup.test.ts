@@ -34,7 +34,7 @@ describe('continuous archiving (spec.database.backup)', () => {
   it('archives every segment through the archive script, at least every rpoSeconds, with a bounded queue', () => {
     const pg = conf()['postgresql.conf']!;
     expect(pg).toContain('archive_mode = on');
-    expect(pg).toContain("archive_command = 'sh /config/archive.sh %p'");
+    expect(pg).toContain("archive_command = 'sh /config/pgbackrest-archive.sh %p'");
     expect(pg).toContain('archive_timeout = 300');
     expect(pg).toMatch(
       /restore_command = 'pgbackrest --config=\/config\/pgbackrest.conf --stanza=shop-db --io-timeout=3 archive-get/,
@@ -51,7 +51,7 @@ describe('continuous archiving (spec.database.backup)', () => {
     expect(rest).toContain('[shop-db]');
     expect(rest).toContain('archive-push-queue-max=1024MiB');
     expect(rest).toContain('compress-type=zst');
-    expect(conf()['archive.sh']).toContain('--stanza=shop-db stanza-create');
+    expect(conf()['pgbackrest-archive.sh']).toContain('--stanza=shop-db stanza-create');
   });
 
   it("takes the store's keys from the user's Secret by reference: never in the ConfigMap or the pod spec", () => {
@@ -148,7 +148,7 @@ describe('continuous archiving of the shards (spec.shards.backup)', () => {
       expect(data['pgbackrest.conf']).toContain('repo1-path=/scalableapp/prod/shop');
       expect(data['pgbackrest.conf']).toContain('archive-push-queue-max=256MiB');
       expect(data['pgbackrest.conf']).toContain('compress-type=lz4');
-      expect(data['archive.sh']).toContain(`--stanza=${c.name} `);
+      expect(data['pgbackrest-archive.sh']).toContain(`--stanza=${c.name} `);
       const env = pgStatefulSet(c).spec!.template.spec!.containers[0]!.env!;
       expect(env.map((e) => e.name)).toContain('PGBACKREST_REPO1_S3_KEY_SECRET');
     }

@@ -7,7 +7,9 @@ import { mebibytes, type PostgresBackup } from '../api/backup.ts';
 import { PG_RUN_DIR, type PostgresConfigOptions } from '../server-config/postgres.ts';
 import {
   BACKUP_KEY_ENV,
+  ARCHIVE_SCRIPT,
   archiveScript,
+  type BackupRepository,
   pgBackRestConfig,
   pgBackRestRestoreCommand,
   STANDBY_FETCH_TIMEOUT_SECONDS,
@@ -15,8 +17,10 @@ import {
 import type { ScalableApp } from '../api/scalable-app.ts';
 
 /** The ConfigMap's keys, mounted at /config. */
-export const BACKUP_FILES = { config: 'pgbackrest.conf', archive: 'archive.sh' } as const;
-const CONFIG_DIR = '/config';
+export const BACKUP_FILES = { config: 'pgbackrest.conf', archive: ARCHIVE_SCRIPT } as const;
+/** Where the instances (and their backup server) mount the cluster's ConfigMap. */
+export const BACKUP_CONFIG_DIR = '/config';
+const CONFIG_DIR = BACKUP_CONFIG_DIR;
 const CA_DIR = '/backup-ca';
 const CA_FILE = `${CA_DIR}/ca.crt`;
 /** pgBackRest's locks and logs and the archive script's mark: the pod's own (an emptyDir), never the data volume. */
@@ -36,30 +40,35 @@ interface Cluster {
   readonly dataDir: string;
 }
 
+/** Where a cluster's archive and backups go: the app's directory in the user's bucket. */
+export function backupRepository(app: ScalableApp, b: PostgresBackup): BackupRepository {
+  const s3 = b.s3;
+  return {
+    type: 's3',
+    endpoint: s3.endpoint,
+    port: s3.port,
+    bucket: s3.bucket,
+    region: s3.region,
+    uriStyle: s3.uriStyle,
+    ...(s3.ca ? { caFile: CA_FILE } : {}),
+    path: s3.path ?? defaultRepositoryPath(app),
+  };
+}
+
 /** The ConfigMap's files (none without backup). */
 export function backupFiles(c: Cluster): Record<string, string> {
   const b = c.backup;
   if (!b) return {};
-  const s3 = b.s3;
   return {
     [BACKUP_FILES.config]: pgBackRestConfig({
       stanza: c.name,
-      repository: {
-        type: 's3',
-        endpoint: s3.endpoint,
-        port: s3.port,
-        bucket: s3.bucket,
-        region: s3.region,
-        uriStyle: s3.uriStyle,
-        ...(s3.ca ? { caFile: CA_FILE } : {}),
-        path: s3.path ?? defaultRepositoryPath(c.app),
-      },
+      repository: backupRepository(c.app, b),
       dataDir: c.dataDir,
       socketDir: PG_RUN_DIR,
       port: c.port,
       ...DIRS,
-      // Only archiving so far: nothing expires until base backups exist.
-      retainFull: 2,
+      // What expires is the backup Job's business (it runs expire); the same value keeps the files alike.
+      retainFull: b.retention.fullBackups,
       compression: b.compression,
       archiveQueueMaxMb: mebibytes(b.walQueueLimit),
       fileLogLevel: 'warn',
@@ -90,7 +99,7 @@ export function backupArchiveSettings(c: Cluster): Pick<PostgresConfigOptions, '
 }
 
 /** The store's keys, from the user's Secret: never in the ConfigMap, the spec or the status. */
-export function backupEnv(c: Cluster): V1EnvVar[] {
+export function backupEnv(c: Pick<Cluster, 'backup'>): V1EnvVar[] {
   const s3 = c.backup?.s3;
   if (!s3) return [];
   return [
@@ -100,7 +109,10 @@ export function backupEnv(c: Cluster): V1EnvVar[] {
 }
 
 /** The store's CA, when the user names one. */
-export function backupCaVolume(c: Cluster): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+export function backupCaVolume(c: Pick<Cluster, 'backup'>): {
+  volumes: V1Volume[];
+  mounts: V1VolumeMount[];
+} {
   const ca = c.backup?.s3.ca;
   if (!ca) return { volumes: [], mounts: [] };
   return {

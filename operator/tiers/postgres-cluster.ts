@@ -31,6 +31,12 @@ import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import { contentHash } from './content-hash.ts';
 import { backupArchiveSettings, backupCaVolume, backupEnv, backupFiles } from './postgres-backup.ts';
+import {
+  backupServerFiles,
+  backupServerSidecar,
+  baseBackupObjects,
+  type InstanceLayout,
+} from './postgres-base-backup.ts';
 import type { AppLoginRecord, Child, DatabaseCredentials, PgClusterFacts, TlsFacts } from './objects.ts';
 
 export const PG_PORT = 5432;
@@ -202,6 +208,13 @@ const archiving = (c: PgCluster) => ({
   port: PG_PORT,
   dataDir: PG_DATA_DIR,
 });
+/** Where an instance keeps its data, as its base backups reach it (postgres-base-backup.ts). */
+const LAYOUT: InstanceLayout = {
+  dataDir: PG_DATA_DIR,
+  dataMount: '/var/lib/postgresql/data',
+  port: PG_PORT,
+  uid: POSTGRES_UID,
+};
 
 export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
   const last = c.facts.lastFailover;
@@ -233,6 +246,7 @@ export function pgConfigMap(c: PgCluster): V1ConfigMap & Child {
       'start.sh': instanceStartScript({ appUser: APP_USER, appDatabase: APP_DATABASE }),
       'ready.sh': instanceReadyScript(),
       ...backupFiles(archiving(c)),
+      ...backupServerFiles(c, LAYOUT),
       primary: pgPrimary(c),
     },
   };
@@ -258,6 +272,12 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
   const tls = c.spec.tls.enabled;
   const tlsFiles = serverTlsVolume(pgTlsSecretName(c));
   const backupCa = backupCaVolume(archiving(c));
+  const backupServer = backupServerSidecar(c, {
+    dataVolume: 'data',
+    dataMount: LAYOUT.dataMount,
+    runVolume: 'run',
+    configVolume: 'config',
+  });
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -354,6 +374,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
             },
             // After the server: the failover logic and its tests read the first container's state.
             ...exporter.containers,
+            ...backupServer.containers,
           ],
           volumes: [
             { name: 'config', configMap: { name: pgConfigName(c) } },
@@ -361,6 +382,7 @@ export function pgStatefulSet(c: PgCluster): V1StatefulSet & Child {
             { name: 'run', emptyDir: {} },
             ...(tls ? [tlsFiles.volume] : []),
             ...backupCa.volumes,
+            ...backupServer.volumes,
             tmpVolume,
             ...exporter.volumes,
           ],
@@ -432,6 +454,7 @@ export function pgClusterObjects(c: PgCluster): Child[] {
     pgReadEndpoints(c),
     pgStatefulSet(c),
     disruptionBudget(c.app, c.component, c.name, { labels: c.labels, selector: c.selector }),
+    ...baseBackupObjects(c, LAYOUT),
   ];
 }
 

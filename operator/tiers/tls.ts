@@ -65,9 +65,16 @@ function requireTls(tls: TlsFacts | undefined, what: string): TlsFacts {
   return tls;
 }
 
-/** The CA's Secret and its certificate's ConfigMap, when a tier serves TLS. */
+/**
+ * Whether the app needs its CA: a tier serves TLS, or a Postgres cluster takes base backups (its
+ * backup servers and their client hold certificates from it, ADR 0029).
+ */
+export const needsCa = (app: ScalableApp): boolean =>
+  usesTls(app) || !!(app.spec.database?.backup || app.spec.shards?.backup);
+
+/** The CA's Secret and its certificate's ConfigMap, when the app needs a CA. */
 export function caObjects(app: ScalableApp, facts: ObservedFacts): Child[] {
-  if (!usesTls(app)) return [];
+  if (!needsCa(app)) return [];
   const { ca } = requireTls(facts.tls, caSecretName(app));
   const labels = tierLabels(app, 'tls');
   const secret = secretWith(

@@ -4,14 +4,17 @@
 // archiving benchmark (bench/archiving.ts); the operator never imports it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import {
   BACKUP_KEY_ENV,
+  ARCHIVE_SCRIPT,
   archiveScript,
   backupHostConfig,
+  backupJobScript,
   pgBackRestRestoreCommand,
   pgBackRestConfig,
   pgBackRestServerConfig,
@@ -75,7 +78,7 @@ export class BackedUpCluster {
       names,
       // The pods' archive_command: the script creates the stanza the first time, then pushes.
       archive: {
-        archiveCommand: `sh ${join(dir, 'archive.sh')} %p`,
+        archiveCommand: `sh ${join(dir, ARCHIVE_SCRIPT)} %p`,
         restoreCommand: pgBackRestRestoreCommand({
           configFile,
           stanza: STANZA,
@@ -113,7 +116,7 @@ export class BackedUpCluster {
     };
     await writeFile(configFile, pgBackRestConfig(options));
     await writeFile(
-      join(dir, 'archive.sh'),
+      join(dir, ARCHIVE_SCRIPT),
       archiveScript({ configFile, stateDir: join(dir, 'state'), ...options }),
     );
     // The script makes pgBackRest's own directories, as in a new pod.
@@ -323,18 +326,60 @@ export class BackedUpCluster {
     fromStandby: boolean,
   ): Promise<string> {
     const config = await this.#configIn(`backup-host-${Date.now()}`, (dir) =>
-      backupHostConfig({
-        stanza: STANZA,
-        repository: this.repository,
-        ...reach,
-        fromStandby,
-        retainFull: 2,
-        compression: 'zst',
-        lockDir: join(dir, 'lock'),
-        logDir: join(dir, 'log'),
-      }),
+      this.#backupHostConfig(reach, fromStandby, dir),
     );
     return this.backRest(['backup', '--type=full'], { config });
+  }
+
+  /** Where a backup runs: the repository, and every instance through its TLS server. */
+  #backupHostConfig(reach: { hosts: BackupHost[]; client: TlsFiles }, fromStandby: boolean, dir: string) {
+    return backupHostConfig({
+      stanza: STANZA,
+      repository: this.repository,
+      ...reach,
+      fromStandby,
+      retainFull: 2,
+      compression: 'zst',
+      lockDir: join(dir, 'lock'),
+      logDir: join(dir, 'log'),
+    });
+  }
+
+  /**
+   * The backup Job's script (backupJobScript) run here, as the Job runs it, through the instances'
+   * TLS servers: its exit code, its output, and the repository it reported.
+   */
+  async runBackupJob(
+    reach: { hosts: BackupHost[]; client: TlsFiles },
+    fromStandby: boolean,
+  ): Promise<{ code: number; output: string; report: string }> {
+    let scriptFile = '';
+    let reportFile = '';
+    await this.#configIn(`backup-job-${Date.now()}`, (dir) => {
+      const work = { lockDir: join(dir, 'lock'), logDir: join(dir, 'log') };
+      scriptFile = join(dir, 'backup.sh');
+      reportFile = join(dir, 'report.json');
+      const configFile = join(dir, 'pgbackrest.conf');
+      writeFileSync(
+        scriptFile,
+        backupJobScript({ configFile, stanza: STANZA, reportFile, scratchDir: dir, ...work }),
+      );
+      return this.#backupHostConfig(reach, fromStandby, dir);
+    });
+    const [cmd, args] = asOwner(this.cluster.owner, 'sh', [scriptFile]);
+    const env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      [BACKUP_KEY_ENV.accessKeyId]: this.store.accessKeyId,
+      [BACKUP_KEY_ENV.secretAccessKey]: this.store.secretAccessKey,
+    };
+    const r = await execFileAsync(cmd, args, { encoding: 'utf8', timeout: 180_000, env }).then(
+      (ok) => ({ code: 0, output: `${ok.stdout}${ok.stderr}` }),
+      (err: { code?: unknown; stdout?: string; stderr?: string }) => ({
+        code: typeof err.code === 'number' ? err.code : -1,
+        output: `${err.stdout ?? ''}${err.stderr ?? ''}`,
+      }),
+    );
+    return { ...r, report: existsSync(reportFile) ? readFileSync(reportFile, 'utf8') : '' };
   }
 
   async destroy(): Promise<void> {
@@ -357,7 +402,7 @@ export const switchWal = async (p: LocalInstance) =>
 /**
  * A store and a cluster archiving into it (the first instance the primary, the others its standbys),
  * with the table the tests write, and the first segment archived, which created the stanza
- * (archive.sh), as on a new cluster's primary.
+ * (ARCHIVE_SCRIPT), as on a new cluster's primary.
  */
 export async function archivingCluster(
   names?: string[],

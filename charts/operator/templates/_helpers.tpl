@@ -103,6 +103,10 @@ watchNamespace.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [list, watch, create, patch, update, delete]
+# Base backups run as Jobs (a request's Job is never changed, only created and, once done, deleted).
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch, create, patch, update, delete]
 # The database's read-only Service has no selector: the operator publishes its endpoints.
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]

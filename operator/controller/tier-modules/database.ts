@@ -14,7 +14,7 @@ import { pgCredentials } from '../generated-secrets.ts';
 import { noDecisions, type TierModule } from '../tier-module.ts';
 import { diagnosed, podsOf, primaryReplicaReadiness, readyReplicas } from '../tier-status.ts';
 import { issuedCertificates } from '../issued-certificates.ts';
-import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateLogins } from './postgres.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequests, pgRoles, rotateLogins } from './postgres.ts';
 
 /** The Postgres primary with read replicas, failed over and switched over by the operator. */
 export const databaseTier: TierModule = {
@@ -25,9 +25,8 @@ export const databaseTier: TierModule = {
     const credentials = await pgCredentials(ctx, ns, dbCredentialsName(app));
     const cluster = databaseCluster(app, facts);
     const db = clusterFacts(ctx, ns, cluster);
-    const tls = app.spec.database!.tls.enabled
-      ? { tls: await issuedCertificates(ctx, app, facts.tls, [pgCertificateRequest(cluster)]) }
-      : {};
+    const requests = pgCertificateRequests(cluster);
+    const tls = requests.length ? { tls: await issuedCertificates(ctx, app, facts.tls, requests) } : {};
     return {
       facts: {
         ...tls,
@@ -35,6 +34,7 @@ export const databaseTier: TierModule = {
         dbCredentials: credentials,
         dbPods: db.pods ?? [],
         ...(db.primary ? { dbPrimary: db.primary } : {}),
+        ...(db.runningBackup !== undefined ? { dbRunningBackup: db.runningBackup } : {}),
       },
     };
   },

@@ -27,7 +27,7 @@ import {
   type Readiness,
 } from '../tier-status.ts';
 import { issuedCertificates } from '../issued-certificates.ts';
-import { clusterFacts, decidePgClusters, pgCertificateRequest, pgRoles, rotateLogins } from './postgres.ts';
+import { clusterFacts, decidePgClusters, pgCertificateRequests, pgRoles, rotateLogins } from './postgres.ts';
 
 /** Database shards: Postgres clusters routed by a published, versioned ring (docs/sharding.md). */
 export const shardsTier: TierModule = {
@@ -36,16 +36,9 @@ export const shardsTier: TierModule = {
   async gather(ctx, app, earlier) {
     const shards = await shardFacts(ctx, app);
     // Every shard that runs now has its certificate, from the same CA as the database tier's.
-    const facts = app.spec.shards!.tls.enabled
-      ? {
-          ...shards.facts,
-          tls: await issuedCertificates(
-            ctx,
-            app,
-            earlier.tls,
-            shardClusters(app, { ...earlier, ...shards.facts }).map(pgCertificateRequest),
-          ),
-        }
+    const requests = shardClusters(app, { ...earlier, ...shards.facts }).flatMap(pgCertificateRequests);
+    const facts = requests.length
+      ? { ...shards.facts, tls: await issuedCertificates(ctx, app, earlier.tls, requests) }
       : shards.facts;
     // The reset names the last version shown, so an annotation left behind never applies to a later loss.
     const floor = String(shards.facts.shardVersionFloor ?? 0);

@@ -1,0 +1,202 @@
+// What each archiving cluster's base backups are, told in the status (ADR 0029): status.backups (the
+// newest backup and the first recoverability point, per cluster) and one condition per tier
+// (DatabaseBackup, ShardsBackup). The source is the cluster's last backup Job: its result, and the
+// repository it leaves as its pod's termination message (`pgbackrest info --output=json`). While a
+// new Job runs, or once its Job is replaced, what the last one found stands: the status is where it
+// is kept, so no exec into a pod and no key of the store is needed to tell it.
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { z } from 'zod';
+import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
+import { databaseCluster } from '../tiers/database.ts';
+import type { ObservedFacts } from '../tiers/objects.ts';
+import { shardClusters } from '../tiers/shards.ts';
+import { selectorLabels } from '../tiers/labels.ts';
+import { CLUSTER_LABEL, backupComponent } from '../tiers/postgres-base-backup.ts';
+import type { PgCluster } from '../tiers/postgres-cluster.ts';
+import { BACKUP_REASON, type BackupReason, type Condition, type ConditionInput } from './conditions.ts';
+/** Cached children of one kind in a namespace with every label given (children.ts's ChildCaches). */
+interface Select {
+  select(kind: string, namespace: string, labels: Record<string, string>): readonly unknown[];
+}
+
+export type BackupRecord = NonNullable<ScalableAppStatus['backups']>[number];
+
+/** What the status needs of `pgbackrest info --output=json` (2.45); the rest is ignored. */
+const repositoryInfo = z
+  .array(
+    z.object({
+      backup: z.array(
+        z.object({
+          label: z.string(),
+          type: z.string(),
+          timestamp: z.object({ start: z.number(), stop: z.number() }),
+        }),
+      ),
+    }),
+  )
+  .length(1);
+
+const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+
+/**
+ * The record a successful Job's report gives, or undefined when it has none or it cannot be read
+ * (kubelet cuts a termination message at 4 KiB; retention is bounded to stay below).
+ */
+export function recordOf(
+  cluster: string,
+  job: string,
+  message: string | undefined,
+): BackupRecord | undefined {
+  if (!message) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(message);
+  } catch {
+    return undefined;
+  }
+  const info = repositoryInfo.safeParse(parsed);
+  if (!info.success) return undefined;
+  const backups = [...info.data[0]!.backup].sort((a, b) => a.timestamp.stop - b.timestamp.stop);
+  const newest = backups.at(-1);
+  if (!newest) return undefined;
+  return {
+    cluster,
+    lastBackup: {
+      label: newest.label,
+      startTime: iso(newest.timestamp.start),
+      stopTime: iso(newest.timestamp.stop),
+      job,
+    },
+    firstRecoverabilityPoint: iso(backups[0]!.timestamp.stop),
+    fullBackups: backups.filter((b) => b.type === 'full').length,
+  };
+}
+
+const jobEnded = (j: V1Job, type: 'Complete' | 'Failed') =>
+  (j.status?.conditions ?? []).some((c) => c.type === type && c.status === 'True');
+
+interface Verdict {
+  readonly reason: BackupReason;
+  readonly message: string;
+  readonly record?: BackupRecord;
+}
+
+/** One cluster: its last Job's result, or what the status last knew. */
+export function clusterBackupVerdict(
+  c: PgCluster,
+  children: Select,
+  previous: BackupRecord | undefined,
+): Verdict {
+  const ns = c.app.metadata.namespace ?? '';
+  const jobs = children.select('Job', ns, {
+    ...selectorLabels(c.app, backupComponent(c)),
+    [CLUSTER_LABEL]: c.name,
+  }) as V1Job[];
+  const failed = jobs.find((j) => jobEnded(j, 'Failed'));
+  const done = jobs.find((j) => jobEnded(j, 'Complete'));
+  if (failed) {
+    const name = failed.metadata?.name ?? '';
+    return {
+      reason: BACKUP_REASON.BackupFailed,
+      message: `${c.name}: backup Job ${name} failed (kubectl logs job/${name} says why); annotate the app with a new scalableapp.io/backup-request to try again`,
+      ...(previous ? { record: previous } : {}),
+    };
+  }
+  const name = done?.metadata?.name;
+  const pod = name
+    ? (children.select('Pod', ns, { 'job-name': name }) as V1Pod[]).find(
+        (p) => p.status?.phase === 'Succeeded',
+      )
+    : undefined;
+  const message = pod?.status?.containerStatuses?.[0]?.state?.terminated?.message;
+  const record = (name && recordOf(c.name, name, message)) || previous;
+  if (record)
+    return {
+      reason: BACKUP_REASON.BackupCompleted,
+      message: `${c.name}: last full backup ${record.lastBackup.label}`,
+      record,
+    };
+  return {
+    reason: BACKUP_REASON.NoBackup,
+    message: `${c.name}: no full backup yet, and the archive alone restores nothing: annotate the app scalableapp.io/backup-request=<any value>`,
+  };
+}
+
+/** The tiers that archive, with their condition types and clusters. */
+function backedUpTiers(app: ScalableApp, facts: ObservedFacts): { type: string; clusters: PgCluster[] }[] {
+  return [
+    ...(app.spec.database?.backup
+      ? [{ type: 'DatabaseBackup', clusters: [databaseCluster(app, facts)] }]
+      : []),
+    ...(app.spec.shards?.backup ? [{ type: 'ShardsBackup', clusters: shardClusters(app, facts) }] : []),
+  ];
+}
+
+/** The status's backups and the tiers' conditions: False with the clusters that fail or have none. */
+export function observeBackups(
+  app: ScalableApp,
+  facts: ObservedFacts,
+  children: Select,
+  previous: ScalableAppStatus | undefined,
+): { conditions: ConditionInput[]; records: BackupRecord[] } {
+  const conditions: ConditionInput[] = [];
+  const records: BackupRecord[] = [];
+  for (const tier of backedUpTiers(app, facts)) {
+    const verdicts = tier.clusters.map((c) =>
+      clusterBackupVerdict(
+        c,
+        children,
+        previous?.backups?.find((b) => b.cluster === c.name),
+      ),
+    );
+    for (const v of verdicts) if (v.record) records.push(v.record);
+    const bad = verdicts.filter((v) => v.reason !== BACKUP_REASON.BackupCompleted);
+    const worst = bad.find((v) => v.reason === BACKUP_REASON.BackupFailed) ?? bad[0];
+    conditions.push(
+      worst
+        ? {
+            type: tier.type,
+            status: 'False',
+            reason: worst.reason,
+            message: bad.map((v) => v.message).join('; '),
+          }
+        : {
+            type: tier.type,
+            status: 'True',
+            reason: BACKUP_REASON.BackupCompleted,
+            message: verdicts.map((v) => v.message).join('; '),
+          },
+    );
+  }
+  return { conditions, records };
+}
+
+/**
+ * The Events of a change: a Normal one per new backup, a Warning when a tier's condition turns to
+ * BackupFailed or names another failed Job; nothing while it stays as it was (nor for NoBackup, which
+ * every new app with backups starts with).
+ */
+export function backupEvents(
+  previous: ScalableAppStatus | undefined,
+  conditions: readonly ConditionInput[],
+  records: readonly BackupRecord[],
+): { type: 'Normal' | 'Warning'; reason: BackupReason; message: string }[] {
+  const out: { type: 'Normal' | 'Warning'; reason: BackupReason; message: string }[] = [];
+  for (const r of records) {
+    const before = previous?.backups?.find((b) => b.cluster === r.cluster);
+    if (before?.lastBackup.label !== r.lastBackup.label)
+      out.push({
+        type: 'Normal',
+        reason: BACKUP_REASON.BackupCompleted,
+        message: `${r.cluster}: full backup ${r.lastBackup.label} completed (Job ${r.lastBackup.job}); the repository keeps ${r.fullBackups}, the first recoverability point is ${r.firstRecoverabilityPoint}`,
+      });
+  }
+  for (const c of conditions) {
+    const old: Pick<Condition, 'reason' | 'message'> | undefined = previous?.conditions?.find(
+      (p) => p.type === c.type,
+    );
+    if (c.reason === BACKUP_REASON.BackupFailed && (old?.reason !== c.reason || old.message !== c.message))
+      out.push({ type: 'Warning', reason: BACKUP_REASON.BackupFailed, message: c.message });
+  }
+  return out;
+}
