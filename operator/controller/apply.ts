@@ -21,8 +21,11 @@ export interface ApplyDeps {
 export const objectPath = (o: KubernetesObject) =>
   `${collectionPath(o.apiVersion!, pluralOf(o.kind!), o.metadata!.namespace)}/${o.metadata!.name}`;
 
+/** Looked up per child per reconcile: once, not a scan of the list each time. */
+const OWNED_BY_KIND = new Map(OWNED_KINDS.map((k) => [k.kind, k]));
+
 function pluralOf(kind: string): string {
-  const p = OWNED_KINDS.find((k) => k.kind === kind)?.plural;
+  const p = OWNED_BY_KIND.get(kind)?.plural;
   if (!p) throw new Error(`no REST path known for kind ${kind}`);
   return p;
 }
@@ -47,7 +50,7 @@ export async function applyAll(
     .map((obj) => {
       const live = d.children.get(obj.kind, obj.metadata.namespace ?? '', obj.metadata.name);
       // A run's record (a Job) that exists is left as it is, whatever the spec says now.
-      const createOnly = OWNED_KINDS.find((k) => k.kind === obj.kind)?.createOnly ?? false;
+      const createOnly = OWNED_BY_KIND.get(obj.kind)?.createOnly ?? false;
       return { obj, live, why: createOnly && live ? undefined : drift(obj, live) };
     })
     .filter((w) => w.why !== undefined);

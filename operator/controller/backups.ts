@@ -4,20 +4,15 @@
 // repository it leaves as its pod's termination message (`pgbackrest info --output=json`). While a
 // new Job runs, or once its Job is replaced, what the last one found stands: the status is where it
 // is kept, so no exec into a pod and no key of the store is needed to tell it.
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
 import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
 import { databaseCluster } from '../tiers/database.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import { shardClusters } from '../tiers/shards.ts';
-import { selectorLabels } from '../tiers/labels.ts';
-import { CLUSTER_LABEL, backupComponent } from '../tiers/postgres-base-backup.ts';
+import { backupJobsOf, jobEnded, type SelectChildren } from '../tiers/postgres-base-backup.ts';
 import type { PgCluster } from '../tiers/postgres-cluster.ts';
 import { BACKUP_REASON, type BackupReason, type Condition, type ConditionInput } from './conditions.ts';
-/** Cached children of one kind in a namespace with every label given (children.ts's ChildCaches). */
-interface Select {
-  select(kind: string, namespace: string, labels: Record<string, string>): readonly unknown[];
-}
 
 export type BackupRecord = NonNullable<ScalableAppStatus['backups']>[number];
 
@@ -36,7 +31,9 @@ const repositoryInfo = z
   )
   .length(1);
 
-const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+/** pgBackRest's times (seconds since the epoch) as the status writes them: RFC 3339, whole seconds. */
+export const isoOfEpoch = (epochSeconds: number) =>
+  new Date(epochSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
 
 /**
  * The record a successful Job's report gives, or undefined when it has none or it cannot be read
@@ -63,17 +60,14 @@ export function recordOf(
     cluster,
     lastBackup: {
       label: newest.label,
-      startTime: iso(newest.timestamp.start),
-      stopTime: iso(newest.timestamp.stop),
+      startTime: isoOfEpoch(newest.timestamp.start),
+      stopTime: isoOfEpoch(newest.timestamp.stop),
       job,
     },
-    firstRecoverabilityPoint: iso(backups[0]!.timestamp.stop),
+    firstRecoverabilityPoint: isoOfEpoch(backups[0]!.timestamp.stop),
     fullBackups: backups.filter((b) => b.type === 'full').length,
   };
 }
-
-const jobEnded = (j: V1Job, type: 'Complete' | 'Failed') =>
-  (j.status?.conditions ?? []).some((c) => c.type === type && c.status === 'True');
 
 interface Verdict {
   readonly reason: BackupReason;
@@ -84,14 +78,11 @@ interface Verdict {
 /** One cluster: its last Job's result, or what the status last knew. */
 export function clusterBackupVerdict(
   c: PgCluster,
-  children: Select,
+  children: SelectChildren,
   previous: BackupRecord | undefined,
 ): Verdict {
   const ns = c.app.metadata.namespace ?? '';
-  const jobs = children.select('Job', ns, {
-    ...selectorLabels(c.app, backupComponent(c)),
-    [CLUSTER_LABEL]: c.name,
-  }) as V1Job[];
+  const jobs = backupJobsOf(c, children);
   const failed = jobs.find((j) => jobEnded(j, 'Failed'));
   const done = jobs.find((j) => jobEnded(j, 'Complete'));
   if (failed) {
@@ -136,7 +127,7 @@ function backedUpTiers(app: ScalableApp, facts: ObservedFacts): { type: string; 
 export function observeBackups(
   app: ScalableApp,
   facts: ObservedFacts,
-  children: Select,
+  children: SelectChildren,
   previous: ScalableAppStatus | undefined,
 ): { conditions: ConditionInput[]; records: BackupRecord[] } {
   const conditions: ConditionInput[] = [];

@@ -10,14 +10,13 @@ import type { ObservedFacts } from '../tiers/objects.ts';
 import {
   PG_CONTAINER,
   PG_PORT,
-  pgInstanceHost,
-  pgInstanceNames,
   pgPrimary,
   selfFencing,
   superuserPasswords,
   type DatabaseCredentials,
   type PgCluster,
 } from '../tiers/postgres-cluster.ts';
+import { pgInstanceHost, pgInstanceNames } from '../tiers/postgres-instances.ts';
 import { shardCluster } from '../tiers/shards.ts';
 import { SERVER_TLS_FILES, podServesTls } from '../tiers/tls.ts';
 

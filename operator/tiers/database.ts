@@ -9,13 +9,13 @@ import {
   pgConfigHash,
   pgConfigMap,
   pgCredentialsSecret,
-  pgInstanceNames,
   pgPrimary,
   pgReadEndpoints,
   pgStatefulSet,
   pgUrl,
   type PgCluster,
 } from './postgres-cluster.ts';
+import { pgInstanceNames } from './postgres-instances.ts';
 
 export {
   APP_DATABASE,

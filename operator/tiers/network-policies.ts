@@ -11,7 +11,7 @@ import { SHARD, SHARD_MOVER } from './shards.ts';
 import { CONSUMER } from './consumers.ts';
 import { QUEUE } from './queue.ts';
 import { METRICS_PORT, monitored } from './monitoring.ts';
-import { BACKUP_SERVER_PORT } from './postgres-base-backup.ts';
+import { BACKUP_SERVER_PORT, backupComponent } from './postgres-base-backup.ts';
 import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from '../server-config/rabbitmq.ts';
 
 /** Where the operator runs unless told otherwise (manifests/operator, the operator chart's default). */
@@ -256,7 +256,7 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
   }
   ingress.push(...scraperRules(app, tier.metricsPort));
   // Base backups: the tier's backup Jobs (and nothing else) reach each instance's backup server.
-  const backupPods = { matchLabels: selectorLabels(app, `${component}-backup`) };
+  const backupPods = { matchLabels: selectorLabels(app, backupComponent({ component })) };
   if (tier.backupStorePort !== undefined)
     ingress.push({ from: [{ podSelector: backupPods }], ports: tcp([BACKUP_SERVER_PORT]) });
   return [
@@ -307,7 +307,7 @@ function dataTierPolicies(app: ScalableApp, operatorNamespace: string, tier: Dat
             metadata: {
               name: childName(app, `allow-${tier.name}-backup-job-egress`),
               namespace: ns,
-              labels: tierLabels(app, `${component}-backup`),
+              labels: tierLabels(app, backupComponent({ component })),
             },
             // The backup Jobs: the instances' backup servers, and the store (as the instances reach it).
             spec: {

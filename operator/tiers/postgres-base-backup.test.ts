@@ -10,8 +10,12 @@ import { shardObjects } from './shards.ts';
 import { networkPolicies } from './network-policies.ts';
 import type { Child, ObservedFacts } from './objects.ts';
 import { restrictedViolations } from './testdata/restricted-pss.ts';
-import { BACKUP_REQUEST_ANNOTATION, BACKUP_SERVER_PORT, backupJobName } from './postgres-base-backup.ts';
-import { runningBackupRequest } from '../controller/tier-modules/postgres.ts';
+import {
+  BACKUP_REQUEST_ANNOTATION,
+  BACKUP_SERVER_PORT,
+  backupJobName,
+  runningBackupRequest,
+} from './postgres-base-backup.ts';
 import { desiredState } from '../controller/desired-state.ts';
 
 const credentials = { superuser: 'su-pw', replication: 'repl-pw', app: 'app/pw' };
@@ -104,7 +108,7 @@ describe('base backups on request', () => {
   });
 
   it('backs up from the primary when the cluster has no standby, keeping what retention says', () => {
-    const objects = databaseObjects({ ...app(0, { [BACKUP_REQUEST_ANNOTATION]: 'x' }, {}), ...{} }, facts);
+    const objects = databaseObjects(app(0, { [BACKUP_REQUEST_ANNOTATION]: 'x' }, {}), facts);
     const conf = named<V1ConfigMap>(objects, 'ConfigMap', 'shop-db-backup-job').data!['pgbackrest.conf']!;
     expect(conf).toContain('backup-standby=n');
     expect(conf).not.toContain('pg2-host');

@@ -10,14 +10,15 @@ import { backupHostConfig, backupJobScript, pgBackRestServerConfig } from '../se
 import { selectorLabels, tierLabels } from './labels.ts';
 import { restrictedContainerSecurity, restrictedPodBase, tmpMount, tmpVolume } from './pod-security.ts';
 import { contentHash } from './content-hash.ts';
-import { serverTlsSecret, TLS_KEYS } from './tls.ts';
+import { serverTlsSecret, serviceDnsNames, TLS_KEYS } from './tls.ts';
+import { pgHeadless, pgInstanceHost, pgInstanceNames } from './postgres-instances.ts';
 import { backupCaVolume, backupEnv, backupRepository, BACKUP_CONFIG_DIR } from './postgres-backup.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PostgresBackup } from '../api/backup.ts';
 import type { Child, TlsFacts } from './objects.ts';
 
 /**
- * What base backups need of a Postgres cluster (postgres-cluster.ts's BackupCluster has it all; declared
+ * What base backups need of a Postgres cluster (postgres-cluster.ts's PgCluster has it all; declared
  * here so that module can build its sidecar from this one).
  */
 export interface BackupCluster {
@@ -42,8 +43,6 @@ export interface BackupCluster {
  * backup, the same value stays one. A request made while a cluster's backup runs waits for it.
  */
 export const BACKUP_REQUEST_ANNOTATION = 'scalableapp.io/backup-request';
-/** On a backup Job: the request it answers. */
-export const BACKUP_REQUEST_OF_JOB = BACKUP_REQUEST_ANNOTATION;
 
 /** pgBackRest's TLS server port (its default). */
 export const BACKUP_SERVER_PORT = 8432;
@@ -87,12 +86,11 @@ export function backupCertificateRequests(
   c: BackupCluster,
 ): { secret: string; dnsNames: string[]; use?: { clientAuth: boolean } }[] {
   if (!c.spec.backup) return [];
-  const ns = c.app.metadata.namespace ?? '';
-  const headless = `${c.name}-headless`;
   return [
     {
+      // Each instance's pod name: the Job reaches every server by it (backupJobConfigMap).
       secret: backupServerTlsSecretName(c),
-      dnsNames: [`*.${headless}.${ns}.svc`, `*.${headless}.${ns}.svc.cluster.local`],
+      dnsNames: serviceDnsNames(c.app.metadata.namespace ?? '', [], pgHeadless(c)),
     },
     { secret: backupClientSecretName(c), dnsNames: [BACKUP_CLIENT_NAME], use: { clientAuth: true } },
   ];
@@ -158,19 +156,17 @@ export function backupServerSidecar(
 export function backupJobConfigMap(c: BackupCluster, layout: InstanceLayout): (V1ConfigMap & Child)[] {
   const b = c.spec.backup;
   if (!b) return [];
-  const instances = Array.from({ length: 1 + c.spec.replicas }, (_, i) => `${c.name}-${i}`);
-  const ns = c.app.metadata.namespace ?? '';
   return [
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: { name: backupJobConfigName(c), namespace: ns, labels: c.labels },
+      metadata: { name: backupJobConfigName(c), namespace: c.app.metadata.namespace, labels: c.labels },
       data: {
         [JOB_FILES.config]: backupHostConfig({
           stanza: c.name,
           repository: backupRepository(c.app, b),
-          hosts: instances.map((name) => ({
-            host: `${name}.${c.name}-headless.${ns}.svc`,
+          hosts: pgInstanceNames(c).map((name) => ({
+            host: pgInstanceHost(c, name),
             serverPort: BACKUP_SERVER_PORT,
             serverConfig: `${BACKUP_CONFIG_DIR}/${BACKUP_SERVER_CONFIG_KEY}`,
             dataDir: layout.dataDir,
@@ -246,7 +242,7 @@ export function backupJob(c: BackupCluster, layout: InstanceLayout): (V1Job & Ch
         name: backupJobName(c, request),
         namespace: c.app.metadata.namespace,
         labels,
-        annotations: { [BACKUP_REQUEST_OF_JOB]: request },
+        annotations: { [BACKUP_REQUEST_ANNOTATION]: request },
       },
       spec: {
         // A failed backup is reported, not retried behind the user's back: a new request retries.
@@ -290,6 +286,35 @@ export function backupJob(c: BackupCluster, layout: InstanceLayout): (V1Job & Ch
 
 /** On a backup Job and its pods: the cluster it backs up. */
 export const CLUSTER_LABEL = 'scalableapp.io/cluster';
+
+/** Cached children of one kind in a namespace with every label given (controller/children.ts). */
+export interface SelectChildren {
+  select(kind: string, namespace: string, labels: Record<string, string>): readonly unknown[];
+}
+
+/** A cluster's backup Jobs that exist now, whichever request each answers. */
+export const backupJobsOf = (
+  c: Pick<BackupCluster, 'app' | 'name' | 'component'>,
+  children: SelectChildren,
+) =>
+  children.select('Job', c.app.metadata.namespace ?? '', {
+    ...selectorLabels(c.app, backupComponent(c)),
+    [CLUSTER_LABEL]: c.name,
+  }) as V1Job[];
+
+/** Whether a Job has ended with a condition of one of `types` that is True. */
+export const jobEnded = (j: V1Job, ...types: readonly ('Complete' | 'Failed')[]) =>
+  (j.status?.conditions ?? []).some(
+    (c) => c.status === 'True' && (types as readonly string[]).includes(c.type),
+  );
+
+/** The request of the backup Job that has not ended, if one has not (one runs at a time). */
+export function runningBackupRequest(jobs: readonly V1Job[]): string | undefined {
+  return jobs
+    .filter((j) => !jobEnded(j, 'Complete', 'Failed'))
+    .map((j) => j.metadata?.annotations?.[BACKUP_REQUEST_ANNOTATION])
+    .find((r) => r !== undefined);
+}
 
 /** Everything base backups add to one cluster besides its sidecar and its server's configuration. */
 export const baseBackupObjects = (c: BackupCluster, layout: InstanceLayout): Child[] => [

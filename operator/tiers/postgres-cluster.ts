@@ -30,6 +30,7 @@ import { zoneSpread } from './topology.ts';
 import { disruptionBudget } from './disruption-budget.ts';
 import { dataTierService } from './data-tier-services.ts';
 import { contentHash } from './content-hash.ts';
+import { pgHeadless, pgInstanceHost, pgInstanceNames } from './postgres-instances.ts';
 import { backupArchiveSettings, backupCaVolume, backupEnv, backupFiles } from './postgres-backup.ts';
 import {
   backupServerFiles,
@@ -119,13 +120,6 @@ export interface PgCluster {
   readonly tls?: TlsFacts | undefined;
 }
 
-export const pgHeadless = (c: Pick<PgCluster, 'name'>) => `${c.name}-headless`;
-/**
- * An instance's DNS name (the headless Service publishes every pod, ready or not): what standbys
- * stream from, so they follow the instance to a new pod's address.
- */
-export const pgInstanceHost = (c: Pick<PgCluster, 'name' | 'app'>, instance: string) =>
-  `${instance}.${pgHeadless(c)}.${c.app.metadata.namespace}.svc`;
 export const pgWriteService = (c: Pick<PgCluster, 'name'>) => `${c.name}-rw`;
 export const pgReadService = (c: Pick<PgCluster, 'name'>) => `${c.name}-ro`;
 export const pgConfigName = (c: Pick<PgCluster, 'name'>) => `${c.name}-config`;
@@ -134,9 +128,6 @@ export const pgTlsSecretName = (c: Pick<PgCluster, 'name'>) => `${c.name}-tls`;
 export const pgServerNames = (c: Pick<PgCluster, 'name' | 'app'>) =>
   serviceDnsNames(c.app.metadata.namespace ?? '', [pgWriteService(c), pgReadService(c)], pgHeadless(c));
 export const pgPrimary = (c: PgCluster) => c.facts.primary ?? `${c.name}-0`;
-/** Every instance's pod name, whether or not its pod exists right now. */
-export const pgInstanceNames = (c: PgCluster) =>
-  Array.from({ length: 1 + c.spec.replicas }, (_, i) => `${c.name}-${i}`);
 
 const meta = (c: PgCluster, name: string) => ({
   name,

@@ -1,4 +1,4 @@
-import type { V1ConfigMap, V1Job, V1Pod } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 import type { ScalableApp } from '../../api/scalable-app.ts';
 import { appPodsView, rotationDecisions } from './rotation-decisions.ts';
 import {
@@ -13,12 +13,10 @@ import {
 } from '../../tiers/postgres-cluster.ts';
 import type { ServerCertRequest } from '../issued-certificates.ts';
 import {
-  BACKUP_REQUEST_OF_JOB,
-  CLUSTER_LABEL,
   backupCertificateRequests,
-  backupComponent,
+  backupJobsOf,
+  runningBackupRequest,
 } from '../../tiers/postgres-base-backup.ts';
-import { selectorLabels } from '../../tiers/labels.ts';
 import type { LoginScope, RotationStep } from '../app-login-rotation.ts';
 import type { ObservedFacts, PgClusterFacts } from '../../tiers/objects.ts';
 import { metaTime } from '../conditions.ts';
@@ -33,32 +31,13 @@ export function clusterFacts(ctx: Pick<TierContext, 'children'>, ns: string, c: 
   const cm = ctx.children.get('ConfigMap', ns, pgConfigName(c)) as V1ConfigMap | undefined;
   const time = cm?.metadata?.annotations?.[LAST_FAILOVER_TIME];
   const reason = cm?.metadata?.annotations?.[LAST_FAILOVER_REASON];
-  const running = runningBackupRequest(
-    ctx.children.select('Job', ns, {
-      ...selectorLabels(c.app, backupComponent(c)),
-      [CLUSTER_LABEL]: c.name,
-    }) as V1Job[],
-  );
+  const running = runningBackupRequest(backupJobsOf(c, ctx.children));
   return {
     ...(cm?.data?.primary ? { primary: cm.data.primary } : {}),
     ...(time && reason ? { lastFailover: { time, reason } } : {}),
     pods: ctx.children.select('Pod', ns, c.selector) as V1Pod[],
     ...(running !== undefined ? { runningBackup: running } : {}),
   };
-}
-
-/** A Job is done once it has a Complete or Failed condition that is True. */
-const finished = (j: V1Job) =>
-  (j.status?.conditions ?? []).some(
-    (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
-  );
-
-/** The request of the backup Job that has not finished, if one has not (one runs at a time). */
-export function runningBackupRequest(jobs: readonly V1Job[]): string | undefined {
-  return jobs
-    .filter((j) => !finished(j))
-    .map((j) => j.metadata?.annotations?.[BACKUP_REQUEST_OF_JOB])
-    .find((r) => r !== undefined);
 }
 
 /** The certificates a cluster needs: its server's with TLS, and those of its base backups. */
