@@ -21,7 +21,8 @@ import {
   type CacheServerOptions,
 } from '../operator/server-config/cache.ts';
 import { decideFailover, rejoin } from '../operator/dataplane/cache-failover.ts';
-import { HELD_PRIMARY_ARGS, readyScriptText } from '../operator/tiers/cache.ts';
+import { HELD_PRIMARY_ARGS, readyScriptText, startScriptText } from '../operator/tiers/cache.ts';
+import { processes } from './support/postgres-local-cluster.ts';
 import {
   parseInfo,
   respCacheAdmin,
@@ -99,6 +100,13 @@ type ConfigChoices = Partial<
 
 /** Writes the generated config and the auth include into a temp dir and starts redis-server on them. */
 async function startServer(name: string, choices: ConfigChoices = {}, args: string[] = []): Promise<Server> {
+  const server = await serverFiles(name, choices, args);
+  await launch(server);
+  return server;
+}
+
+/** A server's generated config and auth include in a temp dir, not started yet (cleaned up after all). */
+async function serverFiles(name: string, choices: ConfigChoices = {}, args: string[] = []): Promise<Server> {
   const dir = await mkdtemp(join(tmpdir(), `cache-${name}-`));
   const authFile = join(dir, 'auth.conf');
   await writeFile(authFile, cacheAuthInclude(PASSWORDS), { mode: 0o600 });
@@ -122,13 +130,17 @@ async function startServer(name: string, choices: ConfigChoices = {}, args: stri
   const tls = choices.tls && TLS ? { tls: { ca: TLS.ca.cert, servername: TLS_NAME } } : {};
   const server: Server = { node: { name, host: '127.0.0.1', port, ...tls }, conf, args, dir, log: '' };
   servers.push(server);
-  await launch(server);
   return server;
 }
 
-/** Starts (or restarts) the server's process from its config file and waits until it answers. */
-async function launch(server: Server): Promise<void> {
-  const proc = spawn(REDIS_SERVER, [server.conf, ...server.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts (or restarts) the server's process from its config file and waits until it answers; `proc`
+ * starts it another way (the start script).
+ */
+async function launch(
+  server: Server,
+  proc = spawn(REDIS_SERVER, [server.conf, ...server.args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+): Promise<void> {
   server.proc = proc;
   const append = (chunk: Buffer) => (server.log += chunk.toString());
   proc.stdout!.on('data', append);
@@ -776,6 +788,55 @@ describe('over TLS', () => {
       TLS = { ...TLS!, ca };
       expect(ready()).toEqual({ status: 0, said: '' });
       expect(await servedSerial(s)).toBe(new X509Certificate(pair.cert).serialNumber);
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+describe('the start script is PID 1 of its PID namespace, as in a pod, and the server its child', () => {
+  // Under load the kubelet kills a readiness probe (ready.sh, redis-cli) that ran past its timeout:
+  // its children are orphaned, and PID 1 of the container inherits them. When that was the server
+  // (the script exec'd it), they stayed zombies: Valkey and Redis reap only while a fork of their own
+  // runs. Seen on the real node as <defunct> redis-cli piling up in every cache pod.
+  const asRoot = process.getuid?.() === 0;
+  // Skipped unless root: a PID namespace of our own needs CAP_SYS_ADMIN (CI runs as root).
+  (asRoot ? it : it.skip)(
+    'an orphan is reaped by the script, not left a zombie, and the stop signal still reaches the server',
+    async () => {
+      const s = await serverFiles('pid1');
+      await mkdir(join(s.dir, 'config'));
+      await mkdir(join(s.dir, 'data'));
+      await writeFile(join(s.dir, 'config', 'primary'), 'pid1-0');
+      const script = startScriptText('pid1-headless.test.svc')
+        .replaceAll('/config/cache.conf', s.conf)
+        .replaceAll('/config/', `${s.dir}/config/`)
+        .replaceAll('/data/', `${s.dir}/data/`);
+      // unshare forks the script into the namespace and stays its parent; --kill-child: the namespace
+      // dies with it.
+      const proc = spawn('unshare', ['--pid', '--fork', '--kill-child', '--', 'sh', '-c', script], {
+        env: { PATH: `${dirname(REDIS_SERVER)}:/usr/bin:/bin`, HOSTNAME: 'pid1-0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      await launch(s, proc);
+      const pid1 = processes().find((p) => p.ppid === proc.pid)!.pid;
+      // The server is the script's child, not the script itself.
+      expect(processes().find((p) => p.ppid === pid1)?.args).toMatch(/redis-server|valkey-server/);
+
+      // What a killed probe leaves: a shell whose parent is gone and that exits a moment later.
+      const orphaned = '(exec sh -c "sleep 1; exit 141" </dev/null >/dev/null 2>&1 &)';
+      execFileSync('nsenter', ['-t', String(pid1), '-p', '--', 'sh', '-c', orphaned]);
+      const orphan = processes().find((p) => p.args === 'sh -c sleep 1; exit 141');
+      expect(orphan?.ppid).toBe(pid1);
+      // A zombie keeps its process id until its parent reaps it.
+      await until('the orphan to be reaped', async () => !processes().some((p) => p.pid === orphan!.pid));
+      expect(await admin.ping(s.node)).toBeTruthy();
+
+      // The kubelet stops a container with SIGTERM to its PID 1: the script hands it to the server,
+      // which shuts down, and exits with its status.
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+      process.kill(pid1, 'SIGTERM');
+      expect(await exited).toBe(0);
+      expect(s.log).toMatch(/bye bye/);
     },
     TEST_TIMEOUT,
   );

@@ -28,6 +28,7 @@ import {
   checkIdentifier,
   identConfig,
 } from './postgres.ts';
+import { superviseServer } from './first-process.ts';
 import { SERVER_PASSWORD_FILES, SERVER_PASSWORD_KEYS, passfileFunctions } from './postgres-passfile.ts';
 import { FENCED_HBA_FILE, STARTED_FENCED_HBA_FILE, STARTED_HBA_FILE } from './postgres-ready-script.ts';
 
@@ -408,26 +409,9 @@ printf '%s' '${identConfig({ superuser })}' >"$PGDATA/pg_ident.conf"
 # and only a restart, which the pod template's config hash brings, may put those in force.
 cp "$config_dir/pg_hba.conf" "$run_dir/${STARTED_HBA_FILE}"
 cp "$config_dir/${FENCED_HBA_FILE}" "$run_dir/${STARTED_FENCED_HBA_FILE}"
-# This shell stays the container's first process (PID 1 in a pod) and postgres runs as its child.
-# PID 1 inherits every orphan of the container: the children of a readiness probe the kubelet killed
-# on its timeout, of a \`kubectl exec\`, of archive_command. The postmaster takes any child of its
-# own that exits with a code other than 0 or 1 for a crashed backend and restarts every session, so it
-# must not be the one to inherit them; this shell reaps them (its \`wait\` collects any child) and
-# hands postgres the signals the kubelet sends to stop the container (docs/adr/0030).
-postmaster=
-pending=
-forward() { if [ -n "$postmaster" ]; then kill "-$1" "$postmaster" 2>/dev/null || :; else pending=$1; fi; }
-for signal in INT TERM QUIT HUP; do trap "forward $signal" "$signal"; done
+# This shell stays the container's first process and postgres runs as its child: the postmaster
+# must not inherit orphans (first-process.ts, docs/adr/0030).
 log "starting postgres on port $PGPORT"
-"\${bin}postgres" -D "$PGDATA" "$@" &
-postmaster=$!
-[ -z "$pending" ] || forward "$pending"
-# A trapped signal ends a wait early (status > 128) while postgres runs on: wait again until it is gone.
-status=0
-while kill -0 "$postmaster" 2>/dev/null; do
-  status=0
-  wait "$postmaster" || status=$?
-done
-exit "$status"
+${superviseServer('"${bin}postgres" -D "$PGDATA" "$@"').join('\n')}
 `;
 }

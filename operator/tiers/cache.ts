@@ -25,6 +25,7 @@ import {
   serviceDnsNames,
 } from './tls.ts';
 import { secretWith } from './secrets.ts';
+import { superviseServer } from '../server-config/first-process.ts';
 
 export const CACHE = 'cache';
 export const CACHE_PORT = 6379;
@@ -100,17 +101,20 @@ export function startScriptText(peerDomain: string): string {
     'primary=$(cat /config/primary)',
     `started_before=$([ -e ${STARTED_MARKER} ] && echo yes || true)`,
     `: > ${STARTED_MARKER}`,
+    // Words without spaces (names, a port), split where the server starts.
+    `role_args="--replicaof $primary.${peerDomain} ${CACHE_PORT}"`,
     'if [ "$HOSTNAME" = "$primary" ]; then',
+    '  role_args=',
     `  if [ "$(cat /config/${CACHE_HOLD_KEY} 2>/dev/null || true)" = true ]; then`,
     `    served=$(cat /config/${CACHE_PRIMARY_UID_KEY} 2>/dev/null || true)`,
     '    if [ -n "$started_before" ] || { [ -n "$served" ] && [ "$served" != "${POD_UID:-}" ]; }; then',
     '      echo "the recorded primary starts again, empty: held as a replica of nothing until the operator promotes a replica that holds the data" >&2',
-    `      exec "$server" /config/cache.conf ${HELD_PRIMARY_ARGS.join(' ')}`,
+    `      role_args="${HELD_PRIMARY_ARGS.join(' ')}"`,
     '    fi',
     '  fi',
-    '  exec "$server" /config/cache.conf',
     'fi',
-    `exec "$server" /config/cache.conf --replicaof "$primary.${peerDomain}" ${CACHE_PORT}`,
+    // The server runs as this shell's child: it reaps the orphans of timed-out probes (first-process.ts).
+    ...superviseServer('"$server" /config/cache.conf $role_args'),
     '',
   ].join('\n');
 }

@@ -338,24 +338,20 @@ instance /^.*$ postgres
 # and only a restart, which the pod template's config hash brings, may put those in force.
 cp "$config_dir/pg_hba.conf" "$run_dir/started-pg_hba.conf"
 cp "$config_dir/pg_hba.fenced.conf" "$run_dir/started-pg_hba.fenced.conf"
-# This shell stays the container's first process (PID 1 in a pod) and postgres runs as its child.
-# PID 1 inherits every orphan of the container: the children of a readiness probe the kubelet killed
-# on its timeout, of a `kubectl exec`, of archive_command. The postmaster takes any child of its
-# own that exits with a code other than 0 or 1 for a crashed backend and restarts every session, so it
-# must not be the one to inherit them; this shell reaps them (its `wait` collects any child) and
-# hands postgres the signals the kubelet sends to stop the container (docs/adr/0030).
-postmaster=
-pending=
-forward() { if [ -n "$postmaster" ]; then kill "-$1" "$postmaster" 2>/dev/null || :; else pending=$1; fi; }
-for signal in INT TERM QUIT HUP; do trap "forward $signal" "$signal"; done
+# This shell stays the container's first process and postgres runs as its child: the postmaster
+# must not inherit orphans (first-process.ts, docs/adr/0030).
 log "starting postgres on port $PGPORT"
+server_pid=
+pending=
+forward() { if [ -n "$server_pid" ]; then kill "-$1" "$server_pid" 2>/dev/null || :; else pending=$1; fi; }
+for signal in INT TERM QUIT HUP; do trap "forward $signal" "$signal"; done
 "${bin}postgres" -D "$PGDATA" "$@" &
-postmaster=$!
+server_pid=$!
 [ -z "$pending" ] || forward "$pending"
-# A trapped signal ends a wait early (status > 128) while postgres runs on: wait again until it is gone.
+# A trapped signal ends a wait early (status > 128) while the server runs on: wait again until it is gone.
 status=0
-while kill -0 "$postmaster" 2>/dev/null; do
+while kill -0 "$server_pid" 2>/dev/null; do
   status=0
-  wait "$postmaster" || status=$?
+  wait "$server_pid" || status=$?
 done
 exit "$status"
