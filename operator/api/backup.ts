@@ -3,6 +3,7 @@ import { doc, type CelRule } from './meta.ts';
 import { quantity, secretKeySelector } from './common.ts';
 import { compareQuantities, quantityFraction } from './quantity.ts';
 import { BACKUP_COMPRESSIONS } from '../server-config/pgbackrest.ts';
+import { scheduleProblem } from './backup-schedule.ts';
 
 /**
  * pgBackRest checks a certificate against a name, never an address (2.45): a host name only. Its
@@ -84,6 +85,13 @@ export const postgresBackup = doc(
       z.enum(BACKUP_COMPRESSIONS),
       'How archived WAL and base backups are compressed.',
     ).default('zst'),
+    schedule: doc(
+      z
+        .string()
+        .max(100)
+        .regex(/^\S+( +\S+){4}$/),
+      "When to take full backups besides those asked for on the annotation: five cron fields (minute hour day-of-month month day-of-week) in UTC, e.g. `0 3 * * *`. Each time the schedule comes round a backup is asked for; while another backup of the cluster runs it waits for it. The schedule's most recent time is answered at once when it has no backup yet, so setting a schedule starts with a backup, and one missed while the operator was down is taken when it is back (once).",
+    ).optional(),
     retention: doc(
       z.object({
         fullBackups: doc(
@@ -94,7 +102,7 @@ export const postgresBackup = doc(
       'What the repository keeps.',
     ).default({ fullBackups: 2 }),
   }),
-  'Continuous WAL archiving into an object store with pgBackRest, and full base backups on request (annotation scalableapp.io/backup-request on the app): every segment the primary writes is pushed by archive_command as it is finished; a promoted standby continues on its new timeline. Changing it restarts the instances (archive_mode is read at start). Recovery into a new app comes in a following release.',
+  'Continuous WAL archiving into an object store with pgBackRest, and full base backups on request (annotation scalableapp.io/backup-request on the app) and on a schedule: every segment the primary writes is pushed by archive_command as it is finished; a promoted standby continues on its new timeline. Changing it restarts the instances (archive_mode is read at start). Recovery into a new app comes in a following release.',
 );
 
 export type PostgresBackup = z.infer<typeof postgresBackup>;
@@ -129,6 +137,13 @@ export function checkBackup(
   ctx: z.RefinementCtx,
 ): void {
   if (!backup) return;
+  const schedule = backup.schedule === undefined ? undefined : scheduleProblem(backup.schedule);
+  if (schedule)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['backup', 'schedule'],
+      message: `backup.schedule is not a cron schedule: ${schedule}`,
+    });
   const q = backup.walQueueLimit;
   if (
     compareQuantities(q, MIN_WAL_QUEUE) === -1 ||

@@ -12,6 +12,7 @@ import type { ScalableAppStatus } from '../api/scalable-app.ts';
 
 const REPORT = readFileSync(new URL('./testdata/pgbackrest-info-2.45.json', import.meta.url), 'utf8').trim();
 const facts: ObservedFacts = { gatewayApi: false, tls: TEST_TLS };
+const NOW = new Date('2026-12-07T20:00:00Z');
 const backup = {
   s3: {
     endpoint: 'minio.storage.svc',
@@ -37,9 +38,12 @@ function world(jobs: V1Job[], pods: V1Pod[] = []) {
       ),
   };
 }
-const job = (name: string, ended?: 'Complete' | 'Failed'): V1Job => ({
+/** A backup Job, running or ended (at `endedAt`, as the watch's JSON says it). */
+const job = (name: string, ended?: 'Complete' | 'Failed', endedAt = '2026-12-07T18:30:30Z'): V1Job => ({
   metadata: { name, labels: jobLabels, annotations: { [BACKUP_REQUEST_ANNOTATION]: name } },
-  status: ended ? { conditions: [{ type: ended, status: 'True' }] } : { active: 1 },
+  status: ended
+    ? { conditions: [{ type: ended, status: 'True', lastTransitionTime: endedAt as unknown as Date }] }
+    : { active: 1 },
 });
 const podOf = (jobName: string, message: string): V1Pod => ({
   metadata: { name: `${jobName}-x`, labels: { ...jobLabels, 'job-name': jobName } },
@@ -70,7 +74,7 @@ describe("the backups' status", () => {
   });
 
   it('says NoBackup until a backup completes, then BackupCompleted with the record', () => {
-    const none = observeBackups(app, facts, world([]), undefined);
+    const none = observeBackups(app, facts, world([]), undefined, NOW);
     expect(none.records).toEqual([]);
     expect(none.conditions).toEqual([
       expect.objectContaining({ type: 'DatabaseBackup', status: 'False', reason: 'NoBackup' }),
@@ -81,6 +85,7 @@ describe("the backups' status", () => {
       facts,
       world([job('shop-db-backup-a', 'Complete')], [podOf('shop-db-backup-a', REPORT)]),
       undefined,
+      NOW,
     );
     expect(done.records).toEqual([RECORD]);
     expect(done.conditions).toEqual([
@@ -96,7 +101,7 @@ describe("the backups' status", () => {
   it('keeps what the last backup found while the next one runs, and after its Job is gone', () => {
     const previous = { backups: [RECORD] } as ScalableAppStatus;
     for (const jobs of [[job('shop-db-backup-b')], []]) {
-      const now = observeBackups(app, facts, world(jobs), previous);
+      const now = observeBackups(app, facts, world(jobs), previous, NOW);
       expect(now.records).toEqual([RECORD]);
       expect(now.conditions[0]).toMatchObject({ status: 'True', reason: 'BackupCompleted' });
     }
@@ -104,7 +109,7 @@ describe("the backups' status", () => {
 
   it('a failed Job turns the condition False, naming the Job, with the last good record kept', () => {
     const previous = { backups: [RECORD] } as ScalableAppStatus;
-    const now = observeBackups(app, facts, world([job('shop-db-backup-b', 'Failed')]), previous);
+    const now = observeBackups(app, facts, world([job('shop-db-backup-b', 'Failed')]), previous, NOW);
     expect(now.records).toEqual([RECORD]);
     expect(now.conditions[0]).toMatchObject({ status: 'False', reason: 'BackupFailed' });
     expect(now.conditions[0]!.message).toContain(
@@ -113,7 +118,7 @@ describe("the backups' status", () => {
   });
 
   it('one Normal Event per new backup, one Warning per failure; none while nothing changes', () => {
-    const failed = observeBackups(app, facts, world([job('shop-db-backup-b', 'Failed')]), undefined);
+    const failed = observeBackups(app, facts, world([job('shop-db-backup-b', 'Failed')]), undefined, NOW);
     expect(backupEvents(undefined, failed.conditions, failed.records)).toEqual([
       { type: 'Warning', reason: 'BackupFailed', message: failed.conditions[0]!.message },
     ]);
@@ -126,6 +131,7 @@ describe("the backups' status", () => {
       facts,
       world([job('shop-db-backup-a', 'Complete')], [podOf('shop-db-backup-a', REPORT)]),
       undefined,
+      NOW,
     );
     const [completed, ...more] = backupEvents(after, done.conditions, done.records);
     expect(more).toEqual([]);
@@ -136,13 +142,55 @@ describe("the backups' status", () => {
       [],
     );
     // Never NoBackup: every new app with backups starts there.
-    const none = observeBackups(app, facts, world([]), undefined);
+    const none = observeBackups(app, facts, world([]), undefined, NOW);
     expect(backupEvents(undefined, none.conditions, none.records)).toEqual([]);
+  });
+
+  it("with a schedule's and a request's Jobs both kept, the one that ended last tells", () => {
+    const reported = [podOf('shop-db-backup-a', REPORT)];
+    const okThenFailed = [
+      job('shop-db-backup-a', 'Complete', '2026-12-07T18:30:30Z'),
+      job('shop-db-backup-b', 'Failed', '2026-12-07T19:00:00Z'),
+    ];
+    const failed = observeBackups(app, facts, world(okThenFailed, reported), undefined, NOW);
+    expect(failed.conditions[0]).toMatchObject({ status: 'False', reason: 'BackupFailed' });
+    // The good backup before it is still the last one there is.
+    expect(failed.records).toEqual([RECORD]);
+    const failedThenOk = [
+      job('shop-db-backup-b', 'Failed', '2026-12-07T18:00:00Z'),
+      job('shop-db-backup-a', 'Complete', '2026-12-07T18:30:30Z'),
+    ];
+    const ok = observeBackups(app, facts, world(failedThenOk, reported), undefined, NOW);
+    expect(ok.conditions[0]).toMatchObject({ status: 'True', reason: 'BackupCompleted' });
+    // A kept Job's older report never replaces a newer record whose Job is gone.
+    const newer = {
+      ...RECORD,
+      lastBackup: { ...RECORD.lastBackup, label: 'later', stopTime: '2026-12-07T19:40:00Z' },
+    };
+    const kept = observeBackups(
+      app,
+      facts,
+      world(failedThenOk, reported),
+      { backups: [newer] } as ScalableAppStatus,
+      NOW,
+    );
+    expect(kept.records).toEqual([newer]);
+  });
+
+  it("looks again just after a schedule's next time, and at least hourly; not at all without a schedule", () => {
+    const scheduled = (schedule: string) =>
+      parseApp({ web: { image: 'x' }, database: { backup: { ...backup, schedule } } });
+    // NOW is 20:00:00: the next 20:30 is 30 minutes away, woken a second after.
+    expect(observeBackups(scheduled('30 * * * *'), facts, world([]), undefined, NOW).recheckMs).toBe(
+      30 * 60_000 + 1000,
+    );
+    expect(observeBackups(scheduled('0 3 * * *'), facts, world([]), undefined, NOW).recheckMs).toBe(3600_000);
+    expect(observeBackups(app, facts, world([]), undefined, NOW).recheckMs).toBeUndefined();
   });
 
   it('one condition per tier: the shards, each a cluster of its own', () => {
     const sharded = parseApp({ web: { image: 'x' }, shards: { count: 2, key: 'k', backup } });
-    const { conditions } = observeBackups(sharded, facts, world([]), undefined);
+    const { conditions } = observeBackups(sharded, facts, world([]), undefined, NOW);
     expect(conditions).toHaveLength(1);
     expect(conditions[0]).toMatchObject({ type: 'ShardsBackup', reason: 'NoBackup' });
     expect(conditions[0]!.message).toMatch(/shop-shard-0: .*; shop-shard-1: /);

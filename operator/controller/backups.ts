@@ -4,19 +4,29 @@
 // repository it leaves as its pod's termination message (`pgbackrest info --output=json`). While a
 // new Job runs, or once its Job is replaced, what the last one found stands: the status is where it
 // is kept, so no exec into a pod and no key of the store is needed to tell it.
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { z } from 'zod';
 import type { ScalableApp, ScalableAppStatus } from '../api/scalable-app.ts';
 import { databaseCluster } from '../tiers/database.ts';
 import type { ObservedFacts } from '../tiers/objects.ts';
 import { shardClusters } from '../tiers/shards.ts';
 import { backupJobsOf, jobEnded, type SelectChildren } from '../tiers/postgres-base-backup.ts';
+import { scheduledRequest } from '../api/backup-schedule.ts';
 import type { PgCluster } from '../tiers/postgres-cluster.ts';
 import { BACKUP_REASON, type BackupReason, type Condition, type ConditionInput } from './conditions.ts';
 
 export type BackupRecord = NonNullable<ScalableAppStatus['backups']>[number];
 
 /** What the status needs of `pgbackrest info --output=json` (2.45); the rest is ignored. */
+/** When a Job ended: its True Complete or Failed condition's time (RFC 3339, which sorts as text). */
+const endedAt = (j: V1Job): string => {
+  const t = (j.status?.conditions ?? []).find(
+    (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+  )?.lastTransitionTime as Date | string | undefined;
+  // The watch's JSON holds text; a typed client's object a Date.
+  return t instanceof Date ? t.toISOString() : (t ?? '');
+};
+
 const repositoryInfo = z
   .array(
     z.object({
@@ -82,25 +92,36 @@ export function clusterBackupVerdict(
   previous: BackupRecord | undefined,
 ): Verdict {
   const ns = c.app.metadata.namespace ?? '';
-  const jobs = backupJobsOf(c, children);
-  const failed = jobs.find((j) => jobEnded(j, 'Failed'));
-  const done = jobs.find((j) => jobEnded(j, 'Complete'));
-  if (failed) {
-    const name = failed.metadata?.name ?? '';
-    return {
-      reason: BACKUP_REASON.BackupFailed,
-      message: `${c.name}: backup Job ${name} failed (kubectl logs job/${name} says why); annotate the app with a new scalableapp.io/backup-request to try again`,
-      ...(previous ? { record: previous } : {}),
-    };
-  }
+  // The newest Job to end says how backups go (a schedule's and a request's Jobs may both be kept).
+  const ended = backupJobsOf(c, children)
+    .filter((j) => jobEnded(j, 'Complete', 'Failed'))
+    .sort((a, b) => endedAt(a).localeCompare(endedAt(b)));
+  const done = ended.filter((j) => jobEnded(j, 'Complete')).at(-1);
   const name = done?.metadata?.name;
   const pod = name
     ? (children.select('Pod', ns, { 'job-name': name }) as V1Pod[]).find(
         (p) => p.status?.phase === 'Succeeded',
       )
     : undefined;
-  const message = pod?.status?.containerStatuses?.[0]?.state?.terminated?.message;
-  const record = (name && recordOf(c.name, name, message)) || previous;
+  const read = name
+    ? recordOf(c.name, name, pod?.status?.containerStatuses?.[0]?.state?.terminated?.message)
+    : undefined;
+  // The newer of the kept Job's report and the status's record: a newer Job's may be gone already.
+  const record =
+    read && previous
+      ? read.lastBackup.stopTime >= previous.lastBackup.stopTime
+        ? read
+        : previous
+      : (read ?? previous);
+  const newest = ended.at(-1);
+  if (newest && jobEnded(newest, 'Failed')) {
+    const failed = newest.metadata?.name ?? '';
+    return {
+      reason: BACKUP_REASON.BackupFailed,
+      message: `${c.name}: backup Job ${failed} failed (kubectl logs job/${failed} says why); annotate the app with a new scalableapp.io/backup-request to try again`,
+      ...(record ? { record } : {}),
+    };
+  }
   if (record)
     return {
       reason: BACKUP_REASON.BackupCompleted,
@@ -109,7 +130,7 @@ export function clusterBackupVerdict(
     };
   return {
     reason: BACKUP_REASON.NoBackup,
-    message: `${c.name}: no full backup yet, and the archive alone restores nothing: annotate the app scalableapp.io/backup-request=<any value>`,
+    message: `${c.name}: no full backup yet, and the archive alone restores nothing: annotate the app scalableapp.io/backup-request=<any value>, or set backup.schedule`,
   };
 }
 
@@ -123,16 +144,34 @@ function backedUpTiers(app: ScalableApp, facts: ObservedFacts): { type: string; 
   ];
 }
 
-/** The status's backups and the tiers' conditions: False with the clusters that fail or have none. */
+/**
+ * The longest the operator sleeps before a schedule's time (a timer holds at most ~24 days; a look
+ * that finds nothing to do writes nothing).
+ */
+const SCHEDULE_RECHECK_MAX_MS = 3600_000;
+/** Woken this long after a schedule's time, so that its time is the schedule's last one then. */
+const SCHEDULE_WAKE_LATE_MS = 1000;
+
+/**
+ * The status's backups and the tiers' conditions (False with the clusters that fail or have none),
+ * and when to look again for the next scheduled backup.
+ */
 export function observeBackups(
   app: ScalableApp,
   facts: ObservedFacts,
   children: SelectChildren,
   previous: ScalableAppStatus | undefined,
-): { conditions: ConditionInput[]; records: BackupRecord[] } {
+  now: Date,
+): { conditions: ConditionInput[]; records: BackupRecord[]; recheckMs?: number } {
   const conditions: ConditionInput[] = [];
   const records: BackupRecord[] = [];
+  let recheckMs: number | undefined;
   for (const tier of backedUpTiers(app, facts)) {
+    const schedule = tier.clusters[0]?.spec.backup?.schedule;
+    if (schedule !== undefined) {
+      const until = scheduledRequest(schedule, now).next.getTime() - now.getTime() + SCHEDULE_WAKE_LATE_MS;
+      recheckMs = Math.min(recheckMs ?? SCHEDULE_RECHECK_MAX_MS, until, SCHEDULE_RECHECK_MAX_MS);
+    }
     const verdicts = tier.clusters.map((c) =>
       clusterBackupVerdict(
         c,
@@ -159,7 +198,7 @@ export function observeBackups(
           },
     );
   }
-  return { conditions, records };
+  return { conditions, records, ...(recheckMs === undefined ? {} : { recheckMs }) };
 }
 
 /**

@@ -155,7 +155,8 @@ export class Reconciler {
       ? await observeArchiving(this.d.archiving, app, facts, raw.status?.conditions)
       : { conditions: [] };
     result = soonest(result, archiving.recheckMs);
-    const backups = observeBackups(app, facts, this.d.children, raw.status);
+    const backups = observeBackups(app, facts, this.d.children, raw.status, this.ctx.now());
+    result = soonest(result, backups.recheckMs);
 
     const desired = desiredState(app, facts).map((o) => stamped(withReadVersion(o, read)));
     // A larger volume first grows its claims and recreates its StatefulSet (volume-growth.ts).

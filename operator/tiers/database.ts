@@ -52,7 +52,7 @@ export function databaseCluster(app: ScalableApp, facts: ObservedFacts): PgClust
       ...(facts.dbPrimary ? { primary: facts.dbPrimary } : {}),
       ...(facts.dbLastFailover ? { lastFailover: facts.dbLastFailover } : {}),
       ...(facts.dbPods ? { pods: facts.dbPods } : {}),
-      ...(facts.dbRunningBackup !== undefined ? { runningBackup: facts.dbRunningBackup } : {}),
+      ...(facts.dbBackups ? { backups: facts.dbBackups } : {}),
     },
   };
 }

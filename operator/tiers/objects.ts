@@ -52,8 +52,16 @@ export interface PgClusterFacts {
   readonly primary?: string;
   readonly lastFailover?: { readonly time: string; readonly reason: string };
   readonly pods?: readonly V1Pod[];
-  /** The request whose backup Job still runs (postgres-base-backup.ts): a new request waits for it. */
-  readonly runningBackup?: string;
+  /** Its base backups' Jobs and schedule (postgres-base-backup.ts). */
+  readonly backups?: BackupFacts;
+}
+
+/** What base backups of one cluster need to know of the cluster and the clock. */
+export interface BackupFacts {
+  /** The backup Jobs that exist: the request each answers, and whether it still runs. */
+  readonly jobs: readonly { readonly request: string; readonly running: boolean }[];
+  /** The request backup.schedule names now (api/backup-schedule.ts), if it has one. */
+  readonly scheduled?: string;
 }
 
 /** The broker's generated login and Erlang cookie: read back from their Secret, or generated once. */
@@ -123,8 +131,8 @@ export interface ObservedFacts {
   readonly dbLastFailover?: { readonly time: string; readonly reason: string };
   /** The database pods as observed (for the read-only endpoints). */
   readonly dbPods?: readonly V1Pod[];
-  /** The database's running backup's request (PgClusterFacts.runningBackup). */
-  readonly dbRunningBackup?: string;
+  /** The database's base backups' Jobs and schedule (PgClusterFacts.backups). */
+  readonly dbBackups?: BackupFacts;
   /** One login for every shard (read back from its Secret, or generated once). */
   readonly shardCredentials?: DatabaseCredentials;
   /** Each shard cluster's recorded primary, last failover and pods, by StatefulSet name. */

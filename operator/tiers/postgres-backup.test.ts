@@ -178,6 +178,20 @@ describe('what the schema refuses in backup, naming the field', () => {
     expect(refused({ storage: { size: '4Ti' }, backup: { s3, walQueueLimit: '2Ti' } })).toEqual([msg]);
   });
 
+  it('a schedule that is not five cron fields, or that cron cannot read', () => {
+    expect(refused({ backup: { s3, schedule: '0 3 * * *' } })).toBeUndefined();
+    // Seconds (a sixth field) are cron-parser's, not crontab's: refused, as the CRD's pattern does.
+    expect(refused({ backup: { s3, schedule: '0 0 3 * * *' } })?.[0]).toMatch(
+      /^spec\.database\.backup\.schedule:/,
+    );
+    expect(refused({ backup: { s3, schedule: '@daily' } })?.[0]).toMatch(
+      /^spec\.database\.backup\.schedule:/,
+    );
+    expect(refused({ backup: { s3, schedule: '0 25 * * *' } })).toEqual([
+      expect.stringMatching(/^spec\.database\.backup\.schedule: backup\.schedule is not a cron schedule: ./),
+    ]);
+  });
+
   it('an RPO below a minute, an address for a host name, a missing key reference', () => {
     expect(refused({ backup: { s3, rpoSeconds: 10 } })?.[0]).toMatch(/^spec\.database\.backup\.rpoSeconds:/);
     expect(refused({ backup: { s3: { ...s3, endpoint: '10.0.0.7' } } })?.[0]).toMatch(

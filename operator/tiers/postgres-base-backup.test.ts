@@ -5,7 +5,7 @@
 import type { V1ConfigMap, V1Job, V1NetworkPolicy, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { TEST_TLS } from './testdata/facts.ts';
 import { parseApp } from '../api/testdata/apps.ts';
-import { databaseObjects, dbConfigHash } from './database.ts';
+import { databaseCluster, databaseObjects, dbConfigHash } from './database.ts';
 import { shardObjects } from './shards.ts';
 import { networkPolicies } from './network-policies.ts';
 import type { Child, ObservedFacts } from './objects.ts';
@@ -14,7 +14,7 @@ import {
   BACKUP_REQUEST_ANNOTATION,
   BACKUP_SERVER_PORT,
   backupJobName,
-  runningBackupRequest,
+  backupFacts,
 } from './postgres-base-backup.ts';
 import { desiredState } from '../controller/desired-state.ts';
 
@@ -127,17 +127,61 @@ describe('base backups on request', () => {
   });
 
   it('runs one backup at a time: a new request waits while the last one runs, and a finished Job is no reason to wait', () => {
-    const running = { ...facts, dbRunningBackup: 'first' };
-    const [waiting] = jobs(databaseObjects(requested('second'), running));
-    expect(waiting!.metadata!.name).toBe(backupJobName({ name: 'shop-db' }, 'first'));
-    const [next] = jobs(databaseObjects(requested('second'), facts));
-    expect(next!.metadata!.name).toBe(backupJobName({ name: 'shop-db' }, 'second'));
-    const job = (request: string, condition?: string): V1Job => ({
-      metadata: { annotations: { [BACKUP_REQUEST_ANNOTATION]: request } },
+    const withJobs = (jobs: { request: string; running: boolean }[], scheduled?: string): ObservedFacts => ({
+      ...facts,
+      dbBackups: { jobs, ...(scheduled ? { scheduled } : {}) },
+    });
+    const names = (a: ReturnType<typeof app>, f: ObservedFacts) =>
+      jobs(databaseObjects(a, f)).map((j) => j.metadata!.name);
+    const job = (request: string) => backupJobName({ name: 'shop-db' }, request);
+    // The running Job stays; the new request gets no Job while it runs.
+    expect(names(requested('second'), withJobs([{ request: 'first', running: true }]))).toEqual([
+      job('first'),
+    ]);
+    // Once it has ended: the new request's Job, and the ended one (no longer asked for) goes.
+    expect(names(requested('second'), withJobs([{ request: 'first', running: false }]))).toEqual([
+      job('second'),
+    ]);
+    // An ended Job of a request still asked for stays, and is not run again.
+    expect(names(requested('second'), withJobs([{ request: 'second', running: false }]))).toEqual([
+      job('second'),
+    ]);
+    // The schedule's request is one more request: it waits for the annotation's Job, then runs.
+    const at3 = 'scheduled-2026-12-07T03:00:00Z';
+    expect(names(requested('manual'), withJobs([], at3))).toEqual([job('manual')]);
+    expect(names(requested('manual'), withJobs([{ request: 'manual', running: true }], at3))).toEqual([
+      job('manual'),
+    ]);
+    expect(names(requested('manual'), withJobs([{ request: 'manual', running: false }], at3))).toEqual([
+      job('manual'),
+      job(at3),
+    ]);
+    // The schedule came round while its last Job ran: the next waits for it; then the old one goes.
+    const at4 = 'scheduled-2026-12-07T04:00:00Z';
+    expect(names(app(1), withJobs([{ request: at3, running: true }], at4))).toEqual([job(at3)]);
+    expect(names(app(1), withJobs([{ request: at3, running: false }], at4))).toEqual([job(at4)]);
+    // Without backup, no Job at all, whatever is asked.
+    const plain = parseApp({ web: { image: 'x' }, database: { replicas: 1 } });
+    expect(jobs(databaseObjects({ ...plain, metadata: requested('x').metadata }, facts))).toEqual([]);
+  });
+
+  it("reads the cluster's Jobs and the schedule into facts: the request each Job answers, and whether it runs", () => {
+    const c = databaseCluster(app(1, {}, { backup: { ...backup, schedule: '0 3 * * *' } }), facts);
+    const job = (request: string | undefined, condition?: string): V1Job => ({
+      metadata: request === undefined ? {} : { annotations: { [BACKUP_REQUEST_ANNOTATION]: request } },
       status: condition ? { conditions: [{ type: condition, status: 'True' }] } : {},
     });
-    expect(runningBackupRequest([job('a', 'Complete'), job('b')])).toBe('b');
-    expect(runningBackupRequest([job('a', 'Complete'), job('b', 'Failed')])).toBeUndefined();
+    const children = {
+      select: () => [job('a', 'Complete'), job('b'), job('c', 'Failed'), job(undefined)],
+    };
+    expect(backupFacts(c, children, new Date('2026-12-07T10:20:00Z'))).toEqual({
+      jobs: [
+        { request: 'a', running: false },
+        { request: 'b', running: true },
+        { request: 'c', running: false },
+      ],
+      scheduled: 'scheduled-2026-12-07T03:00:00Z',
+    });
   });
 
   it('changing the number of instances changes the Job configuration, not the instances (no restart)', () => {

@@ -15,7 +15,8 @@ import { pgHeadless, pgInstanceHost, pgInstanceNames } from './postgres-instance
 import { backupCaVolume, backupEnv, backupRepository, BACKUP_CONFIG_DIR } from './postgres-backup.ts';
 import type { ScalableApp } from '../api/scalable-app.ts';
 import type { PostgresBackup } from '../api/backup.ts';
-import type { Child, TlsFacts } from './objects.ts';
+import type { BackupFacts, Child, TlsFacts } from './objects.ts';
+import { scheduledRequest } from '../api/backup-schedule.ts';
 
 /**
  * What base backups need of a Postgres cluster (postgres-cluster.ts's PgCluster has it all; declared
@@ -33,7 +34,7 @@ export interface BackupCluster {
     readonly replicas: number;
     readonly backup?: PostgresBackup | undefined;
   };
-  readonly facts: { readonly runningBackup?: string };
+  readonly facts: { readonly backups?: BackupFacts | undefined };
   readonly tls?: TlsFacts | undefined;
 }
 
@@ -210,20 +211,43 @@ export function backupServerSecret(c: BackupCluster): Child[] {
   return [serverTlsSecret(c.app, backupServerTlsSecretName(c), c.labels, c.tls)];
 }
 
-/**
- * The request the cluster's backup Job answers now: the one that runs (a new request waits for it),
- * else the app's annotation. None without backup or request.
- */
-export function backupRequestNow(c: BackupCluster): string | undefined {
-  if (!c.spec.backup) return undefined;
-  return c.facts.runningBackup ?? c.app.metadata.annotations?.[BACKUP_REQUEST_ANNOTATION];
+/** The requests the cluster answers now: the annotation's, then the schedule's. None without backup. */
+export function backupRequests(c: BackupCluster): string[] {
+  if (!c.spec.backup) return [];
+  const asked = [c.app.metadata.annotations?.[BACKUP_REQUEST_ANNOTATION], c.facts.backups?.scheduled];
+  return [...new Set(asked.filter((r) => r !== undefined))];
 }
 
-/** The Job of the request the cluster answers now (backupRequestNow), if any. */
-export function backupJob(c: BackupCluster, layout: InstanceLayout): (V1Job & Child)[] {
+/**
+ * The requests whose Jobs the cluster wants: a Job that runs (whatever asked for it: it ends by
+ * itself), a Job of a request still asked for (kept: created once, its result stays readable), and,
+ * when none runs, the first request asked for that has no Job yet. One backup at a time, then: a
+ * request made while another runs waits for it. A Job of a request no longer asked for goes once it
+ * has ended; the status keeps what it found (controller/backups.ts).
+ */
+export function wantedBackupRequests(c: BackupCluster): string[] {
+  const asked = backupRequests(c);
+  const jobs = c.facts.backups?.jobs ?? [];
+  const running = jobs.filter((j) => j.running).map((j) => j.request);
+  const kept = jobs.filter((j) => !j.running && asked.includes(j.request)).map((j) => j.request);
+  const next = running.length ? undefined : asked.find((r) => !jobs.some((j) => j.request === r));
+  return [...new Set([...running, ...kept, ...(next === undefined ? [] : [next])])];
+}
+
+/** The Jobs the cluster wants (wantedBackupRequests). */
+export function backupJobs(c: BackupCluster, layout: InstanceLayout): (V1Job & Child)[] {
   const b = c.spec.backup;
-  const request = backupRequestNow(c);
-  if (!b || request === undefined) return [];
+  if (!b) return [];
+  return wantedBackupRequests(c).map((request) => backupJob(c, b, layout, request));
+}
+
+/** The Job of one request. */
+function backupJob(
+  c: BackupCluster,
+  b: PostgresBackup,
+  layout: InstanceLayout,
+  request: string,
+): V1Job & Child {
   const component = backupComponent(c);
   const labels = { ...tierLabels(c.app, component), [CLUSTER_LABEL]: c.name };
   const ca = backupCaVolume({ backup: b });
@@ -234,54 +258,52 @@ export function backupJob(c: BackupCluster, layout: InstanceLayout): (V1Job & Ch
     ...ca.mounts,
     tmpMount,
   ];
-  return [
-    {
-      apiVersion: 'batch/v1',
-      kind: 'Job',
-      metadata: {
-        name: backupJobName(c, request),
-        namespace: c.app.metadata.namespace,
-        labels,
-        annotations: { [BACKUP_REQUEST_ANNOTATION]: request },
-      },
-      spec: {
-        // A failed backup is reported, not retried behind the user's back: a new request retries.
-        backoffLimit: 0,
-        // A backup that hangs (a server gone mid-copy) ends within a day and says so.
-        activeDeadlineSeconds: 24 * 3600,
-        template: {
-          metadata: { labels: { ...labels, ...selectorLabels(c.app, component) } },
-          spec: {
-            ...base,
-            securityContext: {
-              ...base.securityContext,
-              runAsUser: layout.uid,
-              runAsGroup: layout.uid,
-              fsGroup: layout.uid,
-            },
-            restartPolicy: 'Never',
-            containers: [
-              {
-                name: 'backup',
-                image: postgresImage(c.spec),
-                command: ['sh', `${JOB_DIR}/${JOB_FILES.script}`],
-                env: backupEnv({ backup: b }),
-                resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } },
-                securityContext: restrictedContainerSecurity(),
-                volumeMounts: mounts,
-              },
-            ],
-            volumes: [
-              { name: 'job', configMap: { name: backupJobConfigName(c) } },
-              { name: 'client-tls', secret: { secretName: backupClientSecretName(c), defaultMode: 0o440 } },
-              ...ca.volumes,
-              tmpVolume,
-            ],
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: backupJobName(c, request),
+      namespace: c.app.metadata.namespace,
+      labels,
+      annotations: { [BACKUP_REQUEST_ANNOTATION]: request },
+    },
+    spec: {
+      // A failed backup is reported, not retried behind the user's back: a new request retries.
+      backoffLimit: 0,
+      // A backup that hangs (a server gone mid-copy) ends within a day and says so.
+      activeDeadlineSeconds: 24 * 3600,
+      template: {
+        metadata: { labels: { ...labels, ...selectorLabels(c.app, component) } },
+        spec: {
+          ...base,
+          securityContext: {
+            ...base.securityContext,
+            runAsUser: layout.uid,
+            runAsGroup: layout.uid,
+            fsGroup: layout.uid,
           },
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'backup',
+              image: postgresImage(c.spec),
+              command: ['sh', `${JOB_DIR}/${JOB_FILES.script}`],
+              env: backupEnv({ backup: b }),
+              resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } },
+              securityContext: restrictedContainerSecurity(),
+              volumeMounts: mounts,
+            },
+          ],
+          volumes: [
+            { name: 'job', configMap: { name: backupJobConfigName(c) } },
+            { name: 'client-tls', secret: { secretName: backupClientSecretName(c), defaultMode: 0o440 } },
+            ...ca.volumes,
+            tmpVolume,
+          ],
         },
       },
     },
-  ];
+  };
 }
 
 /** On a backup Job and its pods: the cluster it backs up. */
@@ -308,12 +330,15 @@ export const jobEnded = (j: V1Job, ...types: readonly ('Complete' | 'Failed')[])
     (c) => c.status === 'True' && (types as readonly string[]).includes(c.type),
   );
 
-/** The request of the backup Job that has not ended, if one has not (one runs at a time). */
-export function runningBackupRequest(jobs: readonly V1Job[]): string | undefined {
-  return jobs
-    .filter((j) => !jobEnded(j, 'Complete', 'Failed'))
-    .map((j) => j.metadata?.annotations?.[BACKUP_REQUEST_ANNOTATION])
-    .find((r) => r !== undefined);
+/** What a cluster's backups need of the cluster (its Jobs) and of the clock (the schedule's request). */
+export function backupFacts(c: BackupCluster, children: SelectChildren, now: Date): BackupFacts {
+  const jobs = backupJobsOf(c, children).flatMap((j) => {
+    const request = j.metadata?.annotations?.[BACKUP_REQUEST_ANNOTATION];
+    return request === undefined ? [] : [{ request, running: !jobEnded(j, 'Complete', 'Failed') }];
+  });
+  const schedule = c.spec.backup?.schedule;
+  const scheduled = schedule === undefined ? undefined : scheduledRequest(schedule, now).request;
+  return { jobs, ...(scheduled === undefined ? {} : { scheduled }) };
 }
 
 /** Everything base backups add to one cluster besides its sidecar and its server's configuration. */
@@ -321,5 +346,5 @@ export const baseBackupObjects = (c: BackupCluster, layout: InstanceLayout): Chi
   ...backupServerSecret(c),
   ...backupClientSecret(c),
   ...backupJobConfigMap(c, layout),
-  ...backupJob(c, layout),
+  ...backupJobs(c, layout),
 ];

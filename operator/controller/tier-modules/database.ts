@@ -34,7 +34,7 @@ export const databaseTier: TierModule = {
         dbCredentials: credentials,
         dbPods: db.pods ?? [],
         ...(db.primary ? { dbPrimary: db.primary } : {}),
-        ...(db.runningBackup !== undefined ? { dbRunningBackup: db.runningBackup } : {}),
+        ...(db.backups ? { dbBackups: db.backups } : {}),
       },
     };
   },

@@ -12,11 +12,7 @@ import {
   type PgCluster,
 } from '../../tiers/postgres-cluster.ts';
 import type { ServerCertRequest } from '../issued-certificates.ts';
-import {
-  backupCertificateRequests,
-  backupJobsOf,
-  runningBackupRequest,
-} from '../../tiers/postgres-base-backup.ts';
+import { backupCertificateRequests, backupFacts } from '../../tiers/postgres-base-backup.ts';
 import type { LoginScope, RotationStep } from '../app-login-rotation.ts';
 import type { ObservedFacts, PgClusterFacts } from '../../tiers/objects.ts';
 import { metaTime } from '../conditions.ts';
@@ -24,19 +20,22 @@ import type { DatabaseDecision, Restart } from '../database-primary.ts';
 import { noDecisions, type Decisions, type Move, type RoleGroup, type TierContext } from '../tier-module.ts';
 
 /**
- * A Postgres cluster's recorded primary and last failover (its ConfigMap), its pods, and the request
- * of its backup Job while one runs.
+ * A Postgres cluster's recorded primary and last failover (its ConfigMap), its pods, and with backups
+ * its backup Jobs and what the schedule asks for now.
  */
-export function clusterFacts(ctx: Pick<TierContext, 'children'>, ns: string, c: PgCluster): PgClusterFacts {
+export function clusterFacts(
+  ctx: Pick<TierContext, 'children' | 'now'>,
+  ns: string,
+  c: PgCluster,
+): PgClusterFacts {
   const cm = ctx.children.get('ConfigMap', ns, pgConfigName(c)) as V1ConfigMap | undefined;
   const time = cm?.metadata?.annotations?.[LAST_FAILOVER_TIME];
   const reason = cm?.metadata?.annotations?.[LAST_FAILOVER_REASON];
-  const running = runningBackupRequest(backupJobsOf(c, ctx.children));
   return {
     ...(cm?.data?.primary ? { primary: cm.data.primary } : {}),
     ...(time && reason ? { lastFailover: { time, reason } } : {}),
     pods: ctx.children.select('Pod', ns, c.selector) as V1Pod[],
-    ...(running !== undefined ? { runningBackup: running } : {}),
+    ...(c.spec.backup ? { backups: backupFacts(c, ctx.children, ctx.now()) } : {}),
   };
 }
 
