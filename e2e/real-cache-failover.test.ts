@@ -150,4 +150,26 @@ describeReal('the cache tier losing its primary on the real node under session w
     await rejoinedAsReplica(before);
     await allPodsReady(ns, CACHE_PODS, 3);
   }, 600_000);
+
+  // ADR 0030: a readiness probe killed on its timeout leaves orphans (its redis-cli), which go to PID 1.
+  // The server as PID 1 left them zombies (it reaps only while a fork of its own runs); seen here.
+  it('an orphan in a cache container is reaped by the start script (PID 1), the server its child', async () => {
+    const pod = primaryOf()!;
+    const exec = (...args: string[]) => kubectl(['exec', '-n', ns, pod, '-c', 'cache', '--', ...args]);
+    expect(exec('cat', '/proc/1/cmdline').split('\0')).toEqual(['sh', '/config/start.sh', '']);
+    // What a killed probe leaves: a shell whose parent is gone and that exits a moment later.
+    const orphan = exec(
+      'sh',
+      '-c',
+      '(exec sh -c "sleep 1; exit 141" </dev/null >/dev/null 2>&1 & echo $!)',
+    ).trim();
+    expect(orphan).toMatch(/^\d+$/);
+    // Gone once it has exited, not left a zombie (which keeps its /proc entry): the script reaped it.
+    await eventually(
+      'the orphan reaped',
+      () => !tryKubectl(['exec', '-n', ns, pod, '-c', 'cache', '--', 'test', '-e', `/proc/${orphan}`]).ok,
+      30_000,
+      1000,
+    );
+  }, 60_000);
 });
