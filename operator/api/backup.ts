@@ -89,7 +89,10 @@ export const postgresBackup = doc(
       z
         .string()
         .max(100)
-        .regex(/^\S+( +\S+){4}$/),
+        // Five fields of what cron fields are made of (numbers, names, * / , - and cron-parser's
+        // ? # L W H): the apiserver refuses the rest; cron-parser then refuses what this cannot
+        // judge (a minute of 61, a range backwards), as InvalidSpec naming the field.
+        .regex(/^[0-9A-Za-z*/,?#-]+( +[0-9A-Za-z*/,?#-]+){4}$/),
       "When to take full backups besides those asked for on the annotation: five cron fields (minute hour day-of-month month day-of-week) in UTC, e.g. `0 3 * * *`. Each time the schedule comes round a backup is asked for; while another backup of the cluster runs it waits for it. The schedule's most recent time is answered at once when it has no backup yet, so setting a schedule starts with a backup, and one missed while the operator was down is taken when it is back (once).",
     ).optional(),
     retention: doc(

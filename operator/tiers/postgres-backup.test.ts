@@ -187,6 +187,10 @@ describe('what the schema refuses in backup, naming the field', () => {
     expect(refused({ backup: { s3, schedule: '@daily' } })?.[0]).toMatch(
       /^spec\.database\.backup\.schedule:/,
     );
+    // Characters no cron field has: refused by the pattern, which the CRD holds too.
+    expect(refused({ backup: { s3, schedule: '0 3 * * $(id)' } })?.[0]).toMatch(
+      /^spec\.database\.backup\.schedule:/,
+    );
     expect(refused({ backup: { s3, schedule: '0 25 * * *' } })).toEqual([
       expect.stringMatching(/^spec\.database\.backup\.schedule: backup\.schedule is not a cron schedule: ./),
     ]);
