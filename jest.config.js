@@ -47,6 +47,7 @@ export default {
       ...common,
       displayName: 'charts',
       testMatch: ['<rootDir>/charts/test/**/*.test.ts'],
+      setupFilesAfterEnv: ['<rootDir>/charts/test/timeout.ts'],
     },
     {
       ...common,
